@@ -1,0 +1,104 @@
+//! Symmetric keys: validated base64 key material, and the device keys DPS derives for
+//! members of a symmetric-key enrollment group (protocol.md §1.5).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
+use super::sas::hmac_base64;
+
+/// Azure accepts symmetric keys of 16 to 64 bytes (concepts-symmetric-key-attestation.md).
+pub const MIN_KEY_BYTES: usize = 16;
+pub const MAX_KEY_BYTES: usize = 64;
+
+/// A decoded symmetric key that came in as valid base64 of an accepted length.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SymmetricKey {
+    bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for SymmetricKey {
+    // Keys never end up in logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SymmetricKey({} bytes)", self.bytes.len())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("not valid base64")]
+    NotBase64,
+    #[error("decodes to {0} bytes; keys must be {MIN_KEY_BYTES} to {MAX_KEY_BYTES} bytes")]
+    BadLength(usize),
+}
+
+impl SymmetricKey {
+    pub fn from_base64(text: &str) -> Result<SymmetricKey, KeyError> {
+        let bytes = BASE64
+            .decode(text.trim())
+            .map_err(|_| KeyError::NotBase64)?;
+        if !(MIN_KEY_BYTES..=MAX_KEY_BYTES).contains(&bytes.len()) {
+            return Err(KeyError::BadLength(bytes.len()));
+        }
+        Ok(SymmetricKey { bytes })
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    pub fn to_base64(&self) -> String {
+        BASE64.encode(&self.bytes)
+    }
+
+    /// The key a device in this enrollment group signs with:
+    /// `base64(HMAC-SHA256(group key, registrationId))`.
+    pub fn derive_device_key(&self, registration_id: &str) -> SymmetricKey {
+        let derived = hmac_base64(&self.bytes, registration_id.as_bytes());
+        // An HMAC-SHA256 digest is 32 bytes of valid base64 by construction.
+        SymmetricKey {
+            bytes: BASE64.decode(derived).unwrap_or_default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derives_the_documented_device_keys() {
+        // concepts-symmetric-key-attestation.md
+        let group = SymmetricKey::from_base64(
+            "8isrFI1sGsIlvvFSSFRiMfCNzv21fjbE/+ah/lSh3lF8e2YG1Te7w1KpZhJFFXJrqYKi9yegxkqIChbqOS9Egw==",
+        )
+        .unwrap();
+        assert_eq!(
+            group
+                .derive_device_key("sn-007-888-abc-mac-a1-b2-c3-d4-e5-f6")
+                .to_base64(),
+            "Jsm0lyGpjaVYVP2g3FnmnmG9dI/9qU24wNoykUmermc="
+        );
+        // how-to-use-custom-allocation-policies.md
+        let group = SymmetricKey::from_base64(
+            "oiK77Oy7rBw8YB6IS6ukRChAw+Yq6GC61RMrPLSTiOOtdI+XDu0LmLuNm11p+qv2I+adqGUdZHm46zXAQdZoOA==",
+        )
+        .unwrap();
+        assert_eq!(
+            group
+                .derive_device_key("breakroom499-contoso-tstrsd-007")
+                .to_base64(),
+            "JC8F96eayuQwwz+PkE7IzjH2lIAjCUnAa61tDigBnSs="
+        );
+    }
+
+    #[test]
+    fn rejects_bad_key_material() {
+        assert_eq!(SymmetricKey::from_base64("***"), Err(KeyError::NotBase64));
+        assert_eq!(
+            SymmetricKey::from_base64("c2hvcnQ="),
+            Err(KeyError::BadLength(5))
+        );
+        assert!(SymmetricKey::from_base64(&BASE64.encode([7u8; 65])).is_err());
+        assert!(SymmetricKey::from_base64(&BASE64.encode([7u8; 64])).is_ok());
+    }
+}

@@ -1,0 +1,214 @@
+//! Device Provisioning Service domain: enrollments, enrollment groups, registration records
+//! and the registration state machine, independent of any transport. MQTT (and later HTTPS)
+//! hand in an authenticated [`RegistrationIdentity`](crate::auth::RegistrationIdentity) and
+//! a request body, and send back what [`Dps::register`] / [`Dps::operation_status`] return.
+
+pub mod error;
+pub mod model;
+pub mod registration;
+pub mod validate;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+
+use crate::auth::policy::SharedAccessPolicy;
+use crate::hub::Hubs;
+use error::DpsError;
+use model::{AttestationType, DeviceRegistrationState, EnrollmentGroup, IndividualEnrollment};
+use registration::{Operation, RegistrationRecord};
+use validate::MissingKeys;
+
+/// Which enrollment vouched for a device.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum EnrollmentRef {
+    Individual(String),
+    Group(String),
+}
+
+/// How fast registrations complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DpsTiming {
+    /// `retry-after` (seconds) sent with `assigning` responses.
+    pub retry_after: u32,
+    /// How long an operation stays `assigning` before a poll can complete it.
+    pub assignment_delay: Duration,
+}
+
+impl Default for DpsTiming {
+    fn default() -> Self {
+        DpsTiming {
+            retry_after: 1,
+            assignment_delay: Duration::ZERO,
+        }
+    }
+}
+
+/// One DPS instance.
+pub struct Dps {
+    id_scope: String,
+    host_name: String,
+    policies: Vec<SharedAccessPolicy>,
+    hubs: Arc<Hubs>,
+    timing: DpsTiming,
+    /// Keys are lower-cased: registration and group ids are case-insensitive.
+    enrollments: DashMap<String, IndividualEnrollment>,
+    groups: DashMap<String, EnrollmentGroup>,
+    registrations: DashMap<String, RegistrationRecord>,
+    operations: DashMap<String, Operation>,
+    /// The newest operation per registration, so superseded ones can be dropped.
+    latest_operation: DashMap<String, String>,
+}
+
+impl Dps {
+    pub fn new(
+        id_scope: &str,
+        host_name: &str,
+        policies: Vec<SharedAccessPolicy>,
+        hubs: Arc<Hubs>,
+        timing: DpsTiming,
+    ) -> Dps {
+        Dps {
+            id_scope: id_scope.to_owned(),
+            host_name: host_name.to_owned(),
+            policies,
+            hubs,
+            timing,
+            enrollments: DashMap::new(),
+            groups: DashMap::new(),
+            registrations: DashMap::new(),
+            operations: DashMap::new(),
+            latest_operation: DashMap::new(),
+        }
+    }
+
+    pub fn id_scope(&self) -> &str {
+        &self.id_scope
+    }
+
+    pub fn host_name(&self) -> &str {
+        &self.host_name
+    }
+
+    pub fn policies(&self) -> &[SharedAccessPolicy] {
+        &self.policies
+    }
+
+    pub fn hubs(&self) -> &Arc<Hubs> {
+        &self.hubs
+    }
+
+    pub fn timing(&self) -> DpsTiming {
+        self.timing
+    }
+
+    pub fn individual_enrollment(&self, registration_id: &str) -> Option<IndividualEnrollment> {
+        self.enrollments
+            .get(&registration_id.to_ascii_lowercase())
+            .map(|e| e.clone())
+    }
+
+    pub fn enrollment_group(&self, group_id: &str) -> Option<EnrollmentGroup> {
+        self.groups
+            .get(&group_id.to_ascii_lowercase())
+            .map(|g| g.clone())
+    }
+
+    pub fn enrollments(&self) -> Vec<IndividualEnrollment> {
+        let mut all: Vec<_> = self.enrollments.iter().map(|e| e.clone()).collect();
+        all.sort_by(|a, b| a.registration_id.cmp(&b.registration_id));
+        all
+    }
+
+    pub fn enrollment_groups(&self) -> Vec<EnrollmentGroup> {
+        let mut all: Vec<_> = self.groups.iter().map(|g| g.clone()).collect();
+        all.sort_by(|a, b| a.enrollment_group_id.cmp(&b.enrollment_group_id));
+        all
+    }
+
+    /// Symmetric-key groups a device might belong to, the one it registered through last time
+    /// first, so returning devices are matched with one HMAC.
+    pub fn symmetric_key_groups_for(&self, registration_id: &str) -> Vec<EnrollmentGroup> {
+        let previous = self
+            .registrations
+            .get(&registration_id.to_ascii_lowercase())
+            .and_then(|r| match &r.enrollment {
+                EnrollmentRef::Group(g) => Some(g.to_ascii_lowercase()),
+                EnrollmentRef::Individual(_) => None,
+            });
+        let mut groups: Vec<EnrollmentGroup> = self
+            .groups
+            .iter()
+            .filter(|g| g.attestation.kind == AttestationType::SymmetricKey)
+            .map(|g| g.clone())
+            .collect();
+        groups.sort_by_key(|g| {
+            (
+                Some(g.enrollment_group_id.to_ascii_lowercase()) != previous,
+                g.enrollment_group_id.clone(),
+            )
+        });
+        groups
+    }
+
+    /// Creates or replaces an individual enrollment; missing symmetric keys are generated.
+    /// Later registrations see the change immediately.
+    pub fn create_or_update_enrollment(
+        &self,
+        mut enrollment: IndividualEnrollment,
+    ) -> Result<IndividualEnrollment, DpsError> {
+        validate::individual_enrollment(
+            &mut enrollment,
+            &|h| self.hubs.get(h).is_some(),
+            MissingKeys::Random,
+        )
+        .map_err(|bad| DpsError::bad_request(bad.to_string()))?;
+        self.enrollments.insert(
+            enrollment.registration_id.to_ascii_lowercase(),
+            enrollment.clone(),
+        );
+        Ok(enrollment)
+    }
+
+    /// Creates or replaces an enrollment group; missing symmetric keys are generated.
+    pub fn create_or_update_enrollment_group(
+        &self,
+        mut group: EnrollmentGroup,
+    ) -> Result<EnrollmentGroup, DpsError> {
+        validate::enrollment_group(
+            &mut group,
+            &|h| self.hubs.get(h).is_some(),
+            MissingKeys::Random,
+        )
+        .map_err(|bad| DpsError::bad_request(bad.to_string()))?;
+        self.groups.insert(
+            group.enrollment_group_id.to_ascii_lowercase(),
+            group.clone(),
+        );
+        Ok(group)
+    }
+
+    pub fn delete_enrollment(&self, registration_id: &str) -> bool {
+        self.enrollments
+            .remove(&registration_id.to_ascii_lowercase())
+            .is_some()
+    }
+
+    pub fn delete_enrollment_group(&self, group_id: &str) -> bool {
+        self.groups.remove(&group_id.to_ascii_lowercase()).is_some()
+    }
+
+    /// The registration record of a device, as the service API's `DeviceRegistrationState`.
+    pub fn registration(&self, registration_id: &str) -> Option<DeviceRegistrationState> {
+        self.registrations
+            .get(&registration_id.to_ascii_lowercase())
+            .map(|r| r.state.clone())
+    }
+
+    pub fn registrations(&self) -> Vec<DeviceRegistrationState> {
+        let mut all: Vec<_> = self.registrations.iter().map(|r| r.state.clone()).collect();
+        all.sort_by(|a, b| a.registration_id.cmp(&b.registration_id));
+        all
+    }
+}

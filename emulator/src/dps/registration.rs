@@ -1,0 +1,345 @@
+//! The registration state machine (protocol.md §2.5, §3):
+//!
+//! ```text
+//! register ──► 202 assigning (operationId, retry-after)
+//! poll ──────► 202 assigning            while the configured assignment delay runs
+//!         └──► 200 assigned | disabled | failed   (decided once, then repeated to later polls)
+//! ```
+//!
+//! Assignment happens on the first poll after the delay: the enrollment is read again (changes
+//! apply immediately), a hub is chosen, the device identity is created there with the
+//! enrollment's keys and initial twin, and the registration record is written — all before
+//! the `200` is returned.
+
+use std::time::{Instant, SystemTime};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::error::{DpsError, assignment};
+use super::model::{
+    DeviceRegistration, DeviceRegistrationState, ProvisioningStatus, RegistrationOperationStatus,
+    RegistrationStatus, Substatus,
+};
+use super::{Dps, EnrollmentRef};
+use crate::auth::keys::SymmetricKey;
+use crate::auth::{RegistrationIdentity, enrollment_keys};
+use crate::hub::Hub;
+use crate::timefmt::utc_timestamp;
+
+/// What a transport sends back for a register or poll request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegistrationReply {
+    /// 200 when the operation is finished, 202 while assigning.
+    pub status: u16,
+    pub retry_after: Option<u32>,
+    pub body: RegistrationOperationStatus,
+}
+
+/// One register request in flight.
+pub(crate) struct Operation {
+    registration_key: String,
+    registration_id: String,
+    enrollment: EnrollmentRef,
+    ready_at: Instant,
+    outcome: Option<RegistrationOperationStatus>,
+}
+
+/// A device's latest registration, and the enrollment it came through.
+pub(crate) struct RegistrationRecord {
+    pub(crate) state: DeviceRegistrationState,
+    pub(crate) enrollment: EnrollmentRef,
+}
+
+/// The enrollment settings assignment needs, from either kind of enrollment.
+struct AssignmentInput {
+    enabled: bool,
+    device_id: String,
+    keys: (SymmetricKey, SymmetricKey),
+    initial_twin: Option<Value>,
+    candidate_hubs: Vec<String>,
+    group_id: Option<String>,
+}
+
+impl Dps {
+    /// Starts a registration. The body is the device's `DeviceRegistration` JSON (an empty
+    /// body counts as `{}`); its `registrationId`, when present, must be the authenticated one.
+    pub fn register(
+        &self,
+        who: &RegistrationIdentity,
+        body: &[u8],
+    ) -> Result<RegistrationReply, DpsError> {
+        let request: DeviceRegistration = if body.iter().all(u8::is_ascii_whitespace) {
+            DeviceRegistration::default()
+        } else {
+            serde_json::from_slice(body)
+                .map_err(|e| DpsError::bad_request(format!("Invalid request body: {e}")))?
+        };
+        if let Some(id) = &request.registration_id
+            && !id.eq_ignore_ascii_case(who.registration_id())
+        {
+            return Err(DpsError::bad_request(format!(
+                "registrationId '{id}' in the body does not match the authenticated '{}'",
+                who.registration_id()
+            )));
+        }
+
+        let key = who.registration_id().to_ascii_lowercase();
+        let operation_id = new_operation_id();
+        self.operations.insert(
+            operation_id.clone(),
+            Operation {
+                registration_key: key.clone(),
+                registration_id: who.registration_id().to_owned(),
+                enrollment: who.enrollment().clone(),
+                ready_at: Instant::now() + self.timing.assignment_delay,
+                outcome: None,
+            },
+        );
+        if let Some(superseded) = self.latest_operation.insert(key, operation_id.clone()) {
+            self.operations.remove(&superseded);
+        }
+        Ok(RegistrationReply {
+            status: 202,
+            retry_after: Some(self.timing.retry_after),
+            body: RegistrationOperationStatus {
+                operation_id,
+                status: RegistrationStatus::Assigning,
+                registration_state: None,
+            },
+        })
+    }
+
+    /// Answers a poll of `operation_id`, completing the assignment once it is due.
+    pub fn operation_status(
+        &self,
+        who: &RegistrationIdentity,
+        operation_id: &str,
+    ) -> Result<RegistrationReply, DpsError> {
+        let not_found = || DpsError::not_found(format!("Operation {operation_id} not found"));
+        let mut operation = self
+            .operations
+            .get_mut(operation_id)
+            .ok_or_else(not_found)?;
+        if operation.registration_key != who.registration_id().to_ascii_lowercase() {
+            return Err(not_found());
+        }
+        if operation.outcome.is_none() {
+            if Instant::now() < operation.ready_at {
+                return Ok(RegistrationReply {
+                    status: 202,
+                    retry_after: Some(self.timing.retry_after),
+                    body: RegistrationOperationStatus {
+                        operation_id: operation_id.to_owned(),
+                        status: RegistrationStatus::Assigning,
+                        registration_state: Some(DeviceRegistrationState {
+                            registration_id: operation.registration_id.clone(),
+                            status: RegistrationStatus::Assigning,
+                            ..empty_state()
+                        }),
+                    },
+                });
+            }
+            let outcome = self.assign(operation_id, &operation);
+            operation.outcome = Some(outcome);
+        }
+        Ok(RegistrationReply {
+            status: 200,
+            retry_after: None,
+            body: operation.outcome.clone().ok_or_else(not_found)?,
+        })
+    }
+
+    /// Decides the outcome of `operation` and records it.
+    fn assign(&self, operation_id: &str, operation: &Operation) -> RegistrationOperationStatus {
+        let now = SystemTime::now();
+        let previous = self
+            .registrations
+            .get(&operation.registration_key)
+            .map(|r| r.state.clone());
+        let mut state = DeviceRegistrationState {
+            registration_id: operation.registration_id.clone(),
+            created_date_time_utc: Some(
+                previous
+                    .as_ref()
+                    .and_then(|p| p.created_date_time_utc.clone())
+                    .unwrap_or_else(|| utc_timestamp(now)),
+            ),
+            last_updated_date_time_utc: Some(utc_timestamp(now)),
+            etag: Some(new_etag()),
+            ..empty_state()
+        };
+
+        let outcome = match self.assignment_input(operation) {
+            None => {
+                state.status = RegistrationStatus::Failed;
+                state.error_code = Some(assignment::ENROLLMENT_GONE);
+                state.error_message = Some("The enrollment no longer exists.".to_owned());
+                state
+            }
+            Some(input) => {
+                state.symmetric_key = Some(match &input.group_id {
+                    Some(g) => json!({ "enrollmentGroupId": g }),
+                    None => json!({}),
+                });
+                if !input.enabled {
+                    state.status = RegistrationStatus::Disabled;
+                    state
+                } else {
+                    match self.choose_hub(&input.candidate_hubs, operation, previous.as_ref()) {
+                        None => {
+                            state.status = RegistrationStatus::Failed;
+                            state.error_code = Some(assignment::NO_HUB);
+                            state.error_message =
+                                Some("No linked IoT hub is eligible for this enrollment.".into());
+                            state
+                        }
+                        Some(hub) => {
+                            let (primary, secondary) = input.keys;
+                            hub.provision_device(
+                                &input.device_id,
+                                primary,
+                                secondary,
+                                input.initial_twin,
+                            );
+                            state.status = RegistrationStatus::Assigned;
+                            state.substatus = Some(Substatus::InitialAssignment);
+                            state.assigned_hub = Some(hub.host_name().to_owned());
+                            state.device_id = Some(input.device_id);
+                            state
+                        }
+                    }
+                }
+            }
+        };
+        tracing::info!(
+            registration_id = %outcome.registration_id,
+            status = ?outcome.status,
+            assigned_hub = outcome.assigned_hub.as_deref().unwrap_or("-"),
+            device_id = outcome.device_id.as_deref().unwrap_or("-"),
+            "registration completed"
+        );
+        self.registrations.insert(
+            operation.registration_key.clone(),
+            RegistrationRecord {
+                state: outcome.clone(),
+                enrollment: operation.enrollment.clone(),
+            },
+        );
+        RegistrationOperationStatus {
+            operation_id: operation_id.to_owned(),
+            status: outcome.status,
+            registration_state: Some(outcome),
+        }
+    }
+
+    /// Reads the enrollment again, so changes made since `register` apply.
+    fn assignment_input(&self, operation: &Operation) -> Option<AssignmentInput> {
+        match &operation.enrollment {
+            EnrollmentRef::Individual(id) => {
+                let e = self.individual_enrollment(id)?;
+                let keys = key_pair(enrollment_keys(e.attestation.symmetric_key.as_ref()))?;
+                Some(AssignmentInput {
+                    enabled: e.provisioning_status == ProvisioningStatus::Enabled,
+                    device_id: e
+                        .device_id
+                        .clone()
+                        .unwrap_or_else(|| operation.registration_id.clone()),
+                    keys,
+                    initial_twin: e.initial_twin.clone(),
+                    candidate_hubs: candidates(&e.iot_hubs, &e.iot_hub_host_name),
+                    group_id: None,
+                })
+            }
+            EnrollmentRef::Group(id) => {
+                let g = self.enrollment_group(id)?;
+                let group_keys = key_pair(enrollment_keys(g.attestation.symmetric_key.as_ref()))?;
+                let derive = |k: &SymmetricKey| k.derive_device_key(&operation.registration_id);
+                Some(AssignmentInput {
+                    enabled: g.provisioning_status == ProvisioningStatus::Enabled,
+                    device_id: operation.registration_id.clone(),
+                    keys: (derive(&group_keys.0), derive(&group_keys.1)),
+                    initial_twin: g.initial_twin.clone(),
+                    candidate_hubs: candidates(&g.iot_hubs, &g.iot_hub_host_name),
+                    group_id: Some(g.enrollment_group_id.clone()),
+                })
+            }
+        }
+    }
+
+    /// Keeps a returning device on its hub when that hub is still eligible; otherwise hashes
+    /// the registration id over the candidates, so the choice is deterministic.
+    fn choose_hub(
+        &self,
+        candidates: &[String],
+        operation: &Operation,
+        previous: Option<&DeviceRegistrationState>,
+    ) -> Option<&std::sync::Arc<Hub>> {
+        let eligible: Vec<&std::sync::Arc<Hub>> = if candidates.is_empty() {
+            self.hubs.all().iter().collect()
+        } else {
+            candidates.iter().filter_map(|h| self.hubs.get(h)).collect()
+        };
+        if let Some(current) = previous.and_then(|p| p.assigned_hub.as_deref())
+            && let Some(hub) = eligible
+                .iter()
+                .find(|h| h.host_name().eq_ignore_ascii_case(current))
+        {
+            return Some(hub);
+        }
+        if eligible.is_empty() {
+            return None;
+        }
+        let digest = Sha256::digest(operation.registration_key.as_bytes());
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        let index = (u64::from_be_bytes(first) % eligible.len() as u64) as usize;
+        Some(eligible[index])
+    }
+}
+
+fn candidates(list: &Option<Vec<String>>, single: &Option<String>) -> Vec<String> {
+    match (list, single) {
+        (Some(list), _) if !list.is_empty() => list.clone(),
+        (_, Some(one)) => vec![one.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// Primary and secondary; an enrollment with only one key uses it for both.
+fn key_pair(mut keys: Vec<SymmetricKey>) -> Option<(SymmetricKey, SymmetricKey)> {
+    let primary = keys.first()?.clone();
+    let secondary = keys.pop().unwrap_or_else(|| primary.clone());
+    Some((primary, secondary))
+}
+
+fn empty_state() -> DeviceRegistrationState {
+    DeviceRegistrationState {
+        registration_id: String::new(),
+        created_date_time_utc: None,
+        assigned_hub: None,
+        device_id: None,
+        status: RegistrationStatus::Unassigned,
+        substatus: None,
+        error_code: None,
+        error_message: None,
+        last_updated_date_time_utc: None,
+        etag: None,
+        payload: None,
+        symmetric_key: None,
+    }
+}
+
+/// Shaped like Azure's (`4.<16 hex>.<guid>`); opaque to clients.
+fn new_operation_id() -> String {
+    let a = uuid::Uuid::new_v4();
+    let b = uuid::Uuid::new_v4();
+    format!("4.{}.{}", &a.simple().to_string()[..16], b)
+}
+
+/// Devices see the etag as base64 of the quoted etag string, as the real service sends it.
+fn new_etag() -> String {
+    BASE64.encode(format!("\"{}\"", uuid::Uuid::new_v4()))
+}

@@ -1,0 +1,416 @@
+//! The emulator as a library: build, start on chosen (or ephemeral) ports, inspect, stop.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), iotemu::StartError> {
+//! let emulator = iotemu::Emulator::builder().start().await?; // quickstart fixture, free ports
+//! println!("MQTT on {}, id scope {}", emulator.mqtt_port(), emulator.id_scope());
+//! # Ok(()) }
+//! ```
+//!
+//! Dropping the handle stops the listeners and ends every session.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use crate::auth::policy::SharedAccessPolicy;
+use crate::control;
+use crate::dps::{Dps, DpsTiming};
+use crate::fixtures::{FixtureError, FixtureSet, FixtureSource};
+use crate::hub::{Hub, Hubs};
+use crate::mqtt::{self, MqttContext, MqttLimits};
+use crate::tls::{EmulatorTls, TlsError};
+
+/// Why the emulator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid fixture: {0}")]
+    Fixture(#[from] FixtureError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("cannot listen on {addr} ({what}): {source}. {hint}")]
+    Bind {
+        addr: SocketAddr,
+        what: &'static str,
+        source: std::io::Error,
+        hint: String,
+    },
+}
+
+/// Configures and starts an [`Emulator`].
+#[derive(Debug, Clone)]
+pub struct EmulatorBuilder {
+    fixtures: Vec<FixtureSource>,
+    bind: Vec<IpAddr>,
+    /// Addresses bound when possible (IPv6 loopback on hosts without IPv6).
+    bind_if_available: Vec<IpAddr>,
+    mqtt_port: u16,
+    control_port: Option<u16>,
+    hostnames: Vec<String>,
+    timing: DpsTiming,
+    telemetry_retention: usize,
+    limits: MqttLimits,
+}
+
+impl Default for EmulatorBuilder {
+    fn default() -> Self {
+        EmulatorBuilder {
+            fixtures: Vec::new(),
+            bind: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+            bind_if_available: vec![IpAddr::V6(Ipv6Addr::LOCALHOST)],
+            mqtt_port: 0,
+            control_port: None,
+            hostnames: Vec::new(),
+            timing: DpsTiming::default(),
+            telemetry_retention: 10_000,
+            limits: MqttLimits::default(),
+        }
+    }
+}
+
+impl EmulatorBuilder {
+    /// Adds a fixture file; without any, the built-in quickstart fixture is served.
+    pub fn fixture_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.fixtures.push(FixtureSource::File(path.into()));
+        self
+    }
+
+    /// Adds a fixture given as JSON text; `name` appears in error messages.
+    pub fn fixture_json(mut self, name: &str, json: &str) -> Self {
+        self.fixtures.push(FixtureSource::Inline {
+            name: name.to_owned(),
+            json: json.to_owned(),
+        });
+        self
+    }
+
+    /// Adds the built-in quickstart fixture explicitly (to combine it with others).
+    pub fn quickstart_fixture(mut self) -> Self {
+        self.fixtures.push(FixtureSource::quickstart());
+        self
+    }
+
+    /// Listens on exactly these addresses (default: 127.0.0.1, and ::1 when available).
+    pub fn bind(mut self, addrs: impl IntoIterator<Item = IpAddr>) -> Self {
+        self.bind = addrs.into_iter().collect();
+        self.bind_if_available.clear();
+        self
+    }
+
+    /// MQTT/TLS port; 0 (the library default) picks a free one.
+    pub fn mqtt_port(mut self, port: u16) -> Self {
+        self.mqtt_port = port;
+        self
+    }
+
+    /// Serves the plain-HTTP control interface on 127.0.0.1 at `port` (0 = free port).
+    pub fn control_port(mut self, port: u16) -> Self {
+        self.control_port = Some(port);
+        self
+    }
+
+    /// Extra names for the server certificate (every fixture hostname is added anyway).
+    pub fn hostname(mut self, name: impl Into<String>) -> Self {
+        self.hostnames.push(name.into());
+        self
+    }
+
+    /// `retry-after` seconds sent while a registration is assigning.
+    pub fn retry_after(mut self, seconds: u32) -> Self {
+        self.timing.retry_after = seconds;
+        self
+    }
+
+    /// How long registrations stay `assigning` before a poll can complete them.
+    pub fn assignment_delay(mut self, delay: Duration) -> Self {
+        self.timing.assignment_delay = delay;
+        self
+    }
+
+    /// How many telemetry messages each hub keeps for inspection.
+    pub fn telemetry_retention(mut self, messages: usize) -> Self {
+        self.telemetry_retention = messages;
+        self
+    }
+
+    /// Timeouts and size limits of the MQTT front.
+    pub fn mqtt_limits(mut self, limits: MqttLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Loads fixtures, generates TLS material, binds every listener and starts serving.
+    pub async fn start(self) -> Result<Emulator, StartError> {
+        let fixtures = FixtureSet::load(&self.fixtures)?;
+        let policy = |p| {
+            SharedAccessPolicy::from_fixture(p).map_err(|e| FixtureError {
+                file: "fixture".into(),
+                path: "sharedAccessPolicies".into(),
+                reason: e.to_string(),
+            })
+        };
+        let mut hubs = Vec::new();
+        for section in &fixtures.hubs {
+            let policies = section
+                .shared_access_policies
+                .iter()
+                .map(policy)
+                .collect::<Result<_, _>>()?;
+            hubs.push(Hub::new(
+                &section.host_name,
+                policies,
+                self.telemetry_retention,
+            ));
+        }
+        let hubs = Arc::new(Hubs::new(hubs));
+        let dps_policies = fixtures
+            .dps
+            .shared_access_policies
+            .iter()
+            .map(policy)
+            .collect::<Result<_, _>>()?;
+        let dps = Arc::new(Dps::new(
+            &fixtures.dps.id_scope,
+            &fixtures.dps.host_name,
+            dps_policies,
+            hubs.clone(),
+            self.timing,
+        ));
+        for enrollment in fixtures.enrollments.iter().cloned() {
+            dps.create_or_update_enrollment(enrollment)
+                .map_err(|e| fixture_error(&e.message))?;
+        }
+        for group in fixtures.enrollment_groups.iter().cloned() {
+            dps.create_or_update_enrollment_group(group)
+                .map_err(|e| fixture_error(&e.message))?;
+        }
+
+        let mut names = self.hostnames.clone();
+        names.push(fixtures.dps.host_name.clone());
+        names.extend(fixtures.hubs.iter().map(|h| h.host_name.clone()));
+        let tls = Arc::new(EmulatorTls::generate(&names)?);
+
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let listeners =
+            bind_all(&self.bind, &self.bind_if_available, self.mqtt_port, "MQTT").await?;
+        let mqtt_addrs: Vec<SocketAddr> = listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect();
+        let ctx = Arc::new(MqttContext {
+            dps: dps.clone(),
+            hubs: hubs.clone(),
+            limits: self.limits,
+            shutdown: shutdown_rx.clone(),
+        });
+        let acceptor = TlsAcceptor::from(tls.server_config());
+        let mut tasks: Vec<JoinHandle<()>> = listeners
+            .into_iter()
+            .map(|l| mqtt::listener::spawn(l, acceptor.clone(), ctx.clone()))
+            .collect();
+
+        let state = Arc::new(EmulatorState {
+            dps,
+            hubs,
+            tls,
+            mqtt_addrs: mqtt_addrs.clone(),
+        });
+        let control_addr = match self.control_port {
+            Some(port) => {
+                let listener =
+                    bind_all(&[IpAddr::V4(Ipv4Addr::LOCALHOST)], &[], port, "control").await?;
+                let listener = listener
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| StartError::Bind {
+                        addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+                        what: "control",
+                        source: std::io::Error::other("no listener"),
+                        hint: String::new(),
+                    })?;
+                let addr = listener.local_addr().ok();
+                tasks.push(control::spawn(listener, state.clone(), shutdown_rx.clone()));
+                addr
+            }
+            None => None,
+        };
+        Ok(Emulator {
+            state,
+            mqtt_addrs,
+            control_addr,
+            shutdown: shutdown_tx,
+            tasks,
+        })
+    }
+}
+
+fn fixture_error(reason: &str) -> FixtureError {
+    FixtureError {
+        file: "fixture".into(),
+        path: String::new(),
+        reason: reason.to_owned(),
+    }
+}
+
+/// Binds `port` on every required address (and the optional ones that work). With port 0
+/// the first address picks the port and the rest reuse it, so one port number serves all.
+async fn bind_all(
+    required: &[IpAddr],
+    optional: &[IpAddr],
+    port: u16,
+    what: &'static str,
+) -> Result<Vec<TcpListener>, StartError> {
+    let mut listeners: Vec<TcpListener> = Vec::new();
+    let mut chosen = port;
+    for (ip, is_required) in required
+        .iter()
+        .map(|ip| (ip, true))
+        .chain(optional.iter().map(|ip| (ip, false)))
+    {
+        let addr = SocketAddr::new(*ip, chosen);
+        match TcpListener::bind(addr).await {
+            Ok(listener) => {
+                if chosen == 0 {
+                    chosen = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+                }
+                listeners.push(listener);
+            }
+            Err(e) if !is_required => {
+                tracing::debug!(%addr, error = %e, "optional address not bound");
+            }
+            Err(source) => {
+                let hint = match source.kind() {
+                    std::io::ErrorKind::AddrInUse => format!(
+                        "Another process is using port {}: stop it, or choose another port for {what} (0 picks a free one).",
+                        addr.port()
+                    ),
+                    std::io::ErrorKind::PermissionDenied => format!(
+                        "Ports below 1024 need root or CAP_NET_BIND_SERVICE; choose another port for {what}."
+                    ),
+                    std::io::ErrorKind::AddrNotAvailable => {
+                        "That address is not configured on this machine; check --bind.".to_owned()
+                    }
+                    _ => String::new(),
+                };
+                return Err(StartError::Bind {
+                    addr,
+                    what,
+                    source,
+                    hint,
+                });
+            }
+        }
+    }
+    Ok(listeners)
+}
+
+/// Shared state the listeners and the handle see.
+pub(crate) struct EmulatorState {
+    pub(crate) dps: Arc<Dps>,
+    pub(crate) hubs: Arc<Hubs>,
+    pub(crate) tls: Arc<EmulatorTls>,
+    pub(crate) mqtt_addrs: Vec<SocketAddr>,
+}
+
+/// A running emulator. Dropping it shuts it down.
+pub struct Emulator {
+    state: Arc<EmulatorState>,
+    mqtt_addrs: Vec<SocketAddr>,
+    control_addr: Option<SocketAddr>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Emulator {
+    pub fn builder() -> EmulatorBuilder {
+        EmulatorBuilder::default()
+    }
+
+    /// The MQTT/TLS port (the same on every bound address).
+    pub fn mqtt_port(&self) -> u16 {
+        self.mqtt_addrs.first().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn mqtt_addrs(&self) -> &[SocketAddr] {
+        &self.mqtt_addrs
+    }
+
+    pub fn control_addr(&self) -> Option<SocketAddr> {
+        self.control_addr
+    }
+
+    /// PEM of the CA that signed the server certificate: what clients must trust.
+    pub fn ca_pem(&self) -> &str {
+        self.state.tls.ca_pem()
+    }
+
+    /// Names the server certificate is valid for.
+    pub fn server_names(&self) -> &[String] {
+        self.state.tls.server_names()
+    }
+
+    pub fn id_scope(&self) -> &str {
+        self.state.dps.id_scope()
+    }
+
+    /// The DPS global device endpoint host devices dial.
+    pub fn dps_host(&self) -> &str {
+        self.state.dps.host_name()
+    }
+
+    pub fn dps(&self) -> &Arc<Dps> {
+        &self.state.dps
+    }
+
+    pub fn hubs(&self) -> &Arc<Hubs> {
+        &self.state.hubs
+    }
+
+    /// A hub by host name.
+    pub fn hub(&self, host_name: &str) -> Option<&Arc<Hub>> {
+        self.state.hubs.get(host_name)
+    }
+
+    /// The first hub of the fixtures (`localhost` for the quickstart).
+    pub fn default_hub(&self) -> &Arc<Hub> {
+        // Fixture loading guarantees at least one hub.
+        &self.state.hubs.all()[0]
+    }
+
+    /// `HostName=…;SharedAccessKeyName=…;SharedAccessKey=…` for the DPS service API (first
+    /// policy of the fixture, `provisioningserviceowner` in the quickstart).
+    pub fn dps_service_connection_string(&self) -> Option<String> {
+        let dps = &self.state.dps;
+        dps.policies()
+            .first()
+            .map(|p| p.connection_string(dps.host_name()))
+    }
+
+    /// Service connection string of the default hub (its first policy, `iothubowner`).
+    pub fn hub_connection_string(&self) -> Option<String> {
+        let hub = self.default_hub();
+        hub.policies()
+            .first()
+            .map(|p| p.connection_string(hub.host_name()))
+    }
+
+    /// Stops accepting, ends every session and waits for the listeners to finish.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks.drain(..) {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}

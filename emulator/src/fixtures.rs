@@ -1,0 +1,472 @@
+//! Fixture files: the DPS instance, its linked hubs and its enrollments, in the DPS service
+//! API's own JSON (protocol.md §7.2) plus a small top-level object for the instance.
+//!
+//! ```json
+//! { "dps": { "idScope", "hostName", "sharedAccessPolicies": [ { "keyName", "primaryKey", "secondaryKey", "rights" } ] },
+//!   "hubs": [ { "hostName", "sharedAccessPolicies": [...] } ],
+//!   "enrollments": [ IndividualEnrollment ], "enrollmentGroups": [ EnrollmentGroup ] }
+//! ```
+//!
+//! Several files merge: at most one may carry `dps`; hubs and enrollments add up, duplicates
+//! are errors. A file without `dps`/`hubs` gets those of the built-in quickstart fixture.
+//! Every error names the file, the JSON path and the reason, and stops startup.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::dps::model::{EnrollmentGroup, IndividualEnrollment};
+use crate::dps::validate::{self, MissingKeys};
+
+/// The built-in quickstart fixture, used when no fixture is given.
+pub const QUICKSTART_JSON: &str = include_str!("../../fixtures/quickstart.json");
+pub const QUICKSTART_NAME: &str = "built-in quickstart fixture";
+
+/// Where a fixture comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FixtureSource {
+    File(PathBuf),
+    Inline { name: String, json: String },
+}
+
+impl FixtureSource {
+    pub fn quickstart() -> FixtureSource {
+        FixtureSource::Inline {
+            name: QUICKSTART_NAME.to_owned(),
+            json: QUICKSTART_JSON.to_owned(),
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            FixtureSource::File(path) => path.display().to_string(),
+            FixtureSource::Inline { name, .. } => name.clone(),
+        }
+    }
+}
+
+/// One fixture document, as written.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Fixture {
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "$schema")]
+    pub schema: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dps: Option<DpsSection>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hubs: Vec<HubSection>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub enrollments: Vec<IndividualEnrollment>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub enrollment_groups: Vec<EnrollmentGroup>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DpsSection {
+    pub id_scope: String,
+    pub host_name: String,
+    #[serde(default)]
+    pub shared_access_policies: Vec<AccessPolicy>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HubSection {
+    pub host_name: String,
+    #[serde(default)]
+    pub shared_access_policies: Vec<AccessPolicy>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccessPolicy {
+    pub key_name: String,
+    pub primary_key: String,
+    #[serde(default)]
+    pub secondary_key: Option<String>,
+    /// Azure writes rights as one comma-separated string; a list is accepted too.
+    #[serde(default)]
+    pub rights: Rights,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Rights {
+    Text(String),
+    List(Vec<String>),
+}
+
+impl Default for Rights {
+    fn default() -> Self {
+        Rights::List(Vec::new())
+    }
+}
+
+impl Rights {
+    pub fn names(&self) -> Vec<String> {
+        match self {
+            Rights::Text(text) => text
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            Rights::List(list) => list.clone(),
+        }
+    }
+}
+
+/// A fixture problem: which file, where in it, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FixtureError {
+    pub file: String,
+    pub path: String,
+    pub reason: String,
+}
+
+impl fmt::Display for FixtureError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}: {}", self.file, self.reason)
+        } else {
+            write!(f, "{}: {}: {}", self.file, self.path, self.reason)
+        }
+    }
+}
+
+impl std::error::Error for FixtureError {}
+
+/// The merged, validated content of every fixture: what the emulator starts with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FixtureSet {
+    pub dps: DpsSection,
+    pub hubs: Vec<HubSection>,
+    pub enrollments: Vec<IndividualEnrollment>,
+    pub enrollment_groups: Vec<EnrollmentGroup>,
+}
+
+impl FixtureSet {
+    /// Reads, validates and merges `sources`; no sources means the quickstart fixture.
+    pub fn load(sources: &[FixtureSource]) -> Result<FixtureSet, FixtureError> {
+        let quickstart = [FixtureSource::quickstart()];
+        let sources = if sources.is_empty() {
+            &quickstart[..]
+        } else {
+            sources
+        };
+        let mut parsed = Vec::with_capacity(sources.len());
+        for source in sources {
+            parsed.push((source.name(), read_source(source)?));
+        }
+        merge(parsed)
+    }
+}
+
+/// Parses one fixture document, reporting the JSON path of any shape error.
+pub fn parse(file: &str, json: &str) -> Result<Fixture, FixtureError> {
+    let mut de = serde_json::Deserializer::from_str(json);
+    serde_path_to_error::deserialize(&mut de).map_err(|err| FixtureError {
+        file: file.to_owned(),
+        path: err.path().to_string().trim_start_matches('.').to_owned(),
+        reason: err.inner().to_string(),
+    })
+}
+
+fn read_source(source: &FixtureSource) -> Result<Fixture, FixtureError> {
+    match source {
+        FixtureSource::File(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| FixtureError {
+                file: path.display().to_string(),
+                path: String::new(),
+                reason: format!("cannot read file: {e}"),
+            })?;
+            parse(&path.display().to_string(), &text)
+        }
+        FixtureSource::Inline { name, json } => parse(name, json),
+    }
+}
+
+fn merge(parsed: Vec<(String, Fixture)>) -> Result<FixtureSet, FixtureError> {
+    let mut dps: Option<(String, DpsSection)> = None;
+    let mut hubs: Vec<(String, usize, HubSection)> = Vec::new();
+    let mut enrollments = Vec::new();
+    let mut groups = Vec::new();
+    for (file, fixture) in parsed {
+        if let Some(section) = fixture.dps {
+            if let Some((first, _)) = &dps {
+                return Err(err(
+                    &file,
+                    "dps",
+                    format!("the DPS instance is already defined in {first}"),
+                ));
+            }
+            dps = Some((file.clone(), section));
+        }
+        hubs.extend(
+            fixture
+                .hubs
+                .into_iter()
+                .enumerate()
+                .map(|(i, h)| (file.clone(), i, h)),
+        );
+        enrollments.extend(
+            fixture
+                .enrollments
+                .into_iter()
+                .enumerate()
+                .map(|(i, e)| (file.clone(), i, e)),
+        );
+        groups.extend(
+            fixture
+                .enrollment_groups
+                .into_iter()
+                .enumerate()
+                .map(|(i, g)| (file.clone(), i, g)),
+        );
+    }
+
+    let defaults = || parse(QUICKSTART_NAME, QUICKSTART_JSON);
+    let (dps_file, dps) = match dps {
+        Some(found) => found,
+        None => {
+            let section = defaults()?
+                .dps
+                .ok_or_else(|| err(QUICKSTART_NAME, "dps", "built-in fixture has no dps".into()))?;
+            (QUICKSTART_NAME.to_owned(), section)
+        }
+    };
+    if hubs.is_empty() {
+        hubs = defaults()?
+            .hubs
+            .into_iter()
+            .enumerate()
+            .map(|(i, h)| (QUICKSTART_NAME.to_owned(), i, h))
+            .collect();
+    }
+
+    validate_dps(&dps_file, &dps)?;
+    let mut hub_names = HashSet::new();
+    for (file, i, hub) in &hubs {
+        let path = format!("hubs[{i}]");
+        validate_host(file, &format!("{path}.hostName"), &hub.host_name)?;
+        if !hub_names.insert(hub.host_name.to_ascii_lowercase()) {
+            return Err(err(
+                file,
+                &format!("{path}.hostName"),
+                format!("hub '{}' is defined twice", hub.host_name),
+            ));
+        }
+        validate_policies(file, &path, &hub.shared_access_policies)?;
+    }
+
+    let hub_exists = |host: &str| hub_names.contains(&host.to_ascii_lowercase());
+    let mut seen = HashSet::new();
+    let mut out_enrollments = Vec::with_capacity(enrollments.len());
+    for (file, i, mut e) in enrollments {
+        let base = format!("enrollments[{i}]");
+        validate::individual_enrollment(&mut e, &hub_exists, MissingKeys::Deterministic)
+            .map_err(|bad| at(&file, &base, bad))?;
+        if !seen.insert(e.registration_id.to_ascii_lowercase()) {
+            return Err(err(
+                &file,
+                &format!("{base}.registrationId"),
+                format!("enrollment '{}' is defined twice", e.registration_id),
+            ));
+        }
+        out_enrollments.push(e);
+    }
+
+    let mut seen = HashSet::new();
+    let mut out_groups = Vec::with_capacity(groups.len());
+    for (file, i, mut g) in groups {
+        let base = format!("enrollmentGroups[{i}]");
+        validate::enrollment_group(&mut g, &hub_exists, MissingKeys::Deterministic)
+            .map_err(|bad| at(&file, &base, bad))?;
+        if !seen.insert(g.enrollment_group_id.to_ascii_lowercase()) {
+            return Err(err(
+                &file,
+                &format!("{base}.enrollmentGroupId"),
+                format!(
+                    "enrollment group '{}' is defined twice",
+                    g.enrollment_group_id
+                ),
+            ));
+        }
+        out_groups.push(g);
+    }
+
+    Ok(FixtureSet {
+        dps,
+        hubs: hubs.into_iter().map(|(_, _, h)| h).collect(),
+        enrollments: out_enrollments,
+        enrollment_groups: out_groups,
+    })
+}
+
+fn err(file: &str, path: &str, reason: String) -> FixtureError {
+    FixtureError {
+        file: file.to_owned(),
+        path: path.to_owned(),
+        reason,
+    }
+}
+
+fn validate_dps(file: &str, dps: &DpsSection) -> Result<(), FixtureError> {
+    if dps.id_scope.is_empty() || !dps.id_scope.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(err(
+            file,
+            "dps.idScope",
+            "must be a non-empty alphanumeric id scope such as 0ne00000A0A".into(),
+        ));
+    }
+    validate_host(file, "dps.hostName", &dps.host_name)?;
+    validate_policies(file, "dps", &dps.shared_access_policies)
+}
+
+fn validate_host(file: &str, path: &str, host: &str) -> Result<(), FixtureError> {
+    let ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(err(
+            file,
+            path,
+            format!("'{host}' is not a valid host name"),
+        ))
+    }
+}
+
+fn validate_policies(
+    file: &str,
+    base: &str,
+    policies: &[AccessPolicy],
+) -> Result<(), FixtureError> {
+    for (i, policy) in policies.iter().enumerate() {
+        let path = format!("{base}.sharedAccessPolicies[{i}]");
+        if policy.key_name.is_empty() {
+            return Err(err(
+                file,
+                &format!("{path}.keyName"),
+                "must not be empty".into(),
+            ));
+        }
+        check_key(file, &format!("{path}.primaryKey"), &policy.primary_key)?;
+        if let Some(key) = &policy.secondary_key {
+            check_key(file, &format!("{path}.secondaryKey"), key)?;
+        }
+    }
+    Ok(())
+}
+
+fn check_key(file: &str, path: &str, key: &str) -> Result<(), FixtureError> {
+    validate::symmetric_key(path, key)
+        .map(|_| ())
+        .map_err(|bad| err(file, &bad.path, bad.reason))
+}
+
+fn at(file: &str, base: &str, bad: validate::Invalid) -> FixtureError {
+    err(file, &format!("{base}.{}", bad.path), bad.reason)
+}
+
+/// Convenience for callers holding a path.
+pub fn load_file(path: &Path) -> Result<FixtureSet, FixtureError> {
+    FixtureSet::load(&[FixtureSource::File(path.to_owned())])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inline(name: &str, json: &str) -> FixtureSource {
+        FixtureSource::Inline {
+            name: name.into(),
+            json: json.into(),
+        }
+    }
+
+    #[test]
+    fn quickstart_loads_with_the_documented_values() {
+        let set = FixtureSet::load(&[]).unwrap();
+        assert_eq!(set.dps.id_scope, "0ne00000A0A");
+        assert_eq!(set.dps.host_name, "localhost");
+        assert_eq!(set.hubs[0].host_name, "localhost");
+        let e = &set.enrollments[0];
+        assert_eq!(e.registration_id, "symm-key-python-device-008");
+        assert_eq!(e.device_id.as_deref(), Some("python-device-008"));
+        assert_eq!(
+            set.enrollment_groups[0].enrollment_group_id,
+            "quickstart-group"
+        );
+        // Unknown DPS fields (capabilities, reprovisionPolicy…) are kept, not dropped.
+        assert!(e.extra.contains_key("reprovisionPolicy"));
+    }
+
+    #[test]
+    fn enrollment_only_file_gets_default_instance_and_merges() {
+        let extra = inline(
+            "extra.json",
+            r#"{"enrollments":[{"registrationId":"dev-2","attestation":{"type":"symmetricKey"}}]}"#,
+        );
+        let set = FixtureSet::load(&[FixtureSource::quickstart(), extra]).unwrap();
+        assert_eq!(set.enrollments.len(), 2);
+        let keys = set.enrollments[1]
+            .attestation
+            .symmetric_key
+            .clone()
+            .unwrap();
+        // Missing keys are generated, deterministically.
+        assert_eq!(
+            keys.primary_key.unwrap(),
+            validate::deterministic_key("enrollment", "dev-2", "primaryKey")
+        );
+    }
+
+    #[test]
+    fn errors_name_file_path_and_reason() {
+        let cases = [
+            (
+                r#"{"enrollments":[{"registrationId":"a","attestation":{"type":"bogus"}}]}"#,
+                "enrollments[0].attestation.type",
+            ),
+            (
+                r#"{"enrollments":[{"registrationId":"a","attestation":{"type":"symmetricKey","symmetricKey":{"primaryKey":"!!"}}}]}"#,
+                "enrollments[0].attestation.symmetricKey.primaryKey",
+            ),
+            (
+                r#"{"enrollments":[{"registrationId":"bad id","attestation":{"type":"symmetricKey"}}]}"#,
+                "enrollments[0].registrationId",
+            ),
+            (
+                r#"{"enrollmentGroups":[{"enrollmentGroupId":"g","iotHubs":["nowhere"],"attestation":{"type":"symmetricKey"}}]}"#,
+                "enrollmentGroups[0].iotHubs[0]",
+            ),
+            (r#"{"enrolments":[]}"#, "enrolments"),
+        ];
+        for (json, path) in cases {
+            let e = FixtureSet::load(&[inline("f.json", json)]).unwrap_err();
+            assert_eq!(e.file, "f.json");
+            assert_eq!(e.path, path, "{e}");
+            assert!(!e.reason.is_empty());
+        }
+    }
+
+    #[test]
+    fn duplicates_across_files_are_rejected() {
+        let a = inline("a.json", r#"{"dps":{"idScope":"0ne1","hostName":"h"}}"#);
+        let b = inline("b.json", r#"{"dps":{"idScope":"0ne2","hostName":"h"}}"#);
+        let e = FixtureSet::load(&[a, b]).unwrap_err();
+        assert_eq!((e.file.as_str(), e.path.as_str()), ("b.json", "dps"));
+        let again = inline(
+            "c.json",
+            r#"{"enrollments":[{"registrationId":"SYMM-KEY-PYTHON-DEVICE-008","attestation":{"type":"symmetricKey"}}]}"#,
+        );
+        let e = FixtureSet::load(&[FixtureSource::quickstart(), again]).unwrap_err();
+        assert_eq!(e.path, "enrollments[0].registrationId");
+    }
+}

@@ -1,0 +1,77 @@
+//! Which connection currently speaks for each device identity. IoT Hub allows one: a new
+//! connection for the same identity drops the old one (400027
+//! ConnectionForcefullyClosedOnNewConnection). Transports attach on CONNECT and detach on exit;
+//! detaching is by connection id so a late-closing old connection never removes its successor.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use dashmap::DashMap;
+use tokio::sync::Notify;
+
+#[derive(Default)]
+pub struct Connections {
+    next_id: AtomicU64,
+    active: DashMap<String, ActiveConnection>,
+}
+
+#[derive(Clone)]
+struct ActiveConnection {
+    id: u64,
+    kicked: Arc<Notify>,
+}
+
+/// Held by a transport for the life of a device connection.
+pub struct ConnectionLease {
+    pub id: u64,
+    /// Notified when a newer connection for the same identity replaces this one.
+    pub kicked: Arc<Notify>,
+}
+
+impl Connections {
+    /// Registers a new connection for `identity`, kicking any previous one.
+    pub fn attach(&self, identity: &str) -> ConnectionLease {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let kicked = Arc::new(Notify::new());
+        let previous = self.active.insert(
+            identity.to_owned(),
+            ActiveConnection {
+                id,
+                kicked: kicked.clone(),
+            },
+        );
+        if let Some(previous) = previous {
+            // notify_one stores a permit, so the old session sees it even if not yet waiting.
+            previous.kicked.notify_one();
+        }
+        ConnectionLease { id, kicked }
+    }
+
+    pub fn detach(&self, identity: &str, id: u64) {
+        self.active.remove_if(identity, |_, active| active.id == id);
+    }
+
+    pub fn is_connected(&self, identity: &str) -> bool {
+        self.active.contains_key(identity)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn newer_connection_kicks_older_and_survives_its_detach() {
+        let connections = Connections::default();
+        let first = connections.attach("dev");
+        let second = connections.attach("dev");
+        tokio::time::timeout(Duration::from_secs(1), first.kicked.notified())
+            .await
+            .expect("first connection is kicked");
+        connections.detach("dev", first.id);
+        assert!(connections.is_connected("dev"));
+        connections.detach("dev", second.id);
+        assert!(!connections.is_connected("dev"));
+    }
+}

@@ -1,0 +1,65 @@
+//! IoT Hub errors with Azure's 6-digit codes (protocol.md §10.2). The first three digits are
+//! the HTTP status; each transport maps an error to its wire shape in one place.
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubError {
+    pub code: u32,
+    pub name: &'static str,
+    pub message: String,
+}
+
+impl HubError {
+    pub fn status(&self) -> u16 {
+        (self.code / 1000) as u16
+    }
+
+    fn new(code: u32, name: &'static str, message: impl Into<String>) -> HubError {
+        HubError {
+            code,
+            name,
+            message: message.into(),
+        }
+    }
+
+    pub fn device_not_found(device_id: &str) -> HubError {
+        HubError::new(
+            404001,
+            "DeviceNotFound",
+            format!("Device {device_id} not found"),
+        )
+    }
+
+    pub fn device_disabled(device_id: &str) -> HubError {
+        HubError::new(
+            403012,
+            "DeviceDisabled",
+            format!("Device {device_id} is disabled"),
+        )
+    }
+
+    pub fn message_too_large(size: usize, limit: usize) -> HubError {
+        HubError::new(
+            413001,
+            "MessageTooLarge",
+            format!("Message size {size} bytes exceeds the limit of {limit} bytes"),
+        )
+    }
+
+    pub fn not_implemented(what: &str) -> HubError {
+        HubError::new(
+            501001,
+            "NotImplemented",
+            format!("{what} is not implemented by iotemu yet"),
+        )
+    }
+}
+
+impl fmt::Display for HubError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: {}", self.code, self.name, self.message)
+    }
+}
+
+impl std::error::Error for HubError {}

@@ -1,0 +1,179 @@
+//! IoT Hub domain: each linked hub's device registry, connections and telemetry, independent
+//! of any transport. Transports hand in an authenticated [`DeviceIdentity`] and a message;
+//! the hub applies the rules (device exists and is enabled, size limits) and stores it.
+
+pub mod connections;
+pub mod device;
+pub mod error;
+pub mod telemetry;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use dashmap::DashMap;
+use serde_json::Value;
+
+use crate::auth::DeviceIdentity;
+use crate::auth::keys::SymmetricKey;
+use crate::auth::policy::SharedAccessPolicy;
+use connections::Connections;
+use device::{Device, DeviceAuthentication, DeviceStatus};
+use error::HubError;
+use telemetry::{IncomingMessage, TelemetryLog, TelemetryMessage};
+
+/// IoT Hub's device-to-cloud limit: 256 KB including properties.
+pub const MAX_D2C_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// One IoT hub.
+pub struct Hub {
+    host_name: String,
+    policies: Vec<SharedAccessPolicy>,
+    devices: DashMap<String, Device>,
+    connections: Connections,
+    telemetry: TelemetryLog,
+}
+
+impl Hub {
+    pub fn new(host_name: &str, policies: Vec<SharedAccessPolicy>, retention: usize) -> Hub {
+        Hub {
+            host_name: host_name.to_owned(),
+            policies,
+            devices: DashMap::new(),
+            connections: Connections::default(),
+            telemetry: TelemetryLog::new(retention),
+        }
+    }
+
+    pub fn host_name(&self) -> &str {
+        &self.host_name
+    }
+
+    pub fn policies(&self) -> &[SharedAccessPolicy] {
+        &self.policies
+    }
+
+    pub fn policy(&self, name: &str) -> Option<&SharedAccessPolicy> {
+        self.policies
+            .iter()
+            .find(|p| p.name.eq_ignore_ascii_case(name))
+    }
+
+    pub fn device(&self, device_id: &str) -> Option<Device> {
+        self.devices.get(device_id).map(|d| d.clone())
+    }
+
+    pub fn devices(&self) -> Vec<Device> {
+        let mut all: Vec<Device> = self.devices.iter().map(|d| d.clone()).collect();
+        all.sort_by(|a, b| a.device_id.cmp(&b.device_id));
+        all
+    }
+
+    pub fn connections(&self) -> &Connections {
+        &self.connections
+    }
+
+    pub fn telemetry(&self) -> &TelemetryLog {
+        &self.telemetry
+    }
+
+    /// Creates or updates the identity DPS assigned here, with the enrollment's keys. The
+    /// initial twin applies only when the device is created, as in Azure.
+    pub fn provision_device(
+        &self,
+        device_id: &str,
+        primary: SymmetricKey,
+        secondary: SymmetricKey,
+        initial_twin: Option<Value>,
+    ) -> Device {
+        let authentication = DeviceAuthentication::Sas { primary, secondary };
+        let mut entry = self
+            .devices
+            .entry(device_id.to_owned())
+            .or_insert_with(|| Device {
+                device_id: device_id.to_owned(),
+                authentication: authentication.clone(),
+                status: DeviceStatus::Enabled,
+                generation_id: new_generation_id(),
+                etag: new_etag(),
+                created: SystemTime::now(),
+                initial_twin,
+            });
+        if entry.authentication != authentication {
+            entry.authentication = authentication;
+            entry.etag = new_etag();
+        }
+        entry.clone()
+    }
+
+    /// Enables or disables a device; returns false when it does not exist.
+    pub fn set_device_status(&self, device_id: &str, status: DeviceStatus) -> bool {
+        match self.devices.get_mut(device_id) {
+            Some(mut device) => {
+                device.status = status;
+                device.etag = new_etag();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Accepts device-to-cloud telemetry: stored (and visible to observers) on success, so the
+    /// transport may acknowledge it afterwards.
+    pub fn accept_telemetry(
+        &self,
+        identity: &DeviceIdentity,
+        message: IncomingMessage,
+    ) -> Result<Arc<TelemetryMessage>, HubError> {
+        let size = message.size();
+        if size > MAX_D2C_MESSAGE_BYTES {
+            return Err(HubError::message_too_large(size, MAX_D2C_MESSAGE_BYTES));
+        }
+        let device_id = identity.device_id();
+        match self.devices.get(device_id) {
+            None => return Err(HubError::device_not_found(device_id)),
+            Some(d) if d.status == DeviceStatus::Disabled => {
+                return Err(HubError::device_disabled(device_id));
+            }
+            Some(_) => {}
+        }
+        Ok(self
+            .telemetry
+            .append(&self.host_name, device_id, identity.module_id(), message))
+    }
+}
+
+/// Every hub the emulator serves, by case-insensitive host name.
+pub struct Hubs {
+    ordered: Vec<Arc<Hub>>,
+    by_host: HashMap<String, Arc<Hub>>,
+}
+
+impl Hubs {
+    pub fn new(hubs: Vec<Hub>) -> Hubs {
+        let ordered: Vec<Arc<Hub>> = hubs.into_iter().map(Arc::new).collect();
+        let by_host = ordered
+            .iter()
+            .map(|h| (h.host_name.to_ascii_lowercase(), h.clone()))
+            .collect();
+        Hubs { ordered, by_host }
+    }
+
+    pub fn get(&self, host_name: &str) -> Option<&Arc<Hub>> {
+        self.by_host.get(&host_name.to_ascii_lowercase())
+    }
+
+    pub fn all(&self) -> &[Arc<Hub>] {
+        &self.ordered
+    }
+}
+
+fn new_etag() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+fn new_generation_id() -> String {
+    // Azure's generation ids are 18-digit numbers.
+    let n = uuid::Uuid::new_v4().as_u128() % 1_000_000_000_000_000_000;
+    format!("{n:018}")
+}

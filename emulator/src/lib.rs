@@ -1,0 +1,29 @@
+//! # iotemu
+//!
+//! A local emulator of **Azure IoT Hub Device Provisioning Service (DPS)** and **Azure IoT
+//! Hub** that speaks the real protocols with real security, so device code — the official
+//! Azure SDKs unmodified, or `iotemu-device` — runs its provisioning-to-telemetry flow offline.
+//!
+//! Layers, each knowing only the one below it:
+//!
+//! * transports — [`mqtt`] (MQTT 3.1.1 over TLS) and [`control`] (plain HTTP on loopback):
+//!   wire formats only;
+//! * [`auth`] — SAS verification; produces identities only it can construct;
+//! * domain — [`dps`] (enrollments, registration state machine) and [`hub`] (registry,
+//!   telemetry): the rules;
+//! * state — in memory, owned by the domain services.
+//!
+//! Start one in a test with [`Emulator::builder`].
+
+pub mod auth;
+pub mod control;
+pub mod dps;
+mod emulator;
+pub mod fixtures;
+pub mod hub;
+pub mod mqtt;
+mod query;
+pub mod timefmt;
+pub mod tls;
+
+pub use emulator::{Emulator, EmulatorBuilder, StartError};

@@ -1,0 +1,173 @@
+//! `iotemu`: runs the emulator until SIGINT/SIGTERM. Every flag is also an `IOTEMU_*`
+//! environment variable. Defaults are Azure's ports, because the official SDKs hard-code them.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use iotemu::Emulator;
+use tracing_subscriber::EnvFilter;
+
+/// Local emulator of Azure IoT Hub Device Provisioning Service and Azure IoT Hub.
+#[derive(Debug, Parser)]
+#[command(name = "iotemu", version, about)]
+struct Args {
+    /// MQTT over TLS port (0 = pick a free port and print it).
+    #[arg(long, env = "IOTEMU_MQTT_PORT", default_value_t = 8883)]
+    mqtt_port: u16,
+
+    /// Addresses to listen on (repeatable or comma-separated). Default: 127.0.0.1 and ::1.
+    /// Use 0.0.0.0 to accept connections from other machines or containers.
+    #[arg(long, env = "IOTEMU_BIND", value_delimiter = ',')]
+    bind: Vec<IpAddr>,
+
+    /// Fixture files with the DPS instance, hubs and enrollments (repeatable or
+    /// comma-separated). Without any, the built-in quickstart fixture is served.
+    #[arg(long, env = "IOTEMU_FIXTURES", value_delimiter = ',')]
+    fixtures: Vec<PathBuf>,
+
+    /// Write the emulator's CA certificate (PEM) to this file, for clients to trust.
+    #[arg(long, env = "IOTEMU_CA_OUT")]
+    ca_out: Option<PathBuf>,
+
+    /// Extra host names or IP addresses for the server certificate (repeatable).
+    #[arg(long, env = "IOTEMU_HOSTNAME", value_delimiter = ',')]
+    hostname: Vec<String>,
+
+    /// Plain-HTTP control port on 127.0.0.1 (/health, /ca.pem, /telemetry…); 0 = free port.
+    #[arg(long, env = "IOTEMU_CONTROL_PORT", default_value_t = 9180)]
+    control_port: u16,
+
+    /// `retry-after` seconds DPS sends while a registration is assigning.
+    #[arg(long, env = "IOTEMU_RETRY_AFTER", default_value_t = 1)]
+    retry_after: u32,
+
+    /// Milliseconds a registration stays `assigning` before a poll can complete it.
+    #[arg(long, env = "IOTEMU_ASSIGNMENT_DELAY_MS", default_value_t = 0)]
+    assignment_delay_ms: u64,
+
+    /// Telemetry messages kept per hub for inspection.
+    #[arg(long, env = "IOTEMU_TELEMETRY_RETENTION", default_value_t = 10_000)]
+    telemetry_retention: usize,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("iotemu: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let mut builder = Emulator::builder()
+        .mqtt_port(args.mqtt_port)
+        .control_port(args.control_port)
+        .retry_after(args.retry_after)
+        .assignment_delay(Duration::from_millis(args.assignment_delay_ms))
+        .telemetry_retention(args.telemetry_retention);
+    if !args.bind.is_empty() {
+        builder = builder.bind(args.bind.clone());
+    }
+    for path in &args.fixtures {
+        builder = builder.fixture_file(path);
+    }
+    for name in &args.hostname {
+        builder = builder.hostname(name);
+    }
+    let emulator = builder.start().await.map_err(|e| e.to_string())?;
+    if let Some(path) = &args.ca_out {
+        std::fs::write(path, emulator.ca_pem())
+            .map_err(|e| format!("cannot write the CA certificate to {}: {e}", path.display()))?;
+    }
+    print_banner(&emulator, &args);
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    emulator.shutdown().await;
+    Ok(())
+}
+
+fn print_banner(emulator: &Emulator, args: &Args) {
+    let addrs: Vec<String> = emulator
+        .mqtt_addrs()
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    println!(
+        "iotemu {} — Azure IoT Hub DPS + IoT Hub emulator",
+        env!("CARGO_PKG_VERSION")
+    );
+    println!("  MQTT over TLS:   {}", addrs.join(", "));
+    if let Some(control) = emulator.control_addr() {
+        println!(
+            "  Control (HTTP):  http://{control}  (/health, /ca.pem, /telemetry, /registrations, /devices)"
+        );
+    }
+    match &args.ca_out {
+        Some(path) => println!("  CA certificate:  {}", path.display()),
+        None => println!(
+            "  CA certificate:  not written (use --ca-out FILE, or GET /ca.pem on the control port)"
+        ),
+    }
+    println!("  Certificate for: {}", emulator.server_names().join(", "));
+    println!(
+        "  DPS:             host {}, ID scope {}",
+        emulator.dps_host(),
+        emulator.id_scope()
+    );
+    if let Some(cs) = emulator.dps_service_connection_string() {
+        println!("  DPS service:     {cs}");
+    }
+    for hub in emulator.hubs().all() {
+        if let Some(policy) = hub.policies().first() {
+            println!(
+                "  Hub {}: {}",
+                hub.host_name(),
+                policy.connection_string(hub.host_name())
+            );
+        } else {
+            println!("  Hub {}", hub.host_name());
+        }
+    }
+    let dps = emulator.dps();
+    println!(
+        "  Enrollments:     {} individual, {} group(s)",
+        dps.enrollments().len(),
+        dps.enrollment_groups().len()
+    );
+    println!("iotemu ready");
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

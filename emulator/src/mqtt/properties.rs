@@ -1,0 +1,81 @@
+//! The telemetry property bag at the end of a D2C topic (protocol.md §5.4):
+//! `%24.mid=…&%24.ct=…&custom=value`. Every SDK percent-encodes the `$`, the docs show it
+//! raw; both decode to `$.xx` system properties. Everything else is an application property.
+
+use std::collections::BTreeMap;
+
+use crate::hub::telemetry::SystemProperties;
+use crate::query;
+
+/// Splits a property bag into system and application properties.
+pub fn parse_property_bag(
+    bag: &str,
+) -> Result<(SystemProperties, BTreeMap<String, String>), String> {
+    let pairs = query::pairs(bag).map_err(|_| "property bag is not valid UTF-8".to_owned())?;
+    let mut system = SystemProperties::default();
+    let mut application = BTreeMap::new();
+    for (key, value) in pairs {
+        let value = value.unwrap_or_default();
+        let Some(name) = key.strip_prefix("$.") else {
+            application.insert(key, value);
+            continue;
+        };
+        let slot = match name {
+            "mid" => &mut system.message_id,
+            "cid" => &mut system.correlation_id,
+            "uid" => &mut system.user_id,
+            "ct" => &mut system.content_type,
+            "ce" => &mut system.content_encoding,
+            "to" => &mut system.to,
+            "exp" => &mut system.absolute_expiry_time,
+            "on" => &mut system.output_name,
+            "ifid" => &mut system.interface_id,
+            "ctime" => &mut system.creation_time,
+            "sub" => &mut system.component,
+            // Diagnostics ($.diagid, $.diagctx) and unknown system properties are not stored.
+            _ => continue,
+        };
+        *slot = Some(value);
+    }
+    Ok((system, application))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn decodes_what_python_sends() {
+        // Captured from azure-iot-device 2.14.0 (protocol.md §5.4).
+        let bag = "%24.mid=mid%201%2Fx&%24.ct=application%2Fjson&%24.ce=utf-8&a%20b=c%26d%3De&trigger=yes";
+        let (system, app) = parse_property_bag(bag).unwrap();
+        assert_eq!(system.message_id.as_deref(), Some("mid 1/x"));
+        assert_eq!(system.content_type.as_deref(), Some("application/json"));
+        assert_eq!(system.content_encoding.as_deref(), Some("utf-8"));
+        assert_eq!(app.get("a b").map(String::as_str), Some("c&d=e"));
+        assert_eq!(app.get("trigger").map(String::as_str), Some("yes"));
+    }
+
+    #[test]
+    fn raw_dollar_keys_and_bare_keys_work_too() {
+        let (system, app) = parse_property_bag("$.cid=7&flag&$.diagid=x").unwrap();
+        assert_eq!(system.correlation_id.as_deref(), Some("7"));
+        assert_eq!(app.get("flag").map(String::as_str), Some(""));
+        assert_eq!(app.len(), 1);
+    }
+
+    proptest! {
+        #[test]
+        fn encoded_application_properties_round_trip(
+            props in proptest::collection::btree_map("[ -~]{1,12}", "[ -~]{0,20}", 0..6)
+        ) {
+            let props: BTreeMap<String, String> =
+                props.into_iter().filter(|(k, _)| !k.starts_with("$.")).collect();
+            let enc = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
+            let bag = props.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&");
+            let (_, app) = parse_property_bag(&bag).unwrap();
+            prop_assert_eq!(app, props);
+        }
+    }
+}

@@ -1,0 +1,516 @@
+//! One MQTT connection, from CONNECT to close.
+//!
+//! ```text
+//! read CONNECT (timeout) → protocol 4? → username → client id matches? → auth
+//!   → CONNACK 0, or 1/4/5/3 and close
+//! loop: socket bytes → decode every complete packet → handle → replies into one buffer
+//!       → one write + flush per read batch
+//!       ends on: peer close, DISCONNECT, protocol/ACL violation, keep-alive timeout
+//!       (1.5 × keep-alive), SAS expiry, replacement by a newer connection, shutdown
+//! ```
+//!
+//! Requests (DPS register/poll, telemetry) are handled inline by calling the domain; a PUBACK
+//! is written only after the domain has stored what it acknowledges.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use rustls_pki_types::CertificateDer;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
+
+use super::MqttContext;
+use super::codec::{
+    self, ConnAck, Connect, ConnectReturnCode, Packet, Protocol, PubAck, Publish, QoS, SubAck,
+    SubscribeReasonCode, UnsubAck,
+};
+use super::properties::parse_property_bag;
+use super::routes::{Inbound, Principal, classify_publish, may_subscribe};
+use super::topic::filter_matches;
+use super::username::{self, ConnectTarget};
+use crate::auth::{self, AuthError, Credential, DeviceIdentity, RegistrationIdentity};
+use crate::dps::error::DpsError;
+use crate::dps::registration::RegistrationReply;
+use crate::hub::Hub;
+use crate::hub::connections::ConnectionLease;
+use crate::hub::error::HubError;
+use crate::hub::telemetry::IncomingMessage;
+
+/// What the transport knows about the peer before MQTT starts.
+pub struct PeerInfo {
+    pub remote: SocketAddr,
+    /// The certificate chain the client sent in the TLS handshake, leaf first (may be empty).
+    pub certificates: Vec<CertificateDer<'static>>,
+}
+
+enum Client {
+    Registration(RegistrationIdentity),
+    Device {
+        identity: DeviceIdentity,
+        hub: Arc<Hub>,
+        lease: ConnectionLease,
+    },
+}
+
+impl Client {
+    fn principal(&self) -> Principal<'_> {
+        match self {
+            Client::Registration(_) => Principal::Registration,
+            Client::Device { identity, .. } => Principal::Device {
+                device_id: identity.device_id(),
+                module_id: identity.module_id(),
+            },
+        }
+    }
+
+    fn expires_at(&self) -> Option<SystemTime> {
+        match self {
+            Client::Registration(r) => r.expires_at(),
+            Client::Device { identity, .. } => identity.expires_at(),
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Client::Registration(r) => format!("dps:{}", r.registration_id()),
+            Client::Device { identity, .. } => {
+                format!("{}:{}", identity.hub(), identity.connection_key())
+            }
+        }
+    }
+}
+
+/// Why a session ended; logged once per connection.
+type CloseReason = String;
+
+/// Runs one connection to completion over any byte stream (TLS today, WebSocket later).
+pub async fn run_session<S>(mut stream: S, peer: PeerInfo, ctx: Arc<MqttContext>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut rbuf = BytesMut::with_capacity(4096);
+    let connect = match read_connect(&mut stream, &mut rbuf, &ctx).await {
+        Ok(connect) => connect,
+        Err(reason) => {
+            tracing::info!(remote = %peer.remote, %reason, "connection closed before CONNECT");
+            return;
+        }
+    };
+    let client = match authenticate(&connect, &peer, &ctx) {
+        Ok(client) => client,
+        Err(code) => {
+            let mut wbuf = BytesMut::new();
+            let _ = codec::encode(&Packet::ConnAck(ConnAck::new(code, false)), &mut wbuf);
+            let _ = stream.write_all(&wbuf).await;
+            close(&mut stream).await;
+            return;
+        }
+    };
+    let keep_alive = match connect.keep_alive {
+        0 => ctx.limits.max_keep_alive_timeout,
+        secs => {
+            Duration::from_millis(u64::from(secs) * 1500).min(ctx.limits.max_keep_alive_timeout)
+        }
+    };
+    let name = client.name();
+    tracing::info!(remote = %peer.remote, client = %name, keep_alive = connect.keep_alive, "client connected");
+
+    let mut session = Session {
+        client,
+        ctx: ctx.clone(),
+        subscriptions: Vec::new(),
+        next_packet_id: 0,
+        awaiting_ack: Vec::new(),
+        wbuf: BytesMut::new(),
+    };
+    let _ = codec::encode(
+        &Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, false)),
+        &mut session.wbuf,
+    );
+    let reason = session.serve(&mut stream, rbuf, keep_alive).await;
+    if let Client::Device {
+        identity,
+        hub,
+        lease,
+    } = &session.client
+    {
+        hub.connections()
+            .detach(&identity.connection_key(), lease.id);
+    }
+    tracing::info!(remote = %peer.remote, client = %name, %reason, "client disconnected");
+    close(&mut stream).await;
+}
+
+/// Reads until a whole first packet is buffered; it must be a CONNECT.
+async fn read_connect<S>(
+    stream: &mut S,
+    rbuf: &mut BytesMut,
+    ctx: &MqttContext,
+) -> Result<Connect, String>
+where
+    S: AsyncRead + Unpin,
+{
+    let deadline = Instant::now() + ctx.limits.connect_timeout;
+    loop {
+        match codec::decode(rbuf, ctx.limits.max_packet_bytes) {
+            Ok(Some(Packet::Connect(connect))) => return Ok(connect),
+            Ok(Some(other)) => return Err(format!("first packet was not CONNECT: {other:?}")),
+            Ok(None) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        match tokio::time::timeout_at(deadline, stream.read_buf(rbuf)).await {
+            Ok(Ok(0)) => return Err("peer closed".into()),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) => return Err("no CONNECT within the timeout".into()),
+        }
+    }
+}
+
+/// CONNECT → identity, or the CONNACK code to refuse with (logged with the reason).
+fn authenticate(
+    connect: &Connect,
+    peer: &PeerInfo,
+    ctx: &MqttContext,
+) -> Result<Client, ConnectReturnCode> {
+    let refuse = |code: ConnectReturnCode, reason: &dyn std::fmt::Display| {
+        tracing::warn!(remote = %peer.remote, client_id = %connect.client_id, %reason, code = code as u8, "connection refused");
+        code
+    };
+    if connect.protocol != Protocol::V4 {
+        return Err(refuse(
+            ConnectReturnCode::RefusedProtocolVersion,
+            &"only MQTT 3.1.1 is supported",
+        ));
+    }
+    let (user, password) = connect
+        .login
+        .as_ref()
+        .map(|l| (l.username.as_str(), l.password.as_str()))
+        .unwrap_or(("", ""));
+    let Some(target) = username::parse(user) else {
+        return Err(refuse(
+            ConnectReturnCode::BadUserNamePassword,
+            &format!("unrecognised username '{user}'"),
+        ));
+    };
+    if connect.client_id != target.expected_client_id() {
+        return Err(refuse(
+            ConnectReturnCode::BadUserNamePassword,
+            &format!(
+                "client id '{}' does not match the username's '{}'",
+                connect.client_id,
+                target.expected_client_id()
+            ),
+        ));
+    }
+    let credential = if !password.is_empty() {
+        Credential::Sas(password)
+    } else if !peer.certificates.is_empty() {
+        Credential::ClientCertificates(&peer.certificates)
+    } else {
+        Credential::None
+    };
+    let now = SystemTime::now();
+    let result = match &target {
+        ConnectTarget::Dps {
+            id_scope,
+            registration_id,
+        } => auth::authenticate_registration(&ctx.dps, id_scope, registration_id, credential, now)
+            .map(Client::Registration),
+        ConnectTarget::Hub {
+            host,
+            device_id,
+            module_id,
+        } => auth::authenticate_device(
+            &ctx.hubs,
+            host,
+            device_id,
+            module_id.as_deref(),
+            credential,
+            now,
+        )
+        .and_then(|identity| {
+            let hub = ctx
+                .hubs
+                .get(identity.hub())
+                .cloned()
+                .ok_or_else(|| AuthError::UnknownHub(identity.hub().to_owned()))?;
+            let lease = hub.connections().attach(&identity.connection_key());
+            Ok(Client::Device {
+                identity,
+                hub,
+                lease,
+            })
+        }),
+    };
+    result.map_err(|e| {
+        let code = match e {
+            // azure-iot-sdk-c maps 3 to "device disabled".
+            AuthError::DeviceDisabled(_) => ConnectReturnCode::ServiceUnavailable,
+            _ => ConnectReturnCode::NotAuthorized,
+        };
+        refuse(code, &e)
+    })
+}
+
+async fn close<S: AsyncWrite + Unpin>(stream: &mut S) {
+    // Sends TLS close_notify; a peer that is gone must not hold the task.
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
+}
+
+struct Session {
+    client: Client,
+    ctx: Arc<MqttContext>,
+    subscriptions: Vec<(String, QoS)>,
+    next_packet_id: u16,
+    /// Packet ids of our QoS 1 publishes the client has not acknowledged yet.
+    awaiting_ack: Vec<u16>,
+    wbuf: BytesMut,
+}
+
+impl Session {
+    async fn serve<S>(
+        &mut self,
+        stream: &mut S,
+        mut rbuf: BytesMut,
+        keep_alive: Duration,
+    ) -> CloseReason
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let mut shutdown = self.ctx.shutdown.clone();
+        let kicked = match &self.client {
+            Client::Device { lease, .. } => Some(lease.kicked.clone()),
+            Client::Registration(_) => None,
+        };
+        let token_deadline = self.client.expires_at().map(|at| {
+            let left = at
+                .duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO);
+            Instant::now() + left
+        });
+        let mut last_heard = Instant::now();
+        loop {
+            if !self.wbuf.is_empty() {
+                if let Err(e) = stream.write_all(&self.wbuf).await {
+                    return format!("write failed: {e}");
+                }
+                if let Err(e) = stream.flush().await {
+                    return format!("write failed: {e}");
+                }
+                self.wbuf.clear();
+            }
+            tokio::select! {
+                read = stream.read_buf(&mut rbuf) => {
+                    match read {
+                        Ok(0) => return "peer closed the connection".into(),
+                        Ok(_) => last_heard = Instant::now(),
+                        Err(e) => return format!("read failed: {e}"),
+                    }
+                    loop {
+                        match codec::decode(&mut rbuf, self.ctx.limits.max_packet_bytes) {
+                            Ok(Some(packet)) => {
+                                if let Err(reason) = self.handle(packet) {
+                                    // Flush what was already answered (e.g. SUBACKs) first.
+                                    let _ = stream.write_all(&self.wbuf).await;
+                                    return reason;
+                                }
+                            }
+                            Ok(None) => break,
+                            Err(e) => return e.to_string(),
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(last_heard + keep_alive) => {
+                    return "keep-alive timeout".into();
+                }
+                _ = async {
+                    match token_deadline {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                } => return "SAS token expired (401003)".into(),
+                _ = async {
+                    match &kicked {
+                        Some(kicked) => kicked.notified().await,
+                        None => std::future::pending().await,
+                    }
+                } => return "replaced by a newer connection (400027 ConnectionForcefullyClosedOnNewConnection)".into(),
+                _ = shutdown.changed() => return "emulator shutting down".into(),
+            }
+        }
+    }
+
+    fn handle(&mut self, packet: Packet) -> Result<(), CloseReason> {
+        match packet {
+            Packet::Publish(publish) => self.on_publish(publish),
+            Packet::Subscribe(subscribe) => {
+                let principal = self.client.principal();
+                let mut codes = Vec::with_capacity(subscribe.filters.len());
+                for filter in subscribe.filters {
+                    if may_subscribe(principal, &filter.path) {
+                        // IoT Hub and DPS grant at most QoS 1.
+                        let qos = if filter.qos == QoS::AtMostOnce {
+                            QoS::AtMostOnce
+                        } else {
+                            QoS::AtLeastOnce
+                        };
+                        self.subscriptions.retain(|(f, _)| f != &filter.path);
+                        self.subscriptions.push((filter.path, qos));
+                        codes.push(SubscribeReasonCode::Success(qos));
+                    } else {
+                        tracing::warn!(client = %self.client.name(), filter = %filter.path, "subscription refused");
+                        codes.push(SubscribeReasonCode::Failure);
+                    }
+                }
+                self.write(Packet::SubAck(SubAck::new(subscribe.pkid, codes)));
+                Ok(())
+            }
+            Packet::Unsubscribe(unsubscribe) => {
+                self.subscriptions
+                    .retain(|(f, _)| !unsubscribe.topics.contains(f));
+                self.write(Packet::UnsubAck(UnsubAck::new(unsubscribe.pkid)));
+                Ok(())
+            }
+            Packet::PubAck(ack) => {
+                self.awaiting_ack.retain(|id| *id != ack.pkid);
+                Ok(())
+            }
+            Packet::PingReq => {
+                self.write(Packet::PingResp);
+                Ok(())
+            }
+            Packet::Disconnect => Err("client sent DISCONNECT".into()),
+            other => Err(format!("unexpected packet {other:?}")),
+        }
+    }
+
+    fn on_publish(&mut self, publish: Publish) -> Result<(), CloseReason> {
+        if publish.qos == QoS::ExactlyOnce {
+            return Err("QoS 2 PUBLISH is not supported by IoT Hub; closing as Azure does".into());
+        }
+        let Some(route) = classify_publish(self.client.principal(), &publish.topic) else {
+            return Err(format!(
+                "PUBLISH to a topic this client may not use: {}",
+                publish.topic
+            ));
+        };
+        let ack = (publish.qos == QoS::AtLeastOnce).then_some(publish.pkid);
+        match (route, &self.client) {
+            (Inbound::DpsRegister { rid }, Client::Registration(who)) => {
+                let reply = self.ctx.dps.register(who, &publish.payload);
+                self.ack(ack);
+                self.reply_dps(rid, reply);
+            }
+            (Inbound::DpsPoll { rid, operation_id }, Client::Registration(who)) => {
+                let reply = self.ctx.dps.operation_status(who, &operation_id);
+                self.ack(ack);
+                self.reply_dps(rid, reply);
+            }
+            (Inbound::Telemetry { property_bag }, Client::Device { identity, hub, .. }) => {
+                let (system, properties) = parse_property_bag(property_bag)?;
+                let mut properties = properties;
+                if publish.retain {
+                    // RETAIN is not kept; IoT Hub forwards it as a property instead.
+                    properties.insert("mqtt-retain".into(), "true".into());
+                }
+                let message = IncomingMessage {
+                    body: publish.payload,
+                    system,
+                    properties,
+                };
+                hub.accept_telemetry(identity, message)
+                    .map_err(|e| format!("telemetry refused: {e}"))?;
+                self.ack(ack);
+            }
+            (
+                Inbound::TwinGet { rid } | Inbound::TwinReportedPatch { rid },
+                Client::Device { .. },
+            ) => {
+                let error = HubError::not_implemented("Device twins");
+                let body = serde_json::json!({ "errorCode": error.code, "message": error.message });
+                self.ack(ack);
+                self.deliver(
+                    format!("$iothub/twin/res/{}/?$rid={rid}", error.status()),
+                    body.to_string().into(),
+                );
+            }
+            (Inbound::MethodResponse { .. }, Client::Device { .. }) => {
+                // No direct method is ever pending yet; a response has nothing to answer.
+                self.ack(ack);
+            }
+            (route, _) => return Err(format!("request {route:?} from the wrong kind of client")),
+        }
+        Ok(())
+    }
+
+    fn ack(&mut self, packet_id: Option<u16>) {
+        if let Some(id) = packet_id {
+            self.write(Packet::PubAck(PubAck::new(id)));
+        }
+    }
+
+    /// `$dps/registrations/res/{status}/?$rid=…[&retry-after=…]` — `$rid` must come first,
+    /// the Python SDK drops anything before it (protocol.md §2.5).
+    fn reply_dps(&mut self, rid: &str, reply: Result<RegistrationReply, DpsError>) {
+        let (status, retry_after, body) = match reply {
+            Ok(r) => (
+                r.status,
+                r.retry_after,
+                serde_json::to_vec(&r.body).unwrap_or_default(),
+            ),
+            Err(e) => {
+                tracing::info!(client = %self.client.name(), error = %e, "DPS request failed");
+                (
+                    e.status(),
+                    e.retry_after,
+                    e.to_json().to_string().into_bytes(),
+                )
+            }
+        };
+        let mut topic = format!("$dps/registrations/res/{status}/?$rid={rid}");
+        if let Some(seconds) = retry_after {
+            topic.push_str(&format!("&retry-after={seconds}"));
+        }
+        self.deliver(topic, body.into());
+    }
+
+    /// Publishes to the client at the best QoS of its matching subscriptions (max 1); not at
+    /// all if it has none, as a broker would.
+    fn deliver(&mut self, topic: String, payload: Bytes) {
+        let qos = self
+            .subscriptions
+            .iter()
+            .filter(|(filter, _)| filter_matches(filter, &topic))
+            .map(|(_, qos)| *qos)
+            .max_by_key(|q| *q as u8);
+        let Some(qos) = qos else {
+            tracing::debug!(client = %self.client.name(), %topic, "no subscription matches; response dropped");
+            return;
+        };
+        let mut publish = Publish::from_bytes(topic, qos, payload);
+        if qos == QoS::AtLeastOnce {
+            publish.pkid = self.allocate_packet_id();
+            self.awaiting_ack.push(publish.pkid);
+        }
+        self.write(Packet::Publish(publish));
+    }
+
+    fn allocate_packet_id(&mut self) -> u16 {
+        loop {
+            self.next_packet_id = self.next_packet_id.wrapping_add(1).max(1);
+            if !self.awaiting_ack.contains(&self.next_packet_id) {
+                return self.next_packet_id;
+            }
+        }
+    }
+
+    fn write(&mut self, packet: Packet) {
+        if let Err(e) = codec::encode(&packet, &mut self.wbuf) {
+            tracing::error!(error = %e, "could not encode an outgoing packet");
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! TLS for every listener: an emulator CA generated at start, a server certificate signed by
+//! it for every name clients dial, and one rustls `ServerConfig` (ring, TLS 1.2 + 1.3 — the
+//! Python SDK only speaks 1.2).
+//!
+//! Client certificates are *requested but optional*, and any chain is accepted during the
+//! handshake: SAS devices send none, and X.509 trust is decided per enrollment after the
+//! handshake from the raw chain (mqtt-front.md §4). The handshake still proves the client
+//! holds the private key of the leaf it sent.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType, date_time_ymd,
+};
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName as TlsName, ServerConfig, SignatureScheme};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
+
+/// Names every server certificate carries besides the configured hosts.
+const ALWAYS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("certificate generation failed: {0}")]
+    Generate(#[from] rcgen::Error),
+    #[error("TLS configuration failed: {0}")]
+    Config(#[from] rustls::Error),
+    #[error("'{0}' cannot be put in a certificate")]
+    BadName(String),
+}
+
+/// The emulator's CA and the server configuration built on it.
+pub struct EmulatorTls {
+    ca_pem: String,
+    server_names: Vec<String>,
+    server_config: Arc<ServerConfig>,
+}
+
+impl EmulatorTls {
+    /// Generates a fresh ECDSA P-256 CA and server certificate covering `hostnames`.
+    pub fn generate(hostnames: &[String]) -> Result<EmulatorTls, TlsError> {
+        let mut ca_params = CertificateParams::default();
+        ca_params.distinguished_name = name("iotemu Emulator Root CA");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        ca_params.not_before = date_time_ymd(2024, 1, 1);
+        ca_params.not_after = date_time_ymd(2049, 12, 31);
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
+
+        let mut server_names: Vec<String> = Vec::new();
+        for host in ALWAYS
+            .iter()
+            .map(|s| s.to_string())
+            .chain(hostnames.iter().cloned())
+        {
+            let host = host.to_ascii_lowercase();
+            if !server_names.contains(&host) {
+                server_names.push(host);
+            }
+        }
+        let mut params = CertificateParams::default();
+        params.distinguished_name = name("iotemu server");
+        params.subject_alt_names = server_names
+            .iter()
+            .map(|n| san(n))
+            .collect::<Result<_, _>>()?;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.not_before = date_time_ymd(2024, 1, 1);
+        params.not_after = date_time_ymd(2049, 12, 31);
+        let server_key = KeyPair::generate()?;
+        let server_cert = params.signed_by(&server_key, &ca)?;
+
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = AnyClientCertificate {
+            algorithms: provider.signature_verification_algorithms,
+        };
+        let chain = vec![server_cert.der().clone(), ca.der().clone()];
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der()));
+        let server_config = ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])?
+            .with_client_cert_verifier(Arc::new(verifier))
+            .with_single_cert(chain, key)?;
+
+        Ok(EmulatorTls {
+            ca_pem: ca.pem(),
+            server_names,
+            server_config: Arc::new(server_config),
+        })
+    }
+
+    /// The CA certificate clients must trust, PEM.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// DNS names and IP addresses in the server certificate.
+    pub fn server_names(&self) -> &[String] {
+        &self.server_names
+    }
+
+    pub fn server_config(&self) -> Arc<ServerConfig> {
+        self.server_config.clone()
+    }
+
+    /// The ring provider every rustls config here is built with.
+    pub fn provider() -> Arc<CryptoProvider> {
+        Arc::new(rustls::crypto::ring::default_provider())
+    }
+}
+
+fn name(common_name: &str) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    dn.push(DnType::OrganizationName, "iotemu");
+    dn
+}
+
+fn san(host: &str) -> Result<SanType, TlsError> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(SanType::IpAddress(ip));
+    }
+    host.to_owned()
+        .try_into()
+        .map(SanType::DnsName)
+        .map_err(|_| TlsError::BadName(host.to_owned()))
+}
+
+/// Requests a client certificate, accepts any chain or none, and still checks the
+/// handshake signature so nobody can present a certificate whose key they don't hold.
+#[derive(Debug)]
+struct AnyClientCertificate {
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ClientCertVerifier for AnyClientCertificate {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[TlsName] {
+        // No hints: clients then send whatever certificate they are configured with.
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
