@@ -1,1 +1,184 @@
-//! Shared helpers for the end-to-end tests.
+//! Shared helpers for the end-to-end tests: starting an emulator on ephemeral ports, and a
+//! raw MQTT-over-TLS client for assertions at the wire level (exact CONNACK codes, forced
+//! disconnects, topics) that a well-behaved SDK would never let us make.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::BytesMut;
+use iotemu::Emulator;
+use iotemu::mqtt::codec::{self, ConnAck, Connect, ConnectReturnCode, Packet};
+use rumqttc::mqttbytes::v4::Login;
+use rustls::RootCertStore;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+pub use iotemu::auth::sas::build_token;
+
+/// The quickstart document's enrollment.
+pub const QUICKSTART_REGISTRATION_ID: &str = "symm-key-python-device-008";
+pub const QUICKSTART_DEVICE_ID: &str = "python-device-008";
+pub const QUICKSTART_KEY: &str =
+    "sbDDeEzRuEuGKag+kQKV+T1QGakRtHpsERLP0yPjwR93TrpEgEh/Y07CXstfha6dhIPWvdD1nRxK5T0KGKA+nQ==";
+pub const QUICKSTART_GROUP_KEY: &str =
+    "/VX4hnlv5HUMoLa5FBff/tGKwZFUM0XlQMp/v7oWXGolrvmEuIrRnsx6k9Gi3drdCbAyfmt+aq8zsQJ6lg3D3g==";
+
+/// An emulator serving the quickstart fixture plus `extra` fixture JSON, on free ports,
+/// answering polls without waiting (`retry-after=0`) so tests stay fast.
+pub async fn start_emulator(extra: Option<&str>) -> Emulator {
+    let mut builder = Emulator::builder().quickstart_fixture().retry_after(0);
+    if let Some(json) = extra {
+        builder = builder.fixture_json("test fixture", json);
+    }
+    builder.start().await.expect("emulator starts")
+}
+
+pub fn seconds_from_now(secs: i64) -> u64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    (now + secs) as u64
+}
+
+fn decode_key(key_b64: &str) -> Vec<u8> {
+    BASE64.decode(key_b64).expect("test keys are base64")
+}
+
+/// A DPS registration token, signed like the Python SDK signs it.
+pub fn dps_token(id_scope: &str, registration_id: &str, key_b64: &str, expiry: u64) -> String {
+    build_token(
+        &format!("{id_scope}/registrations/{registration_id}"),
+        &decode_key(key_b64),
+        None,
+        expiry,
+    )
+}
+
+/// A hub device token.
+pub fn device_token(hub: &str, device_id: &str, key_b64: &str, expiry: u64) -> String {
+    build_token(
+        &format!("{hub}/devices/{device_id}"),
+        &decode_key(key_b64),
+        None,
+        expiry,
+    )
+}
+
+pub fn dps_username(id_scope: &str, registration_id: &str) -> String {
+    format!(
+        "{id_scope}/registrations/{registration_id}/api-version=2019-03-31&ClientVersion=iotemu-tests"
+    )
+}
+
+pub fn hub_username(hub: &str, device_id: &str) -> String {
+    format!("{hub}/{device_id}/?api-version=2021-04-12&DeviceClientType=iotemu-tests")
+}
+
+/// How a raw receive ended without a packet.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RecvEnd {
+    Closed,
+    TimedOut,
+}
+
+/// MQTT over TLS with nothing in between: send packets, read packets.
+pub struct RawClient {
+    stream: TlsStream<TcpStream>,
+    buf: BytesMut,
+}
+
+impl RawClient {
+    /// TLS to the emulator's MQTT port, trusting only its CA, server name `localhost`.
+    pub async fn connect(emulator: &Emulator) -> RawClient {
+        let mut roots = RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(emulator.ca_pem().as_bytes()) {
+            roots.add(cert.expect("CA PEM")).expect("CA accepted");
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let tcp = TcpStream::connect(("127.0.0.1", emulator.mqtt_port()))
+            .await
+            .expect("TCP connect");
+        let name = ServerName::try_from("localhost").expect("server name");
+        let stream = TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .expect("TLS handshake");
+        RawClient {
+            stream,
+            buf: BytesMut::new(),
+        }
+    }
+
+    pub async fn send(&mut self, packet: Packet) {
+        let mut wire = BytesMut::new();
+        codec::encode(&packet, &mut wire).expect("encode");
+        self.stream.write_all(&wire).await.expect("write");
+        self.stream.flush().await.expect("flush");
+    }
+
+    /// Writes raw bytes (for malformed input tests). Errors are ignored: the server may
+    /// already have closed.
+    pub async fn send_bytes(&mut self, bytes: &[u8]) {
+        let _ = self.stream.write_all(bytes).await;
+        let _ = self.stream.flush().await;
+    }
+
+    /// The next packet, or why none came within `timeout`.
+    pub async fn recv(&mut self, timeout: Duration) -> Result<Packet, RecvEnd> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(packet) =
+                codec::decode(&mut self.buf, usize::MAX).expect("server sent a valid packet")
+            {
+                return Ok(packet);
+            }
+            match tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf)).await {
+                Err(_) => return Err(RecvEnd::TimedOut),
+                Ok(Ok(0)) | Ok(Err(_)) => return Err(RecvEnd::Closed),
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// Sends CONNECT and returns the CONNACK code.
+    pub async fn mqtt_connect(
+        &mut self,
+        client_id: &str,
+        username: &str,
+        password: &str,
+    ) -> ConnectReturnCode {
+        let mut connect = Connect::new(client_id);
+        connect.keep_alive = 60;
+        connect.clean_session = true;
+        connect.login = Some(Login::new(username, password));
+        self.send(Packet::Connect(connect)).await;
+        match self.recv(Duration::from_secs(5)).await {
+            Ok(Packet::ConnAck(ConnAck { code, .. })) => code,
+            other => panic!("expected CONNACK, got {other:?}"),
+        }
+    }
+
+    /// Reads until the server closes the connection; panics if it stays open.
+    pub async fn expect_closed(&mut self) {
+        loop {
+            match self.recv(Duration::from_secs(5)).await {
+                Err(RecvEnd::Closed) => return,
+                Err(RecvEnd::TimedOut) => panic!("server did not close the connection"),
+                Ok(_) => continue,
+            }
+        }
+    }
+}

@@ -154,6 +154,11 @@ where
 {
     let deadline = Instant::now() + ctx.limits.connect_timeout;
     loop {
+        // Anything but a CONNECT header (type 1, flags 0) is refused from its first byte,
+        // instead of waiting for a packet that a non-MQTT peer will never complete.
+        if rbuf.first().is_some_and(|b| *b != 0x10) {
+            return Err("first packet is not CONNECT".into());
+        }
         match codec::decode(rbuf, ctx.limits.max_packet_bytes) {
             Ok(Some(Packet::Connect(connect))) => return Ok(connect),
             Ok(Some(other)) => return Err(format!("first packet was not CONNECT: {other:?}")),

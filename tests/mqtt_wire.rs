@@ -1,0 +1,516 @@
+//! Wire-level behaviour of the MQTT front, observed with a raw MQTT client: CONNACK codes,
+//! topic ACLs, response topic shapes, limits and timeouts (protocol.md §2, §5; issue #2).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use iotemu::auth::keys::SymmetricKey;
+use iotemu::mqtt::codec::{ConnectReturnCode, Packet, PubAck, Publish, QoS, SubscribeReasonCode};
+use iotemu_e2e::*;
+use rumqttc::mqttbytes::v4::Subscribe;
+
+const SCOPE: &str = "0ne00000A0A";
+
+fn key(b64: &str) -> SymmetricKey {
+    SymmetricKey::from_base64(b64).unwrap()
+}
+
+/// Puts `device_id` in the default hub with `QUICKSTART_KEY` and returns a connected client.
+async fn connected_device(emulator: &iotemu::Emulator, device_id: &str) -> RawClient {
+    emulator.default_hub().provision_device(
+        device_id,
+        key(QUICKSTART_KEY),
+        key(QUICKSTART_KEY),
+        None,
+    );
+    let mut client = RawClient::connect(emulator).await;
+    let token = device_token(
+        "localhost",
+        device_id,
+        QUICKSTART_KEY,
+        seconds_from_now(600),
+    );
+    let code = client
+        .mqtt_connect(device_id, &hub_username("localhost", device_id), &token)
+        .await;
+    assert_eq!(code, ConnectReturnCode::Success);
+    client
+}
+
+fn publish(topic: &str, qos: QoS, pkid: u16, payload: Vec<u8>) -> Packet {
+    let mut publish = Publish::new(topic, qos, payload);
+    publish.pkid = pkid;
+    Packet::Publish(publish)
+}
+
+#[tokio::test]
+async fn dps_responses_put_rid_first_and_poll_completes() {
+    let emulator = start_emulator(None).await;
+    let mut client = RawClient::connect(&emulator).await;
+    let token = dps_token(
+        SCOPE,
+        QUICKSTART_REGISTRATION_ID,
+        QUICKSTART_KEY,
+        seconds_from_now(600),
+    );
+    let code = client
+        .mqtt_connect(
+            QUICKSTART_REGISTRATION_ID,
+            &dps_username(SCOPE, QUICKSTART_REGISTRATION_ID),
+            &token,
+        )
+        .await;
+    assert_eq!(code, ConnectReturnCode::Success);
+    client
+        .send(Packet::Subscribe(Subscribe::new(
+            "$dps/registrations/res/#",
+            QoS::AtLeastOnce,
+        )))
+        .await;
+    match client.recv(Duration::from_secs(5)).await.unwrap() {
+        Packet::SubAck(ack) => assert_eq!(
+            ack.return_codes,
+            vec![SubscribeReasonCode::Success(QoS::AtLeastOnce)]
+        ),
+        other => panic!("expected SUBACK, got {other:?}"),
+    }
+
+    let body = format!(r#"{{"payload": null, "registrationId": "{QUICKSTART_REGISTRATION_ID}"}}"#);
+    client
+        .send(publish(
+            "$dps/registrations/PUT/iotdps-register/?$rid=rid%2F1",
+            QoS::AtLeastOnce,
+            7,
+            body.into_bytes(),
+        ))
+        .await;
+    assert_eq!(
+        client.recv(Duration::from_secs(5)).await.unwrap(),
+        Packet::PubAck(PubAck::new(7))
+    );
+    let response = match client.recv(Duration::from_secs(5)).await.unwrap() {
+        Packet::Publish(p) => p,
+        other => panic!("expected the register response, got {other:?}"),
+    };
+    assert_eq!(
+        response.topic,
+        "$dps/registrations/res/202/?$rid=rid%2F1&retry-after=0"
+    );
+    assert_eq!(
+        response.qos,
+        QoS::AtLeastOnce,
+        "delivered at the subscription's QoS"
+    );
+    client
+        .send(Packet::PubAck(PubAck::new(response.pkid)))
+        .await;
+    let started: serde_json::Value = serde_json::from_slice(&response.payload).unwrap();
+    assert_eq!(started["status"], "assigning");
+    let operation_id = started["operationId"].as_str().unwrap().to_owned();
+
+    let poll = format!(
+        "$dps/registrations/GET/iotdps-get-operationstatus/?$rid=2&operationId={operation_id}"
+    );
+    client
+        .send(publish(&poll, QoS::AtMostOnce, 0, b" ".to_vec()))
+        .await;
+    let done = match client.recv(Duration::from_secs(5)).await.unwrap() {
+        Packet::Publish(p) => p,
+        other => panic!("expected the poll response, got {other:?}"),
+    };
+    assert_eq!(done.topic, "$dps/registrations/res/200/?$rid=2");
+    let done: serde_json::Value = serde_json::from_slice(&done.payload).unwrap();
+    assert_eq!(done["operationId"], operation_id.as_str());
+    assert_eq!(done["status"], "assigned");
+    let state = &done["registrationState"];
+    for field in [
+        "registrationId",
+        "createdDateTimeUtc",
+        "assignedHub",
+        "deviceId",
+        "status",
+        "substatus",
+        "lastUpdatedDateTimeUtc",
+        "etag",
+    ] {
+        assert!(
+            state.get(field).is_some(),
+            "registrationState.{field} missing: {state}"
+        );
+    }
+    assert_eq!(state["deviceId"], QUICKSTART_DEVICE_ID);
+    assert_eq!(state["assignedHub"], "localhost");
+}
+
+#[tokio::test]
+async fn bad_credentials_get_connack_5_and_mismatched_client_id_gets_4() {
+    let emulator = start_emulator(None).await;
+    let wrong_key = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    let cases = [
+        // DPS: wrong key, expired token, unknown registration, wrong id scope.
+        (
+            QUICKSTART_REGISTRATION_ID,
+            dps_username(SCOPE, QUICKSTART_REGISTRATION_ID),
+            dps_token(
+                SCOPE,
+                QUICKSTART_REGISTRATION_ID,
+                wrong_key,
+                seconds_from_now(600),
+            ),
+            ConnectReturnCode::NotAuthorized,
+        ),
+        (
+            QUICKSTART_REGISTRATION_ID,
+            dps_username(SCOPE, QUICKSTART_REGISTRATION_ID),
+            dps_token(
+                SCOPE,
+                QUICKSTART_REGISTRATION_ID,
+                QUICKSTART_KEY,
+                seconds_from_now(-5),
+            ),
+            ConnectReturnCode::NotAuthorized,
+        ),
+        (
+            "no-such-device",
+            dps_username(SCOPE, "no-such-device"),
+            dps_token(
+                SCOPE,
+                "no-such-device",
+                QUICKSTART_KEY,
+                seconds_from_now(600),
+            ),
+            ConnectReturnCode::NotAuthorized,
+        ),
+        (
+            QUICKSTART_REGISTRATION_ID,
+            dps_username("0ne99999999", QUICKSTART_REGISTRATION_ID),
+            dps_token(
+                "0ne99999999",
+                QUICKSTART_REGISTRATION_ID,
+                QUICKSTART_KEY,
+                seconds_from_now(600),
+            ),
+            ConnectReturnCode::NotAuthorized,
+        ),
+        // Hub: unknown device.
+        (
+            "ghost",
+            hub_username("localhost", "ghost"),
+            device_token("localhost", "ghost", QUICKSTART_KEY, seconds_from_now(600)),
+            ConnectReturnCode::NotAuthorized,
+        ),
+        // Client id does not match the username.
+        (
+            "someone-else",
+            dps_username(SCOPE, QUICKSTART_REGISTRATION_ID),
+            dps_token(
+                SCOPE,
+                QUICKSTART_REGISTRATION_ID,
+                QUICKSTART_KEY,
+                seconds_from_now(600),
+            ),
+            ConnectReturnCode::BadUserNamePassword,
+        ),
+        // Garbage password.
+        (
+            QUICKSTART_REGISTRATION_ID,
+            dps_username(SCOPE, QUICKSTART_REGISTRATION_ID),
+            "not a token".to_owned(),
+            ConnectReturnCode::NotAuthorized,
+        ),
+    ];
+    for (client_id, username, password, expected) in cases {
+        let mut client = RawClient::connect(&emulator).await;
+        assert_eq!(
+            client.mqtt_connect(client_id, &username, &password).await,
+            expected,
+            "{username}"
+        );
+        client.expect_closed().await;
+    }
+
+    // A hub device with a valid device but an expired token.
+    emulator.default_hub().provision_device(
+        "dev-exp",
+        key(QUICKSTART_KEY),
+        key(QUICKSTART_KEY),
+        None,
+    );
+    let mut client = RawClient::connect(&emulator).await;
+    let expired = device_token("localhost", "dev-exp", QUICKSTART_KEY, seconds_from_now(-1));
+    let code = client
+        .mqtt_connect("dev-exp", &hub_username("localhost", "dev-exp"), &expired)
+        .await;
+    assert_eq!(code, ConnectReturnCode::NotAuthorized);
+}
+
+#[tokio::test]
+async fn disabled_device_gets_connack_3() {
+    let emulator = start_emulator(None).await;
+    let hub = emulator.default_hub();
+    hub.provision_device("dev-off", key(QUICKSTART_KEY), key(QUICKSTART_KEY), None);
+    hub.set_device_status("dev-off", iotemu::hub::device::DeviceStatus::Disabled);
+    let mut client = RawClient::connect(&emulator).await;
+    let token = device_token(
+        "localhost",
+        "dev-off",
+        QUICKSTART_KEY,
+        seconds_from_now(600),
+    );
+    let code = client
+        .mqtt_connect("dev-off", &hub_username("localhost", "dev-off"), &token)
+        .await;
+    assert_eq!(code, ConnectReturnCode::ServiceUnavailable);
+}
+
+#[tokio::test]
+async fn telemetry_is_stored_before_the_puback_with_decoded_properties() {
+    let emulator = start_emulator(None).await;
+    let mut client = connected_device(&emulator, "dev-t").await;
+    let topic = "devices/dev-t/messages/events/%24.mid=m%201&%24.ct=application%2Fjson&%24.ce=utf-8&a%20b=c%26d";
+    client
+        .send(publish(topic, QoS::AtLeastOnce, 42, b"{\"t\":1}".to_vec()))
+        .await;
+    assert_eq!(
+        client.recv(Duration::from_secs(5)).await.unwrap(),
+        Packet::PubAck(PubAck::new(42))
+    );
+    // Already there the moment the PUBACK arrived: no waiting.
+    let stored = emulator.default_hub().telemetry().messages(Some("dev-t"));
+    assert_eq!(stored.len(), 1);
+    let m = &stored[0];
+    assert_eq!(m.message_id(), Some("m 1"));
+    assert_eq!(m.system.content_type.as_deref(), Some("application/json"));
+    assert_eq!(m.properties.get("a b").map(String::as_str), Some("c&d"));
+    assert_eq!(m.body, Bytes::from_static(b"{\"t\":1}"));
+}
+
+#[tokio::test]
+async fn publishing_to_another_devices_topic_disconnects() {
+    let emulator = start_emulator(None).await;
+    emulator.default_hub().provision_device(
+        "victim",
+        key(QUICKSTART_KEY),
+        key(QUICKSTART_KEY),
+        None,
+    );
+    let mut client = connected_device(&emulator, "intruder").await;
+    client
+        .send(publish(
+            "devices/victim/messages/events/",
+            QoS::AtLeastOnce,
+            1,
+            b"spoof".to_vec(),
+        ))
+        .await;
+    client.expect_closed().await;
+    assert!(
+        emulator
+            .default_hub()
+            .telemetry()
+            .messages(Some("victim"))
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn foreign_subscriptions_are_refused_with_0x80_and_the_session_survives() {
+    let emulator = start_emulator(None).await;
+    let mut client = connected_device(&emulator, "dev-s").await;
+    let mut subscribe = Subscribe::new("devices/other/messages/devicebound/#", QoS::AtLeastOnce);
+    subscribe.add("$iothub/twin/res/#".into(), QoS::ExactlyOnce);
+    subscribe.add("#".into(), QoS::AtMostOnce);
+    subscribe.pkid = 3;
+    client.send(Packet::Subscribe(subscribe)).await;
+    match client.recv(Duration::from_secs(5)).await.unwrap() {
+        Packet::SubAck(ack) => assert_eq!(
+            ack.return_codes,
+            vec![
+                SubscribeReasonCode::Failure,
+                SubscribeReasonCode::Success(QoS::AtLeastOnce),
+                SubscribeReasonCode::Failure
+            ]
+        ),
+        other => panic!("expected SUBACK, got {other:?}"),
+    }
+    client.send(Packet::PingReq).await;
+    assert_eq!(
+        client.recv(Duration::from_secs(5)).await.unwrap(),
+        Packet::PingResp
+    );
+}
+
+#[tokio::test]
+async fn qos2_publish_closes_the_connection() {
+    let emulator = start_emulator(None).await;
+    let mut client = connected_device(&emulator, "dev-q2").await;
+    client
+        .send(publish(
+            "devices/dev-q2/messages/events/",
+            QoS::ExactlyOnce,
+            9,
+            b"x".to_vec(),
+        ))
+        .await;
+    client.expect_closed().await;
+    assert!(
+        emulator
+            .default_hub()
+            .telemetry()
+            .messages(Some("dev-q2"))
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn oversize_telemetry_is_refused_and_not_stored() {
+    let emulator = start_emulator(None).await;
+    // Just over IoT Hub's 256 KB limit: passes the codec, refused by the hub.
+    let mut client = connected_device(&emulator, "dev-big").await;
+    let body = vec![b'x'; 256 * 1024 + 1];
+    client
+        .send(publish(
+            "devices/dev-big/messages/events/",
+            QoS::AtLeastOnce,
+            1,
+            body,
+        ))
+        .await;
+    client.expect_closed().await;
+    // Far over: refused by the codec from the header alone.
+    let mut client = connected_device(&emulator, "dev-big").await;
+    client
+        .send(publish(
+            "devices/dev-big/messages/events/",
+            QoS::AtLeastOnce,
+            2,
+            vec![b'y'; 1024 * 1024],
+        ))
+        .await;
+    client.expect_closed().await;
+    assert!(
+        emulator
+            .default_hub()
+            .telemetry()
+            .messages(Some("dev-big"))
+            .is_empty()
+    );
+    // Exactly at the limit is fine.
+    let mut client = connected_device(&emulator, "dev-big").await;
+    client
+        .send(publish(
+            "devices/dev-big/messages/events/",
+            QoS::AtLeastOnce,
+            3,
+            vec![b'z'; 256 * 1024],
+        ))
+        .await;
+    assert_eq!(
+        client.recv(Duration::from_secs(5)).await.unwrap(),
+        Packet::PubAck(PubAck::new(3))
+    );
+}
+
+#[tokio::test]
+async fn a_second_connection_replaces_the_first() {
+    let emulator = start_emulator(None).await;
+    let mut first = connected_device(&emulator, "dev-dup").await;
+    let mut second = connected_device(&emulator, "dev-dup").await;
+    first.expect_closed().await;
+    second.send(Packet::PingReq).await;
+    assert_eq!(
+        second.recv(Duration::from_secs(5)).await.unwrap(),
+        Packet::PingResp
+    );
+    assert!(emulator.default_hub().connections().is_connected("dev-dup"));
+}
+
+#[tokio::test]
+async fn malformed_packets_close_only_that_connection() {
+    let emulator = start_emulator(None).await;
+    let mut client = connected_device(&emulator, "dev-m").await;
+    // A PUBLISH whose remaining length promises more than its topic length allows.
+    client.send_bytes(&[0x32, 0x03, 0xff, 0xff, 0x00]).await;
+    client.expect_closed().await;
+    // Junk before CONNECT.
+    let mut junk = RawClient::connect(&emulator).await;
+    junk.send_bytes(b"GET / HTTP/1.1\r\n\r\n").await;
+    junk.expect_closed().await;
+    // The emulator keeps serving.
+    let mut client = connected_device(&emulator, "dev-m").await;
+    client.send(Packet::PingReq).await;
+    assert_eq!(
+        client.recv(Duration::from_secs(5)).await.unwrap(),
+        Packet::PingResp
+    );
+}
+
+#[tokio::test]
+async fn an_idle_tcp_peer_does_not_block_other_handshakes() {
+    let emulator = start_emulator(None).await;
+    let _idle = tokio::net::TcpStream::connect(("127.0.0.1", emulator.mqtt_port()))
+        .await
+        .unwrap();
+    let mut client =
+        tokio::time::timeout(Duration::from_secs(5), connected_device(&emulator, "dev-i"))
+            .await
+            .expect("handshake not blocked by the idle peer");
+    client.send(Packet::PingReq).await;
+    assert_eq!(
+        client.recv(Duration::from_secs(5)).await.unwrap(),
+        Packet::PingResp
+    );
+}
+
+#[tokio::test]
+async fn silent_clients_are_dropped_after_one_and_a_half_keep_alives() {
+    let emulator = start_emulator(None).await;
+    emulator.default_hub().provision_device(
+        "dev-ka",
+        key(QUICKSTART_KEY),
+        key(QUICKSTART_KEY),
+        None,
+    );
+    let mut client = RawClient::connect(&emulator).await;
+    let mut connect = iotemu::mqtt::codec::Connect::new("dev-ka");
+    connect.keep_alive = 1;
+    connect.login = Some(rumqttc::mqttbytes::v4::Login::new(
+        hub_username("localhost", "dev-ka"),
+        device_token("localhost", "dev-ka", QUICKSTART_KEY, seconds_from_now(600)),
+    ));
+    client.send(Packet::Connect(connect)).await;
+    assert!(matches!(
+        client.recv(Duration::from_secs(5)).await,
+        Ok(Packet::ConnAck(_))
+    ));
+    // Stays open for the first second, closes by 1.5 s (allow scheduling slack).
+    assert_eq!(
+        client.recv(Duration::from_millis(900)).await,
+        Err(RecvEnd::TimedOut)
+    );
+    assert_eq!(
+        client.recv(Duration::from_secs(3)).await,
+        Err(RecvEnd::Closed)
+    );
+}
+
+#[tokio::test]
+async fn connection_closes_when_its_sas_token_expires() {
+    let emulator = start_emulator(None).await;
+    emulator.default_hub().provision_device(
+        "dev-ttl",
+        key(QUICKSTART_KEY),
+        key(QUICKSTART_KEY),
+        None,
+    );
+    let mut client = RawClient::connect(&emulator).await;
+    let token = device_token("localhost", "dev-ttl", QUICKSTART_KEY, seconds_from_now(2));
+    let code = client
+        .mqtt_connect("dev-ttl", &hub_username("localhost", "dev-ttl"), &token)
+        .await;
+    assert_eq!(code, ConnectReturnCode::Success);
+    assert_eq!(
+        client.recv(Duration::from_secs(6)).await,
+        Err(RecvEnd::Closed)
+    );
+}
