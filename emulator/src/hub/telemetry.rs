@@ -13,6 +13,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, watch};
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::{Stream, StreamExt};
 
 use crate::timefmt::utc_timestamp;
 
@@ -189,6 +191,12 @@ impl TelemetryLog {
         self.live.subscribe()
     }
 
+    /// The live feed as a `Stream`. A consumer that falls more than 1024 messages behind
+    /// skips the ones it missed (they stay in the log).
+    pub fn stream(&self) -> impl Stream<Item = Arc<TelemetryMessage>> + Send + 'static {
+        BroadcastStream::new(self.live.subscribe()).filter_map(Result::ok)
+    }
+
     /// Waits until at least `count` retained messages from `device_id` exist, or `timeout`.
     pub async fn wait_for(
         &self,
@@ -243,6 +251,14 @@ mod tests {
         log.append("hub", "c", None, msg("late"));
         let got = waiter.await.unwrap().unwrap();
         assert_eq!(got[0].body_text(), Some("late"));
+
+        let mut stream = Box::pin(log.stream());
+        log.append("hub", "d", None, msg("streamed"));
+        let next = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(next.body_text(), Some("streamed"));
         assert!(
             log.wait_for("zzz", 1, Duration::from_millis(10))
                 .await

@@ -404,6 +404,7 @@ impl Session {
             ));
         };
         let ack = (publish.qos == QoS::AtLeastOnce).then_some(publish.pkid);
+        tracing::debug!(client = %self.client.name(), topic = %publish.topic, qos = publish.qos as u8, bytes = publish.payload.len(), "publish received");
         match (route, &self.client) {
             (Inbound::DpsRegister { rid }, Client::Registration(who)) => {
                 let reply = self.ctx.dps.register(who, &publish.payload);
@@ -496,6 +497,7 @@ impl Session {
             tracing::debug!(client = %self.client.name(), %topic, "no subscription matches; response dropped");
             return;
         };
+        tracing::debug!(client = %self.client.name(), %topic, qos = qos as u8, body = %String::from_utf8_lossy(&payload), "publish sent");
         let mut publish = Publish::from_bytes(topic, qos, payload);
         if qos == QoS::AtLeastOnce {
             publish.pkid = self.allocate_packet_id();

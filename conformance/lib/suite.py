@@ -1,0 +1,392 @@
+"""Runs the conformance scenarios against a freshly started iotemu (stdlib only).
+
+Meant to run inside a private network namespace (conformance/run does `unshare --net`): it brings
+`lo` up, starts the emulator on the standard ports (MQTT 8883, control 9180) with debug logging
+captured to <cache>/logs/iotemu.log, waits for GET /health, fetches the CA from GET /ca.pem,
+runs every scenario of scenarios.json once per SDK lane (lanes in parallel, scenarios within a
+lane in order), writes <cache>/results.json, and stops the emulator. Exit status 0 only if every
+scenario passed.
+
+Each scenario process gets a TLS trust environment that contains only the emulator CA
+(SSL_CERT_FILE, REQUESTS_CA_BUNDLE, NODE_EXTRA_CA_CERTS; SSL_CERT_DIR and proxy variables removed),
+the scenario's env from scenarios.json, and IOTEMU_CONTROL_URL / IOTEMU_LOG for its assertions.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+MQTT_PORT = 8883
+CONTROL_PORT = 9180
+CONTROL_URL = "http://127.0.0.1:{}".format(CONTROL_PORT)
+HEALTH_TIMEOUT = 60.0
+SCENARIO_PROCESS_TIMEOUT = 90.0
+RESULT_LINE = re.compile(r"^(PASS|FAIL) (\S+) (\S+)(?:: (.*))?$")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+_print_lock = threading.Lock()
+
+
+def say(*lines):
+    with _print_lock:
+        for line in lines:
+            print(line, flush=True)
+
+
+def control_get(path, timeout=2.0):
+    try:
+        with _OPENER.open(CONTROL_URL + path, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+# --- fixtures ----------------------------------------------------------------------------------
+
+
+def load_keys(fixture_files):
+    """({registrationId: primaryKey}, {enrollmentGroupId: primaryKey}) from fixture files."""
+    individual, groups = {}, {}
+    for path in fixture_files:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+        for e in doc.get("enrollments") or []:
+            key = ((e.get("attestation") or {}).get("symmetricKey") or {}).get("primaryKey")
+            if e.get("registrationId") and key:
+                individual[e["registrationId"]] = key
+        for g in doc.get("enrollmentGroups") or []:
+            key = ((g.get("attestation") or {}).get("symmetricKey") or {}).get("primaryKey")
+            if g.get("enrollmentGroupId") and key:
+                groups[g["enrollmentGroupId"]] = key
+    return individual, groups
+
+
+def resolve_env(values, keys):
+    """Replace '@key:<id>' / '@groupkey:<id>' references; raises KeyError with a readable text."""
+    individual, groups = keys
+    out = {}
+    for name, value in values.items():
+        if value.startswith("@key:"):
+            ref = value[len("@key:"):]
+            if ref not in individual:
+                raise KeyError("no symmetric-key individual enrollment {!r} in the fixtures".format(ref))
+            value = individual[ref]
+        elif value.startswith("@groupkey:"):
+            ref = value[len("@groupkey:"):]
+            if ref not in groups:
+                raise KeyError("no symmetric-key enrollment group {!r} in the fixtures".format(ref))
+            value = groups[ref]
+        out[name] = value
+    return out
+
+
+# --- emulator ------------------------------------------------------------------------------------
+
+
+class Emulator:
+    def __init__(self, binary, fixtures, log_path, rust_log):
+        self.binary = binary
+        self.fixtures = fixtures
+        self.log_path = log_path
+        self.rust_log = rust_log
+        self.proc = None
+
+    def start(self):
+        cmd = [self.binary, "--mqtt-port", str(MQTT_PORT), "--control-port", str(CONTROL_PORT)]
+        for f in self.fixtures:
+            cmd += ["--fixtures", f]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("IOTEMU_")}
+        env["RUST_LOG"] = self.rust_log
+        env.pop("RUST_LOG_STYLE", None)
+        env["NO_COLOR"] = "1"
+        self.log = open(self.log_path, "ab")
+        say("conformance: starting {}".format(" ".join(cmd)))
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log, env=env, start_new_session=True
+        )
+
+    def wait_healthy(self):
+        deadline = time.monotonic() + HEALTH_TIMEOUT
+        last = "no answer"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("emulator exited with code {} before becoming healthy".format(self.proc.returncode))
+            try:
+                status, _ = control_get("/health", timeout=1.0)
+                if status == 200:
+                    return
+                last = "HTTP {}".format(status)
+            except OSError as e:
+                last = str(e)
+            time.sleep(0.05)
+        raise RuntimeError("GET /health not 200 within {:.0f} s (last: {})".format(HEALTH_TIMEOUT, last))
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                say("conformance: emulator did not exit 5 s after SIGTERM; killing it")
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+def log_size(path):
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def emulator_excerpt(log_path, offset, ids, limit=40):
+    """The emulator log lines after `offset` that mention one of `ids` (else all), last `limit`."""
+    try:
+        with open(log_path, "rb") as f:
+            f.seek(offset)
+            lines = [ANSI.sub("", l) for l in f.read().decode("utf-8", "replace").splitlines()]
+    except OSError:
+        return "(emulator log unreadable)", []
+    matching = [l for l in lines if any(i and i in l for i in ids)]
+    if matching:
+        return "emulator log lines naming {}".format(", ".join(i for i in ids if i)), matching[-limit:]
+    if lines:
+        return "emulator log during the scenario (no line names {})".format(", ".join(ids)), lines[-limit:]
+    try:
+        with open(log_path, "rb") as f:
+            tail = [ANSI.sub("", l) for l in f.read().decode("utf-8", "replace").splitlines()[-limit:]]
+    except OSError:
+        tail = []
+    return "emulator log tail (it logged nothing during the scenario)", tail
+
+
+# --- scenarios -----------------------------------------------------------------------------------
+
+
+def scenario_env(base_env, ca_path, log_path, cache, values):
+    env = dict(base_env)
+    for k in list(env):
+        if k.lower() in ("http_proxy", "https_proxy", "all_proxy", "no_proxy") or k.startswith("IOTEMU_"):
+            del env[k]
+    env.pop("SSL_CERT_DIR", None)
+    env["SSL_CERT_FILE"] = ca_path
+    env["REQUESTS_CA_BUNDLE"] = ca_path
+    env["NODE_EXTRA_CA_CERTS"] = ca_path
+    env["IOTEMU_CONTROL_URL"] = CONTROL_URL
+    env["IOTEMU_LOG"] = log_path
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["NODE_PATH"] = os.path.join(cache, "node", "node_modules")
+    env.setdefault("DEBUG", "azure*,mqttjs*")
+    env.update(values)
+    return env
+
+
+def run_one(ctx, lane, scenario):
+    sid = scenario["id"]
+    out_path = os.path.join(ctx.logs, "{}-{}.out".format(lane, sid))
+    err_path = os.path.join(ctx.logs, "{}-{}.sdk.log".format(lane, sid))
+    result = {"sdk": lane, "scenario": sid, "title": scenario.get("title", ""), "status": "fail",
+              "step": None, "reason": None, "durationSeconds": 0.0,
+              "output": os.path.relpath(out_path, ctx.repo), "sdkLog": os.path.relpath(err_path, ctx.repo)}
+    try:
+        values = dict(ctx.manifest.get("defaults", {}))
+        values.update(resolve_env(scenario.get("env", {}).get(lane, {}), ctx.keys))
+    except KeyError as e:
+        result.update(step="setup", reason=str(e.args[0]))
+        return result, [], ["(not started)"]
+    ids = [values.get("PROVISIONING_REGISTRATION_ID", ""), values.get("EXPECTED_DEVICE_ID", "")]
+    subst = {"python": ctx.python, "node": ctx.node, "conformance": ctx.conformance, "scenario": sid}
+    cmd = [part.format(**subst) for part in ctx.manifest["sdks"][lane]["command"]]
+    env = scenario_env(ctx.base_env, ctx.ca_path, ctx.emulator_log, ctx.cache, values)
+    offset = log_size(ctx.emulator_log)
+    started = time.monotonic()
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
+                                cwd=os.path.dirname(cmd[1]), start_new_session=True)
+        try:
+            code = proc.wait(timeout=SCENARIO_PROCESS_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            code = None
+    result["durationSeconds"] = round(time.monotonic() - started, 2)
+    with open(out_path, encoding="utf-8", errors="replace") as f:
+        output = f.read().splitlines()
+    verdict = None
+    for line in reversed(output):
+        m = RESULT_LINE.match(line.strip())
+        if m:
+            verdict = m
+            break
+    if code is None:
+        result.update(step="process", reason="killed after {:.0f} s without finishing".format(SCENARIO_PROCESS_TIMEOUT))
+    elif verdict is None:
+        result.update(step="process", reason="exited with code {} without a PASS/FAIL line".format(code))
+    elif verdict.group(2) != lane or verdict.group(3) != sid:
+        result.update(step="process", reason="result line names the wrong scenario: {}".format(verdict.group(0)))
+    elif verdict.group(1) == "PASS":
+        if code == 0:
+            result.update(status="pass")
+        else:
+            result.update(step="process", reason="printed PASS but exited with code {}".format(code))
+    else:
+        step, _, reason = (verdict.group(4) or "").partition(": ")
+        result.update(step=step or "?", reason=reason or verdict.group(4) or "")
+    if result["status"] == "pass":
+        return result, [], []
+    if not ctx.emulator.alive():
+        result["reason"] += " [the emulator process has exited with code {}]".format(ctx.emulator.proc.returncode)
+    title, excerpt = emulator_excerpt(ctx.emulator_log, offset, ids)
+    body = ["  scenario output (last 15 lines of {}):".format(result["output"])]
+    body += ["    " + l for l in output[-15:]] or ["    (none)"]
+    body += ["  {} ({}):".format(title, os.path.relpath(ctx.emulator_log, ctx.repo))]
+    body += ["    " + l for l in excerpt] or ["    (none)"]
+    body += ["  SDK debug log: {}".format(result["sdkLog"])]
+    return result, excerpt, body
+
+
+def result_line(r):
+    if r["status"] == "pass":
+        return "PASS {} {} ({:.1f} s)".format(r["sdk"], r["scenario"], r["durationSeconds"])
+    return "FAIL {} {}: {}: {} ({:.1f} s)".format(r["sdk"], r["scenario"], r["step"], r["reason"], r["durationSeconds"])
+
+
+def run_lane(ctx, lane, scenarios, sink):
+    for scenario in scenarios:
+        result, _, body = run_one(ctx, lane, scenario)
+        sink.append(result)
+        say(result_line(result), *body)
+
+
+class Context:
+    pass
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repo", required=True)
+    ap.add_argument("--cache", required=True)
+    ap.add_argument("--python", required=True, help="python of the SDK venv")
+    ap.add_argument("--node", required=True)
+    ap.add_argument("--emulator", required=True)
+    ap.add_argument("--fixtures", action="append", required=True)
+    ap.add_argument("--only", default=os.environ.get("CONFORMANCE_ONLY", ""),
+                    help="comma-separated scenario ids (default: all)")
+    ap.add_argument("--sdks", default=os.environ.get("CONFORMANCE_SDKS", ""),
+                    help="comma-separated SDK lanes (default: all)")
+    args = ap.parse_args()
+
+    ctx = Context()
+    ctx.repo = os.path.abspath(args.repo)
+    ctx.conformance = os.path.join(ctx.repo, "conformance")
+    ctx.cache = os.path.abspath(args.cache)
+    ctx.python, ctx.node = args.python, args.node
+    ctx.logs = os.path.join(ctx.cache, "logs")
+    shutil.rmtree(ctx.logs, ignore_errors=True)
+    os.makedirs(ctx.logs)
+    run_dir = os.path.join(ctx.cache, "run")
+    os.makedirs(run_dir, exist_ok=True)
+    ctx.ca_path = os.path.join(run_dir, "ca.pem")
+    ctx.emulator_log = os.path.join(ctx.logs, "iotemu.log")
+    ctx.base_env = dict(os.environ)
+    with open(os.path.join(ctx.conformance, "scenarios.json"), encoding="utf-8") as f:
+        ctx.manifest = json.load(f)
+    ctx.keys = load_keys(args.fixtures)
+
+    only = {s for s in args.only.split(",") if s}
+    lanes = [l for l in ctx.manifest["sdks"] if not args.sdks or l in args.sdks.split(",")]
+    scenarios = [s for s in ctx.manifest["scenarios"] if not only or s["id"] in only]
+    unknown = only - {s["id"] for s in ctx.manifest["scenarios"]}
+    if unknown:
+        sys.exit("conformance: unknown scenario(s): {}".format(", ".join(sorted(unknown))))
+
+    started_utc = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    started = time.monotonic()
+    results = []
+    setup_error = None
+
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    ctx.emulator = Emulator(args.emulator, [os.path.abspath(f) for f in args.fixtures], ctx.emulator_log,
+                            os.environ.get("CONFORMANCE_RUST_LOG", "iotemu=debug"))
+    # SIGTERM (e.g. from a CI timeout) must still stop the emulator: turn it into SystemExit.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        try:
+            ctx.emulator.start()
+            ctx.emulator.wait_healthy()
+            status, pem = control_get("/ca.pem")
+            if status != 200 or b"-----BEGIN CERTIFICATE-----" not in pem:
+                raise RuntimeError("GET /ca.pem returned HTTP {} without a PEM certificate".format(status))
+            with open(ctx.ca_path, "wb") as f:
+                f.write(pem)
+            say("conformance: emulator healthy after {:.2f} s; CA from GET /ca.pem -> {}".format(
+                time.monotonic() - started, os.path.relpath(ctx.ca_path, ctx.repo)))
+        except (OSError, RuntimeError) as e:
+            setup_error = str(e)
+
+        if setup_error:
+            for lane in lanes:
+                for s in scenarios:
+                    results.append({"sdk": lane, "scenario": s["id"], "title": s.get("title", ""), "status": "fail",
+                                    "step": "emulator start", "reason": setup_error, "durationSeconds": 0.0})
+            _, tail = emulator_excerpt(ctx.emulator_log, 0, [])
+            say("conformance: emulator did not start: {}".format(setup_error),
+                "  emulator log ({}):".format(os.path.relpath(ctx.emulator_log, ctx.repo)),
+                *["    " + l for l in tail[-40:]])
+        else:
+            sinks = {lane: [] for lane in lanes}
+            threads = [threading.Thread(target=run_lane, args=(ctx, lane, scenarios, sinks[lane])) for lane in lanes]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            for lane in lanes:
+                results.extend(sinks[lane])
+    finally:
+        code = ctx.emulator.stop()
+    if code not in (None, 0, -signal.SIGTERM):
+        say("conformance: note: emulator exited with code {} on SIGTERM".format(code))
+
+    order = {s["id"]: i for i, s in enumerate(ctx.manifest["scenarios"])}
+    results.sort(key=lambda r: (lanes.index(r["sdk"]), order[r["scenario"]]))
+    passed = sum(1 for r in results if r["status"] == "pass")
+    failed = len(results) - passed
+    doc = {
+        "generatedBy": "conformance/run",
+        "startedUtc": started_utc.isoformat().replace("+00:00", "Z"),
+        "durationSeconds": round(time.monotonic() - started, 2),
+        "complete": not only and len(lanes) == len(ctx.manifest["sdks"]),
+        "emulator": {"binary": os.path.relpath(args.emulator, ctx.repo), "log": os.path.relpath(ctx.emulator_log, ctx.repo),
+                     "started": setup_error is None, "startError": setup_error, "exitCode": code},
+        "summary": {"passed": passed, "failed": failed},
+        "results": results,
+    }
+    with open(os.path.join(ctx.cache, "results.json"), "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")
+    say("conformance: scenarios finished in {:.1f} s ({} passed, {} failed); results in {}".format(
+        doc["durationSeconds"], passed, failed, os.path.relpath(os.path.join(ctx.cache, "results.json"), ctx.repo)))
+    return 0 if failed == 0 and results else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+// Shared plumbing for the Node conformance scenarios (Node built-ins only, no SDK imports).
+//
+// A scenario script calls `run(name, async (s) => { s.step('...'); ... })`. Whatever happens,
+// exactly one result line is printed last and the process exits with 0 (PASS) or 1 (FAIL):
+//
+//     PASS node <scenario>
+//     FAIL node <scenario>: <step>: <reason>
+//
+// The runner (conformance/lib/suite.py) sets the environment read here:
+//   IOTEMU_CONTROL_URL  the emulator's control port (default http://127.0.0.1:9180)
+//   IOTEMU_LOG          the file the emulator's stderr goes to (for counting connection attempts)
+//   CONFORMANCE_SCENARIO_TIMEOUT  optional override of the per-scenario deadline in seconds
+'use strict';
+
+const crypto = require('crypto');
+const fs = require('fs');
+const http = require('http');
+
+const SDK = 'node';
+const CONTROL_URL = (process.env.IOTEMU_CONTROL_URL || 'http://127.0.0.1:9180').replace(/\/+$/, '');
+const EMULATOR_LOG = process.env.IOTEMU_LOG || '';
+
+class ScenarioFailure extends Error {}
+
+function check(condition, message) {
+  if (!condition) throw new ScenarioFailure(message);
+}
+
+function expectEqual(what, actual, expected) {
+  if (actual !== expected) {
+    throw new ScenarioFailure(`${what}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`);
+  }
+}
+
+function env(name) {
+  const value = process.env[name];
+  if (!value) throw new ScenarioFailure(`environment variable ${name} is not set (run via conformance/run)`);
+  return value;
+}
+
+/** `Name: message <- cause ...` for an error, including the SDK's `innerError`/`cause` chain. */
+function describeError(err) {
+  const parts = [];
+  const seen = new Set();
+  while (err && !seen.has(err)) {
+    seen.add(err);
+    if (err instanceof Error) {
+      parts.push(`${err.name || err.constructor.name}: ${err.message}`);
+    } else {
+      parts.push(String(err));
+    }
+    err = err.cause || err.innerError || err.transportError || null;
+  }
+  return parts.join(' <- ');
+}
+
+/** Resolve with `promise`, or reject with a hang failure after `ms`. */
+function withTimeout(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new ScenarioFailure(`${what}: no result within ${ms / 1000} s (hang)`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+function run(name, main, { timeoutSeconds = 60 } = {}) {
+  const started = Date.now();
+  const stamp = () => `[${((Date.now() - started) / 1000).toFixed(2).padStart(6)}s]`;
+  const s = {
+    name,
+    currentStep: 'start',
+    step(stepName) {
+      this.currentStep = stepName;
+      console.log(`${stamp()} step: ${stepName}`);
+    },
+    info(text) {
+      console.log(`${stamp()}   ${text}`);
+    },
+  };
+  const limit = Number(process.env.CONFORMANCE_SCENARIO_TIMEOUT || timeoutSeconds);
+  const finish = (line, code) => {
+    console.log(line.replace(/\n/g, ' '));
+    // The SDK can leave sockets and timers behind on failure paths; do not let them keep the
+    // process alive after the verdict.
+    process.exitCode = code;
+    process.stdout.write('', () => process.exit(code));
+  };
+  let timer;
+  const deadline = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new ScenarioFailure(`no result within ${limit} s (hang)`)), limit * 1000);
+  });
+  Promise.race([Promise.resolve().then(() => main(s)), deadline])
+    .then(() => {
+      clearTimeout(timer);
+      finish(`PASS ${SDK} ${name}`, 0);
+    })
+    .catch((err) => {
+      clearTimeout(timer);
+      const reason = err instanceof ScenarioFailure ? err.message : `unexpected ${describeError(err)}`;
+      finish(`FAIL ${SDK} ${name}: ${s.currentStep}: ${reason}`, 1);
+    });
+}
+
+function deriveDeviceKey(groupKey, registrationId) {
+  return crypto.createHmac('sha256', Buffer.from(groupKey, 'base64')).update(registrationId, 'utf8').digest('base64');
+}
+
+// --- emulator control port ------------------------------------------------------------------
+
+function controlGet(path) {
+  return new Promise((resolve, reject) => {
+    const req = http.get(CONTROL_URL + path, { timeout: 5000 }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let body = text;
+        try {
+          body = JSON.parse(text);
+        } catch (_) {
+          /* keep text */
+        }
+        resolve({ status: res.statusCode, body });
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${path} timed out`)));
+    req.on('error', reject);
+  });
+}
+
+async function registrationRecord(registrationId) {
+  const { status, body } = await controlGet('/registrations/' + encodeURIComponent(registrationId));
+  check(status === 200, `GET /registrations/${registrationId} returned ${status}: ${JSON.stringify(body)}`);
+  check(body && typeof body === 'object', `registration record is not a JSON object: ${JSON.stringify(body)}`);
+  return body;
+}
+
+/**
+ * Poll GET /telemetry until every message id in `wanted` (a Set) is present or `timeoutMs`
+ * passes. The emulator acknowledges a PUBLISH only after storing it, so the first poll should
+ * already see everything. Returns a Map message-id -> stored message for the ids found.
+ */
+async function waitForTelemetry(deviceId, wanted, timeoutMs = 3000) {
+  const deadline = Date.now() + timeoutMs;
+  const path = '/telemetry?deviceId=' + encodeURIComponent(deviceId);
+  for (;;) {
+    const { status, body } = await controlGet(path);
+    check(status === 200, `GET ${path} returned ${status}: ${JSON.stringify(body)}`);
+    check(Array.isArray(body), `GET ${path} did not return a JSON array: ${JSON.stringify(body)}`);
+    const found = new Map();
+    for (const stored of body) {
+      const mid = stored && stored.systemProperties && stored.systemProperties['message-id'];
+      if (wanted.has(mid)) found.set(mid, stored);
+    }
+    if (found.size === wanted.size || Date.now() >= deadline) return found;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function checkStoredMessage(stored, deviceId, body, properties) {
+  const mid = stored.systemProperties && stored.systemProperties['message-id'];
+  expectEqual(`message ${mid} deviceId`, stored.deviceId, deviceId);
+  expectEqual(`message ${mid} body`, stored.body, body);
+  const props = stored.properties || {};
+  for (const [key, value] of Object.entries(properties)) {
+    expectEqual(`message ${mid} application property ${JSON.stringify(key)}`, props[key], value);
+  }
+}
+
+// --- emulator log ---------------------------------------------------------------------------
+
+function logOffset() {
+  try {
+    return EMULATOR_LOG ? fs.statSync(EMULATOR_LOG).size : 0;
+  } catch (_) {
+    return 0;
+  }
+}
+
+function logLinesSince(offset, needle) {
+  if (!EMULATOR_LOG) return [];
+  let data;
+  try {
+    const fd = fs.openSync(EMULATOR_LOG, 'r');
+    try {
+      const size = fs.fstatSync(fd).size;
+      const buf = Buffer.alloc(Math.max(0, size - offset));
+      fs.readSync(fd, buf, 0, buf.length, offset);
+      data = buf.toString('utf8');
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch (_) {
+    return [];
+  }
+  // eslint-disable-next-line no-control-regex
+  return data.split('\n').map((l) => l.replace(/\x1b\[[0-9;]*m/g, '')).filter((l) => l.includes(needle));
+}
+
+// The emulator logs one outcome line per MQTT CONNECT it receives: "client connected ...
+// client=<dps|hub>:<id>" or "connection refused ... client_id=<id> ... code=<CONNACK code>". Counting
+// those lines (not any debug line about the same CONNECT) gives one count per attempt.
+const CONNECT_OUTCOME = /\b(client connected|connection refused)\b/;
+const REFUSED = /\bconnection refused\b/;
+
+function namesClient(line, clientId) {
+  // The id must stand alone: `conformance-x` must not match `conformance-x-device`.
+  const escaped = clientId.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp('(?<![\\w.-])' + escaped + '(?![\\w.-])').test(line);
+}
+
+/** { attempts, refused, lines }: CONNECTs from `clientId` logged after `offset` (attempts null: no log). */
+function countConnectAttempts(offset, clientId) {
+  if (!EMULATOR_LOG || !fs.existsSync(EMULATOR_LOG)) return { attempts: null, refused: null, lines: [] };
+  const lines = logLinesSince(offset, clientId).filter((l) => namesClient(l, clientId));
+  const outcomes = lines.filter((l) => CONNECT_OUTCOME.test(l));
+  return { attempts: outcomes.length, refused: outcomes.filter((l) => REFUSED.test(l)).length, lines };
+}
+
+module.exports = {
+  SDK,
+  ScenarioFailure,
+  check,
+  expectEqual,
+  env,
+  describeError,
+  withTimeout,
+  run,
+  deriveDeviceKey,
+  controlGet,
+  registrationRecord,
+  waitForTelemetry,
+  checkStoredMessage,
+  logOffset,
+  logLinesSince,
+  countConnectAttempts,
+};

@@ -1,0 +1,248 @@
+"""Shared plumbing for the Python conformance scenarios (stdlib only, no SDK imports).
+
+A scenario script creates one `Scenario`, marks its steps with `scenario.step(...)` and hands its
+async main function to `scenario.run(...)`. Whatever happens, exactly one result line is printed
+last, and the process exits with 0 (PASS) or 1 (FAIL):
+
+    PASS python <scenario>
+    FAIL python <scenario>: <step>: <reason>
+
+The runner (conformance/lib/suite.py) sets the environment read here:
+  IOTEMU_CONTROL_URL  the emulator's control port (default http://127.0.0.1:9180)
+  IOTEMU_LOG          the file the emulator's stderr goes to (for counting connection attempts)
+  CONFORMANCE_STEP_TIMEOUT  optional override of the per-scenario deadline in seconds
+"""
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+SDK = "python"
+
+CONTROL_URL = os.environ.get("IOTEMU_CONTROL_URL", "http://127.0.0.1:9180").rstrip("/")
+EMULATOR_LOG = os.environ.get("IOTEMU_LOG", "")
+
+# The control port is loopback plain HTTP: never route it through a proxy from the environment.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class ScenarioFailure(Exception):
+    """An expectation of the scenario did not hold (as opposed to an unexpected exception)."""
+
+
+class Scenario:
+    def __init__(self, name, timeout=60.0):
+        self.name = name
+        self.timeout = float(os.environ.get("CONFORMANCE_SCENARIO_TIMEOUT", timeout))
+        self.current_step = "start"
+        self.started = time.monotonic()
+        # SDK debug logs go to stderr, which the runner keeps in a per-scenario file.
+        logging.basicConfig(
+            stream=sys.stderr,
+            level=logging.DEBUG,
+            format="%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s",
+            datefmt="%H:%M:%S",
+        )
+
+    def step(self, name):
+        self.current_step = name
+        print("[{:6.2f}s] step: {}".format(time.monotonic() - self.started, name), flush=True)
+
+    def info(self, text):
+        print("[{:6.2f}s]   {}".format(time.monotonic() - self.started, text), flush=True)
+
+    def run(self, main):
+        try:
+            asyncio.run(asyncio.wait_for(main(), self.timeout))
+        except ScenarioFailure as e:
+            self._finish("FAIL {} {}: {}: {}".format(SDK, self.name, self.current_step, e), 1)
+        except asyncio.TimeoutError:
+            self._finish(
+                "FAIL {} {}: {}: no result within {:.0f} s (hang)".format(
+                    SDK, self.name, self.current_step, self.timeout
+                ),
+                1,
+            )
+        except BaseException as e:  # noqa: B902 - every failure must become a FAIL line
+            self._finish(
+                "FAIL {} {}: {}: unexpected {}".format(
+                    SDK, self.name, self.current_step, describe_error(e)
+                ),
+                1,
+            )
+        else:
+            self._finish("PASS {} {}".format(SDK, self.name), 0)
+
+    def _finish(self, line, code):
+        print(line.replace("\n", " "), flush=True)
+        sys.stderr.flush()
+        # The SDK leaves non-daemon threads (paho loop, timers) behind on failure paths; do not
+        # let them keep the process alive after the verdict.
+        os._exit(code)
+
+
+def describe_error(e):
+    """`Type: message <- CauseType: cause message ...` for an exception and its cause chain."""
+    parts = []
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        parts.append("{}: {}".format(type(e).__name__, str(e) or repr(e)))
+        e = e.__cause__ or e.__context__
+    return " <- ".join(parts)
+
+
+def error_chain(e):
+    chain = []
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    return chain
+
+
+def check(condition, message):
+    if not condition:
+        raise ScenarioFailure(message)
+
+
+def expect_equal(what, actual, expected):
+    if actual != expected:
+        raise ScenarioFailure("{}: expected {!r}, got {!r}".format(what, expected, actual))
+
+
+def env(name):
+    value = os.environ.get(name)
+    if not value:
+        raise ScenarioFailure("environment variable {} is not set (run via conformance/run)".format(name))
+    return value
+
+
+def derive_device_key(group_key, registration_id):
+    """DPS derived device key: base64(HMAC-SHA256(base64decode(groupKey), registrationId))."""
+    digest = hmac.new(
+        base64.b64decode(group_key), registration_id.encode("utf-8"), hashlib.sha256
+    ).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+# --- emulator control port -------------------------------------------------------------------
+
+
+def control_get(path):
+    """GET on the control port; returns (status, parsed JSON or text)."""
+    try:
+        with _OPENER.open(CONTROL_URL + path, timeout=5) as resp:
+            status, raw = resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        status, raw = e.code, e.read()
+    text = raw.decode("utf-8", "replace")
+    try:
+        return status, json.loads(text)
+    except ValueError:
+        return status, text
+
+
+async def control_get_async(path):
+    return await asyncio.get_running_loop().run_in_executor(None, control_get, path)
+
+
+async def registration_record(registration_id):
+    status, body = await control_get_async("/registrations/" + registration_id)
+    check(status == 200, "GET /registrations/{} returned {}: {}".format(registration_id, status, body))
+    check(isinstance(body, dict), "registration record is not a JSON object: {!r}".format(body))
+    return body
+
+
+async def wait_for_telemetry(device_id, wanted, timeout=3.0):
+    """Poll GET /telemetry until every message id in `wanted` is present (or `timeout` passes).
+
+    The emulator acknowledges a PUBLISH only after storing it, so the first poll should already
+    see everything; the short grace period only absorbs scheduling noise.
+    Returns {message-id: stored message} for the wanted ids that were found.
+    """
+    deadline = time.monotonic() + timeout
+    path = "/telemetry?deviceId=" + urllib.parse.quote(device_id, safe="")
+    while True:
+        status, body = await control_get_async(path)
+        check(status == 200, "GET {} returned {}: {}".format(path, status, body))
+        check(isinstance(body, list), "GET {} did not return a JSON array: {!r}".format(path, body))
+        found = {}
+        for stored in body:
+            mid = ((stored or {}).get("systemProperties") or {}).get("message-id")
+            if mid in wanted:
+                found[mid] = stored
+        if len(found) == len(wanted) or time.monotonic() >= deadline:
+            return found
+        await asyncio.sleep(0.1)
+
+
+def check_stored_message(stored, device_id, body, properties):
+    """Compare one stored telemetry record with what the SDK was asked to send."""
+    mid = stored.get("systemProperties", {}).get("message-id")
+    expect_equal("message {} deviceId".format(mid), stored.get("deviceId"), device_id)
+    expect_equal("message {} body".format(mid), stored.get("body"), body)
+    stored_props = stored.get("properties") or {}
+    for key, value in properties.items():
+        expect_equal("message {} application property {!r}".format(mid, key), stored_props.get(key), value)
+
+
+# --- emulator log ----------------------------------------------------------------------------
+
+
+def log_offset():
+    try:
+        return os.path.getsize(EMULATOR_LOG) if EMULATOR_LOG else 0
+    except OSError:
+        return 0
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def log_lines_since(offset, needle):
+    """Emulator log lines written after `offset` that mention `needle`."""
+    if not EMULATOR_LOG:
+        return []
+    try:
+        with open(EMULATOR_LOG, "rb") as f:
+            f.seek(offset)
+            data = f.read().decode("utf-8", "replace")
+    except OSError:
+        return []
+    return [_ANSI.sub("", line) for line in data.splitlines() if needle in line]
+
+
+# The emulator logs one outcome line per MQTT CONNECT it receives: "client connected ...
+# client=<dps|hub>:<id>" or "connection refused ... client_id=<id> ... code=<CONNACK code>". Counting
+# those lines (not any debug line about the same CONNECT) gives one count per attempt.
+CONNECT_OUTCOME = re.compile(r"\b(client connected|connection refused)\b")
+REFUSED = re.compile(r"\bconnection refused\b")
+
+
+def _names_client(line, client_id):
+    # The id must stand alone: `conformance-x` must not match `conformance-x-device`.
+    return re.search(r"(?<![\w.-])" + re.escape(client_id) + r"(?![\w.-])", line) is not None
+
+
+def count_connect_attempts(offset, client_id):
+    """(attempts, refused, lines): MQTT CONNECTs from `client_id` the emulator logged after `offset`.
+
+    attempts is None when the emulator log is unavailable (then no claim is made).
+    """
+    if not EMULATOR_LOG or not os.path.exists(EMULATOR_LOG):
+        return None, None, []
+    lines = [l for l in log_lines_since(offset, client_id) if _names_client(l, client_id)]
+    outcomes = [l for l in lines if CONNECT_OUTCOME.search(l)]
+    return len(outcomes), sum(1 for l in outcomes if REFUSED.search(l)), lines
