@@ -133,12 +133,12 @@ fn print_banner(emulator: &Emulator, args: &Args) {
     for hub in emulator.hubs().all() {
         if let Some(policy) = hub.policies().first() {
             println!(
-                "  Hub {}: {}",
+                "  Hub:             {} — {}",
                 hub.host_name(),
                 policy.connection_string(hub.host_name())
             );
         } else {
-            println!("  Hub {}", hub.host_name());
+            println!("  Hub:             {}", hub.host_name());
         }
     }
     let dps = emulator.dps();
