@@ -15,14 +15,27 @@ fn key(b64: &str) -> SymmetricKey {
     SymmetricKey::from_base64(b64).unwrap()
 }
 
-/// Puts `device_id` in the default hub with `QUICKSTART_KEY` and returns a connected client.
-async fn connected_device(emulator: &iotemu::Emulator, device_id: &str) -> RawClient {
+/// Puts `device_id` in the default hub with `QUICKSTART_KEY` as both keys.
+fn provision(emulator: &iotemu::Emulator, device_id: &str) {
     emulator.default_hub().provision_device(
         device_id,
         key(QUICKSTART_KEY),
         key(QUICKSTART_KEY),
         None,
     );
+}
+
+fn assert_nothing_stored(emulator: &iotemu::Emulator, device_id: &str) {
+    let stored = emulator.default_hub().telemetry().messages(Some(device_id));
+    assert!(
+        stored.is_empty(),
+        "{device_id} has stored telemetry: {stored:?}"
+    );
+}
+
+/// Provisions `device_id` and returns a client connected as it.
+async fn connected_device(emulator: &iotemu::Emulator, device_id: &str) -> RawClient {
+    provision(emulator, device_id);
     let mut client = RawClient::connect(emulator).await;
     let token = device_token(
         "localhost",
@@ -230,12 +243,7 @@ async fn bad_credentials_get_connack_5_and_mismatched_client_id_gets_4() {
     }
 
     // A hub device with a valid device but an expired token.
-    emulator.default_hub().provision_device(
-        "dev-exp",
-        key(QUICKSTART_KEY),
-        key(QUICKSTART_KEY),
-        None,
-    );
+    provision(&emulator, "dev-exp");
     let mut client = RawClient::connect(&emulator).await;
     let expired = device_token("localhost", "dev-exp", QUICKSTART_KEY, seconds_from_now(-1));
     let code = client
@@ -288,12 +296,7 @@ async fn telemetry_is_stored_before_the_puback_with_decoded_properties() {
 #[tokio::test]
 async fn publishing_to_another_devices_topic_disconnects() {
     let emulator = start_emulator(None).await;
-    emulator.default_hub().provision_device(
-        "victim",
-        key(QUICKSTART_KEY),
-        key(QUICKSTART_KEY),
-        None,
-    );
+    provision(&emulator, "victim");
     let mut client = connected_device(&emulator, "intruder").await;
     client
         .send(publish(
@@ -304,13 +307,7 @@ async fn publishing_to_another_devices_topic_disconnects() {
         ))
         .await;
     client.expect_closed().await;
-    assert!(
-        emulator
-            .default_hub()
-            .telemetry()
-            .messages(Some("victim"))
-            .is_empty()
-    );
+    assert_nothing_stored(&emulator, "victim");
 }
 
 #[tokio::test]
@@ -353,13 +350,7 @@ async fn qos2_publish_closes_the_connection() {
         ))
         .await;
     client.expect_closed().await;
-    assert!(
-        emulator
-            .default_hub()
-            .telemetry()
-            .messages(Some("dev-q2"))
-            .is_empty()
-    );
+    assert_nothing_stored(&emulator, "dev-q2");
 }
 
 #[tokio::test]
@@ -388,13 +379,7 @@ async fn oversize_telemetry_is_refused_and_not_stored() {
         ))
         .await;
     client.expect_closed().await;
-    assert!(
-        emulator
-            .default_hub()
-            .telemetry()
-            .messages(Some("dev-big"))
-            .is_empty()
-    );
+    assert_nothing_stored(&emulator, "dev-big");
     // Exactly at the limit is fine.
     let mut client = connected_device(&emulator, "dev-big").await;
     client
@@ -465,12 +450,7 @@ async fn an_idle_tcp_peer_does_not_block_other_handshakes() {
 #[tokio::test]
 async fn silent_clients_are_dropped_after_one_and_a_half_keep_alives() {
     let emulator = start_emulator(None).await;
-    emulator.default_hub().provision_device(
-        "dev-ka",
-        key(QUICKSTART_KEY),
-        key(QUICKSTART_KEY),
-        None,
-    );
+    provision(&emulator, "dev-ka");
     let mut client = RawClient::connect(&emulator).await;
     let mut connect = iotemu::mqtt::codec::Connect::new("dev-ka");
     connect.keep_alive = 1;
@@ -497,12 +477,7 @@ async fn silent_clients_are_dropped_after_one_and_a_half_keep_alives() {
 #[tokio::test]
 async fn connection_closes_when_its_sas_token_expires() {
     let emulator = start_emulator(None).await;
-    emulator.default_hub().provision_device(
-        "dev-ttl",
-        key(QUICKSTART_KEY),
-        key(QUICKSTART_KEY),
-        None,
-    );
+    provision(&emulator, "dev-ttl");
     let mut client = RawClient::connect(&emulator).await;
     let token = device_token("localhost", "dev-ttl", QUICKSTART_KEY, seconds_from_now(2));
     let code = client

@@ -36,6 +36,20 @@ fn provisioning(
         .expect("client builds")
 }
 
+/// Connects to the default hub as `device_id` with `key`.
+async fn connect_device(
+    emulator: &iotemu::Emulator,
+    device_id: &str,
+    key: &str,
+) -> Result<DeviceClient, DeviceError> {
+    DeviceClient::builder("localhost", device_id)
+        .symmetric_key(key)
+        .trust(Trust::CaPem(emulator.ca_pem().to_owned()))
+        .port(emulator.mqtt_port())
+        .connect()
+        .await
+}
+
 #[tokio::test]
 async fn quickstart_individual_enrollment_registers_and_sends_ten_messages() {
     let emulator = start_emulator(None).await;
@@ -185,21 +199,13 @@ async fn wrong_key_is_refused_promptly_by_dps_and_hub() {
         .register()
         .await
         .unwrap();
-    let err = DeviceClient::builder("localhost", QUICKSTART_DEVICE_ID)
-        .symmetric_key(wrong)
-        .trust(Trust::CaPem(emulator.ca_pem().to_owned()))
-        .port(emulator.mqtt_port())
-        .connect()
+    let err = connect_device(&emulator, QUICKSTART_DEVICE_ID, wrong)
         .await
         .err()
         .expect("hub refuses the wrong key");
     assert!(matches!(err, DeviceError::ConnectionRefused(5)), "{err:?}");
     // Unknown device on the hub.
-    let err = DeviceClient::builder("localhost", "never-provisioned")
-        .symmetric_key(QUICKSTART_KEY)
-        .trust(Trust::CaPem(emulator.ca_pem().to_owned()))
-        .port(emulator.mqtt_port())
-        .connect()
+    let err = connect_device(&emulator, "never-provisioned", QUICKSTART_KEY)
         .await
         .err()
         .expect("unknown device refused");

@@ -82,6 +82,9 @@ impl Client {
     }
 }
 
+/// Unacknowledged QoS 1 publishes remembered per connection (also keeps packet-id search short).
+const MAX_AWAITING_ACK: usize = 256;
+
 /// Why a session ended; logged once per connection.
 type CloseReason = String;
 
@@ -500,6 +503,10 @@ impl Session {
         tracing::debug!(client = %self.client.name(), %topic, qos = qos as u8, body = %String::from_utf8_lossy(&payload), "publish sent");
         let mut publish = Publish::from_bytes(topic, qos, payload);
         if qos == QoS::AtLeastOnce {
+            if self.awaiting_ack.len() >= MAX_AWAITING_ACK {
+                // A client that never acknowledges must not grow this without bound.
+                self.awaiting_ack.remove(0);
+            }
             publish.pkid = self.allocate_packet_id();
             self.awaiting_ack.push(publish.pkid);
         }
