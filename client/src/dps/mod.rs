@@ -1,0 +1,19 @@
+//! Device Provisioning Service (DPS) registration over MQTT (spec/protocol.md §2).
+//!
+//! * [`client`] — [`ProvisioningClient`] and its builder: credentials, TLS, CONNECT fields.
+//! * [`exchange`] — the request/response loop on an open connection (register, poll, retry).
+//! * [`outcome`] — what one response means (done, poll, retry, error).
+//! * [`topic`] — request topics and the response-topic parser.
+//! * [`model`] — JSON bodies.
+//! * [`error`] — [`ProvisioningError`].
+
+mod client;
+mod error;
+mod exchange;
+mod model;
+mod outcome;
+mod topic;
+
+pub use client::{ProvisioningClient, ProvisioningClientBuilder};
+pub use error::ProvisioningError;
+pub use model::{RegistrationResult, RegistrationState};

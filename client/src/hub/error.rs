@@ -1,0 +1,48 @@
+//! Errors of the hub device client.
+
+use crate::mqtt::MqttError;
+use crate::sas::SasError;
+use crate::tls::TlsError;
+
+/// Why connecting to the hub or sending failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    /// The hub refused the MQTT connection with this CONNACK return code (5 = not authorized:
+    /// wrong key, expired token or unknown device; 3 = device disabled).
+    #[error("IoT Hub refused the connection (CONNACK return code {0})")]
+    ConnectionRefused(u8),
+    /// The connection is closed (by the server, an error, or a disconnect); pending sends fail
+    /// with this too.
+    #[error("not connected")]
+    Disconnected,
+    /// Connecting took longer than the connect timeout, or the server stopped answering pings.
+    #[error("timed out")]
+    Timeout,
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    #[error("invalid key: {0}")]
+    InvalidKey(#[from] SasError),
+    /// Body plus properties exceed 256 KiB; carries the message's size in bytes.
+    #[error("message is {0} bytes, IoT Hub accepts at most 262144")]
+    MessageTooLarge(usize),
+    /// The builder was missing something or given an unusable value.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+impl From<MqttError> for DeviceError {
+    fn from(error: MqttError) -> Self {
+        match error {
+            MqttError::ConnectionRefused(code) => Self::ConnectionRefused(code),
+            MqttError::Disconnected => Self::Disconnected,
+            MqttError::Timeout => Self::Timeout,
+            MqttError::Tls(e) => Self::Tls(e),
+            MqttError::Io(e) => Self::Io(e),
+            MqttError::Protocol(message) => Self::Protocol(message),
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! `iotemu-device`: an async device client for Azure IoT Hub Device Provisioning Service (DPS)
+//! and Azure IoT Hub over MQTT 3.1.1 + TLS, with symmetric-key (SAS) authentication.
+//!
+//! It talks to real Azure (port 8883, system root certificates) and to the `iotemu` emulator
+//! (its CA via [`Trust::CaPem`], any port).
+//!
+//! ```no_run
+//! use iotemu_device::{DeviceClient, Message, ProvisioningClient, Trust};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let key = "sbDDeEzRuEuGKag+kQKV+T1QGakRtHpsERLP0yPjwR93TrpEgEh/Y07CXstfha6dhIPWvdD1nRxK5T0KGKA+nQ==";
+//! let ca_pem = std::fs::read_to_string("iotemu-ca.pem")?;
+//! let registration = ProvisioningClient::builder("localhost", "0ne00000A0A", "symm-key-python-device-008")
+//!     .symmetric_key(key)
+//!     .trust(Trust::CaPem(ca_pem.clone()))
+//!     .build()?
+//!     .register()
+//!     .await?;
+//! let device = DeviceClient::from_registration(&registration, key)
+//!     .trust(Trust::CaPem(ca_pem))
+//!     .connect()
+//!     .await?;
+//! device
+//!     .send_telemetry(Message::new(r#"{"temperature":21.5}"#).content_type("application/json"))
+//!     .await?;
+//! device.disconnect().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Layout: SAS tokens and derived keys ([`generate_sas_token`], [`derive_device_key`]), TLS trust, one shared MQTT
+//! connection (our own, on the `rumqttc` v4 packet codec), and the DPS and hub clients on top.
+
+mod dps;
+mod encode;
+mod hub;
+mod mqtt;
+mod sas;
+mod tls;
+
+#[cfg(test)]
+mod test_support;
+
+pub use dps::{
+    ProvisioningClient, ProvisioningClientBuilder, ProvisioningError, RegistrationResult,
+    RegistrationState,
+};
+pub use hub::{DeviceClient, DeviceClientBuilder, DeviceError, Message};
+pub use sas::{SasError, derive_device_key, generate_sas_token};
+pub use tls::{TlsError, Trust};
+
+/// What we call ourselves in `ClientVersion` (DPS) and `DeviceClientType` (hub).
+pub const USER_AGENT: &str = concat!("iotemu-device/", env!("CARGO_PKG_VERSION"));

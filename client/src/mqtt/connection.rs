@@ -1,0 +1,199 @@
+//! The handle to one MQTT connection: performs CONNECT/CONNACK on a fresh byte stream, then
+//! hands the stream to the [session task](super::session) and talks to it over a channel.
+//!
+//! Every request carries a oneshot that the session completes when the server acknowledges
+//! (PUBACK for a QoS 1 publish, SUBACK for a subscribe), so callers can await delivery and
+//! many requests can be in flight at once from `&self`.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use rumqttc::mqttbytes::v4::{ConnectReturnCode, Login, Packet};
+use rumqttc::mqttbytes::{Error as CodecError, QoS};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::session::Session;
+use super::{MAX_INCOMING_PACKET, MAX_OUTGOING_PACKET, MqttError};
+
+/// How many requests may queue up for the session task before senders wait.
+const COMMAND_QUEUE: usize = 64;
+
+/// How many of the server's publishes may wait for the application before we drop them.
+const INCOMING_QUEUE: usize = 32;
+
+/// What goes into the CONNECT packet.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectOptions {
+    pub client_id: String,
+    pub username: String,
+    pub password: String,
+    pub clean_session: bool,
+    /// Zero disables keep-alive pings.
+    pub keep_alive: Duration,
+}
+
+/// A publish received from the server (already acknowledged if it was QoS 1).
+#[derive(Debug, Clone)]
+pub(crate) struct IncomingPublish {
+    pub topic: String,
+    pub payload: Bytes,
+}
+
+/// A request from a handle to the session task.
+pub(super) enum Command {
+    /// QoS 1 publish; completed on PUBACK.
+    Publish {
+        topic: String,
+        payload: Bytes,
+        done: oneshot::Sender<Result<(), MqttError>>,
+    },
+    /// Single-filter QoS 1 subscribe; completed on SUBACK with the granted QoS.
+    Subscribe {
+        filter: String,
+        done: oneshot::Sender<Result<QoS, MqttError>>,
+    },
+    /// Send DISCONNECT and close; completed once the stream is shut down.
+    Disconnect { done: oneshot::Sender<()> },
+}
+
+/// Handle to a live MQTT connection. Dropping it disconnects gracefully.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    commands: mpsc::Sender<Command>,
+    closed: watch::Receiver<bool>,
+}
+
+impl Connection {
+    /// Sends CONNECT on `stream`, waits for CONNACK and starts the session task.
+    ///
+    /// The caller bounds the time this takes (see [`super::connect`]).
+    pub(crate) async fn start<S>(
+        mut stream: S,
+        options: ConnectOptions,
+    ) -> Result<(Self, mpsc::Receiver<IncomingPublish>), MqttError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        check_string("client id", &options.client_id)?;
+        check_string("username", &options.username)?;
+        check_string("password", &options.password)?;
+        let keep_alive = u16::try_from(options.keep_alive.as_secs())
+            .map_err(|_| MqttError::Protocol("keep-alive above 65535 s".into()))?;
+
+        let mut connect = rumqttc::mqttbytes::v4::Connect::new(options.client_id);
+        connect.keep_alive = keep_alive;
+        connect.clean_session = options.clean_session;
+        connect.login = Some(Login {
+            username: options.username,
+            password: options.password,
+        });
+        let mut wbuf = BytesMut::new();
+        Packet::Connect(connect)
+            .write(&mut wbuf, MAX_OUTGOING_PACKET)
+            .map_err(|e| MqttError::Protocol(format!("cannot encode CONNECT: {e}")))?;
+        stream.write_all(&wbuf).await?;
+        stream.flush().await?;
+
+        let mut rbuf = BytesMut::with_capacity(4096);
+        read_connack(&mut stream, &mut rbuf).await?;
+
+        let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
+        let (incoming_tx, incoming_rx) = mpsc::channel(INCOMING_QUEUE);
+        let (closed_tx, closed) = watch::channel(false);
+        let keep_alive = (keep_alive > 0).then(|| Duration::from_secs(u64::from(keep_alive)));
+        // Anything the server sent right behind the CONNACK stays in `rbuf` for the session.
+        let session = Session::new(stream, rbuf, command_rx, incoming_tx, closed_tx, keep_alive);
+        tokio::spawn(session.run());
+        Ok((Self { commands, closed }, incoming_rx))
+    }
+
+    /// Publishes at QoS 1 and resolves when the server's PUBACK arrives.
+    pub(crate) async fn publish(&self, topic: String, payload: Bytes) -> Result<(), MqttError> {
+        check_string("topic", &topic)?;
+        let (done, result) = oneshot::channel();
+        self.send(Command::Publish {
+            topic,
+            payload,
+            done,
+        })
+        .await?;
+        result.await.map_err(|_| MqttError::Disconnected)?
+    }
+
+    /// Subscribes to one filter at QoS 1 and resolves with the granted QoS on SUBACK.
+    pub(crate) async fn subscribe(&self, filter: String) -> Result<QoS, MqttError> {
+        check_string("topic filter", &filter)?;
+        let (done, result) = oneshot::channel();
+        self.send(Command::Subscribe { filter, done }).await?;
+        result.await.map_err(|_| MqttError::Disconnected)?
+    }
+
+    /// Sends DISCONNECT and waits until the stream is closed. Succeeds if already closed.
+    pub(crate) async fn disconnect(&self) {
+        let (done, finished) = oneshot::channel();
+        if self.send(Command::Disconnect { done }).await.is_ok() {
+            // An error here only means the session ended some other way, which is fine too.
+            let _ = finished.await;
+        }
+    }
+
+    /// False once the connection has ended for any reason.
+    pub(crate) fn is_connected(&self) -> bool {
+        !*self.closed.borrow()
+    }
+
+    /// Resolves when the connection has ended for any reason (server close, error, DISCONNECT).
+    pub(crate) async fn closed(&self) {
+        let mut closed = self.closed.clone();
+        // An error means the session task is gone, which is also "closed".
+        let _ = closed.wait_for(|closed| *closed).await;
+    }
+
+    async fn send(&self, command: Command) -> Result<(), MqttError> {
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| MqttError::Disconnected)
+    }
+}
+
+/// MQTT strings carry a 16-bit length; the codec would silently truncate a longer one and
+/// corrupt the stream, so refuse it before encoding.
+fn check_string(what: &str, value: &str) -> Result<(), MqttError> {
+    if value.len() > usize::from(u16::MAX) {
+        return Err(MqttError::Protocol(format!(
+            "{what} is {} bytes, MQTT allows at most 65535",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Reads until the first packet, which must be a CONNACK with return code 0.
+async fn read_connack<S>(stream: &mut S, rbuf: &mut BytesMut) -> Result<(), MqttError>
+where
+    S: AsyncRead + Unpin,
+{
+    loop {
+        match Packet::read(rbuf, MAX_INCOMING_PACKET) {
+            Ok(Packet::ConnAck(ack)) if ack.code == ConnectReturnCode::Success => return Ok(()),
+            Ok(Packet::ConnAck(ack)) => return Err(MqttError::ConnectionRefused(ack.code as u8)),
+            Ok(other) => {
+                return Err(MqttError::Protocol(format!(
+                    "expected CONNACK, got {other:?}"
+                )));
+            }
+            // Codes 6..=255 are reserved, but they are still a refusal; report the number.
+            Err(CodecError::InvalidConnectReturnCode(code)) => {
+                return Err(MqttError::ConnectionRefused(code));
+            }
+            Err(CodecError::InsufficientBytes(_)) => {
+                if stream.read_buf(rbuf).await? == 0 {
+                    return Err(MqttError::Disconnected);
+                }
+            }
+            Err(e) => return Err(MqttError::Protocol(format!("malformed CONNACK: {e}"))),
+        }
+    }
+}
