@@ -199,16 +199,14 @@ async fn wrong_key_is_refused_promptly_by_dps_and_hub() {
         .register()
         .await
         .unwrap();
-    let err = connect_device(&emulator, QUICKSTART_DEVICE_ID, wrong)
-        .await
-        .err()
-        .expect("hub refuses the wrong key");
+    let Err(err) = connect_device(&emulator, QUICKSTART_DEVICE_ID, wrong).await else {
+        panic!("hub refuses the wrong key");
+    };
     assert!(matches!(err, DeviceError::ConnectionRefused(5)), "{err:?}");
     // Unknown device on the hub.
-    let err = connect_device(&emulator, "never-provisioned", QUICKSTART_KEY)
-        .await
-        .err()
-        .expect("unknown device refused");
+    let Err(err) = connect_device(&emulator, "never-provisioned", QUICKSTART_KEY).await else {
+        panic!("unknown device refused");
+    };
     assert!(matches!(err, DeviceError::ConnectionRefused(5)), "{err:?}");
     assert!(
         started.elapsed() < Duration::from_secs(10),
