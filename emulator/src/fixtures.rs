@@ -13,7 +13,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -372,11 +372,6 @@ fn check_key(file: &str, path: &str, key: &str) -> Result<(), FixtureError> {
 
 fn at(file: &str, base: &str, bad: validate::Invalid) -> FixtureError {
     err(file, &format!("{base}.{}", bad.path), bad.reason)
-}
-
-/// Convenience for callers holding a path.
-pub fn load_file(path: &Path) -> Result<FixtureSet, FixtureError> {
-    FixtureSet::load(&[FixtureSource::File(path.to_owned())])
 }
 
 #[cfg(test)]
