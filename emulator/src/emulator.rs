@@ -182,6 +182,21 @@ impl EmulatorBuilder {
             hubs.clone(),
             self.timing,
         ));
+        // Certificates first: enrollments may refer to them by name.
+        for entry in &fixtures.dps.certificates {
+            dps.certificates()
+                .upload(&entry.name, &entry.certificate, entry.is_verified)
+                .map_err(|e| fixture_error(&format!("dps.certificates '{}': {e}", entry.name)))?;
+        }
+        for (section, hub) in fixtures.hubs.iter().zip(hubs.all()) {
+            for entry in &section.certificates {
+                hub.certificates()
+                    .upload(&entry.name, &entry.certificate, entry.is_verified)
+                    .map_err(|e| {
+                        fixture_error(&format!("hub certificate '{}': {e}", entry.name))
+                    })?;
+            }
+        }
         for enrollment in fixtures.enrollments.iter().cloned() {
             dps.create_or_update_enrollment(enrollment)
                 .map_err(|e| fixture_error(&e.message))?;

@@ -70,6 +70,9 @@ pub struct DpsSection {
     pub host_name: String,
     #[serde(default)]
     pub shared_access_policies: Vec<AccessPolicy>,
+    /// CA certificates uploaded to the instance (for X.509 `caReferences` and chain checks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<CertificateEntry>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,6 +81,20 @@ pub struct HubSection {
     pub host_name: String,
     #[serde(default)]
     pub shared_access_policies: Vec<AccessPolicy>,
+    /// CA certificates uploaded to the hub (for `certificateAuthority` devices).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<CertificateEntry>,
+}
+
+/// A CA certificate as uploaded: `isVerified` is the "verify on upload" option; unverified
+/// certificates authenticate nobody until proof of possession.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CertificateEntry {
+    pub name: String,
+    pub certificate: String,
+    #[serde(default)]
+    pub is_verified: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -261,12 +278,25 @@ fn merge(parsed: Vec<(String, Fixture)>) -> Result<FixtureSet, FixtureError> {
         validate_policies(file, &path, &hub.shared_access_policies)?;
     }
 
+    validate_certificates(&dps_file, "dps", &dps.certificates)?;
+    for (file, i, hub) in &hubs {
+        validate_certificates(file, &format!("hubs[{i}]"), &hub.certificates)?;
+    }
     let hub_exists = |host: &str| hub_names.contains(&host.to_ascii_lowercase());
+    let ca_exists = |name: &str| {
+        dps.certificates
+            .iter()
+            .any(|c| c.name.eq_ignore_ascii_case(name))
+    };
+    let links = validate::Links {
+        hub_exists: &hub_exists,
+        ca_exists: &ca_exists,
+    };
     let mut seen = HashSet::new();
     let mut out_enrollments = Vec::with_capacity(enrollments.len());
     for (file, i, mut e) in enrollments {
         let base = format!("enrollments[{i}]");
-        validate::individual_enrollment(&mut e, &hub_exists, MissingKeys::Deterministic)
+        validate::individual_enrollment(&mut e, &links, MissingKeys::Deterministic)
             .map_err(|bad| at(&file, &base, bad))?;
         if !seen.insert(e.registration_id.to_ascii_lowercase()) {
             return Err(err(
@@ -282,7 +312,7 @@ fn merge(parsed: Vec<(String, Fixture)>) -> Result<FixtureSet, FixtureError> {
     let mut out_groups = Vec::with_capacity(groups.len());
     for (file, i, mut g) in groups {
         let base = format!("enrollmentGroups[{i}]");
-        validate::enrollment_group(&mut g, &hub_exists, MissingKeys::Deterministic)
+        validate::enrollment_group(&mut g, &links, MissingKeys::Deterministic)
             .map_err(|bad| at(&file, &base, bad))?;
         if !seen.insert(g.enrollment_group_id.to_ascii_lowercase()) {
             return Err(err(
@@ -360,6 +390,27 @@ fn validate_policies(
         if let Some(key) = &policy.secondary_key {
             check_key(file, &format!("{path}.secondaryKey"), key)?;
         }
+    }
+    Ok(())
+}
+
+fn validate_certificates(
+    file: &str,
+    base: &str,
+    certificates: &[CertificateEntry],
+) -> Result<(), FixtureError> {
+    let mut names = HashSet::new();
+    for (i, entry) in certificates.iter().enumerate() {
+        let path = format!("{base}.certificates[{i}]");
+        if entry.name.is_empty() || !names.insert(entry.name.to_ascii_lowercase()) {
+            return Err(err(
+                file,
+                &format!("{path}.name"),
+                format!("'{}' is empty or used twice", entry.name),
+            ));
+        }
+        crate::auth::x509::decode_certificate(&entry.certificate)
+            .map_err(|e| err(file, &format!("{path}.certificate"), e.to_string()))?;
     }
     Ok(())
 }

@@ -16,6 +16,8 @@
 //! Start one in a test with [`Emulator::builder`].
 
 pub mod auth;
+pub mod certificates;
+pub mod certs;
 pub mod control;
 pub mod dps;
 mod emulator;

@@ -1,18 +1,50 @@
 //! `iotemu`: runs the emulator until SIGINT/SIGTERM. Every flag is also an `IOTEMU_*`
 //! environment variable. Defaults are Azure's ports, because the official SDKs hard-code them.
+//!
+//! `iotemu certs …` instead makes test X.509 certificates ([`iotemu::certs`]) and exits. The
+//! server keeps its flags at the top level (no `serve` subcommand), so every existing command
+//! line, Dockerfile and `IOTEMU_*` setup keeps working.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use iotemu::Emulator;
+use iotemu::certs::cli::CertsCommand;
 use tracing_subscriber::EnvFilter;
 
 /// Local emulator of Azure IoT Hub Device Provisioning Service and Azure IoT Hub.
+///
+/// Without a command, runs the emulator with the options below.
 #[derive(Debug, Parser)]
-#[command(name = "iotemu", version, about)]
+#[command(
+    name = "iotemu",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    #[command(flatten)]
+    serve: Args,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Make test X.509 certificates: CAs, devices, CA verification, thumbprints.
+    ///
+    /// The offline equivalent of the Azure IoT SDK's certGen.sh, for the X.509 quickstarts:
+    /// ECDSA P-256 keys, PKCS#8 PEM files, chains that DPS and IoT Hub accept.
+    #[command(subcommand)]
+    Certs(CertsCommand),
+}
+
+// The server flags, at the top level when no subcommand is given.
+#[derive(Debug, clap::Args)]
 struct Args {
     /// MQTT over TLS port (0 = pick a free port and print it).
     #[arg(long, env = "IOTEMU_MQTT_PORT", default_value_t = 8883)]
@@ -55,14 +87,26 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Certs(command)) = &cli.command {
+        return match iotemu::certs::cli::run(command) {
+            Ok(report) => {
+                print!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("iotemu certs: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         .init();
-    let args = Args::parse();
-    match run(args).await {
+    match run(cli.serve).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("iotemu: {message}");

@@ -7,15 +7,20 @@
 pub mod keys;
 pub mod policy;
 pub mod sas;
+pub mod x509;
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::dps::model::AttestationType;
+use rustls_pki_types::CertificateDer;
+
+use crate::dps::model::{AttestationType, X509Attestation};
 use crate::dps::{Dps, EnrollmentRef};
 use crate::hub::Hubs;
-use crate::hub::device::DeviceStatus;
+use crate::hub::device::{DeviceAuthentication, DeviceStatus};
 use keys::SymmetricKey;
 use sas::{SasError, SasToken};
+use x509::CertificateInfo;
 
 /// What a client presented.
 #[derive(Debug, Clone, Copy)]
@@ -33,6 +38,19 @@ pub struct RegistrationIdentity {
     registration_id: String,
     enrollment: EnrollmentRef,
     expires_at: Option<SystemTime>,
+    x509: Option<Arc<X509Registration>>,
+}
+
+/// How an X.509 device proved itself to DPS: what assignment and the registration state need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct X509Registration {
+    /// The device's leaf certificate.
+    pub certificate: CertificateInfo,
+    /// The enrollment's CA the chain was validated against (absent for a device certificate
+    /// matched directly).
+    pub signing_certificate: Option<CertificateInfo>,
+    /// DER of that CA: the hub trusts it for the device it creates.
+    pub anchors: Vec<Vec<u8>>,
 }
 
 impl RegistrationIdentity {
@@ -45,6 +63,10 @@ impl RegistrationIdentity {
     /// When the credential stops being valid; connections are closed then.
     pub fn expires_at(&self) -> Option<SystemTime> {
         self.expires_at
+    }
+    /// Present when the device authenticated with a certificate.
+    pub fn x509(&self) -> Option<&X509Registration> {
+        self.x509.as_deref()
     }
 }
 
@@ -101,6 +123,10 @@ pub enum AuthError {
     AttestationNotSupported(&'static str),
     #[error("no credential presented")]
     MissingCredential,
+    #[error("certificate refused: {0}")]
+    Certificate(String),
+    #[error("the enrollment or device expects {expected} authentication")]
+    WrongCredentialType { expected: &'static str },
 }
 
 impl AuthError {
@@ -129,8 +155,8 @@ pub fn authenticate_registration(
     }
     let token = match credential {
         Credential::Sas(token) => SasToken::parse(token)?,
-        Credential::ClientCertificates(_) => {
-            return Err(AuthError::AttestationNotSupported("X.509"));
+        Credential::ClientCertificates(chain) => {
+            return registration_by_certificate(dps, registration_id, chain, now);
         }
         Credential::None => return Err(AuthError::MissingCredential),
     };
@@ -147,6 +173,7 @@ pub fn authenticate_registration(
         registration_id: registration_id.to_owned(),
         enrollment,
         expires_at: Some(expiry_time(&token)),
+        x509: None,
     };
 
     // An individual enrollment for this id decides alone; groups are not consulted.
@@ -159,6 +186,7 @@ pub fn authenticate_registration(
                     enrollment.registration_id,
                 )))
             }
+            AttestationType::X509 => Err(AuthError::WrongCredentialType { expected: "X.509" }),
             other => Err(AuthError::AttestationNotSupported(attestation_name(other))),
         };
     }
@@ -207,11 +235,23 @@ pub fn authenticate_device(
         .ok_or_else(|| AuthError::UnknownDevice(device_id.to_owned()))?;
     let token = match credential {
         Credential::Sas(token) => SasToken::parse(token)?,
-        Credential::ClientCertificates(_) => {
-            return Err(AuthError::AttestationNotSupported("X.509"));
+        Credential::ClientCertificates(chain) => {
+            let expires_at = device_by_certificate(hub, &device, chain, now)?;
+            if device.status == DeviceStatus::Disabled {
+                return Err(AuthError::DeviceDisabled(device_id.to_owned()));
+            }
+            return Ok(DeviceIdentity {
+                hub: hub.host_name().to_owned(),
+                device_id: device_id.to_owned(),
+                module_id: None,
+                expires_at: Some(expires_at),
+            });
         }
         Credential::None => return Err(AuthError::MissingCredential),
     };
+    if device.sas_keys().is_empty() && token.key_name.is_none() {
+        return Err(AuthError::WrongCredentialType { expected: "X.509" });
+    }
     token.check_scope(&format!("{}/devices/{device_id}", hub.host_name()), now)?;
     match &token.key_name {
         Some(policy_name) => {
@@ -234,6 +274,215 @@ pub fn authenticate_device(
         module_id: None,
         expires_at: Some(expiry_time(&token)),
     })
+}
+
+/// DPS X.509: the leaf's CN must be the registration id; an individual enrollment decides
+/// alone; otherwise the groups found from the chain are tried in the documented order and the
+/// first whose CA the chain validates against wins.
+fn registration_by_certificate(
+    dps: &Dps,
+    registration_id: &str,
+    chain: &[CertificateDer<'static>],
+    now: SystemTime,
+) -> Result<RegistrationIdentity, AuthError> {
+    let leaf_der = chain.first().ok_or(AuthError::MissingCredential)?;
+    let leaf = x509::inspect(leaf_der).map_err(|e| AuthError::Certificate(e.to_string()))?;
+    let cn = leaf.subject_common_name.clone().unwrap_or_default();
+    if !cn.eq_ignore_ascii_case(registration_id) {
+        return Err(AuthError::Certificate(format!(
+            "subject CN '{cn}' is not the registration id '{registration_id}'"
+        )));
+    }
+    if !leaf.is_valid_at(now) {
+        return Err(AuthError::Certificate(
+            "the certificate is expired or not yet valid".into(),
+        ));
+    }
+    let identity = |enrollment, matched: CaMatch| RegistrationIdentity {
+        registration_id: registration_id.to_owned(),
+        enrollment,
+        expires_at: Some(leaf.not_after),
+        x509: Some(Arc::new(X509Registration {
+            certificate: leaf.clone(),
+            signing_certificate: matched.signing_certificate,
+            anchors: matched.anchors,
+        })),
+    };
+
+    if let Some(enrollment) = dps.individual_enrollment(registration_id) {
+        if enrollment.attestation.kind != AttestationType::X509 {
+            return Err(AuthError::WrongCredentialType {
+                expected: attestation_name(enrollment.attestation.kind),
+            });
+        }
+        let attestation = enrollment.attestation.x509.unwrap_or_default();
+        let own = attestation
+            .client_certificates
+            .iter()
+            .flat_map(|c| c.slots());
+        if own
+            .flat_map(|(_, c)| c.thumbprints())
+            .any(|t| t == leaf.sha1_thumbprint || t == leaf.sha256_thumbprint)
+        {
+            let matched = CaMatch {
+                signing_certificate: None,
+                anchors: Vec::new(),
+            };
+            return Ok(identity(
+                EnrollmentRef::Individual(enrollment.registration_id),
+                matched,
+            ));
+        }
+        let matched = chain_to_enrollment_ca(dps, &attestation, chain, now)
+            .map_err(AuthError::Certificate)?;
+        return Ok(identity(
+            EnrollmentRef::Individual(enrollment.registration_id),
+            matched,
+        ));
+    }
+
+    let infos = chain
+        .iter()
+        .map(|der| x509::inspect(der))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| AuthError::Certificate(e.to_string()))?;
+    let mut first_failure = None;
+    for group in dps.x509_groups_for_chain(&infos) {
+        let attestation = group.attestation.x509.clone().unwrap_or_default();
+        match chain_to_enrollment_ca(dps, &attestation, chain, now) {
+            Ok(matched) => {
+                return Ok(identity(
+                    EnrollmentRef::Group(group.enrollment_group_id),
+                    matched,
+                ));
+            }
+            Err(reason) => {
+                first_failure
+                    .get_or_insert(format!("group '{}': {reason}", group.enrollment_group_id));
+            }
+        }
+    }
+    Err(match first_failure {
+        Some(reason) => AuthError::Certificate(reason),
+        None => AuthError::UnknownRegistration(registration_id.to_owned()),
+    })
+}
+
+/// The enrollment CA a chain validated against.
+struct CaMatch {
+    signing_certificate: Option<CertificateInfo>,
+    anchors: Vec<Vec<u8>>,
+}
+
+/// Validates `chain` against the enrollment's CAs (signing certificates and referenced store
+/// certificates). The CA must be verified itself, or the chain the device sent must also reach
+/// a verified certificate of the DPS store.
+fn chain_to_enrollment_ca(
+    dps: &Dps,
+    attestation: &X509Attestation,
+    chain: &[CertificateDer<'static>],
+    now: SystemTime,
+) -> Result<CaMatch, String> {
+    let store = dps.certificates();
+    let mut cas: Vec<(Vec<u8>, bool)> = Vec::new();
+    for (_, cert) in attestation
+        .signing_certificates
+        .iter()
+        .flat_map(|c| c.slots())
+    {
+        if let Some(der) = cert
+            .certificate
+            .as_deref()
+            .and_then(|t| x509::decode_certificate(t).ok())
+        {
+            let verified = x509::inspect(&der)
+                .map(|i| store.is_verified_thumbprint(&i.sha256_thumbprint))
+                .unwrap_or(false);
+            cas.push((der, verified));
+        }
+    }
+    for (_, name) in attestation.ca_references.iter().flat_map(|r| r.names()) {
+        match store.get(name) {
+            Some(ca) if ca.is_verified => cas.push((ca.der, true)),
+            Some(_) => return Err(format!("CA certificate '{name}' is not verified")),
+            None => return Err(format!("no CA certificate named '{name}'")),
+        }
+    }
+    if cas.is_empty() {
+        return Err("the enrollment has no CA certificate to validate against".into());
+    }
+    let mut last_error = String::new();
+    for (der, verified) in cas {
+        match x509::validate_chain(chain, std::slice::from_ref(&der), now) {
+            Ok(()) => {
+                if !verified {
+                    x509::validate_chain(chain, &store.verified_anchors(), now).map_err(|e| {
+                        format!("the enrollment's CA is not verified and the chain sent does not reach a verified CA ({e})")
+                    })?;
+                }
+                return Ok(CaMatch {
+                    signing_certificate: x509::inspect(&der).ok(),
+                    anchors: vec![der],
+                });
+            }
+            Err(e) => last_error = e.to_string(),
+        }
+    }
+    Err(last_error)
+}
+
+/// Hub X.509: thumbprint for self-signed devices; chain to a verified hub CA (or the CA DPS
+/// provisioned the device through) with CN = device id for CA-signed ones. Returns the
+/// certificate's expiry.
+fn device_by_certificate(
+    hub: &crate::hub::Hub,
+    device: &crate::hub::device::Device,
+    chain: &[CertificateDer<'static>],
+    now: SystemTime,
+) -> Result<SystemTime, AuthError> {
+    let leaf_der = chain.first().ok_or(AuthError::MissingCredential)?;
+    let leaf = x509::inspect(leaf_der).map_err(|e| AuthError::Certificate(e.to_string()))?;
+    if !leaf.is_valid_at(now) {
+        return Err(AuthError::Certificate(
+            "the certificate is expired or not yet valid".into(),
+        ));
+    }
+    match &device.authentication {
+        DeviceAuthentication::Sas { .. } => Err(AuthError::WrongCredentialType { expected: "SAS" }),
+        DeviceAuthentication::SelfSigned {
+            primary_thumbprint,
+            secondary_thumbprint,
+        } => {
+            let matches = [primary_thumbprint, secondary_thumbprint]
+                .into_iter()
+                .flatten()
+                .map(|t| x509::normalize_thumbprint(t))
+                .any(|t| t == leaf.sha1_thumbprint || t == leaf.sha256_thumbprint);
+            if matches {
+                Ok(leaf.not_after)
+            } else {
+                Err(AuthError::Certificate(
+                    "thumbprint matches neither registered thumbprint".into(),
+                ))
+            }
+        }
+        DeviceAuthentication::CertificateAuthority {
+            provisioning_anchors,
+        } => {
+            let cn = leaf.subject_common_name.clone().unwrap_or_default();
+            if cn != device.device_id {
+                return Err(AuthError::Certificate(format!(
+                    "subject CN '{cn}' is not the device id '{}'",
+                    device.device_id
+                )));
+            }
+            let mut anchors = hub.certificates().verified_anchors();
+            anchors.extend(provisioning_anchors.iter().cloned());
+            x509::validate_chain(chain, &anchors, now)
+                .map_err(|e| AuthError::Certificate(e.to_string()))?;
+            Ok(leaf.not_after)
+        }
+    }
 }
 
 fn verify_any<'k>(

@@ -4,6 +4,7 @@
 //! a request body, and send back what [`Dps::register`] / [`Dps::operation_status`] return.
 
 pub mod error;
+mod group_index;
 pub mod model;
 pub mod registration;
 pub mod validate;
@@ -14,11 +15,14 @@ use std::time::Duration;
 use dashmap::DashMap;
 
 use crate::auth::policy::SharedAccessPolicy;
+use crate::auth::x509::CertificateInfo;
+use crate::certificates::CertificateStore;
 use crate::hub::Hubs;
 use error::DpsError;
+use group_index::X509GroupIndex;
 use model::{AttestationType, DeviceRegistrationState, EnrollmentGroup, IndividualEnrollment};
 use registration::{Operation, RegistrationRecord};
-use validate::MissingKeys;
+use validate::{Links, MissingKeys};
 
 /// Which enrollment vouched for a device.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -59,6 +63,8 @@ pub struct Dps {
     operations: DashMap<String, Operation>,
     /// The newest operation per registration, so superseded ones can be dropped.
     latest_operation: DashMap<String, String>,
+    certificates: CertificateStore,
+    x509_groups: X509GroupIndex,
 }
 
 impl Dps {
@@ -80,7 +86,56 @@ impl Dps {
             registrations: DashMap::new(),
             operations: DashMap::new(),
             latest_operation: DashMap::new(),
+            certificates: CertificateStore::default(),
+            x509_groups: X509GroupIndex::default(),
         }
+    }
+
+    /// CA certificates uploaded to this DPS instance.
+    pub fn certificates(&self) -> &CertificateStore {
+        &self.certificates
+    }
+
+    /// X.509 enrollment groups a device with this chain (leaf first) may belong to, in the
+    /// documented order: the group of the first intermediate, then the next, up to the root
+    /// (which the device may not have sent: then its issuer name is used). Looked up by index,
+    /// never by scanning every group.
+    pub fn x509_groups_for_chain(&self, chain: &[CertificateInfo]) -> Vec<EnrollmentGroup> {
+        let mut ids: Vec<String> = Vec::new();
+        let mut add = |found: Vec<String>| {
+            for id in found {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        };
+        for cert in chain.iter().skip(1) {
+            add(self.x509_groups.by_thumbprint(&cert.sha256_thumbprint));
+            for name in self
+                .certificates
+                .names_matching(Some(&cert.sha256_thumbprint), None)
+            {
+                add(self.x509_groups.by_ca_name(&name));
+            }
+        }
+        if let Some(top) = chain.last() {
+            add(self.x509_groups.by_subject(&top.issuer));
+            for name in self.certificates.names_matching(None, Some(&top.issuer)) {
+                add(self.x509_groups.by_ca_name(&name));
+            }
+        }
+        ids.iter()
+            .filter_map(|id| self.enrollment_group(id))
+            .collect()
+    }
+
+    fn links<T>(&self, check: impl FnOnce(&Links<'_>) -> T) -> T {
+        let hub_exists = |h: &str| self.hubs.get(h).is_some();
+        let ca_exists = |name: &str| self.certificates.get(name).is_some();
+        check(&Links {
+            hub_exists: &hub_exists,
+            ca_exists: &ca_exists,
+        })
     }
 
     pub fn id_scope(&self) -> &str {
@@ -158,11 +213,9 @@ impl Dps {
         &self,
         mut enrollment: IndividualEnrollment,
     ) -> Result<IndividualEnrollment, DpsError> {
-        validate::individual_enrollment(
-            &mut enrollment,
-            &|h| self.hubs.get(h).is_some(),
-            MissingKeys::Random,
-        )
+        self.links(|links| {
+            validate::individual_enrollment(&mut enrollment, links, MissingKeys::Random)
+        })
         .map_err(|bad| DpsError::bad_request(bad.to_string()))?;
         self.enrollments.insert(
             enrollment.registration_id.to_ascii_lowercase(),
@@ -176,16 +229,16 @@ impl Dps {
         &self,
         mut group: EnrollmentGroup,
     ) -> Result<EnrollmentGroup, DpsError> {
-        validate::enrollment_group(
-            &mut group,
-            &|h| self.hubs.get(h).is_some(),
-            MissingKeys::Random,
-        )
-        .map_err(|bad| DpsError::bad_request(bad.to_string()))?;
-        self.groups.insert(
+        self.links(|links| validate::enrollment_group(&mut group, links, MissingKeys::Random))
+            .map_err(|bad| DpsError::bad_request(bad.to_string()))?;
+        let previous = self.groups.insert(
             group.enrollment_group_id.to_ascii_lowercase(),
             group.clone(),
         );
+        if let Some(previous) = previous {
+            self.x509_groups.remove(&previous);
+        }
+        self.x509_groups.insert(&group);
         Ok(group)
     }
 
@@ -196,7 +249,13 @@ impl Dps {
     }
 
     pub fn delete_enrollment_group(&self, group_id: &str) -> bool {
-        self.groups.remove(&group_id.to_ascii_lowercase()).is_some()
+        match self.groups.remove(&group_id.to_ascii_lowercase()) {
+            Some((_, group)) => {
+                self.x509_groups.remove(&group);
+                true
+            }
+            None => false,
+        }
     }
 
     /// The registration record of a device, as the service API's `DeviceRegistrationState`.

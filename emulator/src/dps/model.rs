@@ -5,6 +5,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::auth::x509;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IndividualEnrollment {
@@ -72,9 +74,9 @@ pub struct AttestationMechanism {
     pub kind: AttestationType,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub symmetric_key: Option<SymmetricKeyAttestation>,
-    /// X.509 and TPM attestation are stored as given; they are interpreted by later work.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub x509: Option<Value>,
+    pub x509: Option<X509Attestation>,
+    /// TPM attestation is stored as given; it is not interpreted yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tpm: Option<Value>,
 }
@@ -86,6 +88,82 @@ pub struct SymmetricKeyAttestation {
     pub primary_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secondary_key: Option<String>,
+}
+
+/// `X509Attestation`: the device's own certificates, CA certificates the device chains to,
+/// or names of CA certificates in the DPS certificate store.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct X509Attestation {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificates: Option<X509Certificates>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_certificates: Option<X509Certificates>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_references: Option<X509CaReferences>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct X509Certificates {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary: Option<X509CertificateWithInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secondary: Option<X509CertificateWithInfo>,
+}
+
+impl X509Certificates {
+    pub fn slots(&self) -> impl Iterator<Item = (&'static str, &X509CertificateWithInfo)> {
+        [("primary", &self.primary), ("secondary", &self.secondary)]
+            .into_iter()
+            .filter_map(|(slot, c)| c.as_ref().map(|c| (slot, c)))
+    }
+}
+
+/// A certificate (PEM or base64 DER) and/or its `info`; exports from a real DPS may carry only
+/// the info, whose thumbprints still identify the certificate.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct X509CertificateWithInfo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub info: Option<Value>,
+}
+
+impl X509CertificateWithInfo {
+    /// Thumbprints (normalised hex) identifying the certificate: SHA-1 and SHA-256 of the
+    /// certificate when present, else whatever `info` carries.
+    pub fn thumbprints(&self) -> Vec<String> {
+        if let Some(der) = self
+            .certificate
+            .as_deref()
+            .and_then(|t| x509::decode_certificate(t).ok())
+        {
+            let (sha1, sha256) = x509::thumbprints(&der);
+            return vec![sha1, sha256];
+        }
+        ["sha1Thumbprint", "sha256Thumbprint"]
+            .into_iter()
+            .filter_map(|key| self.info.as_ref()?.get(key)?.as_str())
+            .map(x509::normalize_thumbprint)
+            .filter(|t| !t.is_empty())
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct X509CaReferences {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secondary: Option<String>,
+}
+
+impl X509CaReferences {
+    pub fn names(&self) -> impl Iterator<Item = (&'static str, &String)> {
+        [("primary", &self.primary), ("secondary", &self.secondary)]
+            .into_iter()
+            .filter_map(|(slot, c)| c.as_ref().map(|c| (slot, c)))
+    }
 }
 
 /// `status` of a registration operation and of a registration record (device.json
@@ -137,6 +215,9 @@ pub struct DeviceRegistrationState {
     /// `{}` for an individual symmetric-key enrollment, `{"enrollmentGroupId": …}` for a group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub symmetric_key: Option<Value>,
+    /// `{certificateInfo, enrollmentGroupId?, signingCertificateInfo?}` for X.509 devices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x509: Option<Value>,
 }
 
 /// `RegistrationOperationStatus`: the body of every register/poll response.

@@ -21,12 +21,13 @@ use sha2::{Digest, Sha256};
 use super::error::{DpsError, assignment};
 use super::model::{
     DeviceRegistration, DeviceRegistrationState, ProvisioningStatus, RegistrationOperationStatus,
-    RegistrationStatus, Substatus,
+    RegistrationStatus, Substatus, X509CertificateWithInfo,
 };
 use super::{Dps, EnrollmentRef};
 use crate::auth::keys::SymmetricKey;
-use crate::auth::{RegistrationIdentity, enrollment_keys};
+use crate::auth::{RegistrationIdentity, X509Registration, enrollment_keys};
 use crate::hub::Hub;
+use crate::hub::device::DeviceAuthentication;
 use crate::timefmt::utc_timestamp;
 
 /// What a transport sends back for a register or poll request.
@@ -43,6 +44,7 @@ pub(crate) struct Operation {
     registration_key: String,
     registration_id: String,
     enrollment: EnrollmentRef,
+    x509: Option<X509Registration>,
     ready_at: Instant,
     outcome: Option<RegistrationOperationStatus>,
 }
@@ -57,7 +59,7 @@ pub(crate) struct RegistrationRecord {
 struct AssignmentInput {
     enabled: bool,
     device_id: String,
-    keys: (SymmetricKey, SymmetricKey),
+    authentication: DeviceAuthentication,
     initial_twin: Option<Value>,
     candidate_hubs: Vec<String>,
     group_id: Option<String>,
@@ -94,6 +96,7 @@ impl Dps {
                 registration_key: key.clone(),
                 registration_id: who.registration_id().to_owned(),
                 enrollment: who.enrollment().clone(),
+                x509: who.x509().cloned(),
                 ready_at: Instant::now() + self.timing.assignment_delay,
                 outcome: None,
             },
@@ -180,10 +183,24 @@ impl Dps {
                 state
             }
             Some(input) => {
-                state.symmetric_key = Some(match &input.group_id {
-                    Some(g) => json!({ "enrollmentGroupId": g }),
-                    None => json!({}),
-                });
+                match &operation.x509 {
+                    Some(x509) => {
+                        let mut info = json!({ "certificateInfo": x509.certificate.to_dps_json() });
+                        if let Some(g) = &input.group_id {
+                            info["enrollmentGroupId"] = json!(g);
+                        }
+                        if let Some(signing) = &x509.signing_certificate {
+                            info["signingCertificateInfo"] = signing.to_dps_json();
+                        }
+                        state.x509 = Some(info);
+                    }
+                    None => {
+                        state.symmetric_key = Some(match &input.group_id {
+                            Some(g) => json!({ "enrollmentGroupId": g }),
+                            None => json!({}),
+                        });
+                    }
+                }
                 if !input.enabled {
                     state.status = RegistrationStatus::Disabled;
                     state
@@ -197,11 +214,9 @@ impl Dps {
                             state
                         }
                         Some(hub) => {
-                            let (primary, secondary) = input.keys;
-                            hub.provision_device(
+                            hub.provision_device_with(
                                 &input.device_id,
-                                primary,
-                                secondary,
+                                input.authentication,
                                 input.initial_twin,
                             );
                             state.status = RegistrationStatus::Assigned;
@@ -240,14 +255,34 @@ impl Dps {
         match &operation.enrollment {
             EnrollmentRef::Individual(id) => {
                 let e = self.individual_enrollment(id)?;
-                let keys = key_pair(enrollment_keys(e.attestation.symmetric_key.as_ref()))?;
+                let authentication = match &operation.x509 {
+                    // Matched by its own certificate: the hub knows it by thumbprint.
+                    Some(x509) if x509.signing_certificate.is_none() => {
+                        let certs = e.attestation.x509.as_ref()?.client_certificates.as_ref()?;
+                        let thumbprint = |c: &Option<X509CertificateWithInfo>| {
+                            c.as_ref().and_then(|c| c.thumbprints().pop())
+                        };
+                        DeviceAuthentication::SelfSigned {
+                            primary_thumbprint: thumbprint(&certs.primary),
+                            secondary_thumbprint: thumbprint(&certs.secondary),
+                        }
+                    }
+                    Some(x509) => DeviceAuthentication::CertificateAuthority {
+                        provisioning_anchors: x509.anchors.clone(),
+                    },
+                    None => {
+                        let (primary, secondary) =
+                            key_pair(enrollment_keys(e.attestation.symmetric_key.as_ref()))?;
+                        DeviceAuthentication::Sas { primary, secondary }
+                    }
+                };
                 Some(AssignmentInput {
                     enabled: e.provisioning_status == ProvisioningStatus::Enabled,
                     device_id: e
                         .device_id
                         .clone()
                         .unwrap_or_else(|| operation.registration_id.clone()),
-                    keys,
+                    authentication,
                     initial_twin: e.initial_twin.clone(),
                     candidate_hubs: candidates(&e.iot_hubs, &e.iot_hub_host_name),
                     group_id: None,
@@ -255,12 +290,25 @@ impl Dps {
             }
             EnrollmentRef::Group(id) => {
                 let g = self.enrollment_group(id)?;
-                let group_keys = key_pair(enrollment_keys(g.attestation.symmetric_key.as_ref()))?;
-                let derive = |k: &SymmetricKey| k.derive_device_key(&operation.registration_id);
+                let authentication = match &operation.x509 {
+                    Some(x509) => DeviceAuthentication::CertificateAuthority {
+                        provisioning_anchors: x509.anchors.clone(),
+                    },
+                    None => {
+                        let (primary, secondary) =
+                            key_pair(enrollment_keys(g.attestation.symmetric_key.as_ref()))?;
+                        let derive =
+                            |k: &SymmetricKey| k.derive_device_key(&operation.registration_id);
+                        DeviceAuthentication::Sas {
+                            primary: derive(&primary),
+                            secondary: derive(&secondary),
+                        }
+                    }
+                };
                 Some(AssignmentInput {
                     enabled: g.provisioning_status == ProvisioningStatus::Enabled,
                     device_id: operation.registration_id.clone(),
-                    keys: (derive(&group_keys.0), derive(&group_keys.1)),
+                    authentication,
                     initial_twin: g.initial_twin.clone(),
                     candidate_hubs: candidates(&g.iot_hubs, &g.iot_hub_host_name),
                     group_id: Some(g.enrollment_group_id.clone()),
@@ -329,6 +377,7 @@ fn empty_state() -> DeviceRegistrationState {
         etag: None,
         payload: None,
         symmetric_key: None,
+        x509: None,
     }
 }
 

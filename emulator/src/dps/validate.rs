@@ -8,8 +8,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use sha2::{Digest, Sha512};
 
-use super::model::{AttestationMechanism, AttestationType, EnrollmentGroup, IndividualEnrollment};
+use super::model::{
+    AttestationMechanism, AttestationType, EnrollmentGroup, IndividualEnrollment, X509Attestation,
+};
 use crate::auth::keys::SymmetricKey;
+use crate::auth::x509;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invalid {
@@ -41,10 +44,16 @@ pub enum MissingKeys {
     Random,
 }
 
-/// Checks an individual enrollment; `hub_exists` says whether a host name is a linked hub.
+/// What an enrollment may refer to: linked hubs and the DPS certificate store.
+pub struct Links<'a> {
+    pub hub_exists: &'a dyn Fn(&str) -> bool,
+    pub ca_exists: &'a dyn Fn(&str) -> bool,
+}
+
+/// Checks an individual enrollment.
 pub fn individual_enrollment(
     enrollment: &mut IndividualEnrollment,
-    hub_exists: &dyn Fn(&str) -> bool,
+    links: &Links<'_>,
     missing: MissingKeys,
 ) -> Result<(), Invalid> {
     registration_id("registrationId", &enrollment.registration_id)?;
@@ -54,22 +63,33 @@ pub fn individual_enrollment(
     hub_refs(
         &enrollment.iot_hub_host_name,
         &enrollment.iot_hubs,
-        hub_exists,
+        links.hub_exists,
     )?;
     let seed = ("enrollment", enrollment.registration_id.as_str());
-    attestation(&mut enrollment.attestation, seed, missing)
+    attestation(&mut enrollment.attestation, seed, missing, links)
 }
 
 /// Checks an enrollment group, like [`individual_enrollment`].
 pub fn enrollment_group(
     group: &mut EnrollmentGroup,
-    hub_exists: &dyn Fn(&str) -> bool,
+    links: &Links<'_>,
     missing: MissingKeys,
 ) -> Result<(), Invalid> {
     registration_id("enrollmentGroupId", &group.enrollment_group_id)?;
-    hub_refs(&group.iot_hub_host_name, &group.iot_hubs, hub_exists)?;
+    hub_refs(&group.iot_hub_host_name, &group.iot_hubs, links.hub_exists)?;
+    if group
+        .attestation
+        .x509
+        .as_ref()
+        .is_some_and(|x| x.client_certificates.is_some())
+    {
+        return Err(Invalid::new(
+            "attestation.x509.clientCertificates",
+            "an enrollment group takes signingCertificates or caReferences, not device certificates",
+        ));
+    }
     let seed = ("enrollmentGroup", group.enrollment_group_id.as_str());
-    attestation(&mut group.attestation, seed, missing)
+    attestation(&mut group.attestation, seed, missing, links)
 }
 
 /// Registration and group ids: 1–128 characters of alphanumerics and `- . _ :`.
@@ -141,9 +161,12 @@ fn attestation(
     attestation: &mut AttestationMechanism,
     (kind, id): (&str, &str),
     missing: MissingKeys,
+    links: &Links<'_>,
 ) -> Result<(), Invalid> {
-    if attestation.kind != AttestationType::SymmetricKey {
-        return Ok(());
+    match attestation.kind {
+        AttestationType::SymmetricKey => {}
+        AttestationType::X509 => return x509_attestation(attestation.x509.as_ref(), links),
+        AttestationType::Tpm | AttestationType::None => return Ok(()),
     }
     let keys = attestation
         .symmetric_key
@@ -163,6 +186,53 @@ fn attestation(
                 })
             }
         }
+    }
+    Ok(())
+}
+
+/// X.509 attestation needs at least one usable certificate or CA reference; certificates must
+/// decode (or, as in exports from a real DPS, carry thumbprints in `info`), references must
+/// name a certificate in the DPS store.
+fn x509_attestation(x509: Option<&X509Attestation>, links: &Links<'_>) -> Result<(), Invalid> {
+    let base = "attestation.x509";
+    let x509 = x509.ok_or_else(|| Invalid::new(base, "required when type is x509"))?;
+    let mut usable = 0;
+    for (group, certs) in [
+        ("clientCertificates", &x509.client_certificates),
+        ("signingCertificates", &x509.signing_certificates),
+    ] {
+        for (slot, cert) in certs.iter().flat_map(|c| c.slots()) {
+            let path = format!("{base}.{group}.{slot}");
+            match &cert.certificate {
+                Some(text) => {
+                    x509::decode_certificate(text)
+                        .map_err(|e| Invalid::new(format!("{path}.certificate"), e.to_string()))?;
+                }
+                None if group == "clientCertificates" && !cert.thumbprints().is_empty() => {}
+                None => {
+                    return Err(Invalid::new(
+                        format!("{path}.certificate"),
+                        "a certificate (PEM or base64 DER) is required",
+                    ));
+                }
+            }
+            usable += 1;
+        }
+    }
+    for (slot, name) in x509.ca_references.iter().flat_map(|r| r.names()) {
+        if !(links.ca_exists)(name) {
+            return Err(Invalid::new(
+                format!("{base}.caReferences.{slot}"),
+                format!("no certificate named '{name}' in the DPS certificate store"),
+            ));
+        }
+        usable += 1;
+    }
+    if usable == 0 {
+        return Err(Invalid::new(
+            base,
+            "needs clientCertificates, signingCertificates or caReferences",
+        ));
     }
     Ok(())
 }

@@ -16,6 +16,14 @@ pub enum DeviceAuthentication {
         primary: SymmetricKey,
         secondary: SymmetricKey,
     },
+    /// Matched by the thumbprint (SHA-1 or SHA-256, normalised hex) of the presented leaf.
+    SelfSigned {
+        primary_thumbprint: Option<String>,
+        secondary_thumbprint: Option<String>,
+    },
+    /// A chain to a verified CA of the hub with subject CN = device id. Devices DPS
+    /// provisioned through a CA also trust the CA DPS validated them against.
+    CertificateAuthority { provisioning_anchors: Vec<Vec<u8>> },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -43,6 +51,7 @@ impl Device {
     pub fn sas_keys(&self) -> Vec<&SymmetricKey> {
         match &self.authentication {
             DeviceAuthentication::Sas { primary, secondary } => vec![primary, secondary],
+            _ => Vec::new(),
         }
     }
 
@@ -52,6 +61,19 @@ impl Device {
             DeviceAuthentication::Sas { primary, secondary } => serde_json::json!({
                 "type": "sas",
                 "symmetricKey": { "primaryKey": primary.to_base64(), "secondaryKey": secondary.to_base64() },
+                "x509Thumbprint": { "primaryThumbprint": null, "secondaryThumbprint": null },
+            }),
+            DeviceAuthentication::SelfSigned {
+                primary_thumbprint,
+                secondary_thumbprint,
+            } => serde_json::json!({
+                "type": "selfSigned",
+                "symmetricKey": { "primaryKey": null, "secondaryKey": null },
+                "x509Thumbprint": { "primaryThumbprint": primary_thumbprint, "secondaryThumbprint": secondary_thumbprint },
+            }),
+            DeviceAuthentication::CertificateAuthority { .. } => serde_json::json!({
+                "type": "certificateAuthority",
+                "symmetricKey": { "primaryKey": null, "secondaryKey": null },
                 "x509Thumbprint": { "primaryThumbprint": null, "secondaryThumbprint": null },
             }),
         };

@@ -17,6 +17,7 @@ use serde_json::Value;
 use crate::auth::DeviceIdentity;
 use crate::auth::keys::SymmetricKey;
 use crate::auth::policy::SharedAccessPolicy;
+use crate::certificates::CertificateStore;
 use connections::Connections;
 use device::{Device, DeviceAuthentication, DeviceStatus};
 use error::HubError;
@@ -32,6 +33,7 @@ pub struct Hub {
     devices: DashMap<String, Device>,
     connections: Connections,
     telemetry: TelemetryLog,
+    certificates: CertificateStore,
 }
 
 impl Hub {
@@ -42,6 +44,7 @@ impl Hub {
             devices: DashMap::new(),
             connections: Connections::default(),
             telemetry: TelemetryLog::new(retention),
+            certificates: CertificateStore::default(),
         }
     }
 
@@ -77,8 +80,12 @@ impl Hub {
         &self.telemetry
     }
 
-    /// Creates or updates the identity DPS assigned here, with the enrollment's keys. The
-    /// initial twin applies only when the device is created, as in Azure.
+    /// CA certificates uploaded to this hub.
+    pub fn certificates(&self) -> &CertificateStore {
+        &self.certificates
+    }
+
+    /// Creates or updates a SAS device with these keys (see [`Hub::provision_device_with`]).
     pub fn provision_device(
         &self,
         device_id: &str,
@@ -87,6 +94,17 @@ impl Hub {
         initial_twin: Option<Value>,
     ) -> Device {
         let authentication = DeviceAuthentication::Sas { primary, secondary };
+        self.provision_device_with(device_id, authentication, initial_twin)
+    }
+
+    /// Creates or updates the identity DPS assigned here, with the enrollment's credentials.
+    /// The initial twin applies only when the device is created, as in Azure.
+    pub fn provision_device_with(
+        &self,
+        device_id: &str,
+        authentication: DeviceAuthentication,
+        initial_twin: Option<Value>,
+    ) -> Device {
         let mut entry = self
             .devices
             .entry(device_id.to_owned())

@@ -1,0 +1,193 @@
+//! CA certificates uploaded to a DPS instance or a hub, and their proof of possession:
+//! upload → get a verification code → upload a certificate whose subject CN is that code,
+//! signed by the CA's key → verified. Only verified CAs authenticate devices.
+//! (how-to-verify-certificates.md; protocol.md §4.)
+
+use std::time::SystemTime;
+
+use dashmap::DashMap;
+use serde_json::{Value, json};
+
+use crate::auth::x509::{self, CertificateInfo, X509Error};
+use crate::timefmt::utc_timestamp;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaCertificate {
+    pub name: String,
+    pub der: Vec<u8>,
+    pub info: CertificateInfo,
+    pub is_verified: bool,
+    pub verification_code: Option<String>,
+    pub etag: String,
+    pub created: SystemTime,
+    pub updated: SystemTime,
+}
+
+impl CaCertificate {
+    /// Shaped like the management API's `CertificateResponse`.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "name": self.name,
+            "etag": self.etag,
+            "properties": {
+                "subject": self.info.subject,
+                "expiry": utc_timestamp(self.info.not_after),
+                "thumbprint": self.info.sha1_thumbprint,
+                "sha256Thumbprint": self.info.sha256_thumbprint,
+                "isVerified": self.is_verified,
+                "created": utc_timestamp(self.created),
+                "updated": utc_timestamp(self.updated),
+            }
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertificateError {
+    #[error("no certificate named '{0}'")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(#[from] X509Error),
+    #[error("no verification code was generated for '{0}'")]
+    NoVerificationCode(String),
+    #[error(
+        "the verification certificate's subject CN is '{actual}', not the verification code '{expected}'"
+    )]
+    WrongCode { expected: String, actual: String },
+    #[error("the verification certificate is not signed by the key of '{0}'")]
+    NotSignedByCa(String),
+}
+
+/// One instance's uploaded CA certificates, by case-insensitive name.
+#[derive(Default)]
+pub struct CertificateStore {
+    entries: DashMap<String, CaCertificate>,
+}
+
+impl CertificateStore {
+    /// Adds or replaces `name`. `is_verified` is the "verify on upload" option; a replaced
+    /// certificate has to be verified again.
+    pub fn upload(
+        &self,
+        name: &str,
+        certificate: &str,
+        is_verified: bool,
+    ) -> Result<CaCertificate, CertificateError> {
+        let der = x509::decode_certificate(certificate)?;
+        let info = x509::inspect(&der)?;
+        let now = SystemTime::now();
+        let created = self
+            .entries
+            .get(&name.to_ascii_lowercase())
+            .map(|c| c.created)
+            .unwrap_or(now);
+        let entry = CaCertificate {
+            name: name.to_owned(),
+            der,
+            info,
+            is_verified,
+            verification_code: None,
+            etag: new_etag(),
+            created,
+            updated: now,
+        };
+        self.entries
+            .insert(name.to_ascii_lowercase(), entry.clone());
+        Ok(entry)
+    }
+
+    pub fn get(&self, name: &str) -> Option<CaCertificate> {
+        self.entries
+            .get(&name.to_ascii_lowercase())
+            .map(|c| c.clone())
+    }
+
+    pub fn list(&self) -> Vec<CaCertificate> {
+        let mut all: Vec<_> = self.entries.iter().map(|c| c.clone()).collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    pub fn delete(&self, name: &str) -> bool {
+        self.entries.remove(&name.to_ascii_lowercase()).is_some()
+    }
+
+    /// A fresh code the owner must put in a verification certificate's subject CN.
+    pub fn generate_verification_code(&self, name: &str) -> Result<String, CertificateError> {
+        let mut entry = self
+            .entries
+            .get_mut(&name.to_ascii_lowercase())
+            .ok_or_else(|| CertificateError::NotFound(name.to_owned()))?;
+        let code = uuid::Uuid::new_v4()
+            .simple()
+            .to_string()
+            .to_ascii_uppercase();
+        entry.verification_code = Some(code.clone());
+        entry.etag = new_etag();
+        Ok(code)
+    }
+
+    /// Marks `name` verified when `verification_certificate` carries the current code as its
+    /// CN and is signed by the CA's key.
+    pub fn verify(
+        &self,
+        name: &str,
+        verification_certificate: &str,
+    ) -> Result<CaCertificate, CertificateError> {
+        let der = x509::decode_certificate(verification_certificate)?;
+        let info = x509::inspect(&der)?;
+        let mut entry = self
+            .entries
+            .get_mut(&name.to_ascii_lowercase())
+            .ok_or_else(|| CertificateError::NotFound(name.to_owned()))?;
+        let expected = entry
+            .verification_code
+            .clone()
+            .ok_or_else(|| CertificateError::NoVerificationCode(name.to_owned()))?;
+        let actual = info.subject_common_name.unwrap_or_default();
+        if !actual.eq_ignore_ascii_case(&expected) {
+            return Err(CertificateError::WrongCode { expected, actual });
+        }
+        if !x509::signed_by(&der, &entry.der) {
+            return Err(CertificateError::NotSignedByCa(name.to_owned()));
+        }
+        entry.is_verified = true;
+        entry.verification_code = None;
+        entry.etag = new_etag();
+        entry.updated = SystemTime::now();
+        Ok(entry.clone())
+    }
+
+    /// DER of every verified certificate: the anchors devices may chain up to.
+    pub fn verified_anchors(&self) -> Vec<Vec<u8>> {
+        self.entries
+            .iter()
+            .filter(|c| c.is_verified)
+            .map(|c| c.der.clone())
+            .collect()
+    }
+
+    /// True when a verified certificate has this SHA-256 thumbprint.
+    pub fn is_verified_thumbprint(&self, sha256: &str) -> bool {
+        self.entries
+            .iter()
+            .any(|c| c.is_verified && c.info.sha256_thumbprint == sha256)
+    }
+
+    /// Names of the certificates with this SHA-256 thumbprint or, when `subject` is given,
+    /// this subject (for a root the device did not send).
+    pub fn names_matching(&self, sha256: Option<&str>, subject: Option<&str>) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter(|c| {
+                sha256.is_some_and(|t| c.info.sha256_thumbprint == t)
+                    || subject.is_some_and(|s| c.info.subject == s)
+            })
+            .map(|c| c.name.clone())
+            .collect()
+    }
+}
+
+fn new_etag() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}

@@ -1,0 +1,85 @@
+//! Finds X.509 enrollment groups from a device's certificate chain without scanning every
+//! group: groups are indexed by their signing certificates' SHA-256 thumbprints and subjects
+//! (a root the device did not send is found through its subject), and by the names of the
+//! store certificates their `caReferences` name.
+
+use dashmap::DashMap;
+
+use super::model::{AttestationType, EnrollmentGroup};
+use crate::auth::x509;
+
+#[derive(Default)]
+pub(crate) struct X509GroupIndex {
+    thumbprints: DashMap<String, Vec<String>>,
+    subjects: DashMap<String, Vec<String>>,
+    ca_names: DashMap<String, Vec<String>>,
+}
+
+impl X509GroupIndex {
+    pub(crate) fn insert(&self, group: &EnrollmentGroup) {
+        let id = group.enrollment_group_id.to_ascii_lowercase();
+        for (map, key) in self.keys(group) {
+            let mut ids = map.entry(key).or_default();
+            if !ids.contains(&id) {
+                ids.push(id.clone());
+            }
+        }
+    }
+
+    pub(crate) fn remove(&self, group: &EnrollmentGroup) {
+        let id = group.enrollment_group_id.to_ascii_lowercase();
+        for (map, key) in self.keys(group) {
+            map.remove_if_mut(&key, |_, ids| {
+                ids.retain(|g| g != &id);
+                ids.is_empty()
+            });
+        }
+    }
+
+    pub(crate) fn by_thumbprint(&self, sha256: &str) -> Vec<String> {
+        self.thumbprints
+            .get(sha256)
+            .map(|v| v.clone())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn by_subject(&self, subject: &str) -> Vec<String> {
+        self.subjects
+            .get(subject)
+            .map(|v| v.clone())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn by_ca_name(&self, name: &str) -> Vec<String> {
+        self.ca_names
+            .get(&name.to_ascii_lowercase())
+            .map(|v| v.clone())
+            .unwrap_or_default()
+    }
+
+    fn keys(&self, group: &EnrollmentGroup) -> Vec<(&DashMap<String, Vec<String>>, String)> {
+        let mut keys = Vec::new();
+        if group.attestation.kind != AttestationType::X509 {
+            return keys;
+        }
+        let Some(x509) = &group.attestation.x509 else {
+            return keys;
+        };
+        for (_, cert) in x509.signing_certificates.iter().flat_map(|c| c.slots()) {
+            let Some(info) = cert
+                .certificate
+                .as_deref()
+                .and_then(|text| x509::decode_certificate(text).ok())
+                .and_then(|der| x509::inspect(&der).ok())
+            else {
+                continue;
+            };
+            keys.push((&self.thumbprints, info.sha256_thumbprint));
+            keys.push((&self.subjects, info.subject));
+        }
+        for (_, name) in x509.ca_references.iter().flat_map(|r| r.names()) {
+            keys.push((&self.ca_names, name.to_ascii_lowercase()));
+        }
+        keys
+    }
+}
