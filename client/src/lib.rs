@@ -1,5 +1,5 @@
 //! `iotemu-device`: an async device client for Azure IoT Hub Device Provisioning Service (DPS)
-//! and Azure IoT Hub over MQTT 3.1.1 + TLS, with symmetric-key (SAS) authentication.
+//! and Azure IoT Hub over MQTT 3.1.1 + TLS, with symmetric-key (SAS) or X.509 authentication.
 //!
 //! It talks to real Azure (port 8883, system root certificates) and to the `iotemu` emulator
 //! (its CA via [`Trust::CaPem`], any port).
@@ -28,15 +28,44 @@
 //! # }
 //! ```
 //!
-//! Layout: SAS tokens and derived keys ([`generate_sas_token`], [`derive_device_key`]), TLS trust, one shared MQTT
-//! connection (our own, on the `rumqttc` v4 packet codec), and the DPS and hub clients on top.
+//! With X.509 the device presents its certificate chain in the TLS handshake and sends no
+//! password; DPS requires the leaf's subject CN to equal the registration id:
+//!
+//! ```no_run
+//! use iotemu_device::{DeviceClient, Message, ProvisioningClient, Trust, X509Identity};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // Leaf first, then intermediates; the key may be PKCS#8, SEC1 or PKCS#1 PEM.
+//! let identity = X509Identity::from_files("device-chain.pem", "device.key.pem")?;
+//! let ca = Trust::CaPem(std::fs::read_to_string("iotemu-ca.pem")?);
+//! let registration = ProvisioningClient::builder("localhost", "0ne00000A0A", "my-x509-device")
+//!     .x509(identity.clone())
+//!     .trust(ca.clone())
+//!     .build()?
+//!     .register()
+//!     .await?;
+//! let device = DeviceClient::from_registration_x509(&registration, identity)
+//!     .trust(ca)
+//!     .connect()
+//!     .await?;
+//! device.send_telemetry(Message::new("hello")).await?;
+//! device.disconnect().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Layout: SAS tokens and derived keys ([`generate_sas_token`], [`derive_device_key`]), TLS
+//! trust and client certificates ([`Trust`], [`X509Identity`]), one shared MQTT connection (our
+//! own, on the `rumqttc` v4 packet codec), and the DPS and hub clients on top.
 
+mod credential;
 mod dps;
 mod encode;
 mod hub;
 mod mqtt;
 mod sas;
 mod tls;
+mod x509;
 
 #[cfg(test)]
 mod test_support;
@@ -48,6 +77,7 @@ pub use dps::{
 pub use hub::{DeviceClient, DeviceClientBuilder, DeviceError, Message};
 pub use sas::{SasError, derive_device_key, generate_sas_token};
 pub use tls::{TlsError, Trust};
+pub use x509::X509Identity;
 
 /// What we call ourselves in `ClientVersion` (DPS) and `DeviceClientType` (hub).
 pub const USER_AGENT: &str = concat!("iotemu-device/", env!("CARGO_PKG_VERSION"));

@@ -1,6 +1,7 @@
 //! Device Provisioning Service (DPS) registration over MQTT (spec/protocol.md §2).
 //!
-//! * [`client`] — [`ProvisioningClient`] and its builder: credentials, TLS, CONNECT fields.
+//! * [`client`] — [`ProvisioningClient`] and its builder: credentials (symmetric key or
+//!   X.509), TLS, CONNECT fields.
 //! * [`exchange`] — the request/response loop on an open connection (register, poll, retry).
 //! * [`outcome`] — what one response means (done, poll, retry, error).
 //! * [`topic`] — request topics and the response-topic parser.

@@ -1,8 +1,9 @@
 //! JSON bodies of DPS responses (spec/protocol.md §2.5, `RegistrationOperationStatus` and
 //! `DeviceRegistrationResult` in the DPS device swagger).
 //!
-//! Field names are camelCase on the wire; unknown fields (`x509`, `symmetricKey`, `tpm`,
-//! `trackingId`, …) are ignored so that newer service versions do not break us.
+//! Field names are camelCase on the wire; unknown fields (`symmetricKey`, `tpm`, `trackingId`,
+//! …) are ignored so that newer service versions do not break us. `x509` is kept, as raw JSON,
+//! because it tells an X.509 device which enrollment group and certificate DPS matched.
 
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +49,11 @@ pub struct RegistrationState {
     pub error_code: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_message: Option<String>,
+    /// The X.509 attestation details (`certificateInfo`, `enrollmentGroupId`,
+    /// `signingCertificateInfo`), as sent; `{}` for an individual enrollment. Kept as JSON
+    /// because its shape varies between service versions and nothing here interprets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x509: Option<serde_json::Value>,
 }
 
 /// A 2xx response body; `registrationState` is absent in the first `assigning` answer.
@@ -87,6 +93,18 @@ mod tests {
         assert_eq!(state.device_id.as_deref(), Some("paho-sample-device1"));
         assert_eq!(state.substatus.as_deref(), Some("initialAssignment"));
         assert_eq!(state.payload, None);
+        assert_eq!(state.x509, Some(serde_json::json!({})));
+    }
+
+    #[test]
+    fn x509_details_are_kept_and_symmetric_key_state_has_none() {
+        let body = r#"{"registrationId":"dev-1","x509":{"enrollmentGroupId":"g","certificateInfo":{"subjectName":"CN=dev-1"}},"status":"assigned"}"#;
+        let state: RegistrationState = serde_json::from_str(body).unwrap();
+        assert_eq!(state.x509.unwrap()["enrollmentGroupId"], "g");
+        let body = r#"{"registrationId":"dev-1","symmetricKey":{"enrollmentGroupId":"g"}}"#;
+        let state: RegistrationState = serde_json::from_str(body).unwrap();
+        assert_eq!(state.x509, None);
+        assert!(!serde_json::to_string(&state).unwrap().contains("x509"));
     }
 
     #[test]

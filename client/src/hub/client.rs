@@ -1,12 +1,14 @@
 //! [`DeviceClient`]: one device's MQTT connection to IoT Hub, authenticated with a SAS token
-//! made from the device key.
+//! made from the device key, or with an X.509 client certificate.
 //!
 //! CONNECT fields follow spec/protocol.md §5.2: client id = device id, username
 //! `{hostname}/{deviceId}/?api-version=2021-04-12&DeviceClientType=…`, password = SAS over
-//! `{hostname}/devices/{deviceId}` without `skn`, CleanSession 0 like every official SDK.
+//! `{hostname}/devices/{deviceId}` without `skn` (none at all with X.509, whose chain goes in
+//! the TLS handshake), CleanSession 0 like every official SDK.
 //!
-//! The token is not renewed: the hub closes the connection when it expires (after
-//! `sas_ttl`), which [`DeviceClient::closed`] reports; connect again to continue.
+//! A SAS token is not renewed: the hub closes the connection when it expires (after
+//! `sas_ttl`), which [`DeviceClient::closed`] reports; connect again to continue. An X.509
+//! connection has no token and lasts until the certificate stops being accepted.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -17,10 +19,12 @@ use super::error::DeviceError;
 use super::message::{MAX_MESSAGE_SIZE, Message};
 use super::property_bag::telemetry_topic;
 use crate::RegistrationResult;
+use crate::credential::Credential;
 use crate::encode::encode;
 use crate::mqtt::{self, ConnectOptions, Connection};
 use crate::sas::{decode_key, generate_sas_token};
 use crate::tls::{Trust, client_config};
+use crate::x509::X509Identity;
 
 /// Hub device API version, as in the current docs and the Node SDK.
 const API_VERSION: &str = "2021-04-12";
@@ -29,13 +33,14 @@ const DEFAULT_SAS_TTL: Duration = Duration::from_secs(3600);
 const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(60);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Builder for [`DeviceClient`]; start with [`DeviceClient::builder`] or
-/// [`DeviceClient::from_registration`].
+/// Builder for [`DeviceClient`]; start with [`DeviceClient::builder`],
+/// [`DeviceClient::from_registration`] or [`DeviceClient::from_registration_x509`].
 #[derive(Debug, Clone)]
 pub struct DeviceClientBuilder {
     hostname: String,
     device_id: String,
     symmetric_key: Option<String>,
+    x509: Option<X509Identity>,
     trust: Trust,
     port: u16,
     sas_ttl: Duration,
@@ -52,6 +57,14 @@ impl DeviceClientBuilder {
         self
     }
 
+    /// Authenticate with an X.509 certificate instead of a key: a self-signed device
+    /// registered by thumbprint, or a CA-signed one whose CN is the device id (the hub checks
+    /// that, this client does not).
+    pub fn x509(mut self, identity: X509Identity) -> Self {
+        self.x509 = Some(identity);
+        self
+    }
+
     /// Which CAs to trust for the hub certificate (default: system roots).
     pub fn trust(mut self, trust: Trust) -> Self {
         self.trust = trust;
@@ -64,7 +77,7 @@ impl DeviceClientBuilder {
         self
     }
 
-    /// Lifetime of the SAS token, i.e. of the connection (default 1 hour).
+    /// Lifetime of the SAS token, i.e. of the connection (default 1 hour). Unused with X.509.
     pub fn sas_ttl(mut self, ttl: Duration) -> Self {
         self.sas_ttl = ttl;
         self
@@ -86,7 +99,7 @@ impl DeviceClientBuilder {
     /// Connects to the hub.
     pub async fn connect(self) -> Result<DeviceClient, DeviceError> {
         let options = self.connect_options()?;
-        let tls = client_config(&self.trust)?;
+        let tls = client_config(&self.trust, self.x509.as_ref())?;
         self.connect_with(options, tls).await
     }
 
@@ -118,14 +131,22 @@ impl DeviceClientBuilder {
                 "hostname and device id must not be empty".into(),
             ));
         }
-        let Some(key) = &self.symmetric_key else {
-            return Err(DeviceError::Config(
-                "a symmetric key is required (.symmetric_key)".into(),
-            ));
+        let credential = Credential::choose(self.symmetric_key.as_deref(), self.x509.as_ref())
+            .map_err(DeviceError::Config)?;
+        let password = match credential {
+            Credential::SymmetricKey(key) => {
+                decode_key(key)?;
+                let resource = format!("{}/devices/{}", self.hostname, self.device_id);
+                Some(generate_sas_token(
+                    &resource,
+                    key,
+                    None,
+                    SystemTime::now() + self.sas_ttl,
+                )?)
+            }
+            // The client certificate in the handshake is the whole credential.
+            Credential::X509(_) => None,
         };
-        decode_key(key)?;
-        let resource = format!("{}/devices/{}", self.hostname, self.device_id);
-        let password = generate_sas_token(&resource, key, None, SystemTime::now() + self.sas_ttl)?;
         Ok(ConnectOptions {
             client_id: self.device_id.clone(),
             username: format!(
@@ -159,6 +180,7 @@ impl DeviceClient {
             hostname: hostname.into(),
             device_id: device_id.into(),
             symmetric_key: None,
+            x509: None,
             trust: Trust::default(),
             port: DEFAULT_PORT,
             sas_ttl: DEFAULT_SAS_TTL,
@@ -177,12 +199,29 @@ impl DeviceClient {
         registration: &RegistrationResult,
         key_b64: impl Into<String>,
     ) -> DeviceClientBuilder {
+        Self::for_registration(registration).symmetric_key(key_b64)
+    }
+
+    /// A builder for the hub and device id DPS assigned, presenting the same certificate
+    /// that registered.
+    ///
+    /// The device id may differ from the certificate's CN (an individual enrollment can name
+    /// its own device id); that is for the hub to judge. If the result lacks `assignedHub` or
+    /// `deviceId`, `connect` fails with [`DeviceError::Config`].
+    pub fn from_registration_x509(
+        registration: &RegistrationResult,
+        identity: X509Identity,
+    ) -> DeviceClientBuilder {
+        Self::for_registration(registration).x509(identity)
+    }
+
+    /// The assigned hub and device id, without a credential yet.
+    fn for_registration(registration: &RegistrationResult) -> DeviceClientBuilder {
         let state = &registration.registration_state;
         let mut builder = Self::builder(
             state.assigned_hub.clone().unwrap_or_default(),
             state.device_id.clone().unwrap_or_default(),
-        )
-        .symmetric_key(key_b64);
+        );
         if state.assigned_hub.is_none() || state.device_id.is_none() {
             builder.invalid = Some(format!(
                 "registration {:?} (status {:?}) has no assigned hub or device id",
@@ -243,7 +282,7 @@ impl DeviceClient {
 mod tests {
     use super::*;
     use crate::RegistrationState;
-    use crate::test_support::{TEST_CA, connected, tls_listener};
+    use crate::test_support::{TEST_CA, connected, device_identity, device_pems, tls_listener};
     use rumqttc::mqttbytes::QoS;
     use rumqttc::mqttbytes::v4::{ConnectReturnCode, Packet, PubAck};
     use std::collections::HashSet;
@@ -267,12 +306,137 @@ mod tests {
         );
         assert!(!options.clean_session);
         assert_eq!(options.keep_alive, Duration::from_secs(30));
+        let password = options.password.unwrap();
         assert!(
-            options
-                .password
-                .starts_with("SharedAccessSignature sr=hub.example%2Fdevices%2Fdev-1&sig=")
+            password.starts_with("SharedAccessSignature sr=hub.example%2Fdevices%2Fdev-1&sig=")
         );
-        assert!(!options.password.contains("skn="));
+        assert!(!password.contains("skn="));
+    }
+
+    #[test]
+    fn x509_connect_fields_have_no_password() {
+        let sas = DeviceClient::builder("hub.example", "dev-1")
+            .symmetric_key(KEY)
+            .connect_options()
+            .unwrap();
+        let options = DeviceClient::builder("hub.example", "dev-1")
+            .x509(device_identity("dev-1"))
+            .connect_options()
+            .unwrap();
+        assert_eq!(options.password, None);
+        assert_eq!(options.username, sas.username);
+        assert_eq!(options.client_id, "dev-1");
+        assert!(!options.clean_session);
+    }
+
+    #[test]
+    fn x509_builder_needs_exactly_one_credential() {
+        let identity = device_identity("dev-1");
+        assert!(matches!(
+            DeviceClient::builder("h", "d")
+                .symmetric_key(KEY)
+                .x509(identity.clone())
+                .connect_options(),
+            Err(DeviceError::Config(_))
+        ));
+        // The hub does not tie the CN to the device id for self-signed devices.
+        assert!(
+            DeviceClient::builder("h", "another-device")
+                .x509(identity)
+                .connect_options()
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn both_credentials_fail_before_any_network_io() {
+        let (port, listener) = tls_listener().await;
+        let result = DeviceClient::builder("localhost", "dev-1")
+            .symmetric_key(KEY)
+            .x509(device_identity("dev-1"))
+            .trust(Trust::CaPem(TEST_CA.into()))
+            .port(port)
+            .connect()
+            .await;
+        assert!(matches!(result, Err(DeviceError::Config(_))));
+        let accepted = tokio::time::timeout(Duration::from_millis(200), listener.accept()).await;
+        assert!(accepted.is_err(), "connect opened a connection");
+    }
+
+    #[test]
+    fn from_registration_x509_uses_assigned_hub_and_device() {
+        let registration = RegistrationResult {
+            operation_id: "op".into(),
+            status: "assigned".into(),
+            registration_state: RegistrationState {
+                registration_id: "reg".into(),
+                device_id: Some("dev-9".into()),
+                assigned_hub: Some("hub.example".into()),
+                ..RegistrationState::default()
+            },
+        };
+        let builder = DeviceClient::from_registration_x509(&registration, device_identity("reg"));
+        assert_eq!(builder.hostname, "hub.example");
+        assert_eq!(builder.device_id, "dev-9");
+        assert_eq!(builder.connect_options().unwrap().password, None);
+
+        let mut unassigned = registration.clone();
+        unassigned.registration_state.device_id = None;
+        assert!(matches!(
+            DeviceClient::from_registration_x509(&unassigned, device_identity("reg"))
+                .connect_options(),
+            Err(DeviceError::Config(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn connects_with_x509_and_sends() {
+        let pems = device_pems("dev-x509");
+        let identity = X509Identity::from_pem(&pems.chain, &pems.key).unwrap();
+        let (port, listener) = tls_listener().await;
+        let connect = DeviceClient::builder("localhost", "dev-x509")
+            .x509(identity)
+            .trust(Trust::CaPem(TEST_CA.into()))
+            .port(port)
+            .connect();
+        let serve = async {
+            let mut server = listener.accept().await.unwrap();
+            assert_eq!(server.peer_certificates(), pems.chain_der);
+            let (connect, flags) = server.accept_with_flags().await;
+            assert_eq!(flags, 0x80, "expected username only, CleanSession 0");
+            assert_eq!(connect.client_id, "dev-x509");
+            assert_eq!(
+                connect.login.unwrap().username,
+                format!(
+                    "localhost/dev-x509/?api-version=2021-04-12&DeviceClientType=iotemu-device%2F{}",
+                    env!("CARGO_PKG_VERSION")
+                )
+            );
+            server
+        };
+        let (client, mut server) = tokio::join!(connect, serve);
+        let client = client.unwrap();
+        let serve = async {
+            let publish = server.next_publish().await;
+            assert_eq!(
+                publish.topic,
+                "devices/dev-x509/messages/events/%24.ct=application%2Fjson"
+            );
+            assert_eq!(&publish.payload[..], b"{\"t\":1}");
+            server
+                .write(Packet::PubAck(PubAck::new(publish.pkid)))
+                .await;
+            let disconnect = server.read().await;
+            assert!(matches!(disconnect, Some(Packet::Disconnect)));
+        };
+        let sender = async {
+            client
+                .send_telemetry(Message::new("{\"t\":1}").content_type("application/json"))
+                .await
+                .unwrap();
+            client.disconnect().await.unwrap();
+        };
+        tokio::join!(sender, serve);
     }
 
     #[test]
@@ -416,6 +580,7 @@ mod tests {
                     .username
                     .starts_with("localhost/dev-1/?api-version=2021-04-12&")
             );
+            assert!(server.peer_certificates().is_empty());
             assert!(
                 login
                     .password

@@ -1,5 +1,5 @@
-//! IoT Hub device connection over MQTT (spec/protocol.md §5): connect with a SAS token and
-//! send device-to-cloud telemetry.
+//! IoT Hub device connection over MQTT (spec/protocol.md §5): connect with a SAS token or an
+//! X.509 certificate and send device-to-cloud telemetry.
 //!
 //! * [`client`] — [`DeviceClient`] and its builder.
 //! * [`message`] — [`Message`], a telemetry message with system and application properties.

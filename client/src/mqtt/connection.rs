@@ -27,7 +27,9 @@ const INCOMING_QUEUE: usize = 32;
 pub(crate) struct ConnectOptions {
     pub client_id: String,
     pub username: String,
-    pub password: String,
+    /// A SAS token, or `None` for X.509, whose CONNECT must carry no password at all (no
+    /// password flag), not an empty one.
+    pub password: Option<String>,
     pub clean_session: bool,
     /// Zero disables keep-alive pings.
     pub keep_alive: Duration,
@@ -77,16 +79,20 @@ impl Connection {
     {
         check_string("client id", &options.client_id)?;
         check_string("username", &options.username)?;
-        check_string("password", &options.password)?;
+        if let Some(password) = &options.password {
+            check_string("password", password)?;
+        }
         let keep_alive = u16::try_from(options.keep_alive.as_secs())
             .map_err(|_| MqttError::Protocol("keep-alive above 65535 s".into()))?;
 
         let mut connect = rumqttc::mqttbytes::v4::Connect::new(options.client_id);
         connect.keep_alive = keep_alive;
         connect.clean_session = options.clean_session;
+        // rumqttc's codec sets the password flag only for a non-empty password, so "none"
+        // goes out as an empty one and the flag stays clear, as X.509 requires.
         connect.login = Some(Login {
             username: options.username,
-            password: options.password,
+            password: options.password.unwrap_or_default(),
         });
         let mut wbuf = BytesMut::new();
         Packet::Connect(connect)

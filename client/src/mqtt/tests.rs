@@ -39,6 +39,32 @@ async fn connect_sends_options() {
 }
 
 #[tokio::test]
+async fn connect_flags_with_and_without_password() {
+    // SAS: username + password + clean session.
+    let (client, mut server) = pair();
+    let (result, (_, flags)) = tokio::join!(
+        Connection::start(client, options()),
+        server.accept_with_flags()
+    );
+    result.unwrap();
+    assert_eq!(flags, 0x80 | 0x40 | 0x02);
+
+    // X.509: the password is absent, not empty — no password flag, no password field.
+    let (client, mut server) = pair();
+    let mut opts = options();
+    opts.password = None;
+    let (result, (connect, flags)) =
+        tokio::join!(Connection::start(client, opts), server.accept_with_flags());
+    result.unwrap();
+    assert_eq!(flags, 0x80 | 0x02);
+    let login = connect.login.unwrap();
+    assert_eq!(
+        (login.username.as_str(), login.password.as_str()),
+        ("user", "")
+    );
+}
+
+#[tokio::test]
 async fn refused_connack_reports_the_code() {
     let (client, mut server) = pair();
     let (result, _) = tokio::join!(
