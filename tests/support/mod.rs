@@ -13,7 +13,7 @@ use iotemu::mqtt::codec::{self, ConnAck, Connect, ConnectReturnCode, Packet};
 use rumqttc::mqttbytes::v4::Login;
 use rustls::RootCertStore;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -97,6 +97,22 @@ pub struct RawClient {
 impl RawClient {
     /// TLS to the emulator's MQTT port, trusting only its CA, server name `localhost`.
     pub async fn connect(emulator: &Emulator) -> RawClient {
+        RawClient::connect_as(emulator, None).await
+    }
+
+    /// Like [`RawClient::connect`], presenting `chain` (leaf first) with `key` in the handshake.
+    pub async fn connect_with_certificate(
+        emulator: &Emulator,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> RawClient {
+        RawClient::connect_as(emulator, Some((chain, key))).await
+    }
+
+    async fn connect_as(
+        emulator: &Emulator,
+        identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+    ) -> RawClient {
         let mut roots = RootCertStore::empty();
         for cert in CertificateDer::pem_slice_iter(emulator.ca_pem().as_bytes()) {
             roots.add(cert.expect("CA PEM")).expect("CA accepted");
@@ -106,8 +122,13 @@ impl RawClient {
         ))
         .with_safe_default_protocol_versions()
         .expect("protocol versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+        let config = match identity {
+            Some((chain, key)) => config
+                .with_client_auth_cert(chain, key)
+                .expect("client identity"),
+            None => config.with_no_client_auth(),
+        };
         let tcp = TcpStream::connect(("127.0.0.1", emulator.mqtt_port()))
             .await
             .expect("TCP connect");
@@ -169,6 +190,50 @@ impl RawClient {
             Ok(Packet::ConnAck(ConnAck { code, .. })) => code,
             other => panic!("expected CONNACK, got {other:?}"),
         }
+    }
+
+    /// Runs a whole DPS registration on an already connected client (subscribe, register,
+    /// poll until done) and returns the final `RegistrationOperationStatus` JSON.
+    pub async fn register(&mut self, registration_id: &str) -> serde_json::Value {
+        use iotemu::mqtt::codec::{PubAck, Publish, QoS};
+        use rumqttc::mqttbytes::v4::Subscribe;
+        let mut subscribe = Subscribe::new("$dps/registrations/res/#", QoS::AtLeastOnce);
+        subscribe.pkid = 1;
+        self.send(Packet::Subscribe(subscribe)).await;
+        let mut body = format!(r#"{{"registrationId":"{registration_id}"}}"#).into_bytes();
+        let mut topic = "$dps/registrations/PUT/iotdps-register/?$rid=1".to_owned();
+        for attempt in 2u16..50 {
+            self.send(Packet::Publish(Publish::new(
+                &topic,
+                QoS::AtMostOnce,
+                body.clone(),
+            )))
+            .await;
+            let response = loop {
+                match self
+                    .recv(Duration::from_secs(5))
+                    .await
+                    .expect("DPS answers")
+                {
+                    Packet::Publish(p) => {
+                        self.send(Packet::PubAck(PubAck::new(p.pkid))).await;
+                        break p;
+                    }
+                    _ => continue,
+                }
+            };
+            let status: serde_json::Value =
+                serde_json::from_slice(&response.payload).expect("JSON");
+            if status["status"] != "assigning" {
+                return status;
+            }
+            let operation = status["operationId"].as_str().expect("operationId");
+            topic = format!(
+                "$dps/registrations/GET/iotdps-get-operationstatus/?$rid={attempt}&operationId={operation}"
+            );
+            body = b" ".to_vec();
+        }
+        panic!("registration did not complete");
     }
 
     /// Reads until the server closes the connection; panics if it stays open.
