@@ -29,11 +29,12 @@ async fn emulator_with(fixture: &str) -> Emulator {
         .expect("emulator starts")
 }
 
-/// Connects to DPS as `registration_id` presenting `cert`'s full chain, no password.
-async fn dps_client(
+/// Connects presenting `cert`'s full chain and no password, as `client_id` with `username`.
+async fn connect_with(
     emulator: &Emulator,
     cert: &GeneratedCert,
-    registration_id: &str,
+    client_id: &str,
+    username: &str,
 ) -> (RawClient, ConnectReturnCode) {
     let mut client = RawClient::connect_with_certificate(
         emulator,
@@ -41,10 +42,22 @@ async fn dps_client(
         cert.private_key_der(),
     )
     .await;
-    let code = client
-        .mqtt_connect(registration_id, &dps_username(SCOPE, registration_id), "")
-        .await;
+    let code = client.mqtt_connect(client_id, username, "").await;
     (client, code)
+}
+
+async fn dps_client(
+    emulator: &Emulator,
+    cert: &GeneratedCert,
+    registration_id: &str,
+) -> (RawClient, ConnectReturnCode) {
+    connect_with(
+        emulator,
+        cert,
+        registration_id,
+        &dps_username(SCOPE, registration_id),
+    )
+    .await
 }
 
 async fn hub_client(
@@ -52,16 +65,13 @@ async fn hub_client(
     cert: &GeneratedCert,
     device_id: &str,
 ) -> (RawClient, ConnectReturnCode) {
-    let mut client = RawClient::connect_with_certificate(
+    connect_with(
         emulator,
-        cert.full_chain_der().to_vec(),
-        cert.private_key_der(),
+        cert,
+        device_id,
+        &hub_username("localhost", device_id),
     )
-    .await;
-    let code = client
-        .mqtt_connect(device_id, &hub_username("localhost", device_id), "")
-        .await;
-    (client, code)
+    .await
 }
 
 async fn send_one(client: &mut RawClient, device_id: &str) {
