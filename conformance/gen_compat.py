@@ -48,10 +48,15 @@ def row_status(lane, scenarios, by_key):
         return "not yet", ""
     statuses = []
     notes = []
+    skipped = []
     for sid in scenarios:
         r = by_key.get((lane, sid))
         if r is None:
             statuses.append("not run")
+            continue
+        if r["status"] == "skipped":
+            statuses.append("not run")
+            skipped.append(r.get("reason") or "skipped")
             continue
         statuses.append(r["status"])
         if r["status"] == "fail":
@@ -59,7 +64,7 @@ def row_status(lane, scenarios, by_key):
     if "fail" in statuses:
         return "fail", "; ".join(notes)
     if "not run" in statuses:
-        return "not run", ""
+        return "not run", "skipped: " + skipped[0] if skipped else ""
     return "pass", ""
 
 
@@ -88,7 +93,7 @@ def render(matrix, results, scenario_titles):
     out.append("")
     out.append("Status: **pass** — every listed scenario passed in the last run; **fail** — at least one")
     out.append("failed (reason shown); **not yet** — no scenario covers it yet (a later issue adds it);")
-    out.append("**not run** — the last run did not include it.")
+    out.append("**not run** — the last run did not include it (or skipped it; the reason is shown).")
     out.append("")
 
     counts = {"pass": 0, "fail": 0, "not yet": 0, "not run": 0}

@@ -10,6 +10,10 @@ scenario passed.
 Each scenario process gets a TLS trust environment that contains only the emulator CA
 (SSL_CERT_FILE, REQUESTS_CA_BUNDLE, NODE_EXTRA_CA_CERTS; SSL_CERT_DIR and proxy variables removed),
 the scenario's env from scenarios.json, and IOTEMU_CONTROL_URL / IOTEMU_LOG for its assertions.
+
+Scenarios that declare `"requires": ["x509"]` need certificates: with --x509 on, lib/x509_material.py makes
+them first with `iotemu certs` (conformance/x509.json) and adds the runtime fixture it writes;
+with --x509 off they are reported as skipped.
 """
 
 import argparse
@@ -25,6 +29,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
+
+import x509_material as x509
 
 MQTT_PORT = 8883
 CONTROL_PORT = 9180
@@ -72,12 +78,15 @@ def load_keys(fixture_files):
     return individual, groups
 
 
-def resolve_env(values, keys):
-    """Replace '@key:<id>' / '@groupkey:<id>' references; raises KeyError with a readable text."""
+def resolve_env(values, keys, x509_dir=None):
+    """Replace '@key:<id>' / '@groupkey:<id>' / '@x509:<path>' references; raises KeyError with a
+    readable text."""
     individual, groups = keys
     out = {}
     for name, value in values.items():
-        if value.startswith("@key:"):
+        if value.startswith(x509.X509_REF):
+            value = x509.resolve_ref(value, x509_dir)
+        elif value.startswith("@key:"):
             ref = value[len("@key:"):]
             if ref not in individual:
                 raise KeyError("no symmetric-key individual enrollment {!r} in the fixtures".format(ref))
@@ -207,13 +216,21 @@ def run_one(ctx, lane, scenario):
     result = {"sdk": lane, "scenario": sid, "title": scenario.get("title", ""), "status": "fail",
               "step": None, "reason": None, "durationSeconds": 0.0,
               "output": os.path.relpath(out_path, ctx.repo), "sdkLog": os.path.relpath(err_path, ctx.repo)}
+    if scenario["id"] in ctx.blocked:
+        step, reason = ctx.blocked[scenario["id"]]
+        result.update(step=step, reason=reason)
+        if step == "skipped":
+            result.update(status="skipped", step=None)
+        return result, [], []
     try:
         values = dict(ctx.manifest.get("defaults", {}))
-        values.update(resolve_env(scenario.get("env", {}).get(lane, {}), ctx.keys))
+        values.update(resolve_env(scenario.get("env", {}).get(lane, {}), ctx.keys, ctx.x509_dir))
     except KeyError as e:
         result.update(step="setup", reason=str(e.args[0]))
         return result, [], ["(not started)"]
     ids = [values.get("PROVISIONING_REGISTRATION_ID", ""), values.get("EXPECTED_DEVICE_ID", "")]
+    ids += [v for k, v in sorted(values.items()) if k.endswith(("_REGISTRATION_ID", "_DEVICE_ID"))]
+    ids = list(dict.fromkeys(i for i in ids if i)) or [""]
     subst = {"python": ctx.python, "node": ctx.node, "conformance": ctx.conformance, "scenario": sid}
     cmd = [part.format(**subst) for part in ctx.manifest["sdks"][lane]["command"]]
     env = scenario_env(ctx.base_env, ctx.ca_path, ctx.emulator_log, ctx.cache, values)
@@ -265,6 +282,8 @@ def run_one(ctx, lane, scenario):
 
 
 def result_line(r):
+    if r["status"] == "skipped":
+        return "SKIP {} {}: {}".format(r["sdk"], r["scenario"], r["reason"])
     if r["status"] == "pass":
         return "PASS {} {} ({:.1f} s)".format(r["sdk"], r["scenario"], r["durationSeconds"])
     return "FAIL {} {}: {}: {} ({:.1f} s)".format(r["sdk"], r["scenario"], r["step"], r["reason"], r["durationSeconds"])
@@ -293,6 +312,8 @@ def main():
                     help="comma-separated scenario ids (default: all)")
     ap.add_argument("--sdks", default=os.environ.get("CONFORMANCE_SDKS", ""),
                     help="comma-separated SDK lanes (default: all)")
+    ap.add_argument("--x509", choices=("on", "off"), default="on",
+                    help="run the scenarios that require X.509 certificates (off: report them skipped)")
     args = ap.parse_args()
 
     ctx = Context()
@@ -310,7 +331,8 @@ def main():
     ctx.base_env = dict(os.environ)
     with open(os.path.join(ctx.conformance, "scenarios.json"), encoding="utf-8") as f:
         ctx.manifest = json.load(f)
-    ctx.keys = load_keys(args.fixtures)
+    ctx.blocked = {}  # scenario id -> (step, reason) for scenarios that cannot run
+    ctx.x509_dir = None
 
     only = {s for s in args.only.split(",") if s}
     lanes = [l for l in ctx.manifest["sdks"] if not args.sdks or l in args.sdks.split(",")]
@@ -325,14 +347,51 @@ def main():
     setup_error = None
 
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    ctx.emulator = Emulator(args.emulator, [os.path.abspath(f) for f in args.fixtures], ctx.emulator_log,
-                            os.environ.get("CONFORMANCE_RUST_LOG", "iotemu=debug"))
+    base_fixtures = [os.path.abspath(f) for f in args.fixtures]
+    fixtures = base_fixtures
+    x509_ids = [s["id"] for s in scenarios if "x509" in s.get("requires", [])]
+    if x509_ids and args.x509 == "off":
+        for sid in x509_ids:
+            ctx.blocked[sid] = ("skipped", "X.509 scenarios are off (CONFORMANCE_X509=1 runs them)")
+    elif x509_ids:
+        cert_log = os.path.join(ctx.logs, "x509-certs.log")
+        try:
+            t0 = time.monotonic()
+            fixtures, ctx.x509_dir = x509.prepare(args.emulator, ctx.conformance, run_dir, base_fixtures, cert_log)
+            say("conformance: X.509 certificates made with `iotemu certs` in {:.2f} s -> {}; runtime fixture {}".format(
+                time.monotonic() - t0, os.path.relpath(ctx.x509_dir, ctx.repo),
+                os.path.relpath(fixtures[0], ctx.repo)))
+        except (x509.X509SetupError, OSError, ValueError, KeyError) as e:
+            say("conformance: X.509 setup failed: {} (log: {})".format(e, os.path.relpath(cert_log, ctx.repo)))
+            for sid in x509_ids:
+                ctx.blocked[sid] = ("certificates", "X.509 setup failed: {}".format(e))
+    ctx.keys = load_keys(fixtures)
+    rust_log = os.environ.get("CONFORMANCE_RUST_LOG", "iotemu=debug")
+    ctx.emulator = Emulator(args.emulator, fixtures, ctx.emulator_log, rust_log)
     # SIGTERM (e.g. from a CI timeout) must still stop the emulator: turn it into SystemExit.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         try:
             ctx.emulator.start()
-            ctx.emulator.wait_healthy()
+            try:
+                ctx.emulator.wait_healthy()
+            except RuntimeError as e:
+                if fixtures == base_fixtures:
+                    raise
+                # The emulator refused the X.509 runtime fixture: keep the other scenarios
+                # running on the plain fixtures and fail only the X.509 ones, with the reason.
+                _, tail = emulator_excerpt(ctx.emulator_log, 0, [])
+                why = next((l.strip() for l in reversed(tail) if "iotemu:" in l), str(e))
+                say("conformance: the emulator did not start with the X.509 fixture ({}); "
+                    "restarting it without".format(why))
+                for sid in x509_ids:
+                    ctx.blocked[sid] = ("emulator start (X.509 fixture)", why)
+                ctx.emulator.stop()
+                fixtures = base_fixtures
+                ctx.keys = load_keys(fixtures)
+                ctx.emulator = Emulator(args.emulator, fixtures, ctx.emulator_log, rust_log)
+                ctx.emulator.start()
+                ctx.emulator.wait_healthy()
             status, pem = control_get("/ca.pem")
             if status != 200 or b"-----BEGIN CERTIFICATE-----" not in pem:
                 raise RuntimeError("GET /ca.pem returned HTTP {} without a PEM certificate".format(status))
@@ -346,8 +405,11 @@ def main():
         if setup_error:
             for lane in lanes:
                 for s in scenarios:
-                    results.append({"sdk": lane, "scenario": s["id"], "title": s.get("title", ""), "status": "fail",
-                                    "step": "emulator start", "reason": setup_error, "durationSeconds": 0.0})
+                    r = {"sdk": lane, "scenario": s["id"], "title": s.get("title", ""), "status": "fail",
+                         "step": "emulator start", "reason": setup_error, "durationSeconds": 0.0}
+                    if ctx.blocked.get(s["id"], ("",))[0] == "skipped":
+                        r.update(status="skipped", step=None, reason=ctx.blocked[s["id"]][1])
+                    results.append(r)
             _, tail = emulator_excerpt(ctx.emulator_log, 0, [])
             say("conformance: emulator did not start: {}".format(setup_error),
                 "  emulator log ({}):".format(os.path.relpath(ctx.emulator_log, ctx.repo)),
@@ -369,7 +431,8 @@ def main():
     order = {s["id"]: i for i, s in enumerate(ctx.manifest["scenarios"])}
     results.sort(key=lambda r: (lanes.index(r["sdk"]), order[r["scenario"]]))
     passed = sum(1 for r in results if r["status"] == "pass")
-    failed = len(results) - passed
+    skipped = sum(1 for r in results if r["status"] == "skipped")
+    failed = len(results) - passed - skipped
     doc = {
         "generatedBy": "conformance/run",
         "startedUtc": started_utc.isoformat().replace("+00:00", "Z"),
@@ -377,14 +440,15 @@ def main():
         "complete": not only and len(lanes) == len(ctx.manifest["sdks"]),
         "emulator": {"binary": os.path.relpath(args.emulator, ctx.repo), "log": os.path.relpath(ctx.emulator_log, ctx.repo),
                      "started": setup_error is None, "startError": setup_error, "exitCode": code},
-        "summary": {"passed": passed, "failed": failed},
+        "x509": args.x509,
+        "summary": {"passed": passed, "failed": failed, "skipped": skipped},
         "results": results,
     }
     with open(os.path.join(ctx.cache, "results.json"), "w", encoding="utf-8") as f:
         json.dump(doc, f, indent=2)
         f.write("\n")
-    say("conformance: scenarios finished in {:.1f} s ({} passed, {} failed); results in {}".format(
-        doc["durationSeconds"], passed, failed, os.path.relpath(os.path.join(ctx.cache, "results.json"), ctx.repo)))
+    say("conformance: scenarios finished in {:.1f} s ({} passed, {} failed, {} skipped); results in {}".format(
+        doc["durationSeconds"], passed, failed, skipped, os.path.relpath(os.path.join(ctx.cache, "results.json"), ctx.repo)))
     return 0 if failed == 0 and results else 1
 
 

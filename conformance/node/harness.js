@@ -217,6 +217,81 @@ function countConnectAttempts(offset, clientId) {
   return { attempts: outcomes.length, refused: outcomes.filter((l) => REFUSED.test(l)).length, lines };
 }
 
+// --- refusals (X.509 and keys) ------------------------------------------------------------
+
+const REFUSAL_BOUND_MS = 20000; // a refused credential must surface before this
+const MAX_REFUSED_CONNECTS = 3; // CONNECTs the emulator may see for one refused client call
+// mqtt.js reports the CONNACK refusal as "Not authorized"; the SDKs turn it, and a DPS 401
+// response (provisioning translateError), into UnauthorizedError.
+const AUTHORIZATION_ERROR = /unauthori[sz]ed|not authori[sz]ed/i;
+
+/**
+ * `call()` must fail with an authorization refusal within `boundMs`, after at most
+ * MAX_REFUSED_CONNECTS CONNECTs from `clientId` (counted in the emulator log). Returns the error.
+ */
+async function expectRefusal(s, what, clientId, call, boundMs = REFUSAL_BOUND_MS) {
+  const offset = logOffset();
+  const started = Date.now();
+  let result;
+  let error;
+  try {
+    result = await withTimeout(call(), boundMs, `${what} (must be refused)`);
+  } catch (err) {
+    if (err instanceof ScenarioFailure) throw err;
+    error = err;
+  }
+  if (!error) throw new ScenarioFailure(`${what} succeeded, but must be refused: ${JSON.stringify(result)}`);
+  const described = describeError(error);
+  s.info(`${what} refused after ${((Date.now() - started) / 1000).toFixed(2)} s: ${described}`);
+  check(
+    AUTHORIZATION_ERROR.test(described),
+    `${what}: expected an authorization refusal (MQTT CONNACK 'not authorized' or DPS status 401), got ${described}`
+  );
+  const { attempts, refused, lines } = countConnectAttempts(offset, clientId);
+  check(attempts !== null, `${what}: emulator log unavailable: connection attempts cannot be counted`);
+  check(
+    attempts > 0,
+    `${what}: emulator log has ${lines.length} line(s) naming ${clientId} but no CONNECT outcome (did the log wording change?)`
+  );
+  s.info(`emulator logged ${attempts} CONNECT(s) from ${clientId} during the call, ${refused} refused`);
+  check(attempts <= MAX_REFUSED_CONNECTS, `${what}: emulator saw ${attempts} CONNECTs from ${clientId} for one call (retry storm)`);
+  return error;
+}
+
+// --- X.509 ----------------------------------------------------------------------------------
+
+/** { sha1, sha256 } of the first certificate in a PEM text, upper-case hex (Azure's notation). */
+function leafThumbprints(pem) {
+  const cert = new crypto.X509Certificate(pem);
+  const hex = (fp) => fp.replace(/:/g, '').toUpperCase();
+  return { sha1: hex(cert.fingerprint), sha256: hex(cert.fingerprint256) };
+}
+
+/** GET /devices/{id}: { status, body }. */
+function deviceRecord(deviceId) {
+  return controlGet('/devices/' + encodeURIComponent(deviceId));
+}
+
+/** Neither an assigned DPS registration for `registrationId` nor a hub device `deviceId`. */
+async function expectNotProvisioned(registrationId, deviceId) {
+  const reg = await controlGet('/registrations/' + encodeURIComponent(registrationId));
+  if (reg.status === 200 && reg.body && typeof reg.body === 'object') {
+    check(
+      reg.body.status !== 'assigned',
+      `GET /registrations/${registrationId} shows an assigned registration: ${JSON.stringify(reg.body)}`
+    );
+  } else {
+    check(reg.status === 404, `GET /registrations/${registrationId} returned ${reg.status}: ${JSON.stringify(reg.body)}`);
+  }
+  if (deviceId) {
+    const dev = await deviceRecord(deviceId);
+    check(
+      dev.status === 404,
+      `GET /devices/${deviceId} returned ${dev.status} (expected 404, no such device): ${JSON.stringify(dev.body)}`
+    );
+  }
+}
+
 module.exports = {
   SDK,
   ScenarioFailure,
@@ -234,4 +309,8 @@ module.exports = {
   logOffset,
   logLinesSince,
   countConnectAttempts,
+  expectRefusal,
+  leafThumbprints,
+  deviceRecord,
+  expectNotProvisioned,
 };

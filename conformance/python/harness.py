@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import re
+import ssl
 import sys
 import time
 import urllib.error
@@ -246,3 +247,101 @@ def count_connect_attempts(offset, client_id):
     lines = [l for l in log_lines_since(offset, client_id) if _names_client(l, client_id)]
     outcomes = [l for l in lines if CONNECT_OUTCOME.search(l)]
     return len(outcomes), sum(1 for l in outcomes if REFUSED.search(l)), lines
+
+
+# --- refusals (X.509 and keys) ---------------------------------------------------------------
+
+REFUSAL_BOUND = 20.0  # seconds: a refused credential must surface before this
+MAX_REFUSED_CONNECTS = 3  # CONNECTs the emulator may see for one refused client call
+_DPS_401 = re.compile(r"\bstatus code (of )?401\b")
+
+
+def refusal_kind(error):
+    """How the SDK reported an authorization refusal, or None when `error` is something else.
+
+    The two forms the real services use: the MQTT CONNACK "not authorized" (Python: CredentialError
+    caused by UnauthorizedError) and a DPS register response with status 401 (ServiceError
+    "... returned a service error status code 401").
+    """
+    chain = error_chain(error)
+    if any(type(c).__name__ == "UnauthorizedError" for c in chain):
+        return "MQTT CONNACK refusal (UnauthorizedError)"
+    if any(type(c).__name__ == "ServiceError" and _DPS_401.search(str(c)) for c in chain):
+        return "DPS response status 401"
+    return None
+
+
+async def expect_refusal(scenario, what, client_id, call, bound=REFUSAL_BOUND):
+    """`call()` must fail with an authorization refusal within `bound` seconds, after at most
+    MAX_REFUSED_CONNECTS CONNECTs from `client_id` (counted in the emulator log). Returns the error."""
+    offset = log_offset()
+    started = time.monotonic()
+    try:
+        result = await asyncio.wait_for(call(), bound)
+    except asyncio.TimeoutError:
+        raise ScenarioFailure("{}: no error within {:.0f} s (the SDK hung or kept retrying)".format(what, bound))
+    except Exception as e:  # noqa: B902 - classified below
+        error = e
+    else:
+        raise ScenarioFailure("{}: succeeded, but must be refused: {}".format(what, result))
+    elapsed = time.monotonic() - started
+    scenario.info("{} refused after {:.2f} s: {}".format(what, elapsed, describe_error(error)))
+    kind = refusal_kind(error)
+    check(
+        kind is not None,
+        "{}: expected an authorization refusal (MQTT CONNACK 'not authorized' or DPS status 401), got {}".format(
+            what, describe_error(error)
+        ),
+    )
+    scenario.info("{}: refusal reported as {}".format(what, kind))
+    attempts, refused, lines = count_connect_attempts(offset, client_id)
+    check(attempts is not None, "{}: emulator log unavailable: connection attempts cannot be counted".format(what))
+    check(
+        attempts > 0,
+        "{}: emulator log has {} line(s) naming {!r} but no CONNECT outcome (did the log wording change?)".format(
+            what, len(lines), client_id
+        ),
+    )
+    scenario.info("emulator logged {} CONNECT(s) from {!r} during the call, {} refused".format(
+        attempts, client_id, refused))
+    check(
+        attempts <= MAX_REFUSED_CONNECTS,
+        "{}: emulator saw {} CONNECTs from {!r} for one call (retry storm)".format(what, attempts, client_id),
+    )
+    return error
+
+
+# --- X.509 ---------------------------------------------------------------------------------------
+
+
+def leaf_thumbprints(pem_path):
+    """(SHA-1, SHA-256) of the first certificate in a PEM file, upper-case hex (Azure's notation)."""
+    with open(pem_path, encoding="ascii") as f:
+        text = f.read()
+    begin, end = "-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----"
+    start = text.find(begin)
+    stop = text.find(end, start)
+    check(start >= 0 and stop > start, "{} holds no PEM certificate".format(pem_path))
+    der = ssl.PEM_cert_to_DER_cert(text[start:stop + len(end)] + "\n")
+    return hashlib.sha1(der).hexdigest().upper(), hashlib.sha256(der).hexdigest().upper()
+
+
+async def device_record(device_id):
+    """GET /devices/{id}: (status, body)."""
+    return await control_get_async("/devices/" + urllib.parse.quote(device_id, safe=""))
+
+
+async def expect_not_provisioned(registration_id, device_id=None):
+    """Neither an assigned DPS registration for `registration_id` nor a hub device `device_id`."""
+    status, body = await control_get_async("/registrations/" + urllib.parse.quote(registration_id, safe=""))
+    if status == 200 and isinstance(body, dict):
+        check(
+            body.get("status") != "assigned",
+            "GET /registrations/{} shows an assigned registration: {}".format(registration_id, body),
+        )
+    else:
+        check(status == 404, "GET /registrations/{} returned {}: {}".format(registration_id, status, body))
+    if device_id:
+        status, body = await device_record(device_id)
+        check(status == 404, "GET /devices/{} returned {} (expected 404, no such device): {}".format(
+            device_id, status, body))
