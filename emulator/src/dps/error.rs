@@ -65,5 +65,5 @@ pub mod assignment {
     /// The enrollment that authenticated the device was deleted before assignment finished.
     pub const ENROLLMENT_GONE: u32 = 404201;
     /// No linked hub is eligible for the enrollment.
-    pub const NO_HUB: u32 = 404202;
+    pub const NO_HUB: u32 = 404203;
 }

@@ -2,11 +2,13 @@
 //! and the registration state machine, independent of any transport. MQTT (and later HTTPS)
 //! hand in an authenticated [`RegistrationIdentity`](crate::auth::RegistrationIdentity) and
 //! a request body, and send back what [`Dps::register`] / [`Dps::operation_status`] return.
+//! The service REST API's rules (ETags, queries, bulk operations) are in [`service`].
 
 pub mod error;
 mod group_index;
 pub mod model;
 pub mod registration;
+pub mod service;
 pub mod validate;
 
 use std::sync::Arc;
@@ -22,7 +24,8 @@ use error::DpsError;
 use group_index::X509GroupIndex;
 use model::{AttestationType, DeviceRegistrationState, EnrollmentGroup, IndividualEnrollment};
 use registration::{Operation, RegistrationRecord};
-use validate::{Links, MissingKeys};
+use service::Precondition;
+use validate::Links;
 
 /// Which enrollment vouched for a device.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -207,39 +210,22 @@ impl Dps {
         groups
     }
 
-    /// Creates or replaces an individual enrollment; missing symmetric keys are generated.
+    /// Creates or replaces an individual enrollment; missing symmetric keys are generated and
+    /// a new etag and timestamps are set (as the service API's PUT does, without `If-Match`).
     /// Later registrations see the change immediately.
     pub fn create_or_update_enrollment(
         &self,
-        mut enrollment: IndividualEnrollment,
+        enrollment: IndividualEnrollment,
     ) -> Result<IndividualEnrollment, DpsError> {
-        self.links(|links| {
-            validate::individual_enrollment(&mut enrollment, links, MissingKeys::Random)
-        })
-        .map_err(|bad| DpsError::bad_request(bad.to_string()))?;
-        self.enrollments.insert(
-            enrollment.registration_id.to_ascii_lowercase(),
-            enrollment.clone(),
-        );
-        Ok(enrollment)
+        self.write_enrollment(enrollment, Precondition::Unconditional)
     }
 
-    /// Creates or replaces an enrollment group; missing symmetric keys are generated.
+    /// Creates or replaces an enrollment group, like [`Dps::create_or_update_enrollment`].
     pub fn create_or_update_enrollment_group(
         &self,
-        mut group: EnrollmentGroup,
+        group: EnrollmentGroup,
     ) -> Result<EnrollmentGroup, DpsError> {
-        self.links(|links| validate::enrollment_group(&mut group, links, MissingKeys::Random))
-            .map_err(|bad| DpsError::bad_request(bad.to_string()))?;
-        let previous = self.groups.insert(
-            group.enrollment_group_id.to_ascii_lowercase(),
-            group.clone(),
-        );
-        if let Some(previous) = previous {
-            self.x509_groups.remove(&previous);
-        }
-        self.x509_groups.insert(&group);
-        Ok(group)
+        self.write_enrollment_group(group, Precondition::Unconditional)
     }
 
     pub fn delete_enrollment(&self, registration_id: &str) -> bool {

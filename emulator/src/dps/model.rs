@@ -24,6 +24,28 @@ pub struct IndividualEnrollment {
     pub provisioning_status: ProvisioningStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etag: Option<String>,
+    /// Read-only: the device's current registration, filled in when the service API reads the
+    /// enrollment; never stored with it.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "read_only"
+    )]
+    pub registration_state: Option<DeviceRegistrationState>,
+    /// Read-only, set by DPS when the enrollment is first written.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "read_only"
+    )]
+    pub created_date_time_utc: Option<String>,
+    /// Read-only, set by DPS on every write.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "read_only"
+    )]
+    pub last_updated_date_time_utc: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -43,8 +65,34 @@ pub struct EnrollmentGroup {
     pub provisioning_status: ProvisioningStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etag: Option<String>,
+    /// Read-only, like [`IndividualEnrollment::created_date_time_utc`].
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "read_only"
+    )]
+    pub created_date_time_utc: Option<String>,
+    /// Read-only, like [`IndividualEnrollment::last_updated_date_time_utc`].
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "read_only"
+    )]
+    pub last_updated_date_time_utc: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// Read-only fields are ignored on every write, so a body (a fixture exported from a real DPS,
+/// or an enrollment a client read and sends back) is never rejected over their shape: a value
+/// that does not fit the type is dropped instead.
+fn read_only<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let value = Value::deserialize(deserializer)?;
+    Ok(serde_json::from_value(value).ok())
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

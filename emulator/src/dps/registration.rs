@@ -443,6 +443,9 @@ mod tests {
             initial_twin: None,
             provisioning_status: ProvisioningStatus::Enabled,
             etag: None,
+            registration_state: None,
+            created_date_time_utc: None,
+            last_updated_date_time_utc: None,
             extra: Default::default(),
         })
         .unwrap();
@@ -454,6 +457,8 @@ mod tests {
             initial_twin: None,
             provisioning_status: ProvisioningStatus::Enabled,
             etag: None,
+            created_date_time_utc: None,
+            last_updated_date_time_utc: None,
             extra: Default::default(),
         })
         .unwrap();
