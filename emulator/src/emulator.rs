@@ -23,6 +23,7 @@ use crate::auth::policy::SharedAccessPolicy;
 use crate::control;
 use crate::dps::{Dps, DpsTiming};
 use crate::fixtures::{FixtureError, FixtureSet, FixtureSource};
+use crate::http::{self, HttpContext};
 use crate::hub::{Hub, Hubs};
 use crate::mqtt::{self, MqttContext, MqttLimits};
 use crate::tls::{EmulatorTls, TlsError};
@@ -43,6 +44,17 @@ pub enum StartError {
     },
 }
 
+/// Whether and where to serve HTTPS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpsPort {
+    Off,
+    /// Startup fails when the port cannot be bound.
+    Required(u16),
+    /// Serve HTTPS when the port can be bound, otherwise warn and run without it (the
+    /// binary's default 443, which needs root or CAP_NET_BIND_SERVICE).
+    IfAvailable(u16),
+}
+
 /// Configures and starts an [`Emulator`].
 #[derive(Debug, Clone)]
 pub struct EmulatorBuilder {
@@ -51,6 +63,7 @@ pub struct EmulatorBuilder {
     /// Addresses bound when possible (IPv6 loopback on hosts without IPv6).
     bind_if_available: Vec<IpAddr>,
     mqtt_port: u16,
+    https: HttpsPort,
     control_port: Option<u16>,
     hostnames: Vec<String>,
     timing: DpsTiming,
@@ -65,6 +78,7 @@ impl Default for EmulatorBuilder {
             bind: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
             bind_if_available: vec![IpAddr::V6(Ipv6Addr::LOCALHOST)],
             mqtt_port: 0,
+            https: HttpsPort::Required(0),
             control_port: None,
             hostnames: Vec::new(),
             timing: DpsTiming::default(),
@@ -106,6 +120,24 @@ impl EmulatorBuilder {
     /// MQTT/TLS port; 0 (the library default) picks a free one.
     pub fn mqtt_port(mut self, port: u16) -> Self {
         self.mqtt_port = port;
+        self
+    }
+
+    /// HTTPS port for the REST APIs; 0 (the library default) picks a free one.
+    pub fn https_port(mut self, port: u16) -> Self {
+        self.https = HttpsPort::Required(port);
+        self
+    }
+
+    /// HTTPS on `port` if it can be bound, otherwise none (with a warning).
+    pub fn https_port_if_available(mut self, port: u16) -> Self {
+        self.https = HttpsPort::IfAvailable(port);
+        self
+    }
+
+    /// No HTTPS listener.
+    pub fn without_https(mut self) -> Self {
+        self.https = HttpsPort::Off;
         self
     }
 
@@ -230,6 +262,38 @@ impl EmulatorBuilder {
             .map(|l| mqtt::listener::spawn(l, acceptor.clone(), ctx.clone()))
             .collect();
 
+        let https_listeners = match self.https {
+            HttpsPort::Off => Vec::new(),
+            HttpsPort::Required(port) => {
+                bind_all(&self.bind, &self.bind_if_available, port, "HTTPS").await?
+            }
+            HttpsPort::IfAvailable(port) => {
+                match bind_all(&self.bind, &self.bind_if_available, port, "HTTPS").await {
+                    Ok(listeners) => listeners,
+                    Err(e) => {
+                        tracing::warn!("HTTPS disabled: {e}");
+                        Vec::new()
+                    }
+                }
+            }
+        };
+        let https_addrs: Vec<SocketAddr> = https_listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect();
+        let http_ctx = Arc::new(HttpContext {
+            dps: dps.clone(),
+            hubs: hubs.clone(),
+            handshake_timeout: self.limits.handshake_timeout,
+            shutdown: shutdown_rx.clone(),
+        });
+        let https_acceptor = TlsAcceptor::from(tls.https_config());
+        tasks.extend(
+            https_listeners
+                .into_iter()
+                .map(|l| http::spawn(l, https_acceptor.clone(), http_ctx.clone())),
+        );
+
         let state = Arc::new(EmulatorState {
             dps,
             hubs,
@@ -258,6 +322,7 @@ impl EmulatorBuilder {
         Ok(Emulator {
             state,
             mqtt_addrs,
+            https_addrs,
             control_addr,
             shutdown: shutdown_tx,
             tasks,
@@ -337,6 +402,7 @@ pub(crate) struct EmulatorState {
 pub struct Emulator {
     state: Arc<EmulatorState>,
     mqtt_addrs: Vec<SocketAddr>,
+    https_addrs: Vec<SocketAddr>,
     control_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -354,6 +420,15 @@ impl Emulator {
 
     pub fn mqtt_addrs(&self) -> &[SocketAddr] {
         &self.mqtt_addrs
+    }
+
+    /// The HTTPS port, when HTTPS is served.
+    pub fn https_port(&self) -> Option<u16> {
+        self.https_addrs.first().map(|a| a.port())
+    }
+
+    pub fn https_addrs(&self) -> &[SocketAddr] {
+        &self.https_addrs
     }
 
     pub fn control_addr(&self) -> Option<SocketAddr> {

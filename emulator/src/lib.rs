@@ -22,10 +22,11 @@ pub mod control;
 pub mod dps;
 mod emulator;
 pub mod fixtures;
+pub mod http;
 pub mod hub;
 pub mod mqtt;
 mod query;
 pub mod timefmt;
 pub mod tls;
 
-pub use emulator::{Emulator, EmulatorBuilder, StartError};
+pub use emulator::{Emulator, EmulatorBuilder, HttpsPort, StartError};

@@ -50,6 +50,11 @@ struct Args {
     #[arg(long, env = "IOTEMU_MQTT_PORT", default_value_t = 8883)]
     mqtt_port: u16,
 
+    /// HTTPS port for the DPS REST APIs (0 = pick a free port). Default 443, served only if
+    /// it can be bound (root or CAP_NET_BIND_SERVICE); given explicitly, failure is fatal.
+    #[arg(long, env = "IOTEMU_HTTPS_PORT")]
+    https_port: Option<u16>,
+
     /// Addresses to listen on (repeatable or comma-separated). Default: 127.0.0.1 and ::1.
     /// Use 0.0.0.0 to accept connections from other machines or containers.
     #[arg(long, env = "IOTEMU_BIND", value_delimiter = ',')]
@@ -122,6 +127,10 @@ async fn run(args: Args) -> Result<(), String> {
         .retry_after(args.retry_after)
         .assignment_delay(Duration::from_millis(args.assignment_delay_ms))
         .telemetry_retention(args.telemetry_retention);
+    builder = match args.https_port {
+        Some(port) => builder.https_port(port),
+        None => builder.https_port_if_available(443),
+    };
     if !args.bind.is_empty() {
         builder = builder.bind(args.bind.clone());
     }
@@ -154,6 +163,19 @@ fn print_banner(emulator: &Emulator, args: &Args) {
         env!("CARGO_PKG_VERSION")
     );
     println!("  MQTT over TLS:   {}", addrs.join(", "));
+    match emulator.https_port() {
+        Some(_) => {
+            let https: Vec<String> = emulator
+                .https_addrs()
+                .iter()
+                .map(|a| a.to_string())
+                .collect();
+            println!("  HTTPS (REST):    {}", https.join(", "));
+        }
+        None => println!(
+            "  HTTPS (REST):    off — port 443 could not be bound (needs root or CAP_NET_BIND_SERVICE); use --https-port"
+        ),
+    }
     if let Some(control) = emulator.control_addr() {
         println!(
             "  Control (HTTP):  http://{control}  (/health, /ca.pem, /telemetry, /registrations, /devices)"

@@ -38,6 +38,7 @@ pub struct EmulatorTls {
     ca_pem: String,
     server_names: Vec<String>,
     server_config: Arc<ServerConfig>,
+    https_config: Arc<ServerConfig>,
 }
 
 impl EmulatorTls {
@@ -90,10 +91,14 @@ impl EmulatorTls {
             .with_client_cert_verifier(Arc::new(verifier))
             .with_single_cert(chain, key)?;
 
+        // Same certificate and verifier; HTTPS also offers ALPN http/1.1.
+        let mut https_config = server_config.clone();
+        https_config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(EmulatorTls {
             ca_pem: ca.pem(),
             server_names,
             server_config: Arc::new(server_config),
+            https_config: Arc::new(https_config),
         })
     }
 
@@ -107,8 +112,14 @@ impl EmulatorTls {
         &self.server_names
     }
 
+    /// For MQTT on 8883 (no ALPN).
     pub fn server_config(&self) -> Arc<ServerConfig> {
         self.server_config.clone()
+    }
+
+    /// For HTTPS on 443 (ALPN `http/1.1`).
+    pub fn https_config(&self) -> Arc<ServerConfig> {
+        self.https_config.clone()
     }
 }
 

@@ -39,6 +39,21 @@ pub async fn start_emulator(extra: Option<&str>) -> Emulator {
     builder.start().await.expect("emulator starts")
 }
 
+/// Like [`start_emulator`], with `fixture` supplying the DPS section and the quickstart
+/// fixture's hubs and enrollments (minus its DPS section) added.
+pub async fn start_emulator_with_dps(fixture: &str) -> Emulator {
+    let mut quickstart: serde_json::Value =
+        serde_json::from_str(iotemu::fixtures::QUICKSTART_JSON).expect("quickstart JSON");
+    quickstart.as_object_mut().expect("object").remove("dps");
+    Emulator::builder()
+        .fixture_json("quickstart without dps", &quickstart.to_string())
+        .fixture_json("test fixture", fixture)
+        .retry_after(0)
+        .start()
+        .await
+        .expect("emulator starts")
+}
+
 pub fn seconds_from_now(secs: i64) -> u64 {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -81,6 +96,132 @@ pub fn hub_username(hub: &str, device_id: &str) -> String {
     format!("{hub}/{device_id}/?api-version=2021-04-12&DeviceClientType=iotemu-tests")
 }
 
+/// A certificate chain (leaf first) and its private key.
+pub type ClientIdentity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
+
+/// TLS to `port` on 127.0.0.1 trusting only the emulator's CA, server name `localhost`.
+async fn tls_connect(
+    emulator: &Emulator,
+    port: u16,
+    identity: Option<ClientIdentity>,
+    alpn: Vec<Vec<u8>>,
+) -> TlsStream<TcpStream> {
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(emulator.ca_pem().as_bytes()) {
+        roots.add(cert.expect("CA PEM")).expect("CA accepted");
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("protocol versions")
+    .with_root_certificates(roots);
+    let mut config = match identity {
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain, key)
+            .expect("client identity"),
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = alpn;
+    let tcp = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("TCP connect");
+    let name = ServerName::try_from("localhost").expect("server name");
+    TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .expect("TLS handshake")
+}
+
+/// An HTTPS response, read to the end.
+#[derive(Debug)]
+pub struct HttpsResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpsResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// One HTTP/1.1 request over TLS to the emulator's HTTPS port (`Connection: close`).
+pub async fn https_request(
+    emulator: &Emulator,
+    identity: Option<ClientIdentity>,
+    method: &str,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpsResponse {
+    let port = emulator.https_port().expect("HTTPS is served");
+    let mut stream = tls_connect(emulator, port, identity, vec![b"http/1.1".to_vec()]).await;
+    let mut head = format!(
+        "{method} {path_and_query} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.expect("write head");
+    stream.write_all(body).await.expect("write body");
+    stream.flush().await.expect("flush");
+    let mut raw = Vec::new();
+    // A close_notify-less close after the body is fine for a test client.
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw)).await;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("complete response head");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    HttpsResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(end) = data.windows(2).position(|w| w == b"\r\n") {
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&data[..end]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&data[end + 2..end + 2 + size]);
+        data = &data[end + 4 + size..];
+    }
+    out
+}
+
 /// How a raw receive ended without a packet.
 #[derive(Debug, PartialEq, Eq)]
 pub enum RecvEnd {
@@ -109,34 +250,8 @@ impl RawClient {
         RawClient::connect_as(emulator, Some((chain, key))).await
     }
 
-    async fn connect_as(
-        emulator: &Emulator,
-        identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
-    ) -> RawClient {
-        let mut roots = RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(emulator.ca_pem().as_bytes()) {
-            roots.add(cert.expect("CA PEM")).expect("CA accepted");
-        }
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("protocol versions")
-        .with_root_certificates(roots);
-        let config = match identity {
-            Some((chain, key)) => config
-                .with_client_auth_cert(chain, key)
-                .expect("client identity"),
-            None => config.with_no_client_auth(),
-        };
-        let tcp = TcpStream::connect(("127.0.0.1", emulator.mqtt_port()))
-            .await
-            .expect("TCP connect");
-        let name = ServerName::try_from("localhost").expect("server name");
-        let stream = TlsConnector::from(Arc::new(config))
-            .connect(name, tcp)
-            .await
-            .expect("TLS handshake");
+    async fn connect_as(emulator: &Emulator, identity: Option<ClientIdentity>) -> RawClient {
+        let stream = tls_connect(emulator, emulator.mqtt_port(), identity, Vec::new()).await;
         RawClient {
             stream,
             buf: BytesMut::new(),

@@ -19,6 +19,7 @@ use crate::dps::{Dps, EnrollmentRef};
 use crate::hub::Hubs;
 use crate::hub::device::{DeviceAuthentication, DeviceStatus};
 use keys::SymmetricKey;
+use policy::SharedAccessPolicy;
 use sas::{SasError, SasToken};
 use x509::CertificateInfo;
 
@@ -519,4 +520,59 @@ fn attestation_name(kind: AttestationType) -> &'static str {
         AttestationType::Tpm => "TPM",
         AttestationType::None => "'none'",
     }
+}
+
+/// A service caller proven by a shared-access-policy token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServicePrincipal {
+    policy: String,
+}
+
+impl ServicePrincipal {
+    pub fn policy(&self) -> &str {
+        &self.policy
+    }
+}
+
+/// Authenticates a service API call: `Authorization: SharedAccessSignature sr=<host>&…&skn=<policy>`
+/// signed with the policy's key, and the policy must grant `right`. The resource may carry a
+/// port (`localhost:8443`), as SDKs sign the `HostName` they were given.
+pub fn authenticate_service(
+    policies: &[SharedAccessPolicy],
+    host: &str,
+    authorization: Option<&str>,
+    right: &'static str,
+    now: SystemTime,
+) -> Result<ServicePrincipal, AuthError> {
+    let token = SasToken::parse(authorization.ok_or(AuthError::MissingCredential)?)?;
+    let name = token
+        .key_name
+        .clone()
+        .ok_or_else(|| AuthError::PolicyNotAllowed(String::new(), right))?;
+    let resource = token.resource()?;
+    let resource_host = resource.trim_end_matches('/');
+    let resource_host = resource_host
+        .rsplit_once(':')
+        .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
+        .map_or(resource_host, |(h, _)| h);
+    token.check_scope(host, now).or_else(|e| {
+        if resource_host.eq_ignore_ascii_case(host) {
+            token.check_scope(&resource, now)
+        } else {
+            Err(e)
+        }
+    })?;
+    let policy = policies
+        .iter()
+        .find(|p| p.name.eq_ignore_ascii_case(&name))
+        .ok_or_else(|| AuthError::PolicyNotAllowed(name.clone(), right))?;
+    if !policy.keys().iter().any(|k| token.signed_with(k)) {
+        return Err(SasError::BadSignature.into());
+    }
+    if !policy.grants(right) {
+        return Err(AuthError::PolicyNotAllowed(name, right));
+    }
+    Ok(ServicePrincipal {
+        policy: policy.name.clone(),
+    })
 }

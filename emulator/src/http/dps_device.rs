@@ -1,0 +1,86 @@
+//! DPS device registration over HTTPS (protocol.md §3): the same domain calls as over MQTT,
+//! so both transports behave identically. HTTP is stateless, so every request authenticates.
+
+use std::time::SystemTime;
+
+use super::HttpContext;
+use super::reply::{self, Reply};
+use super::request::Request;
+use crate::auth::{self, AuthError, RegistrationIdentity};
+use crate::dps::error::DpsError;
+use crate::dps::registration::RegistrationReply;
+
+/// `PUT /{idScope}/registrations/{registrationId}/register`
+pub(super) fn register(
+    ctx: &HttpContext,
+    req: &Request<'_>,
+    id_scope: &str,
+    registration_id: &str,
+) -> Reply {
+    match authenticate(ctx, req, id_scope, registration_id) {
+        Ok(who) => registration_reply(ctx.dps.register(&who, &req.body)),
+        Err(e) => reply::unauthorized(&e),
+    }
+}
+
+/// `GET /{idScope}/registrations/{registrationId}/operations/{operationId}`
+pub(super) fn operation_status(
+    ctx: &HttpContext,
+    req: &Request<'_>,
+    id_scope: &str,
+    registration_id: &str,
+    operation_id: &str,
+) -> Reply {
+    match authenticate(ctx, req, id_scope, registration_id) {
+        Ok(who) => registration_reply(ctx.dps.operation_status(&who, operation_id)),
+        Err(e) => reply::unauthorized(&e),
+    }
+}
+
+/// `POST /{idScope}/registrations/{registrationId}`: the device's current registration.
+pub(super) fn status_lookup(
+    ctx: &HttpContext,
+    req: &Request<'_>,
+    id_scope: &str,
+    registration_id: &str,
+) -> Reply {
+    match authenticate(ctx, req, id_scope, registration_id) {
+        Ok(who) => match ctx.dps.registration(who.registration_id()) {
+            Some(state) => reply::json(200, &state),
+            None => reply::dps_error(&DpsError::new(
+                404202,
+                format!("No registration found for '{registration_id}'"),
+            )),
+        },
+        Err(e) => reply::unauthorized(&e),
+    }
+}
+
+fn authenticate(
+    ctx: &HttpContext,
+    req: &Request<'_>,
+    id_scope: &str,
+    registration_id: &str,
+) -> Result<RegistrationIdentity, AuthError> {
+    auth::authenticate_registration(
+        &ctx.dps,
+        id_scope,
+        registration_id,
+        req.credential(),
+        SystemTime::now(),
+    )
+}
+
+/// 200/202 with the operation status; `retry-after` while assigning.
+fn registration_reply(result: Result<RegistrationReply, DpsError>) -> Reply {
+    match result {
+        Ok(r) => {
+            let reply = reply::json(r.status, &r.body);
+            match r.retry_after {
+                Some(seconds) => reply::with_header(reply, "retry-after", &seconds.to_string()),
+                None => reply,
+            }
+        }
+        Err(e) => reply::dps_error(&e),
+    }
+}

@@ -1,0 +1,107 @@
+//! HTTPS front (port 443): hyper 1 over the shared rustls configuration, routed by path to
+//! the DPS device API, the DPS service API and (later) the hub APIs and MQTT over WebSocket.
+//! Like the MQTT front it only speaks the wire; trust is decided by [`crate::auth`], rules by
+//! the domain.
+
+mod dps_device;
+mod dps_service;
+mod reply;
+mod request;
+mod router;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use crate::dps::Dps;
+use crate::hub::Hubs;
+
+/// What every HTTPS request handler needs.
+pub struct HttpContext {
+    pub dps: Arc<Dps>,
+    pub hubs: Arc<Hubs>,
+    pub handshake_timeout: Duration,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Serves HTTPS on `listener` until shutdown; handshakes never block the accept loop.
+pub fn spawn(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    ctx: Arc<HttpContext>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut shutdown = ctx.shutdown.clone();
+        loop {
+            let (tcp, remote) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = shutdown.changed() => break,
+            };
+            let _ = tcp.set_nodelay(true);
+            let acceptor = acceptor.clone();
+            let ctx = ctx.clone();
+            tokio::spawn(async move { serve_connection(tcp, remote, acceptor, ctx).await });
+        }
+    })
+}
+
+async fn serve_connection(
+    tcp: tokio::net::TcpStream,
+    remote: SocketAddr,
+    acceptor: TlsAcceptor,
+    ctx: Arc<HttpContext>,
+) {
+    let tls = match tokio::time::timeout(ctx.handshake_timeout, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            tracing::info!(%remote, error = %e, "TLS handshake failed (HTTPS)");
+            return;
+        }
+        Err(_) => {
+            tracing::info!(%remote, "TLS handshake timed out (HTTPS)");
+            return;
+        }
+    };
+    // The client's chain, captured once per connection for X.509 requests.
+    let certificates = Arc::new(
+        tls.get_ref()
+            .1
+            .peer_certificates()
+            .map(|chain| chain.to_vec())
+            .unwrap_or_default(),
+    );
+    let mut shutdown = ctx.shutdown.clone();
+    let service = service_fn(move |req| {
+        let ctx = ctx.clone();
+        let certificates = certificates.clone();
+        async move { Ok::<_, Infallible>(router::handle(&ctx, req, &certificates, remote).await) }
+    });
+    let connection = http1::Builder::new()
+        .serve_connection(TokioIo::new(tls), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!(%remote, error = %e, "HTTPS connection ended with an error");
+            }
+        }
+        _ = shutdown.changed() => connection.as_mut().graceful_shutdown(),
+    }
+}

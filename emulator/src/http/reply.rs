@@ -1,0 +1,52 @@
+//! Responses: JSON bodies, and DPS errors in their wire shape — the status from the 6-digit
+//! code, `x-ms-error-code`, and a `ProvisioningServiceErrorDetails` body — in one place.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::CONTENT_TYPE;
+use hyper::{Response, StatusCode};
+use serde::Serialize;
+
+use crate::auth::AuthError;
+use crate::dps::error::DpsError;
+
+pub type Reply = Response<Full<Bytes>>;
+
+pub fn json<T: Serialize>(status: u16, body: &T) -> Reply {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::OK))
+        .header(CONTENT_TYPE, "application/json; charset=utf-8")
+        .body(Full::new(Bytes::from(bytes)))
+        .unwrap_or_default()
+}
+
+pub fn empty(status: u16) -> Reply {
+    Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::NO_CONTENT))
+        .body(Full::new(Bytes::new()))
+        .unwrap_or_default()
+}
+
+/// Adds a header to a reply.
+pub fn with_header(mut reply: Reply, name: &'static str, value: &str) -> Reply {
+    if let Ok(value) = hyper::header::HeaderValue::from_str(value) {
+        reply.headers_mut().insert(name, value);
+    }
+    reply
+}
+
+pub fn dps_error(error: &DpsError) -> Reply {
+    let mut reply = json(error.status(), &error.to_json());
+    reply = with_header(reply, "x-ms-error-code", &error.code.to_string());
+    if let Some(seconds) = error.retry_after {
+        reply = with_header(reply, "retry-after", &seconds.to_string());
+    }
+    reply
+}
+
+/// An authentication failure as DPS reports it (401, 401002); the reason stays in the log.
+pub fn unauthorized(error: &AuthError) -> Reply {
+    tracing::warn!(reason = %error, "HTTPS request refused");
+    dps_error(&DpsError::unauthorized("Unauthorized"))
+}
