@@ -21,10 +21,11 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::auth::policy::SharedAccessPolicy;
 use crate::control;
+use crate::dps::model::AllocationPolicy;
 use crate::dps::{Dps, DpsTiming};
 use crate::fixtures::{FixtureError, FixtureSet, FixtureSource};
 use crate::http::{self, HttpContext};
-use crate::hub::{Hub, Hubs};
+use crate::hub::{Hub, HubAllocation, Hubs};
 use crate::mqtt::{self, MqttContext, MqttLimits};
 use crate::tls::{EmulatorTls, TlsError};
 
@@ -194,11 +195,15 @@ impl EmulatorBuilder {
                 .iter()
                 .map(policy)
                 .collect::<Result<_, _>>()?;
-            hubs.push(Hub::new(
-                &section.host_name,
-                policies,
-                self.telemetry_retention,
-            ));
+            let allocation = HubAllocation {
+                weight: section.allocation_weight,
+                apply_allocation_policy: section.apply_allocation_policy,
+                location: section.location.clone(),
+            };
+            hubs.push(
+                Hub::new(&section.host_name, policies, self.telemetry_retention)
+                    .with_allocation(allocation),
+            );
         }
         let hubs = Arc::new(Hubs::new(hubs));
         let dps_policies = fixtures
@@ -207,13 +212,22 @@ impl EmulatorBuilder {
             .iter()
             .map(policy)
             .collect::<Result<_, _>>()?;
-        let dps = Arc::new(Dps::new(
-            &fixtures.dps.id_scope,
-            &fixtures.dps.host_name,
-            dps_policies,
-            hubs.clone(),
-            self.timing,
-        ));
+        let dps = Arc::new(
+            Dps::new(
+                &fixtures.dps.id_scope,
+                &fixtures.dps.host_name,
+                dps_policies,
+                hubs.clone(),
+                self.timing,
+            )
+            .with_allocation(
+                fixtures
+                    .dps
+                    .allocation_policy
+                    .unwrap_or(AllocationPolicy::Hashed),
+                fixtures.dps.location.clone(),
+            ),
+        );
         // Certificates first: enrollments may refer to them by name.
         for entry in &fixtures.dps.certificates {
             dps.certificates()
@@ -243,9 +257,21 @@ impl EmulatorBuilder {
         names.extend(fixtures.hubs.iter().map(|h| h.host_name.clone()));
         let tls = Arc::new(EmulatorTls::generate(&names)?);
 
+        // Hubs named by a loopback address (127.0.0.2 …) are reachable at that address, so
+        // several hubs can be told apart by SDKs that hard-code the port.
+        let mut bind_if_available = self.bind_if_available.clone();
+        for name in &names {
+            if let Ok(ip) = name.parse::<IpAddr>()
+                && ip.is_loopback()
+                && !self.bind.contains(&ip)
+                && !bind_if_available.contains(&ip)
+                && !self.bind.iter().any(|b| b.is_unspecified())
+            {
+                bind_if_available.push(ip);
+            }
+        }
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let listeners =
-            bind_all(&self.bind, &self.bind_if_available, self.mqtt_port, "MQTT").await?;
+        let listeners = bind_all(&self.bind, &bind_if_available, self.mqtt_port, "MQTT").await?;
         let mqtt_addrs: Vec<SocketAddr> = listeners
             .iter()
             .filter_map(|l| l.local_addr().ok())
@@ -265,10 +291,10 @@ impl EmulatorBuilder {
         let https_listeners = match self.https {
             HttpsPort::Off => Vec::new(),
             HttpsPort::Required(port) => {
-                bind_all(&self.bind, &self.bind_if_available, port, "HTTPS").await?
+                bind_all(&self.bind, &bind_if_available, port, "HTTPS").await?
             }
             HttpsPort::IfAvailable(port) => {
-                match bind_all(&self.bind, &self.bind_if_available, port, "HTTPS").await {
+                match bind_all(&self.bind, &bind_if_available, port, "HTTPS").await {
                     Ok(listeners) => listeners,
                     Err(e) => {
                         tracing::warn!("HTTPS disabled: {e}");

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dps::model::{EnrollmentGroup, IndividualEnrollment};
+use crate::dps::model::{AllocationPolicy, EnrollmentGroup, IndividualEnrollment};
 use crate::dps::validate::{self, MissingKeys};
 
 /// The built-in quickstart fixture, used when no fixture is given.
@@ -73,6 +73,12 @@ pub struct DpsSection {
     /// CA certificates uploaded to the instance (for X.509 `caReferences` and chain checks).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub certificates: Vec<CertificateEntry>,
+    /// The instance's default allocation policy (`hashed` unless given; never `custom`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocation_policy: Option<AllocationPolicy>,
+    /// Where the instance "is", for emulated `geoLatency` allocation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,6 +90,23 @@ pub struct HubSection {
     /// CA certificates uploaded to the hub (for `certificateAuthority` devices).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub certificates: Vec<CertificateEntry>,
+    /// Weight for `hashed` allocation, 1–1000 (default 1).
+    #[serde(default = "default_weight")]
+    pub allocation_weight: u32,
+    /// Whether allocation may pick this hub when an enrollment lists none (default true).
+    #[serde(default = "default_true")]
+    pub apply_allocation_policy: bool,
+    /// Where the hub "is", for emulated `geoLatency` allocation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// A CA certificate as uploaded: `isVerified` is the "verify on upload" option; unverified
@@ -276,6 +299,13 @@ fn merge(parsed: Vec<(String, Fixture)>) -> Result<FixtureSet, FixtureError> {
             ));
         }
         validate_policies(file, &path, &hub.shared_access_policies)?;
+        if !(1..=1000).contains(&hub.allocation_weight) {
+            return Err(err(
+                file,
+                &format!("{path}.allocationWeight"),
+                format!("{} is outside 1–1000", hub.allocation_weight),
+            ));
+        }
     }
 
     validate_certificates(&dps_file, "dps", &dps.certificates)?;
@@ -352,6 +382,13 @@ fn validate_dps(file: &str, dps: &DpsSection) -> Result<(), FixtureError> {
         ));
     }
     validate_host(file, "dps.hostName", &dps.host_name)?;
+    if dps.allocation_policy == Some(AllocationPolicy::Custom) {
+        return Err(err(
+            file,
+            "dps.allocationPolicy",
+            "custom cannot be the instance default; set it on enrollments".into(),
+        ));
+    }
     validate_policies(file, "dps", &dps.shared_access_policies)
 }
 
@@ -449,8 +486,9 @@ mod tests {
             set.enrollment_groups[0].enrollment_group_id,
             "quickstart-group"
         );
-        // Unknown DPS fields (capabilities, reprovisionPolicy…) are kept, not dropped.
-        assert!(e.extra.contains_key("reprovisionPolicy"));
+        // Fields the emulator does not interpret (capabilities…) are kept, not dropped.
+        assert!(e.extra.contains_key("capabilities"));
+        assert!(e.reprovision_policy.is_some_and(|p| p.migrate_device_data));
     }
 
     #[test]

@@ -22,7 +22,10 @@ use crate::certificates::CertificateStore;
 use crate::hub::Hubs;
 use error::DpsError;
 use group_index::X509GroupIndex;
-use model::{AttestationType, DeviceRegistrationState, EnrollmentGroup, IndividualEnrollment};
+use model::{
+    AllocationPolicy, AttestationType, DeviceRegistrationState, EnrollmentGroup,
+    IndividualEnrollment,
+};
 use registration::{Operation, RegistrationRecord};
 use service::Precondition;
 use validate::Links;
@@ -68,6 +71,8 @@ pub struct Dps {
     latest_operation: DashMap<String, String>,
     certificates: CertificateStore,
     x509_groups: X509GroupIndex,
+    default_allocation: AllocationPolicy,
+    location: Option<String>,
 }
 
 impl Dps {
@@ -91,7 +96,16 @@ impl Dps {
             latest_operation: DashMap::new(),
             certificates: CertificateStore::default(),
             x509_groups: X509GroupIndex::default(),
+            default_allocation: AllocationPolicy::Hashed,
+            location: None,
         }
+    }
+
+    /// The instance's default allocation policy and its location (for `geoLatency`).
+    pub fn with_allocation(mut self, default: AllocationPolicy, location: Option<String>) -> Dps {
+        self.default_allocation = default;
+        self.location = location;
+        self
     }
 
     /// CA certificates uploaded to this DPS instance.

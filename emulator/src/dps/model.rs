@@ -46,6 +46,12 @@ pub struct IndividualEnrollment {
         deserialize_with = "read_only"
     )]
     pub last_updated_date_time_utc: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocation_policy: Option<AllocationPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reprovision_policy: Option<ReprovisionPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_allocation_definition: Option<Value>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -79,6 +85,12 @@ pub struct EnrollmentGroup {
         deserialize_with = "read_only"
     )]
     pub last_updated_date_time_utc: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocation_policy: Option<AllocationPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reprovision_policy: Option<ReprovisionPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_allocation_definition: Option<Value>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -93,6 +105,43 @@ where
 {
     let value = Value::deserialize(deserializer)?;
     Ok(serde_json::from_value(value).ok())
+}
+
+/// How DPS picks a hub (how-to-use-allocation-policies.md). The docs' CLI spelling
+/// `geolatency` is accepted too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AllocationPolicy {
+    #[serde(rename = "hashed")]
+    Hashed,
+    #[serde(rename = "geoLatency", alias = "geolatency", alias = "GeoLatency")]
+    GeoLatency,
+    #[serde(rename = "static")]
+    Static,
+    #[serde(rename = "custom")]
+    Custom,
+}
+
+/// What happens when an assigned device registers again (concepts-device-reprovision.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReprovisionPolicy {
+    #[serde(default = "yes")]
+    pub update_hub_assignment: bool,
+    #[serde(default = "yes")]
+    pub migrate_device_data: bool,
+}
+
+impl Default for ReprovisionPolicy {
+    fn default() -> Self {
+        ReprovisionPolicy {
+            update_hub_assignment: true,
+            migrate_device_data: true,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -20,8 +20,9 @@ use sha2::{Digest, Sha256};
 
 use super::error::{DpsError, assignment};
 use super::model::{
-    DeviceRegistration, DeviceRegistrationState, ProvisioningStatus, RegistrationOperationStatus,
-    RegistrationStatus, Substatus, X509CertificateWithInfo,
+    AllocationPolicy, DeviceRegistration, DeviceRegistrationState, ProvisioningStatus,
+    RegistrationOperationStatus, RegistrationStatus, ReprovisionPolicy, Substatus,
+    X509CertificateWithInfo,
 };
 use super::{Dps, EnrollmentRef};
 use crate::auth::keys::SymmetricKey;
@@ -53,6 +54,8 @@ pub(crate) struct Operation {
 pub(crate) struct RegistrationRecord {
     pub(crate) state: DeviceRegistrationState,
     pub(crate) enrollment: EnrollmentRef,
+    /// The hub of the device's first assignment (for `reprovisionedToInitialAssignment`).
+    pub(crate) initial_hub: Option<String>,
 }
 
 /// The enrollment settings assignment needs, from either kind of enrollment.
@@ -63,6 +66,8 @@ struct AssignmentInput {
     initial_twin: Option<Value>,
     candidate_hubs: Vec<String>,
     group_id: Option<String>,
+    allocation: Option<AllocationPolicy>,
+    reprovision: ReprovisionPolicy,
 }
 
 impl Dps {
@@ -158,10 +163,12 @@ impl Dps {
     /// Decides the outcome of `operation` and records it.
     fn assign(&self, operation_id: &str, operation: &Operation) -> RegistrationOperationStatus {
         let now = SystemTime::now();
-        let previous = self
+        let (previous, initial_hub) = self
             .registrations
             .get(&operation.registration_key)
-            .map(|r| r.state.clone());
+            .map(|r| (Some(r.state.clone()), r.initial_hub.clone()))
+            .unwrap_or_default();
+        let mut first_hub = initial_hub.clone();
         let mut state = DeviceRegistrationState {
             registration_id: operation.registration_id.clone(),
             created_date_time_utc: Some(
@@ -205,22 +212,50 @@ impl Dps {
                     state.status = RegistrationStatus::Disabled;
                     state
                 } else {
-                    match self.choose_hub(&input.candidate_hubs, operation, previous.as_ref()) {
-                        None => {
+                    match self.place(&input, operation, previous.as_ref()) {
+                        Err((code, message)) => {
                             state.status = RegistrationStatus::Failed;
-                            state.error_code = Some(assignment::NO_HUB);
-                            state.error_message =
-                                Some("No linked IoT hub is eligible for this enrollment.".into());
+                            state.error_code = Some(code);
+                            state.error_message = Some(message);
                             state
                         }
-                        Some(hub) => {
-                            hub.provision_device_with(
-                                &input.device_id,
-                                input.authentication,
-                                input.initial_twin,
-                            );
+                        Ok(hub) => {
+                            let previous_hub = previous
+                                .as_ref()
+                                .filter(|p| p.status == RegistrationStatus::Assigned)
+                                .and_then(|p| p.assigned_hub.clone());
+                            let same_hub = |h: &str| h.eq_ignore_ascii_case(hub.host_name());
+                            let migrate = input.reprovision.migrate_device_data;
+                            let substatus = match &previous_hub {
+                                None => Substatus::InitialAssignment,
+                                Some(old) if same_hub(old) && migrate => previous
+                                    .as_ref()
+                                    .and_then(|p| p.substatus)
+                                    .unwrap_or(Substatus::InitialAssignment),
+                                Some(old) if same_hub(old) => Substatus::DeviceDataReset,
+                                Some(_) if initial_hub.as_deref().is_some_and(same_hub) => {
+                                    Substatus::ReprovisionedToInitialAssignment
+                                }
+                                Some(_) if migrate => Substatus::DeviceDataMigrated,
+                                Some(_) => Substatus::DeviceDataReset,
+                            };
+                            // Device data: migration carries the old hub's copy along; a
+                            // reset starts again from the enrollment's initial twin. (Until
+                            // twins exist, the initial twin is the device data there is.)
+                            let moved = previous_hub
+                                .as_deref()
+                                .filter(|old| !same_hub(old) && migrate)
+                                .and_then(|old| self.hubs.get(old))
+                                .and_then(|old| old.device(&input.device_id))
+                                .map(|d| d.initial_twin);
+                            let twin = moved.unwrap_or_else(|| input.initial_twin.clone());
+                            hub.provision_device_with(&input.device_id, input.authentication, twin);
+                            if substatus == Substatus::DeviceDataReset {
+                                hub.reset_device_twin(&input.device_id, input.initial_twin);
+                            }
+                            first_hub.get_or_insert_with(|| hub.host_name().to_owned());
                             state.status = RegistrationStatus::Assigned;
-                            state.substatus = Some(Substatus::InitialAssignment);
+                            state.substatus = Some(substatus);
                             state.assigned_hub = Some(hub.host_name().to_owned());
                             state.device_id = Some(input.device_id);
                             state
@@ -241,6 +276,7 @@ impl Dps {
             RegistrationRecord {
                 state: outcome.clone(),
                 enrollment: operation.enrollment.clone(),
+                initial_hub: first_hub,
             },
         );
         RegistrationOperationStatus {
@@ -286,6 +322,8 @@ impl Dps {
                     initial_twin: e.initial_twin.clone(),
                     candidate_hubs: candidates(&e.iot_hubs, &e.iot_hub_host_name),
                     group_id: None,
+                    allocation: e.allocation_policy,
+                    reprovision: e.reprovision_policy.unwrap_or_default(),
                 })
             }
             EnrollmentRef::Group(id) => {
@@ -312,39 +350,82 @@ impl Dps {
                     initial_twin: g.initial_twin.clone(),
                     candidate_hubs: candidates(&g.iot_hubs, &g.iot_hub_host_name),
                     group_id: Some(g.enrollment_group_id.clone()),
+                    allocation: g.allocation_policy,
+                    reprovision: g.reprovision_policy.unwrap_or_default(),
                 })
             }
         }
     }
 
-    /// Keeps a returning device on its hub when that hub is still eligible; otherwise hashes
-    /// the registration id over the candidates, so the choice is deterministic.
-    fn choose_hub(
+    /// Picks the hub (how-to-use-allocation-policies.md). With `updateHubAssignment` false an
+    /// assigned device keeps its hub; otherwise the enrollment's policy (or the instance
+    /// default) chooses among the enrollment's hubs, or among every linked hub that applies
+    /// allocation policy when it lists none.
+    fn place(
         &self,
-        candidates: &[String],
+        input: &AssignmentInput,
         operation: &Operation,
         previous: Option<&DeviceRegistrationState>,
-    ) -> Option<&std::sync::Arc<Hub>> {
-        let eligible: Vec<&std::sync::Arc<Hub>> = if candidates.is_empty() {
-            self.hubs.all().iter().collect()
-        } else {
-            candidates.iter().filter_map(|h| self.hubs.get(h)).collect()
-        };
-        if let Some(current) = previous.and_then(|p| p.assigned_hub.as_deref())
-            && let Some(hub) = eligible
-                .iter()
-                .find(|h| h.host_name().eq_ignore_ascii_case(current))
+    ) -> Result<&std::sync::Arc<Hub>, (u32, String)> {
+        if !input.reprovision.update_hub_assignment
+            && let Some(hub) = previous
+                .filter(|p| p.status == RegistrationStatus::Assigned)
+                .and_then(|p| p.assigned_hub.as_deref())
+                .and_then(|h| self.hubs.get(h))
         {
-            return Some(hub);
+            return Ok(hub);
         }
-        if eligible.is_empty() {
-            return None;
+        let listed: Vec<&std::sync::Arc<Hub>> = input
+            .candidate_hubs
+            .iter()
+            .filter_map(|h| self.hubs.get(h))
+            .collect();
+        let eligible: Vec<&std::sync::Arc<Hub>> = if listed.is_empty() {
+            self.hubs
+                .all()
+                .iter()
+                .filter(|h| h.allocation().apply_allocation_policy)
+                .collect()
+        } else {
+            listed
+        };
+        let Some(first) = eligible.first().copied() else {
+            return Err((
+                assignment::NO_HUB,
+                "No linked IoT hub is eligible for this enrollment.".into(),
+            ));
+        };
+        match input.allocation.unwrap_or(self.default_allocation) {
+            AllocationPolicy::Static => Ok(first),
+            AllocationPolicy::Custom => Err((
+                assignment::CUSTOM_ALLOCATION_FAILED,
+                "Custom allocation failed: iotemu does not call allocation webhooks yet.".into(),
+            )),
+            // Emulated: the hub in the instance's location, else the first eligible one.
+            AllocationPolicy::GeoLatency => Ok(eligible
+                .iter()
+                .copied()
+                .find(|h| self.location.is_some() && h.allocation().location == self.location)
+                .unwrap_or(first)),
+            AllocationPolicy::Hashed => {
+                let total: u64 = eligible
+                    .iter()
+                    .map(|h| u64::from(h.allocation().weight))
+                    .sum();
+                let digest = Sha256::digest(operation.registration_key.as_bytes());
+                let mut head = [0u8; 8];
+                head.copy_from_slice(&digest[..8]);
+                let mut point = u64::from_be_bytes(head) % total.max(1);
+                for hub in &eligible {
+                    let weight = u64::from(hub.allocation().weight);
+                    if point < weight {
+                        return Ok(hub);
+                    }
+                    point -= weight;
+                }
+                Ok(first)
+            }
         }
-        let digest = Sha256::digest(operation.registration_key.as_bytes());
-        let mut first = [0u8; 8];
-        first.copy_from_slice(&digest[..8]);
-        let index = (u64::from_be_bytes(first) % eligible.len() as u64) as usize;
-        Some(eligible[index])
     }
 }
 
@@ -446,6 +527,9 @@ mod tests {
             registration_state: None,
             created_date_time_utc: None,
             last_updated_date_time_utc: None,
+            allocation_policy: None,
+            reprovision_policy: None,
+            custom_allocation_definition: None,
             extra: Default::default(),
         })
         .unwrap();
@@ -459,6 +543,9 @@ mod tests {
             etag: None,
             created_date_time_utc: None,
             last_updated_date_time_utc: None,
+            allocation_policy: None,
+            reprovision_policy: None,
+            custom_allocation_definition: None,
             extra: Default::default(),
         })
         .unwrap();

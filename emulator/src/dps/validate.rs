@@ -9,7 +9,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use sha2::{Digest, Sha512};
 
 use super::model::{
-    AttestationMechanism, AttestationType, EnrollmentGroup, IndividualEnrollment, X509Attestation,
+    AllocationPolicy, AttestationMechanism, AttestationType, EnrollmentGroup, IndividualEnrollment,
+    X509Attestation,
 };
 use crate::auth::keys::SymmetricKey;
 use crate::auth::x509;
@@ -65,6 +66,12 @@ pub fn individual_enrollment(
         &enrollment.iot_hubs,
         links.hub_exists,
     )?;
+    allocation(
+        enrollment.allocation_policy,
+        &enrollment.iot_hub_host_name,
+        &enrollment.iot_hubs,
+        &enrollment.custom_allocation_definition,
+    )?;
     let seed = ("enrollment", enrollment.registration_id.as_str());
     attestation(&mut enrollment.attestation, seed, missing, links)
 }
@@ -77,6 +84,12 @@ pub fn enrollment_group(
 ) -> Result<(), Invalid> {
     registration_id("enrollmentGroupId", &group.enrollment_group_id)?;
     hub_refs(&group.iot_hub_host_name, &group.iot_hubs, links.hub_exists)?;
+    allocation(
+        group.allocation_policy,
+        &group.iot_hub_host_name,
+        &group.iot_hubs,
+        &group.custom_allocation_definition,
+    )?;
     if group
         .attestation
         .x509
@@ -130,6 +143,44 @@ pub fn device_id(path: &str, id: &str) -> Result<(), Invalid> {
 pub fn symmetric_key(path: &str, key: &str) -> Result<SymmetricKey, Invalid> {
     SymmetricKey::from_base64(key)
         .map_err(|e| Invalid::new(path, format!("invalid symmetric key: {e}")))
+}
+
+/// `static` names exactly one hub; `custom` needs a webhook definition.
+fn allocation(
+    policy: Option<AllocationPolicy>,
+    single: &Option<String>,
+    list: &Option<Vec<String>>,
+    custom: &Option<serde_json::Value>,
+) -> Result<(), Invalid> {
+    match policy {
+        Some(AllocationPolicy::Static) => {
+            let listed = list.as_ref().map_or(0, Vec::len);
+            if listed == 1 || (listed == 0 && single.is_some()) {
+                Ok(())
+            } else {
+                Err(Invalid::new(
+                    "iotHubs",
+                    "static allocation needs exactly one hub in iotHubs",
+                ))
+            }
+        }
+        Some(AllocationPolicy::Custom) => {
+            let has_url = custom
+                .as_ref()
+                .and_then(|d| d.get("webhookUrl"))
+                .and_then(|u| u.as_str())
+                .is_some_and(|u| !u.is_empty());
+            if has_url {
+                Ok(())
+            } else {
+                Err(Invalid::new(
+                    "customAllocationDefinition.webhookUrl",
+                    "custom allocation needs a webhook URL",
+                ))
+            }
+        }
+        _ => Ok(()),
+    }
 }
 
 fn hub_refs(

@@ -34,6 +34,28 @@ pub struct Hub {
     connections: Connections,
     telemetry: TelemetryLog,
     certificates: CertificateStore,
+    allocation: HubAllocation,
+}
+
+/// How DPS allocation treats a linked hub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubAllocation {
+    /// Weight for `hashed` allocation (1–1000).
+    pub weight: u32,
+    /// Whether allocation may pick it when an enrollment lists no hubs.
+    pub apply_allocation_policy: bool,
+    /// Location for emulated `geoLatency` allocation.
+    pub location: Option<String>,
+}
+
+impl Default for HubAllocation {
+    fn default() -> Self {
+        HubAllocation {
+            weight: 1,
+            apply_allocation_policy: true,
+            location: None,
+        }
+    }
 }
 
 impl Hub {
@@ -45,7 +67,18 @@ impl Hub {
             connections: Connections::default(),
             telemetry: TelemetryLog::new(retention),
             certificates: CertificateStore::default(),
+            allocation: HubAllocation::default(),
         }
+    }
+
+    /// Sets how DPS allocation treats this hub.
+    pub fn with_allocation(mut self, allocation: HubAllocation) -> Hub {
+        self.allocation = allocation;
+        self
+    }
+
+    pub fn allocation(&self) -> &HubAllocation {
+        &self.allocation
     }
 
     pub fn host_name(&self) -> &str {
@@ -122,6 +155,18 @@ impl Hub {
             entry.etag = new_etag();
         }
         entry.clone()
+    }
+
+    /// Replaces a device's initial twin (reprovisioning with data reset); false when absent.
+    pub fn reset_device_twin(&self, device_id: &str, initial_twin: Option<Value>) -> bool {
+        match self.devices.get_mut(device_id) {
+            Some(mut device) => {
+                device.initial_twin = initial_twin;
+                device.etag = new_etag();
+                true
+            }
+            None => false,
+        }
     }
 
     /// Enables or disables a device; returns false when it does not exist.
