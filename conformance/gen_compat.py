@@ -68,6 +68,15 @@ def row_status(lane, scenarios, by_key):
     return "pass", ""
 
 
+def sdk_cell(names, pins):
+    """A row's `sdk` text with the pinned version after every package it names that is pinned."""
+    out = []
+    for name in (n.strip() for n in names.split(",")):
+        version = pins.get(name.lower(), pins.get(name))
+        out.append("{} {}".format(name, version) if version else name)
+    return ", ".join(out)
+
+
 def cell(text):
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -124,7 +133,7 @@ def render(matrix, results, scenario_titles):
             ) or "—"
             status_text = STATUS_TEXT[status] + (" — " + note if note else "")
             sec.append("| {} | {} | {} | {} | {} | {} |".format(
-                cell(row.get("sdk", sdk_label)), cell(group["language"]), cell(row["transport"]), cell(row["feature"]),
+                cell(sdk_cell(row["sdk"], pins) if "sdk" in row else sdk_label), cell(group["language"]), cell(row["transport"]), cell(row["feature"]),
                 cell(status_text), scen))
         sec.append("")
         sections.append(sec)

@@ -1,11 +1,11 @@
 """Runs the conformance scenarios against a freshly started iotemu (stdlib only).
 
 Meant to run inside a private network namespace (conformance/run does `unshare --net`): it brings
-`lo` up, starts the emulator on the standard ports (MQTT 8883, control 9180) with debug logging
-captured to <cache>/logs/iotemu.log, waits for GET /health, fetches the CA from GET /ca.pem,
-runs every scenario of scenarios.json once per SDK lane (lanes in parallel, scenarios within a
-lane in order), writes <cache>/results.json, and stops the emulator. Exit status 0 only if every
-scenario passed.
+`lo` up, starts the emulator on the standard ports (MQTT 8883, HTTPS 443, control 9180) with debug
+logging captured to <cache>/logs/iotemu.log, waits for GET /health, fetches the CA from
+GET /ca.pem, runs every scenario of scenarios.json once per SDK lane it names (default: every lane;
+lanes in parallel, scenarios within a lane in order), writes <cache>/results.json, and stops the
+emulator. Exit status 0 only if every scenario passed.
 
 Each scenario process gets a TLS trust environment that contains only the emulator CA
 (SSL_CERT_FILE, REQUESTS_CA_BUNDLE, NODE_EXTRA_CA_CERTS; SSL_CERT_DIR and proxy variables removed),
@@ -13,7 +13,10 @@ the scenario's env from scenarios.json, and IOTEMU_CONTROL_URL / IOTEMU_LOG for 
 
 Scenarios that declare `"requires": ["x509"]` need certificates: with --x509 on, lib/x509_material.py makes
 them first with `iotemu certs` (conformance/x509.json) and adds the runtime fixture it writes;
-with --x509 off they are reported as skipped.
+with --x509 off they are reported as skipped. Scenarios that declare `"requires": ["https"]` need
+the emulator's HTTPS listener (`--https-port 443`: DPS service API, DPS device API over HTTPS);
+with --https off they are reported as skipped, and they fail (step "emulator (HTTPS)") when the
+emulator binary has no --https-port option or nothing listens on 443 after /health.
 """
 
 import argparse
@@ -23,6 +26,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -33,6 +37,8 @@ import urllib.request
 import x509_material as x509
 
 MQTT_PORT = 8883
+HTTPS_PORT = 443
+HTTPS_PROBE_TIMEOUT = 10.0
 CONTROL_PORT = 9180
 CONTROL_URL = "http://127.0.0.1:{}".format(CONTROL_PORT)
 HEALTH_TIMEOUT = 60.0
@@ -103,16 +109,45 @@ def resolve_env(values, keys, x509_dir=None):
 # --- emulator ------------------------------------------------------------------------------------
 
 
+def https_option_missing(binary):
+    """None when `binary --help` lists --https-port, else the reason the HTTPS scenarios cannot run."""
+    try:
+        proc = subprocess.run([binary, "--help"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return "`iotemu --help` could not run: {}".format(e)
+    if b"--https-port" not in proc.stdout:
+        return "this iotemu binary has no --https-port option (no HTTPS listener)"
+    return None
+
+
+def wait_tcp(port, timeout):
+    """None once 127.0.0.1:`port` accepts a TCP connection, else the last error (after `timeout`)."""
+    deadline = time.monotonic() + timeout
+    last = "no attempt"
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+                return None
+        except OSError as e:
+            last = str(e)
+        time.sleep(0.05)
+    return last
+
+
 class Emulator:
-    def __init__(self, binary, fixtures, log_path, rust_log):
+    def __init__(self, binary, fixtures, log_path, rust_log, https=False):
         self.binary = binary
         self.fixtures = fixtures
         self.log_path = log_path
         self.rust_log = rust_log
+        self.https = https
         self.proc = None
 
     def start(self):
         cmd = [self.binary, "--mqtt-port", str(MQTT_PORT), "--control-port", str(CONTROL_PORT)]
+        if self.https:
+            cmd += ["--https-port", str(HTTPS_PORT)]
         for f in self.fixtures:
             cmd += ["--fixtures", f]
         env = {k: v for k, v in os.environ.items() if not k.startswith("IOTEMU_")}
@@ -229,7 +264,8 @@ def run_one(ctx, lane, scenario):
         result.update(step="setup", reason=str(e.args[0]))
         return result, [], ["(not started)"]
     ids = [values.get("PROVISIONING_REGISTRATION_ID", ""), values.get("EXPECTED_DEVICE_ID", "")]
-    ids += [v for k, v in sorted(values.items()) if k.endswith(("_REGISTRATION_ID", "_DEVICE_ID"))]
+    ids += [v for k, v in sorted(values.items())
+            if k.endswith(("_REGISTRATION_ID", "_DEVICE_ID", "_ENROLLMENT_GROUP_ID"))]
     ids = list(dict.fromkeys(i for i in ids if i)) or [""]
     subst = {"python": ctx.python, "node": ctx.node, "conformance": ctx.conformance, "scenario": sid}
     cmd = [part.format(**subst) for part in ctx.manifest["sdks"][lane]["command"]]
@@ -289,8 +325,15 @@ def result_line(r):
     return "FAIL {} {}: {}: {} ({:.1f} s)".format(r["sdk"], r["scenario"], r["step"], r["reason"], r["durationSeconds"])
 
 
+def lanes_of(scenario, all_lanes):
+    """The SDK lanes a scenario runs in: its `sdks` list, default every lane."""
+    return scenario.get("sdks") or list(all_lanes)
+
+
 def run_lane(ctx, lane, scenarios, sink):
     for scenario in scenarios:
+        if lane not in lanes_of(scenario, ctx.manifest["sdks"]):
+            continue
         result, _, body = run_one(ctx, lane, scenario)
         sink.append(result)
         say(result_line(result), *body)
@@ -314,6 +357,9 @@ def main():
                     help="comma-separated SDK lanes (default: all)")
     ap.add_argument("--x509", choices=("on", "off"), default="on",
                     help="run the scenarios that require X.509 certificates (off: report them skipped)")
+    ap.add_argument("--https", choices=("on", "off"), default="on",
+                    help="start the emulator's HTTPS listener on 443 and run the scenarios that require it "
+                         "(off: report them skipped)")
     args = ap.parse_args()
 
     ctx = Context()
@@ -340,6 +386,10 @@ def main():
     unknown = only - {s["id"] for s in ctx.manifest["scenarios"]}
     if unknown:
         sys.exit("conformance: unknown scenario(s): {}".format(", ".join(sorted(unknown))))
+    for s in ctx.manifest["scenarios"]:
+        bad = set(lanes_of(s, ctx.manifest["sdks"])) - set(ctx.manifest["sdks"])
+        if bad:
+            sys.exit("conformance: scenario {} names unknown SDK lane(s): {}".format(s["id"], ", ".join(sorted(bad))))
 
     started_utc = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
     started = time.monotonic()
@@ -365,9 +415,22 @@ def main():
             say("conformance: X.509 setup failed: {} (log: {})".format(e, os.path.relpath(cert_log, ctx.repo)))
             for sid in x509_ids:
                 ctx.blocked[sid] = ("certificates", "X.509 setup failed: {}".format(e))
+    https_ids = [s["id"] for s in scenarios if "https" in s.get("requires", [])]
+    https = False
+    if https_ids and args.https == "off":
+        for sid in https_ids:
+            ctx.blocked.setdefault(sid, ("skipped", "HTTPS scenarios are off (CONFORMANCE_HTTPS=1 runs them)"))
+    elif https_ids:
+        missing = https_option_missing(args.emulator)
+        if missing:
+            say("conformance: {}; the HTTPS scenarios fail".format(missing))
+            for sid in https_ids:
+                ctx.blocked.setdefault(sid, ("emulator (HTTPS)", missing))
+        else:
+            https = True
     ctx.keys = load_keys(fixtures)
     rust_log = os.environ.get("CONFORMANCE_RUST_LOG", "iotemu=debug")
-    ctx.emulator = Emulator(args.emulator, fixtures, ctx.emulator_log, rust_log)
+    ctx.emulator = Emulator(args.emulator, fixtures, ctx.emulator_log, rust_log, https=https)
     # SIGTERM (e.g. from a CI timeout) must still stop the emulator: turn it into SystemExit.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
@@ -389,7 +452,7 @@ def main():
                 ctx.emulator.stop()
                 fixtures = base_fixtures
                 ctx.keys = load_keys(fixtures)
-                ctx.emulator = Emulator(args.emulator, fixtures, ctx.emulator_log, rust_log)
+                ctx.emulator = Emulator(args.emulator, fixtures, ctx.emulator_log, rust_log, https=https)
                 ctx.emulator.start()
                 ctx.emulator.wait_healthy()
             status, pem = control_get("/ca.pem")
@@ -399,12 +462,22 @@ def main():
                 f.write(pem)
             say("conformance: emulator healthy after {:.2f} s; CA from GET /ca.pem -> {}".format(
                 time.monotonic() - started, os.path.relpath(ctx.ca_path, ctx.repo)))
+            if https:
+                refused = wait_tcp(HTTPS_PORT, HTTPS_PROBE_TIMEOUT)
+                if refused:
+                    why = "nothing accepts connections on 127.0.0.1:{} {:.0f} s after /health ({})".format(
+                        HTTPS_PORT, HTTPS_PROBE_TIMEOUT, refused)
+                    say("conformance: HTTPS listener: {}; the HTTPS scenarios fail".format(why))
+                    for sid in https_ids:
+                        ctx.blocked.setdefault(sid, ("emulator (HTTPS)", why))
         except (OSError, RuntimeError) as e:
             setup_error = str(e)
 
         if setup_error:
             for lane in lanes:
                 for s in scenarios:
+                    if lane not in lanes_of(s, ctx.manifest["sdks"]):
+                        continue
                     r = {"sdk": lane, "scenario": s["id"], "title": s.get("title", ""), "status": "fail",
                          "step": "emulator start", "reason": setup_error, "durationSeconds": 0.0}
                     if ctx.blocked.get(s["id"], ("",))[0] == "skipped":
@@ -441,6 +514,7 @@ def main():
         "emulator": {"binary": os.path.relpath(args.emulator, ctx.repo), "log": os.path.relpath(ctx.emulator_log, ctx.repo),
                      "started": setup_error is None, "startError": setup_error, "exitCode": code},
         "x509": args.x509,
+        "https": args.https if https_ids else None,
         "summary": {"passed": passed, "failed": failed, "skipped": skipped},
         "results": results,
     }
