@@ -84,6 +84,10 @@ async fn device_registers_over_https_with_sas() {
     assert_eq!(started.status, 202, "{:?}", started.json());
     assert_eq!(started.header("retry-after"), Some("0"));
     let operation = started.json()["operationId"].as_str().unwrap().to_owned();
+    assert_eq!(
+        started.header("location"),
+        Some(format!("{base}/operations/{operation}").as_str())
+    );
 
     let done = https_request(
         &emulator,

@@ -18,7 +18,7 @@ pub(super) fn register(
     registration_id: &str,
 ) -> Reply {
     match authenticate(ctx, req, id_scope, registration_id) {
-        Ok(who) => registration_reply(ctx.dps.register(&who, &req.body)),
+        Ok(who) => registration_reply(ctx.dps.register(&who, &req.body), id_scope, registration_id),
         Err(e) => reply::unauthorized(&e),
     }
 }
@@ -32,7 +32,11 @@ pub(super) fn operation_status(
     operation_id: &str,
 ) -> Reply {
     match authenticate(ctx, req, id_scope, registration_id) {
-        Ok(who) => registration_reply(ctx.dps.operation_status(&who, operation_id)),
+        Ok(who) => registration_reply(
+            ctx.dps.operation_status(&who, operation_id),
+            id_scope,
+            registration_id,
+        ),
         Err(e) => reply::unauthorized(&e),
     }
 }
@@ -71,15 +75,27 @@ fn authenticate(
     )
 }
 
-/// 200/202 with the operation status; `retry-after` while assigning.
-fn registration_reply(result: Result<RegistrationReply, DpsError>) -> Reply {
+/// 200/202 with the operation status; while assigning, `retry-after` and a `Location` naming
+/// the operation to poll.
+fn registration_reply(
+    result: Result<RegistrationReply, DpsError>,
+    id_scope: &str,
+    registration_id: &str,
+) -> Reply {
     match result {
         Ok(r) => {
-            let reply = reply::json(r.status, &r.body);
-            match r.retry_after {
-                Some(seconds) => reply::with_header(reply, "retry-after", &seconds.to_string()),
-                None => reply,
+            let mut reply = reply::json(r.status, &r.body);
+            if let Some(seconds) = r.retry_after {
+                reply = reply::with_header(reply, "retry-after", &seconds.to_string());
             }
+            if r.status == 202 {
+                let location = format!(
+                    "/{id_scope}/registrations/{registration_id}/operations/{}",
+                    r.body.operation_id
+                );
+                reply = reply::with_header(reply, "location", &location);
+            }
+            reply
         }
         Err(e) => reply::dps_error(&e),
     }
