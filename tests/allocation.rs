@@ -7,6 +7,7 @@ use std::time::SystemTime;
 use iotemu::Emulator;
 use iotemu::auth::{self, Credential};
 use iotemu::dps::model::{DeviceRegistrationState, IndividualEnrollment};
+use iotemu_e2e::Webhook;
 use iotemu_e2e::*;
 use serde_json::{Value, json};
 
@@ -106,21 +107,19 @@ async fn hashed_allocation_follows_weights_and_skips_opted_out_hubs() {
 }
 
 #[tokio::test]
-async fn static_geolatency_and_custom_policies() {
+async fn static_and_geolatency_policies() {
     let emulator = emulator(json!([
-        enrollment("static-1", json!({ "allocationPolicy": "static", "iotHubs": ["127.0.0.3"] })),
+        enrollment(
+            "static-1",
+            json!({ "allocationPolicy": "static", "iotHubs": ["127.0.0.3"] })
+        ),
         enrollment("geo-1", json!({ "allocationPolicy": "geoLatency" })),
-        enrollment("custom-1", json!({ "allocationPolicy": "custom",
-            "customAllocationDefinition": { "webhookUrl": "http://localhost:7071/api/allocate", "apiVersion": "2021-10-01" } })),
     ]))
     .await;
     // Static may name a hub that opted out of allocation.
     assert_eq!(hub_of(&register(&emulator, "static-1", KEY)), "127.0.0.3");
     // Emulated geo-latency: the hub in the DPS instance's location.
     assert_eq!(hub_of(&register(&emulator, "geo-1", KEY)), "127.0.0.2");
-    let custom = register(&emulator, "custom-1", KEY);
-    assert_eq!(serde_json::to_value(custom.status).unwrap(), "failed");
-    assert_eq!(custom.error_code, Some(400207));
 }
 
 #[tokio::test]
@@ -299,4 +298,166 @@ async fn a_device_reaches_its_hub_on_a_second_loopback_address() {
             .messages(Some("far-1"))
             .is_empty()
     );
+}
+
+/// Registers through the domain, polling until the (asynchronous) webhook has decided.
+async fn register_async(
+    emulator: &Emulator,
+    registration_id: &str,
+    key: &str,
+    payload: Value,
+) -> DeviceRegistrationState {
+    let token = dps_token(SCOPE, registration_id, key, seconds_from_now(600));
+    let dps = emulator.dps();
+    let who = auth::authenticate_registration(
+        dps,
+        SCOPE,
+        registration_id,
+        Credential::Sas(&token),
+        SystemTime::now(),
+    )
+    .expect("authenticates");
+    let body = json!({ "registrationId": registration_id, "payload": payload }).to_string();
+    let started = dps.register(&who, body.as_bytes()).unwrap();
+    for _ in 0..100 {
+        let poll = dps
+            .operation_status(&who, &started.body.operation_id)
+            .unwrap();
+        if poll.status == 200 {
+            return poll.body.registration_state.unwrap();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("custom allocation never completed");
+}
+
+fn custom(id: &str, url: &str) -> Value {
+    enrollment(
+        id,
+        json!({ "allocationPolicy": "custom", "iotHubs": ["localhost", "127.0.0.2"],
+        "customAllocationDefinition": { "webhookUrl": url, "apiVersion": "2021-10-01" } }),
+    )
+}
+
+#[tokio::test]
+async fn custom_allocation_follows_the_webhook() {
+    let hook = Webhook::start(vec![(
+        200,
+        json!({
+            "iotHubHostName": "127.0.0.2",
+            "initialTwin": { "tags": { "from": "webhook" } },
+            "payload": { "config": "blue" }
+        })
+        .to_string(),
+    )])
+    .await;
+    let emulator = emulator(json!([custom("custom-ok", &hook.url)])).await;
+    let state = register_async(
+        &emulator,
+        "custom-ok",
+        KEY,
+        json!({ "modelId": "dtmi:x;1" }),
+    )
+    .await;
+    assert_eq!(hub_of(&state), "127.0.0.2", "{state:?}");
+    assert_eq!(state.payload, Some(json!({ "config": "blue" })));
+    let device = emulator
+        .hub("127.0.0.2")
+        .unwrap()
+        .device("custom-ok")
+        .unwrap();
+    assert_eq!(
+        device.initial_twin,
+        Some(json!({ "tags": { "from": "webhook" } }))
+    );
+
+    // The documented request: enrollment without keys, runtime context, eligible hubs.
+    let request = hook.requests.lock().unwrap()[0].clone();
+    assert_eq!(
+        request["individualEnrollment"]["registrationId"],
+        "custom-ok"
+    );
+    assert_eq!(
+        request["individualEnrollment"]["attestation"],
+        json!({ "type": "symmetricKey" })
+    );
+    assert_eq!(
+        request["deviceRuntimeContext"]["registrationId"],
+        "custom-ok"
+    );
+    assert_eq!(
+        request["deviceRuntimeContext"]["payload"],
+        json!({ "modelId": "dtmi:x;1" })
+    );
+    assert_eq!(request["linkedHubs"], json!(["localhost", "127.0.0.2"]));
+
+    // Registering again tells the webhook where the device is now.
+    register_async(&emulator, "custom-ok", KEY, Value::Null).await;
+    let again = hook.requests.lock().unwrap()[1].clone();
+    assert_eq!(
+        again["deviceRuntimeContext"]["currentIotHubHostName"],
+        "127.0.0.2"
+    );
+    assert_eq!(
+        again["deviceRuntimeContext"]["currentDeviceId"],
+        "custom-ok"
+    );
+}
+
+#[tokio::test]
+async fn custom_allocation_failures_use_the_documented_codes() {
+    let no_hub = Webhook::start(vec![(200, json!({ "iotHubHostName": "" }).to_string())]).await;
+    let unauthorized = Webhook::start(vec![(401, String::new())]).await;
+    let bad_request = Webhook::start(vec![(400, "bad input".into())]).await;
+    let flaky = Webhook::start(vec![
+        (503, String::new()),
+        (503, String::new()),
+        (200, json!({ "iotHubHostName": "localhost" }).to_string()),
+    ])
+    .await;
+    let down = Webhook::start(vec![(500, String::new())]).await;
+    let stranger = Webhook::start(vec![(
+        200,
+        json!({ "iotHubHostName": "elsewhere.azure-devices.net" }).to_string(),
+    )])
+    .await;
+    let emulator = emulator(json!([
+        custom("c-no-hub", &no_hub.url),
+        custom("c-401", &unauthorized.url),
+        custom("c-400", &bad_request.url),
+        custom("c-flaky", &flaky.url),
+        custom("c-down", &down.url),
+        custom("c-stranger", &stranger.url),
+        custom("c-unreachable", "http://127.0.0.1:9/nothing"),
+    ]))
+    .await;
+    for (id, code) in [
+        ("c-no-hub", 400208),
+        ("c-401", 400209),
+        ("c-400", 400207),
+        ("c-down", 400207),
+        ("c-stranger", 400207),
+        ("c-unreachable", 400207),
+    ] {
+        let state = register_async(&emulator, id, KEY, Value::Null).await;
+        assert_eq!(
+            serde_json::to_value(state.status).unwrap(),
+            "failed",
+            "{id}"
+        );
+        assert_eq!(
+            state.error_code,
+            Some(code),
+            "{id}: {:?}",
+            state.error_message
+        );
+        assert!(emulator.default_hub().device(id).is_none());
+    }
+    assert_eq!(
+        down.requests.lock().unwrap().len(),
+        3,
+        "429/5xx are retried"
+    );
+    let state = register_async(&emulator, "c-flaky", KEY, Value::Null).await;
+    assert_eq!(hub_of(&state), "localhost");
 }

@@ -362,3 +362,69 @@ impl RawClient {
         }
     }
 }
+
+/// A scripted HTTP webhook on 127.0.0.1: answers each request with the next `(status, body)`
+/// (the last one repeats) and records every request body.
+pub struct Webhook {
+    pub url: String,
+    pub requests: Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+}
+
+impl Webhook {
+    pub async fn start(answers: Vec<(u16, String)>) -> Webhook {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!(
+            "http://127.0.0.1:{}/api/allocate?code=abc",
+            listener.local_addr().unwrap().port()
+        );
+        let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        tokio::spawn(async move {
+            let mut served = 0usize;
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                let mut raw = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let body_start = loop {
+                    let n = tcp.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        break None;
+                    }
+                    raw.extend_from_slice(&chunk[..n]);
+                    if let Some(at) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break Some(at + 4);
+                    }
+                };
+                let Some(body_start) = body_start else {
+                    continue;
+                };
+                let head = String::from_utf8_lossy(&raw[..body_start]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                while raw.len() < body_start + length {
+                    let n = tcp.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    raw.extend_from_slice(&chunk[..n]);
+                }
+                let body =
+                    serde_json::from_slice(&raw[body_start..]).unwrap_or(serde_json::Value::Null);
+                seen.lock().unwrap().push(body);
+                let (status, answer) = answers[served.min(answers.len() - 1)].clone();
+                served += 1;
+                let response = format!(
+                    "HTTP/1.1 {status} Status\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+                let _ = tcp.write_all(response.as_bytes()).await;
+                let _ = tcp.shutdown().await;
+            }
+        });
+        Webhook { url, requests }
+    }
+}

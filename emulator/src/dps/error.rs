@@ -66,6 +66,4 @@ pub mod assignment {
     pub const ENROLLMENT_GONE: u32 = 404201;
     /// No linked hub is eligible for the enrollment.
     pub const NO_HUB: u32 = 404203;
-    /// Custom allocation failed (documented code 400207 `CustomAllocationFailed`).
-    pub const CUSTOM_ALLOCATION_FAILED: u32 = 400207;
 }

@@ -4,6 +4,7 @@
 //! a request body, and send back what [`Dps::register`] / [`Dps::operation_status`] return.
 //! The service REST API's rules (ETags, queries, bulk operations) are in [`service`].
 
+pub mod custom_allocation;
 pub mod error;
 mod group_index;
 pub mod model;

@@ -18,6 +18,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use super::custom_allocation::{self, DecisionSlot, WebhookDecision};
 use super::error::{DpsError, assignment};
 use super::model::{
     AllocationPolicy, DeviceRegistration, DeviceRegistrationState, ProvisioningStatus,
@@ -46,6 +47,10 @@ pub(crate) struct Operation {
     registration_id: String,
     enrollment: EnrollmentRef,
     x509: Option<X509Registration>,
+    /// The device's registration `payload`, for a custom allocation webhook.
+    payload: Option<Value>,
+    /// The webhook's decision, when the enrollment uses custom allocation.
+    custom: Option<DecisionSlot>,
     ready_at: Instant,
     outcome: Option<RegistrationOperationStatus>,
 }
@@ -95,17 +100,18 @@ impl Dps {
 
         let key = who.registration_id().to_ascii_lowercase();
         let operation_id = new_operation_id();
-        self.operations.insert(
-            operation_id.clone(),
-            Operation {
-                registration_key: key.clone(),
-                registration_id: who.registration_id().to_owned(),
-                enrollment: who.enrollment().clone(),
-                x509: who.x509().cloned(),
-                ready_at: Instant::now() + self.timing.assignment_delay,
-                outcome: None,
-            },
-        );
+        let mut operation = Operation {
+            registration_key: key.clone(),
+            registration_id: who.registration_id().to_owned(),
+            enrollment: who.enrollment().clone(),
+            x509: who.x509().cloned(),
+            payload: request.payload.clone(),
+            custom: None,
+            ready_at: Instant::now() + self.timing.assignment_delay,
+            outcome: None,
+        };
+        operation.custom = self.start_custom_allocation(&operation);
+        self.operations.insert(operation_id.clone(), operation);
         if let Some(superseded) = self.latest_operation.insert(key, operation_id.clone()) {
             self.operations.remove(&superseded);
         }
@@ -135,7 +141,11 @@ impl Dps {
             return Err(not_found());
         }
         if operation.outcome.is_none() {
-            if Instant::now() < operation.ready_at {
+            let deciding = operation
+                .custom
+                .as_ref()
+                .is_some_and(|slot| slot.lock().map(|d| d.is_none()).unwrap_or(false));
+            if deciding || Instant::now() < operation.ready_at {
                 return Ok(RegistrationReply {
                     status: 202,
                     retry_after: Some(self.timing.retry_after),
@@ -248,10 +258,20 @@ impl Dps {
                                 .and_then(|old| self.hubs.get(old))
                                 .and_then(|old| old.device(&input.device_id))
                                 .map(|d| d.initial_twin);
-                            let twin = moved.unwrap_or_else(|| input.initial_twin.clone());
+                            // A webhook's initial twin wins over migration, as documented.
+                            let decided = decision(operation);
+                            let webhook_twin =
+                                decided.as_ref().and_then(|d| d.initial_twin.clone());
+                            state.payload = decided.and_then(|d| d.payload);
+                            let twin = webhook_twin
+                                .or(moved.flatten())
+                                .or_else(|| input.initial_twin.clone());
                             hub.provision_device_with(&input.device_id, input.authentication, twin);
                             if substatus == Substatus::DeviceDataReset {
-                                hub.reset_device_twin(&input.device_id, input.initial_twin);
+                                let fresh = decision(operation)
+                                    .and_then(|d| d.initial_twin)
+                                    .or(input.initial_twin);
+                                hub.reset_device_twin(&input.device_id, fresh);
                             }
                             first_hub.get_or_insert_with(|| hub.host_name().to_owned());
                             state.status = RegistrationStatus::Assigned;
@@ -357,6 +377,79 @@ impl Dps {
         }
     }
 
+    /// The enrollment's hubs, or every linked hub that applies allocation policy.
+    fn eligible_hubs(&self, input: &AssignmentInput) -> Vec<&std::sync::Arc<Hub>> {
+        let listed: Vec<&std::sync::Arc<Hub>> = input
+            .candidate_hubs
+            .iter()
+            .filter_map(|h| self.hubs.get(h))
+            .collect();
+        if !listed.is_empty() {
+            return listed;
+        }
+        self.hubs
+            .all()
+            .iter()
+            .filter(|h| h.allocation().apply_allocation_policy)
+            .collect()
+    }
+
+    /// For a custom-allocation enrollment, starts the webhook call with the documented
+    /// request: the enrollment without its keys, the device's runtime context, the hubs.
+    fn start_custom_allocation(&self, operation: &Operation) -> Option<DecisionSlot> {
+        let input = self.assignment_input(operation)?;
+        if input.allocation != Some(AllocationPolicy::Custom) {
+            return None;
+        }
+        let (field, enrollment, definition) = match &operation.enrollment {
+            EnrollmentRef::Individual(id) => {
+                let e = self.individual_enrollment(id)?;
+                let definition = e.custom_allocation_definition.clone();
+                (
+                    "individualEnrollment",
+                    serde_json::to_value(e).ok()?,
+                    definition,
+                )
+            }
+            EnrollmentRef::Group(id) => {
+                let g = self.enrollment_group(id)?;
+                let definition = g.custom_allocation_definition.clone();
+                ("enrollmentGroup", serde_json::to_value(g).ok()?, definition)
+            }
+        };
+        let mut enrollment = enrollment;
+        // Keys and certificates never leave DPS: the webhook sees only the attestation type.
+        enrollment["attestation"] = json!({ "type": enrollment["attestation"]["type"] });
+        let url = definition?.get("webhookUrl")?.as_str()?.to_owned();
+        let mut context = json!({ "registrationId": operation.registration_id });
+        if let Some(current) = self
+            .registrations
+            .get(&operation.registration_key)
+            .filter(|r| r.state.status == RegistrationStatus::Assigned)
+        {
+            context["currentIotHubHostName"] = json!(current.state.assigned_hub);
+            context["currentDeviceId"] = json!(current.state.device_id);
+        }
+        match &operation.x509 {
+            Some(x509) => {
+                context["x509"] = json!({ "clientCertificate": x509.certificate.to_dps_json() })
+            }
+            None => context["symmetricKey"] = json!({}),
+        }
+        if let Some(payload) = &operation.payload {
+            context["payload"] = payload.clone();
+        }
+        let hubs: Vec<String> = self
+            .eligible_hubs(&input)
+            .iter()
+            .map(|h| h.host_name().to_owned())
+            .collect();
+        Some(custom_allocation::start(
+            url,
+            custom_allocation::request_body(field, enrollment, context, &hubs),
+        ))
+    }
+
     /// Picks the hub (how-to-use-allocation-policies.md). With `updateHubAssignment` false an
     /// assigned device keeps its hub; otherwise the enrollment's policy (or the instance
     /// default) chooses among the enrollment's hubs, or among every linked hub that applies
@@ -375,20 +468,7 @@ impl Dps {
         {
             return Ok(hub);
         }
-        let listed: Vec<&std::sync::Arc<Hub>> = input
-            .candidate_hubs
-            .iter()
-            .filter_map(|h| self.hubs.get(h))
-            .collect();
-        let eligible: Vec<&std::sync::Arc<Hub>> = if listed.is_empty() {
-            self.hubs
-                .all()
-                .iter()
-                .filter(|h| h.allocation().apply_allocation_policy)
-                .collect()
-        } else {
-            listed
-        };
+        let eligible = self.eligible_hubs(input);
         let Some(first) = eligible.first().copied() else {
             return Err((
                 assignment::NO_HUB,
@@ -397,10 +477,30 @@ impl Dps {
         };
         match input.allocation.unwrap_or(self.default_allocation) {
             AllocationPolicy::Static => Ok(first),
-            AllocationPolicy::Custom => Err((
-                assignment::CUSTOM_ALLOCATION_FAILED,
-                "Custom allocation failed: iotemu does not call allocation webhooks yet.".into(),
-            )),
+            AllocationPolicy::Custom => match operation
+                .custom
+                .as_ref()
+                .and_then(|s| s.lock().ok()?.clone())
+            {
+                Some(Ok(decided)) => eligible
+                    .iter()
+                    .copied()
+                    .find(|h| h.host_name().eq_ignore_ascii_case(&decided.hub))
+                    .ok_or_else(|| {
+                        (
+                            custom_allocation::FAILED,
+                            format!(
+                                "Custom allocation failed: '{}' is not one of the linked hubs",
+                                decided.hub
+                            ),
+                        )
+                    }),
+                Some(Err(failure)) => Err(failure),
+                None => Err((
+                    custom_allocation::FAILED,
+                    "Custom allocation failed: no webhook decision".into(),
+                )),
+            },
             // Emulated: the hub in the instance's location, else the first eligible one.
             AllocationPolicy::GeoLatency => Ok(eligible
                 .iter()
@@ -427,6 +527,15 @@ impl Dps {
             }
         }
     }
+}
+
+/// The webhook's decision for `operation`, when it succeeded.
+fn decision(operation: &Operation) -> Option<WebhookDecision> {
+    operation
+        .custom
+        .as_ref()
+        .and_then(|slot| slot.lock().ok()?.clone())
+        .and_then(Result::ok)
 }
 
 fn candidates(list: &Option<Vec<String>>, single: &Option<String>) -> Vec<String> {
