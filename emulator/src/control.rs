@@ -27,6 +27,7 @@ use tokio::task::JoinHandle;
 
 use crate::emulator::EmulatorState;
 use crate::hub::Hub;
+use crate::net::spawn_accept_loop;
 use crate::query;
 
 type Reply = Response<Full<Bytes>>;
@@ -34,27 +35,18 @@ type Reply = Response<Full<Bytes>>;
 pub(crate) fn spawn(
     listener: TcpListener,
     state: Arc<EmulatorState>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            let (tcp, _) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(pair) => pair,
-                    Err(_) => continue,
-                },
-                _ = shutdown.changed() => break,
-            };
-            let state = state.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req| {
-                    let state = state.clone();
-                    async move { Ok::<_, Infallible>(route(&state, req)) }
-                });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(tcp), service)
-                    .await;
+    spawn_accept_loop(listener, shutdown, move |tcp, _remote| {
+        let state = state.clone();
+        async move {
+            let service = service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(route(&state, req)) }
             });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(tcp), service)
+                .await;
         }
     })
 }

@@ -25,6 +25,7 @@ pub mod fixtures;
 pub mod http;
 pub mod hub;
 pub mod mqtt;
+mod net;
 mod query;
 pub mod timefmt;
 pub mod tls;

@@ -24,6 +24,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::dps::Dps;
 use crate::hub::Hubs;
+use crate::net::{accept_tls, spawn_accept_loop};
 
 /// What every HTTPS request handler needs.
 pub struct HttpContext {
@@ -33,31 +34,15 @@ pub struct HttpContext {
     pub shutdown: watch::Receiver<bool>,
 }
 
-/// Serves HTTPS on `listener` until shutdown; handshakes never block the accept loop.
+/// Serves HTTPS on `listener` until shutdown.
 pub fn spawn(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     ctx: Arc<HttpContext>,
 ) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut shutdown = ctx.shutdown.clone();
-        loop {
-            let (tcp, remote) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(pair) => pair,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                _ = shutdown.changed() => break,
-            };
-            let _ = tcp.set_nodelay(true);
-            let acceptor = acceptor.clone();
-            let ctx = ctx.clone();
-            tokio::spawn(async move { serve_connection(tcp, remote, acceptor, ctx).await });
-        }
+    let shutdown = ctx.shutdown.clone();
+    spawn_accept_loop(listener, shutdown, move |tcp, remote| {
+        serve_connection(tcp, remote, acceptor.clone(), ctx.clone())
     })
 }
 
@@ -67,16 +52,8 @@ async fn serve_connection(
     acceptor: TlsAcceptor,
     ctx: Arc<HttpContext>,
 ) {
-    let tls = match tokio::time::timeout(ctx.handshake_timeout, acceptor.accept(tcp)).await {
-        Ok(Ok(tls)) => tls,
-        Ok(Err(e)) => {
-            tracing::info!(%remote, error = %e, "TLS handshake failed (HTTPS)");
-            return;
-        }
-        Err(_) => {
-            tracing::info!(%remote, "TLS handshake timed out (HTTPS)");
-            return;
-        }
+    let Some(tls) = accept_tls(&acceptor, tcp, remote, ctx.handshake_timeout, "HTTPS").await else {
+        return;
     };
     // The client's chain, captured once per connection for X.509 requests.
     let certificates = Arc::new(

@@ -1,15 +1,15 @@
-//! The accept loop: never waits on a handshake itself, so one slow or idle peer cannot block
-//! the others. Each connection gets its own task with handshake and CONNECT timeouts.
+//! The MQTT listener: TLS (with a timeout) per connection, then one session task.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use super::MqttContext;
 use super::session::{PeerInfo, run_session};
+use crate::net::{accept_tls, spawn_accept_loop};
 
 /// Serves MQTT over TLS on `listener` until shutdown.
 pub fn spawn(
@@ -17,47 +17,21 @@ pub fn spawn(
     acceptor: TlsAcceptor,
     ctx: Arc<MqttContext>,
 ) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut shutdown = ctx.shutdown.clone();
-        loop {
-            let accepted = tokio::select! {
-                accepted = listener.accept() => accepted,
-                _ = shutdown.changed() => break,
-            };
-            let (tcp, remote) = match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // Out of descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let _ = tcp.set_nodelay(true);
-            let acceptor = acceptor.clone();
-            let ctx = ctx.clone();
-            tokio::spawn(async move { serve_connection(tcp, remote, acceptor, ctx).await });
-        }
+    let shutdown = ctx.shutdown.clone();
+    spawn_accept_loop(listener, shutdown, move |tcp, remote| {
+        serve_connection(tcp, remote, acceptor.clone(), ctx.clone())
     })
 }
 
 async fn serve_connection(
-    tcp: tokio::net::TcpStream,
+    tcp: TcpStream,
     remote: SocketAddr,
     acceptor: TlsAcceptor,
     ctx: Arc<MqttContext>,
 ) {
-    let handshake = tokio::time::timeout(ctx.limits.handshake_timeout, acceptor.accept(tcp)).await;
-    let tls = match handshake {
-        Ok(Ok(tls)) => tls,
-        Ok(Err(e)) => {
-            tracing::info!(%remote, error = %e, "TLS handshake failed");
-            return;
-        }
-        Err(_) => {
-            tracing::info!(%remote, "TLS handshake timed out");
-            return;
-        }
+    let Some(tls) = accept_tls(&acceptor, tcp, remote, ctx.limits.handshake_timeout, "MQTT").await
+    else {
+        return;
     };
     let peer = PeerInfo {
         remote,
