@@ -257,7 +257,7 @@ impl Dps {
                                 .filter(|old| !same_hub(old) && migrate)
                                 .and_then(|old| self.hubs.get(old))
                                 .and_then(|old| old.device(&input.device_id))
-                                .map(|d| d.initial_twin);
+                                .map(|d| Some(d.twin.as_initial()));
                             // A webhook's initial twin wins over migration, as documented.
                             let decided = decision(operation);
                             let webhook_twin =

@@ -7,7 +7,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dashmap::DashMap;
-use tokio::sync::Notify;
+use serde_json::Value;
+use tokio::sync::{Notify, mpsc};
+
+/// What the hub sends to a connected device outside request/response.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outbound {
+    /// A desired-properties patch, `$version` included.
+    DesiredPatch { version: u64, patch: Value },
+}
+
+/// Messages queued per connection before the hub reports it busy.
+const OUTBOUND_QUEUE: usize = 128;
 
 #[derive(Default)]
 pub struct Connections {
@@ -19,6 +30,7 @@ pub struct Connections {
 struct ActiveConnection {
     id: u64,
     kicked: Arc<Notify>,
+    outbound: mpsc::Sender<Outbound>,
 }
 
 /// Held by a transport for the life of a device connection.
@@ -26,6 +38,8 @@ pub struct ConnectionLease {
     pub id: u64,
     /// Notified when a newer connection for the same identity replaces this one.
     pub kicked: Arc<Notify>,
+    /// What the hub pushes to this connection.
+    pub outbound: mpsc::Receiver<Outbound>,
 }
 
 impl Connections {
@@ -33,18 +47,30 @@ impl Connections {
     pub fn attach(&self, identity: &str) -> ConnectionLease {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let kicked = Arc::new(Notify::new());
+        let (sender, outbound) = mpsc::channel(OUTBOUND_QUEUE);
         let previous = self.active.insert(
             identity.to_owned(),
             ActiveConnection {
                 id,
                 kicked: kicked.clone(),
+                outbound: sender,
             },
         );
         if let Some(previous) = previous {
             // notify_one stores a permit, so the old session sees it even if not yet waiting.
             previous.kicked.notify_one();
         }
-        ConnectionLease { id, kicked }
+        ConnectionLease {
+            id,
+            kicked,
+            outbound,
+        }
+    }
+
+    /// Queues `message` for `identity`'s connection; false when it is not connected or busy.
+    pub fn send(&self, identity: &str, message: Outbound) -> bool {
+        let sender = self.active.get(identity).map(|a| a.outbound.clone());
+        sender.is_some_and(|s| s.try_send(message).is_ok())
     }
 
     pub fn detach(&self, identity: &str, id: u64) {

@@ -6,6 +6,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::twin::Twin;
 use crate::auth::keys::SymmetricKey;
 use crate::timefmt::utc_timestamp;
 
@@ -44,6 +45,8 @@ pub struct Device {
     /// `initialTwin` from the enrollment (`{"tags":…, "properties":{"desired":…}}`), applied
     /// when the device was created; twins themselves are served by later work.
     pub initial_twin: Option<Value>,
+    /// The device twin, seeded from `initial_twin`.
+    pub twin: Twin,
 }
 
 impl Device {

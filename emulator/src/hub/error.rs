@@ -47,6 +47,14 @@ impl HubError {
         )
     }
 
+    pub fn precondition_failed(device_id: &str) -> HubError {
+        HubError::new(412001, "PreconditionFailed", format!("The ETag of {device_id}'s twin does not match"))
+    }
+
+    pub fn argument_invalid(message: impl Into<String>) -> HubError {
+        HubError::new(400004, "ArgumentInvalid", message)
+    }
+
     pub fn not_implemented(what: &str) -> HubError {
         HubError::new(
             501001,

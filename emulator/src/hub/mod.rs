@@ -6,6 +6,7 @@ pub mod connections;
 pub mod device;
 pub mod error;
 pub mod telemetry;
+pub mod twin;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,10 +19,11 @@ use crate::auth::DeviceIdentity;
 use crate::auth::keys::SymmetricKey;
 use crate::auth::policy::SharedAccessPolicy;
 use crate::certificates::CertificateStore;
-use connections::Connections;
+use connections::{Connections, Outbound};
 use device::{Device, DeviceAuthentication, DeviceStatus};
 use error::HubError;
 use telemetry::{IncomingMessage, TelemetryLog, TelemetryMessage};
+use twin::Twin;
 
 /// IoT Hub's device-to-cloud limit: 256 KB including properties.
 pub const MAX_D2C_MESSAGE_BYTES: usize = 256 * 1024;
@@ -148,6 +150,7 @@ impl Hub {
                 generation_id: new_generation_id(),
                 etag: new_etag(),
                 created: SystemTime::now(),
+                twin: Twin::from_initial(initial_twin.as_ref()),
                 initial_twin,
             });
         if entry.authentication != authentication {
@@ -161,12 +164,102 @@ impl Hub {
     pub fn reset_device_twin(&self, device_id: &str, initial_twin: Option<Value>) -> bool {
         match self.devices.get_mut(device_id) {
             Some(mut device) => {
+                device.twin = Twin::from_initial(initial_twin.as_ref());
                 device.initial_twin = initial_twin;
                 device.etag = new_etag();
                 true
             }
             None => false,
         }
+    }
+
+    /// The twin of `device_id`.
+    pub fn device_twin(&self, device_id: &str) -> Result<Twin, HubError> {
+        self.devices
+            .get(device_id)
+            .map(|d| d.twin.clone())
+            .ok_or_else(|| HubError::device_not_found(device_id))
+    }
+
+    /// A device's reported-properties patch (the raw body it sent); returns the new
+    /// reported `$version`. Nothing changes on error.
+    pub fn patch_reported(&self, identity: &DeviceIdentity, body: &[u8]) -> Result<u64, HubError> {
+        let patch: Value = serde_json::from_slice(body)
+            .map_err(|e| HubError::argument_invalid(format!("the patch is not valid JSON: {e}")))?;
+        let mut device = self
+            .devices
+            .get_mut(identity.device_id())
+            .ok_or_else(|| HubError::device_not_found(identity.device_id()))?;
+        device.twin.patch_reported(&patch)
+    }
+
+    /// A service twin update (`{"tags": …, "properties": {"desired": …}}`) as a merge patch,
+    /// or, with `replace`, the new tags and desired properties wholesale. `If-Match` is
+    /// checked against the twin's ETag. A connected device receives the desired change.
+    pub fn update_twin(
+        &self,
+        device_id: &str,
+        body: &Value,
+        if_match: Option<&str>,
+        replace: bool,
+    ) -> Result<Value, HubError> {
+        let mut device = self
+            .devices
+            .get_mut(device_id)
+            .ok_or_else(|| HubError::device_not_found(device_id))?;
+        if let Some(expected) = if_match.map(|e| e.trim().trim_start_matches("W/").trim_matches('"'))
+            && expected != "*"
+            && expected != device.twin.etag
+        {
+            return Err(HubError::precondition_failed(device_id));
+        }
+        let mut twin = device.twin.clone();
+        let tags = body.get("tags").cloned();
+        let desired = body.pointer("/properties/desired").cloned();
+        if replace {
+            // Properties absent from the new twin are deleted, like a full replacement.
+            let deleted = |old: &serde_json::Map<String, Value>, new: &Option<Value>| {
+                let mut patch = serde_json::Map::new();
+                for key in old.keys() {
+                    if new.as_ref().and_then(|n| n.get(key)).is_none() {
+                        patch.insert(key.clone(), Value::Null);
+                    }
+                }
+                if let Some(Value::Object(new)) = new {
+                    patch.extend(new.clone());
+                }
+                Value::Object(patch)
+            };
+            let tags_patch = deleted(&twin.tags, &tags);
+            twin.patch_tags(&tags_patch)?;
+            let desired_patch = deleted(&twin.desired, &desired);
+            let sent = twin.patch_desired(&desired_patch)?;
+            device.twin = twin;
+            self.push_desired(device_id, &device.twin, sent);
+        } else {
+            if let Some(tags) = &tags {
+                twin.patch_tags(tags)?;
+            }
+            let sent = match &desired {
+                Some(desired) => Some(twin.patch_desired(desired)?),
+                None => None,
+            };
+            device.twin = twin;
+            if let Some(sent) = sent {
+                self.push_desired(device_id, &device.twin, sent);
+            }
+        }
+        let status = if device.status == DeviceStatus::Enabled { "enabled" } else { "disabled" };
+        Ok(device
+            .twin
+            .service_view(device_id, status, self.connections.is_connected(device_id)))
+    }
+
+    /// Only sent while connected, as IoT Hub does; a reconnecting device GETs the twin.
+    fn push_desired(&self, device_id: &str, twin: &Twin, patch: Value) {
+        let version = twin.desired_version;
+        self.connections
+            .send(device_id, Outbound::DesiredPatch { version, patch });
     }
 
     /// Enables or disables a device; returns false when it does not exist.

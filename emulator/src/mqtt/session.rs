@@ -34,7 +34,7 @@ use crate::auth::{self, AuthError, Credential, DeviceIdentity, RegistrationIdent
 use crate::dps::error::DpsError;
 use crate::dps::registration::RegistrationReply;
 use crate::hub::Hub;
-use crate::hub::connections::ConnectionLease;
+use crate::hub::connections::{ConnectionLease, Outbound};
 use crate::hub::error::HubError;
 use crate::hub::telemetry::IncomingMessage;
 
@@ -294,6 +294,13 @@ impl Session {
             Client::Device { lease, .. } => Some(lease.kicked.clone()),
             Client::Registration(_) => None,
         };
+        // The hub's pushes for this device (desired patches); DPS clients get none.
+        let mut outbound = match &mut self.client {
+            Client::Device { lease, .. } => {
+                Some(std::mem::replace(&mut lease.outbound, tokio::sync::mpsc::channel(1).1))
+            }
+            Client::Registration(_) => None,
+        };
         let token_deadline = self.client.expires_at().map(|at| {
             let left = at
                 .duration_since(SystemTime::now())
@@ -347,6 +354,20 @@ impl Session {
                         None => std::future::pending().await,
                     }
                 } => return "replaced by a newer connection (400027 ConnectionForcefullyClosedOnNewConnection)".into(),
+                pushed = async {
+                    match outbound.as_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => match pushed {
+                    Some(Outbound::DesiredPatch { version, patch }) => {
+                        self.deliver(
+                            format!("$iothub/twin/PATCH/properties/desired/?$version={version}"),
+                            patch.to_string().into(),
+                        );
+                    }
+                    None => outbound = None,
+                },
                 _ = shutdown.changed() => return "emulator shutting down".into(),
             }
         }
@@ -435,17 +456,27 @@ impl Session {
                     .map_err(|e| format!("telemetry refused: {e}"))?;
                 self.ack(ack);
             }
-            (
-                Inbound::TwinGet { rid } | Inbound::TwinReportedPatch { rid },
-                Client::Device { .. },
-            ) => {
-                let error = HubError::not_implemented("Device twins");
-                let body = serde_json::json!({ "errorCode": error.code, "message": error.message });
+            (Inbound::TwinGet { rid }, Client::Device { identity, hub, .. }) => {
+                let result = hub.device_twin(identity.device_id()).map(|t| t.device_view());
                 self.ack(ack);
-                self.deliver(
-                    format!("$iothub/twin/res/{}/?$rid={rid}", error.status()),
-                    body.to_string().into(),
-                );
+                match result {
+                    Ok(view) => {
+                        self.deliver(format!("$iothub/twin/res/200/?$rid={rid}"), view.to_string().into())
+                    }
+                    Err(e) => self.twin_error(rid, &e),
+                }
+            }
+            (Inbound::TwinReportedPatch { rid }, Client::Device { identity, hub, .. }) => {
+                let result = hub.patch_reported(identity, &publish.payload);
+                self.ack(ack);
+                match result {
+                    // 204 with an empty body and the new version (protocol.md §5.6).
+                    Ok(version) => self.deliver(
+                        format!("$iothub/twin/res/204/?$rid={rid}&$version={version}"),
+                        Bytes::new(),
+                    ),
+                    Err(e) => self.twin_error(rid, &e),
+                }
             }
             (Inbound::MethodResponse { .. }, Client::Device { .. }) => {
                 // No direct method is ever pending yet; a response has nothing to answer.
@@ -454,6 +485,16 @@ impl Session {
             (route, _) => return Err(format!("request {route:?} from the wrong kind of client")),
         }
         Ok(())
+    }
+
+    /// Twin errors travel as the status in the topic and `{"errorCode","message"}` (Node only
+    /// looks at the body).
+    fn twin_error(&mut self, rid: &str, error: &HubError) {
+        let body = serde_json::json!({ "errorCode": error.code, "message": error.message });
+        self.deliver(
+            format!("$iothub/twin/res/{}/?$rid={rid}", error.status()),
+            body.to_string().into(),
+        );
     }
 
     fn ack(&mut self, packet_id: Option<u16>) {
