@@ -10,11 +10,15 @@ use dashmap::DashMap;
 use serde_json::Value;
 use tokio::sync::{Notify, mpsc};
 
+use super::methods::MethodCall;
+
 /// What the hub sends to a connected device outside request/response.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub enum Outbound {
     /// A desired-properties patch, `$version` included.
     DesiredPatch { version: u64, patch: Value },
+    /// A direct method call; the session answers through its oneshot.
+    Method(MethodCall),
 }
 
 /// Messages queued per connection before the hub reports it busy.

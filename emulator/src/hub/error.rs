@@ -47,6 +47,14 @@ impl HubError {
         )
     }
 
+    pub fn device_not_online(device_id: &str) -> HubError {
+        HubError::new(404103, "DeviceNotOnline", format!("Device {device_id} is not online or not subscribed to methods"))
+    }
+
+    pub fn gateway_timeout(device_id: &str) -> HubError {
+        HubError::new(504101, "GatewayTimeout", format!("Timed out waiting for {device_id} to answer"))
+    }
+
     pub fn precondition_failed(device_id: &str) -> HubError {
         HubError::new(412001, "PreconditionFailed", format!("The ETag of {device_id}'s twin does not match"))
     }

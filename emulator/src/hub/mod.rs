@@ -5,6 +5,7 @@
 pub mod connections;
 pub mod device;
 pub mod error;
+pub mod methods;
 pub mod telemetry;
 pub mod twin;
 

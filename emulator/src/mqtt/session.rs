@@ -12,6 +12,7 @@
 //! Requests (DPS register/poll, telemetry) are handled inline by calling the domain; a PUBACK
 //! is written only after the domain has stored what it acknowledges.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -19,6 +20,7 @@ use std::time::{Duration, SystemTime};
 use bytes::{Bytes, BytesMut};
 use rustls_pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use serde_json::Value;
 use tokio::time::Instant;
 
 use super::MqttContext;
@@ -35,6 +37,7 @@ use crate::dps::error::DpsError;
 use crate::dps::registration::RegistrationReply;
 use crate::hub::Hub;
 use crate::hub::connections::{ConnectionLease, Outbound};
+use crate::hub::methods::{MethodCall, MethodRefusal, MethodResponse};
 use crate::hub::error::HubError;
 use crate::hub::telemetry::IncomingMessage;
 
@@ -85,6 +88,8 @@ impl Client {
 /// Unacknowledged QoS 1 publishes remembered per connection (also keeps packet-id search short).
 const MAX_AWAITING_ACK: usize = 256;
 
+type MethodReply = tokio::sync::oneshot::Sender<Result<MethodResponse, MethodRefusal>>;
+
 /// Why a session ended; logged once per connection.
 type CloseReason = String;
 
@@ -126,6 +131,8 @@ where
         subscriptions: Vec::new(),
         next_packet_id: 0,
         awaiting_ack: Vec::new(),
+        pending_methods: HashMap::new(),
+        next_method_id: 0,
         wbuf: BytesMut::new(),
     };
     let _ = codec::encode(
@@ -276,6 +283,9 @@ struct Session {
     next_packet_id: u16,
     /// Packet ids of our QoS 1 publishes the client has not acknowledged yet.
     awaiting_ack: Vec<u16>,
+    /// Direct method calls sent to the device, by `$rid`, waiting for its answer.
+    pending_methods: HashMap<String, MethodReply>,
+    next_method_id: u64,
     wbuf: BytesMut,
 }
 
@@ -366,6 +376,7 @@ impl Session {
                             patch.to_string().into(),
                         );
                     }
+                    Some(Outbound::Method(call)) => self.start_method(call),
                     None => outbound = None,
                 },
                 _ = shutdown.changed() => return "emulator shutting down".into(),
@@ -478,13 +489,38 @@ impl Session {
                     Err(e) => self.twin_error(rid, &e),
                 }
             }
-            (Inbound::MethodResponse { .. }, Client::Device { .. }) => {
-                // No direct method is ever pending yet; a response has nothing to answer.
+            (Inbound::MethodResponse { rid, status }, Client::Device { .. }) => {
                 self.ack(ack);
+                // An answer to nothing pending (late, or made up) is dropped, as IoT Hub does.
+                if let Some(reply) = self.pending_methods.remove(rid) {
+                    let payload = if publish.payload.iter().all(u8::is_ascii_whitespace) {
+                        Value::Null
+                    } else {
+                        serde_json::from_slice(&publish.payload).unwrap_or_else(|_| {
+                            Value::String(String::from_utf8_lossy(&publish.payload).into_owned())
+                        })
+                    };
+                    let status = status.parse().unwrap_or(500);
+                    let _ = reply.send(Ok(MethodResponse { status, payload }));
+                }
             }
             (route, _) => return Err(format!("request {route:?} from the wrong kind of client")),
         }
         Ok(())
+    }
+
+    /// Sends a method request to the device if it subscribed to methods (404103 otherwise).
+    /// Method requests are QoS 0 (iot-mqtt-connect-to-iot-hub.md).
+    fn start_method(&mut self, call: MethodCall) {
+        self.next_method_id += 1;
+        let rid = format!("{:x}", self.next_method_id);
+        let topic = format!("$iothub/methods/POST/{}/?$rid={rid}", call.name);
+        if !self.subscriptions.iter().any(|(f, _)| filter_matches(f, &topic)) {
+            let _ = call.reply.send(Err(MethodRefusal::NotSubscribed));
+            return;
+        }
+        self.write(Packet::Publish(Publish::new(topic, QoS::AtMostOnce, call.payload.to_string())));
+        self.pending_methods.insert(rid, call.reply);
     }
 
     /// Twin errors travel as the status in the topic and `{"errorCode","message"}` (Node only
