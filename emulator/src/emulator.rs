@@ -310,6 +310,7 @@ impl EmulatorBuilder {
         let http_ctx = Arc::new(HttpContext {
             dps: dps.clone(),
             hubs: hubs.clone(),
+            mqtt: ctx.clone(),
             handshake_timeout: self.limits.handshake_timeout,
             shutdown: shutdown_rx.clone(),
         });

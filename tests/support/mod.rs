@@ -428,3 +428,191 @@ impl Webhook {
         Webhook { url, requests }
     }
 }
+
+/// MQTT over WebSocket (wss, `/$iothub/websocket`) to the emulator's HTTPS port, with the
+/// WebSocket framing in the test's hands: each [`WsClient::send`] is one binary frame, and
+/// [`WsClient::send_frames`] can split or pack packets at will.
+pub struct WsClient {
+    ws: tokio_tungstenite::WebSocketStream<TlsStream<TcpStream>>,
+    buf: BytesMut,
+}
+
+/// The WebSocket handshake over TLS to the HTTPS port: `Ok` once upgraded, `Err(status)`
+/// when the emulator answers with a plain HTTP status instead. `subprotocols` is sent as
+/// `Sec-WebSocket-Protocol` when given.
+pub async fn wss_handshake(
+    emulator: &Emulator,
+    identity: Option<ClientIdentity>,
+    path_and_query: &str,
+    subprotocols: Option<&str>,
+) -> Result<tokio_tungstenite::WebSocketStream<TlsStream<TcpStream>>, u16> {
+    use tokio_tungstenite::tungstenite::Error;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let port = emulator.https_port().expect("HTTPS is served");
+    let tls = tls_connect(emulator, port, identity, vec![b"http/1.1".to_vec()]).await;
+    let mut request = format!("wss://localhost:{port}{path_and_query}")
+        .into_client_request()
+        .expect("request");
+    if let Some(protocols) = subprotocols {
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            protocols.parse().expect("header value"),
+        );
+    }
+    match tokio_tungstenite::client_async(request, tls).await {
+        Ok((ws, response)) => {
+            assert_eq!(
+                response
+                    .headers()
+                    .get("sec-websocket-protocol")
+                    .and_then(|v| v.to_str().ok()),
+                Some("mqtt")
+            );
+            Ok(ws)
+        }
+        Err(Error::Http(response)) => Err(response.status().as_u16()),
+        Err(e) => panic!("WebSocket handshake failed: {e}"),
+    }
+}
+
+impl WsClient {
+    /// wss to `/$iothub/websocket` offering `mqtt`, trusting only the emulator's CA.
+    pub async fn connect(emulator: &Emulator) -> WsClient {
+        WsClient::connect_as(emulator, None, "/$iothub/websocket").await
+    }
+
+    /// Like [`WsClient::connect`] on `path_and_query`, presenting `identity` in the TLS
+    /// handshake when given.
+    pub async fn connect_as(
+        emulator: &Emulator,
+        identity: Option<ClientIdentity>,
+        path_and_query: &str,
+    ) -> WsClient {
+        let ws = wss_handshake(emulator, identity, path_and_query, Some("mqtt"))
+            .await
+            .expect("upgraded to WebSocket");
+        WsClient {
+            ws,
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// Sends `packet` as one binary frame.
+    pub async fn send(&mut self, packet: Packet) {
+        let mut wire = BytesMut::new();
+        codec::encode(&packet, &mut wire).expect("encode");
+        self.send_frames(&[&wire]).await;
+    }
+
+    /// Sends each slice as its own binary frame.
+    pub async fn send_frames(&mut self, frames: &[&[u8]]) {
+        use futures_util::SinkExt as _;
+        use tokio_tungstenite::tungstenite::Message;
+        for frame in frames {
+            self.ws
+                .send(Message::Binary(bytes::Bytes::copy_from_slice(frame)))
+                .await
+                .expect("send frame");
+        }
+    }
+
+    /// Sends any WebSocket message (ping, text, close) as is.
+    pub async fn send_message(&mut self, message: tokio_tungstenite::tungstenite::Message) {
+        use futures_util::SinkExt as _;
+        let _ = self.ws.send(message).await;
+    }
+
+    /// The next WebSocket message that is not binary (e.g. a pong), buffering binary data.
+    pub async fn recv_control(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<tokio_tungstenite::tungstenite::Message, RecvEnd> {
+        use futures_util::StreamExt as _;
+        use tokio_tungstenite::tungstenite::Message;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => return Err(RecvEnd::TimedOut),
+                Ok(None) | Ok(Some(Err(_))) => return Err(RecvEnd::Closed),
+                Ok(Some(Ok(Message::Binary(data)))) => self.buf.extend_from_slice(&data),
+                Ok(Some(Ok(other))) => return Ok(other),
+            }
+        }
+    }
+
+    /// The next MQTT packet (whatever frames carried it), or why none came within `timeout`.
+    pub async fn recv(&mut self, timeout: Duration) -> Result<Packet, RecvEnd> {
+        use futures_util::StreamExt as _;
+        use tokio_tungstenite::tungstenite::Message;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(packet) =
+                codec::decode(&mut self.buf, usize::MAX).expect("server sent a valid packet")
+            {
+                return Ok(packet);
+            }
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => return Err(RecvEnd::TimedOut),
+                Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => {
+                    return Err(RecvEnd::Closed);
+                }
+                Ok(Some(Ok(Message::Binary(data)))) => self.buf.extend_from_slice(&data),
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+
+    /// Sends CONNECT and returns the CONNACK code.
+    pub async fn mqtt_connect(
+        &mut self,
+        client_id: &str,
+        username: &str,
+        password: &str,
+    ) -> ConnectReturnCode {
+        let mut connect = Connect::new(client_id);
+        connect.keep_alive = 60;
+        connect.clean_session = true;
+        connect.login = Some(Login::new(username, password));
+        self.send(Packet::Connect(connect)).await;
+        match self.recv(Duration::from_secs(5)).await {
+            Ok(Packet::ConnAck(ConnAck { code, .. })) => code,
+            other => panic!("expected CONNACK, got {other:?}"),
+        }
+    }
+
+    /// A whole DPS registration (subscribe, register, poll until done) on a connected
+    /// client; returns the final `RegistrationOperationStatus` JSON.
+    pub async fn register(&mut self, registration_id: &str) -> serde_json::Value {
+        use iotemu::mqtt::codec::{PubAck, Publish, QoS, Subscribe};
+        let mut subscribe = Subscribe::new("$dps/registrations/res/#", QoS::AtLeastOnce);
+        subscribe.pkid = 1;
+        self.send(Packet::Subscribe(subscribe)).await;
+        let mut body = format!(r#"{{"registrationId":"{registration_id}"}}"#).into_bytes();
+        let mut topic = "$dps/registrations/PUT/iotdps-register/?$rid=1".to_owned();
+        for attempt in 2u16..50 {
+            let publish = Publish::new(&topic, QoS::AtMostOnce, body.clone());
+            self.send(Packet::Publish(publish)).await;
+            let response = loop {
+                if let Packet::Publish(p) = self
+                    .recv(Duration::from_secs(5))
+                    .await
+                    .expect("DPS answers")
+                {
+                    self.send(Packet::PubAck(PubAck::new(p.pkid))).await;
+                    break p;
+                }
+            };
+            let status: serde_json::Value =
+                serde_json::from_slice(&response.payload).expect("JSON");
+            if status["status"] != "assigning" {
+                return status;
+            }
+            let operation = status["operationId"].as_str().expect("operationId");
+            topic = format!(
+                "$dps/registrations/GET/iotdps-get-operationstatus/?$rid={attempt}&operationId={operation}"
+            );
+            body = b" ".to_vec();
+        }
+        panic!("registration did not complete");
+    }
+}

@@ -1,13 +1,15 @@
 //! HTTPS front (port 443): hyper 1 over the shared rustls configuration, routed by path to
-//! the DPS device API, the DPS service API and (later) the hub APIs and MQTT over WebSocket.
+//! the DPS device API, the DPS service API, (later) the hub APIs, and MQTT over WebSocket.
 //! Like the MQTT front it only speaks the wire; trust is decided by [`crate::auth`], rules by
 //! the domain.
 
 mod dps_device;
 mod dps_service;
+mod hub_service;
 mod reply;
 mod request;
 mod router;
+mod websocket;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -24,12 +26,15 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::dps::Dps;
 use crate::hub::Hubs;
+use crate::mqtt::MqttContext;
 use crate::net::{accept_tls, spawn_accept_loop};
 
 /// What every HTTPS request handler needs.
 pub struct HttpContext {
     pub dps: Arc<Dps>,
     pub hubs: Arc<Hubs>,
+    /// For MQTT over WebSocket: upgraded connections run the same sessions as port 8883.
+    pub mqtt: Arc<MqttContext>,
     pub handshake_timeout: Duration,
     pub shutdown: watch::Receiver<bool>,
 }

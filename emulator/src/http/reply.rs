@@ -45,6 +45,21 @@ pub fn dps_error(error: &DpsError) -> Reply {
     reply
 }
 
+/// An IoT Hub error in the classic shape every SDK parses (protocol.md §9.6):
+/// `{"Message":"ErrorCode:<Name>;<text>","ExceptionMessage":"Tracking ID:…"}` plus
+/// `iothub-errorcode: <Name>`.
+pub fn hub_error(error: &crate::hub::error::HubError) -> Reply {
+    let body = serde_json::json!({
+        "Message": format!("ErrorCode:{};{}", error.name, error.message),
+        "ExceptionMessage": format!(
+            "Tracking ID:{}-G:0-TimeStamp:{}",
+            uuid::Uuid::new_v4().simple(),
+            crate::timefmt::utc_timestamp(std::time::SystemTime::now())
+        ),
+    });
+    with_header(json(error.status(), &body), "iothub-errorcode", error.name)
+}
+
 /// An authentication failure as DPS reports it (401, 401002); the reason stays in the log.
 pub fn unauthorized(error: &AuthError) -> Reply {
     tracing::warn!(reason = %error, "HTTPS request refused");

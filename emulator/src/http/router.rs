@@ -10,7 +10,7 @@ use rustls_pki_types::CertificateDer;
 
 use super::reply::{self, Reply};
 use super::request::Request;
-use super::{HttpContext, dps_device, dps_service};
+use super::{HttpContext, dps_device, dps_service, hub_service, websocket};
 use crate::dps::error::DpsError;
 
 pub(super) async fn handle(
@@ -19,16 +19,20 @@ pub(super) async fn handle(
     certificates: &[CertificateDer<'static>],
     remote: SocketAddr,
 ) -> Reply {
+    // Checked on the raw request: an upgrade keeps the connection, so no body is read.
+    if websocket::is_websocket_path(req.uri().path()) {
+        return websocket::upgrade(ctx, req, certificates, remote);
+    }
     let req = match Request::read(req, certificates).await {
         Ok(req) => req,
         Err(reason) => return reply::dps_error(&DpsError::bad_request(reason)),
     };
-    let reply = route(ctx, &req);
+    let reply = route(ctx, &req).await;
     tracing::debug!(%remote, method = %req.method, path = %req.segments.join("/"), status = reply.status().as_u16(), "HTTPS request");
     reply
 }
 
-fn route(ctx: &HttpContext, req: &Request<'_>) -> Reply {
+async fn route(ctx: &HttpContext, req: &Request<'_>) -> Reply {
     let segments: Vec<&str> = req.segments.iter().map(String::as_str).collect();
     let lower: Vec<String> = segments.iter().map(|s| s.to_ascii_lowercase()).collect();
     let fixed: Vec<&str> = lower.iter().map(String::as_str).collect();
@@ -53,6 +57,8 @@ fn route(ctx: &HttpContext, req: &Request<'_>) -> Reply {
         (&Method::POST, [scope, "registrations", _]) if *scope != "registrations" => {
             dps_device::status_lookup(ctx, req, segments[0], segments[2])
         }
+        // IoT Hub service API.
+        (_, ["twins", ..]) => hub_service::handle(ctx, req, &fixed, &segments).await,
         // DPS service API.
         (_, ["enrollments" | "enrollmentgroups" | "registrations", ..]) => {
             dps_service::handle(ctx, req, &fixed, &segments)

@@ -47,16 +47,40 @@ impl HubError {
         )
     }
 
+    pub fn hub_not_found(host: &str) -> HubError {
+        HubError::new(404002, "IotHubNotFound", format!("No hub named '{host}'"))
+    }
+
+    pub fn unauthorized() -> HubError {
+        HubError::new(401002, "IotHubUnauthorizedAccess", "Unauthorized")
+    }
+
+    pub fn not_found_route(what: &str) -> HubError {
+        HubError::new(404000, "NotFound", format!("No route for {what}"))
+    }
+
     pub fn device_not_online(device_id: &str) -> HubError {
-        HubError::new(404103, "DeviceNotOnline", format!("Device {device_id} is not online or not subscribed to methods"))
+        HubError::new(
+            404103,
+            "DeviceNotOnline",
+            format!("Device {device_id} is not online or not subscribed to methods"),
+        )
     }
 
     pub fn gateway_timeout(device_id: &str) -> HubError {
-        HubError::new(504101, "GatewayTimeout", format!("Timed out waiting for {device_id} to answer"))
+        HubError::new(
+            504101,
+            "GatewayTimeout",
+            format!("Timed out waiting for {device_id} to answer"),
+        )
     }
 
     pub fn precondition_failed(device_id: &str) -> HubError {
-        HubError::new(412001, "PreconditionFailed", format!("The ETag of {device_id}'s twin does not match"))
+        HubError::new(
+            412001,
+            "PreconditionFailed",
+            format!("The ETag of {device_id}'s twin does not match"),
+        )
     }
 
     pub fn argument_invalid(message: impl Into<String>) -> HubError {

@@ -1,0 +1,256 @@
+//! MQTT over WebSocket on the HTTPS port: `GET /$iothub/websocket` with subprotocol `mqtt`
+//! (protocol.md §2.1, §5.1, §11), which the Python SDK uses with `websockets=True` and Node
+//! with its `MqttWs` transports, for DPS and hub alike.
+//!
+//! ```text
+//! HTTPS request → path /$iothub/websocket (any query) → Upgrade: websocket, version 13,
+//!   key, `mqtt` offered? → 101 + Sec-WebSocket-Accept + Sec-WebSocket-Protocol: mqtt
+//!   → (hyper hands over the connection) → WebSocket framing → the same MQTT session as 8883
+//! ```
+//!
+//! The session is [`run_session`] unchanged: [`WsByteStream`] turns WebSocket messages back
+//! into a byte stream, because MQTT framing is independent of WebSocket framing — a packet
+//! may span frames and a frame may carry several packets. The TLS client chain captured by
+//! the HTTPS connection is passed on, so X.509 devices authenticate as on 8883.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use futures_util::{Sink, Stream};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{
+    CONNECTION, HeaderName, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
+    SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
+};
+use hyper::{Method, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use percent_encoding::percent_decode_str;
+use rustls_pki_types::CertificateDer;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use super::HttpContext;
+use super::reply::Reply;
+use crate::mqtt::MqttContext;
+use crate::mqtt::session::{PeerInfo, run_session};
+
+/// The one path Azure serves MQTT (and AMQP) over WebSocket on.
+const PATH: &str = "/$iothub/websocket";
+
+/// The subprotocol the device SDKs offer for MQTT. Azure also serves `AMQPWSB10` here; were
+/// AMQP added, dispatch on this header.
+const SUBPROTOCOL: &str = "mqtt";
+
+/// Whether `path` (without the query, which is ignored: azure-sdk-for-c appends
+/// `?iothub-no-client-cert=true`) is the WebSocket endpoint. `$` may arrive as `%24`.
+pub(super) fn is_websocket_path(path: &str) -> bool {
+    path.eq_ignore_ascii_case(PATH)
+        || percent_decode_str(path)
+            .decode_utf8()
+            .is_ok_and(|p| p.eq_ignore_ascii_case(PATH))
+}
+
+/// Answers the upgrade request and, once hyper hands the connection over, runs an MQTT
+/// session on it in its own task. Anything that is not a WebSocket handshake offering `mqtt`
+/// gets a 400 and the connection stays HTTP.
+pub(super) fn upgrade(
+    ctx: &HttpContext,
+    mut req: hyper::Request<Incoming>,
+    certificates: &[CertificateDer<'static>],
+    remote: SocketAddr,
+) -> Reply {
+    let accept_key = match check_handshake(&req) {
+        Ok(key) => key,
+        Err(reason) => {
+            tracing::info!(%remote, %reason, "WebSocket upgrade refused");
+            return bad_request(reason);
+        }
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let peer = PeerInfo {
+        remote,
+        certificates: certificates.to_vec(),
+    };
+    let mqtt = ctx.mqtt.clone();
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let config = ws_config(&mqtt);
+                let ws = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(config),
+                )
+                .await;
+                // conformance/ pairs this line with the session's `client connected` by remote.
+                tracing::debug!(%remote, "MQTT over WebSocket: connection upgraded");
+                run_session(WsByteStream::new(ws), peer, mqtt).await;
+            }
+            Err(e) => tracing::info!(%remote, error = %e, "WebSocket upgrade failed"),
+        }
+    });
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+    headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(
+        SEC_WEBSOCKET_PROTOCOL,
+        HeaderValue::from_static(SUBPROTOCOL),
+    );
+    if let Ok(value) = HeaderValue::from_str(&accept_key) {
+        headers.insert(SEC_WEBSOCKET_ACCEPT, value);
+    }
+    response
+}
+
+/// Validates the RFC 6455 handshake and returns the `Sec-WebSocket-Accept` value.
+fn check_handshake(req: &hyper::Request<Incoming>) -> Result<String, &'static str> {
+    if req.method() != Method::GET {
+        return Err("the WebSocket endpoint only accepts GET");
+    }
+    let headers = req.headers();
+    // `Connection: Upgrade` is not insisted on: hyper upgrades on `Upgrade` alone, and a
+    // client that forgets it gains nothing from a refusal.
+    let has_token = |name: HeaderName, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    if !has_token(UPGRADE, "websocket") {
+        return Err("expected Upgrade: websocket");
+    }
+    if !has_token(SEC_WEBSOCKET_VERSION, "13") {
+        return Err("expected Sec-WebSocket-Version: 13");
+    }
+    if !has_token(SEC_WEBSOCKET_PROTOCOL, SUBPROTOCOL) {
+        return Err("Sec-WebSocket-Protocol must offer mqtt");
+    }
+    let key = headers
+        .get(SEC_WEBSOCKET_KEY)
+        .ok_or("missing Sec-WebSocket-Key")?;
+    Ok(derive_accept_key(key.as_bytes()))
+}
+
+fn bad_request(reason: &str) -> Reply {
+    let mut response = Response::new(Full::new(Bytes::from(reason.to_owned())));
+    *response.status_mut() = StatusCode::BAD_REQUEST;
+    response
+}
+
+/// Frame limits: the largest MQTT packet the session accepts, with room for a client that
+/// packs that packet and a few small ones into one message; anything larger is refused by
+/// tungstenite before it is buffered.
+fn ws_config(mqtt: &MqttContext) -> WebSocketConfig {
+    let max = mqtt.limits.max_packet_bytes.saturating_mul(2);
+    WebSocketConfig::default()
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
+}
+
+/// A WebSocket seen as the byte stream MQTT expects: binary messages are concatenated on
+/// read, each write is sent as one binary message. Pings are answered by tungstenite itself
+/// (on the next read, which the session always has pending); a close from the peer reads as
+/// end of stream; shutting down sends a close frame and then closes TLS.
+pub struct WsByteStream<S> {
+    ws: WebSocketStream<S>,
+    /// What is left of the last binary message after a read smaller than the message.
+    unread: Bytes,
+}
+
+impl<S> WsByteStream<S> {
+    pub fn new(ws: WebSocketStream<S>) -> Self {
+        WsByteStream {
+            ws,
+            unread: Bytes::new(),
+        }
+    }
+}
+
+fn io_error(e: WsError) -> io::Error {
+    match e {
+        WsError::Io(e) => e,
+        other => io::Error::other(other),
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsByteStream<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        // Data is only taken off the socket when this returns Ready, so the session's
+        // `select!` can drop a pending read without losing bytes.
+        loop {
+            if !self.unread.is_empty() {
+                let n = buf.remaining().min(self.unread.len());
+                let chunk = self.unread.split_to(n);
+                buf.put_slice(&chunk);
+                return Poll::Ready(Ok(()));
+            }
+            match ready!(Pin::new(&mut self.ws).poll_next(cx)) {
+                // An empty message must not read as end of stream: go round again.
+                Some(Ok(Message::Binary(data))) => self.unread = data,
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                Some(Ok(Message::Close(_))) | None => return Poll::Ready(Ok(())),
+                Some(Ok(Message::Text(_))) => {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "text frame: MQTT over WebSocket uses binary frames",
+                    )));
+                }
+                Some(Err(e)) => return Poll::Ready(Err(io_error(e))),
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsByteStream<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut ws = Pin::new(&mut self.ws);
+        ready!(ws.as_mut().poll_ready(cx)).map_err(io_error)?;
+        ws.start_send(Message::Binary(Bytes::copy_from_slice(buf)))
+            .map_err(io_error)?;
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.ws).poll_flush(cx).map_err(io_error)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // A failed close frame (peer already gone) must not keep TLS from being closed.
+        let _ = ready!(Pin::new(&mut self.ws).poll_close(cx));
+        Pin::new(self.ws.get_mut()).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_path_matches_with_or_without_encoding_and_nothing_else() {
+        assert!(is_websocket_path("/$iothub/websocket"));
+        assert!(is_websocket_path("/%24iothub/websocket"));
+        assert!(is_websocket_path("/$IotHub/WebSocket"));
+        assert!(!is_websocket_path("/$iothub/websocket/x"));
+        assert!(!is_websocket_path("/iothub/websocket"));
+        assert!(!is_websocket_path("/"));
+    }
+}
