@@ -217,6 +217,46 @@ function countConnectAttempts(offset, clientId) {
   return { attempts: outcomes.length, refused: outcomes.filter((l) => REFUSED.test(l)).length, lines };
 }
 
+// A session that came over WebSocket is preceded by the emulator's debug line "MQTT over WebSocket:
+// connection upgraded remote=<ip:port>"; its "client connected" line carries the same remote.
+const WEBSOCKET_UPGRADE = 'MQTT over WebSocket: connection upgraded';
+const REMOTE = /\bremote=(\S+)/;
+
+/**
+ * { connected, overWebSocket }: MQTT sessions of `clientId` the emulator accepted after `offset`,
+ * and how many arrived through a WebSocket upgrade (matched by the peer address logged on both
+ * lines). Both null when the emulator log is unavailable.
+ */
+function websocketSessions(offset, clientId) {
+  if (!EMULATOR_LOG || !fs.existsSync(EMULATOR_LOG)) return { connected: null, overWebSocket: null };
+  const lines = logLinesSince(offset, '');
+  const upgraded = new Set(
+    lines
+      .filter((l) => l.includes(WEBSOCKET_UPGRADE))
+      .map((l) => REMOTE.exec(l))
+      .filter(Boolean)
+      .map((m) => m[1])
+  );
+  const remotes = lines
+    .filter((l) => l.includes('client connected') && namesClient(l, clientId))
+    .map((l) => REMOTE.exec(l))
+    .filter(Boolean)
+    .map((m) => m[1]);
+  return { connected: remotes.length, overWebSocket: remotes.filter((r) => upgraded.has(r)).length };
+}
+
+/** Every session of `clientId` since `offset` (at least one) came over WebSocket. */
+function expectWebsocketSessions(s, offset, clientId) {
+  const { connected, overWebSocket } = websocketSessions(offset, clientId);
+  check(connected !== null, `emulator log unavailable: cannot tell how ${clientId} connected`);
+  check(connected > 0, `emulator logged no session of ${clientId} (did the log wording change?)`);
+  check(
+    overWebSocket === connected,
+    `${connected - overWebSocket} of ${connected} session(s) of ${clientId} did not come over WebSocket`
+  );
+  s.info(`emulator: ${connected} session(s) of ${clientId}, all over WebSocket`);
+}
+
 // --- refusals (X.509 and keys) ------------------------------------------------------------
 
 const REFUSAL_BOUND_MS = 20000; // a refused credential must surface before this
@@ -309,6 +349,8 @@ module.exports = {
   logOffset,
   logLinesSince,
   countConnectAttempts,
+  websocketSessions,
+  expectWebsocketSessions,
   expectRefusal,
   leafThumbprints,
   deviceRecord,

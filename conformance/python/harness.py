@@ -249,6 +249,43 @@ def count_connect_attempts(offset, client_id):
     return len(outcomes), sum(1 for l in outcomes if REFUSED.search(l)), lines
 
 
+
+# A session that came over WebSocket is preceded by the emulator's debug line "MQTT over WebSocket:
+# connection upgraded remote=<ip:port>"; its "client connected" line carries the same remote.
+WEBSOCKET_UPGRADE = "MQTT over WebSocket: connection upgraded"
+_REMOTE = re.compile(r"\bremote=(\S+)")
+
+
+def websocket_sessions(offset, client_id):
+    """(connected, over_websocket): MQTT sessions of `client_id` the emulator accepted after
+    `offset`, and how many of them arrived through a WebSocket upgrade (matched by the peer
+    address logged on both lines). (None, None) when the emulator log is unavailable."""
+    if not EMULATOR_LOG or not os.path.exists(EMULATOR_LOG):
+        return None, None
+    lines = log_lines_since(offset, "")
+    upgraded = set()
+    for line in lines:
+        match = _REMOTE.search(line) if WEBSOCKET_UPGRADE in line else None
+        if match:
+            upgraded.add(match.group(1))
+    connected = [
+        _REMOTE.search(l) for l in lines if "client connected" in l and _names_client(l, client_id)
+    ]
+    remotes = [m.group(1) for m in connected if m]
+    return len(remotes), sum(1 for r in remotes if r in upgraded)
+
+
+def expect_websocket_sessions(scenario, offset, client_id):
+    """Every session of `client_id` since `offset` (at least one) came over WebSocket."""
+    connected, over_ws = websocket_sessions(offset, client_id)
+    check(connected is not None, "emulator log unavailable: cannot tell how {!r} connected".format(client_id))
+    check(connected > 0, "emulator logged no session of {!r} (did the log wording change?)".format(client_id))
+    check(
+        over_ws == connected,
+        "{} of {} session(s) of {!r} did not come over WebSocket".format(connected - over_ws, connected, client_id),
+    )
+    scenario.info("emulator: {} session(s) of {!r}, all over WebSocket".format(connected, client_id))
+
 # --- refusals (X.509 and keys) ---------------------------------------------------------------
 
 REFUSAL_BOUND = 20.0  # seconds: a refused credential must surface before this
