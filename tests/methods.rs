@@ -10,17 +10,36 @@ use iotemu_e2e::*;
 use rumqttc::mqttbytes::v4::Subscribe;
 use serde_json::json;
 
-async fn device(emulator: &iotemu::Emulator, device_id: &str, subscribe_methods: bool) -> RawClient {
+async fn device(
+    emulator: &iotemu::Emulator,
+    device_id: &str,
+    subscribe_methods: bool,
+) -> RawClient {
     let key = SymmetricKey::from_base64(QUICKSTART_KEY).unwrap();
-    emulator.default_hub().provision_device(device_id, key.clone(), key, None);
+    emulator
+        .default_hub()
+        .provision_device(device_id, key.clone(), key, None);
     let mut client = RawClient::connect(emulator).await;
-    let token = device_token("localhost", device_id, QUICKSTART_KEY, seconds_from_now(600));
-    assert_eq!(client.mqtt_connect(device_id, &hub_username("localhost", device_id), &token).await, ConnectReturnCode::Success);
+    let token = device_token(
+        "localhost",
+        device_id,
+        QUICKSTART_KEY,
+        seconds_from_now(600),
+    );
+    assert_eq!(
+        client
+            .mqtt_connect(device_id, &hub_username("localhost", device_id), &token)
+            .await,
+        ConnectReturnCode::Success
+    );
     if subscribe_methods {
         let mut subscribe = Subscribe::new("$iothub/methods/POST/#", QoS::AtLeastOnce);
         subscribe.pkid = 1;
         client.send(Packet::Subscribe(subscribe)).await;
-        assert!(matches!(client.recv(Duration::from_secs(5)).await, Ok(Packet::SubAck(_))));
+        assert!(matches!(
+            client.recv(Duration::from_secs(5)).await,
+            Ok(Packet::SubAck(_))
+        ));
     }
     client
 }
@@ -33,17 +52,37 @@ async fn a_method_call_reaches_the_device_and_returns_its_answer() {
     let mut client = device(&emulator, "m-1", true).await;
     let hub = emulator.default_hub().clone();
     let call = tokio::spawn(async move {
-        hub.invoke_method("m-1", "reboot", json!({ "delay": 1 }), 5 * SECOND, Duration::ZERO).await
+        hub.invoke_method(
+            "m-1",
+            "reboot",
+            json!({ "delay": 1 }),
+            5 * SECOND,
+            Duration::ZERO,
+        )
+        .await
     });
     let request = match client.recv(Duration::from_secs(5)).await.unwrap() {
         Packet::Publish(p) => p,
         other => panic!("expected the method request, got {other:?}"),
     };
-    assert!(request.topic.starts_with("$iothub/methods/POST/reboot/?$rid="), "{}", request.topic);
+    assert!(
+        request
+            .topic
+            .starts_with("$iothub/methods/POST/reboot/?$rid="),
+        "{}",
+        request.topic
+    );
     assert_eq!(request.qos, QoS::AtMostOnce, "method requests are QoS 0");
-    assert_eq!(serde_json::from_slice::<serde_json::Value>(&request.payload).unwrap(), json!({ "delay": 1 }));
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&request.payload).unwrap(),
+        json!({ "delay": 1 })
+    );
     let rid = request.topic.rsplit("$rid=").next().unwrap().to_owned();
-    let mut answer = Publish::new(format!("$iothub/methods/res/201/?$rid={rid}"), QoS::AtLeastOnce, br#"{"ok":true}"#.to_vec());
+    let mut answer = Publish::new(
+        format!("$iothub/methods/res/201/?$rid={rid}"),
+        QoS::AtLeastOnce,
+        br#"{"ok":true}"#.to_vec(),
+    );
     answer.pkid = 9;
     client.send(Packet::Publish(answer)).await;
     let response = call.await.unwrap().expect("answered");
@@ -57,18 +96,45 @@ async fn offline_unsubscribed_and_silent_devices_get_azure_errors() {
     let hub = emulator.default_hub();
     let key = SymmetricKey::from_base64(QUICKSTART_KEY).unwrap();
     hub.provision_device("offline", key.clone(), key, None);
-    let offline = hub.invoke_method("offline", "m", json!(null), SECOND, Duration::ZERO).await.unwrap_err();
+    let offline = hub
+        .invoke_method("offline", "m", json!(null), SECOND, Duration::ZERO)
+        .await
+        .unwrap_err();
     assert_eq!(offline.code, 404103);
-    assert_eq!(hub.invoke_method("nobody", "m", json!(null), SECOND, Duration::ZERO).await.unwrap_err().code, 404001);
+    assert_eq!(
+        hub.invoke_method("nobody", "m", json!(null), SECOND, Duration::ZERO)
+            .await
+            .unwrap_err()
+            .code,
+        404001
+    );
 
     let _unsubscribed = device(&emulator, "no-sub", false).await;
-    let refused = hub.invoke_method("no-sub", "m", json!(null), 5 * SECOND, Duration::ZERO).await.unwrap_err();
+    let refused = hub
+        .invoke_method("no-sub", "m", json!(null), 5 * SECOND, Duration::ZERO)
+        .await
+        .unwrap_err();
     assert_eq!(refused.code, 404103);
 
     let _silent = device(&emulator, "silent", true).await;
-    let timed_out = hub.invoke_method("silent", "m", json!(null), Duration::from_millis(300), Duration::ZERO).await.unwrap_err();
+    let timed_out = hub
+        .invoke_method(
+            "silent",
+            "m",
+            json!(null),
+            Duration::from_millis(300),
+            Duration::ZERO,
+        )
+        .await
+        .unwrap_err();
     assert_eq!(timed_out.code, 504101);
 
     let big = json!({ "blob": "x".repeat(130 * 1024) });
-    assert_eq!(hub.invoke_method("silent", "m", big, SECOND, Duration::ZERO).await.unwrap_err().code, 413001);
+    assert_eq!(
+        hub.invoke_method("silent", "m", big, SECOND, Duration::ZERO)
+            .await
+            .unwrap_err()
+            .code,
+        413001
+    );
 }

@@ -9,29 +9,61 @@ use iotemu_e2e::*;
 use rumqttc::mqttbytes::v4::Subscribe;
 use serde_json::{Value, json};
 
-async fn twin_device(emulator: &iotemu::Emulator, device_id: &str, initial: Option<Value>) -> RawClient {
+async fn twin_device(
+    emulator: &iotemu::Emulator,
+    device_id: &str,
+    initial: Option<Value>,
+) -> RawClient {
     let key = SymmetricKey::from_base64(QUICKSTART_KEY).unwrap();
-    emulator.default_hub().provision_device(device_id, key.clone(), key, initial);
+    emulator
+        .default_hub()
+        .provision_device(device_id, key.clone(), key, initial);
     let mut client = RawClient::connect(emulator).await;
-    let token = device_token("localhost", device_id, QUICKSTART_KEY, seconds_from_now(600));
-    assert_eq!(client.mqtt_connect(device_id, &hub_username("localhost", device_id), &token).await, ConnectReturnCode::Success);
+    let token = device_token(
+        "localhost",
+        device_id,
+        QUICKSTART_KEY,
+        seconds_from_now(600),
+    );
+    assert_eq!(
+        client
+            .mqtt_connect(device_id, &hub_username("localhost", device_id), &token)
+            .await,
+        ConnectReturnCode::Success
+    );
     let mut subscribe = Subscribe::new("$iothub/twin/res/#", QoS::AtLeastOnce);
-    subscribe.add("$iothub/twin/PATCH/properties/desired/#".into(), QoS::AtLeastOnce);
+    subscribe.add(
+        "$iothub/twin/PATCH/properties/desired/#".into(),
+        QoS::AtLeastOnce,
+    );
     subscribe.pkid = 1;
     client.send(Packet::Subscribe(subscribe)).await;
-    assert!(matches!(client.recv(Duration::from_secs(5)).await, Ok(Packet::SubAck(_))));
+    assert!(matches!(
+        client.recv(Duration::from_secs(5)).await,
+        Ok(Packet::SubAck(_))
+    ));
     client
 }
 
 /// Publishes `topic` and returns the next server publish (acknowledging it).
 async fn request(client: &mut RawClient, topic: &str, body: &[u8]) -> Publish {
-    client.send(Packet::Publish(Publish::new(topic, QoS::AtMostOnce, body.to_vec()))).await;
+    client
+        .send(Packet::Publish(Publish::new(
+            topic,
+            QoS::AtMostOnce,
+            body.to_vec(),
+        )))
+        .await;
     next_publish(client).await
 }
 
 async fn next_publish(client: &mut RawClient) -> Publish {
     loop {
-        match client.recv(Duration::from_secs(5)).await.expect("a publish") {
+        match client
+            .recv(Duration::from_secs(5))
+            .await
+            .expect("a publish")
+        {
             Packet::Publish(p) => {
                 client.send(Packet::PubAck(PubAck::new(p.pkid))).await;
                 return p;
@@ -44,32 +76,65 @@ async fn next_publish(client: &mut RawClient) -> Publish {
 #[tokio::test]
 async fn get_and_reported_patch_follow_the_documented_topics() {
     let emulator = start_emulator(None).await;
-    let initial = json!({ "tags": { "site": "a" }, "properties": { "desired": { "interval": 5 } } });
+    let initial =
+        json!({ "tags": { "site": "a" }, "properties": { "desired": { "interval": 5 } } });
     let mut client = twin_device(&emulator, "twin-1", Some(initial)).await;
 
     let got = request(&mut client, "$iothub/twin/GET/?$rid=1", b" ").await;
     assert_eq!(got.topic, "$iothub/twin/res/200/?$rid=1");
     let twin: Value = serde_json::from_slice(&got.payload).unwrap();
-    assert_eq!(twin, json!({ "desired": { "interval": 5, "$version": 1 }, "reported": { "$version": 1 } }));
+    assert_eq!(
+        twin,
+        json!({ "desired": { "interval": 5, "$version": 1 }, "reported": { "$version": 1 } })
+    );
 
-    let patched = request(&mut client, "$iothub/twin/PATCH/properties/reported/?$rid=2", br#"{"fw":"1.0","temp":{"unit":"C"}}"#).await;
+    let patched = request(
+        &mut client,
+        "$iothub/twin/PATCH/properties/reported/?$rid=2",
+        br#"{"fw":"1.0","temp":{"unit":"C"}}"#,
+    )
+    .await;
     assert_eq!(patched.topic, "$iothub/twin/res/204/?$rid=2&$version=2");
     assert!(patched.payload.is_empty());
-    let deleted = request(&mut client, "$iothub/twin/PATCH/properties/reported/?$rid=3", br#"{"fw":null}"#).await;
+    let deleted = request(
+        &mut client,
+        "$iothub/twin/PATCH/properties/reported/?$rid=3",
+        br#"{"fw":null}"#,
+    )
+    .await;
     assert_eq!(deleted.topic, "$iothub/twin/res/204/?$rid=3&$version=3");
 
     let got = request(&mut client, "$iothub/twin/GET/?$rid=4", b"").await;
     let twin: Value = serde_json::from_slice(&got.payload).unwrap();
-    assert_eq!(twin["reported"], json!({ "temp": { "unit": "C" }, "$version": 3 }));
+    assert_eq!(
+        twin["reported"],
+        json!({ "temp": { "unit": "C" }, "$version": 3 })
+    );
 
     // Bad patches get 400 with an errorCode body and change nothing.
-    for (rid, body) in [("5", &b"{not json"[..]), ("6", br#"{"a.b":1}"#), ("7", b"[1]")] {
-        let refused = request(&mut client, &format!("$iothub/twin/PATCH/properties/reported/?$rid={rid}"), body).await;
+    for (rid, body) in [
+        ("5", &b"{not json"[..]),
+        ("6", br#"{"a.b":1}"#),
+        ("7", b"[1]"),
+    ] {
+        let refused = request(
+            &mut client,
+            &format!("$iothub/twin/PATCH/properties/reported/?$rid={rid}"),
+            body,
+        )
+        .await;
         assert_eq!(refused.topic, format!("$iothub/twin/res/400/?$rid={rid}"));
         let error: Value = serde_json::from_slice(&refused.payload).unwrap();
         assert_eq!(error["errorCode"], 400004);
     }
-    assert_eq!(emulator.default_hub().device_twin("twin-1").unwrap().reported_version, 3);
+    assert_eq!(
+        emulator
+            .default_hub()
+            .device_twin("twin-1")
+            .unwrap()
+            .reported_version,
+        3
+    );
 }
 
 #[tokio::test]
@@ -78,22 +143,43 @@ async fn desired_changes_are_pushed_with_their_version() {
     let mut client = twin_device(&emulator, "twin-2", None).await;
     let hub = emulator.default_hub();
     let view = hub
-        .update_twin("twin-2", &json!({ "tags": { "floor": 3 }, "properties": { "desired": { "mode": "eco" } } }), None, false)
+        .update_twin(
+            "twin-2",
+            &json!({ "tags": { "floor": 3 }, "properties": { "desired": { "mode": "eco" } } }),
+            None,
+            false,
+        )
         .unwrap();
     assert_eq!(view["properties"]["desired"]["$version"], 2);
     let pushed = next_publish(&mut client).await;
-    assert_eq!(pushed.topic, "$iothub/twin/PATCH/properties/desired/?$version=2");
+    assert_eq!(
+        pushed.topic,
+        "$iothub/twin/PATCH/properties/desired/?$version=2"
+    );
     let patch: Value = serde_json::from_slice(&pushed.payload).unwrap();
     assert_eq!(patch, json!({ "mode": "eco", "$version": 2 }));
 
     // A stale If-Match is refused and nothing is pushed; the current ETag works.
     let etag = view["etag"].as_str().unwrap().to_owned();
-    let stale = hub.update_twin("twin-2", &json!({ "properties": { "desired": { "mode": "x" } } }), Some("\"stale\""), false);
+    let stale = hub.update_twin(
+        "twin-2",
+        &json!({ "properties": { "desired": { "mode": "x" } } }),
+        Some("\"stale\""),
+        false,
+    );
     assert_eq!(stale.unwrap_err().code, 412001);
-    hub.update_twin("twin-2", &json!({ "properties": { "desired": { "mode": null } } }), Some(&format!("\"{etag}\"")), false)
-        .unwrap();
+    hub.update_twin(
+        "twin-2",
+        &json!({ "properties": { "desired": { "mode": null } } }),
+        Some(&format!("\"{etag}\"")),
+        false,
+    )
+    .unwrap();
     let pushed = next_publish(&mut client).await;
-    assert_eq!(serde_json::from_slice::<Value>(&pushed.payload).unwrap(), json!({ "mode": null, "$version": 3 }));
+    assert_eq!(
+        serde_json::from_slice::<Value>(&pushed.payload).unwrap(),
+        json!({ "mode": null, "$version": 3 })
+    );
     // Devices never see tags.
     let got = request(&mut client, "$iothub/twin/GET/?$rid=9", b" ").await;
     assert!(!String::from_utf8_lossy(&got.payload).contains("floor"));

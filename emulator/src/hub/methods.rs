@@ -51,7 +51,9 @@ impl Hub {
         if self.device(device_id).is_none() {
             return Err(HubError::device_not_found(device_id));
         }
-        let size = serde_json::to_vec(&payload).map(|b| b.len()).unwrap_or(usize::MAX);
+        let size = serde_json::to_vec(&payload)
+            .map(|b| b.len())
+            .unwrap_or(usize::MAX);
         if size > MAX_PAYLOAD_BYTES {
             return Err(HubError::message_too_large(size, MAX_PAYLOAD_BYTES));
         }

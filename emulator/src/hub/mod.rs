@@ -208,7 +208,8 @@ impl Hub {
             .devices
             .get_mut(device_id)
             .ok_or_else(|| HubError::device_not_found(device_id))?;
-        if let Some(expected) = if_match.map(|e| e.trim().trim_start_matches("W/").trim_matches('"'))
+        if let Some(expected) =
+            if_match.map(|e| e.trim().trim_start_matches("W/").trim_matches('"'))
             && expected != "*"
             && expected != device.twin.etag
         {
@@ -250,7 +251,11 @@ impl Hub {
                 self.push_desired(device_id, &device.twin, sent);
             }
         }
-        let status = if device.status == DeviceStatus::Enabled { "enabled" } else { "disabled" };
+        let status = if device.status == DeviceStatus::Enabled {
+            "enabled"
+        } else {
+            "disabled"
+        };
         Ok(device
             .twin
             .service_view(device_id, status, self.connections.is_connected(device_id)))

@@ -135,7 +135,9 @@ pub fn merge(target: &mut Map<String, Value>, patch: &Map<String, Value>) {
                 target.remove(key);
             }
             Value::Object(inner) => {
-                let slot = target.entry(key.clone()).or_insert_with(|| Value::Object(Map::new()));
+                let slot = target
+                    .entry(key.clone())
+                    .or_insert_with(|| Value::Object(Map::new()));
                 if !slot.is_object() {
                     *slot = Value::Object(Map::new());
                 }
@@ -160,9 +162,9 @@ fn with_version(props: &Map<String, Value>, version: u64) -> Value {
 }
 
 fn patch_object<'a>(patch: &'a Value, what: &str) -> Result<&'a Map<String, Value>, HubError> {
-    let object = patch
-        .as_object()
-        .ok_or_else(|| HubError::argument_invalid(format!("a {what} patch must be a JSON object")))?;
+    let object = patch.as_object().ok_or_else(|| {
+        HubError::argument_invalid(format!("a {what} patch must be a JSON object"))
+    })?;
     check_keys(object, 1, what)?;
     Ok(object)
 }
@@ -170,19 +172,27 @@ fn patch_object<'a>(patch: &'a Value, what: &str) -> Result<&'a Map<String, Valu
 /// Keys: no `.`, `$`, space or control characters, ≤ 1 KB; strings ≤ 4 KB; depth ≤ 10.
 fn check_keys(object: &Map<String, Value>, depth: usize, what: &str) -> Result<(), HubError> {
     if depth > MAX_DEPTH {
-        return Err(HubError::argument_invalid(format!("{what} nest deeper than {MAX_DEPTH} levels")));
+        return Err(HubError::argument_invalid(format!(
+            "{what} nest deeper than {MAX_DEPTH} levels"
+        )));
     }
     for (key, value) in object {
         let bad = key.is_empty()
             || key.len() > MAX_KEY_BYTES
-            || key.chars().any(|c| c == '.' || c == '$' || c == ' ' || c.is_control());
+            || key
+                .chars()
+                .any(|c| c == '.' || c == '$' || c == ' ' || c.is_control());
         if bad {
-            return Err(HubError::argument_invalid(format!("'{key}' is not a valid twin property name")));
+            return Err(HubError::argument_invalid(format!(
+                "'{key}' is not a valid twin property name"
+            )));
         }
         match value {
             Value::Object(inner) => check_keys(inner, depth + 1, what)?,
             Value::String(s) if s.len() > MAX_STRING_BYTES => {
-                return Err(HubError::argument_invalid(format!("the value of '{key}' is over 4 KB")));
+                return Err(HubError::argument_invalid(format!(
+                    "the value of '{key}' is over 4 KB"
+                )));
             }
             _ => {}
         }
@@ -191,9 +201,13 @@ fn check_keys(object: &Map<String, Value>, depth: usize, what: &str) -> Result<(
 }
 
 fn check_section(section: &Map<String, Value>, limit: usize, what: &str) -> Result<(), HubError> {
-    let size = serde_json::to_vec(section).map(|v| v.len()).unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(section)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
     if size > limit {
-        return Err(HubError::argument_invalid(format!("{what} would be {size} bytes; the limit is {limit}")));
+        return Err(HubError::argument_invalid(format!(
+            "{what} would be {size} bytes; the limit is {limit}"
+        )));
     }
     Ok(())
 }
@@ -209,17 +223,33 @@ mod tests {
 
     #[test]
     fn initial_twin_seeds_tags_and_desired_with_versions() {
-        let twin = Twin::from_initial(Some(&json!({"tags": {"site": "a"}, "properties": {"desired": {"interval": 5}}})));
-        assert_eq!(twin.device_view(), json!({"desired": {"interval": 5, "$version": 1}, "reported": {"$version": 1}}));
+        let twin = Twin::from_initial(Some(
+            &json!({"tags": {"site": "a"}, "properties": {"desired": {"interval": 5}}}),
+        ));
+        assert_eq!(
+            twin.device_view(),
+            json!({"desired": {"interval": 5, "$version": 1}, "reported": {"$version": 1}})
+        );
         assert_eq!(twin.tags, json!({"site": "a"}).as_object().unwrap().clone());
     }
 
     #[test]
     fn reported_patches_merge_delete_and_bump_the_version() {
         let mut twin = Twin::from_initial(None);
-        assert_eq!(twin.patch_reported(&json!({"fw": "1.0", "net": {"ip": "1.2.3.4", "ssid": "x"}})).unwrap(), 2);
-        assert_eq!(twin.patch_reported(&json!({"net": {"ssid": null}, "fw": null})).unwrap(), 3);
-        assert_eq!(twin.device_view()["reported"], json!({"net": {"ip": "1.2.3.4"}, "$version": 3}));
+        assert_eq!(
+            twin.patch_reported(&json!({"fw": "1.0", "net": {"ip": "1.2.3.4", "ssid": "x"}}))
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            twin.patch_reported(&json!({"net": {"ssid": null}, "fw": null}))
+                .unwrap(),
+            3
+        );
+        assert_eq!(
+            twin.device_view()["reported"],
+            json!({"net": {"ip": "1.2.3.4"}, "$version": 3})
+        );
     }
 
     #[test]
@@ -248,7 +278,10 @@ mod tests {
         for i in 0..20 {
             big.insert(format!("k{i}"), json!("y".repeat(2000)));
         }
-        assert!(twin.patch_reported(&Value::Object(big)).is_err(), "over 32 KB");
+        assert!(
+            twin.patch_reported(&Value::Object(big)).is_err(),
+            "over 32 KB"
+        );
         assert_eq!(twin, before);
     }
 }

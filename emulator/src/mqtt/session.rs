@@ -19,8 +19,8 @@ use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use rustls_pki_types::CertificateDer;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 use super::MqttContext;
@@ -37,8 +37,8 @@ use crate::dps::error::DpsError;
 use crate::dps::registration::RegistrationReply;
 use crate::hub::Hub;
 use crate::hub::connections::{ConnectionLease, Outbound};
-use crate::hub::methods::{MethodCall, MethodRefusal, MethodResponse};
 use crate::hub::error::HubError;
+use crate::hub::methods::{MethodCall, MethodRefusal, MethodResponse};
 use crate::hub::telemetry::IncomingMessage;
 
 /// What the transport knows about the peer before MQTT starts.
@@ -306,9 +306,10 @@ impl Session {
         };
         // The hub's pushes for this device (desired patches); DPS clients get none.
         let mut outbound = match &mut self.client {
-            Client::Device { lease, .. } => {
-                Some(std::mem::replace(&mut lease.outbound, tokio::sync::mpsc::channel(1).1))
-            }
+            Client::Device { lease, .. } => Some(std::mem::replace(
+                &mut lease.outbound,
+                tokio::sync::mpsc::channel(1).1,
+            )),
             Client::Registration(_) => None,
         };
         let token_deadline = self.client.expires_at().map(|at| {
@@ -468,12 +469,15 @@ impl Session {
                 self.ack(ack);
             }
             (Inbound::TwinGet { rid }, Client::Device { identity, hub, .. }) => {
-                let result = hub.device_twin(identity.device_id()).map(|t| t.device_view());
+                let result = hub
+                    .device_twin(identity.device_id())
+                    .map(|t| t.device_view());
                 self.ack(ack);
                 match result {
-                    Ok(view) => {
-                        self.deliver(format!("$iothub/twin/res/200/?$rid={rid}"), view.to_string().into())
-                    }
+                    Ok(view) => self.deliver(
+                        format!("$iothub/twin/res/200/?$rid={rid}"),
+                        view.to_string().into(),
+                    ),
                     Err(e) => self.twin_error(rid, &e),
                 }
             }
@@ -515,11 +519,19 @@ impl Session {
         self.next_method_id += 1;
         let rid = format!("{:x}", self.next_method_id);
         let topic = format!("$iothub/methods/POST/{}/?$rid={rid}", call.name);
-        if !self.subscriptions.iter().any(|(f, _)| filter_matches(f, &topic)) {
+        if !self
+            .subscriptions
+            .iter()
+            .any(|(f, _)| filter_matches(f, &topic))
+        {
             let _ = call.reply.send(Err(MethodRefusal::NotSubscribed));
             return;
         }
-        self.write(Packet::Publish(Publish::new(topic, QoS::AtMostOnce, call.payload.to_string())));
+        self.write(Packet::Publish(Publish::new(
+            topic,
+            QoS::AtMostOnce,
+            call.payload.to_string(),
+        )));
         self.pending_methods.insert(rid, call.reply);
     }
 
