@@ -1,5 +1,5 @@
 //! Percent-encoding shared by everything that puts text on the wire: SAS `sr`/`sig`, MQTT
-//! usernames, DPS topic queries and the telemetry property bag.
+//! usernames, DPS and hub topic queries and the telemetry property bag.
 //!
 //! One rule everywhere: keep only RFC 3986 *unreserved* characters (`A-Z a-z 0-9 - . _ ~`) and
 //! percent-encode every other byte of the UTF-8 form with upper-case hex. That is what
@@ -24,6 +24,19 @@ pub(crate) fn encode(s: &str) -> String {
 /// replaced rather than rejected, because these values are only ever compared or shown.
 pub(crate) fn decode(s: &str) -> String {
     percent_decode_str(s).decode_utf8_lossy().into_owned()
+}
+
+/// `k=v&k2=v2` → decoded pairs in order; a part without `=` is a key with an empty value.
+/// Shared by the DPS and hub response topics, whose queries senders order differently.
+pub(crate) fn parse_query(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|part| !part.is_empty())
+        .map(|part| match part.split_once('=') {
+            Some((k, v)) => (decode(k), decode(v)),
+            None => (decode(part), String::new()),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -54,9 +54,35 @@
 //! # }
 //! ```
 //!
+//! The same connection carries the device twin and direct methods; each subscribes to its
+//! topic on first use:
+//!
+//! ```no_run
+//! use iotemu_device::{DeviceClient, MethodRequest, MethodResponse};
+//! use serde_json::json;
+//!
+//! # async fn run(device: DeviceClient) -> Result<(), Box<dyn std::error::Error>> {
+//! let mut updates = device.desired_updates().await?; // subscribe before the GET
+//! let twin = device.get_twin().await?; // desired + reported, each with "$version"
+//! let version = device.update_reported(json!({"firmware": "1.2"})).await?;
+//! device
+//!     .on_method(|request: MethodRequest| async move {
+//!         MethodResponse::new(200, json!({"called": request.name}))
+//!     })
+//!     .await?;
+//! while let Some(patch) = updates.next().await {
+//!     if Some(patch.version) > twin.desired_version() {
+//!         println!("desired v{}: {} (reported is at v{version})", patch.version, patch.patch);
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Layout: SAS tokens and derived keys ([`generate_sas_token`], [`derive_device_key`]), TLS
 //! trust and client certificates ([`Trust`], [`X509Identity`]), one shared MQTT connection (our
-//! own, on the `rumqttc` v4 packet codec), and the DPS and hub clients on top.
+//! own, on the `rumqttc` v4 packet codec), and the DPS and hub clients on top (the hub client
+//! routes the hub's twin and method publishes by topic in a per-connection task).
 
 mod credential;
 mod dps;
@@ -74,7 +100,10 @@ pub use dps::{
     ProvisioningClient, ProvisioningClientBuilder, ProvisioningError, RegistrationResult,
     RegistrationState,
 };
-pub use hub::{DeviceClient, DeviceClientBuilder, DeviceError, Message};
+pub use hub::{
+    DesiredPatch, DesiredUpdates, DeviceClient, DeviceClientBuilder, DeviceError, Message,
+    MethodRequest, MethodResponse, Twin,
+};
 pub use sas::{SasError, derive_device_key, generate_sas_token};
 pub use tls::{TlsError, Trust};
 pub use x509::X509Identity;

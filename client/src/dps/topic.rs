@@ -5,7 +5,7 @@
 //! unknown keys kept — because SDKs and services disagree on order (azure-sdk-for-c's own test
 //! puts `retry-after` before `$rid`) and we must not depend on iotemu's choice.
 
-use crate::encode::{decode, encode};
+use crate::encode::{encode, parse_query};
 
 /// The filter we subscribe to before sending any request.
 pub(crate) const RESPONSE_FILTER: &str = "$dps/registrations/res/#";
@@ -71,18 +71,6 @@ impl ResponseTopic {
     pub(crate) fn retry_after(&self) -> Option<&str> {
         self.get("retry-after")
     }
-}
-
-/// `k=v&k2=v2` → decoded pairs; a part without `=` is a key with an empty value.
-fn parse_query(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|part| !part.is_empty())
-        .map(|part| match part.split_once('=') {
-            Some((k, v)) => (decode(k), decode(v)),
-            None => (decode(part), String::new()),
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -6,22 +6,36 @@
 //! `{hostname}/devices/{deviceId}` without `skn` (none at all with X.509, whose chain goes in
 //! the TLS handshake), CleanSession 0 like every official SDK.
 //!
+//! Twins and direct methods (§5.6, §5.7) share that connection: their subscriptions are made
+//! lazily on first use, as the Python SDK does, and the hub's publishes are dispatched by
+//! topic in the [`router`] task.
+//!
 //! A SAS token is not renewed: the hub closes the connection when it expires (after
 //! `sas_ttl`), which [`DeviceClient::closed`] reports; connect again to continue. An X.509
 //! connection has no token and lasts until the certificate stops being accepted.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use serde_json::Value;
+use tokio::sync::{OnceCell, mpsc};
 
 use super::error::DeviceError;
 use super::message::{MAX_MESSAGE_SIZE, Message};
+use super::method::{MethodHandler, MethodRequest, MethodResponse};
 use super::property_bag::telemetry_topic;
+use super::router::{self, Routes, TwinReply};
+use super::topic::{
+    DESIRED_FILTER, METHOD_FILTER, TWIN_RESPONSE_FILTER, reported_patch_topic, twin_get_topic,
+};
+use super::twin::{DESIRED_QUEUE, DesiredPatch, DesiredUpdates, Twin};
 use crate::RegistrationResult;
 use crate::credential::Credential;
 use crate::encode::encode;
-use crate::mqtt::{self, ConnectOptions, Connection};
+use crate::mqtt::{self, ConnectOptions, Connection, IncomingPublish};
 use crate::sas::{decode_key, generate_sas_token};
 use crate::tls::{Trust, client_config};
 use crate::x509::X509Identity;
@@ -108,10 +122,9 @@ impl DeviceClientBuilder {
         options: ConnectOptions,
         tls: Arc<rustls::ClientConfig>,
     ) -> Result<DeviceClient, DeviceError> {
-        // The hub client subscribes to nothing, so the stream of incoming publishes is
-        // dropped; anything the hub still sends (e.g. C2D from an old session) is acked
-        // and discarded.
-        let (connection, _incoming) = mqtt::connect(
+        // Incoming publishes go to the router; whatever it does not recognise (e.g. C2D
+        // from an old session) was acked by the session and is discarded.
+        let (connection, incoming) = mqtt::connect(
             &self.hostname,
             self.port,
             tls,
@@ -119,7 +132,7 @@ impl DeviceClientBuilder {
             self.connect_timeout,
         )
         .await?;
-        Ok(DeviceClient::new(connection, self.device_id))
+        Ok(DeviceClient::new(connection, incoming, self.device_id))
     }
 
     fn connect_options(&self) -> Result<ConnectOptions, DeviceError> {
@@ -162,11 +175,19 @@ impl DeviceClientBuilder {
     }
 }
 
-/// A connected device. Sends are `&self`, so many can be in flight concurrently.
+/// A connected device. Every operation is `&self`, so many can be in flight concurrently
+/// (share the client in an `Arc` across tasks).
 #[derive(Debug)]
 pub struct DeviceClient {
     connection: Connection,
     device_id: String,
+    routes: Arc<Routes>,
+    /// Twin request ids; a counter is enough because they only need to be unique per
+    /// connection.
+    next_rid: AtomicU64,
+    twin_subscribed: OnceCell<()>,
+    desired_subscribed: OnceCell<()>,
+    methods_subscribed: OnceCell<()>,
 }
 
 impl DeviceClient {
@@ -231,10 +252,26 @@ impl DeviceClient {
         builder
     }
 
-    pub(crate) fn new(connection: Connection, device_id: String) -> Self {
+    /// Wraps a connected session and starts the router task for its incoming publishes.
+    pub(crate) fn new(
+        connection: Connection,
+        incoming: mpsc::Receiver<IncomingPublish>,
+        device_id: String,
+    ) -> Self {
+        let routes = Arc::new(Routes::default());
+        tokio::spawn(router::run(
+            routes.clone(),
+            incoming,
+            connection.downgrade(),
+        ));
         Self {
             connection,
             device_id,
+            routes,
+            next_rid: AtomicU64::new(1),
+            twin_subscribed: OnceCell::new(),
+            desired_subscribed: OnceCell::new(),
+            methods_subscribed: OnceCell::new(),
         }
     }
 
@@ -257,6 +294,105 @@ impl DeviceClient {
         self.connection
             .publish(topic, Bytes::from(message.body))
             .await?;
+        Ok(())
+    }
+
+    /// Fetches the device's twin (`$iothub/twin/GET`): its desired and reported properties,
+    /// each with `"$version"`.
+    ///
+    /// The first twin call subscribes to `$iothub/twin/res/#`. Fails with
+    /// [`DeviceError::Service`] if the hub answers with a non-2xx status (e.g. 429), and with
+    /// [`DeviceError::Disconnected`] if the connection closes first. There is no timeout of
+    /// its own; wrap the call in `tokio::time::timeout` if needed.
+    pub async fn get_twin(&self) -> Result<Twin, DeviceError> {
+        // The docs call for an empty body; the hub ignores it anyway.
+        let reply = self.twin_request(twin_get_topic, Bytes::new()).await?;
+        serde_json::from_slice(&reply.body)
+            .map_err(|e| DeviceError::Protocol(format!("twin GET response is not a twin: {e}")))
+    }
+
+    /// Applies `patch` to the reported properties as a JSON merge patch (`null` deletes a
+    /// property) and returns the new reported `$version`.
+    ///
+    /// Fails with [`DeviceError::Service`] if the hub rejects the patch (400 for a non-object
+    /// or too deep / too large patch, 429, 5xx).
+    pub async fn update_reported(&self, patch: Value) -> Result<u64, DeviceError> {
+        let body = serde_json::to_vec(&patch)
+            .map_err(|e| DeviceError::Config(format!("reported patch is not serialisable: {e}")))?;
+        let reply = self
+            .twin_request(reported_patch_topic, Bytes::from(body))
+            .await?;
+        reply
+            .version
+            .ok_or_else(|| DeviceError::Protocol("reported patch response without $version".into()))
+    }
+
+    /// Subscribes to desired-property changes and returns them as a stream of patches in the
+    /// order the hub sent them.
+    ///
+    /// Only patches made while connected arrive. The robust pattern (iot-hub-devguide-device-
+    /// twins) is: call this, then [`get_twin`](Self::get_twin), and ignore patches whose
+    /// version is not above [`Twin::desired_version`]. Calling it again ends the previous
+    /// stream and starts a new one.
+    pub async fn desired_updates(&self) -> Result<DesiredUpdates, DeviceError> {
+        let (sender, receiver) = mpsc::channel::<DesiredPatch>(DESIRED_QUEUE);
+        // Install the receiver before subscribing, so no patch sent right after the SUBACK
+        // finds nobody listening.
+        self.routes.set_desired(sender);
+        self.subscribe_once(&self.desired_subscribed, DESIRED_FILTER)
+            .await?;
+        Ok(DesiredUpdates { receiver })
+    }
+
+    /// Answers direct methods with `handler` from now on (replacing any earlier handler).
+    ///
+    /// Subscribes to `$iothub/methods/POST/#` on first use. Each request runs `handler` in
+    /// its own task, so a slow method does not hold up others, and its [`MethodResponse`] is
+    /// published to `$iothub/methods/res/{status}/?$rid={rid}` as JSON. A request whose body
+    /// is not JSON is answered with status 400 without calling the handler. If the handler
+    /// panics, no answer is sent and the invoker sees a timeout.
+    pub async fn on_method<F, Fut>(&self, handler: F) -> Result<(), DeviceError>
+    where
+        F: Fn(MethodRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = MethodResponse> + Send + 'static,
+    {
+        let handler: Arc<MethodHandler> = Arc::new(move |request| Box::pin(handler(request)));
+        // As with desired updates: ready before the hub can send the first request.
+        self.routes.set_method_handler(handler);
+        self.subscribe_once(&self.methods_subscribed, METHOD_FILTER)
+            .await
+    }
+
+    /// One twin request/response exchange, matched by `$rid`; non-2xx becomes
+    /// [`DeviceError::Service`].
+    async fn twin_request(
+        &self,
+        topic: fn(&str) -> String,
+        body: Bytes,
+    ) -> Result<TwinReply, DeviceError> {
+        self.subscribe_once(&self.twin_subscribed, TWIN_RESPONSE_FILTER)
+            .await?;
+        let rid = self.next_rid.fetch_add(1, Ordering::Relaxed).to_string();
+        let waiter = self.routes.expect_twin_reply(rid.clone())?;
+        self.connection.publish(topic(&rid), body).await?;
+        let reply = waiter.reply().await?;
+        if !(200..300).contains(&reply.status) {
+            return Err(DeviceError::Service {
+                status: reply.status,
+                body: String::from_utf8_lossy(&reply.body).into_owned(),
+            });
+        }
+        Ok(reply)
+    }
+
+    /// Subscribes to `filter` the first time it is needed. A failed subscribe leaves `once`
+    /// empty, so the next call tries again.
+    async fn subscribe_once(&self, once: &OnceCell<()>, filter: &str) -> Result<(), DeviceError> {
+        once.get_or_try_init(|| async {
+            self.connection.subscribe(filter.to_owned()).await?;
+            Ok::<_, DeviceError>(())
+        })
+        .await?;
         Ok(())
     }
 
@@ -284,7 +420,7 @@ mod tests {
     use crate::RegistrationState;
     use crate::test_support::{TEST_CA, connected, device_identity, device_pems, tls_listener};
     use rumqttc::mqttbytes::QoS;
-    use rumqttc::mqttbytes::v4::{ConnectReturnCode, Packet, PubAck};
+    use rumqttc::mqttbytes::v4::{ConnectReturnCode, Packet, PubAck, SubAck, SubscribeReasonCode};
     use std::collections::HashSet;
 
     const KEY: &str = "c2VjcmV0c2VjcmV0c2VjcmV0";
@@ -480,8 +616,8 @@ mod tests {
 
     #[tokio::test]
     async fn telemetry_resolves_on_puback() {
-        let (connection, _incoming, mut server) = connected().await;
-        let client = DeviceClient::new(connection, "dev-1".into());
+        let (connection, incoming, mut server) = connected().await;
+        let client = DeviceClient::new(connection, incoming, "dev-1".into());
         let message = Message::new("{\"t\":1}")
             .content_type("application/json")
             .property("k", "v w");
@@ -504,8 +640,8 @@ mod tests {
 
     #[tokio::test]
     async fn ten_concurrent_sends_each_wait_for_their_own_puback() {
-        let (connection, _incoming, mut server) = connected().await;
-        let client = Arc::new(DeviceClient::new(connection, "dev-1".into()));
+        let (connection, incoming, mut server) = connected().await;
+        let client = Arc::new(DeviceClient::new(connection, incoming, "dev-1".into()));
         let sends: Vec<_> = (0..10)
             .map(|i| {
                 let client = client.clone();
@@ -533,8 +669,8 @@ mod tests {
 
     #[tokio::test]
     async fn oversized_message_is_rejected_locally() {
-        let (connection, _incoming, _server) = connected().await;
-        let client = DeviceClient::new(connection, "dev-1".into());
+        let (connection, incoming, _server) = connected().await;
+        let client = DeviceClient::new(connection, incoming, "dev-1".into());
         let exact = Message::new(vec![b'x'; MAX_MESSAGE_SIZE - 6]).property("k", "v");
         assert_eq!(exact.size(), MAX_MESSAGE_SIZE - 4);
         let too_big = Message::new(vec![b'x'; MAX_MESSAGE_SIZE]).property("k", "v");
@@ -546,8 +682,8 @@ mod tests {
 
     #[tokio::test]
     async fn closed_resolves_when_the_server_drops_us() {
-        let (connection, _incoming, server) = connected().await;
-        let client = DeviceClient::new(connection, "dev-1".into());
+        let (connection, incoming, server) = connected().await;
+        let client = DeviceClient::new(connection, incoming, "dev-1".into());
         assert!(client.is_connected());
         server.close().await;
         tokio::time::timeout(Duration::from_secs(5), client.closed())
@@ -620,5 +756,225 @@ mod tests {
         };
         let (client, _server) = tokio::join!(connect, serve);
         assert!(matches!(client, Err(DeviceError::ConnectionRefused(5))));
+    }
+    /// Reads the next SUBSCRIBE (skipping PUBACKs for our publishes), checks its filter and
+    /// grants QoS 1.
+    async fn expect_subscribe(server: &mut crate::test_support::FakeServer, filter: &str) {
+        loop {
+            match server.read().await {
+                Some(Packet::Subscribe(sub)) => {
+                    assert_eq!(sub.filters.len(), 1);
+                    assert_eq!(sub.filters[0].path, filter);
+                    server
+                        .write(Packet::SubAck(SubAck::new(
+                            sub.pkid,
+                            vec![SubscribeReasonCode::Success(QoS::AtLeastOnce)],
+                        )))
+                        .await;
+                    return;
+                }
+                Some(Packet::PubAck(_)) => {}
+                other => panic!("expected SUBSCRIBE {filter}, got {other:?}"),
+            }
+        }
+    }
+
+    async fn hub_client() -> (DeviceClient, crate::test_support::FakeServer) {
+        let (connection, incoming, server) = connected().await;
+        (
+            DeviceClient::new(connection, incoming, "dev-1".into()),
+            server,
+        )
+    }
+
+    #[tokio::test]
+    async fn get_twin_subscribes_once_and_matches_rid() {
+        let (client, mut server) = hub_client().await;
+        let serve = async {
+            expect_subscribe(&mut server, "$iothub/twin/res/#").await;
+            let first = server.next_publish_acked().await;
+            let second = server.next_publish_acked().await;
+            let mut topics = [first.topic.clone(), second.topic.clone()];
+            topics.sort();
+            assert_eq!(
+                topics,
+                ["$iothub/twin/GET/?$rid=1", "$iothub/twin/GET/?$rid=2"]
+            );
+            // Answer out of order, with an unrelated publish and a stray rid in between.
+            server
+                .publish("devices/dev-1/messages/devicebound/a=b", "c2d")
+                .await;
+            server.publish("$iothub/twin/res/200/?$rid=99", "{}").await;
+            server
+                .publish(
+                    "$iothub/twin/res/200/?$rid=2",
+                    r#"{"desired":{"n":2,"$version":2},"reported":{"$version":1}}"#,
+                )
+                .await;
+            server
+                .publish(
+                    "$iothub/twin/res/200?%24rid=1",
+                    r#"{"desired":{"n":1,"$version":1},"reported":{"$version":1}}"#,
+                )
+                .await;
+            server
+        };
+        let calls = async { tokio::join!(client.get_twin(), client.get_twin()) };
+        let ((a, b), _server) = tokio::join!(calls, serve);
+        let (a, b) = (a.unwrap(), b.unwrap());
+        let mut ns = [a.desired["n"].as_u64(), b.desired["n"].as_u64()];
+        ns.sort();
+        assert_eq!(ns, [Some(1), Some(2)]);
+        // Whichever call published rid 2 got the twin with desired version 2.
+        for twin in [a, b] {
+            assert_eq!(twin.desired_version(), twin.desired["n"].as_u64());
+            assert_eq!(twin.reported_version(), Some(1));
+        }
+    }
+
+    #[tokio::test]
+    async fn update_reported_returns_version_and_errors_are_service_errors() {
+        let (client, mut server) = hub_client().await;
+        let serve = async {
+            expect_subscribe(&mut server, "$iothub/twin/res/#").await;
+            let patch = server.next_publish_acked().await;
+            assert_eq!(
+                patch.topic,
+                "$iothub/twin/PATCH/properties/reported/?$rid=1"
+            );
+            assert_eq!(&patch.payload[..], br#"{"t":1}"#);
+            server
+                .publish("$iothub/twin/res/204/?$rid=1&$version=5", "")
+                .await;
+            let bad = server.next_publish_acked().await;
+            assert_eq!(bad.topic, "$iothub/twin/PATCH/properties/reported/?$rid=2");
+            server
+                .publish(
+                    "$iothub/twin/res/400/?$rid=2",
+                    r#"{"errorCode":400004,"message":"bad"}"#,
+                )
+                .await;
+            server
+        };
+        let calls = async {
+            let ok = client.update_reported(serde_json::json!({"t": 1})).await;
+            let bad = client.update_reported(serde_json::json!(3)).await;
+            (ok, bad)
+        };
+        let ((ok, bad), _server) = tokio::join!(calls, serve);
+        assert_eq!(ok.unwrap(), 5);
+        match bad {
+            Err(DeviceError::Service { status, body }) => {
+                assert_eq!(status, 400);
+                assert!(body.contains("400004"));
+            }
+            other => panic!("expected a service error, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn pending_twin_request_fails_when_the_connection_closes() {
+        let (client, mut server) = hub_client().await;
+        let serve = async {
+            expect_subscribe(&mut server, "$iothub/twin/res/#").await;
+            server.next_publish_acked().await;
+            server.close().await;
+        };
+        let (result, ()) = tokio::join!(client.get_twin(), serve);
+        assert!(matches!(result, Err(DeviceError::Disconnected)));
+        assert!(matches!(
+            client.get_twin().await,
+            Err(DeviceError::Disconnected)
+        ));
+    }
+
+    #[tokio::test]
+    async fn desired_patches_arrive_in_order() {
+        let (client, mut server) = hub_client().await;
+        let (updates, ()) = tokio::join!(client.desired_updates(), async {
+            expect_subscribe(&mut server, "$iothub/twin/PATCH/properties/desired/#").await;
+        });
+        let mut updates = updates.unwrap();
+        server
+            .publish(
+                "$iothub/twin/PATCH/properties/desired/?$version=2",
+                r#"{"x":1,"$version":2}"#,
+            )
+            .await;
+        server
+            .publish("$iothub/twin/PATCH/properties/desired/", "not json")
+            .await;
+        // No `$version` in the topic: taken from the body.
+        server
+            .publish(
+                "$iothub/twin/PATCH/properties/desired",
+                r#"{"x":null,"$version":3}"#,
+            )
+            .await;
+        let first = updates.next().await.unwrap();
+        assert_eq!(first.version, 2);
+        assert_eq!(first.patch, serde_json::json!({"x":1,"$version":2}));
+        let second = updates.next().await.unwrap();
+        assert_eq!(second.version, 3);
+        assert_eq!(second.patch["x"], serde_json::Value::Null);
+
+        // A second call subscribes no more and takes the stream over.
+        let mut newer = client.desired_updates().await.unwrap();
+        assert!(updates.next().await.is_none());
+        server
+            .publish("$iothub/twin/PATCH/properties/desired/?$version=4", "{}")
+            .await;
+        assert_eq!(newer.next().await.unwrap().version, 4);
+        server.close().await;
+        assert!(newer.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn method_requests_are_answered_by_the_handler() {
+        let (client, mut server) = hub_client().await;
+        let install = client.on_method(|request: MethodRequest| async move {
+            match request.name.as_str() {
+                "reboot" => MethodResponse::new(201, serde_json::json!({"got": request.payload})),
+                _ => MethodResponse::new(404, serde_json::Value::Null),
+            }
+        });
+        let (installed, ()) = tokio::join!(install, async {
+            expect_subscribe(&mut server, "$iothub/methods/POST/#").await;
+        });
+        installed.unwrap();
+
+        server
+            .publish("$iothub/methods/POST/reboot/?$rid=42", r#"{"delay":1}"#)
+            .await;
+        let answer = server.next_publish_acked().await;
+        assert_eq!(answer.topic, "$iothub/methods/res/201/?$rid=42");
+        assert_eq!(&answer.payload[..], br#"{"got":{"delay":1}}"#);
+
+        // No `/` before `?`, encoded rid, empty body.
+        server
+            .publish("$iothub/methods/POST/other?$rid=a%2Fb", "")
+            .await;
+        let answer = server.next_publish_acked().await;
+        assert_eq!(answer.topic, "$iothub/methods/res/404/?$rid=a%2Fb");
+        assert_eq!(&answer.payload[..], b"null");
+
+        // A body that is not JSON never reaches the handler.
+        server
+            .publish("$iothub/methods/POST/reboot/?$rid=7", "{oops")
+            .await;
+        let answer = server.next_publish_acked().await;
+        assert_eq!(answer.topic, "$iothub/methods/res/400/?$rid=7");
+
+        // Replacing the handler does not subscribe again.
+        client
+            .on_method(|_| async { MethodResponse::new(200, serde_json::json!("v2")) })
+            .await
+            .unwrap();
+        server
+            .publish("$iothub/methods/POST/reboot/?$rid=8", "1")
+            .await;
+        let answer = server.next_publish_acked().await;
+        assert_eq!(answer.topic, "$iothub/methods/res/200/?$rid=8");
+        assert_eq!(&answer.payload[..], br#""v2""#);
     }
 }

@@ -29,6 +29,10 @@ pub enum DeviceError {
     /// Body plus properties exceed 256 KiB; carries the message's size in bytes.
     #[error("message is {0} bytes, IoT Hub accepts at most 262144")]
     MessageTooLarge(usize),
+    /// The hub answered a twin request with this non-2xx status (e.g. 400 bad patch, 429
+    /// throttled, 5xx); `body` is its error JSON (`{"errorCode":…,"message":…}`) as text.
+    #[error("IoT Hub answered {status}: {body}")]
+    Service { status: u16, body: String },
     /// The builder was missing something or given an unusable value.
     #[error("invalid configuration: {0}")]
     Config(String),

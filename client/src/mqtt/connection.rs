@@ -156,11 +156,38 @@ impl Connection {
         let _ = closed.wait_for(|closed| *closed).await;
     }
 
+    /// A handle that does not keep the connection open, for tasks that must publish (method
+    /// answers) yet should not outlive the client that owns the connection.
+    pub(crate) fn downgrade(&self) -> WeakConnection {
+        WeakConnection {
+            commands: self.commands.downgrade(),
+            closed: self.closed.clone(),
+        }
+    }
+
     async fn send(&self, command: Command) -> Result<(), MqttError> {
         self.commands
             .send(command)
             .await
             .map_err(|_| MqttError::Disconnected)
+    }
+}
+
+/// A [`Connection`] that does not count towards keeping the session alive: once every strong
+/// handle is dropped the session disconnects, and [`WeakConnection::upgrade`] returns `None`.
+#[derive(Debug, Clone)]
+pub(crate) struct WeakConnection {
+    commands: mpsc::WeakSender<Command>,
+    closed: watch::Receiver<bool>,
+}
+
+impl WeakConnection {
+    /// A usable handle, if the owning client still exists.
+    pub(crate) fn upgrade(&self) -> Option<Connection> {
+        Some(Connection {
+            commands: self.commands.upgrade()?,
+            closed: self.closed.clone(),
+        })
     }
 }
 

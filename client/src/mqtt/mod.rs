@@ -17,7 +17,7 @@ mod session;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub(crate) use connection::{ConnectOptions, Connection, IncomingPublish};
+pub(crate) use connection::{ConnectOptions, Connection, IncomingPublish, WeakConnection};
 pub(crate) use error::MqttError;
 
 /// Largest packet we accept from the server. Hub C2D messages are at most 64 KiB and DPS
