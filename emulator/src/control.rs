@@ -8,6 +8,7 @@
 //! | `GET /registrations[/{id}]` | DPS registration records |
 //! | `GET /devices[/{id}]?hub=` | hub device identities |
 //! | `GET /enrollments`, `GET /enrollmentGroups` | DPS enrollments (keys included) |
+//! | `POST /c2d?deviceId=…` | queue a cloud-to-device message (body = message) |
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use tokio::task::JoinHandle;
 
 use crate::emulator::EmulatorState;
 use crate::hub::Hub;
+use crate::hub::c2d::C2dMessage;
 use crate::net::spawn_accept_loop;
 use crate::query;
 
@@ -42,13 +44,76 @@ pub(crate) fn spawn(
         async move {
             let service = service_fn(move |req| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(route(&state, req)) }
+                async move {
+                    let reply = if req.method() == Method::POST {
+                        post(&state, req).await
+                    } else {
+                        route(&state, req)
+                    };
+                    Ok::<_, Infallible>(reply)
+                }
             });
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(tcp), service)
                 .await;
         }
     })
+}
+
+/// `POST /c2d?deviceId=…[&hub=…][&messageId=…][&correlationId=…][&contentType=…]
+/// [&contentEncoding=…][&ack=…][&expirySeconds=…][&prop.<name>=<value>…]` with the body as the
+/// message: queues a cloud-to-device message (the service SDKs send C2D over AMQP, which
+/// iotemu does not serve yet). 201 `{"messageId"}`, or the hub's error.
+async fn post(state: &EmulatorState, req: Request<Incoming>) -> Reply {
+    use http_body_util::{BodyExt, Limited};
+    let path = req.uri().path().trim_matches('/').to_owned();
+    let query = req.uri().query().unwrap_or("").to_owned();
+    if path != "c2d" {
+        return json_reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            json!({"message": "POST is only for /c2d"}),
+        );
+    }
+    let Some(device_id) = query::value(&query, "deviceId") else {
+        return json_reply(
+            StatusCode::BAD_REQUEST,
+            json!({"message": "deviceId is required"}),
+        );
+    };
+    let hubs = match hub_for(state, &query) {
+        Ok(hubs) => hubs,
+        Err(message) => return not_found(&message),
+    };
+    let Some(hub) = hubs.into_iter().find(|h| h.device(&device_id).is_some()) else {
+        return not_found(&format!("no device '{device_id}'"));
+    };
+    let body = match Limited::new(req.into_body(), 128 * 1024).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(e) => return json_reply(StatusCode::BAD_REQUEST, json!({"message": e.to_string()})),
+    };
+    let mut message = C2dMessage::new(body);
+    message.message_id = query::value(&query, "messageId");
+    message.correlation_id = query::value(&query, "correlationId");
+    message.content_type = query::value(&query, "contentType");
+    message.content_encoding = query::value(&query, "contentEncoding");
+    message.ack = query::value(&query, "ack");
+    message.expiry = query::value(&query, "expirySeconds")
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(|s| std::time::SystemTime::now() + std::time::Duration::from_secs(s));
+    for (key, value) in query::pairs(&query).unwrap_or_default() {
+        if let Some(name) = key.strip_prefix("prop.") {
+            message
+                .properties
+                .insert(name.to_owned(), value.unwrap_or_default());
+        }
+    }
+    match hub.send_c2d(&device_id, message) {
+        Ok(message_id) => json_reply(StatusCode::CREATED, json!({ "messageId": message_id })),
+        Err(e) => json_reply(
+            StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
+            json!({ "errorCode": e.code, "message": e.message }),
+        ),
+    }
 }
 
 fn route(state: &EmulatorState, req: Request<Incoming>) -> Reply {

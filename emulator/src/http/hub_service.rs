@@ -1,7 +1,8 @@
-//! IoT Hub service REST API (protocol.md §9): device twins and direct methods for now.
-//! The hub is the one named by the `Host` header; callers authenticate with a hub
-//! shared-access-policy token granting ServiceConnect (Azure's samples use the `service`
-//! policy for both).
+//! IoT Hub service REST API (protocol.md §9): the device registry, device twins and direct
+//! methods. The hub is the one named by the `Host` header; callers authenticate with a hub
+//! shared-access-policy token whose policy grants the route's right: RegistryRead to read
+//! devices, RegistryWrite to change them, ServiceConnect for twins and methods (Azure's
+//! samples use the `service` policy for both).
 
 use std::time::{Duration, SystemTime};
 
@@ -15,6 +16,18 @@ use super::request::Request;
 use crate::auth;
 use crate::hub::Hub;
 use crate::hub::error::HubError;
+use crate::hub::registry::DeviceSpec;
+
+/// What a route does; ids borrowed from the path.
+enum Operation<'p> {
+    GetDevice(&'p str),
+    PutDevice(&'p str),
+    DeleteDevice(&'p str),
+    ListDevices,
+    GetTwin(&'p str),
+    UpdateTwin { device_id: &'p str, replace: bool },
+    InvokeMethod(&'p str),
+}
 
 pub(super) async fn handle(
     ctx: &HttpContext,
@@ -22,6 +35,36 @@ pub(super) async fn handle(
     fixed: &[&str],
     segments: &[&str],
 ) -> Reply {
+    use Operation::*;
+    let (right, operation) = match (&req.method, fixed) {
+        (&Method::GET, ["devices"]) => ("RegistryRead", ListDevices),
+        (&Method::GET, ["devices", _]) => ("RegistryRead", GetDevice(segments[1])),
+        (&Method::PUT, ["devices", _]) => ("RegistryWrite", PutDevice(segments[1])),
+        (&Method::DELETE, ["devices", _]) => ("RegistryWrite", DeleteDevice(segments[1])),
+        (&Method::GET, ["twins", _]) => ("ServiceConnect", GetTwin(segments[1])),
+        (&Method::PATCH, ["twins", _]) => (
+            "ServiceConnect",
+            UpdateTwin {
+                device_id: segments[1],
+                replace: false,
+            },
+        ),
+        (&Method::PUT, ["twins", _]) => (
+            "ServiceConnect",
+            UpdateTwin {
+                device_id: segments[1],
+                replace: true,
+            },
+        ),
+        (&Method::POST, ["twins", _, "methods"]) => ("ServiceConnect", InvokeMethod(segments[1])),
+        _ => {
+            return reply::hub_error(&HubError::not_found_route(&format!(
+                "{} /{}",
+                req.method,
+                segments.join("/")
+            )));
+        }
+    };
     let host = req.header("host").unwrap_or("");
     let host = host
         .rsplit_once(':')
@@ -38,24 +81,51 @@ pub(super) async fn handle(
         hub.policies(),
         hub.host_name(),
         req.header("authorization"),
-        "ServiceConnect",
+        right,
         SystemTime::now(),
     ) {
         tracing::warn!(reason = %e, "hub service request refused");
         return reply::hub_error(&HubError::unauthorized());
     }
-    let result = match (&req.method, fixed) {
-        (&Method::GET, ["twins", _]) => twin_view(hub, segments[1]),
-        (&Method::PATCH, ["twins", _]) => update_twin(hub, req, segments[1], false),
-        (&Method::PUT, ["twins", _]) => update_twin(hub, req, segments[1], true),
-        (&Method::POST, ["twins", _, "methods"]) => invoke_method(hub, req, segments[1]).await,
-        _ => Err(HubError::not_found_route(&format!(
-            "{} /{}",
-            req.method,
-            segments.join("/")
-        ))),
+    let result = match operation {
+        ListDevices => list_devices(hub, req),
+        GetDevice(id) => hub
+            .get_device(id)
+            .map(|d| reply::json(200, &hub.device_json(&d))),
+        PutDevice(id) => put_device(hub, req, id),
+        DeleteDevice(id) => hub
+            .delete_device(id, req.if_match())
+            .map(|()| reply::empty(204)),
+        GetTwin(id) => twin_view(hub, id),
+        UpdateTwin { device_id, replace } => update_twin(hub, req, device_id, replace),
+        InvokeMethod(id) => invoke_method(hub, req, id).await,
     };
     result.unwrap_or_else(|e| reply::hub_error(&e))
+}
+
+/// Without If-Match the caller creates; with it (an ETag or `*`) it updates (§9.1, §9.4).
+fn put_device(hub: &Hub, req: &Request<'_>, device_id: &str) -> Result<Reply, HubError> {
+    let spec = DeviceSpec::from_json(device_id, &req.body)?;
+    let device = match req.if_match() {
+        None => hub.create_device(spec)?,
+        Some(if_match) => hub.update_device(device_id, spec, if_match)?,
+    };
+    Ok(reply::json(200, &hub.device_json(&device)))
+}
+
+fn list_devices(hub: &Hub, req: &Request<'_>) -> Result<Reply, HubError> {
+    let top = match req.query_value("top") {
+        None => None,
+        Some(text) => Some(text.trim().parse::<usize>().map_err(|_| {
+            HubError::argument_invalid(format!("top must be a non-negative number, not '{text}'"))
+        })?),
+    };
+    let devices: Vec<Value> = hub
+        .list_devices(top)
+        .iter()
+        .map(|d| hub.device_json(d))
+        .collect();
+    Ok(reply::json(200, &devices))
 }
 
 fn twin_view(hub: &Hub, device_id: &str) -> Result<Reply, HubError> {

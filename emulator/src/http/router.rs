@@ -58,7 +58,7 @@ async fn route(ctx: &HttpContext, req: &Request<'_>) -> Reply {
             dps_device::status_lookup(ctx, req, segments[0], segments[2])
         }
         // IoT Hub service API.
-        (_, ["twins", ..]) => hub_service::handle(ctx, req, &fixed, &segments).await,
+        (_, ["twins" | "devices", ..]) => hub_service::handle(ctx, req, &fixed, &segments).await,
         // DPS service API.
         (_, ["enrollments" | "enrollmentgroups" | "registrations", ..]) => {
             dps_service::handle(ctx, req, &fixed, &segments)

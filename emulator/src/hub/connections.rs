@@ -19,6 +19,8 @@ pub enum Outbound {
     DesiredPatch { version: u64, patch: Value },
     /// A direct method call; the session answers through its oneshot.
     Method(MethodCall),
+    /// A cloud-to-device message was queued; the session pulls it when it can deliver.
+    C2dAvailable,
 }
 
 /// Messages queued per connection before the hub reports it busy.
@@ -83,6 +85,16 @@ impl Connections {
 
     pub fn is_connected(&self, identity: &str) -> bool {
         self.active.contains_key(identity)
+    }
+
+    /// Ends `identity`'s connection, if any, when the identity may no longer connect (disabled
+    /// or deleted). It is removed here rather than at the session's detach so that the
+    /// registry reports it disconnected at once; the session's later detach finds nothing.
+    pub fn disconnect(&self, identity: &str) {
+        if let Some((_, active)) = self.active.remove(identity) {
+            // notify_one stores a permit, so the session sees it even if not yet waiting.
+            active.kicked.notify_one();
+        }
     }
 }
 

@@ -59,6 +59,17 @@ impl HubError {
         HubError::new(404000, "NotFound", format!("No route for {what}"))
     }
 
+    pub fn queue_full(device_id: &str) -> HubError {
+        HubError::new(
+            403004,
+            "DeviceMaximumQueueDepthExceeded",
+            format!(
+                "{device_id} already has {} cloud-to-device messages pending",
+                crate::hub::c2d::MAX_PENDING
+            ),
+        )
+    }
+
     pub fn device_not_online(device_id: &str) -> HubError {
         HubError::new(
             404103,
@@ -92,6 +103,23 @@ impl HubError {
             501001,
             "NotImplemented",
             format!("{what} is not implemented by iotemu yet"),
+        )
+    }
+
+    pub fn device_already_exists(device_id: &str) -> HubError {
+        HubError::new(
+            409001,
+            "DeviceAlreadyExists",
+            format!("A device with id {device_id} already exists"),
+        )
+    }
+
+    /// If-Match named another version of the device identity (not of its twin).
+    pub fn device_etag_mismatch(device_id: &str) -> HubError {
+        HubError::new(
+            412001,
+            "PreconditionFailed",
+            format!("The ETag of device {device_id} does not match If-Match"),
         )
     }
 }

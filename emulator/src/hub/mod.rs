@@ -2,10 +2,12 @@
 //! of any transport. Transports hand in an authenticated [`DeviceIdentity`] and a message;
 //! the hub applies the rules (device exists and is enabled, size limits) and stores it.
 
+pub mod c2d;
 pub mod connections;
 pub mod device;
 pub mod error;
 pub mod methods;
+pub mod registry;
 pub mod telemetry;
 pub mod twin;
 
@@ -38,6 +40,9 @@ pub struct Hub {
     telemetry: TelemetryLog,
     certificates: CertificateStore,
     allocation: HubAllocation,
+    /// Cloud-to-device queues by device id.
+    c2d: DashMap<String, std::collections::VecDeque<c2d::QueuedC2d>>,
+    persistent_c2d: dashmap::DashSet<String>,
 }
 
 /// How DPS allocation treats a linked hub.
@@ -71,6 +76,8 @@ impl Hub {
             telemetry: TelemetryLog::new(retention),
             certificates: CertificateStore::default(),
             allocation: HubAllocation::default(),
+            c2d: DashMap::new(),
+            persistent_c2d: dashmap::DashSet::new(),
         }
     }
 

@@ -4,6 +4,9 @@
 
 use std::collections::BTreeMap;
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use crate::hub::c2d::QueuedC2d;
 use crate::hub::telemetry::SystemProperties;
 use crate::query;
 
@@ -40,6 +43,46 @@ pub fn parse_property_bag(
     Ok((system, application))
 }
 
+/// Everything but unreserved characters is escaped — including `/`, which Python and Node
+/// split the topic on (protocol.md §5.5).
+const VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// The C2D topic's property bag: system properties as `%24.xx`, `iothub-ack`, then the
+/// application properties.
+pub fn encode_c2d_property_bag(device_id: &str, queued: &QueuedC2d) -> String {
+    let m = &queued.message;
+    let to = format!("/devices/{device_id}/messages/deviceBound");
+    let expiry = m.expiry.map(crate::timefmt::utc_timestamp);
+    let system = [
+        ("%24.mid", Some(&queued.id)),
+        ("%24.cid", m.correlation_id.as_ref()),
+        ("%24.uid", m.user_id.as_ref()),
+        ("%24.ct", m.content_type.as_ref()),
+        ("%24.ce", m.content_encoding.as_ref()),
+        ("%24.exp", expiry.as_ref()),
+        ("%24.to", Some(&to)),
+        ("iothub-ack", m.ack.as_ref()),
+    ];
+    let mut parts: Vec<String> = system
+        .into_iter()
+        .filter_map(|(key, value)| {
+            value.map(|v| format!("{key}={}", utf8_percent_encode(v, VALUE)))
+        })
+        .collect();
+    parts.extend(m.properties.iter().map(|(k, v)| {
+        format!(
+            "{}={}",
+            utf8_percent_encode(k, VALUE),
+            utf8_percent_encode(v, VALUE)
+        )
+    }));
+    parts.join("&")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,6 +98,30 @@ mod tests {
         assert_eq!(system.content_encoding.as_deref(), Some("utf-8"));
         assert_eq!(app.get("a b").map(String::as_str), Some("c&d=e"));
         assert_eq!(app.get("trigger").map(String::as_str), Some("yes"));
+    }
+
+    #[test]
+    fn c2d_bags_encode_slashes_and_round_trip() {
+        let mut message = crate::hub::c2d::C2dMessage::new("hi");
+        message.correlation_id = Some("c/1".into());
+        message.properties.insert("path".into(), "a/b c".into());
+        let queued = crate::hub::c2d::QueuedC2d {
+            id: "m 1".into(),
+            message,
+            enqueued: std::time::SystemTime::now(),
+            in_flight: false,
+            delivery_count: 0,
+        };
+        let bag = encode_c2d_property_bag("dev-1", &queued);
+        assert!(!bag.contains('/'), "{bag}");
+        let (system, app) = parse_property_bag(&bag).unwrap();
+        assert_eq!(system.message_id.as_deref(), Some("m 1"));
+        assert_eq!(system.correlation_id.as_deref(), Some("c/1"));
+        assert_eq!(
+            system.to.as_deref(),
+            Some("/devices/dev-1/messages/deviceBound")
+        );
+        assert_eq!(app.get("path").map(String::as_str), Some("a/b c"));
     }
 
     #[test]

@@ -28,7 +28,7 @@ use super::codec::{
     self, ConnAck, Connect, ConnectReturnCode, Packet, Protocol, PubAck, Publish, QoS, SubAck,
     SubscribeReasonCode, UnsubAck,
 };
-use super::properties::parse_property_bag;
+use super::properties::{encode_c2d_property_bag, parse_property_bag};
 use super::routes::{Inbound, Principal, classify_publish, may_subscribe};
 use super::topic::filter_matches;
 use super::username::{self, ConnectTarget};
@@ -131,14 +131,21 @@ where
         subscriptions: Vec::new(),
         next_packet_id: 0,
         awaiting_ack: Vec::new(),
+        c2d_in_flight: HashMap::new(),
         pending_methods: HashMap::new(),
         next_method_id: 0,
+        clean_session: true,
         wbuf: BytesMut::new(),
     };
+    // CleanSession 0 keeps a device's C2D subscription across connections (the SDKs
+    // connect that way); CleanSession 1 forgets it.
+    let session_present = session.restore_persistent_session(connect.clean_session);
     let _ = codec::encode(
-        &Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, false)),
+        &Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, session_present)),
         &mut session.wbuf,
     );
+    session.clean_session = connect.clean_session;
+    session.pump_c2d();
     let reason = session.serve(&mut stream, rbuf, keep_alive).await;
     if let Client::Device {
         identity,
@@ -148,6 +155,10 @@ where
     {
         hub.connections()
             .detach(&identity.connection_key(), lease.id);
+        // Delivered but not acknowledged: back to the queue for the next connection.
+        for message_id in session.c2d_in_flight.values() {
+            hub.c2d_release(identity.device_id(), message_id);
+        }
     }
     tracing::info!(remote = %peer.remote, client = %name, %reason, "client disconnected");
     close(&mut stream).await;
@@ -283,6 +294,10 @@ struct Session {
     next_packet_id: u16,
     /// Packet ids of our QoS 1 publishes the client has not acknowledged yet.
     awaiting_ack: Vec<u16>,
+    /// Cloud-to-device messages out for delivery, by packet id (completed on PUBACK).
+    c2d_in_flight: HashMap<u16, String>,
+    /// Whether this connection asked for a clean session.
+    clean_session: bool,
     /// Direct method calls sent to the device, by `$rid`, waiting for its answer.
     pending_methods: HashMap<String, MethodReply>,
     next_method_id: u64,
@@ -364,7 +379,7 @@ impl Session {
                         Some(kicked) => kicked.notified().await,
                         None => std::future::pending().await,
                     }
-                } => return "replaced by a newer connection (400027 ConnectionForcefullyClosedOnNewConnection)".into(),
+                } => return "closed by the hub: a newer connection replaced it (400027), or the device was disabled or deleted".into(),
                 pushed = async {
                     match outbound.as_mut() {
                         Some(rx) => rx.recv().await,
@@ -378,6 +393,7 @@ impl Session {
                         );
                     }
                     Some(Outbound::Method(call)) => self.start_method(call),
+                    Some(Outbound::C2dAvailable) => self.pump_c2d(),
                     None => outbound = None,
                 },
                 _ = shutdown.changed() => return "emulator shutting down".into(),
@@ -408,16 +424,25 @@ impl Session {
                     }
                 }
                 self.write(Packet::SubAck(SubAck::new(subscribe.pkid, codes)));
+                self.remember_c2d_subscription();
+                self.pump_c2d();
                 Ok(())
             }
             Packet::Unsubscribe(unsubscribe) => {
                 self.subscriptions
                     .retain(|(f, _)| !unsubscribe.topics.contains(f));
                 self.write(Packet::UnsubAck(UnsubAck::new(unsubscribe.pkid)));
+                self.remember_c2d_subscription();
                 Ok(())
             }
             Packet::PubAck(ack) => {
                 self.awaiting_ack.retain(|id| *id != ack.pkid);
+                if let (Some(message_id), Client::Device { identity, hub, .. }) =
+                    (self.c2d_in_flight.remove(&ack.pkid), &self.client)
+                {
+                    hub.c2d_complete(identity.device_id(), &message_id);
+                    self.pump_c2d();
+                }
                 Ok(())
             }
             Packet::PingReq => {
@@ -511,6 +536,85 @@ impl Session {
             (route, _) => return Err(format!("request {route:?} from the wrong kind of client")),
         }
         Ok(())
+    }
+
+    /// The QoS at which C2D messages reach this device, if it subscribed to them.
+    fn c2d_qos(&self) -> Option<QoS> {
+        let Client::Device { identity, .. } = &self.client else {
+            return None;
+        };
+        if identity.module_id().is_some() {
+            return None;
+        }
+        let topic = format!("devices/{}/messages/devicebound/", identity.device_id());
+        self.subscriptions
+            .iter()
+            .filter(|(filter, _)| filter_matches(filter, &topic))
+            .map(|(_, qos)| *qos)
+            .max_by_key(|q| *q as u8)
+    }
+
+    /// Delivers queued C2D messages while the device is subscribed, a few in flight at a
+    /// time; each stays queued until its PUBACK.
+    fn pump_c2d(&mut self) {
+        const WINDOW: usize = 16;
+        let Some(qos) = self.c2d_qos() else { return };
+        let Client::Device { identity, hub, .. } = &self.client else {
+            return;
+        };
+        let (device_id, hub) = (identity.device_id().to_owned(), hub.clone());
+        while self.c2d_in_flight.len() < WINDOW {
+            let Some(queued) = hub.c2d_take(&device_id) else {
+                break;
+            };
+            let topic = format!(
+                "devices/{device_id}/messages/devicebound/{}",
+                encode_c2d_property_bag(&device_id, &queued)
+            );
+            let mut publish = Publish::from_bytes(topic, qos, queued.message.body.clone());
+            publish.dup = queued.delivery_count > 1;
+            if qos == QoS::AtLeastOnce {
+                publish.pkid = self.allocate_packet_id();
+                self.awaiting_ack.push(publish.pkid);
+                self.c2d_in_flight.insert(publish.pkid, queued.id.clone());
+            } else {
+                // At QoS 0 nothing will acknowledge it: sent is done.
+                hub.c2d_complete(&device_id, &queued.id);
+            }
+            self.write(Packet::Publish(publish));
+        }
+    }
+
+    /// With CleanSession 0, whether the device is subscribed to C2D outlives the connection.
+    fn remember_c2d_subscription(&self) {
+        if let Client::Device { identity, hub, .. } = &self.client
+            && !self.clean_session
+        {
+            hub.set_persistent_c2d_subscription(identity.device_id(), self.c2d_qos().is_some());
+        }
+    }
+
+    /// Restores a persistent C2D subscription; returns the CONNACK's session-present flag.
+    fn restore_persistent_session(&mut self, clean_session: bool) -> bool {
+        let Client::Device { identity, hub, .. } = &self.client else {
+            return false;
+        };
+        if identity.module_id().is_some() {
+            return false;
+        }
+        let device_id = identity.device_id().to_owned();
+        if clean_session {
+            hub.set_persistent_c2d_subscription(&device_id, false);
+            return false;
+        }
+        if !hub.has_persistent_c2d_subscription(&device_id) {
+            return false;
+        }
+        self.subscriptions.push((
+            format!("devices/{device_id}/messages/devicebound/#"),
+            QoS::AtLeastOnce,
+        ));
+        true
     }
 
     /// Sends a method request to the device if it subscribed to methods (404103 otherwise).

@@ -1,0 +1,148 @@
+//! Cloud-to-device messages (iot-hub-devguide-messages-c2d.md; protocol.md §5.5): a queue
+//! per device of at most 50 pending messages of at most 64 KB, delivered while the device is
+//! subscribed, completed by its acknowledgement (PUBACK over MQTT). A message delivered but
+//! not acknowledged when the connection ends goes back to the queue and is delivered again.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+use super::Hub;
+use super::connections::Outbound;
+use super::error::HubError;
+
+pub const MAX_C2D_BYTES: usize = 64 * 1024;
+pub const MAX_PENDING: usize = 50;
+
+/// A message the service sends (the Rust handle's and the control port's input).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct C2dMessage {
+    pub message_id: Option<String>,
+    pub correlation_id: Option<String>,
+    pub user_id: Option<String>,
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    /// Absolute expiry; expired messages are dropped instead of delivered.
+    pub expiry: Option<SystemTime>,
+    /// `iothub-ack` (`none`, `positive`, `negative`, `full`).
+    pub ack: Option<String>,
+    pub properties: BTreeMap<String, String>,
+    pub body: Bytes,
+}
+
+impl C2dMessage {
+    pub fn new(body: impl Into<Bytes>) -> C2dMessage {
+        C2dMessage {
+            body: body.into(),
+            ..Default::default()
+        }
+    }
+
+    fn size(&self) -> usize {
+        self.body.len()
+            + self
+                .properties
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>()
+    }
+}
+
+/// A queued message, with the id it was given and whether it is out for delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedC2d {
+    pub id: String,
+    pub message: C2dMessage,
+    pub enqueued: SystemTime,
+    pub in_flight: bool,
+    pub delivery_count: u32,
+}
+
+impl Hub {
+    /// Queues `message` for `device_id` and tells its connection; returns the message id.
+    pub fn send_c2d(&self, device_id: &str, mut message: C2dMessage) -> Result<String, HubError> {
+        if self.device(device_id).is_none() {
+            return Err(HubError::device_not_found(device_id));
+        }
+        let size = message.size();
+        if size > MAX_C2D_BYTES {
+            return Err(HubError::message_too_large(size, MAX_C2D_BYTES));
+        }
+        let id = message
+            .message_id
+            .get_or_insert_with(|| uuid::Uuid::new_v4().to_string())
+            .clone();
+        {
+            let mut queue = self.c2d.entry(device_id.to_owned()).or_default();
+            drop_expired(&mut queue);
+            if queue.len() >= MAX_PENDING {
+                return Err(HubError::queue_full(device_id));
+            }
+            queue.push_back(QueuedC2d {
+                id: id.clone(),
+                message,
+                enqueued: SystemTime::now(),
+                in_flight: false,
+                delivery_count: 0,
+            });
+        }
+        self.connections().send(device_id, Outbound::C2dAvailable);
+        Ok(id)
+    }
+
+    /// The next message to deliver, marked in flight; expired ones are dropped on the way.
+    pub fn c2d_take(&self, device_id: &str) -> Option<QueuedC2d> {
+        let mut queue = self.c2d.get_mut(device_id)?;
+        drop_expired(&mut queue);
+        let next = queue.iter_mut().find(|m| !m.in_flight)?;
+        next.in_flight = true;
+        next.delivery_count += 1;
+        Some(next.clone())
+    }
+
+    /// The device acknowledged `message_id`: it leaves the queue.
+    pub fn c2d_complete(&self, device_id: &str, message_id: &str) -> bool {
+        self.c2d.get_mut(device_id).is_some_and(|mut queue| {
+            let before = queue.len();
+            queue.retain(|m| m.id != message_id);
+            queue.len() < before
+        })
+    }
+
+    /// Delivery did not complete (the connection ended): deliver again later.
+    pub fn c2d_release(&self, device_id: &str, message_id: &str) {
+        if let Some(mut queue) = self.c2d.get_mut(device_id)
+            && let Some(m) = queue.iter_mut().find(|m| m.id == message_id)
+        {
+            m.in_flight = false;
+        }
+    }
+
+    /// Messages waiting for (or out for) delivery to `device_id`.
+    pub fn c2d_pending(&self, device_id: &str) -> Vec<QueuedC2d> {
+        self.c2d
+            .get(device_id)
+            .map(|q| q.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Remembers whether a CleanSession=0 device subscribed to its C2D topic, so the
+    /// subscription survives reconnects as an MQTT persistent session does.
+    pub fn set_persistent_c2d_subscription(&self, device_id: &str, subscribed: bool) {
+        if subscribed {
+            self.persistent_c2d.insert(device_id.to_owned());
+        } else {
+            self.persistent_c2d.remove(device_id);
+        }
+    }
+
+    pub fn has_persistent_c2d_subscription(&self, device_id: &str) -> bool {
+        self.persistent_c2d.contains(device_id)
+    }
+}
+
+fn drop_expired(queue: &mut VecDeque<QueuedC2d>) {
+    let now = SystemTime::now();
+    queue.retain(|m| m.in_flight || m.message.expiry.is_none_or(|at| at > now));
+}

@@ -1,0 +1,184 @@
+//! Cloud-to-device messages over MQTT (issue #6 item 3): delivery with the encoded property
+//! bag, completion on PUBACK, redelivery after reconnect for CleanSession 0, queue limits.
+
+use std::time::{Duration, SystemTime};
+
+use iotemu::auth::keys::SymmetricKey;
+use iotemu::hub::c2d::C2dMessage;
+use iotemu::mqtt::codec::{ConnAck, Connect, ConnectReturnCode, Packet, PubAck, QoS};
+use iotemu_e2e::*;
+use rumqttc::mqttbytes::v4::{Login, Subscribe};
+
+/// Connects `device_id` (provisioned with the quickstart key) with the given CleanSession.
+async fn connect(emulator: &iotemu::Emulator, device_id: &str, clean: bool) -> (RawClient, bool) {
+    let mut client = RawClient::connect(emulator).await;
+    let mut connect = Connect::new(device_id);
+    connect.keep_alive = 60;
+    connect.clean_session = clean;
+    connect.login = Some(Login::new(
+        hub_username("localhost", device_id),
+        device_token(
+            "localhost",
+            device_id,
+            QUICKSTART_KEY,
+            seconds_from_now(600),
+        ),
+    ));
+    client.send(Packet::Connect(connect)).await;
+    match client.recv(Duration::from_secs(5)).await {
+        Ok(Packet::ConnAck(ConnAck {
+            code: ConnectReturnCode::Success,
+            session_present,
+        })) => (client, session_present),
+        other => panic!("expected CONNACK 0, got {other:?}"),
+    }
+}
+
+async fn subscribe_c2d(client: &mut RawClient, device_id: &str) {
+    let mut subscribe = Subscribe::new(
+        format!("devices/{device_id}/messages/devicebound/#"),
+        QoS::AtLeastOnce,
+    );
+    subscribe.pkid = 1;
+    client.send(Packet::Subscribe(subscribe)).await;
+    assert!(matches!(
+        client.recv(Duration::from_secs(5)).await,
+        Ok(Packet::SubAck(_))
+    ));
+}
+
+fn provision(emulator: &iotemu::Emulator, device_id: &str) {
+    let key = SymmetricKey::from_base64(QUICKSTART_KEY).unwrap();
+    emulator
+        .default_hub()
+        .provision_device(device_id, key.clone(), key, None);
+}
+
+async fn next_c2d(client: &mut RawClient) -> rumqttc::mqttbytes::v4::Publish {
+    match client.recv(Duration::from_secs(5)).await {
+        Ok(Packet::Publish(p)) => p,
+        other => panic!("expected a C2D message, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn messages_arrive_with_their_properties_and_complete_on_puback() {
+    let emulator = start_emulator(None).await;
+    provision(&emulator, "c2d-1");
+    let (mut client, present) = connect(&emulator, "c2d-1", true).await;
+    assert!(!present);
+    subscribe_c2d(&mut client, "c2d-1").await;
+    let hub = emulator.default_hub();
+    let mut message = C2dMessage::new("turn on");
+    message.message_id = Some("msg-1".into());
+    message.correlation_id = Some("corr/1".into());
+    message.properties.insert("room".into(), "a b/c".into());
+    hub.send_c2d("c2d-1", message).unwrap();
+
+    let delivered = next_c2d(&mut client).await;
+    assert_eq!(&delivered.payload[..], b"turn on");
+    assert_eq!(delivered.qos, QoS::AtLeastOnce);
+    let bag = delivered
+        .topic
+        .strip_prefix("devices/c2d-1/messages/devicebound/")
+        .expect("devicebound topic");
+    assert_eq!(
+        delivered.topic.split('/').count(),
+        5,
+        "no raw '/' in the bag: {}",
+        delivered.topic
+    );
+    assert!(bag.contains("%24.mid=msg-1"), "{bag}");
+    assert!(bag.contains("%24.cid=corr%2F1"), "{bag}");
+    assert!(
+        bag.contains("%24.to=%2Fdevices%2Fc2d-1%2Fmessages%2FdeviceBound"),
+        "{bag}"
+    );
+    assert!(bag.contains("room=a%20b%2Fc"), "{bag}");
+    assert_eq!(
+        hub.c2d_pending("c2d-1").len(),
+        1,
+        "queued until acknowledged"
+    );
+    client
+        .send(Packet::PubAck(PubAck::new(delivered.pkid)))
+        .await;
+    client.send(Packet::PingReq).await;
+    assert_eq!(
+        client.recv(Duration::from_secs(5)).await.unwrap(),
+        Packet::PingResp
+    );
+    assert!(hub.c2d_pending("c2d-1").is_empty());
+}
+
+#[tokio::test]
+async fn unacknowledged_messages_come_back_after_reconnect_with_clean_session_0() {
+    let emulator = start_emulator(None).await;
+    provision(&emulator, "c2d-2");
+    let hub = emulator.default_hub();
+    hub.send_c2d("c2d-2", C2dMessage::new("queued before connecting"))
+        .unwrap();
+    let (mut client, _) = connect(&emulator, "c2d-2", false).await;
+    subscribe_c2d(&mut client, "c2d-2").await;
+    let first = next_c2d(&mut client).await;
+    assert!(!first.dup);
+    drop(client); // no PUBACK
+
+    // Same persistent session: delivered again without subscribing, flagged DUP.
+    let (mut client, present) = connect(&emulator, "c2d-2", false).await;
+    assert!(present, "CONNACK reports the persistent session");
+    let again = next_c2d(&mut client).await;
+    assert_eq!(again.payload, first.payload);
+    assert!(again.dup);
+    client.send(Packet::PubAck(PubAck::new(again.pkid))).await;
+    drop(client);
+
+    // A clean session forgets the subscription: nothing arrives until it subscribes.
+    hub.send_c2d("c2d-2", C2dMessage::new("later")).unwrap();
+    let (mut client, present) = connect(&emulator, "c2d-2", true).await;
+    assert!(!present);
+    assert_eq!(
+        client.recv(Duration::from_millis(300)).await,
+        Err(RecvEnd::TimedOut)
+    );
+    subscribe_c2d(&mut client, "c2d-2").await;
+    assert_eq!(&next_c2d(&mut client).await.payload[..], b"later");
+}
+
+#[tokio::test]
+async fn queue_limits_and_expiry_follow_iot_hub() {
+    let emulator = start_emulator(None).await;
+    provision(&emulator, "c2d-3");
+    let hub = emulator.default_hub();
+    for i in 0..50 {
+        hub.send_c2d("c2d-3", C2dMessage::new(format!("m{i}")))
+            .unwrap();
+    }
+    assert_eq!(
+        hub.send_c2d("c2d-3", C2dMessage::new("one too many"))
+            .unwrap_err()
+            .code,
+        403004
+    );
+    assert_eq!(
+        hub.send_c2d("nobody", C2dMessage::new("x"))
+            .unwrap_err()
+            .code,
+        404001
+    );
+
+    provision(&emulator, "c2d-4");
+    assert_eq!(
+        hub.send_c2d("c2d-4", C2dMessage::new(vec![0u8; 64 * 1024 + 1]))
+            .unwrap_err()
+            .code,
+        413001
+    );
+    let mut expired = C2dMessage::new("stale");
+    expired.expiry = Some(SystemTime::now() - Duration::from_secs(1));
+    hub.send_c2d("c2d-4", expired).unwrap();
+    hub.send_c2d("c2d-4", C2dMessage::new("fresh")).unwrap();
+    let (mut client, _) = connect(&emulator, "c2d-4", true).await;
+    subscribe_c2d(&mut client, "c2d-4").await;
+    assert_eq!(&next_c2d(&mut client).await.payload[..], b"fresh");
+}
