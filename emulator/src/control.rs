@@ -5,6 +5,7 @@
 //! | `GET /health` | 200 `{"status":"healthy", …}` once every listener is up |
 //! | `GET /ca.pem` | the emulator CA certificate |
 //! | `GET /telemetry?deviceId=&hub=` | stored telemetry, oldest first |
+//! | `GET /telemetry/stream?deviceId=&hub=&replay=true` | server-sent events, one per message |
 //! | `GET /registrations[/{id}]` | DPS registration records |
 //! | `GET /devices[/{id}]?hub=` | hub device identities |
 //! | `GET /enrollments`, `GET /enrollmentGroups` | DPS enrollments (keys included) |
@@ -14,7 +15,12 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use std::collections::HashMap;
+
+use futures_util::StreamExt;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use hyper::body::Incoming;
 use hyper::header::CONTENT_TYPE;
 use hyper::server::conn::http1;
@@ -32,7 +38,7 @@ use crate::hub::c2d::C2dMessage;
 use crate::net::spawn_accept_loop;
 use crate::query;
 
-type Reply = Response<Full<Bytes>>;
+type Reply = Response<BoxBody<Bytes, Infallible>>;
 
 pub(crate) fn spawn(
     listener: TcpListener,
@@ -136,8 +142,12 @@ fn route(state: &EmulatorState, req: Request<Incoming>) -> Reply {
         ),
         ["ca.pem"] => Response::builder()
             .header(CONTENT_TYPE, "application/x-pem-file")
-            .body(Full::new(Bytes::from(state.tls.ca_pem().to_owned())))
+            .body(Full::new(Bytes::from(state.tls.ca_pem().to_owned())).boxed())
             .unwrap_or_default(),
+        ["telemetry", "stream"] => match hub_for(state, query) {
+            Ok(hubs) => telemetry_stream(&hubs, query),
+            Err(message) => not_found(&message),
+        },
         ["telemetry"] => match hub_for(state, query) {
             Ok(hubs) => {
                 let device = query::value(query, "deviceId");
@@ -181,6 +191,43 @@ fn route(state: &EmulatorState, req: Request<Incoming>) -> Reply {
     }
 }
 
+/// `GET /telemetry/stream?deviceId=&hub=&replay=true`: server-sent events, one `data:` line
+/// of message JSON per telemetry message, live; `replay=true` first sends what is retained.
+/// Subscribing happens before the log is read, so nothing falls between the two.
+fn telemetry_stream(hubs: &[&Arc<Hub>], query: &str) -> Reply {
+    let device = query::value(query, "deviceId");
+    let replay = query::value(query, "replay").is_some_and(|v| v == "true" || v == "1");
+    let live: Vec<_> = hubs.iter().map(|h| h.telemetry().stream()).collect();
+    let mut sent: HashMap<String, u64> = HashMap::new();
+    let mut backlog = Vec::new();
+    if replay {
+        for hub in hubs {
+            for message in hub.telemetry().messages(device.as_deref()) {
+                sent.insert(message.hub.clone(), message.sequence_number);
+                backlog.push(message);
+            }
+        }
+    }
+    let wanted = device.clone();
+    let live = futures_util::stream::select_all(live.into_iter().map(Box::pin)).filter(move |m| {
+        let fresh = sent.get(&m.hub).is_none_or(|seen| m.sequence_number > *seen);
+        let ours = wanted.as_deref().is_none_or(|d| m.device_id == d);
+        std::future::ready(fresh && ours)
+    });
+    let events = futures_util::stream::iter(backlog)
+        .chain(live)
+        .map(|m| Ok::<_, Infallible>(Frame::data(Bytes::from(format!("data: {}\n\n", m.to_json())))));
+    // A comment first, so clients see the response headers at once.
+    let hello = futures_util::stream::once(std::future::ready(Ok::<_, Infallible>(Frame::data(
+        Bytes::from_static(b": iotemu telemetry stream\n\n"),
+    ))));
+    Response::builder()
+        .header(CONTENT_TYPE, "text/event-stream")
+        .header("cache-control", "no-cache")
+        .body(BodyExt::boxed(StreamBody::new(hello.chain(events))))
+        .unwrap_or_default()
+}
+
 fn device_list(hub: &Hub) -> Vec<Value> {
     hub.devices()
         .iter()
@@ -208,6 +255,6 @@ fn json_reply(status: StatusCode, body: Value) -> Reply {
     Response::builder()
         .status(status)
         .header(CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(body.to_string())))
+        .body(Full::new(Bytes::from(body.to_string())).boxed())
         .unwrap_or_default()
 }
