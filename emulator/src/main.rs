@@ -41,6 +41,36 @@ enum Command {
     /// ECDSA P-256 keys, PKCS#8 PEM files, chains that DPS and IoT Hub accept.
     #[command(subcommand)]
     Certs(CertsCommand),
+
+    /// Exit 0 when the emulator on this machine reports healthy (GET /health on the control
+    /// port), 1 otherwise — for container HEALTHCHECKs.
+    Healthcheck {
+        /// The emulator's control port.
+        #[arg(long, env = "IOTEMU_CONTROL_PORT", default_value_t = 9180)]
+        control_port: u16,
+    },
+
+    /// Work with fixture files.
+    #[command(subcommand)]
+    Fixtures(FixturesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum FixturesCommand {
+    /// Check fixture files as the emulator would load them (merged, in order); prints what
+    /// they hold, or the file, JSON path and reason of the first problem.
+    Validate {
+        /// Fixture files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+/// How logs are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 // The server flags, at the top level when no subcommand is given.
@@ -88,6 +118,10 @@ struct Args {
     /// Telemetry messages kept per hub for inspection.
     #[arg(long, env = "IOTEMU_TELEMETRY_RETENTION", default_value_t = 10_000)]
     telemetry_retention: usize,
+
+    /// Log format on stderr: `text`, or `json` (one object per line). Levels via RUST_LOG.
+    #[arg(long, env = "IOTEMU_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 #[tokio::main]
@@ -105,17 +139,74 @@ async fn main() -> ExitCode {
             }
         };
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    match &cli.command {
+        Some(Command::Healthcheck { control_port }) => return healthcheck(*control_port).await,
+        Some(Command::Fixtures(FixturesCommand::Validate { files })) => return validate(files),
+        _ => {}
+    }
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.serve.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     match run(cli.serve).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("iotemu: {message}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// `GET /health` on the loopback control port, 3 s at most.
+async fn healthcheck(control_port: u16) -> ExitCode {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let probe = async {
+        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", control_port))
+            .await
+            .ok()?;
+        tcp.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await
+            .ok()?;
+        let mut head = [0u8; 12];
+        tcp.read_exact(&mut head).await.ok()?;
+        Some(head.starts_with(b"HTTP/1.1 200"))
+    };
+    match tokio::time::timeout(Duration::from_secs(3), probe).await {
+        Ok(Some(true)) => {
+            println!("healthy");
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprintln!("iotemu: not healthy (no 200 from http://127.0.0.1:{control_port}/health)");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn validate(files: &[PathBuf]) -> ExitCode {
+    let sources: Vec<_> = files
+        .iter()
+        .map(|f| iotemu::fixtures::FixtureSource::File(f.clone()))
+        .collect();
+    match iotemu::fixtures::FixtureSet::load(&sources) {
+        Ok(set) => {
+            println!(
+                "valid: DPS {} (id scope {}), {} hub(s), {} enrollment(s), {} enrollment group(s)",
+                set.dps.host_name,
+                set.dps.id_scope,
+                set.hubs.len(),
+                set.enrollments.len(),
+                set.enrollment_groups.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("invalid: {e}");
+            ExitCode::FAILURE
         }
     }
 }

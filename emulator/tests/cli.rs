@@ -1,0 +1,144 @@
+//! The `iotemu` binary as a user runs it: startup banner and readiness, `healthcheck`,
+//! `fixtures validate`, JSON logs, and a clear failure when a port is taken.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+fn iotemu() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_iotemu"))
+}
+
+/// Starts the emulator on free ports; returns it with its control port once ready.
+fn start(extra: &[&str]) -> (Child, u16) {
+    let mut child = iotemu()
+        .args([
+            "--mqtt-port",
+            "0",
+            "--https-port",
+            "0",
+            "--control-port",
+            "0",
+        ])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("iotemu starts");
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut control = None;
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.trim().strip_prefix("Control (HTTP):") {
+            let addr = rest.trim().trim_start_matches("http://");
+            let port = addr
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .rsplit(':')
+                .next()
+                .unwrap();
+            control = Some(port.parse().unwrap());
+        }
+        if line == "iotemu ready" {
+            break;
+        }
+    }
+    (child, control.expect("banner names the control port"))
+}
+
+#[test]
+fn healthcheck_follows_the_running_emulator() {
+    let (mut child, port) = start(&[]);
+    let healthy = iotemu()
+        .args(["healthcheck", "--control-port", &port.to_string()])
+        .output()
+        .unwrap();
+    assert!(healthy.status.success(), "{healthy:?}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let gone = iotemu()
+        .args(["healthcheck", "--control-port", &port.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(gone.status.code(), Some(1));
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let (mut child, _) = start(&["--log-format", "json"]);
+    // SIGTERM: the emulator shuts down gracefully and logs it.
+    let stopped = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "graceful shutdown exits 0: {status:?}");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|v| v["fields"]["message"] == "shutting down" && v["level"] == "INFO"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn fixtures_validate_reports_path_and_reason() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let good = iotemu()
+        .args(["fixtures", "validate"])
+        .arg(root.join("fixtures/quickstart.json"))
+        .output()
+        .unwrap();
+    assert!(good.status.success());
+    assert!(String::from_utf8_lossy(&good.stdout).contains("1 enrollment(s)"));
+    let dir = std::env::temp_dir().join(format!("iotemu-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, r#"{"enrollments":[{"registrationId":"x","attestation":{"type":"symmetricKey","symmetricKey":{"primaryKey":"!!"}}}]}"#).unwrap();
+    let out = iotemu()
+        .args(["fixtures", "validate"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("enrollments[0].attestation.symmetricKey.primaryKey")
+    );
+}
+
+#[test]
+fn a_taken_port_fails_with_the_fix_named() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = iotemu()
+        .args([
+            "--mqtt-port",
+            &port,
+            "--bind",
+            "127.0.0.1",
+            "--https-port",
+            "0",
+            "--control-port",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        message.contains("Another process is using port"),
+        "{message}"
+    );
+    assert!(message.contains("0 picks a free one"), "{message}");
+}
