@@ -236,8 +236,11 @@ async fn run(args: Args) -> Result<(), String> {
         std::fs::write(path, emulator.ca_pem())
             .map_err(|e| format!("cannot write the CA certificate to {}: {e}", path.display()))?;
     }
+    // Listen before announcing readiness: a SIGTERM sent right after "ready" must shut the
+    // emulator down gracefully, not kill it.
+    let signals = ShutdownSignals::install();
     print_banner(&emulator, &args);
-    wait_for_signal().await;
+    signals.wait().await;
     tracing::info!("shutting down");
     emulator.shutdown().await;
     Ok(())
@@ -307,24 +310,43 @@ fn print_banner(emulator: &Emulator, args: &Args) {
     println!("iotemu ready");
 }
 
-async fn wait_for_signal() {
+/// SIGTERM and SIGINT listeners, registered when created.
+struct ShutdownSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    listeners: Vec<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignals {
+    fn install() -> ShutdownSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let listeners = [SignalKind::terminate(), SignalKind::interrupt()]
+                .into_iter()
+                .filter_map(|kind| signal(kind).ok())
+                .collect();
+            ShutdownSignals { listeners }
+        }
+        #[cfg(not(unix))]
+        {
+            ShutdownSignals {}
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        {
+            let mut listeners = self.listeners;
+            if listeners.is_empty() {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+            let waits = listeners.iter_mut().map(|l| Box::pin(l.recv()));
+            futures_util::future::select_all(waits).await;
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
