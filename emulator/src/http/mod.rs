@@ -5,6 +5,7 @@
 
 mod dps_device;
 mod dps_service;
+mod hub_device;
 mod hub_service;
 mod reply;
 mod request;

@@ -10,7 +10,7 @@ use rustls_pki_types::CertificateDer;
 
 use super::reply::{self, Reply};
 use super::request::Request;
-use super::{HttpContext, dps_device, dps_service, hub_service, websocket};
+use super::{HttpContext, dps_device, dps_service, hub_device, hub_service, websocket};
 use crate::dps::error::DpsError;
 
 pub(super) async fn handle(
@@ -57,6 +57,8 @@ async fn route(ctx: &HttpContext, req: &Request<'_>) -> Reply {
         (&Method::POST, [scope, "registrations", _]) if *scope != "registrations" => {
             dps_device::status_lookup(ctx, req, segments[0], segments[2])
         }
+        // IoT Hub device API (before the service API, which also starts with `devices`).
+        (_, ["devices", _, "messages", ..]) => hub_device::handle(ctx, req, &fixed, &segments),
         // IoT Hub service API.
         (_, ["twins" | "devices", ..]) => hub_service::handle(ctx, req, &fixed, &segments).await,
         // DPS service API.

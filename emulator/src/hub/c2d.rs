@@ -57,6 +57,8 @@ pub struct QueuedC2d {
     pub enqueued: SystemTime,
     pub in_flight: bool,
     pub delivery_count: u32,
+    /// Set while an HTTPS receive holds the message (`in_flight` is then true as well).
+    pub lock: Option<super::c2d_http::C2dLock>,
 }
 
 impl Hub {
@@ -85,6 +87,7 @@ impl Hub {
                 enqueued: SystemTime::now(),
                 in_flight: false,
                 delivery_count: 0,
+                lock: None,
             });
         }
         self.connections().send(device_id, Outbound::C2dAvailable);
@@ -142,7 +145,7 @@ impl Hub {
     }
 }
 
-fn drop_expired(queue: &mut VecDeque<QueuedC2d>) {
+pub(super) fn drop_expired(queue: &mut VecDeque<QueuedC2d>) {
     let now = SystemTime::now();
     queue.retain(|m| m.in_flight || m.message.expiry.is_none_or(|at| at > now));
 }

@@ -122,6 +122,25 @@ impl HubError {
             format!("The ETag of device {device_id} does not match If-Match"),
         )
     }
+
+    /// A C2D lock token that is unknown, already settled or past its one-minute lock.
+    pub fn device_message_lock_lost(device_id: &str, lock_token: &str) -> HubError {
+        HubError::new(
+            412002,
+            "DeviceMessageLockLost",
+            format!(
+                "The lock {lock_token} on a cloud-to-device message for {device_id} is unknown or expired"
+            ),
+        )
+    }
+
+    pub fn invalid_protocol_version() -> HubError {
+        HubError::new(
+            400001,
+            "InvalidProtocolVersion",
+            "The api-version query parameter is required (for example ?api-version=2021-04-12)",
+        )
+    }
 }
 
 impl fmt::Display for HubError {

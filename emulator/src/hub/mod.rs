@@ -3,6 +3,7 @@
 //! the hub applies the rules (device exists and is enabled, size limits) and stores it.
 
 pub mod c2d;
+pub mod c2d_http;
 pub mod connections;
 pub mod device;
 pub mod error;

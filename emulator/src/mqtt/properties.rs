@@ -111,6 +111,7 @@ mod tests {
             enqueued: std::time::SystemTime::now(),
             in_flight: false,
             delivery_count: 0,
+            lock: None,
         };
         let bag = encode_c2d_property_bag("dev-1", &queued);
         assert!(!bag.contains('/'), "{bag}");
