@@ -210,13 +210,18 @@ fn telemetry_stream(hubs: &[&Arc<Hub>], query: &str) -> Reply {
     }
     let wanted = device.clone();
     let live = futures_util::stream::select_all(live.into_iter().map(Box::pin)).filter(move |m| {
-        let fresh = sent.get(&m.hub).is_none_or(|seen| m.sequence_number > *seen);
+        let fresh = sent
+            .get(&m.hub)
+            .is_none_or(|seen| m.sequence_number > *seen);
         let ours = wanted.as_deref().is_none_or(|d| m.device_id == d);
         std::future::ready(fresh && ours)
     });
-    let events = futures_util::stream::iter(backlog)
-        .chain(live)
-        .map(|m| Ok::<_, Infallible>(Frame::data(Bytes::from(format!("data: {}\n\n", m.to_json())))));
+    let events = futures_util::stream::iter(backlog).chain(live).map(|m| {
+        Ok::<_, Infallible>(Frame::data(Bytes::from(format!(
+            "data: {}\n\n",
+            m.to_json()
+        ))))
+    });
     // A comment first, so clients see the response headers at once.
     let hello = futures_util::stream::once(std::future::ready(Ok::<_, Infallible>(Frame::data(
         Bytes::from_static(b": iotemu telemetry stream\n\n"),
