@@ -10,14 +10,22 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 async fn emulator() -> iotemu::Emulator {
-    let emulator = iotemu::Emulator::builder().control_port(0).start().await.unwrap();
+    let emulator = iotemu::Emulator::builder()
+        .control_port(0)
+        .start()
+        .await
+        .unwrap();
     let key = SymmetricKey::from_base64(iotemu_e2e::QUICKSTART_KEY).unwrap();
-    emulator.default_hub().provision_device("ctl-dev", key.clone(), key, None);
+    emulator
+        .default_hub()
+        .provision_device("ctl-dev", key.clone(), key, None);
     emulator
 }
 
 async fn open(emulator: &iotemu::Emulator, request: &str) -> TcpStream {
-    let mut tcp = TcpStream::connect(emulator.control_addr().unwrap()).await.unwrap();
+    let mut tcp = TcpStream::connect(emulator.control_addr().unwrap())
+        .await
+        .unwrap();
     tcp.write_all(request.as_bytes()).await.unwrap();
     tcp
 }
@@ -27,14 +35,20 @@ async fn read_until(tcp: &mut TcpStream, seen: &mut String, needle: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     let mut buf = [0u8; 4096];
     while !seen.contains(needle) {
-        let n = tokio::time::timeout_at(deadline, tcp.read(&mut buf)).await.expect("in time").unwrap();
+        let n = tokio::time::timeout_at(deadline, tcp.read(&mut buf))
+            .await
+            .expect("in time")
+            .unwrap();
         assert!(n > 0, "stream closed before '{needle}': {seen}");
         seen.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
 }
 
 fn message(body: &'static str) -> IncomingMessage {
-    IncomingMessage { body: Bytes::from_static(body.as_bytes()), ..Default::default() }
+    IncomingMessage {
+        body: Bytes::from_static(body.as_bytes()),
+        ..Default::default()
+    }
 }
 
 #[tokio::test]
@@ -43,16 +57,28 @@ async fn telemetry_stream_replays_then_follows_one_device() {
     let hub = emulator.default_hub();
     let log = hub.telemetry();
     log.append("localhost", "ctl-dev", None, message("before"));
-    let mut tcp = open(&emulator, "GET /telemetry/stream?deviceId=ctl-dev&replay=true HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let mut tcp = open(
+        &emulator,
+        "GET /telemetry/stream?deviceId=ctl-dev&replay=true HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await;
     let mut seen = String::new();
     read_until(&mut tcp, &mut seen, "iotemu telemetry stream").await;
-    assert!(seen.to_ascii_lowercase().contains("content-type: text/event-stream"), "{seen}");
+    assert!(
+        seen.to_ascii_lowercase()
+            .contains("content-type: text/event-stream"),
+        "{seen}"
+    );
     read_until(&mut tcp, &mut seen, "\"body\":\"before\"").await;
     log.append("localhost", "someone-else", None, message("not ours"));
     log.append("localhost", "ctl-dev", None, message("live"));
     read_until(&mut tcp, &mut seen, "\"body\":\"live\"").await;
     assert!(!seen.contains("not ours"));
-    assert_eq!(seen.matches("\"body\":\"before\"").count(), 1, "replayed once, not again live");
+    assert_eq!(
+        seen.matches("\"body\":\"before\"").count(),
+        1,
+        "replayed once, not again live"
+    );
 }
 
 #[tokio::test]
@@ -69,7 +95,14 @@ async fn c2d_can_be_queued_over_the_control_port() {
     assert!(seen.starts_with("HTTP/1.1 201"), "{seen}");
     let pending = emulator.default_hub().c2d_pending("ctl-dev");
     assert_eq!(pending.len(), 1);
-    assert_eq!(pending[0].message.properties.get("room").map(String::as_str), Some("a/b"));
+    assert_eq!(
+        pending[0]
+            .message
+            .properties
+            .get("room")
+            .map(String::as_str),
+        Some("a/b")
+    );
     assert_eq!(&pending[0].message.body[..], b"hello");
 
     let mut tcp = open(&emulator, "POST /c2d?deviceId=ghost HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
@@ -78,7 +111,11 @@ async fn c2d_can_be_queued_over_the_control_port() {
     read_until(&mut tcp, &mut seen, "ghost").await;
     assert!(seen.starts_with("HTTP/1.1 404"), "{seen}");
 
-    let mut tcp = open(&emulator, "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    let mut tcp = open(
+        &emulator,
+        "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     let mut seen = String::new();
     read_until(&mut tcp, &mut seen, "healthy").await;
     assert!(seen.starts_with("HTTP/1.1 200"));
