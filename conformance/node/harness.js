@@ -32,6 +32,13 @@ function expectEqual(what, actual, expected) {
   }
 }
 
+/** Deep equality (JSON values; object key order does not matter). */
+function expectDeepEqual(what, actual, expected) {
+  if (!require('util').isDeepStrictEqual(actual, expected)) {
+    throw new ScenarioFailure(`${what}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`);
+  }
+}
+
 function env(name) {
   const value = process.env[name];
   if (!value) throw new ScenarioFailure(`environment variable ${name} is not set (run via conformance/run)`);
@@ -332,11 +339,74 @@ async function expectNotProvisioned(registrationId, deviceId) {
   }
 }
 
+// --- control port: POST (C2D) --------------------------------------------------------------
+
+/** POST on the control port with `body` (string or Buffer): { status, body (parsed JSON or text) }. */
+function controlPost(path, body = '') {
+  return new Promise((resolve, reject) => {
+    const data = Buffer.isBuffer(body) ? body : Buffer.from(String(body), 'utf8');
+    const req = http.request(
+      CONTROL_URL + path,
+      {
+        method: 'POST',
+        timeout: 5000,
+        headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': data.length },
+      },
+      (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let parsed = text;
+          try {
+            parsed = JSON.parse(text);
+          } catch (_) {
+            /* keep text */
+          }
+          resolve({ status: res.statusCode, body: parsed });
+        });
+      }
+    );
+    req.on('timeout', () => req.destroy(new Error(`POST ${path} timed out`)));
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
+/**
+ * DPS symmetric-key registration as in the quickstart (PROVISIONING_* environment, MQTT), checks
+ * the result (assigned, hub, EXPECTED_DEVICE_ID), then opens a device client over MQTT.
+ * Returns { client, deviceId }. The SDK modules are passed in (this file imports no SDK).
+ */
+async function provisionAndConnect(s, sdk) {
+  const registrationId = env('PROVISIONING_REGISTRATION_ID');
+  const symmetricKey = env('PROVISIONING_SYMMETRIC_KEY');
+  s.step('register');
+  const provisioningClient = sdk.ProvisioningDeviceClient.create(
+    env('PROVISIONING_HOST'),
+    env('PROVISIONING_IDSCOPE'),
+    new sdk.ProvisioningTransport(),
+    new sdk.SymmetricKeySecurityClient(registrationId, symmetricKey)
+  );
+  const result = await provisioningClient.register();
+  expectEqual('registrationState.status', result.status, 'assigned');
+  expectEqual('assigned hub', result.assignedHub, env('EXPECTED_ASSIGNED_HUB'));
+  expectEqual('device id', result.deviceId, env('EXPECTED_DEVICE_ID'));
+  s.step('connect to hub');
+  const client = sdk.Client.fromConnectionString(
+    'HostName=' + result.assignedHub + ';DeviceId=' + result.deviceId + ';SharedAccessKey=' + symmetricKey,
+    sdk.Mqtt
+  );
+  await client.open();
+  return { client, deviceId: result.deviceId };
+}
+
 module.exports = {
   SDK,
   ScenarioFailure,
   check,
   expectEqual,
+  expectDeepEqual,
   env,
   describeError,
   withTimeout,
@@ -355,4 +425,6 @@ module.exports = {
   leafThumbprints,
   deviceRecord,
   expectNotProvisioned,
+  controlPost,
+  provisionAndConnect,
 };

@@ -382,3 +382,53 @@ async def expect_not_provisioned(registration_id, device_id=None):
         status, body = await device_record(device_id)
         check(status == 404, "GET /devices/{} returned {} (expected 404, no such device): {}".format(
             device_id, status, body))
+
+
+# --- control port: POST (C2D) ----------------------------------------------------------------
+
+
+def control_post(path, body=b"", content_type="application/octet-stream"):
+    """POST on the control port; returns (status, parsed JSON or text)."""
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    req = urllib.request.Request(CONTROL_URL + path, data=body, method="POST",
+                                 headers={"Content-Type": content_type})
+    try:
+        with _OPENER.open(req, timeout=5) as resp:
+            status, raw = resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        status, raw = e.code, e.read()
+    text = raw.decode("utf-8", "replace")
+    try:
+        return status, json.loads(text)
+    except ValueError:
+        return status, text
+
+
+async def control_post_async(path, body=b""):
+    return await asyncio.get_running_loop().run_in_executor(None, control_post, path, body)
+
+
+async def provision_and_connect(scenario, provisioning_client_cls, device_client_cls):
+    """DPS symmetric-key registration as in the quickstart (PROVISIONING_* environment), checks
+    the result (assigned, hub, EXPECTED_DEVICE_ID), then creates and connects the device client.
+    Returns (device_client, device_id)."""
+    host = env("PROVISIONING_HOST")
+    registration_id = env("PROVISIONING_REGISTRATION_ID")
+    key = env("PROVISIONING_SYMMETRIC_KEY")
+    scenario.step("register")
+    client = provisioning_client_cls.create_from_symmetric_key(
+        provisioning_host=host, registration_id=registration_id, id_scope=env("PROVISIONING_IDSCOPE"),
+        symmetric_key=key,
+    )
+    result = await client.register()
+    expect_equal("registration status", result.status, "assigned")
+    state = result.registration_state
+    check(state is not None, "registration result has no registration_state")
+    expect_equal("assigned hub", state.assigned_hub, env("EXPECTED_ASSIGNED_HUB"))
+    expect_equal("device id", state.device_id, env("EXPECTED_DEVICE_ID"))
+    scenario.step("connect to hub")
+    device_client = device_client_cls.create_from_symmetric_key(
+        symmetric_key=key, hostname=state.assigned_hub, device_id=state.device_id)
+    await device_client.connect()
+    return device_client, state.device_id
