@@ -289,68 +289,6 @@ impl RawClient {
         }
     }
 
-    /// Sends CONNECT and returns the CONNACK code.
-    pub async fn mqtt_connect(
-        &mut self,
-        client_id: &str,
-        username: &str,
-        password: &str,
-    ) -> ConnectReturnCode {
-        let mut connect = Connect::new(client_id);
-        connect.keep_alive = 60;
-        connect.clean_session = true;
-        connect.login = Some(Login::new(username, password));
-        self.send(Packet::Connect(connect)).await;
-        match self.recv(Duration::from_secs(5)).await {
-            Ok(Packet::ConnAck(ConnAck { code, .. })) => code,
-            other => panic!("expected CONNACK, got {other:?}"),
-        }
-    }
-
-    /// Runs a whole DPS registration on an already connected client (subscribe, register,
-    /// poll until done) and returns the final `RegistrationOperationStatus` JSON.
-    pub async fn register(&mut self, registration_id: &str) -> serde_json::Value {
-        use iotemu::mqtt::codec::{PubAck, Publish, QoS};
-        use rumqttc::mqttbytes::v4::Subscribe;
-        let mut subscribe = Subscribe::new("$dps/registrations/res/#", QoS::AtLeastOnce);
-        subscribe.pkid = 1;
-        self.send(Packet::Subscribe(subscribe)).await;
-        let mut body = format!(r#"{{"registrationId":"{registration_id}"}}"#).into_bytes();
-        let mut topic = "$dps/registrations/PUT/iotdps-register/?$rid=1".to_owned();
-        for attempt in 2u16..50 {
-            self.send(Packet::Publish(Publish::new(
-                &topic,
-                QoS::AtMostOnce,
-                body.clone(),
-            )))
-            .await;
-            let response = loop {
-                match self
-                    .recv(Duration::from_secs(5))
-                    .await
-                    .expect("DPS answers")
-                {
-                    Packet::Publish(p) => {
-                        self.send(Packet::PubAck(PubAck::new(p.pkid))).await;
-                        break p;
-                    }
-                    _ => continue,
-                }
-            };
-            let status: serde_json::Value =
-                serde_json::from_slice(&response.payload).expect("JSON");
-            if status["status"] != "assigning" {
-                return status;
-            }
-            let operation = status["operationId"].as_str().expect("operationId");
-            topic = format!(
-                "$dps/registrations/GET/iotdps-get-operationstatus/?$rid={attempt}&operationId={operation}"
-            );
-            body = b" ".to_vec();
-        }
-        panic!("registration did not complete");
-    }
-
     /// Reads until the server closes the connection; panics if it stays open.
     pub async fn expect_closed(&mut self) {
         loop {
@@ -561,9 +499,17 @@ impl WsClient {
             }
         }
     }
+}
+
+/// Raw MQTT over any transport (TLS or WebSocket): the two primitives, and the exchanges the
+/// tests run on top of them.
+#[allow(async_fn_in_trait)]
+pub trait MqttPeer {
+    async fn send_packet(&mut self, packet: Packet);
+    async fn recv_packet(&mut self, timeout: Duration) -> Result<Packet, RecvEnd>;
 
     /// Sends CONNECT and returns the CONNACK code.
-    pub async fn mqtt_connect(
+    async fn mqtt_connect(
         &mut self,
         client_id: &str,
         username: &str,
@@ -573,33 +519,41 @@ impl WsClient {
         connect.keep_alive = 60;
         connect.clean_session = true;
         connect.login = Some(Login::new(username, password));
-        self.send(Packet::Connect(connect)).await;
-        match self.recv(Duration::from_secs(5)).await {
+        self.send_packet(Packet::Connect(connect)).await;
+        match self.recv_packet(Duration::from_secs(5)).await {
             Ok(Packet::ConnAck(ConnAck { code, .. })) => code,
             other => panic!("expected CONNACK, got {other:?}"),
         }
     }
 
-    /// A whole DPS registration (subscribe, register, poll until done) on a connected
-    /// client; returns the final `RegistrationOperationStatus` JSON.
-    pub async fn register(&mut self, registration_id: &str) -> serde_json::Value {
-        use iotemu::mqtt::codec::{PubAck, Publish, QoS, Subscribe};
+    /// Runs a whole DPS registration on an already connected client (subscribe, register,
+    /// poll until done) and returns the final `RegistrationOperationStatus` JSON.
+    async fn register(&mut self, registration_id: &str) -> serde_json::Value {
+        use iotemu::mqtt::codec::{PubAck, Publish, QoS};
+        use rumqttc::mqttbytes::v4::Subscribe;
         let mut subscribe = Subscribe::new("$dps/registrations/res/#", QoS::AtLeastOnce);
         subscribe.pkid = 1;
-        self.send(Packet::Subscribe(subscribe)).await;
+        self.send_packet(Packet::Subscribe(subscribe)).await;
         let mut body = format!(r#"{{"registrationId":"{registration_id}"}}"#).into_bytes();
         let mut topic = "$dps/registrations/PUT/iotdps-register/?$rid=1".to_owned();
         for attempt in 2u16..50 {
-            let publish = Publish::new(&topic, QoS::AtMostOnce, body.clone());
-            self.send(Packet::Publish(publish)).await;
+            self.send_packet(Packet::Publish(Publish::new(
+                &topic,
+                QoS::AtMostOnce,
+                body.clone(),
+            )))
+            .await;
             let response = loop {
-                if let Packet::Publish(p) = self
-                    .recv(Duration::from_secs(5))
+                match self
+                    .recv_packet(Duration::from_secs(5))
                     .await
                     .expect("DPS answers")
                 {
-                    self.send(Packet::PubAck(PubAck::new(p.pkid))).await;
-                    break p;
+                    Packet::Publish(p) => {
+                        self.send_packet(Packet::PubAck(PubAck::new(p.pkid))).await;
+                        break p;
+                    }
+                    _ => continue,
                 }
             };
             let status: serde_json::Value =
@@ -614,5 +568,23 @@ impl WsClient {
             body = b" ".to_vec();
         }
         panic!("registration did not complete");
+    }
+}
+
+impl MqttPeer for RawClient {
+    async fn send_packet(&mut self, packet: Packet) {
+        self.send(packet).await
+    }
+    async fn recv_packet(&mut self, timeout: Duration) -> Result<Packet, RecvEnd> {
+        self.recv(timeout).await
+    }
+}
+
+impl MqttPeer for WsClient {
+    async fn send_packet(&mut self, packet: Packet) {
+        self.send(packet).await
+    }
+    async fn recv_packet(&mut self, timeout: Duration) -> Result<Packet, RecvEnd> {
+        self.recv(timeout).await
     }
 }
