@@ -20,11 +20,11 @@ use super::HttpContext;
 use super::reply::{self, Reply};
 use super::request::Request;
 use crate::auth::{self, AuthError, DeviceIdentity};
+use crate::hub::Hub;
 use crate::hub::c2d::QueuedC2d;
 use crate::hub::c2d_http::Settlement;
 use crate::hub::error::HubError;
 use crate::hub::telemetry::{IncomingMessage, SystemProperties};
-use crate::hub::{Hub, MAX_D2C_MESSAGE_BYTES};
 use crate::query;
 
 /// The content type that marks a telemetry body as a batch.
@@ -102,16 +102,7 @@ fn authenticate<'c>(
     req: &Request<'_>,
     device_id: &str,
 ) -> Result<(&'c Hub, DeviceIdentity), HubError> {
-    let host = req.header("host").unwrap_or("");
-    let host = host
-        .rsplit_once(':')
-        .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
-        .map_or(host, |(h, _)| h);
-    let hub = ctx
-        .hubs
-        .get(host)
-        .or_else(|| (ctx.hubs.all().len() == 1).then(|| &ctx.hubs.all()[0]))
-        .ok_or_else(|| HubError::hub_not_found(host))?;
+    let hub = ctx.hubs.for_host(req.header("host").unwrap_or(""))?;
     match auth::authenticate_device(
         &ctx.hubs,
         hub.host_name(),
@@ -143,21 +134,7 @@ fn send_telemetry(
         hub.accept_telemetry(identity, message_from_headers(req)?)?;
         return Ok(reply::empty(204));
     }
-    let messages = batch_messages(&req.body)?;
-    // All or nothing: every message is checked before the first is stored.
-    let total: usize = messages.iter().map(IncomingMessage::size).sum();
-    if let Some(too_large) = messages.iter().find(|m| m.size() > MAX_D2C_MESSAGE_BYTES) {
-        return Err(HubError::message_too_large(
-            too_large.size(),
-            MAX_D2C_MESSAGE_BYTES,
-        ));
-    }
-    if total > MAX_D2C_MESSAGE_BYTES {
-        return Err(HubError::message_too_large(total, MAX_D2C_MESSAGE_BYTES));
-    }
-    for message in messages {
-        hub.accept_telemetry(identity, message)?;
-    }
+    hub.accept_telemetry_batch(identity, batch_messages(&req.body)?)?;
     Ok(reply::empty(204))
 }
 

@@ -65,17 +65,9 @@ pub(super) async fn handle(
             )));
         }
     };
-    let host = req.header("host").unwrap_or("");
-    let host = host
-        .rsplit_once(':')
-        .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
-        .map_or(host, |(h, _)| h);
-    let Some(hub) = ctx
-        .hubs
-        .get(host)
-        .or_else(|| (ctx.hubs.all().len() == 1).then(|| &ctx.hubs.all()[0]))
-    else {
-        return reply::hub_error(&HubError::hub_not_found(host));
+    let hub = match ctx.hubs.for_host(req.header("host").unwrap_or("")) {
+        Ok(hub) => hub,
+        Err(e) => return reply::hub_error(&e),
     };
     if let Err(e) = auth::authenticate_service(
         hub.policies(),

@@ -288,6 +288,28 @@ impl Hub {
         }
     }
 
+    /// Accepts a batch of telemetry all or nothing: each message and the batch as a whole
+    /// must fit the 256 KB limit before the first one is stored.
+    pub fn accept_telemetry_batch(
+        &self,
+        identity: &DeviceIdentity,
+        messages: Vec<IncomingMessage>,
+    ) -> Result<(), HubError> {
+        let total: usize = messages.iter().map(IncomingMessage::size).sum();
+        if let Some(size) = messages
+            .iter()
+            .map(IncomingMessage::size)
+            .find(|s| *s > MAX_D2C_MESSAGE_BYTES)
+            .or((total > MAX_D2C_MESSAGE_BYTES).then_some(total))
+        {
+            return Err(HubError::message_too_large(size, MAX_D2C_MESSAGE_BYTES));
+        }
+        for message in messages {
+            self.accept_telemetry(identity, message)?;
+        }
+        Ok(())
+    }
+
     /// Accepts device-to-cloud telemetry: stored (and visible to observers) on success, so the
     /// transport may acknowledge it afterwards.
     pub fn accept_telemetry(
@@ -331,6 +353,18 @@ impl Hubs {
 
     pub fn get(&self, host_name: &str) -> Option<&Arc<Hub>> {
         self.by_host.get(&host_name.to_ascii_lowercase())
+    }
+
+    /// The hub an HTTP `Host` header names (any port ignored), or the only hub when there is
+    /// just one, so clients that send an IP or another name still reach it.
+    pub fn for_host(&self, host_header: &str) -> Result<&Arc<Hub>, HubError> {
+        let host = host_header
+            .rsplit_once(':')
+            .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
+            .map_or(host_header, |(h, _)| h);
+        self.get(host)
+            .or_else(|| (self.ordered.len() == 1).then(|| &self.ordered[0]))
+            .ok_or_else(|| HubError::hub_not_found(host))
     }
 
     pub fn all(&self) -> &[Arc<Hub>] {
