@@ -39,7 +39,7 @@ impl C2dMessage {
         }
     }
 
-    fn size(&self) -> usize {
+    pub(super) fn size(&self) -> usize {
         self.body.len()
             + self
                 .properties

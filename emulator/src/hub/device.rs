@@ -27,6 +27,46 @@ pub enum DeviceAuthentication {
     CertificateAuthority { provisioning_anchors: Vec<Vec<u8>> },
 }
 
+impl DeviceAuthentication {
+    /// The service API's `authentication` object.
+    pub fn to_json(&self) -> Value {
+        let (kind, keys, thumbprints) = match self {
+            DeviceAuthentication::Sas { primary, secondary } => (
+                "sas",
+                [Some(primary.to_base64()), Some(secondary.to_base64())],
+                [None, None],
+            ),
+            DeviceAuthentication::SelfSigned {
+                primary_thumbprint,
+                secondary_thumbprint,
+            } => (
+                "selfSigned",
+                [None, None],
+                [primary_thumbprint.clone(), secondary_thumbprint.clone()],
+            ),
+            DeviceAuthentication::CertificateAuthority { .. } => {
+                ("certificateAuthority", [None, None], [None, None])
+            }
+        };
+        let [primary_key, secondary_key] = keys;
+        let [primary_thumbprint, secondary_thumbprint] = thumbprints;
+        serde_json::json!({
+            "type": kind,
+            "symmetricKey": { "primaryKey": primary_key, "secondaryKey": secondary_key },
+            "x509Thumbprint": { "primaryThumbprint": primary_thumbprint, "secondaryThumbprint": secondary_thumbprint },
+        })
+    }
+
+    /// The twin's `authenticationType`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            DeviceAuthentication::Sas { .. } => "sas",
+            DeviceAuthentication::SelfSigned { .. } => "selfSigned",
+            DeviceAuthentication::CertificateAuthority { .. } => "certificateAuthority",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum DeviceStatus {
@@ -60,26 +100,7 @@ impl Device {
 
     /// The device in the service API's JSON shape (keys included, as the service API returns).
     pub fn to_json(&self, connected: bool) -> Value {
-        let authentication = match &self.authentication {
-            DeviceAuthentication::Sas { primary, secondary } => serde_json::json!({
-                "type": "sas",
-                "symmetricKey": { "primaryKey": primary.to_base64(), "secondaryKey": secondary.to_base64() },
-                "x509Thumbprint": { "primaryThumbprint": null, "secondaryThumbprint": null },
-            }),
-            DeviceAuthentication::SelfSigned {
-                primary_thumbprint,
-                secondary_thumbprint,
-            } => serde_json::json!({
-                "type": "selfSigned",
-                "symmetricKey": { "primaryKey": null, "secondaryKey": null },
-                "x509Thumbprint": { "primaryThumbprint": primary_thumbprint, "secondaryThumbprint": secondary_thumbprint },
-            }),
-            DeviceAuthentication::CertificateAuthority { .. } => serde_json::json!({
-                "type": "certificateAuthority",
-                "symmetricKey": { "primaryKey": null, "secondaryKey": null },
-                "x509Thumbprint": { "primaryThumbprint": null, "secondaryThumbprint": null },
-            }),
-        };
+        let authentication = self.authentication.to_json();
         serde_json::json!({
             "deviceId": self.device_id,
             "generationId": self.generation_id,
