@@ -1,5 +1,5 @@
 //! IoT Hub service REST API (protocol.md §9): the device and module registry, device and
-//! module twins and direct methods. The hub is the one named by the `Host` header; callers authenticate with a hub
+//! module twins, direct methods, C2D queue purge and C2D feedback. The hub is the one named by the `Host` header; callers authenticate with a hub
 //! shared-access-policy token whose policy grants the route's right: RegistryRead to read
 //! devices, RegistryWrite to change them, ServiceConnect for twins and methods (Azure's
 //! samples use the `service` policy for both).
@@ -32,6 +32,10 @@ enum Operation<'p> {
     GetTwin(IdentityRef<'p>),
     UpdateTwin { who: IdentityRef<'p>, replace: bool },
     InvokeMethod(IdentityRef<'p>),
+    PurgeC2d(&'p str),
+    ReceiveFeedback,
+    CompleteFeedback(&'p str),
+    AbandonFeedback(&'p str),
 }
 
 pub(super) async fn handle(
@@ -55,6 +59,18 @@ pub(super) async fn handle(
         (&Method::GET, ["devices", _]) => ("RegistryRead", GetDevice(segments[1])),
         (&Method::PUT, ["devices", _]) => ("RegistryWrite", PutDevice(segments[1])),
         (&Method::DELETE, ["devices", _]) => ("RegistryWrite", DeleteDevice(segments[1])),
+        (&Method::DELETE, ["devices", _, "commands"]) => ("ServiceConnect", PurgeC2d(segments[1])),
+        (&Method::GET, ["messages", "servicebound", "feedback"]) => {
+            ("ServiceConnect", ReceiveFeedback)
+        }
+        (&Method::DELETE, ["messages", "servicebound", "feedback", _]) => (
+            "ServiceConnect",
+            CompleteFeedback(segments[3].trim_matches('"')),
+        ),
+        (&Method::POST, ["messages", "servicebound", "feedback", _, "abandon"]) => (
+            "ServiceConnect",
+            AbandonFeedback(segments[3].trim_matches('"')),
+        ),
         (&Method::GET, ["devices", _, "modules"]) => ("RegistryRead", ListModules(segments[1])),
         (&Method::GET, ["devices", _, "modules", _]) => ("RegistryRead", GetModule(module)),
         (&Method::PUT, ["devices", _, "modules", _]) => ("RegistryWrite", PutModule(module)),
@@ -132,6 +148,23 @@ pub(super) async fn handle(
         GetTwin(who) => hub.twin_view(who).map(|view| reply::json(200, &view)),
         UpdateTwin { who, replace } => update_twin(hub, req, who, replace),
         InvokeMethod(who) => invoke_method(hub, req, who).await,
+        PurgeC2d(device_id) => hub.purge_c2d(device_id).map(|purged| {
+            reply::json(
+                200,
+                &serde_json::json!({
+                    "deviceId": device_id,
+                    "moduleId": null,
+                    "totalMessagesPurged": purged,
+                }),
+            )
+        }),
+        ReceiveFeedback => Ok(receive_feedback(hub)),
+        CompleteFeedback(lock) => hub
+            .complete_feedback(lock, SystemTime::now())
+            .map(|()| reply::empty(204)),
+        AbandonFeedback(lock) => hub
+            .abandon_feedback(lock, SystemTime::now())
+            .map(|()| reply::empty(204)),
     };
     result.unwrap_or_else(|e| reply::hub_error(&e))
 }
@@ -159,6 +192,31 @@ fn list_devices(hub: &Hub, req: &Request<'_>) -> Result<Reply, HubError> {
         .map(|d| hub.device_json(d))
         .collect();
     Ok(reply::json(200, &devices))
+}
+
+/// The unread feedback records as one batch (200, lock token in `ETag` as for device C2D
+/// receives), or 204 when there are none.
+fn receive_feedback(hub: &Hub) -> Reply {
+    let Some(batch) = hub.receive_feedback(SystemTime::now()) else {
+        return reply::empty(204);
+    };
+    let mut response = reply::json(200, &batch.body());
+    for (name, value) in [
+        ("etag", format!("\"{}\"", batch.lock_token)),
+        ("iothub-messageid", batch.message_id.clone()),
+        (
+            "iothub-enqueuedtime",
+            crate::timefmt::utc_timestamp(batch.enqueued),
+        ),
+        ("iothub-userid", hub.host_name().to_owned()),
+    ] {
+        response = reply::with_header(response, name, &value);
+    }
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/vnd.microsoft.iothub.feedback.json"),
+    );
+    response
 }
 
 /// Without If-Match the caller creates the module (Azure answers 201), with it updates (200).

@@ -166,6 +166,15 @@ impl HubError {
         )
     }
 
+    /// A feedback lock token that is unknown, already settled or past its lock.
+    pub fn feedback_lock_lost(lock_token: &str) -> HubError {
+        HubError::new(
+            412002,
+            "DeviceMessageLockLost",
+            format!("The lock {lock_token} on a feedback message is unknown or expired"),
+        )
+    }
+
     pub fn invalid_protocol_version() -> HubError {
         HubError::new(
             400001,

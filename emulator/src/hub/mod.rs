@@ -7,6 +7,7 @@ pub mod c2d_http;
 pub mod connections;
 pub mod device;
 pub mod error;
+pub mod feedback;
 pub mod methods;
 pub mod module;
 pub mod registry;
@@ -47,6 +48,8 @@ pub struct Hub {
     /// Cloud-to-device queues by device id.
     c2d: DashMap<String, std::collections::VecDeque<c2d::QueuedC2d>>,
     persistent_c2d: dashmap::DashSet<String>,
+    /// C2D feedback records waiting for the service.
+    feedback: feedback::FeedbackQueue,
 }
 
 /// How DPS allocation treats a linked hub.
@@ -83,6 +86,7 @@ impl Hub {
             allocation: HubAllocation::default(),
             c2d: DashMap::new(),
             persistent_c2d: dashmap::DashSet::new(),
+            feedback: feedback::FeedbackQueue::default(),
         }
     }
 
