@@ -20,7 +20,7 @@ pub const MAX_PENDING: usize = 50;
 pub const MAX_DELIVERY_COUNT: u32 = 10;
 
 /// A message the service sends (the Rust handle's and the control port's input).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct C2dMessage {
     pub message_id: Option<String>,
     pub correlation_id: Option<String>,
@@ -32,6 +32,7 @@ pub struct C2dMessage {
     /// `iothub-ack` (`none`, `positive`, `negative`, `full`).
     pub ack: Option<String>,
     pub properties: BTreeMap<String, String>,
+    #[serde(with = "crate::serde_b64")]
     pub body: Bytes,
 }
 
@@ -54,7 +55,8 @@ impl C2dMessage {
 }
 
 /// A queued message, with the id it was given and whether it is out for delivery.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Stored without its HTTPS lock: after a restart every message is deliverable again.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct QueuedC2d {
     pub id: String,
     pub message: C2dMessage,
@@ -62,6 +64,7 @@ pub struct QueuedC2d {
     pub in_flight: bool,
     pub delivery_count: u32,
     /// Set while an HTTPS receive holds the message (`in_flight` is then true as well).
+    #[serde(skip)]
     pub lock: Option<super::c2d_http::C2dLock>,
 }
 

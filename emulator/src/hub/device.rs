@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::twin::Twin;
@@ -11,7 +11,8 @@ use crate::auth::keys::SymmetricKey;
 use crate::timefmt::utc_timestamp;
 
 /// How a device proves its identity to the hub.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
 pub enum DeviceAuthentication {
     Sas {
         primary: SymmetricKey,
@@ -24,7 +25,10 @@ pub enum DeviceAuthentication {
     },
     /// A chain to a verified CA of the hub with subject CN = device id. Devices DPS
     /// provisioned through a CA also trust the CA DPS validated them against.
-    CertificateAuthority { provisioning_anchors: Vec<Vec<u8>> },
+    CertificateAuthority {
+        #[serde(with = "crate::serde_b64::list")]
+        provisioning_anchors: Vec<Vec<u8>>,
+    },
 }
 
 impl DeviceAuthentication {
@@ -67,14 +71,14 @@ impl DeviceAuthentication {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum DeviceStatus {
     Enabled,
     Disabled,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Device {
     pub device_id: String,
     pub authentication: DeviceAuthentication,

@@ -26,7 +26,7 @@ use crate::timefmt::utc_timestamp;
 /// device: 50").
 pub const MAX_MODULES_PER_DEVICE: usize = 50;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
 pub struct Module {
     pub device_id: String,
     pub module_id: String,
