@@ -11,7 +11,8 @@
 //! * [`auth`] — SAS verification; produces identities only it can construct;
 //! * domain — [`dps`] (enrollments, registration state machine) and [`hub`] (registry,
 //!   telemetry): the rules;
-//! * state — in memory, owned by the domain services.
+//! * [`store`] — the state that survives a restart (`--data-dir`); the domains keep their
+//!   working state in memory.
 //!
 //! Start one in a test with [`Emulator::builder`].
 
@@ -28,6 +29,7 @@ pub mod mqtt;
 mod net;
 mod query;
 mod serde_b64;
+pub mod store;
 pub mod timefmt;
 pub mod tls;
 

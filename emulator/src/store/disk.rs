@@ -1,0 +1,127 @@
+//! The data directory's files and the few file-system steps the store builds on: replacing a
+//! file atomically and durably, starting an empty log, and the lock that keeps a second
+//! emulator out.
+
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use super::error::StoreError;
+use super::frame::{self, FileHeader, FileKind};
+
+/// The files of one data directory (docs/persistence.md).
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub dir: PathBuf,
+    pub lock: PathBuf,
+    pub snapshot: PathBuf,
+    pub snapshot_tmp: PathBuf,
+    pub log: PathBuf,
+    pub log_tmp: PathBuf,
+}
+
+impl Paths {
+    pub fn new(dir: &Path) -> Paths {
+        Paths {
+            dir: dir.to_owned(),
+            lock: dir.join("lock"),
+            snapshot: dir.join("snapshot"),
+            snapshot_tmp: dir.join("snapshot.tmp"),
+            log: dir.join("wal"),
+            log_tmp: dir.join("wal.tmp"),
+        }
+    }
+}
+
+/// Takes the directory's lock, held for as long as the returned file is open. The holder's
+/// pid is written into the file so that the error a second emulator gets can name it.
+pub fn acquire_lock(paths: &Paths) -> Result<File, StoreError> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&paths.lock)
+        .map_err(|e| StoreError::io("open", &paths.lock, e))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            // Best effort: the holder may not have written its pid yet.
+            let _ = file.read_to_string(&mut holder);
+            let holder = match holder.trim() {
+                "" => "another process".to_owned(),
+                pid => pid.to_owned(),
+            };
+            return Err(StoreError::Locked {
+                dir: paths.dir.clone(),
+                holder,
+            });
+        }
+        Err(TryLockError::Error(e)) => return Err(StoreError::io("lock", &paths.lock, e)),
+    }
+    file.set_len(0)
+        .and_then(|()| write!(file, "pid {}", std::process::id()))
+        .map_err(|e| StoreError::io("write", &paths.lock, e))?;
+    Ok(file)
+}
+
+/// Puts `bytes` at `target` so that after a crash `target` holds either its old contents or
+/// all of `bytes`: write a temporary file, fsync it, rename it over `target`, fsync the
+/// directory so the rename itself is durable.
+pub fn replace_file(tmp: &Path, target: &Path, dir: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(tmp)
+        .map_err(|e| StoreError::io("create", tmp, e))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| StoreError::io("write", tmp, e))?;
+    drop(file);
+    fs::rename(tmp, target).map_err(|e| StoreError::io("rename into place", tmp, e))?;
+    sync_dir(dir)
+}
+
+pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::io("fsync the directory", dir, e))
+}
+
+/// Replaces the log with an empty one that applies on top of snapshot `generation`; returns
+/// it opened for appending, with its length.
+pub fn create_log(paths: &Paths, generation: u64) -> Result<(File, u64), StoreError> {
+    let header = frame::encode_file_header(FileHeader {
+        kind: FileKind::Log,
+        generation,
+    });
+    replace_file(&paths.log_tmp, &paths.log, &paths.dir, &header)?;
+    let log = open_log_for_append(paths)?;
+    Ok((log, header.len() as u64))
+}
+
+pub fn open_log_for_append(paths: &Paths) -> Result<File, StoreError> {
+    OpenOptions::new()
+        .append(true)
+        .open(&paths.log)
+        .map_err(|e| StoreError::io("open", &paths.log, e))
+}
+
+/// The whole file, or `None` when it does not exist.
+pub fn read_if_present(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StoreError::io("read", path, e)),
+    }
+}
+
+pub fn remove_if_present(path: &Path) -> Result<(), StoreError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StoreError::io("remove", path, e)),
+    }
+}
