@@ -5,13 +5,17 @@
 
 use std::time::SystemTime;
 
+use std::sync::Arc;
+
 use dashmap::DashMap;
 use serde_json::{Value, json};
 
 use crate::auth::x509::{self, CertificateInfo, X509Error};
+use crate::persistence::{Persistence, Save};
 use crate::timefmt::utc_timestamp;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(into = "StoredCaCertificate", try_from = "StoredCaCertificate")]
 pub struct CaCertificate {
     pub name: String,
     pub der: Vec<u8>,
@@ -21,6 +25,49 @@ pub struct CaCertificate {
     pub etag: String,
     pub created: SystemTime,
     pub updated: SystemTime,
+}
+
+/// A CA certificate as durable state keeps it: the parsed details are derived again on load.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredCaCertificate {
+    name: String,
+    #[serde(with = "crate::serde_b64")]
+    der: Vec<u8>,
+    is_verified: bool,
+    verification_code: Option<String>,
+    etag: String,
+    created: SystemTime,
+    updated: SystemTime,
+}
+
+impl From<CaCertificate> for StoredCaCertificate {
+    fn from(c: CaCertificate) -> Self {
+        StoredCaCertificate {
+            name: c.name,
+            der: c.der,
+            is_verified: c.is_verified,
+            verification_code: c.verification_code,
+            etag: c.etag,
+            created: c.created,
+            updated: c.updated,
+        }
+    }
+}
+
+impl TryFrom<StoredCaCertificate> for CaCertificate {
+    type Error = X509Error;
+    fn try_from(c: StoredCaCertificate) -> Result<Self, X509Error> {
+        Ok(CaCertificate {
+            info: x509::inspect(&c.der)?,
+            name: c.name,
+            der: c.der,
+            is_verified: c.is_verified,
+            verification_code: c.verification_code,
+            etag: c.etag,
+            created: c.created,
+            updated: c.updated,
+        })
+    }
 }
 
 impl CaCertificate {
@@ -56,15 +103,40 @@ pub enum CertificateError {
     WrongCode { expected: String, actual: String },
     #[error("the verification certificate is not signed by the key of '{0}'")]
     NotSignedByCa(String),
+    #[error("the change could not be stored: {0}")]
+    Storage(String),
 }
 
 /// One instance's uploaded CA certificates, by case-insensitive name.
 #[derive(Default)]
 pub struct CertificateStore {
     entries: DashMap<String, CaCertificate>,
+    /// Where changes are made durable, and under which collection.
+    durable: Option<(Arc<Persistence>, String)>,
 }
 
 impl CertificateStore {
+    /// Saves changes through `persistence` into `collection` from now on.
+    pub fn attach(&mut self, persistence: Arc<Persistence>, collection: String) {
+        self.durable = Some((persistence, collection));
+    }
+
+    /// Makes the current state of `name` durable (a tombstone once deleted).
+    fn persist(&self, name: &str) -> Result<(), CertificateError> {
+        let Some((persistence, collection)) = &self.durable else {
+            return Ok(());
+        };
+        let key = name.to_ascii_lowercase();
+        persistence
+            .save(|| vec![Save::of(collection, &key, self.get(&key).as_ref())])
+            .map_err(|e| CertificateError::Storage(e.to_string()))
+    }
+
+    /// Removes a certificate that durable state says was deleted.
+    pub fn forget(&self, name: &str) {
+        self.entries.remove(&name.to_ascii_lowercase());
+    }
+
     /// Adds or replaces `name`. `is_verified` is the "verify on upload" option; a replaced
     /// certificate has to be verified again.
     pub fn upload(
@@ -93,7 +165,14 @@ impl CertificateStore {
         };
         self.entries
             .insert(name.to_ascii_lowercase(), entry.clone());
+        self.persist(name)?;
         Ok(entry)
+    }
+
+    /// Puts back a certificate from durable state, as it was.
+    pub fn restore(&self, certificate: CaCertificate) {
+        self.entries
+            .insert(certificate.name.to_ascii_lowercase(), certificate);
     }
 
     pub fn get(&self, name: &str) -> Option<CaCertificate> {
@@ -109,7 +188,11 @@ impl CertificateStore {
     }
 
     pub fn delete(&self, name: &str) -> bool {
-        self.entries.remove(&name.to_ascii_lowercase()).is_some()
+        let removed = self.entries.remove(&name.to_ascii_lowercase()).is_some();
+        if removed && let Err(e) = self.persist(name) {
+            tracing::error!(error = %e, "a certificate deletion could not be made durable");
+        }
+        removed
     }
 
     /// A fresh code the owner must put in a verification certificate's subject CN.
@@ -124,6 +207,8 @@ impl CertificateStore {
             .to_ascii_uppercase();
         entry.verification_code = Some(code.clone());
         entry.etag = new_etag();
+        drop(entry);
+        self.persist(name)?;
         Ok(code)
     }
 
@@ -155,7 +240,10 @@ impl CertificateStore {
         entry.verification_code = None;
         entry.etag = new_etag();
         entry.updated = SystemTime::now();
-        Ok(entry.clone())
+        let verified = entry.clone();
+        drop(entry);
+        self.persist(name)?;
+        Ok(verified)
     }
 
     /// DER of every verified certificate: the anchors devices may chain up to.

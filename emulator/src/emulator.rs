@@ -27,7 +27,13 @@ use crate::fixtures::{FixtureError, FixtureSet, FixtureSource};
 use crate::http::{self, HttpContext};
 use crate::hub::{Hub, HubAllocation, Hubs};
 use crate::mqtt::{self, MqttContext, MqttLimits};
-use crate::tls::{EmulatorTls, TlsError};
+use crate::persistence::{self, Persistence, Save};
+use crate::store::FileStore;
+use crate::tls::{CaMaterial, EmulatorTls, TlsError};
+
+/// Where the emulator keeps its own CA in the durable state.
+const EMULATOR_COLLECTION: &str = "emulator";
+const CA_KEY: &str = "ca";
 
 /// Why the emulator could not start.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +42,8 @@ pub enum StartError {
     Fixture(#[from] FixtureError),
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error("data directory: {0}")]
+    Store(String),
     #[error("cannot listen on {addr} ({what}): {source}. {hint}")]
     Bind {
         addr: SocketAddr,
@@ -70,6 +78,7 @@ pub struct EmulatorBuilder {
     timing: DpsTiming,
     telemetry_retention: usize,
     limits: MqttLimits,
+    data_dir: Option<PathBuf>,
 }
 
 impl Default for EmulatorBuilder {
@@ -85,11 +94,20 @@ impl Default for EmulatorBuilder {
             timing: DpsTiming::default(),
             telemetry_retention: 10_000,
             limits: MqttLimits::default(),
+            data_dir: None,
         }
     }
 }
 
 impl EmulatorBuilder {
+    /// Keeps state in `dir` (created if missing): enrollments, registrations, devices,
+    /// modules, twins, C2D queues, CA certificates and the emulator's own CA survive a
+    /// restart. Without it everything lives in memory. See docs/persistence.md.
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
     /// Adds a fixture file; without any, the built-in quickstart fixture is served.
     pub fn fixture_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.fixtures.push(FixtureSource::File(path.into()));
@@ -181,6 +199,14 @@ impl EmulatorBuilder {
     /// Loads fixtures, generates TLS material, binds every listener and starts serving.
     pub async fn start(self) -> Result<Emulator, StartError> {
         let fixtures = FixtureSet::load(&self.fixtures)?;
+        let persistence = Arc::new(match &self.data_dir {
+            None => Persistence::default(),
+            Some(dir) => {
+                let store = FileStore::open(dir)
+                    .map_err(|e| StartError::Store(format!("{}: {e}", dir.display())))?;
+                Persistence::new(Arc::new(store))
+            }
+        });
         let policy = |p| {
             SharedAccessPolicy::from_fixture(p).map_err(|e| FixtureError {
                 file: "fixture".into(),
@@ -202,7 +228,8 @@ impl EmulatorBuilder {
             };
             hubs.push(
                 Hub::new(&section.host_name, policies, self.telemetry_retention)
-                    .with_allocation(allocation),
+                    .with_allocation(allocation)
+                    .with_persistence(persistence.clone()),
             );
         }
         let hubs = Arc::new(Hubs::new(hubs));
@@ -226,7 +253,8 @@ impl EmulatorBuilder {
                     .allocation_policy
                     .unwrap_or(AllocationPolicy::Hashed),
                 fixtures.dps.location.clone(),
-            ),
+            )
+            .with_persistence(persistence.clone()),
         );
         // Certificates first: enrollments may refer to them by name.
         for entry in &fixtures.dps.certificates {
@@ -255,7 +283,35 @@ impl EmulatorBuilder {
         let mut names = self.hostnames.clone();
         names.push(fixtures.dps.host_name.clone());
         names.extend(fixtures.hubs.iter().map(|h| h.host_name.clone()));
-        let tls = Arc::new(EmulatorTls::generate(&names)?);
+        // The stored state goes over the fixtures; then changes start being saved.
+        let mut snapshot = persistence
+            .load()
+            .map_err(|e| StartError::Store(e.to_string()))?;
+        dps.restore(&mut snapshot).map_err(StartError::Store)?;
+        for hub in hubs.all() {
+            hub.restore(&mut snapshot).map_err(StartError::Store)?;
+        }
+        let stored_ca = snapshot
+            .take(EMULATOR_COLLECTION)
+            .remove(CA_KEY)
+            .map(|value| persistence::restore::<CaMaterial>(EMULATOR_COLLECTION, CA_KEY, value))
+            .transpose()
+            .map_err(StartError::Store)?
+            .flatten();
+        for leftover in snapshot.collection_names() {
+            tracing::warn!(
+                collection = leftover,
+                "stored state for a hub or instance the fixtures no longer define; kept on disk, not served"
+            );
+        }
+        let tls = Arc::new(EmulatorTls::with_ca(&names, stored_ca.as_ref())?);
+        persistence.activate();
+        if stored_ca.is_none() {
+            let ca = tls.ca_material().clone();
+            persistence
+                .save(|| vec![Save::of(EMULATOR_COLLECTION, CA_KEY, Some(&ca))])
+                .map_err(|e| StartError::Store(e.to_string()))?;
+        }
 
         // Hubs named by a loopback address (127.0.0.2 …) are reachable at that address, so
         // several hubs can be told apart by SDKs that hard-code the port.

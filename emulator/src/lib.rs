@@ -27,6 +27,7 @@ pub mod http;
 pub mod hub;
 pub mod mqtt;
 mod net;
+mod persistence;
 mod query;
 mod serde_b64;
 pub mod store;

@@ -119,6 +119,12 @@ struct Args {
     #[arg(long, env = "IOTEMU_TELEMETRY_RETENTION", default_value_t = 10_000)]
     telemetry_retention: usize,
 
+    /// Keep state in this directory so it survives restarts (enrollments, registrations,
+    /// devices, modules, twins, C2D queues, CA certificates, the emulator CA). Without it,
+    /// state is in memory only. Two emulators cannot share one directory.
+    #[arg(long, env = "IOTEMU_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
     /// Log format on stderr: `text`, or `json` (one object per line). Levels via RUST_LOG.
     #[arg(long, env = "IOTEMU_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -218,6 +224,9 @@ async fn run(args: Args) -> Result<(), String> {
         .retry_after(args.retry_after)
         .assignment_delay(Duration::from_millis(args.assignment_delay_ms))
         .telemetry_retention(args.telemetry_retention);
+    if let Some(dir) = &args.data_dir {
+        builder = builder.data_dir(dir);
+    }
     builder = match args.https_port {
         Some(port) => builder.https_port(port),
         None => builder.https_port_if_available(443),

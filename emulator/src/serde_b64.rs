@@ -27,7 +27,9 @@ pub mod list {
         serializer.collect_seq(items.iter().map(|i| BASE64.encode(i)))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Vec<u8>>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<Vec<u8>>, D::Error> {
         Vec::<String>::deserialize(deserializer)?
             .into_iter()
             .map(|t| BASE64.decode(t).map_err(serde::de::Error::custom))

@@ -5,6 +5,7 @@
 //! The service REST API's rules (ETags, queries, bulk operations) are in [`service`].
 
 pub mod custom_allocation;
+mod durable;
 pub mod error;
 mod group_index;
 pub mod model;
@@ -32,7 +33,7 @@ use service::Precondition;
 use validate::Links;
 
 /// Which enrollment vouched for a device.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum EnrollmentRef {
     Individual(String),
     Group(String),
@@ -74,6 +75,8 @@ pub struct Dps {
     x509_groups: X509GroupIndex,
     default_allocation: AllocationPolicy,
     location: Option<String>,
+    /// Where changes are made durable (nowhere unless `--data-dir`).
+    persistence: Arc<crate::persistence::Persistence>,
 }
 
 impl Dps {
@@ -96,6 +99,7 @@ impl Dps {
             operations: DashMap::new(),
             latest_operation: DashMap::new(),
             certificates: CertificateStore::default(),
+            persistence: Arc::default(),
             x509_groups: X509GroupIndex::default(),
             default_allocation: AllocationPolicy::Hashed,
             location: None,
@@ -244,19 +248,13 @@ impl Dps {
     }
 
     pub fn delete_enrollment(&self, registration_id: &str) -> bool {
-        self.enrollments
-            .remove(&registration_id.to_ascii_lowercase())
-            .is_some()
+        self.remove_enrollment(registration_id, Precondition::Unconditional)
+            .is_ok()
     }
 
     pub fn delete_enrollment_group(&self, group_id: &str) -> bool {
-        match self.groups.remove(&group_id.to_ascii_lowercase()) {
-            Some((_, group)) => {
-                self.x509_groups.remove(&group);
-                true
-            }
-            None => false,
-        }
+        self.remove_enrollment_group(group_id, Precondition::Unconditional)
+            .is_ok()
     }
 
     /// The registration record of a device, as the service API's `DeviceRegistrationState`.

@@ -56,6 +56,7 @@ pub(crate) struct Operation {
 }
 
 /// A device's latest registration, and the enrollment it came through.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct RegistrationRecord {
     pub(crate) state: DeviceRegistrationState,
     pub(crate) enrollment: EnrollmentRef,
@@ -299,6 +300,7 @@ impl Dps {
                 initial_hub: first_hub,
             },
         );
+        self.persist_registration(&operation.registration_key);
         RegistrationOperationStatus {
             operation_id: operation_id.to_owned(),
             status: outcome.status,

@@ -373,16 +373,17 @@ impl Dps {
         if_match: Option<&str>,
     ) -> Result<(), DpsError> {
         match self.registrations.entry(id.to_ascii_lowercase()) {
-            Entry::Vacant(_) => Err(registration_not_found(id)),
+            Entry::Vacant(_) => return Err(registration_not_found(id)),
             Entry::Occupied(stored) => {
                 Precondition::from_if_match(if_match).check(
                     Some(stored.get().state.etag.as_deref()),
                     &format!("Registration '{id}'"),
                 )?;
                 stored.remove();
-                Ok(())
             }
         }
+        self.persist_registration(&id.to_ascii_lowercase());
+        Ok(())
     }
 
     /// `POST /registrations/{enrollmentGroupId}/query`: the records of devices that registered
@@ -446,6 +447,7 @@ impl Dps {
                 slot.insert(enrollment.clone());
             }
         }
+        self.persist_enrollment(&enrollment.registration_id, false)?;
         Ok(enrollment)
     }
 
@@ -479,30 +481,35 @@ impl Dps {
             }
         }
         self.x509_groups.insert(&group);
+        self.persist_enrollment(&group.enrollment_group_id, true)?;
         Ok(group)
     }
 
-    fn remove_enrollment(&self, id: &str, precondition: Precondition<'_>) -> Result<(), DpsError> {
+    pub(super) fn remove_enrollment(
+        &self,
+        id: &str,
+        precondition: Precondition<'_>,
+    ) -> Result<(), DpsError> {
         match self.enrollments.entry(id.to_ascii_lowercase()) {
-            Entry::Vacant(_) => Err(enrollment_not_found(id)),
+            Entry::Vacant(_) => return Err(enrollment_not_found(id)),
             Entry::Occupied(stored) => {
                 precondition.check(
                     Some(stored.get().etag.as_deref()),
                     &format!("Enrollment '{id}'"),
                 )?;
                 stored.remove();
-                Ok(())
             }
         }
+        self.persist_enrollment(id, false)
     }
 
-    fn remove_enrollment_group(
+    pub(super) fn remove_enrollment_group(
         &self,
         id: &str,
         precondition: Precondition<'_>,
     ) -> Result<(), DpsError> {
         match self.groups.entry(id.to_ascii_lowercase()) {
-            Entry::Vacant(_) => Err(group_not_found(id)),
+            Entry::Vacant(_) => return Err(group_not_found(id)),
             Entry::Occupied(stored) => {
                 precondition.check(
                     Some(stored.get().etag.as_deref()),
@@ -510,9 +517,9 @@ impl Dps {
                 )?;
                 let (_, group) = stored.remove_entry();
                 self.x509_groups.remove(&group);
-                Ok(())
             }
         }
+        self.persist_enrollment(id, true)
     }
 
     /// Fills `registrationState` with the record of the device this enrollment provisioned. A

@@ -97,31 +97,41 @@ impl Hub {
                 lock: None,
             });
         }
+        self.persist_c2d(device_id)?;
         self.connections().send(device_id, Outbound::C2dAvailable);
         Ok(id)
     }
 
     /// The next message to deliver, marked in flight; expired ones are dropped on the way.
     pub fn c2d_take(&self, device_id: &str) -> Option<QueuedC2d> {
-        let mut queue = self.c2d.get_mut(device_id)?;
-        self.dead_letter(device_id, &mut queue);
-        let next = queue.iter_mut().find(|m| !m.in_flight)?;
-        next.in_flight = true;
-        next.delivery_count += 1;
-        Some(next.clone())
+        let taken = {
+            let mut queue = self.c2d.get_mut(device_id)?;
+            self.dead_letter(device_id, &mut queue);
+            queue.iter_mut().find(|m| !m.in_flight).map(|next| {
+                next.in_flight = true;
+                next.delivery_count += 1;
+                next.clone()
+            })
+        };
+        // The delivery count (and anything dead-lettered) survives a restart.
+        self.persist_c2d_or_log(device_id);
+        taken
     }
 
     /// The device acknowledged `message_id`: it leaves the queue (feedback `Success`).
     pub fn c2d_complete(&self, device_id: &str, message_id: &str) -> bool {
-        let Some(mut queue) = self.c2d.get_mut(device_id) else {
-            return false;
-        };
-        let Some(index) = queue.iter().position(|m| m.id == message_id) else {
-            return false;
-        };
-        if let Some(done) = queue.remove(index) {
-            self.record_feedback(device_id, &done, FeedbackStatus::Success);
+        {
+            let Some(mut queue) = self.c2d.get_mut(device_id) else {
+                return false;
+            };
+            let Some(index) = queue.iter().position(|m| m.id == message_id) else {
+                return false;
+            };
+            if let Some(done) = queue.remove(index) {
+                self.record_feedback(device_id, &done, FeedbackStatus::Success);
+            }
         }
+        self.persist_c2d_or_log(device_id);
         true
     }
 
@@ -136,6 +146,7 @@ impl Hub {
             .get_mut(device_id)
             .map(|mut queue| queue.drain(..).collect())
             .unwrap_or_default();
+        self.persist_c2d(device_id)?;
         for message in &purged {
             self.record_feedback(device_id, message, FeedbackStatus::Purged);
         }

@@ -41,17 +41,22 @@ impl Hub {
     /// Locks and returns the next deliverable message for `device_id` (its delivery count
     /// raised, `lock` set); `None` when nothing is pending.
     pub fn c2d_receive_locked(&self, device_id: &str, now: SystemTime) -> Option<QueuedC2d> {
-        let mut queue = self.c2d.get_mut(device_id)?;
-        release_expired_locks(&mut queue, now);
-        self.dead_letter(device_id, &mut queue);
-        let next = queue.iter_mut().find(|m| !m.in_flight)?;
-        next.in_flight = true;
-        next.delivery_count += 1;
-        next.lock = Some(C2dLock {
-            token: uuid::Uuid::new_v4().to_string(),
-            expires: now + LOCK_DURATION,
-        });
-        Some(next.clone())
+        let received = {
+            let mut queue = self.c2d.get_mut(device_id)?;
+            release_expired_locks(&mut queue, now);
+            self.dead_letter(device_id, &mut queue);
+            queue.iter_mut().find(|m| !m.in_flight).map(|next| {
+                next.in_flight = true;
+                next.delivery_count += 1;
+                next.lock = Some(C2dLock {
+                    token: uuid::Uuid::new_v4().to_string(),
+                    expires: now + LOCK_DURATION,
+                });
+                next.clone()
+            })
+        };
+        self.persist_c2d_or_log(device_id);
+        received
     }
 
     /// Settles the message locked under `lock_token`. An unknown token, one already settled
@@ -81,7 +86,8 @@ impl Hub {
                     if let Some(settled) = queue.remove(index) {
                         self.record_feedback(device_id, &settled, status);
                     }
-                    return Ok(());
+                    drop(queue);
+                    return self.persist_c2d(device_id);
                 }
                 Settlement::Abandon => {
                     if let Some(m) = queue.get_mut(index) {

@@ -175,6 +175,15 @@ impl HubError {
         )
     }
 
+    /// The change could not be made durable (`--data-dir`); nothing was acknowledged.
+    pub fn storage(reason: &str) -> HubError {
+        HubError::new(
+            500001,
+            "ServerError",
+            format!("The change could not be stored: {reason}"),
+        )
+    }
+
     pub fn invalid_protocol_version() -> HubError {
         HubError::new(
             400001,

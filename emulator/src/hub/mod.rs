@@ -6,6 +6,7 @@ pub mod c2d;
 pub mod c2d_http;
 pub mod connections;
 pub mod device;
+mod durable;
 pub mod error;
 pub mod feedback;
 pub mod methods;
@@ -25,6 +26,7 @@ use crate::auth::DeviceIdentity;
 use crate::auth::keys::SymmetricKey;
 use crate::auth::policy::SharedAccessPolicy;
 use crate::certificates::CertificateStore;
+use crate::persistence::Persistence;
 use connections::{Connections, Outbound};
 use device::{Device, DeviceAuthentication, DeviceStatus};
 use error::HubError;
@@ -50,6 +52,8 @@ pub struct Hub {
     persistent_c2d: dashmap::DashSet<String>,
     /// C2D feedback records waiting for the service.
     feedback: feedback::FeedbackQueue,
+    /// Where changes are made durable (nowhere unless `--data-dir`).
+    persistence: Arc<Persistence>,
 }
 
 /// How DPS allocation treats a linked hub.
@@ -87,6 +91,7 @@ impl Hub {
             c2d: DashMap::new(),
             persistent_c2d: dashmap::DashSet::new(),
             feedback: feedback::FeedbackQueue::default(),
+            persistence: Arc::default(),
         }
     }
 
@@ -174,7 +179,10 @@ impl Hub {
             entry.authentication = authentication;
             entry.etag = new_etag();
         }
-        entry.clone()
+        let device = entry.clone();
+        drop(entry);
+        self.persist_device_or_log(device_id);
+        device
     }
 
     /// Replaces a device's initial twin (reprovisioning with data reset); false when absent.
@@ -184,6 +192,8 @@ impl Hub {
                 device.twin = Twin::from_initial(initial_twin.as_ref());
                 device.initial_twin = initial_twin;
                 device.etag = new_etag();
+                drop(device);
+                self.persist_device_or_log(device_id);
                 true
             }
             None => false,
@@ -265,7 +275,9 @@ impl Hub {
             device_id: identity.device_id(),
             module_id: identity.module_id(),
         };
-        self.with_twin_mut(who, |twin| twin.patch_reported(&patch))
+        let version = self.with_twin_mut(who, |twin| twin.patch_reported(&patch))?;
+        self.persist_identity(who.device_id, who.module_id)?;
+        Ok(version)
     }
 
     /// A service twin update of a device (see [`Hub::update_twin_of`]).
@@ -335,6 +347,7 @@ impl Hub {
             }
             Ok(stored.clone())
         })?;
+        self.persist_identity(who.device_id, who.module_id)?;
         Ok(self.service_view(who, &twin))
     }
 
@@ -351,6 +364,8 @@ impl Hub {
             Some(mut device) => {
                 device.status = status;
                 device.etag = new_etag();
+                drop(device);
+                self.persist_device_or_log(device_id);
                 true
             }
             None => false,

@@ -187,6 +187,7 @@ impl Hub {
                     module_id: spec.module_id,
                 };
                 vacant.insert(module.clone());
+                self.persist_identity(&module.device_id, Some(&module.module_id))?;
                 Ok(module)
             }
         }
@@ -209,7 +210,10 @@ impl Hub {
         module.authentication = spec.authentication.resolve(Some(&module.authentication));
         module.managed_by = spec.managed_by;
         module.etag = new_etag();
-        Ok(module.clone())
+        let updated = module.clone();
+        drop(module);
+        self.persist_identity(&updated.device_id, Some(&updated.module_id))?;
+        Ok(updated)
     }
 
     pub fn get_module(&self, device_id: &str, module_id: &str) -> Result<Module, HubError> {
@@ -252,16 +256,19 @@ impl Hub {
         }
         self.connections()
             .disconnect(&format!("{device_id}/{module_id}"));
-        Ok(())
+        self.persist_identity(device_id, Some(module_id))
     }
 
-    /// Removes every module of a deleted device and ends their connections.
-    pub(super) fn remove_modules_of(&self, device_id: &str) {
-        for module in self.list_modules(device_id) {
+    /// Removes every module of a deleted device and ends their connections; returns their
+    /// ids.
+    pub(super) fn remove_modules_of(&self, device_id: &str) -> Vec<String> {
+        let modules = self.list_modules(device_id);
+        for module in &modules {
             self.modules
                 .remove(&module_key(device_id, &module.module_id));
             self.connections().disconnect(&module.key());
         }
+        modules.into_iter().map(|m| m.module_id).collect()
     }
 
     /// Ends the modules' connections of a device that was disabled: they connect through it.

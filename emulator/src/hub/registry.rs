@@ -296,6 +296,7 @@ impl Hub {
                     device_id: spec.device_id,
                 };
                 vacant.insert(device.clone());
+                self.persist_identity(&device.device_id, None)?;
                 Ok(device)
             }
         }
@@ -334,6 +335,7 @@ impl Hub {
             self.connections.disconnect(device_id);
             self.disconnect_modules_of(device_id);
         }
+        self.persist_identity(device_id, None)?;
         Ok(updated)
     }
 
@@ -367,11 +369,11 @@ impl Hub {
             });
         }
         self.connections.disconnect(device_id);
-        self.remove_modules_of(device_id);
+        let modules = self.remove_modules_of(device_id);
         // A device deleted is gone with its pending cloud-to-device messages.
         self.c2d.remove(device_id);
         self.persistent_c2d.remove(device_id);
-        Ok(())
+        self.persist_device_removal(device_id, &modules)
     }
 
     /// A device in the service API's JSON shape, with its current connection state.
