@@ -16,6 +16,7 @@ use super::request::Request;
 use crate::auth;
 use crate::hub::Hub;
 use crate::hub::error::HubError;
+use crate::hub::query::{self as twin_query, Collection};
 use crate::hub::registry::DeviceSpec;
 
 /// What a route does; ids borrowed from the path.
@@ -27,6 +28,7 @@ enum Operation<'p> {
     GetTwin(&'p str),
     UpdateTwin { device_id: &'p str, replace: bool },
     InvokeMethod(&'p str),
+    QueryTwins,
 }
 
 pub(super) async fn handle(
@@ -37,6 +39,7 @@ pub(super) async fn handle(
 ) -> Reply {
     use Operation::*;
     let (right, operation) = match (&req.method, fixed) {
+        (&Method::POST, ["devices", "query"]) => ("ServiceConnect", QueryTwins),
         (&Method::GET, ["devices"]) => ("RegistryRead", ListDevices),
         (&Method::GET, ["devices", _]) => ("RegistryRead", GetDevice(segments[1])),
         (&Method::PUT, ["devices", _]) => ("RegistryWrite", PutDevice(segments[1])),
@@ -69,13 +72,22 @@ pub(super) async fn handle(
         Ok(hub) => hub,
         Err(e) => return reply::hub_error(&e),
     };
-    if let Err(e) = auth::authenticate_service(
-        hub.policies(),
-        hub.host_name(),
-        req.header("authorization"),
-        right,
-        SystemTime::now(),
-    ) {
+    let authenticate = |right| {
+        auth::authenticate_service(
+            hub.policies(),
+            hub.host_name(),
+            req.header("authorization"),
+            right,
+            SystemTime::now(),
+        )
+    };
+    // Twin queries are a ServiceConnect operation in Azure's permission table; a RegistryRead
+    // policy is let through too, as registry reads show the same devices.
+    let authorized = authenticate(right).or_else(|e| match operation {
+        QueryTwins => authenticate("RegistryRead"),
+        _ => Err(e),
+    });
+    if let Err(e) = authorized {
         tracing::warn!(reason = %e, "hub service request refused");
         return reply::hub_error(&HubError::unauthorized());
     }
@@ -91,6 +103,7 @@ pub(super) async fn handle(
         GetTwin(id) => twin_view(hub, id),
         UpdateTwin { device_id, replace } => update_twin(hub, req, device_id, replace),
         InvokeMethod(id) => invoke_method(hub, req, id).await,
+        QueryTwins => query_twins(hub, req),
     };
     result.unwrap_or_else(|e| reply::hub_error(&e))
 }
@@ -172,4 +185,40 @@ async fn invoke_method(hub: &Hub, req: &Request<'_>, device_id: &str) -> Result<
         200,
         &serde_json::json!({ "status": response.status, "payload": response.payload }),
     ))
+}
+
+#[derive(Deserialize)]
+struct QuerySpecification {
+    query: String,
+}
+
+/// `POST /devices/query` (protocol.md §9.1): the hub query language (`hub::query`) over the
+/// twins, paged by `x-ms-max-item-count` / `x-ms-continuation`; a query iotemu cannot run is
+/// 400 ArgumentInvalid with the parser's message.
+fn query_twins(hub: &Hub, req: &Request<'_>) -> Result<Reply, HubError> {
+    let spec: QuerySpecification = serde_json::from_slice(&req.body).map_err(|e| {
+        HubError::argument_invalid(format!("the body must be {{\"query\": \"…\"}}: {e}"))
+    })?;
+    let query =
+        twin_query::parse(&spec.query).map_err(|e| HubError::argument_invalid(e.message))?;
+    let documents = match query.collection {
+        Collection::Devices => hub.twin_documents(),
+        // No module identities exist yet, so there are no module twins to read.
+        Collection::Modules => Vec::new(),
+    };
+    let max_item_count = req
+        .header("x-ms-max-item-count")
+        .and_then(|v| v.trim().parse().ok());
+    let page = query
+        .run(documents, max_item_count, req.header("x-ms-continuation"))
+        .map_err(|e| HubError::argument_invalid(e.message))?;
+    let mut reply = reply::with_header(
+        reply::json(200, &page.items),
+        "x-ms-item-type",
+        page.item_type,
+    );
+    if let Some(token) = &page.continuation {
+        reply = reply::with_header(reply, "x-ms-continuation", token);
+    }
+    Ok(reply)
 }

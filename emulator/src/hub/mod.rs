@@ -8,6 +8,7 @@ pub mod connections;
 pub mod device;
 pub mod error;
 pub mod methods;
+pub mod query;
 pub mod registry;
 pub mod telemetry;
 pub mod twin;
@@ -188,6 +189,22 @@ impl Hub {
             .get(device_id)
             .map(|d| d.twin.clone())
             .ok_or_else(|| HubError::device_not_found(device_id))
+    }
+
+    /// Every device twin as `GET /twins/{id}` shows it, in device id order: what twin queries
+    /// (`POST /devices/query`) read.
+    pub fn twin_documents(&self) -> Vec<Value> {
+        self.devices()
+            .iter()
+            .map(|device| {
+                let status = serde_json::to_value(device.status).unwrap_or_default();
+                device.twin.service_view(
+                    &device.device_id,
+                    status.as_str().unwrap_or("enabled"),
+                    self.connections.is_connected(&device.device_id),
+                )
+            })
+            .collect()
     }
 
     /// A device's reported-properties patch (the raw body it sent); returns the new
