@@ -30,4 +30,4 @@ mod query;
 pub mod timefmt;
 pub mod tls;
 
-pub use emulator::{Emulator, EmulatorBuilder, HttpsPort, StartError};
+pub use emulator::{Emulator, EmulatorBuilder, HttpsPort, StartError, Starting};

@@ -231,7 +231,13 @@ async fn run(args: Args) -> Result<(), String> {
     for name in &args.hostname {
         builder = builder.hostname(name);
     }
-    let emulator = builder.start().await.map_err(|e| e.to_string())?;
+    // The control port comes up first and answers 503 on /health until every listener is
+    // bound, so a container healthcheck sees "starting" rather than a refused connection.
+    let starting = builder
+        .start_control_first()
+        .await
+        .map_err(|e| e.to_string())?;
+    let emulator = starting.finish().await.map_err(|e| e.to_string())?;
     if let Some(path) = &args.ca_out {
         std::fs::write(path, emulator.ca_pem())
             .map_err(|e| format!("cannot write the CA certificate to {}: {e}", path.display()))?;
