@@ -13,7 +13,9 @@ use tokio::net::TcpStream;
 
 /// `GET path` on the control port: status and JSON body.
 async fn get(addr: SocketAddr, path: &str) -> (u16, Value) {
-    let mut tcp = TcpStream::connect(addr).await.expect("control port accepts");
+    let mut tcp = TcpStream::connect(addr)
+        .await
+        .expect("control port accepts");
     let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     tcp.write_all(request.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
@@ -24,11 +26,9 @@ async fn get(addr: SocketAddr, path: &str) -> (u16, Value) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .expect("a status line");
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or(Value::Null, |(_, b)| {
-            serde_json::from_str(b).unwrap_or(Value::Null)
-        });
+    let body = text.split_once("\r\n\r\n").map_or(Value::Null, |(_, b)| {
+        serde_json::from_str(b).unwrap_or(Value::Null)
+    });
     (status, body)
 }
 
@@ -68,12 +68,19 @@ async fn health_is_503_while_starting_and_200_once_every_listener_is_bound() {
     );
 
     let emulator = starting.finish().await.expect("the emulator starts");
-    assert_eq!(emulator.control_addr(), Some(control), "the same control port");
+    assert_eq!(
+        emulator.control_addr(),
+        Some(control),
+        "the same control port"
+    );
     let (status, body) = get(control, "/health").await;
     assert_eq!(status, 200);
     assert_eq!(body["status"], "healthy");
     assert_eq!(body["idScope"], emulator.id_scope());
-    assert!(healthcheck(control.port()).await, "healthcheck passes on 200");
+    assert!(
+        healthcheck(control.port()).await,
+        "healthcheck passes on 200"
+    );
 }
 
 #[tokio::test]
@@ -86,7 +93,11 @@ async fn a_failed_start_reports_the_error_after_the_control_port_was_up() {
         .expect("the control port binds before fixtures are read");
     let control = starting.control_addr().expect("a control port");
     assert_eq!(get(control, "/health").await.0, 503);
-    let error = starting.finish().await.err().expect("the fixture is invalid");
+    let error = starting
+        .finish()
+        .await
+        .err()
+        .expect("the fixture is invalid");
     assert!(error.to_string().contains("enrolments"), "{error}");
 }
 
