@@ -22,6 +22,7 @@ pub mod control;
 pub mod dps;
 mod emulator;
 pub mod fixtures;
+pub mod fixtures_export;
 pub mod http;
 pub mod hub;
 pub mod mqtt;
