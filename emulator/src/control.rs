@@ -2,7 +2,7 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `GET /health` | 200 `{"status":"healthy", …}` once every listener is up |
+//! | `GET /health` | 503 `{"status":"starting"}` until every listener is up, then 200 `{"status":"healthy", …}` |
 //! | `GET /ca.pem` | the emulator CA certificate |
 //! | `GET /telemetry?deviceId=&hub=` | stored telemetry, oldest first |
 //! | `GET /telemetry/stream?deviceId=&hub=&replay=true` | server-sent events, one per message |
@@ -11,9 +11,13 @@
 //! | `GET /enrollments`, `GET /enrollmentGroups` | DPS enrollments (keys included) |
 //! | `POST /c2d?deviceId=…` | queue a cloud-to-device message (body = message) |
 //! | `POST /input?deviceId=…&moduleId=…&input=…` | send a message to a module's input |
+//!
+//! The control port is bound before anything else, so a supervisor polling `/health` sees
+//! "starting" (503) instead of a refused connection; every route answers 503 until
+//! [`Readiness::set_ready`] is called, after the MQTT and HTTPS listeners are bound.
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -41,21 +45,37 @@ use crate::query;
 
 type Reply = Response<BoxBody<Bytes, Infallible>>;
 
+/// Whether the emulator has finished starting: empty until every listener is bound, then the
+/// state the routes read. Set once; clones share it.
+#[derive(Clone, Default)]
+pub(crate) struct Readiness(Arc<OnceLock<Arc<EmulatorState>>>);
+
+impl Readiness {
+    /// Marks the emulator ready; from now on `/health` answers 200.
+    pub(crate) fn set_ready(&self, state: Arc<EmulatorState>) {
+        let _ = self.0.set(state);
+    }
+
+    fn state(&self) -> Option<&Arc<EmulatorState>> {
+        self.0.get()
+    }
+}
+
 pub(crate) fn spawn(
     listener: TcpListener,
-    state: Arc<EmulatorState>,
+    readiness: Readiness,
     shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     spawn_accept_loop(listener, shutdown, move |tcp, _remote| {
-        let state = state.clone();
+        let readiness = readiness.clone();
         async move {
             let service = service_fn(move |req| {
-                let state = state.clone();
+                let readiness = readiness.clone();
                 async move {
-                    let reply = if req.method() == Method::POST {
-                        post(&state, req).await
-                    } else {
-                        route(&state, req)
+                    let reply = match readiness.state() {
+                        None => starting(&req),
+                        Some(state) if req.method() == Method::POST => post(state, req).await,
+                        Some(state) => route(state, req),
                     };
                     Ok::<_, Infallible>(reply)
                 }
@@ -65,6 +85,16 @@ pub(crate) fn spawn(
                 .await;
         }
     })
+}
+
+/// 503 while starting: `/health` says `starting`, other routes that nothing is served yet.
+fn starting(req: &Request<Incoming>) -> Reply {
+    let body = if req.uri().path().trim_matches('/') == "health" {
+        json!({ "status": "starting" })
+    } else {
+        json!({ "message": "iotemu is starting; retry when GET /health answers 200" })
+    };
+    json_reply(StatusCode::SERVICE_UNAVAILABLE, body)
 }
 
 /// `POST /c2d?deviceId=…[&hub=…][&messageId=…][&correlationId=…][&contentType=…]

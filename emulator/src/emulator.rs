@@ -198,8 +198,70 @@ impl EmulatorBuilder {
 
     /// Loads fixtures, generates TLS material, binds every listener and starts serving.
     pub async fn start(self) -> Result<Emulator, StartError> {
-        let fixtures = FixtureSet::load(&self.fixtures)?;
-        let persistence = Arc::new(match &self.data_dir {
+        self.start_control_first().await?.finish().await
+    }
+
+    /// The first half of [`EmulatorBuilder::start`]: binds and serves the control port (when
+    /// one is configured), whose `/health` answers 503 until [`Starting::finish`] has bound
+    /// every other listener. A supervisor polling `/health` thus sees "starting", not a
+    /// refused connection.
+    pub async fn start_control_first(self) -> Result<Starting, StartError> {
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let readiness = control::Readiness::default();
+        let control = match self.control_port {
+            Some(port) => {
+                let listener =
+                    bind_all(&[IpAddr::V4(Ipv4Addr::LOCALHOST)], &[], port, "control").await?;
+                let listener = listener
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| StartError::Bind {
+                        addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+                        what: "control",
+                        source: std::io::Error::other("no listener"),
+                        hint: String::new(),
+                    })?;
+                let addr = listener.local_addr().ok();
+                let task = control::spawn(listener, readiness.clone(), shutdown_rx);
+                Some((addr, task))
+            }
+            None => None,
+        };
+        Ok(Starting {
+            builder: self,
+            control,
+            readiness,
+            shutdown,
+        })
+    }
+}
+
+/// An emulator half started by [`EmulatorBuilder::start_control_first`]: the control port
+/// serves (503 on `/health`), nothing else is bound yet. Dropping it stops the control port.
+pub struct Starting {
+    builder: EmulatorBuilder,
+    control: Option<(Option<SocketAddr>, JoinHandle<()>)>,
+    readiness: control::Readiness,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Starting {
+    /// Where the control port listens, when one is configured.
+    pub fn control_addr(&self) -> Option<SocketAddr> {
+        self.control.as_ref().and_then(|(addr, _)| *addr)
+    }
+
+    /// Loads fixtures, generates TLS material, binds the MQTT and HTTPS listeners and starts
+    /// serving; `/health` answers 200 from then on.
+    pub async fn finish(self) -> Result<Emulator, StartError> {
+        let Starting {
+            builder,
+            control,
+            readiness,
+            shutdown: shutdown_tx,
+        } = self;
+        let fixtures = FixtureSet::load(&builder.fixtures)?;
+        let persistence = Arc::new(match &builder.data_dir {
             None => Persistence::default(),
             Some(dir) => {
                 let store = FileStore::open(dir)
@@ -227,7 +289,7 @@ impl EmulatorBuilder {
                 location: section.location.clone(),
             };
             hubs.push(
-                Hub::new(&section.host_name, policies, self.telemetry_retention)
+                Hub::new(&section.host_name, policies, builder.telemetry_retention)
                     .with_allocation(allocation)
                     .with_persistence(persistence.clone()),
             );
@@ -245,7 +307,7 @@ impl EmulatorBuilder {
                 &fixtures.dps.host_name,
                 dps_policies,
                 hubs.clone(),
-                self.timing,
+                builder.timing,
             )
             .with_allocation(
                 fixtures
@@ -280,7 +342,7 @@ impl EmulatorBuilder {
                 .map_err(|e| fixture_error(&e.message))?;
         }
 
-        let mut names = self.hostnames.clone();
+        let mut names = builder.hostnames.clone();
         names.push(fixtures.dps.host_name.clone());
         names.extend(fixtures.hubs.iter().map(|h| h.host_name.clone()));
         // The stored state goes over the fixtures; then changes start being saved.
@@ -315,19 +377,20 @@ impl EmulatorBuilder {
 
         // Hubs named by a loopback address (127.0.0.2 …) are reachable at that address, so
         // several hubs can be told apart by SDKs that hard-code the port.
-        let mut bind_if_available = self.bind_if_available.clone();
+        let mut bind_if_available = builder.bind_if_available.clone();
         for name in &names {
             if let Ok(ip) = name.parse::<IpAddr>()
                 && ip.is_loopback()
-                && !self.bind.contains(&ip)
+                && !builder.bind.contains(&ip)
                 && !bind_if_available.contains(&ip)
-                && !self.bind.iter().any(|b| b.is_unspecified())
+                && !builder.bind.iter().any(|b| b.is_unspecified())
             {
                 bind_if_available.push(ip);
             }
         }
-        let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let listeners = bind_all(&self.bind, &bind_if_available, self.mqtt_port, "MQTT").await?;
+        let shutdown_rx = shutdown_tx.subscribe();
+        let listeners =
+            bind_all(&builder.bind, &bind_if_available, builder.mqtt_port, "MQTT").await?;
         let mqtt_addrs: Vec<SocketAddr> = listeners
             .iter()
             .filter_map(|l| l.local_addr().ok())
@@ -335,7 +398,7 @@ impl EmulatorBuilder {
         let ctx = Arc::new(MqttContext {
             dps: dps.clone(),
             hubs: hubs.clone(),
-            limits: self.limits,
+            limits: builder.limits,
             shutdown: shutdown_rx.clone(),
         });
         let acceptor = TlsAcceptor::from(tls.server_config());
@@ -344,13 +407,13 @@ impl EmulatorBuilder {
             .map(|l| mqtt::listener::spawn(l, acceptor.clone(), ctx.clone()))
             .collect();
 
-        let https_listeners = match self.https {
+        let https_listeners = match builder.https {
             HttpsPort::Off => Vec::new(),
             HttpsPort::Required(port) => {
-                bind_all(&self.bind, &bind_if_available, port, "HTTPS").await?
+                bind_all(&builder.bind, &bind_if_available, port, "HTTPS").await?
             }
             HttpsPort::IfAvailable(port) => {
-                match bind_all(&self.bind, &bind_if_available, port, "HTTPS").await {
+                match bind_all(&builder.bind, &bind_if_available, port, "HTTPS").await {
                     Ok(listeners) => listeners,
                     Err(e) => {
                         tracing::warn!("HTTPS disabled: {e}");
@@ -367,7 +430,7 @@ impl EmulatorBuilder {
             dps: dps.clone(),
             hubs: hubs.clone(),
             mqtt: ctx.clone(),
-            handshake_timeout: self.limits.handshake_timeout,
+            handshake_timeout: builder.limits.handshake_timeout,
             shutdown: shutdown_rx.clone(),
         });
         let https_acceptor = TlsAcceptor::from(tls.https_config());
@@ -383,25 +446,12 @@ impl EmulatorBuilder {
             tls,
             mqtt_addrs: mqtt_addrs.clone(),
         });
-        let control_addr = match self.control_port {
-            Some(port) => {
-                let listener =
-                    bind_all(&[IpAddr::V4(Ipv4Addr::LOCALHOST)], &[], port, "control").await?;
-                let listener = listener
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| StartError::Bind {
-                        addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
-                        what: "control",
-                        source: std::io::Error::other("no listener"),
-                        hint: String::new(),
-                    })?;
-                let addr = listener.local_addr().ok();
-                tasks.push(control::spawn(listener, state.clone(), shutdown_rx.clone()));
-                addr
-            }
-            None => None,
-        };
+        // Every listener is bound: the control port may now report healthy.
+        readiness.set_ready(state.clone());
+        let control_addr = control.and_then(|(addr, task)| {
+            tasks.push(task);
+            addr
+        });
         Ok(Emulator {
             state,
             mqtt_addrs,

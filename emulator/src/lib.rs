@@ -23,6 +23,7 @@ pub mod control;
 pub mod dps;
 mod emulator;
 pub mod fixtures;
+pub mod fixtures_export;
 pub mod http;
 pub mod hub;
 pub mod mqtt;
@@ -34,4 +35,4 @@ pub mod store;
 pub mod timefmt;
 pub mod tls;
 
-pub use emulator::{Emulator, EmulatorBuilder, HttpsPort, StartError};
+pub use emulator::{Emulator, EmulatorBuilder, HttpsPort, StartError, Starting};

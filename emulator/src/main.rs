@@ -64,6 +64,29 @@ enum FixturesCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+
+    /// Read every enrollment and enrollment group from a DPS service endpoint (a real DPS or
+    /// another iotemu) and write them as a fixture file that `iotemu --fixtures` loads.
+    Export {
+        /// DPS service connection string: HostName=…;SharedAccessKeyName=…;SharedAccessKey=…
+        /// (HostName may end in :PORT).
+        #[arg(long, env = "IOTEMU_EXPORT_CONNECTION_STRING")]
+        connection_string: String,
+
+        /// Write the fixture here instead of to stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+
+        /// Also trust the CA certificates in this PEM file (iotemu serves its CA at
+        /// GET /ca.pem on the control port); the system's roots are always trusted.
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+
+        /// ID scope for the fixture's DPS section (the service API does not reveal it);
+        /// default: the quickstart's 0ne00000A0A.
+        #[arg(long)]
+        id_scope: Option<String>,
+    },
 }
 
 /// How logs are written to stderr.
@@ -148,6 +171,20 @@ async fn main() -> ExitCode {
     match &cli.command {
         Some(Command::Healthcheck { control_port }) => return healthcheck(*control_port).await,
         Some(Command::Fixtures(FixturesCommand::Validate { files })) => return validate(files),
+        Some(Command::Fixtures(FixturesCommand::Export {
+            connection_string,
+            out,
+            ca_file,
+            id_scope,
+        })) => {
+            return export(
+                connection_string,
+                out.as_deref(),
+                ca_file.as_deref(),
+                id_scope.as_deref(),
+            )
+            .await;
+        }
         _ => {}
     }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -217,6 +254,61 @@ fn validate(files: &[PathBuf]) -> ExitCode {
     }
 }
 
+/// `iotemu fixtures export`: exit 0 when the fixture is written and loads as is; 1 when the
+/// export failed, or was written but needs editing (the reason is printed).
+async fn export(
+    connection_string: &str,
+    out: Option<&std::path::Path>,
+    ca_file: Option<&std::path::Path>,
+    id_scope: Option<&str>,
+) -> ExitCode {
+    use iotemu::fixtures_export::{self, ServiceConnection};
+    let result = async {
+        let connection = ServiceConnection::parse(connection_string).map_err(|e| e.to_string())?;
+        let ca_pem = match ca_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+            ),
+            None => None,
+        };
+        let roots = fixtures_export::trust(ca_pem.as_deref()).map_err(|e| e.to_string())?;
+        let export = fixtures_export::export(&connection, roots, id_scope)
+            .await
+            .map_err(|e| e.to_string())?;
+        match out {
+            Some(path) => std::fs::write(path, export.to_json())
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
+            None => print!("{}", export.to_json()),
+        }
+        Ok::<_, String>(export)
+    }
+    .await;
+    let export = match result {
+        Ok(export) => export,
+        Err(message) => {
+            eprintln!("iotemu fixtures export: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for warning in &export.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let target = out.map_or("stdout".to_owned(), |p| p.display().to_string());
+    eprintln!(
+        "exported {} enrollment(s) and {} enrollment group(s) to {target}",
+        export.fixture.enrollments.len(),
+        export.fixture.enrollment_groups.len()
+    );
+    match export.check() {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("iotemu fixtures export: the fixture does not load as is: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 async fn run(args: Args) -> Result<(), String> {
     let mut builder = Emulator::builder()
         .mqtt_port(args.mqtt_port)
@@ -240,7 +332,13 @@ async fn run(args: Args) -> Result<(), String> {
     for name in &args.hostname {
         builder = builder.hostname(name);
     }
-    let emulator = builder.start().await.map_err(|e| e.to_string())?;
+    // The control port comes up first and answers 503 on /health until every listener is
+    // bound, so a container healthcheck sees "starting" rather than a refused connection.
+    let starting = builder
+        .start_control_first()
+        .await
+        .map_err(|e| e.to_string())?;
+    let emulator = starting.finish().await.map_err(|e| e.to_string())?;
     if let Some(path) = &args.ca_out {
         std::fs::write(path, emulator.ca_pem())
             .map_err(|e| format!("cannot write the CA certificate to {}: {e}", path.display()))?;

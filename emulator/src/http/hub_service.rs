@@ -16,6 +16,7 @@ use super::request::Request;
 use crate::auth;
 use crate::hub::error::HubError;
 use crate::hub::module::ModuleSpec;
+use crate::hub::query::{self as twin_query, Collection};
 use crate::hub::registry::DeviceSpec;
 use crate::hub::{Hub, IdentityRef};
 
@@ -36,6 +37,7 @@ enum Operation<'p> {
     ReceiveFeedback,
     CompleteFeedback(&'p str),
     AbandonFeedback(&'p str),
+    QueryTwins,
 }
 
 pub(super) async fn handle(
@@ -55,6 +57,7 @@ pub(super) async fn handle(
         _ => IdentityRef::device(segments.get(1).copied().unwrap_or_default()),
     };
     let (right, operation) = match (&req.method, fixed) {
+        (&Method::POST, ["devices", "query"]) => ("ServiceConnect", QueryTwins),
         (&Method::GET, ["devices"]) => ("RegistryRead", ListDevices),
         (&Method::GET, ["devices", _]) => ("RegistryRead", GetDevice(segments[1])),
         (&Method::PUT, ["devices", _]) => ("RegistryWrite", PutDevice(segments[1])),
@@ -107,13 +110,22 @@ pub(super) async fn handle(
         Ok(hub) => hub,
         Err(e) => return reply::hub_error(&e),
     };
-    if let Err(e) = auth::authenticate_service(
-        hub.policies(),
-        hub.host_name(),
-        req.header("authorization"),
-        right,
-        SystemTime::now(),
-    ) {
+    let authenticate = |right| {
+        auth::authenticate_service(
+            hub.policies(),
+            hub.host_name(),
+            req.header("authorization"),
+            right,
+            SystemTime::now(),
+        )
+    };
+    // Twin queries are a ServiceConnect operation in Azure's permission table; a RegistryRead
+    // policy is let through too, as registry reads show the same devices.
+    let authorized = authenticate(right).or_else(|e| match operation {
+        QueryTwins => authenticate("RegistryRead"),
+        _ => Err(e),
+    });
+    if let Err(e) = authorized {
         tracing::warn!(reason = %e, "hub service request refused");
         return reply::hub_error(&HubError::unauthorized());
     }
@@ -165,6 +177,7 @@ pub(super) async fn handle(
         AbandonFeedback(lock) => hub
             .abandon_feedback(lock, SystemTime::now())
             .map(|()| reply::empty(204)),
+        QueryTwins => query_twins(hub, req),
     };
     result.unwrap_or_else(|e| reply::hub_error(&e))
 }
@@ -273,4 +286,39 @@ async fn invoke_method(
         200,
         &serde_json::json!({ "status": response.status, "payload": response.payload }),
     ))
+}
+
+#[derive(Deserialize)]
+struct QuerySpecification {
+    query: String,
+}
+
+/// `POST /devices/query` (protocol.md §9.1): the hub query language (`hub::query`) over the
+/// twins, paged by `x-ms-max-item-count` / `x-ms-continuation`; a query iotemu cannot run is
+/// 400 ArgumentInvalid with the parser's message.
+fn query_twins(hub: &Hub, req: &Request<'_>) -> Result<Reply, HubError> {
+    let spec: QuerySpecification = serde_json::from_slice(&req.body).map_err(|e| {
+        HubError::argument_invalid(format!("the body must be {{\"query\": \"…\"}}: {e}"))
+    })?;
+    let query =
+        twin_query::parse(&spec.query).map_err(|e| HubError::argument_invalid(e.message))?;
+    let documents = match query.collection {
+        Collection::Devices => hub.twin_documents(),
+        Collection::Modules => hub.module_twin_documents(),
+    };
+    let max_item_count = req
+        .header("x-ms-max-item-count")
+        .and_then(|v| v.trim().parse().ok());
+    let page = query
+        .run(documents, max_item_count, req.header("x-ms-continuation"))
+        .map_err(|e| HubError::argument_invalid(e.message))?;
+    let mut reply = reply::with_header(
+        reply::json(200, &page.items),
+        "x-ms-item-type",
+        page.item_type,
+    );
+    if let Some(token) = &page.continuation {
+        reply = reply::with_header(reply, "x-ms-continuation", token);
+    }
+    Ok(reply)
 }

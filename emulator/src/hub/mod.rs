@@ -11,6 +11,7 @@ pub mod error;
 pub mod feedback;
 pub mod methods;
 pub mod module;
+pub mod query;
 pub mod registry;
 pub mod telemetry;
 pub mod twin;
@@ -264,6 +265,25 @@ impl Hub {
                 change(&mut module.twin)
             }
         }
+    }
+
+    /// Every device twin as `GET /twins/{id}` shows it, in device id order: what twin queries
+    /// (`POST /devices/query … FROM devices`) read.
+    pub fn twin_documents(&self) -> Vec<Value> {
+        self.devices()
+            .iter()
+            .filter_map(|device| self.twin_view(IdentityRef::device(&device.device_id)).ok())
+            .collect()
+    }
+
+    /// Every module twin, ordered by device then module id (`FROM devices.modules`).
+    pub fn module_twin_documents(&self) -> Vec<Value> {
+        let mut keys: Vec<(String, String)> =
+            self.modules.iter().map(|m| m.key().clone()).collect();
+        keys.sort();
+        keys.iter()
+            .filter_map(|(d, m)| self.twin_view(IdentityRef::module(d, m)).ok())
+            .collect()
     }
 
     /// A device's (or module's) reported-properties patch (the raw body it sent); returns the
