@@ -91,6 +91,8 @@ mod hub;
 mod mqtt;
 mod sas;
 mod tls;
+mod transport;
+mod websocket;
 mod x509;
 
 #[cfg(test)]
@@ -101,11 +103,13 @@ pub use dps::{
     RegistrationState,
 };
 pub use hub::{
-    DesiredPatch, DesiredUpdates, DeviceClient, DeviceClientBuilder, DeviceError, Message,
-    MethodRequest, MethodResponse, Twin,
+    ConnectionState, DesiredPatch, DesiredUpdates, DeviceClient, DeviceClientBuilder, DeviceError,
+    DisconnectReason, Message, MethodRequest, MethodResponse, ModuleClient, ModuleClientBuilder,
+    ReceivedMessage, ReceivedMessages, ReconnectPolicy, Twin,
 };
 pub use sas::{SasError, derive_device_key, generate_sas_token};
 pub use tls::{TlsError, Trust};
+pub use transport::Transport;
 pub use x509::X509Identity;
 
 /// What we call ourselves in `ClientVersion` (DPS) and `DeviceClientType` (hub).

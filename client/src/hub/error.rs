@@ -24,6 +24,10 @@ pub enum DeviceError {
     Io(#[from] std::io::Error),
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// The WebSocket upgrade to `/$iothub/websocket` failed (an HTTP status instead of 101,
+    /// or no `mqtt` subprotocol in the answer).
+    #[error("WebSocket: {0}")]
+    WebSocket(String),
     #[error("invalid key: {0}")]
     InvalidKey(#[from] SasError),
     /// Body plus properties exceed 256 KiB; carries the message's size in bytes.
@@ -47,6 +51,9 @@ impl From<MqttError> for DeviceError {
             MqttError::Tls(e) => Self::Tls(e),
             MqttError::Io(e) => Self::Io(e),
             MqttError::Protocol(message) => Self::Protocol(message),
+            error @ (MqttError::WebSocketStatus(_) | MqttError::WebSocket(_)) => {
+                Self::WebSocket(error.to_string())
+            }
         }
     }
 }
