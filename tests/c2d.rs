@@ -182,3 +182,197 @@ async fn queue_limits_and_expiry_follow_iot_hub() {
     subscribe_c2d(&mut client, "c2d-4").await;
     assert_eq!(&next_c2d(&mut client).await.payload[..], b"fresh");
 }
+
+/// A hub service call signed by the quickstart `iothubowner` policy.
+async fn service_call(emulator: &iotemu::Emulator, method: &str, path: &str) -> HttpsResponse {
+    use base64::Engine as _;
+    let key = base64::engine::general_purpose::STANDARD
+        .decode("m3KXjFJcrlf/7AzVtsFylbokniqdr2n96hQepP6P/GU=")
+        .unwrap();
+    let auth = build_token(
+        "localhost",
+        &key,
+        Some("iothubowner"),
+        seconds_from_now(600),
+    );
+    https_request(
+        emulator,
+        None,
+        method,
+        &format!("{path}?api-version=2021-04-12"),
+        &[("Authorization", auth.as_str())],
+        b"",
+    )
+    .await
+}
+
+fn with_ack(id: &str, ack: &str) -> C2dMessage {
+    let mut message = C2dMessage::new(id.to_owned());
+    message.message_id = Some(id.into());
+    message.ack = Some(ack.into());
+    message
+}
+
+#[tokio::test]
+async fn feedback_reports_completed_expired_and_purged_messages_as_asked() {
+    let emulator = start_emulator(None).await;
+    provision(&emulator, "fb-1");
+    let hub = emulator.default_hub();
+    let generation = hub.device("fb-1").unwrap().generation_id;
+    assert_eq!(
+        service_call(&emulator, "GET", "/messages/serviceBound/feedback")
+            .await
+            .status,
+        204,
+        "nothing to report yet"
+    );
+
+    hub.send_c2d("fb-1", with_ack("done-full", "full")).unwrap();
+    hub.send_c2d("fb-1", with_ack("done-none", "none")).unwrap();
+    hub.send_c2d("fb-1", with_ack("done-negative", "negative"))
+        .unwrap();
+    let (mut client, _) = connect(&emulator, "fb-1", true).await;
+    subscribe_c2d(&mut client, "fb-1").await;
+    for _ in 0..3 {
+        let delivered = next_c2d(&mut client).await;
+        client
+            .send(Packet::PubAck(PubAck::new(delivered.pkid)))
+            .await;
+    }
+    drop(client);
+    let mut expired = with_ack("late", "positive");
+    expired.expiry = Some(SystemTime::now() - Duration::from_secs(1));
+    hub.send_c2d("fb-1", expired).unwrap();
+    let mut expired = with_ack("late-negative", "negative");
+    expired.expiry = Some(SystemTime::now() - Duration::from_secs(1));
+    hub.send_c2d("fb-1", expired).unwrap();
+    hub.send_c2d("fb-1", with_ack("purged", "full")).unwrap();
+
+    // Reported: the completion of "done-full" (the positive outcomes of "negative"/"none"
+    // messages are not) and the expiry of "late-negative", dead-lettered when the next message
+    // was queued ("late" asked for positive feedback only). Wait for the PUBACKs to land.
+    let outcomes = |records: &serde_json::Value| {
+        let mut list: Vec<(String, i64)> = records
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["OriginalMessageId"].as_str().unwrap().to_owned(),
+                    r["StatusCode"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        list.sort();
+        list
+    };
+    let mut batch = service_call(&emulator, "GET", "/messages/serviceBound/feedback").await;
+    for _ in 0..50 {
+        if batch.status == 200 && batch.json().as_array().unwrap().len() == 2 {
+            break;
+        }
+        if batch.status == 200 {
+            let lock = batch.header("etag").unwrap().trim_matches('"').to_owned();
+            service_call(
+                &emulator,
+                "POST",
+                &format!("/messages/serviceBound/feedback/{lock}/abandon"),
+            )
+            .await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        batch = service_call(&emulator, "GET", "/messages/serviceBound/feedback").await;
+    }
+    assert_eq!(batch.status, 200);
+    assert_eq!(
+        batch.header("content-type"),
+        Some("application/vnd.microsoft.iothub.feedback.json")
+    );
+    let records = batch.json();
+    assert_eq!(
+        outcomes(&records),
+        [("done-full".to_owned(), 0), ("late-negative".to_owned(), 1)]
+    );
+    let success = records
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["StatusCode"] == 0)
+        .unwrap();
+    assert_eq!(success["Description"], "Success");
+    assert_eq!(success["DeviceId"], "fb-1");
+    assert_eq!(success["DeviceGenerationId"], generation.as_str());
+    let lock = batch.header("etag").unwrap().trim_matches('"').to_owned();
+
+    // Abandoned, the batch comes back; completed, it is gone.
+    assert_eq!(
+        service_call(
+            &emulator,
+            "POST",
+            &format!("/messages/serviceBound/feedback/{lock}/abandon")
+        )
+        .await
+        .status,
+        204
+    );
+    let again = service_call(&emulator, "GET", "/messages/serviceBound/feedback").await;
+    assert_eq!(again.json(), records);
+    let lock = again.header("etag").unwrap().trim_matches('"').to_owned();
+    assert_eq!(
+        service_call(
+            &emulator,
+            "DELETE",
+            &format!("/messages/serviceBound/feedback/{lock}")
+        )
+        .await
+        .status,
+        204
+    );
+    let lost = service_call(
+        &emulator,
+        "DELETE",
+        &format!("/messages/serviceBound/feedback/{lock}"),
+    )
+    .await;
+    assert_eq!(lost.status, 412);
+
+    // Purge drops the pending message and reports it (ack full) as Purged (4).
+    let purged = service_call(&emulator, "DELETE", "/devices/fb-1/commands").await;
+    assert_eq!(purged.status, 200);
+    assert_eq!(purged.json()["totalMessagesPurged"], 1);
+    assert!(hub.c2d_pending("fb-1").is_empty());
+    let batch = service_call(&emulator, "GET", "/messages/serviceBound/feedback").await;
+    assert_eq!(outcomes(&batch.json()), [("purged".to_owned(), 4)]);
+    assert_eq!(
+        service_call(&emulator, "DELETE", "/devices/nobody/commands")
+            .await
+            .status,
+        404
+    );
+}
+
+#[tokio::test]
+async fn expired_and_undeliverable_messages_are_dead_lettered_with_feedback() {
+    let emulator = start_emulator(None).await;
+    provision(&emulator, "fb-2");
+    let hub = emulator.default_hub();
+    let mut expired = with_ack("old", "negative");
+    expired.expiry = Some(SystemTime::now() - Duration::from_secs(1));
+    hub.send_c2d("fb-2", expired).unwrap();
+    hub.send_c2d("fb-2", with_ack("bouncing", "full")).unwrap();
+    // Ten deliveries without completion (the connection drops each time) exhaust the
+    // default maxDeliveryCount.
+    for _ in 0..iotemu::hub::c2d::MAX_DELIVERY_COUNT {
+        let taken = hub.c2d_take("fb-2").expect("deliverable");
+        assert_eq!(taken.id, "bouncing");
+        hub.c2d_release("fb-2", &taken.id);
+    }
+    assert!(hub.c2d_take("fb-2").is_none(), "dead-lettered");
+    let batch = hub.receive_feedback(SystemTime::now()).unwrap();
+    let outcomes: Vec<(&str, u8)> = batch
+        .records
+        .iter()
+        .map(|r| (r.original_message_id.as_str(), r.status as u8))
+        .collect();
+    assert_eq!(outcomes, [("old", 1), ("bouncing", 2)]);
+}

@@ -184,3 +184,91 @@ async fn desired_changes_are_pushed_with_their_version() {
     let got = request(&mut client, "$iothub/twin/GET/?$rid=9", b" ").await;
     assert!(!String::from_utf8_lossy(&got.payload).contains("floor"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_desired_patches_all_land_and_reach_the_device_in_version_order() {
+    let emulator = start_emulator(None).await;
+    let mut client = twin_device(&emulator, "twin-race", None).await;
+    let hub = emulator.default_hub().clone();
+    const WRITERS: u64 = 24;
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|i| {
+            let hub = hub.clone();
+            tokio::spawn(async move {
+                let patch = json!({ "properties": { "desired": { format!("k{i}"): i } } });
+                hub.update_twin("twin-race", &patch, Some("*"), false)
+                    .unwrap()["properties"]["desired"]["$version"]
+                    .as_u64()
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut versions = Vec::new();
+    for writer in writers {
+        versions.push(writer.await.unwrap());
+    }
+    versions.sort();
+    assert_eq!(
+        versions,
+        (2..2 + WRITERS).collect::<Vec<_>>(),
+        "every patch got its own version"
+    );
+    let twin = hub.device_twin("twin-race").unwrap();
+    assert_eq!(twin.desired.len() as u64, WRITERS, "no patch was lost");
+
+    // The device sees every version once, in increasing order, each patch with its key.
+    let mut seen = Vec::new();
+    while seen.len() < WRITERS as usize {
+        let push = next_publish(&mut client).await;
+        let version: u64 = push
+            .topic
+            .rsplit("$version=")
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let body: Value = serde_json::from_slice(&push.payload).unwrap();
+        assert_eq!(body["$version"], version);
+        assert_eq!(
+            body.as_object().unwrap().len(),
+            2,
+            "one key + $version: {body}"
+        );
+        seen.push(version);
+    }
+    assert_eq!(seen, (2..2 + WRITERS).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_reported_patches_from_the_device_and_service_updates_do_not_clobber() {
+    let emulator = start_emulator(None).await;
+    let mut client = twin_device(&emulator, "twin-mixed", None).await;
+    let hub = emulator.default_hub().clone();
+    let service = {
+        let hub = hub.clone();
+        tokio::spawn(async move {
+            for i in 0..20 {
+                let patch = json!({ "tags": { format!("t{i}"): i } });
+                hub.update_twin("twin-mixed", &patch, Some("*"), false)
+                    .unwrap();
+            }
+        })
+    };
+    for i in 0..20 {
+        let response = request(
+            &mut client,
+            &format!("$iothub/twin/PATCH/properties/reported/?$rid={i}"),
+            format!(r#"{{"r{i}": {i}}}"#).as_bytes(),
+        )
+        .await;
+        assert_eq!(
+            response.topic,
+            format!("$iothub/twin/res/204/?$rid={i}&$version={}", i + 2)
+        );
+    }
+    service.await.unwrap();
+    let twin = hub.device_twin("twin-mixed").unwrap();
+    assert_eq!(twin.reported.len(), 20);
+    assert_eq!(twin.tags.len(), 20);
+    assert_eq!(twin.reported_version, 21);
+}

@@ -10,6 +10,7 @@
 //! | `GET /devices[/{id}]?hub=` | hub device identities |
 //! | `GET /enrollments`, `GET /enrollmentGroups` | DPS enrollments (keys included) |
 //! | `POST /c2d?deviceId=…` | queue a cloud-to-device message (body = message) |
+//! | `POST /input?deviceId=…&moduleId=…&input=…` | send a message to a module's input |
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -74,10 +75,10 @@ async fn post(state: &EmulatorState, req: Request<Incoming>) -> Reply {
     use http_body_util::{BodyExt, Limited};
     let path = req.uri().path().trim_matches('/').to_owned();
     let query = req.uri().query().unwrap_or("").to_owned();
-    if path != "c2d" {
+    if path != "c2d" && path != "input" {
         return json_reply(
             StatusCode::METHOD_NOT_ALLOWED,
-            json!({"message": "POST is only for /c2d"}),
+            json!({"message": "POST is only for /c2d and /input"}),
         );
     }
     let Some(device_id) = query::value(&query, "deviceId") else {
@@ -97,29 +98,52 @@ async fn post(state: &EmulatorState, req: Request<Incoming>) -> Reply {
         Ok(body) => body.to_bytes(),
         Err(e) => return json_reply(StatusCode::BAD_REQUEST, json!({"message": e.to_string()})),
     };
-    let mut message = C2dMessage::new(body);
-    message.message_id = query::value(&query, "messageId");
-    message.correlation_id = query::value(&query, "correlationId");
-    message.content_type = query::value(&query, "contentType");
-    message.content_encoding = query::value(&query, "contentEncoding");
-    message.ack = query::value(&query, "ack");
-    message.expiry = query::value(&query, "expirySeconds")
-        .and_then(|s| s.parse::<u64>().ok())
-        .map(|s| std::time::SystemTime::now() + std::time::Duration::from_secs(s));
-    for (key, value) in query::pairs(&query).unwrap_or_default() {
-        if let Some(name) = key.strip_prefix("prop.") {
-            message
-                .properties
-                .insert(name.to_owned(), value.unwrap_or_default());
-        }
-    }
-    match hub.send_c2d(&device_id, message) {
+    let message = message_from_query(&query, body);
+    let sent = if path == "c2d" {
+        hub.send_c2d(&device_id, message)
+    } else {
+        let (Some(module_id), Some(input)) = (
+            query::value(&query, "moduleId"),
+            query::value(&query, "input"),
+        ) else {
+            return json_reply(
+                StatusCode::BAD_REQUEST,
+                json!({"message": "moduleId and input are required"}),
+            );
+        };
+        hub.send_module_input(&device_id, &module_id, &input, message)
+            .await
+    };
+    match sent {
         Ok(message_id) => json_reply(StatusCode::CREATED, json!({ "messageId": message_id })),
         Err(e) => json_reply(
             StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
             json!({ "errorCode": e.code, "message": e.message }),
         ),
     }
+}
+
+/// A message whose system properties come from the query (`messageId`, `correlationId`,
+/// `contentType`, `contentEncoding`, `ack`, `expirySeconds`) and application properties from
+/// `prop.{name}` parameters.
+fn message_from_query(query: &str, body: Bytes) -> C2dMessage {
+    let mut message = C2dMessage::new(body);
+    message.message_id = query::value(query, "messageId");
+    message.correlation_id = query::value(query, "correlationId");
+    message.content_type = query::value(query, "contentType");
+    message.content_encoding = query::value(query, "contentEncoding");
+    message.ack = query::value(query, "ack");
+    message.expiry = query::value(query, "expirySeconds")
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(|s| std::time::SystemTime::now() + std::time::Duration::from_secs(s));
+    for (key, value) in query::pairs(query).unwrap_or_default() {
+        if let Some(name) = key.strip_prefix("prop.") {
+            message
+                .properties
+                .insert(name.to_owned(), value.unwrap_or_default());
+        }
+    }
+    message
 }
 
 fn route(state: &EmulatorState, req: Request<Incoming>) -> Reply {

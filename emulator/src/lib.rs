@@ -27,6 +27,7 @@ pub mod hub;
 pub mod mqtt;
 mod net;
 mod query;
+mod serde_b64;
 pub mod timefmt;
 pub mod tls;
 

@@ -1,5 +1,6 @@
-//! TLS for every listener: an emulator CA generated at start, a server certificate signed by
-//! it for every name clients dial, and one rustls `ServerConfig` (ring, TLS 1.2 + 1.3 — the
+//! TLS for every listener: an emulator CA (generated at start, or restored from the data
+//! directory so clients keep trusting it), a server certificate signed by it for every name
+//! clients dial, and one rustls `ServerConfig` (ring, TLS 1.2 + 1.3 — the
 //! Python SDK only speaks 1.2).
 //!
 //! Client certificates are *requested but optional*, and any chain is accepted during the
@@ -12,13 +13,34 @@ use std::sync::Arc;
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType, date_time_ymd,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, date_time_ymd,
 };
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName as TlsName, ServerConfig, SignatureScheme};
+use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
+
+/// A new ECDSA P-256 CA valid until 2049.
+fn new_ca() -> Result<CaMaterial, TlsError> {
+    let mut ca_params = CertificateParams::default();
+    ca_params.distinguished_name = name("iotemu Emulator Root CA");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    ca_params.not_before = date_time_ymd(2024, 1, 1);
+    ca_params.not_after = date_time_ymd(2049, 12, 31);
+    let key = KeyPair::generate()?;
+    let ca = CertifiedIssuer::self_signed(ca_params, key)?;
+    Ok(CaMaterial {
+        cert_pem: ca.pem(),
+        key_pem: ca.key().serialize_pem(),
+    })
+}
 
 /// Names every server certificate carries besides the configured hosts.
 const ALWAYS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
@@ -31,10 +53,27 @@ pub enum TlsError {
     Config(#[from] rustls::Error),
     #[error("'{0}' cannot be put in a certificate")]
     BadName(String),
+    #[error("the stored emulator CA is unusable: {0}")]
+    StoredCa(String),
+}
+
+/// The emulator CA's certificate and private key (PKCS#8), PEM.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CaMaterial {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for CaMaterial {
+    // The key never ends up in logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaMaterial").finish_non_exhaustive()
+    }
 }
 
 /// The emulator's CA and the server configuration built on it.
 pub struct EmulatorTls {
+    ca: CaMaterial,
     ca_pem: String,
     server_names: Vec<String>,
     server_config: Arc<ServerConfig>,
@@ -44,17 +83,20 @@ pub struct EmulatorTls {
 impl EmulatorTls {
     /// Generates a fresh ECDSA P-256 CA and server certificate covering `hostnames`.
     pub fn generate(hostnames: &[String]) -> Result<EmulatorTls, TlsError> {
-        let mut ca_params = CertificateParams::default();
-        ca_params.distinguished_name = name("iotemu Emulator Root CA");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        ca_params.not_before = date_time_ymd(2024, 1, 1);
-        ca_params.not_after = date_time_ymd(2049, 12, 31);
-        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
+        Self::with_ca(hostnames, None)
+    }
+
+    /// Like [`EmulatorTls::generate`], but keeps `ca` (a CA restored from durable state) when
+    /// given, so clients that trust it keep working; the server certificate is always new.
+    pub fn with_ca(hostnames: &[String], ca: Option<&CaMaterial>) -> Result<EmulatorTls, TlsError> {
+        let material = match ca {
+            Some(ca) => ca.clone(),
+            None => new_ca()?,
+        };
+        let ca_key = KeyPair::from_pem(&material.key_pem)?;
+        let issuer = Issuer::from_ca_cert_pem(&material.cert_pem, ca_key)?;
+        let ca_der = CertificateDer::from_pem_slice(material.cert_pem.as_bytes())
+            .map_err(|e| TlsError::StoredCa(e.to_string()))?;
 
         let mut server_names: Vec<String> = Vec::new();
         for host in ALWAYS
@@ -78,13 +120,13 @@ impl EmulatorTls {
         params.not_before = date_time_ymd(2024, 1, 1);
         params.not_after = date_time_ymd(2049, 12, 31);
         let server_key = KeyPair::generate()?;
-        let server_cert = params.signed_by(&server_key, &ca)?;
+        let server_cert = params.signed_by(&server_key, &issuer)?;
 
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let verifier = AnyClientCertificate {
             algorithms: provider.signature_verification_algorithms,
         };
-        let chain = vec![server_cert.der().clone(), ca.der().clone()];
+        let chain = vec![server_cert.der().clone(), ca_der];
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der()));
         let server_config = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])?
@@ -95,11 +137,17 @@ impl EmulatorTls {
         let mut https_config = server_config.clone();
         https_config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(EmulatorTls {
-            ca_pem: ca.pem(),
+            ca_pem: material.cert_pem.clone(),
+            ca: material,
             server_names,
             server_config: Arc::new(server_config),
             https_config: Arc::new(https_config),
         })
+    }
+
+    /// The CA certificate and key, to keep in durable state.
+    pub fn ca_material(&self) -> &CaMaterial {
+        &self.ca
     }
 
     /// The CA certificate clients must trust, PEM.
@@ -190,5 +238,28 @@ impl ClientCertVerifier for AnyClientCertificate {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_restored_ca_signs_the_new_server_certificate() {
+        let first = EmulatorTls::generate(&[]).unwrap();
+        let again =
+            EmulatorTls::with_ca(&["hub.example".into()], Some(first.ca_material())).unwrap();
+        assert_eq!(again.ca_pem(), first.ca_pem());
+        assert_eq!(again.ca_material(), first.ca_material());
+        assert!(again.server_names().contains(&"hub.example".to_owned()));
+        let fresh = EmulatorTls::generate(&[]).unwrap();
+        assert_ne!(fresh.ca_pem(), first.ca_pem());
+
+        let broken = CaMaterial {
+            cert_pem: first.ca_pem().to_owned(),
+            key_pem: "not a key".into(),
+        };
+        assert!(EmulatorTls::with_ca(&[], Some(&broken)).is_err());
     }
 }

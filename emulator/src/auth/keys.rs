@@ -16,6 +16,20 @@ pub struct SymmetricKey {
     bytes: Vec<u8>,
 }
 
+/// Stored (durable state) as its base64 text, and checked again when read back.
+impl serde::Serialize for SymmetricKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_base64())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SymmetricKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        SymmetricKey::from_base64(&text).map_err(|e| serde::de::Error::custom(e.to_string()))
+    }
+}
+
 impl std::fmt::Debug for SymmetricKey {
     // Keys never end up in logs.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

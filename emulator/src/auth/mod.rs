@@ -224,36 +224,56 @@ pub fn authenticate_device(
     let hub = hubs
         .get(hub_host)
         .ok_or_else(|| AuthError::UnknownHub(hub_host.to_owned()))?;
-    if module_id.is_some() {
-        // Module identities arrive with the hub feature work; none exist yet.
-        return Err(AuthError::UnknownDevice(format!(
-            "{device_id}/{}",
-            module_id.unwrap_or_default()
-        )));
-    }
     let device = hub
         .device(device_id)
         .ok_or_else(|| AuthError::UnknownDevice(device_id.to_owned()))?;
+    // A module speaks with its own credentials; its CN (X.509) is `device/module`.
+    let (name, authentication, resource) = match module_id {
+        None => (
+            device_id.to_owned(),
+            device.authentication.clone(),
+            format!("{}/devices/{device_id}", hub.host_name()),
+        ),
+        Some(module_id) => {
+            let module = hub
+                .module(device_id, module_id)
+                .ok_or_else(|| AuthError::UnknownDevice(format!("{device_id}/{module_id}")))?;
+            (
+                module.key(),
+                module.authentication,
+                format!(
+                    "{}/devices/{device_id}/modules/{module_id}",
+                    hub.host_name()
+                ),
+            )
+        }
+    };
+    let identity = |expires_at| DeviceIdentity {
+        hub: hub.host_name().to_owned(),
+        device_id: device_id.to_owned(),
+        module_id: module_id.map(str::to_owned),
+        expires_at: Some(expires_at),
+    };
     let token = match credential {
         Credential::Sas(token) => SasToken::parse(token)?,
         Credential::ClientCertificates(chain) => {
-            let expires_at = device_by_certificate(hub, &device, chain, now)?;
+            let expires_at = identity_by_certificate(hub, &name, &authentication, chain, now)?;
+            // Modules connect through their device, so a disabled device shuts them out too.
             if device.status == DeviceStatus::Disabled {
                 return Err(AuthError::DeviceDisabled(device_id.to_owned()));
             }
-            return Ok(DeviceIdentity {
-                hub: hub.host_name().to_owned(),
-                device_id: device_id.to_owned(),
-                module_id: None,
-                expires_at: Some(expires_at),
-            });
+            return Ok(identity(expires_at));
         }
         Credential::None => return Err(AuthError::MissingCredential),
     };
-    if device.sas_keys().is_empty() && token.key_name.is_none() {
+    let keys: Vec<&SymmetricKey> = match &authentication {
+        DeviceAuthentication::Sas { primary, secondary } => vec![primary, secondary],
+        _ => Vec::new(),
+    };
+    if keys.is_empty() && token.key_name.is_none() {
         return Err(AuthError::WrongCredentialType { expected: "X.509" });
     }
-    token.check_scope(&format!("{}/devices/{device_id}", hub.host_name()), now)?;
+    token.check_scope(&resource, now)?;
     match &token.key_name {
         Some(policy_name) => {
             let policy = hub
@@ -264,17 +284,12 @@ pub fn authenticate_device(
                 return Err(SasError::BadSignature.into());
             }
         }
-        None => verify_any(&token, device.sas_keys().into_iter())?,
+        None => verify_any(&token, keys.into_iter())?,
     }
     if device.status == DeviceStatus::Disabled {
         return Err(AuthError::DeviceDisabled(device_id.to_owned()));
     }
-    Ok(DeviceIdentity {
-        hub: hub.host_name().to_owned(),
-        device_id: device_id.to_owned(),
-        module_id: None,
-        expires_at: Some(expiry_time(&token)),
-    })
+    Ok(identity(expiry_time(&token)))
 }
 
 /// DPS X.509: the leaf's CN must be the registration id; an individual enrollment decides
@@ -432,12 +447,13 @@ fn chain_to_enrollment_ca(
     Err(last_error)
 }
 
-/// Hub X.509: thumbprint for self-signed devices; chain to a verified hub CA (or the CA DPS
-/// provisioned the device through) with CN = device id for CA-signed ones. Returns the
-/// certificate's expiry.
-fn device_by_certificate(
+/// Hub X.509: thumbprint for self-signed identities; chain to a verified hub CA (or the CA
+/// DPS provisioned the device through) with CN = `name` (the device id, or `device/module`)
+/// for CA-signed ones. Returns the certificate's expiry.
+fn identity_by_certificate(
     hub: &crate::hub::Hub,
-    device: &crate::hub::device::Device,
+    name: &str,
+    authentication: &DeviceAuthentication,
     chain: &[CertificateDer<'static>],
     now: SystemTime,
 ) -> Result<SystemTime, AuthError> {
@@ -448,7 +464,7 @@ fn device_by_certificate(
             "the certificate is expired or not yet valid".into(),
         ));
     }
-    match &device.authentication {
+    match authentication {
         DeviceAuthentication::Sas { .. } => Err(AuthError::WrongCredentialType { expected: "SAS" }),
         DeviceAuthentication::SelfSigned {
             primary_thumbprint,
@@ -471,10 +487,9 @@ fn device_by_certificate(
             provisioning_anchors,
         } => {
             let cn = leaf.subject_common_name.clone().unwrap_or_default();
-            if cn != device.device_id {
+            if cn != name {
                 return Err(AuthError::Certificate(format!(
-                    "subject CN '{cn}' is not the device id '{}'",
-                    device.device_id
+                    "subject CN '{cn}' is not the identity '{name}'"
                 )));
             }
             let mut anchors = hub.certificates().verified_anchors();

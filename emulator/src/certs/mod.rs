@@ -347,6 +347,22 @@ pub fn issue_device(
     Ok(GeneratedCert::new(cert.der().clone(), &key, &issuer.chain))
 }
 
+/// A certificate for a CA-signed hub module: subject CN = `{device_id}/{module_id}`, as IoT
+/// Hub requires of modules, clientAuth, signed by `issuer`.
+pub fn issue_module(
+    issuer: &Ca,
+    device_id: &str,
+    module_id: &str,
+    days: u32,
+) -> Result<GeneratedCert, CertError> {
+    validate_registration_id(device_id)?;
+    validate_registration_id(module_id)?;
+    let params = leaf_params(&format!("{device_id}/{module_id}"), days)?;
+    let key = KeyPair::generate()?;
+    let cert = params.signed_by(&key, &issuer.issuer)?;
+    Ok(GeneratedCert::new(cert.der().clone(), &key, &issuer.chain))
+}
+
 /// A self-signed device certificate (CN = `registration_id`, clientAuth) for individual
 /// enrollments and hub `selfSigned` devices, which are matched by thumbprint.
 pub fn self_signed_device(registration_id: &str, days: u32) -> Result<GeneratedCert, CertError> {

@@ -1,5 +1,5 @@
-//! IoT Hub service REST API (protocol.md §9): the device registry, device twins and direct
-//! methods. The hub is the one named by the `Host` header; callers authenticate with a hub
+//! IoT Hub service REST API (protocol.md §9): the device and module registry, device and
+//! module twins, direct methods, C2D queue purge and C2D feedback. The hub is the one named by the `Host` header; callers authenticate with a hub
 //! shared-access-policy token whose policy grants the route's right: RegistryRead to read
 //! devices, RegistryWrite to change them, ServiceConnect for twins and methods (Azure's
 //! samples use the `service` policy for both).
@@ -14,9 +14,10 @@ use super::HttpContext;
 use super::reply::{self, Reply};
 use super::request::Request;
 use crate::auth;
-use crate::hub::Hub;
 use crate::hub::error::HubError;
+use crate::hub::module::ModuleSpec;
 use crate::hub::registry::DeviceSpec;
+use crate::hub::{Hub, IdentityRef};
 
 /// What a route does; ids borrowed from the path.
 enum Operation<'p> {
@@ -24,9 +25,17 @@ enum Operation<'p> {
     PutDevice(&'p str),
     DeleteDevice(&'p str),
     ListDevices,
-    GetTwin(&'p str),
-    UpdateTwin { device_id: &'p str, replace: bool },
-    InvokeMethod(&'p str),
+    ListModules(&'p str),
+    GetModule(IdentityRef<'p>),
+    PutModule(IdentityRef<'p>),
+    DeleteModule(IdentityRef<'p>),
+    GetTwin(IdentityRef<'p>),
+    UpdateTwin { who: IdentityRef<'p>, replace: bool },
+    InvokeMethod(IdentityRef<'p>),
+    PurgeC2d(&'p str),
+    ReceiveFeedback,
+    CompleteFeedback(&'p str),
+    AbandonFeedback(&'p str),
 }
 
 pub(super) async fn handle(
@@ -36,27 +45,56 @@ pub(super) async fn handle(
     segments: &[&str],
 ) -> Reply {
     use Operation::*;
+    // `/…/{device}/modules/{module}…` names a module, `/…/{device}…` the device.
+    let module = IdentityRef::module(
+        segments.get(1).copied().unwrap_or_default(),
+        segments.get(3).copied().unwrap_or_default(),
+    );
+    let twin_owner = match fixed.get(2) {
+        Some(&"modules") => module,
+        _ => IdentityRef::device(segments.get(1).copied().unwrap_or_default()),
+    };
     let (right, operation) = match (&req.method, fixed) {
         (&Method::GET, ["devices"]) => ("RegistryRead", ListDevices),
         (&Method::GET, ["devices", _]) => ("RegistryRead", GetDevice(segments[1])),
         (&Method::PUT, ["devices", _]) => ("RegistryWrite", PutDevice(segments[1])),
         (&Method::DELETE, ["devices", _]) => ("RegistryWrite", DeleteDevice(segments[1])),
-        (&Method::GET, ["twins", _]) => ("ServiceConnect", GetTwin(segments[1])),
-        (&Method::PATCH, ["twins", _]) => (
+        (&Method::DELETE, ["devices", _, "commands"]) => ("ServiceConnect", PurgeC2d(segments[1])),
+        (&Method::GET, ["messages", "servicebound", "feedback"]) => {
+            ("ServiceConnect", ReceiveFeedback)
+        }
+        (&Method::DELETE, ["messages", "servicebound", "feedback", _]) => (
+            "ServiceConnect",
+            CompleteFeedback(segments[3].trim_matches('"')),
+        ),
+        (&Method::POST, ["messages", "servicebound", "feedback", _, "abandon"]) => (
+            "ServiceConnect",
+            AbandonFeedback(segments[3].trim_matches('"')),
+        ),
+        (&Method::GET, ["devices", _, "modules"]) => ("RegistryRead", ListModules(segments[1])),
+        (&Method::GET, ["devices", _, "modules", _]) => ("RegistryRead", GetModule(module)),
+        (&Method::PUT, ["devices", _, "modules", _]) => ("RegistryWrite", PutModule(module)),
+        (&Method::DELETE, ["devices", _, "modules", _]) => ("RegistryWrite", DeleteModule(module)),
+        (&Method::GET, ["twins", _] | ["twins", _, "modules", _]) => {
+            ("ServiceConnect", GetTwin(twin_owner))
+        }
+        (&Method::PATCH, ["twins", _] | ["twins", _, "modules", _]) => (
             "ServiceConnect",
             UpdateTwin {
-                device_id: segments[1],
+                who: twin_owner,
                 replace: false,
             },
         ),
-        (&Method::PUT, ["twins", _]) => (
+        (&Method::PUT, ["twins", _] | ["twins", _, "modules", _]) => (
             "ServiceConnect",
             UpdateTwin {
-                device_id: segments[1],
+                who: twin_owner,
                 replace: true,
             },
         ),
-        (&Method::POST, ["twins", _, "methods"]) => ("ServiceConnect", InvokeMethod(segments[1])),
+        (&Method::POST, ["twins", _, "methods"] | ["twins", _, "modules", _, "methods"]) => {
+            ("ServiceConnect", InvokeMethod(twin_owner))
+        }
         _ => {
             return reply::hub_error(&HubError::not_found_route(&format!(
                 "{} /{}",
@@ -88,9 +126,45 @@ pub(super) async fn handle(
         DeleteDevice(id) => hub
             .delete_device(id, req.if_match())
             .map(|()| reply::empty(204)),
-        GetTwin(id) => twin_view(hub, id),
-        UpdateTwin { device_id, replace } => update_twin(hub, req, device_id, replace),
-        InvokeMethod(id) => invoke_method(hub, req, id).await,
+        ListModules(device_id) => hub.get_device(device_id).map(|_| {
+            let modules: Vec<Value> = hub
+                .list_modules(device_id)
+                .iter()
+                .map(|m| hub.module_json(m))
+                .collect();
+            reply::json(200, &modules)
+        }),
+        GetModule(who) => hub
+            .get_module(who.device_id, who.module_id.unwrap_or_default())
+            .map(|m| reply::json(200, &hub.module_json(&m))),
+        PutModule(who) => put_module(hub, req, who),
+        DeleteModule(who) => hub
+            .delete_module(
+                who.device_id,
+                who.module_id.unwrap_or_default(),
+                req.if_match(),
+            )
+            .map(|()| reply::empty(204)),
+        GetTwin(who) => hub.twin_view(who).map(|view| reply::json(200, &view)),
+        UpdateTwin { who, replace } => update_twin(hub, req, who, replace),
+        InvokeMethod(who) => invoke_method(hub, req, who).await,
+        PurgeC2d(device_id) => hub.purge_c2d(device_id).map(|purged| {
+            reply::json(
+                200,
+                &serde_json::json!({
+                    "deviceId": device_id,
+                    "moduleId": null,
+                    "totalMessagesPurged": purged,
+                }),
+            )
+        }),
+        ReceiveFeedback => Ok(receive_feedback(hub)),
+        CompleteFeedback(lock) => hub
+            .complete_feedback(lock, SystemTime::now())
+            .map(|()| reply::empty(204)),
+        AbandonFeedback(lock) => hub
+            .abandon_feedback(lock, SystemTime::now())
+            .map(|()| reply::empty(204)),
     };
     result.unwrap_or_else(|e| reply::hub_error(&e))
 }
@@ -120,28 +194,51 @@ fn list_devices(hub: &Hub, req: &Request<'_>) -> Result<Reply, HubError> {
     Ok(reply::json(200, &devices))
 }
 
-fn twin_view(hub: &Hub, device_id: &str) -> Result<Reply, HubError> {
-    let device = hub
-        .device(device_id)
-        .ok_or_else(|| HubError::device_not_found(device_id))?;
-    let status = serde_json::to_value(device.status).unwrap_or_default();
-    let view = device.twin.service_view(
-        device_id,
-        status.as_str().unwrap_or("enabled"),
-        hub.connections().is_connected(device_id),
+/// The unread feedback records as one batch (200, lock token in `ETag` as for device C2D
+/// receives), or 204 when there are none.
+fn receive_feedback(hub: &Hub) -> Reply {
+    let Some(batch) = hub.receive_feedback(SystemTime::now()) else {
+        return reply::empty(204);
+    };
+    let mut response = reply::json(200, &batch.body());
+    for (name, value) in [
+        ("etag", format!("\"{}\"", batch.lock_token)),
+        ("iothub-messageid", batch.message_id.clone()),
+        (
+            "iothub-enqueuedtime",
+            crate::timefmt::utc_timestamp(batch.enqueued),
+        ),
+        ("iothub-userid", hub.host_name().to_owned()),
+    ] {
+        response = reply::with_header(response, name, &value);
+    }
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/vnd.microsoft.iothub.feedback.json"),
     );
-    Ok(reply::json(200, &view))
+    response
+}
+
+/// Without If-Match the caller creates the module (Azure answers 201), with it updates (200).
+fn put_module(hub: &Hub, req: &Request<'_>, who: IdentityRef<'_>) -> Result<Reply, HubError> {
+    let module_id = who.module_id.unwrap_or_default();
+    let spec = ModuleSpec::from_json(who.device_id, module_id, &req.body)?;
+    let (status, module) = match req.if_match() {
+        None => (201, hub.create_module(spec)?),
+        Some(if_match) => (200, hub.update_module(spec, if_match)?),
+    };
+    Ok(reply::json(status, &hub.module_json(&module)))
 }
 
 fn update_twin(
     hub: &Hub,
     req: &Request<'_>,
-    device_id: &str,
+    who: IdentityRef<'_>,
     replace: bool,
 ) -> Result<Reply, HubError> {
     let body: Value = serde_json::from_slice(&req.body)
         .map_err(|e| HubError::argument_invalid(format!("the twin is not valid JSON: {e}")))?;
-    let view = hub.update_twin(device_id, &body, req.if_match(), replace)?;
+    let view = hub.update_twin_of(who, &body, req.if_match(), replace)?;
     Ok(reply::json(200, &view))
 }
 
@@ -156,12 +253,16 @@ struct MethodInvocation {
 }
 
 /// `{"status": <device's status>, "payload": <device's JSON>}`.
-async fn invoke_method(hub: &Hub, req: &Request<'_>, device_id: &str) -> Result<Reply, HubError> {
+async fn invoke_method(
+    hub: &Hub,
+    req: &Request<'_>,
+    who: IdentityRef<'_>,
+) -> Result<Reply, HubError> {
     let call: MethodInvocation = serde_json::from_slice(&req.body)
         .map_err(|e| HubError::argument_invalid(format!("invalid method invocation: {e}")))?;
     let response = hub
-        .invoke_method(
-            device_id,
+        .invoke_method_on(
+            who,
             &call.method_name,
             call.payload,
             Duration::from_secs(call.response_timeout_in_seconds.unwrap_or(30).clamp(5, 300)),

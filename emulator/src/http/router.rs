@@ -60,7 +60,9 @@ async fn route(ctx: &HttpContext, req: &Request<'_>) -> Reply {
         // IoT Hub device API (before the service API, which also starts with `devices`).
         (_, ["devices", _, "messages", ..]) => hub_device::handle(ctx, req, &fixed, &segments),
         // IoT Hub service API.
-        (_, ["twins" | "devices", ..]) => hub_service::handle(ctx, req, &fixed, &segments).await,
+        (_, ["twins" | "devices", ..] | ["messages", "servicebound", "feedback", ..]) => {
+            hub_service::handle(ctx, req, &fixed, &segments).await
+        }
         // DPS service API.
         (_, ["enrollments" | "enrollmentgroups" | "registrations", ..]) => {
             dps_service::handle(ctx, req, &fixed, &segments)

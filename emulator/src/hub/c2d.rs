@@ -11,12 +11,16 @@ use bytes::Bytes;
 use super::Hub;
 use super::connections::Outbound;
 use super::error::HubError;
+use super::feedback::FeedbackStatus;
 
 pub const MAX_C2D_BYTES: usize = 64 * 1024;
 pub const MAX_PENDING: usize = 50;
+/// IoT Hub's default `maxDeliveryCount`: a message delivered this often without being
+/// completed is dead-lettered (feedback `DeliveryCountExceeded`).
+pub const MAX_DELIVERY_COUNT: u32 = 10;
 
 /// A message the service sends (the Rust handle's and the control port's input).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct C2dMessage {
     pub message_id: Option<String>,
     pub correlation_id: Option<String>,
@@ -28,6 +32,7 @@ pub struct C2dMessage {
     /// `iothub-ack` (`none`, `positive`, `negative`, `full`).
     pub ack: Option<String>,
     pub properties: BTreeMap<String, String>,
+    #[serde(with = "crate::serde_b64")]
     pub body: Bytes,
 }
 
@@ -39,7 +44,7 @@ impl C2dMessage {
         }
     }
 
-    fn size(&self) -> usize {
+    pub(super) fn size(&self) -> usize {
         self.body.len()
             + self
                 .properties
@@ -50,7 +55,8 @@ impl C2dMessage {
 }
 
 /// A queued message, with the id it was given and whether it is out for delivery.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Stored without its HTTPS lock: after a restart every message is deliverable again.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct QueuedC2d {
     pub id: String,
     pub message: C2dMessage,
@@ -58,6 +64,7 @@ pub struct QueuedC2d {
     pub in_flight: bool,
     pub delivery_count: u32,
     /// Set while an HTTPS receive holds the message (`in_flight` is then true as well).
+    #[serde(skip)]
     pub lock: Option<super::c2d_http::C2dLock>,
 }
 
@@ -77,7 +84,7 @@ impl Hub {
             .clone();
         {
             let mut queue = self.c2d.entry(device_id.to_owned()).or_default();
-            drop_expired(&mut queue);
+            self.dead_letter(device_id, &mut queue);
             if queue.len() >= MAX_PENDING {
                 return Err(HubError::queue_full(device_id));
             }
@@ -97,20 +104,65 @@ impl Hub {
     /// The next message to deliver, marked in flight; expired ones are dropped on the way.
     pub fn c2d_take(&self, device_id: &str) -> Option<QueuedC2d> {
         let mut queue = self.c2d.get_mut(device_id)?;
-        drop_expired(&mut queue);
+        self.dead_letter(device_id, &mut queue);
         let next = queue.iter_mut().find(|m| !m.in_flight)?;
         next.in_flight = true;
         next.delivery_count += 1;
         Some(next.clone())
     }
 
-    /// The device acknowledged `message_id`: it leaves the queue.
+    /// The device acknowledged `message_id`: it leaves the queue (feedback `Success`).
     pub fn c2d_complete(&self, device_id: &str, message_id: &str) -> bool {
-        self.c2d.get_mut(device_id).is_some_and(|mut queue| {
-            let before = queue.len();
-            queue.retain(|m| m.id != message_id);
-            queue.len() < before
-        })
+        let Some(mut queue) = self.c2d.get_mut(device_id) else {
+            return false;
+        };
+        let Some(index) = queue.iter().position(|m| m.id == message_id) else {
+            return false;
+        };
+        if let Some(done) = queue.remove(index) {
+            self.record_feedback(device_id, &done, FeedbackStatus::Success);
+        }
+        true
+    }
+
+    /// `DELETE /devices/{id}/commands`: drops every pending message (feedback `Purged`);
+    /// returns how many.
+    pub fn purge_c2d(&self, device_id: &str) -> Result<usize, HubError> {
+        if self.device(device_id).is_none() {
+            return Err(HubError::device_not_found(device_id));
+        }
+        let purged: Vec<QueuedC2d> = self
+            .c2d
+            .get_mut(device_id)
+            .map(|mut queue| queue.drain(..).collect())
+            .unwrap_or_default();
+        for message in &purged {
+            self.record_feedback(device_id, message, FeedbackStatus::Purged);
+        }
+        Ok(purged.len())
+    }
+
+    /// Removes messages that reached a dead end before delivery — expired, or delivered
+    /// [`MAX_DELIVERY_COUNT`] times — recording their feedback.
+    pub(super) fn dead_letter(&self, device_id: &str, queue: &mut VecDeque<QueuedC2d>) {
+        let now = SystemTime::now();
+        let mut index = 0;
+        while index < queue.len() {
+            let m = &queue[index];
+            let status = if m.in_flight {
+                None
+            } else if m.message.expiry.is_some_and(|at| at <= now) {
+                Some(FeedbackStatus::Expired)
+            } else if m.delivery_count >= MAX_DELIVERY_COUNT {
+                Some(FeedbackStatus::DeliveryCountExceeded)
+            } else {
+                None
+            };
+            match status.and_then(|status| queue.remove(index).map(|m| (status, m))) {
+                Some((status, removed)) => self.record_feedback(device_id, &removed, status),
+                None => index += 1,
+            }
+        }
     }
 
     /// Delivery did not complete (the connection ended): deliver again later.
@@ -143,9 +195,4 @@ impl Hub {
     pub fn has_persistent_c2d_subscription(&self, device_id: &str) -> bool {
         self.persistent_c2d.contains(device_id)
     }
-}
-
-pub(super) fn drop_expired(queue: &mut VecDeque<QueuedC2d>) {
-    let now = SystemTime::now();
-    queue.retain(|m| m.in_flight || m.message.expiry.is_none_or(|at| at > now));
 }

@@ -10,9 +10,10 @@ use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
 
 use super::Hub;
-use super::c2d::{QueuedC2d, drop_expired};
+use super::c2d::QueuedC2d;
 use super::connections::Outbound;
 use super::error::HubError;
+use super::feedback::FeedbackStatus;
 
 /// IoT Hub's C2D lock timeout (troubleshoot-error-codes.md, 412002).
 pub const LOCK_DURATION: Duration = Duration::from_secs(60);
@@ -42,7 +43,7 @@ impl Hub {
     pub fn c2d_receive_locked(&self, device_id: &str, now: SystemTime) -> Option<QueuedC2d> {
         let mut queue = self.c2d.get_mut(device_id)?;
         release_expired_locks(&mut queue, now);
-        drop_expired(&mut queue);
+        self.dead_letter(device_id, &mut queue);
         let next = queue.iter_mut().find(|m| !m.in_flight)?;
         next.in_flight = true;
         next.delivery_count += 1;
@@ -72,7 +73,14 @@ impl Hub {
                 .ok_or_else(lost)?;
             match settlement {
                 Settlement::Complete | Settlement::Reject => {
-                    queue.remove(index);
+                    let status = if settlement == Settlement::Complete {
+                        FeedbackStatus::Success
+                    } else {
+                        FeedbackStatus::Rejected
+                    };
+                    if let Some(settled) = queue.remove(index) {
+                        self.record_feedback(device_id, &settled, status);
+                    }
                     return Ok(());
                 }
                 Settlement::Abandon => {

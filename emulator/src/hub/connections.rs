@@ -21,6 +21,8 @@ pub enum Outbound {
     Method(MethodCall),
     /// A cloud-to-device message was queued; the session pulls it when it can deliver.
     C2dAvailable,
+    /// A message for one of a module's inputs.
+    ModuleInput(Box<super::module::ModuleInput>),
 }
 
 /// Messages queued per connection before the hub reports it busy.

@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::twin::Twin;
@@ -11,7 +11,8 @@ use crate::auth::keys::SymmetricKey;
 use crate::timefmt::utc_timestamp;
 
 /// How a device proves its identity to the hub.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
 pub enum DeviceAuthentication {
     Sas {
         primary: SymmetricKey,
@@ -24,17 +25,60 @@ pub enum DeviceAuthentication {
     },
     /// A chain to a verified CA of the hub with subject CN = device id. Devices DPS
     /// provisioned through a CA also trust the CA DPS validated them against.
-    CertificateAuthority { provisioning_anchors: Vec<Vec<u8>> },
+    CertificateAuthority {
+        #[serde(with = "crate::serde_b64::list")]
+        provisioning_anchors: Vec<Vec<u8>>,
+    },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+impl DeviceAuthentication {
+    /// The service API's `authentication` object.
+    pub fn to_json(&self) -> Value {
+        let (kind, keys, thumbprints) = match self {
+            DeviceAuthentication::Sas { primary, secondary } => (
+                "sas",
+                [Some(primary.to_base64()), Some(secondary.to_base64())],
+                [None, None],
+            ),
+            DeviceAuthentication::SelfSigned {
+                primary_thumbprint,
+                secondary_thumbprint,
+            } => (
+                "selfSigned",
+                [None, None],
+                [primary_thumbprint.clone(), secondary_thumbprint.clone()],
+            ),
+            DeviceAuthentication::CertificateAuthority { .. } => {
+                ("certificateAuthority", [None, None], [None, None])
+            }
+        };
+        let [primary_key, secondary_key] = keys;
+        let [primary_thumbprint, secondary_thumbprint] = thumbprints;
+        serde_json::json!({
+            "type": kind,
+            "symmetricKey": { "primaryKey": primary_key, "secondaryKey": secondary_key },
+            "x509Thumbprint": { "primaryThumbprint": primary_thumbprint, "secondaryThumbprint": secondary_thumbprint },
+        })
+    }
+
+    /// The twin's `authenticationType`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            DeviceAuthentication::Sas { .. } => "sas",
+            DeviceAuthentication::SelfSigned { .. } => "selfSigned",
+            DeviceAuthentication::CertificateAuthority { .. } => "certificateAuthority",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum DeviceStatus {
     Enabled,
     Disabled,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Device {
     pub device_id: String,
     pub authentication: DeviceAuthentication,
@@ -60,26 +104,7 @@ impl Device {
 
     /// The device in the service API's JSON shape (keys included, as the service API returns).
     pub fn to_json(&self, connected: bool) -> Value {
-        let authentication = match &self.authentication {
-            DeviceAuthentication::Sas { primary, secondary } => serde_json::json!({
-                "type": "sas",
-                "symmetricKey": { "primaryKey": primary.to_base64(), "secondaryKey": secondary.to_base64() },
-                "x509Thumbprint": { "primaryThumbprint": null, "secondaryThumbprint": null },
-            }),
-            DeviceAuthentication::SelfSigned {
-                primary_thumbprint,
-                secondary_thumbprint,
-            } => serde_json::json!({
-                "type": "selfSigned",
-                "symmetricKey": { "primaryKey": null, "secondaryKey": null },
-                "x509Thumbprint": { "primaryThumbprint": primary_thumbprint, "secondaryThumbprint": secondary_thumbprint },
-            }),
-            DeviceAuthentication::CertificateAuthority { .. } => serde_json::json!({
-                "type": "certificateAuthority",
-                "symmetricKey": { "primaryKey": null, "secondaryKey": null },
-                "x509Thumbprint": { "primaryThumbprint": null, "secondaryThumbprint": null },
-            }),
-        };
+        let authentication = self.authentication.to_json();
         serde_json::json!({
             "deviceId": self.device_id,
             "generationId": self.generation_id,

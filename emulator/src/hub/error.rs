@@ -134,6 +134,47 @@ impl HubError {
         )
     }
 
+    pub fn module_not_found(device_id: &str, module_id: &str) -> HubError {
+        HubError::new(
+            404010,
+            "ModuleNotFound",
+            format!("Module {module_id} on device {device_id} not found"),
+        )
+    }
+
+    pub fn module_already_exists(device_id: &str, module_id: &str) -> HubError {
+        HubError::new(
+            409301,
+            "ModuleAlreadyExistsOnDevice",
+            format!("A module with id {module_id} already exists on device {device_id}"),
+        )
+    }
+
+    pub fn module_input_not_deliverable(module: &str) -> HubError {
+        HubError::new(
+            404103,
+            "DeviceNotOnline",
+            format!("Module {module} is not connected or not subscribed to its inputs"),
+        )
+    }
+
+    pub fn module_etag_mismatch(device_id: &str, module_id: &str) -> HubError {
+        HubError::new(
+            412001,
+            "PreconditionFailed",
+            format!("The ETag of module {device_id}/{module_id} does not match If-Match"),
+        )
+    }
+
+    /// A feedback lock token that is unknown, already settled or past its lock.
+    pub fn feedback_lock_lost(lock_token: &str) -> HubError {
+        HubError::new(
+            412002,
+            "DeviceMessageLockLost",
+            format!("The lock {lock_token} on a feedback message is unknown or expired"),
+        )
+    }
+
     pub fn invalid_protocol_version() -> HubError {
         HubError::new(
             400001,

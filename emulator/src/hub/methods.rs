@@ -8,9 +8,9 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use super::Hub;
 use super::connections::Outbound;
 use super::error::HubError;
+use super::{Hub, IdentityRef};
 
 /// Request and response payloads may each be 128 KB.
 pub const MAX_PAYLOAD_BYTES: usize = 128 * 1024;
@@ -38,8 +38,7 @@ pub struct MethodCall {
 }
 
 impl Hub {
-    /// Invokes `name` on `device_id`: waits up to `connect_timeout` for the device to be
-    /// connected (404103 otherwise), then up to `response_timeout` for its answer (504101).
+    /// Invokes `name` on `device_id` (see [`Hub::invoke_method_on`]).
     pub async fn invoke_method(
         &self,
         device_id: &str,
@@ -48,9 +47,30 @@ impl Hub {
         response_timeout: Duration,
         connect_timeout: Duration,
     ) -> Result<MethodResponse, HubError> {
-        if self.device(device_id).is_none() {
-            return Err(HubError::device_not_found(device_id));
+        let who = IdentityRef::device(device_id);
+        self.invoke_method_on(who, name, payload, response_timeout, connect_timeout)
+            .await
+    }
+
+    /// Invokes `name` on a device or module: waits up to `connect_timeout` for it to be
+    /// connected (404103 otherwise), then up to `response_timeout` for its answer (504101).
+    pub async fn invoke_method_on(
+        &self,
+        who: IdentityRef<'_>,
+        name: &str,
+        payload: Value,
+        response_timeout: Duration,
+        connect_timeout: Duration,
+    ) -> Result<MethodResponse, HubError> {
+        if self.device(who.device_id).is_none() {
+            return Err(HubError::device_not_found(who.device_id));
         }
+        if let Some(module_id) = who.module_id
+            && self.module(who.device_id, module_id).is_none()
+        {
+            return Err(HubError::module_not_found(who.device_id, module_id));
+        }
+        let connection = who.connection_key();
         let size = serde_json::to_vec(&payload)
             .map(|b| b.len())
             .unwrap_or(usize::MAX);
@@ -58,9 +78,9 @@ impl Hub {
             return Err(HubError::message_too_large(size, MAX_PAYLOAD_BYTES));
         }
         let deadline = tokio::time::Instant::now() + connect_timeout;
-        while !self.connections().is_connected(device_id) {
+        while !self.connections().is_connected(&connection) {
             if tokio::time::Instant::now() >= deadline {
-                return Err(HubError::device_not_online(device_id));
+                return Err(HubError::device_not_online(&connection));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -70,15 +90,15 @@ impl Hub {
             payload,
             reply,
         };
-        if !self.connections().send(device_id, Outbound::Method(call)) {
-            return Err(HubError::device_not_online(device_id));
+        if !self.connections().send(&connection, Outbound::Method(call)) {
+            return Err(HubError::device_not_online(&connection));
         }
         match tokio::time::timeout(response_timeout, answer).await {
             Ok(Ok(Ok(response))) => Ok(response),
             Ok(Ok(Err(MethodRefusal::NotSubscribed))) | Ok(Err(_)) => {
-                Err(HubError::device_not_online(device_id))
+                Err(HubError::device_not_online(&connection))
             }
-            Err(_) => Err(HubError::gateway_timeout(device_id)),
+            Err(_) => Err(HubError::gateway_timeout(&connection)),
         }
     }
 }

@@ -7,7 +7,9 @@ pub mod c2d_http;
 pub mod connections;
 pub mod device;
 pub mod error;
+pub mod feedback;
 pub mod methods;
+pub mod module;
 pub mod registry;
 pub mod telemetry;
 pub mod twin;
@@ -37,6 +39,8 @@ pub struct Hub {
     host_name: String,
     policies: Vec<SharedAccessPolicy>,
     devices: DashMap<String, Device>,
+    /// Module identities by (device id, module id).
+    modules: DashMap<(String, String), module::Module>,
     connections: Connections,
     telemetry: TelemetryLog,
     certificates: CertificateStore,
@@ -44,6 +48,8 @@ pub struct Hub {
     /// Cloud-to-device queues by device id.
     c2d: DashMap<String, std::collections::VecDeque<c2d::QueuedC2d>>,
     persistent_c2d: dashmap::DashSet<String>,
+    /// C2D feedback records waiting for the service.
+    feedback: feedback::FeedbackQueue,
 }
 
 /// How DPS allocation treats a linked hub.
@@ -73,12 +79,14 @@ impl Hub {
             host_name: host_name.to_owned(),
             policies,
             devices: DashMap::new(),
+            modules: DashMap::new(),
             connections: Connections::default(),
             telemetry: TelemetryLog::new(retention),
             certificates: CertificateStore::default(),
             allocation: HubAllocation::default(),
             c2d: DashMap::new(),
             persistent_c2d: dashmap::DashSet::new(),
+            feedback: feedback::FeedbackQueue::default(),
         }
     }
 
@@ -184,27 +192,83 @@ impl Hub {
 
     /// The twin of `device_id`.
     pub fn device_twin(&self, device_id: &str) -> Result<Twin, HubError> {
-        self.devices
-            .get(device_id)
-            .map(|d| d.twin.clone())
-            .ok_or_else(|| HubError::device_not_found(device_id))
+        self.twin_of(IdentityRef::device(device_id))
     }
 
-    /// A device's reported-properties patch (the raw body it sent); returns the new
-    /// reported `$version`. Nothing changes on error.
+    /// The twin of a module.
+    pub fn module_twin(&self, device_id: &str, module_id: &str) -> Result<Twin, HubError> {
+        self.twin_of(IdentityRef::module(device_id, module_id))
+    }
+
+    /// The twin of a device or module.
+    pub fn twin_of(&self, who: IdentityRef<'_>) -> Result<Twin, HubError> {
+        self.with_twin_mut(who, |twin| Ok(twin.clone()))
+    }
+
+    /// The service API's twin JSON of a device or module.
+    pub fn twin_view(&self, who: IdentityRef<'_>) -> Result<Value, HubError> {
+        let twin = self.twin_of(who)?;
+        Ok(self.service_view(who, &twin))
+    }
+
+    fn service_view(&self, who: IdentityRef<'_>, twin: &Twin) -> Value {
+        let device = self.device(who.device_id);
+        let status = match device.as_ref().map(|d| d.status) {
+            Some(DeviceStatus::Disabled) => "disabled",
+            _ => "enabled",
+        };
+        let authentication = match who.module_id {
+            Some(m) => self
+                .module(who.device_id, m)
+                .map(|m| m.authentication.type_name()),
+            None => device.as_ref().map(|d| d.authentication.type_name()),
+        };
+        let connected = self.connections.is_connected(&who.connection_key());
+        let mut view = twin.service_view(who.device_id, status, connected);
+        view["authenticationType"] = Value::from(authentication.unwrap_or("sas"));
+        if let Some(module_id) = who.module_id {
+            view["moduleId"] = Value::from(module_id);
+        }
+        view
+    }
+
+    /// Runs `change` on the stored twin of a device or module under its entry's lock.
+    fn with_twin_mut<R>(
+        &self,
+        who: IdentityRef<'_>,
+        change: impl FnOnce(&mut Twin) -> Result<R, HubError>,
+    ) -> Result<R, HubError> {
+        match who.module_id {
+            None => {
+                let mut device = self
+                    .devices
+                    .get_mut(who.device_id)
+                    .ok_or_else(|| HubError::device_not_found(who.device_id))?;
+                change(&mut device.twin)
+            }
+            Some(module_id) => {
+                let mut module = self
+                    .modules
+                    .get_mut(&(who.device_id.to_owned(), module_id.to_owned()))
+                    .ok_or_else(|| HubError::module_not_found(who.device_id, module_id))?;
+                change(&mut module.twin)
+            }
+        }
+    }
+
+    /// A device's (or module's) reported-properties patch (the raw body it sent); returns the
+    /// new reported `$version`. Nothing changes on error.
     pub fn patch_reported(&self, identity: &DeviceIdentity, body: &[u8]) -> Result<u64, HubError> {
         let patch: Value = serde_json::from_slice(body)
             .map_err(|e| HubError::argument_invalid(format!("the patch is not valid JSON: {e}")))?;
-        let mut device = self
-            .devices
-            .get_mut(identity.device_id())
-            .ok_or_else(|| HubError::device_not_found(identity.device_id()))?;
-        device.twin.patch_reported(&patch)
+        let who = IdentityRef {
+            device_id: identity.device_id(),
+            module_id: identity.module_id(),
+        };
+        self.with_twin_mut(who, |twin| twin.patch_reported(&patch))
     }
 
-    /// A service twin update (`{"tags": …, "properties": {"desired": …}}`) as a merge patch,
-    /// or, with `replace`, the new tags and desired properties wholesale. `If-Match` is
-    /// checked against the twin's ETag. A connected device receives the desired change.
+    /// A service twin update of a device (see [`Hub::update_twin_of`]).
     pub fn update_twin(
         &self,
         device_id: &str,
@@ -212,68 +276,73 @@ impl Hub {
         if_match: Option<&str>,
         replace: bool,
     ) -> Result<Value, HubError> {
-        let mut device = self
-            .devices
-            .get_mut(device_id)
-            .ok_or_else(|| HubError::device_not_found(device_id))?;
-        if let Some(expected) =
-            if_match.map(|e| e.trim().trim_start_matches("W/").trim_matches('"'))
-            && expected != "*"
-            && expected != device.twin.etag
-        {
-            return Err(HubError::precondition_failed(device_id));
-        }
-        let mut twin = device.twin.clone();
-        let tags = body.get("tags").cloned();
-        let desired = body.pointer("/properties/desired").cloned();
-        if replace {
-            // Properties absent from the new twin are deleted, like a full replacement.
-            let deleted = |old: &serde_json::Map<String, Value>, new: &Option<Value>| {
-                let mut patch = serde_json::Map::new();
-                for key in old.keys() {
-                    if new.as_ref().and_then(|n| n.get(key)).is_none() {
-                        patch.insert(key.clone(), Value::Null);
+        self.update_twin_of(IdentityRef::device(device_id), body, if_match, replace)
+    }
+
+    /// A service twin update (`{"tags": …, "properties": {"desired": …}}`) as a merge patch,
+    /// or, with `replace`, the new tags and desired properties wholesale. `If-Match` is
+    /// checked against the twin's ETag. A connected device or module receives the desired
+    /// change; it is queued under the twin's lock so pushes leave in `$version` order.
+    pub fn update_twin_of(
+        &self,
+        who: IdentityRef<'_>,
+        body: &Value,
+        if_match: Option<&str>,
+        replace: bool,
+    ) -> Result<Value, HubError> {
+        let connection = who.connection_key();
+        let twin = self.with_twin_mut(who, |stored| {
+            if let Some(expected) =
+                if_match.map(|e| e.trim().trim_start_matches("W/").trim_matches('"'))
+                && expected != "*"
+                && expected != stored.etag
+            {
+                return Err(HubError::precondition_failed(&connection));
+            }
+            let mut twin = stored.clone();
+            let tags = body.get("tags").cloned();
+            let desired = body.pointer("/properties/desired").cloned();
+            let sent = if replace {
+                // Properties absent from the new twin are deleted, like a full replacement.
+                let deleted = |old: &serde_json::Map<String, Value>, new: &Option<Value>| {
+                    let mut patch = serde_json::Map::new();
+                    for key in old.keys() {
+                        if new.as_ref().and_then(|n| n.get(key)).is_none() {
+                            patch.insert(key.clone(), Value::Null);
+                        }
                     }
+                    if let Some(Value::Object(new)) = new {
+                        patch.extend(new.clone());
+                    }
+                    Value::Object(patch)
+                };
+                let tags_patch = deleted(&twin.tags, &tags);
+                twin.patch_tags(&tags_patch)?;
+                let desired_patch = deleted(&twin.desired, &desired);
+                Some(twin.patch_desired(&desired_patch)?)
+            } else {
+                if let Some(tags) = &tags {
+                    twin.patch_tags(tags)?;
                 }
-                if let Some(Value::Object(new)) = new {
-                    patch.extend(new.clone());
+                match &desired {
+                    Some(desired) => Some(twin.patch_desired(desired)?),
+                    None => None,
                 }
-                Value::Object(patch)
             };
-            let tags_patch = deleted(&twin.tags, &tags);
-            twin.patch_tags(&tags_patch)?;
-            let desired_patch = deleted(&twin.desired, &desired);
-            let sent = twin.patch_desired(&desired_patch)?;
-            device.twin = twin;
-            self.push_desired(device_id, &device.twin, sent);
-        } else {
-            if let Some(tags) = &tags {
-                twin.patch_tags(tags)?;
+            *stored = twin;
+            if let Some(patch) = sent {
+                self.push_desired(&connection, stored, patch);
             }
-            let sent = match &desired {
-                Some(desired) => Some(twin.patch_desired(desired)?),
-                None => None,
-            };
-            device.twin = twin;
-            if let Some(sent) = sent {
-                self.push_desired(device_id, &device.twin, sent);
-            }
-        }
-        let status = if device.status == DeviceStatus::Enabled {
-            "enabled"
-        } else {
-            "disabled"
-        };
-        Ok(device
-            .twin
-            .service_view(device_id, status, self.connections.is_connected(device_id)))
+            Ok(stored.clone())
+        })?;
+        Ok(self.service_view(who, &twin))
     }
 
     /// Only sent while connected, as IoT Hub does; a reconnecting device GETs the twin.
-    fn push_desired(&self, device_id: &str, twin: &Twin, patch: Value) {
+    fn push_desired(&self, connection: &str, twin: &Twin, patch: Value) {
         let version = twin.desired_version;
         self.connections
-            .send(device_id, Outbound::DesiredPatch { version, patch });
+            .send(connection, Outbound::DesiredPatch { version, patch });
     }
 
     /// Enables or disables a device; returns false when it does not exist.
@@ -329,9 +398,45 @@ impl Hub {
             }
             Some(_) => {}
         }
+        if let Some(module_id) = identity.module_id()
+            && self.module(device_id, module_id).is_none()
+        {
+            return Err(HubError::module_not_found(device_id, module_id));
+        }
         Ok(self
             .telemetry
             .append(&self.host_name, device_id, identity.module_id(), message))
+    }
+}
+
+/// A device, or one of its modules: what a twin, a method call or a connection belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdentityRef<'a> {
+    pub device_id: &'a str,
+    pub module_id: Option<&'a str>,
+}
+
+impl<'a> IdentityRef<'a> {
+    pub fn device(device_id: &'a str) -> IdentityRef<'a> {
+        IdentityRef {
+            device_id,
+            module_id: None,
+        }
+    }
+
+    pub fn module(device_id: &'a str, module_id: &'a str) -> IdentityRef<'a> {
+        IdentityRef {
+            device_id,
+            module_id: Some(module_id),
+        }
+    }
+
+    /// `device` or `device/module`, as connections are keyed.
+    pub fn connection_key(&self) -> String {
+        match self.module_id {
+            Some(m) => format!("{}/{m}", self.device_id),
+            None => self.device_id.to_owned(),
+        }
     }
 }
 

@@ -55,7 +55,7 @@ struct DeviceBody {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct AuthenticationBody {
+pub(super) struct AuthenticationBody {
     #[serde(rename = "type")]
     kind: Option<String>,
     symmetric_key: Option<SymmetricKeyBody>,
@@ -127,7 +127,9 @@ impl DeviceSpec {
     }
 }
 
-fn authentication_spec(body: Option<AuthenticationBody>) -> Result<AuthenticationSpec, HubError> {
+pub(super) fn authentication_spec(
+    body: Option<AuthenticationBody>,
+) -> Result<AuthenticationSpec, HubError> {
     let Some(body) = body else {
         return Ok(AuthenticationSpec::Sas {
             primary: None,
@@ -205,7 +207,7 @@ fn is_thumbprint(text: &str) -> bool {
 impl AuthenticationSpec {
     /// The credentials to store; `current` keeps a device's keys when an update leaves them
     /// out, so a status-only update does not lock the device out.
-    fn resolve(self, current: Option<&DeviceAuthentication>) -> DeviceAuthentication {
+    pub(super) fn resolve(self, current: Option<&DeviceAuthentication>) -> DeviceAuthentication {
         match self {
             AuthenticationSpec::Sas { primary, secondary } => {
                 let (old_primary, old_secondary) = match current {
@@ -271,7 +273,7 @@ pub fn validate_device_id(device_id: &str) -> Result<(), HubError> {
 }
 
 /// Whether an `If-Match` value (quoted or not, weak or not, `*`) admits `etag`.
-fn etag_matches(if_match: &str, etag: &str) -> bool {
+pub(super) fn etag_matches(if_match: &str, etag: &str) -> bool {
     let expected = if_match.trim().trim_start_matches("W/").trim_matches('"');
     expected == "*" || expected == etag
 }
@@ -330,6 +332,7 @@ impl Hub {
         };
         if updated.status == DeviceStatus::Disabled {
             self.connections.disconnect(device_id);
+            self.disconnect_modules_of(device_id);
         }
         Ok(updated)
     }
@@ -364,6 +367,7 @@ impl Hub {
             });
         }
         self.connections.disconnect(device_id);
+        self.remove_modules_of(device_id);
         // A device deleted is gone with its pending cloud-to-device messages.
         self.c2d.remove(device_id);
         self.persistent_c2d.remove(device_id);

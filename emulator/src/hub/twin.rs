@@ -16,7 +16,7 @@ const MAX_DEPTH: usize = 10;
 const MAX_KEY_BYTES: usize = 1024;
 const MAX_STRING_BYTES: usize = 4 * 1024;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Twin {
     pub tags: Map<String, Value>,
     pub desired: Map<String, Value>,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use crate::hub::c2d::QueuedC2d;
+use crate::hub::c2d::{C2dMessage, QueuedC2d};
 use crate::hub::telemetry::SystemProperties;
 use crate::query;
 
@@ -54,11 +54,18 @@ const VALUE: &AsciiSet = &NON_ALPHANUMERIC
 /// The C2D topic's property bag: system properties as `%24.xx`, `iothub-ack`, then the
 /// application properties.
 pub fn encode_c2d_property_bag(device_id: &str, queued: &QueuedC2d) -> String {
-    let m = &queued.message;
     let to = format!("/devices/{device_id}/messages/deviceBound");
+    encode_property_bag(&queued.id, &queued.message, &to)
+}
+
+/// The property bag of a message to a device or module: system properties, then the
+/// application properties, every key and value percent-encoded.
+pub fn encode_property_bag(message_id: &str, m: &C2dMessage, to: &str) -> String {
+    let to = to.to_owned();
+    let message_id = message_id.to_owned();
     let expiry = m.expiry.map(crate::timefmt::utc_timestamp);
     let system = [
-        ("%24.mid", Some(&queued.id)),
+        ("%24.mid", Some(&message_id)),
         ("%24.cid", m.correlation_id.as_ref()),
         ("%24.uid", m.user_id.as_ref()),
         ("%24.ct", m.content_type.as_ref()),

@@ -28,18 +28,19 @@ use super::codec::{
     self, ConnAck, Connect, ConnectReturnCode, Packet, Protocol, PubAck, Publish, QoS, SubAck,
     SubscribeReasonCode, UnsubAck,
 };
-use super::properties::{encode_c2d_property_bag, parse_property_bag};
+use super::properties::{encode_c2d_property_bag, encode_property_bag, parse_property_bag};
 use super::routes::{Inbound, Principal, classify_publish, may_subscribe};
 use super::topic::filter_matches;
 use super::username::{self, ConnectTarget};
 use crate::auth::{self, AuthError, Credential, DeviceIdentity, RegistrationIdentity};
 use crate::dps::error::DpsError;
 use crate::dps::registration::RegistrationReply;
-use crate::hub::Hub;
 use crate::hub::connections::{ConnectionLease, Outbound};
 use crate::hub::error::HubError;
 use crate::hub::methods::{MethodCall, MethodRefusal, MethodResponse};
+use crate::hub::module::ModuleInput;
 use crate::hub::telemetry::IncomingMessage;
+use crate::hub::{Hub, IdentityRef};
 
 /// What the transport knows about the peer before MQTT starts.
 pub struct PeerInfo {
@@ -394,6 +395,7 @@ impl Session {
                     }
                     Some(Outbound::Method(call)) => self.start_method(call),
                     Some(Outbound::C2dAvailable) => self.pump_c2d(),
+                    Some(Outbound::ModuleInput(input)) => self.deliver_module_input(input),
                     None => outbound = None,
                 },
                 _ = shutdown.changed() => return "emulator shutting down".into(),
@@ -494,9 +496,11 @@ impl Session {
                 self.ack(ack);
             }
             (Inbound::TwinGet { rid }, Client::Device { identity, hub, .. }) => {
-                let result = hub
-                    .device_twin(identity.device_id())
-                    .map(|t| t.device_view());
+                let who = IdentityRef {
+                    device_id: identity.device_id(),
+                    module_id: identity.module_id(),
+                };
+                let result = hub.twin_of(who).map(|t| t.device_view());
                 self.ack(ack);
                 match result {
                     Ok(view) => self.deliver(
@@ -615,6 +619,34 @@ impl Session {
             QoS::AtLeastOnce,
         ));
         true
+    }
+
+    /// Publishes a message to one of a module's inputs, if it subscribed to them; the hub
+    /// learns whether it went out.
+    fn deliver_module_input(&mut self, input: Box<ModuleInput>) {
+        let Client::Device { identity, .. } = &self.client else {
+            let _ = input.delivered.send(false);
+            return;
+        };
+        let Some(module_id) = identity.module_id() else {
+            let _ = input.delivered.send(false);
+            return;
+        };
+        let path = format!(
+            "devices/{}/modules/{module_id}/inputs/{}",
+            identity.device_id(),
+            input.input
+        );
+        let bag = encode_property_bag(&input.message_id, &input.message, &format!("/{path}"));
+        let topic = format!("{path}/{bag}");
+        let subscribed = self
+            .subscriptions
+            .iter()
+            .any(|(f, _)| filter_matches(f, &topic));
+        if subscribed {
+            self.deliver(topic, input.message.body.clone());
+        }
+        let _ = input.delivered.send(subscribed);
     }
 
     /// Sends a method request to the device if it subscribed to methods (404103 otherwise).

@@ -1,0 +1,282 @@
+//! Cloud-to-device feedback (iot-hub-devguide-messages-c2d.md "Message feedback"): when a
+//! C2D message asked for acknowledgement (`iothub-ack` positive, negative or full) and reaches
+//! a final state, the hub records its outcome. The service reads the records in batches from
+//! `/messages/serviceBound/feedback`, each batch locked for a minute under a token, then
+//! completes (deletes) or abandons (returns) it — the same lifecycle as a C2D message.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use serde_json::{Value, json};
+
+use super::Hub;
+use super::c2d::QueuedC2d;
+use super::error::HubError;
+use crate::timefmt::utc_timestamp;
+
+/// How long a received feedback batch stays locked, as for C2D messages.
+pub const FEEDBACK_LOCK: Duration = Duration::from_secs(60);
+
+/// The most records kept unread; older ones are dropped first, as expired feedback would be.
+const MAX_PENDING_RECORDS: usize = 10_000;
+
+/// A C2D message's final state (the `StatusCode` of a record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedbackStatus {
+    Success = 0,
+    Expired = 1,
+    DeliveryCountExceeded = 2,
+    Rejected = 3,
+    Purged = 4,
+}
+
+impl FeedbackStatus {
+    fn description(self) -> &'static str {
+        match self {
+            FeedbackStatus::Success => "Success",
+            FeedbackStatus::Expired => "Message Expired",
+            FeedbackStatus::DeliveryCountExceeded => "Message Delivery Count Exceeded",
+            FeedbackStatus::Rejected => "Message Rejected",
+            FeedbackStatus::Purged => "Message Purged",
+        }
+    }
+
+    /// Whether a message with `iothub-ack` = `ack` asked for this outcome to be reported.
+    fn requested_by(self, ack: Option<&str>) -> bool {
+        match ack.map(str::to_ascii_lowercase).as_deref() {
+            Some("full") => true,
+            Some("positive") => self == FeedbackStatus::Success,
+            Some("negative") => self != FeedbackStatus::Success,
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedbackRecord {
+    pub original_message_id: String,
+    pub device_id: String,
+    pub device_generation_id: String,
+    pub status: FeedbackStatus,
+    pub enqueued: SystemTime,
+}
+
+impl FeedbackRecord {
+    /// The documented record shape (PascalCase keys, numeric `StatusCode`).
+    pub fn to_json(&self) -> Value {
+        json!({
+            "OriginalMessageId": self.original_message_id,
+            "EnqueuedTimeUtc": utc_timestamp(self.enqueued),
+            "StatusCode": self.status as u8,
+            "Description": self.status.description(),
+            "DeviceId": self.device_id,
+            "DeviceGenerationId": self.device_generation_id,
+        })
+    }
+}
+
+/// A batch of records handed to a service receiver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedbackBatch {
+    pub lock_token: String,
+    pub message_id: String,
+    pub enqueued: SystemTime,
+    pub records: Vec<FeedbackRecord>,
+}
+
+impl FeedbackBatch {
+    pub fn body(&self) -> Value {
+        Value::Array(self.records.iter().map(FeedbackRecord::to_json).collect())
+    }
+}
+
+#[derive(Default)]
+pub struct FeedbackQueue {
+    state: Mutex<FeedbackState>,
+}
+
+#[derive(Default)]
+struct FeedbackState {
+    pending: VecDeque<FeedbackRecord>,
+    /// Batches out for reading, by lock token, with when their lock ends.
+    locked: BTreeMap<String, (FeedbackBatch, SystemTime)>,
+}
+
+impl FeedbackState {
+    /// Batches whose lock ran out go back to the front of the queue.
+    fn release_expired(&mut self, now: SystemTime) {
+        let expired: Vec<String> = self
+            .locked
+            .iter()
+            .filter(|(_, (_, until))| *until <= now)
+            .map(|(token, _)| token.clone())
+            .collect();
+        for token in expired {
+            if let Some((batch, _)) = self.locked.remove(&token) {
+                for record in batch.records.into_iter().rev() {
+                    self.pending.push_front(record);
+                }
+            }
+        }
+    }
+}
+
+impl FeedbackQueue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, FeedbackState> {
+        // A panic elsewhere while holding the lock leaves plain data behind; keep serving it.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn push(&self, record: FeedbackRecord) {
+        let mut state = self.lock();
+        if state.pending.len() >= MAX_PENDING_RECORDS {
+            state.pending.pop_front();
+        }
+        state.pending.push_back(record);
+    }
+}
+
+impl Hub {
+    /// Records the final state of `message` for `device_id` if its `iothub-ack` asked for it.
+    pub(super) fn record_feedback(
+        &self,
+        device_id: &str,
+        message: &QueuedC2d,
+        status: FeedbackStatus,
+    ) {
+        if !status.requested_by(message.message.ack.as_deref()) {
+            return;
+        }
+        let device_generation_id = self
+            .device(device_id)
+            .map(|d| d.generation_id)
+            .unwrap_or_default();
+        self.feedback.push(FeedbackRecord {
+            original_message_id: message.id.clone(),
+            device_id: device_id.to_owned(),
+            device_generation_id,
+            status,
+            enqueued: SystemTime::now(),
+        });
+    }
+
+    /// Takes every unread record as one batch, locked for [`FEEDBACK_LOCK`]; `None` when
+    /// there is nothing to read.
+    pub fn receive_feedback(&self, now: SystemTime) -> Option<FeedbackBatch> {
+        let mut state = self.feedback.lock();
+        state.release_expired(now);
+        if state.pending.is_empty() {
+            return None;
+        }
+        let batch = FeedbackBatch {
+            lock_token: uuid::Uuid::new_v4().to_string(),
+            message_id: uuid::Uuid::new_v4().to_string(),
+            enqueued: now,
+            records: state.pending.drain(..).collect(),
+        };
+        state.locked.insert(
+            batch.lock_token.clone(),
+            (batch.clone(), now + FEEDBACK_LOCK),
+        );
+        Some(batch)
+    }
+
+    /// Deletes a received batch (`DELETE /messages/serviceBound/feedback/{lockToken}`).
+    pub fn complete_feedback(&self, lock_token: &str, now: SystemTime) -> Result<(), HubError> {
+        let mut state = self.feedback.lock();
+        state.release_expired(now);
+        state
+            .locked
+            .remove(lock_token)
+            .map(|_| ())
+            .ok_or_else(|| HubError::feedback_lock_lost(lock_token))
+    }
+
+    /// Returns a received batch for reading again (`POST …/{lockToken}/abandon`).
+    pub fn abandon_feedback(&self, lock_token: &str, now: SystemTime) -> Result<(), HubError> {
+        let mut state = self.feedback.lock();
+        state.release_expired(now);
+        let (batch, _) = state
+            .locked
+            .remove(lock_token)
+            .ok_or_else(|| HubError::feedback_lock_lost(lock_token))?;
+        for record in batch.records.into_iter().rev() {
+            state.pending.push_front(record);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str) -> FeedbackRecord {
+        FeedbackRecord {
+            original_message_id: id.into(),
+            device_id: "d".into(),
+            device_generation_id: "g".into(),
+            status: FeedbackStatus::Success,
+            enqueued: SystemTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn ack_modes_pick_the_outcomes_reported() {
+        use FeedbackStatus::*;
+        for (ack, reported) in [
+            (
+                Some("full"),
+                vec![Success, Expired, DeliveryCountExceeded, Rejected, Purged],
+            ),
+            (Some("positive"), vec![Success]),
+            (
+                Some("negative"),
+                vec![Expired, DeliveryCountExceeded, Rejected, Purged],
+            ),
+            (Some("none"), vec![]),
+            (None, vec![]),
+        ] {
+            let got: Vec<FeedbackStatus> =
+                [Success, Expired, DeliveryCountExceeded, Rejected, Purged]
+                    .into_iter()
+                    .filter(|s| s.requested_by(ack))
+                    .collect();
+            assert_eq!(got, reported, "{ack:?}");
+        }
+    }
+
+    #[test]
+    fn batches_lock_complete_abandon_and_expire() {
+        let hub = Hub::new("h", Vec::new(), 1);
+        let now = SystemTime::now();
+        assert!(hub.receive_feedback(now).is_none());
+        hub.feedback.push(record("a"));
+        hub.feedback.push(record("b"));
+        let first = hub.receive_feedback(now).unwrap();
+        assert_eq!(first.records.len(), 2);
+        assert_eq!(first.body()[0]["OriginalMessageId"], "a");
+        assert!(hub.receive_feedback(now).is_none(), "locked");
+
+        hub.abandon_feedback(&first.lock_token, now).unwrap();
+        assert_eq!(
+            hub.complete_feedback(&first.lock_token, now)
+                .unwrap_err()
+                .code,
+            412002
+        );
+        let second = hub.receive_feedback(now).unwrap();
+        assert_eq!(
+            second.records, first.records,
+            "abandoned records come back in order"
+        );
+
+        let later = now + FEEDBACK_LOCK + Duration::from_secs(1);
+        let third = hub.receive_feedback(later).unwrap();
+        assert_eq!(third.records.len(), 2, "an expired lock returns the batch");
+        assert!(hub.complete_feedback(&second.lock_token, later).is_err());
+        hub.complete_feedback(&third.lock_token, later).unwrap();
+        assert!(hub.receive_feedback(later).is_none());
+    }
+}
