@@ -203,6 +203,8 @@ impl Connection {
     }
 
     /// Resolves when the connection has ended for any reason (server close, error, DISCONNECT).
+    /// The hub supervisor learns this from the end of the publish channel instead.
+    #[cfg(test)]
     pub(crate) async fn closed(&self) {
         let mut closed = self.closed.clone();
         // An error means the session task is gone, which is also "closed".
