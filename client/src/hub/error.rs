@@ -8,11 +8,13 @@ use crate::tls::TlsError;
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
     /// The hub refused the MQTT connection with this CONNACK return code (5 = not authorized:
-    /// wrong key, expired token or unknown device; 3 = device disabled).
+    /// wrong key, expired token or unknown device; 3 = device disabled). From `connect()`, or
+    /// from any operation once a reconnect was refused for good.
     #[error("IoT Hub refused the connection (CONNACK return code {0})")]
     ConnectionRefused(u8),
-    /// The connection is closed (by the server, an error, or a disconnect); pending sends fail
-    /// with this too.
+    /// The client has stopped (`disconnect()`, or a lost connection with reconnects disabled
+    /// or exhausted), the operation saw too many connections lost under it, or a received
+    /// message was completed after its connection was replaced.
     #[error("not connected")]
     Disconnected,
     /// Connecting took longer than the connect timeout, or the server stopped answering pings.
