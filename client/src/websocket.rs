@@ -150,7 +150,22 @@ mod tests {
     use super::*;
     use futures_util::{SinkExt, StreamExt};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+    use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+
+    /// The server side of the upgrade: checks what the client asked for and selects `mqtt`.
+    // The callback's error type is tungstenite's, large or not.
+    #[allow(clippy::result_large_err)]
+    fn select_mqtt(request: &Request, mut response: Response) -> Result<Response, ErrorResponse> {
+        assert_eq!(request.uri().path(), WEBSOCKET_PATH);
+        assert_eq!(
+            request.headers().get("sec-websocket-protocol").unwrap(),
+            "mqtt"
+        );
+        response
+            .headers_mut()
+            .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("mqtt"));
+        Ok(response)
+    }
 
     /// A WebSocket server on the far end of an in-memory pipe that answers with `mqtt`, and
     /// the client side already upgraded.
@@ -159,20 +174,7 @@ mod tests {
         WebSocketStream<tokio::io::DuplexStream>,
     ) {
         let (client, server) = tokio::io::duplex(1 << 16);
-        let accept = tokio_tungstenite::accept_hdr_async(
-            server,
-            |request: &Request, mut response: Response| {
-                assert_eq!(request.uri().path(), WEBSOCKET_PATH);
-                assert_eq!(
-                    request.headers().get("sec-websocket-protocol").unwrap(),
-                    "mqtt"
-                );
-                response
-                    .headers_mut()
-                    .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("mqtt"));
-                Ok(response)
-            },
-        );
+        let accept = tokio_tungstenite::accept_hdr_async(server, select_mqtt);
         let (client, server) = tokio::join!(upgrade("localhost", 443, client), accept);
         (client.unwrap(), server.unwrap())
     }
