@@ -136,7 +136,7 @@ impl Operations {
                 Err(error) => return Err(error.into()),
             }
         }
-        Err(DeviceError::Disconnected)
+        Err(self.gave_up())
     }
 
     pub(crate) async fn get_twin(&self) -> Result<Twin, DeviceError> {
@@ -237,9 +237,7 @@ impl Operations {
             }
             return Ok(reply);
         }
-        // Report why the client stopped, if it did; otherwise too many lost connections.
-        self.connection().await?;
-        Err(DeviceError::Disconnected)
+        Err(self.gave_up())
     }
 
     /// A live connection that has `filter` subscribed, subscribing first if needed. The
@@ -278,8 +276,16 @@ impl Operations {
                 }
             }
         }
-        self.connection().await?;
-        Err(DeviceError::Disconnected)
+        Err(self.gave_up())
+    }
+
+    /// The error of an operation that ran out of connections: why the client stopped, if it
+    /// did, otherwise plain `Disconnected`.
+    fn gave_up(&self) -> DeviceError {
+        match &*self.link.borrow() {
+            Link::Closed(reason) => reason.to_error(),
+            _ => DeviceError::Disconnected,
+        }
     }
 
     fn is_active(&self, filter: &str, generation: u64) -> bool {
