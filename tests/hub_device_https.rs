@@ -70,10 +70,13 @@ async fn telemetry_single_and_batch_are_stored_with_properties() {
         String::from_utf8_lossy(&sent.body)
     );
 
+    // The third entry is in the Node SDK's (and azure-iot-sdk-c's) form: a base64 body without
+    // "base64Encoded".
     let batch = json!([
         { "body": "first", "base64Encoded": false, "properties": { "iothub-app-k": "v1" } },
         { "body": "c2Vjb25k", "base64Encoded": true,
           "properties": { "iothub-messageid": "mid-b2", "plain": "p" } },
+        { "body": "dGhpcmQg4pyT", "properties": { "iothub-app-n": "3" } },
     ]);
     let sent = device_call(
         &emulator,
@@ -95,7 +98,7 @@ async fn telemetry_single_and_batch_are_stored_with_properties() {
         .default_hub()
         .telemetry()
         .messages(Some("http-dev-1"));
-    assert_eq!(stored.len(), 3);
+    assert_eq!(stored.len(), 4);
     assert_eq!(stored[0].body_text(), Some(r#"{"t":21.5}"#));
     assert_eq!(stored[0].message_id(), Some("mid-1"));
     assert_eq!(stored[0].system.correlation_id.as_deref(), Some("cid-1"));
@@ -120,9 +123,11 @@ async fn telemetry_single_and_batch_are_stored_with_properties() {
         stored[2].properties.get("plain").map(String::as_str),
         Some("p")
     );
+    assert_eq!(stored[3].body_text(), Some("third \u{2713}"));
+    assert_eq!(stored[3].properties.get("n").map(String::as_str), Some("3"));
 
     // A malformed batch stores nothing (all or nothing).
-    let bad = json!([{ "body": "ok" }, { "body": "!!", "base64Encoded": true }]);
+    let bad = json!([{ "body": "b2s=" }, { "body": "not base64 without the flag" }]);
     let refused = device_call(
         &emulator,
         "http-dev-1",
@@ -139,7 +144,7 @@ async fn telemetry_single_and_batch_are_stored_with_properties() {
             .telemetry()
             .messages(Some("http-dev-1"))
             .len(),
-        3
+        4
     );
 
     // Over the hub's 256 KB limit.

@@ -343,8 +343,9 @@ async fn a_module_connects_with_its_own_key_and_sends_telemetry_and_outputs() {
     );
     assert!(!emulator.default_hub().connections().is_connected("dev-m"));
 
+    // As the Node SDK's sendOutputEvent sends it: a `/` after the property bag.
     let mut publish = Publish::new(
-        "devices/dev-m/modules/filter/messages/events/%24.on=alerts&level=high",
+        "devices/dev-m/modules/filter/messages/events/%24.on=alerts&level=high/",
         QoS::AtLeastOnce,
         b"too hot".to_vec(),
     );

@@ -409,17 +409,17 @@ async def control_post_async(path, body=b""):
     return await asyncio.get_running_loop().run_in_executor(None, control_post, path, body)
 
 
-async def provision_and_connect(scenario, provisioning_client_cls, device_client_cls):
+async def provision_and_connect(scenario, provisioning_client_cls, device_client_cls, websockets=False):
     """DPS symmetric-key registration as in the quickstart (PROVISIONING_* environment), checks
-    the result (assigned, hub, EXPECTED_DEVICE_ID), then creates and connects the device client.
-    Returns (device_client, device_id)."""
+    the result (assigned, hub, EXPECTED_DEVICE_ID), then creates and connects the device client
+    (both over MQTT over WebSocket with `websockets=True`). Returns (device_client, device_id)."""
     host = env("PROVISIONING_HOST")
     registration_id = env("PROVISIONING_REGISTRATION_ID")
     key = env("PROVISIONING_SYMMETRIC_KEY")
     scenario.step("register")
     client = provisioning_client_cls.create_from_symmetric_key(
         provisioning_host=host, registration_id=registration_id, id_scope=env("PROVISIONING_IDSCOPE"),
-        symmetric_key=key,
+        symmetric_key=key, websockets=websockets,
     )
     result = await client.register()
     expect_equal("registration status", result.status, "assigned")
@@ -429,6 +429,6 @@ async def provision_and_connect(scenario, provisioning_client_cls, device_client
     expect_equal("device id", state.device_id, env("EXPECTED_DEVICE_ID"))
     scenario.step("connect to hub")
     device_client = device_client_cls.create_from_symmetric_key(
-        symmetric_key=key, hostname=state.assigned_hub, device_id=state.device_id)
+        symmetric_key=key, hostname=state.assigned_hub, device_id=state.device_id, websockets=websockets)
     await device_client.connect()
     return device_client, state.device_id

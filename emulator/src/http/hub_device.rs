@@ -187,10 +187,17 @@ fn set_property(message: &mut IncomingMessage, name: &str, value: &str) -> bool 
 #[serde(rename_all = "camelCase")]
 struct BatchEntry {
     body: String,
-    #[serde(default)]
+    /// Absent means base64: azure-iot-sdk-c (`make1EventJSONitem`) and the Node SDK
+    /// (`sendEventBatch`) send binary bodies as `{"body": "<base64>"}` without the flag, and
+    /// the C SDK marks text bodies with `"base64Encoded": false`.
+    #[serde(default = "base64_by_default")]
     base64_encoded: bool,
     #[serde(default)]
     properties: BTreeMap<String, Value>,
+}
+
+fn base64_by_default() -> bool {
+    true
 }
 
 fn batch_messages(body: &[u8]) -> Result<Vec<IncomingMessage>, HubError> {
@@ -206,7 +213,7 @@ fn batch_messages(body: &[u8]) -> Result<Vec<IncomingMessage>, HubError> {
             let body = if entry.base64_encoded {
                 BASE64.decode(entry.body.as_bytes()).map_err(|e| {
                     HubError::argument_invalid(format!(
-                        "batch message {i}: body is not base64: {e}"
+                        "batch message {i}: body is not base64 (a text body needs \"base64Encoded\": false): {e}"
                     ))
                 })?
             } else {

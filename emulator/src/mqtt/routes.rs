@@ -50,9 +50,12 @@ pub fn classify_publish<'t>(principal: Principal<'_>, topic: &'t str) -> Option<
             if let Some(rest) = topic.strip_prefix(&own_prefix) {
                 return match rest {
                     "" => Some(Inbound::Telemetry { property_bag: "" }),
-                    _ => rest
-                        .strip_prefix('/')
-                        .map(|bag| Inbound::Telemetry { property_bag: bag }),
+                    // The Node SDK ends the topic of an output message (`$.on`) with a `/`
+                    // after the bag (azure-iot-device-mqtt `sendOutputEvent`); the slash is not
+                    // part of the last value. SDKs percent-encode `/` inside values.
+                    _ => rest.strip_prefix('/').map(|bag| Inbound::Telemetry {
+                        property_bag: bag.strip_suffix('/').unwrap_or(bag),
+                    }),
                 };
             }
             match path.trim_end_matches('/') {
@@ -133,6 +136,26 @@ mod tests {
         assert_eq!(
             classify_publish(DEV, "devices/dev-1/messages/events/"),
             Some(Inbound::Telemetry { property_bag: "" })
+        );
+        assert_eq!(
+            classify_publish(DEV, "devices/dev-1/messages/events/%24.mid=1&a=b%2F/"),
+            Some(Inbound::Telemetry {
+                property_bag: "%24.mid=1&a=b%2F"
+            }),
+            "a trailing slash ends the bag (Node sendOutputEvent)"
+        );
+        let module = Principal::Device {
+            device_id: "dev-1",
+            module_id: Some("m1"),
+        };
+        assert_eq!(
+            classify_publish(
+                module,
+                "devices/dev-1/modules/m1/messages/events/%24.on=alerts&%24.mid=x&run=1/"
+            ),
+            Some(Inbound::Telemetry {
+                property_bag: "%24.on=alerts&%24.mid=x&run=1"
+            })
         );
         assert_eq!(
             classify_publish(DEV, "devices/dev-2/messages/events/"),
