@@ -1,8 +1,10 @@
 //! `iotemu-device`: an async device client for Azure IoT Hub Device Provisioning Service (DPS)
-//! and Azure IoT Hub over MQTT 3.1.1 + TLS, with symmetric-key (SAS) or X.509 authentication.
+//! and Azure IoT Hub over MQTT 3.1.1 — on TLS or inside a secure WebSocket — with
+//! symmetric-key (SAS) or X.509 authentication, for devices ([`DeviceClient`]) and modules
+//! ([`ModuleClient`]). Hub clients reconnect by themselves and renew their SAS tokens.
 //!
-//! It talks to real Azure (port 8883, system root certificates) and to the `iotemu` emulator
-//! (its CA via [`Trust::CaPem`], any port).
+//! It talks to real Azure (port 8883 or 443, system root certificates) and to the `iotemu`
+//! emulator (its CA via [`Trust::CaPem`], any port).
 //!
 //! ```no_run
 //! use iotemu_device::{DeviceClient, Message, ProvisioningClient, Trust};
@@ -79,10 +81,73 @@
 //! # }
 //! ```
 //!
+//! Cloud-to-device messages are completed explicitly — the PUBACK goes out on
+//! [`ReceivedMessage::complete`], so a message the application never finished is delivered
+//! again:
+//!
+//! ```no_run
+//! # async fn run(device: iotemu_device::DeviceClient) -> Result<(), Box<dyn std::error::Error>> {
+//! let mut messages = device.c2d_messages().await?;
+//! while let Some(message) = messages.next().await {
+//!     println!("{:?}: {:?}", message.message_id, message.body);
+//!     message.complete().await?;
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The connection is kept up in the background: lost connections come back with exponential
+//! backoff and jitter ([`ReconnectPolicy`]), subscriptions are restored, unacknowledged
+//! telemetry is resent, the desired state is re-synced, and SAS tokens are renewed before
+//! they expire. MQTT over WebSocket is one builder option away:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use iotemu_device::{ConnectionState, DeviceClient, ReconnectPolicy, Transport};
+//!
+//! # async fn run(key: &str) -> Result<(), Box<dyn std::error::Error>> {
+//! let device = DeviceClient::builder("myhub.azure-devices.net", "dev-1")
+//!     .symmetric_key(key)
+//!     .transport(Transport::MqttWs) // wss://myhub.azure-devices.net:443/$iothub/websocket
+//!     .sas_ttl(Duration::from_secs(600))
+//!     .reconnect(ReconnectPolicy::default().max_delay(Duration::from_secs(30)))
+//!     .connect()
+//!     .await?;
+//! let mut state = device.connection_state();
+//! while state.changed().await.is_ok() {
+//!     if let ConnectionState::Closed { reason } = &*state.borrow() {
+//!         println!("stopped: {reason}");
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A module identity connects with [`ModuleClient`], sends to outputs and reads its inputs:
+//!
+//! ```no_run
+//! use iotemu_device::{Message, ModuleClient};
+//!
+//! # async fn run(module_key: &str) -> Result<(), Box<dyn std::error::Error>> {
+//! let module = ModuleClient::builder("myhub.azure-devices.net", "dev-1", "filter")
+//!     .symmetric_key(module_key)
+//!     .connect()
+//!     .await?;
+//! module.send_output("alerts", Message::new("too hot")).await?;
+//! let mut inputs = module.input_messages().await?;
+//! if let Some(input) = inputs.next().await {
+//!     println!("{:?}: {:?}", input.input_name, input.body);
+//!     input.complete().await?;
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Layout: SAS tokens and derived keys ([`generate_sas_token`], [`derive_device_key`]), TLS
-//! trust and client certificates ([`Trust`], [`X509Identity`]), one shared MQTT connection (our
-//! own, on the `rumqttc` v4 packet codec), and the DPS and hub clients on top (the hub client
-//! routes the hub's twin and method publishes by topic in a per-connection task).
+//! trust and client certificates ([`Trust`], [`X509Identity`]), the transports ([`Transport`]:
+//! TLS, or TLS plus a WebSocket adapter), one MQTT connection (our own, on the `rumqttc` v4
+//! packet codec), and the DPS and hub clients on top. Each hub client runs a supervisor task
+//! that routes the hub's publishes by topic and replaces the connection when needed.
 
 mod credential;
 mod dps;
@@ -91,6 +156,8 @@ mod hub;
 mod mqtt;
 mod sas;
 mod tls;
+mod transport;
+mod websocket;
 mod x509;
 
 #[cfg(test)]
@@ -101,11 +168,13 @@ pub use dps::{
     RegistrationState,
 };
 pub use hub::{
-    DesiredPatch, DesiredUpdates, DeviceClient, DeviceClientBuilder, DeviceError, Message,
-    MethodRequest, MethodResponse, Twin,
+    ConnectionState, DesiredPatch, DesiredUpdates, DeviceClient, DeviceClientBuilder, DeviceError,
+    DisconnectReason, Message, MethodRequest, MethodResponse, ModuleClient, ModuleClientBuilder,
+    ReceivedMessage, ReceivedMessages, ReconnectPolicy, Twin,
 };
 pub use sas::{SasError, derive_device_key, generate_sas_token};
 pub use tls::{TlsError, Trust};
+pub use transport::Transport;
 pub use x509::X509Identity;
 
 /// What we call ourselves in `ClientVersion` (DPS) and `DeviceClientType` (hub).

@@ -92,6 +92,11 @@ pub(crate) struct TlsTestListener {
 }
 
 impl TlsTestListener {
+    /// Accepts one TCP connection without TLS, e.g. to drop it mid-handshake.
+    pub(crate) async fn raw_accept(&self) -> std::io::Result<(TcpStream, std::net::SocketAddr)> {
+        self.listener.accept().await
+    }
+
     /// Accepts one TCP connection and runs the TLS handshake.
     pub(crate) async fn accept(&self) -> std::io::Result<FakeServer<TlsStream<TcpStream>>> {
         let (tcp, _) = self.listener.accept().await?;
@@ -238,6 +243,7 @@ pub(crate) fn options() -> ConnectOptions {
         password: Some("pass".into()),
         clean_session: true,
         keep_alive: std::time::Duration::from_secs(60),
+        manual_ack_prefixes: vec!["manual/".into()],
     }
 }
 

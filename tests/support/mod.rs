@@ -588,3 +588,43 @@ impl MqttPeer for WsClient {
         self.recv(timeout).await
     }
 }
+
+/// The well-known `iothubowner` key of the quickstart fixture (fixtures/quickstart.json).
+pub const HUB_OWNER_KEY: &str = "m3KXjFJcrlf/7AzVtsFylbokniqdr2n96hQepP6P/GU=";
+
+/// A hub service REST call (registry, twins) signed with `iothubowner`, JSON body (none when
+/// `body` is null), `api-version=2021-04-12` appended.
+pub async fn hub_rest(
+    emulator: &Emulator,
+    method: &str,
+    path: &str,
+    extra_headers: &[(&str, &str)],
+    body: serde_json::Value,
+) -> HttpsResponse {
+    let auth = build_token(
+        "localhost",
+        &decode_key(HUB_OWNER_KEY),
+        Some("iothubowner"),
+        seconds_from_now(600),
+    );
+    let mut headers = vec![
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    headers.extend_from_slice(extra_headers);
+    let body = if body.is_null() {
+        Vec::new()
+    } else {
+        body.to_string().into_bytes()
+    };
+    let separator = if path.contains('?') { '&' } else { '?' };
+    https_request(
+        emulator,
+        None,
+        method,
+        &format!("{path}{separator}api-version=2021-04-12"),
+        &headers,
+        &body,
+    )
+    .await
+}

@@ -18,6 +18,7 @@ use crate::encode::encode;
 use crate::mqtt::{self, ConnectOptions};
 use crate::sas::{decode_key, generate_sas_token};
 use crate::tls::{Trust, client_config};
+use crate::transport::Transport;
 use crate::x509::X509Identity;
 
 /// DPS device API version; the one Python, Node and azure-sdk-for-c use over MQTT.
@@ -26,7 +27,6 @@ const API_VERSION: &str = "2019-03-31";
 const SAS_TTL: Duration = Duration::from_secs(3600);
 const KEEP_ALIVE: Duration = Duration::from_secs(60);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
-const DEFAULT_PORT: u16 = 8883;
 
 /// Builder for [`ProvisioningClient`]; start with [`ProvisioningClient::builder`].
 #[derive(Debug, Clone)]
@@ -37,7 +37,9 @@ pub struct ProvisioningClientBuilder {
     symmetric_key: Option<String>,
     x509: Option<X509Identity>,
     trust: Trust,
-    port: u16,
+    /// `None`: the transport's default port.
+    port: Option<u16>,
+    transport: Transport,
     payload: Option<serde_json::Value>,
     timeout: Duration,
 }
@@ -67,9 +69,15 @@ impl ProvisioningClientBuilder {
         self
     }
 
-    /// MQTT-over-TLS port (default 8883).
+    /// The DPS port (default: the transport's, 8883 for MQTT, 443 for MQTT over WebSocket).
     pub fn port(mut self, port: u16) -> Self {
-        self.port = port;
+        self.port = Some(port);
+        self
+    }
+
+    /// MQTT over TLS (default) or over a secure WebSocket on `/$iothub/websocket`.
+    pub fn transport(mut self, transport: Transport) -> Self {
+        self.transport = transport;
         self
     }
 
@@ -113,7 +121,8 @@ impl ProvisioningClientBuilder {
             id_scope: self.id_scope,
             registration_id: self.registration_id,
             symmetric_key: self.symmetric_key,
-            port: self.port,
+            port: self.port.unwrap_or(self.transport.default_port()),
+            transport: self.transport,
             payload: self.payload,
             timeout: self.timeout,
             tls,
@@ -149,6 +158,7 @@ pub struct ProvisioningClient {
     /// `None` means X.509: the certificate is already in `tls` and CONNECT has no password.
     symmetric_key: Option<String>,
     port: u16,
+    transport: Transport,
     payload: Option<serde_json::Value>,
     timeout: Duration,
     tls: Arc<rustls::ClientConfig>,
@@ -169,7 +179,8 @@ impl ProvisioningClient {
             symmetric_key: None,
             x509: None,
             trust: Trust::default(),
-            port: DEFAULT_PORT,
+            port: None,
+            transport: Transport::default(),
             payload: None,
             timeout: DEFAULT_TIMEOUT,
         }
@@ -188,6 +199,7 @@ impl ProvisioningClient {
         let (connection, mut responses) = mqtt::connect(
             &self.provisioning_host,
             self.port,
+            self.transport,
             self.tls.clone(),
             options,
             self.timeout,
@@ -223,6 +235,7 @@ impl ProvisioningClient {
             password,
             clean_session: true,
             keep_alive: KEEP_ALIVE,
+            manual_ack_prefixes: Vec::new(),
         })
     }
 }

@@ -38,6 +38,10 @@ pub enum ProvisioningError {
     /// DPS sent something we cannot interpret, or MQTT-level misbehaviour.
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// The WebSocket upgrade to `/$iothub/websocket` failed (an HTTP status instead of 101,
+    /// or no `mqtt` subprotocol in the answer).
+    #[error("WebSocket: {0}")]
+    WebSocket(String),
     #[error("invalid key: {0}")]
     InvalidKey(#[from] SasError),
     /// The builder was missing something or given an unusable value.
@@ -54,6 +58,9 @@ impl From<MqttError> for ProvisioningError {
             MqttError::Tls(e) => Self::Tls(e),
             MqttError::Io(e) => Self::Io(e),
             MqttError::Protocol(message) => Self::Protocol(message),
+            error @ (MqttError::WebSocketStatus(_) | MqttError::WebSocket(_)) => {
+                Self::WebSocket(error.to_string())
+            }
         }
     }
 }

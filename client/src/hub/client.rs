@@ -1,73 +1,46 @@
-//! [`DeviceClient`]: one device's MQTT connection to IoT Hub, authenticated with a SAS token
-//! made from the device key, or with an X.509 client certificate.
+//! [`DeviceClient`]: one device's connection to IoT Hub, authenticated with a SAS token made
+//! from the device key, or with an X.509 client certificate, over MQTT or MQTT over
+//! WebSocket ([`Transport`]).
 //!
-//! CONNECT fields follow spec/protocol.md §5.2: client id = device id, username
-//! `{hostname}/{deviceId}/?api-version=2021-04-12&DeviceClientType=…`, password = SAS over
-//! `{hostname}/devices/{deviceId}` without `skn` (none at all with X.509, whose chain goes in
-//! the TLS handshake), CleanSession 0 like every official SDK.
-//!
-//! Twins and direct methods (§5.6, §5.7) share that connection: their subscriptions are made
-//! lazily on first use, as the Python SDK does, and the hub's publishes are dispatched by
-//! topic in the [`router`] task.
-//!
-//! A SAS token is not renewed: the hub closes the connection when it expires (after
-//! `sas_ttl`), which [`DeviceClient::closed`] reports; connect again to continue. An X.509
-//! connection has no token and lasts until the certificate stops being accepted.
+//! CONNECT fields are described in [`connector`](super::connector); the operations live in
+//! [`operations`](super::operations) (shared with [`ModuleClient`](crate::ModuleClient)) and the
+//! connection itself — routing, reconnects, SAS renewal — in the
+//! [supervisor](super::supervisor). This file is the public face: the builder and the
+//! device-only parts (C2D).
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use bytes::Bytes;
 use serde_json::Value;
-use tokio::sync::{OnceCell, mpsc};
+use tokio::sync::watch;
 
+use super::connector::{Identity, Settings};
 use super::error::DeviceError;
-use super::message::{MAX_MESSAGE_SIZE, Message};
+use super::message::Message;
 use super::method::{MethodHandler, MethodRequest, MethodResponse};
-use super::property_bag::telemetry_topic;
-use super::router::{self, Routes, TwinReply};
-use super::topic::{
-    DESIRED_FILTER, METHOD_FILTER, TWIN_RESPONSE_FILTER, reported_patch_topic, twin_get_topic,
-};
-use super::twin::{DESIRED_QUEUE, DesiredPatch, DesiredUpdates, Twin};
+use super::received::ReceivedMessages;
+use super::reconnect::ReconnectPolicy;
+use super::state::ConnectionState;
+use super::supervisor::{self, Supervised};
+use super::twin::{DesiredUpdates, Twin};
 use crate::RegistrationResult;
-use crate::credential::Credential;
-use crate::encode::encode;
-use crate::mqtt::{self, ConnectOptions, Connection, IncomingPublish};
-use crate::sas::{decode_key, generate_sas_token};
-use crate::tls::{Trust, client_config};
+use crate::tls::Trust;
+use crate::transport::Transport;
 use crate::x509::X509Identity;
-
-/// Hub device API version, as in the current docs and the Node SDK.
-const API_VERSION: &str = "2021-04-12";
-const DEFAULT_PORT: u16 = 8883;
-const DEFAULT_SAS_TTL: Duration = Duration::from_secs(3600);
-const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(60);
-const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Builder for [`DeviceClient`]; start with [`DeviceClient::builder`],
 /// [`DeviceClient::from_registration`] or [`DeviceClient::from_registration_x509`].
 #[derive(Debug, Clone)]
 pub struct DeviceClientBuilder {
-    hostname: String,
-    device_id: String,
-    symmetric_key: Option<String>,
-    x509: Option<X509Identity>,
-    trust: Trust,
-    port: u16,
-    sas_ttl: Duration,
-    keep_alive: Duration,
-    connect_timeout: Duration,
-    /// Set when the builder was made from an unusable registration; reported by `connect`.
-    invalid: Option<String>,
+    pub(crate) settings: Settings,
+    pub(crate) device_id: String,
 }
 
 impl DeviceClientBuilder {
     /// The device's primary or secondary key.
     pub fn symmetric_key(mut self, key_b64: impl Into<String>) -> Self {
-        self.symmetric_key = Some(key_b64.into());
+        self.settings.symmetric_key = Some(key_b64.into());
         self
     }
 
@@ -75,119 +48,83 @@ impl DeviceClientBuilder {
     /// registered by thumbprint, or a CA-signed one whose CN is the device id (the hub checks
     /// that, this client does not).
     pub fn x509(mut self, identity: X509Identity) -> Self {
-        self.x509 = Some(identity);
+        self.settings.x509 = Some(identity);
         self
     }
 
     /// Which CAs to trust for the hub certificate (default: system roots).
     pub fn trust(mut self, trust: Trust) -> Self {
-        self.trust = trust;
+        self.settings.trust = trust;
         self
     }
 
-    /// MQTT-over-TLS port (default 8883).
+    /// The hub's port (default: the transport's, 8883 for MQTT, 443 for MQTT over WebSocket).
     pub fn port(mut self, port: u16) -> Self {
-        self.port = port;
+        self.settings.port = Some(port);
         self
     }
 
-    /// Lifetime of the SAS token, i.e. of the connection (default 1 hour). Unused with X.509.
+    /// MQTT over TLS (default) or over a secure WebSocket on `/$iothub/websocket`.
+    pub fn transport(mut self, transport: Transport) -> Self {
+        self.settings.transport = transport;
+        self
+    }
+
+    /// Lifetime of each SAS token (default 1 hour, at least 1 s). The client reconnects with
+    /// a fresh token `min(ttl / 5, 2 min)` before one expires. Unused with X.509.
     pub fn sas_ttl(mut self, ttl: Duration) -> Self {
-        self.sas_ttl = ttl;
+        self.settings.sas_ttl = ttl;
         self
     }
 
     /// MQTT keep-alive; a PINGREQ goes out after this long without other traffic (default
     /// 60 s, whole seconds, at most 1177 s for IoT Hub; zero disables pings).
     pub fn keep_alive(mut self, keep_alive: Duration) -> Self {
-        self.keep_alive = keep_alive;
+        self.settings.keep_alive = keep_alive;
         self
     }
 
-    /// Bound on TCP + TLS + CONNECT/CONNACK (default 30 s).
+    /// Bound on TCP + TLS (+ WebSocket) + CONNECT/CONNACK, per attempt (default 30 s).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
+        self.settings.connect_timeout = timeout;
         self
     }
 
-    /// Connects to the hub.
+    /// When to reconnect after a lost connection (default: forever, backoff 1 s doubling up
+    /// to 60 s with jitter); [`ReconnectPolicy::disabled`] stops the client at the first loss.
+    pub fn reconnect(mut self, policy: ReconnectPolicy) -> Self {
+        self.settings.reconnect = policy;
+        self
+    }
+
+    /// Connects to the hub. This first attempt is not retried: its error is returned (e.g.
+    /// [`DeviceError::ConnectionRefused`]); reconnecting starts once connected.
     pub async fn connect(self) -> Result<DeviceClient, DeviceError> {
-        let options = self.connect_options()?;
-        let tls = client_config(&self.trust, self.x509.as_ref())?;
-        self.connect_with(options, tls).await
-    }
-
-    async fn connect_with(
-        self,
-        options: ConnectOptions,
-        tls: Arc<rustls::ClientConfig>,
-    ) -> Result<DeviceClient, DeviceError> {
-        // Incoming publishes go to the router; whatever it does not recognise (e.g. C2D
-        // from an old session) was acked by the session and is discarded.
-        let (connection, incoming) = mqtt::connect(
-            &self.hostname,
-            self.port,
-            tls,
-            options,
-            self.connect_timeout,
-        )
-        .await?;
-        Ok(DeviceClient::new(connection, incoming, self.device_id))
-    }
-
-    fn connect_options(&self) -> Result<ConnectOptions, DeviceError> {
-        if let Some(reason) = &self.invalid {
-            return Err(DeviceError::Config(reason.clone()));
-        }
-        if self.hostname.is_empty() || self.device_id.is_empty() {
-            return Err(DeviceError::Config(
-                "hostname and device id must not be empty".into(),
-            ));
-        }
-        let credential = Credential::choose(self.symmetric_key.as_deref(), self.x509.as_ref())
-            .map_err(DeviceError::Config)?;
-        let password = match credential {
-            Credential::SymmetricKey(key) => {
-                decode_key(key)?;
-                let resource = format!("{}/devices/{}", self.hostname, self.device_id);
-                Some(generate_sas_token(
-                    &resource,
-                    key,
-                    None,
-                    SystemTime::now() + self.sas_ttl,
-                )?)
-            }
-            // The client certificate in the handshake is the whole credential.
-            Credential::X509(_) => None,
-        };
-        Ok(ConnectOptions {
-            client_id: self.device_id.clone(),
-            username: format!(
-                "{}/{}/?api-version={API_VERSION}&DeviceClientType={}",
-                self.hostname,
-                self.device_id,
-                encode(crate::USER_AGENT)
-            ),
-            password,
-            clean_session: false,
-            keep_alive: self.keep_alive,
+        let connector = Arc::new(self.settings.connector(Identity::device(&self.device_id))?);
+        let opened = connector.open().await?;
+        let identity = connector.identity().clone();
+        Ok(DeviceClient {
+            inner: supervisor::spawn(identity, opened, Some(connector), self.settings.reconnect),
         })
+    }
+
+    #[cfg(test)]
+    fn connect_options(&self) -> Result<crate::mqtt::ConnectOptions, DeviceError> {
+        let connector = self.settings.connector(Identity::device(&self.device_id))?;
+        Ok(connector.connect_options()?.0)
     }
 }
 
 /// A connected device. Every operation is `&self`, so many can be in flight concurrently
 /// (share the client in an `Arc` across tasks).
+///
+/// The connection is kept up in the background: it is re-established after a loss (see
+/// [`ReconnectPolicy`]) and before the SAS token expires, subscriptions are restored, and
+/// operations wait while that happens. [`connection_state`](Self::connection_state) shows
+/// what is going on. Dropping the client disconnects.
 #[derive(Debug)]
 pub struct DeviceClient {
-    connection: Connection,
-    device_id: String,
-    routes: Arc<Routes>,
-    /// Twin request ids; a counter is enough because they only need to be unique per
-    /// connection.
-    next_rid: AtomicU64,
-    twin_subscribed: OnceCell<()>,
-    desired_subscribed: OnceCell<()>,
-    methods_subscribed: OnceCell<()>,
+    inner: Supervised,
 }
 
 impl DeviceClient {
@@ -198,16 +135,8 @@ impl DeviceClient {
         device_id: impl Into<String>,
     ) -> DeviceClientBuilder {
         DeviceClientBuilder {
-            hostname: hostname.into(),
+            settings: Settings::new(hostname.into()),
             device_id: device_id.into(),
-            symmetric_key: None,
-            x509: None,
-            trust: Trust::default(),
-            port: DEFAULT_PORT,
-            sas_ttl: DEFAULT_SAS_TTL,
-            keep_alive: DEFAULT_KEEP_ALIVE,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            invalid: None,
         }
     }
 
@@ -244,7 +173,7 @@ impl DeviceClient {
             state.device_id.clone().unwrap_or_default(),
         );
         if state.assigned_hub.is_none() || state.device_id.is_none() {
-            builder.invalid = Some(format!(
+            builder.settings.invalid = Some(format!(
                 "registration {:?} (status {:?}) has no assigned hub or device id",
                 state.registration_id, registration.status
             ));
@@ -252,165 +181,133 @@ impl DeviceClient {
         builder
     }
 
-    /// Wraps a connected session and starts the router task for its incoming publishes.
+    /// Wraps an already connected session that cannot be re-established (tests).
+    #[cfg(test)]
     pub(crate) fn new(
-        connection: Connection,
-        incoming: mpsc::Receiver<IncomingPublish>,
+        connection: crate::mqtt::Connection,
+        incoming: tokio::sync::mpsc::Receiver<crate::mqtt::IncomingPublish>,
         device_id: String,
     ) -> Self {
-        let routes = Arc::new(Routes::default());
-        tokio::spawn(router::run(
-            routes.clone(),
-            incoming,
-            connection.downgrade(),
-        ));
-        Self {
+        let opened = super::connector::Opened {
             connection,
-            device_id,
-            routes,
-            next_rid: AtomicU64::new(1),
-            twin_subscribed: OnceCell::new(),
-            desired_subscribed: OnceCell::new(),
-            methods_subscribed: OnceCell::new(),
+            incoming,
+            renew_at: None,
+        };
+        Self {
+            inner: supervisor::spawn(
+                Identity::device(device_id),
+                opened,
+                None,
+                ReconnectPolicy::disabled(),
+            ),
         }
     }
 
     /// The device id this client is connected as.
     pub fn device_id(&self) -> &str {
-        &self.device_id
+        &self.inner.core.identity.device_id
     }
 
     /// Sends telemetry at QoS 1; resolves when the hub acknowledges it (PUBACK).
     ///
     /// Fails with [`DeviceError::MessageTooLarge`] before sending anything if body plus
-    /// properties exceed 256 KiB, and with [`DeviceError::Disconnected`] if the connection
-    /// closes before the acknowledgement.
+    /// properties exceed 256 KiB. While the client reconnects the call waits; if the
+    /// connection is lost before the PUBACK, the message is sent again on the next one with
+    /// the DUP flag (so the hub may receive it twice). It fails with
+    /// [`DeviceError::Disconnected`] (or the refusal) once the client has stopped, or after
+    /// 4 lost connections. There is no timeout of its own; wrap it in `tokio::time::timeout`.
     pub async fn send_telemetry(&self, message: Message) -> Result<(), DeviceError> {
-        let size = message.size();
-        if size > MAX_MESSAGE_SIZE {
-            return Err(DeviceError::MessageTooLarge(size));
-        }
-        let topic = telemetry_topic(&self.device_id, &message);
-        self.connection
-            .publish(topic, Bytes::from(message.body))
-            .await?;
-        Ok(())
+        self.inner.core.send_telemetry(message).await
     }
 
     /// Fetches the device's twin (`$iothub/twin/GET`): its desired and reported properties,
     /// each with `"$version"`.
     ///
     /// The first twin call subscribes to `$iothub/twin/res/#`. Fails with
-    /// [`DeviceError::Service`] if the hub answers with a non-2xx status (e.g. 429), and with
-    /// [`DeviceError::Disconnected`] if the connection closes first. There is no timeout of
-    /// its own; wrap the call in `tokio::time::timeout` if needed.
+    /// [`DeviceError::Service`] if the hub answers with a non-2xx status (e.g. 429). A
+    /// request whose connection is lost is sent again on the next one. There is no timeout
+    /// of its own; wrap the call in `tokio::time::timeout` if needed.
     pub async fn get_twin(&self) -> Result<Twin, DeviceError> {
-        // The docs call for an empty body; the hub ignores it anyway.
-        let reply = self.twin_request(twin_get_topic, Bytes::new()).await?;
-        serde_json::from_slice(&reply.body)
-            .map_err(|e| DeviceError::Protocol(format!("twin GET response is not a twin: {e}")))
+        self.inner.core.get_twin().await
     }
 
     /// Applies `patch` to the reported properties as a JSON merge patch (`null` deletes a
     /// property) and returns the new reported `$version`.
     ///
     /// Fails with [`DeviceError::Service`] if the hub rejects the patch (400 for a non-object
-    /// or too deep / too large patch, 429, 5xx).
+    /// or too deep / too large patch, 429, 5xx). A patch whose connection is lost before the
+    /// answer is sent again, so it may be applied twice (harmless for a merge patch).
     pub async fn update_reported(&self, patch: Value) -> Result<u64, DeviceError> {
-        let body = serde_json::to_vec(&patch)
-            .map_err(|e| DeviceError::Config(format!("reported patch is not serialisable: {e}")))?;
-        let reply = self
-            .twin_request(reported_patch_topic, Bytes::from(body))
-            .await?;
-        reply
-            .version
-            .ok_or_else(|| DeviceError::Protocol("reported patch response without $version".into()))
+        self.inner.core.update_reported(patch).await
     }
 
-    /// Subscribes to desired-property changes and returns them as a stream of patches in the
-    /// order the hub sent them.
+    /// Subscribes to desired-property changes and returns them as a stream ordered by
+    /// `$version`.
     ///
-    /// Only patches made while connected arrive. The robust pattern (iot-hub-devguide-device-
+    /// While connected the hub pushes every change. The robust start (iot-hub-devguide-device-
     /// twins) is: call this, then [`get_twin`](Self::get_twin), and ignore patches whose
-    /// version is not above [`Twin::desired_version`]. Calling it again ends the previous
-    /// stream and starts a new one.
+    /// version is not above [`Twin::desired_version`]. After a reconnect the client does the
+    /// GET itself and delivers the whole desired section if it changed meanwhile (see
+    /// [`DesiredUpdates`]). Calling this again ends the previous stream and starts a new one.
     pub async fn desired_updates(&self) -> Result<DesiredUpdates, DeviceError> {
-        let (sender, receiver) = mpsc::channel::<DesiredPatch>(DESIRED_QUEUE);
-        // Install the receiver before subscribing, so no patch sent right after the SUBACK
-        // finds nobody listening.
-        self.routes.set_desired(sender);
-        self.subscribe_once(&self.desired_subscribed, DESIRED_FILTER)
-            .await?;
-        Ok(DesiredUpdates { receiver })
+        self.inner.core.desired_updates().await
     }
 
     /// Answers direct methods with `handler` from now on (replacing any earlier handler).
     ///
     /// Subscribes to `$iothub/methods/POST/#` on first use. Each request runs `handler` in
     /// its own task, so a slow method does not hold up others, and its [`MethodResponse`] is
-    /// published to `$iothub/methods/res/{status}/?$rid={rid}` as JSON. A request whose body
-    /// is not JSON is answered with status 400 without calling the handler. If the handler
-    /// panics, no answer is sent and the invoker sees a timeout.
+    /// published to `$iothub/methods/res/{status}/?$rid={rid}` as JSON on the connection the
+    /// request came on. A request whose body is not JSON is answered with status 400 without
+    /// calling the handler. If the handler panics, or the connection is lost while it runs,
+    /// no answer is sent and the invoker sees a timeout or an error.
     pub async fn on_method<F, Fut>(&self, handler: F) -> Result<(), DeviceError>
     where
         F: Fn(MethodRequest) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = MethodResponse> + Send + 'static,
     {
         let handler: Arc<MethodHandler> = Arc::new(move |request| Box::pin(handler(request)));
-        // As with desired updates: ready before the hub can send the first request.
-        self.routes.set_method_handler(handler);
-        self.subscribe_once(&self.methods_subscribed, METHOD_FILTER)
-            .await
+        self.inner.core.on_method(handler).await
     }
 
-    /// One twin request/response exchange, matched by `$rid`; non-2xx becomes
-    /// [`DeviceError::Service`].
-    async fn twin_request(
-        &self,
-        topic: fn(&str) -> String,
-        body: Bytes,
-    ) -> Result<TwinReply, DeviceError> {
-        self.subscribe_once(&self.twin_subscribed, TWIN_RESPONSE_FILTER)
-            .await?;
-        let rid = self.next_rid.fetch_add(1, Ordering::Relaxed).to_string();
-        let waiter = self.routes.expect_twin_reply(rid.clone())?;
-        self.connection.publish(topic(&rid), body).await?;
-        let reply = waiter.reply().await?;
-        if !(200..300).contains(&reply.status) {
-            return Err(DeviceError::Service {
-                status: reply.status,
-                body: String::from_utf8_lossy(&reply.body).into_owned(),
-            });
-        }
-        Ok(reply)
+    /// Subscribes to cloud-to-device messages (`devices/{deviceId}/messages/devicebound/#`)
+    /// and returns them as a stream.
+    ///
+    /// Each [`ReceivedMessage`](crate::ReceivedMessage) must be
+    /// [`complete`](crate::ReceivedMessage::complete)d: that sends the PUBACK, and only then
+    /// does the hub delete it. One not completed (dropped, or the application crashed) is
+    /// delivered again after the next reconnect; IoT Hub holds at most 50 messages per
+    /// device and stops delivering while too many are outstanding. Messages the hub
+    /// delivers before this is called (a persistent session redelivering right after
+    /// connecting) wait for the first stream. Calling it again ends the previous stream.
+    pub async fn c2d_messages(&self) -> Result<ReceivedMessages, DeviceError> {
+        self.inner.core.received_messages().await
     }
 
-    /// Subscribes to `filter` the first time it is needed. A failed subscribe leaves `once`
-    /// empty, so the next call tries again.
-    async fn subscribe_once(&self, once: &OnceCell<()>, filter: &str) -> Result<(), DeviceError> {
-        once.get_or_try_init(|| async {
-            self.connection.subscribe(filter.to_owned()).await?;
-            Ok::<_, DeviceError>(())
-        })
-        .await?;
-        Ok(())
+    /// The connection state, as a watch channel: `borrow()` for the latest,
+    /// `changed().await` / `wait_for(..)` to follow it.
+    pub fn connection_state(&self) -> watch::Receiver<ConnectionState> {
+        self.inner.connection_state()
     }
 
-    /// Sends DISCONNECT and closes the connection.
-    pub async fn disconnect(self) -> Result<(), DeviceError> {
-        self.connection.disconnect().await;
-        Ok(())
-    }
-
-    /// False once the connection has ended for any reason.
+    /// True while connected (false while reconnecting and once stopped).
     pub fn is_connected(&self) -> bool {
-        self.connection.is_connected()
+        self.inner.core.is_connected()
     }
 
-    /// Resolves when the connection ends — closed by the hub (e.g. another connection with the
-    /// same device id, token expiry), a network error, or a keep-alive timeout.
+    /// Resolves when the client has stopped for good: [`disconnect`](Self::disconnect), a
+    /// refusal that retrying cannot fix (CONNACK 1, 2, 4, 5; untrusted server certificate),
+    /// or a lost connection with reconnects disabled or exhausted.
+    /// [`connection_state`](Self::connection_state) then holds the reason.
     pub async fn closed(&self) {
-        self.connection.closed().await;
+        self.inner.closed().await;
+    }
+
+    /// Sends DISCONNECT, closes the connection and stops reconnecting. Telemetry or twin
+    /// calls still waiting fail with [`DeviceError::Disconnected`].
+    pub async fn disconnect(self) -> Result<(), DeviceError> {
+        self.inner.disconnect().await;
+        Ok(())
     }
 }
 
@@ -418,6 +315,7 @@ impl DeviceClient {
 mod tests {
     use super::*;
     use crate::RegistrationState;
+    use crate::hub::message::MAX_MESSAGE_SIZE;
     use crate::test_support::{TEST_CA, connected, device_identity, device_pems, tls_listener};
     use rumqttc::mqttbytes::QoS;
     use rumqttc::mqttbytes::v4::{ConnectReturnCode, Packet, PubAck, SubAck, SubscribeReasonCode};
@@ -512,7 +410,7 @@ mod tests {
             },
         };
         let builder = DeviceClient::from_registration_x509(&registration, device_identity("reg"));
-        assert_eq!(builder.hostname, "hub.example");
+        assert_eq!(builder.settings.hostname, "hub.example");
         assert_eq!(builder.device_id, "dev-9");
         assert_eq!(builder.connect_options().unwrap().password, None);
 
@@ -588,7 +486,7 @@ mod tests {
             },
         };
         let builder = DeviceClient::from_registration(&registration, KEY);
-        assert_eq!(builder.hostname, "hub.example");
+        assert_eq!(builder.settings.hostname, "hub.example");
         assert_eq!(builder.device_id, "dev-9");
         assert!(builder.connect_options().is_ok());
 

@@ -8,11 +8,13 @@ use crate::tls::TlsError;
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
     /// The hub refused the MQTT connection with this CONNACK return code (5 = not authorized:
-    /// wrong key, expired token or unknown device; 3 = device disabled).
+    /// wrong key, expired token or unknown device; 3 = device disabled). From `connect()`, or
+    /// from any operation once a reconnect was refused for good.
     #[error("IoT Hub refused the connection (CONNACK return code {0})")]
     ConnectionRefused(u8),
-    /// The connection is closed (by the server, an error, or a disconnect); pending sends fail
-    /// with this too.
+    /// The client has stopped (`disconnect()`, or a lost connection with reconnects disabled
+    /// or exhausted), the operation saw too many connections lost under it, or a received
+    /// message was completed after its connection was replaced.
     #[error("not connected")]
     Disconnected,
     /// Connecting took longer than the connect timeout, or the server stopped answering pings.
@@ -24,6 +26,10 @@ pub enum DeviceError {
     Io(#[from] std::io::Error),
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// The WebSocket upgrade to `/$iothub/websocket` failed (an HTTP status instead of 101,
+    /// or no `mqtt` subprotocol in the answer).
+    #[error("WebSocket: {0}")]
+    WebSocket(String),
     #[error("invalid key: {0}")]
     InvalidKey(#[from] SasError),
     /// Body plus properties exceed 256 KiB; carries the message's size in bytes.
@@ -47,6 +53,9 @@ impl From<MqttError> for DeviceError {
             MqttError::Tls(e) => Self::Tls(e),
             MqttError::Io(e) => Self::Io(e),
             MqttError::Protocol(message) => Self::Protocol(message),
+            error @ (MqttError::WebSocketStatus(_) | MqttError::WebSocket(_)) => {
+                Self::WebSocket(error.to_string())
+            }
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The telemetry topic `devices/{deviceId}/messages/events/{property bag}` (spec/protocol.md
+//! The telemetry topic `devices/{deviceId}/messages/events/{property bag}` — for a module
+//! `devices/{deviceId}/modules/{moduleId}/messages/events/{property bag}` (spec/protocol.md
 //! §5.3–§5.4).
 //!
 //! The bag is `key=value` pairs joined by `&`, each key and value percent-encoded so that
@@ -8,10 +9,11 @@
 use super::message::Message;
 use crate::encode::encode;
 
-/// Full topic for a telemetry message from `device_id`.
-pub(crate) fn telemetry_topic(device_id: &str, message: &Message) -> String {
+/// Full topic for a telemetry message; `base` is `devices/{deviceId}` or
+/// `devices/{deviceId}/modules/{moduleId}`.
+pub(crate) fn telemetry_topic(base: &str, message: &Message) -> String {
     format!(
-        "devices/{device_id}/messages/events/{}",
+        "{base}/messages/events/{}",
         encode_bag(message.wire_properties())
     )
 }
@@ -34,7 +36,7 @@ mod tests {
     #[test]
     fn no_properties_leaves_trailing_slash() {
         assert_eq!(
-            telemetry_topic("dev-1", &Message::new("x")),
+            telemetry_topic("devices/dev-1", &Message::new("x")),
             "devices/dev-1/messages/events/"
         );
     }
@@ -49,7 +51,7 @@ mod tests {
             .property("a b", "c&d=e")
             .property("trigger", "yes");
         assert_eq!(
-            telemetry_topic("dev-1", &m),
+            telemetry_topic("devices/dev-1", &m),
             "devices/dev-1/messages/events/%24.mid=mid%201%2Fx&%24.ct=application%2Fjson&%24.ce=utf-8&a%20b=c%26d%3De&trigger=yes"
         );
     }
@@ -65,8 +67,17 @@ mod tests {
             .correlation_id("cid")
             .message_id("mid");
         assert_eq!(
-            telemetry_topic("d", &m),
+            telemetry_topic("devices/d", &m),
             "devices/d/messages/events/%24.mid=mid&%24.cid=cid&%24.uid=uid&%24.ct=ct&%24.ce=ce&%24.on=out&z=1"
+        );
+    }
+
+    #[test]
+    fn module_outputs_name_their_output() {
+        let m = Message::new("x").output_name("alerts").property("k", "v");
+        assert_eq!(
+            telemetry_topic("devices/d/modules/m", &m),
+            "devices/d/modules/m/messages/events/%24.on=alerts&k=v"
         );
     }
 

@@ -36,22 +36,34 @@ impl Twin {
     }
 }
 
-/// One desired-properties change pushed by the hub.
+/// One desired-properties change: a patch pushed by the hub, or — after a reconnect — the
+/// whole desired section, if it changed while the client was not connected.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DesiredPatch {
-    /// The desired version after this patch (from the topic's `$version`, else the body's).
+    /// The desired version after this change (from the topic's `$version`, else the body's).
     pub version: u64,
     /// The JSON merge patch as sent, including `"$version"`; `null` values mean deletion.
+    /// When `full_document` is set, the complete desired section instead.
     pub patch: Value,
+    /// True when `patch` is the whole desired section, fetched with a twin GET after a
+    /// reconnect because the version moved on meanwhile. Replace your copy rather than merge:
+    /// properties deleted while disconnected are simply absent, not `null`.
+    pub full_document: bool,
 }
 
-/// Desired-property patches in the order the hub sent them; from
+/// Desired-property changes, ordered by `$version`; from
 /// [`DeviceClient::desired_updates`](crate::DeviceClient::desired_updates).
 ///
-/// Ends (`next` returns `None`) when the connection closes or when `desired_updates` is
-/// called again, which moves the stream to the new receiver. Read it promptly: if 256 patches
-/// pile up unread, further ones are dropped (with a warning) rather than stalling the
-/// connection; GET the twin to catch up.
+/// The stream survives reconnects: after each one the client GETs the twin and, if the
+/// desired `$version` is above every version this stream delivered (and every twin the
+/// application fetched itself), delivers the whole desired section as one
+/// [`DesiredPatch`] with `full_document` set. A change is never delivered twice, and never
+/// after a newer one.
+///
+/// Ends (`next` returns `None`) when the client stops or when `desired_updates` is called
+/// again, which moves the stream to the new receiver. Read it promptly: if 256 changes pile
+/// up unread, further ones are dropped (with a warning) rather than stalling the connection;
+/// GET the twin to catch up.
 #[derive(Debug)]
 pub struct DesiredUpdates {
     pub(crate) receiver: mpsc::Receiver<DesiredPatch>,

@@ -4,6 +4,11 @@
 //! Every request carries a oneshot that the session completes when the server acknowledges
 //! (PUBACK for a QoS 1 publish, SUBACK for a subscribe), so callers can await delivery and
 //! many requests can be in flight at once from `&self`.
+//!
+//! The server's QoS 1 publishes are acknowledged by the session as they arrive, except on
+//! topics listed in [`ConnectOptions::manual_ack_prefixes`] (C2D and module input messages):
+//! those reach the application unacknowledged and [`Connection::acknowledge`] sends the
+//! PUBACK when it has dealt with them, so an unfinished message is delivered again.
 
 use std::time::Duration;
 
@@ -19,8 +24,9 @@ use super::{MAX_INCOMING_PACKET, MAX_OUTGOING_PACKET, MqttError};
 /// How many requests may queue up for the session task before senders wait.
 const COMMAND_QUEUE: usize = 64;
 
-/// How many of the server's publishes may wait for the application before we drop them.
-const INCOMING_QUEUE: usize = 32;
+/// How many of the server's publishes may wait for the reader before we drop them. Above
+/// IoT Hub's 50 pending C2D messages, so a burst of redeliveries fits.
+const INCOMING_QUEUE: usize = 128;
 
 /// What goes into the CONNECT packet.
 #[derive(Debug, Clone)]
@@ -33,21 +39,36 @@ pub(crate) struct ConnectOptions {
     pub clean_session: bool,
     /// Zero disables keep-alive pings.
     pub keep_alive: Duration,
+    /// QoS 1 publishes whose topic starts with one of these are not acknowledged on arrival;
+    /// the receiver acknowledges them with [`Connection::acknowledge`].
+    pub manual_ack_prefixes: Vec<String>,
 }
 
-/// A publish received from the server (already acknowledged if it was QoS 1).
+/// A publish received from the server.
 #[derive(Debug, Clone)]
 pub(crate) struct IncomingPublish {
     pub topic: String,
     pub payload: Bytes,
+    /// The server's DUP flag: it may have sent this message before.
+    pub dup: bool,
+    /// The packet id still to acknowledge (a QoS 1 publish on a manual-ack topic); `None`
+    /// when the session already acknowledged it or it was QoS 0.
+    pub pending_ack: Option<u16>,
 }
 
 /// A request from a handle to the session task.
 pub(super) enum Command {
-    /// QoS 1 publish; completed on PUBACK.
+    /// QoS 1 publish; completed on PUBACK. `dup` marks a resend of a message that an
+    /// earlier connection may have delivered.
     Publish {
         topic: String,
         payload: Bytes,
+        dup: bool,
+        done: oneshot::Sender<Result<(), MqttError>>,
+    },
+    /// PUBACK for a publish the server sent on a manual-ack topic; completed once written.
+    Acknowledge {
+        pkid: u16,
         done: oneshot::Sender<Result<(), MqttError>>,
     },
     /// Single-filter QoS 1 subscribe; completed on SUBACK with the granted QoS.
@@ -59,11 +80,15 @@ pub(super) enum Command {
     Disconnect { done: oneshot::Sender<()> },
 }
 
-/// Handle to a live MQTT connection. Dropping it disconnects gracefully.
-#[derive(Debug)]
+/// Why a connection ended (`None` while it is open), as the session saw it.
+pub(crate) type CloseState = Option<String>;
+
+/// Handle to a live MQTT connection. Clones share the connection; dropping the last one
+/// disconnects gracefully.
+#[derive(Debug, Clone)]
 pub(crate) struct Connection {
     commands: mpsc::Sender<Command>,
-    closed: watch::Receiver<bool>,
+    closed: watch::Receiver<CloseState>,
 }
 
 impl Connection {
@@ -106,24 +131,52 @@ impl Connection {
 
         let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
         let (incoming_tx, incoming_rx) = mpsc::channel(INCOMING_QUEUE);
-        let (closed_tx, closed) = watch::channel(false);
+        let (closed_tx, closed) = watch::channel(None);
         let keep_alive = (keep_alive > 0).then(|| Duration::from_secs(u64::from(keep_alive)));
         // Anything the server sent right behind the CONNACK stays in `rbuf` for the session.
-        let session = Session::new(stream, rbuf, command_rx, incoming_tx, closed_tx, keep_alive);
+        let session = Session::new(
+            stream,
+            rbuf,
+            command_rx,
+            incoming_tx,
+            closed_tx,
+            keep_alive,
+            options.manual_ack_prefixes,
+        );
         tokio::spawn(session.run());
         Ok((Self { commands, closed }, incoming_rx))
     }
 
     /// Publishes at QoS 1 and resolves when the server's PUBACK arrives.
     pub(crate) async fn publish(&self, topic: String, payload: Bytes) -> Result<(), MqttError> {
+        self.publish_with_dup(topic, payload, false).await
+    }
+
+    /// [`publish`](Self::publish) with the DUP flag set as given: set it when resending a
+    /// message an earlier connection may already have delivered.
+    pub(crate) async fn publish_with_dup(
+        &self,
+        topic: String,
+        payload: Bytes,
+        dup: bool,
+    ) -> Result<(), MqttError> {
         check_string("topic", &topic)?;
         let (done, result) = oneshot::channel();
         self.send(Command::Publish {
             topic,
             payload,
+            dup,
             done,
         })
         .await?;
+        result.await.map_err(|_| MqttError::Disconnected)?
+    }
+
+    /// Sends the PUBACK for a publish that arrived on a manual-ack topic with this packet id.
+    /// Fails with [`MqttError::Disconnected`] once the connection that delivered it is gone.
+    pub(crate) async fn acknowledge(&self, pkid: u16) -> Result<(), MqttError> {
+        let (done, result) = oneshot::channel();
+        self.send(Command::Acknowledge { pkid, done }).await?;
         result.await.map_err(|_| MqttError::Disconnected)?
     }
 
@@ -146,14 +199,21 @@ impl Connection {
 
     /// False once the connection has ended for any reason.
     pub(crate) fn is_connected(&self) -> bool {
-        !*self.closed.borrow()
+        self.closed.borrow().is_none()
     }
 
     /// Resolves when the connection has ended for any reason (server close, error, DISCONNECT).
+    /// The hub supervisor learns this from the end of the publish channel instead.
+    #[cfg(test)]
     pub(crate) async fn closed(&self) {
         let mut closed = self.closed.clone();
         // An error means the session task is gone, which is also "closed".
-        let _ = closed.wait_for(|closed| *closed).await;
+        let _ = closed.wait_for(Option::is_some).await;
+    }
+
+    /// Why the connection ended, once it has (e.g. "connection closed by the server").
+    pub(crate) fn close_reason(&self) -> Option<String> {
+        self.closed.borrow().clone()
     }
 
     /// A handle that does not keep the connection open, for tasks that must publish (method
@@ -178,10 +238,21 @@ impl Connection {
 #[derive(Debug, Clone)]
 pub(crate) struct WeakConnection {
     commands: mpsc::WeakSender<Command>,
-    closed: watch::Receiver<bool>,
+    closed: watch::Receiver<CloseState>,
 }
 
 impl WeakConnection {
+    /// A handle whose connection is already gone, for tests of code that holds one.
+    #[cfg(test)]
+    pub(crate) fn detached() -> Self {
+        let (commands, _) = mpsc::channel(1);
+        let (_, closed) = watch::channel(Some("detached".to_owned()));
+        Self {
+            commands: commands.downgrade(),
+            closed,
+        }
+    }
+
     /// A usable handle, if the owning client still exists.
     pub(crate) fn upgrade(&self) -> Option<Connection> {
         Some(Connection {

@@ -22,4 +22,10 @@ pub(crate) enum MqttError {
     /// The server broke the protocol, or we were asked to send something MQTT cannot carry.
     #[error("MQTT protocol error: {0}")]
     Protocol(String),
+    /// The server answered the WebSocket upgrade with this HTTP status instead of 101.
+    #[error("the server answered HTTP {0} instead of upgrading to WebSocket")]
+    WebSocketStatus(u16),
+    /// The WebSocket upgrade failed otherwise (e.g. no `mqtt` subprotocol in the answer).
+    #[error("WebSocket handshake failed: {0}")]
+    WebSocket(String),
 }

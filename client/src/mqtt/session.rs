@@ -7,7 +7,7 @@
 //!
 //! When the session ends — server close, error, keep-alive timeout, DISCONNECT, or the handle
 //! being dropped — every pending request fails with [`MqttError::Disconnected`] and the
-//! `closed` flag flips, which is what `DeviceClient::closed` waits on.
+//! `closed` state takes the reason, which is what the hub client's supervisor waits on.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use super::connection::{Command, IncomingPublish};
+use super::connection::{CloseState, Command, IncomingPublish};
 use super::packet_ids::PacketIds;
 use super::{MAX_INCOMING_PACKET, MAX_OUTGOING_PACKET, MqttError};
 
@@ -64,8 +64,10 @@ pub(super) struct Session<S> {
     wbuf: BytesMut,
     commands: mpsc::Receiver<Command>,
     incoming: mpsc::Sender<IncomingPublish>,
-    closed: watch::Sender<bool>,
+    closed: watch::Sender<CloseState>,
     pending: HashMap<u16, Pending>,
+    /// Topic prefixes whose QoS 1 publishes the receiver acknowledges itself.
+    manual_ack_prefixes: Vec<String>,
     ids: PacketIds,
     keep_alive: Option<Duration>,
     last_sent: Instant,
@@ -82,8 +84,9 @@ where
         rbuf: BytesMut,
         commands: mpsc::Receiver<Command>,
         incoming: mpsc::Sender<IncomingPublish>,
-        closed: watch::Sender<bool>,
+        closed: watch::Sender<CloseState>,
         keep_alive: Option<Duration>,
+        manual_ack_prefixes: Vec<String>,
     ) -> Self {
         Self {
             stream,
@@ -93,6 +96,7 @@ where
             incoming,
             closed,
             pending: HashMap::new(),
+            manual_ack_prefixes,
             ids: PacketIds::default(),
             keep_alive,
             last_sent: Instant::now(),
@@ -102,8 +106,14 @@ where
 
     pub(super) async fn run(mut self) {
         let end = self.run_loop().await;
-        // Flip the flag first, so anyone woken by a failed request already sees it closed.
-        self.closed.send_replace(true);
+        let reason = match &end {
+            Ok(_) => "closed by the client".to_owned(),
+            Err(MqttError::Disconnected) => "connection closed by the server".to_owned(),
+            Err(MqttError::Timeout) => "no answer to a keep-alive ping".to_owned(),
+            Err(error) => error.to_string(),
+        };
+        // Set the reason first, so anyone woken by a failed request already sees it closed.
+        self.closed.send_replace(Some(reason));
         for (_, pending) in self.pending.drain() {
             pending.fail(MqttError::Disconnected);
         }
@@ -165,9 +175,13 @@ where
                 Command::Publish {
                     topic,
                     payload,
+                    dup,
                     done,
-                } => self.start_publish(topic, payload, done),
+                } => self.start_publish(topic, payload, dup, done),
                 Command::Subscribe { filter, done } => self.start_subscribe(filter, done),
+                Command::Acknowledge { pkid, done } => {
+                    let _ = done.send(self.encode(Packet::PubAck(PubAck::new(pkid))));
+                }
             }
             if self.pending.len() < MAX_IN_FLIGHT {
                 next = self.commands.try_recv().ok();
@@ -180,6 +194,7 @@ where
         &mut self,
         topic: String,
         payload: bytes::Bytes,
+        dup: bool,
         done: oneshot::Sender<Result<(), MqttError>>,
     ) {
         let Some(pkid) = self.allocate_id() else {
@@ -188,6 +203,7 @@ where
         };
         let mut publish = Publish::from_bytes(topic, QoS::AtLeastOnce, payload);
         publish.pkid = pkid;
+        publish.dup = dup;
         match self.encode(Packet::Publish(publish)) {
             Ok(()) => {
                 self.pending.insert(pkid, Pending::Publish(done));
@@ -285,8 +301,12 @@ where
     }
 
     fn receive_publish(&mut self, publish: Publish) -> Result<(), MqttError> {
+        let mut pending_ack = None;
         match publish.qos {
             QoS::AtMostOnce => {}
+            QoS::AtLeastOnce if self.is_manual_ack(&publish.topic) => {
+                pending_ack = Some(publish.pkid);
+            }
             QoS::AtLeastOnce => self.encode(Packet::PubAck(PubAck::new(publish.pkid)))?,
             // We only ever subscribe at QoS 1, so the server may not send QoS 2.
             QoS::ExactlyOnce => {
@@ -296,19 +316,32 @@ where
         let message = IncomingPublish {
             topic: publish.topic,
             payload: publish.payload,
+            dup: publish.dup,
+            pending_ack,
         };
         match self.incoming.try_send(message) {
             Ok(()) => {}
-            // Nobody is listening (the hub client does not subscribe to anything).
+            // Nobody is listening (e.g. a DPS exchange that has finished).
             Err(mpsc::error::TrySendError::Closed(message)) => {
                 tracing::debug!(topic = %message.topic, "dropping unexpected publish");
             }
-            // Blocking here would stall acknowledgements and pings for every request.
+            // Blocking here would stall acknowledgements and pings for every request. A
+            // message left unacknowledged is delivered again on the next connection.
             Err(mpsc::error::TrySendError::Full(message)) => {
-                tracing::warn!(topic = %message.topic, "application is not reading; dropping publish");
+                tracing::warn!(
+                    topic = %message.topic,
+                    acknowledged = message.pending_ack.is_none(),
+                    "publishes are not being read; dropping one"
+                );
             }
         }
         Ok(())
+    }
+
+    fn is_manual_ack(&self, topic: &str) -> bool {
+        self.manual_ack_prefixes
+            .iter()
+            .any(|prefix| topic.starts_with(prefix.as_str()))
     }
 
     fn next_ping_at(&self) -> Option<Instant> {
@@ -365,6 +398,9 @@ fn fail_command(command: Command) {
             let _ = done.send(Err(MqttError::Disconnected));
         }
         Command::Subscribe { done, .. } => {
+            let _ = done.send(Err(MqttError::Disconnected));
+        }
+        Command::Acknowledge { done, .. } => {
             let _ = done.send(Err(MqttError::Disconnected));
         }
         Command::Disconnect { done } => {

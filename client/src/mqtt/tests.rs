@@ -265,3 +265,63 @@ async fn oversized_topic_is_refused_without_breaking_the_connection() {
     let (result, ()) = tokio::join!(send, serve);
     result.unwrap();
 }
+
+#[tokio::test]
+async fn manual_ack_topics_wait_for_acknowledge() {
+    let (connection, mut incoming, mut server) = connected().await;
+    // `options()` leaves topics under `manual/` to the receiver.
+    let mut manual = Publish::new("manual/x", QoS::AtLeastOnce, "m");
+    manual.pkid = 5;
+    manual.dup = true;
+    server.write(Packet::Publish(manual)).await;
+    let mut auto = Publish::new("auto/y", QoS::AtLeastOnce, "a");
+    auto.pkid = 6;
+    server.write(Packet::Publish(auto)).await;
+    // Only the ordinary publish is acknowledged by the session.
+    assert_eq!(server.read().await, Some(Packet::PubAck(PubAck::new(6))));
+    let first = incoming.recv().await.unwrap();
+    assert_eq!(
+        (first.topic.as_str(), first.pending_ack, first.dup),
+        ("manual/x", Some(5), true)
+    );
+    let second = incoming.recv().await.unwrap();
+    assert_eq!(
+        (second.topic.as_str(), second.pending_ack),
+        ("auto/y", None)
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), server.read())
+            .await
+            .is_err()
+    );
+    let (acked, packet) = tokio::join!(connection.acknowledge(5), server.read());
+    acked.unwrap();
+    assert_eq!(packet, Some(Packet::PubAck(PubAck::new(5))));
+}
+
+#[tokio::test]
+async fn resends_carry_the_dup_flag_and_close_reasons_are_kept() {
+    let (connection, _incoming, mut server) = connected().await;
+    let send = connection.publish_with_dup("t".into(), Bytes::new(), true);
+    let serve = async {
+        let publish = expect_publish(&mut server).await;
+        assert!(publish.dup);
+        server
+            .write(Packet::PubAck(PubAck::new(publish.pkid)))
+            .await;
+        server
+    };
+    let (result, server) = tokio::join!(send, serve);
+    result.unwrap();
+    assert_eq!(connection.close_reason(), None);
+    server.close().await;
+    connection.closed().await;
+    assert_eq!(
+        connection.close_reason().as_deref(),
+        Some("connection closed by the server")
+    );
+    assert!(matches!(
+        connection.acknowledge(1).await,
+        Err(MqttError::Disconnected)
+    ));
+}
