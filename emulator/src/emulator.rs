@@ -66,6 +66,7 @@ pub struct EmulatorBuilder {
     mqtt_port: u16,
     https: HttpsPort,
     control_port: Option<u16>,
+    control_bind: IpAddr,
     hostnames: Vec<String>,
     timing: DpsTiming,
     telemetry_retention: usize,
@@ -81,6 +82,7 @@ impl Default for EmulatorBuilder {
             mqtt_port: 0,
             https: HttpsPort::Required(0),
             control_port: None,
+            control_bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             hostnames: Vec::new(),
             timing: DpsTiming::default(),
             telemetry_retention: 10_000,
@@ -145,6 +147,13 @@ impl EmulatorBuilder {
     /// Serves the plain-HTTP control interface on 127.0.0.1 at `port` (0 = free port).
     pub fn control_port(mut self, port: u16) -> Self {
         self.control_port = Some(port);
+        self
+    }
+
+    /// Address of the control interface (default 127.0.0.1). `0.0.0.0` makes it reachable
+    /// from other machines — needed in a container whose control port is published.
+    pub fn control_bind(mut self, addr: IpAddr) -> Self {
+        self.control_bind = addr;
         self
     }
 
@@ -329,13 +338,12 @@ impl EmulatorBuilder {
         });
         let control_addr = match self.control_port {
             Some(port) => {
-                let listener =
-                    bind_all(&[IpAddr::V4(Ipv4Addr::LOCALHOST)], &[], port, "control").await?;
+                let listener = bind_all(&[self.control_bind], &[], port, "control").await?;
                 let listener = listener
                     .into_iter()
                     .next()
                     .ok_or_else(|| StartError::Bind {
-                        addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+                        addr: SocketAddr::new(self.control_bind, port),
                         what: "control",
                         source: std::io::Error::other("no listener"),
                         hint: String::new(),
