@@ -31,6 +31,7 @@ ENV IOTEMU_BIND=0.0.0.0 \
 # MQTT over TLS, HTTPS (REST + MQTT over WebSocket), AMQP (reserved: not served yet), control.
 EXPOSE 8883 443 5671 9180
 # Durable state (`--data-dir /data`, once the emulator has it) and a place for `--ca-out`.
+# When iotemu has --data-dir, add `IOTEMU_DATA_DIR=/data` to the ENV above.
 VOLUME /data
 # `iotemu healthcheck` asks GET /health on 127.0.0.1:$IOTEMU_CONTROL_PORT; no shell needed.
 HEALTHCHECK --interval=5s --timeout=5s --start-period=5s --retries=3 CMD ["/iotemu", "healthcheck"]
@@ -42,15 +43,17 @@ ARG IOTEMU_BINARY=iotemu
 COPY ${IOTEMU_BINARY} /iotemu
 
 # --- the static binary, built from source ---------------------------------------------------------
-# glibc with crt-static (no musl target needed; ring's C code links statically too). The
-# explicit --target keeps RUSTFLAGS away from build scripts and proc-macros.
+# glibc with crt-static (no musl target needed; ring's C code links statically too), for the
+# builder's own architecture (x86_64-unknown-linux-gnu on amd64). The explicit --target keeps
+# RUSTFLAGS away from build scripts and proc-macros.
 FROM ${RUST_IMAGE} AS build
 WORKDIR /src
 COPY . .
 ENV RUSTFLAGS="-C target-feature=+crt-static" \
     CARGO_PROFILE_RELEASE_STRIP=symbols
-RUN cargo build --locked --release -p iotemu --bin iotemu --target x86_64-unknown-linux-gnu \
- && cp target/x86_64-unknown-linux-gnu/release/iotemu /iotemu \
+RUN target="$(rustc -vV | sed -n 's/^host: //p')" \
+ && cargo build --locked --release -p iotemu --bin iotemu --target "$target" \
+ && cp "target/$target/release/iotemu" /iotemu \
  && /iotemu --version
 
 # --- default target: the image -------------------------------------------------------------------
