@@ -17,6 +17,12 @@ with --x509 off they are reported as skipped. Scenarios that declare `"requires"
 the emulator's HTTPS listener (`--https-port 443`: DPS service API, DPS device API over HTTPS);
 with --https off they are reported as skipped, and they fail (step "emulator (HTTPS)") when the
 emulator binary has no --https-port option or nothing listens on 443 after /health.
+
+With --external the suite starts no emulator: it runs the scenarios against the one already
+answering at --control-url (and on the standard MQTT/HTTPS ports of `localhost`), e.g. the
+container image in .ci/container. That emulator must serve the fixtures the chosen scenarios
+need; X.509 scenarios are skipped (their fixture is made at run time); --emulator-log names the
+emulator's log, if there is one, for failure excerpts and the scenarios that read it.
 """
 
 import argparse
@@ -135,6 +141,41 @@ def wait_tcp(port, timeout):
     return last
 
 
+class ExternalEmulator:
+    """An emulator someone else started and will stop: only its health is checked."""
+
+    proc = None
+
+    def start(self):
+        say("conformance: using the emulator already running at {} (started elsewhere)".format(CONTROL_URL))
+
+    def wait_healthy(self):
+        deadline = time.monotonic() + HEALTH_TIMEOUT
+        last = "no answer"
+        while time.monotonic() < deadline:
+            try:
+                status, _ = control_get("/health", timeout=1.0)
+                if status == 200:
+                    return
+                last = "HTTP {}".format(status)
+            except OSError as e:
+                last = str(e)
+            time.sleep(0.2)
+        raise RuntimeError("GET {}/health not 200 within {:.0f} s (last: {})".format(CONTROL_URL, HEALTH_TIMEOUT, last))
+
+    def alive(self):
+        try:
+            return control_get("/health", timeout=2.0)[0] == 200
+        except OSError:
+            return False
+
+    def exit_note(self):
+        return "the external emulator no longer answers GET /health"
+
+    def stop(self):
+        return None
+
+
 class Emulator:
     def __init__(self, binary, fixtures, log_path, rust_log, https=False):
         self.binary = binary
@@ -178,6 +219,9 @@ class Emulator:
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
+
+    def exit_note(self):
+        return "the emulator process has exited with code {}".format(self.proc.returncode)
 
     def stop(self):
         if self.proc is None:
@@ -307,7 +351,7 @@ def run_one(ctx, lane, scenario):
     if result["status"] == "pass":
         return result, [], []
     if not ctx.emulator.alive():
-        result["reason"] += " [the emulator process has exited with code {}]".format(ctx.emulator.proc.returncode)
+        result["reason"] += " [{}]".format(ctx.emulator.exit_note())
     title, excerpt = emulator_excerpt(ctx.emulator_log, offset, ids)
     body = ["  scenario output (last 15 lines of {}):".format(result["output"])]
     body += ["    " + l for l in output[-15:]] or ["    (none)"]
@@ -344,12 +388,18 @@ class Context:
 
 
 def main():
+    global CONTROL_URL
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repo", required=True)
     ap.add_argument("--cache", required=True)
     ap.add_argument("--python", required=True, help="python of the SDK venv")
     ap.add_argument("--node", required=True)
-    ap.add_argument("--emulator", required=True)
+    ap.add_argument("--emulator", help="iotemu binary to start (required unless --external)")
+    ap.add_argument("--external", action="store_true",
+                    help="start no emulator: use the one already answering at --control-url")
+    ap.add_argument("--control-url", default=CONTROL_URL,
+                    help="the emulator's control port (default: %(default)s)")
+    ap.add_argument("--emulator-log", help="with --external: the running emulator's log file, if any")
     ap.add_argument("--fixtures", action="append", required=True)
     ap.add_argument("--only", default=os.environ.get("CONFORMANCE_ONLY", ""),
                     help="comma-separated scenario ids (default: all)")
@@ -361,6 +411,9 @@ def main():
                     help="start the emulator's HTTPS listener on 443 and run the scenarios that require it "
                          "(off: report them skipped)")
     args = ap.parse_args()
+    if not args.external and not args.emulator:
+        ap.error("--emulator is required unless --external is given")
+    CONTROL_URL = args.control_url.rstrip("/")
 
     ctx = Context()
     ctx.repo = os.path.abspath(args.repo)
@@ -374,6 +427,9 @@ def main():
     os.makedirs(run_dir, exist_ok=True)
     ctx.ca_path = os.path.join(run_dir, "ca.pem")
     ctx.emulator_log = os.path.join(ctx.logs, "iotemu.log")
+    if args.external:
+        # Without a log file the excerpts say "unreadable" and log-reading checks fail.
+        ctx.emulator_log = os.path.abspath(args.emulator_log or os.path.join(ctx.logs, "no-emulator-log"))
     ctx.base_env = dict(os.environ)
     with open(os.path.join(ctx.conformance, "scenarios.json"), encoding="utf-8") as f:
         ctx.manifest = json.load(f)
@@ -396,11 +452,16 @@ def main():
     results = []
     setup_error = None
 
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    if not args.external:
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     base_fixtures = [os.path.abspath(f) for f in args.fixtures]
     fixtures = base_fixtures
     x509_ids = [s["id"] for s in scenarios if "x509" in s.get("requires", [])]
-    if x509_ids and args.x509 == "off":
+    if x509_ids and args.external:
+        for sid in x509_ids:
+            ctx.blocked[sid] = ("skipped", "X.509 scenarios need a runtime fixture loaded at emulator start; "
+                                           "not available with an external emulator")
+    elif x509_ids and args.x509 == "off":
         for sid in x509_ids:
             ctx.blocked[sid] = ("skipped", "X.509 scenarios are off (CONFORMANCE_X509=1 runs them)")
     elif x509_ids:
@@ -420,6 +481,8 @@ def main():
     if https_ids and args.https == "off":
         for sid in https_ids:
             ctx.blocked.setdefault(sid, ("skipped", "HTTPS scenarios are off (CONFORMANCE_HTTPS=1 runs them)"))
+    elif https_ids and args.external:
+        https = True
     elif https_ids:
         missing = https_option_missing(args.emulator)
         if missing:
@@ -430,7 +493,10 @@ def main():
             https = True
     ctx.keys = load_keys(fixtures)
     rust_log = os.environ.get("CONFORMANCE_RUST_LOG", "iotemu=debug")
-    ctx.emulator = Emulator(args.emulator, fixtures, ctx.emulator_log, rust_log, https=https)
+    if args.external:
+        ctx.emulator = ExternalEmulator()
+    else:
+        ctx.emulator = Emulator(args.emulator, fixtures, ctx.emulator_log, rust_log, https=https)
     # SIGTERM (e.g. from a CI timeout) must still stop the emulator: turn it into SystemExit.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
@@ -510,8 +576,9 @@ def main():
         "generatedBy": "conformance/run",
         "startedUtc": started_utc.isoformat().replace("+00:00", "Z"),
         "durationSeconds": round(time.monotonic() - started, 2),
-        "complete": not only and len(lanes) == len(ctx.manifest["sdks"]),
-        "emulator": {"binary": os.path.relpath(args.emulator, ctx.repo), "log": os.path.relpath(ctx.emulator_log, ctx.repo),
+        "complete": not only and len(lanes) == len(ctx.manifest["sdks"]) and not args.external,
+        "emulator": {"binary": "external ({})".format(CONTROL_URL) if args.external else os.path.relpath(args.emulator, ctx.repo),
+                     "log": os.path.relpath(ctx.emulator_log, ctx.repo),
                      "started": setup_error is None, "startError": setup_error, "exitCode": code},
         "x509": args.x509,
         "https": args.https if https_ids else None,

@@ -74,6 +74,7 @@ pub struct EmulatorBuilder {
     mqtt_port: u16,
     https: HttpsPort,
     control_port: Option<u16>,
+    control_bind: IpAddr,
     hostnames: Vec<String>,
     timing: DpsTiming,
     telemetry_retention: usize,
@@ -90,6 +91,7 @@ impl Default for EmulatorBuilder {
             mqtt_port: 0,
             https: HttpsPort::Required(0),
             control_port: None,
+            control_bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             hostnames: Vec::new(),
             timing: DpsTiming::default(),
             telemetry_retention: 10_000,
@@ -166,6 +168,13 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Address of the control interface (default 127.0.0.1). `0.0.0.0` makes it reachable
+    /// from other machines — needed in a container whose control port is published.
+    pub fn control_bind(mut self, addr: IpAddr) -> Self {
+        self.control_bind = addr;
+        self
+    }
+
     /// Extra names for the server certificate (every fixture hostname is added anyway).
     pub fn hostname(mut self, name: impl Into<String>) -> Self {
         self.hostnames.push(name.into());
@@ -210,13 +219,12 @@ impl EmulatorBuilder {
         let readiness = control::Readiness::default();
         let control = match self.control_port {
             Some(port) => {
-                let listener =
-                    bind_all(&[IpAddr::V4(Ipv4Addr::LOCALHOST)], &[], port, "control").await?;
+                let listener = bind_all(&[self.control_bind], &[], port, "control").await?;
                 let listener = listener
                     .into_iter()
                     .next()
                     .ok_or_else(|| StartError::Bind {
-                        addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+                        addr: SocketAddr::new(self.control_bind, port),
                         what: "control",
                         source: std::io::Error::other("no listener"),
                         hint: String::new(),

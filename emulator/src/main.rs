@@ -130,6 +130,11 @@ struct Args {
     #[arg(long, env = "IOTEMU_CONTROL_PORT", default_value_t = 9180)]
     control_port: u16,
 
+    /// Address of the control port. Use 0.0.0.0 in a container so a published control port
+    /// is reachable (it is plain HTTP without authentication: only on networks you control).
+    #[arg(long, env = "IOTEMU_CONTROL_BIND", default_value = "127.0.0.1")]
+    control_bind: IpAddr,
+
     /// `retry-after` seconds DPS sends while a registration is assigning.
     #[arg(long, env = "IOTEMU_RETRY_AFTER", default_value_t = 1)]
     retry_after: u32,
@@ -313,6 +318,7 @@ async fn run(args: Args) -> Result<(), String> {
     let mut builder = Emulator::builder()
         .mqtt_port(args.mqtt_port)
         .control_port(args.control_port)
+        .control_bind(args.control_bind)
         .retry_after(args.retry_after)
         .assignment_delay(Duration::from_millis(args.assignment_delay_ms))
         .telemetry_retention(args.telemetry_retention);

@@ -142,3 +142,42 @@ fn a_taken_port_fails_with_the_fix_named() {
     );
     assert!(message.contains("0 picks a free one"), "{message}");
 }
+
+/// GET /health on `ip`:`port`; Some(status line) when something answered.
+fn health_status(ip: &str, port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let addr = format!("{ip}:{port}").parse().unwrap();
+    let mut tcp = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    tcp.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).ok()?;
+    answer.lines().next().map(str::to_owned)
+}
+
+#[test]
+fn the_control_port_is_loopback_only_unless_control_bind_says_otherwise() {
+    // 127.0.0.2 is a loopback address on Linux that a 127.0.0.1 listener does not accept,
+    // but a 0.0.0.0 listener does: it stands in for "another machine" here.
+    let (mut loopback, port) = start(&[]);
+    assert_eq!(
+        health_status("127.0.0.1", port).as_deref(),
+        Some("HTTP/1.1 200 OK")
+    );
+    assert_eq!(health_status("127.0.0.2", port), None);
+    loopback.kill().unwrap();
+    loopback.wait().unwrap();
+
+    let (mut all, port) = start(&["--control-bind", "0.0.0.0"]);
+    assert_eq!(
+        health_status("127.0.0.2", port).as_deref(),
+        Some("HTTP/1.1 200 OK")
+    );
+    let healthy = iotemu()
+        .args(["healthcheck", "--control-port", &port.to_string()])
+        .output()
+        .unwrap();
+    assert!(healthy.status.success(), "{healthy:?}");
+    all.kill().unwrap();
+    all.wait().unwrap();
+}
