@@ -141,7 +141,8 @@ fn many_writers(root: &Path, threads: usize) {
 
 fn async_writers(root: &Path, tasks: usize) {
     let dir = fresh_dir(root);
-    let store: Arc<dyn Store> = Arc::new(FileStore::open(dir.path()).expect("open"));
+    let file_store = Arc::new(FileStore::open(dir.path()).expect("open"));
+    let store: Arc<dyn Store> = file_store.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -165,11 +166,16 @@ fn async_writers(root: &Path, tasks: usize) {
             handle.await.expect("task");
         }
     });
+    let elapsed = start.elapsed();
+    let stats = file_store.stats();
     report(
         &format!("FileStore, {tasks} tokio tasks"),
         tasks * per_task,
-        start.elapsed(),
-        "",
+        elapsed,
+        &format!(
+            "{:.1} applies/fsync",
+            stats.applies as f64 / stats.log_syncs.max(1) as f64
+        ),
     );
 }
 

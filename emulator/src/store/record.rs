@@ -25,7 +25,7 @@ use super::mirror::Mirror;
 pub const MAX_VALUE_DEPTH: usize = 100;
 
 /// Largest encoded apply: it must fit in one log frame with the batch wrapper around it.
-pub const MAX_TX_BYTES: usize = MAX_FRAME_PAYLOAD - 64;
+pub const MAX_TX_BYTES: usize = MAX_FRAME_PAYLOAD - BATCH_WRAPPER_LEN;
 
 /// What one op does to the state, with the value already as JSON text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +93,9 @@ pub fn encode_tx(ops: &[Op]) -> Result<EncodedTx, StoreError> {
     }
     Ok(EncodedTx { bytes, changes })
 }
+
+/// Bytes a log frame's payload adds around its applies: `{"batch":[` and `]}`.
+pub const BATCH_WRAPPER_LEN: usize = 12;
 
 /// The payload of a log frame holding `txs` (each from [`encode_tx`]).
 pub fn log_frame_payload<'a>(txs: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
@@ -295,6 +298,15 @@ mod tests {
         let value: Value =
             serde_json::from_str(decoded[0].value.as_deref().unwrap_or_default()).expect("json");
         assert_eq!(value, json!({"a": [1, 2.5, null], "ü": "x"}));
+    }
+
+    #[test]
+    fn the_batch_wrapper_length_is_what_log_frame_payload_adds() {
+        let tx = b"[]";
+        assert_eq!(
+            log_frame_payload([&tx[..]]).len(),
+            tx.len() + BATCH_WRAPPER_LEN
+        );
     }
 
     #[test]

@@ -258,8 +258,9 @@ impl Writer {
                 });
             }
             if !state.queue.is_empty() {
+                // As many as fit in one frame; the comma between two applies is the + 1.
                 let mut txs = Vec::new();
-                let mut payload_len = FRAME_HEADER_LEN;
+                let mut payload_len = record::BATCH_WRAPPER_LEN;
                 while let Some(next) = state.queue.front() {
                     if !txs.is_empty() && payload_len + next.len() + 1 > MAX_FRAME_PAYLOAD {
                         break;
