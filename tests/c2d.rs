@@ -183,27 +183,9 @@ async fn queue_limits_and_expiry_follow_iot_hub() {
     assert_eq!(&next_c2d(&mut client).await.payload[..], b"fresh");
 }
 
-/// A hub service call signed by the quickstart `iothubowner` policy.
+/// A hub service call signed by the quickstart `iothubowner` policy, without a body.
 async fn service_call(emulator: &iotemu::Emulator, method: &str, path: &str) -> HttpsResponse {
-    use base64::Engine as _;
-    let key = base64::engine::general_purpose::STANDARD
-        .decode("m3KXjFJcrlf/7AzVtsFylbokniqdr2n96hQepP6P/GU=")
-        .unwrap();
-    let auth = build_token(
-        "localhost",
-        &key,
-        Some("iothubowner"),
-        seconds_from_now(600),
-    );
-    https_request(
-        emulator,
-        None,
-        method,
-        &format!("{path}?api-version=2021-04-12"),
-        &[("Authorization", auth.as_str())],
-        b"",
-    )
-    .await
+    hub_rest(emulator, method, path, &[], serde_json::Value::Null).await
 }
 
 fn with_ack(id: &str, ack: &str) -> C2dMessage {

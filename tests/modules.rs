@@ -17,10 +17,9 @@ use iotemu_e2e::*;
 use rumqttc::mqttbytes::v4::Subscribe;
 use serde_json::{Value, json};
 
-const OWNER_KEY: &str = "m3KXjFJcrlf/7AzVtsFylbokniqdr2n96hQepP6P/GU=";
 const WAIT: Duration = Duration::from_secs(5);
 
-/// A service REST call signed by the `iothubowner` policy.
+/// A service REST call signed by the `iothubowner` policy, with `If-Match` when given.
 async fn call(
     emulator: &Emulator,
     method: &str,
@@ -28,38 +27,11 @@ async fn call(
     if_match: Option<&str>,
     body: Value,
 ) -> HttpsResponse {
-    use base64::Engine as _;
-    let key = base64::engine::general_purpose::STANDARD
-        .decode(OWNER_KEY)
-        .unwrap();
-    let auth = build_token(
-        "localhost",
-        &key,
-        Some("iothubowner"),
-        seconds_from_now(600),
-    );
-    let mut headers = vec![
-        ("Authorization", auth.as_str()),
-        ("Content-Type", "application/json"),
-    ];
-    if let Some(etag) = if_match {
-        headers.push(("If-Match", etag));
-    }
-    let body = if body.is_null() {
-        Vec::new()
-    } else {
-        body.to_string().into_bytes()
-    };
-    let separator = if path.contains('?') { '&' } else { '?' };
-    https_request(
-        emulator,
-        None,
-        method,
-        &format!("{path}{separator}api-version=2021-04-12"),
-        &headers,
-        &body,
-    )
-    .await
+    let headers: Vec<(&str, &str)> = if_match
+        .map(|etag| ("If-Match", etag))
+        .into_iter()
+        .collect();
+    hub_rest(emulator, method, path, &headers, body).await
 }
 
 fn module_username(device_id: &str, module_id: &str) -> String {

@@ -275,6 +275,71 @@ fn whole_second_at_or_after(at: SystemTime) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(seconds)
 }
 
+/// The connection settings both hub client builders share (device and module), written once.
+macro_rules! hub_connection_setters {
+    () => {
+        /// The identity's primary or secondary key (a module's own key for a module client).
+        pub fn symmetric_key(mut self, key_b64: impl Into<String>) -> Self {
+            self.settings.symmetric_key = Some(key_b64.into());
+            self
+        }
+
+        /// Authenticate with an X.509 certificate instead of a key: a self-signed device
+        /// registered by thumbprint, or a CA-signed one whose CN is the device id (`device/module`
+        /// for a module; the hub checks that, this client does not).
+        pub fn x509(mut self, identity: X509Identity) -> Self {
+            self.settings.x509 = Some(identity);
+            self
+        }
+
+        /// Which CAs to trust for the hub certificate (default: system roots).
+        pub fn trust(mut self, trust: Trust) -> Self {
+            self.settings.trust = trust;
+            self
+        }
+
+        /// The hub's port (default: the transport's, 8883 for MQTT, 443 for MQTT over WebSocket).
+        pub fn port(mut self, port: u16) -> Self {
+            self.settings.port = Some(port);
+            self
+        }
+
+        /// MQTT over TLS (default) or over a secure WebSocket on `/$iothub/websocket`.
+        pub fn transport(mut self, transport: Transport) -> Self {
+            self.settings.transport = transport;
+            self
+        }
+
+        /// Lifetime of each SAS token (default 1 hour, at least 1 s). The client reconnects with
+        /// a fresh token `min(ttl / 5, 2 min)` before one expires. Unused with X.509.
+        pub fn sas_ttl(mut self, ttl: Duration) -> Self {
+            self.settings.sas_ttl = ttl;
+            self
+        }
+
+        /// MQTT keep-alive; a PINGREQ goes out after this long without other traffic (default
+        /// 60 s, whole seconds, at most 1177 s for IoT Hub; zero disables pings).
+        pub fn keep_alive(mut self, keep_alive: Duration) -> Self {
+            self.settings.keep_alive = keep_alive;
+            self
+        }
+
+        /// Bound on TCP + TLS (+ WebSocket) + CONNECT/CONNACK, per attempt (default 30 s).
+        pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+            self.settings.connect_timeout = timeout;
+            self
+        }
+
+        /// When to reconnect after a lost connection (default: forever, backoff 1 s doubling up
+        /// to 60 s with jitter); [`ReconnectPolicy::disabled`] stops the client at the first loss.
+        pub fn reconnect(mut self, policy: ReconnectPolicy) -> Self {
+            self.settings.reconnect = policy;
+            self
+        }
+    };
+}
+pub(crate) use hub_connection_setters;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::watch;
 
-use super::connector::{Identity, Settings};
+use super::connector::{Identity, Settings, hub_connection_setters};
 use super::error::DeviceError;
 use super::message::Message;
 use super::method::{MethodHandler, MethodRequest, MethodResponse};
@@ -35,59 +35,7 @@ pub struct ModuleClientBuilder {
 }
 
 impl ModuleClientBuilder {
-    /// The module's primary or secondary key (from the module identity, not the device's).
-    pub fn symmetric_key(mut self, key_b64: impl Into<String>) -> Self {
-        self.settings.symmetric_key = Some(key_b64.into());
-        self
-    }
-
-    /// Authenticate with an X.509 certificate instead of a key.
-    pub fn x509(mut self, identity: X509Identity) -> Self {
-        self.settings.x509 = Some(identity);
-        self
-    }
-
-    /// Which CAs to trust for the hub certificate (default: system roots).
-    pub fn trust(mut self, trust: Trust) -> Self {
-        self.settings.trust = trust;
-        self
-    }
-
-    /// The hub's port (default: the transport's, 8883 or 443).
-    pub fn port(mut self, port: u16) -> Self {
-        self.settings.port = Some(port);
-        self
-    }
-
-    /// MQTT over TLS (default) or over a secure WebSocket.
-    pub fn transport(mut self, transport: Transport) -> Self {
-        self.settings.transport = transport;
-        self
-    }
-
-    /// Lifetime of each SAS token (default 1 hour, at least 1 s); renewed before expiry.
-    pub fn sas_ttl(mut self, ttl: Duration) -> Self {
-        self.settings.sas_ttl = ttl;
-        self
-    }
-
-    /// MQTT keep-alive (default 60 s; zero disables pings).
-    pub fn keep_alive(mut self, keep_alive: Duration) -> Self {
-        self.settings.keep_alive = keep_alive;
-        self
-    }
-
-    /// Bound on one connection attempt (default 30 s).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.connect_timeout = timeout;
-        self
-    }
-
-    /// When to reconnect after a lost connection (default: forever, with backoff).
-    pub fn reconnect(mut self, policy: ReconnectPolicy) -> Self {
-        self.settings.reconnect = policy;
-        self
-    }
+    hub_connection_setters!();
 
     /// Connects to the hub as the module; the first attempt's error is returned as is.
     pub async fn connect(self) -> Result<ModuleClient, DeviceError> {
