@@ -45,11 +45,12 @@ impl std::fmt::Debug for Persistence {
     }
 }
 
-/// One value to save: `None` is a tombstone.
+/// One value to save: `null` is a tombstone. A value that would not serialize fails the save
+/// (rather than being stored as a tombstone, which would delete the entity at restart).
 pub struct Save {
     pub collection: String,
     pub key: String,
-    pub value: Option<Value>,
+    pub value: Result<Value, String>,
 }
 
 impl Save {
@@ -57,14 +58,11 @@ impl Save {
         Save {
             collection: collection.to_owned(),
             key: key.to_owned(),
-            // Our own types always serialize; a failure would be a bug, saved as a tombstone
-            // rather than a panic.
-            value: value.map(|v| {
-                serde_json::to_value(v).unwrap_or_else(|e| {
-                    tracing::error!(error = %e, "could not serialize state for the store");
-                    Value::Null
-                })
-            }),
+            value: match value {
+                None => Ok(Value::Null),
+                Some(v) => serde_json::to_value(v)
+                    .map_err(|e| format!("'{key}' in '{collection}' does not serialize: {e}")),
+            },
         }
     }
 }
@@ -97,8 +95,9 @@ impl Persistence {
             let _order = self.order.lock().unwrap_or_else(|e| e.into_inner());
             let ops: Vec<Op> = read()
                 .into_iter()
-                .map(|s| Op::put(s.collection, s.key, s.value.unwrap_or(Value::Null)))
-                .collect();
+                .map(|s| Ok(Op::put(s.collection, s.key, s.value?)))
+                .collect::<Result<_, String>>()
+                .map_err(StoreError::Rejected)?;
             if ops.is_empty() {
                 return Ok(());
             }

@@ -266,10 +266,7 @@ pub fn authenticate_device(
         }
         Credential::None => return Err(AuthError::MissingCredential),
     };
-    let keys: Vec<&SymmetricKey> = match &authentication {
-        DeviceAuthentication::Sas { primary, secondary } => vec![primary, secondary],
-        _ => Vec::new(),
-    };
+    let keys = authentication.sas_keys();
     if keys.is_empty() && token.key_name.is_none() {
         return Err(AuthError::WrongCredentialType { expected: "X.509" });
     }

@@ -61,6 +61,14 @@ impl DeviceAuthentication {
         })
     }
 
+    /// The keys SAS tokens may be signed with (none for X.509 identities).
+    pub fn sas_keys(&self) -> Vec<&SymmetricKey> {
+        match self {
+            DeviceAuthentication::Sas { primary, secondary } => vec![primary, secondary],
+            _ => Vec::new(),
+        }
+    }
+
     /// The twin's `authenticationType`.
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -96,10 +104,7 @@ pub struct Device {
 impl Device {
     /// The keys a device may sign SAS tokens with.
     pub fn sas_keys(&self) -> Vec<&SymmetricKey> {
-        match &self.authentication {
-            DeviceAuthentication::Sas { primary, secondary } => vec![primary, secondary],
-            _ => Vec::new(),
-        }
+        self.authentication.sas_keys()
     }
 
     /// The device in the service API's JSON shape (keys included, as the service API returns).

@@ -324,11 +324,7 @@ impl Hub {
     ) -> Result<Value, HubError> {
         let connection = who.connection_key();
         let twin = self.with_twin_mut(who, |stored| {
-            if let Some(expected) =
-                if_match.map(|e| e.trim().trim_start_matches("W/").trim_matches('"'))
-                && expected != "*"
-                && expected != stored.etag
-            {
+            if if_match.is_some_and(|expected| !registry::etag_matches(expected, &stored.etag)) {
                 return Err(HubError::precondition_failed(&connection));
             }
             let mut twin = stored.clone();

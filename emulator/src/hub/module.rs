@@ -46,10 +46,7 @@ impl Module {
     }
 
     pub fn sas_keys(&self) -> Vec<&SymmetricKey> {
-        match &self.authentication {
-            DeviceAuthentication::Sas { primary, secondary } => vec![primary, secondary],
-            _ => Vec::new(),
-        }
+        self.authentication.sas_keys()
     }
 
     /// The module in the service API's JSON shape (keys included).
