@@ -416,7 +416,7 @@ function findEventHubConnectionString(value) {
   return null;
 }
 
-const EVENTHUB_ROUTES = ['/health', '/hubs', '/connection-strings', '/eventhub'];
+const EVENTHUB_ROUTES = ['/eventhubs', '/health'];
 
 /**
  * The Event Hubs-compatible connection string the emulator publishes on its control port (the

@@ -509,7 +509,7 @@ def _find_eventhub_connection_string(value):
     return None
 
 
-EVENTHUB_ROUTES = ("/health", "/hubs", "/connection-strings", "/eventhub")
+EVENTHUB_ROUTES = ("/eventhubs", "/health")
 
 
 async def eventhub_connection_string(scenario):
@@ -561,3 +561,25 @@ def receive_events(client, wanted, timeout, **receive_kwargs):
     client.close()
     worker.join(10)
     return events, errors
+
+
+# --- README snippets ------------------------------------------------------------------------------
+
+README = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "README.md")
+_SNIPPET = re.compile(r"<!-- readme-snippet: (\S+)[^\n]*-->\n```[a-z]*\n(.*?)\n```", re.S)
+
+
+def readme_snippet(name):
+    """The code block of README.md that follows the marker `<!-- readme-snippet: NAME … -->`."""
+    with open(README, encoding="utf-8") as f:
+        found = {m.group(1): m.group(2) + "\n" for m in _SNIPPET.finditer(f.read())}
+    check(name in found, "README.md has no snippet marked `<!-- readme-snippet: {} -->` (has: {})".format(
+        name, sorted(found)))
+    return found[name]
+
+
+def write_snippet(directory, name):
+    path = os.path.join(directory, name)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(readme_snippet(name))
+    return path
