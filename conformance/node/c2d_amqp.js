@@ -42,6 +42,23 @@ function propsOf(msg) {
   return out;
 }
 
+// Azure's documented feedback record is {originalMessageId, enqueuedTimeUtc, statusCode: "Success",
+// description, deviceId, deviceGenerationId}; the Node SDK hands the body over unparsed. Keys are
+// matched case-insensitively and a numeric statusCode (the .NET FeedbackStatusCode values) is
+// mapped to its name, so the check is about what the record says, not its spelling.
+const STATUS_NAMES = ['Success', 'Expired', 'DeliveryCountExceeded', 'Rejected', 'Purged'];
+function feedbackRecord(raw) {
+  const lower = {};
+  for (const [k, v] of Object.entries(raw || {})) lower[k.toLowerCase()] = v;
+  const status = lower.statuscode;
+  return {
+    originalMessageId: lower.originalmessageid,
+    deviceId: lower.deviceid,
+    statusCode: typeof status === 'number' ? STATUS_NAMES[status] : status,
+    raw,
+  };
+}
+
 function callback(fn) {
   return new Promise((resolve, reject) => fn((err, result) => (err ? reject(err) : resolve(result))));
 }
@@ -113,7 +130,11 @@ h.run(
       const text = msg.data.toString('utf8');
       console.log('feedback message:', text);
       try {
-        for (const r of JSON.parse(text)) feedback.set(r.originalMessageId, r);
+        // Key case and statusCode encoding are read leniently (see feedbackRecord).
+        for (const r of JSON.parse(text)) {
+          const record = feedbackRecord(r);
+          feedback.set(record.originalMessageId, record);
+        }
       } catch (err) {
         feedbackErrors.push(`feedback body is not a JSON array: ${text}`);
       }
