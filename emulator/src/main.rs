@@ -147,6 +147,12 @@ struct Args {
     #[arg(long, env = "IOTEMU_TELEMETRY_RETENTION", default_value_t = 10_000)]
     telemetry_retention: usize,
 
+    /// Partitions of each hub's built-in Event Hubs-compatible endpoint (2–128), unless its
+    /// fixture sets eventHubEndpoint.partitionCount.
+    #[arg(long, env = "IOTEMU_PARTITIONS", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(2..=128))]
+    partitions: u32,
+
     /// Keep state in this directory so it survives restarts (enrollments, registrations,
     /// devices, modules, twins, C2D queues, CA certificates, the emulator CA). Without it,
     /// state is in memory only. Two emulators cannot share one directory.
@@ -321,7 +327,8 @@ async fn run(args: Args) -> Result<(), String> {
         .control_bind(args.control_bind)
         .retry_after(args.retry_after)
         .assignment_delay(Duration::from_millis(args.assignment_delay_ms))
-        .telemetry_retention(args.telemetry_retention);
+        .telemetry_retention(args.telemetry_retention)
+        .partitions(args.partitions);
     if let Some(dir) = &args.data_dir {
         builder = builder.data_dir(dir);
     }
@@ -412,6 +419,14 @@ fn print_banner(emulator: &Emulator, args: &Args) {
             );
         } else {
             println!("  Hub:             {}", hub.host_name());
+        }
+        if let Some(cs) = hub.event_hubs_connection_string(None) {
+            let endpoint = hub.event_hubs();
+            println!(
+                "  Event Hubs:      {} partitions, routes {} — {cs}",
+                endpoint.partitions().len(),
+                endpoint.routes().sources().join("+"),
+            );
         }
     }
     let dps = emulator.dps();
