@@ -191,6 +191,7 @@ fn route(state: &EmulatorState, req: Request<Incoming>) -> Reply {
             json!({
                 "status": "healthy",
                 "mqtt": state.mqtt_addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                "amqp": state.amqp_addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
                 "idScope": state.dps.id_scope(),
             }),
         ),
