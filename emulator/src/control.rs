@@ -193,6 +193,7 @@ fn route(state: &EmulatorState, req: Request<Incoming>) -> Reply {
             json!({
                 "status": "healthy",
                 "mqtt": state.mqtt_addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                "amqp": state.amqp_addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
                 "idScope": state.dps.id_scope(),
                 "eventHubs": state.hubs.all().iter()
                     .filter_map(|h| h.event_hubs_connection_string(None))

@@ -103,6 +103,11 @@ struct Args {
     #[arg(long, env = "IOTEMU_MQTT_PORT", default_value_t = 8883)]
     mqtt_port: u16,
 
+    /// AMQP over TLS port for the service SDKs and Event Hubs clients (0 = pick a free port
+    /// and print it).
+    #[arg(long, env = "IOTEMU_AMQP_PORT", default_value_t = 5671)]
+    amqp_port: u16,
+
     /// HTTPS port for the DPS REST APIs (0 = pick a free port). Default 443, served only if
     /// it can be bound (root or CAP_NET_BIND_SERVICE); given explicitly, failure is fatal.
     #[arg(long, env = "IOTEMU_HTTPS_PORT")]
@@ -323,6 +328,7 @@ async fn export(
 async fn run(args: Args) -> Result<(), String> {
     let mut builder = Emulator::builder()
         .mqtt_port(args.mqtt_port)
+        .amqp_port(args.amqp_port)
         .control_port(args.control_port)
         .control_bind(args.control_bind)
         .retry_after(args.retry_after)
@@ -377,6 +383,12 @@ fn print_banner(emulator: &Emulator, args: &Args) {
         env!("CARGO_PKG_VERSION")
     );
     println!("  MQTT over TLS:   {}", addrs.join(", "));
+    let amqp: Vec<String> = emulator
+        .amqp_addrs()
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    println!("  AMQP over TLS:   {}", amqp.join(", "));
     match emulator.https_port() {
         Some(_) => {
             let https: Vec<String> = emulator
