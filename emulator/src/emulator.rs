@@ -19,12 +19,14 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
+use crate::amqp::{self, AmqpContext, AmqpLimits};
 use crate::auth::policy::SharedAccessPolicy;
 use crate::control;
 use crate::dps::model::AllocationPolicy;
 use crate::dps::{Dps, DpsTiming};
 use crate::fixtures::{FixtureError, FixtureSet, FixtureSource};
 use crate::http::{self, HttpContext};
+use crate::hub::event_hubs::{self, EventHubsConfig};
 use crate::hub::{Hub, HubAllocation, Hubs};
 use crate::mqtt::{self, MqttContext, MqttLimits};
 use crate::persistence::{self, Persistence, Save};
@@ -72,12 +74,15 @@ pub struct EmulatorBuilder {
     /// Addresses bound when possible (IPv6 loopback on hosts without IPv6).
     bind_if_available: Vec<IpAddr>,
     mqtt_port: u16,
+    amqp_port: u16,
+    amqp_limits: AmqpLimits,
     https: HttpsPort,
     control_port: Option<u16>,
     control_bind: IpAddr,
     hostnames: Vec<String>,
     timing: DpsTiming,
     telemetry_retention: usize,
+    partitions: u32,
     limits: MqttLimits,
     data_dir: Option<PathBuf>,
 }
@@ -89,12 +94,15 @@ impl Default for EmulatorBuilder {
             bind: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
             bind_if_available: vec![IpAddr::V6(Ipv6Addr::LOCALHOST)],
             mqtt_port: 0,
+            amqp_port: 0,
+            amqp_limits: AmqpLimits::default(),
             https: HttpsPort::Required(0),
             control_port: None,
             control_bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             hostnames: Vec::new(),
             timing: DpsTiming::default(),
             telemetry_retention: 10_000,
+            partitions: event_hubs::DEFAULT_PARTITION_COUNT,
             limits: MqttLimits::default(),
             data_dir: None,
         }
@@ -141,6 +149,19 @@ impl EmulatorBuilder {
     /// MQTT/TLS port; 0 (the library default) picks a free one.
     pub fn mqtt_port(mut self, port: u16) -> Self {
         self.mqtt_port = port;
+        self
+    }
+
+    /// AMQP/TLS port (the service SDKs' C2D and feedback, the Event Hubs-compatible
+    /// endpoint); 0 (the library default) picks a free one.
+    pub fn amqp_port(mut self, port: u16) -> Self {
+        self.amqp_port = port;
+        self
+    }
+
+    /// Timeouts and limits of the AMQP front.
+    pub fn amqp_limits(mut self, limits: AmqpLimits) -> Self {
+        self.amqp_limits = limits;
         self
     }
 
@@ -196,6 +217,16 @@ impl EmulatorBuilder {
     /// How many telemetry messages each hub keeps for inspection.
     pub fn telemetry_retention(mut self, messages: usize) -> Self {
         self.telemetry_retention = messages;
+        self
+    }
+
+    /// Partitions of each hub's Event Hubs-compatible endpoint unless its fixture sets
+    /// `eventHubEndpoint.partitionCount` (default 4, as Azure; 2–128).
+    pub fn partitions(mut self, count: u32) -> Self {
+        self.partitions = count.clamp(
+            *event_hubs::PARTITION_COUNTS.start(),
+            *event_hubs::PARTITION_COUNTS.end(),
+        );
         self
     }
 
@@ -298,6 +329,11 @@ impl Starting {
             };
             hubs.push(
                 Hub::new(&section.host_name, policies, builder.telemetry_retention)
+                    .with_event_hubs(EventHubsConfig::from_fixture(
+                        section,
+                        builder.partitions,
+                        builder.telemetry_retention,
+                    ))
                     .with_allocation(allocation)
                     .with_persistence(persistence.clone()),
             );
@@ -415,6 +451,24 @@ impl Starting {
             .map(|l| mqtt::listener::spawn(l, acceptor.clone(), ctx.clone()))
             .collect();
 
+        let amqp_listeners =
+            bind_all(&builder.bind, &bind_if_available, builder.amqp_port, "AMQP").await?;
+        let amqp_addrs: Vec<SocketAddr> = amqp_listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect();
+        let amqp_ctx = Arc::new(AmqpContext {
+            hubs: hubs.clone(),
+            limits: builder.amqp_limits,
+            port: amqp_addrs.first().map(|a| a.port()).unwrap_or(0),
+            shutdown: shutdown_rx.clone(),
+        });
+        tasks.extend(
+            amqp_listeners
+                .into_iter()
+                .map(|l| amqp::listener::spawn(l, acceptor.clone(), amqp_ctx.clone())),
+        );
+
         let https_listeners = match builder.https {
             HttpsPort::Off => Vec::new(),
             HttpsPort::Required(port) => {
@@ -453,6 +507,7 @@ impl Starting {
             hubs,
             tls,
             mqtt_addrs: mqtt_addrs.clone(),
+            amqp_addrs: amqp_addrs.clone(),
         });
         // Every listener is bound: the control port may now report healthy.
         readiness.set_ready(state.clone());
@@ -463,6 +518,7 @@ impl Starting {
         Ok(Emulator {
             state,
             mqtt_addrs,
+            amqp_addrs,
             https_addrs,
             control_addr,
             shutdown: shutdown_tx,
@@ -537,12 +593,14 @@ pub(crate) struct EmulatorState {
     pub(crate) hubs: Arc<Hubs>,
     pub(crate) tls: Arc<EmulatorTls>,
     pub(crate) mqtt_addrs: Vec<SocketAddr>,
+    pub(crate) amqp_addrs: Vec<SocketAddr>,
 }
 
 /// A running emulator. Dropping it shuts it down.
 pub struct Emulator {
     state: Arc<EmulatorState>,
     mqtt_addrs: Vec<SocketAddr>,
+    amqp_addrs: Vec<SocketAddr>,
     https_addrs: Vec<SocketAddr>,
     control_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
@@ -561,6 +619,15 @@ impl Emulator {
 
     pub fn mqtt_addrs(&self) -> &[SocketAddr] {
         &self.mqtt_addrs
+    }
+
+    /// The AMQP/TLS port (the same on every bound address).
+    pub fn amqp_port(&self) -> u16 {
+        self.amqp_addrs.first().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn amqp_addrs(&self) -> &[SocketAddr] {
+        &self.amqp_addrs
     }
 
     /// The HTTPS port, when HTTPS is served.
@@ -629,6 +696,13 @@ impl Emulator {
         hub.policies()
             .first()
             .map(|p| p.connection_string(hub.host_name()))
+    }
+
+    /// The default hub's Event Hubs-compatible connection string
+    /// (`Endpoint=sb://…/;SharedAccessKeyName=…;SharedAccessKey=…;EntityPath=…`), what
+    /// `azure-eventhub` / `@azure/event-hubs` consumers are given.
+    pub fn event_hubs_connection_string(&self) -> Option<String> {
+        self.default_hub().event_hubs_connection_string(None)
     }
 
     /// Stops accepting, ends every session and waits for the listeners to finish.

@@ -103,6 +103,11 @@ struct Args {
     #[arg(long, env = "IOTEMU_MQTT_PORT", default_value_t = 8883)]
     mqtt_port: u16,
 
+    /// AMQP over TLS port for the service SDKs and Event Hubs clients (0 = pick a free port
+    /// and print it).
+    #[arg(long, env = "IOTEMU_AMQP_PORT", default_value_t = 5671)]
+    amqp_port: u16,
+
     /// HTTPS port for the DPS REST APIs (0 = pick a free port). Default 443, served only if
     /// it can be bound (root or CAP_NET_BIND_SERVICE); given explicitly, failure is fatal.
     #[arg(long, env = "IOTEMU_HTTPS_PORT")]
@@ -146,6 +151,12 @@ struct Args {
     /// Telemetry messages kept per hub for inspection.
     #[arg(long, env = "IOTEMU_TELEMETRY_RETENTION", default_value_t = 10_000)]
     telemetry_retention: usize,
+
+    /// Partitions of each hub's built-in Event Hubs-compatible endpoint (2–128), unless its
+    /// fixture sets eventHubEndpoint.partitionCount.
+    #[arg(long, env = "IOTEMU_PARTITIONS", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(2..=128))]
+    partitions: u32,
 
     /// Keep state in this directory so it survives restarts (enrollments, registrations,
     /// devices, modules, twins, C2D queues, CA certificates, the emulator CA). Without it,
@@ -317,11 +328,13 @@ async fn export(
 async fn run(args: Args) -> Result<(), String> {
     let mut builder = Emulator::builder()
         .mqtt_port(args.mqtt_port)
+        .amqp_port(args.amqp_port)
         .control_port(args.control_port)
         .control_bind(args.control_bind)
         .retry_after(args.retry_after)
         .assignment_delay(Duration::from_millis(args.assignment_delay_ms))
-        .telemetry_retention(args.telemetry_retention);
+        .telemetry_retention(args.telemetry_retention)
+        .partitions(args.partitions);
     if let Some(dir) = &args.data_dir {
         builder = builder.data_dir(dir);
     }
@@ -370,6 +383,12 @@ fn print_banner(emulator: &Emulator, args: &Args) {
         env!("CARGO_PKG_VERSION")
     );
     println!("  MQTT over TLS:   {}", addrs.join(", "));
+    let amqp: Vec<String> = emulator
+        .amqp_addrs()
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    println!("  AMQP over TLS:   {}", amqp.join(", "));
     match emulator.https_port() {
         Some(_) => {
             let https: Vec<String> = emulator
@@ -412,6 +431,14 @@ fn print_banner(emulator: &Emulator, args: &Args) {
             );
         } else {
             println!("  Hub:             {}", hub.host_name());
+        }
+        if let Some(cs) = hub.event_hubs_connection_string(None) {
+            let endpoint = hub.event_hubs();
+            println!(
+                "  Event Hubs:      {} partitions, routes {} — {cs}",
+                endpoint.partitions().len(),
+                endpoint.routes().sources().join("+"),
+            );
         }
     }
     let dps = emulator.dps();

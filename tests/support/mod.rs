@@ -21,6 +21,8 @@ use tokio_rustls::client::TlsStream;
 
 pub use iotemu::auth::sas::build_token;
 
+pub mod amqp;
+
 /// The quickstart document's enrollment.
 pub const QUICKSTART_REGISTRATION_ID: &str = "symm-key-python-device-008";
 pub const QUICKSTART_DEVICE_ID: &str = "python-device-008";
@@ -62,7 +64,7 @@ pub fn seconds_from_now(secs: i64) -> u64 {
     (now + secs) as u64
 }
 
-fn decode_key(key_b64: &str) -> Vec<u8> {
+pub fn decode_key(key_b64: &str) -> Vec<u8> {
     BASE64.decode(key_b64).expect("test keys are base64")
 }
 
@@ -100,7 +102,7 @@ pub fn hub_username(hub: &str, device_id: &str) -> String {
 pub type ClientIdentity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
 
 /// TLS to `port` on 127.0.0.1 trusting only the emulator's CA, server name `localhost`.
-async fn tls_connect(
+pub(crate) async fn tls_connect(
     emulator: &Emulator,
     port: u16,
     identity: Option<ClientIdentity>,

@@ -94,6 +94,8 @@ impl FeedbackBatch {
 #[derive(Default)]
 pub struct FeedbackQueue {
     state: Mutex<FeedbackState>,
+    /// Woken when records become readable, so AMQP feedback links need not poll.
+    readable: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -134,6 +136,8 @@ impl FeedbackQueue {
             state.pending.pop_front();
         }
         state.pending.push_back(record);
+        drop(state);
+        self.readable.notify_waiters();
     }
 }
 
@@ -204,7 +208,16 @@ impl Hub {
         for record in batch.records.into_iter().rev() {
             state.pending.push_front(record);
         }
+        drop(state);
+        self.feedback.readable.notify_waiters();
         Ok(())
+    }
+
+    /// Woken (`notify_waiters`) whenever feedback records are added or returned. Create and
+    /// `enable` the `notified()` future before calling [`Hub::receive_feedback`], so a record
+    /// added in between is not missed; locks that run out are not signalled.
+    pub fn feedback_readable(&self) -> &tokio::sync::Notify {
+        &self.feedback.readable
     }
 }
 

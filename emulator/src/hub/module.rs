@@ -14,11 +14,12 @@ use super::c2d::{C2dMessage, MAX_C2D_BYTES};
 use super::connections::Outbound;
 use super::device::{DeviceAuthentication, DeviceStatus};
 use super::error::HubError;
+use super::event_hubs::notifications::Lifecycle;
 use super::registry::{
     AuthenticationBody, AuthenticationSpec, authentication_spec, etag_matches, validate_device_id,
 };
 use super::twin::Twin;
-use super::{Hub, new_etag, new_generation_id};
+use super::{Hub, IdentityRef, new_etag, new_generation_id};
 use crate::auth::keys::SymmetricKey;
 use crate::timefmt::utc_timestamp;
 
@@ -185,6 +186,11 @@ impl Hub {
                 };
                 vacant.insert(module.clone());
                 self.persist_identity(&module.device_id, Some(&module.module_id))?;
+                self.emit_lifecycle(
+                    IdentityRef::module(&module.device_id, &module.module_id),
+                    Lifecycle::Created,
+                    &module.twin,
+                );
                 Ok(module)
             }
         }
@@ -240,20 +246,25 @@ impl Hub {
     ) -> Result<(), HubError> {
         let key = module_key(device_id, module_id);
         let if_match = if_match.unwrap_or("*");
-        if self
+        let Some((_, removed)) = self
             .modules
             .remove_if(&key, |_, m| etag_matches(if_match, &m.etag))
-            .is_none()
-        {
+        else {
             return Err(if self.modules.contains_key(&key) {
                 HubError::module_etag_mismatch(device_id, module_id)
             } else {
                 HubError::module_not_found(device_id, module_id)
             });
-        }
+        };
         self.connections()
             .disconnect(&format!("{device_id}/{module_id}"));
-        self.persist_identity(device_id, Some(module_id))
+        self.persist_identity(device_id, Some(module_id))?;
+        self.emit_lifecycle(
+            IdentityRef::module(device_id, module_id),
+            Lifecycle::Deleted,
+            &removed.twin,
+        );
+        Ok(())
     }
 
     /// Removes every module of a deleted device and ends their connections; returns their

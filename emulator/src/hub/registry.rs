@@ -11,8 +11,9 @@ use serde_json::Value;
 
 use super::device::{Device, DeviceAuthentication, DeviceStatus};
 use super::error::HubError;
+use super::event_hubs::notifications::Lifecycle;
 use super::twin::Twin;
-use super::{Hub, new_etag, new_generation_id};
+use super::{Hub, IdentityRef, new_etag, new_generation_id};
 use crate::auth::keys::SymmetricKey;
 
 /// Azure caps `GET /devices?top=` at 1000 devices.
@@ -297,6 +298,11 @@ impl Hub {
                 };
                 vacant.insert(device.clone());
                 self.persist_identity(&device.device_id, None)?;
+                self.emit_lifecycle(
+                    IdentityRef::device(&device.device_id),
+                    Lifecycle::Created,
+                    &device.twin,
+                );
                 Ok(device)
             }
         }
@@ -361,19 +367,25 @@ impl Hub {
         let removed = self
             .devices
             .remove_if(device_id, |_, device| etag_matches(if_match, &device.etag));
-        if removed.is_none() {
+        let Some((_, removed)) = removed else {
             return Err(if self.devices.contains_key(device_id) {
                 HubError::device_etag_mismatch(device_id)
             } else {
                 HubError::device_not_found(device_id)
             });
-        }
+        };
         self.connections.disconnect(device_id);
         let modules = self.remove_modules_of(device_id);
         // A device deleted is gone with its pending cloud-to-device messages.
         self.c2d.remove(device_id);
         self.persistent_c2d.remove(device_id);
-        self.persist_device_removal(device_id, &modules)
+        self.persist_device_removal(device_id, &modules)?;
+        self.emit_lifecycle(
+            IdentityRef::device(device_id),
+            Lifecycle::Deleted,
+            &removed.twin,
+        );
+        Ok(())
     }
 
     /// A device in the service API's JSON shape, with its current connection state.

@@ -1,0 +1,370 @@
+//! The AMQP front end to end, with `fe2o3-amqp` as the client: both protocol headers on one
+//! port, SASL, CBS put-token answers, and C2D sends reaching the hub's device queue with
+//! the conditions the service SDKs translate.
+
+use std::time::Duration;
+
+use fe2o3_amqp::Session;
+use fe2o3_amqp::link::{DetachError, Sender};
+use fe2o3_amqp::types::definitions::Error;
+use fe2o3_amqp::types::messaging::{
+    ApplicationProperties, Body, Message, MessageId, Outcome, Properties,
+};
+use fe2o3_amqp::types::primitives::{SimpleValue, Timestamp, Uuid, Value};
+use iotemu::amqp::conditions::symbol_of;
+use iotemu::auth::keys::SymmetricKey;
+use iotemu_e2e::amqp::{
+    CbsClient, Login, authorised_session, c2d_message, connect, owner_token, policy_token,
+    try_connect,
+};
+use iotemu_e2e::{
+    HUB_OWNER_KEY, QUICKSTART_DEVICE_ID, QUICKSTART_KEY, build_token, seconds_from_now,
+    start_emulator,
+};
+
+/// The quickstart emulator with its device registered (as DPS would have done).
+async fn start() -> iotemu::Emulator {
+    let emulator = start_emulator(None).await;
+    let key = SymmetricKey::from_base64(QUICKSTART_KEY).unwrap();
+    emulator
+        .default_hub()
+        .provision_device(QUICKSTART_DEVICE_ID, key.clone(), key, None);
+    emulator
+}
+
+const SERVICE_KEY: &str = "5rig9dR3TugO6rC8NB2RBSHNpI6/yXXMwj9dck7tfY0=";
+const REGISTRY_READ_KEY: &str = "+LBbfU4e7af2Y2I1VL74SgieV6ZDOXMC7lJKLqDSiQw=";
+
+/// The error a link was detached with by the emulator.
+async fn detach_error(sender: &mut Sender) -> Error {
+    match tokio::time::timeout(Duration::from_secs(10), sender.on_detach())
+        .await
+        .expect("detached in time")
+    {
+        DetachError::RemoteClosedWithError(e) | DetachError::RemoteDetachedWithError(e) => e,
+        other => panic!("expected a detach with an error, got {other:?}"),
+    }
+}
+
+fn rejected_condition(outcome: Outcome) -> String {
+    match outcome {
+        Outcome::Rejected(r) => symbol_of(&r.error.expect("rejection error").condition),
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn sasl_and_plain_clients_share_the_port_and_put_tokens() {
+    let emulator = start().await;
+    for login in [Login::NoSasl, Login::Anonymous] {
+        let mut connection = connect(&emulator, login.clone()).await;
+        let mut session = Session::begin(&mut connection).await.unwrap();
+        let mut cbs = CbsClient::attach(&mut session).await;
+        // Python's uamqp audience, Node's raw host, pyamqp's sb:// form.
+        for audience in ["https://localhost", "localhost", "sb://localhost/"] {
+            let reply = cbs
+                .put_token(
+                    audience,
+                    &owner_token(audience),
+                    MessageId::String("a".into()),
+                )
+                .await;
+            assert_eq!(
+                reply.status_code(),
+                Some(200),
+                "{login:?} {audience}: {reply:?}"
+            );
+        }
+        connection.close().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn put_token_answers_bad_expired_and_unknown_hub_tokens() {
+    let emulator = start().await;
+    let (mut connection, _session, mut cbs) = authorised_session(&emulator, Login::Anonymous).await;
+    let forged = build_token(
+        "localhost",
+        b"not the key",
+        Some("iothubowner"),
+        seconds_from_now(600),
+    );
+    let expired = policy_token(
+        "localhost",
+        "iothubowner",
+        HUB_OWNER_KEY,
+        seconds_from_now(-60),
+    );
+    let other_hub = owner_token("elsewhere.example");
+    for (token, status) in [
+        (forged.as_str(), 401),
+        (expired.as_str(), 401),
+        ("not a token", 401),
+        (other_hub.as_str(), 404),
+    ] {
+        let reply = cbs.put_token("localhost", token, MessageId::Ulong(9)).await;
+        assert_eq!(reply.status_code(), Some(status), "{token}: {reply:?}");
+        assert!(
+            reply.description.as_deref().is_some_and(|d| !d.is_empty()),
+            "{reply:?}"
+        );
+    }
+    connection.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn correlation_ids_keep_the_request_id_type() {
+    let emulator = start().await;
+    let mut connection = connect(&emulator, Login::Anonymous).await;
+    let mut session = Session::begin(&mut connection).await.unwrap();
+    let mut cbs = CbsClient::attach(&mut session).await;
+    let uuid = Uuid::from(*uuid::Uuid::new_v4().as_bytes());
+    for id in [
+        MessageId::Ulong(42),
+        MessageId::Uuid(uuid),
+        MessageId::String("node-style-id".into()),
+    ] {
+        let reply = cbs
+            .put_token("localhost", &owner_token("localhost"), id.clone())
+            .await;
+        assert_eq!(reply.correlation_id, Some(id));
+        assert!(
+            matches!(reply.status, Some(SimpleValue::Int(200))),
+            "status-code is an AMQP int: {reply:?}"
+        );
+    }
+    connection.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_c2d_message_reaches_the_device_queue_with_its_properties() {
+    let emulator = start().await;
+    let (mut connection, mut session, _cbs) = authorised_session(&emulator, Login::NoSasl).await;
+    let mut sender = Sender::attach(
+        &mut session,
+        "c2d",
+        "amqps://localhost/messages/devicebound",
+    )
+    .await
+    .unwrap();
+    let id = uuid::Uuid::new_v4();
+    let message = Message::builder()
+        .properties(Properties {
+            to: Some(format!(
+                "/devices/{QUICKSTART_DEVICE_ID}/messages/devicebound"
+            )),
+            message_id: Some(MessageId::Uuid(Uuid::from(*id.as_bytes()))),
+            correlation_id: Some(MessageId::String("corr-1".into())),
+            content_type: Some("application/json".into()),
+            content_encoding: Some("utf-8".into()),
+            absolute_expiry_time: Some(Timestamp::from_milliseconds(
+                (seconds_from_now(3600) * 1000) as i64,
+            )),
+            ..Default::default()
+        })
+        .application_properties(
+            ApplicationProperties::builder()
+                .insert("iothub-ack", SimpleValue::String("full".into()))
+                .insert("room", SimpleValue::String("kitchen".into()))
+                .build(),
+        )
+        .body(Body::<Value>::Data(
+            vec![fe2o3_amqp::types::messaging::Data(
+                b"{\"on\":true}".to_vec().into(),
+            )]
+            .into(),
+        ))
+        .build();
+    let outcome = sender.send(message).await.unwrap();
+    assert!(outcome.is_accepted(), "{outcome:?}");
+
+    let queued = emulator.default_hub().c2d_pending(QUICKSTART_DEVICE_ID);
+    assert_eq!(queued.len(), 1, "queued once accepted");
+    let m = &queued[0].message;
+    assert_eq!(m.message_id.as_deref(), Some(id.to_string().as_str()));
+    assert_eq!(m.correlation_id.as_deref(), Some("corr-1"));
+    assert_eq!(m.content_type.as_deref(), Some("application/json"));
+    assert_eq!(m.content_encoding.as_deref(), Some("utf-8"));
+    assert_eq!(m.ack.as_deref(), Some("full"));
+    assert_eq!(
+        m.properties.get("room").map(String::as_str),
+        Some("kitchen")
+    );
+    assert!(m.expiry.is_some());
+    assert_eq!(&m.body[..], b"{\"on\":true}");
+    connection.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn c2d_failures_are_rejected_with_the_conditions_sdks_translate() {
+    let emulator = start().await;
+    let (mut connection, mut session, _cbs) = authorised_session(&emulator, Login::Anonymous).await;
+    let mut sender = Sender::attach(&mut session, "c2d", "/messages/devicebound")
+        .await
+        .unwrap();
+
+    let unknown = sender.send(c2d_message("nobody", b"x")).await.unwrap();
+    assert_eq!(rejected_condition(unknown), "amqp:not-found");
+
+    let too_big = sender
+        .send(c2d_message(
+            QUICKSTART_DEVICE_ID,
+            &vec![b'x'; 64 * 1024 + 1],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        rejected_condition(too_big),
+        "amqp:link:message-size-exceeded"
+    );
+
+    let mut no_to = c2d_message(QUICKSTART_DEVICE_ID, b"x");
+    no_to.properties = Some(Properties::default());
+    let no_to = sender.send(no_to).await.unwrap();
+    assert_eq!(rejected_condition(no_to), "com.microsoft:argument-error");
+
+    let mut bad_to = c2d_message(QUICKSTART_DEVICE_ID, b"x");
+    bad_to.properties = Some(Properties {
+        to: Some("/devices/x/messages/events".into()),
+        ..Default::default()
+    });
+    let bad_to = sender.send(bad_to).await.unwrap();
+    assert_eq!(rejected_condition(bad_to), "com.microsoft:argument-error");
+
+    for i in 0..50 {
+        let ok = sender
+            .send(c2d_message(
+                QUICKSTART_DEVICE_ID,
+                format!("m{i}").as_bytes(),
+            ))
+            .await
+            .unwrap();
+        assert!(ok.is_accepted(), "message {i}: {ok:?}");
+    }
+    let full = sender
+        .send(c2d_message(QUICKSTART_DEVICE_ID, b"one too many"))
+        .await
+        .unwrap();
+    assert_eq!(rejected_condition(full), "amqp:resource-limit-exceeded");
+    assert_eq!(
+        emulator
+            .default_hub()
+            .c2d_pending(QUICKSTART_DEVICE_ID)
+            .len(),
+        50
+    );
+    connection.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn service_links_need_a_token_with_service_connect() {
+    let emulator = start().await;
+    // No CBS at all.
+    let mut connection = connect(&emulator, Login::NoSasl).await;
+    let mut session = Session::begin(&mut connection).await.unwrap();
+    let mut sender = Sender::attach(&mut session, "c2d", "/messages/devicebound")
+        .await
+        .unwrap();
+    let error = detach_error(&mut sender).await;
+    assert_eq!(symbol_of(&error.condition), "amqp:unauthorized-access");
+
+    // A RegistryRead token puts fine, but cannot open the C2D link.
+    let mut cbs = CbsClient::attach(&mut session).await;
+    let token = policy_token(
+        "localhost",
+        "registryRead",
+        REGISTRY_READ_KEY,
+        seconds_from_now(600),
+    );
+    let reply = cbs
+        .put_token("localhost", &token, MessageId::Ulong(1))
+        .await;
+    assert_eq!(reply.status_code(), Some(200));
+    let mut sender = Sender::attach(&mut session, "c2d-2", "/messages/devicebound")
+        .await
+        .unwrap();
+    let error = detach_error(&mut sender).await;
+    assert_eq!(symbol_of(&error.condition), "amqp:unauthorized-access");
+    assert!(
+        error
+            .description
+            .as_deref()
+            .unwrap_or_default()
+            .contains("ServiceConnect"),
+        "{error:?}"
+    );
+
+    // The `service` policy has ServiceConnect.
+    let token = policy_token("localhost", "service", SERVICE_KEY, seconds_from_now(600));
+    let reply = cbs
+        .put_token("localhost", &token, MessageId::Ulong(2))
+        .await;
+    assert_eq!(reply.status_code(), Some(200));
+    let mut sender = Sender::attach(&mut session, "c2d-3", "/messages/devicebound")
+        .await
+        .unwrap();
+    let ok = sender
+        .send(c2d_message(QUICKSTART_DEVICE_ID, b"hi"))
+        .await
+        .unwrap();
+    assert!(ok.is_accepted(), "{ok:?}");
+    connection.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn sasl_plain_with_a_policy_token_authorises_the_connection() {
+    let emulator = start().await;
+    let password = owner_token("localhost/messages/events");
+    let mut connection = connect(
+        &emulator,
+        Login::Plain("iothubowner@sas.root.localhost".into(), password),
+    )
+    .await;
+    let mut session = Session::begin(&mut connection).await.unwrap();
+    let mut sender = Sender::attach(&mut session, "c2d", "/messages/devicebound")
+        .await
+        .unwrap();
+    let ok = sender
+        .send(c2d_message(QUICKSTART_DEVICE_ID, b"hi"))
+        .await
+        .unwrap();
+    assert!(ok.is_accepted(), "{ok:?}");
+    connection.close().await.unwrap();
+
+    let forged = build_token(
+        "localhost",
+        b"nope",
+        Some("iothubowner"),
+        seconds_from_now(600),
+    );
+    let refused = try_connect(
+        &emulator,
+        Login::Plain("iothubowner@sas.root.localhost".into(), forged),
+    )
+    .await;
+    assert!(
+        refused.is_err(),
+        "a bad PLAIN password is a SASL auth failure"
+    );
+    let dps = try_connect(
+        &emulator,
+        Login::Plain(
+            "0ne00000A0A/registrations/x".into(),
+            "SharedAccessSignature sr=x&sig=y&se=1".into(),
+        ),
+    )
+    .await;
+    assert!(dps.is_err(), "DPS PLAIN is refused for now");
+}
+
+#[tokio::test]
+async fn unknown_addresses_are_not_found() {
+    let emulator = start().await;
+    let (mut connection, mut session, _cbs) = authorised_session(&emulator, Login::Anonymous).await;
+    let mut sender = Sender::attach(&mut session, "x", "/no/such/node/here/really")
+        .await
+        .unwrap();
+    let error = detach_error(&mut sender).await;
+    assert_eq!(symbol_of(&error.condition), "amqp:not-found");
+    connection.close().await.unwrap();
+}
