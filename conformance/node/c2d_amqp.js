@@ -33,11 +33,12 @@ function newKey() {
   return crypto.randomBytes(32).toString('base64');
 }
 
+// azure-iot-device-http names application properties after their header, `iothub-app-<name>`.
 function propsOf(msg) {
   const out = {};
   for (let i = 0; i < msg.properties.count(); i++) {
     const item = msg.properties.getItem(i);
-    out[item.key] = item.value;
+    out[item.key.replace(/^iothub-app-/, '')] = item.value;
   }
   return out;
 }

@@ -66,7 +66,8 @@ async def main():
         scenario.step("EventHubConsumerClient.from_connection_string(…, consumer_group='$Default', "
                       "transport_type={}): get_partition_ids()".format(transport))
         client = EventHubConsumerClient.from_connection_string(
-            connection_string, consumer_group="$Default", transport_type=transport)
+            connection_string, consumer_group="$Default", transport_type=transport,
+            connection_verify=harness.eventhub_ca())
         partition_ids = await in_thread(client.get_partition_ids)
         scenario.info("partition ids: {}".format(partition_ids))
         check(partition_ids and all(isinstance(p, str) for p in partition_ids),

@@ -58,7 +58,7 @@ def hub_sas_token(uri, policy, key, seconds):
         {"sr": uri, "sig": signature, "se": str(expiry), "skn": policy})
 
 
-def follow_redirect(hostname, policy, key):
+def follow_redirect(hostname, policy, key, ca_file):
     """Attach to the hub's /messages/events/$management and return the AMQPLinkRedirect."""
     def get_token():
         return AccessToken(hub_sas_token(hostname, policy, key, TOKEN_SECONDS), time.time() + TOKEN_SECONDS)
@@ -66,8 +66,10 @@ def follow_redirect(hostname, policy, key):
     source = "amqps://{}/messages/events/$management".format(hostname)
     auth = _CBSAuth(uri=source, audience=hostname, token_type=b"servicebus.windows.net:sastoken",
                     get_token=get_token, expires_in=TOKEN_SECONDS)
+    # connection_verify: the CLI passes none, so `az iot hub monitor-events` needs the emulator CA in
+    # its Python's certifi bundle; here it is given explicitly.
     client = ReceiveClient(hostname=hostname, source=source, auth=auth, network_trace=False, timeout=30000,
-                           prefetch=1)
+                           prefetch=1, connection_verify=ca_file)
     try:
         client.open()
         client.receive_message_batch(max_batch_size=1, timeout=5000)
@@ -107,7 +109,7 @@ async def main():
     expect_equal("messages stored by the emulator (GET /telemetry)", len(stored), MESSAGES)
 
     scenario.step("attach to amqps://{}/messages/events/$management: expect amqp:link:redirect".format(hostname))
-    redirect = await in_thread(follow_redirect, hostname, policy, key)
+    redirect = await in_thread(follow_redirect, hostname, policy, key, harness.eventhub_ca())
     check(redirect is not None, "the hub did not redirect the receiver (no AMQPLinkRedirect)")
     scenario.info("redirect: condition={!r} hostname={!r} network_host={!r} port={!r} address={!r} info={!r}".format(
         redirect.condition, redirect.hostname, redirect.network_host, redirect.port, redirect.address, redirect.info))
@@ -128,7 +130,8 @@ async def main():
         redirect.hostname, entity))
     connection_string = "Endpoint=sb://{}/;SharedAccessKeyName={};SharedAccessKey={};EntityPath={}".format(
         redirect.hostname, policy, key, entity)
-    client = EventHubConsumerClient.from_connection_string(connection_string, consumer_group="$Default")
+    client = EventHubConsumerClient.from_connection_string(connection_string, consumer_group="$Default",
+                                                           connection_verify=harness.eventhub_ca())
 
     def mine(events):
         return [e for _, e in events if harness.decoded_map(e.properties).get("conformanceRun") == run_id]

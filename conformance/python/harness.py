@@ -437,9 +437,11 @@ async def provision_and_connect(scenario, provisioning_client_cls, device_client
 # --- hub service SDK helpers (AMQP scenarios) ---------------------------------------------------
 
 
-async def in_thread(fn, *args):
+async def in_thread(fn, *args, **kwargs):
     """Run a blocking SDK call (the service SDKs and azure-eventhub's sync client) off the loop."""
-    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+    import functools
+
+    return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args, **kwargs))
 
 
 def new_key():
@@ -523,6 +525,13 @@ async def eventhub_connection_string(scenario):
             return found
     raise ScenarioFailure("the control port publishes no Event Hubs-compatible connection string "
                           "(looked for 'Endpoint=sb://…;EntityPath=…' in GET {})".format(", ".join(EVENTHUB_ROUTES)))
+
+
+def eventhub_ca():
+    """The CA file for azure-eventhub's `connection_verify=`: its AMQP stack (pyamqp) loads
+    `connection_verify or certifi.where()` and ignores SSL_CERT_FILE, so the emulator CA must be
+    passed explicitly (the suite puts it in SSL_CERT_FILE)."""
+    return env("SSL_CERT_FILE")
 
 
 def text(value):

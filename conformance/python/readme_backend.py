@@ -3,8 +3,9 @@
 README.md "Send C2D from your backend" and "Read telemetry from your backend" each carry a Python
 block marked `<!-- readme-snippet: send_c2d.py -->` / `read_telemetry.py`. This scenario copies
 those blocks byte for byte into files and runs them as the README says
-(`SSL_CERT_FILE=iotemu-ca.pem python <file>`: the suite's environment already trusts the emulator
-CA through SSL_CERT_FILE), with the quickstart device connected:
+(`SSL_CERT_FILE=iotemu-ca.pem python send_c2d.py`: the suite's environment already has
+SSL_CERT_FILE; `python read_telemetry.py`, which names `iotemu-ca.pem` itself, in a directory
+holding the emulator CA under that name), with the quickstart device connected:
 
   * send_c2d.py sends `{"command": "reboot"}` (message id `reboot-1`, property `priority`) to
     `python-device-008` with azure-iot-hub over AMQP and exits 0; the device receives it intact;
@@ -16,6 +17,7 @@ CA through SSL_CERT_FILE), with the quickstart device connected:
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -65,6 +67,8 @@ def read_until(path, wanted, bound):
 
 async def main():
     workdir = tempfile.mkdtemp(prefix="readme-backend-")
+    # The README runs the snippets next to the CA written with `--ca-out iotemu-ca.pem`.
+    shutil.copyfile(harness.env("SSL_CERT_FILE"), os.path.join(workdir, "iotemu-ca.pem"))
     send_c2d = harness.write_snippet(workdir, "send_c2d.py")
     read_telemetry = harness.write_snippet(workdir, "read_telemetry.py")
 

@@ -59,7 +59,8 @@ async def main():
 
     scenario.step("EventHubConsumerClient: receive from '-1' until the twinChangeEvents event")
     client = EventHubConsumerClient.from_connection_string(
-        await harness.eventhub_connection_string(scenario), consumer_group="$Default")
+        await harness.eventhub_connection_string(scenario), consumer_group="$Default",
+        connection_verify=harness.eventhub_ca())
     matches = twin_event_of(device_id)
     events, errors = await in_thread(
         harness.receive_events, client, lambda evs: any(matches(e) for _, e in evs), RECEIVE_BOUND,
