@@ -77,7 +77,7 @@ function c2dMessage(body, tag, settle, ack) {
   const msg = new Message(body);
   msg.messageId = crypto.randomUUID(); // UUID-shaped: the SDK sends it as an AMQP uuid
   msg.correlationId = `cid-${tag}-${runId}`;
-  msg.properties.add('conformanceRun', runId);
+  msg.properties.add('run', runId); // lower-case: HTTP delivers property names as lower-case headers
   msg.properties.add('unit', UNIT);
   msg.properties.add('settle', settle);
   if (ack) msg.ack = ack;
@@ -155,7 +155,7 @@ h.run(
       const got = received.get(msg.messageId);
       h.expectEqual(`message ${msg.messageId} data`, got.data, body);
       h.expectEqual(`message ${msg.messageId} correlationId`, got.cid, msg.correlationId);
-      h.expectEqual(`message ${msg.messageId} property conformanceRun`, got.props.conformanceRun, runId);
+      h.expectEqual(`message ${msg.messageId} property run`, got.props.run, runId);
       h.expectEqual(`message ${msg.messageId} property unit`, got.props.unit, UNIT);
     }
 
