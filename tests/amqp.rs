@@ -14,12 +14,12 @@ use fe2o3_amqp::types::primitives::{SimpleValue, Timestamp, Uuid, Value};
 use iotemu::amqp::conditions::symbol_of;
 use iotemu::auth::keys::SymmetricKey;
 use iotemu_e2e::amqp::{
-    CbsClient, Login, authorised_session, c2d_message, connect, owner_token, policy_token,
-    try_connect,
+    CbsClient, Login, authorised_session, c2d_message, connect, connect_ws, owner_token,
+    policy_token, try_connect,
 };
 use iotemu_e2e::{
     HUB_OWNER_KEY, QUICKSTART_DEVICE_ID, QUICKSTART_KEY, build_token, seconds_from_now,
-    start_emulator,
+    start_emulator, wss_handshake,
 };
 
 /// The quickstart emulator with its device registered (as DPS would have done).
@@ -367,4 +367,52 @@ async fn unknown_addresses_are_not_found() {
     let error = detach_error(&mut sender).await;
     assert_eq!(symbol_of(&error.condition), "amqp:not-found");
     connection.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn amqp_over_websocket_echoes_the_subprotocol_and_sends_c2d() {
+    let emulator = start().await;
+    for (path, subprotocol, login) in [
+        ("/$servicebus/websocket/", "AMQPWSB10", Login::Anonymous),
+        ("/$iothub/websocket", "AMQPWSB10", Login::NoSasl),
+        ("/$servicebus/websocket?x=1", "amqpwsb10", Login::Anonymous),
+    ] {
+        let mut connection = connect_ws(&emulator, path, subprotocol, login).await;
+        let mut session = Session::begin(&mut connection).await.unwrap();
+        let mut cbs = CbsClient::attach(&mut session).await;
+        let reply = cbs
+            .put_token("localhost", &owner_token("localhost"), MessageId::Ulong(1))
+            .await;
+        assert_eq!(reply.status_code(), Some(200), "{path}: {reply:?}");
+        let mut sender = Sender::attach(&mut session, "c2d", "/messages/devicebound")
+            .await
+            .unwrap();
+        let ok = sender
+            .send(c2d_message(QUICKSTART_DEVICE_ID, path.as_bytes()))
+            .await
+            .unwrap();
+        assert!(ok.is_accepted(), "{path}: {ok:?}");
+        // The emulator drops the socket after answering `close`, so the client's own
+        // WebSocket/TLS shutdown may find the pipe gone; the AMQP close itself happened.
+        let _ = connection.close().await;
+    }
+    assert_eq!(
+        emulator
+            .default_hub()
+            .c2d_pending(QUICKSTART_DEVICE_ID)
+            .len(),
+        3
+    );
+    // MQTT still gets MQTT on the IoT Hub path; the Service Bus path is AMQP only.
+    assert!(
+        wss_handshake(&emulator, None, "/$iothub/websocket", Some("mqtt"))
+            .await
+            .is_ok()
+    );
+    assert_eq!(
+        wss_handshake(&emulator, None, "/$servicebus/websocket", Some("mqtt"))
+            .await
+            .err(),
+        Some(400)
+    );
 }

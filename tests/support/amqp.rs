@@ -53,6 +53,34 @@ pub async fn try_connect(
         .expect("AMQP open in time")
 }
 
+/// Opens an AMQP connection over WebSocket (wss to the HTTPS port at `path`, offering
+/// `subprotocol`).
+pub async fn connect_ws(
+    emulator: &Emulator,
+    path: &str,
+    subprotocol: &str,
+    login: Login,
+) -> ConnectionHandle<()> {
+    let ws = super::wss_handshake(emulator, None, path, Some(subprotocol))
+        .await
+        .expect("upgraded to WebSocket");
+    let stream = iotemu::amqp::websocket::WsByteStream::new(ws);
+    let builder = Connection::builder()
+        .container_id("iotemu-test-ws")
+        .hostname("localhost");
+    let builder = match login {
+        Login::NoSasl => builder,
+        Login::Anonymous => builder.sasl_profile(SaslProfile::Anonymous),
+        Login::Plain(username, password) => {
+            builder.sasl_profile(SaslProfile::Plain { username, password })
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), builder.open_with_stream(stream))
+        .await
+        .expect("AMQP over WebSocket open in time")
+        .expect("AMQP over WebSocket open")
+}
+
 /// A service token for the quickstart hub signed with `iothubowner`.
 pub fn owner_token(audience: &str) -> String {
     build_token(
