@@ -640,3 +640,48 @@ async fn shutdown_closes_connections_with_a_reason() {
         .expect("shutdown finishes")
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_peek_lock_sender_gets_settled_dispositions() {
+    // uamqp's SendClient asks for rcv-settle-mode second and waits for a *settled* outcome.
+    use fe2o3_amqp::types::definitions::ReceiverSettleMode;
+    let emulator = start().await;
+    let (mut connection, mut session, _cbs) = authorised_session(&emulator, Login::Anonymous).await;
+    let mut sender = Sender::builder()
+        .name("sender-link-uamqp-style")
+        .target("amqps://localhost/messages/devicebound")
+        .receiver_settle_mode(ReceiverSettleMode::Second)
+        .attach(&mut session)
+        .await
+        .unwrap();
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(10),
+        sender.send(c2d_message(QUICKSTART_DEVICE_ID, b"peek-lock")),
+    )
+    .await
+    .expect("settled in time")
+    .unwrap();
+    assert!(outcome.is_accepted(), "{outcome:?}");
+    connection.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn event_hubs_style_tokens_signed_with_the_key_text_put_fine() {
+    // core-amqp: sr = encodeURIComponent(audience), HMAC keyed with the key's base64 text.
+    let emulator = start().await;
+    let mut connection = connect(&emulator, Login::Anonymous).await;
+    let mut session = Session::begin(&mut connection).await.unwrap();
+    let mut cbs = CbsClient::attach(&mut session).await;
+    let audience = "sb://localhost/localhost/$management";
+    let token = build_token(
+        audience,
+        HUB_OWNER_KEY.as_bytes(),
+        Some("iothubowner"),
+        seconds_from_now(600),
+    );
+    let reply = cbs
+        .put_token(audience, &token, MessageId::String("eh".into()))
+        .await;
+    assert_eq!(reply.status_code(), Some(200), "{reply:?}");
+    connection.close().await.unwrap();
+}

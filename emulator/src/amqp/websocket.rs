@@ -31,6 +31,7 @@ pub fn serve_upgraded(
     amqp: Arc<AmqpContext>,
     certificates: Vec<CertificateDer<'static>>,
     host: Option<String>,
+    path: String,
     remote: SocketAddr,
 ) {
     tokio::spawn(async move {
@@ -47,7 +48,8 @@ pub fn serve_upgraded(
             Some(ws_config(&amqp)),
         )
         .await;
-        tracing::debug!(%remote, "AMQP over WebSocket: connection upgraded");
+        // conformance/ asserts on this line.
+        tracing::debug!(%remote, %path, "AMQP over WebSocket: connection upgraded");
         let peer = PeerInfo {
             remote,
             certificates,

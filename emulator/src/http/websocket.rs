@@ -137,6 +137,7 @@ pub(super) fn upgrade(
                 ctx.amqp.clone(),
                 certificates.to_vec(),
                 host,
+                req.uri().path().to_owned(),
                 remote,
             );
             return switching_protocols(&accept_key, &offered);
