@@ -196,14 +196,18 @@ fn route(state: &EmulatorState, req: Request<Incoming>) -> Reply {
                 "amqp": state.amqp_addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
                 "idScope": state.dps.id_scope(),
                 "eventHubs": state.hubs.all().iter()
-                    .filter_map(|h| h.event_hubs_connection_string(None))
+                    .filter_map(|h| h.event_hubs_connection_string(amqp_port(state)))
                     .collect::<Vec<_>>(),
             }),
         ),
         ["eventhubs"] => match hub_for(state, query) {
             Ok(hubs) => json_reply(
                 StatusCode::OK,
-                Value::Array(hubs.iter().map(|h| event_hubs_json(h)).collect()),
+                Value::Array(
+                    hubs.iter()
+                        .map(|h| event_hubs_json(h, amqp_port(state)))
+                        .collect(),
+                ),
             ),
             Err(message) => not_found(&message),
         },
@@ -300,8 +304,13 @@ fn telemetry_stream(hubs: &[&Arc<Hub>], query: &str) -> Reply {
         .unwrap_or_default()
 }
 
+/// The AMQP port the Event Hubs connection strings name.
+fn amqp_port(state: &EmulatorState) -> Option<u16> {
+    state.amqp_addrs.first().map(|a| a.port())
+}
+
 /// A hub's built-in endpoint as `GET /eventhubs` shows it.
-fn event_hubs_json(hub: &Hub) -> Value {
+fn event_hubs_json(hub: &Hub, amqp_port: Option<u16>) -> Value {
     let endpoint = hub.event_hubs();
     let partitions: Vec<Value> = endpoint
         .partitions()
@@ -322,7 +331,7 @@ fn event_hubs_json(hub: &Hub) -> Value {
         "hub": hub.host_name(),
         "hubName": hub.name(),
         "entityPath": endpoint.path(),
-        "connectionString": hub.event_hubs_connection_string(None),
+        "connectionString": hub.event_hubs_connection_string(amqp_port),
         "consumerGroups": endpoint.consumer_groups(),
         "routes": endpoint.routes().sources(),
         "partitions": partitions,

@@ -492,6 +492,7 @@ impl Starting {
             dps: dps.clone(),
             hubs: hubs.clone(),
             mqtt: ctx.clone(),
+            amqp: amqp_ctx.clone(),
             handshake_timeout: builder.limits.handshake_timeout,
             shutdown: shutdown_rx.clone(),
         });
@@ -700,9 +701,11 @@ impl Emulator {
 
     /// The default hub's Event Hubs-compatible connection string
     /// (`Endpoint=sb://…/;SharedAccessKeyName=…;SharedAccessKey=…;EntityPath=…`), what
-    /// `azure-eventhub` / `@azure/event-hubs` consumers are given.
+    /// `azure-eventhub` / `@azure/event-hubs` consumers are given. The endpoint names the
+    /// AMQP port when it is not 5671 (Node honours it; Python always dials 5671).
     pub fn event_hubs_connection_string(&self) -> Option<String> {
-        self.default_hub().event_hubs_connection_string(None)
+        self.default_hub()
+            .event_hubs_connection_string(Some(self.amqp_port()))
     }
 
     /// Stops accepting, ends every session and waits for the listeners to finish.

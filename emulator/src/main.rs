@@ -432,7 +432,7 @@ fn print_banner(emulator: &Emulator, args: &Args) {
         } else {
             println!("  Hub:             {}", hub.host_name());
         }
-        if let Some(cs) = hub.event_hubs_connection_string(None) {
+        if let Some(cs) = hub.event_hubs_connection_string(Some(emulator.amqp_port())) {
             let endpoint = hub.event_hubs();
             println!(
                 "  Event Hubs:      {} partitions, routes {} — {cs}",

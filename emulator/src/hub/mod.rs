@@ -643,6 +643,22 @@ impl Hubs {
     pub fn all(&self) -> &[Arc<Hub>] {
         &self.ordered
     }
+
+    /// The hub whose Event Hubs-compatible endpoint is named `entity` (case-insensitive),
+    /// preferring the one at host `hint` should names repeat.
+    pub fn by_event_hub(&self, entity: &str, hint: Option<&str>) -> Option<&Arc<Hub>> {
+        let mut matching = self
+            .ordered
+            .iter()
+            .filter(|h| h.event_hubs().path().eq_ignore_ascii_case(entity));
+        let first = matching.next()?;
+        let preferred = hint.and_then(|host| {
+            std::iter::once(first)
+                .chain(matching)
+                .find(|h| h.host_name().eq_ignore_ascii_case(host))
+        });
+        Some(preferred.unwrap_or(first))
+    }
 }
 
 fn new_etag() -> String {
