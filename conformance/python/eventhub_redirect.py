@@ -137,7 +137,8 @@ async def main():
         return [e for _, e in events if harness.decoded_map(e.properties).get("conformanceRun") == run_id]
 
     events, errors = await in_thread(
-        harness.receive_events, client, lambda evs: len(mine(evs)) >= MESSAGES, RECEIVE_BOUND, starting_position="-1")
+        harness.receive_events, client, lambda evs: len(mine(evs)) >= MESSAGES, RECEIVE_BOUND, batch=True,
+        starting_position="-1")
     got = mine(events)
     check(len(got) == MESSAGES, "{} of {} events arrived within {:.0f} s (errors: {})".format(
         len(got), MESSAGES, RECEIVE_BOUND, errors))

@@ -63,7 +63,7 @@ async def main():
         connection_verify=harness.eventhub_ca())
     matches = twin_event_of(device_id)
     events, errors = await in_thread(
-        harness.receive_events, client, lambda evs: any(matches(e) for _, e in evs), RECEIVE_BOUND,
+        harness.receive_events, client, lambda evs: any(matches(e) for _, e in evs), RECEIVE_BOUND, batch=True,
         starting_position="-1")
     found = [e for _, e in events if matches(e)]
     sources = sorted({str(harness.decoded_map(e.system_properties).get("iothub-message-source")) for _, e in events})
