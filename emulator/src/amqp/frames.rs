@@ -314,6 +314,10 @@ mod tests {
         assert!(out.is_empty());
         staged.extend_from_slice(&close[5..]);
         restage(&mut staged, &mut out);
-        assert_eq!(out.len(), close.len() + 3, "list0 became list8 with one null");
+        assert_eq!(
+            out.len(),
+            close.len() + 3,
+            "list0 became list8 with one null"
+        );
     }
 }
