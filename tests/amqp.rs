@@ -495,21 +495,21 @@ async fn feedback_arrives_after_the_device_settles_and_goes_once_accepted() {
     device_settles(&emulator, Settlement::Complete);
     let delivery = next_feedback(&mut receiver).await;
     let records = feedback_records(&delivery);
-    assert_eq!(records[0]["OriginalMessageId"], "done-1");
-    assert_eq!(records[0]["StatusCode"], 0);
-    assert_eq!(records[0]["DeviceId"], QUICKSTART_DEVICE_ID);
+    assert_eq!(records[0]["originalMessageId"], "done-1");
+    assert_eq!(records[0]["statusCode"], "Success");
+    assert_eq!(records[0]["deviceId"], QUICKSTART_DEVICE_ID);
     // Released: the batch comes back.
     receiver.release(&delivery).await.unwrap();
     let again = next_feedback(&mut receiver).await;
-    assert_eq!(feedback_records(&again)[0]["OriginalMessageId"], "done-1");
+    assert_eq!(feedback_records(&again)[0]["originalMessageId"], "done-1");
     receiver.accept(&again).await.unwrap();
 
     send_with_full_ack(&mut sender, "refused-1").await;
     device_settles(&emulator, Settlement::Reject);
     let delivery = next_feedback(&mut receiver).await;
     let records = feedback_records(&delivery);
-    assert_eq!(records[0]["OriginalMessageId"], "refused-1");
-    assert_eq!(records[0]["StatusCode"], 3);
+    assert_eq!(records[0]["originalMessageId"], "refused-1");
+    assert_eq!(records[0]["statusCode"], "Rejected");
     receiver.accept(&delivery).await.unwrap();
 
     // Accepted batches are gone: nothing is left to read.

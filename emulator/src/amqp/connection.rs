@@ -13,6 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use super::AmqpContext;
 use super::conditions::{self, CONNECTION_FORCED};
 use super::connection_auth::{ConnectionAuth, PeerInfo};
+use super::frames::FullFields;
 use super::header::{Prefixed, ProtocolHeader, read_header};
 use super::request_response::ReplyLinks;
 use super::sasl::IotSasl;
@@ -51,7 +52,7 @@ where
         .max_frame_size(limits.max_frame_size)
         .channel_max(limits.channel_max)
         .idle_time_out(limits.idle_timeout_ms);
-    let stream = Prefixed::new(header, stream);
+    let stream = FullFields::new(Prefixed::new(header, stream));
     let opening = async {
         match ProtocolHeader::classify(header) {
             ProtocolHeader::Sasl => {

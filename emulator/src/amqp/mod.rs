@@ -24,7 +24,8 @@
 //!   [`request_response`], which the Event Hubs `$management` node reuses;
 //! * the IoT Hub service nodes — [`c2d`] (`/messages/devicebound`) and [`feedback`]
 //!   (`/messages/serviceBound/feedback` and `…/filenotifications`);
-//! * the WebSocket server (`AMQPWSB10`) — [`websocket`].
+//! * the WebSocket server (`AMQPWSB10`) — [`websocket`];
+//! * every performative written with all its fields, for pyamqp — [`frames`].
 //!
 //! # Layout
 //!
@@ -50,6 +51,7 @@ pub mod connection;
 pub mod connection_auth;
 pub mod event_hubs;
 pub mod feedback;
+pub mod frames;
 pub mod header;
 pub mod link;
 pub mod listener;
