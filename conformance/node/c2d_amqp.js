@@ -43,21 +43,14 @@ function propsOf(msg) {
   return out;
 }
 
-// Azure's documented feedback record is {originalMessageId, enqueuedTimeUtc, statusCode: "Success",
-// description, deviceId, deviceGenerationId}; the Node SDK hands the body over unparsed. Keys are
-// matched case-insensitively and a numeric statusCode (the .NET FeedbackStatusCode values) is
-// mapped to its name, so the check is about what the record says, not its spelling.
-const STATUS_NAMES = ['Success', 'Expired', 'DeliveryCountExceeded', 'Rejected', 'Purged'];
+// Azure's documented feedback record (spec/amqp.md §3.3; the Node SDK hands the body over
+// unparsed): {originalMessageId, enqueuedTimeUtc, statusCode: "Success" | "Rejected" | …,
+// description, deviceId, deviceGenerationId}, read as a backend would, by those exact keys.
 function feedbackRecord(raw) {
-  const lower = {};
-  for (const [k, v] of Object.entries(raw || {})) lower[k.toLowerCase()] = v;
-  const status = lower.statuscode;
-  return {
-    originalMessageId: lower.originalmessageid,
-    deviceId: lower.deviceid,
-    statusCode: typeof status === 'number' ? STATUS_NAMES[status] : status,
-    raw,
-  };
+  for (const key of ['originalMessageId', 'enqueuedTimeUtc', 'statusCode', 'description', 'deviceId', 'deviceGenerationId']) {
+    h.check(raw && key in raw, `feedback record without '${key}': ${JSON.stringify(raw)}`);
+  }
+  return raw;
 }
 
 function callback(fn) {
@@ -131,13 +124,12 @@ h.run(
       const text = msg.data.toString('utf8');
       console.log('feedback message:', text);
       try {
-        // Key case and statusCode encoding are read leniently (see feedbackRecord).
         for (const r of JSON.parse(text)) {
           const record = feedbackRecord(r);
           feedback.set(record.originalMessageId, record);
         }
       } catch (err) {
-        feedbackErrors.push(`feedback body is not a JSON array: ${text}`);
+        feedbackErrors.push(`feedback body ${text}: ${err instanceof h.ScenarioFailure ? err.message : 'not a JSON array'}`);
       }
     });
     receiver.on('errorReceived', (err) => feedbackErrors.push(h.describeError(err)));
