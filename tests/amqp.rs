@@ -685,3 +685,48 @@ async fn event_hubs_style_tokens_signed_with_the_key_text_put_fine() {
     assert_eq!(reply.status_code(), Some(200), "{reply:?}");
     connection.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn session_churn_leaves_the_connection_usable() {
+    let emulator = start().await;
+    let (mut connection, _session, _cbs) = authorised_session(&emulator, Login::Anonymous).await;
+    for round in 0..10 {
+        let mut session = Session::begin(&mut connection).await.unwrap();
+        let mut sender = Sender::attach(
+            &mut session,
+            format!("c2d-{round}"),
+            "/messages/devicebound",
+        )
+        .await
+        .unwrap();
+        let mut pending = Vec::new();
+        for i in 0..5 {
+            pending.push(
+                sender
+                    .send_batchable(c2d_message("nobody", format!("{i}").as_bytes()))
+                    .await
+                    .unwrap(),
+            );
+        }
+        let feedback = Receiver::attach(
+            &mut session,
+            format!("fb-{round}"),
+            "/messages/serviceBound/feedback",
+        )
+        .await
+        .unwrap();
+        if round % 2 == 0 {
+            drop(sender);
+            drop(feedback);
+        }
+        session.end().await.unwrap();
+        drop(pending);
+    }
+    let mut session = Session::begin(&mut connection).await.unwrap();
+    let mut cbs = CbsClient::attach(&mut session).await;
+    let reply = cbs
+        .put_token("localhost", &owner_token("localhost"), MessageId::Ulong(5))
+        .await;
+    assert_eq!(reply.status_code(), Some(200));
+    connection.close().await.unwrap();
+}
