@@ -19,8 +19,8 @@ use iotemu_e2e::amqp::{
     policy_token, raw_tls, read_until_closed, try_connect,
 };
 use iotemu_e2e::{
-    HUB_OWNER_KEY, QUICKSTART_DEVICE_ID, QUICKSTART_KEY, build_token, seconds_from_now,
-    start_emulator, wss_handshake,
+    HUB_OWNER_KEY, QUICKSTART_DEVICE_ID, QUICKSTART_KEY, build_token, device_token,
+    seconds_from_now, start_emulator, wss_handshake,
 };
 
 /// The quickstart emulator with its device registered (as DPS would have done).
@@ -728,5 +728,51 @@ async fn session_churn_leaves_the_connection_usable() {
         .put_token("localhost", &owner_token("localhost"), MessageId::Ulong(5))
         .await;
     assert_eq!(reply.status_code(), Some(200));
+    connection.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn device_tokens_put_fine_and_bad_ones_are_401() {
+    let emulator = start().await;
+    let mut connection = connect(&emulator, Login::NoSasl).await;
+    let mut session = Session::begin(&mut connection).await.unwrap();
+    let mut cbs = CbsClient::attach(&mut session).await;
+    // Node's device client: audience = sr as written, URL-encoded.
+    let good = device_token(
+        "localhost",
+        QUICKSTART_DEVICE_ID,
+        QUICKSTART_KEY,
+        seconds_from_now(600),
+    );
+    let audience = format!("localhost%2Fdevices%2F{QUICKSTART_DEVICE_ID}");
+    let reply = cbs
+        .put_token(&audience, &good, MessageId::String("d1".into()))
+        .await;
+    assert_eq!(reply.status_code(), Some(200), "{reply:?}");
+    let wrong_key = device_token(
+        "localhost",
+        QUICKSTART_DEVICE_ID,
+        "c2VydmljZSBrZXkgZm9yIHRlc3RzIG9ubHkgMTIzNA==",
+        seconds_from_now(600),
+    );
+    let reply = cbs
+        .put_token(&audience, &wrong_key, MessageId::String("d2".into()))
+        .await;
+    assert_eq!(reply.status_code(), Some(401), "{reply:?}");
+    let unknown = device_token("localhost", "nobody", QUICKSTART_KEY, seconds_from_now(600));
+    let reply = cbs
+        .put_token(
+            "localhost/devices/nobody",
+            &unknown,
+            MessageId::String("d3".into()),
+        )
+        .await;
+    assert_eq!(reply.status_code(), Some(401), "{reply:?}");
+    // A device token opens no service link.
+    let mut sender = Sender::attach(&mut session, "c2d", "/messages/devicebound")
+        .await
+        .unwrap();
+    let error = detach_error(&mut sender).await;
+    assert_eq!(symbol_of(&error.condition), "amqp:unauthorized-access");
     connection.close().await.unwrap();
 }
