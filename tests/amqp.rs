@@ -472,6 +472,19 @@ fn feedback_records(
         Some(b"localhost".to_vec()),
         "user-id is the hub name"
     );
+    let enqueued = message
+        .message_annotations
+        .as_ref()
+        .and_then(|a| {
+            a.0.get(&fe2o3_amqp::types::messaging::annotations::OwnedKey::from(
+                "iothub-enqueuedtime",
+            ))
+        })
+        .cloned();
+    assert!(
+        matches!(enqueued, Some(Value::Timestamp(_))),
+        "iothub-enqueuedtime annotation: {enqueued:?}"
+    );
     let Body::Data(batch) = &message.body else {
         panic!("feedback body must be Data, got {:?}", message.body);
     };
