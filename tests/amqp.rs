@@ -19,8 +19,8 @@ use iotemu_e2e::amqp::{
     policy_token, raw_tls, read_until_closed, try_connect,
 };
 use iotemu_e2e::{
-    HUB_OWNER_KEY, QUICKSTART_DEVICE_ID, QUICKSTART_KEY, build_token, seconds_from_now,
-    start_emulator, wss_handshake,
+    HUB_OWNER_KEY, QUICKSTART_DEVICE_ID, QUICKSTART_KEY, build_token, device_token,
+    seconds_from_now, start_emulator, wss_handshake,
 };
 
 /// The quickstart emulator with its device registered (as DPS would have done).
@@ -472,6 +472,19 @@ fn feedback_records(
         Some(b"localhost".to_vec()),
         "user-id is the hub name"
     );
+    let enqueued = message
+        .message_annotations
+        .as_ref()
+        .and_then(|a| {
+            a.0.get(&fe2o3_amqp::types::messaging::annotations::OwnedKey::from(
+                "iothub-enqueuedtime",
+            ))
+        })
+        .cloned();
+    assert!(
+        matches!(enqueued, Some(Value::Timestamp(_))),
+        "iothub-enqueuedtime annotation: {enqueued:?}"
+    );
     let Body::Data(batch) = &message.body else {
         panic!("feedback body must be Data, got {:?}", message.body);
     };
@@ -684,4 +697,151 @@ async fn event_hubs_style_tokens_signed_with_the_key_text_put_fine() {
         .await;
     assert_eq!(reply.status_code(), Some(200), "{reply:?}");
     connection.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn session_churn_leaves_the_connection_usable() {
+    let emulator = start().await;
+    let (mut connection, _session, _cbs) = authorised_session(&emulator, Login::Anonymous).await;
+    for round in 0..10 {
+        let mut session = Session::begin(&mut connection).await.unwrap();
+        let mut sender = Sender::attach(
+            &mut session,
+            format!("c2d-{round}"),
+            "/messages/devicebound",
+        )
+        .await
+        .unwrap();
+        let mut pending = Vec::new();
+        for i in 0..5 {
+            pending.push(
+                sender
+                    .send_batchable(c2d_message("nobody", format!("{i}").as_bytes()))
+                    .await
+                    .unwrap(),
+            );
+        }
+        let feedback = Receiver::attach(
+            &mut session,
+            format!("fb-{round}"),
+            "/messages/serviceBound/feedback",
+        )
+        .await
+        .unwrap();
+        if round % 2 == 0 {
+            drop(sender);
+            drop(feedback);
+        }
+        session.end().await.unwrap();
+        drop(pending);
+    }
+    let mut session = Session::begin(&mut connection).await.unwrap();
+    let mut cbs = CbsClient::attach(&mut session).await;
+    let reply = cbs
+        .put_token("localhost", &owner_token("localhost"), MessageId::Ulong(5))
+        .await;
+    assert_eq!(reply.status_code(), Some(200));
+    connection.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn device_tokens_put_fine_and_bad_ones_are_401() {
+    let emulator = start().await;
+    let mut connection = connect(&emulator, Login::NoSasl).await;
+    let mut session = Session::begin(&mut connection).await.unwrap();
+    let mut cbs = CbsClient::attach(&mut session).await;
+    // Node's device client: audience = sr as written, URL-encoded.
+    let good = device_token(
+        "localhost",
+        QUICKSTART_DEVICE_ID,
+        QUICKSTART_KEY,
+        seconds_from_now(600),
+    );
+    let audience = format!("localhost%2Fdevices%2F{QUICKSTART_DEVICE_ID}");
+    let reply = cbs
+        .put_token(&audience, &good, MessageId::String("d1".into()))
+        .await;
+    assert_eq!(reply.status_code(), Some(200), "{reply:?}");
+    let wrong_key = device_token(
+        "localhost",
+        QUICKSTART_DEVICE_ID,
+        "c2VydmljZSBrZXkgZm9yIHRlc3RzIG9ubHkgMTIzNA==",
+        seconds_from_now(600),
+    );
+    let reply = cbs
+        .put_token(&audience, &wrong_key, MessageId::String("d2".into()))
+        .await;
+    assert_eq!(reply.status_code(), Some(401), "{reply:?}");
+    let unknown = device_token("localhost", "nobody", QUICKSTART_KEY, seconds_from_now(600));
+    let reply = cbs
+        .put_token(
+            "localhost/devices/nobody",
+            &unknown,
+            MessageId::String("d3".into()),
+        )
+        .await;
+    assert_eq!(reply.status_code(), Some(401), "{reply:?}");
+    // A device token opens no service link.
+    let mut sender = Sender::attach(&mut session, "c2d", "/messages/devicebound")
+        .await
+        .unwrap();
+    let error = detach_error(&mut sender).await;
+    assert_eq!(symbol_of(&error.condition), "amqp:unauthorized-access");
+    connection.close().await.unwrap();
+}
+
+/// The performatives in `bytes` (after the 8-byte header), decoded as `Close` where they are.
+fn closes_in(bytes: &[u8]) -> Vec<fe2o3_amqp::types::performatives::Close> {
+    let mut closes = Vec::new();
+    let mut rest = bytes.get(8..).unwrap_or_default();
+    while rest.len() >= 8 {
+        let size = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+        let doff = rest[4] as usize * 4;
+        let Some(frame) = rest.get(..size) else { break };
+        if frame.get(doff..doff + 3) == Some(&[0x00, 0x53, 0x18][..]) {
+            closes.push(serde_amqp::from_slice(&frame[doff..]).expect("a close"));
+        }
+        rest = &rest[size..];
+    }
+    closes
+}
+
+#[tokio::test]
+async fn a_malformed_frame_after_open_closes_with_a_framing_error() {
+    use tokio::io::AsyncWriteExt as _;
+    let emulator = start().await;
+    let mut stream = raw_tls(&emulator).await;
+    let open = fe2o3_amqp::types::performatives::Open {
+        container_id: "raw".into(),
+        hostname: Some("localhost".into()),
+        max_frame_size: 65_536.into(),
+        channel_max: 255.into(),
+        idle_time_out: None,
+        outgoing_locales: None,
+        incoming_locales: None,
+        offered_capabilities: None,
+        desired_capabilities: None,
+        properties: None,
+    };
+    let body = serde_amqp::to_vec(&open).unwrap();
+    let mut wire = b"AMQP\x00\x01\x00\x00".to_vec();
+    wire.extend_from_slice(&((8 + body.len()) as u32).to_be_bytes());
+    wire.extend_from_slice(&[2, 0, 0, 0]);
+    wire.extend_from_slice(&body);
+    // A frame claiming 4 bytes: less than its own header.
+    wire.extend_from_slice(&[0, 0, 0, 4, 2, 0, 0, 0]);
+    stream.write_all(&wire).await.unwrap();
+    let received = read_until_closed(&mut stream).await;
+    let closes = closes_in(&received);
+    let error = closes
+        .first()
+        .and_then(|c| c.error.clone())
+        .unwrap_or_else(|| panic!("a close with an error: {received:02x?}"));
+    assert_eq!(symbol_of(&error.condition), "amqp:connection:framing-error");
+    assert!(
+        error
+            .description
+            .unwrap_or_default()
+            .contains("frame size 4")
+    );
 }

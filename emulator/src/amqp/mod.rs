@@ -25,7 +25,8 @@
 //! * the IoT Hub service nodes — [`c2d`] (`/messages/devicebound`) and [`feedback`]
 //!   (`/messages/serviceBound/feedback` and `…/filenotifications`);
 //! * the WebSocket server (`AMQPWSB10`) — [`websocket`];
-//! * every performative written with all its fields, for pyamqp — [`frames`].
+//! * every performative written with all its fields, for pyamqp — [`frames`];
+//! * frames a client sends on a session it already ended dropped, not fatal — [`late_frames`].
 //!
 //! # Layout
 //!
@@ -53,6 +54,7 @@ pub mod event_hubs;
 pub mod feedback;
 pub mod frames;
 pub mod header;
+pub mod late_frames;
 pub mod link;
 pub mod listener;
 pub mod message;
