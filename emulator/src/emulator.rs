@@ -492,6 +492,7 @@ impl Starting {
             dps: dps.clone(),
             hubs: hubs.clone(),
             mqtt: ctx.clone(),
+            amqp: amqp_ctx.clone(),
             handshake_timeout: builder.limits.handshake_timeout,
             shutdown: shutdown_rx.clone(),
         });

@@ -53,6 +53,61 @@ pub async fn try_connect(
         .expect("AMQP open in time")
 }
 
+/// Opens an AMQP connection over WebSocket (wss to the HTTPS port at `path`, offering
+/// `subprotocol`).
+pub async fn connect_ws(
+    emulator: &Emulator,
+    path: &str,
+    subprotocol: &str,
+    login: Login,
+) -> ConnectionHandle<()> {
+    let ws = super::wss_handshake(emulator, None, path, Some(subprotocol))
+        .await
+        .expect("upgraded to WebSocket");
+    let stream = iotemu::amqp::websocket::WsByteStream::new(ws);
+    let builder = Connection::builder()
+        .container_id("iotemu-test-ws")
+        .hostname("localhost");
+    let builder = match login {
+        Login::NoSasl => builder,
+        Login::Anonymous => builder.sasl_profile(SaslProfile::Anonymous),
+        Login::Plain(username, password) => {
+            builder.sasl_profile(SaslProfile::Plain { username, password })
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), builder.open_with_stream(stream))
+        .await
+        .expect("AMQP over WebSocket open in time")
+        .expect("AMQP over WebSocket open")
+}
+
+/// TLS to the AMQP port with nothing on top, for wire-level tests.
+pub async fn raw_tls(
+    emulator: &Emulator,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    tls_connect(emulator, emulator.amqp_port(), None, Vec::new()).await
+}
+
+/// Everything the server sends until it closes (an error ending counts as closed);
+/// panics if it does not close within 15 s.
+pub async fn read_until_closed<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> Vec<u8> {
+    use tokio::io::AsyncReadExt as _;
+    let mut all = Vec::new();
+    let mut buf = [0u8; 4096];
+    let reading = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => all.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(15), reading)
+        .await
+        .expect("the emulator closes the connection");
+    all
+}
+
 /// A service token for the quickstart hub signed with `iothubowner`.
 pub fn owner_token(audience: &str) -> String {
     build_token(

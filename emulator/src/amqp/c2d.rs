@@ -237,6 +237,47 @@ mod tests {
         assert!(c2d.expiry.is_some());
     }
 
+    /// A store whose every save fails, as a full or broken disk would.
+    struct FailingStore;
+
+    impl crate::store::Store for FailingStore {
+        fn submit(
+            &self,
+            _ops: &[crate::store::Op],
+        ) -> Result<crate::store::Commit, crate::store::StoreError> {
+            Err(crate::store::StoreError::Rejected("disk full".into()))
+        }
+        fn load(&self) -> Result<crate::store::StoreSnapshot, crate::store::StoreError> {
+            Ok(crate::store::StoreSnapshot::default())
+        }
+        fn is_durable(&self) -> bool {
+            true
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_save_is_an_internal_error_and_queues_nothing() {
+        let persistence = std::sync::Arc::new(crate::persistence::Persistence::new(
+            std::sync::Arc::new(FailingStore),
+        ));
+        let key = crate::auth::keys::SymmetricKey::from_base64(
+            "c2VydmljZSBrZXkgZm9yIHRlc3RzIG9ubHkgMTIzNA==",
+        )
+        .unwrap();
+        let hub = Hub::new("hub.example", Vec::new(), 1);
+        hub.provision_device("d1", key.clone(), key, None);
+        let hub = Arc::new(hub.with_persistence(persistence.clone()));
+        persistence.activate();
+        let error = enqueue(&hub, message(Some("/devices/d1/messages/devicebound")))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            conditions::symbol_of(&error.condition),
+            conditions::INTERNAL_ERROR
+        );
+        assert!(hub.c2d_pending("d1").is_empty(), "nothing queued");
+    }
+
     #[test]
     fn to_is_required_and_must_name_a_device() {
         for to in [

@@ -13,7 +13,9 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use super::AmqpContext;
 use super::conditions::{self, CONNECTION_FORCED};
 use super::connection_auth::{ConnectionAuth, PeerInfo};
+use super::frames::FullFields;
 use super::header::{Prefixed, ProtocolHeader, read_header};
+use super::late_frames::LateFrames;
 use super::request_response::ReplyLinks;
 use super::sasl::IotSasl;
 use super::session::{ConnectionContext, SessionContext, run_session};
@@ -51,7 +53,10 @@ where
         .max_frame_size(limits.max_frame_size)
         .channel_max(limits.channel_max)
         .idle_time_out(limits.idle_timeout_ms);
-    let stream = Prefixed::new(header, stream);
+    let stream = FullFields::new(LateFrames::new(
+        Prefixed::new(header, stream),
+        limits.max_frame_size as usize,
+    ));
     let opening = async {
         match ProtocolHeader::classify(header) {
             ProtocolHeader::Sasl => {
@@ -122,6 +127,10 @@ where
 async fn finish(connection: &mut ListenerConnectionHandle, remote: std::net::SocketAddr) {
     match tokio::time::timeout(CLOSE_WAIT, connection.on_close()).await {
         Ok(Ok(())) => tracing::debug!(%remote, "AMQP connection closed"),
+        // A client that drops the socket right after its `close` is the common case.
+        Ok(Err(fe2o3_amqp::connection::Error::TransportError(e))) => {
+            tracing::debug!(%remote, error = %e, "AMQP connection ended without a clean close")
+        }
         Ok(Err(e)) => tracing::info!(%remote, error = %e, "AMQP connection ended with an error"),
         Err(_) => tracing::debug!(%remote, "AMQP connection did not finish closing"),
     }

@@ -9,8 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use fe2o3_amqp::acceptor::{LinkAcceptor, LinkEndpoint, ListenerSessionHandle};
-use fe2o3_amqp::types::definitions::{Error, Role};
+use fe2o3_amqp::acceptor::{
+    LinkAcceptor, LinkEndpoint, ListenerSessionHandle, SupportedReceiverSettleModes,
+};
+use fe2o3_amqp::types::definitions::{Error, ReceiverSettleMode, Role};
 use fe2o3_amqp::types::messaging::{Source, Target, TargetArchetype};
 use fe2o3_amqp::types::performatives::Attach;
 
@@ -24,9 +26,16 @@ pub type Acceptor = LinkAcceptor<fn(Source) -> Option<Source>, fn(Target) -> Opt
 
 /// The acceptor every node uses: our receivers grant credit at once and keep it topped up;
 /// `max_message_size` bounds what a client may send on one link.
+///
+/// Our receivers settle in mode `first` whatever the client asks: uamqp's C2D sender asks for
+/// `second` (PeekLock) but only completes a send on a *settled* disposition, and the real hub
+/// settles at once too (an accepted, settled disposition on `$cbs`, spec/amqp.md §1.2). The
+/// attach reply states the mode in use (AMQP 1.0 §2.7.3).
 pub fn acceptor(max_message_size: u64) -> Acceptor {
     LinkAcceptor::builder()
         .max_message_size(max_message_size)
+        .supported_receiver_settle_modes(SupportedReceiverSettleModes::First)
+        .fallback_receiver_settle_mode(ReceiverSettleMode::First)
         .build()
 }
 

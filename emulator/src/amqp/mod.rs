@@ -24,7 +24,9 @@
 //!   [`request_response`], which the Event Hubs `$management` node reuses;
 //! * the IoT Hub service nodes — [`c2d`] (`/messages/devicebound`) and [`feedback`]
 //!   (`/messages/serviceBound/feedback` and `…/filenotifications`);
-//! * the WebSocket server (`AMQPWSB10`) — [`websocket`].
+//! * the WebSocket server (`AMQPWSB10`) — [`websocket`];
+//! * every performative written with all its fields, for pyamqp — [`frames`];
+//! * frames a client sends on a session it already ended dropped, not fatal — [`late_frames`].
 //!
 //! # Layout
 //!
@@ -50,7 +52,9 @@ pub mod connection;
 pub mod connection_auth;
 pub mod event_hubs;
 pub mod feedback;
+pub mod frames;
 pub mod header;
+pub mod late_frames;
 pub mod link;
 pub mod listener;
 pub mod message;

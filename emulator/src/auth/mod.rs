@@ -679,7 +679,16 @@ pub fn authenticate_service_token(
         .iter()
         .find(|p| p.name.eq_ignore_ascii_case(&name))
         .ok_or_else(|| AuthError::PolicyNotAllowed(name.clone(), "a shared access policy"))?;
-    if !policy.keys().iter().any(|k| token.signed_with(k)) {
+    // IoT Hub SDKs sign with the key's bytes (base64-decoded); Event Hubs and Service Bus
+    // clients (core-amqp, pyamqp) sign with the key's base64 text as UTF-8. Both prove the
+    // same secret, and the Event Hubs-compatible connection string carries the hub's key.
+    let key_texts: Vec<String> = std::iter::once(&policy.primary)
+        .chain(policy.secondary.iter())
+        .map(SymmetricKey::to_base64)
+        .collect();
+    if !policy.keys().iter().any(|k| token.signed_with(k))
+        && !key_texts.iter().any(|k| token.signed_with(k.as_bytes()))
+    {
         return Err(SasError::BadSignature.into());
     }
     Ok(ServiceGrant {
@@ -731,6 +740,24 @@ mod service_token_tests {
             assert!(!grant.grants("RegistryRead"));
             assert!(grant.covers(expected));
         }
+    }
+
+    #[test]
+    fn event_hubs_clients_signing_with_the_key_text_are_accepted() {
+        // core-amqp: sr = encodeURIComponent(audience), HMAC keyed with the key's base64 text.
+        let p = policy(&["ServiceConnect"]);
+        let now = UNIX_EPOCH + Duration::from_secs(1_000);
+        let text = p.primary.to_base64();
+        let token = sas::build_token(
+            "sb://myhub.example/myhub/$management",
+            text.as_bytes(),
+            Some("service"),
+            2_000,
+        );
+        let grant =
+            authenticate_service_token(std::slice::from_ref(&p), "myhub.example", &token, now)
+                .unwrap();
+        assert_eq!(grant.resource(), "myhub.example/myhub/$management");
     }
 
     #[test]

@@ -10,7 +10,7 @@ mod hub_service;
 mod reply;
 mod request;
 mod router;
-mod websocket;
+pub(crate) mod websocket;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -36,6 +36,8 @@ pub struct HttpContext {
     pub hubs: Arc<Hubs>,
     /// For MQTT over WebSocket: upgraded connections run the same sessions as port 8883.
     pub mqtt: Arc<MqttContext>,
+    /// For AMQP over WebSocket: upgraded connections run the same connections as port 5671.
+    pub amqp: Arc<crate::amqp::AmqpContext>,
     pub handshake_timeout: Duration,
     pub shutdown: watch::Receiver<bool>,
 }

@@ -97,7 +97,15 @@ impl Hub {
                 lock: None,
             });
         }
-        self.persist_c2d(device_id)?;
+        if let Err(e) = self.persist_c2d(device_id) {
+            // Not acknowledged, so not queued either: a failed save leaves the queue as it was.
+            if let Some(mut queue) = self.c2d.get_mut(device_id)
+                && let Some(index) = queue.iter().rposition(|m| m.id == id)
+            {
+                queue.remove(index);
+            }
+            return Err(e);
+        }
         self.connections().send(device_id, Outbound::C2dAvailable);
         Ok(id)
     }
