@@ -645,3 +645,101 @@ async fn a_reported_property_update_arrives_as_a_twin_change_event() {
     assert_eq!(body["properties"]["reported"]["color"], "blue");
     assert!(body["version"].is_number());
 }
+
+#[tokio::test]
+async fn a_fixture_hub_has_its_own_entity_partitions_and_consumer_groups() {
+    let fixture = json!({ "hubs": [{
+        "hostName": "hub2.example",
+        "sharedAccessPolicies": [{
+            "keyName": "iothubowner",
+            "primaryKey": iotemu_e2e::HUB_OWNER_KEY,
+            "rights": "ServiceConnect"
+        }],
+        "eventHubEndpoint": { "path": "second", "partitionCount": 2, "consumerGroups": ["Analytics"] }
+    }]});
+    let emulator = start_emulator(Some(&fixture.to_string())).await;
+    let mut connection = connect(&emulator, Login::Anonymous).await;
+    let mut session = Session::begin(&mut connection).await.unwrap();
+    let mut cbs = CbsClient::attach(&mut session).await;
+    let audience = "sb://hub2.example/second";
+    let reply = cbs
+        .put_token(audience, &owner_token(audience), MessageId::Ulong(1))
+        .await;
+    assert_eq!(reply.status_code(), Some(200), "{reply:?}");
+    let (status, _, hub) = management_read(
+        &mut session,
+        &[("type", "com.microsoft:eventhub"), ("name", "second")],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let ids: Vec<Value> = ["0", "1"].map(|id| Value::String(id.into())).to_vec();
+    assert_eq!(field(&hub, "partition_ids"), &Value::Array(ids.into()));
+
+    let second = emulator.hub("hub2.example").unwrap();
+    second
+        .event_hubs()
+        .route(std::sync::Arc::new(iotemu::hub::telemetry::TelemetryMessage {
+            sequence_number: 0,
+            enqueued_time: std::time::SystemTime::now(),
+            hub: "hub2.example".into(),
+            device_id: "d".into(),
+            module_id: None,
+            body: bytes::Bytes::from_static(b"on hub 2"),
+            system: Default::default(),
+            properties: Default::default(),
+            source: iotemu::hub::telemetry::MessageSource::Telemetry,
+            auth: None,
+        }));
+    let partition = second.event_hubs().partition_index("d");
+    let mut receiver = consumer(
+        &mut session,
+        &format!("second/ConsumerGroups/analytics/Partitions/{partition}"),
+        Some("amqp.annotation.x-opt-offset > '-1'"),
+        FilterEncoding::Symbol,
+        None,
+    )
+    .await;
+    assert_eq!(body_bytes(&next_event(&mut receiver).await), b"on hub 2");
+    // The token covers `second`, not the quickstart hub's entity.
+    let mut other = consumer(
+        &mut session,
+        &partition_address(0),
+        Some("amqp.annotation.x-opt-offset > '-1'"),
+        FilterEncoding::Symbol,
+        None,
+    )
+    .await;
+    assert_eq!(
+        symbol_of(&detach_error(&mut other).await.condition),
+        "amqp:unauthorized-access"
+    );
+}
+
+#[tokio::test]
+async fn a_consumer_is_detached_when_its_token_expires() {
+    let emulator = start_emulator(None).await;
+    let mut connection = connect(&emulator, Login::Anonymous).await;
+    let mut session = Session::begin(&mut connection).await.unwrap();
+    let mut cbs = CbsClient::attach(&mut session).await;
+    let audience = format!("sb://localhost/{ENTITY}");
+    let token = iotemu_e2e::amqp::policy_token(
+        &audience,
+        "iothubowner",
+        iotemu_e2e::HUB_OWNER_KEY,
+        iotemu_e2e::seconds_from_now(2),
+    );
+    let reply = cbs
+        .put_token(&audience, &token, MessageId::String("short".into()))
+        .await;
+    assert_eq!(reply.status_code(), Some(200), "{reply:?}");
+    let mut receiver = consumer(
+        &mut session,
+        &partition_address(0),
+        Some("amqp.annotation.x-opt-offset > '@latest'"),
+        FilterEncoding::Symbol,
+        None,
+    )
+    .await;
+    let error = detach_error(&mut receiver).await;
+    assert_eq!(symbol_of(&error.condition), "amqp:unauthorized-access");
+}
