@@ -8,8 +8,9 @@
 //! session for the channel and closes the whole connection with `amqp:not-found`, killing
 //! every other session of the client, which then waits out its operation timeout
 //! (conformance finding E-5). So incoming frames are looked at here: after a client `end` on
-//! a channel, everything on it but a new `begin` is dropped. Empty frames (heartbeats) and
-//! protocol headers always pass.
+//! a channel, every session frame on it but a new `begin` is dropped. Connection frames
+//! (`open`, `close` — rhea sends its `close` on channel 0 right after ending session 0),
+//! empty frames (heartbeats) and protocol headers always pass.
 //!
 //! The same look at frame headers finds malformed ones (a size below 8 or above our
 //! max-frame-size, a data offset below 2). The engine would just stop reading, without a
@@ -46,6 +47,7 @@ impl FramingViolation {
 }
 
 const OPEN: u8 = 0x10;
+const CLOSE: u8 = 0x18;
 
 /// The client's side of the stream, minus frames on sessions it ended.
 pub struct LateFrames<S> {
@@ -160,6 +162,8 @@ impl<S> LateFrames<S> {
                 self.opened = true;
                 true
             }
+            // Connection-level: never the session's, whatever channel it arrives on.
+            Some(CLOSE) => true,
             Some(BEGIN) => {
                 self.ended.remove(&channel);
                 true
@@ -275,6 +279,7 @@ mod tests {
         let end = frame(1, &[0x00, 0x53, END, 0x45]);
         let other = frame(2, &[0x00, 0x53, 0x16, 0x45]);
         let heartbeat = frame(1, &[]);
+        let close = frame(1, &[0x00, 0x53, CLOSE, 0x45]);
         let input = [
             header.clone(),
             begin.clone(),
@@ -286,17 +291,21 @@ mod tests {
             other.clone(),
             begin.clone(),
             detach.clone(),
+            end.clone(),
+            close.clone(),
         ]
         .concat();
         let expected = [
             header,
             begin.clone(),
             detach.clone(),
-            end,
+            end.clone(),
             heartbeat,
             other,
             begin,
             detach,
+            end,
+            close,
         ]
         .concat();
         assert_eq!(filtered(input).await, expected);
