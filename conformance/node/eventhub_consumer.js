@@ -103,6 +103,7 @@ h.run(
       const [partition] = partitions;
       h.check(partitionIds.includes(partition), `partition ${partition} not in getPartitionIds() ${JSON.stringify(partitionIds)}`);
       s.info(`all ${MESSAGES} events over ${label} from partition ${partition}`);
+      await h.expectEventsRecorded(s, partition, mine.map(({ event }) => event.sequenceNumber));
     }
   },
   { timeoutSeconds: 80 }

@@ -128,6 +128,9 @@ h.run(
       h.expectEqual(`event ${event.messageId} body`, h.eventBodyText(event.body), `redirect test ${sent.get(event.messageId)}`);
     }
     s.info(`${got.length} events received through the redirected endpoint`);
+    const partitions = new Set(got.map(({ partitionId }) => partitionId));
+    h.expectEqual("partitions of the device's events", partitions.size, 1);
+    await h.expectEventsRecorded(s, [...partitions][0], got.map(({ event }) => event.sequenceNumber));
   },
   { timeoutSeconds: 75 }
 );

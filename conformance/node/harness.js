@@ -474,6 +474,22 @@ function eventBodyText(body) {
   return JSON.stringify(body);
 }
 
+/**
+ * The emulator's own record of the built-in endpoint (GET /eventhubs) has partition `partitionId`
+ * holding every one of `sequenceNumbers` (between its begin and last enqueued sequence numbers).
+ */
+async function expectEventsRecorded(s, partitionId, sequenceNumbers) {
+  const { status, body } = await controlGet('/eventhubs');
+  check(status === 200 && Array.isArray(body) && body.length > 0, `GET /eventhubs returned ${status}: ${JSON.stringify(body)}`);
+  const record = (body[0].partitions || []).find((p) => String(p.partitionId) === String(partitionId));
+  check(record, `GET /eventhubs lists no partition ${partitionId}: ${JSON.stringify(body[0].partitions)}`);
+  const low = record.beginSequenceNumber;
+  const high = record.lastEnqueuedSequenceNumber;
+  const outside = sequenceNumbers.filter((n) => !(n >= low && n <= high));
+  check(outside.length === 0, `GET /eventhubs partition ${partitionId} holds sequence numbers ${low}..${high}, not ${JSON.stringify(outside)}`);
+  s.info(`emulator: partition ${partitionId} holds sequence numbers ${low}..${high} (the events' ${Math.min(...sequenceNumbers)}..${Math.max(...sequenceNumbers)})`);
+}
+
 // --- AMQP in the emulator log -------------------------------------------------------------
 
 // The emulator logs (debug) one line per C2D message a service sender link stored:
@@ -532,6 +548,7 @@ module.exports = {
   eventHubConnectionString,
   receiveEvents,
   eventBodyText,
+  expectEventsRecorded,
   expectC2dQueuedOverAmqp,
   expectAmqpWebsocketUpgrades,
 };

@@ -88,7 +88,8 @@ h.run(
       found.length > 0,
       `no twinChangeEvents event for ${deviceId} within ${RECEIVE_BOUND_MS / 1000} s (${events.length} events seen, sources ${JSON.stringify(sources)}; errors ${JSON.stringify(errors)})`
     );
-    const { event } = found[0];
+    const { event, partitionId } = found[0];
+    await h.expectEventsRecorded(s, partitionId, [event.sequenceNumber]);
     console.log('twin change event:', JSON.stringify({ sys: event.systemProperties, properties: event.properties, body: h.eventBodyText(event.body) }));
     const body = bodyObject(event.body);
     const reported = (body && body.properties && body.properties.reported) || {};

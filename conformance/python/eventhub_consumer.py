@@ -109,7 +109,9 @@ async def main():
         expect_equal("partitions the device's events came from", len(partitions), 1)
         check(partitions <= set(partition_ids), "partition {} not in get_partition_ids() {}".format(
             partitions, partition_ids))
-        scenario.info("all {} events over {} from partition {}".format(MESSAGES, transport, partitions.pop()))
+        partition = partitions.pop()
+        scenario.info("all {} events over {} from partition {}".format(MESSAGES, transport, partition))
+        await harness.expect_events_recorded(scenario, partition, [e.sequence_number for e in seen.values()])
 
 
 if __name__ == "__main__":

@@ -140,6 +140,7 @@ async def main():
         harness.receive_events, client, lambda evs: len(mine(evs)) >= MESSAGES, RECEIVE_BOUND, batch=True,
         starting_position="-1")
     got = mine(events)
+    got_partitions = {p for p, e in events if any(e is g for g in got)}
     check(len(got) == MESSAGES, "{} of {} events arrived within {:.0f} s (errors: {})".format(
         len(got), MESSAGES, RECEIVE_BOUND, errors))
     for event in got:
@@ -150,6 +151,8 @@ async def main():
                      device_id)
         expect_equal("event {} body".format(mid), event.body_as_str(), "redirect test {}".format(sent[mid]))
     scenario.info("{} events received through the redirected endpoint".format(len(got)))
+    expect_equal("partitions of the device's events", len(got_partitions), 1)
+    await harness.expect_events_recorded(scenario, got_partitions.pop(), [e.sequence_number for e in got])
 
 
 if __name__ == "__main__":

@@ -604,3 +604,21 @@ def write_snippet(directory, name):
     with open(path, "w", encoding="utf-8") as f:
         f.write(readme_snippet(name))
     return path
+
+
+async def expect_events_recorded(scenario, partition_id, sequence_numbers):
+    """The emulator's own record of the built-in endpoint (GET /eventhubs) has partition
+    `partition_id` holding every one of `sequence_numbers` (between its begin and last enqueued
+    sequence numbers)."""
+    status, body = await control_get_async("/eventhubs")
+    check(status == 200 and isinstance(body, list) and body, "GET /eventhubs returned {}: {}".format(status, body))
+    partitions = {str(p.get("partitionId")): p for p in (body[0].get("partitions") or [])}
+    check(str(partition_id) in partitions, "GET /eventhubs lists no partition {!r}: {}".format(
+        partition_id, sorted(partitions)))
+    record = partitions[str(partition_id)]
+    low, high = record.get("beginSequenceNumber"), record.get("lastEnqueuedSequenceNumber")
+    outside = [n for n in sequence_numbers if not (isinstance(low, int) and isinstance(high, int) and low <= n <= high)]
+    check(not outside, "GET /eventhubs partition {} holds sequence numbers {}..{}, not {}".format(
+        partition_id, low, high, outside))
+    scenario.info("emulator: partition {} holds sequence numbers {}..{} (the events' {}..{})".format(
+        partition_id, low, high, min(sequence_numbers), max(sequence_numbers)))

@@ -92,6 +92,9 @@ async def main():
     expect_equal("event body properties.reported.firmware", reported.get("firmware"), run_id)
     expect_equal("event body properties.reported.settings", reported.get("settings"), {"interval": 30})
 
+    partition = next(p for p, e in events if e is event)
+    await harness.expect_events_recorded(scenario, partition, [event.sequence_number])
+
     scenario.step("the service sees the reported value (get_twin over HTTPS)")
     twin = await in_thread(registry.get_twin, device_id)
     expect_equal("get_twin reported firmware", (twin.properties.reported or {}).get("firmware"), run_id)
