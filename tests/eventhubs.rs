@@ -676,9 +676,8 @@ async fn a_fixture_hub_has_its_own_entity_partitions_and_consumer_groups() {
     assert_eq!(field(&hub, "partition_ids"), &Value::Array(ids.into()));
 
     let second = emulator.hub("hub2.example").unwrap();
-    second
-        .event_hubs()
-        .route(std::sync::Arc::new(iotemu::hub::telemetry::TelemetryMessage {
+    second.event_hubs().route(std::sync::Arc::new(
+        iotemu::hub::telemetry::TelemetryMessage {
             sequence_number: 0,
             enqueued_time: std::time::SystemTime::now(),
             hub: "hub2.example".into(),
@@ -689,7 +688,8 @@ async fn a_fixture_hub_has_its_own_entity_partitions_and_consumer_groups() {
             properties: Default::default(),
             source: iotemu::hub::telemetry::MessageSource::Telemetry,
             auth: None,
-        }));
+        },
+    ));
     let partition = second.event_hubs().partition_index("d");
     let mut receiver = consumer(
         &mut session,

@@ -150,6 +150,10 @@ fn telemetry_and_every_notification_reach_the_endpoint() {
     let telemetry = &events[2].message;
     assert_eq!(telemetry.properties["alert"], "yes");
     let auth = telemetry.auth.as_ref().unwrap();
+    assert_eq!(
+        auth.method,
+        r#"{"scope":"device","type":"sas","issuer":"iothub","acceptingIpFilterRule":null}"#
+    );
     let method: Value = serde_json::from_str(&auth.method).unwrap();
     assert_eq!(method["scope"], "device");
     assert_eq!(method["type"], "sas");
