@@ -743,3 +743,54 @@ async fn a_consumer_is_detached_when_its_token_expires() {
     let error = detach_error(&mut receiver).await;
     assert_eq!(symbol_of(&error.condition), "amqp:unauthorized-access");
 }
+
+#[tokio::test]
+async fn consumers_read_over_websocket_as_the_event_hubs_clients_dial_it() {
+    let emulator = start_emulator(None).await;
+    let device_id = "eh-ws-1";
+    let client = device(&emulator, device_id).await;
+    within(
+        "telemetry",
+        client.send_telemetry(DeviceMessage::new("over ws").message_id("ws-1")),
+    )
+    .await
+    .unwrap();
+    let partition = emulator
+        .default_hub()
+        .event_hubs()
+        .partition_index(device_id);
+    let mut connection = iotemu_e2e::amqp::connect_ws(
+        &emulator,
+        "/$servicebus/websocket",
+        "AMQPWSB10",
+        Login::Anonymous,
+    )
+    .await;
+    let mut session = Session::begin(&mut connection).await.unwrap();
+    let mut cbs = CbsClient::attach(&mut session).await;
+    let audience =
+        format!("sb://localhost/{ENTITY}/ConsumerGroups/$Default/Partitions/{partition}");
+    let reply = cbs
+        .put_token(
+            &audience,
+            &owner_token(&audience),
+            MessageId::String("ws".into()),
+        )
+        .await;
+    assert_eq!(reply.status_code(), Some(200), "{reply:?}");
+    let mut receiver = consumer(
+        &mut session,
+        &partition_address(partition),
+        Some("amqp.annotation.x-opt-offset > '-1'"),
+        FilterEncoding::Code,
+        None,
+    )
+    .await;
+    loop {
+        let event = next_event(&mut receiver).await;
+        if annotation(&event, "iothub-message-source") == Value::String("Telemetry".into()) {
+            assert_eq!(body_bytes(&event), b"over ws");
+            break;
+        }
+    }
+}
