@@ -472,6 +472,19 @@ fn feedback_records(
         Some(b"localhost".to_vec()),
         "user-id is the hub name"
     );
+    let enqueued = message
+        .message_annotations
+        .as_ref()
+        .and_then(|a| {
+            a.0.get(&fe2o3_amqp::types::messaging::annotations::OwnedKey::from(
+                "iothub-enqueuedtime",
+            ))
+        })
+        .cloned();
+    assert!(
+        matches!(enqueued, Some(Value::Timestamp(_))),
+        "iothub-enqueuedtime annotation: {enqueued:?}"
+    );
     let Body::Data(batch) = &message.body else {
         panic!("feedback body must be Data, got {:?}", message.body);
     };
@@ -775,4 +788,60 @@ async fn device_tokens_put_fine_and_bad_ones_are_401() {
     let error = detach_error(&mut sender).await;
     assert_eq!(symbol_of(&error.condition), "amqp:unauthorized-access");
     connection.close().await.unwrap();
+}
+
+/// The performatives in `bytes` (after the 8-byte header), decoded as `Close` where they are.
+fn closes_in(bytes: &[u8]) -> Vec<fe2o3_amqp::types::performatives::Close> {
+    let mut closes = Vec::new();
+    let mut rest = bytes.get(8..).unwrap_or_default();
+    while rest.len() >= 8 {
+        let size = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+        let doff = rest[4] as usize * 4;
+        let Some(frame) = rest.get(..size) else { break };
+        if frame.get(doff..doff + 3) == Some(&[0x00, 0x53, 0x18][..]) {
+            closes.push(serde_amqp::from_slice(&frame[doff..]).expect("a close"));
+        }
+        rest = &rest[size..];
+    }
+    closes
+}
+
+#[tokio::test]
+async fn a_malformed_frame_after_open_closes_with_a_framing_error() {
+    use tokio::io::AsyncWriteExt as _;
+    let emulator = start().await;
+    let mut stream = raw_tls(&emulator).await;
+    let open = fe2o3_amqp::types::performatives::Open {
+        container_id: "raw".into(),
+        hostname: Some("localhost".into()),
+        max_frame_size: 65_536.into(),
+        channel_max: 255.into(),
+        idle_time_out: None,
+        outgoing_locales: None,
+        incoming_locales: None,
+        offered_capabilities: None,
+        desired_capabilities: None,
+        properties: None,
+    };
+    let body = serde_amqp::to_vec(&open).unwrap();
+    let mut wire = b"AMQP\x00\x01\x00\x00".to_vec();
+    wire.extend_from_slice(&((8 + body.len()) as u32).to_be_bytes());
+    wire.extend_from_slice(&[2, 0, 0, 0]);
+    wire.extend_from_slice(&body);
+    // A frame claiming 4 bytes: less than its own header.
+    wire.extend_from_slice(&[0, 0, 0, 4, 2, 0, 0, 0]);
+    stream.write_all(&wire).await.unwrap();
+    let received = read_until_closed(&mut stream).await;
+    let closes = closes_in(&received);
+    let error = closes
+        .first()
+        .and_then(|c| c.error.clone())
+        .unwrap_or_else(|| panic!("a close with an error: {received:02x?}"));
+    assert_eq!(symbol_of(&error.condition), "amqp:connection:framing-error");
+    assert!(
+        error
+            .description
+            .unwrap_or_default()
+            .contains("frame size 4")
+    );
 }

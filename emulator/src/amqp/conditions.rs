@@ -20,6 +20,7 @@ pub const RESOURCE_LIMIT_EXCEEDED: &str = "amqp:resource-limit-exceeded";
 pub const MESSAGE_SIZE_EXCEEDED: &str = "amqp:link:message-size-exceeded";
 pub const ARGUMENT_ERROR: &str = "com.microsoft:argument-error";
 pub const CONNECTION_FORCED: &str = "amqp:connection:forced";
+pub const FRAMING_ERROR: &str = "amqp:connection:framing-error";
 pub const MESSAGE_LOCK_LOST: &str = "com.microsoft:message-lock-lost";
 
 /// The typed condition for `symbol` (standard ones parse to their variants, others stay

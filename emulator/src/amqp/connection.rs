@@ -15,7 +15,7 @@ use super::conditions::{self, CONNECTION_FORCED};
 use super::connection_auth::{ConnectionAuth, PeerInfo};
 use super::frames::FullFields;
 use super::header::{Prefixed, ProtocolHeader, read_header};
-use super::late_frames::LateFrames;
+use super::late_frames::{FramingViolation, LateFrames};
 use super::request_response::ReplyLinks;
 use super::sasl::IotSasl;
 use super::session::{ConnectionContext, SessionContext, run_session};
@@ -53,10 +53,15 @@ where
         .max_frame_size(limits.max_frame_size)
         .channel_max(limits.channel_max)
         .idle_time_out(limits.idle_timeout_ms);
-    let stream = FullFields::new(LateFrames::new(
-        Prefixed::new(header, stream),
-        limits.max_frame_size as usize,
-    ));
+    let violation = Arc::new(FramingViolation::default());
+    let stream = FullFields::new(
+        LateFrames::new(
+            Prefixed::new(header, stream),
+            limits.max_frame_size as usize,
+            violation.clone(),
+        ),
+        violation,
+    );
     let opening = async {
         match ProtocolHeader::classify(header) {
             ProtocolHeader::Sasl => {

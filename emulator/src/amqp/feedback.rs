@@ -3,7 +3,9 @@
 //!
 //! Feedback: each batch the hub's feedback queue hands out ([`Hub::receive_feedback`], locked
 //! under a token) goes out as one unsettled message — Data body = the JSON array of records,
-//! `content-type: application/vnd.microsoft.iothub.feedback.json`, `user-id` = the hub name.
+//! `content-type: application/vnd.microsoft.iothub.feedback.json`, `user-id` = the hub name,
+//! message annotation `iothub-enqueuedtime` (a real hub's feedback shows it, and the .NET SDK
+//! reads it).
 //! The client's outcome settles the batch: `accepted` completes it, `released`/`modified`
 //! abandon it (it is read again), `rejected` completes it (dead-lettered, as Azure does with a
 //! rejected feedback message). Sending waits for the client's link credit; a batch taken
@@ -15,8 +17,10 @@ use std::time::{Duration, SystemTime};
 
 use fe2o3_amqp::acceptor::LinkEndpoint;
 use fe2o3_amqp::link::Sender;
-use fe2o3_amqp::types::messaging::{Body, Data, Message, MessageId, Outcome, Properties};
-use fe2o3_amqp::types::primitives::{Binary, Value};
+use fe2o3_amqp::types::messaging::{
+    Body, Data, Message, MessageAnnotations, MessageId, Outcome, Properties,
+};
+use fe2o3_amqp::types::primitives::{Binary, Symbol, Value};
 
 use super::c2d::SERVICE_CONNECT;
 use super::conditions;
@@ -130,6 +134,15 @@ pub fn feedback_message(hub: &Hub, batch: &FeedbackBatch) -> Message<Body<Value>
             creation_time: Some(timestamp(batch.enqueued)),
             ..Default::default()
         })
+        // The .NET service SDK reads the batch's time from this annotation.
+        .message_annotations(
+            MessageAnnotations::builder()
+                .insert(
+                    Symbol::from("iothub-enqueuedtime"),
+                    Value::Timestamp(timestamp(batch.enqueued)),
+                )
+                .build(),
+        )
         .body(Body::Data(vec![Data(Binary::from(body))].into()))
         .build()
 }

@@ -19,8 +19,12 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
+use std::sync::Arc;
+
 use bytes::{Buf, BufMut, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::late_frames::FramingViolation;
 
 /// Bytes kept for the socket before the engine is made to wait.
 const HIGH_WATER: usize = 256 * 1024;
@@ -126,8 +130,9 @@ fn padded(frame: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Moves every complete protocol header and frame from `staged` to `out`, padded.
-fn restage(staged: &mut BytesMut, out: &mut BytesMut) {
+/// Moves every complete protocol header and frame from `staged` to `out`, padded; a
+/// `close` is replaced by a framing-error close when `violation` holds a reason.
+fn restage(staged: &mut BytesMut, out: &mut BytesMut, violation: &FramingViolation) {
     loop {
         if staged.starts_with(b"AMQP") {
             if staged.len() < 8 {
@@ -152,13 +157,43 @@ fn restage(staged: &mut BytesMut, out: &mut BytesMut) {
             return;
         }
         let frame = staged.split_to(size);
+        if is_close(&frame)
+            && let Some(close) = violation.reason().and_then(|r| framing_error_close(&r))
+        {
+            pad_frame(&close, out);
+            continue;
+        }
         pad_frame(&frame, out);
     }
+}
+
+/// The `close` we send when the client's frames were malformed (see
+/// [`super::late_frames`]): `amqp:connection:framing-error` with the reason.
+fn framing_error_close(reason: &str) -> Option<Vec<u8>> {
+    let close = fe2o3_amqp::types::performatives::Close {
+        error: Some(super::conditions::error(
+            super::conditions::FRAMING_ERROR,
+            reason.to_owned(),
+        )),
+    };
+    let body = serde_amqp::to_vec(&close).ok()?;
+    let size = u32::try_from(8 + body.len()).ok()?;
+    let mut frame = size.to_be_bytes().to_vec();
+    frame.extend_from_slice(&[2, AMQP_FRAME, 0, 0]);
+    frame.extend_from_slice(&body);
+    Some(frame)
+}
+
+fn is_close(frame: &[u8]) -> bool {
+    let doff = frame.get(4).map_or(0, |d| usize::from(*d) * 4);
+    frame.get(5) == Some(&AMQP_FRAME) && frame.get(doff..doff + 3) == Some(&[0x00, 0x53, 0x18][..])
 }
 
 /// The engine's stream, with performatives padded on the way out.
 pub struct FullFields<S> {
     inner: S,
+    /// A malformed client frame ended the connection: its `close` says so.
+    violation: Arc<FramingViolation>,
     /// Written by the engine, not yet a complete frame.
     staged: BytesMut,
     /// Padded, not yet accepted by the socket.
@@ -166,9 +201,10 @@ pub struct FullFields<S> {
 }
 
 impl<S> FullFields<S> {
-    pub fn new(inner: S) -> Self {
+    pub fn new(inner: S, violation: Arc<FramingViolation>) -> Self {
         FullFields {
             inner,
+            violation,
             staged: BytesMut::new(),
             out: BytesMut::new(),
         }
@@ -218,7 +254,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for FullFields<S> {
             ready!(this.poll_drain(cx))?;
         }
         this.staged.put_slice(buf);
-        restage(&mut this.staged, &mut this.out);
+        restage(&mut this.staged, &mut this.out, &this.violation);
         // Start sending now; what the socket does not take yet goes on the next call.
         if let Poll::Ready(Err(e)) = this.poll_drain(cx) {
             return Poll::Ready(Err(e));
@@ -253,7 +289,7 @@ mod tests {
     fn pad(bytes: &[u8]) -> Vec<u8> {
         let mut staged = BytesMut::from(bytes);
         let mut out = BytesMut::new();
-        restage(&mut staged, &mut out);
+        restage(&mut staged, &mut out, &FramingViolation::default());
         assert!(staged.is_empty());
         out.to_vec()
     }
@@ -306,14 +342,31 @@ mod tests {
     }
 
     #[test]
+    fn a_close_after_a_framing_violation_carries_the_reason() {
+        let violation = FramingViolation::default();
+        violation.record("frame size 4 is outside 8..=65536 (max-frame-size)".into());
+        let mut staged = BytesMut::from(&frame(0, &[0x00, 0x53, 0x18, LIST0])[..]);
+        let mut out = BytesMut::new();
+        restage(&mut staged, &mut out, &violation);
+        let body = &out[8..];
+        let close: fe2o3_amqp::types::performatives::Close = serde_amqp::from_slice(body).unwrap();
+        let error = close.error.unwrap();
+        assert_eq!(
+            crate::amqp::conditions::symbol_of(&error.condition),
+            "amqp:connection:framing-error"
+        );
+        assert!(error.description.unwrap().contains("frame size 4"));
+    }
+
+    #[test]
     fn partial_frames_wait_for_the_rest() {
         let close = frame(0, &[0x00, 0x53, 0x18, LIST0]);
         let mut staged = BytesMut::from(&close[..5]);
         let mut out = BytesMut::new();
-        restage(&mut staged, &mut out);
+        restage(&mut staged, &mut out, &FramingViolation::default());
         assert!(out.is_empty());
         staged.extend_from_slice(&close[5..]);
-        restage(&mut staged, &mut out);
+        restage(&mut staged, &mut out, &FramingViolation::default());
         assert_eq!(
             out.len(),
             close.len() + 3,

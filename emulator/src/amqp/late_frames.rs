@@ -8,13 +8,21 @@
 //! session for the channel and closes the whole connection with `amqp:not-found`, killing
 //! every other session of the client, which then waits out its operation timeout
 //! (conformance finding E-5). So incoming frames are looked at here: after a client `end` on
-//! a channel, everything on it but a new `begin` is dropped. Empty frames (heartbeats) and
-//! protocol headers always pass; a frame whose size is out of bounds switches the filter off
-//! so the engine reports the broken stream itself.
+//! a channel, every session frame on it but a new `begin` is dropped. Connection frames
+//! (`open`, `close` — rhea sends its `close` on channel 0 right after ending session 0),
+//! empty frames (heartbeats) and protocol headers always pass.
+//!
+//! The same look at frame headers finds malformed ones (a size below 8 or above our
+//! max-frame-size, a data offset below 2). The engine would just stop reading, without a
+//! `close`; so once the connection is open, a malformed frame is recorded in
+//! [`FramingViolation`] and the stream ends for the engine, which then closes the connection —
+//! and [`super::frames`] gives that `close` the condition `amqp:connection:framing-error` and
+//! the reason. Before `open` the bytes pass untouched and the engine refuses them itself.
 
 use std::collections::HashSet;
 use std::io;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 
 use bytes::BytesMut;
@@ -22,6 +30,24 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 const BEGIN: u8 = 0x11;
 const END: u8 = 0x17;
+
+/// Why the client's byte stream was cut: a malformed frame after `open`.
+#[derive(Debug, Default)]
+pub struct FramingViolation(Mutex<Option<String>>);
+
+impl FramingViolation {
+    pub fn record(&self, reason: String) {
+        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        slot.get_or_insert(reason);
+    }
+
+    pub fn reason(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+const OPEN: u8 = 0x10;
+const CLOSE: u8 = 0x18;
 
 /// The client's side of the stream, minus frames on sessions it ended.
 pub struct LateFrames<S> {
@@ -35,10 +61,15 @@ pub struct LateFrames<S> {
     /// Largest frame judged; anything claiming more passes untouched from then on.
     max_frame: usize,
     passthrough: bool,
+    /// Whether the client's `open` went through (a `close` can be sent from then on).
+    opened: bool,
+    /// Set, and the stream ended for the engine, on a malformed frame after `open`.
+    violation: Arc<FramingViolation>,
+    cut: bool,
 }
 
 impl<S> LateFrames<S> {
-    pub fn new(inner: S, max_frame: usize) -> Self {
+    pub fn new(inner: S, max_frame: usize, violation: Arc<FramingViolation>) -> Self {
         LateFrames {
             inner,
             raw: BytesMut::new(),
@@ -46,12 +77,18 @@ impl<S> LateFrames<S> {
             ended: HashSet::new(),
             max_frame,
             passthrough: false,
+            opened: false,
+            violation,
+            cut: false,
         }
     }
 
     /// Moves every complete header and frame from `raw` to `ready`, dropping late frames.
     fn judge(&mut self) {
         loop {
+            if self.cut {
+                return;
+            }
             if self.passthrough {
                 let rest = self.raw.split();
                 self.ready.extend_from_slice(&rest);
@@ -69,8 +106,28 @@ impl<S> LateFrames<S> {
                 return;
             };
             let size = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
-            if !(8..=self.max_frame).contains(&size) {
-                self.passthrough = true;
+            let doff = usize::from(head[4]);
+            let problem = if !(8..=self.max_frame).contains(&size) {
+                Some(format!(
+                    "frame size {size} is outside 8..={} (max-frame-size)",
+                    self.max_frame
+                ))
+            } else if doff < 2 || doff * 4 > size {
+                Some(format!(
+                    "data offset {doff} does not fit a frame of {size} bytes"
+                ))
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                if self.opened {
+                    tracing::info!(%problem, "malformed AMQP frame; closing the connection");
+                    self.violation.record(problem);
+                    self.cut = true;
+                    self.raw.clear();
+                } else {
+                    self.passthrough = true;
+                }
                 continue;
             }
             if self.raw.len() < size {
@@ -101,6 +158,12 @@ impl<S> LateFrames<S> {
             _ => None,
         };
         match descriptor {
+            Some(OPEN) => {
+                self.opened = true;
+                true
+            }
+            // Connection-level: never the session's, whatever channel it arrives on.
+            Some(CLOSE) => true,
             Some(BEGIN) => {
                 self.ended.remove(&channel);
                 true
@@ -143,6 +206,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for LateFrames<S> {
                 let n = this.ready.len().min(buf.remaining());
                 let chunk = this.ready.split_to(n);
                 buf.put_slice(&chunk);
+                return Poll::Ready(Ok(()));
+            }
+            if this.cut {
+                // The engine sees the end of the stream and closes the connection.
                 return Poll::Ready(Ok(()));
             }
             let mut scratch = [0u8; 8192];
@@ -198,7 +265,7 @@ mod tests {
         let (mut client, server) = tokio::io::duplex(1 << 16);
         client.write_all(&input).await.unwrap();
         drop(client);
-        let mut filter = LateFrames::new(server, 65_536);
+        let mut filter = LateFrames::new(server, 65_536, Arc::default());
         let mut out = Vec::new();
         filter.read_to_end(&mut out).await.unwrap();
         out
@@ -212,6 +279,7 @@ mod tests {
         let end = frame(1, &[0x00, 0x53, END, 0x45]);
         let other = frame(2, &[0x00, 0x53, 0x16, 0x45]);
         let heartbeat = frame(1, &[]);
+        let close = frame(1, &[0x00, 0x53, CLOSE, 0x45]);
         let input = [
             header.clone(),
             begin.clone(),
@@ -223,20 +291,40 @@ mod tests {
             other.clone(),
             begin.clone(),
             detach.clone(),
+            end.clone(),
+            close.clone(),
         ]
         .concat();
         let expected = [
             header,
             begin.clone(),
             detach.clone(),
-            end,
+            end.clone(),
             heartbeat,
             other,
             begin,
             detach,
+            end,
+            close,
         ]
         .concat();
         assert_eq!(filtered(input).await, expected);
+    }
+
+    #[tokio::test]
+    async fn a_malformed_frame_after_open_ends_the_stream_and_says_why() {
+        let open = frame(0, &[0x00, 0x53, OPEN, 0x45]);
+        let after = frame(0, &[0x00, 0x53, 0x16, 0x45]);
+        let input = [open.clone(), vec![0, 0, 0, 4, 2, 0, 0, 0], after].concat();
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        client.write_all(&input).await.unwrap();
+        let violation = Arc::new(FramingViolation::default());
+        let mut filter = LateFrames::new(server, 65_536, violation.clone());
+        let mut out = Vec::new();
+        // The client keeps the socket open: the filter ends the stream by itself.
+        filter.read_to_end(&mut out).await.unwrap();
+        assert_eq!(out, open);
+        assert!(violation.reason().unwrap().contains("frame size 4"));
     }
 
     #[tokio::test]
