@@ -676,9 +676,8 @@ async fn a_fixture_hub_has_its_own_entity_partitions_and_consumer_groups() {
     assert_eq!(field(&hub, "partition_ids"), &Value::Array(ids.into()));
 
     let second = emulator.hub("hub2.example").unwrap();
-    second
-        .event_hubs()
-        .route(std::sync::Arc::new(iotemu::hub::telemetry::TelemetryMessage {
+    second.event_hubs().route(std::sync::Arc::new(
+        iotemu::hub::telemetry::TelemetryMessage {
             sequence_number: 0,
             enqueued_time: std::time::SystemTime::now(),
             hub: "hub2.example".into(),
@@ -689,7 +688,8 @@ async fn a_fixture_hub_has_its_own_entity_partitions_and_consumer_groups() {
             properties: Default::default(),
             source: iotemu::hub::telemetry::MessageSource::Telemetry,
             auth: None,
-        }));
+        },
+    ));
     let partition = second.event_hubs().partition_index("d");
     let mut receiver = consumer(
         &mut session,
@@ -742,4 +742,55 @@ async fn a_consumer_is_detached_when_its_token_expires() {
     .await;
     let error = detach_error(&mut receiver).await;
     assert_eq!(symbol_of(&error.condition), "amqp:unauthorized-access");
+}
+
+#[tokio::test]
+async fn consumers_read_over_websocket_as_the_event_hubs_clients_dial_it() {
+    let emulator = start_emulator(None).await;
+    let device_id = "eh-ws-1";
+    let client = device(&emulator, device_id).await;
+    within(
+        "telemetry",
+        client.send_telemetry(DeviceMessage::new("over ws").message_id("ws-1")),
+    )
+    .await
+    .unwrap();
+    let partition = emulator
+        .default_hub()
+        .event_hubs()
+        .partition_index(device_id);
+    let mut connection = iotemu_e2e::amqp::connect_ws(
+        &emulator,
+        "/$servicebus/websocket",
+        "AMQPWSB10",
+        Login::Anonymous,
+    )
+    .await;
+    let mut session = Session::begin(&mut connection).await.unwrap();
+    let mut cbs = CbsClient::attach(&mut session).await;
+    let audience =
+        format!("sb://localhost/{ENTITY}/ConsumerGroups/$Default/Partitions/{partition}");
+    let reply = cbs
+        .put_token(
+            &audience,
+            &owner_token(&audience),
+            MessageId::String("ws".into()),
+        )
+        .await;
+    assert_eq!(reply.status_code(), Some(200), "{reply:?}");
+    let mut receiver = consumer(
+        &mut session,
+        &partition_address(partition),
+        Some("amqp.annotation.x-opt-offset > '-1'"),
+        FilterEncoding::Code,
+        None,
+    )
+    .await;
+    loop {
+        let event = next_event(&mut receiver).await;
+        if annotation(&event, "iothub-message-source") == Value::String("Telemetry".into()) {
+            assert_eq!(body_bytes(&event), b"over ws");
+            break;
+        }
+    }
 }

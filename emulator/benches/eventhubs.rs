@@ -41,7 +41,9 @@ fn telemetry(device: usize, n: usize) -> Arc<TelemetryMessage> {
         hub: "localhost".into(),
         device_id: format!("device-{device}"),
         module_id: None,
-        body: Bytes::from(format!("{{\"temperature\":21.5,\"humidity\":40,\"n\":{n}}}")),
+        body: Bytes::from(format!(
+            "{{\"temperature\":21.5,\"humidity\":40,\"n\":{n}}}"
+        )),
         system: SystemProperties {
             message_id: Some(format!("m-{n}")),
             content_type: Some("application/json".into()),
@@ -91,9 +93,7 @@ async fn connect(emulator: &Emulator) -> fe2o3_amqp::connection::ConnectionHandl
 
 /// Puts an `iothubowner` token for the entity on `$cbs`.
 async fn put_token(session: &mut fe2o3_amqp::session::SessionHandle<()>) {
-    let mut sender = Sender::attach(session, "cbs-sender", "$cbs")
-        .await
-        .unwrap();
+    let mut sender = Sender::attach(session, "cbs-sender", "$cbs").await.unwrap();
     let mut receiver = Receiver::attach(session, "cbs-receiver", "$cbs")
         .await
         .unwrap();
@@ -103,7 +103,12 @@ async fn put_token(session: &mut fe2o3_amqp::session::SessionHandle<()>) {
         .as_secs()
         + 3600;
     let key = base64_decode(OWNER_KEY);
-    let token = build_token("sb://localhost/localhost", &key, Some("iothubowner"), expiry);
+    let token = build_token(
+        "sb://localhost/localhost",
+        &key,
+        Some("iothubowner"),
+        expiry,
+    );
     let request = Message::builder()
         .properties(Properties {
             message_id: Some(MessageId::String("1".into())),
@@ -116,7 +121,10 @@ async fn put_token(session: &mut fe2o3_amqp::session::SessionHandle<()>) {
                     "type",
                     SimpleValue::String("servicebus.windows.net:sastoken".into()),
                 )
-                .insert("name", SimpleValue::String("sb://localhost/localhost".into()))
+                .insert(
+                    "name",
+                    SimpleValue::String("sb://localhost/localhost".into()),
+                )
                 .build(),
         )
         .body(Body::<Value>::Value(AmqpValue(Value::String(token))))

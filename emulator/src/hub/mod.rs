@@ -565,14 +565,11 @@ fn sender_auth(
         DeviceAuthentication::SelfSigned { .. } => "x509Certificate",
         DeviceAuthentication::CertificateAuthority { .. } => "x509CA",
     };
+    // Written by hand to keep Azure's key order (a serde_json map would sort the keys).
     SenderAuth {
-        method: serde_json::json!({
-            "scope": scope,
-            "type": kind,
-            "issuer": "iothub",
-            "acceptingIpFilterRule": null,
-        })
-        .to_string(),
+        method: format!(
+            r#"{{"scope":"{scope}","type":"{kind}","issuer":"iothub","acceptingIpFilterRule":null}}"#
+        ),
         generation_id: generation_id.to_owned(),
     }
 }

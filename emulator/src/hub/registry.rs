@@ -375,11 +375,24 @@ impl Hub {
             });
         };
         self.connections.disconnect(device_id);
+        let module_twins: Vec<(String, Twin)> = self
+            .list_modules(device_id)
+            .into_iter()
+            .map(|m| (m.module_id, m.twin))
+            .collect();
         let modules = self.remove_modules_of(device_id);
         // A device deleted is gone with its pending cloud-to-device messages.
         self.c2d.remove(device_id);
         self.persistent_c2d.remove(device_id);
         self.persist_device_removal(device_id, &modules)?;
+        // The device's modules go with it, each reported like a module deletion.
+        for (module_id, twin) in &module_twins {
+            self.emit_lifecycle(
+                IdentityRef::module(device_id, module_id),
+                Lifecycle::Deleted,
+                twin,
+            );
+        }
         self.emit_lifecycle(
             IdentityRef::device(device_id),
             Lifecycle::Deleted,

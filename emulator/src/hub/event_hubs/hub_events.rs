@@ -150,6 +150,10 @@ fn telemetry_and_every_notification_reach_the_endpoint() {
     let telemetry = &events[2].message;
     assert_eq!(telemetry.properties["alert"], "yes");
     let auth = telemetry.auth.as_ref().unwrap();
+    assert_eq!(
+        auth.method,
+        r#"{"scope":"device","type":"sas","issuer":"iothub","acceptingIpFilterRule":null}"#
+    );
     let method: Value = serde_json::from_str(&auth.method).unwrap();
     assert_eq!(method["scope"], "device");
     assert_eq!(method["type"], "sas");
@@ -207,4 +211,39 @@ async fn a_consumer_at_latest_sees_only_what_follows() {
     assert_eq!(got[0].sequence_number, 1);
     assert_eq!(got[0].message.body_text(), Some("second"));
     assert_eq!(hub_name(HOST), "myhub");
+}
+
+#[test]
+fn modules_have_lifecycle_events_of_their_own() {
+    use crate::hub::module::ModuleSpec;
+    let hubs = hubs(ALL_ROUTES);
+    let hub = &hubs.all()[0];
+    create(hub, "dev-4");
+    let spec = ModuleSpec::from_json("dev-4", "mod-a", b"{}").unwrap();
+    hub.create_module(spec).unwrap();
+    hub.delete_device("dev-4", None).unwrap();
+    let lifecycle: Vec<(Option<String>, String)> = events_of(hub, "dev-4")
+        .iter()
+        .filter(|e| e.message.source == MessageSource::DeviceLifecycleEvents)
+        .map(|e| {
+            (
+                e.message.properties.get("moduleId").cloned(),
+                e.message.properties["opType"].clone(),
+            )
+        })
+        .collect();
+    let expected = [
+        (None, "createDeviceIdentity"),
+        (Some("mod-a"), "createDeviceIdentity"),
+        (Some("mod-a"), "deleteDeviceIdentity"),
+        (None, "deleteDeviceIdentity"),
+    ]
+    .map(|(m, op)| (m.map(str::to_owned), op.to_owned()))
+    .to_vec();
+    assert_eq!(lifecycle, expected);
+    let module_created = events_of(hub, "dev-4")
+        .into_iter()
+        .find(|e| e.message.module_id.as_deref() == Some("mod-a"))
+        .unwrap();
+    assert_eq!(body(&module_created)["moduleId"], "mod-a");
 }
