@@ -31,8 +31,12 @@ mod net;
 mod persistence;
 mod query;
 mod serde_b64;
+pub mod shutdown;
 pub mod store;
 pub mod timefmt;
 pub mod tls;
 
-pub use emulator::{Emulator, EmulatorBuilder, HttpsPort, StartError, Starting};
+pub use emulator::{
+    DEFAULT_SHUTDOWN_TIMEOUT, Emulator, EmulatorBuilder, HttpsPort, MaxConnections, StartError,
+    Starting,
+};

@@ -10,6 +10,19 @@ use crate::auth::{self, AuthError, RegistrationIdentity};
 use crate::dps::error::DpsError;
 use crate::dps::registration::RegistrationReply;
 
+/// The check on the head (the credential), run by the router before the body is read; the
+/// route's handler makes it again.
+pub(super) fn admit(
+    ctx: &HttpContext,
+    req: &Request<'_>,
+    id_scope: &str,
+    registration_id: &str,
+) -> Result<(), Reply> {
+    authenticate(ctx, req, id_scope, registration_id)
+        .map(drop)
+        .map_err(|e| reply::unauthorized(&e))
+}
+
 /// `PUT /{idScope}/registrations/{registrationId}/register`
 pub(super) fn register(
     ctx: &HttpContext,

@@ -16,6 +16,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
@@ -39,6 +40,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use super::HttpContext;
 use super::reply::Reply;
 use crate::mqtt::MqttContext;
+use crate::net::ConnectionSlot;
 use crate::mqtt::session::{PeerInfo, run_session};
 
 /// The one path Azure serves MQTT (and AMQP) over WebSocket on.
@@ -79,7 +81,12 @@ pub(super) fn upgrade(
         certificates: certificates.to_vec(),
     };
     let mqtt = ctx.mqtt.clone();
-    tokio::spawn(async move {
+    // The session outlives the HTTP connection's task: it keeps the connection's slot under
+    // the HTTPS connection limit and counts as a session for the shutdown drain.
+    let slot = req.extensions().get::<Arc<ConnectionSlot>>().cloned();
+    let guard = ctx.shutdown.session();
+    tokio::spawn(guard.run(async move {
+        let _slot = slot;
         match on_upgrade.await {
             Ok(upgraded) => {
                 let config = ws_config(&mqtt);
@@ -95,7 +102,7 @@ pub(super) fn upgrade(
             }
             Err(e) => tracing::info!(%remote, error = %e, "WebSocket upgrade failed"),
         }
-    });
+    }));
     let mut response = Response::new(Full::new(Bytes::new()));
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();

@@ -398,7 +398,7 @@ impl Session {
                     Some(Outbound::ModuleInput(input)) => self.deliver_module_input(input),
                     None => outbound = None,
                 },
-                _ = shutdown.changed() => return "emulator shutting down".into(),
+                _ = shutdown.recv() => return "emulator shutting down".into(),
             }
         }
     }
