@@ -42,8 +42,8 @@ use crate::emulator::EmulatorState;
 use crate::hub::Hub;
 use crate::hub::c2d::C2dMessage;
 use crate::net::{ConnectionLimit, spawn_accept_loop};
-use crate::shutdown::ShutdownSignal;
 use crate::query;
+use crate::shutdown::ShutdownSignal;
 
 type Reply = Response<BoxBody<Bytes, Infallible>>;
 
@@ -74,9 +74,13 @@ pub(crate) fn spawn(
     shutdown: ShutdownSignal,
 ) -> JoinHandle<()> {
     let signal = shutdown.clone();
-    spawn_accept_loop(listener, "control", limit, shutdown, move |tcp, remote, _slot| {
-        serve_connection(tcp, remote, readiness.clone(), signal.clone())
-    })
+    spawn_accept_loop(
+        listener,
+        "control",
+        limit,
+        shutdown,
+        move |tcp, remote, _slot| serve_connection(tcp, remote, readiness.clone(), signal.clone()),
+    )
 }
 
 /// One control connection, until the client closes, the header timeout, or shutdown (which

@@ -149,7 +149,9 @@ impl ShutdownSignal {
 
     /// Counts a session as running until the guard is dropped.
     pub fn session(&self) -> SessionGuard {
-        self.state.sessions.send_modify(|n| *n = n.saturating_add(1));
+        self.state
+            .sessions
+            .send_modify(|n| *n = n.saturating_add(1));
         SessionGuard {
             signal: self.clone(),
         }

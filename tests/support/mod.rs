@@ -62,7 +62,7 @@ pub fn seconds_from_now(secs: i64) -> u64 {
     (now + secs) as u64
 }
 
-fn decode_key(key_b64: &str) -> Vec<u8> {
+pub fn decode_key(key_b64: &str) -> Vec<u8> {
     BASE64.decode(key_b64).expect("test keys are base64")
 }
 
@@ -100,7 +100,7 @@ pub fn hub_username(hub: &str, device_id: &str) -> String {
 pub type ClientIdentity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
 
 /// TLS to `port` on 127.0.0.1 trusting only the emulator's CA, server name `localhost`.
-async fn tls_connect(
+pub async fn tls_connect(
     emulator: &Emulator,
     port: u16,
     identity: Option<ClientIdentity>,

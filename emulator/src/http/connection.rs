@@ -108,7 +108,14 @@ pub(super) async fn serve(
     acceptor: TlsAcceptor,
     ctx: Arc<HttpContext>,
 ) {
-    let Some(tls) = accept_tls(&acceptor, tcp, remote, ctx.limits.handshake_timeout, "HTTPS").await
+    let Some(tls) = accept_tls(
+        &acceptor,
+        tcp,
+        remote,
+        ctx.limits.handshake_timeout,
+        "HTTPS",
+    )
+    .await
     else {
         return;
     };

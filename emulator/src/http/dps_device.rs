@@ -4,7 +4,7 @@
 use std::time::SystemTime;
 
 use super::HttpContext;
-use super::reply::{self, Reply};
+use super::reply::{self, Refusal, Reply};
 use super::request::Request;
 use crate::auth::{self, AuthError, RegistrationIdentity};
 use crate::dps::error::DpsError;
@@ -17,10 +17,10 @@ pub(super) fn admit(
     req: &Request<'_>,
     id_scope: &str,
     registration_id: &str,
-) -> Result<(), Reply> {
+) -> Result<(), Refusal> {
     authenticate(ctx, req, id_scope, registration_id)
         .map(drop)
-        .map_err(|e| reply::unauthorized(&e))
+        .map_err(|e| Box::new(reply::unauthorized(&e)))
 }
 
 /// `PUT /{idScope}/registrations/{registrationId}/register`

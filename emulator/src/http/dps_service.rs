@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::HttpContext;
-use super::reply::{self, Reply};
+use super::reply::{self, Refusal, Reply};
 use super::request::Request;
 use crate::auth;
 use crate::dps::error::DpsError;
@@ -42,7 +42,7 @@ pub(super) fn admit(
     req: &Request<'_>,
     fixed: &[&str],
     segments: &[&str],
-) -> Result<(), Reply> {
+) -> Result<(), Refusal> {
     admitted(ctx, req, fixed, segments).map(drop)
 }
 
@@ -52,7 +52,7 @@ fn admitted<'p>(
     req: &Request<'_>,
     fixed: &[&str],
     segments: &[&'p str],
-) -> Result<Operation<'p>, Reply> {
+) -> Result<Operation<'p>, Refusal> {
     use Operation::*;
     let (right, operation) = match (&req.method, fixed) {
         (&Method::POST, ["enrollments", "query"]) => ("EnrollmentRead", QueryEnrollments),
@@ -81,10 +81,10 @@ fn admitted<'p>(
             ("RegistrationStatusRead", QueryRegistrations(segments[1]))
         }
         _ => {
-            return Err(reply::dps_error(&DpsError::new(
+            return Err(Box::new(reply::dps_error(&DpsError::new(
                 405000,
                 format!("{} is not supported on /{}", req.method, segments.join("/")),
-            )));
+            ))));
         }
     };
     let dps = &ctx.dps;
@@ -95,7 +95,7 @@ fn admitted<'p>(
         right,
         SystemTime::now(),
     ) {
-        return Err(reply::unauthorized(&e));
+        return Err(Box::new(reply::unauthorized(&e)));
     }
     Ok(operation)
 }
@@ -109,7 +109,7 @@ pub(super) fn handle(
     use Operation::*;
     let operation = match admitted(ctx, req, fixed, segments) {
         Ok(operation) => operation,
-        Err(refusal) => return refusal,
+        Err(refusal) => return *refusal,
     };
     let dps = &ctx.dps;
     let result = match operation {

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::HttpContext;
-use super::reply::{self, Reply};
+use super::reply::{self, Refusal, Reply};
 use super::request::Request;
 use crate::auth::{self, AuthError, DeviceIdentity};
 use crate::hub::Hub;
@@ -46,7 +46,7 @@ pub(super) fn admit(
     req: &Request<'_>,
     fixed: &[&str],
     segments: &[&str],
-) -> Result<(), Reply> {
+) -> Result<(), Refusal> {
     admitted(ctx, req, fixed, segments).map(drop)
 }
 
@@ -62,7 +62,7 @@ fn admitted<'c, 'p>(
     req: &Request<'_>,
     fixed: &[&str],
     segments: &[&'p str],
-) -> Result<Admitted<'c, 'p>, Reply> {
+) -> Result<Admitted<'c, 'p>, Refusal> {
     let operation = match (&req.method, fixed) {
         (&Method::POST, ["devices", _, "messages", "events"]) => Operation::SendTelemetry,
         (&Method::GET, ["devices", _, "messages", "devicebound"]) => Operation::Receive,
@@ -73,17 +73,18 @@ fn admitted<'c, 'p>(
             Operation::Settle(segments[4], Settlement::Abandon)
         }
         _ => {
-            return Err(reply::hub_error(&HubError::not_found_route(&format!(
-                "{} /{}",
-                req.method,
-                segments.join("/")
+            return Err(Box::new(reply::hub_error(&HubError::not_found_route(
+                &format!("{} /{}", req.method, segments.join("/")),
             ))));
         }
     };
     if req.query_value("api-version").is_none() {
-        return Err(reply::hub_error(&HubError::invalid_protocol_version()));
+        return Err(Box::new(reply::hub_error(
+            &HubError::invalid_protocol_version(),
+        )));
     }
-    let (hub, identity) = authenticate(ctx, req, segments[1]).map_err(|e| reply::hub_error(&e))?;
+    let (hub, identity) =
+        authenticate(ctx, req, segments[1]).map_err(|e| Box::new(reply::hub_error(&e)))?;
     Ok(Admitted {
         operation,
         hub,
@@ -103,7 +104,7 @@ pub(super) fn handle(
         identity,
     } = match admitted(ctx, req, fixed, segments) {
         Ok(admitted) => admitted,
-        Err(refusal) => return refusal,
+        Err(refusal) => return *refusal,
     };
     let device_id = segments[1];
     let result = match operation {

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::HttpContext;
-use super::reply::{self, Reply};
+use super::reply::{self, Refusal, Reply};
 use super::request::Request;
 use crate::auth;
 use crate::hub::error::HubError;
@@ -47,7 +47,7 @@ pub(super) fn admit(
     req: &Request<'_>,
     fixed: &[&str],
     segments: &[&str],
-) -> Result<(), Reply> {
+) -> Result<(), Refusal> {
     admitted(ctx, req, fixed, segments).map(drop)
 }
 
@@ -58,7 +58,7 @@ fn admitted<'c, 'p>(
     req: &Request<'_>,
     fixed: &[&str],
     segments: &[&'p str],
-) -> Result<(&'c Hub, Operation<'p>), Reply> {
+) -> Result<(&'c Hub, Operation<'p>), Refusal> {
     use Operation::*;
     // `/…/{device}/modules/{module}…` names a module, `/…/{device}…` the device.
     let module = IdentityRef::module(
@@ -112,17 +112,15 @@ fn admitted<'c, 'p>(
             ("ServiceConnect", InvokeMethod(twin_owner))
         }
         _ => {
-            return Err(reply::hub_error(&HubError::not_found_route(&format!(
-                "{} /{}",
-                req.method,
-                segments.join("/")
+            return Err(Box::new(reply::hub_error(&HubError::not_found_route(
+                &format!("{} /{}", req.method, segments.join("/")),
             ))));
         }
     };
     let hub = ctx
         .hubs
         .for_host(req.header("host").unwrap_or(""))
-        .map_err(|e| reply::hub_error(&e))?;
+        .map_err(|e| Box::new(reply::hub_error(&e)))?;
     let authenticate = |right| {
         auth::authenticate_service(
             hub.policies(),
@@ -140,7 +138,7 @@ fn admitted<'c, 'p>(
     });
     if let Err(e) = authorized {
         tracing::warn!(reason = %e, "hub service request refused");
-        return Err(reply::hub_error(&HubError::unauthorized()));
+        return Err(Box::new(reply::hub_error(&HubError::unauthorized())));
     }
     Ok((hub, operation))
 }
@@ -154,7 +152,7 @@ pub(super) async fn handle(
     use Operation::*;
     let (hub, operation) = match admitted(ctx, req, fixed, segments) {
         Ok(admitted) => admitted,
-        Err(refusal) => return refusal,
+        Err(refusal) => return *refusal,
     };
     let result = match operation {
         ListDevices => list_devices(hub, req),

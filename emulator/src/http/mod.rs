@@ -53,7 +53,13 @@ pub fn spawn(
     ctx: Arc<HttpContext>,
 ) -> JoinHandle<()> {
     let shutdown = ctx.shutdown.clone();
-    spawn_accept_loop(listener, "HTTPS", limit, shutdown, move |tcp, remote, slot| {
-        connection::serve(tcp, remote, slot, acceptor.clone(), ctx.clone())
-    })
+    spawn_accept_loop(
+        listener,
+        "HTTPS",
+        limit,
+        shutdown,
+        move |tcp, remote, slot| {
+            connection::serve(tcp, remote, slot, acceptor.clone(), ctx.clone())
+        },
+    )
 }

@@ -13,10 +13,10 @@ use hyper::Method;
 use hyper::body::Incoming;
 use rustls_pki_types::CertificateDer;
 
-use super::reply::{self, Reply};
+use super::reply::{self, Refusal, Reply};
+use super::request::BodyError;
 use super::request::Request;
 use super::{HttpContext, dps_device, dps_service, hub_device, hub_service, websocket};
-use super::request::BodyError;
 use crate::dps::error::DpsError;
 use crate::hub::error::HubError;
 
@@ -45,7 +45,7 @@ pub(super) async fn handle(
     // before a byte of the body is read: a caller who cannot prove itself costs nothing.
     if let Err(refusal) = admit(ctx, &req, target, &fixed, &segments) {
         tracing::debug!(%remote, method = %req.method, path = %segments.join("/"), status = refusal.status().as_u16(), "HTTPS request refused before its body");
-        return refusal;
+        return *refusal;
     }
     let limits = &ctx.limits;
     if let Err(e) = req
@@ -81,9 +81,7 @@ impl Target {
     fn of(method: &Method, fixed: &[&str]) -> Target {
         match (method, fixed) {
             (&Method::PUT, [_, "registrations", _, "register"]) => Target::DpsRegister,
-            (&Method::GET, [_, "registrations", _, "operations", _]) => {
-                Target::DpsOperationStatus
-            }
+            (&Method::GET, [_, "registrations", _, "operations", _]) => Target::DpsOperationStatus,
             (&Method::POST, [scope, "registrations", _]) if *scope != "registrations" => {
                 Target::DpsStatusLookup
             }
@@ -115,11 +113,11 @@ fn admit(
     target: Target,
     fixed: &[&str],
     segments: &[&str],
-) -> Result<(), Reply> {
+) -> Result<(), Refusal> {
     if target.is_dps() && req.query_value("api-version").is_none() {
-        return Err(reply::dps_error(&DpsError::bad_request(
+        return Err(Box::new(reply::dps_error(&DpsError::bad_request(
             "The api-version query parameter is required (for example ?api-version=2021-10-01).",
-        )));
+        ))));
     }
     match target {
         Target::DpsRegister | Target::DpsOperationStatus | Target::DpsStatusLookup => {
@@ -128,7 +126,7 @@ fn admit(
         Target::HubDevice => hub_device::admit(ctx, req, fixed, segments),
         Target::HubService => hub_service::admit(ctx, req, fixed, segments),
         Target::DpsService => dps_service::admit(ctx, req, fixed, segments),
-        Target::NoRoute => Err(no_route(req, segments)),
+        Target::NoRoute => Err(Box::new(no_route(req, segments))),
     }
 }
 

@@ -40,8 +40,8 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use super::HttpContext;
 use super::reply::Reply;
 use crate::mqtt::MqttContext;
-use crate::net::ConnectionSlot;
 use crate::mqtt::session::{PeerInfo, run_session};
+use crate::net::ConnectionSlot;
 
 /// The one path Azure serves MQTT (and AMQP) over WebSocket on.
 const PATH: &str = "/$iothub/websocket";

@@ -20,9 +20,13 @@ pub fn spawn(
     ctx: Arc<MqttContext>,
 ) -> JoinHandle<()> {
     let shutdown = ctx.shutdown.clone();
-    spawn_accept_loop(listener, "MQTT", limit, shutdown, move |tcp, remote, slot| {
-        serve_connection(tcp, remote, slot, acceptor.clone(), ctx.clone())
-    })
+    spawn_accept_loop(
+        listener,
+        "MQTT",
+        limit,
+        shutdown,
+        move |tcp, remote, slot| serve_connection(tcp, remote, slot, acceptor.clone(), ctx.clone()),
+    )
 }
 
 async fn serve_connection(
