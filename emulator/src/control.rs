@@ -15,6 +15,10 @@
 //! The control port is bound before anything else, so a supervisor polling `/health` sees
 //! "starting" (503) instead of a refused connection; every route answers 503 until
 //! [`Readiness::set_ready`] is called, after the MQTT and HTTPS listeners are bound.
+//!
+//! Like every listener it has its own connection limit ([`crate::net`]); a request head must
+//! arrive within 30 s of the connection becoming idle. On shutdown the request in flight
+//! finishes and telemetry streams end.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
