@@ -17,7 +17,7 @@
 //! [`Readiness::set_ready`] is called, after the MQTT and HTTPS listeners are bound.
 //!
 //! Like every listener it has its own connection limit ([`crate::net`]); a request head must
-//! arrive within 30 s of the connection becoming idle. On shutdown the request in flight
+//! arrive within 30 s of the connection becoming idle, a body within 30 s. On shutdown the request in flight
 //! finishes and telemetry streams end.
 
 use std::convert::Infallible;
@@ -68,7 +68,7 @@ impl Readiness {
 }
 
 /// How long the control port waits for a request head, counted from when the connection
-/// became idle: it bounds slow heads and idle keep-alive connections alike.
+/// became idle (it bounds slow heads and idle keep-alive connections alike), and for a body.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(crate) fn spawn(
@@ -162,9 +162,21 @@ async fn post(state: &EmulatorState, req: Request<Incoming>) -> Reply {
     let Some(hub) = hubs.into_iter().find(|h| h.device(&device_id).is_some()) else {
         return not_found(&format!("no device '{device_id}'"));
     };
-    let body = match Limited::new(req.into_body(), 128 * 1024).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(e) => return json_reply(StatusCode::BAD_REQUEST, json!({"message": e.to_string()})),
+    let read = tokio::time::timeout(
+        HEADER_TIMEOUT,
+        Limited::new(req.into_body(), 128 * 1024).collect(),
+    );
+    let body = match read.await {
+        Ok(Ok(body)) => body.to_bytes(),
+        Ok(Err(e)) => {
+            return json_reply(StatusCode::BAD_REQUEST, json!({"message": e.to_string()}));
+        }
+        Err(_) => {
+            return json_reply(
+                StatusCode::REQUEST_TIMEOUT,
+                json!({"message": "the body did not arrive within 30 s"}),
+            );
+        }
     };
     let message = message_from_query(&query, body);
     let sent = if path == "c2d" {
