@@ -397,3 +397,60 @@ async fn a_full_https_listener_leaves_mqtt_and_control_serving() {
     drop(idle);
     assert_served_and_no_panic(&emulator).await;
 }
+
+#[tokio::test]
+async fn full_mqtt_and_control_listeners_leave_https_serving() {
+    count_panics();
+    let emulator = Emulator::builder()
+        .quickstart_fixture()
+        .control_port(0)
+        .mqtt_limits(iotemu::mqtt::MqttLimits {
+            handshake_timeout: Duration::from_secs(60),
+            ..Default::default()
+        })
+        .max_connections(MaxConnections {
+            mqtt: 4,
+            control: 4,
+            ..MaxConnections::default()
+        })
+        .start()
+        .await
+        .expect("emulator starts");
+    let mut idle = Vec::new();
+    for _ in 0..6 {
+        idle.push(
+            TcpStream::connect(("127.0.0.1", emulator.mqtt_port()))
+                .await
+                .unwrap(),
+        );
+        idle.push(
+            TcpStream::connect(emulator.control_addr().unwrap())
+                .await
+                .unwrap(),
+        );
+    }
+    // Both are full: a new MQTT client's handshake is not even started.
+    let blocked =
+        tokio::time::timeout(Duration::from_millis(300), RawClient::connect(&emulator)).await;
+    assert!(blocked.is_err(), "MQTT accepted beyond its limit");
+    // HTTPS serves, and so does MQTT over WebSocket, which is an HTTPS connection.
+    assert_served_and_no_panic(&emulator).await;
+    let mut ws = WsClient::connect(&emulator).await;
+    let password = dps_token(
+        emulator.id_scope(),
+        QUICKSTART_REGISTRATION_ID,
+        QUICKSTART_KEY,
+        seconds_from_now(600),
+    );
+    let code = ws
+        .mqtt_connect(
+            QUICKSTART_REGISTRATION_ID,
+            &dps_username(emulator.id_scope(), QUICKSTART_REGISTRATION_ID),
+            &password,
+        )
+        .await;
+    assert_eq!(code, ConnectReturnCode::Success);
+    drop(idle);
+    let _mqtt = RawClient::connect(&emulator).await;
+    assert_eq!(PANICS.load(Ordering::SeqCst), 0, "something panicked");
+}

@@ -103,6 +103,56 @@ async fn shutdown_closes_mqtt_https_and_websocket_connections() {
 }
 
 #[tokio::test]
+async fn shutdown_ends_control_telemetry_streams() {
+    let emulator = Emulator::builder()
+        .quickstart_fixture()
+        .control_port(0)
+        .start()
+        .await
+        .unwrap();
+    let mut tcp = tokio::net::TcpStream::connect(emulator.control_addr().unwrap())
+        .await
+        .unwrap();
+    tcp.write_all(b"GET /telemetry/stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("iotemu telemetry stream") {
+        let mut chunk = [0u8; 1024];
+        let n = tcp.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "the stream started");
+        seen.extend_from_slice(&chunk[..n]);
+    }
+    tokio::time::timeout(Duration::from_secs(30), emulator.shutdown())
+        .await
+        .expect("shutdown does not wait for the stream's subscriber");
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut rest))
+        .await
+        .expect("the stream ends")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_session_that_does_not_finish_is_closed_after_the_shutdown_timeout() {
+    let emulator = Emulator::builder()
+        .quickstart_fixture()
+        .shutdown_timeout(Duration::from_millis(200))
+        .start()
+        .await
+        .unwrap();
+    // TLS done, CONNECT begun but never finished: the session waits for the rest and does
+    // not see the signal. (The pause lets the server finish its side of the handshake.)
+    let mut silent = RawClient::connect(&emulator).await;
+    silent.send_bytes(&[0x10]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::timeout(Duration::from_secs(30), emulator.shutdown())
+        .await
+        .expect("shutdown finishes after its timeout");
+    silent.expect_closed().await;
+}
+
+#[tokio::test]
 async fn after_shutdown_the_data_directory_can_be_opened_at_once() {
     let dir = data_dir();
     let start = || {
