@@ -408,11 +408,16 @@ async fn run(args: Args) -> Result<(), String> {
     }
     // Listen before announcing readiness: a SIGTERM sent right after "ready" must shut the
     // emulator down gracefully, not kill it.
-    let signals = ShutdownSignals::install();
+    let mut signals = ShutdownSignals::install();
     print_banner(&emulator, &args);
     signals.wait().await;
     tracing::info!("shutting down");
-    emulator.shutdown().await;
+    // Sessions get --shutdown-timeout-secs to finish; a second signal stops waiting (what
+    // was acknowledged is already on disk, so nothing is lost either way).
+    tokio::select! {
+        _ = emulator.shutdown() => tracing::info!("stopped"),
+        _ = signals.wait() => tracing::warn!("second signal: exiting without waiting for sessions"),
+    }
     Ok(())
 }
 
@@ -561,10 +566,10 @@ impl ShutdownSignals {
         }
     }
 
-    async fn wait(self) {
+    async fn wait(&mut self) {
         #[cfg(unix)]
         {
-            let mut listeners = self.listeners;
+            let listeners = &mut self.listeners;
             if listeners.is_empty() {
                 let _ = tokio::signal::ctrl_c().await;
                 return;
