@@ -40,7 +40,7 @@ impl<'a> Request<'a> {
     /// The request head; the body stays unread. `Err` carries a reason when the path is not
     /// valid UTF-8 once percent-decoded.
     pub fn head(
-        parts: &hyper::http::request::Parts,
+        parts: hyper::http::request::Parts,
         certificates: &'a [CertificateDer<'static>],
     ) -> Result<Request<'a>, String> {
         let segments = parts
@@ -56,10 +56,10 @@ impl<'a> Request<'a> {
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Request {
-            method: parts.method.clone(),
             segments,
             query: parts.uri.query().unwrap_or("").to_owned(),
-            headers: parts.headers.clone(),
+            method: parts.method,
+            headers: parts.headers,
             body: Bytes::new(),
             certificates,
         })

@@ -31,7 +31,7 @@ pub(super) async fn handle(
         return websocket::upgrade(ctx, req, certificates, remote);
     }
     let (parts, body) = req.into_parts();
-    let mut req = match Request::head(&parts, certificates) {
+    let mut req = match Request::head(parts, certificates) {
         Ok(req) => req,
         Err(reason) => return reply::dps_error(&DpsError::bad_request(reason)),
     };
