@@ -252,6 +252,18 @@ async fn an_unauthenticated_huge_body_is_refused_401_without_being_read() {
     // The body is not waited for: the connection ends here.
     expect_closed(&mut stream).await;
 
+    // A client that waits for `100 Continue` before sending gets the refusal instead.
+    let mut stream = https(&emulator).await;
+    stream
+        .write_all(
+            b"POST /devices/huge/messages/events?api-version=2021-04-12 HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\nContent-Length: 200000\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let (status, head, _) = read_response(&mut stream).await.expect("a reply");
+    assert_eq!(status, 401, "{head}");
+    expect_closed(&mut stream).await;
+
     // The DPS device API, with a token signed by the wrong key.
     let mut stream = https(&emulator).await;
     let token = dps_token(

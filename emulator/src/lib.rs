@@ -14,6 +14,9 @@
 //! * [`store`] — the state that survives a restart (`--data-dir`); the domains keep their
 //!   working state in memory.
 //!
+//! [`shutdown`] is the signal every listener and session watches so that
+//! [`Emulator::shutdown`] can stop accepting, end the sessions and then close the store.
+//!
 //! Start one in a test with [`Emulator::builder`].
 
 pub mod auth;
