@@ -16,7 +16,7 @@
 //! "starting" (503) instead of a refused connection; every route answers 503 until
 //! [`Readiness::set_ready`] is called, after the MQTT and HTTPS listeners are bound.
 //!
-//! Like every listener it has its own connection limit ([`crate::net`]); a request head must
+//! Like every listener it has its own connection limit (`net.rs`); a request head must
 //! arrive within 30 s of the connection becoming idle, a body within 30 s. On shutdown the request in flight
 //! finishes and telemetry streams end.
 

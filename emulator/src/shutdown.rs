@@ -13,7 +13,7 @@
 //! * [`SessionGuard`] — from [`ShutdownSignal::session`]: the session counts as running for as
 //!   long as the guard lives. [`SessionGuard::run`] runs the session's future and drops it if
 //!   shutdown is forced, so a peer that ignores the goodbye cannot keep the emulator alive.
-//!   Every connection accepted by [`crate::net::spawn_accept_loop`] is already guarded; a task
+//!   Every connection accepted by `net::spawn_accept_loop` is already guarded; a task
 //!   that outlives its connection's task (a WebSocket session after the HTTP upgrade) takes a
 //!   guard of its own.
 //!

@@ -4,7 +4,7 @@
 //! [`crate::auth`], rules by the domain.
 //!
 //! A client costs a bounded amount ([`HttpLimits`]): connections per listener are capped
-//! ([`crate::net`]), a connection is closed when idle or when a request head is slow
+//! (`net.rs`), a connection is closed when idle or when a request head is slow
 //! (`connection`), and a request body is read only after the route's checks on the head —
 //! authentication included — have passed, up to a size limit and within a timeout
 //! (`router`).

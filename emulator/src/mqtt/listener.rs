@@ -1,5 +1,5 @@
 //! The MQTT listener: TLS (with a timeout) per connection, then one session task; at most
-//! the listener's connection limit at once (see [`crate::net`]).
+//! the listener's connection limit at once (see `net.rs`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
