@@ -489,3 +489,44 @@ async fn connection_closes_when_its_sas_token_expires() {
         Err(RecvEnd::Closed)
     );
 }
+
+/// `se` values past what the clock can hold (issue #12): the token is signed correctly with a
+/// real key, so only the expiry can refuse it. CONNACK 5, no panic, and the port keeps serving.
+#[tokio::test]
+async fn absurd_sas_expiry_gets_connack_5_on_dps_and_hub() {
+    let emulator = start_emulator(None).await;
+    provision(&emulator, "dev-far");
+    for expiry in [1u64 << 63, u64::MAX, 253_402_300_800] {
+        let mut dps = RawClient::connect(&emulator).await;
+        let token = dps_token(SCOPE, QUICKSTART_REGISTRATION_ID, QUICKSTART_KEY, expiry);
+        let code = dps
+            .mqtt_connect(
+                QUICKSTART_REGISTRATION_ID,
+                &dps_username(SCOPE, QUICKSTART_REGISTRATION_ID),
+                &token,
+            )
+            .await;
+        assert_eq!(code, ConnectReturnCode::NotAuthorized, "DPS se={expiry}");
+        dps.expect_closed().await;
+
+        let mut hub = RawClient::connect(&emulator).await;
+        let token = device_token("localhost", "dev-far", QUICKSTART_KEY, expiry);
+        let code = hub
+            .mqtt_connect("dev-far", &hub_username("localhost", "dev-far"), &token)
+            .await;
+        assert_eq!(code, ConnectReturnCode::NotAuthorized, "hub se={expiry}");
+        hub.expect_closed().await;
+    }
+    // The last representable second (9999-12-31T23:59:59Z) is a valid, very long-lived token.
+    let mut hub = RawClient::connect(&emulator).await;
+    let token = device_token("localhost", "dev-far", QUICKSTART_KEY, 253_402_300_799);
+    let code = hub
+        .mqtt_connect("dev-far", &hub_username("localhost", "dev-far"), &token)
+        .await;
+    assert_eq!(code, ConnectReturnCode::Success);
+    hub.send(Packet::PingReq).await;
+    assert_eq!(
+        hub.recv(Duration::from_secs(5)).await.unwrap(),
+        Packet::PingResp
+    );
+}

@@ -10,7 +10,7 @@ pub mod sas;
 pub mod x509;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use rustls_pki_types::CertificateDer;
 
@@ -173,7 +173,7 @@ pub fn authenticate_registration(
     let identity = |enrollment| RegistrationIdentity {
         registration_id: registration_id.to_owned(),
         enrollment,
-        expires_at: Some(expiry_time(&token)),
+        expires_at: Some(token.expires_at()),
         x509: None,
     };
 
@@ -286,7 +286,7 @@ pub fn authenticate_device(
     if device.status == DeviceStatus::Disabled {
         return Err(AuthError::DeviceDisabled(device_id.to_owned()));
     }
-    Ok(identity(expiry_time(&token)))
+    Ok(identity(token.expires_at()))
 }
 
 /// DPS X.509: the leaf's CN must be the registration id; an individual enrollment decides
@@ -519,10 +519,6 @@ pub(crate) fn enrollment_keys(
         .flatten()
         .filter_map(|k| SymmetricKey::from_base64(k).ok())
         .collect()
-}
-
-fn expiry_time(token: &SasToken) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(token.expiry)
 }
 
 fn attestation_name(kind: AttestationType) -> &'static str {

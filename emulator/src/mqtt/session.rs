@@ -328,11 +328,13 @@ impl Session {
             )),
             Client::Registration(_) => None,
         };
-        let token_deadline = self.client.expires_at().map(|at| {
+        // Checked: a credential valid for millennia must not overflow the clock; no
+        // representable deadline means none to enforce.
+        let token_deadline = self.client.expires_at().and_then(|at| {
             let left = at
                 .duration_since(SystemTime::now())
                 .unwrap_or(Duration::ZERO);
-            Instant::now() + left
+            Instant::now().checked_add(left)
         });
         let mut last_heard = Instant::now();
         loop {
