@@ -128,6 +128,10 @@ pub enum AuthError {
     Certificate(String),
     #[error("the enrollment or device expects {expected} authentication")]
     WrongCredentialType { expected: &'static str },
+    /// Not an authentication failure but a request no enrollment could ever match; checked
+    /// before anything else so that no credential work is done for it.
+    #[error("{0}")]
+    InvalidRegistrationId(String),
 }
 
 impl AuthError {
@@ -135,6 +139,7 @@ impl AuthError {
     pub fn code(&self) -> u32 {
         match self {
             AuthError::DeviceDisabled(_) => 403012,
+            AuthError::InvalidRegistrationId(_) => 400004,
             _ => 401002,
         }
     }
@@ -151,6 +156,9 @@ pub fn authenticate_registration(
     credential: Credential<'_>,
     now: SystemTime,
 ) -> Result<RegistrationIdentity, AuthError> {
+    if let Some(problem) = crate::dps::validate::registration_id_problem(registration_id) {
+        return Err(AuthError::InvalidRegistrationId(problem));
+    }
     if !id_scope.eq_ignore_ascii_case(dps.id_scope()) {
         return Err(AuthError::UnknownIdScope(id_scope.to_owned()));
     }

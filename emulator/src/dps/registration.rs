@@ -462,6 +462,11 @@ impl Dps {
         operation: &Operation,
         previous: Option<&DeviceRegistrationState>,
     ) -> Result<&std::sync::Arc<Hub>, (u32, String)> {
+        // Registration and enrollment device ids were checked on the way in; this keeps any
+        // other path from creating a device the hub's own API would refuse.
+        if let Some(problem) = crate::hub::registry::device_id_problem(&input.device_id) {
+            return Err((assignment::INVALID_DEVICE_ID, problem));
+        }
         if !input.reprovision.update_hub_assignment
             && let Some(hub) = previous
                 .filter(|p| p.status == RegistrationStatus::Assigned)

@@ -297,6 +297,8 @@ fn authenticate(
         let code = match e {
             // azure-iot-sdk-c maps 3 to "device disabled".
             AuthError::DeviceDisabled(_) => ConnectReturnCode::ServiceUnavailable,
+            // The client id is the registration id, and it can never be valid.
+            AuthError::InvalidRegistrationId(_) => ConnectReturnCode::BadClientId,
             _ => ConnectReturnCode::NotAuthorized,
         };
         refuse(code, &e)
