@@ -120,30 +120,41 @@ fn initial_twin(initial: Option<&Value>) -> Result<(), Invalid> {
     }
 }
 
-/// Deepest nesting of objects and arrays an enrollment may have. Its free-form members
-/// (unknown fields are kept and returned, webhook definitions, TPM blobs) are otherwise
-/// unchecked; the bound keeps every accepted enrollment storable (the store takes 100).
-pub const MAX_ENROLLMENT_DEPTH: usize = 32;
+/// Deepest nesting of objects and arrays in the free-form JSON DPS accepts: an enrollment's
+/// unknown fields (kept and returned), webhook definitions and TPM blobs, and a device's
+/// registration `payload`. They are otherwise unchecked; the bound keeps everything accepted
+/// storable (the store takes 100).
+pub const MAX_FREE_FORM_DEPTH: usize = 32;
 
-fn nesting(enrollment: &impl serde::Serialize) -> Result<(), Invalid> {
-    let value = serde_json::to_value(enrollment)
-        .map_err(|e| Invalid::new("", format!("not representable as JSON: {e}")))?;
-    let mut stack = vec![(&value, 0usize)];
+/// Whether `value` nests objects and arrays at most `max` deep (iteratively: no recursion on
+/// input).
+pub fn nesting_within(value: &Value, max: usize) -> bool {
+    let mut stack = vec![(value, 0usize)];
     while let Some((value, depth)) = stack.pop() {
         let children: Box<dyn Iterator<Item = &Value>> = match value {
             Value::Object(map) => Box::new(map.values()),
             Value::Array(items) => Box::new(items.iter()),
             _ => continue,
         };
-        if depth + 1 > MAX_ENROLLMENT_DEPTH {
-            return Err(Invalid::new(
-                "",
-                format!("nested deeper than {MAX_ENROLLMENT_DEPTH} levels"),
-            ));
+        if depth + 1 > max {
+            return false;
         }
         stack.extend(children.map(|child| (child, depth + 1)));
     }
-    Ok(())
+    true
+}
+
+fn nesting(enrollment: &impl serde::Serialize) -> Result<(), Invalid> {
+    let value = serde_json::to_value(enrollment)
+        .map_err(|e| Invalid::new("", format!("not representable as JSON: {e}")))?;
+    if nesting_within(&value, MAX_FREE_FORM_DEPTH) {
+        Ok(())
+    } else {
+        Err(Invalid::new(
+            "",
+            format!("nested deeper than {MAX_FREE_FORM_DEPTH} levels"),
+        ))
+    }
 }
 
 /// Registration and group ids (protocol.md §4): 1–128 ASCII alphanumerics and `- . _ :`,
