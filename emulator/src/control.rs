@@ -215,7 +215,8 @@ fn message_from_query(query: &str, body: Bytes) -> C2dMessage {
     message.ack = query::value(query, "ack");
     message.expiry = query::value(query, "expirySeconds")
         .and_then(|s| s.parse::<u64>().ok())
-        .map(|s| std::time::SystemTime::now() + std::time::Duration::from_secs(s));
+        // An expiry the clock cannot represent is as good as none.
+        .and_then(|s| std::time::SystemTime::now().checked_add(std::time::Duration::from_secs(s)));
     for (key, value) in query::pairs(query).unwrap_or_default() {
         if let Some(name) = key.strip_prefix("prop.") {
             message

@@ -32,7 +32,7 @@ pub(super) fn register(
 ) -> Reply {
     match authenticate(ctx, req, id_scope, registration_id) {
         Ok(who) => registration_reply(ctx.dps.register(&who, &req.body), id_scope, registration_id),
-        Err(e) => reply::unauthorized(&e),
+        Err(e) => refused(&e),
     }
 }
 
@@ -50,7 +50,7 @@ pub(super) fn operation_status(
             id_scope,
             registration_id,
         ),
-        Err(e) => reply::unauthorized(&e),
+        Err(e) => refused(&e),
     }
 }
 
@@ -69,7 +69,18 @@ pub(super) fn status_lookup(
                 format!("No registration found for '{registration_id}'"),
             )),
         },
-        Err(e) => reply::unauthorized(&e),
+        Err(e) => refused(&e),
+    }
+}
+
+/// 400 for a registration id that cannot be valid (checked first), 401 for the rest.
+fn refused(error: &AuthError) -> Reply {
+    match error {
+        AuthError::InvalidRegistrationId(problem) => {
+            tracing::warn!(reason = %problem, "HTTPS registration refused");
+            reply::dps_error(&DpsError::bad_request(problem.clone()))
+        }
+        other => reply::unauthorized(other),
     }
 }
 

@@ -175,12 +175,16 @@ struct QuerySpecification {
     query: String,
 }
 
+/// Exactly one JSON value (trailing data is refused), of the route's shape.
 fn body<T: DeserializeOwned>(req: &Request<'_>) -> Result<T, DpsError> {
     let mut de = serde_json::Deserializer::from_slice(&req.body);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         DpsError::bad_request(format!("Invalid request body at '{path}': {}", e.inner()))
-    })
+    })?;
+    de.end()
+        .map_err(|e| DpsError::bad_request(format!("Invalid request body: {e}")))?;
+    Ok(value)
 }
 
 /// The query text and paging headers (`x-ms-max-item-count`, `x-ms-continuation`).

@@ -6,8 +6,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 
-use super::disk::{self, Paths};
+use super::disk::Paths;
 use super::error::StoreError;
+use super::lock::DirLock;
 use super::record;
 use super::recovery;
 use super::writer::{CLOSED, Shared, Writer};
@@ -54,8 +55,8 @@ pub struct FileStore {
     shared: Arc<Shared>,
     writer: Mutex<Option<JoinHandle<()>>>,
     paths: Paths,
-    /// Held open for the lock it carries; `None` once closed.
-    lock: Mutex<Option<std::fs::File>>,
+    /// Exclusive use of the directory; released by close, after the writer has stopped.
+    lock: Mutex<Option<DirLock>>,
 }
 
 impl FileStore {
@@ -72,7 +73,7 @@ impl FileStore {
     ) -> Result<FileStore, StoreError> {
         let paths = Paths::new(dir.as_ref());
         std::fs::create_dir_all(&paths.dir).map_err(|e| StoreError::io("create", &paths.dir, e))?;
-        let lock = disk::acquire_lock(&paths)?;
+        let lock = DirLock::acquire(&paths)?;
         let recovered = recovery::recover(&paths)?;
         let stats = FileStoreStats {
             generation: recovered.generation,

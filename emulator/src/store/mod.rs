@@ -34,6 +34,7 @@ mod disk;
 mod error;
 mod file;
 mod frame;
+mod lock;
 mod memory;
 mod mirror;
 mod record;
