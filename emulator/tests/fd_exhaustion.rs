@@ -222,6 +222,7 @@ fn out_of_descriptors_it_backs_off_recovers_and_exits_cleanly() {
     let used = emulator.cpu_ticks() - before;
     let ticks_per_second = 100; // USER_HZ on Linux
     let window_ticks = window.as_secs() * ticks_per_second;
+    eprintln!("CPU while out of descriptors: {used} of {window_ticks} ticks");
     assert!(
         used * 4 < window_ticks,
         "the emulator used {used} of {window_ticks} ticks while out of descriptors"
