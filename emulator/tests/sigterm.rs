@@ -40,6 +40,8 @@ fn start(data_dir: &std::path::Path) -> (Child, u16) {
             return (child, mqtt.expect("banner names the MQTT port"));
         }
     }
+    let _ = child.kill();
+    let _ = child.wait();
     let mut stderr = String::new();
     let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
     panic!("iotemu did not get ready: {stderr}");
