@@ -108,10 +108,15 @@ fn start() -> Running {
             break;
         }
     }
-    assert!(
-        mqtt > 0 && https > 0 && control > 0,
-        "banner names the ports"
-    );
+    if mqtt == 0 || https == 0 || control == 0 {
+        let _ = child.kill();
+        let _ = child.wait();
+        std::thread::sleep(Duration::from_millis(200));
+        panic!(
+            "the banner did not name the ports; stderr:\n{}",
+            stderr.lock().unwrap()
+        );
+    }
     Running {
         child,
         stderr,
