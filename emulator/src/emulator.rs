@@ -114,8 +114,9 @@ impl Default for MaxConnections {
     }
 }
 
-/// How long [`Emulator::shutdown`] waits for sessions to finish before dropping them.
-pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long [`Emulator::shutdown`] waits for sessions to finish before dropping them: less
+/// than the 10 s `docker stop` waits before SIGKILL, so the store is closed in time.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Default for EmulatorBuilder {
     fn default() -> Self {

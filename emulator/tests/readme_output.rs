@@ -24,7 +24,14 @@ impl Drop for Running {
 /// Starts the binary and returns it with its banner (stdout up to `iotemu ready`).
 fn start() -> (Running, tempfile::TempDir, Vec<String>) {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_iotemu"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_iotemu"));
+    // Every flag has an IOTEMU_* variable; one set around the test would change the banner.
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("IOTEMU_") {
+            command.env_remove(name);
+        }
+    }
+    let mut child = command
         .args([
             "--mqtt-port",
             "0",
