@@ -246,9 +246,6 @@ fn route(state: &EmulatorState, req: Request<Incoming>, shutdown: ShutdownSignal
                 "mqtt": state.mqtt_addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
                 "amqp": state.amqp_addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
                 "idScope": state.dps.id_scope(),
-                "eventHubs": state.hubs.all().iter()
-                    .filter_map(|h| h.event_hubs_connection_string(amqp_port(state)))
-                    .collect::<Vec<_>>(),
             }),
         ),
         ["eventhubs"] => match hub_for(state, query) {
