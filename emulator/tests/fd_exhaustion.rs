@@ -67,6 +67,8 @@ fn start() -> Running {
         .args([
             "--mqtt-port",
             "0",
+            "--amqp-port",
+            "0",
             "--https-port",
             "0",
             "--control-port",

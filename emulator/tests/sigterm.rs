@@ -14,6 +14,8 @@ fn start(data_dir: &std::path::Path) -> (Child, u16) {
         .args([
             "--mqtt-port",
             "0",
+            "--amqp-port",
+            "0",
             "--https-port",
             "0",
             "--control-port",
