@@ -845,3 +845,27 @@ async fn a_malformed_frame_after_open_closes_with_a_framing_error() {
             .contains("frame size 4")
     );
 }
+
+#[tokio::test]
+async fn the_amqp_connection_limit_holds_new_connections_until_one_closes() {
+    // One address: each listener holds a slot while it waits in accept (net.rs), so with
+    // 127.0.0.1 and ::1 both bound a limit of 2 would leave one connection for each.
+    let emulator = iotemu::Emulator::builder()
+        .quickstart_fixture()
+        .bind([std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)])
+        .max_connections(iotemu::MaxConnections {
+            amqp: 2,
+            ..Default::default()
+        })
+        .start()
+        .await
+        .unwrap();
+    let mut first = connect(&emulator, Login::Anonymous).await;
+    let _second = connect(&emulator, Login::NoSasl).await;
+    // Full: a third client's TLS handshake is not even started.
+    let blocked = tokio::time::timeout(Duration::from_millis(300), raw_tls(&emulator)).await;
+    assert!(blocked.is_err(), "AMQP accepted beyond its limit");
+    first.close().await.unwrap();
+    let (mut third, _session, _cbs) = authorised_session(&emulator, Login::Anonymous).await;
+    third.close().await.unwrap();
+}

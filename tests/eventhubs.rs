@@ -794,3 +794,61 @@ async fn consumers_read_over_websocket_as_the_event_hubs_clients_dial_it() {
         }
     }
 }
+
+#[tokio::test]
+async fn https_telemetry_reaches_the_same_endpoint() {
+    let emulator = start_emulator(None).await;
+    let device_id = "eh-https-1";
+    let key = SymmetricKey::from_base64(QUICKSTART_KEY).unwrap();
+    emulator
+        .default_hub()
+        .provision_device(device_id, key.clone(), key, None);
+    let sas = iotemu_e2e::device_token(
+        "localhost",
+        device_id,
+        QUICKSTART_KEY,
+        iotemu_e2e::seconds_from_now(600),
+    );
+    let sent = iotemu_e2e::https_request(
+        &emulator,
+        None,
+        "POST",
+        &format!("/devices/{device_id}/messages/events?api-version=2021-04-12"),
+        &[
+            ("Authorization", sas.as_str()),
+            ("IoTHub-MessageId", "https-1"),
+            ("iothub-app-kind", "rest"),
+        ],
+        b"from https",
+    )
+    .await;
+    assert_eq!(sent.status, 204);
+    let partition = emulator
+        .default_hub()
+        .event_hubs()
+        .partition_index(device_id);
+    let (_connection, mut session) = eventhubs_session(&emulator).await;
+    let mut receiver = consumer(
+        &mut session,
+        &partition_address(partition),
+        Some("amqp.annotation.x-opt-offset > '-1'"),
+        FilterEncoding::Symbol,
+        None,
+    )
+    .await;
+    loop {
+        let event = next_event(&mut receiver).await;
+        if annotation(&event, "iothub-message-source") == Value::String("Telemetry".into()) {
+            assert_eq!(body_bytes(&event), b"from https");
+            assert_eq!(
+                event.properties.as_ref().unwrap().message_id,
+                Some(MessageId::String("https-1".into()))
+            );
+            assert_eq!(
+                event.application_properties.as_ref().unwrap().0.get("kind"),
+                Some(&SimpleValue::String("rest".into()))
+            );
+            break;
+        }
+    }
+}

@@ -505,3 +505,64 @@ async fn service_tokens_need_the_right_policy_and_rights() {
             .is_some()
     );
 }
+
+/// `se` past year 9999 (issue #12) on the DPS device and service APIs: 401 with the DPS error
+/// shape, never a dropped connection; a good request is served afterwards.
+#[tokio::test]
+async fn absurd_sas_expiry_is_a_401_on_dps_https() {
+    let emulator = start_emulator(None).await;
+    let register = format!("/{SCOPE}/registrations/{QUICKSTART_REGISTRATION_ID}/register?{API}");
+    for expiry in [1u64 << 63, u64::MAX, 253_402_300_800] {
+        let token = dps_token(SCOPE, QUICKSTART_REGISTRATION_ID, QUICKSTART_KEY, expiry);
+        let refused = https_request(
+            &emulator,
+            None,
+            "PUT",
+            &register,
+            &[
+                ("Authorization", &token),
+                ("Content-Type", "application/json"),
+            ],
+            br#"{"registrationId":"symm-key-python-device-008"}"#,
+        )
+        .await;
+        assert_eq!(refused.status, 401, "se={expiry}");
+        assert_eq!(refused.header("x-ms-error-code"), Some("401002"));
+
+        let token = build_token(
+            "localhost",
+            &b64(OWNER_KEY),
+            Some("provisioningserviceowner"),
+            expiry,
+        );
+        let refused = https_request(
+            &emulator,
+            None,
+            "GET",
+            &format!("/enrollments/{QUICKSTART_REGISTRATION_ID}?{API}"),
+            &[("Authorization", &token)],
+            b"",
+        )
+        .await;
+        assert_eq!(refused.status, 401, "service se={expiry}");
+    }
+    let good = dps_token(
+        SCOPE,
+        QUICKSTART_REGISTRATION_ID,
+        QUICKSTART_KEY,
+        seconds_from_now(600),
+    );
+    let accepted = https_request(
+        &emulator,
+        None,
+        "PUT",
+        &register,
+        &[
+            ("Authorization", &good),
+            ("Content-Type", "application/json"),
+        ],
+        br#"{"registrationId":"symm-key-python-device-008"}"#,
+    )
+    .await;
+    assert_eq!(accepted.status, 202);
+}

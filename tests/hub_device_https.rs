@@ -351,3 +351,66 @@ async fn c2d_receive_lock_complete_reject_abandon() {
             .starts_with("ErrorCode:DeviceMessageLockLost;")
     );
 }
+
+/// `se` past year 9999 (issue #12) on the hub's device and service APIs: 401, never a dropped
+/// connection; the device is served afterwards.
+#[tokio::test]
+async fn absurd_sas_expiry_is_a_401_on_hub_https() {
+    let emulator = start_emulator(None).await;
+    provision(&emulator, "http-far");
+    for expiry in [1u64 << 63, u64::MAX, 253_402_300_800] {
+        let sas = device_token("localhost", "http-far", QUICKSTART_KEY, expiry);
+        let refused = https_request(
+            &emulator,
+            None,
+            "POST",
+            &format!("/devices/http-far/messages/events?{API}"),
+            &[("Authorization", sas.as_str())],
+            b"x",
+        )
+        .await;
+        assert_eq!(refused.status, 401, "se={expiry}");
+        assert!(
+            refused.json()["Message"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("ErrorCode:IotHubUnauthorizedAccess;"),
+            "{:?}",
+            refused.json()
+        );
+
+        use base64::Engine as _;
+        let owner = base64::engine::general_purpose::STANDARD
+            .decode(HUB_OWNER_KEY)
+            .unwrap();
+        let service_token = build_token("localhost", &owner, Some("iothubowner"), expiry);
+        let refused = https_request(
+            &emulator,
+            None,
+            "GET",
+            &format!("/devices/http-far?{API}"),
+            &[("Authorization", service_token.as_str())],
+            b"",
+        )
+        .await;
+        assert_eq!(refused.status, 401, "service se={expiry}");
+    }
+    let sent = device_call(
+        &emulator,
+        "http-far",
+        "POST",
+        "/devices/http-far/messages/events",
+        &[],
+        b"x",
+    )
+    .await;
+    assert_eq!(sent.status, 204);
+    assert_eq!(
+        emulator
+            .default_hub()
+            .telemetry()
+            .messages(Some("http-far"))
+            .len(),
+        1
+    );
+}

@@ -74,12 +74,9 @@ async fn dps_responses_put_rid_first_and_poll_completes() {
         )
         .await;
     assert_eq!(code, ConnectReturnCode::Success);
-    client
-        .send(Packet::Subscribe(Subscribe::new(
-            "$dps/registrations/res/#",
-            QoS::AtLeastOnce,
-        )))
-        .await;
+    let mut subscribe = Subscribe::new("$dps/registrations/res/#", QoS::AtLeastOnce);
+    subscribe.pkid = 1;
+    client.send(Packet::Subscribe(subscribe)).await;
     match client.recv(Duration::from_secs(5)).await.unwrap() {
         Packet::SubAck(ack) => assert_eq!(
             ack.return_codes,
@@ -488,4 +485,214 @@ async fn connection_closes_when_its_sas_token_expires() {
         client.recv(Duration::from_secs(6)).await,
         Err(RecvEnd::Closed)
     );
+}
+
+/// `se` values past what the clock can hold (issue #12): the token is signed correctly with a
+/// real key, so only the expiry can refuse it. CONNACK 5, no panic, and the port keeps serving.
+#[tokio::test]
+async fn absurd_sas_expiry_gets_connack_5_on_dps_and_hub() {
+    let emulator = start_emulator(None).await;
+    provision(&emulator, "dev-far");
+    for expiry in [1u64 << 63, u64::MAX, 253_402_300_800] {
+        let mut dps = RawClient::connect(&emulator).await;
+        let token = dps_token(SCOPE, QUICKSTART_REGISTRATION_ID, QUICKSTART_KEY, expiry);
+        let code = dps
+            .mqtt_connect(
+                QUICKSTART_REGISTRATION_ID,
+                &dps_username(SCOPE, QUICKSTART_REGISTRATION_ID),
+                &token,
+            )
+            .await;
+        assert_eq!(code, ConnectReturnCode::NotAuthorized, "DPS se={expiry}");
+        dps.expect_closed().await;
+
+        let mut hub = RawClient::connect(&emulator).await;
+        let token = device_token("localhost", "dev-far", QUICKSTART_KEY, expiry);
+        let code = hub
+            .mqtt_connect("dev-far", &hub_username("localhost", "dev-far"), &token)
+            .await;
+        assert_eq!(code, ConnectReturnCode::NotAuthorized, "hub se={expiry}");
+        hub.expect_closed().await;
+    }
+    // The last representable second (9999-12-31T23:59:59Z) is a valid, very long-lived token.
+    let mut hub = RawClient::connect(&emulator).await;
+    let token = device_token("localhost", "dev-far", QUICKSTART_KEY, 253_402_300_799);
+    let code = hub
+        .mqtt_connect("dev-far", &hub_username("localhost", "dev-far"), &token)
+        .await;
+    assert_eq!(code, ConnectReturnCode::Success);
+    hub.send(Packet::PingReq).await;
+    assert_eq!(
+        hub.recv(Duration::from_secs(5)).await.unwrap(),
+        Packet::PingResp
+    );
+}
+
+/// A CONNECT for `device_id` with a valid token, as raw bytes, and the index of its protocol
+/// level byte (the connect flags follow it).
+fn raw_connect(device_id: &str) -> (Vec<u8>, usize) {
+    let mut connect = iotemu::mqtt::codec::Connect::new(device_id);
+    connect.login = Some(rumqttc::mqttbytes::v4::Login::new(
+        hub_username("localhost", device_id),
+        device_token(
+            "localhost",
+            device_id,
+            QUICKSTART_KEY,
+            seconds_from_now(600),
+        ),
+    ));
+    let mut wire = bytes::BytesMut::new();
+    iotemu::mqtt::codec::encode(&Packet::Connect(connect), &mut wire).unwrap();
+    let length_bytes = wire[1..].iter().position(|b| b & 0x80 == 0).unwrap() + 1;
+    // Fixed header, then 0x00 0x04 "MQTT", then the level.
+    let level = 1 + length_bytes + 6;
+    (wire.to_vec(), level)
+}
+
+/// A client that behaves still gets a session and an answer after a violation.
+async fn assert_still_served(emulator: &iotemu::Emulator, device_id: &str) {
+    let mut client = connected_device(emulator, device_id).await;
+    client.send(Packet::PingReq).await;
+    assert_eq!(
+        client.recv(Duration::from_secs(5)).await.unwrap(),
+        Packet::PingResp
+    );
+}
+
+/// The server's only possible reply to a protocol violation: closing, with nothing sent.
+async fn assert_closed_silently(client: &mut RawClient, what: &str) {
+    assert_eq!(
+        client.recv(Duration::from_secs(5)).await,
+        Err(RecvEnd::Closed),
+        "{what}"
+    );
+}
+
+#[tokio::test]
+async fn connect_with_the_reserved_flag_set_is_closed_without_connack() {
+    let emulator = start_emulator(None).await;
+    provision(&emulator, "dev-rsv");
+    let (mut wire, level) = raw_connect("dev-rsv");
+    wire[level + 1] |= 0x01;
+    let mut client = RawClient::connect(&emulator).await;
+    client.send_bytes(&wire).await;
+    assert_closed_silently(&mut client, "CONNECT reserved flag (§3.1.2-3)").await;
+    assert!(!emulator.default_hub().connections().is_connected("dev-rsv"));
+    assert_still_served(&emulator, "dev-rsv").await;
+}
+
+#[tokio::test]
+async fn protocol_level_other_than_4_gets_connack_1_then_close() {
+    let emulator = start_emulator(None).await;
+    provision(&emulator, "dev-lvl");
+    for bad_level in [3u8, 5, 0, 255] {
+        let (mut wire, level) = raw_connect("dev-lvl");
+        wire[level] = bad_level;
+        let mut client = RawClient::connect(&emulator).await;
+        client.send_bytes(&wire).await;
+        match client.recv(Duration::from_secs(5)).await {
+            Ok(Packet::ConnAck(ack)) => assert_eq!(
+                ack.code,
+                ConnectReturnCode::RefusedProtocolVersion,
+                "level {bad_level}"
+            ),
+            other => panic!("level {bad_level}: expected CONNACK 1, got {other:?}"),
+        }
+        assert_eq!(
+            client.recv(Duration::from_secs(5)).await,
+            Err(RecvEnd::Closed)
+        );
+    }
+    assert_still_served(&emulator, "dev-lvl").await;
+}
+
+#[tokio::test]
+async fn subscribe_with_wrong_fixed_header_flags_is_closed() {
+    let emulator = start_emulator(None).await;
+    let mut client = connected_device(&emulator, "dev-sflags").await;
+    let mut subscribe = Subscribe::new(
+        "devices/dev-sflags/messages/devicebound/#",
+        QoS::AtLeastOnce,
+    );
+    subscribe.pkid = 1;
+    let mut wire = bytes::BytesMut::new();
+    iotemu::mqtt::codec::encode(&Packet::Subscribe(subscribe), &mut wire).unwrap();
+    assert_eq!(wire[0], 0x82);
+    wire[0] = 0x80;
+    client.send_bytes(&wire).await;
+    assert_closed_silently(&mut client, "SUBSCRIBE flags 0000 (§3.8.1-1)").await;
+    assert_still_served(&emulator, "dev-sflags").await;
+}
+
+#[tokio::test]
+async fn nul_in_a_topic_name_or_filter_is_closed_and_nothing_is_stored() {
+    let emulator = start_emulator(None).await;
+    let mut client = connected_device(&emulator, "dev-nul").await;
+    client
+        .send(publish(
+            "devices/dev-nul/messages/events/a\0b",
+            QoS::AtLeastOnce,
+            7,
+            b"x".to_vec(),
+        ))
+        .await;
+    assert_closed_silently(&mut client, "NUL in a topic name (§1.5.3)").await;
+    assert_nothing_stored(&emulator, "dev-nul");
+
+    let mut client = connected_device(&emulator, "dev-nul").await;
+    let subscribe = Subscribe::new("$iothub/twin/res/\0#", QoS::AtLeastOnce);
+    client
+        .send(Packet::Subscribe(Subscribe {
+            pkid: 3,
+            ..subscribe
+        }))
+        .await;
+    assert_closed_silently(&mut client, "NUL in a topic filter (§1.5.3)").await;
+    assert_still_served(&emulator, "dev-nul").await;
+}
+
+#[tokio::test]
+async fn unsubscribe_without_topics_is_closed() {
+    let emulator = start_emulator(None).await;
+    let mut client = connected_device(&emulator, "dev-unsub").await;
+    // UNSUBSCRIBE, flags 0010, remaining length 2: a packet identifier and no topic filter.
+    client.send_bytes(&[0xa2, 0x02, 0x00, 0x01]).await;
+    assert_closed_silently(&mut client, "empty UNSUBSCRIBE (§3.10.3-2)").await;
+    assert_still_served(&emulator, "dev-unsub").await;
+}
+
+#[tokio::test]
+async fn packet_identifier_0_is_closed() {
+    let emulator = start_emulator(None).await;
+    let topic = b"devices/dev-pk0/messages/events/";
+    // PUBLISH QoS 1 (flags 0010) with packet identifier 0.
+    let mut publish_pk0 = vec![
+        0x32,
+        (2 + topic.len() + 2 + 1) as u8,
+        0x00,
+        topic.len() as u8,
+    ];
+    publish_pk0.extend_from_slice(topic);
+    publish_pk0.extend_from_slice(&[0x00, 0x00, b'x']);
+    let filter = b"devices/dev-pk0/messages/devicebound/#";
+    // SUBSCRIBE with packet identifier 0, one filter at QoS 1.
+    let mut subscribe_pk0 = vec![0x82, (2 + 2 + filter.len() + 1) as u8, 0x00, 0x00, 0x00];
+    subscribe_pk0.push(filter.len() as u8);
+    subscribe_pk0.extend_from_slice(filter);
+    subscribe_pk0.push(0x01);
+    // UNSUBSCRIBE with packet identifier 0, one filter.
+    let mut unsubscribe_pk0 = vec![0xa2, (2 + 2 + filter.len()) as u8, 0x00, 0x00, 0x00];
+    unsubscribe_pk0.push(filter.len() as u8);
+    unsubscribe_pk0.extend_from_slice(filter);
+    for (what, wire) in [
+        ("PUBLISH", publish_pk0),
+        ("SUBSCRIBE", subscribe_pk0),
+        ("UNSUBSCRIBE", unsubscribe_pk0),
+    ] {
+        let mut client = connected_device(&emulator, "dev-pk0").await;
+        client.send_bytes(&wire).await;
+        assert_closed_silently(&mut client, &format!("{what} with packet id 0 (§2.3.1-1)")).await;
+    }
+    assert_nothing_stored(&emulator, "dev-pk0");
+    assert_still_served(&emulator, "dev-pk0").await;
 }

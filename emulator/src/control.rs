@@ -16,9 +16,15 @@
 //! The control port is bound before anything else, so a supervisor polling `/health` sees
 //! "starting" (503) instead of a refused connection; every route answers 503 until
 //! [`Readiness::set_ready`] is called, after the MQTT and HTTPS listeners are bound.
+//!
+//! Like every listener it has its own connection limit (`net.rs`); a request head must
+//! arrive within 30 s of the connection becoming idle, a body within 30 s. On shutdown the request in flight
+//! finishes and telemetry streams end.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -32,17 +38,17 @@ use hyper::header::CONTENT_TYPE;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use crate::emulator::EmulatorState;
 use crate::hub::Hub;
 use crate::hub::c2d::C2dMessage;
-use crate::net::spawn_accept_loop;
+use crate::net::{ConnectionLimit, spawn_accept_loop};
 use crate::query;
+use crate::shutdown::ShutdownSignal;
 use crate::timefmt::utc_timestamp;
 
 type Reply = Response<BoxBody<Bytes, Infallible>>;
@@ -63,30 +69,62 @@ impl Readiness {
     }
 }
 
+/// How long the control port waits for a request head, counted from when the connection
+/// became idle (it bounds slow heads and idle keep-alive connections alike), and for a body.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
 pub(crate) fn spawn(
     listener: TcpListener,
     readiness: Readiness,
-    shutdown: watch::Receiver<bool>,
+    limit: ConnectionLimit,
+    shutdown: ShutdownSignal,
 ) -> JoinHandle<()> {
-    spawn_accept_loop(listener, shutdown, move |tcp, _remote| {
+    let signal = shutdown.clone();
+    spawn_accept_loop(
+        listener,
+        "control",
+        limit,
+        shutdown,
+        move |tcp, remote, _slot| serve_connection(tcp, remote, readiness.clone(), signal.clone()),
+    )
+}
+
+/// One control connection, until the client closes, the header timeout, or shutdown (which
+/// lets the request in flight finish and ends telemetry streams).
+async fn serve_connection(
+    tcp: TcpStream,
+    remote: SocketAddr,
+    readiness: Readiness,
+    mut shutdown: ShutdownSignal,
+) {
+    let signal = shutdown.clone();
+    let service = service_fn(move |req| {
         let readiness = readiness.clone();
+        let signal = signal.clone();
         async move {
-            let service = service_fn(move |req| {
-                let readiness = readiness.clone();
-                async move {
-                    let reply = match readiness.state() {
-                        None => starting(&req),
-                        Some(state) if req.method() == Method::POST => post(state, req).await,
-                        Some(state) => route(state, req),
-                    };
-                    Ok::<_, Infallible>(reply)
-                }
-            });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(tcp), service)
-                .await;
+            let reply = match readiness.state() {
+                None => starting(&req),
+                Some(state) if req.method() == Method::POST => post(state, req).await,
+                Some(state) => route(state, req, signal),
+            };
+            Ok::<_, Infallible>(reply)
         }
-    })
+    });
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(TokioIo::new(tcp), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!(%remote, error = %e, "control connection ended with an error");
+            }
+            return;
+        }
+        _ = shutdown.recv() => connection.as_mut().graceful_shutdown(),
+    }
+    let _ = connection.await;
 }
 
 /// 503 while starting: `/health` says `starting`, other routes that nothing is served yet.
@@ -126,9 +164,21 @@ async fn post(state: &EmulatorState, req: Request<Incoming>) -> Reply {
     let Some(hub) = hubs.into_iter().find(|h| h.device(&device_id).is_some()) else {
         return not_found(&format!("no device '{device_id}'"));
     };
-    let body = match Limited::new(req.into_body(), 128 * 1024).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(e) => return json_reply(StatusCode::BAD_REQUEST, json!({"message": e.to_string()})),
+    let read = tokio::time::timeout(
+        HEADER_TIMEOUT,
+        Limited::new(req.into_body(), 128 * 1024).collect(),
+    );
+    let body = match read.await {
+        Ok(Ok(body)) => body.to_bytes(),
+        Ok(Err(e)) => {
+            return json_reply(StatusCode::BAD_REQUEST, json!({"message": e.to_string()}));
+        }
+        Err(_) => {
+            return json_reply(
+                StatusCode::REQUEST_TIMEOUT,
+                json!({"message": "the body did not arrive within 30 s"}),
+            );
+        }
     };
     let message = message_from_query(&query, body);
     let sent = if path == "c2d" {
@@ -167,7 +217,8 @@ fn message_from_query(query: &str, body: Bytes) -> C2dMessage {
     message.ack = query::value(query, "ack");
     message.expiry = query::value(query, "expirySeconds")
         .and_then(|s| s.parse::<u64>().ok())
-        .map(|s| std::time::SystemTime::now() + std::time::Duration::from_secs(s));
+        // An expiry the clock cannot represent is as good as none.
+        .and_then(|s| std::time::SystemTime::now().checked_add(std::time::Duration::from_secs(s)));
     for (key, value) in query::pairs(query).unwrap_or_default() {
         if let Some(name) = key.strip_prefix("prop.") {
             message
@@ -178,7 +229,7 @@ fn message_from_query(query: &str, body: Bytes) -> C2dMessage {
     message
 }
 
-fn route(state: &EmulatorState, req: Request<Incoming>) -> Reply {
+fn route(state: &EmulatorState, req: Request<Incoming>, shutdown: ShutdownSignal) -> Reply {
     if req.method() != Method::GET {
         return json_reply(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -195,9 +246,6 @@ fn route(state: &EmulatorState, req: Request<Incoming>) -> Reply {
                 "mqtt": state.mqtt_addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
                 "amqp": state.amqp_addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
                 "idScope": state.dps.id_scope(),
-                "eventHubs": state.hubs.all().iter()
-                    .filter_map(|h| h.event_hubs_connection_string(amqp_port(state)))
-                    .collect::<Vec<_>>(),
             }),
         ),
         ["eventhubs"] => match hub_for(state, query) {
@@ -216,7 +264,7 @@ fn route(state: &EmulatorState, req: Request<Incoming>) -> Reply {
             .body(Full::new(Bytes::from(state.tls.ca_pem().to_owned())).boxed())
             .unwrap_or_default(),
         ["telemetry", "stream"] => match hub_for(state, query) {
-            Ok(hubs) => telemetry_stream(&hubs, query),
+            Ok(hubs) => telemetry_stream(&hubs, query, shutdown),
             Err(message) => not_found(&message),
         },
         ["telemetry"] => match hub_for(state, query) {
@@ -265,7 +313,7 @@ fn route(state: &EmulatorState, req: Request<Incoming>) -> Reply {
 /// `GET /telemetry/stream?deviceId=&hub=&replay=true`: server-sent events, one `data:` line
 /// of message JSON per telemetry message, live; `replay=true` first sends what is retained.
 /// Subscribing happens before the log is read, so nothing falls between the two.
-fn telemetry_stream(hubs: &[&Arc<Hub>], query: &str) -> Reply {
+fn telemetry_stream(hubs: &[&Arc<Hub>], query: &str, mut shutdown: ShutdownSignal) -> Reply {
     let device = query::value(query, "deviceId");
     let replay = query::value(query, "replay").is_some_and(|v| v == "true" || v == "1");
     let live: Vec<_> = hubs.iter().map(|h| h.telemetry().stream()).collect();
@@ -287,6 +335,8 @@ fn telemetry_stream(hubs: &[&Arc<Hub>], query: &str) -> Reply {
         let ours = wanted.as_deref().is_none_or(|d| m.device_id == d);
         std::future::ready(fresh && ours)
     });
+    // Ends with the emulator, so a subscriber does not hold the shutdown up.
+    let live = live.take_until(async move { shutdown.recv().await });
     let events = futures_util::stream::iter(backlog).chain(live).map(|m| {
         Ok::<_, Infallible>(Frame::data(Bytes::from(format!(
             "data: {}\n\n",

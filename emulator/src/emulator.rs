@@ -7,7 +7,11 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Dropping the handle stops the listeners and ends every session.
+//! [`Emulator::shutdown`] stops it and waits: listeners stop accepting, every session is told
+//! to finish (MQTT clients are disconnected, HTTP requests in flight complete), sessions that
+//! have not finished after the shutdown timeout are dropped, and then the store is flushed and
+//! closed (with a data directory, its lock is released when `shutdown` returns). Dropping the
+//! handle does the same in a background task without blocking (nothing to wait for then).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -15,7 +19,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
@@ -25,11 +28,13 @@ use crate::control;
 use crate::dps::model::AllocationPolicy;
 use crate::dps::{Dps, DpsTiming};
 use crate::fixtures::{FixtureError, FixtureSet, FixtureSource};
-use crate::http::{self, HttpContext};
+use crate::http::{self, HttpContext, HttpLimits};
 use crate::hub::event_hubs::{self, EventHubsConfig};
 use crate::hub::{Hub, HubAllocation, Hubs};
 use crate::mqtt::{self, MqttContext, MqttLimits};
+use crate::net::ConnectionLimit;
 use crate::persistence::{self, Persistence, Save};
+use crate::shutdown::Shutdown;
 use crate::store::FileStore;
 use crate::tls::{CaMaterial, EmulatorTls, TlsError};
 
@@ -84,8 +89,36 @@ pub struct EmulatorBuilder {
     telemetry_retention: usize,
     partitions: u32,
     limits: MqttLimits,
+    http_limits: HttpLimits,
+    max_connections: MaxConnections,
+    shutdown_timeout: Duration,
     data_dir: Option<PathBuf>,
 }
+
+/// How many connections each listener kind accepts at once (over every bound address).
+/// Separate limits keep one kind serving while another is flooded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaxConnections {
+    pub mqtt: usize,
+    pub amqp: usize,
+    pub https: usize,
+    pub control: usize,
+}
+
+impl Default for MaxConnections {
+    fn default() -> Self {
+        MaxConnections {
+            mqtt: 20_000,
+            amqp: 1_000,
+            https: 1_000,
+            control: 100,
+        }
+    }
+}
+
+/// How long [`Emulator::shutdown`] waits for sessions to finish before dropping them: less
+/// than the 10 s `docker stop` waits before SIGKILL, so the store is closed in time.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Default for EmulatorBuilder {
     fn default() -> Self {
@@ -104,6 +137,9 @@ impl Default for EmulatorBuilder {
             telemetry_retention: 10_000,
             partitions: event_hubs::DEFAULT_PARTITION_COUNT,
             limits: MqttLimits::default(),
+            http_limits: HttpLimits::default(),
+            max_connections: MaxConnections::default(),
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             data_dir: None,
         }
     }
@@ -236,6 +272,25 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Timeouts and body size limit of the HTTPS front.
+    pub fn https_limits(mut self, limits: HttpLimits) -> Self {
+        self.http_limits = limits;
+        self
+    }
+
+    /// Connections accepted at once per listener kind; beyond that, new connections wait in
+    /// the kernel's backlog until one closes.
+    pub fn max_connections(mut self, limits: MaxConnections) -> Self {
+        self.max_connections = limits;
+        self
+    }
+
+    /// How long [`Emulator::shutdown`] lets sessions finish before dropping them.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
     /// Loads fixtures, generates TLS material, binds every listener and starts serving.
     pub async fn start(self) -> Result<Emulator, StartError> {
         self.start_control_first().await?.finish().await
@@ -246,7 +301,7 @@ impl EmulatorBuilder {
     /// every other listener. A supervisor polling `/health` thus sees "starting", not a
     /// refused connection.
     pub async fn start_control_first(self) -> Result<Starting, StartError> {
-        let (shutdown, shutdown_rx) = watch::channel(false);
+        let shutdown = Shutdown::new();
         let readiness = control::Readiness::default();
         let control = match self.control_port {
             Some(port) => {
@@ -261,7 +316,12 @@ impl EmulatorBuilder {
                         hint: String::new(),
                     })?;
                 let addr = listener.local_addr().ok();
-                let task = control::spawn(listener, readiness.clone(), shutdown_rx);
+                let task = control::spawn(
+                    listener,
+                    readiness.clone(),
+                    ConnectionLimit::new(self.max_connections.control),
+                    shutdown.signal(),
+                );
                 Some((addr, task))
             }
             None => None,
@@ -281,7 +341,7 @@ pub struct Starting {
     builder: EmulatorBuilder,
     control: Option<(Option<SocketAddr>, JoinHandle<()>)>,
     readiness: control::Readiness,
-    shutdown: watch::Sender<bool>,
+    shutdown: Shutdown,
 }
 
 impl Starting {
@@ -297,7 +357,7 @@ impl Starting {
             builder,
             control,
             readiness,
-            shutdown: shutdown_tx,
+            shutdown,
         } = self;
         let fixtures = FixtureSet::load(&builder.fixtures)?;
         let persistence = Arc::new(match &builder.data_dir {
@@ -432,7 +492,6 @@ impl Starting {
                 bind_if_available.push(ip);
             }
         }
-        let shutdown_rx = shutdown_tx.subscribe();
         let listeners =
             bind_all(&builder.bind, &bind_if_available, builder.mqtt_port, "MQTT").await?;
         let mqtt_addrs: Vec<SocketAddr> = listeners
@@ -443,12 +502,14 @@ impl Starting {
             dps: dps.clone(),
             hubs: hubs.clone(),
             limits: builder.limits,
-            shutdown: shutdown_rx.clone(),
+            shutdown: shutdown.signal(),
         });
         let acceptor = TlsAcceptor::from(tls.server_config());
+        // One limit per kind, shared by every address the kind is bound on.
+        let mqtt_limit = ConnectionLimit::new(builder.max_connections.mqtt);
         let mut tasks: Vec<JoinHandle<()>> = listeners
             .into_iter()
-            .map(|l| mqtt::listener::spawn(l, acceptor.clone(), ctx.clone()))
+            .map(|l| mqtt::listener::spawn(l, acceptor.clone(), mqtt_limit.clone(), ctx.clone()))
             .collect();
 
         let amqp_listeners =
@@ -461,13 +522,12 @@ impl Starting {
             hubs: hubs.clone(),
             limits: builder.amqp_limits,
             port: amqp_addrs.first().map(|a| a.port()).unwrap_or(0),
-            shutdown: shutdown_rx.clone(),
+            shutdown: shutdown.signal(),
         });
-        tasks.extend(
-            amqp_listeners
-                .into_iter()
-                .map(|l| amqp::listener::spawn(l, acceptor.clone(), amqp_ctx.clone())),
-        );
+        let amqp_limit = ConnectionLimit::new(builder.max_connections.amqp);
+        tasks.extend(amqp_listeners.into_iter().map(|l| {
+            amqp::listener::spawn(l, acceptor.clone(), amqp_limit.clone(), amqp_ctx.clone())
+        }));
 
         let https_listeners = match builder.https {
             HttpsPort::Off => Vec::new(),
@@ -493,15 +553,19 @@ impl Starting {
             hubs: hubs.clone(),
             mqtt: ctx.clone(),
             amqp: amqp_ctx.clone(),
-            handshake_timeout: builder.limits.handshake_timeout,
-            shutdown: shutdown_rx.clone(),
+            limits: builder.http_limits,
+            shutdown: shutdown.signal(),
         });
         let https_acceptor = TlsAcceptor::from(tls.https_config());
-        tasks.extend(
-            https_listeners
-                .into_iter()
-                .map(|l| http::spawn(l, https_acceptor.clone(), http_ctx.clone())),
-        );
+        let https_limit = ConnectionLimit::new(builder.max_connections.https);
+        tasks.extend(https_listeners.into_iter().map(|l| {
+            http::spawn(
+                l,
+                https_acceptor.clone(),
+                https_limit.clone(),
+                http_ctx.clone(),
+            )
+        }));
 
         let state = Arc::new(EmulatorState {
             dps,
@@ -522,8 +586,12 @@ impl Starting {
             amqp_addrs,
             https_addrs,
             control_addr,
-            shutdown: shutdown_tx,
-            tasks,
+            stopper: Some(Stopper {
+                shutdown,
+                tasks,
+                persistence,
+                timeout: builder.shutdown_timeout,
+            }),
         })
     }
 }
@@ -597,15 +665,56 @@ pub(crate) struct EmulatorState {
     pub(crate) amqp_addrs: Vec<SocketAddr>,
 }
 
-/// A running emulator. Dropping it shuts it down.
+/// A running emulator. [`Emulator::shutdown`] stops it and waits; dropping it stops it in
+/// the background.
 pub struct Emulator {
     state: Arc<EmulatorState>,
     mqtt_addrs: Vec<SocketAddr>,
     amqp_addrs: Vec<SocketAddr>,
     https_addrs: Vec<SocketAddr>,
     control_addr: Option<SocketAddr>,
-    shutdown: watch::Sender<bool>,
+    /// `None` once shutdown has been started.
+    stopper: Option<Stopper>,
+}
+
+/// What stopping needs, in the order it is used (mini-redis's server is the model).
+struct Stopper {
+    shutdown: Shutdown,
+    /// The accept loops.
     tasks: Vec<JoinHandle<()>>,
+    persistence: Arc<Persistence>,
+    timeout: Duration,
+}
+
+impl Stopper {
+    async fn stop(self) {
+        // 1. Stop accepting: every accept loop ends and closes its listening socket.
+        self.shutdown.begin();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        // 2–3. Sessions were told by the same signal; give them the timeout to finish.
+        if !self.shutdown.drained(self.timeout).await {
+            tracing::warn!(
+                sessions = self.shutdown.sessions(),
+                timeout_ms = self.timeout.as_millis() as u64,
+                "sessions still running after the shutdown timeout; closing them"
+            );
+            self.shutdown.force();
+            // Dropping a session's future is immediate; this only waits for the tasks to
+            // be polled once more.
+            self.shutdown.drained(Duration::from_secs(1)).await;
+        }
+        // 4. Flush and close the store, off the async workers (it may fsync).
+        let persistence = self.persistence;
+        let closed = tokio::task::spawn_blocking(move || persistence.close()).await;
+        match closed {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "closing the data directory failed"),
+            Err(e) => tracing::error!(error = %e, "closing the data directory failed"),
+        }
+        tracing::debug!("emulator stopped");
+    }
 }
 
 impl Emulator {
@@ -708,17 +817,35 @@ impl Emulator {
             .event_hubs_connection_string(Some(self.amqp_port()))
     }
 
-    /// Stops accepting, ends every session and waits for the listeners to finish.
+    /// Stops the emulator and waits until it has stopped: listeners closed, every session
+    /// ended (those still running after the shutdown timeout are dropped), the store flushed
+    /// and closed — with a data directory, another emulator can open it once this returns.
     pub async fn shutdown(mut self) {
-        let _ = self.shutdown.send(true);
-        for task in self.tasks.drain(..) {
-            let _ = task.await;
+        if let Some(stopper) = self.stopper.take() {
+            stopper.stop().await;
         }
     }
 }
 
 impl Drop for Emulator {
+    /// Starts the same shutdown as [`Emulator::shutdown`] without waiting for it: inside a
+    /// tokio runtime it runs as a task (if the runtime ends first, the store is still closed
+    /// when its last user goes); outside one, sessions are signalled and the store closed
+    /// here.
     fn drop(&mut self) {
-        let _ = self.shutdown.send(true);
+        let Some(stopper) = self.stopper.take() else {
+            return;
+        };
+        stopper.shutdown.begin();
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(stopper.stop());
+            }
+            Err(_) => {
+                if let Err(e) = stopper.persistence.close() {
+                    tracing::error!(error = %e, "closing the data directory failed");
+                }
+            }
+        }
     }
 }

@@ -253,11 +253,18 @@ impl FixtureSet {
 /// Parses one fixture document, reporting the JSON path of any shape error.
 pub fn parse(file: &str, json: &str) -> Result<Fixture, FixtureError> {
     let mut de = serde_json::Deserializer::from_str(json);
-    serde_path_to_error::deserialize(&mut de).map_err(|err| FixtureError {
+    let fixture = serde_path_to_error::deserialize(&mut de).map_err(|err| FixtureError {
         file: file.to_owned(),
         path: err.path().to_string().trim_start_matches('.').to_owned(),
         reason: err.inner().to_string(),
-    })
+    })?;
+    // A second document after the first is a mistake, not something to ignore.
+    de.end().map_err(|err| FixtureError {
+        file: file.to_owned(),
+        path: String::new(),
+        reason: format!("unexpected data after the fixture: {err}"),
+    })?;
+    Ok(fixture)
 }
 
 fn read_source(source: &FixtureSource) -> Result<Fixture, FixtureError> {

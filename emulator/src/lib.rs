@@ -14,6 +14,9 @@
 //! * [`store`] — the state that survives a restart (`--data-dir`); the domains keep their
 //!   working state in memory.
 //!
+//! [`shutdown`] is the signal every listener and session watches so that
+//! [`Emulator::shutdown`] can stop accepting, end the sessions and then close the store.
+//!
 //! Start one in a test with [`Emulator::builder`].
 
 pub mod amqp;
@@ -32,8 +35,12 @@ mod net;
 mod persistence;
 mod query;
 mod serde_b64;
+pub mod shutdown;
 pub mod store;
 pub mod timefmt;
 pub mod tls;
 
-pub use emulator::{Emulator, EmulatorBuilder, HttpsPort, StartError, Starting};
+pub use emulator::{
+    DEFAULT_SHUTDOWN_TIMEOUT, Emulator, EmulatorBuilder, HttpsPort, MaxConnections, StartError,
+    Starting,
+};

@@ -11,8 +11,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use iotemu::Emulator;
 use iotemu::certs::cli::CertsCommand;
+use iotemu::http::HttpLimits;
+use iotemu::mqtt::MqttLimits;
+use iotemu::{Emulator, MaxConnections};
 use tracing_subscriber::EnvFilter;
 
 /// Local emulator of Azure IoT Hub Device Provisioning Service and Azure IoT Hub.
@@ -163,6 +165,48 @@ struct Args {
     /// state is in memory only. Two emulators cannot share one directory.
     #[arg(long, env = "IOTEMU_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
+
+    /// Seconds a TLS handshake may take (MQTT and HTTPS).
+    #[arg(long, env = "IOTEMU_TLS_HANDSHAKE_TIMEOUT_SECS", default_value_t = HttpLimits::default().handshake_timeout.as_secs())]
+    tls_handshake_timeout_secs: u64,
+
+    /// HTTPS: seconds a request head (request line and headers) may take once it has started.
+    #[arg(long, env = "IOTEMU_HTTPS_HEADER_TIMEOUT_SECS", default_value_t = HttpLimits::default().header_timeout.as_secs())]
+    https_header_timeout_secs: u64,
+
+    /// HTTPS: seconds a request body may take in all (then 408 and the connection is closed).
+    #[arg(long, env = "IOTEMU_HTTPS_BODY_TIMEOUT_SECS", default_value_t = HttpLimits::default().body_timeout.as_secs())]
+    https_body_timeout_secs: u64,
+
+    /// HTTPS: seconds a connection may stay open with no request in progress.
+    #[arg(long, env = "IOTEMU_HTTPS_IDLE_TIMEOUT_SECS", default_value_t = HttpLimits::default().idle_timeout.as_secs())]
+    https_idle_timeout_secs: u64,
+
+    /// HTTPS: largest request body in bytes (larger: 413, not read).
+    #[arg(long, env = "IOTEMU_HTTPS_MAX_BODY_BYTES", default_value_t = HttpLimits::default().max_body_bytes)]
+    https_max_body_bytes: usize,
+
+    /// MQTT connections open at once (over all addresses); more wait until one closes.
+    #[arg(long, env = "IOTEMU_MQTT_MAX_CONNECTIONS", default_value_t = MaxConnections::default().mqtt)]
+    mqtt_max_connections: usize,
+
+    /// AMQP connections open at once (over all addresses); more wait until one closes.
+    /// AMQP over WebSocket counts under the HTTPS limit.
+    #[arg(long, env = "IOTEMU_AMQP_MAX_CONNECTIONS", default_value_t = MaxConnections::default().amqp)]
+    amqp_max_connections: usize,
+
+    /// HTTPS connections open at once (over all addresses); more wait until one closes.
+    #[arg(long, env = "IOTEMU_HTTPS_MAX_CONNECTIONS", default_value_t = MaxConnections::default().https)]
+    https_max_connections: usize,
+
+    /// Control-port connections open at once; more wait until one closes.
+    #[arg(long, env = "IOTEMU_CONTROL_MAX_CONNECTIONS", default_value_t = MaxConnections::default().control)]
+    control_max_connections: usize,
+
+    /// Seconds SIGTERM/SIGINT lets sessions finish before they are closed and the state is
+    /// flushed.
+    #[arg(long, env = "IOTEMU_SHUTDOWN_TIMEOUT_SECS", default_value_t = iotemu::DEFAULT_SHUTDOWN_TIMEOUT.as_secs())]
+    shutdown_timeout_secs: u64,
 
     /// Log format on stderr: `text`, or `json` (one object per line). Levels via RUST_LOG.
     #[arg(long, env = "IOTEMU_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -334,7 +378,26 @@ async fn run(args: Args) -> Result<(), String> {
         .retry_after(args.retry_after)
         .assignment_delay(Duration::from_millis(args.assignment_delay_ms))
         .telemetry_retention(args.telemetry_retention)
-        .partitions(args.partitions);
+        .partitions(args.partitions)
+        .mqtt_limits(MqttLimits {
+            handshake_timeout: Duration::from_secs(args.tls_handshake_timeout_secs),
+            ..MqttLimits::default()
+        })
+        .https_limits(HttpLimits {
+            handshake_timeout: Duration::from_secs(args.tls_handshake_timeout_secs),
+            header_timeout: Duration::from_secs(args.https_header_timeout_secs),
+            body_timeout: Duration::from_secs(args.https_body_timeout_secs),
+            idle_timeout: Duration::from_secs(args.https_idle_timeout_secs),
+            max_body_bytes: args.https_max_body_bytes,
+        })
+        .max_connections(MaxConnections {
+            mqtt: args.mqtt_max_connections,
+            amqp: args.amqp_max_connections,
+            https: args.https_max_connections,
+            control: args.control_max_connections,
+        })
+        .shutdown_timeout(Duration::from_secs(args.shutdown_timeout_secs));
+    check_descriptor_budget(&args);
     if let Some(dir) = &args.data_dir {
         builder = builder.data_dir(dir);
     }
@@ -364,12 +427,76 @@ async fn run(args: Args) -> Result<(), String> {
     }
     // Listen before announcing readiness: a SIGTERM sent right after "ready" must shut the
     // emulator down gracefully, not kill it.
-    let signals = ShutdownSignals::install();
+    let mut signals = ShutdownSignals::install();
     print_banner(&emulator, &args);
     signals.wait().await;
     tracing::info!("shutting down");
-    emulator.shutdown().await;
+    // Sessions get --shutdown-timeout-secs to finish; a second signal stops waiting (what
+    // was acknowledged is already on disk, so nothing is lost either way).
+    tokio::select! {
+        _ = emulator.shutdown() => tracing::info!("stopped"),
+        _ = signals.wait() => tracing::warn!("second signal: exiting without waiting for sessions"),
+    }
     Ok(())
+}
+
+/// Raises the soft limit on open files to the hard limit (as Go's runtime does), then warns
+/// when the connection limits add up to more than the descriptors available: a flood of one
+/// listener would otherwise take the descriptors the others need.
+fn check_descriptor_budget(args: &Args) {
+    let Some(available) = raise_descriptor_limit() else {
+        return;
+    };
+    // Listening sockets, the data directory, logs: a few dozen are in use besides clients.
+    const RESERVED: u64 = 64;
+    let wanted = [
+        args.mqtt_max_connections,
+        args.amqp_max_connections,
+        args.https_max_connections,
+        args.control_max_connections,
+    ]
+    .iter()
+    .fold(RESERVED, |sum, n| sum.saturating_add(*n as u64));
+    if wanted > available {
+        tracing::warn!(
+            available,
+            wanted,
+            "the connection limits (--mqtt-max-connections, --amqp-max-connections, --https-max-connections, --control-max-connections) add up to more open files than this process may have; raise `ulimit -n` or lower them, or a flood on one port can stop the others from accepting"
+        );
+    }
+}
+
+/// The soft `RLIMIT_NOFILE` after raising it to the hard limit; `None` where unknown.
+#[cfg(unix)]
+fn raise_descriptor_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed by pointer,
+    // which lives on this stack frame for the duration of each call.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return None;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    // rlim_t is u64 on Linux but not on every unix.
+    #[allow(clippy::unnecessary_cast)]
+    Some(limit.rlim_cur as u64)
+}
+
+#[cfg(not(unix))]
+fn raise_descriptor_limit() -> Option<u64> {
+    None
 }
 
 fn print_banner(emulator: &Emulator, args: &Args) {
@@ -473,10 +600,10 @@ impl ShutdownSignals {
         }
     }
 
-    async fn wait(self) {
+    async fn wait(&mut self) {
         #[cfg(unix)]
         {
-            let mut listeners = self.listeners;
+            let listeners = &mut self.listeners;
             if listeners.is_empty() {
                 let _ = tokio::signal::ctrl_c().await;
                 return;

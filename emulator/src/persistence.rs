@@ -113,6 +113,12 @@ impl Persistence {
         }
     }
 
+    /// Makes everything saved durable and releases the store (the data directory's lock);
+    /// later saves fail. Blocks for the disk.
+    pub fn close(&self) -> Result<(), StoreError> {
+        self.store.close()
+    }
+
     /// Everything stored, for the domains to lay over their fixtures at startup.
     pub fn load(&self) -> Result<StoreSnapshot, StoreError> {
         self.store.load()

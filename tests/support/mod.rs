@@ -102,7 +102,7 @@ pub fn hub_username(hub: &str, device_id: &str) -> String {
 pub type ClientIdentity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
 
 /// TLS to `port` on 127.0.0.1 trusting only the emulator's CA, server name `localhost`.
-pub(crate) async fn tls_connect(
+pub async fn tls_connect(
     emulator: &Emulator,
     port: u16,
     identity: Option<ClientIdentity>,

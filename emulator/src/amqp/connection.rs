@@ -32,7 +32,7 @@ where
 {
     let remote = peer.remote;
     let mut shutdown = amqp.shutdown.clone();
-    if *shutdown.borrow() {
+    if shutdown.is_shutdown() {
         return;
     }
     let limits = amqp.limits;
@@ -118,7 +118,7 @@ where
                     }
                 }
             }
-            _ = shutdown.changed() => {
+            _ = shutdown.recv() => {
                 let error = conditions::error(CONNECTION_FORCED, "the emulator is shutting down");
                 let _ = tokio::time::timeout(CLOSE_WAIT, connection.close_with_error(error)).await;
                 tracing::debug!(%remote, "AMQP connection closed for shutdown");

@@ -1,5 +1,6 @@
 //! The AMQP/TLS listener (5671): TLS with the emulator's shared rustls configuration (with a
-//! timeout), then one AMQP connection per socket.
+//! timeout), then one AMQP connection per socket; at most the listener's connection limit at
+//! once (see `net.rs`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,28 +12,40 @@ use tokio_rustls::TlsAcceptor;
 use super::AmqpContext;
 use super::connection::serve;
 use super::connection_auth::PeerInfo;
-use crate::net::{accept_tls, spawn_accept_loop};
+use crate::net::{ConnectionLimit, ConnectionSlot, accept_tls, spawn_accept_loop};
 
 /// Serves AMQP over TLS on `listener` until shutdown.
 pub fn spawn(
     listener: TcpListener,
     acceptor: TlsAcceptor,
+    limit: ConnectionLimit,
     ctx: Arc<AmqpContext>,
 ) -> JoinHandle<()> {
     let shutdown = ctx.shutdown.clone();
-    spawn_accept_loop(listener, shutdown, move |tcp, remote| {
-        serve_connection(tcp, remote, acceptor.clone(), ctx.clone())
-    })
+    spawn_accept_loop(
+        listener,
+        "AMQP",
+        limit,
+        shutdown,
+        move |tcp, remote, slot| serve_connection(tcp, remote, slot, acceptor.clone(), ctx.clone()),
+    )
 }
 
 async fn serve_connection(
     tcp: TcpStream,
     remote: SocketAddr,
+    _slot: ConnectionSlot,
     acceptor: TlsAcceptor,
     ctx: Arc<AmqpContext>,
 ) {
-    let Some(tls) = accept_tls(&acceptor, tcp, remote, ctx.limits.handshake_timeout, "AMQP").await
-    else {
+    let mut shutdown = ctx.shutdown.clone();
+    let handshake = accept_tls(&acceptor, tcp, remote, ctx.limits.handshake_timeout, "AMQP");
+    // Shutdown does not wait for a handshake; an open connection is closed with a reason.
+    let tls = tokio::select! {
+        tls = handshake => tls,
+        _ = shutdown.recv() => None,
+    };
+    let Some(tls) = tls else {
         return;
     };
     let connection = tls.get_ref().1;

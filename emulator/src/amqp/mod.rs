@@ -108,5 +108,6 @@ pub struct AmqpContext {
     pub limits: AmqpLimits,
     /// The AMQP/TLS port as bound (for redirects that must name it), 0 when not bound.
     pub port: u16,
-    pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Closes every connection (`amqp:connection:forced`) when the emulator stops.
+    pub shutdown: crate::shutdown::ShutdownSignal,
 }

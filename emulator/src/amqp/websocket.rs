@@ -20,12 +20,15 @@ use super::connection::serve;
 use super::connection_auth::PeerInfo;
 /// Binary WebSocket frames as a byte stream (server or client side).
 pub use crate::http::websocket::WsByteStream;
+use crate::net::ConnectionSlot;
+use crate::shutdown::SessionGuard;
 
 /// The WebSocket subprotocol of AMQP (compared case-insensitively).
 pub const SUBPROTOCOL: &str = "AMQPWSB10";
 
 /// Runs an AMQP connection on the upgraded connection, in its own task. `host` is the
 /// handshake's `Host` header (the hub the client dialled; any port is dropped).
+#[allow(clippy::too_many_arguments)]
 pub fn serve_upgraded(
     on_upgrade: OnUpgrade,
     amqp: Arc<AmqpContext>,
@@ -33,8 +36,13 @@ pub fn serve_upgraded(
     host: Option<String>,
     path: String,
     remote: SocketAddr,
+    slot: Option<Arc<ConnectionSlot>>,
+    guard: SessionGuard,
 ) {
-    tokio::spawn(async move {
+    // The connection outlives the HTTP connection's task: it keeps that connection's slot
+    // under the HTTPS limit and counts as a session for the shutdown drain.
+    tokio::spawn(guard.run(async move {
+        let _slot = slot;
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
             Err(e) => {
@@ -56,7 +64,7 @@ pub fn serve_upgraded(
             server_name: host.map(|h| host_without_port(&h)),
         };
         serve(WsByteStream::new(ws), peer, amqp).await;
-    });
+    }));
 }
 
 /// WebSocket messages may carry several AMQP frames; allow a few maximum-size frames per

@@ -10,7 +10,7 @@ pub mod sas;
 pub mod x509;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use rustls_pki_types::CertificateDer;
 
@@ -128,6 +128,10 @@ pub enum AuthError {
     Certificate(String),
     #[error("the enrollment or device expects {expected} authentication")]
     WrongCredentialType { expected: &'static str },
+    /// Not an authentication failure but a request no enrollment could ever match; checked
+    /// before anything else so that no credential work is done for it.
+    #[error("{0}")]
+    InvalidRegistrationId(String),
 }
 
 impl AuthError {
@@ -135,6 +139,7 @@ impl AuthError {
     pub fn code(&self) -> u32 {
         match self {
             AuthError::DeviceDisabled(_) => 403012,
+            AuthError::InvalidRegistrationId(_) => 400004,
             _ => 401002,
         }
     }
@@ -151,6 +156,9 @@ pub fn authenticate_registration(
     credential: Credential<'_>,
     now: SystemTime,
 ) -> Result<RegistrationIdentity, AuthError> {
+    if let Some(problem) = crate::dps::validate::registration_id_problem(registration_id) {
+        return Err(AuthError::InvalidRegistrationId(problem));
+    }
     if !id_scope.eq_ignore_ascii_case(dps.id_scope()) {
         return Err(AuthError::UnknownIdScope(id_scope.to_owned()));
     }
@@ -173,7 +181,7 @@ pub fn authenticate_registration(
     let identity = |enrollment| RegistrationIdentity {
         registration_id: registration_id.to_owned(),
         enrollment,
-        expires_at: Some(expiry_time(&token)),
+        expires_at: Some(token.expires_at()),
         x509: None,
     };
 
@@ -286,7 +294,7 @@ pub fn authenticate_device(
     if device.status == DeviceStatus::Disabled {
         return Err(AuthError::DeviceDisabled(device_id.to_owned()));
     }
-    Ok(identity(expiry_time(&token)))
+    Ok(identity(token.expires_at()))
 }
 
 /// DPS X.509: the leaf's CN must be the registration id; an individual enrollment decides
@@ -521,10 +529,6 @@ pub(crate) fn enrollment_keys(
         .collect()
 }
 
-fn expiry_time(token: &SasToken) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(token.expiry)
-}
-
 fn attestation_name(kind: AttestationType) -> &'static str {
     match kind {
         AttestationType::SymmetricKey => "symmetric key",
@@ -695,7 +699,7 @@ pub fn authenticate_service_token(
         policy: policy.name.clone(),
         rights: policy.rights.clone(),
         resource,
-        expires_at: expiry_time(&token),
+        expires_at: token.expires_at(),
     })
 }
 
@@ -703,6 +707,7 @@ pub fn authenticate_service_token(
 mod service_token_tests {
     use super::*;
     use crate::auth::keys::SymmetricKey;
+    use std::time::{Duration, UNIX_EPOCH};
 
     fn policy(rights: &[&str]) -> SharedAccessPolicy {
         SharedAccessPolicy {

@@ -5,8 +5,13 @@
 //! token* — SDKs disagree on its percent-encoding (`%2F`, `%2f`, or none at all), and each signs
 //! what it sent. The resource itself is compared after percent-decoding, case-insensitively and
 //! with segment-prefix semantics (a token for `hub/devices` covers `hub/devices/dev1`).
+//! The same goes for `se`: the HMAC covers its digits as sent (`se=0123` signs `0123`).
+//!
+//! An expiry later than 9999-12-31T23:59:59Z is refused as malformed: that is the last second
+//! Azure's .NET services can represent (`DateTimeOffset.FromUnixTimeSeconds` throws past it), and
+//! it keeps every time computed from `se` far inside what `SystemTime` and `Instant` can hold.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -27,6 +32,9 @@ const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
+/// The latest `se` accepted: 9999-12-31T23:59:59Z in Unix seconds.
+pub const MAX_EXPIRY: u64 = 253_402_300_799;
+
 /// Why a token was refused. The variants carry enough to log a useful reason; devices only
 /// ever see "not authorized".
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,11 +51,14 @@ pub enum SasError {
     BadSignature,
 }
 
-/// A parsed token. `resource_raw` and `signature_raw` keep the bytes as sent.
+/// A parsed token. `resource_raw`, `signature_raw` and `expiry_raw` keep the bytes as sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SasToken {
     pub resource_raw: String,
     pub signature_raw: String,
+    /// `se` exactly as sent; the signature covers these digits, leading zeros included.
+    pub expiry_raw: String,
+    /// `se` as a number, at most [`MAX_EXPIRY`].
     pub expiry: u64,
     pub key_name: Option<String>,
 }
@@ -77,10 +88,8 @@ impl SasToken {
         }
         let resource_raw = sr.ok_or(SasError::Malformed("missing sr"))?;
         let signature_raw = sig.ok_or(SasError::Malformed("missing sig"))?;
-        let expiry = se
-            .ok_or(SasError::Malformed("missing se"))?
-            .parse::<u64>()
-            .map_err(|_| SasError::Malformed("se is not an integer"))?;
+        let expiry_raw = se.ok_or(SasError::Malformed("missing se"))?;
+        let expiry = parse_expiry(expiry_raw)?;
         if resource_raw.is_empty() || signature_raw.is_empty() {
             return Err(SasError::Malformed("empty sr or sig"));
         }
@@ -91,9 +100,17 @@ impl SasToken {
         Ok(SasToken {
             resource_raw: resource_raw.to_owned(),
             signature_raw: signature_raw.to_owned(),
+            expiry_raw: expiry_raw.to_owned(),
             expiry,
             key_name,
         })
+    }
+
+    /// The instant the token expires. Never overflows: `parse` bounds `expiry`.
+    pub fn expires_at(&self) -> SystemTime {
+        UNIX_EPOCH
+            .checked_add(Duration::from_secs(self.expiry))
+            .unwrap_or(UNIX_EPOCH)
     }
 
     /// The resource URI after percent-decoding.
@@ -134,7 +151,7 @@ impl SasToken {
         };
         mac.update(self.resource_raw.as_bytes());
         mac.update(b"\n");
-        mac.update(self.expiry.to_string().as_bytes());
+        mac.update(self.expiry_raw.as_bytes());
         mac.verify_slice(&sig).is_ok()
     }
 
@@ -175,6 +192,18 @@ pub fn build_token(resource_uri: &str, key: &[u8], key_name: Option<&str>, expir
         token.push_str(&utf8_percent_encode(name, COMPONENT).to_string());
     }
     token
+}
+
+/// `se` must be plain decimal digits (no sign, no spaces: `u64::from_str` alone would accept
+/// `+5`) and no later than [`MAX_EXPIRY`].
+fn parse_expiry(raw: &str) -> Result<u64, SasError> {
+    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(SasError::Malformed("se is not an integer"));
+    }
+    match raw.parse::<u64>() {
+        Ok(expiry) if expiry <= MAX_EXPIRY => Ok(expiry),
+        _ => Err(SasError::Malformed("se is past 9999-12-31T23:59:59Z")),
+    }
 }
 
 /// Segment-prefix, case-insensitive comparison of decoded resource URIs.
@@ -291,7 +320,144 @@ mod tests {
         }
     }
 
+    /// A token signed by hand over exactly `sr` and `se` as they will be sent.
+    fn signed(sr: &str, se: &str, key: &[u8]) -> String {
+        let sig = hmac_base64(key, format!("{sr}\n{se}").as_bytes());
+        format!(
+            "{PREFIX}sr={sr}&sig={}&se={se}",
+            utf8_percent_encode(&sig, COMPONENT)
+        )
+    }
+
+    #[test]
+    fn signs_se_exactly_as_sent() {
+        let with_zero = SasToken::parse(&signed("hub/devices/d1", "02000", KEY)).unwrap();
+        assert_eq!(with_zero.expiry, 2_000);
+        with_zero
+            .verify("hub/devices/d1", &[KEY], at(1_000))
+            .unwrap();
+        // Signed over "2000" but sent as "02000": a different string, so a bad signature.
+        let sig = hmac_base64(KEY, b"hub/devices/d1\n2000");
+        let reprinted = format!(
+            "{PREFIX}sr=hub/devices/d1&sig={}&se=02000",
+            utf8_percent_encode(&sig, COMPONENT)
+        );
+        assert_eq!(
+            SasToken::parse(&reprinted)
+                .unwrap()
+                .verify("hub/devices/d1", &[KEY], at(1_000)),
+            Err(SasError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn expiry_past_year_9999_is_malformed_not_a_panic() {
+        let last = SasToken::parse(&signed("hub", &MAX_EXPIRY.to_string(), KEY)).unwrap();
+        last.verify("hub", &[KEY], SystemTime::now()).unwrap();
+        assert_eq!(
+            last.expires_at(),
+            UNIX_EPOCH + Duration::from_secs(MAX_EXPIRY)
+        );
+        for se in [
+            (MAX_EXPIRY + 1).to_string(),
+            (1u64 << 63).to_string(),
+            u64::MAX.to_string(),
+            "99999999999999999999999999".to_owned(),
+        ] {
+            assert!(
+                matches!(
+                    SasToken::parse(&signed("hub", &se, KEY)),
+                    Err(SasError::Malformed(_))
+                ),
+                "{se}"
+            );
+        }
+    }
+
+    #[test]
+    fn se_must_be_plain_digits() {
+        for se in ["+2000", "-1", " 2000", "2000 ", "2e3", "0x7d0", ""] {
+            assert!(SasToken::parse(&signed("hub", se, KEY)).is_err(), "{se:?}");
+        }
+    }
+
+    /// The ways producers spell `sr` (protocol.md §1.3).
+    fn encode_sr(resource: &str, style: u8) -> String {
+        let upper = utf8_percent_encode(resource, COMPONENT).to_string();
+        match style % 3 {
+            0 => resource.to_owned(),
+            1 => upper,
+            _ => {
+                // Lower-case escapes, as the C SDK writes them.
+                let mut out = String::new();
+                let mut chars = upper.chars();
+                while let Some(c) = chars.next() {
+                    out.push(c);
+                    if c == '%' {
+                        for _ in 0..2 {
+                            if let Some(h) = chars.next() {
+                                out.push(h.to_ascii_lowercase());
+                            }
+                        }
+                    }
+                }
+                out
+            }
+        }
+    }
+
     proptest! {
+        #[test]
+        fn any_se_sr_order_and_encoding_round_trips_or_is_refused(
+            resource in "[a-zA-Z0-9./:_ -]{1,40}",
+            key in proptest::collection::vec(any::<u8>(), 16..64),
+            se in prop_oneof![
+                any::<u64>().prop_map(|n| n.to_string()),
+                (0usize..4, 0u64..=MAX_EXPIRY).prop_map(|(zeros, n)| format!("{}{n}", "0".repeat(zeros))),
+                "[0-9+ -]{0,25}",
+            ],
+            style in any::<u8>(),
+            order in Just(["sr", "sig", "se", "skn"]).prop_shuffle(),
+            skn in proptest::option::of("[a-z]{1,12}"),
+            now in any::<u64>(),
+        ) {
+            let sr = encode_sr(&resource, style);
+            let sig = hmac_base64(&key, format!("{sr}\n{se}").as_bytes());
+            let sig = utf8_percent_encode(&sig, COMPONENT).to_string();
+            let fields: Vec<String> = order
+                .iter()
+                .filter_map(|name| match *name {
+                    "sr" => Some(format!("sr={sr}")),
+                    "sig" => Some(format!("sig={sig}")),
+                    "se" => Some(format!("se={se}")),
+                    _ => skn.as_ref().map(|n| format!("skn={n}")),
+                })
+                .collect();
+            let token = format!("{PREFIX}{}", fields.join("&"));
+            let now = UNIX_EPOCH.checked_add(Duration::from_secs(now)).unwrap_or(UNIX_EPOCH);
+            let valid_se = !se.is_empty()
+                && se.bytes().all(|b| b.is_ascii_digit())
+                && se.parse::<u64>().is_ok_and(|n| n <= MAX_EXPIRY);
+            match SasToken::parse(&token) {
+                Ok(parsed) => {
+                    prop_assert!(valid_se, "accepted se {se:?}");
+                    prop_assert_eq!(&parsed.expiry_raw, &se);
+                    prop_assert!(parsed.signed_with(&key));
+                    let _ = parsed.expires_at();
+                    let result = parsed.verify(&resource, &[&key], now);
+                    if parsed.expires_at() > now {
+                        prop_assert!(result.is_ok(), "{result:?}");
+                    } else {
+                        let is_expired = matches!(result, Err(SasError::Expired { .. }));
+                        prop_assert!(is_expired);
+                    }
+                }
+                Err(e) => {
+                    prop_assert!(!valid_se, "refused {token:?}: {e}");
+                }
+            }
+        }
+
         #[test]
         fn sign_then_verify_round_trips(
             resource in "[a-zA-Z0-9./:_ -]{1,60}",

@@ -176,12 +176,16 @@ pub fn signed_by(cert: &[u8], issuer: &[u8]) -> bool {
     cert.verify_signature(Some(issuer.public_key())).is_ok()
 }
 
+/// Certificate times come from the peer; one `SystemTime` cannot hold saturates to the epoch
+/// (an already-expired or not-yet-valid certificate is then refused by the chain check anyway).
 fn to_system_time(unix: i64) -> SystemTime {
-    if unix >= 0 {
-        UNIX_EPOCH + Duration::from_secs(unix as u64)
+    let offset = Duration::from_secs(unix.unsigned_abs());
+    let time = if unix >= 0 {
+        UNIX_EPOCH.checked_add(offset)
     } else {
-        UNIX_EPOCH - Duration::from_secs(unix.unsigned_abs())
-    }
+        UNIX_EPOCH.checked_sub(offset)
+    };
+    time.unwrap_or(UNIX_EPOCH)
 }
 
 fn hex_upper(bytes: &[u8]) -> String {

@@ -66,4 +66,6 @@ pub mod assignment {
     pub const ENROLLMENT_GONE: u32 = 404201;
     /// No linked hub is eligible for the enrollment.
     pub const NO_HUB: u32 = 404203;
+    /// The device id the assignment would create is one the hub refuses.
+    pub const INVALID_DEVICE_ID: u32 = 400004;
 }

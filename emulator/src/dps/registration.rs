@@ -90,6 +90,14 @@ impl Dps {
             serde_json::from_slice(body)
                 .map_err(|e| DpsError::bad_request(format!("Invalid request body: {e}")))?
         };
+        if let Some(payload) = &request.payload
+            && !super::validate::nesting_within(payload, super::validate::MAX_FREE_FORM_DEPTH)
+        {
+            return Err(DpsError::bad_request(format!(
+                "Invalid request body: payload nests deeper than {} levels",
+                super::validate::MAX_FREE_FORM_DEPTH
+            )));
+        }
         if let Some(id) = &request.registration_id
             && !id.eq_ignore_ascii_case(who.registration_id())
         {
@@ -462,6 +470,11 @@ impl Dps {
         operation: &Operation,
         previous: Option<&DeviceRegistrationState>,
     ) -> Result<&std::sync::Arc<Hub>, (u32, String)> {
+        // Registration and enrollment device ids were checked on the way in; this keeps any
+        // other path from creating a device the hub's own API would refuse.
+        if let Some(problem) = crate::hub::registry::device_id_problem(&input.device_id) {
+            return Err((assignment::INVALID_DEVICE_ID, problem));
+        }
         if !input.reprovision.update_hub_assignment
             && let Some(hub) = previous
                 .filter(|p| p.status == RegistrationStatus::Assigned)
@@ -836,10 +849,13 @@ mod tests {
     fn bad_bodies_are_400_and_store_nothing() {
         let dps = dps(Duration::ZERO);
         let who = login(&dps, "dev-1", &key(KEY));
+        let deep_payload = format!(r#"{{"payload": {}1{}}}"#, "[".repeat(33), "]".repeat(33));
         for body in [
             &b"{not json"[..],
             br#"{"registrationId":"someone-else"}"#,
             br#"[1,2]"#,
+            br#"{} {}"#,
+            deep_payload.as_bytes(),
         ] {
             let e = dps.register(&who, body).unwrap_err();
             assert_eq!((e.status(), e.code), (400, 400004));

@@ -6,6 +6,7 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use serde_json::Value;
 use sha2::{Digest, Sha512};
 
 use super::model::{
@@ -72,6 +73,8 @@ pub fn individual_enrollment(
         &enrollment.iot_hubs,
         &enrollment.custom_allocation_definition,
     )?;
+    initial_twin(enrollment.initial_twin.as_ref())?;
+    nesting(&*enrollment)?;
     let seed = ("enrollment", enrollment.registration_id.as_str());
     attestation(&mut enrollment.attestation, seed, missing, links)
 }
@@ -101,41 +104,95 @@ pub fn enrollment_group(
             "an enrollment group takes signingCertificates or caReferences, not device certificates",
         ));
     }
+    initial_twin(group.initial_twin.as_ref())?;
+    nesting(&*group)?;
     let seed = ("enrollmentGroup", group.enrollment_group_id.as_str());
     attestation(&mut group.attestation, seed, missing, links)
 }
 
-/// Registration and group ids: 1–128 characters of alphanumerics and `- . _ :`.
-pub fn registration_id(path: &str, id: &str) -> Result<(), Invalid> {
-    let ok = !id.is_empty()
-        && id.len() <= 128
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | ':'));
-    if ok {
+/// The twin devices are created with must be one the hub accepts (tags, desired properties,
+/// key rules, depth and sizes).
+fn initial_twin(initial: Option<&Value>) -> Result<(), Invalid> {
+    match initial {
+        None | Some(Value::Null) => Ok(()),
+        Some(twin) => crate::hub::twin::validate_initial_twin(twin)
+            .map_err(|e| Invalid::new("initialTwin", e.message)),
+    }
+}
+
+/// Deepest nesting of objects and arrays in the free-form JSON DPS accepts: an enrollment's
+/// unknown fields (kept and returned), webhook definitions and TPM blobs, and a device's
+/// registration `payload`. They are otherwise unchecked; the bound keeps everything accepted
+/// storable (the store takes 100).
+pub const MAX_FREE_FORM_DEPTH: usize = 32;
+
+/// Whether `value` nests objects and arrays at most `max` deep (iteratively: no recursion on
+/// input).
+pub fn nesting_within(value: &Value, max: usize) -> bool {
+    let mut stack = vec![(value, 0usize)];
+    while let Some((value, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match value {
+            Value::Object(map) => Box::new(map.values()),
+            Value::Array(items) => Box::new(items.iter()),
+            _ => continue,
+        };
+        if depth + 1 > max {
+            return false;
+        }
+        stack.extend(children.map(|child| (child, depth + 1)));
+    }
+    true
+}
+
+fn nesting(enrollment: &impl serde::Serialize) -> Result<(), Invalid> {
+    let value = serde_json::to_value(enrollment)
+        .map_err(|e| Invalid::new("", format!("not representable as JSON: {e}")))?;
+    if nesting_within(&value, MAX_FREE_FORM_DEPTH) {
         Ok(())
     } else {
         Err(Invalid::new(
-            path,
-            format!("'{id}' is not a valid id (1-128 characters: letters, digits, - . _ :)"),
+            "",
+            format!("nested deeper than {MAX_FREE_FORM_DEPTH} levels"),
         ))
     }
 }
 
-/// IoT Hub device ids: 1–128 characters of alphanumerics and `- . % _ * ? ! ( ) , : = @ $ '`.
-pub fn device_id(path: &str, id: &str) -> Result<(), Invalid> {
+/// Registration and group ids (protocol.md §4): 1–128 ASCII alphanumerics and `- . _ :`,
+/// ending in an alphanumeric or `-` (so `.` and `..` are not ids). A valid registration id is
+/// also a valid device id, which groups rely on: their devices are named after it.
+pub fn registration_id(path: &str, id: &str) -> Result<(), Invalid> {
+    match registration_id_problem(id) {
+        None => Ok(()),
+        Some(problem) => Err(Invalid::new(path, problem)),
+    }
+}
+
+/// Why `id` is not a valid registration id, or `None` when it is.
+pub fn registration_id_problem(id: &str) -> Option<String> {
     let ok = !id.is_empty()
         && id.len() <= 128
         && id
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-.%_*?!(),:=@$'".contains(c));
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | ':'))
+        && id
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '-');
     if ok {
-        Ok(())
+        None
     } else {
-        Err(Invalid::new(
-            path,
-            format!("'{id}' is not a valid IoT Hub device id"),
+        Some(format!(
+            "'{}' is not a valid id (1-128 characters: letters, digits, - . _ :, ending in a letter, digit or -)",
+            id.escape_debug()
         ))
+    }
+}
+
+/// IoT Hub device ids: the hub's own rule ([`crate::hub::registry::validate_device_id`]).
+pub fn device_id(path: &str, id: &str) -> Result<(), Invalid> {
+    match crate::hub::registry::device_id_problem(id) {
+        None => Ok(()),
+        Some(problem) => Err(Invalid::new(path, problem)),
     }
 }
 

@@ -4,11 +4,24 @@
 use std::time::SystemTime;
 
 use super::HttpContext;
-use super::reply::{self, Reply};
+use super::reply::{self, Refusal, Reply};
 use super::request::Request;
 use crate::auth::{self, AuthError, RegistrationIdentity};
 use crate::dps::error::DpsError;
 use crate::dps::registration::RegistrationReply;
+
+/// The check on the head (the credential), run by the router before the body is read; the
+/// route's handler makes it again.
+pub(super) fn admit(
+    ctx: &HttpContext,
+    req: &Request<'_>,
+    id_scope: &str,
+    registration_id: &str,
+) -> Result<(), Refusal> {
+    authenticate(ctx, req, id_scope, registration_id)
+        .map(drop)
+        .map_err(|e| Box::new(refused(&e)))
+}
 
 /// `PUT /{idScope}/registrations/{registrationId}/register`
 pub(super) fn register(
@@ -19,7 +32,7 @@ pub(super) fn register(
 ) -> Reply {
     match authenticate(ctx, req, id_scope, registration_id) {
         Ok(who) => registration_reply(ctx.dps.register(&who, &req.body), id_scope, registration_id),
-        Err(e) => reply::unauthorized(&e),
+        Err(e) => refused(&e),
     }
 }
 
@@ -37,7 +50,7 @@ pub(super) fn operation_status(
             id_scope,
             registration_id,
         ),
-        Err(e) => reply::unauthorized(&e),
+        Err(e) => refused(&e),
     }
 }
 
@@ -56,7 +69,18 @@ pub(super) fn status_lookup(
                 format!("No registration found for '{registration_id}'"),
             )),
         },
-        Err(e) => reply::unauthorized(&e),
+        Err(e) => refused(&e),
+    }
+}
+
+/// 400 for a registration id that cannot be valid (checked first), 401 for the rest.
+fn refused(error: &AuthError) -> Reply {
+    match error {
+        AuthError::InvalidRegistrationId(problem) => {
+            tracing::warn!(reason = %problem, "HTTPS registration refused");
+            reply::dps_error(&DpsError::bad_request(problem.clone()))
+        }
+        other => reply::unauthorized(other),
     }
 }
 

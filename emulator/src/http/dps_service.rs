@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::HttpContext;
-use super::reply::{self, Reply};
+use super::reply::{self, Refusal, Reply};
 use super::request::Request;
 use crate::auth;
 use crate::dps::error::DpsError;
@@ -35,12 +35,24 @@ enum Operation<'p> {
     QueryRegistrations(&'p str),
 }
 
-pub(super) fn handle(
+/// The checks on the head (route, policy token and right), run by the router before the
+/// body is read; [`handle`] makes them again.
+pub(super) fn admit(
     ctx: &HttpContext,
     req: &Request<'_>,
     fixed: &[&str],
     segments: &[&str],
-) -> Reply {
+) -> Result<(), Refusal> {
+    admitted(ctx, req, fixed, segments).map(drop)
+}
+
+/// The operation a request asks for, once the caller's policy token is proven to grant it.
+fn admitted<'p>(
+    ctx: &HttpContext,
+    req: &Request<'_>,
+    fixed: &[&str],
+    segments: &[&'p str],
+) -> Result<Operation<'p>, Refusal> {
     use Operation::*;
     let (right, operation) = match (&req.method, fixed) {
         (&Method::POST, ["enrollments", "query"]) => ("EnrollmentRead", QueryEnrollments),
@@ -69,10 +81,10 @@ pub(super) fn handle(
             ("RegistrationStatusRead", QueryRegistrations(segments[1]))
         }
         _ => {
-            return reply::dps_error(&DpsError::new(
+            return Err(Box::new(reply::dps_error(&DpsError::new(
                 405000,
                 format!("{} is not supported on /{}", req.method, segments.join("/")),
-            ));
+            ))));
         }
     };
     let dps = &ctx.dps;
@@ -83,8 +95,23 @@ pub(super) fn handle(
         right,
         SystemTime::now(),
     ) {
-        return reply::unauthorized(&e);
+        return Err(Box::new(reply::unauthorized(&e)));
     }
+    Ok(operation)
+}
+
+pub(super) fn handle(
+    ctx: &HttpContext,
+    req: &Request<'_>,
+    fixed: &[&str],
+    segments: &[&str],
+) -> Reply {
+    use Operation::*;
+    let operation = match admitted(ctx, req, fixed, segments) {
+        Ok(operation) => operation,
+        Err(refusal) => return *refusal,
+    };
+    let dps = &ctx.dps;
     let result = match operation {
         GetEnrollment(id) => dps.get_enrollment(id).map(|e| reply::json(200, &e)),
         PutEnrollment(id) => body::<IndividualEnrollment>(req)
@@ -148,12 +175,16 @@ struct QuerySpecification {
     query: String,
 }
 
+/// Exactly one JSON value (trailing data is refused), of the route's shape.
 fn body<T: DeserializeOwned>(req: &Request<'_>) -> Result<T, DpsError> {
     let mut de = serde_json::Deserializer::from_slice(&req.body);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         DpsError::bad_request(format!("Invalid request body at '{path}': {}", e.inner()))
-    })
+    })?;
+    de.end()
+        .map_err(|e| DpsError::bad_request(format!("Invalid request body: {e}")))?;
+    Ok(value)
 }
 
 /// The query text and paging headers (`x-ms-max-item-count`, `x-ms-continuation`).

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::HttpContext;
-use super::reply::{self, Reply};
+use super::reply::{self, Refusal, Reply};
 use super::request::Request;
 use crate::auth::{self, AuthError, DeviceIdentity};
 use crate::hub::Hub;
@@ -39,12 +39,30 @@ enum Operation<'p> {
     Settle(&'p str, Settlement),
 }
 
-pub(super) fn handle(
+/// The checks on the head (route, api-version, credential), run by the router before the
+/// body is read; [`handle`] makes them again.
+pub(super) fn admit(
     ctx: &HttpContext,
     req: &Request<'_>,
     fixed: &[&str],
     segments: &[&str],
-) -> Reply {
+) -> Result<(), Refusal> {
+    admitted(ctx, req, fixed, segments).map(drop)
+}
+
+/// What the checks on the head found: the operation, the hub and the proven device.
+struct Admitted<'c, 'p> {
+    operation: Operation<'p>,
+    hub: &'c Hub,
+    identity: DeviceIdentity,
+}
+
+fn admitted<'c, 'p>(
+    ctx: &'c HttpContext,
+    req: &Request<'_>,
+    fixed: &[&str],
+    segments: &[&'p str],
+) -> Result<Admitted<'c, 'p>, Refusal> {
     let operation = match (&req.method, fixed) {
         (&Method::POST, ["devices", _, "messages", "events"]) => Operation::SendTelemetry,
         (&Method::GET, ["devices", _, "messages", "devicebound"]) => Operation::Receive,
@@ -55,21 +73,40 @@ pub(super) fn handle(
             Operation::Settle(segments[4], Settlement::Abandon)
         }
         _ => {
-            return reply::hub_error(&HubError::not_found_route(&format!(
-                "{} /{}",
-                req.method,
-                segments.join("/")
-            )));
+            return Err(Box::new(reply::hub_error(&HubError::not_found_route(
+                &format!("{} /{}", req.method, segments.join("/")),
+            ))));
         }
     };
     if req.query_value("api-version").is_none() {
-        return reply::hub_error(&HubError::invalid_protocol_version());
+        return Err(Box::new(reply::hub_error(
+            &HubError::invalid_protocol_version(),
+        )));
     }
-    let device_id = segments[1];
-    let (hub, identity) = match authenticate(ctx, req, device_id) {
-        Ok(found) => found,
-        Err(e) => return reply::hub_error(&e),
+    let (hub, identity) =
+        authenticate(ctx, req, segments[1]).map_err(|e| Box::new(reply::hub_error(&e)))?;
+    Ok(Admitted {
+        operation,
+        hub,
+        identity,
+    })
+}
+
+pub(super) fn handle(
+    ctx: &HttpContext,
+    req: &Request<'_>,
+    fixed: &[&str],
+    segments: &[&str],
+) -> Reply {
+    let Admitted {
+        operation,
+        hub,
+        identity,
+    } = match admitted(ctx, req, fixed, segments) {
+        Ok(admitted) => admitted,
+        Err(refusal) => return *refusal,
     };
+    let device_id = segments[1];
     let result = match operation {
         Operation::SendTelemetry => send_telemetry(hub, req, &identity),
         Operation::Receive => Ok(receive(hub, device_id)),

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::HttpContext;
-use super::reply::{self, Reply};
+use super::reply::{self, Refusal, Reply};
 use super::request::Request;
 use crate::auth;
 use crate::hub::error::HubError;
@@ -40,12 +40,25 @@ enum Operation<'p> {
     QueryTwins,
 }
 
-pub(super) async fn handle(
+/// The checks on the head (route, hub, policy token and right), run by the router before
+/// the body is read; [`handle`] makes them again.
+pub(super) fn admit(
     ctx: &HttpContext,
     req: &Request<'_>,
     fixed: &[&str],
     segments: &[&str],
-) -> Reply {
+) -> Result<(), Refusal> {
+    admitted(ctx, req, fixed, segments).map(drop)
+}
+
+/// The operation a request asks for and the hub it is for, once the caller's policy token
+/// is proven to grant it.
+fn admitted<'c, 'p>(
+    ctx: &'c HttpContext,
+    req: &Request<'_>,
+    fixed: &[&str],
+    segments: &[&'p str],
+) -> Result<(&'c Hub, Operation<'p>), Refusal> {
     use Operation::*;
     // `/…/{device}/modules/{module}…` names a module, `/…/{device}…` the device.
     let module = IdentityRef::module(
@@ -99,17 +112,15 @@ pub(super) async fn handle(
             ("ServiceConnect", InvokeMethod(twin_owner))
         }
         _ => {
-            return reply::hub_error(&HubError::not_found_route(&format!(
-                "{} /{}",
-                req.method,
-                segments.join("/")
-            )));
+            return Err(Box::new(reply::hub_error(&HubError::not_found_route(
+                &format!("{} /{}", req.method, segments.join("/")),
+            ))));
         }
     };
-    let hub = match ctx.hubs.for_host(req.header("host").unwrap_or("")) {
-        Ok(hub) => hub,
-        Err(e) => return reply::hub_error(&e),
-    };
+    let hub = ctx
+        .hubs
+        .for_host(req.header("host").unwrap_or(""))
+        .map_err(|e| Box::new(reply::hub_error(&e)))?;
     let authenticate = |right| {
         auth::authenticate_service(
             hub.policies(),
@@ -127,8 +138,22 @@ pub(super) async fn handle(
     });
     if let Err(e) = authorized {
         tracing::warn!(reason = %e, "hub service request refused");
-        return reply::hub_error(&HubError::unauthorized());
+        return Err(Box::new(reply::hub_error(&HubError::unauthorized())));
     }
+    Ok((hub, operation))
+}
+
+pub(super) async fn handle(
+    ctx: &HttpContext,
+    req: &Request<'_>,
+    fixed: &[&str],
+    segments: &[&str],
+) -> Reply {
+    use Operation::*;
+    let (hub, operation) = match admitted(ctx, req, fixed, segments) {
+        Ok(admitted) => admitted,
+        Err(refusal) => return *refusal,
+    };
     let result = match operation {
         ListDevices => list_devices(hub, req),
         GetDevice(id) => hub

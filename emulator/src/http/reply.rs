@@ -12,6 +12,10 @@ use crate::dps::error::DpsError;
 
 pub type Reply = Response<Full<Bytes>>;
 
+/// A reply that ends a request early (a check on the head failed), boxed because it travels
+/// in `Err`.
+pub type Refusal = Box<Reply>;
+
 pub fn json<T: Serialize>(status: u16, body: &T) -> Reply {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     Response::builder()

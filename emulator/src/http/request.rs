@@ -1,9 +1,12 @@
 //! A request as handlers see it: method, percent-decoded path segments, query, headers, the
-//! body read up to a size limit, and the client's certificate chain.
+//! body (read after the head has been checked, up to a size limit and within a timeout), and
+//! the client's certificate chain.
+
+use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::{Body as _, Incoming};
 use hyper::{HeaderMap, Method};
 use percent_encoding::percent_decode_str;
 use rustls_pki_types::CertificateDer;
@@ -11,25 +14,35 @@ use rustls_pki_types::CertificateDer;
 use crate::auth::Credential;
 use crate::query;
 
-/// Largest request body accepted (enrollment JSON with certificates, bulk of 10).
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-
 pub struct Request<'a> {
     pub method: Method,
     pub segments: Vec<String>,
     pub query: String,
     pub headers: HeaderMap,
+    /// Empty until [`Request::read_body`]: the router reads it only after the route's
+    /// checks on the head (authentication first) have passed.
     pub body: Bytes,
     pub certificates: &'a [CertificateDer<'static>],
 }
 
+/// Why a body was not read.
+#[derive(Debug)]
+pub enum BodyError {
+    /// Declared (`Content-Length`, then in `declared`) or found longer than the limit.
+    TooLarge { limit: usize, declared: Option<u64> },
+    /// Not complete within the body timeout.
+    TimedOut { timeout: Duration },
+    /// The connection failed or the framing was invalid.
+    Unreadable(String),
+}
+
 impl<'a> Request<'a> {
-    /// Reads `req`; `Err` carries a reason when the body is too large or unreadable.
-    pub async fn read(
-        req: hyper::Request<Incoming>,
+    /// The request head; the body stays unread. `Err` carries a reason when the path is not
+    /// valid UTF-8 once percent-decoded.
+    pub fn head(
+        parts: hyper::http::request::Parts,
         certificates: &'a [CertificateDer<'static>],
     ) -> Result<Request<'a>, String> {
-        let (parts, body) = req.into_parts();
         let segments = parts
             .uri
             .path()
@@ -42,19 +55,41 @@ impl<'a> Request<'a> {
                     .map_err(|_| "path is not valid UTF-8".to_owned())
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let body = Limited::new(body, MAX_BODY_BYTES)
-            .collect()
-            .await
-            .map_err(|e| format!("request body unreadable or over {MAX_BODY_BYTES} bytes: {e}"))?
-            .to_bytes();
         Ok(Request {
-            method: parts.method,
             segments,
             query: parts.uri.query().unwrap_or("").to_owned(),
+            method: parts.method,
             headers: parts.headers,
-            body,
+            body: Bytes::new(),
             certificates,
         })
+    }
+
+    /// Reads the body: at most `limit` bytes (a larger `Content-Length` is refused before a
+    /// byte is read) within `timeout` in all, so a slow sender cannot hold the connection.
+    pub async fn read_body(
+        &mut self,
+        body: Incoming,
+        limit: usize,
+        timeout: Duration,
+    ) -> Result<(), BodyError> {
+        let declared = body.size_hint().exact();
+        if body.size_hint().lower() > limit as u64 {
+            return Err(BodyError::TooLarge { limit, declared });
+        }
+        let collected = tokio::time::timeout(timeout, Limited::new(body, limit).collect())
+            .await
+            .map_err(|_| BodyError::TimedOut { timeout })?;
+        self.body = collected
+            .map_err(|e| {
+                if e.downcast_ref::<LengthLimitError>().is_some() {
+                    BodyError::TooLarge { limit, declared }
+                } else {
+                    BodyError::Unreadable(e.to_string())
+                }
+            })?
+            .to_bytes();
+        Ok(())
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {

@@ -1,6 +1,11 @@
 //! Maps method + path to a handler. Fixed path segments match case-insensitively (the Node
 //! service SDK writes `/enrollmentgroups/…` for one call); ids arrive percent-decoded. Every
 //! DPS route requires `api-version`, and accepts any the SDKs send.
+//!
+//! A request goes: head parsed → the route's checks on the head (api-version,
+//! authentication: each handler module's `admit`) → body read (size limit, timeout) → the
+//! handler. So an unauthenticated client is answered 401 without its body being read, and a
+//! body too large is answered 413 before it is read.
 
 use std::net::SocketAddr;
 
@@ -8,10 +13,12 @@ use hyper::Method;
 use hyper::body::Incoming;
 use rustls_pki_types::CertificateDer;
 
-use super::reply::{self, Reply};
+use super::reply::{self, Refusal, Reply};
+use super::request::BodyError;
 use super::request::Request;
 use super::{HttpContext, dps_device, dps_service, hub_device, hub_service, websocket};
 use crate::dps::error::DpsError;
+use crate::hub::error::HubError;
 
 pub(super) async fn handle(
     ctx: &HttpContext,
@@ -23,53 +30,176 @@ pub(super) async fn handle(
     if websocket::is_websocket_path(req.uri().path()) {
         return websocket::upgrade(ctx, req, certificates, remote);
     }
-    let req = match Request::read(req, certificates).await {
+    let (parts, body) = req.into_parts();
+    let mut req = match Request::head(parts, certificates) {
         Ok(req) => req,
         Err(reason) => return reply::dps_error(&DpsError::bad_request(reason)),
     };
-    let reply = route(ctx, &req).await;
-    tracing::debug!(%remote, method = %req.method, path = %req.segments.join("/"), status = reply.status().as_u16(), "HTTPS request");
+    // A copy, so the request can take its body while the route's ids are borrowed.
+    let path = req.segments.clone();
+    let segments: Vec<&str> = path.iter().map(String::as_str).collect();
+    let lower: Vec<String> = segments.iter().map(|s| s.to_ascii_lowercase()).collect();
+    let fixed: Vec<&str> = lower.iter().map(String::as_str).collect();
+    let target = Target::of(&req.method, &fixed);
+    // Everything that needs only the head — route, api-version, credential — is checked
+    // before a byte of the body is read: a caller who cannot prove itself costs nothing.
+    if let Err(refusal) = admit(ctx, &req, target, &fixed, &segments) {
+        tracing::debug!(%remote, method = %req.method, path = %segments.join("/"), status = refusal.status().as_u16(), "HTTPS request refused before its body");
+        return *refusal;
+    }
+    let limits = &ctx.limits;
+    if let Err(e) = req
+        .read_body(body, limits.max_body_bytes, limits.body_timeout)
+        .await
+    {
+        tracing::info!(%remote, method = %req.method, path = %segments.join("/"), error = ?e, "HTTPS request body refused");
+        return body_error(target, &e);
+    }
+    let reply = route(ctx, &req, target, &fixed, &segments).await;
+    tracing::debug!(%remote, method = %req.method, path = %segments.join("/"), status = reply.status().as_u16(), "HTTPS request");
     reply
 }
 
-async fn route(ctx: &HttpContext, req: &Request<'_>) -> Reply {
-    let segments: Vec<&str> = req.segments.iter().map(String::as_str).collect();
-    let lower: Vec<String> = segments.iter().map(|s| s.to_ascii_lowercase()).collect();
-    let fixed: Vec<&str> = lower.iter().map(String::as_str).collect();
-    let is_dps_route = matches!(
-        fixed.first(),
-        Some(&"enrollments" | &"enrollmentgroups" | &"registrations")
-    ) || fixed.get(1) == Some(&"registrations");
-    if is_dps_route && req.query_value("api-version").is_none() {
-        return reply::dps_error(&DpsError::bad_request(
-            "The api-version query parameter is required (for example ?api-version=2021-10-01).",
-        ));
-    }
-    let method = &req.method;
-    match (method, fixed.as_slice()) {
-        // DPS device API: /{idScope}/registrations/{registrationId}/…
-        (&Method::PUT, [_, "registrations", _, "register"]) => {
-            dps_device::register(ctx, req, segments[0], segments[2])
+/// Which API a request is for: decided once from method and path, for the checks on the
+/// head and for dispatch alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// DPS device API: /{idScope}/registrations/{registrationId}/…
+    DpsRegister,
+    DpsOperationStatus,
+    DpsStatusLookup,
+    /// IoT Hub device API: /devices/{id}/messages/…
+    HubDevice,
+    /// IoT Hub service API.
+    HubService,
+    /// DPS service API.
+    DpsService,
+    NoRoute,
+}
+
+impl Target {
+    fn of(method: &Method, fixed: &[&str]) -> Target {
+        match (method, fixed) {
+            (&Method::PUT, [_, "registrations", _, "register"]) => Target::DpsRegister,
+            (&Method::GET, [_, "registrations", _, "operations", _]) => Target::DpsOperationStatus,
+            (&Method::POST, [scope, "registrations", _]) if *scope != "registrations" => {
+                Target::DpsStatusLookup
+            }
+            // The device API before the service API, which also starts with `devices`.
+            (_, ["devices", _, "messages", ..]) => Target::HubDevice,
+            (_, ["twins" | "devices", ..] | ["messages", "servicebound", "feedback", ..]) => {
+                Target::HubService
+            }
+            (_, ["enrollments" | "enrollmentgroups" | "registrations", ..]) => Target::DpsService,
+            _ => Target::NoRoute,
         }
-        (&Method::GET, [_, "registrations", _, "operations", _]) => {
+    }
+
+    fn is_dps(self) -> bool {
+        matches!(
+            self,
+            Target::DpsRegister
+                | Target::DpsOperationStatus
+                | Target::DpsStatusLookup
+                | Target::DpsService
+        )
+    }
+}
+
+/// The checks on the head, in the order the handlers make them; `Err` is the reply.
+fn admit(
+    ctx: &HttpContext,
+    req: &Request<'_>,
+    target: Target,
+    fixed: &[&str],
+    segments: &[&str],
+) -> Result<(), Refusal> {
+    if target.is_dps() && req.query_value("api-version").is_none() {
+        return Err(Box::new(reply::dps_error(&DpsError::bad_request(
+            "The api-version query parameter is required (for example ?api-version=2021-10-01).",
+        ))));
+    }
+    match target {
+        Target::DpsRegister | Target::DpsOperationStatus | Target::DpsStatusLookup => {
+            dps_device::admit(ctx, req, segments[0], segments[2])
+        }
+        Target::HubDevice => hub_device::admit(ctx, req, fixed, segments),
+        Target::HubService => hub_service::admit(ctx, req, fixed, segments),
+        Target::DpsService => dps_service::admit(ctx, req, fixed, segments),
+        Target::NoRoute => Err(Box::new(no_route(req, segments))),
+    }
+}
+
+/// A body that was not read, in the shape of the API it was for: 413 (413001
+/// MessageTooLarge), 408 (408000, chosen: Azure's code is not known) or 400.
+fn body_error(target: Target, error: &BodyError) -> Reply {
+    let (code, name, message) = match error {
+        BodyError::TooLarge {
+            limit,
+            declared: Some(size),
+        } => (
+            413001,
+            "MessageTooLarge",
+            format!("Request body size {size} bytes exceeds the limit of {limit} bytes"),
+        ),
+        BodyError::TooLarge {
+            limit,
+            declared: None,
+        } => (
+            413001,
+            "MessageTooLarge",
+            format!("Request body exceeds the limit of {limit} bytes"),
+        ),
+        BodyError::TimedOut { timeout } => (
+            408000,
+            "RequestTimeout",
+            format!(
+                "The request body did not arrive within {} seconds.",
+                timeout.as_secs()
+            ),
+        ),
+        BodyError::Unreadable(reason) => (
+            400000,
+            "ArgumentInvalid",
+            format!("The request body could not be read: {reason}"),
+        ),
+    };
+    // Nothing more is read from a connection whose body was refused: it is closed.
+    let reply = if target.is_dps() {
+        reply::dps_error(&DpsError::new(code, message))
+    } else {
+        reply::hub_error(&HubError {
+            code,
+            name,
+            message,
+        })
+    };
+    reply::with_header(reply, "connection", "close")
+}
+
+fn no_route(req: &Request<'_>, segments: &[&str]) -> Reply {
+    reply::dps_error(&DpsError::new(
+        404000,
+        format!("No route for {} /{}", req.method, segments.join("/")),
+    ))
+}
+
+async fn route(
+    ctx: &HttpContext,
+    req: &Request<'_>,
+    target: Target,
+    fixed: &[&str],
+    segments: &[&str],
+) -> Reply {
+    match target {
+        Target::DpsRegister => dps_device::register(ctx, req, segments[0], segments[2]),
+        Target::DpsOperationStatus => {
             dps_device::operation_status(ctx, req, segments[0], segments[2], segments[4])
         }
-        (&Method::POST, [scope, "registrations", _]) if *scope != "registrations" => {
-            dps_device::status_lookup(ctx, req, segments[0], segments[2])
-        }
-        // IoT Hub device API (before the service API, which also starts with `devices`).
-        (_, ["devices", _, "messages", ..]) => hub_device::handle(ctx, req, &fixed, &segments),
-        // IoT Hub service API.
-        (_, ["twins" | "devices", ..] | ["messages", "servicebound", "feedback", ..]) => {
-            hub_service::handle(ctx, req, &fixed, &segments).await
-        }
-        // DPS service API.
-        (_, ["enrollments" | "enrollmentgroups" | "registrations", ..]) => {
-            dps_service::handle(ctx, req, &fixed, &segments)
-        }
-        _ => reply::dps_error(&DpsError::new(
-            404000,
-            format!("No route for {method} /{}", segments.join("/")),
-        )),
+        Target::DpsStatusLookup => dps_device::status_lookup(ctx, req, segments[0], segments[2]),
+        Target::HubDevice => hub_device::handle(ctx, req, fixed, segments),
+        Target::HubService => hub_service::handle(ctx, req, fixed, segments).await,
+        Target::DpsService => dps_service::handle(ctx, req, fixed, segments),
+        Target::NoRoute => no_route(req, segments),
     }
 }

@@ -19,6 +19,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
@@ -43,6 +44,7 @@ use super::HttpContext;
 use super::reply::Reply;
 use crate::mqtt::MqttContext;
 use crate::mqtt::session::{PeerInfo, run_session};
+use crate::net::ConnectionSlot;
 
 /// The path Azure serves MQTT and AMQP over WebSocket on.
 const PATH: &str = "/$iothub/websocket";
@@ -108,8 +110,9 @@ fn choose(req: &hyper::Request<Incoming>) -> Result<Chosen, &'static str> {
 }
 
 /// Answers the upgrade request and, once hyper hands the connection over, runs an MQTT
-/// session on it in its own task. Anything that is not a WebSocket handshake offering `mqtt`
-/// gets a 400 and the connection stays HTTP.
+/// session or an AMQP connection on it in its own task. Anything that is not a WebSocket
+/// handshake offering `mqtt` (on `/$iothub/websocket`) or `AMQPWSB10` gets a 400 and the
+/// connection stays HTTP.
 pub(super) fn upgrade(
     ctx: &HttpContext,
     mut req: hyper::Request<Incoming>,
@@ -125,6 +128,10 @@ pub(super) fn upgrade(
         }
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
+    // The session outlives the HTTP connection's task: it keeps the connection's slot under
+    // the HTTPS connection limit and counts as a session for the shutdown drain.
+    let slot = req.extensions().get::<Arc<ConnectionSlot>>().cloned();
+    let guard = ctx.shutdown.session();
     let subprotocol = match chosen {
         Chosen::Amqp(offered) => {
             let host = req
@@ -139,6 +146,8 @@ pub(super) fn upgrade(
                 host,
                 req.uri().path().to_owned(),
                 remote,
+                slot,
+                guard,
             );
             return switching_protocols(&accept_key, &offered);
         }
@@ -149,7 +158,8 @@ pub(super) fn upgrade(
         certificates: certificates.to_vec(),
     };
     let mqtt = ctx.mqtt.clone();
-    tokio::spawn(async move {
+    tokio::spawn(guard.run(async move {
+        let _slot = slot;
         match on_upgrade.await {
             Ok(upgraded) => {
                 let config = ws_config(&mqtt);
@@ -165,7 +175,7 @@ pub(super) fn upgrade(
             }
             Err(e) => tracing::info!(%remote, error = %e, "WebSocket upgrade failed"),
         }
-    });
+    }));
     switching_protocols(&accept_key, &subprotocol)
 }
 

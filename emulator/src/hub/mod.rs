@@ -413,6 +413,7 @@ impl Hub {
         if_match: Option<&str>,
         replace: bool,
     ) -> Result<Value, HubError> {
+        twin::validate_service_update(body)?;
         let connection = who.connection_key();
         let twin = self.with_twin_mut(who, |stored| {
             if if_match.is_some_and(|expected| !registry::etag_matches(expected, &stored.etag)) {

@@ -107,6 +107,9 @@ impl ModuleSpec {
         let body: ModuleBody = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             HubError::argument_invalid(format!("invalid module at '{}': {}", e.path(), e.inner()))
         })?;
+        de.end().map_err(|e| {
+            HubError::argument_invalid(format!("unexpected data after the module JSON: {e}"))
+        })?;
         for (field, given, path) in [
             ("deviceId", &body.device_id, device_id),
             ("moduleId", &body.module_id, module_id),

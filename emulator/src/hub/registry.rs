@@ -91,6 +91,10 @@ impl DeviceSpec {
         let body: DeviceBody = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             HubError::argument_invalid(format!("invalid device at '{}': {}", e.path(), e.inner()))
         })?;
+        // One JSON value and nothing after it: `{} {}` is not a device.
+        de.end().map_err(|e| {
+            HubError::argument_invalid(format!("unexpected data after the device JSON: {e}"))
+        })?;
         let device_id = match body.device_id {
             Some(id) if id != path_id => {
                 return Err(HubError::argument_invalid(format!(
@@ -253,24 +257,38 @@ fn random_key() -> SymmetricKey {
     SymmetricKey::from_base64(&text).unwrap_or_else(|_| unreachable!("32-byte key rejected"))
 }
 
-/// Device ids: 1–128 ASCII alphanumerics and `- . % _ * ? ! ( ) , : = @ $ '`.
+/// Device ids: 1–128 ASCII alphanumerics and `- . % _ * ? ! ( ) , : = @ $ '`, and not `.` or
+/// `..` (they would name a path segment, not a device, in every REST URL). The one rule for
+/// every way an id enters a hub, the DPS assigning devices included.
 pub fn validate_device_id(device_id: &str) -> Result<(), HubError> {
+    match device_id_problem(device_id) {
+        None => Ok(()),
+        Some(problem) => Err(HubError::argument_invalid(problem)),
+    }
+}
+
+/// Why `device_id` is not a valid device id, or `None` when it is.
+pub fn device_id_problem(device_id: &str) -> Option<String> {
     const ALLOWED: &str = "-.%_*?!(),:=@$'";
     let length = device_id.chars().count();
     if length == 0 || length > MAX_DEVICE_ID_CHARS {
-        return Err(HubError::argument_invalid(format!(
+        return Some(format!(
             "device id must be 1 to {MAX_DEVICE_ID_CHARS} characters, not {length}"
-        )));
+        ));
     }
     if let Some(bad) = device_id
         .chars()
         .find(|c| !c.is_ascii_alphanumeric() && !ALLOWED.contains(*c))
     {
-        return Err(HubError::argument_invalid(format!(
-            "device id '{device_id}' contains '{bad}'; allowed are ASCII letters, digits and {ALLOWED}"
-        )));
+        return Some(format!(
+            "device id '{}' contains {bad:?}; allowed are ASCII letters, digits and {ALLOWED}",
+            device_id.escape_debug()
+        ));
     }
-    Ok(())
+    if device_id == "." || device_id == ".." {
+        return Some(format!("'{device_id}' is not a valid device id"));
+    }
+    None
 }
 
 /// Whether an `If-Match` value (quoted or not, weak or not, `*`) admits `etag`.

@@ -15,6 +15,8 @@ pub const MAX_TAGS_BYTES: usize = 8 * 1024;
 const MAX_DEPTH: usize = 10;
 const MAX_KEY_BYTES: usize = 1024;
 const MAX_STRING_BYTES: usize = 4 * 1024;
+/// Integers must be exact in an IEEE double with room to spare: ±2^52 (protocol.md §9.3).
+const MAX_INTEGER: u64 = 4_503_599_627_370_496;
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Twin {
@@ -169,7 +171,53 @@ fn patch_object<'a>(patch: &'a Value, what: &str) -> Result<&'a Map<String, Valu
     Ok(object)
 }
 
-/// Keys: no `.`, `$`, space or control characters, ≤ 1 KB; strings ≤ 4 KB; depth ≤ 10.
+/// Checks a service twin update or replacement (`PATCH`/`PUT /twins/{id}`) before anything
+/// is changed: the body is an object, `tags`, `properties` and `properties.desired` are
+/// objects when present (`properties.reported` too, though the service cannot write it), and
+/// the sections follow the key, value and depth rules. Other members (`deviceId`, `etag`, …,
+/// as SDKs send a whole twin back) are ignored.
+pub fn validate_service_update(body: &Value) -> Result<(), HubError> {
+    let body = body
+        .as_object()
+        .ok_or_else(|| HubError::argument_invalid("the twin must be a JSON object"))?;
+    if let Some(tags) = body.get("tags") {
+        check_keys(section_object(tags, "tags")?, 1, "tags")?;
+    }
+    if let Some(properties) = body.get("properties") {
+        let properties = section_object(properties, "properties")?;
+        if let Some(desired) = properties.get("desired") {
+            let desired = section_object(desired, "properties.desired")?;
+            check_keys(desired, 1, "desired properties")?;
+        }
+        if let Some(reported) = properties.get("reported") {
+            section_object(reported, "properties.reported")?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks an enrollment's `initialTwin` (`{"tags": …, "properties": {"desired": …}}`) by the
+/// same rules, sizes included, so that a device is never created with a twin the hub would
+/// refuse.
+pub fn validate_initial_twin(initial: &Value) -> Result<(), HubError> {
+    validate_service_update(initial)?;
+    if let Some(Value::Object(tags)) = initial.get("tags") {
+        check_section(tags, MAX_TAGS_BYTES, "tags")?;
+    }
+    if let Some(Value::Object(desired)) = initial.pointer("/properties/desired") {
+        check_section(desired, MAX_SECTION_BYTES, "desired properties")?;
+    }
+    Ok(())
+}
+
+fn section_object<'a>(value: &'a Value, what: &str) -> Result<&'a Map<String, Value>, HubError> {
+    value
+        .as_object()
+        .ok_or_else(|| HubError::argument_invalid(format!("{what} must be a JSON object")))
+}
+
+/// Keys: no `.`, `$`, space or control characters, ≤ 1 KB; strings ≤ 4 KB; integers within
+/// ±2^52; objects and arrays nest at most 10 deep (the section's own members are level 1).
 fn check_keys(object: &Map<String, Value>, depth: usize, what: &str) -> Result<(), HubError> {
     if depth > MAX_DEPTH {
         return Err(HubError::argument_invalid(format!(
@@ -184,20 +232,51 @@ fn check_keys(object: &Map<String, Value>, depth: usize, what: &str) -> Result<(
                 .any(|c| c == '.' || c == '$' || c == ' ' || c.is_control());
         if bad {
             return Err(HubError::argument_invalid(format!(
-                "'{key}' is not a valid twin property name"
+                "'{}' is not a valid twin property name",
+                key.escape_debug()
             )));
         }
-        match value {
-            Value::Object(inner) => check_keys(inner, depth + 1, what)?,
-            Value::String(s) if s.len() > MAX_STRING_BYTES => {
-                return Err(HubError::argument_invalid(format!(
-                    "the value of '{key}' is over 4 KB"
-                )));
-            }
-            _ => {}
-        }
+        check_value(key, value, depth, what)?;
     }
     Ok(())
+}
+
+/// One value found under `key` at `depth`; containers go one level deeper.
+fn check_value(key: &str, value: &Value, depth: usize, what: &str) -> Result<(), HubError> {
+    match value {
+        Value::Object(inner) => check_keys(inner, depth + 1, what),
+        Value::Array(items) => {
+            if depth + 1 > MAX_DEPTH {
+                return Err(HubError::argument_invalid(format!(
+                    "{what} nest deeper than {MAX_DEPTH} levels"
+                )));
+            }
+            items
+                .iter()
+                .try_for_each(|item| check_value(key, item, depth + 1, what))
+        }
+        Value::String(s) if s.len() > MAX_STRING_BYTES => Err(HubError::argument_invalid(format!(
+            "the value of '{}' is over 4 KB",
+            key.escape_debug()
+        ))),
+        Value::Number(n) => {
+            let too_big = match (n.as_i64(), n.as_u64()) {
+                (Some(i), _) => i.unsigned_abs() > MAX_INTEGER,
+                (None, Some(u)) => u > MAX_INTEGER,
+                // Non-integers are doubles already.
+                (None, None) => false,
+            };
+            if too_big {
+                Err(HubError::argument_invalid(format!(
+                    "the value of '{}' is an integer outside ±{MAX_INTEGER}",
+                    key.escape_debug()
+                )))
+            } else {
+                Ok(())
+            }
+        }
+        _ => Ok(()),
+    }
 }
 
 fn check_section(section: &Map<String, Value>, limit: usize, what: &str) -> Result<(), HubError> {
@@ -258,6 +337,87 @@ mod tests {
         let sent = twin.patch_desired(&json!({"interval": 10})).unwrap();
         assert_eq!(sent, json!({"interval": 10, "$version": 2}));
         assert_eq!(twin.device_view()["desired"]["$version"], 2);
+    }
+
+    #[test]
+    fn service_updates_must_be_objects_with_object_sections() {
+        for bad in [
+            json!(null),
+            json!([]),
+            json!("x"),
+            json!(7),
+            json!({"tags": []}),
+            json!({"tags": null}),
+            json!({"tags": "x"}),
+            json!({"properties": 1}),
+            json!({"properties": {"desired": [1]}}),
+            json!({"properties": {"desired": null}}),
+            json!({"properties": {"reported": "x"}}),
+            json!({"tags": {"a.b": 1}}),
+            json!({"properties": {"desired": {"$x": 1}}}),
+        ] {
+            assert_eq!(
+                validate_service_update(&bad).unwrap_err().code,
+                400004,
+                "{bad}"
+            );
+        }
+        for good in [
+            json!({}),
+            json!({"deviceId": "d", "etag": "AAAA", "tags": {"a": 1}}),
+            json!({"properties": {"desired": {"x": [1, {"y": 2}]}}}),
+        ] {
+            validate_service_update(&good).unwrap();
+        }
+    }
+
+    #[test]
+    fn depth_counts_objects_and_arrays_to_ten() {
+        let nested = |levels: usize, container: fn(Value) -> Value| {
+            let mut value = json!(1);
+            for _ in 0..levels {
+                value = container(value);
+            }
+            value
+        };
+        let object = |v| json!({ "k": v });
+        let array = |v| json!([v]);
+        // The section's own members are level 1, so 10 levels of containers below the
+        // section is the most.
+        let mut twin = Twin::from_initial(None);
+        twin.patch_reported(&nested(10, object)).unwrap();
+        twin.patch_reported(&json!({ "a": nested(9, array) }))
+            .unwrap();
+        for bad in [nested(11, object), json!({ "a": nested(10, array) })] {
+            assert_eq!(twin.patch_reported(&bad).unwrap_err().code, 400004);
+        }
+        // Keys inside arrays follow the rules too.
+        assert!(twin.patch_reported(&json!({"a": [{"b.c": 1}]})).is_err());
+    }
+
+    #[test]
+    fn integers_stay_within_two_to_the_52() {
+        let mut twin = Twin::from_initial(None);
+        twin.patch_reported(&json!({"max": 4_503_599_627_370_496u64, "min": -4_503_599_627_370_496i64, "f": 1.5e300}))
+            .unwrap();
+        for bad in [
+            json!({"n": 4_503_599_627_370_497u64}),
+            json!({"n": -4_503_599_627_370_497i64}),
+            json!({"n": u64::MAX}),
+        ] {
+            assert!(twin.patch_reported(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn initial_twins_are_checked_like_updates_with_sizes() {
+        validate_initial_twin(&json!({"tags": {"a": 1}, "properties": {"desired": {"b": 2}}}))
+            .unwrap();
+        let big_tags: Map<String, Value> = (0..3)
+            .map(|i| (format!("t{i}"), json!("x".repeat(4000))))
+            .collect();
+        assert!(validate_initial_twin(&json!({ "tags": big_tags })).is_err());
+        assert!(validate_initial_twin(&json!({"properties": {"desired": []}})).is_err());
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The MQTT listener: TLS (with a timeout) per connection, then one session task.
+//! The MQTT listener: TLS (with a timeout) per connection, then one session task; at most
+//! the listener's connection limit at once (see `net.rs`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,28 +10,40 @@ use tokio_rustls::TlsAcceptor;
 
 use super::MqttContext;
 use super::session::{PeerInfo, run_session};
-use crate::net::{accept_tls, spawn_accept_loop};
+use crate::net::{ConnectionLimit, ConnectionSlot, accept_tls, spawn_accept_loop};
 
 /// Serves MQTT over TLS on `listener` until shutdown.
 pub fn spawn(
     listener: TcpListener,
     acceptor: TlsAcceptor,
+    limit: ConnectionLimit,
     ctx: Arc<MqttContext>,
 ) -> JoinHandle<()> {
     let shutdown = ctx.shutdown.clone();
-    spawn_accept_loop(listener, shutdown, move |tcp, remote| {
-        serve_connection(tcp, remote, acceptor.clone(), ctx.clone())
-    })
+    spawn_accept_loop(
+        listener,
+        "MQTT",
+        limit,
+        shutdown,
+        move |tcp, remote, slot| serve_connection(tcp, remote, slot, acceptor.clone(), ctx.clone()),
+    )
 }
 
 async fn serve_connection(
     tcp: TcpStream,
     remote: SocketAddr,
+    _slot: ConnectionSlot,
     acceptor: TlsAcceptor,
     ctx: Arc<MqttContext>,
 ) {
-    let Some(tls) = accept_tls(&acceptor, tcp, remote, ctx.limits.handshake_timeout, "MQTT").await
-    else {
+    let mut shutdown = ctx.shutdown.clone();
+    let handshake = accept_tls(&acceptor, tcp, remote, ctx.limits.handshake_timeout, "MQTT");
+    // Shutdown does not wait for a handshake; the session itself says goodbye to a client.
+    let tls = tokio::select! {
+        tls = handshake => tls,
+        _ = shutdown.recv() => None,
+    };
+    let Some(tls) = tls else {
         return;
     };
     let peer = PeerInfo {

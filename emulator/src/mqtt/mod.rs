@@ -46,5 +46,5 @@ pub struct MqttContext {
     pub dps: Arc<Dps>,
     pub hubs: Arc<Hubs>,
     pub limits: MqttLimits,
-    pub shutdown: tokio::sync::watch::Receiver<bool>,
+    pub shutdown: crate::shutdown::ShutdownSignal,
 }

@@ -25,8 +25,8 @@ use tokio::time::Instant;
 
 use super::MqttContext;
 use super::codec::{
-    self, ConnAck, Connect, ConnectReturnCode, Packet, Protocol, PubAck, Publish, QoS, SubAck,
-    SubscribeReasonCode, UnsubAck,
+    self, CodecError, ConnAck, Connect, ConnectReturnCode, Packet, Protocol, PubAck, Publish, QoS,
+    SubAck, SubscribeReasonCode, UnsubAck,
 };
 use super::properties::{encode_c2d_property_bag, encode_property_bag, parse_property_bag};
 use super::routes::{Inbound, Principal, classify_publish, may_subscribe};
@@ -102,7 +102,16 @@ where
     let mut rbuf = BytesMut::with_capacity(4096);
     let connect = match read_connect(&mut stream, &mut rbuf, &ctx).await {
         Ok(connect) => connect,
-        Err(reason) => {
+        Err(ConnectFailure::Refuse(level)) => {
+            tracing::warn!(remote = %peer.remote, level, code = 1, "connection refused: only MQTT 3.1.1 (level 4) is supported");
+            let mut wbuf = BytesMut::new();
+            let refusal = ConnAck::new(ConnectReturnCode::RefusedProtocolVersion, false);
+            let _ = codec::encode(&Packet::ConnAck(refusal), &mut wbuf);
+            let _ = stream.write_all(&wbuf).await;
+            close(&mut stream).await;
+            return;
+        }
+        Err(ConnectFailure::Close(reason)) => {
             tracing::info!(remote = %peer.remote, %reason, "connection closed before CONNECT");
             return;
         }
@@ -165,33 +174,44 @@ where
     close(&mut stream).await;
 }
 
+/// Why no session starts: a protocol level to refuse with CONNACK 1, or anything else, which
+/// closes the connection without a reply (MQTT 3.1.1 §3.1.4-1).
+enum ConnectFailure {
+    Refuse(u8),
+    Close(String),
+}
+
 /// Reads until a whole first packet is buffered; it must be a CONNECT.
 async fn read_connect<S>(
     stream: &mut S,
     rbuf: &mut BytesMut,
     ctx: &MqttContext,
-) -> Result<Connect, String>
+) -> Result<Connect, ConnectFailure>
 where
     S: AsyncRead + Unpin,
 {
+    let close = |reason: String| Err(ConnectFailure::Close(reason));
     let deadline = Instant::now() + ctx.limits.connect_timeout;
     loop {
         // Anything but a CONNECT header (type 1, flags 0) is refused from its first byte,
         // instead of waiting for a packet that a non-MQTT peer will never complete.
         if rbuf.first().is_some_and(|b| *b != 0x10) {
-            return Err("first packet is not CONNECT".into());
+            return close("first packet is not CONNECT".into());
         }
         match codec::decode(rbuf, ctx.limits.max_packet_bytes) {
             Ok(Some(Packet::Connect(connect))) => return Ok(connect),
-            Ok(Some(other)) => return Err(format!("first packet was not CONNECT: {other:?}")),
+            Ok(Some(other)) => return close(format!("first packet was not CONNECT: {other:?}")),
             Ok(None) => {}
-            Err(e) => return Err(e.to_string()),
+            Err(CodecError::UnsupportedProtocolLevel(level)) => {
+                return Err(ConnectFailure::Refuse(level));
+            }
+            Err(e) => return close(e.to_string()),
         }
         match tokio::time::timeout_at(deadline, stream.read_buf(rbuf)).await {
-            Ok(Ok(0)) => return Err("peer closed".into()),
+            Ok(Ok(0)) => return close("peer closed".into()),
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(e.to_string()),
-            Err(_) => return Err("no CONNECT within the timeout".into()),
+            Ok(Err(e)) => return close(e.to_string()),
+            Err(_) => return close("no CONNECT within the timeout".into()),
         }
     }
 }
@@ -277,6 +297,8 @@ fn authenticate(
         let code = match e {
             // azure-iot-sdk-c maps 3 to "device disabled".
             AuthError::DeviceDisabled(_) => ConnectReturnCode::ServiceUnavailable,
+            // The client id is the registration id, and it can never be valid.
+            AuthError::InvalidRegistrationId(_) => ConnectReturnCode::BadClientId,
             _ => ConnectReturnCode::NotAuthorized,
         };
         refuse(code, &e)
@@ -328,11 +350,13 @@ impl Session {
             )),
             Client::Registration(_) => None,
         };
-        let token_deadline = self.client.expires_at().map(|at| {
+        // Checked: a credential valid for millennia must not overflow the clock; no
+        // representable deadline means none to enforce.
+        let token_deadline = self.client.expires_at().and_then(|at| {
             let left = at
                 .duration_since(SystemTime::now())
                 .unwrap_or(Duration::ZERO);
-            Instant::now() + left
+            Instant::now().checked_add(left)
         });
         let mut last_heard = Instant::now();
         loop {
@@ -398,7 +422,7 @@ impl Session {
                     Some(Outbound::ModuleInput(input)) => self.deliver_module_input(input),
                     None => outbound = None,
                 },
-                _ = shutdown.changed() => return "emulator shutting down".into(),
+                _ = shutdown.recv() => return "emulator shutting down".into(),
             }
         }
     }

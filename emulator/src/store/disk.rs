@@ -1,9 +1,9 @@
 //! The data directory's files and the few file-system steps the store builds on: replacing a
-//! file atomically and durably, starting an empty log, and the lock that keeps a second
-//! emulator out.
+//! file atomically and durably and starting an empty log. The lock that keeps a second
+//! emulator out is in `lock`.
 
-use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{self, Read, Write};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use super::error::StoreError;
@@ -31,39 +31,6 @@ impl Paths {
             log_tmp: dir.join("wal.tmp"),
         }
     }
-}
-
-/// Takes the directory's lock, held for as long as the returned file is open. The holder's
-/// pid is written into the file so that the error a second emulator gets can name it.
-pub fn acquire_lock(paths: &Paths) -> Result<File, StoreError> {
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&paths.lock)
-        .map_err(|e| StoreError::io("open", &paths.lock, e))?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(TryLockError::WouldBlock) => {
-            let mut holder = String::new();
-            // Best effort: the holder may not have written its pid yet.
-            let _ = file.read_to_string(&mut holder);
-            let holder = match holder.trim() {
-                "" => "another process".to_owned(),
-                pid => pid.to_owned(),
-            };
-            return Err(StoreError::Locked {
-                dir: paths.dir.clone(),
-                holder,
-            });
-        }
-        Err(TryLockError::Error(e)) => return Err(StoreError::io("lock", &paths.lock, e)),
-    }
-    file.set_len(0)
-        .and_then(|()| write!(file, "pid {}", std::process::id()))
-        .map_err(|e| StoreError::io("write", &paths.lock, e))?;
-    Ok(file)
 }
 
 /// Puts `bytes` at `target` so that after a crash `target` holds either its old contents or

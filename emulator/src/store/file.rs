@@ -3,14 +3,15 @@
 //! describes the files, [`recovery`](super::recovery) the rules for reading them back.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 
-use super::disk::{self, Paths};
+use super::disk::Paths;
 use super::error::StoreError;
+use super::lock::DirLock;
 use super::record;
 use super::recovery;
-use super::writer::{Shared, Writer};
+use super::writer::{CLOSED, Shared, Writer};
 use super::{Commit, Op, Store, StoreSnapshot};
 
 /// Tuning for [`FileStore::open_with`].
@@ -48,13 +49,14 @@ pub struct FileStoreStats {
 
 /// A data directory opened for exclusive use; see the module documentation.
 ///
-/// Dropping it writes out what is queued, stops the writer thread and releases the lock.
+/// [`Store::close`] (or dropping it) writes out what is queued, stops the writer thread and
+/// releases the lock.
 pub struct FileStore {
     shared: Arc<Shared>,
-    writer: Option<JoinHandle<()>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
     paths: Paths,
-    /// Held open for the lock it carries.
-    _lock: std::fs::File,
+    /// Exclusive use of the directory; released by close, after the writer has stopped.
+    lock: Mutex<Option<DirLock>>,
 }
 
 impl FileStore {
@@ -71,7 +73,7 @@ impl FileStore {
     ) -> Result<FileStore, StoreError> {
         let paths = Paths::new(dir.as_ref());
         std::fs::create_dir_all(&paths.dir).map_err(|e| StoreError::io("create", &paths.dir, e))?;
-        let lock = disk::acquire_lock(&paths)?;
+        let lock = DirLock::acquire(&paths)?;
         let recovered = recovery::recover(&paths)?;
         let stats = FileStoreStats {
             generation: recovered.generation,
@@ -102,9 +104,9 @@ impl FileStore {
             .map_err(|e| StoreError::io("start the writer thread for", &paths.dir, e))?;
         Ok(FileStore {
             shared,
-            writer: Some(writer),
+            writer: Mutex::new(Some(writer)),
             paths,
-            _lock: lock,
+            lock: Mutex::new(Some(lock)),
         })
     }
 
@@ -140,15 +142,40 @@ impl Store for FileStore {
     fn is_durable(&self) -> bool {
         true
     }
+
+    fn close(&self) -> Result<(), StoreError> {
+        self.shared.shut_down();
+        let writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(writer) = writer {
+            // A panicked writer has already failed every waiter; nothing more to do here.
+            let _ = writer.join();
+            tracing::info!(dir = %self.paths.dir.display(), "closed the data directory");
+        }
+        // The writer is gone: nothing submitted from now on could become durable.
+        self.shared.closed();
+        drop(
+            self.lock
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
+        self.shared.failure().map_or(Ok(()), |f| {
+            if &*f == CLOSED {
+                Ok(())
+            } else {
+                Err(StoreError::Failed(f))
+            }
+        })
+    }
 }
 
 impl Drop for FileStore {
     fn drop(&mut self) {
-        self.shared.shut_down();
-        if let Some(writer) = self.writer.take() {
-            // A panicked writer has already failed every waiter; nothing more to do here.
-            let _ = writer.join();
-        }
+        let _ = self.close();
     }
 }
 

@@ -34,6 +34,7 @@ mod disk;
 mod error;
 mod file;
 mod frame;
+mod lock;
 mod memory;
 mod mirror;
 mod record;
@@ -134,6 +135,13 @@ pub trait Store: Send + Sync {
 
     /// Whether anything survives a restart; a domain may skip building ops when not.
     fn is_durable(&self) -> bool;
+
+    /// Makes everything submitted so far durable, then releases the store (the data
+    /// directory's lock with [`FileStore`]): another process may open it once this returns.
+    /// Later writes fail. Blocks for the disk; idempotent.
+    fn close(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// A submitted apply, to be waited for before its effect is acknowledged to anyone.

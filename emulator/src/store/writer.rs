@@ -20,6 +20,9 @@ use super::frame::{self, FILE_HEADER_LEN, FRAME_HEADER_LEN, MAX_FRAME_PAYLOAD};
 use super::mirror::Mirror;
 use super::record::{self, EncodedTx};
 
+/// The failure a closed store reports.
+pub const CLOSED: &str = "the store was closed";
+
 /// Shared between the [`FileStore`](super::FileStore), its writer thread and every pending
 /// [`Commit`](super::Commit).
 pub struct Shared {
@@ -158,6 +161,21 @@ impl Shared {
     pub fn shut_down(&self) {
         self.lock().shutting_down = true;
         self.work.notify_one();
+    }
+
+    /// After the writer has stopped: every later submit, and every wait for an apply the
+    /// writer did not take, fails with [`CLOSED`] instead of waiting forever.
+    pub fn closed(&self) {
+        let mut state = self.lock();
+        if state.failure.is_none() {
+            state.failure = Some(CLOSED.into());
+        }
+        self.publish(&state);
+    }
+
+    /// Why the store accepts no more writes, if it does not.
+    pub fn failure(&self) -> Option<Arc<str>> {
+        self.lock().failure.clone()
     }
 
     pub fn load(&self) -> Result<super::StoreSnapshot, StoreError> {

@@ -275,3 +275,24 @@ fn submit_orders_applies_before_they_are_durable() {
     drop(store);
     assert_eq!(contents(&open(dir.path()))["c"]["k"], json!("second"));
 }
+
+#[test]
+fn close_makes_writes_durable_releases_the_lock_and_refuses_later_writes() {
+    let dir = temp_dir();
+    let store = open(dir.path());
+    let pending = store
+        .submit(&[Op::put("devices", "d1", json!(1))])
+        .expect("submit");
+    store.close().expect("close");
+    pending.wait().expect("queued before close: durable");
+    // The lock is released while `store` still exists.
+    let reopened = open(dir.path());
+    assert_eq!(
+        reopened.load().unwrap().collection("devices").unwrap()["d1"],
+        json!(1)
+    );
+    // A write after close fails instead of waiting for a writer that is gone.
+    let late = store.submit(&[Op::put("devices", "d2", json!(2))]);
+    assert!(matches!(late, Err(StoreError::Failed(_))), "{late:?}");
+    store.close().expect("closing twice is fine");
+}

@@ -1,10 +1,13 @@
 //! Tests of the file store through its public API and its files on disk: behaviour
 //! (`file_store`), the recovery rules for damaged files (`damage`), random op sequences
-//! against a model (`model`) and `kill -9` of a writing process (`crash`).
+//! against a model (`model`), `kill -9` of a writing process (`crash`) and the directory
+//! lock across processes (`lock`).
 
 mod crash;
 mod damage;
 mod file_store;
+#[cfg(unix)]
+mod lock;
 mod model;
 
 use std::collections::BTreeMap;
