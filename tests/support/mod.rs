@@ -21,6 +21,8 @@ use tokio_rustls::client::TlsStream;
 
 pub use iotemu::auth::sas::build_token;
 
+pub mod log_capture;
+
 /// The quickstart document's enrollment.
 pub const QUICKSTART_REGISTRATION_ID: &str = "symm-key-python-device-008";
 pub const QUICKSTART_DEVICE_ID: &str = "python-device-008";
