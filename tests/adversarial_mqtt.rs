@@ -318,7 +318,12 @@ async fn garbage_right_after_connect_is_closed_after_the_connack() {
         // server sends one), five remaining-length bytes.
         &b"\x00\x00"[..],
         b"\x47\x02\x00\x01",
+        // Not MQTT at all; its first byte reads as a PUBACK with bad flags and a 69-byte
+        // frame that never comes.
+        b"GET / HTTP/1.1\r\n\r\n",
         b"\x20\x02\x00\x00",
+        // A PUBLISH asking for QoS 3, its frame never sent.
+        b"\x36\x7f",
         b"\xff\xff\xff\xff\xff",
     ] {
         let mut wire = connect.clone();
