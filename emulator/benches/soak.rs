@@ -236,6 +236,33 @@ fn sample_process(pid: u32) -> Option<(u64, u64, u64)> {
     Some((field("VmRSS:")?, field("VmHWM:")?, fds))
 }
 
+/// CPU seconds (user + system) `pid` has used, from `/proc/PID/stat`.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    // SAFETY: sysconf only reads a configuration value.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (ticks > 0).then(|| (utime + stime) / ticks as f64)
+}
+
+/// Total bytes of the files under `dir` (the data directory's log and snapshots).
+fn directory_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => directory_bytes(&e.path()),
+            _ => e.metadata().map(|m| m.len()).unwrap_or(0),
+        })
+        .sum()
+}
+
 // ---------------------------------------------------------------------------------------
 // Load
 // ---------------------------------------------------------------------------------------
@@ -680,6 +707,7 @@ async fn run(config: Config) {
         mib(created_rss as f64)
     );
 
+    let cpu_before = cpu_seconds(pid).unwrap_or(0.0);
     let started = Instant::now();
     let duration = Duration::from_secs(config.secs);
     let load = Arc::new(Load {
@@ -739,6 +767,8 @@ async fn run(config: Config) {
     // Sessions closed without DISCONNECT end when the emulator notices; wait a little.
     sleep(Duration::from_secs(5)).await;
     let (after_rss, hwm, after_fds) = sample_process(pid).unwrap_or_default();
+    let cpu_load = cpu_seconds(pid).unwrap_or(0.0) - cpu_before;
+    let data_bytes = directory_bytes(&dir.path().join("data"));
 
     // Settled: a minute-long window after the ramp and the first token renewals; end: the
     // last minute under load. Short runs use the first and last third after the ramp.
@@ -812,6 +842,11 @@ async fn run(config: Config) {
         stats.connects.load(Ordering::Relaxed),
         stats.published.load(Ordering::Relaxed),
         stats.errors.load(Ordering::Relaxed)
+    );
+    println!(
+        "emulator CPU during the load: {cpu_load:.1} s ({:.0} % of one core); data directory {:.1} MiB",
+        cpu_load / duration.as_secs_f64() * 100.0,
+        data_bytes as f64 / 1_048_576.0
     );
     println!(
         "{}",
