@@ -22,6 +22,7 @@ use tokio_rustls::client::TlsStream;
 pub use iotemu::auth::sas::build_token;
 
 pub mod amqp;
+pub mod log_capture;
 
 /// The quickstart document's enrollment.
 pub const QUICKSTART_REGISTRATION_ID: &str = "symm-key-python-device-008";

@@ -32,6 +32,11 @@ fn malformed(reason: &str) -> CodecError {
 
 /// Takes one complete packet off the front of `buf`, or `None` when more bytes are needed.
 pub fn decode(buf: &mut BytesMut, max_packet: usize) -> Result<Option<Packet>, CodecError> {
+    // A bad first byte is refused at once rather than after waiting for the frame its length
+    // bytes promise (junk such as "GET / HTTP/1.1" would otherwise hold the connection open).
+    if let Some(&byte1) = buf.first() {
+        check_first_byte(byte1)?;
+    }
     let frame_length = match rumqttc::mqttbytes::check(buf.iter(), max_packet) {
         Ok(header) => header.frame_length(),
         Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => return Ok(None),
@@ -53,13 +58,16 @@ pub fn decode(buf: &mut BytesMut, max_packet: usize) -> Result<Option<Packet>, C
     }
 }
 
-/// Fixed-header flags and the CONNECT variable header, read from the raw frame.
-fn check_frame(frame: &[u8]) -> Result<(), CodecError> {
-    let Some(&byte1) = frame.first() else {
-        return Err(malformed("empty frame"));
-    };
+/// The packet type and its fixed-header flags (§2.2.1, §2.2.2): types 0 and 15 are
+/// reserved; every type but PUBLISH has fixed flags (PUBREL, SUBSCRIBE and UNSUBSCRIBE
+/// 0b0010); a PUBLISH may not ask for QoS 3 (§3.3.1-4).
+fn check_first_byte(byte1: u8) -> Result<(), CodecError> {
     let (kind, flags) = (byte1 >> 4, byte1 & 0x0f);
-    // §2.2.2: every type but PUBLISH has fixed flags; PUBREL, SUBSCRIBE and UNSUBSCRIBE 0b0010.
+    if kind == 0 || kind == 15 {
+        return Err(CodecError::Malformed(format!(
+            "reserved packet type {kind}"
+        )));
+    }
     let expected_flags = match kind {
         3 => None,
         6 | 8 | 10 => Some(0b0010),
@@ -70,7 +78,15 @@ fn check_frame(frame: &[u8]) -> Result<(), CodecError> {
             "packet type {kind} with reserved fixed-header flags {flags:#06b}"
         )));
     }
-    if kind == 1 {
+    if kind == 3 && (flags >> 1) & 0b11 == 0b11 {
+        return Err(malformed("PUBLISH with QoS 3"));
+    }
+    Ok(())
+}
+
+/// The CONNECT variable header, read from the raw frame (the first byte is checked already).
+fn check_frame(frame: &[u8]) -> Result<(), CodecError> {
+    if frame.first() == Some(&0x10) {
         check_connect_header(frame)?;
     }
     Ok(())
@@ -212,6 +228,15 @@ mod tests {
             let mut all = wire.clone();
             prop_assert_eq!(decode(&mut all, 1 << 20).unwrap(), Some(packet));
             prop_assert!(all.is_empty());
+        }
+
+        #[test]
+        fn a_bad_first_byte_is_refused_without_waiting_for_its_frame(
+            byte1 in prop_oneof![0x00u8..=0x0f, 0xf0u8..=0xff, Just(0x47u8), Just(0x36u8), Just(0x81u8)],
+        ) {
+            // A length promising 127 more bytes that never come.
+            let mut buf = BytesMut::from(&[byte1, 0x7f][..]);
+            prop_assert!(matches!(decode(&mut buf, 4096), Err(CodecError::Malformed(_))));
         }
 
         #[test]

@@ -86,6 +86,11 @@ impl Client {
     }
 }
 
+/// Distinct topic filters one session may hold. The SDKs use four or five; without a cap a
+/// client could grow its session (and the cost of every delivery) without bound by
+/// subscribing to ever new narrower filters.
+const MAX_SUBSCRIPTIONS: usize = 50;
+
 /// Unacknowledged QoS 1 publishes remembered per connection (also keeps packet-id search short).
 const MAX_AWAITING_ACK: usize = 256;
 
@@ -359,6 +364,12 @@ impl Session {
             Instant::now().checked_add(left)
         });
         let mut last_heard = Instant::now();
+        // Packets a client sent right behind its CONNECT, before seeing the CONNACK (MQTT
+        // 3.1.1 §3.1.4 allows it), arrived with it and are already buffered.
+        if let Err(reason) = self.handle_buffered(&mut rbuf) {
+            let _ = stream.write_all(&self.wbuf).await;
+            return reason;
+        }
         loop {
             if !self.wbuf.is_empty() {
                 if let Err(e) = stream.write_all(&self.wbuf).await {
@@ -376,18 +387,10 @@ impl Session {
                         Ok(_) => last_heard = Instant::now(),
                         Err(e) => return format!("read failed: {e}"),
                     }
-                    loop {
-                        match codec::decode(&mut rbuf, self.ctx.limits.max_packet_bytes) {
-                            Ok(Some(packet)) => {
-                                if let Err(reason) = self.handle(packet) {
-                                    // Flush what was already answered (e.g. SUBACKs) first.
-                                    let _ = stream.write_all(&self.wbuf).await;
-                                    return reason;
-                                }
-                            }
-                            Ok(None) => break,
-                            Err(e) => return e.to_string(),
-                        }
+                    if let Err(reason) = self.handle_buffered(&mut rbuf) {
+                        // Flush what was already answered (e.g. SUBACKs) first.
+                        let _ = stream.write_all(&self.wbuf).await;
+                        return reason;
                     }
                 }
                 _ = tokio::time::sleep_until(last_heard + keep_alive) => {
@@ -427,6 +430,17 @@ impl Session {
         }
     }
 
+    /// Handles every complete packet in `rbuf`, replies going to `wbuf`; an error ends the
+    /// session.
+    fn handle_buffered(&mut self, rbuf: &mut BytesMut) -> Result<(), CloseReason> {
+        while let Some(packet) =
+            codec::decode(rbuf, self.ctx.limits.max_packet_bytes).map_err(|e| e.to_string())?
+        {
+            self.handle(packet)?;
+        }
+        Ok(())
+    }
+
     fn handle(&mut self, packet: Packet) -> Result<(), CloseReason> {
         match packet {
             Packet::Publish(publish) => self.on_publish(publish),
@@ -434,7 +448,11 @@ impl Session {
                 let principal = self.client.principal();
                 let mut codes = Vec::with_capacity(subscribe.filters.len());
                 for filter in subscribe.filters {
-                    if may_subscribe(principal, &filter.path) {
+                    let held = self.subscriptions.iter().any(|(f, _)| f == &filter.path);
+                    if !held && self.subscriptions.len() >= MAX_SUBSCRIPTIONS {
+                        tracing::warn!(client = %self.client.name(), filter = %filter.path, "subscription refused: {MAX_SUBSCRIPTIONS} filters held already");
+                        codes.push(SubscribeReasonCode::Failure);
+                    } else if may_subscribe(principal, &filter.path) {
                         // IoT Hub and DPS grant at most QoS 1.
                         let qos = if filter.qos == QoS::AtMostOnce {
                             QoS::AtMostOnce
