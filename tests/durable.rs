@@ -3,6 +3,7 @@
 //! changes and deletions — is there after a restart on the same directory, and the emulator CA
 //! stays the same so clients keep trusting it.
 
+use iotemu::pending::WaitStored;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -91,6 +92,7 @@ async fn state_survives_a_restart_on_the_same_data_directory() {
     let root = iotemu::certs::root_ca("Durable Root", 30).unwrap();
     hub.certificates()
         .upload("durable-root", &root.cert_pem, true)
+        .wait_stored()
         .unwrap();
     assert!(first.dps().delete_enrollment_group("quickstart-group"));
     let enrollments_before = first.dps().enrollments().len();

@@ -3,6 +3,7 @@
 //! telemetry and outputs (`$.on`), get their own twin and methods, receive input messages,
 //! and go away with their device.
 
+use iotemu::pending::WaitStored;
 use std::time::Duration;
 
 use iotemu::Emulator;
@@ -576,6 +577,7 @@ async fn ca_signed_modules_need_the_device_slash_module_common_name() {
     let hub = emulator.default_hub();
     hub.certificates()
         .upload("module-root", &root.cert_pem, true)
+        .wait_stored()
         .unwrap();
     hub.provision_device_with(
         "dev-x",
@@ -583,7 +585,9 @@ async fn ca_signed_modules_need_the_device_slash_module_common_name() {
             provisioning_anchors: vec![],
         },
         None,
-    );
+    )
+    .wait_stored()
+    .expect("provision");
     let module = ModuleSpec::from_json(
         "dev-x",
         "camod",

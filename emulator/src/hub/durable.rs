@@ -11,6 +11,7 @@ use super::device::Device;
 use super::error::HubError;
 use super::module::Module;
 use crate::certificates::CaCertificate;
+use crate::pending::Pending;
 use crate::persistence::{Persistence, Save, collection, restore};
 use crate::store::{StoreError, StoreSnapshot};
 
@@ -57,6 +58,24 @@ impl Hub {
         Save::of(&self.collection(C2D), device_id, queue.as_ref())
     }
 
+    /// Submits the new state of a device with its twin (`None`: deleted); see
+    /// [`Persistence::submit_entry`] for the caller's part.
+    pub(super) fn submit_device(
+        &self,
+        device_id: &str,
+        before: Option<Device>,
+        after: Option<&Device>,
+    ) -> Result<Pending<'_, ()>, HubError> {
+        Ok(self.persistence.submit_entry(
+            &self.collection(DEVICES),
+            device_id,
+            &self.devices,
+            device_id.to_owned(),
+            before,
+            after,
+        )?)
+    }
+
     /// Makes a device (or module) and its twin durable; for fallible operations.
     pub(super) fn persist_identity(
         &self,
@@ -64,7 +83,7 @@ impl Hub {
         module_id: Option<&str>,
     ) -> Result<(), HubError> {
         self.persistence
-            .save(|| match module_id {
+            .save_now(match module_id {
                 None => vec![self.device_save(device_id)],
                 Some(m) => vec![self.module_save(device_id, m)],
             })
@@ -73,8 +92,9 @@ impl Hub {
 
     /// [`Hub::persist_identity`] for operations that cannot fail: a failure is logged.
     pub(super) fn persist_device_or_log(&self, device_id: &str) {
-        self.persistence
-            .save_or_log(|| vec![self.device_save(device_id)]);
+        if let Err(e) = self.persistence.save_now(vec![self.device_save(device_id)]) {
+            tracing::error!(error = %e, "a change could not be made durable");
+        }
     }
 
     /// A deleted device: its record, its modules' and its C2D queue, at once.
@@ -84,7 +104,7 @@ impl Hub {
         module_ids: &[String],
     ) -> Result<(), HubError> {
         self.persistence
-            .save(|| {
+            .save_now({
                 let mut saves = vec![self.device_save(device_id), self.c2d_save(device_id)];
                 saves.extend(module_ids.iter().map(|m| self.module_save(device_id, m)));
                 saves
@@ -94,13 +114,14 @@ impl Hub {
 
     pub(super) fn persist_c2d(&self, device_id: &str) -> Result<(), HubError> {
         self.persistence
-            .save(|| vec![self.c2d_save(device_id)])
+            .save_now(vec![self.c2d_save(device_id)])
             .map_err(storage_error)
     }
 
     pub(super) fn persist_c2d_or_log(&self, device_id: &str) {
-        self.persistence
-            .save_or_log(|| vec![self.c2d_save(device_id)]);
+        if let Err(e) = self.persistence.save_now(vec![self.c2d_save(device_id)]) {
+            tracing::error!(error = %e, "a change could not be made durable");
+        }
     }
 
     /// Lays the stored state over what the fixtures created: stored entities replace

@@ -21,12 +21,14 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
 use serde_json::Value;
 
 use crate::auth::DeviceIdentity;
 use crate::auth::keys::SymmetricKey;
 use crate::auth::policy::SharedAccessPolicy;
 use crate::certificates::CertificateStore;
+use crate::pending::Pending;
 use crate::persistence::Persistence;
 use connections::{Connections, Outbound};
 use device::{Device, DeviceAuthentication, DeviceStatus};
@@ -144,6 +146,13 @@ impl Hub {
     }
 
     /// Creates or updates a SAS device with these keys (see [`Hub::provision_device_with`]).
+    /// A library call: it returns once the device is durable, blocking for about one fsync
+    /// with `--data-dir`.
+    ///
+    /// # Panics
+    ///
+    /// When the store cannot keep the device (a full disk with `--data-dir`): this is a
+    /// convenience for tests and embedding, where that is a failure of the test.
     pub fn provision_device(
         &self,
         device_id: &str,
@@ -152,7 +161,13 @@ impl Hub {
         initial_twin: Option<Value>,
     ) -> Device {
         let authentication = DeviceAuthentication::Sas { primary, secondary };
-        self.provision_device_with(device_id, authentication, initial_twin)
+        match self
+            .provision_device_with(device_id, authentication, initial_twin)
+            .and_then(|pending| Ok(pending.wait()?))
+        {
+            Ok(device) => device,
+            Err(e) => panic!("provisioning device '{device_id}' failed: {e}"),
+        }
     }
 
     /// Creates or updates the identity DPS assigned here, with the enrollment's credentials.
@@ -162,43 +177,55 @@ impl Hub {
         device_id: &str,
         authentication: DeviceAuthentication,
         initial_twin: Option<Value>,
-    ) -> Device {
-        let mut entry = self
-            .devices
-            .entry(device_id.to_owned())
-            .or_insert_with(|| Device {
-                device_id: device_id.to_owned(),
-                authentication: authentication.clone(),
-                status: DeviceStatus::Enabled,
-                generation_id: new_generation_id(),
-                etag: new_etag(),
-                created: SystemTime::now(),
-                twin: Twin::from_initial(initial_twin.as_ref()),
-                initial_twin,
-            });
-        if entry.authentication != authentication {
-            entry.authentication = authentication;
-            entry.etag = new_etag();
+    ) -> Result<Pending<'_, Device>, HubError> {
+        match self.devices.entry(device_id.to_owned()) {
+            Entry::Occupied(mut stored) => {
+                if stored.get().authentication == authentication {
+                    return Ok(Pending::ready(stored.get().clone()));
+                }
+                let mut device = stored.get().clone();
+                device.authentication = authentication;
+                device.etag = new_etag();
+                let pending =
+                    self.submit_device(device_id, Some(stored.get().clone()), Some(&device))?;
+                stored.insert(device.clone());
+                Ok(pending.map(|()| device))
+            }
+            Entry::Vacant(slot) => {
+                let device = Device {
+                    device_id: device_id.to_owned(),
+                    authentication,
+                    status: DeviceStatus::Enabled,
+                    generation_id: new_generation_id(),
+                    etag: new_etag(),
+                    created: SystemTime::now(),
+                    twin: Twin::from_initial(initial_twin.as_ref()),
+                    initial_twin,
+                };
+                let pending = self.submit_device(device_id, None, Some(&device))?;
+                slot.insert(device.clone());
+                Ok(pending.map(|()| device))
+            }
         }
-        let device = entry.clone();
-        drop(entry);
-        self.persist_device_or_log(device_id);
-        device
     }
 
-    /// Replaces a device's initial twin (reprovisioning with data reset); false when absent.
-    pub fn reset_device_twin(&self, device_id: &str, initial_twin: Option<Value>) -> bool {
-        match self.devices.get_mut(device_id) {
-            Some(mut device) => {
-                device.twin = Twin::from_initial(initial_twin.as_ref());
-                device.initial_twin = initial_twin;
-                device.etag = new_etag();
-                drop(device);
-                self.persist_device_or_log(device_id);
-                true
-            }
-            None => false,
-        }
+    /// Replaces a device's initial twin (reprovisioning with data reset); `false` when the
+    /// device does not exist.
+    pub fn reset_device_twin(
+        &self,
+        device_id: &str,
+        initial_twin: Option<Value>,
+    ) -> Result<Pending<'_, bool>, HubError> {
+        let Some(mut stored) = self.devices.get_mut(device_id) else {
+            return Ok(Pending::ready(false));
+        };
+        let mut device = stored.clone();
+        device.twin = Twin::from_initial(initial_twin.as_ref());
+        device.initial_twin = initial_twin;
+        device.etag = new_etag();
+        let pending = self.submit_device(device_id, Some(stored.clone()), Some(&device))?;
+        *stored = device;
+        Ok(pending.map(|()| true))
     }
 
     /// The twin of `device_id`.

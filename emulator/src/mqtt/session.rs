@@ -379,7 +379,7 @@ impl Session {
                     loop {
                         match codec::decode(&mut rbuf, self.ctx.limits.max_packet_bytes) {
                             Ok(Some(packet)) => {
-                                if let Err(reason) = self.handle(packet) {
+                                if let Err(reason) = self.handle(packet).await {
                                     // Flush what was already answered (e.g. SUBACKs) first.
                                     let _ = stream.write_all(&self.wbuf).await;
                                     return reason;
@@ -427,9 +427,9 @@ impl Session {
         }
     }
 
-    fn handle(&mut self, packet: Packet) -> Result<(), CloseReason> {
+    async fn handle(&mut self, packet: Packet) -> Result<(), CloseReason> {
         match packet {
-            Packet::Publish(publish) => self.on_publish(publish),
+            Packet::Publish(publish) => self.on_publish(publish).await,
             Packet::Subscribe(subscribe) => {
                 let principal = self.client.principal();
                 let mut codes = Vec::with_capacity(subscribe.filters.len());
@@ -480,7 +480,10 @@ impl Session {
         }
     }
 
-    fn on_publish(&mut self, publish: Publish) -> Result<(), CloseReason> {
+    /// Handles a PUBLISH. A write is awaited until it is durable before its PUBACK and reply
+    /// go out; meanwhile this connection reads nothing more, so acknowledgments keep their
+    /// order.
+    async fn on_publish(&mut self, publish: Publish) -> Result<(), CloseReason> {
         if publish.qos == QoS::ExactlyOnce {
             return Err("QoS 2 PUBLISH is not supported by IoT Hub; closing as Azure does".into());
         }
@@ -499,7 +502,11 @@ impl Session {
                 self.reply_dps(rid, reply);
             }
             (Inbound::DpsPoll { rid, operation_id }, Client::Registration(who)) => {
-                let reply = self.ctx.dps.operation_status(who, &operation_id);
+                let dps = self.ctx.dps.clone();
+                let reply = match dps.operation_status(who, &operation_id) {
+                    Ok(pending) => pending.durable().await.map_err(DpsError::from),
+                    Err(e) => Err(e),
+                };
                 self.ack(ack);
                 self.reply_dps(rid, reply);
             }

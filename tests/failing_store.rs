@@ -1,0 +1,418 @@
+//! Acknowledged means stored (issue 12 item 1): with a store that fails on demand — refusing a
+//! write when it is submitted, or accepting it and then failing to make it durable, as after
+//! a failed fsync — no reply says success for a write that was not stored, and memory is
+//! unchanged afterwards (a GET returns the old value). One test per kind of state.
+
+use std::sync::{Arc, Mutex};
+
+use iotemu::Emulator;
+use iotemu::certs;
+use iotemu::pending::WaitStored;
+use iotemu::store::{Commit, Op, Store, StoreError, StoreSnapshot};
+use iotemu_device::{ProvisioningClient, Trust};
+use iotemu_e2e::*;
+use serde_json::{Value, json};
+
+const SCOPE: &str = "0ne00000A0A";
+const DPS_OWNER_KEY: &str = "9v222dNTjDaRlypsKaNmfRb+fM+lb6iI4vJsVu9VHBA=";
+const DPS_API: &str = "api-version=2021-10-01";
+
+/// How the test store answers the next writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Store,
+    /// `submit` refuses (as for a value nested too deep, or a store that already failed).
+    Refuse,
+    /// `submit` accepts, the commit then fails (as after a failed fsync).
+    FailCommit,
+}
+
+const FAILURES: [Mode; 2] = [Mode::Refuse, Mode::FailCommit];
+
+/// A durable-looking store that keeps nothing and fails when told to.
+struct FailingStore {
+    mode: Mutex<Mode>,
+    /// Every apply it accepted and made "durable".
+    stored: Mutex<Vec<Vec<Op>>>,
+}
+
+impl FailingStore {
+    fn new() -> Arc<FailingStore> {
+        Arc::new(FailingStore {
+            mode: Mutex::new(Mode::Store),
+            stored: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn set(&self, mode: Mode) {
+        *self.mode.lock().unwrap() = mode;
+    }
+}
+
+impl Store for FailingStore {
+    fn submit(&self, ops: &[Op]) -> Result<Commit, StoreError> {
+        match *self.mode.lock().unwrap() {
+            Mode::Store => {
+                self.stored.lock().unwrap().push(ops.to_vec());
+                Ok(Commit::durable_now())
+            }
+            Mode::Refuse => Err(StoreError::Rejected("refused by the test store".into())),
+            Mode::FailCommit => Ok(Commit::failed(StoreError::Failed(
+                "fsync failed (test store)".into(),
+            ))),
+        }
+    }
+
+    fn load(&self) -> Result<StoreSnapshot, StoreError> {
+        Ok(StoreSnapshot::default())
+    }
+
+    fn is_durable(&self) -> bool {
+        true
+    }
+}
+
+async fn start(store: &Arc<FailingStore>) -> Emulator {
+    Emulator::builder()
+        .quickstart_fixture()
+        .retry_after(0)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("emulator starts")
+}
+
+async fn dps_service(emulator: &Emulator, method: &str, path: &str, body: Value) -> HttpsResponse {
+    let token = build_token(
+        "localhost",
+        &decode_key(DPS_OWNER_KEY),
+        Some("provisioningserviceowner"),
+        seconds_from_now(600),
+    );
+    let headers = [
+        ("Authorization", token.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let body = if body.is_null() {
+        Vec::new()
+    } else {
+        body.to_string().into_bytes()
+    };
+    let separator = if path.contains('?') { '&' } else { '?' };
+    https_request(
+        emulator,
+        None,
+        method,
+        &format!("{path}{separator}{DPS_API}"),
+        &headers,
+        &body,
+    )
+    .await
+}
+
+/// The 500 a write the store did not keep is answered with.
+fn assert_dps_storage_error(response: &HttpsResponse, what: &str) {
+    assert_eq!(response.status, 500, "{what}: {:?}", response.json());
+    assert_eq!(response.json()["errorCode"], 500000, "{what}");
+}
+
+/// A bulk operation whose items were not stored: a 500 (the store failed after accepting
+/// them), or a 200 that reports every item failed with 500000 (the store refused each one).
+fn assert_bulk_not_stored(response: &HttpsResponse, items: usize, what: &str) {
+    let body = response.json();
+    if response.status == 500 {
+        assert_eq!(body["errorCode"], 500000, "{what}");
+        return;
+    }
+    assert_eq!(response.status, 200, "{what}: {body:?}");
+    assert_eq!(body["isSuccessful"], false, "{what}");
+    let errors = body["errors"].as_array().expect("errors");
+    assert_eq!(errors.len(), items, "{what}");
+    assert!(errors.iter().all(|e| e["errorCode"] == 500000), "{what}");
+}
+
+#[tokio::test]
+async fn enrollment_writes_that_are_not_stored_fail_and_change_nothing() {
+    let store = FailingStore::new();
+    let emulator = start(&store).await;
+    let path = format!("/enrollments/{QUICKSTART_REGISTRATION_ID}");
+    let before = dps_service(&emulator, "GET", &path, Value::Null)
+        .await
+        .json();
+    let mut changed = before.clone();
+    changed["provisioningStatus"] = json!("disabled");
+    let fresh = json!({"registrationId": "fresh-1", "attestation": {"type": "symmetricKey"}});
+    for mode in FAILURES {
+        store.set(mode);
+        let put = dps_service(&emulator, "PUT", &path, changed.clone()).await;
+        assert_dps_storage_error(&put, &format!("{mode:?} PUT"));
+        let create = dps_service(&emulator, "PUT", "/enrollments/fresh-1", fresh.clone()).await;
+        assert_dps_storage_error(&create, &format!("{mode:?} create"));
+        let delete = dps_service(&emulator, "DELETE", &path, Value::Null).await;
+        assert_dps_storage_error(&delete, &format!("{mode:?} DELETE"));
+        let bulk = dps_service(
+            &emulator,
+            "POST",
+            "/enrollments",
+            json!({"mode": "create", "enrollments": [fresh.clone()]}),
+        )
+        .await;
+        assert_bulk_not_stored(&bulk, 1, &format!("{mode:?} bulk"));
+
+        store.set(Mode::Store);
+        let now = dps_service(&emulator, "GET", &path, Value::Null).await;
+        assert_eq!(now.json(), before, "{mode:?}: the enrollment is unchanged");
+        let absent = dps_service(&emulator, "GET", "/enrollments/fresh-1", Value::Null).await;
+        assert_eq!(absent.status, 404, "{mode:?}: nothing was created");
+    }
+    // And once the store works again, so do writes.
+    let put = dps_service(&emulator, "PUT", &path, changed).await;
+    assert_eq!(put.status, 200);
+    assert_eq!(put.json()["provisioningStatus"], "disabled");
+}
+
+#[tokio::test]
+async fn enrollment_group_writes_that_are_not_stored_fail_and_change_nothing() {
+    let store = FailingStore::new();
+    let emulator = start(&store).await;
+    let path = "/enrollmentGroups/quickstart-group";
+    let before = dps_service(&emulator, "GET", path, Value::Null)
+        .await
+        .json();
+    let mut changed = before.clone();
+    changed["provisioningStatus"] = json!("disabled");
+    for mode in FAILURES {
+        store.set(mode);
+        let put = dps_service(&emulator, "PUT", path, changed.clone()).await;
+        assert_dps_storage_error(&put, &format!("{mode:?} PUT"));
+        let delete = dps_service(&emulator, "DELETE", path, Value::Null).await;
+        assert_dps_storage_error(&delete, &format!("{mode:?} DELETE"));
+        let bulk = dps_service(
+            &emulator,
+            "POST",
+            "/enrollmentGroups",
+            json!({"mode": "delete", "enrollmentGroups": [before.clone()]}),
+        )
+        .await;
+        assert_bulk_not_stored(&bulk, 1, &format!("{mode:?} bulk"));
+        store.set(Mode::Store);
+        let now = dps_service(&emulator, "GET", path, Value::Null).await;
+        assert_eq!(now.json(), before, "{mode:?}: the group is unchanged");
+    }
+    // The group still authenticates and provisions its devices.
+    let member = "member-after-failures";
+    let key = iotemu::auth::keys::SymmetricKey::from_base64(QUICKSTART_GROUP_KEY)
+        .unwrap()
+        .derive_device_key(member);
+    let registered = register_over_https(&emulator, member, &key.to_base64()).await;
+    assert_eq!(registered.1.json()["status"], "assigned");
+}
+
+/// Registers over HTTPS and polls once: (register reply, poll reply).
+async fn register_over_https(
+    emulator: &Emulator,
+    registration_id: &str,
+    key: &str,
+) -> (HttpsResponse, HttpsResponse) {
+    let token = dps_token(SCOPE, registration_id, key, seconds_from_now(600));
+    let headers = [
+        ("Authorization", token.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let base = format!("/{SCOPE}/registrations/{registration_id}");
+    let body = format!(r#"{{"registrationId":"{registration_id}"}}"#);
+    let started = https_request(
+        emulator,
+        None,
+        "PUT",
+        &format!("{base}/register?api-version=2019-03-31"),
+        &headers,
+        body.as_bytes(),
+    )
+    .await;
+    let operation = started.json()["operationId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let poll = poll_over_https(emulator, registration_id, key, &operation).await;
+    (started, poll)
+}
+
+async fn poll_over_https(
+    emulator: &Emulator,
+    registration_id: &str,
+    key: &str,
+    operation: &str,
+) -> HttpsResponse {
+    let token = dps_token(SCOPE, registration_id, key, seconds_from_now(600));
+    https_request(
+        emulator,
+        None,
+        "GET",
+        &format!(
+            "/{SCOPE}/registrations/{registration_id}/operations/{operation}?api-version=2019-03-31"
+        ),
+        &[("Authorization", token.as_str())],
+        b"",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_registration_is_assigned_only_once_the_device_and_the_record_are_stored() {
+    let store = FailingStore::new();
+    let emulator = start(&store).await;
+    let hub = emulator.default_hub().clone();
+    for mode in FAILURES {
+        store.set(mode);
+        let (started, poll) =
+            register_over_https(&emulator, QUICKSTART_REGISTRATION_ID, QUICKSTART_KEY).await;
+        assert_eq!(started.status, 202, "registering writes nothing yet");
+        assert_dps_storage_error(&poll, &format!("{mode:?} poll"));
+        assert_ne!(poll.json()["status"], "assigned");
+        assert!(
+            emulator
+                .dps()
+                .registration(QUICKSTART_REGISTRATION_ID)
+                .is_none(),
+            "{mode:?}: no registration record"
+        );
+        assert!(
+            hub.device(QUICKSTART_DEVICE_ID).is_none(),
+            "{mode:?}: no hub device"
+        );
+
+        // The same operation, polled again once the store works, is assigned.
+        store.set(Mode::Store);
+        let operation = started.json()["operationId"].as_str().unwrap().to_owned();
+        let again = poll_over_https(
+            &emulator,
+            QUICKSTART_REGISTRATION_ID,
+            QUICKSTART_KEY,
+            &operation,
+        )
+        .await;
+        assert_eq!(again.status, 200, "{:?}", again.json());
+        assert_eq!(again.json()["status"], "assigned");
+        assert!(hub.device(QUICKSTART_DEVICE_ID).is_some());
+        // Start the next round from nothing.
+        let deleted = dps_service(
+            &emulator,
+            "DELETE",
+            &format!("/registrations/{QUICKSTART_REGISTRATION_ID}"),
+            Value::Null,
+        )
+        .await;
+        assert_eq!(deleted.status, 204);
+        hub.delete_device(QUICKSTART_DEVICE_ID, None).unwrap();
+
+        // Over MQTT the client gets an error (or keeps retrying), never `assigned`.
+        store.set(mode);
+        let over_mqtt = tokio::time::timeout(
+            std::time::Duration::from_secs(3),
+            ProvisioningClient::builder("localhost", SCOPE, QUICKSTART_REGISTRATION_ID)
+                .symmetric_key(QUICKSTART_KEY)
+                .trust(Trust::CaPem(emulator.ca_pem().to_owned()))
+                .port(emulator.mqtt_port())
+                .build()
+                .unwrap()
+                .register(),
+        )
+        .await;
+        assert!(!matches!(over_mqtt, Ok(Ok(_))), "{mode:?}: {over_mqtt:?}");
+        assert!(hub.device(QUICKSTART_DEVICE_ID).is_none(), "{mode:?}");
+        assert!(
+            emulator
+                .dps()
+                .registration(QUICKSTART_REGISTRATION_ID)
+                .is_none()
+        );
+        store.set(Mode::Store);
+    }
+}
+
+#[tokio::test]
+async fn deleting_a_registration_record_that_is_not_stored_fails_and_keeps_it() {
+    let store = FailingStore::new();
+    let emulator = start(&store).await;
+    let (_, poll) =
+        register_over_https(&emulator, QUICKSTART_REGISTRATION_ID, QUICKSTART_KEY).await;
+    assert_eq!(poll.json()["status"], "assigned");
+    let path = format!("/registrations/{QUICKSTART_REGISTRATION_ID}");
+    let before = dps_service(&emulator, "GET", &path, Value::Null)
+        .await
+        .json();
+    for mode in FAILURES {
+        store.set(mode);
+        let delete = dps_service(&emulator, "DELETE", &path, Value::Null).await;
+        assert_dps_storage_error(&delete, &format!("{mode:?} DELETE"));
+        store.set(Mode::Store);
+        let now = dps_service(&emulator, "GET", &path, Value::Null).await;
+        assert_eq!(now.json(), before, "{mode:?}");
+    }
+}
+
+#[tokio::test]
+async fn dps_ca_certificate_writes_that_are_not_stored_fail_and_change_nothing() {
+    let store = FailingStore::new();
+    let emulator = start(&store).await;
+    let certificates = emulator.dps().certificates();
+    let root = certs::root_ca("Failing Store Root", 30).unwrap();
+    let other = certs::root_ca("Another Root", 30).unwrap();
+    certificates
+        .upload("root", &root.cert_pem, false)
+        .wait_stored()
+        .unwrap();
+    let before = certificates.get("root").unwrap();
+    for mode in FAILURES {
+        store.set(mode);
+        assert!(
+            certificates
+                .upload("root", &other.cert_pem, true)
+                .wait_stored()
+                .is_err()
+        );
+        assert!(
+            certificates
+                .upload("new", &other.cert_pem, true)
+                .wait_stored()
+                .is_err()
+        );
+        assert!(
+            certificates
+                .generate_verification_code("root")
+                .wait_stored()
+                .is_err()
+        );
+        assert!(certificates.delete("root").wait_stored().is_err());
+        assert_eq!(certificates.get("root"), Some(before.clone()), "{mode:?}");
+        assert_eq!(certificates.get("new"), None, "{mode:?}");
+    }
+    // Proof of possession: the verification itself is a write too.
+    store.set(Mode::Store);
+    let code = certificates
+        .generate_verification_code("root")
+        .wait_stored()
+        .unwrap();
+    let pending_code = certificates.get("root").unwrap();
+    let proof = certs::verification_certificate(&root.to_ca().unwrap(), &code).unwrap();
+    for mode in FAILURES {
+        store.set(mode);
+        assert!(
+            certificates
+                .verify("root", &proof.cert_pem)
+                .wait_stored()
+                .is_err()
+        );
+        assert_eq!(certificates.get("root"), Some(pending_code.clone()));
+    }
+    store.set(Mode::Store);
+    assert!(
+        certificates
+            .verify("root", &proof.cert_pem)
+            .wait_stored()
+            .unwrap()
+            .is_verified
+    );
+    assert!(!store.stored.lock().unwrap().is_empty());
+}
