@@ -75,9 +75,11 @@ async fn state_survives_a_restart_on_the_same_data_directory() {
         None,
         false,
     )
+    .wait_stored()
     .unwrap();
     let module = hub
         .create_module(ModuleSpec::from_json(&device_id, "filter", b"{}").unwrap())
+        .wait_stored()
         .unwrap();
     hub.update_twin_of(
         iotemu::hub::IdentityRef::module(&device_id, "filter"),
@@ -85,6 +87,7 @@ async fn state_survives_a_restart_on_the_same_data_directory() {
         None,
         false,
     )
+    .wait_stored()
     .unwrap();
     let mut message = C2dMessage::new("reboot");
     message.message_id = Some("c2d-1".into());

@@ -304,7 +304,9 @@ async fn a_registration_is_assigned_only_once_the_device_and_the_record_are_stor
         )
         .await;
         assert_eq!(deleted.status, 204);
-        hub.delete_device(QUICKSTART_DEVICE_ID, None).unwrap();
+        hub.delete_device(QUICKSTART_DEVICE_ID, None)
+            .wait_stored()
+            .unwrap();
 
         // Over MQTT the client gets an error (or keeps retrying), never `assigned`.
         store.set(mode);
@@ -415,4 +417,236 @@ async fn dps_ca_certificate_writes_that_are_not_stored_fail_and_change_nothing()
             .is_verified
     );
     assert!(!store.stored.lock().unwrap().is_empty());
+}
+
+/// The 500 (500001 ServerError) a hub write the store did not keep is answered with.
+fn assert_hub_storage_error(response: &HttpsResponse, what: &str) {
+    assert_eq!(response.status, 500, "{what}: {:?}", response.json());
+    let message = response.json()["Message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        message.starts_with("ErrorCode:ServerError;"),
+        "{what}: {message}"
+    );
+}
+
+/// A hub with `dev-1` (SAS, quickstart key) and its module `mod-1`.
+async fn start_hub(store: &Arc<FailingStore>) -> Emulator {
+    let emulator = start(store).await;
+    let created = hub_rest(
+        &emulator,
+        "PUT",
+        "/devices/dev-1",
+        &[],
+        json!({"deviceId": "dev-1"}),
+    )
+    .await;
+    assert_eq!(created.status, 200, "{:?}", created.json());
+    let module = hub_rest(
+        &emulator,
+        "PUT",
+        "/devices/dev-1/modules/mod-1",
+        &[],
+        json!({"deviceId": "dev-1", "moduleId": "mod-1"}),
+    )
+    .await;
+    assert_eq!(module.status, 201, "{:?}", module.json());
+    emulator
+}
+
+#[tokio::test]
+async fn device_writes_that_are_not_stored_fail_and_change_nothing() {
+    let store = FailingStore::new();
+    let emulator = start_hub(&store).await;
+    let before = hub_rest(&emulator, "GET", "/devices/dev-1", &[], Value::Null)
+        .await
+        .json();
+    let mut disabled = before.clone();
+    disabled["status"] = json!("disabled");
+    for mode in FAILURES {
+        store.set(mode);
+        let create = hub_rest(
+            &emulator,
+            "PUT",
+            "/devices/dev-2",
+            &[],
+            json!({"deviceId": "dev-2"}),
+        )
+        .await;
+        assert_hub_storage_error(&create, &format!("{mode:?} create"));
+        let update = hub_rest(
+            &emulator,
+            "PUT",
+            "/devices/dev-1",
+            &[("If-Match", "*")],
+            disabled.clone(),
+        )
+        .await;
+        assert_hub_storage_error(&update, &format!("{mode:?} update"));
+        let delete = hub_rest(&emulator, "DELETE", "/devices/dev-1", &[], Value::Null).await;
+        assert_hub_storage_error(&delete, &format!("{mode:?} delete"));
+
+        store.set(Mode::Store);
+        let now = hub_rest(&emulator, "GET", "/devices/dev-1", &[], Value::Null).await;
+        assert_eq!(now.status, 200, "{mode:?}: the device is still there");
+        assert_eq!(now.json(), before, "{mode:?}: the device is unchanged");
+        let absent = hub_rest(&emulator, "GET", "/devices/dev-2", &[], Value::Null).await;
+        assert_eq!(absent.status, 404, "{mode:?}: nothing was created");
+        let module = hub_rest(
+            &emulator,
+            "GET",
+            "/devices/dev-1/modules/mod-1",
+            &[],
+            Value::Null,
+        )
+        .await;
+        assert_eq!(
+            module.status, 200,
+            "{mode:?}: the device's module is still there"
+        );
+    }
+}
+
+#[tokio::test]
+async fn module_writes_that_are_not_stored_fail_and_change_nothing() {
+    let store = FailingStore::new();
+    let emulator = start_hub(&store).await;
+    let path = "/devices/dev-1/modules/mod-1";
+    let before = hub_rest(&emulator, "GET", path, &[], Value::Null)
+        .await
+        .json();
+    let mut managed = before.clone();
+    managed["managedBy"] = json!("someone");
+    for mode in FAILURES {
+        store.set(mode);
+        let create = hub_rest(
+            &emulator,
+            "PUT",
+            "/devices/dev-1/modules/mod-2",
+            &[],
+            json!({"deviceId": "dev-1", "moduleId": "mod-2"}),
+        )
+        .await;
+        assert_hub_storage_error(&create, &format!("{mode:?} create"));
+        let update = hub_rest(
+            &emulator,
+            "PUT",
+            path,
+            &[("If-Match", "*")],
+            managed.clone(),
+        )
+        .await;
+        assert_hub_storage_error(&update, &format!("{mode:?} update"));
+        let delete = hub_rest(&emulator, "DELETE", path, &[], Value::Null).await;
+        assert_hub_storage_error(&delete, &format!("{mode:?} delete"));
+        store.set(Mode::Store);
+        let now = hub_rest(&emulator, "GET", path, &[], Value::Null).await;
+        assert_eq!(now.json(), before, "{mode:?}");
+        let absent = hub_rest(
+            &emulator,
+            "GET",
+            "/devices/dev-1/modules/mod-2",
+            &[],
+            Value::Null,
+        )
+        .await;
+        assert_eq!(absent.status, 404, "{mode:?}");
+    }
+}
+
+#[tokio::test]
+async fn twin_writes_that_are_not_stored_fail_and_change_nothing() {
+    let store = FailingStore::new();
+    let emulator = start_hub(&store).await;
+    for path in ["/twins/dev-1", "/twins/dev-1/modules/mod-1"] {
+        let before = hub_rest(&emulator, "GET", path, &[], Value::Null)
+            .await
+            .json();
+        let change = json!({"tags": {"site": "b"}, "properties": {"desired": {"rate": 7}}});
+        for mode in FAILURES {
+            store.set(mode);
+            let patch = hub_rest(&emulator, "PATCH", path, &[], change.clone()).await;
+            assert_hub_storage_error(&patch, &format!("{mode:?} PATCH {path}"));
+            let put = hub_rest(&emulator, "PUT", path, &[], change.clone()).await;
+            assert_hub_storage_error(&put, &format!("{mode:?} PUT {path}"));
+            store.set(Mode::Store);
+            let now = hub_rest(&emulator, "GET", path, &[], Value::Null)
+                .await
+                .json();
+            assert_eq!(now["tags"], before["tags"], "{mode:?} {path}");
+            assert_eq!(now["properties"], before["properties"], "{mode:?} {path}");
+            assert_eq!(now["etag"], before["etag"], "{mode:?} {path}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn reported_properties_over_mqtt_that_are_not_stored_fail_and_change_nothing() {
+    let store = FailingStore::new();
+    let emulator = start(&store).await;
+    let key = iotemu::auth::keys::SymmetricKey::from_base64(QUICKSTART_KEY).unwrap();
+    emulator
+        .default_hub()
+        .provision_device("twin-dev", key.clone(), key, None);
+    let device = iotemu_device::DeviceClient::builder("localhost", "twin-dev")
+        .symmetric_key(QUICKSTART_KEY)
+        .trust(Trust::CaPem(emulator.ca_pem().to_owned()))
+        .port(emulator.mqtt_port())
+        .connect()
+        .await
+        .expect("device connects");
+    let before = emulator.default_hub().device_twin("twin-dev").unwrap();
+    for mode in FAILURES {
+        store.set(mode);
+        let reported = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            device.update_reported(json!({"firmware": "2.0"})),
+        )
+        .await
+        .expect("an answer");
+        assert!(reported.is_err(), "{mode:?}: {reported:?}");
+        let now = emulator.default_hub().device_twin("twin-dev").unwrap();
+        assert_eq!(now.reported, before.reported, "{mode:?}");
+        assert_eq!(now.reported_version, before.reported_version, "{mode:?}");
+    }
+    store.set(Mode::Store);
+    let version = device
+        .update_reported(json!({"firmware": "2.0"}))
+        .await
+        .unwrap();
+    assert!(version > before.reported_version);
+}
+
+#[tokio::test]
+async fn hub_ca_certificate_writes_that_are_not_stored_fail_and_change_nothing() {
+    let store = FailingStore::new();
+    let emulator = start(&store).await;
+    let certificates = emulator.default_hub().certificates();
+    let root = certs::root_ca("Hub Failing Store Root", 30).unwrap();
+    for mode in FAILURES {
+        store.set(mode);
+        assert!(
+            certificates
+                .upload("hub-root", &root.cert_pem, true)
+                .wait_stored()
+                .is_err()
+        );
+        assert_eq!(certificates.get("hub-root"), None, "{mode:?}");
+    }
+    store.set(Mode::Store);
+    let uploaded = certificates
+        .upload("hub-root", &root.cert_pem, true)
+        .wait_stored()
+        .unwrap();
+    for mode in FAILURES {
+        store.set(mode);
+        assert!(certificates.delete("hub-root").wait_stored().is_err());
+        assert_eq!(
+            certificates.get("hub-root"),
+            Some(uploaded.clone()),
+            "{mode:?}"
+        );
+    }
 }

@@ -66,10 +66,12 @@ fn create_module(emulator: &Emulator, device_id: &str, module_id: &str) -> Strin
                 secondary: None,
             },
         })
+        .wait_stored()
         .unwrap();
     }
     let module = hub
         .create_module(ModuleSpec::from_json(device_id, module_id, b"{}").unwrap())
+        .wait_stored()
         .unwrap();
     module.sas_keys()[0].to_base64()
 }
@@ -594,7 +596,7 @@ async fn ca_signed_modules_need_the_device_slash_module_common_name() {
         br#"{"authentication":{"type":"certificateAuthority"}}"#,
     )
     .unwrap();
-    hub.create_module(module).unwrap();
+    hub.create_module(module).wait_stored().unwrap();
 
     let connect = |cert: &certs::GeneratedCert| {
         let (chain, key) = (cert.full_chain_der().to_vec(), cert.private_key_der());

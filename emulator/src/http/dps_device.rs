@@ -20,7 +20,7 @@ pub(super) fn admit(
 ) -> Result<(), Refusal> {
     authenticate(ctx, req, id_scope, registration_id)
         .map(drop)
-        .map_err(|e| Box::new(reply::unauthorized(&e)))
+        .map_err(|e| Box::new(refused(&e)))
 }
 
 /// `PUT /{idScope}/registrations/{registrationId}/register`

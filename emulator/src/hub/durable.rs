@@ -11,7 +11,7 @@ use super::device::Device;
 use super::error::HubError;
 use super::module::Module;
 use crate::certificates::CaCertificate;
-use crate::pending::Pending;
+use crate::pending::{Pending, Settled};
 use crate::persistence::{Persistence, Save, collection, restore};
 use crate::store::{StoreError, StoreSnapshot};
 
@@ -33,22 +33,6 @@ impl Hub {
         collection(
             &format!("hub/{}", self.host_name.to_ascii_lowercase()),
             kind,
-        )
-    }
-
-    fn device_save(&self, device_id: &str) -> Save {
-        Save::of(
-            &self.collection(DEVICES),
-            device_id,
-            self.device(device_id).as_ref(),
-        )
-    }
-
-    fn module_save(&self, device_id: &str, module_id: &str) -> Save {
-        Save::of(
-            &self.collection(MODULES),
-            &format!("{device_id}/{module_id}"),
-            self.module(device_id, module_id).as_ref(),
         )
     }
 
@@ -76,40 +60,63 @@ impl Hub {
         )?)
     }
 
-    /// Makes a device (or module) and its twin durable; for fallible operations.
-    pub(super) fn persist_identity(
+    /// Submits the new state of a module with its twin (`None`: deleted).
+    pub(super) fn submit_module(
         &self,
         device_id: &str,
-        module_id: Option<&str>,
-    ) -> Result<(), HubError> {
-        self.persistence
-            .save_now(match module_id {
-                None => vec![self.device_save(device_id)],
-                Some(m) => vec![self.module_save(device_id, m)],
-            })
-            .map_err(storage_error)
+        module_id: &str,
+        before: Option<Module>,
+        after: Option<&Module>,
+    ) -> Result<Pending<'_, ()>, HubError> {
+        Ok(self.persistence.submit_entry(
+            &self.collection(MODULES),
+            &format!("{device_id}/{module_id}"),
+            &self.modules,
+            (device_id.to_owned(), module_id.to_owned()),
+            before,
+            after,
+        )?)
     }
 
-    /// [`Hub::persist_identity`] for operations that cannot fail: a failure is logged.
-    pub(super) fn persist_device_or_log(&self, device_id: &str) {
-        if let Err(e) = self.persistence.save_now(vec![self.device_save(device_id)]) {
-            tracing::error!(error = %e, "a change could not be made durable");
+    /// Submits a deleted device's tombstones — its record, its modules' and its C2D queue —
+    /// as one apply. The caller removes them from the maps afterwards; a failed commit puts
+    /// back what the hook is given.
+    pub(super) fn submit_device_removal(
+        &self,
+        device: Device,
+        modules: Vec<Module>,
+        c2d: Option<VecDeque<QueuedC2d>>,
+    ) -> Result<Pending<'_, ()>, HubError> {
+        if !self.persistence.keeps() {
+            return Ok(Pending::ready(()));
         }
-    }
-
-    /// A deleted device: its record, its modules' and its C2D queue, at once.
-    pub(super) fn persist_device_removal(
-        &self,
-        device_id: &str,
-        module_ids: &[String],
-    ) -> Result<(), HubError> {
-        self.persistence
-            .save_now({
-                let mut saves = vec![self.device_save(device_id), self.c2d_save(device_id)];
-                saves.extend(module_ids.iter().map(|m| self.module_save(device_id, m)));
-                saves
-            })
-            .map_err(storage_error)
+        let device_id = device.device_id.clone();
+        let mut saves = vec![
+            Save::of::<Device>(&self.collection(DEVICES), &device_id, None),
+            Save::of::<Vec<QueuedC2d>>(&self.collection(C2D), &device_id, None),
+        ];
+        saves.extend(modules.iter().map(|m| {
+            Save::of::<Module>(
+                &self.collection(MODULES),
+                &format!("{device_id}/{}", m.module_id),
+                None,
+            )
+        }));
+        let commit = self.persistence.submit(saves)?;
+        Ok(Pending::new((), commit).on_settled(move |settled| {
+            // Put back only what is still gone: a device created again since stays.
+            if settled != Settled::Failed || self.devices.contains_key(&device_id) {
+                return;
+            }
+            self.devices.insert(device_id.clone(), device);
+            for module in modules {
+                self.modules
+                    .insert((device_id.clone(), module.module_id.clone()), module);
+            }
+            if let Some(queue) = c2d {
+                self.c2d.insert(device_id, queue);
+            }
+        }))
     }
 
     pub(super) fn persist_c2d(&self, device_id: &str) -> Result<(), HubError> {

@@ -294,6 +294,52 @@ impl Hub {
         }
     }
 
+    /// Changes the twin of a device or module as one write (see `persistence`): `change`
+    /// works on a copy; the identity with the new twin is submitted and published only if the
+    /// store accepted it; `published` then runs under the entry's lock, so desired-property
+    /// pushes leave in `$version` order.
+    fn write_twin<R>(
+        &self,
+        who: IdentityRef<'_>,
+        change: impl FnOnce(&mut Twin) -> Result<R, HubError>,
+        published: impl FnOnce(&Twin, &mut R),
+    ) -> Result<Pending<'_, (Twin, R)>, HubError> {
+        match who.module_id {
+            None => {
+                let mut stored = self
+                    .devices
+                    .get_mut(who.device_id)
+                    .ok_or_else(|| HubError::device_not_found(who.device_id))?;
+                let mut device = stored.clone();
+                let mut result = change(&mut device.twin)?;
+                let twin = device.twin.clone();
+                let pending =
+                    self.submit_device(who.device_id, Some(stored.clone()), Some(&device))?;
+                *stored = device;
+                published(&stored.twin, &mut result);
+                Ok(pending.map(|()| (twin, result)))
+            }
+            Some(module_id) => {
+                let mut stored = self
+                    .modules
+                    .get_mut(&(who.device_id.to_owned(), module_id.to_owned()))
+                    .ok_or_else(|| HubError::module_not_found(who.device_id, module_id))?;
+                let mut module = stored.clone();
+                let mut result = change(&mut module.twin)?;
+                let twin = module.twin.clone();
+                let pending = self.submit_module(
+                    who.device_id,
+                    module_id,
+                    Some(stored.clone()),
+                    Some(&module),
+                )?;
+                *stored = module;
+                published(&stored.twin, &mut result);
+                Ok(pending.map(|()| (twin, result)))
+            }
+        }
+    }
+
     /// Every device twin as `GET /twins/{id}` shows it, in device id order: what twin queries
     /// (`POST /devices/query … FROM devices`) read.
     pub fn twin_documents(&self) -> Vec<Value> {
@@ -314,17 +360,20 @@ impl Hub {
     }
 
     /// A device's (or module's) reported-properties patch (the raw body it sent); returns the
-    /// new reported `$version`. Nothing changes on error.
-    pub fn patch_reported(&self, identity: &DeviceIdentity, body: &[u8]) -> Result<u64, HubError> {
+    /// new reported `$version`, to be acknowledged once durable. Nothing changes on error.
+    pub fn patch_reported(
+        &self,
+        identity: &DeviceIdentity,
+        body: &[u8],
+    ) -> Result<Pending<'_, u64>, HubError> {
         let patch: Value = serde_json::from_slice(body)
             .map_err(|e| HubError::argument_invalid(format!("the patch is not valid JSON: {e}")))?;
         let who = IdentityRef {
             device_id: identity.device_id(),
             module_id: identity.module_id(),
         };
-        let version = self.with_twin_mut(who, |twin| twin.patch_reported(&patch))?;
-        self.persist_identity(who.device_id, who.module_id)?;
-        Ok(version)
+        let written = self.write_twin(who, |twin| twin.patch_reported(&patch), |_, _| {})?;
+        Ok(written.map(|(_, version)| version))
     }
 
     /// A service twin update of a device (see [`Hub::update_twin_of`]).
@@ -334,7 +383,7 @@ impl Hub {
         body: &Value,
         if_match: Option<&str>,
         replace: bool,
-    ) -> Result<Value, HubError> {
+    ) -> Result<Pending<'_, Value>, HubError> {
         self.update_twin_of(IdentityRef::device(device_id), body, if_match, replace)
     }
 
@@ -348,17 +397,16 @@ impl Hub {
         body: &Value,
         if_match: Option<&str>,
         replace: bool,
-    ) -> Result<Value, HubError> {
+    ) -> Result<Pending<'_, Value>, HubError> {
         twin::validate_service_update(body)?;
         let connection = who.connection_key();
-        let twin = self.with_twin_mut(who, |stored| {
-            if if_match.is_some_and(|expected| !registry::etag_matches(expected, &stored.etag)) {
+        let change = |twin: &mut Twin| {
+            if if_match.is_some_and(|expected| !registry::etag_matches(expected, &twin.etag)) {
                 return Err(HubError::precondition_failed(&connection));
             }
-            let mut twin = stored.clone();
             let tags = body.get("tags").cloned();
             let desired = body.pointer("/properties/desired").cloned();
-            let sent = if replace {
+            let patch = if replace {
                 // Properties absent from the new twin are deleted, like a full replacement.
                 let deleted = |old: &serde_json::Map<String, Value>, new: &Option<Value>| {
                     let mut patch = serde_json::Map::new();
@@ -385,14 +433,14 @@ impl Hub {
                     None => None,
                 }
             };
-            *stored = twin;
-            if let Some(patch) = sent {
-                self.push_desired(&connection, stored, patch);
+            Ok(patch)
+        };
+        let written = self.write_twin(who, change, |twin, sent: &mut Option<Value>| {
+            if let Some(patch) = sent.take() {
+                self.push_desired(&connection, twin, patch);
             }
-            Ok(stored.clone())
         })?;
-        self.persist_identity(who.device_id, who.module_id)?;
-        Ok(self.service_view(who, &twin))
+        Ok(written.map(|(twin, _)| self.service_view(who, &twin)))
     }
 
     /// Only sent while connected, as IoT Hub does; a reconnecting device GETs the twin.
@@ -402,18 +450,25 @@ impl Hub {
             .send(connection, Outbound::DesiredPatch { version, patch });
     }
 
-    /// Enables or disables a device; returns false when it does not exist.
+    /// Enables or disables a device; `false` when it does not exist or the change could not
+    /// be stored (then nothing changed). A library call: it returns once the change is
+    /// durable, blocking for about one fsync with `--data-dir`.
     pub fn set_device_status(&self, device_id: &str, status: DeviceStatus) -> bool {
-        match self.devices.get_mut(device_id) {
-            Some(mut device) => {
-                device.status = status;
-                device.etag = new_etag();
-                drop(device);
-                self.persist_device_or_log(device_id);
-                true
-            }
-            None => false,
-        }
+        let pending = {
+            let Some(mut stored) = self.devices.get_mut(device_id) else {
+                return false;
+            };
+            let mut device = stored.clone();
+            device.status = status;
+            device.etag = new_etag();
+            let Ok(pending) = self.submit_device(device_id, Some(stored.clone()), Some(&device))
+            else {
+                return false;
+            };
+            *stored = device;
+            pending
+        };
+        pending.wait().is_ok()
     }
 
     /// Accepts a batch of telemetry all or nothing: each message and the batch as a whole

@@ -542,7 +542,11 @@ impl Session {
                 }
             }
             (Inbound::TwinReportedPatch { rid }, Client::Device { identity, hub, .. }) => {
-                let result = hub.patch_reported(identity, &publish.payload);
+                let hub = hub.clone();
+                let result = match hub.patch_reported(identity, &publish.payload) {
+                    Ok(pending) => pending.durable().await.map_err(HubError::from),
+                    Err(e) => Err(e),
+                };
                 self.ack(ack);
                 match result {
                     // 204 with an empty body and the new version (protocol.md §5.6).
