@@ -91,7 +91,7 @@ async fn state_survives_a_restart_on_the_same_data_directory() {
     .unwrap();
     let mut message = C2dMessage::new("reboot");
     message.message_id = Some("c2d-1".into());
-    hub.send_c2d(&device_id, message).unwrap();
+    hub.send_c2d(&device_id, message).wait_stored().unwrap();
     let root = iotemu::certs::root_ca("Durable Root", 30).unwrap();
     hub.certificates()
         .upload("durable-root", &root.cert_pem, true)

@@ -650,3 +650,162 @@ async fn hub_ca_certificate_writes_that_are_not_stored_fail_and_change_nothing()
         );
     }
 }
+
+async fn start_with_control(store: &Arc<FailingStore>) -> Emulator {
+    let emulator = Emulator::builder()
+        .quickstart_fixture()
+        .control_port(0)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("emulator starts");
+    let key = iotemu::auth::keys::SymmetricKey::from_base64(QUICKSTART_KEY).unwrap();
+    emulator
+        .default_hub()
+        .provision_device("c2d-dev", key.clone(), key, None);
+    emulator
+}
+
+/// One request to the control port; the whole response as text.
+async fn control(emulator: &Emulator, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(emulator.control_addr().unwrap())
+        .await
+        .unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut seen = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        tcp.read_to_end(&mut seen),
+    )
+    .await;
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+async fn device_https(emulator: &Emulator, method: &str, path: &str) -> HttpsResponse {
+    let sas = device_token(
+        "localhost",
+        "c2d-dev",
+        QUICKSTART_KEY,
+        seconds_from_now(600),
+    );
+    https_request(
+        emulator,
+        None,
+        method,
+        &format!("{path}?api-version=2021-04-12"),
+        &[("Authorization", sas.as_str())],
+        b"",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn c2d_sends_that_are_not_stored_fail_and_queue_nothing() {
+    let store = FailingStore::new();
+    let emulator = start_with_control(&store).await;
+    let hub = emulator.default_hub();
+    for mode in FAILURES {
+        store.set(mode);
+        // The control port's send, and the Rust handle's.
+        let answer = control(
+            &emulator,
+            "POST /c2d?deviceId=c2d-dev&messageId=m-1 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi",
+        )
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 500"), "{mode:?}: {answer}");
+        assert!(
+            hub.send_c2d("c2d-dev", iotemu::hub::c2d::C2dMessage::new("x"))
+                .wait_stored()
+                .is_err()
+        );
+        assert!(hub.c2d_pending("c2d-dev").is_empty(), "{mode:?}");
+    }
+    // Stored, then purged: a purge the store does not keep fails and keeps the queue.
+    store.set(Mode::Store);
+    let answer = control(
+        &emulator,
+        "POST /c2d?deviceId=c2d-dev&messageId=m-1 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    for mode in FAILURES {
+        store.set(mode);
+        let purge = hub_rest(
+            &emulator,
+            "DELETE",
+            "/devices/c2d-dev/commands",
+            &[],
+            Value::Null,
+        )
+        .await;
+        assert_hub_storage_error(&purge, &format!("{mode:?} purge"));
+        assert_eq!(hub.c2d_pending("c2d-dev").len(), 1, "{mode:?}");
+    }
+}
+
+#[tokio::test]
+async fn c2d_settlements_over_https_that_are_not_stored_fail_and_keep_the_message() {
+    let store = FailingStore::new();
+    let emulator = start_with_control(&store).await;
+    let hub = emulator.default_hub();
+    hub.send_c2d("c2d-dev", iotemu::hub::c2d::C2dMessage::new("x"))
+        .wait_stored()
+        .unwrap();
+    let received = device_https(&emulator, "GET", "/devices/c2d-dev/messages/devicebound").await;
+    assert_eq!(received.status, 200);
+    let token = received
+        .header("etag")
+        .unwrap()
+        .trim_matches('"')
+        .to_owned();
+    let path = format!("/devices/c2d-dev/messages/devicebound/{token}");
+    for mode in FAILURES {
+        store.set(mode);
+        let complete = device_https(&emulator, "DELETE", &path).await;
+        assert_hub_storage_error(&complete, &format!("{mode:?} complete"));
+        let abandon = device_https(&emulator, "POST", &format!("{path}/abandon")).await;
+        assert_hub_storage_error(&abandon, &format!("{mode:?} abandon"));
+        let pending = hub.c2d_pending("c2d-dev");
+        assert_eq!(pending.len(), 1, "{mode:?}");
+        assert!(
+            pending[0].lock.is_some(),
+            "{mode:?}: still locked by the receive"
+        );
+    }
+    store.set(Mode::Store);
+    let complete = device_https(&emulator, "DELETE", &path).await;
+    assert_eq!(complete.status, 204);
+    assert!(hub.c2d_pending("c2d-dev").is_empty());
+}
+
+#[tokio::test]
+async fn an_mqtt_c2d_completion_that_is_not_stored_leaves_the_message_queued() {
+    let store = FailingStore::new();
+    let emulator = start_with_control(&store).await;
+    let hub = emulator.default_hub();
+    let device = iotemu_device::DeviceClient::builder("localhost", "c2d-dev")
+        .symmetric_key(QUICKSTART_KEY)
+        .trust(Trust::CaPem(emulator.ca_pem().to_owned()))
+        .port(emulator.mqtt_port())
+        .connect()
+        .await
+        .expect("device connects");
+    let mut messages = device.c2d_messages().await.unwrap();
+    hub.send_c2d("c2d-dev", iotemu::hub::c2d::C2dMessage::new("x"))
+        .wait_stored()
+        .unwrap();
+    let message = tokio::time::timeout(std::time::Duration::from_secs(5), messages.next())
+        .await
+        .expect("delivered")
+        .unwrap();
+    store.set(Mode::FailCommit);
+    message.complete().await.unwrap();
+    // The PUBACK is processed in order with this ping-like round trip.
+    let _ = device.get_twin().await;
+    assert_eq!(
+        hub.c2d_pending("c2d-dev").len(),
+        1,
+        "the completion was not stored"
+    );
+}

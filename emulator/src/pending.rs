@@ -118,6 +118,13 @@ impl<'a, T> Pending<'a, T> {
         self.finish(outcome)
     }
 
+    /// The value without waiting, for a write that acknowledges nothing to anyone (C2D
+    /// delivery bookkeeping): the store makes it durable with a later fsync. Its hooks see
+    /// [`Settled::Abandoned`].
+    pub(crate) fn into_value_unawaited(mut self) -> Option<T> {
+        self.value.take()
+    }
+
     fn finish(&mut self, outcome: Result<(), StoreError>) -> Result<T, StoreError> {
         match outcome {
             Ok(()) => {

@@ -186,7 +186,7 @@ pub(super) async fn handle(
         GetTwin(who) => hub.twin_view(who).map(|view| reply::json(200, &view)),
         UpdateTwin { who, replace } => update_twin(hub, req, who, replace).await,
         InvokeMethod(who) => invoke_method(hub, req, who).await,
-        PurgeC2d(device_id) => hub.purge_c2d(device_id).map(|purged| {
+        PurgeC2d(device_id) => stored(hub.purge_c2d(device_id)).await.map(|purged| {
             reply::json(
                 200,
                 &serde_json::json!({

@@ -197,7 +197,7 @@ async fn route(
             dps_device::operation_status(ctx, req, segments[0], segments[2], segments[4]).await
         }
         Target::DpsStatusLookup => dps_device::status_lookup(ctx, req, segments[0], segments[2]),
-        Target::HubDevice => hub_device::handle(ctx, req, fixed, segments),
+        Target::HubDevice => hub_device::handle(ctx, req, fixed, segments).await,
         Target::HubService => hub_service::handle(ctx, req, fixed, segments).await,
         Target::DpsService => dps_service::handle(ctx, req, fixed, segments).await,
         Target::NoRoute => no_route(req, segments),

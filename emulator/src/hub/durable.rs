@@ -9,11 +9,12 @@ use super::Hub;
 use super::c2d::QueuedC2d;
 use super::device::Device;
 use super::error::HubError;
+use super::feedback::FeedbackStatus;
 use super::module::Module;
 use crate::certificates::CaCertificate;
 use crate::pending::{Pending, Settled};
 use crate::persistence::{Persistence, Save, collection, restore};
-use crate::store::{StoreError, StoreSnapshot};
+use crate::store::StoreSnapshot;
 
 const DEVICES: &str = "devices";
 const MODULES: &str = "modules";
@@ -34,12 +35,6 @@ impl Hub {
             &format!("hub/{}", self.host_name.to_ascii_lowercase()),
             kind,
         )
-    }
-
-    fn c2d_save(&self, device_id: &str) -> Save {
-        let queue: Option<Vec<QueuedC2d>> =
-            self.c2d.get(device_id).map(|q| q.iter().cloned().collect());
-        Save::of(&self.collection(C2D), device_id, queue.as_ref())
     }
 
     /// Submits the new state of a device with its twin (`None`: deleted); see
@@ -119,16 +114,42 @@ impl Hub {
         }))
     }
 
-    pub(super) fn persist_c2d(&self, device_id: &str) -> Result<(), HubError> {
-        self.persistence
-            .save_now(vec![self.c2d_save(device_id)])
-            .map_err(storage_error)
-    }
-
-    pub(super) fn persist_c2d_or_log(&self, device_id: &str) {
-        if let Err(e) = self.persistence.save_now(vec![self.c2d_save(device_id)]) {
-            tracing::error!(error = %e, "a change could not be made durable");
+    /// Changes a device's C2D queue as one write (see `persistence`): `change` works on a
+    /// copy and may hand out feedback records; the new queue is submitted and published only
+    /// if the store accepted it, and the feedback is recorded only then.
+    pub(super) fn write_c2d<R>(
+        &self,
+        device_id: &str,
+        change: impl FnOnce(
+            &mut VecDeque<QueuedC2d>,
+            &mut Vec<(QueuedC2d, FeedbackStatus)>,
+        ) -> Result<R, HubError>,
+    ) -> Result<Pending<'_, R>, HubError> {
+        let mut feedback = Vec::new();
+        let (result, pending) = {
+            let mut stored = self.c2d.entry(device_id.to_owned()).or_default();
+            let mut queue = stored.clone();
+            let result = change(&mut queue, &mut feedback)?;
+            let pending = if queue == *stored {
+                Pending::ready(())
+            } else {
+                let pending = self.persistence.submit_entry(
+                    &self.collection(C2D),
+                    device_id,
+                    &self.c2d,
+                    device_id.to_owned(),
+                    Some(stored.clone()),
+                    Some(&queue),
+                )?;
+                *stored = queue;
+                pending
+            };
+            (result, pending)
+        };
+        for (message, status) in &feedback {
+            self.record_feedback(device_id, message, *status);
         }
+        Ok(pending.map(|()| result))
     }
 
     /// Lays the stored state over what the fixtures created: stored entities replace
@@ -192,8 +213,4 @@ impl Hub {
         }
         Ok(())
     }
-}
-
-fn storage_error(error: StoreError) -> HubError {
-    HubError::storage(&error.to_string())
 }

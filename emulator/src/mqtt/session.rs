@@ -466,7 +466,16 @@ impl Session {
                 if let (Some(message_id), Client::Device { identity, hub, .. }) =
                     (self.c2d_in_flight.remove(&ack.pkid), &self.client)
                 {
-                    hub.c2d_complete(identity.device_id(), &message_id);
+                    let (hub, device_id) = (hub.clone(), identity.device_id().to_owned());
+                    // Nothing is acknowledged to the device; a completion that is not stored
+                    // leaves the message queued, to be delivered again.
+                    let completed = match hub.c2d_complete(&device_id, &message_id) {
+                        Ok(pending) => pending.durable().await.map_err(HubError::from),
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = completed {
+                        tracing::error!(device_id, message_id, error = %e, "a C2D completion could not be stored");
+                    }
                     self.pump_c2d();
                 }
                 Ok(())
@@ -617,8 +626,14 @@ impl Session {
                 self.awaiting_ack.push(publish.pkid);
                 self.c2d_in_flight.insert(publish.pkid, queued.id.clone());
             } else {
-                // At QoS 0 nothing will acknowledge it: sent is done.
-                hub.c2d_complete(&device_id, &queued.id);
+                // At QoS 0 nothing will acknowledge it: sent is done. Nobody is told, so the
+                // completion is not waited for (it is durable with the next fsync).
+                match hub.c2d_complete(&device_id, &queued.id) {
+                    Ok(pending) => drop(pending.into_value_unawaited()),
+                    Err(e) => {
+                        tracing::error!(device_id, error = %e, "a QoS 0 C2D completion could not be stored")
+                    }
+                }
             }
             self.write(Packet::Publish(publish));
         }
