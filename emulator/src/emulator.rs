@@ -460,8 +460,12 @@ impl Starting {
         persistence.activate();
         if stored_ca.is_none() {
             let ca = tls.ca_material().clone();
+            // Awaited, not blocked on: startup runs on a tokio worker.
             persistence
-                .save_now(vec![Save::of(EMULATOR_COLLECTION, CA_KEY, Some(&ca))])
+                .submit(vec![Save::of(EMULATOR_COLLECTION, CA_KEY, Some(&ca))])
+                .map_err(|e| StartError::Store(e.to_string()))?
+                .durable()
+                .await
                 .map_err(|e| StartError::Store(e.to_string()))?;
         }
 

@@ -25,6 +25,13 @@
 //! the fsync would let a second writer read the stale value and overwrite the first (lost
 //! update) unless the entity stayed locked across the wait, which is what we must not do.
 //!
+//! **Exceptions, on purpose.** Library calls that return plain values
+//! (`Dps::create_or_update_enrollment`, `Hub::provision_device`, `Hub::set_device_status`)
+//! block their thread on [`Pending::wait`]; no transport calls them. C2D delivery bookkeeping
+//! (a message taken for delivery, its delivery count, a QoS 0 completion) acknowledges
+//! nothing to anyone, so it is submitted under the same rules but not waited for; a refused
+//! submit means the message is not delivered.
+//!
 //! Tombstones rather than deletes: fixtures are loaded at every start and the stored state is
 //! laid over them, so an entity deleted at run time must stay deleted even though a fixture
 //! still names it.
@@ -158,11 +165,6 @@ impl Persistence {
         };
         let commit = self.submit(vec![save])?;
         Ok(Pending::new((), commit).on_settled(undo_entry(map, map_key, before, written)))
-    }
-
-    /// [`Persistence::submit`] and a blocking wait, for startup.
-    pub fn save_now(&self, saves: Vec<Save>) -> Result<(), StoreError> {
-        self.submit(saves)?.wait()
     }
 
     /// Makes everything saved durable and releases the store (the data directory's lock);
