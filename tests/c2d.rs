@@ -251,14 +251,14 @@ async fn feedback_reports_completed_expired_and_purged_messages_as_asked() {
     // messages are not) and the expiry of "late-negative", dead-lettered when the next message
     // was queued ("late" asked for positive feedback only). Wait for the PUBACKs to land.
     let outcomes = |records: &serde_json::Value| {
-        let mut list: Vec<(String, i64)> = records
+        let mut list: Vec<(String, String)> = records
             .as_array()
             .unwrap()
             .iter()
             .map(|r| {
                 (
-                    r["OriginalMessageId"].as_str().unwrap().to_owned(),
-                    r["StatusCode"].as_i64().unwrap(),
+                    r["originalMessageId"].as_str().unwrap().to_owned(),
+                    r["statusCode"].as_str().unwrap().to_owned(),
                 )
             })
             .collect();
@@ -290,17 +290,20 @@ async fn feedback_reports_completed_expired_and_purged_messages_as_asked() {
     let records = batch.json();
     assert_eq!(
         outcomes(&records),
-        [("done-full".to_owned(), 0), ("late-negative".to_owned(), 1)]
+        [
+            ("done-full".to_owned(), "Success".to_owned()),
+            ("late-negative".to_owned(), "Expired".to_owned())
+        ]
     );
     let success = records
         .as_array()
         .unwrap()
         .iter()
-        .find(|r| r["StatusCode"] == 0)
+        .find(|r| r["statusCode"] == "Success")
         .unwrap();
-    assert_eq!(success["Description"], "Success");
-    assert_eq!(success["DeviceId"], "fb-1");
-    assert_eq!(success["DeviceGenerationId"], generation.as_str());
+    assert_eq!(success["description"], "Success");
+    assert_eq!(success["deviceId"], "fb-1");
+    assert_eq!(success["deviceGenerationId"], generation.as_str());
     let lock = batch.header("etag").unwrap().trim_matches('"').to_owned();
 
     // Abandoned, the batch comes back; completed, it is gone.
@@ -341,7 +344,10 @@ async fn feedback_reports_completed_expired_and_purged_messages_as_asked() {
     assert_eq!(purged.json()["totalMessagesPurged"], 1);
     assert!(hub.c2d_pending("fb-1").is_empty());
     let batch = service_call(&emulator, "GET", "/messages/serviceBound/feedback").await;
-    assert_eq!(outcomes(&batch.json()), [("purged".to_owned(), 4)]);
+    assert_eq!(
+        outcomes(&batch.json()),
+        [("purged".to_owned(), "Purged".to_owned())]
+    );
     assert_eq!(
         service_call(&emulator, "DELETE", "/devices/nobody/commands")
             .await

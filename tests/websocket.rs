@@ -137,7 +137,7 @@ async fn upgrade_without_the_mqtt_subprotocol_is_400() {
         Some(400)
     );
     assert_eq!(
-        wss_handshake(&emulator, None, path, Some("AMQPWSB10, mqttv3.1"))
+        wss_handshake(&emulator, None, path, Some("amqp, mqttv3.1"))
             .await
             .err(),
         Some(400)

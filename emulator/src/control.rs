@@ -247,6 +247,7 @@ fn route(state: &EmulatorState, req: Request<Incoming>, shutdown: ShutdownSignal
             json!({
                 "status": "healthy",
                 "mqtt": state.mqtt_addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                "amqp": state.amqp_addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
                 "idScope": state.dps.id_scope(),
             }),
         ),

@@ -22,6 +22,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
+use crate::amqp::{self, AmqpContext, AmqpLimits};
 use crate::auth::policy::SharedAccessPolicy;
 use crate::control;
 use crate::dps::model::AllocationPolicy;
@@ -77,6 +78,8 @@ pub struct EmulatorBuilder {
     /// Addresses bound when possible (IPv6 loopback on hosts without IPv6).
     bind_if_available: Vec<IpAddr>,
     mqtt_port: u16,
+    amqp_port: u16,
+    amqp_limits: AmqpLimits,
     https: HttpsPort,
     control_port: Option<u16>,
     control_bind: IpAddr,
@@ -107,6 +110,7 @@ impl std::fmt::Debug for InjectedStore {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MaxConnections {
     pub mqtt: usize,
+    pub amqp: usize,
     pub https: usize,
     pub control: usize,
 }
@@ -115,14 +119,16 @@ impl Default for MaxConnections {
     fn default() -> Self {
         MaxConnections {
             mqtt: 20_000,
+            amqp: 1_000,
             https: 1_000,
             control: 100,
         }
     }
 }
 
-/// How long [`Emulator::shutdown`] waits for sessions to finish before dropping them.
-pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long [`Emulator::shutdown`] waits for sessions to finish before dropping them: less
+/// than the 10 s `docker stop` waits before SIGKILL, so the store is closed in time.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Default for EmulatorBuilder {
     fn default() -> Self {
@@ -131,6 +137,8 @@ impl Default for EmulatorBuilder {
             bind: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
             bind_if_available: vec![IpAddr::V6(Ipv6Addr::LOCALHOST)],
             mqtt_port: 0,
+            amqp_port: 0,
+            amqp_limits: AmqpLimits::default(),
             https: HttpsPort::Required(0),
             control_port: None,
             control_bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -196,6 +204,19 @@ impl EmulatorBuilder {
     /// MQTT/TLS port; 0 (the library default) picks a free one.
     pub fn mqtt_port(mut self, port: u16) -> Self {
         self.mqtt_port = port;
+        self
+    }
+
+    /// AMQP/TLS port (the service SDKs' C2D and feedback, the Event Hubs-compatible
+    /// endpoint); 0 (the library default) picks a free one.
+    pub fn amqp_port(mut self, port: u16) -> Self {
+        self.amqp_port = port;
+        self
+    }
+
+    /// Timeouts and limits of the AMQP front.
+    pub fn amqp_limits(mut self, limits: AmqpLimits) -> Self {
+        self.amqp_limits = limits;
         self
     }
 
@@ -502,6 +523,23 @@ impl Starting {
             .map(|l| mqtt::listener::spawn(l, acceptor.clone(), mqtt_limit.clone(), ctx.clone()))
             .collect();
 
+        let amqp_listeners =
+            bind_all(&builder.bind, &bind_if_available, builder.amqp_port, "AMQP").await?;
+        let amqp_addrs: Vec<SocketAddr> = amqp_listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect();
+        let amqp_ctx = Arc::new(AmqpContext {
+            hubs: hubs.clone(),
+            limits: builder.amqp_limits,
+            port: amqp_addrs.first().map(|a| a.port()).unwrap_or(0),
+            shutdown: shutdown.signal(),
+        });
+        let amqp_limit = ConnectionLimit::new(builder.max_connections.amqp);
+        tasks.extend(amqp_listeners.into_iter().map(|l| {
+            amqp::listener::spawn(l, acceptor.clone(), amqp_limit.clone(), amqp_ctx.clone())
+        }));
+
         let https_listeners = match builder.https {
             HttpsPort::Off => Vec::new(),
             HttpsPort::Required(port) => {
@@ -525,6 +563,7 @@ impl Starting {
             dps: dps.clone(),
             hubs: hubs.clone(),
             mqtt: ctx.clone(),
+            amqp: amqp_ctx.clone(),
             limits: builder.http_limits,
             shutdown: shutdown.signal(),
         });
@@ -544,6 +583,7 @@ impl Starting {
             hubs,
             tls,
             mqtt_addrs: mqtt_addrs.clone(),
+            amqp_addrs: amqp_addrs.clone(),
         });
         // Every listener is bound: the control port may now report healthy.
         readiness.set_ready(state.clone());
@@ -554,6 +594,7 @@ impl Starting {
         Ok(Emulator {
             state,
             mqtt_addrs,
+            amqp_addrs,
             https_addrs,
             control_addr,
             stopper: Some(Stopper {
@@ -632,6 +673,7 @@ pub(crate) struct EmulatorState {
     pub(crate) hubs: Arc<Hubs>,
     pub(crate) tls: Arc<EmulatorTls>,
     pub(crate) mqtt_addrs: Vec<SocketAddr>,
+    pub(crate) amqp_addrs: Vec<SocketAddr>,
 }
 
 /// A running emulator. [`Emulator::shutdown`] stops it and waits; dropping it stops it in
@@ -639,6 +681,7 @@ pub(crate) struct EmulatorState {
 pub struct Emulator {
     state: Arc<EmulatorState>,
     mqtt_addrs: Vec<SocketAddr>,
+    amqp_addrs: Vec<SocketAddr>,
     https_addrs: Vec<SocketAddr>,
     control_addr: Option<SocketAddr>,
     /// `None` once shutdown has been started.
@@ -697,6 +740,15 @@ impl Emulator {
 
     pub fn mqtt_addrs(&self) -> &[SocketAddr] {
         &self.mqtt_addrs
+    }
+
+    /// The AMQP/TLS port (the same on every bound address).
+    pub fn amqp_port(&self) -> u16 {
+        self.amqp_addrs.first().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn amqp_addrs(&self) -> &[SocketAddr] {
+        &self.amqp_addrs
     }
 
     /// The HTTPS port, when HTTPS is served.

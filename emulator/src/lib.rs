@@ -19,6 +19,7 @@
 //!
 //! Start one in a test with [`Emulator::builder`].
 
+pub mod amqp;
 pub mod auth;
 pub mod certificates;
 pub mod certs;

@@ -105,6 +105,11 @@ struct Args {
     #[arg(long, env = "IOTEMU_MQTT_PORT", default_value_t = 8883)]
     mqtt_port: u16,
 
+    /// AMQP over TLS port for the service SDKs and Event Hubs clients (0 = pick a free port
+    /// and print it).
+    #[arg(long, env = "IOTEMU_AMQP_PORT", default_value_t = 5671)]
+    amqp_port: u16,
+
     /// HTTPS port for the DPS REST APIs (0 = pick a free port). Default 443, served only if
     /// it can be bound (root or CAP_NET_BIND_SERVICE); given explicitly, failure is fatal.
     #[arg(long, env = "IOTEMU_HTTPS_PORT")]
@@ -178,6 +183,11 @@ struct Args {
     /// MQTT connections open at once (over all addresses); more wait until one closes.
     #[arg(long, env = "IOTEMU_MQTT_MAX_CONNECTIONS", default_value_t = MaxConnections::default().mqtt)]
     mqtt_max_connections: usize,
+
+    /// AMQP connections open at once (over all addresses); more wait until one closes.
+    /// AMQP over WebSocket counts under the HTTPS limit.
+    #[arg(long, env = "IOTEMU_AMQP_MAX_CONNECTIONS", default_value_t = MaxConnections::default().amqp)]
+    amqp_max_connections: usize,
 
     /// HTTPS connections open at once (over all addresses); more wait until one closes.
     #[arg(long, env = "IOTEMU_HTTPS_MAX_CONNECTIONS", default_value_t = MaxConnections::default().https)]
@@ -356,6 +366,7 @@ async fn export(
 async fn run(args: Args) -> Result<(), String> {
     let mut builder = Emulator::builder()
         .mqtt_port(args.mqtt_port)
+        .amqp_port(args.amqp_port)
         .control_port(args.control_port)
         .control_bind(args.control_bind)
         .retry_after(args.retry_after)
@@ -374,6 +385,7 @@ async fn run(args: Args) -> Result<(), String> {
         })
         .max_connections(MaxConnections {
             mqtt: args.mqtt_max_connections,
+            amqp: args.amqp_max_connections,
             https: args.https_max_connections,
             control: args.control_max_connections,
         })
@@ -432,6 +444,7 @@ fn check_descriptor_budget(args: &Args) {
     const RESERVED: u64 = 64;
     let wanted = [
         args.mqtt_max_connections,
+        args.amqp_max_connections,
         args.https_max_connections,
         args.control_max_connections,
     ]
@@ -441,7 +454,7 @@ fn check_descriptor_budget(args: &Args) {
         tracing::warn!(
             available,
             wanted,
-            "the connection limits (--mqtt-max-connections, --https-max-connections, --control-max-connections) add up to more open files than this process may have; raise `ulimit -n` or lower them, or a flood on one port can stop the others from accepting"
+            "the connection limits (--mqtt-max-connections, --amqp-max-connections, --https-max-connections, --control-max-connections) add up to more open files than this process may have; raise `ulimit -n` or lower them, or a flood on one port can stop the others from accepting"
         );
     }
 }
@@ -490,6 +503,12 @@ fn print_banner(emulator: &Emulator, args: &Args) {
         env!("CARGO_PKG_VERSION")
     );
     println!("  MQTT over TLS:   {}", addrs.join(", "));
+    let amqp: Vec<String> = emulator
+        .amqp_addrs()
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    println!("  AMQP over TLS:   {}", amqp.join(", "));
     match emulator.https_port() {
         Some(_) => {
             let https: Vec<String> = emulator

@@ -138,7 +138,8 @@ impl ShutdownSignal {
 
     /// Resolves once shutdown has begun (at once if it already has).
     pub async fn recv(&mut self) {
-        // An error means the owner is gone, which is a shutdown too.
+        // Cannot fail: the sender lives in the shared state this signal holds. (Dropping the
+        // owner begins the shutdown, so a lost owner also ends the wait.)
         let _ = self.phase.wait_for(|p| *p != Phase::Running).await;
     }
 

@@ -15,6 +15,8 @@ fn start(extra: &[&str]) -> (Child, u16) {
         .args([
             "--mqtt-port",
             "0",
+            "--amqp-port",
+            "0",
             "--https-port",
             "0",
             "--control-port",
@@ -125,6 +127,8 @@ fn a_taken_port_fails_with_the_fix_named() {
         .args([
             "--mqtt-port",
             &port,
+            "--amqp-port",
+            "0",
             "--bind",
             "127.0.0.1",
             "--https-port",

@@ -39,6 +39,8 @@ fn start(dir: &std::path::Path) -> Running {
         .args([
             "--mqtt-port",
             "0",
+            "--amqp-port",
+            "0",
             "--https-port",
             "0",
             "--control-port",

@@ -67,6 +67,8 @@ fn start() -> Running {
         .args([
             "--mqtt-port",
             "0",
+            "--amqp-port",
+            "0",
             "--https-port",
             "0",
             "--control-port",
@@ -108,10 +110,15 @@ fn start() -> Running {
             break;
         }
     }
-    assert!(
-        mqtt > 0 && https > 0 && control > 0,
-        "banner names the ports"
-    );
+    if mqtt == 0 || https == 0 || control == 0 {
+        let _ = child.kill();
+        let _ = child.wait();
+        std::thread::sleep(Duration::from_millis(200));
+        panic!(
+            "the banner did not name the ports; stderr:\n{}",
+            stderr.lock().unwrap()
+        );
+    }
     Running {
         child,
         stderr,
@@ -222,6 +229,7 @@ fn out_of_descriptors_it_backs_off_recovers_and_exits_cleanly() {
     let used = emulator.cpu_ticks() - before;
     let ticks_per_second = 100; // USER_HZ on Linux
     let window_ticks = window.as_secs() * ticks_per_second;
+    eprintln!("CPU while out of descriptors: {used} of {window_ticks} ticks");
     assert!(
         used * 4 < window_ticks,
         "the emulator used {used} of {window_ticks} ticks while out of descriptors"

@@ -1,7 +1,7 @@
 //! The startup banner and the `/health` answer that README.md shows are what the `iotemu`
 //! binary really prints: it is started on free ports with `--ca-out iotemu-ca.pem`, and every
 //! line of the README's banner block must appear, in order, in the real banner once ports are
-//! put back to the defaults the README shows (8883, 443, 9180).
+//! put back to the defaults the README shows (8883, 5671, 443, 9180).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -24,9 +24,18 @@ impl Drop for Running {
 /// Starts the binary and returns it with its banner (stdout up to `iotemu ready`).
 fn start() -> (Running, tempfile::TempDir, Vec<String>) {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_iotemu"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_iotemu"));
+    // Every flag has an IOTEMU_* variable; one set around the test would change the banner.
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("IOTEMU_") {
+            command.env_remove(name);
+        }
+    }
+    let mut child = command
         .args([
             "--mqtt-port",
+            "0",
+            "--amqp-port",
             "0",
             "--https-port",
             "0",
@@ -79,7 +88,11 @@ fn addresses(list: &str, port: u16) -> String {
 
 /// A banner line with the ports the README shows.
 fn normalized(line: &str) -> String {
-    for (label, port) in [("  MQTT over TLS:   ", 8883), ("  HTTPS (REST):    ", 443)] {
+    for (label, port) in [
+        ("  MQTT over TLS:   ", 8883),
+        ("  AMQP over TLS:   ", 5671),
+        ("  HTTPS (REST):    ", 443),
+    ] {
         if let Some(list) = line.strip_prefix(label) {
             return format!("{label}{}", addresses(list, port));
         }
@@ -165,6 +178,15 @@ fn the_readme_shows_the_real_banner_and_health_answer() {
                 .collect();
             let normalized = addresses(&list.join(", "), 8883);
             value["mqtt"] = normalized.split(", ").collect::<Vec<_>>().into();
+        }
+        if let Some(amqp) = value["amqp"].as_array() {
+            let list: Vec<String> = amqp
+                .iter()
+                .filter_map(|a| a.as_str())
+                .map(str::to_owned)
+                .collect();
+            let normalized = addresses(&list.join(", "), 5671);
+            value["amqp"] = normalized.split(", ").collect::<Vec<_>>().into();
         }
         value
     };

@@ -21,6 +21,8 @@ use tokio_rustls::client::TlsStream;
 
 pub use iotemu::auth::sas::build_token;
 
+pub mod amqp;
+
 /// The quickstart document's enrollment.
 pub const QUICKSTART_REGISTRATION_ID: &str = "symm-key-python-device-008";
 pub const QUICKSTART_DEVICE_ID: &str = "python-device-008";
@@ -399,12 +401,20 @@ pub async fn wss_handshake(
     }
     match tokio_tungstenite::client_async(request, tls).await {
         Ok((ws, response)) => {
-            assert_eq!(
-                response
-                    .headers()
-                    .get("sec-websocket-protocol")
-                    .and_then(|v| v.to_str().ok()),
-                Some("mqtt")
+            // The echo must be one of the offered tokens exactly as written (Node's `ws`).
+            let echoed = response
+                .headers()
+                .get("sec-websocket-protocol")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let offered: Vec<&str> = subprotocols
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .collect();
+            assert!(
+                echoed.as_deref().is_some_and(|e| offered.contains(&e)),
+                "echoed {echoed:?}, offered {offered:?}"
             );
             Ok(ws)
         }

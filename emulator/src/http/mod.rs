@@ -18,7 +18,7 @@ mod limits;
 mod reply;
 mod request;
 mod router;
-mod websocket;
+pub(crate) mod websocket;
 
 use std::sync::Arc;
 
@@ -40,6 +40,8 @@ pub struct HttpContext {
     pub hubs: Arc<Hubs>,
     /// For MQTT over WebSocket: upgraded connections run the same sessions as port 8883.
     pub mqtt: Arc<MqttContext>,
+    /// For AMQP over WebSocket: upgraded connections run the same connections as port 5671.
+    pub amqp: Arc<crate::amqp::AmqpContext>,
     pub limits: HttpLimits,
     pub shutdown: ShutdownSignal,
 }

@@ -1,6 +1,9 @@
-//! MQTT over WebSocket on the HTTPS port: `GET /$iothub/websocket` with subprotocol `mqtt`
-//! (protocol.md §2.1, §5.1, §11), which the Python SDK uses with `websockets=True` and Node
-//! with its `MqttWs` transports, for DPS and hub alike.
+//! MQTT and AMQP over WebSocket on the HTTPS port: `GET /$iothub/websocket` with
+//! subprotocol `mqtt` (protocol.md §2.1, §5.1, §11), which the Python SDK uses with
+//! `websockets=True` and Node with its `MqttWs` transports, for DPS and hub alike; and
+//! subprotocol `AMQPWSB10` there or on `/$servicebus/websocket` (spec/amqp.md §0.8), which
+//! goes to [`crate::amqp::websocket`]. The offered subprotocol decides, and is echoed exactly
+//! as the client wrote it (Node's `ws` compares the echo exactly).
 //!
 //! ```text
 //! HTTPS request → path /$iothub/websocket (any query) → Upgrade: websocket, version 13,
@@ -43,48 +46,118 @@ use crate::mqtt::MqttContext;
 use crate::mqtt::session::{PeerInfo, run_session};
 use crate::net::ConnectionSlot;
 
-/// The one path Azure serves MQTT (and AMQP) over WebSocket on.
+/// The path Azure serves MQTT and AMQP over WebSocket on.
 const PATH: &str = "/$iothub/websocket";
+/// The path the Event Hubs clients and uamqp use for AMQP (uamqp with a trailing `/`).
+const SERVICEBUS_PATH: &str = "/$servicebus/websocket";
 
-/// The subprotocol the device SDKs offer for MQTT. Azure also serves `AMQPWSB10` here; were
-/// AMQP added, dispatch on this header.
+/// The subprotocol the device SDKs offer for MQTT.
 const SUBPROTOCOL: &str = "mqtt";
 
 /// Whether `path` (without the query, which is ignored: azure-sdk-for-c appends
-/// `?iothub-no-client-cert=true`) is the WebSocket endpoint. `$` may arrive as `%24`.
+/// `?iothub-no-client-cert=true`) is a WebSocket endpoint. `$` may arrive as `%24`; one
+/// trailing `/` is allowed.
 pub(super) fn is_websocket_path(path: &str) -> bool {
-    path.eq_ignore_ascii_case(PATH)
-        || percent_decode_str(path)
-            .decode_utf8()
-            .is_ok_and(|p| p.eq_ignore_ascii_case(PATH))
+    which_path(path).is_some()
+}
+
+/// `Some(true)` for `/$iothub/websocket`, `Some(false)` for `/$servicebus/websocket`.
+fn which_path(path: &str) -> Option<bool> {
+    let decoded = percent_decode_str(path).decode_utf8().ok()?;
+    let trimmed = decoded.strip_suffix('/').unwrap_or(&decoded);
+    if trimmed.eq_ignore_ascii_case(PATH) {
+        Some(true)
+    } else if trimmed.eq_ignore_ascii_case(SERVICEBUS_PATH) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// The subprotocols a handshake offers, as written, in the client's order.
+fn offered_subprotocols(req: &hyper::Request<Incoming>) -> Vec<String> {
+    req.headers()
+        .get_all(SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+/// Which protocol runs over the WebSocket, with the offered token to echo.
+enum Chosen {
+    Mqtt(String),
+    Amqp(String),
+}
+
+fn choose(req: &hyper::Request<Incoming>) -> Result<Chosen, &'static str> {
+    let iothub_path = which_path(req.uri().path()).unwrap_or(false);
+    for offered in offered_subprotocols(req) {
+        if offered.eq_ignore_ascii_case(crate::amqp::websocket::SUBPROTOCOL) {
+            return Ok(Chosen::Amqp(offered));
+        }
+        if iothub_path && offered.eq_ignore_ascii_case(SUBPROTOCOL) {
+            return Ok(Chosen::Mqtt(offered));
+        }
+    }
+    Err(if iothub_path {
+        "Sec-WebSocket-Protocol must offer mqtt or AMQPWSB10"
+    } else {
+        "Sec-WebSocket-Protocol must offer AMQPWSB10"
+    })
 }
 
 /// Answers the upgrade request and, once hyper hands the connection over, runs an MQTT
-/// session on it in its own task. Anything that is not a WebSocket handshake offering `mqtt`
-/// gets a 400 and the connection stays HTTP.
+/// session or an AMQP connection on it in its own task. Anything that is not a WebSocket
+/// handshake offering `mqtt` (on `/$iothub/websocket`) or `AMQPWSB10` gets a 400 and the
+/// connection stays HTTP.
 pub(super) fn upgrade(
     ctx: &HttpContext,
     mut req: hyper::Request<Incoming>,
     certificates: &[CertificateDer<'static>],
     remote: SocketAddr,
 ) -> Reply {
-    let accept_key = match check_handshake(&req) {
-        Ok(key) => key,
+    let checked = check_handshake(&req).and_then(|key| choose(&req).map(|chosen| (key, chosen)));
+    let (accept_key, chosen) = match checked {
+        Ok(checked) => checked,
         Err(reason) => {
             tracing::info!(%remote, %reason, "WebSocket upgrade refused");
             return bad_request(reason);
         }
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
+    // The session outlives the HTTP connection's task: it keeps the connection's slot under
+    // the HTTPS connection limit and counts as a session for the shutdown drain.
+    let slot = req.extensions().get::<Arc<ConnectionSlot>>().cloned();
+    let guard = ctx.shutdown.session();
+    let subprotocol = match chosen {
+        Chosen::Amqp(offered) => {
+            let host = req
+                .headers()
+                .get(hyper::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned);
+            crate::amqp::websocket::serve_upgraded(
+                on_upgrade,
+                ctx.amqp.clone(),
+                certificates.to_vec(),
+                host,
+                req.uri().path().to_owned(),
+                remote,
+                slot,
+                guard,
+            );
+            return switching_protocols(&accept_key, &offered);
+        }
+        Chosen::Mqtt(offered) => offered,
+    };
     let peer = PeerInfo {
         remote,
         certificates: certificates.to_vec(),
     };
     let mqtt = ctx.mqtt.clone();
-    // The session outlives the HTTP connection's task: it keeps the connection's slot under
-    // the HTTPS connection limit and counts as a session for the shutdown drain.
-    let slot = req.extensions().get::<Arc<ConnectionSlot>>().cloned();
-    let guard = ctx.shutdown.session();
     tokio::spawn(guard.run(async move {
         let _slot = slot;
         match on_upgrade.await {
@@ -103,16 +176,20 @@ pub(super) fn upgrade(
             Err(e) => tracing::info!(%remote, error = %e, "WebSocket upgrade failed"),
         }
     }));
+    switching_protocols(&accept_key, &subprotocol)
+}
+
+/// The 101 answer, echoing `subprotocol` as offered.
+fn switching_protocols(accept_key: &str, subprotocol: &str) -> Reply {
     let mut response = Response::new(Full::new(Bytes::new()));
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();
     headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
     headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
-    headers.insert(
-        SEC_WEBSOCKET_PROTOCOL,
-        HeaderValue::from_static(SUBPROTOCOL),
-    );
-    if let Ok(value) = HeaderValue::from_str(&accept_key) {
+    if let Ok(value) = HeaderValue::from_str(subprotocol) {
+        headers.insert(SEC_WEBSOCKET_PROTOCOL, value);
+    }
+    if let Ok(value) = HeaderValue::from_str(accept_key) {
         headers.insert(SEC_WEBSOCKET_ACCEPT, value);
     }
     response
@@ -139,9 +216,6 @@ fn check_handshake(req: &hyper::Request<Incoming>) -> Result<String, &'static st
     }
     if !has_token(SEC_WEBSOCKET_VERSION, "13") {
         return Err("expected Sec-WebSocket-Version: 13");
-    }
-    if !has_token(SEC_WEBSOCKET_PROTOCOL, SUBPROTOCOL) {
-        return Err("Sec-WebSocket-Protocol must offer mqtt");
     }
     let key = headers
         .get(SEC_WEBSOCKET_KEY)
@@ -173,6 +247,14 @@ pub struct WsByteStream<S> {
     ws: WebSocketStream<S>,
     /// What is left of the last binary message after a read smaller than the message.
     unread: Bytes,
+}
+
+impl<S> std::fmt::Debug for WsByteStream<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WsByteStream")
+            .field("unread", &self.unread.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<S> WsByteStream<S> {
@@ -257,6 +339,10 @@ mod tests {
         assert!(is_websocket_path("/%24iothub/websocket"));
         assert!(is_websocket_path("/$IotHub/WebSocket"));
         assert!(!is_websocket_path("/$iothub/websocket/x"));
+        assert!(is_websocket_path("/$iothub/websocket/"));
+        assert!(is_websocket_path("/$servicebus/websocket/"));
+        assert!(is_websocket_path("/%24servicebus/websocket"));
+        assert!(!is_websocket_path("/$servicebus/websocket/x"));
         assert!(!is_websocket_path("/iothub/websocket"));
         assert!(!is_websocket_path("/"));
     }

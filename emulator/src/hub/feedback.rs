@@ -21,7 +21,7 @@ pub const FEEDBACK_LOCK: Duration = Duration::from_secs(60);
 /// The most records kept unread; older ones are dropped first, as expired feedback would be.
 const MAX_PENDING_RECORDS: usize = 10_000;
 
-/// A C2D message's final state (the `StatusCode` of a record).
+/// A C2D message's final state (the `statusCode` of a record).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FeedbackStatus {
     Success = 0,
@@ -39,6 +39,18 @@ impl FeedbackStatus {
             FeedbackStatus::DeliveryCountExceeded => "Message Delivery Count Exceeded",
             FeedbackStatus::Rejected => "Message Rejected",
             FeedbackStatus::Purged => "Message Purged",
+        }
+    }
+
+    /// The `statusCode` of a record: the name (the service writes the enum by name; the
+    /// .NET SDK's `FeedbackStatusCode` is a string enum and the Java SDK parses names).
+    pub fn name(self) -> &'static str {
+        match self {
+            FeedbackStatus::Success => "Success",
+            FeedbackStatus::Expired => "Expired",
+            FeedbackStatus::DeliveryCountExceeded => "DeliveryCountExceeded",
+            FeedbackStatus::Rejected => "Rejected",
+            FeedbackStatus::Purged => "Purged",
         }
     }
 
@@ -63,15 +75,17 @@ pub struct FeedbackRecord {
 }
 
 impl FeedbackRecord {
-    /// The documented record shape (PascalCase keys, numeric `StatusCode`).
+    /// The record as the service sends it (iot-hub-devguide-messages-c2d.md "Message
+    /// feedback", and a real hub's AMQP feedback body quoted in Azure/azure-content#4864):
+    /// camelCase keys, `statusCode` by name.
     pub fn to_json(&self) -> Value {
         json!({
-            "OriginalMessageId": self.original_message_id,
-            "EnqueuedTimeUtc": utc_timestamp(self.enqueued),
-            "StatusCode": self.status as u8,
-            "Description": self.status.description(),
-            "DeviceId": self.device_id,
-            "DeviceGenerationId": self.device_generation_id,
+            "originalMessageId": self.original_message_id,
+            "enqueuedTimeUtc": utc_timestamp(self.enqueued),
+            "statusCode": self.status.name(),
+            "description": self.status.description(),
+            "deviceId": self.device_id,
+            "deviceGenerationId": self.device_generation_id,
         })
     }
 }
@@ -94,6 +108,8 @@ impl FeedbackBatch {
 #[derive(Default)]
 pub struct FeedbackQueue {
     state: Mutex<FeedbackState>,
+    /// Woken when records become readable, so AMQP feedback links need not poll.
+    readable: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -134,6 +150,8 @@ impl FeedbackQueue {
             state.pending.pop_front();
         }
         state.pending.push_back(record);
+        drop(state);
+        self.readable.notify_waiters();
     }
 }
 
@@ -204,7 +222,16 @@ impl Hub {
         for record in batch.records.into_iter().rev() {
             state.pending.push_front(record);
         }
+        drop(state);
+        self.feedback.readable.notify_waiters();
         Ok(())
+    }
+
+    /// Woken (`notify_waiters`) whenever feedback records are added or returned. Create and
+    /// `enable` the `notified()` future before calling [`Hub::receive_feedback`], so a record
+    /// added in between is not missed; locks that run out are not signalled.
+    pub fn feedback_readable(&self) -> &tokio::sync::Notify {
+        &self.feedback.readable
     }
 }
 
@@ -256,7 +283,8 @@ mod tests {
         hub.feedback.push(record("b"));
         let first = hub.receive_feedback(now).unwrap();
         assert_eq!(first.records.len(), 2);
-        assert_eq!(first.body()[0]["OriginalMessageId"], "a");
+        assert_eq!(first.body()[0]["originalMessageId"], "a");
+        assert_eq!(first.body()[0]["statusCode"], "Success");
         assert!(hub.receive_feedback(now).is_none(), "locked");
 
         hub.abandon_feedback(&first.lock_token, now).unwrap();

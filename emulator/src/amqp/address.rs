@@ -1,0 +1,151 @@
+//! Link addresses and the node each one names (spec/amqp.md §2, §3.1, §4, §5.2). Clients
+//! write the same node differently — uamqp sends full URLs
+//! (`amqps://{host}/messages/devicebound`), rhea bare paths (`/messages/devicebound`),
+//! core-amqp paths without the leading `/` (`{entity}/ConsumerGroups/$Default/Partitions/0`)
+//! — so an address is reduced to its path and matched case-insensitively, as Azure does.
+
+use fe2o3_amqp::types::definitions::Role;
+use fe2o3_amqp::types::messaging::TargetArchetype;
+use fe2o3_amqp::types::performatives::Attach;
+
+/// The node an attach is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Node {
+    /// `$cbs`: claims-based security (token put).
+    Cbs,
+    /// `/messages/devicebound`: the service sends C2D messages.
+    C2dSend,
+    /// `/messages/serviceBound/feedback`: C2D delivery feedback for the service.
+    Feedback,
+    /// `/messages/serviceBound/filenotifications`: file-upload notifications.
+    FileNotifications,
+    /// The Event Hubs-compatible endpoint: `$management`, `{entity}/$management`,
+    /// `{entity}/ConsumerGroups/{cg}/Partitions/{p}`, `/messages/events…` (redirected).
+    EventHubs,
+    /// `/devices/{id}/…`: device links (a later issue).
+    Device,
+    Unknown,
+}
+
+/// An address split into the host it names (full URLs only) and its path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Address {
+    /// As sent.
+    pub raw: String,
+    /// Lower-case host of an `amqps://host[:port]/…` address.
+    pub host: Option<String>,
+    /// The path with a leading `/`, case kept (query and fragment removed).
+    pub path: String,
+}
+
+impl Address {
+    pub fn parse(raw: &str) -> Address {
+        let (host, rest) = match raw.split_once("://") {
+            Some((_, rest)) => {
+                let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+                let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+                let host = match authority.rsplit_once(':') {
+                    Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
+                    _ => authority,
+                };
+                (Some(host.to_ascii_lowercase()), path)
+            }
+            None => (None, raw),
+        };
+        let rest = rest.split(['?', '#']).next().unwrap_or_default();
+        let path = format!("/{}", rest.trim_start_matches('/'));
+        Address {
+            raw: raw.to_owned(),
+            host,
+            path,
+        }
+    }
+
+    /// Path segments, lower-case, empty ones dropped.
+    pub fn segments(&self) -> Vec<String> {
+        self.path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(str::to_ascii_lowercase)
+            .collect()
+    }
+
+    pub fn node(&self) -> Node {
+        let segments = self.segments();
+        let s: Vec<&str> = segments.iter().map(String::as_str).collect();
+        match s.as_slice() {
+            ["$cbs"] => Node::Cbs,
+            ["$management"] => Node::EventHubs,
+            ["messages", "devicebound"] => Node::C2dSend,
+            ["messages", "servicebound", "feedback"] => Node::Feedback,
+            ["messages", "servicebound", "filenotifications"] => Node::FileNotifications,
+            ["messages", "events", ..] => Node::EventHubs,
+            ["devices", ..] => Node::Device,
+            [_entity, "$management"] => Node::EventHubs,
+            [_entity, "consumergroups", _cg, "partitions", _p] => Node::EventHubs,
+            [_entity, "partitions", _p] => Node::EventHubs,
+            _ => Node::Unknown,
+        }
+    }
+}
+
+/// The address an attach is about: the target when the client sends, the source when it
+/// receives.
+pub fn attach_address(attach: &Attach) -> Option<Address> {
+    let raw = match attach.role {
+        Role::Sender => attach.target.as_ref().and_then(|t| match t.as_ref() {
+            TargetArchetype::Target(t) => t.address.clone(),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }),
+        Role::Receiver => attach.source.as_ref().and_then(|s| s.address.clone()),
+    }?;
+    Some(Address::parse(&raw))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_client_spelling_reaches_its_node() {
+        for (raw, node) in [
+            ("$cbs", Node::Cbs),
+            ("/$cbs", Node::Cbs),
+            ("amqps://hub.example/messages/devicebound", Node::C2dSend),
+            ("/messages/devicebound", Node::C2dSend),
+            ("/messages/DeviceBound", Node::C2dSend),
+            ("/messages/serviceBound/feedback", Node::Feedback),
+            (
+                "/messages/serviceBound/filenotifications",
+                Node::FileNotifications,
+            ),
+            ("$management", Node::EventHubs),
+            ("amqps://h:5671/myhub/$management", Node::EventHubs),
+            (
+                "myhub/ConsumerGroups/$Default/Partitions/0",
+                Node::EventHubs,
+            ),
+            (
+                "amqps://h/myhub/ConsumerGroups/$Default/Partitions/3",
+                Node::EventHubs,
+            ),
+            ("amqps://h/messages/events/$management", Node::EventHubs),
+            ("/devices/d1/messages/events", Node::Device),
+            ("/nothing/here/at/all/really", Node::Unknown),
+            ("", Node::Unknown),
+        ] {
+            assert_eq!(Address::parse(raw).node(), node, "{raw}");
+        }
+    }
+
+    #[test]
+    fn full_urls_keep_their_host_without_port_or_query() {
+        let a = Address::parse("amqps://Hub.Example:5671/messages/devicebound?x=1");
+        assert_eq!(a.host.as_deref(), Some("hub.example"));
+        assert_eq!(a.path, "/messages/devicebound");
+        let b = Address::parse("messages/devicebound");
+        assert_eq!(b.host, None);
+        assert_eq!(b.path, "/messages/devicebound");
+    }
+}

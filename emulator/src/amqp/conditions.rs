@@ -1,0 +1,128 @@
+//! AMQP error conditions the clients react to (spec/amqp.md §7), and the one place a hub
+//! error becomes one. Node's IoT clients translate the condition symbol into their error
+//! classes (`amqp:not-found` → `DeviceNotFoundError`, `amqp:resource-limit-exceeded` →
+//! `DeviceMaximumQueueDepthExceededError`, …), so the symbol is the contract.
+
+use fe2o3_amqp::types::definitions::{
+    AmqpError, ConnectionError, Error, ErrorCondition, LinkError, SessionError,
+};
+use fe2o3_amqp::types::primitives::Symbol;
+
+use crate::hub::error::HubError;
+
+pub const NOT_FOUND: &str = "amqp:not-found";
+pub const UNAUTHORIZED: &str = "amqp:unauthorized-access";
+pub const NOT_IMPLEMENTED: &str = "amqp:not-implemented";
+pub const NOT_ALLOWED: &str = "amqp:not-allowed";
+pub const INTERNAL_ERROR: &str = "amqp:internal-error";
+pub const DECODE_ERROR: &str = "amqp:decode-error";
+pub const RESOURCE_LIMIT_EXCEEDED: &str = "amqp:resource-limit-exceeded";
+pub const MESSAGE_SIZE_EXCEEDED: &str = "amqp:link:message-size-exceeded";
+pub const ARGUMENT_ERROR: &str = "com.microsoft:argument-error";
+pub const CONNECTION_FORCED: &str = "amqp:connection:forced";
+pub const FRAMING_ERROR: &str = "amqp:connection:framing-error";
+pub const MESSAGE_LOCK_LOST: &str = "com.microsoft:message-lock-lost";
+
+/// The typed condition for `symbol` (standard ones parse to their variants, others stay
+/// custom symbols; both encode as the same symbol on the wire).
+pub fn condition(symbol: &str) -> ErrorCondition {
+    if let Ok(e) = AmqpError::try_from(symbol) {
+        return e.into();
+    }
+    if let Ok(e) = LinkError::try_from(symbol) {
+        return e.into();
+    }
+    if let Ok(e) = ConnectionError::try_from(symbol) {
+        return e.into();
+    }
+    if let Ok(e) = SessionError::try_from(symbol) {
+        return e.into();
+    }
+    ErrorCondition::Custom(Symbol::from(symbol))
+}
+
+/// The symbol of a condition, for logs and tests.
+pub fn symbol_of(condition: &ErrorCondition) -> String {
+    match condition {
+        ErrorCondition::AmqpError(e) => Symbol::from(e).to_string(),
+        ErrorCondition::ConnectionError(e) => Symbol::from(e).to_string(),
+        ErrorCondition::SessionError(e) => Symbol::from(e).to_string(),
+        ErrorCondition::LinkError(e) => Symbol::from(e).to_string(),
+        ErrorCondition::Custom(s) => s.to_string(),
+        #[allow(unreachable_patterns)]
+        _ => String::new(),
+    }
+}
+
+/// An error with `symbol` as condition and `description`.
+pub fn error(symbol: &str, description: impl Into<String>) -> Error {
+    Error::new(condition(symbol), Some(description.into()), None)
+}
+
+/// The condition a hub error maps to on a rejected delivery or a detach.
+pub fn hub_error_condition(e: &HubError) -> &'static str {
+    match e.code {
+        404001 | 404002 | 404010 => NOT_FOUND,
+        403004 => RESOURCE_LIMIT_EXCEEDED,
+        413001 => MESSAGE_SIZE_EXCEEDED,
+        401002 => UNAUTHORIZED,
+        403012 | 403005 => NOT_ALLOWED,
+        412002 => MESSAGE_LOCK_LOST,
+        code if (400_000..401_000).contains(&code) => ARGUMENT_ERROR,
+        code if (500_000..600_000).contains(&code) => INTERNAL_ERROR,
+        _ => INTERNAL_ERROR,
+    }
+}
+
+/// The AMQP error for a hub error: its condition, and the Azure code and name in the text.
+pub fn hub_error(e: &HubError) -> Error {
+    error(hub_error_condition(e), e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symbols_round_trip_through_typed_conditions() {
+        for s in [
+            NOT_FOUND,
+            UNAUTHORIZED,
+            RESOURCE_LIMIT_EXCEEDED,
+            MESSAGE_SIZE_EXCEEDED,
+            ARGUMENT_ERROR,
+            CONNECTION_FORCED,
+            "amqp:link:redirect",
+        ] {
+            assert_eq!(symbol_of(&condition(s)), s);
+        }
+        assert!(matches!(
+            condition(NOT_FOUND),
+            ErrorCondition::AmqpError(AmqpError::NotFound)
+        ));
+    }
+
+    #[test]
+    fn hub_errors_map_to_the_conditions_clients_translate() {
+        assert_eq!(
+            hub_error_condition(&HubError::device_not_found("d")),
+            NOT_FOUND
+        );
+        assert_eq!(
+            hub_error_condition(&HubError::queue_full("d")),
+            RESOURCE_LIMIT_EXCEEDED
+        );
+        assert_eq!(
+            hub_error_condition(&HubError::message_too_large(70_000, 65_536)),
+            MESSAGE_SIZE_EXCEEDED
+        );
+        assert_eq!(
+            hub_error_condition(&HubError::storage("disk full")),
+            INTERNAL_ERROR
+        );
+        assert_eq!(
+            hub_error_condition(&HubError::argument_invalid("x")),
+            ARGUMENT_ERROR
+        );
+    }
+}

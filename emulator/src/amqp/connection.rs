@@ -1,0 +1,142 @@
+//! One AMQP connection over any byte stream (TLS on 5671, or a WebSocket on the HTTPS
+//! port): protocol header sniffing, SASL or not, `open` with the hub's limits, then one task
+//! per session until the client closes or the emulator shuts down, which closes the
+//! connection with `amqp:connection:forced` and a reason.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+
+use fe2o3_amqp::acceptor::{ConnectionAcceptor, ListenerConnectionHandle, SessionAcceptor};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+use super::AmqpContext;
+use super::conditions::{self, CONNECTION_FORCED};
+use super::connection_auth::{ConnectionAuth, PeerInfo};
+use super::frames::FullFields;
+use super::header::{Prefixed, ProtocolHeader, read_header};
+use super::late_frames::{FramingViolation, LateFrames};
+use super::request_response::ReplyLinks;
+use super::sasl::IotSasl;
+use super::session::{ConnectionContext, SessionContext, run_session};
+
+/// How long a closing connection waits for the client's `close`.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+/// Links per session (handle-max + 1).
+const HANDLE_MAX: u32 = 255;
+
+/// Serves one AMQP connection on `stream` until it ends.
+pub async fn serve<S>(mut stream: S, peer: PeerInfo, amqp: Arc<AmqpContext>)
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let remote = peer.remote;
+    let mut shutdown = amqp.shutdown.clone();
+    if shutdown.is_shutdown() {
+        return;
+    }
+    let limits = amqp.limits;
+    let header = match tokio::time::timeout(limits.open_timeout, read_header(&mut stream)).await {
+        Ok(Ok(header)) => header,
+        Ok(Err(e)) => {
+            tracing::debug!(%remote, error = %e, "AMQP connection ended before the protocol header");
+            return;
+        }
+        Err(_) => {
+            tracing::info!(%remote, "AMQP protocol header timed out");
+            return;
+        }
+    };
+    let auth = Arc::new(ConnectionAuth::new(peer));
+    let builder = ConnectionAcceptor::builder()
+        .container_id(format!("iotemu_{}", uuid::Uuid::new_v4().simple()))
+        .max_frame_size(limits.max_frame_size)
+        .channel_max(limits.channel_max)
+        .idle_time_out(limits.idle_timeout_ms);
+    let violation = Arc::new(FramingViolation::default());
+    let stream = FullFields::new(
+        LateFrames::new(
+            Prefixed::new(header, stream),
+            limits.max_frame_size as usize,
+            violation.clone(),
+        ),
+        violation,
+    );
+    let opening = async {
+        match ProtocolHeader::classify(header) {
+            ProtocolHeader::Sasl => {
+                let sasl = IotSasl::new(amqp.hubs.clone(), auth.clone());
+                let acceptor = builder.sasl_acceptor(sasl).build();
+                acceptor.accept(stream).await.map_err(|e| e.to_string())
+            }
+            ProtocolHeader::Plain => {
+                let acceptor = builder.build();
+                acceptor.accept(stream).await.map_err(|e| e.to_string())
+            }
+            ProtocolHeader::Unsupported(bytes) => {
+                let mut stream = stream;
+                let _ = stream
+                    .write_all(&ProtocolHeader::counter_offer(&bytes))
+                    .await;
+                let _ = stream.shutdown().await;
+                Err(format!("unsupported protocol header {bytes:02x?}"))
+            }
+        }
+    };
+    let mut connection = match tokio::time::timeout(limits.open_timeout, opening).await {
+        Ok(Ok(connection)) => connection,
+        Ok(Err(reason)) => {
+            tracing::info!(%remote, %reason, "AMQP connection refused");
+            return;
+        }
+        Err(_) => {
+            tracing::info!(%remote, "AMQP SASL/open did not finish in time");
+            return;
+        }
+    };
+    tracing::debug!(%remote, "AMQP connection opened");
+    let ctx = Arc::new(ConnectionContext {
+        amqp: amqp.clone(),
+        auth,
+        links: Arc::new(AtomicUsize::new(0)),
+    });
+    let sessions = SessionAcceptor::builder().handle_max(HANDLE_MAX).build();
+    loop {
+        tokio::select! {
+            incoming = connection.next_incoming_session() => {
+                let Some(incoming) = incoming else { break };
+                match sessions.accept_incoming_session(incoming, &mut connection).await {
+                    Ok(session) => {
+                        let session_ctx = Arc::new(SessionContext {
+                            connection: ctx.clone(),
+                            replies: ReplyLinks::default(),
+                        });
+                        tokio::spawn(run_session(session, session_ctx));
+                    }
+                    Err(e) => {
+                        tracing::info!(%remote, error = %e, "AMQP session could not begin");
+                    }
+                }
+            }
+            _ = shutdown.recv() => {
+                let error = conditions::error(CONNECTION_FORCED, "the emulator is shutting down");
+                let _ = tokio::time::timeout(CLOSE_WAIT, connection.close_with_error(error)).await;
+                tracing::debug!(%remote, "AMQP connection closed for shutdown");
+                return;
+            }
+        }
+    }
+    finish(&mut connection, remote).await;
+}
+
+async fn finish(connection: &mut ListenerConnectionHandle, remote: std::net::SocketAddr) {
+    match tokio::time::timeout(CLOSE_WAIT, connection.on_close()).await {
+        Ok(Ok(())) => tracing::debug!(%remote, "AMQP connection closed"),
+        // A client that drops the socket right after its `close` is the common case.
+        Ok(Err(fe2o3_amqp::connection::Error::TransportError(e))) => {
+            tracing::debug!(%remote, error = %e, "AMQP connection ended without a clean close")
+        }
+        Ok(Err(e)) => tracing::info!(%remote, error = %e, "AMQP connection ended with an error"),
+        Err(_) => tracing::debug!(%remote, "AMQP connection did not finish closing"),
+    }
+}

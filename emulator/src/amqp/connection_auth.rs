@@ -1,0 +1,222 @@
+//! What one AMQP connection has proven, and for how long. SASL `PLAIN` and every CBS
+//! `put-token` add a grant (a token renewed for the same audience replaces the older one);
+//! a link asks here whether the connection may open it and watches until the grant that
+//! allowed it expires, then detaches with `amqp:unauthorized-access`.
+//!
+//! The grants come only from [`crate::auth`] ([`ServiceGrant`], [`DeviceIdentity`]), so an
+//! unverified claim cannot authorise a link.
+
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use rustls_pki_types::CertificateDer;
+
+use crate::auth::{DeviceIdentity, ServiceGrant};
+
+/// How a grant was obtained (for logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantSource {
+    SaslPlain,
+    Cbs,
+}
+
+/// One proven credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grant {
+    /// A shared-access-policy token for hub `hub` (host name).
+    Service {
+        hub: String,
+        grant: ServiceGrant,
+        source: GrantSource,
+    },
+    /// A device or module token (device links are a later issue; the scope is kept).
+    Device(DeviceIdentity),
+}
+
+impl Grant {
+    pub fn expires_at(&self) -> SystemTime {
+        match self {
+            Grant::Service { grant, .. } => grant.expires_at(),
+            Grant::Device(identity) => identity.expires_at().unwrap_or(SystemTime::UNIX_EPOCH),
+        }
+    }
+}
+
+/// What the connection's peer looks like below AMQP.
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    pub remote: SocketAddr,
+    /// The TLS client chain, leaf first (empty without one).
+    pub certificates: Vec<CertificateDer<'static>>,
+    /// The TLS server name the client asked for (SNI), lower-case.
+    pub server_name: Option<String>,
+}
+
+/// A link's permission: which hub, under which policy, until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceAccess {
+    pub hub: String,
+    pub policy: String,
+    pub expires_at: SystemTime,
+}
+
+/// Why a link may not open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal(pub String);
+
+/// The grants of one connection.
+#[derive(Debug)]
+pub struct ConnectionAuth {
+    peer: PeerInfo,
+    grants: Mutex<Vec<Grant>>,
+}
+
+/// Longest single sleep while watching an expiry, so a clock change is noticed eventually.
+const MAX_WATCH_STEP: Duration = Duration::from_secs(3600);
+
+impl ConnectionAuth {
+    pub fn new(peer: PeerInfo) -> ConnectionAuth {
+        ConnectionAuth {
+            peer,
+            grants: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn peer(&self) -> &PeerInfo {
+        &self.peer
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Grant>> {
+        self.grants.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a grant; one for the same hub and resource (or device) replaces the older.
+    pub fn add(&self, grant: Grant) {
+        let mut grants = self.lock();
+        grants.retain(|g| !same_scope(g, &grant));
+        grants.push(grant);
+    }
+
+    /// Every grant, expired ones included (the Event Hubs view checks its own audiences).
+    pub fn grants(&self) -> Vec<Grant> {
+        self.lock().clone()
+    }
+
+    /// Whether anything was ever proven on this connection.
+    pub fn has_any_grant(&self) -> bool {
+        !self.lock().is_empty()
+    }
+
+    /// May this connection use a service node that needs `right`? `hint` is a host the
+    /// link named (full-URL address) or the TLS server name; grants for it are preferred.
+    /// `resource`, when given (`{host}/{path}`), must be covered by the token's resource.
+    pub fn service_access(
+        &self,
+        hint: Option<&str>,
+        right: &str,
+        resource: Option<&str>,
+        now: SystemTime,
+    ) -> Result<ServiceAccess, Refusal> {
+        let services: Vec<(String, ServiceGrant)> = self
+            .lock()
+            .iter()
+            .filter_map(|g| match g {
+                Grant::Service { hub, grant, .. } => Some((hub.clone(), grant.clone())),
+                Grant::Device(_) => None,
+            })
+            .collect();
+        if services.is_empty() {
+            return Err(Refusal(
+                "no service credential on this connection: put a shared access policy token on $cbs first (or use SASL PLAIN)".into(),
+            ));
+        }
+        let live: Vec<&(String, ServiceGrant)> = services
+            .iter()
+            .filter(|(_, g)| g.expires_at() > now)
+            .collect();
+        if live.is_empty() {
+            return Err(Refusal(
+                "the token authorising this connection has expired".into(),
+            ));
+        }
+        let covering: Vec<&(String, ServiceGrant)> = live
+            .into_iter()
+            .filter(|(_, g)| resource.is_none_or(|r| g.covers(r)))
+            .collect();
+        if covering.is_empty() {
+            return Err(Refusal(format!(
+                "no token on this connection covers '{}'",
+                resource.unwrap_or_default()
+            )));
+        }
+        let with_right: Vec<&(String, ServiceGrant)> = covering
+            .iter()
+            .copied()
+            .filter(|(_, g)| g.grants(right))
+            .collect();
+        let Some(first) = with_right.first() else {
+            let policies: Vec<&str> = covering.iter().map(|(_, g)| g.policy()).collect();
+            return Err(Refusal(format!(
+                "policy '{}' does not grant {right}",
+                policies.join("', '")
+            )));
+        };
+        let hub = hint
+            .and_then(|h| {
+                with_right
+                    .iter()
+                    .find(|(hub, _)| hub.eq_ignore_ascii_case(h))
+            })
+            .unwrap_or(first)
+            .0
+            .clone();
+        // The grant of this hub that lasts longest decides how long the use may go on.
+        let best = with_right
+            .iter()
+            .filter(|(h, _)| *h == hub)
+            .max_by_key(|(_, g)| g.expires_at());
+        Ok(ServiceAccess {
+            expires_at: best.map_or(now, |(_, g)| g.expires_at()),
+            policy: best.map(|(_, g)| g.policy().to_owned()).unwrap_or_default(),
+            hub,
+        })
+    }
+
+    /// Resolves once `still_allowed` no longer finds a live grant: sleeps until the current
+    /// expiry, then asks again (a renewed token extends the wait).
+    pub async fn until_expired<F>(&self, still_allowed: F)
+    where
+        F: Fn(&ConnectionAuth, SystemTime) -> Option<SystemTime>,
+    {
+        loop {
+            let now = SystemTime::now();
+            let Some(expires_at) = still_allowed(self, now) else {
+                return;
+            };
+            let wait = expires_at
+                .duration_since(now)
+                .unwrap_or(Duration::ZERO)
+                .min(MAX_WATCH_STEP);
+            // A few milliseconds past the instant, so `expires_at > now` is false on waking.
+            tokio::time::sleep(wait + Duration::from_millis(5)).await;
+        }
+    }
+}
+
+fn same_scope(a: &Grant, b: &Grant) -> bool {
+    match (a, b) {
+        (
+            Grant::Service {
+                hub: ha, grant: ga, ..
+            },
+            Grant::Service {
+                hub: hb, grant: gb, ..
+            },
+        ) => ha == hb && ga.resource() == gb.resource() && ga.policy() == gb.policy(),
+        (Grant::Device(a), Grant::Device(b)) => {
+            a.hub() == b.hub() && a.connection_key() == b.connection_key()
+        }
+        _ => false,
+    }
+}

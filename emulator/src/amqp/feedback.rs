@@ -1,0 +1,148 @@
+//! `/messages/serviceBound/feedback` and `/messages/serviceBound/filenotifications` — what
+//! the hub sends back to the service (spec/amqp.md §3.1, §3.3).
+//!
+//! Feedback: each batch the hub's feedback queue hands out ([`Hub::receive_feedback`], locked
+//! under a token) goes out as one unsettled message — Data body = the JSON array of records,
+//! `content-type: application/vnd.microsoft.iothub.feedback.json`, `user-id` = the hub name,
+//! message annotation `iothub-enqueuedtime` (a real hub's feedback shows it, and the .NET SDK
+//! reads it).
+//! The client's outcome settles the batch: `accepted` completes it, `released`/`modified`
+//! abandon it (it is read again), `rejected` completes it (dead-lettered, as Azure does with a
+//! rejected feedback message). Sending waits for the client's link credit; a batch taken
+//! while waiting is returned to the queue if the link ends first. File notifications: the link attaches and stays open; nothing is
+//! sent until file upload exists.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use fe2o3_amqp::acceptor::LinkEndpoint;
+use fe2o3_amqp::link::Sender;
+use fe2o3_amqp::types::messaging::{
+    Body, Data, Message, MessageAnnotations, MessageId, Outcome, Properties,
+};
+use fe2o3_amqp::types::primitives::{Binary, Symbol, Value};
+
+use super::c2d::SERVICE_CONNECT;
+use super::conditions;
+use super::connection_auth::ServiceAccess;
+use super::link::{LinkSlot, close_with_error};
+use super::message::timestamp;
+use super::session::SessionContext;
+use crate::hub::Hub;
+use crate::hub::feedback::FeedbackBatch;
+
+pub const FEEDBACK_CONTENT_TYPE: &str = "application/vnd.microsoft.iothub.feedback.json";
+
+/// Feedback locks that run out are not signalled; look again this often.
+const RECHECK: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedbackKind {
+    Feedback,
+    FileNotifications,
+}
+
+/// Serves a service receiver link until it, the connection or its token ends.
+pub async fn serve(
+    mut sender: Sender,
+    kind: FeedbackKind,
+    hub: Arc<Hub>,
+    access: ServiceAccess,
+    hint: Option<String>,
+    session: Arc<SessionContext>,
+    slot: LinkSlot,
+) {
+    let link = sender.name().to_owned();
+    let auth = session.connection.auth.clone();
+    let expired = auth.until_expired(move |auth, now| {
+        auth.service_access(hint.as_deref(), SERVICE_CONNECT, None, now)
+            .ok()
+            .map(|a| a.expires_at)
+    });
+    tokio::pin!(expired);
+    tracing::debug!(%link, ?kind, hub = hub.host_name(), policy = %access.policy, "AMQP service receiver attached");
+    loop {
+        let readable = hub.feedback_readable().notified();
+        tokio::pin!(readable);
+        readable.as_mut().enable();
+        let batch = match kind {
+            FeedbackKind::Feedback => hub.receive_feedback(SystemTime::now()),
+            FeedbackKind::FileNotifications => None,
+        };
+        let Some(batch) = batch else {
+            tokio::select! {
+                _ = &mut readable => continue,
+                _ = tokio::time::sleep(RECHECK) => continue,
+                _ = sender.on_detach() => break,
+                _ = &mut expired => {
+                    expire(sender).await;
+                    break;
+                }
+            }
+        };
+        let message = feedback_message(&hub, &batch);
+        let lock = batch.lock_token.clone();
+        tokio::select! {
+            outcome = sender.send(message) => {
+                let now = SystemTime::now();
+                let settled = match outcome {
+                    Ok(Outcome::Accepted(_)) | Ok(Outcome::Rejected(_)) => hub.complete_feedback(&lock, now),
+                    Ok(Outcome::Released(_)) | Ok(Outcome::Modified(_)) => hub.abandon_feedback(&lock, now),
+                    #[allow(unreachable_patterns)]
+                    Ok(_) => hub.abandon_feedback(&lock, now),
+                    Err(e) => {
+                        tracing::debug!(%link, error = %e, "AMQP feedback delivery failed; the batch is returned");
+                        let _ = hub.abandon_feedback(&lock, now);
+                        break;
+                    }
+                };
+                if let Err(e) = settled {
+                    tracing::info!(%link, error = %e, "feedback batch settled after its lock ended");
+                }
+            }
+            _ = &mut expired => {
+                let _ = hub.abandon_feedback(&lock, SystemTime::now());
+                expire(sender).await;
+                break;
+            }
+        }
+    }
+    drop(slot);
+}
+
+async fn expire(sender: Sender) {
+    let error = conditions::error(
+        conditions::UNAUTHORIZED,
+        "the token that authorised this link has expired",
+    );
+    close_with_error(LinkEndpoint::Sender(sender), error).await;
+}
+
+/// The hub's name: the first label of its host (`myhub` of `myhub.azure-devices.net`).
+pub fn hub_name(hub: &Hub) -> &str {
+    hub.host_name().split('.').next().unwrap_or(hub.host_name())
+}
+
+/// One feedback batch as the AMQP message the service reads.
+pub fn feedback_message(hub: &Hub, batch: &FeedbackBatch) -> Message<Body<Value>> {
+    let body = serde_json::to_vec(&batch.body()).unwrap_or_else(|_| b"[]".to_vec());
+    Message::builder()
+        .properties(Properties {
+            message_id: Some(MessageId::String(batch.message_id.clone())),
+            user_id: Some(Binary::from(hub_name(hub).as_bytes().to_vec())),
+            content_type: Some(FEEDBACK_CONTENT_TYPE.into()),
+            creation_time: Some(timestamp(batch.enqueued)),
+            ..Default::default()
+        })
+        // The .NET service SDK reads the batch's time from this annotation.
+        .message_annotations(
+            MessageAnnotations::builder()
+                .insert(
+                    Symbol::from("iothub-enqueuedtime"),
+                    Value::Timestamp(timestamp(batch.enqueued)),
+                )
+                .build(),
+        )
+        .body(Body::Data(vec![Data(Binary::from(body))].into()))
+        .build()
+}
