@@ -8,6 +8,7 @@
 //! | `GET /telemetry/stream?deviceId=&hub=&replay=true` | server-sent events, one per message |
 //! | `GET /registrations[/{id}]` | DPS registration records |
 //! | `GET /devices[/{id}]?hub=` | hub device identities |
+//! | `GET /eventhubs?hub=` | each hub's Event Hubs-compatible endpoint: name, connection string, partitions |
 //! | `GET /enrollments`, `GET /enrollmentGroups` | DPS enrollments (keys included) |
 //! | `POST /c2d?deviceId=…` | queue a cloud-to-device message (body = message) |
 //! | `POST /input?deviceId=…&moduleId=…&input=…` | send a message to a module's input |
@@ -49,6 +50,7 @@ use crate::hub::error::HubError;
 use crate::net::{ConnectionLimit, spawn_accept_loop};
 use crate::query;
 use crate::shutdown::ShutdownSignal;
+use crate::timefmt::utc_timestamp;
 
 type Reply = Response<BoxBody<Bytes, Infallible>>;
 
@@ -251,6 +253,17 @@ fn route(state: &EmulatorState, req: Request<Incoming>, shutdown: ShutdownSignal
                 "idScope": state.dps.id_scope(),
             }),
         ),
+        ["eventhubs"] => match hub_for(state, query) {
+            Ok(hubs) => json_reply(
+                StatusCode::OK,
+                Value::Array(
+                    hubs.iter()
+                        .map(|h| event_hubs_json(h, amqp_port(state)))
+                        .collect(),
+                ),
+            ),
+            Err(message) => not_found(&message),
+        },
         ["ca.pem"] => Response::builder()
             .header(CONTENT_TYPE, "application/x-pem-file")
             .body(Full::new(Bytes::from(state.tls.ca_pem().to_owned())).boxed())
@@ -297,7 +310,7 @@ fn route(state: &EmulatorState, req: Request<Incoming>, shutdown: ShutdownSignal
             Err(message) => not_found(&message),
         },
         _ => not_found(
-            "unknown route; see /health, /ca.pem, /telemetry, /registrations, /devices, /enrollments",
+            "unknown route; see /health, /ca.pem, /telemetry, /eventhubs, /registrations, /devices, /enrollments",
         ),
     }
 }
@@ -344,6 +357,40 @@ fn telemetry_stream(hubs: &[&Arc<Hub>], query: &str, mut shutdown: ShutdownSigna
         .header("cache-control", "no-cache")
         .body(BodyExt::boxed(StreamBody::new(hello.chain(events))))
         .unwrap_or_default()
+}
+
+/// The AMQP port the Event Hubs connection strings name.
+fn amqp_port(state: &EmulatorState) -> Option<u16> {
+    state.amqp_addrs.first().map(|a| a.port())
+}
+
+/// A hub's built-in endpoint as `GET /eventhubs` shows it.
+fn event_hubs_json(hub: &Hub, amqp_port: Option<u16>) -> Value {
+    let endpoint = hub.event_hubs();
+    let partitions: Vec<Value> = endpoint
+        .partitions()
+        .iter()
+        .map(|p| {
+            let props = p.properties();
+            json!({
+                "partitionId": props.id,
+                "beginSequenceNumber": props.begin_sequence_number,
+                "lastEnqueuedSequenceNumber": props.last_enqueued_sequence_number,
+                "lastEnqueuedOffset": props.last_enqueued_offset,
+                "lastEnqueuedTimeUtc": utc_timestamp(props.last_enqueued_time),
+                "isEmpty": props.is_empty,
+            })
+        })
+        .collect();
+    json!({
+        "hub": hub.host_name(),
+        "hubName": hub.name(),
+        "entityPath": endpoint.path(),
+        "connectionString": hub.event_hubs_connection_string(amqp_port),
+        "consumerGroups": endpoint.consumer_groups(),
+        "routes": endpoint.routes().sources(),
+        "partitions": partitions,
+    })
 }
 
 fn device_list(hub: &Hub) -> Vec<Value> {

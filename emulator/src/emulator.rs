@@ -29,6 +29,7 @@ use crate::dps::model::AllocationPolicy;
 use crate::dps::{Dps, DpsTiming};
 use crate::fixtures::{FixtureError, FixtureSet, FixtureSource};
 use crate::http::{self, HttpContext, HttpLimits};
+use crate::hub::event_hubs::{self, EventHubsConfig};
 use crate::hub::{Hub, HubAllocation, Hubs};
 use crate::mqtt::{self, MqttContext, MqttLimits};
 use crate::net::ConnectionLimit;
@@ -86,6 +87,7 @@ pub struct EmulatorBuilder {
     hostnames: Vec<String>,
     timing: DpsTiming,
     telemetry_retention: usize,
+    partitions: u32,
     limits: MqttLimits,
     http_limits: HttpLimits,
     max_connections: MaxConnections,
@@ -145,6 +147,7 @@ impl Default for EmulatorBuilder {
             hostnames: Vec::new(),
             timing: DpsTiming::default(),
             telemetry_retention: 10_000,
+            partitions: event_hubs::DEFAULT_PARTITION_COUNT,
             limits: MqttLimits::default(),
             http_limits: HttpLimits::default(),
             max_connections: MaxConnections::default(),
@@ -275,6 +278,16 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Partitions of each hub's Event Hubs-compatible endpoint unless its fixture sets
+    /// `eventHubEndpoint.partitionCount` (default 4, as Azure; 2–128).
+    pub fn partitions(mut self, count: u32) -> Self {
+        self.partitions = count.clamp(
+            *event_hubs::PARTITION_COUNTS.start(),
+            *event_hubs::PARTITION_COUNTS.end(),
+        );
+        self
+    }
+
     /// Timeouts and size limits of the MQTT front.
     pub fn mqtt_limits(mut self, limits: MqttLimits) -> Self {
         self.limits = limits;
@@ -399,6 +412,11 @@ impl Starting {
             };
             hubs.push(
                 Hub::new(&section.host_name, policies, builder.telemetry_retention)
+                    .with_event_hubs(EventHubsConfig::from_fixture(
+                        section,
+                        builder.partitions,
+                        builder.telemetry_retention,
+                    ))
                     .with_allocation(allocation)
                     .with_persistence(persistence.clone()),
             );
@@ -817,6 +835,15 @@ impl Emulator {
         hub.policies()
             .first()
             .map(|p| p.connection_string(hub.host_name()))
+    }
+
+    /// The default hub's Event Hubs-compatible connection string
+    /// (`Endpoint=sb://…/;SharedAccessKeyName=…;SharedAccessKey=…;EntityPath=…`), what
+    /// `azure-eventhub` / `@azure/event-hubs` consumers are given. The endpoint names the
+    /// AMQP port when it is not 5671 (Node honours it; Python always dials 5671).
+    pub fn event_hubs_connection_string(&self) -> Option<String> {
+        self.default_hub()
+            .event_hubs_connection_string(Some(self.amqp_port()))
     }
 
     /// Stops the emulator and waits until it has stopped: listeners closed, every session

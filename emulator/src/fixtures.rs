@@ -11,7 +11,7 @@
 //! are errors. A file without `dps`/`hubs` gets those of the built-in quickstart fixture.
 //! Every error names the file, the JSON path and the reason, and stops startup.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::PathBuf;
 
@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dps::model::{AllocationPolicy, EnrollmentGroup, IndividualEnrollment};
 use crate::dps::validate::{self, MissingKeys};
+use crate::hub::event_hubs::{self, route::Routes};
 
 /// The built-in quickstart fixture, used when no fixture is given.
 pub const QUICKSTART_JSON: &str = include_str!("../../fixtures/quickstart.json");
@@ -99,6 +100,51 @@ pub struct HubSection {
     /// Where the hub "is", for emulated `geoLatency` allocation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
+    /// The built-in Event Hubs-compatible endpoint (`events`): name, partitions, consumer groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_hub_endpoint: Option<EventHubEndpointSection>,
+    /// Message routing in Azure's shape; only routes to the built-in `events` endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing: Option<RoutingSection>,
+}
+
+/// A hub's built-in Event Hubs-compatible endpoint (Azure: `eventHubEndpoints.events`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EventHubEndpointSection {
+    /// The Event Hub name (`EntityPath`); default: the hub's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// 2–128; default `--partitions` (4, as Azure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_count: Option<u32>,
+    /// Consumer groups besides `$Default`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consumer_groups: Vec<String>,
+}
+
+/// `properties.routing` of an IoT Hub resource, the part the emulator honours.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RoutingSection {
+    #[serde(default)]
+    pub routes: Vec<RouteEntry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_route: Option<RouteEntry>,
+}
+
+/// One route: `{ name, source, condition, endpointNames, isEnabled }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteEntry {
+    pub name: String,
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+    #[serde(default)]
+    pub endpoint_names: Vec<String>,
+    #[serde(default = "default_true")]
+    pub is_enabled: bool,
 }
 
 fn default_weight() -> u32 {
@@ -313,6 +359,28 @@ fn merge(parsed: Vec<(String, Fixture)>) -> Result<FixtureSet, FixtureError> {
                 format!("{} is outside 1–1000", hub.allocation_weight),
             ));
         }
+        if let Some(endpoint) = &hub.event_hub_endpoint {
+            validate_event_hub_endpoint(file, &format!("{path}.eventHubEndpoint"), endpoint)?;
+        }
+        if let Some(routing) = &hub.routing {
+            Routes::from_fixture(routing)
+                .map_err(|bad| err(file, &format!("{path}.routing.{}", bad.path), bad.reason))?;
+        }
+    }
+    let mut event_hub_names = HashMap::new();
+    for (file, i, hub) in &hubs {
+        let name = event_hubs::entity_path(hub);
+        if let Some(other) =
+            event_hub_names.insert(name.to_ascii_lowercase(), hub.host_name.clone())
+        {
+            return Err(err(
+                file,
+                &format!("hubs[{i}].eventHubEndpoint.path"),
+                format!(
+                    "the Event Hub name '{name}' is also the one of hub '{other}'; give one of them its own eventHubEndpoint.path"
+                ),
+            ));
+        }
     }
 
     validate_certificates(&dps_file, "dps", &dps.certificates)?;
@@ -397,6 +465,46 @@ fn validate_dps(file: &str, dps: &DpsSection) -> Result<(), FixtureError> {
         ));
     }
     validate_policies(file, "dps", &dps.shared_access_policies)
+}
+
+fn validate_event_hub_endpoint(
+    file: &str,
+    base: &str,
+    endpoint: &EventHubEndpointSection,
+) -> Result<(), FixtureError> {
+    if let Some(path) = &endpoint.path
+        && !event_hubs::valid_entity_name(path)
+    {
+        return Err(err(
+            file,
+            &format!("{base}.path"),
+            format!(
+                "'{path}' is not a valid Event Hub name (1–256 letters, digits, '.', '-', '_', starting and ending with a letter or digit)"
+            ),
+        ));
+    }
+    if let Some(count) = endpoint.partition_count
+        && !event_hubs::PARTITION_COUNTS.contains(&count)
+    {
+        return Err(err(
+            file,
+            &format!("{base}.partitionCount"),
+            format!("{count} is outside 2–128"),
+        ));
+    }
+    let mut seen = HashSet::new();
+    for (i, group) in endpoint.consumer_groups.iter().enumerate() {
+        if !event_hubs::valid_consumer_group(group) || !seen.insert(group.to_ascii_lowercase()) {
+            return Err(err(
+                file,
+                &format!("{base}.consumerGroups[{i}]"),
+                format!(
+                    "'{group}' is used twice or is not a valid consumer group name (1–50 letters, digits, '.', '-', '_')"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn validate_host(file: &str, path: &str, host: &str) -> Result<(), FixtureError> {
@@ -545,6 +653,52 @@ mod tests {
             assert_eq!(e.path, path, "{e}");
             assert!(!e.reason.is_empty());
         }
+    }
+
+    #[test]
+    fn event_hub_settings_and_routes_are_checked_with_their_path() {
+        let cases = [
+            (
+                r#"{"hubs":[{"hostName":"h","routing":{"routes":[{"name":"r","source":"DeviceMessages","condition":"$body.x = 1","endpointNames":["events"]}]}}]}"#,
+                "hubs[0].routing.routes[0].condition",
+            ),
+            (
+                r#"{"hubs":[{"hostName":"h","eventHubEndpoint":{"partitionCount":129}}]}"#,
+                "hubs[0].eventHubEndpoint.partitionCount",
+            ),
+            (
+                r#"{"hubs":[{"hostName":"h","eventHubEndpoint":{"consumerGroups":["a","A"]}}]}"#,
+                "hubs[0].eventHubEndpoint.consumerGroups[1]",
+            ),
+            (
+                r#"{"hubs":[{"hostName":"h","eventHubEndpoint":{"path":"-bad"}}]}"#,
+                "hubs[0].eventHubEndpoint.path",
+            ),
+            (
+                r#"{"hubs":[{"hostName":"hub.a.example"},{"hostName":"hub.b.example"}]}"#,
+                "hubs[1].eventHubEndpoint.path",
+            ),
+        ];
+        for (json, path) in cases {
+            let e = FixtureSet::load(&[inline("f.json", json)]).unwrap_err();
+            assert_eq!(e.path, path, "{e}");
+        }
+        let ok = inline(
+            "f.json",
+            r#"{"hubs":[{"hostName":"hub.a.example"},{"hostName":"hub.b.example","eventHubEndpoint":{"path":"hub-b"}}]}"#,
+        );
+        assert!(FixtureSet::load(&[ok]).is_ok());
+        let quickstart = FixtureSet::load(&[]).unwrap();
+        let routes = Routes::from_fixture(quickstart.hubs[0].routing.as_ref().unwrap()).unwrap();
+        assert_eq!(
+            routes.sources(),
+            vec![
+                "DeviceMessages",
+                "TwinChangeEvents",
+                "DeviceLifecycleEvents",
+                "DeviceConnectionStateEvents"
+            ]
+        );
     }
 
     #[test]

@@ -154,6 +154,12 @@ struct Args {
     #[arg(long, env = "IOTEMU_TELEMETRY_RETENTION", default_value_t = 10_000)]
     telemetry_retention: usize,
 
+    /// Partitions of each hub's built-in Event Hubs-compatible endpoint (2–128), unless its
+    /// fixture sets eventHubEndpoint.partitionCount.
+    #[arg(long, env = "IOTEMU_PARTITIONS", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(2..=128))]
+    partitions: u32,
+
     /// Keep state in this directory so it survives restarts (enrollments, registrations,
     /// devices, modules, twins, C2D queues, CA certificates, the emulator CA). Without it,
     /// state is in memory only. Two emulators cannot share one directory.
@@ -372,6 +378,7 @@ async fn run(args: Args) -> Result<(), String> {
         .retry_after(args.retry_after)
         .assignment_delay(Duration::from_millis(args.assignment_delay_ms))
         .telemetry_retention(args.telemetry_retention)
+        .partitions(args.partitions)
         .mqtt_limits(MqttLimits {
             handshake_timeout: Duration::from_secs(args.tls_handshake_timeout_secs),
             ..MqttLimits::default()
@@ -551,6 +558,14 @@ fn print_banner(emulator: &Emulator, args: &Args) {
             );
         } else {
             println!("  Hub:             {}", hub.host_name());
+        }
+        if let Some(cs) = hub.event_hubs_connection_string(Some(emulator.amqp_port())) {
+            let endpoint = hub.event_hubs();
+            println!(
+                "  Event Hubs:      {} partitions, routes {} — {cs}",
+                endpoint.partitions().len(),
+                endpoint.routes().sources().join("+"),
+            );
         }
     }
     let dps = emulator.dps();

@@ -67,6 +67,15 @@ impl<'a, T> Pending<'a, T> {
         self
     }
 
+    /// Runs `hook` once the write is durable (events that announce the change).
+    pub(crate) fn on_stored(self, hook: impl FnOnce() + Send + 'a) -> Pending<'a, T> {
+        self.on_settled(move |settled| {
+            if settled == Settled::Stored {
+                hook();
+            }
+        })
+    }
+
     /// The same write with its value transformed.
     pub fn map<U>(mut self, change: impl FnOnce(T) -> U) -> Pending<'a, U> {
         Pending {

@@ -76,7 +76,17 @@ fn a_fixture_using_every_section_is_valid() {
             "location": "westeurope"
         },
         "hubs": [
-            { "hostName": "hub-a.example", "allocationWeight": 1000, "applyAllocationPolicy": false, "location": "westeurope" },
+            {
+                "hostName": "hub-a.example", "allocationWeight": 1000, "applyAllocationPolicy": false, "location": "westeurope",
+                "eventHubEndpoint": { "path": "hub-a-events", "partitionCount": 2, "consumerGroups": ["$Default", "analytics"] },
+                "routing": {
+                    "routes": [
+                        { "name": "twin", "source": "TwinChangeEvents", "condition": "true", "endpointNames": ["events"], "isEnabled": true },
+                        { "name": "life", "source": "DeviceLifecycleEvents", "endpointNames": ["events"] }
+                    ],
+                    "fallbackRoute": { "name": "$fallback", "source": "DeviceMessages", "condition": "", "endpointNames": ["events"], "isEnabled": false }
+                }
+            },
             { "hostName": "127.0.0.2" }
         ],
         "enrollments": [{
@@ -120,6 +130,32 @@ fn malformed_fixtures_are_rejected_by_schema_and_loader_alike() {
         (
             "custom as the instance default",
             json!({ "dps": { "idScope": "0ne1", "hostName": "h", "allocationPolicy": "custom" } }),
+        ),
+        (
+            "a routing query",
+            json!({ "hubs": [{ "hostName": "h", "routing": { "routes": [
+                { "name": "r", "source": "DeviceMessages", "condition": "$body.t > 1", "endpointNames": ["events"] }
+            ] } }] }),
+        ),
+        (
+            "a route to another endpoint",
+            json!({ "hubs": [{ "hostName": "h", "routing": { "routes": [
+                { "name": "r", "source": "DeviceMessages", "endpointNames": ["storage"] }
+            ] } }] }),
+        ),
+        (
+            "an unsupported route source",
+            json!({ "hubs": [{ "hostName": "h", "routing": { "routes": [
+                { "name": "r", "source": "DigitalTwinChangeEvents", "endpointNames": ["events"] }
+            ] } }] }),
+        ),
+        (
+            "one partition",
+            json!({ "hubs": [{ "hostName": "h", "eventHubEndpoint": { "partitionCount": 1 } }] }),
+        ),
+        (
+            "a consumer group with a space",
+            json!({ "hubs": [{ "hostName": "h", "eventHubEndpoint": { "consumerGroups": ["a b"] } }] }),
         ),
         (
             "hub weight 0",

@@ -1,32 +1,50 @@
-//! The built-in Event Hubs-compatible endpoint (spec/amqp.md §4): where backends read the
-//! hub's telemetry. Every attach whose address is Event Hubs-shaped arrives in
-//! [`on_attach`]:
+//! The built-in Event Hubs-compatible endpoint over AMQP (spec/amqp.md §4): where backends
+//! read the hub's telemetry with `azure-eventhub` / `@azure/event-hubs`. Every attach whose
+//! address is Event Hubs-shaped arrives in [`on_attach`]:
 //!
 //! * `$management` and `{entity}/$management` — the management request/response node
-//!   (serve it with [`super::request_response::serve`] and a
-//!   [`super::request_response::RequestHandler`]);
+//!   ([`management`]) on the generic node of [`super::request_response`];
 //! * `{entity}/ConsumerGroups/{cg}/Partitions/{p}` (with or without `amqps://host/`) —
-//!   partition receivers;
-//! * `/messages/events…` on the IoT Hub host — the connection-string path, answered with an
-//!   `amqp:link:redirect` detach.
+//!   partition receivers ([`consumer`]);
+//! * `/messages/events…` on the IoT Hub host — the IoT Hub connection-string path, answered
+//!   with an `amqp:link:redirect` detach ([`redirect`]).
 //!
-//! Authorisation is this module's: CBS grants for `sb://{host}/{entity}/…` audiences are in
-//! `ctx.connection.auth` ([`super::connection_auth::ConnectionAuth::service_access`] with a
-//! `resource`, or [`super::connection_auth::ConnectionAuth::grants`]).
+//! The domain — partitions, positions, epochs, routes — is [`crate::hub::event_hubs`]; this
+//! module only maps it to links and messages. Authorisation: the connection's service grants
+//! (CBS `put-token`, SASL `PLAIN`) must cover the entity path the link names
+//! (`{host}/{entity}/consumergroups/{cg}/partitions/{p}` for receivers) with a policy that
+//! grants `ServiceConnect`; otherwise `amqp:unauthorized-access`.
+
+pub mod address;
+pub mod consumer;
+pub mod event_message;
+pub mod management;
+pub mod redirect;
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
-use fe2o3_amqp::acceptor::ListenerSessionHandle;
+use fe2o3_amqp::acceptor::{LinkAcceptor, LinkEndpoint, ListenerSessionHandle};
+use fe2o3_amqp::types::definitions::Role;
 use fe2o3_amqp::types::performatives::Attach;
 
 use super::address::Address;
-use super::conditions::{self, NOT_IMPLEMENTED};
-use super::link::{self, LinkSlot};
+use super::conditions::{self, ARGUMENT_ERROR, NOT_ALLOWED, NOT_FOUND, UNAUTHORIZED};
+use super::connection_auth::ServiceAccess;
+use super::link::{self, Acceptor, LinkSlot};
+use super::request_response;
 use super::session::SessionContext;
+use crate::hub::Hub;
+use crate::hub::event_hubs::READ_RIGHT;
+use crate::hub::event_hubs::position::EventPosition;
+use address::EventHubsAddress;
+use consumer::ConsumerLink;
 
-/// Handles one Event Hubs-shaped attach: answer it (`link::accept` / `link::refuse`) and
-/// spawn the link's task, which keeps `slot` for as long as the link lives. The hubs are
-/// `ctx.connection.amqp.hubs`; the session must not be held up (accept, then spawn).
+/// The management node's path as the request/response node keys it.
+pub const MANAGEMENT_NODE: &str = "/$management";
+
+/// Handles one Event Hubs-shaped attach: answers it (`link::accept` / `link::refuse`) and
+/// spawns the link's task, which keeps `slot` for as long as the link lives.
 pub async fn on_attach(
     attach: Attach,
     address: Address,
@@ -35,13 +53,170 @@ pub async fn on_attach(
     slot: LinkSlot,
 ) {
     let acceptor = link::acceptor(ctx.connection.amqp.limits.max_message_size);
-    let error = conditions::error(
-        NOT_IMPLEMENTED,
-        format!(
-            "the Event Hubs-compatible endpoint ('{}') is not available yet",
-            address.raw
-        ),
-    );
-    link::refuse(attach, session, &acceptor, error).await;
-    drop(slot);
+    let Some(parsed) = EventHubsAddress::parse(&address) else {
+        let error = conditions::error(NOT_FOUND, format!("no node at '{}'", address.raw));
+        link::refuse(attach, session, &acceptor, error).await;
+        return;
+    };
+    match parsed {
+        EventHubsAddress::Management { .. } => {
+            if let Some(link) = link::accept(attach, session, &acceptor).await {
+                tokio::spawn(request_response::serve(
+                    link,
+                    MANAGEMENT_NODE.to_owned(),
+                    Arc::new(management::Management),
+                    ctx.clone(),
+                    slot,
+                ));
+            }
+        }
+        EventHubsAddress::IotHubEvents { rest } => {
+            redirect::redirect(attach, &address, &rest, session, ctx, &acceptor).await;
+        }
+        EventHubsAddress::Producer { entity } => {
+            let error = conditions::error(
+                NOT_ALLOWED,
+                format!(
+                    "'{entity}' is IoT Hub's built-in endpoint: devices send through the hub, backends only read"
+                ),
+            );
+            link::refuse(attach, session, &acceptor, error).await;
+        }
+        EventHubsAddress::Consumer {
+            entity,
+            consumer_group,
+            partition,
+        } => {
+            attach_consumer(
+                attach,
+                &address,
+                (entity, consumer_group, partition),
+                session,
+                ctx,
+                slot,
+            )
+            .await;
+        }
+    }
+}
+
+/// May this connection use `resource` (`{host}/{path}`, lower-case) of `hub`?
+pub(crate) fn authorise(
+    session: &SessionContext,
+    hub: &Hub,
+    resource: &str,
+    now: SystemTime,
+) -> Result<ServiceAccess, String> {
+    session
+        .connection
+        .auth
+        .service_access(Some(hub.host_name()), READ_RIGHT, Some(resource), now)
+        .map_err(|refusal| refusal.0)
+}
+
+/// The hub an address's entity belongs to: preferring the host the address or the TLS
+/// server name names when several hubs are served.
+fn hub_for(ctx: &SessionContext, address: &Address, entity: &str) -> Option<Arc<Hub>> {
+    let hint = address
+        .host
+        .clone()
+        .or_else(|| ctx.connection.auth.peer().server_name.clone());
+    ctx.connection
+        .amqp
+        .hubs
+        .by_event_hub(entity, hint.as_deref())
+        .cloned()
+}
+
+async fn attach_consumer(
+    attach: Attach,
+    address: &Address,
+    (entity, consumer_group, partition): (String, String, String),
+    session: &mut ListenerSessionHandle,
+    ctx: &Arc<SessionContext>,
+    slot: LinkSlot,
+) {
+    let plain = link::acceptor(ctx.connection.amqp.limits.max_message_size);
+    let refuse = |symbol: &str, text: String| conditions::error(symbol, text);
+    if attach.role != Role::Receiver {
+        let error = refuse(
+            NOT_ALLOWED,
+            format!("'{}' only takes a receiver link", address.path),
+        );
+        link::refuse(attach, session, &plain, error).await;
+        return;
+    }
+    let Some(hub) = hub_for(ctx, address, &entity) else {
+        let error = refuse(
+            NOT_FOUND,
+            format!("The messaging entity '{entity}' could not be found."),
+        );
+        link::refuse(attach, session, &plain, error).await;
+        return;
+    };
+    let endpoint = hub.event_hubs();
+    let resource = format!(
+        "{}/{}/consumergroups/{}/partitions/{}",
+        hub.host_name(),
+        endpoint.path(),
+        consumer_group,
+        partition
+    )
+    .to_ascii_lowercase();
+    if let Err(reason) = authorise(ctx, &hub, &resource, SystemTime::now()) {
+        link::refuse(attach, session, &plain, refuse(UNAUTHORIZED, reason)).await;
+        return;
+    }
+    let position = match consumer::selector(attach.source.as_deref()) {
+        Ok(None) => Ok(EventPosition::Start),
+        Ok(Some(text)) => EventPosition::parse(&text).map_err(|e| e.to_string()),
+        Err(reason) => Err(reason.to_owned()),
+    };
+    let position = match position {
+        Ok(position) => position,
+        Err(reason) => {
+            link::refuse(attach, session, &plain, refuse(ARGUMENT_ERROR, reason)).await;
+            return;
+        }
+    };
+    let epoch = match consumer::epoch(&attach) {
+        Ok(epoch) => epoch,
+        Err(reason) => {
+            let error = refuse(ARGUMENT_ERROR, reason.to_owned());
+            link::refuse(attach, session, &plain, error).await;
+            return;
+        }
+    };
+    let consumer = match endpoint.open_consumer(&consumer_group, &partition, epoch, position) {
+        Ok(consumer) => consumer,
+        Err(e) => {
+            let error = refuse(
+                e.condition(),
+                e.description(endpoint.path(), &consumer_group, &partition),
+            );
+            link::refuse(attach, session, &plain, error).await;
+            return;
+        }
+    };
+    let runtime_metric = consumer::wants_runtime_metric(&attach);
+    let acceptor: Acceptor = if runtime_metric {
+        LinkAcceptor::builder()
+            .max_message_size(ctx.connection.amqp.limits.max_message_size)
+            .add_offered_capabilities(consumer::RUNTIME_METRIC)
+            .build()
+    } else {
+        plain
+    };
+    let Some(LinkEndpoint::Sender(sender)) = link::accept(attach, session, &acceptor).await else {
+        return;
+    };
+    let link = ConsumerLink {
+        hub,
+        consumer,
+        consumer_group,
+        partition,
+        resource,
+        runtime_metric,
+    };
+    tokio::spawn(consumer::serve(sender, link, ctx.clone(), slot));
 }

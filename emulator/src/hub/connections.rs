@@ -2,9 +2,12 @@
 //! connection for the same identity drops the old one (400027
 //! ConnectionForcefullyClosedOnNewConnection). Transports attach on CONNECT and detach on exit;
 //! detaching is by connection id so a late-closing old connection never removes its successor.
+//!
+//! Every change of who is connected is reported to an observer (the hub's connection state
+//! events): a connect, a disconnect, and a replaced connection as a disconnect then a connect.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use dashmap::DashMap;
 use serde_json::Value;
@@ -28,10 +31,14 @@ pub enum Outbound {
 /// Messages queued per connection before the hub reports it busy.
 const OUTBOUND_QUEUE: usize = 128;
 
+/// Told `(connection key, connected)` after each change.
+pub type ConnectionObserver = Arc<dyn Fn(&str, bool) + Send + Sync>;
+
 #[derive(Default)]
 pub struct Connections {
     next_id: AtomicU64,
     active: DashMap<String, ActiveConnection>,
+    observer: RwLock<Option<ConnectionObserver>>,
 }
 
 #[derive(Clone)]
@@ -51,6 +58,22 @@ pub struct ConnectionLease {
 }
 
 impl Connections {
+    /// Reports every later change to `observer` (replacing any earlier one).
+    pub fn set_observer(&self, observer: ConnectionObserver) {
+        *self.observer.write().unwrap_or_else(|p| p.into_inner()) = Some(observer);
+    }
+
+    fn notify(&self, identity: &str, connected: bool) {
+        let observer = self
+            .observer
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(observer) = observer {
+            observer(identity, connected);
+        }
+    }
+
     /// Registers a new connection for `identity`, kicking any previous one.
     pub fn attach(&self, identity: &str) -> ConnectionLease {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
@@ -67,7 +90,9 @@ impl Connections {
         if let Some(previous) = previous {
             // notify_one stores a permit, so the old session sees it even if not yet waiting.
             previous.kicked.notify_one();
+            self.notify(identity, false);
         }
+        self.notify(identity, true);
         ConnectionLease {
             id,
             kicked,
@@ -82,7 +107,13 @@ impl Connections {
     }
 
     pub fn detach(&self, identity: &str, id: u64) {
-        self.active.remove_if(identity, |_, active| active.id == id);
+        if self
+            .active
+            .remove_if(identity, |_, active| active.id == id)
+            .is_some()
+        {
+            self.notify(identity, false);
+        }
     }
 
     pub fn is_connected(&self, identity: &str) -> bool {
@@ -96,6 +127,7 @@ impl Connections {
         if let Some((_, active)) = self.active.remove(identity) {
             // notify_one stores a permit, so the session sees it even if not yet waiting.
             active.kicked.notify_one();
+            self.notify(identity, false);
         }
     }
 }
@@ -117,5 +149,32 @@ mod tests {
         assert!(connections.is_connected("dev"));
         connections.detach("dev", second.id);
         assert!(!connections.is_connected("dev"));
+    }
+
+    #[test]
+    fn every_change_reaches_the_observer() {
+        let connections = Connections::default();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        connections.set_observer(Arc::new(move |key: &str, connected: bool| {
+            log.lock().unwrap().push((key.to_owned(), connected));
+        }));
+        let first = connections.attach("dev");
+        let second = connections.attach("dev");
+        connections.detach("dev", first.id); // already replaced: no event
+        connections.detach("dev", second.id);
+        let module = connections.attach("dev/mod");
+        connections.disconnect("dev/mod");
+        connections.detach("dev/mod", module.id);
+        let events = seen.lock().unwrap().clone();
+        let expected = [
+            ("dev", true),
+            ("dev", false),
+            ("dev", true),
+            ("dev", false),
+            ("dev/mod", true),
+            ("dev/mod", false),
+        ];
+        assert_eq!(events, expected.map(|(k, c)| (k.to_owned(), c)).to_vec());
     }
 }

@@ -8,6 +8,7 @@ pub mod connections;
 pub mod device;
 mod durable;
 pub mod error;
+pub mod event_hubs;
 pub mod feedback;
 pub mod methods;
 pub mod module;
@@ -33,7 +34,9 @@ use crate::persistence::Persistence;
 use connections::{Connections, Outbound};
 use device::{Device, DeviceAuthentication, DeviceStatus};
 use error::HubError;
-use telemetry::{IncomingMessage, TelemetryLog, TelemetryMessage};
+use event_hubs::notifications::{self, Lifecycle, TwinOperation};
+use event_hubs::{EventHubs, EventHubsConfig};
+use telemetry::{IncomingMessage, MessageSource, SenderAuth, TelemetryLog, TelemetryMessage};
 use twin::Twin;
 
 /// IoT Hub's device-to-cloud limit: 256 KB including properties.
@@ -42,12 +45,16 @@ pub const MAX_D2C_MESSAGE_BYTES: usize = 256 * 1024;
 /// One IoT hub.
 pub struct Hub {
     host_name: String,
+    /// The first label of the host name: `hubName` in events, `sas.root.{name}` in SASL.
+    name: String,
     policies: Vec<SharedAccessPolicy>,
     devices: DashMap<String, Device>,
     /// Module identities by (device id, module id).
     modules: DashMap<(String, String), module::Module>,
     connections: Connections,
     telemetry: TelemetryLog,
+    /// The built-in Event Hubs-compatible endpoint (telemetry plus routed notifications).
+    event_hubs: Arc<EventHubs>,
     certificates: CertificateStore,
     allocation: HubAllocation,
     /// Cloud-to-device queues by device id.
@@ -82,20 +89,86 @@ impl Default for HubAllocation {
 
 impl Hub {
     pub fn new(host_name: &str, policies: Vec<SharedAccessPolicy>, retention: usize) -> Hub {
-        Hub {
+        let name = event_hubs::hub_name(host_name);
+        let event_hubs = Arc::new(EventHubs::new(
+            &name,
+            EventHubsConfig::for_hub(host_name, retention),
+        ));
+        let hub = Hub {
             host_name: host_name.to_owned(),
+            name,
             policies,
             devices: DashMap::new(),
             modules: DashMap::new(),
             connections: Connections::default(),
             telemetry: TelemetryLog::new(retention),
+            event_hubs,
             certificates: CertificateStore::default(),
             allocation: HubAllocation::default(),
             c2d: DashMap::new(),
             persistent_c2d: dashmap::DashSet::new(),
             feedback: feedback::FeedbackQueue::default(),
             persistence: Arc::default(),
+        };
+        hub.observe_connections();
+        hub
+    }
+
+    /// Sets up the built-in Event Hubs-compatible endpoint (partitions, consumer groups,
+    /// routes); before any traffic.
+    pub fn with_event_hubs(mut self, config: EventHubsConfig) -> Hub {
+        self.event_hubs = Arc::new(EventHubs::new(&self.name, config));
+        self.observe_connections();
+        self
+    }
+
+    /// Connection state events come from the connection table, whichever transport connects.
+    fn observe_connections(&self) {
+        let event_hubs = self.event_hubs.clone();
+        self.connections
+            .set_observer(Arc::new(move |key: &str, connected: bool| {
+                event_hubs.connection_changed(key, connected)
+            }));
+    }
+
+    /// The hub's name (the first label of its host name).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The built-in Event Hubs-compatible endpoint.
+    pub fn event_hubs(&self) -> &Arc<EventHubs> {
+        &self.event_hubs
+    }
+
+    /// The first policy that may read the built-in endpoint (`ServiceConnect`).
+    pub fn event_hubs_policy(&self) -> Option<&SharedAccessPolicy> {
+        self.policies
+            .iter()
+            .find(|p| p.grants(event_hubs::READ_RIGHT))
+    }
+
+    /// The Event Hubs-compatible connection string of the built-in endpoint, signed with the
+    /// first `ServiceConnect` policy; `amqp_port` is added to the endpoint unless 5671.
+    pub fn event_hubs_connection_string(&self, amqp_port: Option<u16>) -> Option<String> {
+        self.event_hubs_policy().map(|p| {
+            self.event_hubs
+                .connection_string(&self.host_name, amqp_port, p)
+        })
+    }
+
+    /// Routes a notification the hub emits, if a route sends its source to `events`.
+    fn emit(&self, source: MessageSource, build: impl FnOnce(&str) -> TelemetryMessage) {
+        if self.event_hubs.wants(source) {
+            self.event_hubs.route(Arc::new(build(&self.name)));
         }
+    }
+
+    /// A lifecycle event for `who`, whose twin is `twin`.
+    pub(crate) fn emit_lifecycle(&self, who: IdentityRef<'_>, change: Lifecycle, twin: &Twin) {
+        self.emit(MessageSource::DeviceLifecycleEvents, |hub| {
+            notifications::lifecycle(hub, who, change, &notifications::whole_twin_body(who, twin))
+        });
     }
 
     /// Sets how DPS allocation treats this hub.
@@ -204,7 +277,12 @@ impl Hub {
                 };
                 let pending = self.submit_device(device_id, None, Some(&device))?;
                 slot.insert(device.clone());
-                Ok(pending.map(|()| device))
+                let (id, twin) = (device.device_id.clone(), device.twin.clone());
+                Ok(pending
+                    .on_stored(move || {
+                        self.emit_lifecycle(IdentityRef::device(&id), Lifecycle::Created, &twin)
+                    })
+                    .map(|()| device))
             }
         }
     }
@@ -372,8 +450,31 @@ impl Hub {
             device_id: identity.device_id(),
             module_id: identity.module_id(),
         };
-        let written = self.write_twin(who, |twin| twin.patch_reported(&patch), |_, _| {})?;
-        Ok(written.map(|(_, version)| version))
+        let wanted = self.event_hubs.wants(MessageSource::TwinChangeEvents);
+        let mut event_body = None;
+        let written = self.write_twin(
+            who,
+            |twin| {
+                let version = twin.patch_reported(&patch)?;
+                event_body = wanted.then(|| notifications::reported_update_body(&patch, twin));
+                Ok(version)
+            },
+            |_, _| {},
+        )?;
+        let (device_id, module_id) = (who.device_id.to_owned(), who.module_id.map(str::to_owned));
+        Ok(written
+            .on_stored(move || {
+                if let Some(body) = event_body {
+                    let who = IdentityRef {
+                        device_id: &device_id,
+                        module_id: module_id.as_deref(),
+                    };
+                    self.emit(MessageSource::TwinChangeEvents, |hub| {
+                        notifications::twin_change(hub, who, TwinOperation::Update, &body)
+                    });
+                }
+            })
+            .map(|(_, version)| version))
     }
 
     /// A service twin update of a device (see [`Hub::update_twin_of`]).
@@ -435,12 +536,40 @@ impl Hub {
             };
             Ok(patch)
         };
+        let wanted = self.event_hubs.wants(MessageSource::TwinChangeEvents);
+        let mut event_body = None;
         let written = self.write_twin(who, change, |twin, sent: &mut Option<Value>| {
             if let Some(patch) = sent.take() {
                 self.push_desired(&connection, twin, patch);
             }
+            if wanted {
+                event_body = Some(if replace {
+                    (
+                        TwinOperation::Replace,
+                        notifications::whole_twin_body(who, twin),
+                    )
+                } else {
+                    (
+                        TwinOperation::Update,
+                        notifications::service_update_body(twin),
+                    )
+                });
+            }
         })?;
-        Ok(written.map(|(twin, _)| self.service_view(who, &twin)))
+        let (device_id, module_id) = (who.device_id.to_owned(), who.module_id.map(str::to_owned));
+        Ok(written
+            .on_stored(move || {
+                if let Some((operation, body)) = event_body {
+                    let who = IdentityRef {
+                        device_id: &device_id,
+                        module_id: module_id.as_deref(),
+                    };
+                    self.emit(MessageSource::TwinChangeEvents, |hub| {
+                        notifications::twin_change(hub, who, operation, &body)
+                    });
+                }
+            })
+            .map(|(twin, _)| self.service_view(who, &twin)))
     }
 
     /// Only sent while connected, as IoT Hub does; a reconnecting device GETs the twin.
@@ -505,21 +634,50 @@ impl Hub {
             return Err(HubError::message_too_large(size, MAX_D2C_MESSAGE_BYTES));
         }
         let device_id = identity.device_id();
-        match self.devices.get(device_id) {
+        let mut auth = match self.devices.get(device_id) {
             None => return Err(HubError::device_not_found(device_id)),
             Some(d) if d.status == DeviceStatus::Disabled => {
                 return Err(HubError::device_disabled(device_id));
             }
-            Some(_) => {}
+            Some(d) => sender_auth("device", &d.authentication, &d.generation_id),
+        };
+        if let Some(module_id) = identity.module_id() {
+            let module = self
+                .module(device_id, module_id)
+                .ok_or_else(|| HubError::module_not_found(device_id, module_id))?;
+            auth = sender_auth("module", &module.authentication, &module.generation_id);
         }
-        if let Some(module_id) = identity.module_id()
-            && self.module(device_id, module_id).is_none()
-        {
-            return Err(HubError::module_not_found(device_id, module_id));
-        }
-        Ok(self
-            .telemetry
-            .append(&self.host_name, device_id, identity.module_id(), message))
+        let stored = self.telemetry.append_from(
+            &self.host_name,
+            device_id,
+            identity.module_id(),
+            Some(auth),
+            message,
+        );
+        self.event_hubs.route(stored.clone());
+        Ok(stored)
+    }
+}
+
+/// `iothub-connection-auth-method` and `-auth-generation-id` of a device's or module's
+/// messages. The `type` for X.509 identities is not observed in Azure's output; the names
+/// here are the ones documented for the authentication types (docs/differences.md).
+fn sender_auth(
+    scope: &str,
+    authentication: &DeviceAuthentication,
+    generation_id: &str,
+) -> SenderAuth {
+    let kind = match authentication {
+        DeviceAuthentication::Sas { .. } => "sas",
+        DeviceAuthentication::SelfSigned { .. } => "x509Certificate",
+        DeviceAuthentication::CertificateAuthority { .. } => "x509CA",
+    };
+    // Written by hand to keep Azure's key order (a serde_json map would sort the keys).
+    SenderAuth {
+        method: format!(
+            r#"{{"scope":"{scope}","type":"{kind}","issuer":"iothub","acceptingIpFilterRule":null}}"#
+        ),
+        generation_id: generation_id.to_owned(),
     }
 }
 
@@ -588,6 +746,22 @@ impl Hubs {
 
     pub fn all(&self) -> &[Arc<Hub>] {
         &self.ordered
+    }
+
+    /// The hub whose Event Hubs-compatible endpoint is named `entity` (case-insensitive),
+    /// preferring the one at host `hint` should names repeat.
+    pub fn by_event_hub(&self, entity: &str, hint: Option<&str>) -> Option<&Arc<Hub>> {
+        let mut matching = self
+            .ordered
+            .iter()
+            .filter(|h| h.event_hubs().path().eq_ignore_ascii_case(entity));
+        let first = matching.next()?;
+        let preferred = hint.and_then(|host| {
+            std::iter::once(first)
+                .chain(matching)
+                .find(|h| h.host_name().eq_ignore_ascii_case(host))
+        });
+        Some(preferred.unwrap_or(first))
     }
 }
 

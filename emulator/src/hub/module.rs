@@ -14,11 +14,12 @@ use super::c2d::{C2dMessage, MAX_C2D_BYTES};
 use super::connections::Outbound;
 use super::device::{DeviceAuthentication, DeviceStatus};
 use super::error::HubError;
+use super::event_hubs::notifications::Lifecycle;
 use super::registry::{
     AuthenticationBody, AuthenticationSpec, authentication_spec, etag_matches, validate_device_id,
 };
 use super::twin::Twin;
-use super::{Hub, new_etag, new_generation_id};
+use super::{Hub, IdentityRef, new_etag, new_generation_id};
 use crate::auth::keys::SymmetricKey;
 use crate::pending::Pending;
 use crate::timefmt::utc_timestamp;
@@ -190,7 +191,20 @@ impl Hub {
                 let pending =
                     self.submit_module(&module.device_id, &module.module_id, None, Some(&module))?;
                 vacant.insert(module.clone());
-                Ok(pending.map(|()| module))
+                let (device_id, module_id, twin) = (
+                    module.device_id.clone(),
+                    module.module_id.clone(),
+                    module.twin.clone(),
+                );
+                Ok(pending
+                    .on_stored(move || {
+                        self.emit_lifecycle(
+                            IdentityRef::module(&device_id, &module_id),
+                            Lifecycle::Created,
+                            &twin,
+                        )
+                    })
+                    .map(|()| module))
             }
         }
     }
@@ -254,7 +268,7 @@ impl Hub {
     ) -> Result<Pending<'_, ()>, HubError> {
         let key = module_key(device_id, module_id);
         let if_match = if_match.unwrap_or("*");
-        let pending = match self.modules.entry(key) {
+        let (pending, removed) = match self.modules.entry(key) {
             Entry::Vacant(_) => return Err(HubError::module_not_found(device_id, module_id)),
             Entry::Occupied(stored) => {
                 if !etag_matches(if_match, &stored.get().etag) {
@@ -262,13 +276,19 @@ impl Hub {
                 }
                 let pending =
                     self.submit_module(device_id, module_id, Some(stored.get().clone()), None)?;
-                stored.remove();
-                pending
+                (pending, stored.remove())
             }
         };
         self.connections()
             .disconnect(&format!("{device_id}/{module_id}"));
-        Ok(pending)
+        let (device_id, module_id) = (device_id.to_owned(), module_id.to_owned());
+        Ok(pending.on_stored(move || {
+            self.emit_lifecycle(
+                IdentityRef::module(&device_id, &module_id),
+                Lifecycle::Deleted,
+                &removed.twin,
+            );
+        }))
     }
 
     /// Removes every module of a deleted device and ends their connections; returns their

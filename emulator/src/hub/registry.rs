@@ -11,8 +11,9 @@ use serde_json::Value;
 
 use super::device::{Device, DeviceAuthentication, DeviceStatus};
 use super::error::HubError;
+use super::event_hubs::notifications::Lifecycle;
 use super::twin::Twin;
-use super::{Hub, new_etag, new_generation_id};
+use super::{Hub, IdentityRef, new_etag, new_generation_id};
 use crate::auth::keys::SymmetricKey;
 use crate::pending::Pending;
 
@@ -316,7 +317,12 @@ impl Hub {
                 };
                 let pending = self.submit_device(&device.device_id, None, Some(&device))?;
                 vacant.insert(device.clone());
-                Ok(pending.map(|()| device))
+                let (id, twin) = (device.device_id.clone(), device.twin.clone());
+                Ok(pending
+                    .on_stored(move || {
+                        self.emit_lifecycle(IdentityRef::device(&id), Lifecycle::Created, &twin)
+                    })
+                    .map(|()| device))
             }
         }
     }
@@ -386,15 +392,15 @@ impl Hub {
         // Read before taking the device's entry: no other map is locked while it is held.
         let modules = self.list_modules(device_id);
         let c2d = self.c2d.get(device_id).map(|q| q.clone());
-        let pending = match self.devices.entry(device_id.to_owned()) {
+        let (pending, removed) = match self.devices.entry(device_id.to_owned()) {
             Entry::Vacant(_) => return Err(HubError::device_not_found(device_id)),
             Entry::Occupied(stored) => {
                 if !etag_matches(if_match, &stored.get().etag) {
                     return Err(HubError::device_etag_mismatch(device_id));
                 }
-                let pending = self.submit_device_removal(stored.get().clone(), modules, c2d)?;
-                stored.remove();
-                pending
+                let pending =
+                    self.submit_device_removal(stored.get().clone(), modules.clone(), c2d)?;
+                (pending, stored.remove())
             }
         };
         self.connections.disconnect(device_id);
@@ -402,7 +408,22 @@ impl Hub {
         // A device deleted is gone with its pending cloud-to-device messages.
         self.c2d.remove(device_id);
         self.persistent_c2d.remove(device_id);
-        Ok(pending)
+        let device_id = device_id.to_owned();
+        Ok(pending.on_stored(move || {
+            // The device's modules go with it, each reported like a module deletion.
+            for module in &modules {
+                self.emit_lifecycle(
+                    IdentityRef::module(&device_id, &module.module_id),
+                    Lifecycle::Deleted,
+                    &module.twin,
+                );
+            }
+            self.emit_lifecycle(
+                IdentityRef::device(&device_id),
+                Lifecycle::Deleted,
+                &removed.twin,
+            );
+        }))
     }
 
     /// A device in the service API's JSON shape, with its current connection state.

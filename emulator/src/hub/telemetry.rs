@@ -82,9 +82,46 @@ impl IncomingMessage {
     }
 }
 
-/// A stored telemetry message.
+/// What produced a message on the hub's built-in endpoint: its `iothub-message-source`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageSource {
+    /// Device-to-cloud telemetry sent by a device or module.
+    Telemetry,
+    /// A twin's tags, desired or reported properties changed.
+    TwinChangeEvents,
+    /// A device or module identity was created or deleted.
+    DeviceLifecycleEvents,
+    /// A device or module connected or disconnected.
+    DeviceConnectionStateEvents,
+}
+
+impl MessageSource {
+    /// The `iothub-message-source` annotation value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageSource::Telemetry => "Telemetry",
+            MessageSource::TwinChangeEvents => "twinChangeEvents",
+            MessageSource::DeviceLifecycleEvents => "deviceLifecycleEvents",
+            MessageSource::DeviceConnectionStateEvents => "deviceConnectionStateEvents",
+        }
+    }
+}
+
+/// How the sending device or module authenticated, as IoT Hub annotates its messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SenderAuth {
+    /// `iothub-connection-auth-method`: JSON text such as
+    /// `{"scope":"device","type":"sas","issuer":"iothub","acceptingIpFilterRule":null}`.
+    pub method: String,
+    /// `iothub-connection-auth-generation-id`: the identity's generation id.
+    pub generation_id: String,
+}
+
+/// A stored device-to-cloud message — device telemetry, or a notification the hub itself
+/// emits (twin change, lifecycle, connection state) for its Event Hubs-compatible endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TelemetryMessage {
+    /// Position in the hub's telemetry log; 0 for notifications, which are not logged there.
     pub sequence_number: u64,
     pub enqueued_time: SystemTime,
     pub hub: String,
@@ -93,9 +130,40 @@ pub struct TelemetryMessage {
     pub body: Bytes,
     pub system: SystemProperties,
     pub properties: BTreeMap<String, String>,
+    pub source: MessageSource,
+    /// Set for device telemetry; notifications come from the hub.
+    pub auth: Option<SenderAuth>,
 }
 
 impl TelemetryMessage {
+    /// Body plus every property: the bytes the message occupies.
+    pub fn size(&self) -> usize {
+        self.body.len()
+            + self.system.size()
+            + self
+                .properties
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>()
+    }
+
+    /// A minimal telemetry message, for unit tests elsewhere in the crate.
+    #[cfg(test)]
+    pub(crate) fn for_tests(device_id: &str, body: &'static str) -> TelemetryMessage {
+        TelemetryMessage {
+            sequence_number: 0,
+            enqueued_time: SystemTime::now(),
+            hub: "hub".into(),
+            device_id: device_id.into(),
+            module_id: None,
+            body: Bytes::from_static(body.as_bytes()),
+            system: SystemProperties::default(),
+            properties: BTreeMap::new(),
+            source: MessageSource::Telemetry,
+            auth: None,
+        }
+    }
+
     pub fn message_id(&self) -> Option<&str> {
         self.system.message_id.as_deref()
     }
@@ -151,6 +219,18 @@ impl TelemetryLog {
         module_id: Option<&str>,
         message: IncomingMessage,
     ) -> Arc<TelemetryMessage> {
+        self.append_from(hub, device_id, module_id, None, message)
+    }
+
+    /// [`TelemetryLog::append`] with how the sender authenticated.
+    pub fn append_from(
+        &self,
+        hub: &str,
+        device_id: &str,
+        module_id: Option<&str>,
+        auth: Option<SenderAuth>,
+        message: IncomingMessage,
+    ) -> Arc<TelemetryMessage> {
         let stored = {
             let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
             let sequence_number = *self.last_sequence.borrow() + 1;
@@ -163,6 +243,8 @@ impl TelemetryLog {
                 body: message.body,
                 system: message.system,
                 properties: message.properties,
+                source: MessageSource::Telemetry,
+                auth,
             });
             if entries.len() == self.capacity {
                 entries.pop_front();
