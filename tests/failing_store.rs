@@ -809,3 +809,40 @@ async fn an_mqtt_c2d_completion_that_is_not_stored_leaves_the_message_queued() {
         "the completion was not stored"
     );
 }
+
+#[tokio::test]
+async fn an_amqp_c2d_send_that_is_not_stored_is_rejected_and_queues_nothing() {
+    use fe2o3_amqp::link::Sender;
+    use fe2o3_amqp::types::messaging::Outcome;
+    use iotemu_e2e::amqp::{Login, authorised_session, c2d_message};
+
+    let store = FailingStore::new();
+    let emulator = start_with_control(&store).await;
+    let (mut connection, mut session, _cbs) = authorised_session(&emulator, Login::Anonymous).await;
+    let mut sender = Sender::attach(&mut session, "c2d", "/messages/devicebound")
+        .await
+        .unwrap();
+    for mode in FAILURES {
+        store.set(mode);
+        let outcome = sender.send(c2d_message("c2d-dev", b"x")).await.unwrap();
+        match outcome {
+            Outcome::Rejected(rejected) => assert_eq!(
+                iotemu::amqp::conditions::symbol_of(&rejected.error.expect("error").condition),
+                "amqp:internal-error",
+                "{mode:?}"
+            ),
+            other => panic!("{mode:?}: expected a rejection, got {other:?}"),
+        }
+        assert!(
+            emulator.default_hub().c2d_pending("c2d-dev").is_empty(),
+            "{mode:?}"
+        );
+    }
+    store.set(Mode::Store);
+    let outcome = sender.send(c2d_message("c2d-dev", b"x")).await.unwrap();
+    assert!(matches!(outcome, Outcome::Accepted(_)), "{outcome:?}");
+    assert_eq!(emulator.default_hub().c2d_pending("c2d-dev").len(), 1);
+    sender.close().await.unwrap();
+    session.end().await.unwrap();
+    connection.close().await.unwrap();
+}
