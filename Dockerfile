@@ -29,7 +29,7 @@ ENV IOTEMU_BIND=0.0.0.0 \
     IOTEMU_HTTPS_PORT=443 \
     IOTEMU_CONTROL_PORT=9180 \
     IOTEMU_DATA_DIR=/data
-# MQTT over TLS, HTTPS (REST + MQTT over WebSocket), AMQP (reserved: not served yet), control.
+# MQTT over TLS, HTTPS (REST, MQTT and AMQP over WebSocket), AMQP over TLS (service C2D, Event Hubs), control.
 EXPOSE 8883 443 5671 9180
 # Durable state (IOTEMU_DATA_DIR above): state and the emulator CA survive restarts.
 VOLUME /data

@@ -401,6 +401,124 @@ async function provisionAndConnect(s, sdk) {
   return { client, deviceId: result.deviceId };
 }
 
+
+// --- the Event Hubs-compatible endpoint ---------------------------------------------------
+
+function findEventHubConnectionString(value) {
+  if (typeof value === 'string') {
+    return value.startsWith('Endpoint=sb://') && value.includes('EntityPath=') ? value : null;
+  }
+  const children = Array.isArray(value) ? value : value && typeof value === 'object' ? Object.values(value) : [];
+  for (const child of children) {
+    const found = findEventHubConnectionString(child);
+    if (found) return found;
+  }
+  return null;
+}
+
+const EVENTHUB_ROUTES = ['/eventhubs', '/health'];
+
+/**
+ * The Event Hubs-compatible connection string the emulator publishes on its control port (the
+ * one its startup banner prints), for the hub the scenarios use.
+ */
+async function eventHubConnectionString(s) {
+  for (const route of EVENTHUB_ROUTES) {
+    const { status, body } = await controlGet(route);
+    const found = status === 200 ? findEventHubConnectionString(body) : null;
+    if (found) {
+      s.info(`Event Hubs-compatible connection string from GET ${route}: ${found}`);
+      return found;
+    }
+  }
+  throw new ScenarioFailure(
+    `the control port publishes no Event Hubs-compatible connection string (looked for 'Endpoint=sb://…;EntityPath=…' in GET ${EVENTHUB_ROUTES.join(', ')})`
+  );
+}
+
+/**
+ * Subscribes `consumer` (an @azure/event-hubs EventHubConsumerClient) to all partitions with
+ * `options` until `done(events)` is true or `ms` pass; closes the subscription. Returns
+ * { events: [{ partitionId, event }], errors: [text] }.
+ */
+async function receiveEvents(consumer, options, done, ms) {
+  const events = [];
+  const errors = [];
+  let finish;
+  const finished = new Promise((resolve) => {
+    finish = resolve;
+  });
+  const subscription = consumer.subscribe(
+    {
+      processEvents: async (batch, context) => {
+        for (const event of batch) events.push({ partitionId: context.partitionId, event });
+        if (done(events)) finish();
+      },
+      processError: async (err, context) => {
+        errors.push(`partition ${context && context.partitionId}: ${describeError(err)}`);
+      },
+    },
+    options
+  );
+  const timer = setTimeout(finish, ms);
+  await finished;
+  clearTimeout(timer);
+  await subscription.close();
+  return { events, errors };
+}
+
+/** An Event Hubs event body as text (the client JSON-decodes Data sections that parse as JSON). */
+function eventBodyText(body) {
+  if (Buffer.isBuffer(body)) return body.toString('utf8');
+  if (typeof body === 'string') return body;
+  return JSON.stringify(body);
+}
+
+/**
+ * The emulator's own record of the built-in endpoint (GET /eventhubs) has partition `partitionId`
+ * holding every one of `sequenceNumbers` (between its begin and last enqueued sequence numbers).
+ */
+async function expectEventsRecorded(s, partitionId, sequenceNumbers) {
+  const { status, body } = await controlGet('/eventhubs');
+  check(status === 200 && Array.isArray(body) && body.length > 0, `GET /eventhubs returned ${status}: ${JSON.stringify(body)}`);
+  const record = (body[0].partitions || []).find((p) => String(p.partitionId) === String(partitionId));
+  check(record, `GET /eventhubs lists no partition ${partitionId}: ${JSON.stringify(body[0].partitions)}`);
+  const low = record.beginSequenceNumber;
+  const high = record.lastEnqueuedSequenceNumber;
+  const outside = sequenceNumbers.filter((n) => !(n >= low && n <= high));
+  check(outside.length === 0, `GET /eventhubs partition ${partitionId} holds sequence numbers ${low}..${high}, not ${JSON.stringify(outside)}`);
+  s.info(`emulator: partition ${partitionId} holds sequence numbers ${low}..${high} (the events' ${Math.min(...sequenceNumbers)}..${Math.max(...sequenceNumbers)})`);
+}
+
+// --- AMQP in the emulator log -------------------------------------------------------------
+
+// The emulator logs (debug) one line per C2D message a service sender link stored:
+//   "C2D message queued over AMQP link=… device=<id> message_id=<id>"
+// and one line per AMQP connection that arrived through a WebSocket upgrade (as for MQTT):
+//   "AMQP over WebSocket: connection upgraded remote=<ip:port> path=…"
+const C2D_QUEUED_OVER_AMQP = 'C2D message queued over AMQP';
+const AMQP_WEBSOCKET_UPGRADE = 'AMQP over WebSocket: connection upgraded';
+
+/** The emulator logged after `offset` that it queued each of `messageIds` for `deviceId` from an AMQP link. */
+function expectC2dQueuedOverAmqp(s, offset, deviceId, messageIds) {
+  check(EMULATOR_LOG && fs.existsSync(EMULATOR_LOG), 'emulator log unavailable: cannot see the AMQP C2D sends');
+  const lines = logLinesSince(offset, C2D_QUEUED_OVER_AMQP).filter((l) => namesClient(l, deviceId));
+  const missing = messageIds.filter((m) => !lines.some((l) => l.includes(m)));
+  check(
+    missing.length === 0,
+    `the emulator logged no '${C2D_QUEUED_OVER_AMQP}' for ${deviceId} message id(s) ${JSON.stringify(missing)} (${lines.length} such line(s) for the device)`
+  );
+  s.info(`emulator: ${messageIds.length} C2D message(s) for ${deviceId} queued over AMQP`);
+}
+
+/** At least `atLeast` AMQP connections came through a WebSocket upgrade after `offset`. */
+function expectAmqpWebsocketUpgrades(s, offset, atLeast = 1) {
+  check(EMULATOR_LOG && fs.existsSync(EMULATOR_LOG), 'emulator log unavailable: cannot see WebSocket upgrades');
+  const n = logLinesSince(offset, AMQP_WEBSOCKET_UPGRADE).length;
+  check(n >= atLeast, `the emulator logged ${n} '${AMQP_WEBSOCKET_UPGRADE}' line(s), expected at least ${atLeast}`);
+  s.info(`emulator: ${n} AMQP connection(s) over WebSocket`);
+}
+
 module.exports = {
   SDK,
   ScenarioFailure,
@@ -427,4 +545,10 @@ module.exports = {
   expectNotProvisioned,
   controlPost,
   provisionAndConnect,
+  eventHubConnectionString,
+  receiveEvents,
+  eventBodyText,
+  expectEventsRecorded,
+  expectC2dQueuedOverAmqp,
+  expectAmqpWebsocketUpgrades,
 };

@@ -432,3 +432,193 @@ async def provision_and_connect(scenario, provisioning_client_cls, device_client
         symmetric_key=key, hostname=state.assigned_hub, device_id=state.device_id, websockets=websockets)
     await device_client.connect()
     return device_client, state.device_id
+
+
+# --- hub service SDK helpers (AMQP scenarios) ---------------------------------------------------
+
+
+async def in_thread(fn, *args, **kwargs):
+    """Run a blocking SDK call (the service SDKs and azure-eventhub's sync client) off the loop."""
+    import functools
+
+    return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args, **kwargs))
+
+
+def new_key():
+    return base64.b64encode(os.urandom(32)).decode("ascii")
+
+
+def hub_host(connection_string):
+    """The HostName of a `HostName=…;SharedAccessKeyName=…;SharedAccessKey=…` connection string."""
+    fields = dict(part.split("=", 1) for part in connection_string.split(";") if "=" in part)
+    return fields["HostName"]
+
+
+async def create_sas_device(scenario, registry, device_id):
+    """Creates `device_id` with a fresh key through the service SDK's registry (HTTPS) and returns
+    its device connection string. The emulator must list it afterwards (GET /devices/{id})."""
+    key = new_key()
+    scenario.step("create device {} (create_device_with_sas over HTTPS)".format(device_id))
+    await in_thread(lambda: registry.create_device_with_sas(device_id, key, new_key(), "enabled"))
+    status, body = await device_record(device_id)
+    check(status == 200, "GET /devices/{} returned {} after create_device_with_sas: {}".format(device_id, status, body))
+    host = hub_host(env("IOTHUB_CONNECTION_STRING"))
+    return "HostName={};DeviceId={};SharedAccessKey={}".format(host, device_id, key)
+
+
+# --- AMQP in the emulator log -------------------------------------------------------------------
+
+# The emulator logs (debug) one line per C2D message a service sender link stored:
+#   "C2D message queued over AMQP link=… device=<id> message_id=<id>"
+# and one line per AMQP connection that arrived through a WebSocket upgrade (as for MQTT):
+#   "AMQP over WebSocket: connection upgraded remote=<ip:port> path=…"
+C2D_QUEUED_OVER_AMQP = "C2D message queued over AMQP"
+AMQP_WEBSOCKET_UPGRADE = "AMQP over WebSocket: connection upgraded"
+
+
+def expect_c2d_queued_over_amqp(scenario, offset, device_id, message_ids):
+    """The emulator logged, after `offset`, that it queued each of `message_ids` for `device_id`
+    from an AMQP sender link (its record of what the service SDK sent)."""
+    check(EMULATOR_LOG and os.path.exists(EMULATOR_LOG), "emulator log unavailable: cannot see the AMQP C2D sends")
+    lines = [l for l in log_lines_since(offset, C2D_QUEUED_OVER_AMQP) if _names_client(l, device_id)]
+    missing = [m for m in message_ids if not any(m in l for l in lines)]
+    check(not missing, "the emulator logged no '{}' for {} message id(s) {} ({} such line(s) for the device)".format(
+        C2D_QUEUED_OVER_AMQP, device_id, missing, len(lines)))
+    scenario.info("emulator: {} C2D message(s) for {} queued over AMQP".format(len(message_ids), device_id))
+
+
+def expect_amqp_websocket_upgrades(scenario, offset, at_least=1):
+    """At least `at_least` AMQP connections came through a WebSocket upgrade after `offset`."""
+    check(EMULATOR_LOG and os.path.exists(EMULATOR_LOG), "emulator log unavailable: cannot see WebSocket upgrades")
+    n = len(log_lines_since(offset, AMQP_WEBSOCKET_UPGRADE))
+    check(n >= at_least, "the emulator logged {} '{}' line(s), expected at least {}".format(
+        n, AMQP_WEBSOCKET_UPGRADE, at_least))
+    scenario.info("emulator: {} AMQP connection(s) over WebSocket".format(n))
+
+
+# --- the Event Hubs-compatible endpoint ---------------------------------------------------------
+
+
+def _find_eventhub_connection_string(value):
+    """The first `Endpoint=sb://…;EntityPath=…` string anywhere in a JSON value."""
+    if isinstance(value, str):
+        return value if value.startswith("Endpoint=sb://") and "EntityPath=" in value else None
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else []
+    for child in children:
+        found = _find_eventhub_connection_string(child)
+        if found:
+            return found
+    return None
+
+
+EVENTHUB_ROUTES = ("/eventhubs", "/health")
+
+
+async def eventhub_connection_string(scenario):
+    """The Event Hubs-compatible connection string the emulator publishes on its control port
+    (the same one its startup banner prints), for the hub the scenarios use."""
+    for route in EVENTHUB_ROUTES:
+        status, body = await control_get_async(route)
+        found = _find_eventhub_connection_string(body) if status == 200 else None
+        if found:
+            scenario.info("Event Hubs-compatible connection string from GET {}: {}".format(route, found))
+            return found
+    raise ScenarioFailure("the control port publishes no Event Hubs-compatible connection string "
+                          "(looked for 'Endpoint=sb://…;EntityPath=…' in GET {})".format(", ".join(EVENTHUB_ROUTES)))
+
+
+def eventhub_ca():
+    """The CA file for azure-eventhub's `connection_verify=`: its AMQP stack (pyamqp) loads
+    `connection_verify or certifi.where()` and ignores SSL_CERT_FILE, so the emulator CA must be
+    passed explicitly (the suite puts it in SSL_CERT_FILE)."""
+    return env("SSL_CERT_FILE")
+
+
+def text(value):
+    """azure-eventhub (pyamqp) hands AMQP strings and symbols out as bytes; compare as str."""
+    return value.decode("utf-8") if isinstance(value, (bytes, bytearray)) else value
+
+
+def decoded_map(mapping):
+    return {text(k): text(v) for k, v in (mapping or {}).items()}
+
+
+def receive_events(client, wanted, timeout, batch=False, **receive_kwargs):
+    """Runs azure-eventhub's blocking `EventHubConsumerClient.receive(on_event, …)` — or, with
+    `batch=True`, `receive_batch(on_event_batch, …)` — until `wanted(events)` is true or `timeout`
+    seconds pass, then closes the client. Returns (events, errors): every event received as
+    (partition_id, EventData), and the errors the client reported to `on_error`. Call it through
+    `in_thread`.
+
+    `receive` hands over one event per pass of its loop, and a pass waits for the socket timeout
+    when nothing new arrives (0.2 s over AMQP, 1 s over WebSocket, a few per pass), so a backlog
+    trickles out; `receive_batch` hands over everything that is buffered."""
+    import threading
+
+    events, errors = [], []
+    done = threading.Event()
+
+    def on_event(partition_context, event):
+        if event is None:
+            return
+        events.append((partition_context.partition_id, event))
+        if wanted(events):
+            done.set()
+
+    def on_event_batch(partition_context, batch_events):
+        for event in batch_events or []:
+            on_event(partition_context, event)
+
+    def on_error(partition_context, error):
+        errors.append("partition {}: {}".format(getattr(partition_context, "partition_id", None), describe_error(error)))
+
+    if batch:
+        target, kwargs = client.receive_batch, dict(on_event_batch=on_event_batch, on_error=on_error, **receive_kwargs)
+    else:
+        target, kwargs = client.receive, dict(on_event=on_event, on_error=on_error, **receive_kwargs)
+    worker = threading.Thread(target=target, kwargs=kwargs, daemon=True)
+    worker.start()
+    done.wait(timeout)
+    client.close()
+    worker.join(10)
+    return events, errors
+
+
+# --- README snippets ------------------------------------------------------------------------------
+
+README = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "README.md")
+_SNIPPET = re.compile(r"<!-- readme-snippet: (\S+)[^\n]*-->\n```[a-z]*\n(.*?)\n```", re.S)
+
+
+def readme_snippet(name):
+    """The code block of README.md that follows the marker `<!-- readme-snippet: NAME … -->`."""
+    with open(README, encoding="utf-8") as f:
+        found = {m.group(1): m.group(2) + "\n" for m in _SNIPPET.finditer(f.read())}
+    check(name in found, "README.md has no snippet marked `<!-- readme-snippet: {} -->` (has: {})".format(
+        name, sorted(found)))
+    return found[name]
+
+
+def write_snippet(directory, name):
+    path = os.path.join(directory, name)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(readme_snippet(name))
+    return path
+
+
+async def expect_events_recorded(scenario, partition_id, sequence_numbers):
+    """The emulator's own record of the built-in endpoint (GET /eventhubs) has partition
+    `partition_id` holding every one of `sequence_numbers` (between its begin and last enqueued
+    sequence numbers)."""
+    status, body = await control_get_async("/eventhubs")
+    check(status == 200 and isinstance(body, list) and body, "GET /eventhubs returned {}: {}".format(status, body))
+    partitions = {str(p.get("partitionId")): p for p in (body[0].get("partitions") or [])}
+    check(str(partition_id) in partitions, "GET /eventhubs lists no partition {!r}: {}".format(
+        partition_id, sorted(partitions)))
+    record = partitions[str(partition_id)]
+    low, high = record.get("beginSequenceNumber"), record.get("lastEnqueuedSequenceNumber")
+    outside = [n for n in sequence_numbers if not (isinstance(low, int) and isinstance(high, int) and low <= n <= high)]
+    check(not outside, "GET /eventhubs partition {} holds sequence numbers {}..{}, not {}".format(
+        partition_id, low, high, outside))
+    scenario.info("emulator: partition {} holds sequence numbers {}..{} (the events' {}..{})".format(
+        partition_id, low, high, min(sequence_numbers), max(sequence_numbers)))

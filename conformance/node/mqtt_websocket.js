@@ -1,4 +1,4 @@
-// Scenario websocket, Node: the quickstart flow over MQTT over WebSocket.
+// Scenario mqtt_websocket, Node: the quickstart flow over MQTT over WebSocket.
 //
 // As node/quickstart.js, with the SDKs' WebSocket transports: azure-iot-provisioning-device-mqtt's
 // MqttWs and azure-iot-device-mqtt's MqttWs (wss://host:443/$iothub/websocket, subprotocol mqtt).
@@ -21,7 +21,7 @@ const h = require('./harness');
 const messagesToSend = 3;
 const runId = crypto.randomUUID();
 
-h.run('websocket', async (s) => {
+h.run('mqtt_websocket', async (s) => {
   const provisioningHost = h.env('PROVISIONING_HOST');
   const idScope = h.env('PROVISIONING_IDSCOPE');
   const registrationId = h.env('PROVISIONING_REGISTRATION_ID');

@@ -1,4 +1,4 @@
-"""Scenario websocket, Python: the quickstart flow over MQTT over WebSocket.
+"""Scenario mqtt_websocket, Python: the quickstart flow over MQTT over WebSocket.
 
 Both clients are created as in the quickstart sample, plus `websockets=True`, which makes the SDK
 use paho's WebSocket transport: wss to port 443, path `/$iothub/websocket`, subprotocol `mqtt`
@@ -24,7 +24,7 @@ from harness import check, expect_equal
 messages_to_send = 3
 run_id = str(uuid.uuid4())
 
-scenario = harness.Scenario("websocket")
+scenario = harness.Scenario("mqtt_websocket")
 
 
 async def main():
