@@ -20,6 +20,7 @@ use iotemu::mqtt::MqttLimits;
 use iotemu::mqtt::codec::{
     self, Connect, ConnectReturnCode, Packet, PubAck, Publish, QoS, SubscribeReasonCode,
 };
+use iotemu::pending::WaitStored;
 use iotemu_e2e::log_capture;
 use iotemu_e2e::*;
 use rumqttc::mqttbytes::v4::{Login, Subscribe};
@@ -80,6 +81,7 @@ fn create_module(emulator: &Emulator, module_id: &str) -> String {
     let module = emulator
         .default_hub()
         .create_module(ModuleSpec::from_json("dev-a", module_id, b"{}").expect("module JSON"))
+        .wait_stored()
         .expect("module created");
     module.sas_keys()[0].to_base64()
 }
@@ -1505,6 +1507,9 @@ async fn cloud_to_device_messages_reach_only_their_device_even_through_a_wildcar
     emulator
         .default_hub()
         .send_c2d("dev-b", C2dMessage::new("for dev-b only"))
+        .expect("accepted")
+        .durable()
+        .await
         .expect("queued");
     match expect_packet(&mut victim, "C2D").await {
         Packet::Publish(p) => {

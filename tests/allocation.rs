@@ -2,6 +2,7 @@
 //! Registrations go through the same authentication and domain calls the transports use;
 //! one test connects a real client to a second hub on its own loopback address.
 
+use iotemu::pending::WaitStored;
 use std::time::SystemTime;
 
 use iotemu::Emulator;
@@ -63,6 +64,7 @@ fn register(emulator: &Emulator, registration_id: &str, key: &str) -> DeviceRegi
     .expect("authenticates");
     let started = dps.register(&who, b"{}").unwrap();
     dps.operation_status(&who, &started.body.operation_id)
+        .wait_stored()
         .unwrap()
         .body
         .registration_state
@@ -240,6 +242,7 @@ async fn reprovisioning_migrates_resets_and_returns_to_the_initial_hub() {
     emulator
         .dps()
         .delete_registration_state("roamer", None)
+        .wait_stored()
         .unwrap();
     let again = register(&emulator, "roamer", KEY);
     assert_eq!(
@@ -322,6 +325,7 @@ async fn register_async(
     for _ in 0..100 {
         let poll = dps
             .operation_status(&who, &started.body.operation_id)
+            .wait_stored()
             .unwrap();
         if poll.status == 200 {
             return poll.body.registration_state.unwrap();

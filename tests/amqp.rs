@@ -442,6 +442,8 @@ fn device_settles(emulator: &iotemu::Emulator, settlement: Settlement) {
         .expect("a message for the device");
     let token = locked.lock.expect("locked").token;
     hub.c2d_settle(QUICKSTART_DEVICE_ID, &token, settlement, now)
+        .unwrap()
+        .wait()
         .unwrap();
 }
 

@@ -1,6 +1,7 @@
 //! Cloud-to-device messages over MQTT (issue #6 item 3): delivery with the encoded property
 //! bag, completion on PUBACK, redelivery after reconnect for CleanSession 0, queue limits.
 
+use iotemu::pending::WaitStored;
 use std::time::{Duration, SystemTime};
 
 use iotemu::auth::keys::SymmetricKey;
@@ -73,7 +74,7 @@ async fn messages_arrive_with_their_properties_and_complete_on_puback() {
     message.message_id = Some("msg-1".into());
     message.correlation_id = Some("corr/1".into());
     message.properties.insert("room".into(), "a b/c".into());
-    hub.send_c2d("c2d-1", message).unwrap();
+    hub.send_c2d("c2d-1", message).wait_stored().unwrap();
 
     let delivered = next_c2d(&mut client).await;
     assert_eq!(&delivered.payload[..], b"turn on");
@@ -117,6 +118,7 @@ async fn unacknowledged_messages_come_back_after_reconnect_with_clean_session_0(
     provision(&emulator, "c2d-2");
     let hub = emulator.default_hub();
     hub.send_c2d("c2d-2", C2dMessage::new("queued before connecting"))
+        .wait_stored()
         .unwrap();
     let (mut client, _) = connect(&emulator, "c2d-2", false).await;
     subscribe_c2d(&mut client, "c2d-2").await;
@@ -134,7 +136,9 @@ async fn unacknowledged_messages_come_back_after_reconnect_with_clean_session_0(
     drop(client);
 
     // A clean session forgets the subscription: nothing arrives until it subscribes.
-    hub.send_c2d("c2d-2", C2dMessage::new("later")).unwrap();
+    hub.send_c2d("c2d-2", C2dMessage::new("later"))
+        .wait_stored()
+        .unwrap();
     let (mut client, present) = connect(&emulator, "c2d-2", true).await;
     assert!(!present);
     assert_eq!(
@@ -152,16 +156,19 @@ async fn queue_limits_and_expiry_follow_iot_hub() {
     let hub = emulator.default_hub();
     for i in 0..50 {
         hub.send_c2d("c2d-3", C2dMessage::new(format!("m{i}")))
+            .wait_stored()
             .unwrap();
     }
     assert_eq!(
         hub.send_c2d("c2d-3", C2dMessage::new("one too many"))
+            .wait_stored()
             .unwrap_err()
             .code,
         403004
     );
     assert_eq!(
         hub.send_c2d("nobody", C2dMessage::new("x"))
+            .wait_stored()
             .unwrap_err()
             .code,
         404001
@@ -170,14 +177,17 @@ async fn queue_limits_and_expiry_follow_iot_hub() {
     provision(&emulator, "c2d-4");
     assert_eq!(
         hub.send_c2d("c2d-4", C2dMessage::new(vec![0u8; 64 * 1024 + 1]))
+            .wait_stored()
             .unwrap_err()
             .code,
         413001
     );
     let mut expired = C2dMessage::new("stale");
     expired.expiry = Some(SystemTime::now() - Duration::from_secs(1));
-    hub.send_c2d("c2d-4", expired).unwrap();
-    hub.send_c2d("c2d-4", C2dMessage::new("fresh")).unwrap();
+    hub.send_c2d("c2d-4", expired).wait_stored().unwrap();
+    hub.send_c2d("c2d-4", C2dMessage::new("fresh"))
+        .wait_stored()
+        .unwrap();
     let (mut client, _) = connect(&emulator, "c2d-4", true).await;
     subscribe_c2d(&mut client, "c2d-4").await;
     assert_eq!(&next_c2d(&mut client).await.payload[..], b"fresh");
@@ -209,9 +219,14 @@ async fn feedback_reports_completed_expired_and_purged_messages_as_asked() {
         "nothing to report yet"
     );
 
-    hub.send_c2d("fb-1", with_ack("done-full", "full")).unwrap();
-    hub.send_c2d("fb-1", with_ack("done-none", "none")).unwrap();
+    hub.send_c2d("fb-1", with_ack("done-full", "full"))
+        .wait_stored()
+        .unwrap();
+    hub.send_c2d("fb-1", with_ack("done-none", "none"))
+        .wait_stored()
+        .unwrap();
     hub.send_c2d("fb-1", with_ack("done-negative", "negative"))
+        .wait_stored()
         .unwrap();
     let (mut client, _) = connect(&emulator, "fb-1", true).await;
     subscribe_c2d(&mut client, "fb-1").await;
@@ -224,11 +239,13 @@ async fn feedback_reports_completed_expired_and_purged_messages_as_asked() {
     drop(client);
     let mut expired = with_ack("late", "positive");
     expired.expiry = Some(SystemTime::now() - Duration::from_secs(1));
-    hub.send_c2d("fb-1", expired).unwrap();
+    hub.send_c2d("fb-1", expired).wait_stored().unwrap();
     let mut expired = with_ack("late-negative", "negative");
     expired.expiry = Some(SystemTime::now() - Duration::from_secs(1));
-    hub.send_c2d("fb-1", expired).unwrap();
-    hub.send_c2d("fb-1", with_ack("purged", "full")).unwrap();
+    hub.send_c2d("fb-1", expired).wait_stored().unwrap();
+    hub.send_c2d("fb-1", with_ack("purged", "full"))
+        .wait_stored()
+        .unwrap();
 
     // Reported: the completion of "done-full" (the positive outcomes of "negative"/"none"
     // messages are not) and the expiry of "late-negative", dead-lettered when the next message
@@ -346,8 +363,10 @@ async fn expired_and_undeliverable_messages_are_dead_lettered_with_feedback() {
     let hub = emulator.default_hub();
     let mut expired = with_ack("old", "negative");
     expired.expiry = Some(SystemTime::now() - Duration::from_secs(1));
-    hub.send_c2d("fb-2", expired).unwrap();
-    hub.send_c2d("fb-2", with_ack("bouncing", "full")).unwrap();
+    hub.send_c2d("fb-2", expired).wait_stored().unwrap();
+    hub.send_c2d("fb-2", with_ack("bouncing", "full"))
+        .wait_stored()
+        .unwrap();
     // Ten deliveries without completion (the connection drops each time) exhaust the
     // default maxDeliveryCount.
     for _ in 0..iotemu::hub::c2d::MAX_DELIVERY_COUNT {

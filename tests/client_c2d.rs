@@ -3,6 +3,7 @@
 //! redelivery of an uncompleted message after a reconnect, and messages the hub delivers
 //! before the application asks for the stream.
 
+use iotemu::pending::WaitStored;
 use std::time::{Duration, SystemTime};
 
 use iotemu::auth::keys::SymmetricKey;
@@ -62,7 +63,7 @@ async fn messages_carry_their_properties_and_complete_on_request() {
     message.expiry = Some(SystemTime::now() + Duration::from_secs(3600));
     message.properties.insert("room".into(), "a b/c".into());
     let hub = emulator.default_hub();
-    hub.send_c2d("c2d-client-1", message).unwrap();
+    hub.send_c2d("c2d-client-1", message).wait_stored().unwrap();
 
     let received = within("message", messages.next()).await.unwrap();
     assert_eq!(&received.body[..], b"turn on");
@@ -100,6 +101,7 @@ async fn an_uncompleted_message_comes_back_after_a_reconnect() {
     emulator
         .default_hub()
         .send_c2d("c2d-client-2", C2dMessage::new("do it once"))
+        .wait_stored()
         .unwrap();
     let first = within("first delivery", messages.next()).await.unwrap();
     assert!(!first.redelivered);
@@ -138,6 +140,7 @@ async fn messages_delivered_before_the_stream_is_requested_wait_for_it() {
     emulator
         .default_hub()
         .send_c2d("c2d-client-3", C2dMessage::new("while offline"))
+        .wait_stored()
         .unwrap();
     let client = builder(&emulator, "c2d-client-3").connect().await.unwrap();
     // The hub delivers on connect; the message waits until the stream is asked for.

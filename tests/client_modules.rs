@@ -3,6 +3,7 @@
 //! outputs, uses its module twin and direct methods, receives input messages, and comes back
 //! after its device was disabled and enabled again.
 
+use iotemu::pending::WaitStored;
 use std::time::Duration;
 
 use iotemu::Emulator;
@@ -37,9 +38,11 @@ fn create_module(emulator: &Emulator, device_id: &str, module_id: &str) -> Strin
             secondary: None,
         },
     })
+    .wait_stored()
     .unwrap();
     let module = hub
         .create_module(ModuleSpec::from_json(device_id, module_id, b"{}").unwrap())
+        .wait_stored()
         .unwrap();
     module.sas_keys()[0].to_base64()
 }
@@ -128,6 +131,7 @@ async fn a_module_sends_uses_its_twin_and_methods_and_receives_inputs() {
         None,
         false,
     )
+    .wait_stored()
     .unwrap();
     let patch = within("desired patch", updates.next()).await.unwrap();
     assert_eq!(patch.patch["threshold"], 30);

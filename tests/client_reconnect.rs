@@ -3,6 +3,7 @@
 //! meanwhile delivered and the desired state re-synced — a second connection with the same
 //! identity is taken over again, and a deleted device stops the client (CONNACK 5).
 
+use iotemu::pending::WaitStored;
 use std::time::Duration;
 
 use iotemu::auth::keys::SymmetricKey;
@@ -97,6 +98,7 @@ async fn a_disabled_device_comes_back_when_enabled_with_its_telemetry_and_desire
         None,
         false,
     )
+    .wait_stored()
     .unwrap();
     let client = std::sync::Arc::new(client);
     let sender = client.clone();
@@ -134,6 +136,7 @@ async fn a_disabled_device_comes_back_when_enabled_with_its_telemetry_and_desire
         None,
         false,
     )
+    .wait_stored()
     .unwrap();
     let patch = within("next patch", updates.next()).await.unwrap();
     assert_eq!((patch.version, patch.full_document), (3, false));

@@ -2,6 +2,7 @@
 //! GET, reported patches, desired patches pushed while connected, and a method invocation
 //! answered by the client's handler (spec/protocol.md §5.6, §5.7).
 
+use iotemu::pending::WaitStored;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -104,6 +105,7 @@ async fn desired_patches_reach_the_connected_device() {
         None,
         false,
     )
+    .wait_stored()
     .unwrap();
     let patch = within("first patch", updates.next()).await.unwrap();
     assert_eq!(patch.version, 2);
@@ -116,6 +118,7 @@ async fn desired_patches_reach_the_connected_device() {
         None,
         false,
     )
+    .wait_stored()
     .unwrap();
     let patch = within("second patch", updates.next()).await.unwrap();
     assert_eq!(patch.version, 3);

@@ -88,6 +88,9 @@ async fn provisioning_and_the_hub_over_websocket() {
 
     let mut messages = within("c2d_messages", device.c2d_messages()).await.unwrap();
     hub.send_c2d(QUICKSTART_DEVICE_ID, C2dMessage::new("via wss"))
+        .unwrap()
+        .durable()
+        .await
         .unwrap();
     let message = within("c2d", messages.next()).await.unwrap();
     assert_eq!(&message.body[..], b"via wss");

@@ -3,6 +3,7 @@
 //! changes and deletions — is there after a restart on the same directory, and the emulator CA
 //! stays the same so clients keep trusting it.
 
+use iotemu::pending::WaitStored;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -74,9 +75,11 @@ async fn state_survives_a_restart_on_the_same_data_directory() {
         None,
         false,
     )
+    .wait_stored()
     .unwrap();
     let module = hub
         .create_module(ModuleSpec::from_json(&device_id, "filter", b"{}").unwrap())
+        .wait_stored()
         .unwrap();
     hub.update_twin_of(
         iotemu::hub::IdentityRef::module(&device_id, "filter"),
@@ -84,13 +87,15 @@ async fn state_survives_a_restart_on_the_same_data_directory() {
         None,
         false,
     )
+    .wait_stored()
     .unwrap();
     let mut message = C2dMessage::new("reboot");
     message.message_id = Some("c2d-1".into());
-    hub.send_c2d(&device_id, message).unwrap();
+    hub.send_c2d(&device_id, message).wait_stored().unwrap();
     let root = iotemu::certs::root_ca("Durable Root", 30).unwrap();
     hub.certificates()
         .upload("durable-root", &root.cert_pem, true)
+        .wait_stored()
         .unwrap();
     assert!(first.dps().delete_enrollment_group("quickstart-group"));
     let enrollments_before = first.dps().enrollments().len();

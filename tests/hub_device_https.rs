@@ -3,6 +3,7 @@
 
 use iotemu::auth::keys::SymmetricKey;
 use iotemu::hub::c2d::C2dMessage;
+use iotemu::pending::WaitStored;
 use iotemu_e2e::*;
 use serde_json::json;
 
@@ -244,9 +245,13 @@ async fn c2d_receive_lock_complete_reject_abandon() {
     let mut first = C2dMessage::new("x");
     first.correlation_id = Some("corr-1".into());
     first.properties.insert("color".into(), "blue".into());
-    let first_id = hub.send_c2d(id, first).unwrap();
-    hub.send_c2d(id, C2dMessage::new("second")).unwrap();
-    hub.send_c2d(id, C2dMessage::new("third")).unwrap();
+    let first_id = hub.send_c2d(id, first).wait_stored().unwrap();
+    hub.send_c2d(id, C2dMessage::new("second"))
+        .wait_stored()
+        .unwrap();
+    hub.send_c2d(id, C2dMessage::new("third"))
+        .wait_stored()
+        .unwrap();
 
     // Received with its lock token in a quoted ETag and its properties as headers.
     let got = device_call(&emulator, id, "GET", &path, &[], b"").await;

@@ -3,6 +3,7 @@
 //! registration, enrollment and device ids the services do not allow — and DPS never creates
 //! a device the hub's own API would refuse.
 
+use iotemu::pending::WaitStored;
 use std::time::{Duration, SystemTime};
 
 use iotemu::Emulator;
@@ -241,12 +242,12 @@ async fn device_ids_the_hub_refuses_are_refused_everywhere() {
     let long = "d".repeat(129);
     for bad in [".", "..", "a b", "dev/x", "dév", long.as_str(), ""] {
         let spec = iotemu::hub::registry::DeviceSpec::from_json(bad, b"{}");
-        let result = spec.and_then(|spec| hub.create_device(spec));
+        let result = spec.and_then(|spec| hub.create_device(spec).wait_stored());
         assert_eq!(result.unwrap_err().code, 400004, "{bad:?}");
     }
     for good in ["a", "A-1.b_c*?!(),:=@$'%", &"d".repeat(128)] {
         let spec = iotemu::hub::registry::DeviceSpec::from_json(good, b"{}").unwrap();
-        hub.create_device(spec).unwrap();
+        hub.create_device(spec).wait_stored().unwrap();
     }
     // An enrollment naming a device id the hub refuses is refused itself.
     for bad_device in ["..", "a b", long.as_str()] {

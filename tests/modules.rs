@@ -3,6 +3,7 @@
 //! telemetry and outputs (`$.on`), get their own twin and methods, receive input messages,
 //! and go away with their device.
 
+use iotemu::pending::WaitStored;
 use std::time::Duration;
 
 use iotemu::Emulator;
@@ -65,10 +66,12 @@ fn create_module(emulator: &Emulator, device_id: &str, module_id: &str) -> Strin
                 secondary: None,
             },
         })
+        .wait_stored()
         .unwrap();
     }
     let module = hub
         .create_module(ModuleSpec::from_json(device_id, module_id, b"{}").unwrap())
+        .wait_stored()
         .unwrap();
     module.sas_keys()[0].to_base64()
 }
@@ -576,6 +579,7 @@ async fn ca_signed_modules_need_the_device_slash_module_common_name() {
     let hub = emulator.default_hub();
     hub.certificates()
         .upload("module-root", &root.cert_pem, true)
+        .wait_stored()
         .unwrap();
     hub.provision_device_with(
         "dev-x",
@@ -583,14 +587,16 @@ async fn ca_signed_modules_need_the_device_slash_module_common_name() {
             provisioning_anchors: vec![],
         },
         None,
-    );
+    )
+    .wait_stored()
+    .expect("provision");
     let module = ModuleSpec::from_json(
         "dev-x",
         "camod",
         br#"{"authentication":{"type":"certificateAuthority"}}"#,
     )
     .unwrap();
-    hub.create_module(module).unwrap();
+    hub.create_module(module).wait_stored().unwrap();
 
     let connect = |cert: &certs::GeneratedCert| {
         let (chain, key) = (cert.full_chain_der().to_vec(), cert.private_key_der());

@@ -44,6 +44,9 @@ async fn twin_and_method_round_trip() {
         None,
         false,
     )
+    .unwrap()
+    .durable()
+    .await
     .unwrap();
     let patch = desired.next().await.unwrap();
     assert_eq!(

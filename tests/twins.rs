@@ -1,6 +1,7 @@
 //! Device twins over MQTT (issue #6 item 1): GET, reported patches, desired patches pushed
 //! to the connected device, with `$rid` and `$version` where the SDKs read them.
 
+use iotemu::pending::WaitStored;
 use std::time::Duration;
 
 use iotemu::auth::keys::SymmetricKey;
@@ -149,6 +150,7 @@ async fn desired_changes_are_pushed_with_their_version() {
             None,
             false,
         )
+        .wait_stored()
         .unwrap();
     assert_eq!(view["properties"]["desired"]["$version"], 2);
     let pushed = next_publish(&mut client).await;
@@ -161,12 +163,14 @@ async fn desired_changes_are_pushed_with_their_version() {
 
     // A stale If-Match is refused and nothing is pushed; the current ETag works.
     let etag = view["etag"].as_str().unwrap().to_owned();
-    let stale = hub.update_twin(
-        "twin-2",
-        &json!({ "properties": { "desired": { "mode": "x" } } }),
-        Some("\"stale\""),
-        false,
-    );
+    let stale = hub
+        .update_twin(
+            "twin-2",
+            &json!({ "properties": { "desired": { "mode": "x" } } }),
+            Some("\"stale\""),
+            false,
+        )
+        .wait_stored();
     assert_eq!(stale.unwrap_err().code, 412001);
     hub.update_twin(
         "twin-2",
@@ -174,6 +178,7 @@ async fn desired_changes_are_pushed_with_their_version() {
         Some(&format!("\"{etag}\"")),
         false,
     )
+    .wait_stored()
     .unwrap();
     let pushed = next_publish(&mut client).await;
     assert_eq!(
@@ -197,6 +202,7 @@ async fn concurrent_desired_patches_all_land_and_reach_the_device_in_version_ord
             tokio::spawn(async move {
                 let patch = json!({ "properties": { "desired": { format!("k{i}"): i } } });
                 hub.update_twin("twin-race", &patch, Some("*"), false)
+                    .wait_stored()
                     .unwrap()["properties"]["desired"]["$version"]
                     .as_u64()
                     .unwrap()
@@ -250,6 +256,7 @@ async fn concurrent_reported_patches_from_the_device_and_service_updates_do_not_
             for i in 0..20 {
                 let patch = json!({ "tags": { format!("t{i}"): i } });
                 hub.update_twin("twin-mixed", &patch, Some("*"), false)
+                    .wait_stored()
                     .unwrap();
             }
         })

@@ -5,6 +5,7 @@
 use iotemu::Emulator;
 use iotemu::certs::{self, GeneratedCert};
 use iotemu::mqtt::codec::{ConnectReturnCode, Packet, PubAck, Publish, QoS};
+use iotemu::pending::WaitStored;
 use iotemu_e2e::*;
 use serde_json::{Value, json};
 
@@ -239,18 +240,32 @@ async fn ca_references_work_only_after_proof_of_possession() {
     assert_eq!(code, ConnectReturnCode::NotAuthorized);
 
     // A verification certificate for the wrong code, or signed by another key, is refused.
-    let code = store.generate_verification_code("pop-root").unwrap();
+    let code = store
+        .generate_verification_code("pop-root")
+        .wait_stored()
+        .unwrap();
     let wrong_code = certs::verification_certificate(&root_ca, "0123456789ABCDEF").unwrap();
-    assert!(store.verify("pop-root", &wrong_code.cert_pem).is_err());
+    assert!(
+        store
+            .verify("pop-root", &wrong_code.cert_pem)
+            .wait_stored()
+            .is_err()
+    );
     let other = certs::root_ca("Someone Else", DAYS).unwrap();
     let wrong_key = certs::verification_certificate(&other.to_ca().unwrap(), &code).unwrap();
-    assert!(store.verify("pop-root", &wrong_key.cert_pem).is_err());
+    assert!(
+        store
+            .verify("pop-root", &wrong_key.cert_pem)
+            .wait_stored()
+            .is_err()
+    );
     assert!(!store.get("pop-root").unwrap().is_verified);
 
     let proof = certs::verification_certificate(&root_ca, &code).unwrap();
     assert!(
         store
             .verify("pop-root", &proof.cert_pem)
+            .wait_stored()
             .unwrap()
             .is_verified
     );
@@ -292,9 +307,12 @@ async fn hub_ca_devices_need_a_verified_hub_ca_and_their_own_cn() {
             provisioning_anchors: vec![],
         },
         None,
-    );
+    )
+    .wait_stored()
+    .expect("provision");
     hub.certificates()
         .upload("hub-root", &root.cert_pem, false)
+        .wait_stored()
         .unwrap();
     let (_, code) = hub_client(&emulator, &good, "ca-device-1").await;
     assert_eq!(
@@ -305,6 +323,7 @@ async fn hub_ca_devices_need_a_verified_hub_ca_and_their_own_cn() {
 
     hub.certificates()
         .upload("hub-root", &root.cert_pem, true)
+        .wait_stored()
         .unwrap();
     let (mut client, code) = hub_client(&emulator, &good, "ca-device-1").await;
     assert_eq!(code, ConnectReturnCode::Success);

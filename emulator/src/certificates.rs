@@ -8,10 +8,12 @@ use std::time::SystemTime;
 use std::sync::Arc;
 
 use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
 use serde_json::{Value, json};
 
 use crate::auth::x509::{self, CertificateInfo, X509Error};
-use crate::persistence::{Persistence, Save};
+use crate::pending::Pending;
+use crate::persistence::Persistence;
 use crate::timefmt::utc_timestamp;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -107,6 +109,12 @@ pub enum CertificateError {
     Storage(String),
 }
 
+impl From<crate::store::StoreError> for CertificateError {
+    fn from(error: crate::store::StoreError) -> CertificateError {
+        CertificateError::Storage(error.to_string())
+    }
+}
+
 /// One instance's uploaded CA certificates, by case-insensitive name.
 #[derive(Default)]
 pub struct CertificateStore {
@@ -121,15 +129,25 @@ impl CertificateStore {
         self.durable = Some((persistence, collection));
     }
 
-    /// Makes the current state of `name` durable (a tombstone once deleted).
-    fn persist(&self, name: &str) -> Result<(), CertificateError> {
+    /// Submits the new state of the certificate under `key` (`None`: deleted); the caller
+    /// publishes it once this succeeded (see `persistence`).
+    fn submit(
+        &self,
+        key: &str,
+        before: Option<CaCertificate>,
+        after: Option<&CaCertificate>,
+    ) -> Result<Pending<'_, ()>, CertificateError> {
         let Some((persistence, collection)) = &self.durable else {
-            return Ok(());
+            return Ok(Pending::ready(()));
         };
-        let key = name.to_ascii_lowercase();
-        persistence
-            .save(|| vec![Save::of(collection, &key, self.get(&key).as_ref())])
-            .map_err(|e| CertificateError::Storage(e.to_string()))
+        Ok(persistence.submit_entry(
+            collection,
+            key,
+            &self.entries,
+            key.to_owned(),
+            before,
+            after,
+        )?)
     }
 
     /// Removes a certificate that durable state says was deleted.
@@ -138,21 +156,23 @@ impl CertificateStore {
     }
 
     /// Adds or replaces `name`. `is_verified` is the "verify on upload" option; a replaced
-    /// certificate has to be verified again.
+    /// certificate has to be verified again. Acknowledge it once the result is durable.
     pub fn upload(
         &self,
         name: &str,
         certificate: &str,
         is_verified: bool,
-    ) -> Result<CaCertificate, CertificateError> {
+    ) -> Result<Pending<'_, CaCertificate>, CertificateError> {
         let der = x509::decode_certificate(certificate)?;
         let info = x509::inspect(&der)?;
         let now = SystemTime::now();
-        let created = self
-            .entries
-            .get(&name.to_ascii_lowercase())
-            .map(|c| c.created)
-            .unwrap_or(now);
+        let key = name.to_ascii_lowercase();
+        let mut slot = self.entries.entry(key.clone());
+        let before = match &mut slot {
+            Entry::Occupied(stored) => Some(stored.get().clone()),
+            Entry::Vacant(_) => None,
+        };
+        let created = before.as_ref().map(|c| c.created).unwrap_or(now);
         let entry = CaCertificate {
             name: name.to_owned(),
             der,
@@ -163,10 +183,9 @@ impl CertificateStore {
             created,
             updated: now,
         };
-        self.entries
-            .insert(name.to_ascii_lowercase(), entry.clone());
-        self.persist(name)?;
-        Ok(entry)
+        let pending = self.submit(&key, before, Some(&entry))?;
+        slot.insert(entry.clone());
+        Ok(pending.map(|()| entry))
     }
 
     /// Puts back a certificate from durable state, as it was.
@@ -187,29 +206,39 @@ impl CertificateStore {
         all
     }
 
-    pub fn delete(&self, name: &str) -> bool {
-        let removed = self.entries.remove(&name.to_ascii_lowercase()).is_some();
-        if removed && let Err(e) = self.persist(name) {
-            tracing::error!(error = %e, "a certificate deletion could not be made durable");
+    /// Deletes `name`; `false` when there was none.
+    pub fn delete(&self, name: &str) -> Result<Pending<'_, bool>, CertificateError> {
+        let key = name.to_ascii_lowercase();
+        match self.entries.entry(key.clone()) {
+            Entry::Vacant(_) => Ok(Pending::ready(false)),
+            Entry::Occupied(stored) => {
+                let pending = self.submit(&key, Some(stored.get().clone()), None)?;
+                stored.remove();
+                Ok(pending.map(|()| true))
+            }
         }
-        removed
     }
 
     /// A fresh code the owner must put in a verification certificate's subject CN.
-    pub fn generate_verification_code(&self, name: &str) -> Result<String, CertificateError> {
-        let mut entry = self
+    pub fn generate_verification_code(
+        &self,
+        name: &str,
+    ) -> Result<Pending<'_, String>, CertificateError> {
+        let key = name.to_ascii_lowercase();
+        let mut stored = self
             .entries
-            .get_mut(&name.to_ascii_lowercase())
+            .get_mut(&key)
             .ok_or_else(|| CertificateError::NotFound(name.to_owned()))?;
         let code = uuid::Uuid::new_v4()
             .simple()
             .to_string()
             .to_ascii_uppercase();
+        let mut entry = stored.clone();
         entry.verification_code = Some(code.clone());
         entry.etag = new_etag();
-        drop(entry);
-        self.persist(name)?;
-        Ok(code)
+        let pending = self.submit(&key, Some(stored.clone()), Some(&entry))?;
+        *stored = entry;
+        Ok(pending.map(|()| code))
     }
 
     /// Marks `name` verified when `verification_certificate` carries the current code as its
@@ -218,13 +247,15 @@ impl CertificateStore {
         &self,
         name: &str,
         verification_certificate: &str,
-    ) -> Result<CaCertificate, CertificateError> {
+    ) -> Result<Pending<'_, CaCertificate>, CertificateError> {
         let der = x509::decode_certificate(verification_certificate)?;
         let info = x509::inspect(&der)?;
-        let mut entry = self
+        let key = name.to_ascii_lowercase();
+        let mut stored = self
             .entries
-            .get_mut(&name.to_ascii_lowercase())
+            .get_mut(&key)
             .ok_or_else(|| CertificateError::NotFound(name.to_owned()))?;
+        let mut entry = stored.clone();
         let expected = entry
             .verification_code
             .clone()
@@ -240,10 +271,9 @@ impl CertificateStore {
         entry.verification_code = None;
         entry.etag = new_etag();
         entry.updated = SystemTime::now();
-        let verified = entry.clone();
-        drop(entry);
-        self.persist(name)?;
-        Ok(verified)
+        let pending = self.submit(&key, Some(stored.clone()), Some(&entry))?;
+        *stored = entry.clone();
+        Ok(pending.map(|()| entry))
     }
 
     /// DER of every verified certificate: the anchors devices may chain up to.

@@ -46,6 +46,7 @@ use tokio::task::JoinHandle;
 use crate::emulator::EmulatorState;
 use crate::hub::Hub;
 use crate::hub::c2d::C2dMessage;
+use crate::hub::error::HubError;
 use crate::net::{ConnectionLimit, spawn_accept_loop};
 use crate::query;
 use crate::shutdown::ShutdownSignal;
@@ -182,7 +183,11 @@ async fn post(state: &EmulatorState, req: Request<Incoming>) -> Reply {
     };
     let message = message_from_query(&query, body);
     let sent = if path == "c2d" {
-        hub.send_c2d(&device_id, message)
+        // 201 only once the message is durable; a store failure is a 500.
+        match hub.send_c2d(&device_id, message) {
+            Ok(pending) => pending.durable().await.map_err(HubError::from),
+            Err(e) => Err(e),
+        }
     } else {
         let (Some(module_id), Some(input)) = (
             query::value(&query, "moduleId"),

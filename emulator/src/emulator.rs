@@ -35,7 +35,7 @@ use crate::mqtt::{self, MqttContext, MqttLimits};
 use crate::net::ConnectionLimit;
 use crate::persistence::{self, Persistence, Save};
 use crate::shutdown::Shutdown;
-use crate::store::FileStore;
+use crate::store::{FileStore, Store};
 use crate::tls::{CaMaterial, EmulatorTls, TlsError};
 
 /// Where the emulator keeps its own CA in the durable state.
@@ -93,6 +93,18 @@ pub struct EmulatorBuilder {
     max_connections: MaxConnections,
     shutdown_timeout: Duration,
     data_dir: Option<PathBuf>,
+    /// A store given by [`EmulatorBuilder::store`], used instead of memory or `data_dir`.
+    store: Option<InjectedStore>,
+}
+
+/// A caller's [`Store`], e.g. a test double that fails on demand.
+#[derive(Clone)]
+struct InjectedStore(Arc<dyn Store>);
+
+impl std::fmt::Debug for InjectedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InjectedStore")
+    }
 }
 
 /// How many connections each listener kind accepts at once (over every bound address).
@@ -141,6 +153,7 @@ impl Default for EmulatorBuilder {
             max_connections: MaxConnections::default(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             data_dir: None,
+            store: None,
         }
     }
 }
@@ -151,6 +164,15 @@ impl EmulatorBuilder {
     /// restart. Without it everything lives in memory. See docs/persistence.md.
     pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Keeps state in `store` instead (overrides [`EmulatorBuilder::data_dir`]): for tests
+    /// that need a store which fails on demand, to prove nothing is acknowledged unless it
+    /// was stored. Not a stable API.
+    #[doc(hidden)]
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(InjectedStore(store));
         self
     }
 
@@ -360,9 +382,10 @@ impl Starting {
             shutdown,
         } = self;
         let fixtures = FixtureSet::load(&builder.fixtures)?;
-        let persistence = Arc::new(match &builder.data_dir {
-            None => Persistence::default(),
-            Some(dir) => {
+        let persistence = Arc::new(match (&builder.store, &builder.data_dir) {
+            (Some(InjectedStore(store)), _) => Persistence::new(store.clone()),
+            (None, None) => Persistence::default(),
+            (None, Some(dir)) => {
                 let store = FileStore::open(dir)
                     .map_err(|e| StartError::Store(format!("{}: {e}", dir.display())))?;
                 Persistence::new(Arc::new(store))
@@ -426,12 +449,14 @@ impl Starting {
         for entry in &fixtures.dps.certificates {
             dps.certificates()
                 .upload(&entry.name, &entry.certificate, entry.is_verified)
+                .and_then(|pending| Ok(pending.wait()?))
                 .map_err(|e| fixture_error(&format!("dps.certificates '{}': {e}", entry.name)))?;
         }
         for (section, hub) in fixtures.hubs.iter().zip(hubs.all()) {
             for entry in &section.certificates {
                 hub.certificates()
                     .upload(&entry.name, &entry.certificate, entry.is_verified)
+                    .and_then(|pending| Ok(pending.wait()?))
                     .map_err(|e| {
                         fixture_error(&format!("hub certificate '{}': {e}", entry.name))
                     })?;
@@ -474,8 +499,12 @@ impl Starting {
         persistence.activate();
         if stored_ca.is_none() {
             let ca = tls.ca_material().clone();
+            // Awaited, not blocked on: startup runs on a tokio worker.
             persistence
-                .save(|| vec![Save::of(EMULATOR_COLLECTION, CA_KEY, Some(&ca))])
+                .submit(vec![Save::of(EMULATOR_COLLECTION, CA_KEY, Some(&ca))])
+                .map_err(|e| StartError::Store(e.to_string()))?
+                .durable()
+                .await
                 .map_err(|e| StartError::Store(e.to_string()))?;
         }
 

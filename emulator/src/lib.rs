@@ -32,6 +32,7 @@ pub mod http;
 pub mod hub;
 pub mod mqtt;
 mod net;
+pub mod pending;
 mod persistence;
 mod query;
 mod serde_b64;

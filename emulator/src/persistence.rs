@@ -1,23 +1,52 @@
-//! How the domains write their state through a [`Store`]: after a change, the changed
-//! entity's current value (or a `null` tombstone once it is gone) is saved, and the caller
-//! acknowledges nothing until that save is durable.
+//! How the domains write their state through a [`Store`], and why no reply can claim a
+//! change the store does not have.
 //!
-//! Reading the value and submitting it happen under one lock, so the log receives the values
-//! of an entity in the order they were read — a later save never carries an older value. The
-//! wait for the disk happens outside that lock. Callers must not hold a map guard of their
-//! own while saving (the read takes map locks).
+//! **The write path.** Every domain write follows the same four steps:
+//!
+//! 1. *validate* the request (shape, types, depth, size, preconditions) against the current
+//!    value, building the new value as a copy — the map is not touched;
+//! 2. *submit* the new value to the store ([`Persistence::submit`]) while still holding the
+//!    entity's own lock (its DashMap entry guard). Submitting only encodes the value and
+//!    queues it (no I/O), so the guard is held for microseconds, never across an fsync or an
+//!    `.await`; holding it makes the log receive an entity's values in the order the map does;
+//! 3. *publish* the copy into the map, only if the submit succeeded — a refused write (too
+//!    large or deep for the store, a store that has already failed) returns an error and
+//!    memory is exactly as it was;
+//! 4. return a [`Pending`] (the value plus its commit). The transport awaits
+//!    `Pending::durable()` (the store's group-commit fsync; no worker thread blocks) before it
+//!    sends PUBACK, a 2xx, DPS `assigned` or an AMQP disposition, and answers a failure with
+//!    the domain's 500 (hub 500001, DPS 500000).
+//!
+//! **When the fsync fails after the submit.** The store then refuses every later write, and
+//! the change must not stay visible: the write's hook ([`undo_entry`]) puts the previous value
+//! back — unless the entry no longer holds what this write stored (a later write replaced it;
+//! that write fails too, since the store has stopped, and undoes itself). This is the one
+//! place where memory is rolled back rather than never touched, because publishing only after
+//! the fsync would let a second writer read the stale value and overwrite the first (lost
+//! update) unless the entity stayed locked across the wait, which is what we must not do.
+//!
+//! **Exceptions, on purpose.** Library calls that return plain values
+//! (`Dps::create_or_update_enrollment`, `Hub::provision_device`, `Hub::set_device_status`)
+//! block their thread on [`Pending::wait`]; no transport calls them. C2D delivery bookkeeping
+//! (a message taken for delivery, its delivery count, a QoS 0 completion) acknowledges
+//! nothing to anyone, so it is submitted under the same rules but not waited for; a refused
+//! submit means the message is not delivered.
 //!
 //! Tombstones rather than deletes: fixtures are loaded at every start and the stored state is
 //! laid over them, so an entity deleted at run time must stay deleted even though a fixture
 //! still names it.
 
+use std::hash::Hash;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
+use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::store::{MemoryStore, Op, Store, StoreError, StoreSnapshot};
+use crate::pending::{Pending, Settled};
+use crate::store::{Commit, MemoryStore, Op, Store, StoreError, StoreSnapshot};
 
 /// A collection of the durable state: `{owner}/{kind}`, e.g. `hub/localhost/devices`.
 pub fn collection(owner: &str, kind: &str) -> String {
@@ -26,7 +55,6 @@ pub fn collection(owner: &str, kind: &str) -> String {
 
 pub struct Persistence {
     store: Arc<dyn Store>,
-    order: Mutex<()>,
     /// Off while fixtures are loaded and the stored state restored: those are not changes.
     active: AtomicBool,
 }
@@ -71,7 +99,6 @@ impl Persistence {
     pub fn new(store: Arc<dyn Store>) -> Persistence {
         Persistence {
             store,
-            order: Mutex::new(()),
             active: AtomicBool::new(false),
         }
     }
@@ -85,32 +112,59 @@ impl Persistence {
         self.store.is_durable()
     }
 
-    /// Reads the current values with `read` and makes them durable as one atomic apply.
-    /// Blocks for the disk (about one fsync with `--data-dir`; nothing in memory).
-    pub fn save(&self, read: impl FnOnce() -> Vec<Save>) -> Result<(), StoreError> {
-        if !self.store.is_durable() || !self.active.load(Ordering::SeqCst) {
-            return Ok(());
-        }
-        let commit = {
-            let _order = self.order.lock().unwrap_or_else(|e| e.into_inner());
-            let ops: Vec<Op> = read()
-                .into_iter()
-                .map(|s| Ok(Op::put(s.collection, s.key, s.value?)))
-                .collect::<Result<_, String>>()
-                .map_err(StoreError::Rejected)?;
-            if ops.is_empty() {
-                return Ok(());
-            }
-            self.store.submit(&ops)?
-        };
-        commit.wait()
+    /// Whether changes are being saved: a durable store, after startup. When not, writes
+    /// skip encoding their values altogether.
+    pub fn keeps(&self) -> bool {
+        self.store.is_durable() && self.active.load(Ordering::SeqCst)
     }
 
-    /// [`Persistence::save`] for methods that cannot report a failure: it is logged.
-    pub fn save_or_log(&self, read: impl FnOnce() -> Vec<Save>) {
-        if let Err(e) = self.save(read) {
-            tracing::error!(error = %e, "a change could not be made durable");
+    /// Queues these values as one atomic apply, without waiting for the disk; the returned
+    /// commit is awaited (through a [`crate::pending::Pending`]) before anyone is told. An
+    /// error means nothing was applied. Call it under the entity's own lock (see the module
+    /// docs); it does no I/O.
+    pub fn submit(&self, saves: Vec<Save>) -> Result<Commit, StoreError> {
+        if !self.keeps() {
+            return Ok(Commit::durable_now());
         }
+        let ops: Vec<Op> = saves
+            .into_iter()
+            .map(|s| Ok(Op::put(s.collection, s.key, s.value?)))
+            .collect::<Result<_, String>>()
+            .map_err(StoreError::Rejected)?;
+        if ops.is_empty() {
+            return Ok(Commit::durable_now());
+        }
+        self.store.submit(&ops)
+    }
+
+    /// Submits the new value of one map entry (`None`: removed; `before` is what the map
+    /// holds now). On success the caller publishes `after` into `map` — still under the
+    /// entry's guard — and returns the [`Pending`], whose hook undoes the publication if the
+    /// commit fails.
+    pub(crate) fn submit_entry<'a, K, V>(
+        &self,
+        collection: &str,
+        store_key: &str,
+        map: &'a DashMap<K, V>,
+        map_key: K,
+        before: Option<V>,
+        after: Option<&V>,
+    ) -> Result<Pending<'a, ()>, StoreError>
+    where
+        K: Eq + Hash + Clone + Send + Sync + 'a,
+        V: Serialize + Send + Sync + 'a,
+    {
+        if !self.keeps() {
+            return Ok(Pending::ready(()));
+        }
+        let save = Save::of(collection, store_key, after);
+        let written = match &save.value {
+            Ok(Value::Null) => None,
+            Ok(value) => Some(value.clone()),
+            Err(e) => return Err(StoreError::Rejected(e.clone())),
+        };
+        let commit = self.submit(vec![save])?;
+        Ok(Pending::new((), commit).on_settled(undo_entry(map, map_key, before, written)))
     }
 
     /// Makes everything saved durable and releases the store (the data directory's lock);
@@ -122,6 +176,52 @@ impl Persistence {
     /// Everything stored, for the domains to lay over their fixtures at startup.
     pub fn load(&self) -> Result<StoreSnapshot, StoreError> {
         self.store.load()
+    }
+}
+
+/// The hook that undoes a published map write whose commit failed: `before` goes back under
+/// `key`, unless the entry no longer holds `written` (what the write stored; `None` when it
+/// removed the entry), i.e. unless something changed it since. Nothing happens on success or
+/// when the write was abandoned (the store may still make it durable).
+pub(crate) fn undo_entry<'a, K, V>(
+    map: &'a DashMap<K, V>,
+    key: K,
+    before: Option<V>,
+    written: Option<Value>,
+) -> impl FnOnce(Settled) + Send + 'a
+where
+    K: Eq + Hash + Clone + Send + Sync + 'a,
+    V: Serialize + Send + Sync + 'a,
+{
+    move |settled| {
+        if settled != Settled::Failed {
+            return;
+        }
+        // Checked and restored under the entry's lock, so no write slips in between.
+        match map.entry(key) {
+            Entry::Occupied(mut current) => {
+                let holds_written = written.as_ref().is_some_and(|written| {
+                    serde_json::to_value(current.get()).ok().as_ref() == Some(written)
+                });
+                if holds_written {
+                    match before {
+                        Some(before) => {
+                            current.insert(before);
+                        }
+                        None => {
+                            current.remove();
+                        }
+                    }
+                }
+            }
+            Entry::Vacant(slot) => {
+                if written.is_none()
+                    && let Some(before) = before
+                {
+                    slot.insert(before);
+                }
+            }
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! holds the same enrollments with the same keys. Also: loading one fixture in two instances
 //! gives the same derived keys, device ids and hub assignments.
 
+use iotemu::pending::WaitStored;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -288,6 +289,7 @@ fn register(emulator: &Emulator, registration_id: &str, key: &str) -> DeviceRegi
     .expect("authenticates");
     let started = dps.register(&who, b"{}").unwrap();
     dps.operation_status(&who, &started.body.operation_id)
+        .wait_stored()
         .unwrap()
         .body
         .registration_state

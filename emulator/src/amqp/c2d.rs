@@ -2,8 +2,8 @@
 //!
 //! Our receiver link grants credit at once and keeps it topped up. Each message names its
 //! device in `properties.to` (`/devices/{id}/messages/devicebound`) and enters the device's
-//! queue through [`Hub::send_c2d`], which has stored it (durably with `--data-dir`) when it
-//! returns; only then is the delivery `accepted`. Failures are `rejected` with the condition
+//! queue through [`Hub::send_c2d`], whose pending result is awaited until the message is
+//! stored (durably with `--data-dir`); only then is the delivery `accepted`. Failures are `rejected` with the condition
 //! the clients translate (§3.2, §7): unknown device `amqp:not-found`, 50 pending
 //! `amqp:resource-limit-exceeded`, over 64 KB `amqp:link:message-size-exceeded`, a missing
 //! or malformed `to` `com.microsoft:argument-error`, a failed save `amqp:internal-error`.
@@ -96,12 +96,11 @@ pub async fn serve(
 /// Converts and queues one message; returns the device and the message id.
 async fn enqueue(hub: &Arc<Hub>, message: AnyMessage) -> Result<(String, String), Error> {
     let (device_id, c2d) = to_c2d(message)?;
-    let hub = hub.clone();
-    let device = device_id.clone();
-    // send_c2d saves before it returns; with --data-dir that may fsync.
-    let queued = tokio::task::spawn_blocking(move || hub.send_c2d(&device, c2d))
-        .await
-        .unwrap_or_else(|e| Err(HubError::storage(&format!("the save task failed: {e}"))));
+    // `accepted` only once the message is durable; awaited without blocking a worker.
+    let queued = match hub.send_c2d(&device_id, c2d) {
+        Ok(pending) => pending.durable().await.map_err(HubError::from),
+        Err(e) => Err(e),
+    };
     queued
         .map(|id| (device_id, id))
         .map_err(|e| conditions::hub_error(&e))

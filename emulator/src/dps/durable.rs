@@ -1,5 +1,5 @@
 //! DPS durable state (`--data-dir`): individual enrollments, enrollment groups, registration
-//! records and CA certificates, saved after each change (see `persistence`) and laid over the
+//! records and CA certificates, submitted with each change (see `persistence`) and laid over the
 //! fixtures at startup. Operations in progress are not kept: a device polling an operation
 //! from before a restart gets 404 and registers again, as SDKs do.
 
@@ -10,7 +10,8 @@ use super::error::DpsError;
 use super::model::{EnrollmentGroup, IndividualEnrollment};
 use super::registration::RegistrationRecord;
 use crate::certificates::CaCertificate;
-use crate::persistence::{Persistence, Save, collection, restore};
+use crate::pending::{Pending, Settled};
+use crate::persistence::{Persistence, collection, restore};
 
 const ENROLLMENTS: &str = "enrollments";
 const GROUPS: &str = "enrollmentGroups";
@@ -30,39 +31,78 @@ impl Dps {
         self
     }
 
-    /// Makes the current state of an enrollment (`group` false) or group durable.
-    pub(super) fn persist_enrollment(&self, id: &str, group: bool) -> Result<(), DpsError> {
-        let key = id.to_ascii_lowercase();
-        self.persistence
-            .save(|| {
-                vec![if group {
-                    Save::of(
-                        &dps_collection(GROUPS),
-                        &key,
-                        self.groups.get(&key).map(|g| g.clone()).as_ref(),
-                    )
-                } else {
-                    Save::of(
-                        &dps_collection(ENROLLMENTS),
-                        &key,
-                        self.enrollments.get(&key).map(|e| e.clone()).as_ref(),
-                    )
-                }]
-            })
-            .map_err(|e| DpsError::new(500000, format!("the change could not be stored: {e}")))
+    /// Submits the new state of an individual enrollment (`None`: deleted); see
+    /// [`Persistence::submit_entry`] for the caller's part.
+    pub(super) fn submit_enrollment(
+        &self,
+        key: &str,
+        before: Option<IndividualEnrollment>,
+        after: Option<&IndividualEnrollment>,
+    ) -> Result<Pending<'_, ()>, DpsError> {
+        Ok(self.persistence.submit_entry(
+            &dps_collection(ENROLLMENTS),
+            key,
+            &self.enrollments,
+            key.to_owned(),
+            before,
+            after,
+        )?)
     }
 
-    /// Makes a registration record durable; a failure is logged (the caller has no error
-    /// path), and the device's next registration writes it again.
-    pub(super) fn persist_registration(&self, key: &str) {
-        self.persistence.save_or_log(|| {
-            let record = self.registrations.get(key);
-            vec![Save::of(
-                &dps_collection(REGISTRATIONS),
-                key,
-                record.as_deref(),
-            )]
-        });
+    /// Submits the new state of an enrollment group; a failed commit also puts the X.509
+    /// group index back.
+    pub(super) fn submit_group(
+        &self,
+        key: &str,
+        before: Option<EnrollmentGroup>,
+        after: Option<&EnrollmentGroup>,
+    ) -> Result<Pending<'_, ()>, DpsError> {
+        let pending = self.persistence.submit_entry(
+            &dps_collection(GROUPS),
+            key,
+            &self.groups,
+            key.to_owned(),
+            before.clone(),
+            after,
+        )?;
+        let after = after.cloned();
+        let key = key.to_owned();
+        // Runs after the map was restored (hooks run in reverse on failure).
+        Ok(pending.on_settled(move |settled| {
+            if settled != Settled::Failed {
+                return;
+            }
+            let restored = match (self.groups.get(&key), &before) {
+                (Some(current), Some(before)) => current.etag == before.etag,
+                (None, None) => true,
+                _ => false,
+            };
+            if restored {
+                if let Some(after) = &after {
+                    self.x509_groups.remove(after);
+                }
+                if let Some(before) = &before {
+                    self.x509_groups.insert(before);
+                }
+            }
+        }))
+    }
+
+    /// Submits a registration record (`None`: deleted).
+    pub(super) fn submit_registration(
+        &self,
+        key: &str,
+        before: Option<RegistrationRecord>,
+        after: Option<&RegistrationRecord>,
+    ) -> Result<Pending<'_, ()>, DpsError> {
+        Ok(self.persistence.submit_entry(
+            &dps_collection(REGISTRATIONS),
+            key,
+            &self.registrations,
+            key.to_owned(),
+            before,
+            after,
+        )?)
     }
 
     /// Lays the stored state over what the fixtures created.

@@ -16,6 +16,14 @@ pub struct DpsError {
     pub retry_after: Option<u32>,
 }
 
+/// A change the store refused or could not make durable: nothing was acknowledged and memory
+/// is as before (`persistence`).
+impl From<crate::store::StoreError> for DpsError {
+    fn from(error: crate::store::StoreError) -> DpsError {
+        DpsError::new(500000, format!("The change could not be stored: {error}"))
+    }
+}
+
 impl DpsError {
     pub fn new(code: u32, message: impl Into<String>) -> DpsError {
         DpsError {

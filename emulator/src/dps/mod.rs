@@ -231,12 +231,16 @@ impl Dps {
 
     /// Creates or replaces an individual enrollment; missing symmetric keys are generated and
     /// a new etag and timestamps are set (as the service API's PUT does, without `If-Match`).
-    /// Later registrations see the change immediately.
+    /// Later registrations see the change immediately. A library call: it returns once the
+    /// change is durable, blocking for about one fsync with `--data-dir` (transports use
+    /// [`Dps::put_enrollment`] and await its [`Pending`](crate::pending::Pending)).
     pub fn create_or_update_enrollment(
         &self,
         enrollment: IndividualEnrollment,
     ) -> Result<IndividualEnrollment, DpsError> {
-        self.write_enrollment(enrollment, Precondition::Unconditional)
+        Ok(self
+            .write_enrollment(enrollment, Precondition::Unconditional)?
+            .wait()?)
     }
 
     /// Creates or replaces an enrollment group, like [`Dps::create_or_update_enrollment`].
@@ -244,17 +248,22 @@ impl Dps {
         &self,
         group: EnrollmentGroup,
     ) -> Result<EnrollmentGroup, DpsError> {
-        self.write_enrollment_group(group, Precondition::Unconditional)
+        Ok(self
+            .write_enrollment_group(group, Precondition::Unconditional)?
+            .wait()?)
     }
 
+    /// Deletes an individual enrollment; false when there was none or the deletion could not
+    /// be stored. Blocks like [`Dps::create_or_update_enrollment`].
     pub fn delete_enrollment(&self, registration_id: &str) -> bool {
         self.remove_enrollment(registration_id, Precondition::Unconditional)
-            .is_ok()
+            .is_ok_and(|pending| pending.wait().is_ok())
     }
 
+    /// Deletes an enrollment group, like [`Dps::delete_enrollment`].
     pub fn delete_enrollment_group(&self, group_id: &str) -> bool {
         self.remove_enrollment_group(group_id, Precondition::Unconditional)
-            .is_ok()
+            .is_ok_and(|pending| pending.wait().is_ok())
     }
 
     /// The registration record of a device, as the service API's `DeviceRegistrationState`.

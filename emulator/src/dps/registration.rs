@@ -30,7 +30,9 @@ use crate::auth::keys::SymmetricKey;
 use crate::auth::{RegistrationIdentity, X509Registration, enrollment_keys};
 use crate::hub::Hub;
 use crate::hub::device::DeviceAuthentication;
+use crate::pending::{Pending, Settled};
 use crate::timefmt::utc_timestamp;
+use dashmap::mapref::entry::Entry;
 
 /// What a transport sends back for a register or poll request.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +44,7 @@ pub struct RegistrationReply {
 }
 
 /// One register request in flight.
+#[derive(Clone)]
 pub(crate) struct Operation {
     registration_key: String,
     registration_id: String,
@@ -52,11 +55,14 @@ pub(crate) struct Operation {
     /// The webhook's decision, when the enrollment uses custom allocation.
     custom: Option<DecisionSlot>,
     ready_at: Instant,
+    /// An assignment was decided and is being made durable; polls meanwhile see `assigning`.
+    committing: bool,
+    /// The final answer, set only once the device and the record are durable.
     outcome: Option<RegistrationOperationStatus>,
 }
 
 /// A device's latest registration, and the enrollment it came through.
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct RegistrationRecord {
     pub(crate) state: DeviceRegistrationState,
     pub(crate) enrollment: EnrollmentRef,
@@ -117,6 +123,7 @@ impl Dps {
             payload: request.payload.clone(),
             custom: None,
             ready_at: Instant::now() + self.timing.assignment_delay,
+            committing: false,
             outcome: None,
         };
         operation.custom = self.start_custom_allocation(&operation);
@@ -135,27 +142,36 @@ impl Dps {
         })
     }
 
-    /// Answers a poll of `operation_id`, completing the assignment once it is due.
+    /// Answers a poll of `operation_id`, completing the assignment once it is due. The final
+    /// answer (`assigned`, `disabled`, `failed`) may be sent only once the returned
+    /// [`Pending`] is durable: that covers the hub device DPS created and the registration
+    /// record. Until then, and if it fails, the operation stays undecided (other polls see
+    /// `assigning`), so a later poll assigns again.
     pub fn operation_status(
         &self,
         who: &RegistrationIdentity,
         operation_id: &str,
-    ) -> Result<RegistrationReply, DpsError> {
+    ) -> Result<Pending<'_, RegistrationReply>, DpsError> {
         let not_found = || DpsError::not_found(format!("Operation {operation_id} not found"));
-        let mut operation = self
-            .operations
-            .get_mut(operation_id)
-            .ok_or_else(not_found)?;
-        if operation.registration_key != who.registration_id().to_ascii_lowercase() {
-            return Err(not_found());
-        }
-        if operation.outcome.is_none() {
+        // The operation's guard is released before assigning: assignment takes hub and
+        // registration locks and submits to the store.
+        let operation = {
+            let mut operation = self
+                .operations
+                .get_mut(operation_id)
+                .ok_or_else(not_found)?;
+            if operation.registration_key != who.registration_id().to_ascii_lowercase() {
+                return Err(not_found());
+            }
+            if let Some(outcome) = &operation.outcome {
+                return Ok(Pending::ready(finished(outcome.clone())));
+            }
             let deciding = operation
                 .custom
                 .as_ref()
                 .is_some_and(|slot| slot.lock().map(|d| d.is_none()).unwrap_or(false));
-            if deciding || Instant::now() < operation.ready_at {
-                return Ok(RegistrationReply {
+            if operation.committing || deciding || Instant::now() < operation.ready_at {
+                return Ok(Pending::ready(RegistrationReply {
                     status: 202,
                     retry_after: Some(self.timing.retry_after),
                     body: RegistrationOperationStatus {
@@ -167,20 +183,48 @@ impl Dps {
                             ..empty_state()
                         }),
                     },
-                });
+                }));
             }
-            let outcome = self.assign(operation_id, &operation);
-            operation.outcome = Some(outcome);
-        }
-        Ok(RegistrationReply {
-            status: 200,
-            retry_after: None,
-            body: operation.outcome.clone().ok_or_else(not_found)?,
-        })
+            operation.committing = true;
+            operation.clone()
+        };
+        let settle = move |outcome: Option<RegistrationOperationStatus>| {
+            if let Some(mut operation) = self.operations.get_mut(operation_id) {
+                operation.committing = false;
+                if outcome.is_some() {
+                    operation.outcome = outcome;
+                }
+            }
+        };
+        let (outcome, written) = match self.assign(operation_id, &operation) {
+            Ok(assigned) => assigned,
+            Err(e) => {
+                settle(None);
+                return Err(e);
+            }
+        };
+        let operation_id = operation_id.to_owned();
+        let answer = outcome.clone();
+        Ok(written
+            .on_settled(move |settled| {
+                if let Some(mut operation) = self.operations.get_mut(&operation_id) {
+                    operation.committing = false;
+                    if settled == Settled::Stored {
+                        operation.outcome = Some(answer);
+                    }
+                }
+            })
+            .map(|()| finished(outcome)))
     }
 
-    /// Decides the outcome of `operation` and records it.
-    fn assign(&self, operation_id: &str, operation: &Operation) -> RegistrationOperationStatus {
+    /// Decides the outcome of `operation`: creates or updates the hub device and submits the
+    /// registration record. The outcome may be told once the returned write is durable.
+    fn assign(
+        &self,
+        operation_id: &str,
+        operation: &Operation,
+    ) -> Result<(RegistrationOperationStatus, Pending<'_, ()>), DpsError> {
+        let mut device_written: Pending<'_, ()> = Pending::ready(());
         let now = SystemTime::now();
         let (previous, initial_hub) = self
             .registrations
@@ -275,12 +319,18 @@ impl Dps {
                             let twin = webhook_twin
                                 .or(moved.flatten())
                                 .or_else(|| input.initial_twin.clone());
-                            hub.provision_device_with(&input.device_id, input.authentication, twin);
+                            device_written = hub
+                                .provision_device_with(&input.device_id, input.authentication, twin)
+                                .map_err(hub_failure)?
+                                .map(drop);
                             if substatus == Substatus::DeviceDataReset {
                                 let fresh = decision(operation)
                                     .and_then(|d| d.initial_twin)
                                     .or(input.initial_twin);
-                                hub.reset_device_twin(&input.device_id, fresh);
+                                let reset = hub
+                                    .reset_device_twin(&input.device_id, fresh)
+                                    .map_err(hub_failure)?;
+                                device_written = device_written.join(reset).map(drop);
                             }
                             first_hub.get_or_insert_with(|| hub.host_name().to_owned());
                             state.status = RegistrationStatus::Assigned;
@@ -300,20 +350,33 @@ impl Dps {
             device_id = outcome.device_id.as_deref().unwrap_or("-"),
             "registration completed"
         );
-        self.registrations.insert(
-            operation.registration_key.clone(),
-            RegistrationRecord {
-                state: outcome.clone(),
-                enrollment: operation.enrollment.clone(),
-                initial_hub: first_hub,
+        let record = RegistrationRecord {
+            state: outcome.clone(),
+            enrollment: operation.enrollment.clone(),
+            initial_hub: first_hub,
+        };
+        let key = &operation.registration_key;
+        let record_written = match self.registrations.entry(key.clone()) {
+            Entry::Occupied(mut stored) => {
+                let pending =
+                    self.submit_registration(key, Some(stored.get().clone()), Some(&record))?;
+                stored.insert(record);
+                pending
+            }
+            Entry::Vacant(slot) => {
+                let pending = self.submit_registration(key, None, Some(&record))?;
+                slot.insert(record);
+                pending
+            }
+        };
+        Ok((
+            RegistrationOperationStatus {
+                operation_id: operation_id.to_owned(),
+                status: outcome.status,
+                registration_state: Some(outcome),
             },
-        );
-        self.persist_registration(&operation.registration_key);
-        RegistrationOperationStatus {
-            operation_id: operation_id.to_owned(),
-            status: outcome.status,
-            registration_state: Some(outcome),
-        }
+            device_written.join(record_written).map(drop),
+        ))
     }
 
     /// Reads the enrollment again, so changes made since `register` apply.
@@ -544,6 +607,21 @@ impl Dps {
     }
 }
 
+/// The `200` answer of a finished operation.
+fn finished(body: RegistrationOperationStatus) -> RegistrationReply {
+    RegistrationReply {
+        status: 200,
+        retry_after: None,
+        body,
+    }
+}
+
+/// The hub refused to store the device DPS assigned: the poll fails with a 500 and the
+/// operation stays undecided.
+fn hub_failure(error: crate::hub::error::HubError) -> DpsError {
+    DpsError::new(500000, error.to_string())
+}
+
 /// The webhook's decision for `operation`, when it succeeded.
 fn decision(operation: &Operation) -> Option<WebhookDecision> {
     operation
@@ -600,6 +678,7 @@ fn new_etag() -> String {
 
 #[cfg(test)]
 mod tests {
+    use crate::pending::WaitStored;
     use std::sync::Arc;
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -714,6 +793,7 @@ mod tests {
 
         let done = dps
             .operation_status(&who, &started.body.operation_id)
+            .wait_stored()
             .unwrap();
         assert_eq!(done.status, 200);
         let state = done.body.registration_state.unwrap();
@@ -739,6 +819,7 @@ mod tests {
         let started = dps.register(&who, b" ").unwrap();
         let poll = dps
             .operation_status(&who, &started.body.operation_id)
+            .wait_stored()
             .unwrap();
         assert_eq!(
             (poll.status, poll.body.status),
@@ -750,7 +831,10 @@ mod tests {
             "nothing recorded while assigning"
         );
         assert_eq!(
-            dps.operation_status(&who, "4.nope").unwrap_err().status(),
+            dps.operation_status(&who, "4.nope")
+                .wait_stored()
+                .unwrap_err()
+                .status(),
             404
         );
         // Another device cannot poll this operation.
@@ -761,6 +845,7 @@ mod tests {
         );
         assert_eq!(
             dps.operation_status(&other, &started.body.operation_id)
+                .wait_stored()
                 .unwrap_err()
                 .status(),
             404
@@ -776,6 +861,7 @@ mod tests {
         let first = dps.register(&who, b"{}").unwrap();
         let first = dps
             .operation_status(&who, &first.body.operation_id)
+            .wait_stored()
             .unwrap()
             .body
             .registration_state
@@ -792,6 +878,7 @@ mod tests {
         let again = dps.register(&who, b"{}").unwrap();
         let again = dps
             .operation_status(&who, &again.body.operation_id)
+            .wait_stored()
             .unwrap()
             .body
             .registration_state
@@ -811,6 +898,7 @@ mod tests {
         let started = dps.register(&who, b"{}").unwrap();
         let done = dps
             .operation_status(&who, &started.body.operation_id)
+            .wait_stored()
             .unwrap();
         assert_eq!(
             (done.status, done.body.status),
@@ -837,6 +925,7 @@ mod tests {
         assert!(dps.delete_enrollment("dev-1"));
         let done = dps
             .operation_status(&who, &started.body.operation_id)
+            .wait_stored()
             .unwrap();
         assert_eq!(done.body.status, RegistrationStatus::Failed);
         assert_eq!(

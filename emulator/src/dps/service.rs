@@ -32,6 +32,7 @@ use super::model::{
 };
 use super::validate::{self, MissingKeys};
 use super::{Dps, EnrollmentRef};
+use crate::pending::Pending;
 use crate::timefmt::utc_timestamp;
 
 pub const BAD_REQUEST: u32 = 400004;
@@ -186,10 +187,10 @@ impl Dps {
         id: &str,
         enrollment: IndividualEnrollment,
         if_match: Option<&str>,
-    ) -> Result<IndividualEnrollment, DpsError> {
+    ) -> Result<Pending<'_, IndividualEnrollment>, DpsError> {
         ids_agree("registrationId", &enrollment.registration_id, id)?;
         let stored = self.write_enrollment(enrollment, Precondition::from_if_match(if_match))?;
-        Ok(self.with_registration_state(stored))
+        Ok(stored.map(|e| self.with_registration_state(e)))
     }
 
     /// `DELETE /enrollments/{id}`.
@@ -197,7 +198,7 @@ impl Dps {
         &self,
         id: &str,
         if_match: Option<&str>,
-    ) -> Result<(), DpsError> {
+    ) -> Result<Pending<'_, ()>, DpsError> {
         self.remove_enrollment(id, Precondition::from_if_match(if_match))
     }
 
@@ -233,14 +234,17 @@ impl Dps {
     }
 
     /// `POST /enrollments` with a `mode`. Items are applied one by one, in order; one item
-    /// failing does not undo or stop the others (each failure is reported in `errors`).
+    /// failing does not undo or stop the others (each failure is reported in `errors`). The
+    /// result is durable when every item's write is; if one cannot be made durable, the whole
+    /// request fails and every item's change is undone.
     pub fn bulk_enrollments(
         &self,
         mode: BulkMode,
         enrollments: Vec<IndividualEnrollment>,
-    ) -> Result<BulkEnrollmentOperationResult, DpsError> {
+    ) -> Result<Pending<'_, BulkEnrollmentOperationResult>, DpsError> {
         check_bulk_size(enrollments.len(), "enrollments")?;
         let mut errors = Vec::new();
+        let mut written = Pending::ready(());
         for enrollment in enrollments {
             let id = enrollment.registration_id.clone();
             let etag = enrollment.etag.clone();
@@ -252,21 +256,24 @@ impl Dps {
             };
             let outcome = match mode {
                 BulkMode::Delete => self.remove_enrollment(&id, precondition),
-                _ => self.write_enrollment(enrollment, precondition).map(drop),
+                _ => self
+                    .write_enrollment(enrollment, precondition)
+                    .map(|p| p.map(drop)),
             };
-            if let Err(e) = outcome {
-                errors.push(BulkEnrollmentOperationError {
+            match outcome {
+                Ok(item) => written = written.join(item).map(drop),
+                Err(e) => errors.push(BulkEnrollmentOperationError {
                     registration_id: Some(id),
                     enrollment_group_id: None,
                     error_code: e.code,
                     error_status: e.message,
-                });
+                }),
             }
         }
-        Ok(BulkEnrollmentOperationResult {
+        Ok(written.map(|()| BulkEnrollmentOperationResult {
             is_successful: errors.is_empty(),
             errors,
-        })
+        }))
     }
 
     // ----- enrollment groups -----
@@ -282,7 +289,7 @@ impl Dps {
         id: &str,
         group: EnrollmentGroup,
         if_match: Option<&str>,
-    ) -> Result<EnrollmentGroup, DpsError> {
+    ) -> Result<Pending<'_, EnrollmentGroup>, DpsError> {
         ids_agree("enrollmentGroupId", &group.enrollment_group_id, id)?;
         self.write_enrollment_group(group, Precondition::from_if_match(if_match))
     }
@@ -292,7 +299,7 @@ impl Dps {
         &self,
         id: &str,
         if_match: Option<&str>,
-    ) -> Result<(), DpsError> {
+    ) -> Result<Pending<'_, ()>, DpsError> {
         self.remove_enrollment_group(id, Precondition::from_if_match(if_match))
     }
 
@@ -324,9 +331,10 @@ impl Dps {
         &self,
         mode: BulkMode,
         groups: Vec<EnrollmentGroup>,
-    ) -> Result<BulkEnrollmentOperationResult, DpsError> {
+    ) -> Result<Pending<'_, BulkEnrollmentOperationResult>, DpsError> {
         check_bulk_size(groups.len(), "enrollment groups")?;
         let mut errors = Vec::new();
+        let mut written = Pending::ready(());
         for group in groups {
             let id = group.enrollment_group_id.clone();
             let etag = group.etag.clone();
@@ -338,21 +346,24 @@ impl Dps {
             };
             let outcome = match mode {
                 BulkMode::Delete => self.remove_enrollment_group(&id, precondition),
-                _ => self.write_enrollment_group(group, precondition).map(drop),
+                _ => self
+                    .write_enrollment_group(group, precondition)
+                    .map(|p| p.map(drop)),
             };
-            if let Err(e) = outcome {
-                errors.push(BulkEnrollmentOperationError {
+            match outcome {
+                Ok(item) => written = written.join(item).map(drop),
+                Err(e) => errors.push(BulkEnrollmentOperationError {
                     registration_id: None,
                     enrollment_group_id: Some(id),
                     error_code: e.code,
                     error_status: e.message,
-                });
+                }),
             }
         }
-        Ok(BulkEnrollmentOperationResult {
+        Ok(written.map(|()| BulkEnrollmentOperationResult {
             is_successful: errors.is_empty(),
             errors,
-        })
+        }))
     }
 
     // ----- registration records -----
@@ -371,19 +382,20 @@ impl Dps {
         &self,
         id: &str,
         if_match: Option<&str>,
-    ) -> Result<(), DpsError> {
-        match self.registrations.entry(id.to_ascii_lowercase()) {
-            Entry::Vacant(_) => return Err(registration_not_found(id)),
+    ) -> Result<Pending<'_, ()>, DpsError> {
+        let key = id.to_ascii_lowercase();
+        match self.registrations.entry(key.clone()) {
+            Entry::Vacant(_) => Err(registration_not_found(id)),
             Entry::Occupied(stored) => {
                 Precondition::from_if_match(if_match).check(
                     Some(stored.get().state.etag.as_deref()),
                     &format!("Registration '{id}'"),
                 )?;
+                let pending = self.submit_registration(&key, Some(stored.get().clone()), None)?;
                 stored.remove();
+                Ok(pending)
             }
         }
-        self.persist_registration(&id.to_ascii_lowercase());
-        Ok(())
     }
 
     /// `POST /registrations/{enrollmentGroupId}/query`: the records of devices that registered
@@ -418,7 +430,7 @@ impl Dps {
         &self,
         mut enrollment: IndividualEnrollment,
         precondition: Precondition<'_>,
-    ) -> Result<IndividualEnrollment, DpsError> {
+    ) -> Result<Pending<'_, IndividualEnrollment>, DpsError> {
         self.links(|links| {
             validate::individual_enrollment(&mut enrollment, links, MissingKeys::Random)
         })
@@ -429,26 +441,28 @@ impl Dps {
         enrollment.registration_state = None;
         enrollment.etag = Some(new_etag());
         enrollment.last_updated_date_time_utc = Some(now.clone());
-        // Checked and written under the entry's lock: of two writers with the same If-Match,
-        // only one can win.
-        match self
-            .enrollments
-            .entry(enrollment.registration_id.to_ascii_lowercase())
-        {
+        // Checked, submitted and published under the entry's lock: of two writers with the
+        // same If-Match only one can win, and the store sees them in the map's order.
+        let key = enrollment.registration_id.to_ascii_lowercase();
+        let pending = match self.enrollments.entry(key.clone()) {
             Entry::Occupied(mut stored) => {
                 precondition.check(Some(stored.get().etag.as_deref()), &subject)?;
                 enrollment.created_date_time_utc =
                     stored.get().created_date_time_utc.clone().or(Some(now));
+                let pending =
+                    self.submit_enrollment(&key, Some(stored.get().clone()), Some(&enrollment))?;
                 stored.insert(enrollment.clone());
+                pending
             }
             Entry::Vacant(slot) => {
                 precondition.check(None, &subject)?;
                 enrollment.created_date_time_utc = Some(now);
+                let pending = self.submit_enrollment(&key, None, Some(&enrollment))?;
                 slot.insert(enrollment.clone());
+                pending
             }
-        }
-        self.persist_enrollment(&enrollment.registration_id, false)?;
-        Ok(enrollment)
+        };
+        Ok(pending.map(|()| enrollment))
     }
 
     /// [`Dps::write_enrollment`] for groups; also keeps the X.509 group index in step.
@@ -456,70 +470,76 @@ impl Dps {
         &self,
         mut group: EnrollmentGroup,
         precondition: Precondition<'_>,
-    ) -> Result<EnrollmentGroup, DpsError> {
+    ) -> Result<Pending<'_, EnrollmentGroup>, DpsError> {
         self.links(|links| validate::enrollment_group(&mut group, links, MissingKeys::Random))
             .map_err(|bad| DpsError::bad_request(bad.to_string()))?;
         let subject = format!("Enrollment group '{}'", group.enrollment_group_id);
         let now = utc_timestamp(SystemTime::now());
         group.etag = Some(new_etag());
         group.last_updated_date_time_utc = Some(now.clone());
-        match self
-            .groups
-            .entry(group.enrollment_group_id.to_ascii_lowercase())
-        {
+        let key = group.enrollment_group_id.to_ascii_lowercase();
+        let pending = match self.groups.entry(key.clone()) {
             Entry::Occupied(mut stored) => {
                 precondition.check(Some(stored.get().etag.as_deref()), &subject)?;
                 group.created_date_time_utc =
                     stored.get().created_date_time_utc.clone().or(Some(now));
+                let pending = self.submit_group(&key, Some(stored.get().clone()), Some(&group))?;
                 let previous = stored.insert(group.clone());
                 self.x509_groups.remove(&previous);
+                self.x509_groups.insert(&group);
+                pending
             }
             Entry::Vacant(slot) => {
                 precondition.check(None, &subject)?;
                 group.created_date_time_utc = Some(now);
+                let pending = self.submit_group(&key, None, Some(&group))?;
                 slot.insert(group.clone());
+                self.x509_groups.insert(&group);
+                pending
             }
-        }
-        self.x509_groups.insert(&group);
-        self.persist_enrollment(&group.enrollment_group_id, true)?;
-        Ok(group)
+        };
+        Ok(pending.map(|()| group))
     }
 
     pub(super) fn remove_enrollment(
         &self,
         id: &str,
         precondition: Precondition<'_>,
-    ) -> Result<(), DpsError> {
-        match self.enrollments.entry(id.to_ascii_lowercase()) {
-            Entry::Vacant(_) => return Err(enrollment_not_found(id)),
+    ) -> Result<Pending<'_, ()>, DpsError> {
+        let key = id.to_ascii_lowercase();
+        match self.enrollments.entry(key.clone()) {
+            Entry::Vacant(_) => Err(enrollment_not_found(id)),
             Entry::Occupied(stored) => {
                 precondition.check(
                     Some(stored.get().etag.as_deref()),
                     &format!("Enrollment '{id}'"),
                 )?;
+                let pending = self.submit_enrollment(&key, Some(stored.get().clone()), None)?;
                 stored.remove();
+                Ok(pending)
             }
         }
-        self.persist_enrollment(id, false)
     }
 
     pub(super) fn remove_enrollment_group(
         &self,
         id: &str,
         precondition: Precondition<'_>,
-    ) -> Result<(), DpsError> {
-        match self.groups.entry(id.to_ascii_lowercase()) {
-            Entry::Vacant(_) => return Err(group_not_found(id)),
+    ) -> Result<Pending<'_, ()>, DpsError> {
+        let key = id.to_ascii_lowercase();
+        match self.groups.entry(key.clone()) {
+            Entry::Vacant(_) => Err(group_not_found(id)),
             Entry::Occupied(stored) => {
                 precondition.check(
                     Some(stored.get().etag.as_deref()),
                     &format!("Enrollment group '{id}'"),
                 )?;
+                let pending = self.submit_group(&key, Some(stored.get().clone()), None)?;
                 let (_, group) = stored.remove_entry();
                 self.x509_groups.remove(&group);
+                Ok(pending)
             }
         }
-        self.persist_enrollment(id, true)
     }
 
     /// Fills `registrationState` with the record of the device this enrollment provisioned. A
@@ -691,6 +711,7 @@ fn registration_not_found(id: &str) -> DpsError {
 
 #[cfg(test)]
 mod tests {
+    use crate::pending::WaitStored;
     use std::sync::Arc;
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -786,6 +807,7 @@ mod tests {
     fn provision(dps: &Dps, who: &RegistrationIdentity) -> DeviceRegistrationState {
         let started = dps.register(who, b"{}").unwrap();
         dps.operation_status(who, &started.body.operation_id)
+            .wait_stored()
             .unwrap()
             .body
             .registration_state
@@ -801,7 +823,10 @@ mod tests {
         let dps = dps();
         let mut body = enrollment("dev-1");
         body.attestation = symmetric(None);
-        let created = dps.put_enrollment("DEV-1", body, None).unwrap();
+        let created = dps
+            .put_enrollment("DEV-1", body, None)
+            .wait_stored()
+            .unwrap();
 
         let etag = created.etag.clone().unwrap();
         assert!(etag.starts_with('"') && etag.ends_with('"') && etag.len() == 38);
@@ -828,12 +853,14 @@ mod tests {
         let dps = dps();
         let first = dps
             .put_enrollment("dev-1", enrollment("dev-1"), None)
+            .wait_stored()
             .unwrap();
         std::thread::sleep(Duration::from_millis(2));
         let mut change = enrollment("dev-1");
         change.device_id = Some("renamed".into());
         let second = dps
             .put_enrollment("dev-1", change, first.etag.as_deref())
+            .wait_stored()
             .unwrap();
         assert_eq!(second.created_date_time_utc, first.created_date_time_utc);
         assert_ne!(
@@ -843,7 +870,9 @@ mod tests {
         assert_ne!(second.etag, first.etag);
         assert_eq!(second.device_id.as_deref(), Some("renamed"));
         // The old etag no longer matches.
-        let stale = dps.put_enrollment("dev-1", enrollment("dev-1"), first.etag.as_deref());
+        let stale = dps
+            .put_enrollment("dev-1", enrollment("dev-1"), first.etag.as_deref())
+            .wait_stored();
         assert_eq!(code(stale), PRECONDITION_FAILED);
         assert_eq!(
             dps.get_enrollment("dev-1").unwrap().device_id.as_deref(),
@@ -857,6 +886,7 @@ mod tests {
         let dps = dps();
         let mut etag = dps
             .put_enrollment("dev-1", enrollment("dev-1"), None)
+            .wait_stored()
             .unwrap()
             .etag
             .unwrap();
@@ -869,23 +899,31 @@ mod tests {
             |_| "*".to_owned(),
         ];
         for form in forms {
-            let put = dps.put_enrollment("dev-1", enrollment("dev-1"), Some(&form(&etag)));
+            let put = dps
+                .put_enrollment("dev-1", enrollment("dev-1"), Some(&form(&etag)))
+                .wait_stored();
             etag = put.unwrap().etag.unwrap();
         }
-        let wrong = dps.put_enrollment("dev-1", enrollment("dev-1"), Some("\"nope\""));
+        let wrong = dps
+            .put_enrollment("dev-1", enrollment("dev-1"), Some("\"nope\""))
+            .wait_stored();
         assert_eq!(code(wrong), PRECONDITION_FAILED);
         let listed = format!("\"nope\", {etag}");
         assert!(
             dps.put_enrollment("dev-1", enrollment("dev-1"), Some(&listed))
+                .wait_stored()
                 .is_ok()
         );
 
         // Absent entity: only `*` may create it.
-        let absent = dps.put_enrollment("dev-2", enrollment("dev-2"), Some("\"abc\""));
+        let absent = dps
+            .put_enrollment("dev-2", enrollment("dev-2"), Some("\"abc\""))
+            .wait_stored();
         assert_eq!(code(absent), PRECONDITION_FAILED);
         assert!(dps.individual_enrollment("dev-2").is_none());
         assert!(
             dps.put_enrollment("dev-2", enrollment("dev-2"), Some("*"))
+                .wait_stored()
                 .is_ok()
         );
     }
@@ -893,17 +931,22 @@ mod tests {
     #[test]
     fn put_rejects_mismatched_ids_and_invalid_enrollments() {
         let dps = dps();
-        let e = dps.put_enrollment("dev-2", enrollment("dev-1"), None);
+        let e = dps
+            .put_enrollment("dev-2", enrollment("dev-1"), None)
+            .wait_stored();
         assert_eq!(code(e), BAD_REQUEST);
         let mut bad_key = enrollment("dev-1");
         bad_key.attestation = symmetric(Some("not base64!"));
-        let e = dps.put_enrollment("dev-1", bad_key, None).unwrap_err();
+        let e = dps
+            .put_enrollment("dev-1", bad_key, None)
+            .wait_stored()
+            .unwrap_err();
         assert_eq!((e.status(), e.code), (400, BAD_REQUEST));
         assert!(e.message.contains("attestation.symmetricKey.primaryKey"));
         let mut bad_hub = enrollment("dev-1");
         bad_hub.iot_hubs = Some(vec!["elsewhere".into()]);
         assert_eq!(
-            code(dps.put_enrollment("dev-1", bad_hub, None)),
+            code(dps.put_enrollment("dev-1", bad_hub, None).wait_stored()),
             BAD_REQUEST
         );
         assert!(dps.enrollments().is_empty());
@@ -922,7 +965,10 @@ mod tests {
             "capabilities": {"iotEdge": true},
         }))
         .unwrap();
-        let stored = dps.put_enrollment("dev-1", body, None).unwrap();
+        let stored = dps
+            .put_enrollment("dev-1", body, None)
+            .wait_stored()
+            .unwrap();
         assert_ne!(stored.etag.as_deref(), Some("\"client-made\""));
         assert_ne!(
             stored.created_date_time_utc.as_deref(),
@@ -953,7 +999,9 @@ mod tests {
             secondary_key: Some(GROUP_KEY.into()),
         });
         let sent = keyed.attestation.clone();
-        dps.put_enrollment("dev-1", keyed, None).unwrap();
+        dps.put_enrollment("dev-1", keyed, None)
+            .wait_stored()
+            .unwrap();
         assert_eq!(dps.get_enrollment("dev-1").unwrap().attestation, sent);
         assert_eq!(dps.enrollment_attestation("DEV-1").unwrap(), sent);
 
@@ -981,6 +1029,7 @@ mod tests {
         let mut x509_enrollment = enrollment("x509-dev");
         x509_enrollment.attestation = individual.clone();
         dps.put_enrollment("x509-dev", x509_enrollment, None)
+            .wait_stored()
             .unwrap();
         assert_eq!(
             dps.get_enrollment("x509-dev").unwrap().attestation,
@@ -1000,6 +1049,7 @@ mod tests {
         let mut x509_group = group("x509-group");
         x509_group.attestation = signing.clone();
         dps.put_enrollment_group("x509-group", x509_group, None)
+            .wait_stored()
             .unwrap();
         assert_eq!(
             dps.get_enrollment_group("x509-group").unwrap().attestation,
@@ -1020,6 +1070,7 @@ mod tests {
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].enrollment_group_id, "x509-group");
         dps.delete_enrollment_group_checked("x509-group", None)
+            .wait_stored()
             .unwrap();
         assert!(dps.x509_groups_for_chain(&chain).is_empty());
     }
@@ -1033,34 +1084,49 @@ mod tests {
             ENROLLMENT_NOT_FOUND
         );
         assert_eq!(
-            code(dps.delete_enrollment_checked("nobody", None)),
+            code(dps.delete_enrollment_checked("nobody", None).wait_stored()),
             ENROLLMENT_NOT_FOUND
         );
         assert_eq!(
-            code(dps.delete_enrollment_checked("nobody", Some("*"))),
+            code(
+                dps.delete_enrollment_checked("nobody", Some("*"))
+                    .wait_stored()
+            ),
             ENROLLMENT_NOT_FOUND
         );
         assert_eq!(dps.get_enrollment("nobody").unwrap_err().status(), 404);
 
         let etag = dps
             .put_enrollment("dev-1", enrollment("dev-1"), None)
+            .wait_stored()
             .unwrap()
             .etag
             .unwrap();
         assert_eq!(
-            code(dps.delete_enrollment_checked("dev-1", Some("\"other\""))),
+            code(
+                dps.delete_enrollment_checked("dev-1", Some("\"other\""))
+                    .wait_stored()
+            ),
             PRECONDITION_FAILED
         );
         assert!(dps.get_enrollment("dev-1").is_ok());
-        dps.delete_enrollment_checked("DEV-1", Some(&etag)).unwrap();
+        dps.delete_enrollment_checked("DEV-1", Some(&etag))
+            .wait_stored()
+            .unwrap();
         assert_eq!(code(dps.get_enrollment("dev-1")), ENROLLMENT_NOT_FOUND);
 
         dps.put_enrollment("dev-1", enrollment("dev-1"), None)
+            .wait_stored()
             .unwrap();
-        dps.delete_enrollment_checked("dev-1", Some("*")).unwrap();
+        dps.delete_enrollment_checked("dev-1", Some("*"))
+            .wait_stored()
+            .unwrap();
         dps.put_enrollment("dev-1", enrollment("dev-1"), None)
+            .wait_stored()
             .unwrap();
-        dps.delete_enrollment_checked("dev-1", None).unwrap();
+        dps.delete_enrollment_checked("dev-1", None)
+            .wait_stored()
+            .unwrap();
         assert!(dps.enrollments().is_empty());
     }
 
@@ -1086,7 +1152,7 @@ mod tests {
         let mut e = enrollment("dev-1");
         e.device_id = Some("first-device".into());
         e.iot_hubs = Some(vec!["hub-a".into()]);
-        dps.put_enrollment("dev-1", e, None).unwrap();
+        dps.put_enrollment("dev-1", e, None).wait_stored().unwrap();
         let who = login(&dps, "dev-1", KEY);
         let state = provision(&dps, &who);
         assert_eq!(state.status, RegistrationStatus::Assigned);
@@ -1105,6 +1171,7 @@ mod tests {
         let etag = change.etag.clone();
         let updated = dps
             .put_enrollment("dev-1", change, etag.as_deref())
+            .wait_stored()
             .unwrap();
         assert!(updated.registration_state.is_some());
         assert_eq!(provision(&dps, &who).status, RegistrationStatus::Disabled);
@@ -1112,7 +1179,9 @@ mod tests {
         // New keys: the old one no longer authenticates, the new one does.
         let mut rekeyed = enrollment("dev-1");
         rekeyed.attestation = symmetric(Some(GROUP_KEY));
-        dps.put_enrollment("dev-1", rekeyed, None).unwrap();
+        dps.put_enrollment("dev-1", rekeyed, None)
+            .wait_stored()
+            .unwrap();
         let token = sas::build_token(
             "0ne00000A0A/registrations/dev-1",
             SymmetricKey::from_base64(KEY).unwrap().as_bytes(),
@@ -1137,13 +1206,14 @@ mod tests {
     fn registration_states_get_delete_and_fresh_reregistration() {
         let dps = dps();
         dps.put_enrollment("dev-1", enrollment("dev-1"), None)
+            .wait_stored()
             .unwrap();
         assert_eq!(
             code(dps.get_registration_state("dev-1")),
             REGISTRATION_NOT_FOUND
         );
         assert_eq!(
-            code(dps.delete_registration_state("dev-1", None)),
+            code(dps.delete_registration_state("dev-1", None).wait_stored()),
             REGISTRATION_NOT_FOUND
         );
         let who = login(&dps, "dev-1", KEY);
@@ -1162,9 +1232,12 @@ mod tests {
         assert_eq!(again.created_date_time_utc, first.created_date_time_utc);
 
         // ...until the record is deleted (If-Match compares with the record's etag).
-        let e = dps.delete_registration_state("dev-1", Some("\"stale\""));
+        let e = dps
+            .delete_registration_state("dev-1", Some("\"stale\""))
+            .wait_stored();
         assert_eq!(code(e), PRECONDITION_FAILED);
         dps.delete_registration_state("dev-1", again.etag.as_deref())
+            .wait_stored()
             .unwrap();
         assert_eq!(
             code(dps.get_registration_state("dev-1")),
@@ -1178,7 +1251,9 @@ mod tests {
         let fresh = provision(&dps, &who);
         assert_ne!(fresh.created_date_time_utc, first.created_date_time_utc);
         assert_eq!(fresh.substatus, first.substatus);
-        dps.delete_registration_state("dev-1", Some("*")).unwrap();
+        dps.delete_registration_state("dev-1", Some("*"))
+            .wait_stored()
+            .unwrap();
     }
 
     #[test]
@@ -1189,8 +1264,10 @@ mod tests {
             ENROLLMENT_NOT_FOUND
         );
         dps.put_enrollment_group("group-1", group("group-1"), None)
+            .wait_stored()
             .unwrap();
         dps.put_enrollment("solo", enrollment("solo"), None)
+            .wait_stored()
             .unwrap();
         let group_key = SymmetricKey::from_base64(GROUP_KEY).unwrap();
         for member in ["member-c", "Member-A", "member-b"] {
@@ -1230,7 +1307,9 @@ mod tests {
     fn queries_page_in_id_order_across_three_pages() {
         let dps = dps();
         for id in ["e", "B", "g", "a", "D", "c", "f"] {
-            dps.put_enrollment(id, enrollment(id), None).unwrap();
+            dps.put_enrollment(id, enrollment(id), None)
+                .wait_stored()
+                .unwrap();
         }
         let mut ids = Vec::new();
         let mut token: Option<String> = None;
@@ -1270,8 +1349,11 @@ mod tests {
     fn only_the_select_star_subset_is_supported() {
         let dps = dps();
         dps.put_enrollment("dev-1", enrollment("dev-1"), None)
+            .wait_stored()
             .unwrap();
-        dps.put_enrollment_group("g-1", group("g-1"), None).unwrap();
+        dps.put_enrollment_group("g-1", group("g-1"), None)
+            .wait_stored()
+            .unwrap();
         for query in [
             "*",
             " select  * ",
@@ -1322,6 +1404,7 @@ mod tests {
     fn query_results_carry_registration_states() {
         let dps = dps();
         dps.put_enrollment("dev-1", enrollment("dev-1"), None)
+            .wait_stored()
             .unwrap();
         provision(&dps, &login(&dps, "dev-1", KEY));
         let page = dps.query_enrollments("*", None, None).unwrap();
@@ -1335,17 +1418,24 @@ mod tests {
     fn bulk_takes_at_most_ten_items() {
         let dps = dps();
         let eleven: Vec<_> = (0..11).map(|i| enrollment(&format!("dev-{i}"))).collect();
-        let e = dps.bulk_enrollments(BulkMode::Create, eleven).unwrap_err();
+        let e = dps
+            .bulk_enrollments(BulkMode::Create, eleven)
+            .wait_stored()
+            .unwrap_err();
         assert_eq!((e.status(), e.code), (400, BAD_REQUEST));
         assert!(dps.enrollments().is_empty(), "nothing applied");
         let groups: Vec<_> = (0..11).map(|i| group(&format!("g-{i}"))).collect();
         assert_eq!(
-            code(dps.bulk_enrollment_groups(BulkMode::Delete, groups)),
+            code(
+                dps.bulk_enrollment_groups(BulkMode::Delete, groups)
+                    .wait_stored()
+            ),
             BAD_REQUEST
         );
         let ten: Vec<_> = (0..10).map(|i| enrollment(&format!("dev-{i}"))).collect();
         assert!(
             dps.bulk_enrollments(BulkMode::Create, ten)
+                .wait_stored()
                 .unwrap()
                 .is_successful
         );
@@ -1355,7 +1445,10 @@ mod tests {
     #[test]
     fn bulk_enrollments_report_per_item_errors() {
         let dps = dps();
-        let existing = dps.put_enrollment("old", enrollment("old"), None).unwrap();
+        let existing = dps
+            .put_enrollment("old", enrollment("old"), None)
+            .wait_stored()
+            .unwrap();
         let mut invalid = enrollment("bad-key");
         invalid.attestation = symmetric(Some("???"));
 
@@ -1364,6 +1457,7 @@ mod tests {
                 BulkMode::Create,
                 vec![enrollment("new"), enrollment("OLD"), invalid],
             )
+            .wait_stored()
             .unwrap();
         assert!(!created.is_successful);
         let codes: Vec<_> = created
@@ -1396,6 +1490,7 @@ mod tests {
                 BulkMode::Update,
                 vec![enrollment("old"), enrollment("ghost")],
             )
+            .wait_stored()
             .unwrap();
         assert_eq!(updated.errors.len(), 1);
         assert_eq!(updated.errors[0].error_code, ENROLLMENT_NOT_FOUND);
@@ -1411,6 +1506,7 @@ mod tests {
                 BulkMode::UpdateIfMatchETag,
                 vec![stale, untagged, current.clone(), enrollment("ghost")],
             )
+            .wait_stored()
             .unwrap();
         let codes: Vec<_> = checked.errors.iter().map(|e| e.error_code).collect();
         assert_eq!(
@@ -1428,13 +1524,17 @@ mod tests {
                 BulkMode::Delete,
                 vec![enrollment("new"), enrollment("ghost")],
             )
+            .wait_stored()
             .unwrap();
         assert_eq!(deleted.errors.len(), 1);
         assert_eq!(deleted.errors[0].registration_id.as_deref(), Some("ghost"));
         assert_eq!(deleted.errors[0].error_code, ENROLLMENT_NOT_FOUND);
         assert!(dps.individual_enrollment("new").is_none());
 
-        let empty = dps.bulk_enrollments(BulkMode::Create, Vec::new()).unwrap();
+        let empty = dps
+            .bulk_enrollments(BulkMode::Create, Vec::new())
+            .wait_stored()
+            .unwrap();
         assert_eq!(
             serde_json::to_value(&empty).unwrap(),
             json!({"isSuccessful": true, "errors": []})
@@ -1466,21 +1566,30 @@ mod tests {
             ENROLLMENT_NOT_FOUND
         );
         assert_eq!(
-            code(dps.delete_enrollment_group_checked("g", None)),
+            code(dps.delete_enrollment_group_checked("g", None).wait_stored()),
             ENROLLMENT_NOT_FOUND
         );
         assert_eq!(
-            code(dps.put_enrollment_group("other", group("g"), None)),
+            code(
+                dps.put_enrollment_group("other", group("g"), None)
+                    .wait_stored()
+            ),
             BAD_REQUEST
         );
         assert_eq!(
-            code(dps.put_enrollment_group("g", group("g"), Some("\"x\""))),
+            code(
+                dps.put_enrollment_group("g", group("g"), Some("\"x\""))
+                    .wait_stored()
+            ),
             PRECONDITION_FAILED
         );
 
         let mut body = group("g");
         body.attestation = symmetric(None);
-        let created = dps.put_enrollment_group("G", body, None).unwrap();
+        let created = dps
+            .put_enrollment_group("G", body, None)
+            .wait_stored()
+            .unwrap();
         let etag = created.etag.clone().unwrap();
         assert!(etag.starts_with('"'));
         let keys = dps
@@ -1492,10 +1601,13 @@ mod tests {
         assert_eq!(dps.get_enrollment_group("g").unwrap(), created);
 
         std::thread::sleep(Duration::from_millis(2));
-        let wrong = dps.put_enrollment_group("g", group("g"), Some("\"x\""));
+        let wrong = dps
+            .put_enrollment_group("g", group("g"), Some("\"x\""))
+            .wait_stored();
         assert_eq!(code(wrong), PRECONDITION_FAILED);
         let updated = dps
             .put_enrollment_group("g", group("g"), Some(&etag))
+            .wait_stored()
             .unwrap();
         assert_eq!(updated.created_date_time_utc, created.created_date_time_utc);
         assert_ne!(
@@ -1503,14 +1615,22 @@ mod tests {
             created.last_updated_date_time_utc
         );
         assert_ne!(updated.etag, created.etag);
-        assert!(dps.put_enrollment_group("g", group("g"), Some("*")).is_ok());
+        assert!(
+            dps.put_enrollment_group("g", group("g"), Some("*"))
+                .wait_stored()
+                .is_ok()
+        );
 
         assert_eq!(
-            code(dps.delete_enrollment_group_checked("g", Some(&etag))),
+            code(
+                dps.delete_enrollment_group_checked("g", Some(&etag))
+                    .wait_stored()
+            ),
             PRECONDITION_FAILED
         );
         let current = dps.get_enrollment_group("g").unwrap().etag.unwrap();
         dps.delete_enrollment_group_checked("g", Some(&current))
+            .wait_stored()
             .unwrap();
         assert_eq!(code(dps.get_enrollment_group("g")), ENROLLMENT_NOT_FOUND);
     }
@@ -1520,7 +1640,9 @@ mod tests {
         let dps = dps();
         let mut g = group("group-1");
         g.iot_hub_host_name = Some("hub-b".into());
-        dps.put_enrollment_group("group-1", g, None).unwrap();
+        dps.put_enrollment_group("group-1", g, None)
+            .wait_stored()
+            .unwrap();
         let member_key = SymmetricKey::from_base64(GROUP_KEY)
             .unwrap()
             .derive_device_key("member-1");
@@ -1530,7 +1652,9 @@ mod tests {
 
         let mut off = group("group-1");
         off.provisioning_status = ProvisioningStatus::Disabled;
-        dps.put_enrollment_group("group-1", off, None).unwrap();
+        dps.put_enrollment_group("group-1", off, None)
+            .wait_stored()
+            .unwrap();
         assert_eq!(provision(&dps, &who).status, RegistrationStatus::Disabled);
     }
 
@@ -1538,7 +1662,9 @@ mod tests {
     fn group_queries_and_bulk() {
         let dps = dps();
         for id in ["g-3", "G-1", "g-2", "g-4"] {
-            dps.put_enrollment_group(id, group(id), None).unwrap();
+            dps.put_enrollment_group(id, group(id), None)
+                .wait_stored()
+                .unwrap();
         }
         let first = dps.query_enrollment_groups("*", Some(2), None).unwrap();
         let ids: Vec<_> = first
@@ -1568,6 +1694,7 @@ mod tests {
 
         let result = dps
             .bulk_enrollment_groups(BulkMode::Create, vec![group("g-5"), group("g-1")])
+            .wait_stored()
             .unwrap();
         assert!(!result.is_successful);
         assert_eq!(
@@ -1579,21 +1706,26 @@ mod tests {
             })
         );
         let stale = dps.get_enrollment_group("g-5").unwrap();
-        dps.put_enrollment_group("g-5", group("g-5"), None).unwrap();
+        dps.put_enrollment_group("g-5", group("g-5"), None)
+            .wait_stored()
+            .unwrap();
         let result = dps
             .bulk_enrollment_groups(
                 BulkMode::UpdateIfMatchETag,
                 vec![stale, dps.get_enrollment_group("g-2").unwrap()],
             )
+            .wait_stored()
             .unwrap();
         let codes: Vec<_> = result.errors.iter().map(|e| e.error_code).collect();
         assert_eq!(codes, [PRECONDITION_FAILED]);
         let result = dps
             .bulk_enrollment_groups(BulkMode::Update, vec![group("g-9")])
+            .wait_stored()
             .unwrap();
         assert_eq!(result.errors[0].error_code, ENROLLMENT_NOT_FOUND);
         let result = dps
             .bulk_enrollment_groups(BulkMode::Delete, vec![group("g-1"), group("g-9")])
+            .wait_stored()
             .unwrap();
         assert_eq!(result.errors.len(), 1);
         assert_eq!(result.errors[0].enrollment_group_id.as_deref(), Some("g-9"));

@@ -36,8 +36,9 @@ pub(super) fn register(
     }
 }
 
-/// `GET /{idScope}/registrations/{registrationId}/operations/{operationId}`
-pub(super) fn operation_status(
+/// `GET /{idScope}/registrations/{registrationId}/operations/{operationId}`: the final
+/// answer goes out only once the device and the registration record are durable.
+pub(super) async fn operation_status(
     ctx: &HttpContext,
     req: &Request<'_>,
     id_scope: &str,
@@ -45,11 +46,13 @@ pub(super) fn operation_status(
     operation_id: &str,
 ) -> Reply {
     match authenticate(ctx, req, id_scope, registration_id) {
-        Ok(who) => registration_reply(
-            ctx.dps.operation_status(&who, operation_id),
-            id_scope,
-            registration_id,
-        ),
+        Ok(who) => {
+            let result = match ctx.dps.operation_status(&who, operation_id) {
+                Ok(pending) => pending.durable().await.map_err(DpsError::from),
+                Err(e) => Err(e),
+            };
+            registration_reply(result, id_scope, registration_id)
+        }
         Err(e) => refused(&e),
     }
 }

@@ -15,6 +15,7 @@ use crate::auth;
 use crate::dps::error::DpsError;
 use crate::dps::model::{EnrollmentGroup, IndividualEnrollment};
 use crate::dps::service::{BulkMode, QueryPage};
+use crate::pending::Pending;
 
 /// What a route does; ids borrowed from the path.
 enum Operation<'p> {
@@ -100,7 +101,9 @@ fn admitted<'p>(
     Ok(operation)
 }
 
-pub(super) fn handle(
+/// Answers one request; a write's 2xx goes out only once it is durable (a failure to store
+/// it is a 500 and changes nothing).
+pub(super) async fn handle(
     ctx: &HttpContext,
     req: &Request<'_>,
     fixed: &[&str],
@@ -114,39 +117,51 @@ pub(super) fn handle(
     let dps = &ctx.dps;
     let result = match operation {
         GetEnrollment(id) => dps.get_enrollment(id).map(|e| reply::json(200, &e)),
-        PutEnrollment(id) => body::<IndividualEnrollment>(req)
-            .and_then(|e| dps.put_enrollment(id, e, req.if_match()))
-            .map(|e| reply::json(200, &e)),
-        DeleteEnrollment(id) => dps
-            .delete_enrollment_checked(id, req.if_match())
-            .map(|_| reply::empty(204)),
+        PutEnrollment(id) => stored(
+            body::<IndividualEnrollment>(req)
+                .and_then(|e| dps.put_enrollment(id, e, req.if_match())),
+        )
+        .await
+        .map(|e| reply::json(200, &e)),
+        DeleteEnrollment(id) => stored(dps.delete_enrollment_checked(id, req.if_match()))
+            .await
+            .map(|()| reply::empty(204)),
         EnrollmentAttestation(id) => dps.enrollment_attestation(id).map(|a| reply::json(200, &a)),
         QueryEnrollments => query_spec(req)
             .and_then(|(q, max, cont)| dps.query_enrollments(&q, max, cont.as_deref()))
             .map(|page| page_reply(page, "Enrollment")),
-        BulkEnrollments => body::<BulkEnrollmentsBody>(req)
-            .and_then(|b| dps.bulk_enrollments(b.mode, b.enrollments))
-            .map(|r| reply::json(200, &r)),
+        BulkEnrollments => stored(
+            body::<BulkEnrollmentsBody>(req)
+                .and_then(|b| dps.bulk_enrollments(b.mode, b.enrollments)),
+        )
+        .await
+        .map(|r| reply::json(200, &r)),
         GetGroup(id) => dps.get_enrollment_group(id).map(|g| reply::json(200, &g)),
-        PutGroup(id) => body::<EnrollmentGroup>(req)
-            .and_then(|g| dps.put_enrollment_group(id, g, req.if_match()))
-            .map(|g| reply::json(200, &g)),
-        DeleteGroup(id) => dps
-            .delete_enrollment_group_checked(id, req.if_match())
-            .map(|_| reply::empty(204)),
+        PutGroup(id) => stored(
+            body::<EnrollmentGroup>(req)
+                .and_then(|g| dps.put_enrollment_group(id, g, req.if_match())),
+        )
+        .await
+        .map(|g| reply::json(200, &g)),
+        DeleteGroup(id) => stored(dps.delete_enrollment_group_checked(id, req.if_match()))
+            .await
+            .map(|()| reply::empty(204)),
         GroupAttestation(id) => dps
             .enrollment_group_attestation(id)
             .map(|a| reply::json(200, &a)),
         QueryGroups => query_spec(req)
             .and_then(|(q, max, cont)| dps.query_enrollment_groups(&q, max, cont.as_deref()))
             .map(|page| page_reply(page, "EnrollmentGroup")),
-        BulkGroups => body::<BulkGroupsBody>(req)
-            .and_then(|b| dps.bulk_enrollment_groups(b.mode, b.enrollment_groups))
-            .map(|r| reply::json(200, &r)),
+        BulkGroups => stored(
+            body::<BulkGroupsBody>(req)
+                .and_then(|b| dps.bulk_enrollment_groups(b.mode, b.enrollment_groups)),
+        )
+        .await
+        .map(|r| reply::json(200, &r)),
         GetRegistration(id) => dps.get_registration_state(id).map(|r| reply::json(200, &r)),
-        DeleteRegistration(id) => dps
-            .delete_registration_state(id, req.if_match())
-            .map(|_| reply::empty(204)),
+        DeleteRegistration(id) => stored(dps.delete_registration_state(id, req.if_match()))
+            .await
+            .map(|()| reply::empty(204)),
         QueryRegistrations(group) => {
             let (max, continuation) = paging(req);
             dps.query_registration_states(group, max, continuation.as_deref())
@@ -154,6 +169,11 @@ pub(super) fn handle(
         }
     };
     result.unwrap_or_else(|e| reply::dps_error(&e))
+}
+
+/// A write's value once it is durable; a store failure becomes the 500 answer.
+async fn stored<T>(write: Result<Pending<'_, T>, DpsError>) -> Result<T, DpsError> {
+    Ok(write?.durable().await?)
 }
 
 #[derive(Deserialize)]

@@ -92,7 +92,8 @@ fn admitted<'c, 'p>(
     })
 }
 
-pub(super) fn handle(
+/// Answers one device request; a settlement's 204 goes out only once it is durable.
+pub(super) async fn handle(
     ctx: &HttpContext,
     req: &Request<'_>,
     fixed: &[&str],
@@ -113,8 +114,14 @@ pub(super) fn handle(
         Operation::Settle(lock_token, settlement) => {
             // Clients quote the token as it came in the ETag; accept it either way.
             let token = lock_token.trim_matches('"');
-            hub.c2d_settle(device_id, token, settlement, SystemTime::now())
-                .map(|()| reply::empty(204))
+            match hub.c2d_settle(device_id, token, settlement, SystemTime::now()) {
+                Ok(pending) => pending
+                    .durable()
+                    .await
+                    .map(|()| reply::empty(204))
+                    .map_err(HubError::from),
+                Err(e) => Err(e),
+            }
         }
     };
     result.unwrap_or_else(|e| reply::hub_error(&e))

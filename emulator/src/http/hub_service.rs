@@ -19,6 +19,7 @@ use crate::hub::module::ModuleSpec;
 use crate::hub::query::{self as twin_query, Collection};
 use crate::hub::registry::DeviceSpec;
 use crate::hub::{Hub, IdentityRef};
+use crate::pending::Pending;
 
 /// What a route does; ids borrowed from the path.
 enum Operation<'p> {
@@ -159,9 +160,9 @@ pub(super) async fn handle(
         GetDevice(id) => hub
             .get_device(id)
             .map(|d| reply::json(200, &hub.device_json(&d))),
-        PutDevice(id) => put_device(hub, req, id),
-        DeleteDevice(id) => hub
-            .delete_device(id, req.if_match())
+        PutDevice(id) => put_device(hub, req, id).await,
+        DeleteDevice(id) => stored(hub.delete_device(id, req.if_match()))
+            .await
             .map(|()| reply::empty(204)),
         ListModules(device_id) => hub.get_device(device_id).map(|_| {
             let modules: Vec<Value> = hub
@@ -174,18 +175,18 @@ pub(super) async fn handle(
         GetModule(who) => hub
             .get_module(who.device_id, who.module_id.unwrap_or_default())
             .map(|m| reply::json(200, &hub.module_json(&m))),
-        PutModule(who) => put_module(hub, req, who),
-        DeleteModule(who) => hub
-            .delete_module(
-                who.device_id,
-                who.module_id.unwrap_or_default(),
-                req.if_match(),
-            )
-            .map(|()| reply::empty(204)),
+        PutModule(who) => put_module(hub, req, who).await,
+        DeleteModule(who) => stored(hub.delete_module(
+            who.device_id,
+            who.module_id.unwrap_or_default(),
+            req.if_match(),
+        ))
+        .await
+        .map(|()| reply::empty(204)),
         GetTwin(who) => hub.twin_view(who).map(|view| reply::json(200, &view)),
-        UpdateTwin { who, replace } => update_twin(hub, req, who, replace),
+        UpdateTwin { who, replace } => update_twin(hub, req, who, replace).await,
         InvokeMethod(who) => invoke_method(hub, req, who).await,
-        PurgeC2d(device_id) => hub.purge_c2d(device_id).map(|purged| {
+        PurgeC2d(device_id) => stored(hub.purge_c2d(device_id)).await.map(|purged| {
             reply::json(
                 200,
                 &serde_json::json!({
@@ -207,12 +208,17 @@ pub(super) async fn handle(
     result.unwrap_or_else(|e| reply::hub_error(&e))
 }
 
+/// A write's value once it is durable; a store failure becomes the 500001 answer.
+async fn stored<T>(write: Result<Pending<'_, T>, HubError>) -> Result<T, HubError> {
+    Ok(write?.durable().await?)
+}
+
 /// Without If-Match the caller creates; with it (an ETag or `*`) it updates (§9.1, §9.4).
-fn put_device(hub: &Hub, req: &Request<'_>, device_id: &str) -> Result<Reply, HubError> {
+async fn put_device(hub: &Hub, req: &Request<'_>, device_id: &str) -> Result<Reply, HubError> {
     let spec = DeviceSpec::from_json(device_id, &req.body)?;
     let device = match req.if_match() {
-        None => hub.create_device(spec)?,
-        Some(if_match) => hub.update_device(device_id, spec, if_match)?,
+        None => stored(hub.create_device(spec)).await?,
+        Some(if_match) => stored(hub.update_device(device_id, spec, if_match)).await?,
     };
     Ok(reply::json(200, &hub.device_json(&device)))
 }
@@ -258,17 +264,17 @@ fn receive_feedback(hub: &Hub) -> Reply {
 }
 
 /// Without If-Match the caller creates the module (Azure answers 201), with it updates (200).
-fn put_module(hub: &Hub, req: &Request<'_>, who: IdentityRef<'_>) -> Result<Reply, HubError> {
+async fn put_module(hub: &Hub, req: &Request<'_>, who: IdentityRef<'_>) -> Result<Reply, HubError> {
     let module_id = who.module_id.unwrap_or_default();
     let spec = ModuleSpec::from_json(who.device_id, module_id, &req.body)?;
     let (status, module) = match req.if_match() {
-        None => (201, hub.create_module(spec)?),
-        Some(if_match) => (200, hub.update_module(spec, if_match)?),
+        None => (201, stored(hub.create_module(spec)).await?),
+        Some(if_match) => (200, stored(hub.update_module(spec, if_match)).await?),
     };
     Ok(reply::json(status, &hub.module_json(&module)))
 }
 
-fn update_twin(
+async fn update_twin(
     hub: &Hub,
     req: &Request<'_>,
     who: IdentityRef<'_>,
@@ -276,7 +282,7 @@ fn update_twin(
 ) -> Result<Reply, HubError> {
     let body: Value = serde_json::from_slice(&req.body)
         .map_err(|e| HubError::argument_invalid(format!("the twin is not valid JSON: {e}")))?;
-    let view = hub.update_twin_of(who, &body, req.if_match(), replace)?;
+    let view = stored(hub.update_twin_of(who, &body, req.if_match(), replace)).await?;
     Ok(reply::json(200, &view))
 }
 

@@ -194,12 +194,12 @@ async fn route(
     match target {
         Target::DpsRegister => dps_device::register(ctx, req, segments[0], segments[2]),
         Target::DpsOperationStatus => {
-            dps_device::operation_status(ctx, req, segments[0], segments[2], segments[4])
+            dps_device::operation_status(ctx, req, segments[0], segments[2], segments[4]).await
         }
         Target::DpsStatusLookup => dps_device::status_lookup(ctx, req, segments[0], segments[2]),
-        Target::HubDevice => hub_device::handle(ctx, req, fixed, segments),
+        Target::HubDevice => hub_device::handle(ctx, req, fixed, segments).await,
         Target::HubService => hub_service::handle(ctx, req, fixed, segments).await,
-        Target::DpsService => dps_service::handle(ctx, req, fixed, segments),
+        Target::DpsService => dps_service::handle(ctx, req, fixed, segments).await,
         Target::NoRoute => no_route(req, segments),
     }
 }

@@ -12,6 +12,7 @@ use super::Hub;
 use super::connections::Outbound;
 use super::error::HubError;
 use super::feedback::FeedbackStatus;
+use crate::pending::{Pending, Settled};
 
 pub const MAX_C2D_BYTES: usize = 64 * 1024;
 pub const MAX_PENDING: usize = 50;
@@ -69,8 +70,13 @@ pub struct QueuedC2d {
 }
 
 impl Hub {
-    /// Queues `message` for `device_id` and tells its connection; returns the message id.
-    pub fn send_c2d(&self, device_id: &str, mut message: C2dMessage) -> Result<String, HubError> {
+    /// Queues `message` for `device_id`; returns the message id, to be acknowledged to the
+    /// sender once durable. The device's connection is told only then.
+    pub fn send_c2d(
+        &self,
+        device_id: &str,
+        mut message: C2dMessage,
+    ) -> Result<Pending<'_, String>, HubError> {
         if self.device(device_id).is_none() {
             return Err(HubError::device_not_found(device_id));
         }
@@ -82,106 +88,94 @@ impl Hub {
             .message_id
             .get_or_insert_with(|| uuid::Uuid::new_v4().to_string())
             .clone();
-        {
-            let mut queue = self.c2d.entry(device_id.to_owned()).or_default();
-            self.dead_letter(device_id, &mut queue);
+        let queued = QueuedC2d {
+            id: id.clone(),
+            message,
+            enqueued: SystemTime::now(),
+            in_flight: false,
+            delivery_count: 0,
+            lock: None,
+        };
+        let written = self.write_c2d(device_id, |queue, feedback| {
+            dead_letter(queue, feedback);
             if queue.len() >= MAX_PENDING {
                 return Err(HubError::queue_full(device_id));
             }
-            queue.push_back(QueuedC2d {
-                id: id.clone(),
-                message,
-                enqueued: SystemTime::now(),
-                in_flight: false,
-                delivery_count: 0,
-                lock: None,
-            });
-        }
-        if let Err(e) = self.persist_c2d(device_id) {
-            // Not acknowledged, so not queued either: a failed save leaves the queue as it was.
-            if let Some(mut queue) = self.c2d.get_mut(device_id)
-                && let Some(index) = queue.iter().rposition(|m| m.id == id)
-            {
-                queue.remove(index);
-            }
-            return Err(e);
-        }
-        self.connections().send(device_id, Outbound::C2dAvailable);
-        Ok(id)
+            queue.push_back(queued);
+            Ok(())
+        })?;
+        let device_id = device_id.to_owned();
+        Ok(written
+            .on_settled(move |settled| {
+                if settled == Settled::Stored {
+                    self.connections().send(&device_id, Outbound::C2dAvailable);
+                }
+            })
+            .map(|()| id))
     }
 
-    /// The next message to deliver, marked in flight; expired ones are dropped on the way.
+    /// The next message to deliver, marked in flight with its delivery count raised;
+    /// expired ones are dropped on the way. `None` when nothing is deliverable, or when the
+    /// store refused the change (then nothing changed and nothing is delivered). Delivering
+    /// acknowledges nothing to anyone, so the count is not waited for: it is durable with the
+    /// next fsync.
     pub fn c2d_take(&self, device_id: &str) -> Option<QueuedC2d> {
-        let taken = {
-            let mut queue = self.c2d.get_mut(device_id)?;
-            self.dead_letter(device_id, &mut queue);
-            queue.iter_mut().find(|m| !m.in_flight).map(|next| {
+        if !self.c2d.contains_key(device_id) {
+            return None;
+        }
+        let taken = self.write_c2d(device_id, |queue, feedback| {
+            dead_letter(queue, feedback);
+            Ok(queue.iter_mut().find(|m| !m.in_flight).map(|next| {
                 next.in_flight = true;
                 next.delivery_count += 1;
                 next.clone()
-            })
-        };
-        // The delivery count (and anything dead-lettered) survives a restart.
-        self.persist_c2d_or_log(device_id);
-        taken
-    }
-
-    /// The device acknowledged `message_id`: it leaves the queue (feedback `Success`).
-    pub fn c2d_complete(&self, device_id: &str, message_id: &str) -> bool {
-        {
-            let Some(mut queue) = self.c2d.get_mut(device_id) else {
-                return false;
-            };
-            let Some(index) = queue.iter().position(|m| m.id == message_id) else {
-                return false;
-            };
-            if let Some(done) = queue.remove(index) {
-                self.record_feedback(device_id, &done, FeedbackStatus::Success);
+            }))
+        });
+        match taken {
+            // Dropped unawaited on purpose: see above.
+            Ok(pending) => pending.into_value_unawaited().flatten(),
+            Err(e) => {
+                tracing::error!(device_id, error = %e, "a C2D delivery could not be recorded; not delivered");
+                None
             }
         }
-        self.persist_c2d_or_log(device_id);
-        true
+    }
+
+    /// The device acknowledged `message_id`: it leaves the queue (feedback `Success`);
+    /// `false` when it was not queued.
+    pub fn c2d_complete(
+        &self,
+        device_id: &str,
+        message_id: &str,
+    ) -> Result<Pending<'_, bool>, HubError> {
+        if !self.c2d.contains_key(device_id) {
+            return Ok(Pending::ready(false));
+        }
+        self.write_c2d(device_id, |queue, feedback| {
+            let Some(index) = queue.iter().position(|m| m.id == message_id) else {
+                return Ok(false);
+            };
+            if let Some(done) = queue.remove(index) {
+                feedback.push((done, FeedbackStatus::Success));
+            }
+            Ok(true)
+        })
     }
 
     /// `DELETE /devices/{id}/commands`: drops every pending message (feedback `Purged`);
     /// returns how many.
-    pub fn purge_c2d(&self, device_id: &str) -> Result<usize, HubError> {
+    pub fn purge_c2d(&self, device_id: &str) -> Result<Pending<'_, usize>, HubError> {
         if self.device(device_id).is_none() {
             return Err(HubError::device_not_found(device_id));
         }
-        let purged: Vec<QueuedC2d> = self
-            .c2d
-            .get_mut(device_id)
-            .map(|mut queue| queue.drain(..).collect())
-            .unwrap_or_default();
-        self.persist_c2d(device_id)?;
-        for message in &purged {
-            self.record_feedback(device_id, message, FeedbackStatus::Purged);
+        if !self.c2d.contains_key(device_id) {
+            return Ok(Pending::ready(0));
         }
-        Ok(purged.len())
-    }
-
-    /// Removes messages that reached a dead end before delivery — expired, or delivered
-    /// [`MAX_DELIVERY_COUNT`] times — recording their feedback.
-    pub(super) fn dead_letter(&self, device_id: &str, queue: &mut VecDeque<QueuedC2d>) {
-        let now = SystemTime::now();
-        let mut index = 0;
-        while index < queue.len() {
-            let m = &queue[index];
-            let status = if m.in_flight {
-                None
-            } else if m.message.expiry.is_some_and(|at| at <= now) {
-                Some(FeedbackStatus::Expired)
-            } else if m.delivery_count >= MAX_DELIVERY_COUNT {
-                Some(FeedbackStatus::DeliveryCountExceeded)
-            } else {
-                None
-            };
-            match status.and_then(|status| queue.remove(index).map(|m| (status, m))) {
-                Some((status, removed)) => self.record_feedback(device_id, &removed, status),
-                None => index += 1,
-            }
-        }
+        self.write_c2d(device_id, |queue, feedback| {
+            let purged = queue.len();
+            feedback.extend(queue.drain(..).map(|m| (m, FeedbackStatus::Purged)));
+            Ok(purged)
+        })
     }
 
     /// Delivery did not complete (the connection ended): deliver again later.
@@ -213,5 +207,31 @@ impl Hub {
 
     pub fn has_persistent_c2d_subscription(&self, device_id: &str) -> bool {
         self.persistent_c2d.contains(device_id)
+    }
+}
+
+/// Removes messages that reached a dead end before delivery — expired, or delivered
+/// [`MAX_DELIVERY_COUNT`] times — handing out their feedback.
+pub(super) fn dead_letter(
+    queue: &mut VecDeque<QueuedC2d>,
+    feedback: &mut Vec<(QueuedC2d, FeedbackStatus)>,
+) {
+    let now = SystemTime::now();
+    let mut index = 0;
+    while index < queue.len() {
+        let m = &queue[index];
+        let status = if m.in_flight {
+            None
+        } else if m.message.expiry.is_some_and(|at| at <= now) {
+            Some(FeedbackStatus::Expired)
+        } else if m.delivery_count >= MAX_DELIVERY_COUNT {
+            Some(FeedbackStatus::DeliveryCountExceeded)
+        } else {
+            None
+        };
+        match status.and_then(|status| queue.remove(index).map(|m| (status, m))) {
+            Some((status, removed)) => feedback.push((removed, status)),
+            None => index += 1,
+        }
     }
 }

@@ -10,10 +10,11 @@ use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
 
 use super::Hub;
-use super::c2d::QueuedC2d;
+use super::c2d::{QueuedC2d, dead_letter};
 use super::connections::Outbound;
 use super::error::HubError;
 use super::feedback::FeedbackStatus;
+use crate::pending::{Pending, Settled};
 
 /// IoT Hub's C2D lock timeout (troubleshoot-error-codes.md, 412002).
 pub const LOCK_DURATION: Duration = Duration::from_secs(60);
@@ -39,13 +40,16 @@ pub enum Settlement {
 
 impl Hub {
     /// Locks and returns the next deliverable message for `device_id` (its delivery count
-    /// raised, `lock` set); `None` when nothing is pending.
+    /// raised, `lock` set); `None` when nothing is pending, or when the store refused the
+    /// change (nothing changed then). Like [`Hub::c2d_take`], not waited for.
     pub fn c2d_receive_locked(&self, device_id: &str, now: SystemTime) -> Option<QueuedC2d> {
-        let received = {
-            let mut queue = self.c2d.get_mut(device_id)?;
-            release_expired_locks(&mut queue, now);
-            self.dead_letter(device_id, &mut queue);
-            queue.iter_mut().find(|m| !m.in_flight).map(|next| {
+        if !self.c2d.contains_key(device_id) {
+            return None;
+        }
+        let received = self.write_c2d(device_id, |queue, feedback| {
+            release_expired_locks(queue, now);
+            dead_letter(queue, feedback);
+            Ok(queue.iter_mut().find(|m| !m.in_flight).map(|next| {
                 next.in_flight = true;
                 next.delivery_count += 1;
                 next.lock = Some(C2dLock {
@@ -53,10 +57,15 @@ impl Hub {
                     expires: now + LOCK_DURATION,
                 });
                 next.clone()
-            })
-        };
-        self.persist_c2d_or_log(device_id);
-        received
+            }))
+        });
+        match received {
+            Ok(pending) => pending.into_value_unawaited().flatten(),
+            Err(e) => {
+                tracing::error!(device_id, error = %e, "a C2D receive could not be recorded; nothing delivered");
+                None
+            }
+        }
     }
 
     /// Settles the message locked under `lock_token`. An unknown token, one already settled
@@ -67,11 +76,13 @@ impl Hub {
         lock_token: &str,
         settlement: Settlement,
         now: SystemTime,
-    ) -> Result<(), HubError> {
+    ) -> Result<Pending<'_, ()>, HubError> {
         let lost = || HubError::device_message_lock_lost(device_id, lock_token);
-        {
-            let mut queue = self.c2d.get_mut(device_id).ok_or_else(lost)?;
-            release_expired_locks(&mut queue, now);
+        if !self.c2d.contains_key(device_id) {
+            return Err(lost());
+        }
+        let written = self.write_c2d(device_id, |queue, feedback| {
+            release_expired_locks(queue, now);
             let index = queue
                 .iter()
                 .position(|m| m.lock.as_ref().is_some_and(|l| l.token == lock_token))
@@ -84,10 +95,8 @@ impl Hub {
                         FeedbackStatus::Rejected
                     };
                     if let Some(settled) = queue.remove(index) {
-                        self.record_feedback(device_id, &settled, status);
+                        feedback.push((settled, status));
                     }
-                    drop(queue);
-                    return self.persist_c2d(device_id);
                 }
                 Settlement::Abandon => {
                     if let Some(m) = queue.get_mut(index) {
@@ -96,10 +105,15 @@ impl Hub {
                     }
                 }
             }
-        }
-        // An MQTT subscriber of the same device may take the abandoned message now.
-        self.connections().send(device_id, Outbound::C2dAvailable);
-        Ok(())
+            Ok(())
+        })?;
+        let device_id = device_id.to_owned();
+        Ok(written.on_settled(move |settled| {
+            // An MQTT subscriber of the same device may take an abandoned message now.
+            if settled == Settled::Stored && settlement == Settlement::Abandon {
+                self.connections().send(&device_id, Outbound::C2dAvailable);
+            }
+        }))
     }
 }
 
@@ -118,6 +132,7 @@ mod tests {
     use super::*;
     use crate::auth::keys::SymmetricKey;
     use crate::hub::c2d::C2dMessage;
+    use crate::pending::WaitStored;
 
     fn hub_with_device() -> Hub {
         let hub = Hub::new("h.example", Vec::new(), 10);
@@ -130,7 +145,9 @@ mod tests {
     #[test]
     fn lock_hides_the_message_until_it_expires_then_the_token_is_lost() {
         let hub = hub_with_device();
-        hub.send_c2d("d", C2dMessage::new("a")).unwrap();
+        hub.send_c2d("d", C2dMessage::new("a"))
+            .wait_stored()
+            .unwrap();
         let now = SystemTime::now();
         let first = hub.c2d_receive_locked("d", now).unwrap();
         assert_eq!(first.delivery_count, 1);
@@ -146,14 +163,17 @@ mod tests {
         let old = first.lock.unwrap().token;
         let err = hub
             .c2d_settle("d", &old, Settlement::Complete, later)
+            .wait_stored()
             .unwrap_err();
         assert_eq!((err.code, err.name), (412002, "DeviceMessageLockLost"));
         let new = again.lock.unwrap().token;
         hub.c2d_settle("d", &new, Settlement::Complete, later)
+            .wait_stored()
             .unwrap();
         assert!(hub.c2d_pending("d").is_empty());
         assert!(
             hub.c2d_settle("d", &new, Settlement::Complete, later)
+                .wait_stored()
                 .is_err()
         );
     }
@@ -161,7 +181,9 @@ mod tests {
     #[test]
     fn abandon_makes_the_message_deliverable_and_reject_removes_it() {
         let hub = hub_with_device();
-        hub.send_c2d("d", C2dMessage::new("a")).unwrap();
+        hub.send_c2d("d", C2dMessage::new("a"))
+            .wait_stored()
+            .unwrap();
         let now = SystemTime::now();
         let token = hub
             .c2d_receive_locked("d", now)
@@ -170,10 +192,12 @@ mod tests {
             .unwrap()
             .token;
         hub.c2d_settle("d", &token, Settlement::Abandon, now)
+            .wait_stored()
             .unwrap();
         let again = hub.c2d_receive_locked("d", now).unwrap();
         assert_eq!(again.delivery_count, 2);
         hub.c2d_settle("d", &again.lock.unwrap().token, Settlement::Reject, now)
+            .wait_stored()
             .unwrap();
         assert!(hub.c2d_receive_locked("d", now).is_none());
     }

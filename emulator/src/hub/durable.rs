@@ -9,10 +9,12 @@ use super::Hub;
 use super::c2d::QueuedC2d;
 use super::device::Device;
 use super::error::HubError;
+use super::feedback::FeedbackStatus;
 use super::module::Module;
 use crate::certificates::CaCertificate;
+use crate::pending::{Pending, Settled};
 use crate::persistence::{Persistence, Save, collection, restore};
-use crate::store::{StoreError, StoreSnapshot};
+use crate::store::StoreSnapshot;
 
 const DEVICES: &str = "devices";
 const MODULES: &str = "modules";
@@ -35,72 +37,119 @@ impl Hub {
         )
     }
 
-    fn device_save(&self, device_id: &str) -> Save {
-        Save::of(
+    /// Submits the new state of a device with its twin (`None`: deleted); see
+    /// [`Persistence::submit_entry`] for the caller's part.
+    pub(super) fn submit_device(
+        &self,
+        device_id: &str,
+        before: Option<Device>,
+        after: Option<&Device>,
+    ) -> Result<Pending<'_, ()>, HubError> {
+        Ok(self.persistence.submit_entry(
             &self.collection(DEVICES),
             device_id,
-            self.device(device_id).as_ref(),
-        )
+            &self.devices,
+            device_id.to_owned(),
+            before,
+            after,
+        )?)
     }
 
-    fn module_save(&self, device_id: &str, module_id: &str) -> Save {
-        Save::of(
+    /// Submits the new state of a module with its twin (`None`: deleted).
+    pub(super) fn submit_module(
+        &self,
+        device_id: &str,
+        module_id: &str,
+        before: Option<Module>,
+        after: Option<&Module>,
+    ) -> Result<Pending<'_, ()>, HubError> {
+        Ok(self.persistence.submit_entry(
             &self.collection(MODULES),
             &format!("{device_id}/{module_id}"),
-            self.module(device_id, module_id).as_ref(),
-        )
+            &self.modules,
+            (device_id.to_owned(), module_id.to_owned()),
+            before,
+            after,
+        )?)
     }
 
-    fn c2d_save(&self, device_id: &str) -> Save {
-        let queue: Option<Vec<QueuedC2d>> =
-            self.c2d.get(device_id).map(|q| q.iter().cloned().collect());
-        Save::of(&self.collection(C2D), device_id, queue.as_ref())
+    /// Submits a deleted device's tombstones — its record, its modules' and its C2D queue —
+    /// as one apply. The caller removes them from the maps afterwards; a failed commit puts
+    /// back what the hook is given.
+    pub(super) fn submit_device_removal(
+        &self,
+        device: Device,
+        modules: Vec<Module>,
+        c2d: Option<VecDeque<QueuedC2d>>,
+    ) -> Result<Pending<'_, ()>, HubError> {
+        if !self.persistence.keeps() {
+            return Ok(Pending::ready(()));
+        }
+        let device_id = device.device_id.clone();
+        let mut saves = vec![
+            Save::of::<Device>(&self.collection(DEVICES), &device_id, None),
+            Save::of::<Vec<QueuedC2d>>(&self.collection(C2D), &device_id, None),
+        ];
+        saves.extend(modules.iter().map(|m| {
+            Save::of::<Module>(
+                &self.collection(MODULES),
+                &format!("{device_id}/{}", m.module_id),
+                None,
+            )
+        }));
+        let commit = self.persistence.submit(saves)?;
+        Ok(Pending::new((), commit).on_settled(move |settled| {
+            // Put back only what is still gone: a device created again since stays.
+            if settled != Settled::Failed || self.devices.contains_key(&device_id) {
+                return;
+            }
+            self.devices.insert(device_id.clone(), device);
+            for module in modules {
+                self.modules
+                    .insert((device_id.clone(), module.module_id.clone()), module);
+            }
+            if let Some(queue) = c2d {
+                self.c2d.insert(device_id, queue);
+            }
+        }))
     }
 
-    /// Makes a device (or module) and its twin durable; for fallible operations.
-    pub(super) fn persist_identity(
+    /// Changes a device's C2D queue as one write (see `persistence`): `change` works on a
+    /// copy and may hand out feedback records; the new queue is submitted and published only
+    /// if the store accepted it, and the feedback is recorded only then.
+    pub(super) fn write_c2d<R>(
         &self,
         device_id: &str,
-        module_id: Option<&str>,
-    ) -> Result<(), HubError> {
-        self.persistence
-            .save(|| match module_id {
-                None => vec![self.device_save(device_id)],
-                Some(m) => vec![self.module_save(device_id, m)],
-            })
-            .map_err(storage_error)
-    }
-
-    /// [`Hub::persist_identity`] for operations that cannot fail: a failure is logged.
-    pub(super) fn persist_device_or_log(&self, device_id: &str) {
-        self.persistence
-            .save_or_log(|| vec![self.device_save(device_id)]);
-    }
-
-    /// A deleted device: its record, its modules' and its C2D queue, at once.
-    pub(super) fn persist_device_removal(
-        &self,
-        device_id: &str,
-        module_ids: &[String],
-    ) -> Result<(), HubError> {
-        self.persistence
-            .save(|| {
-                let mut saves = vec![self.device_save(device_id), self.c2d_save(device_id)];
-                saves.extend(module_ids.iter().map(|m| self.module_save(device_id, m)));
-                saves
-            })
-            .map_err(storage_error)
-    }
-
-    pub(super) fn persist_c2d(&self, device_id: &str) -> Result<(), HubError> {
-        self.persistence
-            .save(|| vec![self.c2d_save(device_id)])
-            .map_err(storage_error)
-    }
-
-    pub(super) fn persist_c2d_or_log(&self, device_id: &str) {
-        self.persistence
-            .save_or_log(|| vec![self.c2d_save(device_id)]);
+        change: impl FnOnce(
+            &mut VecDeque<QueuedC2d>,
+            &mut Vec<(QueuedC2d, FeedbackStatus)>,
+        ) -> Result<R, HubError>,
+    ) -> Result<Pending<'_, R>, HubError> {
+        let mut feedback = Vec::new();
+        let (result, pending) = {
+            let mut stored = self.c2d.entry(device_id.to_owned()).or_default();
+            let mut queue = stored.clone();
+            let result = change(&mut queue, &mut feedback)?;
+            let pending = if queue == *stored {
+                Pending::ready(())
+            } else {
+                let pending = self.persistence.submit_entry(
+                    &self.collection(C2D),
+                    device_id,
+                    &self.c2d,
+                    device_id.to_owned(),
+                    Some(stored.clone()),
+                    Some(&queue),
+                )?;
+                *stored = queue;
+                pending
+            };
+            (result, pending)
+        };
+        for (message, status) in &feedback {
+            self.record_feedback(device_id, message, *status);
+        }
+        Ok(pending.map(|()| result))
     }
 
     /// Lays the stored state over what the fixtures created: stored entities replace
@@ -164,8 +213,4 @@ impl Hub {
         }
         Ok(())
     }
-}
-
-fn storage_error(error: StoreError) -> HubError {
-    HubError::storage(&error.to_string())
 }

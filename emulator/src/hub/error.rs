@@ -193,6 +193,13 @@ impl HubError {
     }
 }
 
+/// A change the store refused or could not make durable (see [`HubError::storage`]).
+impl From<crate::store::StoreError> for HubError {
+    fn from(error: crate::store::StoreError) -> HubError {
+        HubError::storage(&error.to_string())
+    }
+}
+
 impl fmt::Display for HubError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}: {}", self.code, self.name, self.message)

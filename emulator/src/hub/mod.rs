@@ -22,12 +22,14 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
 use serde_json::Value;
 
 use crate::auth::DeviceIdentity;
 use crate::auth::keys::SymmetricKey;
 use crate::auth::policy::SharedAccessPolicy;
 use crate::certificates::CertificateStore;
+use crate::pending::Pending;
 use crate::persistence::Persistence;
 use connections::{Connections, Outbound};
 use device::{Device, DeviceAuthentication, DeviceStatus};
@@ -217,6 +219,13 @@ impl Hub {
     }
 
     /// Creates or updates a SAS device with these keys (see [`Hub::provision_device_with`]).
+    /// A library call: it returns once the device is durable, blocking for about one fsync
+    /// with `--data-dir`.
+    ///
+    /// # Panics
+    ///
+    /// When the store cannot keep the device (a full disk with `--data-dir`): this is a
+    /// convenience for tests and embedding, where that is a failure of the test.
     pub fn provision_device(
         &self,
         device_id: &str,
@@ -225,7 +234,13 @@ impl Hub {
         initial_twin: Option<Value>,
     ) -> Device {
         let authentication = DeviceAuthentication::Sas { primary, secondary };
-        self.provision_device_with(device_id, authentication, initial_twin)
+        match self
+            .provision_device_with(device_id, authentication, initial_twin)
+            .and_then(|pending| Ok(pending.wait()?))
+        {
+            Ok(device) => device,
+            Err(e) => panic!("provisioning device '{device_id}' failed: {e}"),
+        }
     }
 
     /// Creates or updates the identity DPS assigned here, with the enrollment's credentials.
@@ -235,51 +250,60 @@ impl Hub {
         device_id: &str,
         authentication: DeviceAuthentication,
         initial_twin: Option<Value>,
-    ) -> Device {
-        let mut created = false;
-        let mut entry = self.devices.entry(device_id.to_owned()).or_insert_with(|| {
-            created = true;
-            Device {
-                device_id: device_id.to_owned(),
-                authentication: authentication.clone(),
-                status: DeviceStatus::Enabled,
-                generation_id: new_generation_id(),
-                etag: new_etag(),
-                created: SystemTime::now(),
-                twin: Twin::from_initial(initial_twin.as_ref()),
-                initial_twin,
+    ) -> Result<Pending<'_, Device>, HubError> {
+        match self.devices.entry(device_id.to_owned()) {
+            Entry::Occupied(mut stored) => {
+                if stored.get().authentication == authentication {
+                    return Ok(Pending::ready(stored.get().clone()));
+                }
+                let mut device = stored.get().clone();
+                device.authentication = authentication;
+                device.etag = new_etag();
+                let pending =
+                    self.submit_device(device_id, Some(stored.get().clone()), Some(&device))?;
+                stored.insert(device.clone());
+                Ok(pending.map(|()| device))
             }
-        });
-        if entry.authentication != authentication {
-            entry.authentication = authentication;
-            entry.etag = new_etag();
+            Entry::Vacant(slot) => {
+                let device = Device {
+                    device_id: device_id.to_owned(),
+                    authentication,
+                    status: DeviceStatus::Enabled,
+                    generation_id: new_generation_id(),
+                    etag: new_etag(),
+                    created: SystemTime::now(),
+                    twin: Twin::from_initial(initial_twin.as_ref()),
+                    initial_twin,
+                };
+                let pending = self.submit_device(device_id, None, Some(&device))?;
+                slot.insert(device.clone());
+                let (id, twin) = (device.device_id.clone(), device.twin.clone());
+                Ok(pending
+                    .on_stored(move || {
+                        self.emit_lifecycle(IdentityRef::device(&id), Lifecycle::Created, &twin)
+                    })
+                    .map(|()| device))
+            }
         }
-        let device = entry.clone();
-        drop(entry);
-        self.persist_device_or_log(device_id);
-        if created {
-            self.emit_lifecycle(
-                IdentityRef::device(device_id),
-                Lifecycle::Created,
-                &device.twin,
-            );
-        }
-        device
     }
 
-    /// Replaces a device's initial twin (reprovisioning with data reset); false when absent.
-    pub fn reset_device_twin(&self, device_id: &str, initial_twin: Option<Value>) -> bool {
-        match self.devices.get_mut(device_id) {
-            Some(mut device) => {
-                device.twin = Twin::from_initial(initial_twin.as_ref());
-                device.initial_twin = initial_twin;
-                device.etag = new_etag();
-                drop(device);
-                self.persist_device_or_log(device_id);
-                true
-            }
-            None => false,
-        }
+    /// Replaces a device's initial twin (reprovisioning with data reset); `false` when the
+    /// device does not exist.
+    pub fn reset_device_twin(
+        &self,
+        device_id: &str,
+        initial_twin: Option<Value>,
+    ) -> Result<Pending<'_, bool>, HubError> {
+        let Some(mut stored) = self.devices.get_mut(device_id) else {
+            return Ok(Pending::ready(false));
+        };
+        let mut device = stored.clone();
+        device.twin = Twin::from_initial(initial_twin.as_ref());
+        device.initial_twin = initial_twin;
+        device.etag = new_etag();
+        let pending = self.submit_device(device_id, Some(stored.clone()), Some(&device))?;
+        *stored = device;
+        Ok(pending.map(|()| true))
     }
 
     /// The twin of `device_id`.
@@ -348,6 +372,52 @@ impl Hub {
         }
     }
 
+    /// Changes the twin of a device or module as one write (see `persistence`): `change`
+    /// works on a copy; the identity with the new twin is submitted and published only if the
+    /// store accepted it; `published` then runs under the entry's lock, so desired-property
+    /// pushes leave in `$version` order.
+    fn write_twin<R>(
+        &self,
+        who: IdentityRef<'_>,
+        change: impl FnOnce(&mut Twin) -> Result<R, HubError>,
+        published: impl FnOnce(&Twin, &mut R),
+    ) -> Result<Pending<'_, (Twin, R)>, HubError> {
+        match who.module_id {
+            None => {
+                let mut stored = self
+                    .devices
+                    .get_mut(who.device_id)
+                    .ok_or_else(|| HubError::device_not_found(who.device_id))?;
+                let mut device = stored.clone();
+                let mut result = change(&mut device.twin)?;
+                let twin = device.twin.clone();
+                let pending =
+                    self.submit_device(who.device_id, Some(stored.clone()), Some(&device))?;
+                *stored = device;
+                published(&stored.twin, &mut result);
+                Ok(pending.map(|()| (twin, result)))
+            }
+            Some(module_id) => {
+                let mut stored = self
+                    .modules
+                    .get_mut(&(who.device_id.to_owned(), module_id.to_owned()))
+                    .ok_or_else(|| HubError::module_not_found(who.device_id, module_id))?;
+                let mut module = stored.clone();
+                let mut result = change(&mut module.twin)?;
+                let twin = module.twin.clone();
+                let pending = self.submit_module(
+                    who.device_id,
+                    module_id,
+                    Some(stored.clone()),
+                    Some(&module),
+                )?;
+                *stored = module;
+                published(&stored.twin, &mut result);
+                Ok(pending.map(|()| (twin, result)))
+            }
+        }
+    }
+
     /// Every device twin as `GET /twins/{id}` shows it, in device id order: what twin queries
     /// (`POST /devices/query … FROM devices`) read.
     pub fn twin_documents(&self) -> Vec<Value> {
@@ -368,8 +438,12 @@ impl Hub {
     }
 
     /// A device's (or module's) reported-properties patch (the raw body it sent); returns the
-    /// new reported `$version`. Nothing changes on error.
-    pub fn patch_reported(&self, identity: &DeviceIdentity, body: &[u8]) -> Result<u64, HubError> {
+    /// new reported `$version`, to be acknowledged once durable. Nothing changes on error.
+    pub fn patch_reported(
+        &self,
+        identity: &DeviceIdentity,
+        body: &[u8],
+    ) -> Result<Pending<'_, u64>, HubError> {
         let patch: Value = serde_json::from_slice(body)
             .map_err(|e| HubError::argument_invalid(format!("the patch is not valid JSON: {e}")))?;
         let who = IdentityRef {
@@ -377,18 +451,30 @@ impl Hub {
             module_id: identity.module_id(),
         };
         let wanted = self.event_hubs.wants(MessageSource::TwinChangeEvents);
-        let (version, event_body) = self.with_twin_mut(who, |twin| {
-            let version = twin.patch_reported(&patch)?;
-            let body = wanted.then(|| notifications::reported_update_body(&patch, twin));
-            Ok((version, body))
-        })?;
-        self.persist_identity(who.device_id, who.module_id)?;
-        if let Some(body) = event_body {
-            self.emit(MessageSource::TwinChangeEvents, |hub| {
-                notifications::twin_change(hub, who, TwinOperation::Update, &body)
-            });
-        }
-        Ok(version)
+        let mut event_body = None;
+        let written = self.write_twin(
+            who,
+            |twin| {
+                let version = twin.patch_reported(&patch)?;
+                event_body = wanted.then(|| notifications::reported_update_body(&patch, twin));
+                Ok(version)
+            },
+            |_, _| {},
+        )?;
+        let (device_id, module_id) = (who.device_id.to_owned(), who.module_id.map(str::to_owned));
+        Ok(written
+            .on_stored(move || {
+                if let Some(body) = event_body {
+                    let who = IdentityRef {
+                        device_id: &device_id,
+                        module_id: module_id.as_deref(),
+                    };
+                    self.emit(MessageSource::TwinChangeEvents, |hub| {
+                        notifications::twin_change(hub, who, TwinOperation::Update, &body)
+                    });
+                }
+            })
+            .map(|(_, version)| version))
     }
 
     /// A service twin update of a device (see [`Hub::update_twin_of`]).
@@ -398,7 +484,7 @@ impl Hub {
         body: &Value,
         if_match: Option<&str>,
         replace: bool,
-    ) -> Result<Value, HubError> {
+    ) -> Result<Pending<'_, Value>, HubError> {
         self.update_twin_of(IdentityRef::device(device_id), body, if_match, replace)
     }
 
@@ -412,17 +498,16 @@ impl Hub {
         body: &Value,
         if_match: Option<&str>,
         replace: bool,
-    ) -> Result<Value, HubError> {
+    ) -> Result<Pending<'_, Value>, HubError> {
         twin::validate_service_update(body)?;
         let connection = who.connection_key();
-        let twin = self.with_twin_mut(who, |stored| {
-            if if_match.is_some_and(|expected| !registry::etag_matches(expected, &stored.etag)) {
+        let change = |twin: &mut Twin| {
+            if if_match.is_some_and(|expected| !registry::etag_matches(expected, &twin.etag)) {
                 return Err(HubError::precondition_failed(&connection));
             }
-            let mut twin = stored.clone();
             let tags = body.get("tags").cloned();
             let desired = body.pointer("/properties/desired").cloned();
-            let sent = if replace {
+            let patch = if replace {
                 // Properties absent from the new twin are deleted, like a full replacement.
                 let deleted = |old: &serde_json::Map<String, Value>, new: &Option<Value>| {
                     let mut patch = serde_json::Map::new();
@@ -449,28 +534,42 @@ impl Hub {
                     None => None,
                 }
             };
-            *stored = twin;
-            if let Some(patch) = sent {
-                self.push_desired(&connection, stored, patch);
+            Ok(patch)
+        };
+        let wanted = self.event_hubs.wants(MessageSource::TwinChangeEvents);
+        let mut event_body = None;
+        let written = self.write_twin(who, change, |twin, sent: &mut Option<Value>| {
+            if let Some(patch) = sent.take() {
+                self.push_desired(&connection, twin, patch);
             }
-            Ok(stored.clone())
+            if wanted {
+                event_body = Some(if replace {
+                    (
+                        TwinOperation::Replace,
+                        notifications::whole_twin_body(who, twin),
+                    )
+                } else {
+                    (
+                        TwinOperation::Update,
+                        notifications::service_update_body(twin),
+                    )
+                });
+            }
         })?;
-        self.persist_identity(who.device_id, who.module_id)?;
-        self.emit(MessageSource::TwinChangeEvents, |hub| {
-            let (operation, body) = if replace {
-                (
-                    TwinOperation::Replace,
-                    notifications::whole_twin_body(who, &twin),
-                )
-            } else {
-                (
-                    TwinOperation::Update,
-                    notifications::service_update_body(&twin),
-                )
-            };
-            notifications::twin_change(hub, who, operation, &body)
-        });
-        Ok(self.service_view(who, &twin))
+        let (device_id, module_id) = (who.device_id.to_owned(), who.module_id.map(str::to_owned));
+        Ok(written
+            .on_stored(move || {
+                if let Some((operation, body)) = event_body {
+                    let who = IdentityRef {
+                        device_id: &device_id,
+                        module_id: module_id.as_deref(),
+                    };
+                    self.emit(MessageSource::TwinChangeEvents, |hub| {
+                        notifications::twin_change(hub, who, operation, &body)
+                    });
+                }
+            })
+            .map(|(twin, _)| self.service_view(who, &twin)))
     }
 
     /// Only sent while connected, as IoT Hub does; a reconnecting device GETs the twin.
@@ -480,18 +579,25 @@ impl Hub {
             .send(connection, Outbound::DesiredPatch { version, patch });
     }
 
-    /// Enables or disables a device; returns false when it does not exist.
+    /// Enables or disables a device; `false` when it does not exist or the change could not
+    /// be stored (then nothing changed). A library call: it returns once the change is
+    /// durable, blocking for about one fsync with `--data-dir`.
     pub fn set_device_status(&self, device_id: &str, status: DeviceStatus) -> bool {
-        match self.devices.get_mut(device_id) {
-            Some(mut device) => {
-                device.status = status;
-                device.etag = new_etag();
-                drop(device);
-                self.persist_device_or_log(device_id);
-                true
-            }
-            None => false,
-        }
+        let pending = {
+            let Some(mut stored) = self.devices.get_mut(device_id) else {
+                return false;
+            };
+            let mut device = stored.clone();
+            device.status = status;
+            device.etag = new_etag();
+            let Ok(pending) = self.submit_device(device_id, Some(stored.clone()), Some(&device))
+            else {
+                return false;
+            };
+            *stored = device;
+            pending
+        };
+        pending.wait().is_ok()
     }
 
     /// Accepts a batch of telemetry all or nothing: each message and the batch as a whole

@@ -21,6 +21,7 @@ use super::registry::{
 use super::twin::Twin;
 use super::{Hub, IdentityRef, new_etag, new_generation_id};
 use crate::auth::keys::SymmetricKey;
+use crate::pending::Pending;
 use crate::timefmt::utc_timestamp;
 
 /// A device may hold at most 50 modules (iot-hub-devguide-quotas-throttling.md: "Modules per
@@ -157,7 +158,7 @@ impl Hub {
 
     /// `PUT /devices/{d}/modules/{m}` without If-Match: 404001 without the device, 409301 if
     /// the module exists.
-    pub fn create_module(&self, spec: ModuleSpec) -> Result<Module, HubError> {
+    pub fn create_module(&self, spec: ModuleSpec) -> Result<Pending<'_, Module>, HubError> {
         validate_module_id(&spec.module_id)?;
         if self.device(&spec.device_id).is_none() {
             return Err(HubError::device_not_found(&spec.device_id));
@@ -187,39 +188,57 @@ impl Hub {
                     device_id: spec.device_id,
                     module_id: spec.module_id,
                 };
+                let pending =
+                    self.submit_module(&module.device_id, &module.module_id, None, Some(&module))?;
                 vacant.insert(module.clone());
-                self.persist_identity(&module.device_id, Some(&module.module_id))?;
-                self.emit_lifecycle(
-                    IdentityRef::module(&module.device_id, &module.module_id),
-                    Lifecycle::Created,
-                    &module.twin,
+                let (device_id, module_id, twin) = (
+                    module.device_id.clone(),
+                    module.module_id.clone(),
+                    module.twin.clone(),
                 );
-                Ok(module)
+                Ok(pending
+                    .on_stored(move || {
+                        self.emit_lifecycle(
+                            IdentityRef::module(&device_id, &module_id),
+                            Lifecycle::Created,
+                            &twin,
+                        )
+                    })
+                    .map(|()| module))
             }
         }
     }
 
     /// `PUT /devices/{d}/modules/{m}` with If-Match: new credentials and `managedBy`; the twin
     /// survives.
-    pub fn update_module(&self, spec: ModuleSpec, if_match: &str) -> Result<Module, HubError> {
+    pub fn update_module(
+        &self,
+        spec: ModuleSpec,
+        if_match: &str,
+    ) -> Result<Pending<'_, Module>, HubError> {
         let key = module_key(&spec.device_id, &spec.module_id);
-        let mut module = self
+        let mut stored = self
             .modules
             .get_mut(&key)
             .ok_or_else(|| HubError::module_not_found(&spec.device_id, &spec.module_id))?;
-        if !etag_matches(if_match, &module.etag) {
+        if !etag_matches(if_match, &stored.etag) {
             return Err(HubError::module_etag_mismatch(
                 &spec.device_id,
                 &spec.module_id,
             ));
         }
+        let mut module = stored.clone();
         module.authentication = spec.authentication.resolve(Some(&module.authentication));
         module.managed_by = spec.managed_by;
         module.etag = new_etag();
-        let updated = module.clone();
-        drop(module);
-        self.persist_identity(&updated.device_id, Some(&updated.module_id))?;
-        Ok(updated)
+        let pending = self.submit_module(
+            &spec.device_id,
+            &spec.module_id,
+            Some(stored.clone()),
+            Some(&module),
+        )?;
+        *stored = module.clone();
+        Ok(pending.map(|()| module))
     }
 
     pub fn get_module(&self, device_id: &str, module_id: &str) -> Result<Module, HubError> {
@@ -246,28 +265,30 @@ impl Hub {
         device_id: &str,
         module_id: &str,
         if_match: Option<&str>,
-    ) -> Result<(), HubError> {
+    ) -> Result<Pending<'_, ()>, HubError> {
         let key = module_key(device_id, module_id);
         let if_match = if_match.unwrap_or("*");
-        let Some((_, removed)) = self
-            .modules
-            .remove_if(&key, |_, m| etag_matches(if_match, &m.etag))
-        else {
-            return Err(if self.modules.contains_key(&key) {
-                HubError::module_etag_mismatch(device_id, module_id)
-            } else {
-                HubError::module_not_found(device_id, module_id)
-            });
+        let (pending, removed) = match self.modules.entry(key) {
+            Entry::Vacant(_) => return Err(HubError::module_not_found(device_id, module_id)),
+            Entry::Occupied(stored) => {
+                if !etag_matches(if_match, &stored.get().etag) {
+                    return Err(HubError::module_etag_mismatch(device_id, module_id));
+                }
+                let pending =
+                    self.submit_module(device_id, module_id, Some(stored.get().clone()), None)?;
+                (pending, stored.remove())
+            }
         };
         self.connections()
             .disconnect(&format!("{device_id}/{module_id}"));
-        self.persist_identity(device_id, Some(module_id))?;
-        self.emit_lifecycle(
-            IdentityRef::module(device_id, module_id),
-            Lifecycle::Deleted,
-            &removed.twin,
-        );
-        Ok(())
+        let (device_id, module_id) = (device_id.to_owned(), module_id.to_owned());
+        Ok(pending.on_stored(move || {
+            self.emit_lifecycle(
+                IdentityRef::module(&device_id, &module_id),
+                Lifecycle::Deleted,
+                &removed.twin,
+            );
+        }))
     }
 
     /// Removes every module of a deleted device and ends their connections; returns their
@@ -347,6 +368,7 @@ impl Hub {
 mod tests {
     use super::*;
     use crate::hub::registry::DeviceSpec;
+    use crate::pending::WaitStored;
 
     fn hub_with_device(id: &str) -> Hub {
         let hub = Hub::new("hub.example", Vec::new(), 10);
@@ -358,6 +380,7 @@ mod tests {
                 secondary: None,
             },
         })
+        .wait_stored()
         .unwrap();
         hub
     }
@@ -370,16 +393,22 @@ mod tests {
     fn modules_need_their_device_and_unique_ids() {
         let hub = hub_with_device("dev");
         assert_eq!(
-            hub.create_module(spec("nobody", "m")).unwrap_err().code,
+            hub.create_module(spec("nobody", "m"))
+                .wait_stored()
+                .unwrap_err()
+                .code,
             404001
         );
-        let created = hub.create_module(spec("dev", "m1")).unwrap();
+        let created = hub.create_module(spec("dev", "m1")).wait_stored().unwrap();
         assert_eq!(created.sas_keys().len(), 2, "keys are generated");
         assert_eq!(
-            hub.create_module(spec("dev", "m1")).unwrap_err().code,
+            hub.create_module(spec("dev", "m1"))
+                .wait_stored()
+                .unwrap_err()
+                .code,
             409301
         );
-        hub.create_module(spec("dev", "m0")).unwrap();
+        hub.create_module(spec("dev", "m0")).wait_stored().unwrap();
         let ids: Vec<String> = hub
             .list_modules("dev")
             .into_iter()
@@ -388,7 +417,10 @@ mod tests {
         assert_eq!(ids, ["m0", "m1"]);
         for bad in ["$edgeAgent", "a/b", ""] {
             assert_eq!(
-                hub.create_module(spec("dev", bad)).unwrap_err().code,
+                hub.create_module(spec("dev", bad))
+                    .wait_stored()
+                    .unwrap_err()
+                    .code,
                 400004,
                 "{bad}"
             );
@@ -398,22 +430,25 @@ mod tests {
     #[test]
     fn updates_check_the_etag_and_keep_keys_and_twin() {
         let hub = hub_with_device("dev");
-        let created = hub.create_module(spec("dev", "m")).unwrap();
+        let created = hub.create_module(spec("dev", "m")).wait_stored().unwrap();
         let managed = ModuleSpec::from_json("dev", "m", br#"{"managedBy":"me"}"#).unwrap();
         assert_eq!(
             hub.update_module(managed.clone(), "\"stale\"")
+                .wait_stored()
                 .unwrap_err()
                 .code,
             412001
         );
         let updated = hub
             .update_module(managed, &format!("\"{}\"", created.etag))
+            .wait_stored()
             .unwrap();
         assert_eq!(updated.managed_by.as_deref(), Some("me"));
         assert_eq!(updated.authentication, created.authentication);
         assert_eq!(updated.generation_id, created.generation_id);
         assert_eq!(
             hub.update_module(spec("dev", "other"), "*")
+                .wait_stored()
                 .unwrap_err()
                 .code,
             404010
@@ -423,14 +458,15 @@ mod tests {
     #[test]
     fn deleting_the_device_deletes_its_modules() {
         let hub = hub_with_device("dev");
-        hub.create_module(spec("dev", "m")).unwrap();
+        hub.create_module(spec("dev", "m")).wait_stored().unwrap();
         assert_eq!(
             hub.delete_module("dev", "m", Some("\"nope\""))
+                .wait_stored()
                 .unwrap_err()
                 .code,
             412001
         );
-        hub.delete_device("dev", None).unwrap();
+        hub.delete_device("dev", None).wait_stored().unwrap();
         assert_eq!(hub.get_module("dev", "m").unwrap_err().code, 404010);
         assert!(hub.list_modules("dev").is_empty());
     }

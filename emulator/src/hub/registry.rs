@@ -15,6 +15,7 @@ use super::event_hubs::notifications::Lifecycle;
 use super::twin::Twin;
 use super::{Hub, IdentityRef, new_etag, new_generation_id};
 use crate::auth::keys::SymmetricKey;
+use crate::pending::Pending;
 
 /// Azure caps `GET /devices?top=` at 1000 devices.
 pub const MAX_LIST_DEVICES: usize = 1000;
@@ -299,7 +300,7 @@ pub(super) fn etag_matches(if_match: &str, etag: &str) -> bool {
 
 impl Hub {
     /// `PUT /devices/{id}` without If-Match: a new device, 409001 if the id is taken.
-    pub fn create_device(&self, spec: DeviceSpec) -> Result<Device, HubError> {
+    pub fn create_device(&self, spec: DeviceSpec) -> Result<Pending<'_, Device>, HubError> {
         validate_device_id(&spec.device_id)?;
         match self.devices.entry(spec.device_id.clone()) {
             Entry::Occupied(_) => Err(HubError::device_already_exists(&spec.device_id)),
@@ -314,14 +315,14 @@ impl Hub {
                     initial_twin: None,
                     device_id: spec.device_id,
                 };
+                let pending = self.submit_device(&device.device_id, None, Some(&device))?;
                 vacant.insert(device.clone());
-                self.persist_identity(&device.device_id, None)?;
-                self.emit_lifecycle(
-                    IdentityRef::device(&device.device_id),
-                    Lifecycle::Created,
-                    &device.twin,
-                );
-                Ok(device)
+                let (id, twin) = (device.device_id.clone(), device.twin.clone());
+                Ok(pending
+                    .on_stored(move || {
+                        self.emit_lifecycle(IdentityRef::device(&id), Lifecycle::Created, &twin)
+                    })
+                    .map(|()| device))
             }
         }
     }
@@ -334,7 +335,7 @@ impl Hub {
         device_id: &str,
         spec: DeviceSpec,
         if_match: &str,
-    ) -> Result<Device, HubError> {
+    ) -> Result<Pending<'_, Device>, HubError> {
         validate_device_id(device_id)?;
         if spec.device_id != device_id {
             return Err(HubError::argument_invalid(format!(
@@ -342,25 +343,27 @@ impl Hub {
                 spec.device_id
             )));
         }
-        let updated = {
-            let mut device = self
+        let (updated, pending) = {
+            let mut stored = self
                 .devices
                 .get_mut(device_id)
                 .ok_or_else(|| HubError::device_not_found(device_id))?;
-            if !etag_matches(if_match, &device.etag) {
+            if !etag_matches(if_match, &stored.etag) {
                 return Err(HubError::device_etag_mismatch(device_id));
             }
+            let mut device = stored.clone();
             device.authentication = spec.authentication.resolve(Some(&device.authentication));
             device.status = spec.status;
             device.etag = new_etag();
-            device.clone()
+            let pending = self.submit_device(device_id, Some(stored.clone()), Some(&device))?;
+            *stored = device.clone();
+            (device, pending)
         };
         if updated.status == DeviceStatus::Disabled {
             self.connections.disconnect(device_id);
             self.disconnect_modules_of(device_id);
         }
-        self.persist_identity(device_id, None)?;
-        Ok(updated)
+        Ok(pending.map(|()| updated))
     }
 
     /// `GET /devices/{id}`.
@@ -378,45 +381,49 @@ impl Hub {
         devices
     }
 
-    /// `DELETE /devices/{id}` (If-Match defaults to `*`): removes the device and its twin and
-    /// drops its connection.
-    pub fn delete_device(&self, device_id: &str, if_match: Option<&str>) -> Result<(), HubError> {
+    /// `DELETE /devices/{id}` (If-Match defaults to `*`): removes the device with its twin,
+    /// its modules and its pending cloud-to-device messages, and drops its connections.
+    pub fn delete_device(
+        &self,
+        device_id: &str,
+        if_match: Option<&str>,
+    ) -> Result<Pending<'_, ()>, HubError> {
         let if_match = if_match.unwrap_or("*");
-        let removed = self
-            .devices
-            .remove_if(device_id, |_, device| etag_matches(if_match, &device.etag));
-        let Some((_, removed)) = removed else {
-            return Err(if self.devices.contains_key(device_id) {
-                HubError::device_etag_mismatch(device_id)
-            } else {
-                HubError::device_not_found(device_id)
-            });
+        // Read before taking the device's entry: no other map is locked while it is held.
+        let modules = self.list_modules(device_id);
+        let c2d = self.c2d.get(device_id).map(|q| q.clone());
+        let (pending, removed) = match self.devices.entry(device_id.to_owned()) {
+            Entry::Vacant(_) => return Err(HubError::device_not_found(device_id)),
+            Entry::Occupied(stored) => {
+                if !etag_matches(if_match, &stored.get().etag) {
+                    return Err(HubError::device_etag_mismatch(device_id));
+                }
+                let pending =
+                    self.submit_device_removal(stored.get().clone(), modules.clone(), c2d)?;
+                (pending, stored.remove())
+            }
         };
         self.connections.disconnect(device_id);
-        let module_twins: Vec<(String, Twin)> = self
-            .list_modules(device_id)
-            .into_iter()
-            .map(|m| (m.module_id, m.twin))
-            .collect();
-        let modules = self.remove_modules_of(device_id);
+        self.remove_modules_of(device_id);
         // A device deleted is gone with its pending cloud-to-device messages.
         self.c2d.remove(device_id);
         self.persistent_c2d.remove(device_id);
-        self.persist_device_removal(device_id, &modules)?;
-        // The device's modules go with it, each reported like a module deletion.
-        for (module_id, twin) in &module_twins {
+        let device_id = device_id.to_owned();
+        Ok(pending.on_stored(move || {
+            // The device's modules go with it, each reported like a module deletion.
+            for module in &modules {
+                self.emit_lifecycle(
+                    IdentityRef::module(&device_id, &module.module_id),
+                    Lifecycle::Deleted,
+                    &module.twin,
+                );
+            }
             self.emit_lifecycle(
-                IdentityRef::module(device_id, module_id),
+                IdentityRef::device(&device_id),
                 Lifecycle::Deleted,
-                twin,
+                &removed.twin,
             );
-        }
-        self.emit_lifecycle(
-            IdentityRef::device(device_id),
-            Lifecycle::Deleted,
-            &removed.twin,
-        );
-        Ok(())
+        }))
     }
 
     /// A device in the service API's JSON shape, with its current connection state.
@@ -428,6 +435,7 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pending::WaitStored;
     use std::time::Duration;
 
     fn hub() -> Hub {
@@ -448,44 +456,53 @@ mod tests {
     #[test]
     fn create_generates_distinct_32_byte_keys_and_refuses_a_second_create() {
         let hub = hub();
-        let device = hub.create_device(sas_spec("dev-1")).unwrap();
+        let device = hub.create_device(sas_spec("dev-1")).wait_stored().unwrap();
         let keys = device.sas_keys();
         assert_eq!(keys.len(), 2);
         assert_eq!(keys[0].as_bytes().len(), 32);
         assert_ne!(keys[0], keys[1]);
-        let again = hub.create_device(sas_spec("dev-1")).unwrap_err();
+        let again = hub
+            .create_device(sas_spec("dev-1"))
+            .wait_stored()
+            .unwrap_err();
         assert_eq!((again.code, again.name), (409001, "DeviceAlreadyExists"));
     }
 
     #[test]
     fn update_checks_the_etag_and_keeps_keys_left_out() {
         let hub = hub();
-        let created = hub.create_device(sas_spec("dev-2")).unwrap();
+        let created = hub.create_device(sas_spec("dev-2")).wait_stored().unwrap();
         let mut disable = sas_spec("dev-2");
         disable.status = DeviceStatus::Disabled;
         let stale = hub
             .update_device("dev-2", disable.clone(), "\"stale\"")
+            .wait_stored()
             .unwrap_err();
         assert_eq!(stale.code, 412001);
         let updated = hub
             .update_device("dev-2", disable.clone(), &format!("\"{}\"", created.etag))
+            .wait_stored()
             .unwrap();
         assert_eq!(updated.status, DeviceStatus::Disabled);
         assert_ne!(updated.etag, created.etag);
         assert_eq!(updated.authentication, created.authentication);
         assert_eq!(updated.generation_id, created.generation_id);
-        let missing = hub.update_device("nobody", sas_spec("nobody"), "*");
+        let missing = hub
+            .update_device("nobody", sas_spec("nobody"), "*")
+            .wait_stored();
         assert_eq!(missing.unwrap_err().code, 404001);
     }
 
     #[tokio::test]
     async fn disabling_and_deleting_drop_the_connection() {
         let hub = hub();
-        let created = hub.create_device(sas_spec("dev-3")).unwrap();
+        let created = hub.create_device(sas_spec("dev-3")).wait_stored().unwrap();
         let lease = hub.connections().attach("dev-3");
         let mut disable = sas_spec("dev-3");
         disable.status = DeviceStatus::Disabled;
-        hub.update_device("dev-3", disable, &created.etag).unwrap();
+        hub.update_device("dev-3", disable, &created.etag)
+            .wait_stored()
+            .unwrap();
         tokio::time::timeout(Duration::from_secs(1), lease.kicked.notified())
             .await
             .expect("disabled device is kicked");
@@ -494,23 +511,30 @@ mod tests {
         let lease = hub.connections().attach("dev-3");
         assert_eq!(
             hub.delete_device("dev-3", Some("\"wrong\""))
+                .wait_stored()
                 .unwrap_err()
                 .code,
             412001
         );
-        hub.delete_device("dev-3", None).unwrap();
+        hub.delete_device("dev-3", None).wait_stored().unwrap();
         tokio::time::timeout(Duration::from_secs(1), lease.kicked.notified())
             .await
             .expect("deleted device is kicked");
         assert_eq!(hub.get_device("dev-3").unwrap_err().code, 404001);
-        assert_eq!(hub.delete_device("dev-3", None).unwrap_err().code, 404001);
+        assert_eq!(
+            hub.delete_device("dev-3", None)
+                .wait_stored()
+                .unwrap_err()
+                .code,
+            404001
+        );
     }
 
     #[test]
     fn list_is_ordered_and_capped() {
         let hub = hub();
         for id in ["c", "a", "b"] {
-            hub.create_device(sas_spec(id)).unwrap();
+            hub.create_device(sas_spec(id)).wait_stored().unwrap();
         }
         let ids: Vec<String> = hub
             .list_devices(Some(2))
@@ -530,7 +554,11 @@ mod tests {
             assert_eq!(validate_device_id(bad).unwrap_err().code, 400004, "{bad}");
         }
         assert_eq!(
-            hub().create_device(sas_spec("a b")).unwrap_err().code,
+            hub()
+                .create_device(sas_spec("a b"))
+                .wait_stored()
+                .unwrap_err()
+                .code,
             400004
         );
     }

@@ -366,7 +366,7 @@ impl Session {
         let mut last_heard = Instant::now();
         // Packets a client sent right behind its CONNECT, before seeing the CONNACK (MQTT
         // 3.1.1 §3.1.4 allows it), arrived with it and are already buffered.
-        if let Err(reason) = self.handle_buffered(&mut rbuf) {
+        if let Err(reason) = self.handle_buffered(&mut rbuf).await {
             let _ = stream.write_all(&self.wbuf).await;
             return reason;
         }
@@ -387,7 +387,7 @@ impl Session {
                         Ok(_) => last_heard = Instant::now(),
                         Err(e) => return format!("read failed: {e}"),
                     }
-                    if let Err(reason) = self.handle_buffered(&mut rbuf) {
+                    if let Err(reason) = self.handle_buffered(&mut rbuf).await {
                         // Flush what was already answered (e.g. SUBACKs) first.
                         let _ = stream.write_all(&self.wbuf).await;
                         return reason;
@@ -432,18 +432,18 @@ impl Session {
 
     /// Handles every complete packet in `rbuf`, replies going to `wbuf`; an error ends the
     /// session.
-    fn handle_buffered(&mut self, rbuf: &mut BytesMut) -> Result<(), CloseReason> {
+    async fn handle_buffered(&mut self, rbuf: &mut BytesMut) -> Result<(), CloseReason> {
         while let Some(packet) =
             codec::decode(rbuf, self.ctx.limits.max_packet_bytes).map_err(|e| e.to_string())?
         {
-            self.handle(packet)?;
+            self.handle(packet).await?;
         }
         Ok(())
     }
 
-    fn handle(&mut self, packet: Packet) -> Result<(), CloseReason> {
+    async fn handle(&mut self, packet: Packet) -> Result<(), CloseReason> {
         match packet {
-            Packet::Publish(publish) => self.on_publish(publish),
+            Packet::Publish(publish) => self.on_publish(publish).await,
             Packet::Subscribe(subscribe) => {
                 let principal = self.client.principal();
                 let mut codes = Vec::with_capacity(subscribe.filters.len());
@@ -484,7 +484,16 @@ impl Session {
                 if let (Some(message_id), Client::Device { identity, hub, .. }) =
                     (self.c2d_in_flight.remove(&ack.pkid), &self.client)
                 {
-                    hub.c2d_complete(identity.device_id(), &message_id);
+                    let (hub, device_id) = (hub.clone(), identity.device_id().to_owned());
+                    // Nothing is acknowledged to the device; a completion that is not stored
+                    // leaves the message queued, to be delivered again.
+                    let completed = match hub.c2d_complete(&device_id, &message_id) {
+                        Ok(pending) => pending.durable().await.map_err(HubError::from),
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = completed {
+                        tracing::error!(device_id, message_id, error = %e, "a C2D completion could not be stored");
+                    }
                     self.pump_c2d();
                 }
                 Ok(())
@@ -498,7 +507,10 @@ impl Session {
         }
     }
 
-    fn on_publish(&mut self, publish: Publish) -> Result<(), CloseReason> {
+    /// Handles a PUBLISH. A write is awaited until it is durable before its PUBACK and reply
+    /// go out; meanwhile this connection reads nothing more, so acknowledgments keep their
+    /// order.
+    async fn on_publish(&mut self, publish: Publish) -> Result<(), CloseReason> {
         if publish.qos == QoS::ExactlyOnce {
             return Err("QoS 2 PUBLISH is not supported by IoT Hub; closing as Azure does".into());
         }
@@ -517,7 +529,11 @@ impl Session {
                 self.reply_dps(rid, reply);
             }
             (Inbound::DpsPoll { rid, operation_id }, Client::Registration(who)) => {
-                let reply = self.ctx.dps.operation_status(who, &operation_id);
+                let dps = self.ctx.dps.clone();
+                let reply = match dps.operation_status(who, &operation_id) {
+                    Ok(pending) => pending.durable().await.map_err(DpsError::from),
+                    Err(e) => Err(e),
+                };
                 self.ack(ack);
                 self.reply_dps(rid, reply);
             }
@@ -553,7 +569,11 @@ impl Session {
                 }
             }
             (Inbound::TwinReportedPatch { rid }, Client::Device { identity, hub, .. }) => {
-                let result = hub.patch_reported(identity, &publish.payload);
+                let hub = hub.clone();
+                let result = match hub.patch_reported(identity, &publish.payload) {
+                    Ok(pending) => pending.durable().await.map_err(HubError::from),
+                    Err(e) => Err(e),
+                };
                 self.ack(ack);
                 match result {
                     // 204 with an empty body and the new version (protocol.md §5.6).
@@ -624,8 +644,14 @@ impl Session {
                 self.awaiting_ack.push(publish.pkid);
                 self.c2d_in_flight.insert(publish.pkid, queued.id.clone());
             } else {
-                // At QoS 0 nothing will acknowledge it: sent is done.
-                hub.c2d_complete(&device_id, &queued.id);
+                // At QoS 0 nothing will acknowledge it: sent is done. Nobody is told, so the
+                // completion is not waited for (it is durable with the next fsync).
+                match hub.c2d_complete(&device_id, &queued.id) {
+                    Ok(pending) => drop(pending.into_value_unawaited()),
+                    Err(e) => {
+                        tracing::error!(device_id, error = %e, "a QoS 0 C2D completion could not be stored")
+                    }
+                }
             }
             self.write(Packet::Publish(publish));
         }

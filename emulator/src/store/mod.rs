@@ -147,44 +147,63 @@ pub trait Store: Send + Sync {
 /// A submitted apply, to be waited for before its effect is acknowledged to anyone.
 #[must_use = "an apply is not durable until its commit is waited for"]
 pub struct Commit {
-    pending: Option<(Arc<writer::Shared>, u64)>,
+    state: CommitState,
+}
+
+enum CommitState {
+    Durable,
+    Pending(Arc<writer::Shared>, u64),
+    Failed(StoreError),
 }
 
 impl Commit {
     /// A commit with nothing left to wait for.
     pub fn durable_now() -> Commit {
-        Commit { pending: None }
+        Commit {
+            state: CommitState::Durable,
+        }
+    }
+
+    /// A commit that will report `error`: for stores (and test doubles) that learn only
+    /// after accepting an apply that it cannot be made durable.
+    pub fn failed(error: StoreError) -> Commit {
+        Commit {
+            state: CommitState::Failed(error),
+        }
     }
 
     fn pending(shared: Arc<writer::Shared>, sequence: u64) -> Commit {
         Commit {
-            pending: Some((shared, sequence)),
+            state: CommitState::Pending(shared, sequence),
         }
     }
 
     /// Blocks until the apply is on disk; an error means it may not be (the store has
     /// stopped accepting writes).
     pub fn wait(self) -> Result<(), StoreError> {
-        match self.pending {
-            None => Ok(()),
-            Some((shared, sequence)) => shared.wait_durable(sequence),
+        match self.state {
+            CommitState::Durable => Ok(()),
+            CommitState::Pending(shared, sequence) => shared.wait_durable(sequence),
+            CommitState::Failed(e) => Err(e),
         }
     }
 
     /// Waits without blocking the thread until the apply is on disk.
     pub async fn durable(self) -> Result<(), StoreError> {
-        match self.pending {
-            None => Ok(()),
-            Some((shared, sequence)) => shared.durable(sequence).await,
+        match self.state {
+            CommitState::Durable => Ok(()),
+            CommitState::Pending(shared, sequence) => shared.durable(sequence).await,
+            CommitState::Failed(e) => Err(e),
         }
     }
 }
 
 impl std::fmt::Debug for Commit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.pending {
-            None => f.write_str("Commit(durable)"),
-            Some((_, sequence)) => write!(f, "Commit(pending #{sequence})"),
+        match &self.state {
+            CommitState::Durable => f.write_str("Commit(durable)"),
+            CommitState::Pending(_, sequence) => write!(f, "Commit(pending #{sequence})"),
+            CommitState::Failed(e) => write!(f, "Commit(failed: {e})"),
         }
     }
 }

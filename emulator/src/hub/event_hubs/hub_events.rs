@@ -19,6 +19,7 @@ use crate::fixtures::RoutingSection;
 use crate::hub::registry::DeviceSpec;
 use crate::hub::telemetry::{IncomingMessage, MessageSource};
 use crate::hub::{Hub, Hubs};
+use crate::pending::WaitStored;
 
 const HOST: &str = "myhub.example";
 
@@ -50,7 +51,7 @@ fn create(hub: &Hub, device_id: &str) -> SymmetricKey {
         json!({"deviceId": device_id}).to_string().as_bytes(),
     )
     .unwrap();
-    let device = hub.create_device(spec).unwrap();
+    let device = hub.create_device(spec).wait_stored().unwrap();
     device.authentication.sas_keys()[0].clone()
 }
 
@@ -94,18 +95,22 @@ fn telemetry_and_every_notification_reach_the_endpoint() {
         },
     )
     .unwrap();
-    hub.patch_reported(&who, br#"{"color":"blue"}"#).unwrap();
+    hub.patch_reported(&who, br#"{"color":"blue"}"#)
+        .wait_stored()
+        .unwrap();
     hub.update_twin(
         "dev-1",
         &json!({"properties":{"desired":{"rate":5}}}),
         None,
         false,
     )
+    .wait_stored()
     .unwrap();
     hub.update_twin("dev-1", &json!({"tags":{"site":"a"}}), None, true)
+        .wait_stored()
         .unwrap();
     hub.connections().detach("dev-1", lease.id);
-    hub.delete_device("dev-1", None).unwrap();
+    hub.delete_device("dev-1", None).wait_stored().unwrap();
 
     let events = events_of(hub, "dev-1");
     let seen: Vec<(MessageSource, Option<&str>)> = events
@@ -176,7 +181,9 @@ fn without_routes_only_telemetry_is_appended() {
     let key = create(hub, "dev-2");
     let who = identity(&hubs, "dev-2", &key);
     let _lease = hub.connections().attach("dev-2");
-    hub.patch_reported(&who, br#"{"x":1}"#).unwrap();
+    hub.patch_reported(&who, br#"{"x":1}"#)
+        .wait_stored()
+        .unwrap();
     hub.accept_telemetry(&who, IncomingMessage::default())
         .unwrap();
     let events = events_of(hub, "dev-2");
@@ -220,8 +227,8 @@ fn modules_have_lifecycle_events_of_their_own() {
     let hub = &hubs.all()[0];
     create(hub, "dev-4");
     let spec = ModuleSpec::from_json("dev-4", "mod-a", b"{}").unwrap();
-    hub.create_module(spec).unwrap();
-    hub.delete_device("dev-4", None).unwrap();
+    hub.create_module(spec).wait_stored().unwrap();
+    hub.delete_device("dev-4", None).wait_stored().unwrap();
     let lifecycle: Vec<(Option<String>, String)> = events_of(hub, "dev-4")
         .iter()
         .filter(|e| e.message.source == MessageSource::DeviceLifecycleEvents)
