@@ -360,6 +360,25 @@ impl Session {
         });
         let mut last_heard = Instant::now();
         loop {
+            // Every complete packet buffered is handled before the next read: the first pass
+            // sees what arrived together with CONNECT (MQTT 3.1.1 §3.1.4 lets a client send
+            // on without waiting for CONNACK, and it may then wait for our SUBACK).
+            loop {
+                match codec::decode(&mut rbuf, self.ctx.limits.max_packet_bytes) {
+                    Ok(Some(packet)) => {
+                        if let Err(reason) = self.handle(packet) {
+                            // Flush what was already answered (e.g. SUBACKs) first.
+                            let _ = stream.write_all(&self.wbuf).await;
+                            return reason;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        let _ = stream.write_all(&self.wbuf).await;
+                        return e.to_string();
+                    }
+                }
+            }
             if !self.wbuf.is_empty() {
                 if let Err(e) = stream.write_all(&self.wbuf).await {
                     return format!("write failed: {e}");
@@ -375,19 +394,6 @@ impl Session {
                         Ok(0) => return "peer closed the connection".into(),
                         Ok(_) => last_heard = Instant::now(),
                         Err(e) => return format!("read failed: {e}"),
-                    }
-                    loop {
-                        match codec::decode(&mut rbuf, self.ctx.limits.max_packet_bytes) {
-                            Ok(Some(packet)) => {
-                                if let Err(reason) = self.handle(packet) {
-                                    // Flush what was already answered (e.g. SUBACKs) first.
-                                    let _ = stream.write_all(&self.wbuf).await;
-                                    return reason;
-                                }
-                            }
-                            Ok(None) => break,
-                            Err(e) => return e.to_string(),
-                        }
                     }
                 }
                 _ = tokio::time::sleep_until(last_heard + keep_alive) => {
