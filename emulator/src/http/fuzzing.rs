@@ -2,7 +2,7 @@
 //! docs/fuzzing.md): the same hyper settings and the same router as a real HTTPS connection
 //! (head checks, authentication, body limits, every REST handler and its JSON bodies), so
 //! arbitrary request bytes reach every route and body parser. The TLS layer and the
-//! connection timeouts of `connection.rs` are left out. Not part of the stable API.
+//! connection timeouts of `connection.rs` are left out, and a client may half-close. Not part of the stable API.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -26,6 +26,9 @@ where
     });
     let _ = http1::Builder::new()
         .header_read_timeout(None)
+        // The harness closes its sending side after the request and then reads the reply;
+        // without this hyper would drop the request at that EOF.
+        .half_close(true)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades()
         .await;
