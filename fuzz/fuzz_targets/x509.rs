@@ -18,11 +18,11 @@ fuzz_target!(|data: &[u8]| {
     let now = SystemTime::now();
     if let Ok(text) = std::str::from_utf8(first) {
         let _ = x509::normalize_thumbprint(text);
-        if let Ok(der) = x509::decode_certificate(text) {
-            if let Ok(info) = x509::inspect(&der) {
-                let _ = info.is_valid_at(now);
-                let _ = info.to_dps_json();
-            }
+        if let Ok(der) = x509::decode_certificate(text)
+            && let Ok(info) = x509::inspect(&der)
+        {
+            let _ = info.is_valid_at(now);
+            let _ = info.to_dps_json();
         }
         if let Ok(chain) = x509::decode_pem_chain(text) {
             let anchors: Vec<Vec<u8>> = chain.iter().map(|c| c.to_vec()).collect();
