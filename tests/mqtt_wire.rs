@@ -696,3 +696,66 @@ async fn packet_identifier_0_is_closed() {
     assert_nothing_stored(&emulator, "dev-pk0");
     assert_still_served(&emulator, "dev-pk0").await;
 }
+
+/// MQTT 3.1.1 §3.1.4 lets a client send on right after CONNECT. Packets that arrive together
+/// with the CONNECT are answered without waiting for more bytes (found by the mqtt_session
+/// fuzz target: the session only decoded after its next read, so a client waiting for its
+/// SUBACK waited until the keep-alive ran out).
+#[tokio::test]
+async fn packets_sent_together_with_connect_are_answered() {
+    use bytes::BytesMut;
+    use iotemu::mqtt::codec::{self, Connect};
+    use rumqttc::mqttbytes::v4::Login;
+
+    let emulator = start_emulator(None).await;
+    let device_id = "pipelined-device";
+    provision(&emulator, device_id);
+    let token = device_token(
+        "localhost",
+        device_id,
+        QUICKSTART_KEY,
+        seconds_from_now(600),
+    );
+    let mut connect = Connect::new(device_id);
+    connect.keep_alive = 60;
+    connect.login = Some(Login::new(hub_username("localhost", device_id), token));
+    let mut subscribe = Subscribe::new("$iothub/twin/res/#", QoS::AtLeastOnce);
+    subscribe.pkid = 1;
+    let telemetry = publish(
+        &format!("devices/{device_id}/messages/events/"),
+        QoS::AtLeastOnce,
+        2,
+        b"sent before CONNACK".to_vec(),
+    );
+    let mut wire = BytesMut::new();
+    for packet in [
+        Packet::Connect(connect),
+        Packet::Subscribe(subscribe),
+        telemetry,
+    ] {
+        codec::encode(&packet, &mut wire).unwrap();
+    }
+    let mut client = RawClient::connect(&emulator).await;
+    client.send_bytes(&wire).await;
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        answers.push(client.recv(Duration::from_secs(5)).await.unwrap());
+    }
+    assert!(
+        matches!(&answers[0], Packet::ConnAck(ack) if ack.code == ConnectReturnCode::Success),
+        "{answers:?}"
+    );
+    assert!(
+        matches!(&answers[1], Packet::SubAck(ack) if ack.pkid == 1 && ack.return_codes == [SubscribeReasonCode::Success(QoS::AtLeastOnce)]),
+        "{answers:?}"
+    );
+    assert_eq!(answers[2], Packet::PubAck(PubAck::new(2)));
+    assert_eq!(
+        emulator
+            .default_hub()
+            .telemetry()
+            .messages(Some(device_id))
+            .len(),
+        1
+    );
+}

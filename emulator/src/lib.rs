@@ -28,6 +28,8 @@ pub mod dps;
 mod emulator;
 pub mod fixtures;
 pub mod fixtures_export;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod hub;
 pub mod mqtt;

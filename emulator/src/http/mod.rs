@@ -12,6 +12,8 @@
 mod connection;
 mod dps_device;
 mod dps_service;
+#[doc(hidden)]
+pub mod fuzzing;
 mod hub_device;
 mod hub_service;
 mod limits;

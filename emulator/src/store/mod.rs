@@ -34,6 +34,8 @@ mod disk;
 mod error;
 mod file;
 mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 mod lock;
 mod memory;
 mod mirror;

@@ -64,7 +64,7 @@ pub fn recover(paths: &Paths) -> Result<Recovered, StoreError> {
     })
 }
 
-fn read_snapshot(path: &Path, bytes: &[u8]) -> Result<(Mirror, u64), StoreError> {
+pub(super) fn read_snapshot(path: &Path, bytes: &[u8]) -> Result<(Mirror, u64), StoreError> {
     let header =
         frame::decode_file_header(bytes, FileKind::Snapshot).map_err(|e| header_error(path, e))?;
     let scan = frame::scan_frames(bytes, FILE_HEADER_LEN);
