@@ -11,6 +11,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use iotemu::Emulator;
 use iotemu::auth::sas::build_token;
+use iotemu::amqp::{AmqpContext, AmqpLimits};
 use iotemu::http::{HttpContext, HttpLimits};
 use iotemu::mqtt::{MqttContext, MqttLimits};
 use iotemu::shutdown::Shutdown;
@@ -87,6 +88,12 @@ fn start_world() -> World {
         dps: emulator.dps().clone(),
         hubs: emulator.hubs().clone(),
         mqtt: mqtt.clone(),
+        amqp: Arc::new(AmqpContext {
+            hubs: emulator.hubs().clone(),
+            limits: AmqpLimits::default(),
+            port: 0,
+            shutdown: shutdown.signal(),
+        }),
         limits: HttpLimits::default(),
         shutdown: shutdown.signal(),
     });
