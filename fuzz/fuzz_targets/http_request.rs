@@ -83,6 +83,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&shape, rest)) = data.split_first() else {
         return;
     };
+    iotemu_fuzz::reset_device_twin();
     let credentials = &world().credentials;
     let shape = usize::from(shape);
     let stream = if let Some((method, path, who)) = ROUTES.get(shape) {

@@ -21,6 +21,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&who, rest)) = data.split_first() else {
         return;
     };
+    iotemu_fuzz::reset_device_twin();
     let credentials = &world().credentials;
     let (client_id, username, password) = match who {
         0 => (
