@@ -6,31 +6,21 @@ use iotemu::Emulator;
 use crate::args::Args;
 
 pub(crate) fn print_banner(emulator: &Emulator, args: &Args) {
-    let addrs: Vec<String> = emulator
-        .mqtt_addrs()
-        .iter()
-        .map(|a| a.to_string())
-        .collect();
     println!(
         "iotemu {} — Azure IoT Hub DPS + IoT Hub emulator",
         env!("CARGO_PKG_VERSION")
     );
-    println!("  MQTT over TLS:   {}", addrs.join(", "));
-    let amqp: Vec<String> = emulator
-        .amqp_addrs()
-        .iter()
-        .map(|a| a.to_string())
-        .collect();
-    println!("  AMQP over TLS:   {}", amqp.join(", "));
+    print_endpoints(emulator, args);
+    print_services(emulator);
+    println!("iotemu ready");
+}
+
+/// Where each listener is, and the CA clients must trust.
+fn print_endpoints(emulator: &Emulator, args: &Args) {
+    println!("  MQTT over TLS:   {}", list(emulator.mqtt_addrs()));
+    println!("  AMQP over TLS:   {}", list(emulator.amqp_addrs()));
     match emulator.https_port() {
-        Some(_) => {
-            let https: Vec<String> = emulator
-                .https_addrs()
-                .iter()
-                .map(|a| a.to_string())
-                .collect();
-            println!("  HTTPS (REST):    {}", https.join(", "));
-        }
+        Some(_) => println!("  HTTPS (REST):    {}", list(emulator.https_addrs())),
         None => println!(
             "  HTTPS (REST):    off — port 443 could not be bound (needs root or CAP_NET_BIND_SERVICE); use --https-port"
         ),
@@ -47,6 +37,10 @@ pub(crate) fn print_banner(emulator: &Emulator, args: &Args) {
         ),
     }
     println!("  Certificate for: {}", emulator.server_names().join(", "));
+}
+
+/// DPS, every hub with its connection strings, and what the fixtures enrolled.
+fn print_services(emulator: &Emulator) {
     println!(
         "  DPS:             host {}, ID scope {}",
         emulator.dps_host(),
@@ -80,5 +74,9 @@ pub(crate) fn print_banner(emulator: &Emulator, args: &Args) {
         dps.enrollments().len(),
         dps.enrollment_groups().len()
     );
-    println!("iotemu ready");
+}
+
+fn list(addrs: &[std::net::SocketAddr]) -> String {
+    let addrs: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+    addrs.join(", ")
 }
