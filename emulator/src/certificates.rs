@@ -12,6 +12,7 @@ use dashmap::mapref::entry::Entry;
 use serde_json::{Value, json};
 
 use crate::auth::x509::{self, CertificateInfo, X509Error};
+use crate::etag;
 use crate::pending::Pending;
 use crate::persistence::Persistence;
 use crate::timefmt::utc_timestamp;
@@ -179,7 +180,7 @@ impl CertificateStore {
             info,
             is_verified,
             verification_code: None,
-            etag: new_etag(),
+            etag: etag::certificate(),
             created,
             updated: now,
         };
@@ -235,7 +236,7 @@ impl CertificateStore {
             .to_ascii_uppercase();
         let mut entry = stored.clone();
         entry.verification_code = Some(code.clone());
-        entry.etag = new_etag();
+        entry.etag = etag::certificate();
         let pending = self.submit(&key, Some(stored.clone()), Some(&entry))?;
         *stored = entry;
         Ok(pending.map(|()| code))
@@ -269,7 +270,7 @@ impl CertificateStore {
         }
         entry.is_verified = true;
         entry.verification_code = None;
-        entry.etag = new_etag();
+        entry.etag = etag::certificate();
         entry.updated = SystemTime::now();
         let pending = self.submit(&key, Some(stored.clone()), Some(&entry))?;
         *stored = entry.clone();
@@ -304,8 +305,4 @@ impl CertificateStore {
             .map(|c| c.name.clone())
             .collect()
     }
-}
-
-fn new_etag() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
 }

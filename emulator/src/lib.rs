@@ -26,6 +26,7 @@ pub mod certs;
 pub mod control;
 pub mod dps;
 mod emulator;
+mod etag;
 pub mod fixtures;
 pub mod fixtures_export;
 #[doc(hidden)]

@@ -22,9 +22,10 @@ use std::task::{Context, Poll, ready};
 use std::sync::Arc;
 
 use bytes::{Buf, BufMut, BytesMut};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::AsyncWrite;
 
 use super::late_frames::FramingViolation;
+use crate::net::forward_async_read;
 
 /// Bytes kept for the socket before the engine is made to wait.
 const HIGH_WATER: usize = 256 * 1024;
@@ -233,15 +234,7 @@ impl<S: AsyncWrite + Unpin> FullFields<S> {
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for FullFields<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
+forward_async_read!(FullFields, inner);
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for FullFields<S> {
     fn poll_write(

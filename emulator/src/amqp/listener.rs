@@ -2,17 +2,16 @@
 //! timeout), then one AMQP connection per socket; at most the listener's connection limit at
 //! once (see `net.rs`).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use super::AmqpContext;
 use super::connection::serve;
 use super::connection_auth::PeerInfo;
-use crate::net::{ConnectionLimit, ConnectionSlot, accept_tls, spawn_accept_loop};
+use crate::net::{ConnectionLimit, TlsSetup, spawn_tls_accept_loop};
 
 /// Serves AMQP over TLS on `listener` until shutdown.
 pub fn spawn(
@@ -21,41 +20,29 @@ pub fn spawn(
     limit: ConnectionLimit,
     ctx: Arc<AmqpContext>,
 ) -> JoinHandle<()> {
+    let tls = TlsSetup {
+        acceptor,
+        handshake_timeout: ctx.limits.handshake_timeout,
+    };
     let shutdown = ctx.shutdown.clone();
-    spawn_accept_loop(
+    // Shutdown does not wait for a handshake; an open connection is closed with a reason.
+    spawn_tls_accept_loop(
         listener,
         "AMQP",
+        tls,
         limit,
         shutdown,
-        move |tcp, remote, slot| serve_connection(tcp, remote, slot, acceptor.clone(), ctx.clone()),
+        move |tls, peer, slot| {
+            let ctx = ctx.clone();
+            async move {
+                let _slot = slot;
+                let peer = PeerInfo {
+                    remote: peer.remote,
+                    certificates: peer.certificates,
+                    server_name: peer.server_name,
+                };
+                serve(tls, peer, ctx).await;
+            }
+        },
     )
-}
-
-async fn serve_connection(
-    tcp: TcpStream,
-    remote: SocketAddr,
-    _slot: ConnectionSlot,
-    acceptor: TlsAcceptor,
-    ctx: Arc<AmqpContext>,
-) {
-    let mut shutdown = ctx.shutdown.clone();
-    let handshake = accept_tls(&acceptor, tcp, remote, ctx.limits.handshake_timeout, "AMQP");
-    // Shutdown does not wait for a handshake; an open connection is closed with a reason.
-    let tls = tokio::select! {
-        tls = handshake => tls,
-        _ = shutdown.recv() => None,
-    };
-    let Some(tls) = tls else {
-        return;
-    };
-    let connection = tls.get_ref().1;
-    let peer = PeerInfo {
-        remote,
-        certificates: connection
-            .peer_certificates()
-            .map(|chain| chain.to_vec())
-            .unwrap_or_default(),
-        server_name: connection.server_name().map(str::to_ascii_lowercase),
-    };
-    serve(tls, peer, ctx).await;
 }

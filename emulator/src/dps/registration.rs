@@ -13,8 +13,6 @@
 
 use std::time::{Instant, SystemTime};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -28,6 +26,7 @@ use super::model::{
 use super::{Dps, EnrollmentRef};
 use crate::auth::keys::SymmetricKey;
 use crate::auth::{RegistrationIdentity, X509Registration, enrollment_keys};
+use crate::etag;
 use crate::hub::Hub;
 use crate::hub::device::DeviceAuthentication;
 use crate::pending::{Pending, Settled};
@@ -241,7 +240,7 @@ impl Dps {
                     .unwrap_or_else(|| utc_timestamp(now)),
             ),
             last_updated_date_time_utc: Some(utc_timestamp(now)),
-            etag: Some(new_etag()),
+            etag: Some(etag::registration()),
             ..empty_state()
         };
 
@@ -669,11 +668,6 @@ fn new_operation_id() -> String {
     let a = uuid::Uuid::new_v4();
     let b = uuid::Uuid::new_v4();
     format!("4.{}.{}", &a.simple().to_string()[..16], b)
-}
-
-/// Devices see the etag as base64 of the quoted etag string, as the real service sends it.
-fn new_etag() -> String {
-    BASE64.encode(format!("\"{}\"", uuid::Uuid::new_v4()))
 }
 
 #[cfg(test)]

@@ -32,6 +32,7 @@ use super::model::{
 };
 use super::validate::{self, MissingKeys};
 use super::{Dps, EnrollmentRef};
+use crate::etag;
 use crate::pending::Pending;
 use crate::timefmt::utc_timestamp;
 
@@ -128,14 +129,14 @@ impl Precondition<'_> {
         match (self, stored) {
             (Precondition::Unconditional, _) => Ok(()),
             (Precondition::IfMatch(tag), Some(current)) => {
-                if etag_matches(tag, current) {
+                if etag::matches(tag, current) {
                     Ok(())
                 } else {
                     Err(mismatch())
                 }
             }
             (Precondition::IfMatch(tag), None) => {
-                if is_wildcard(tag) {
+                if etag::is_wildcard(tag) {
                     Ok(())
                 } else {
                     Err(DpsError::new(
@@ -155,7 +156,7 @@ impl Precondition<'_> {
             )),
             (Precondition::PresentMatching(Some(tag)), Some(current)) => {
                 // A wildcard is an `If-Match` header idiom, not an etag: it matches nothing here.
-                if !is_wildcard(tag) && etag_matches(tag, current) {
+                if !etag::is_wildcard(tag) && etag::matches(tag, current) {
                     Ok(())
                 } else {
                     Err(mismatch())
@@ -439,7 +440,7 @@ impl Dps {
         let now = utc_timestamp(SystemTime::now());
         // Derived on every read from the registration records, never stored.
         enrollment.registration_state = None;
-        enrollment.etag = Some(new_etag());
+        enrollment.etag = Some(etag::enrollment());
         enrollment.last_updated_date_time_utc = Some(now.clone());
         // Checked, submitted and published under the entry's lock: of two writers with the
         // same If-Match only one can win, and the store sees them in the map's order.
@@ -475,7 +476,7 @@ impl Dps {
             .map_err(|bad| DpsError::bad_request(bad.to_string()))?;
         let subject = format!("Enrollment group '{}'", group.enrollment_group_id);
         let now = utc_timestamp(SystemTime::now());
-        group.etag = Some(new_etag());
+        group.etag = Some(etag::enrollment());
         group.last_updated_date_time_utc = Some(now.clone());
         let key = group.enrollment_group_id.to_ascii_lowercase();
         let pending = match self.groups.entry(key.clone()) {
@@ -571,32 +572,6 @@ fn service_view(state: &DeviceRegistrationState) -> DeviceRegistrationState {
         x509: None,
         ..state.clone()
     }
-}
-
-/// Real DPS etags are quoted strings (protocol.md §7.3).
-fn new_etag() -> String {
-    format!("\"{}\"", uuid::Uuid::new_v4())
-}
-
-fn is_wildcard(if_match: &str) -> bool {
-    if_match.trim() == "*"
-}
-
-/// Clients send the etag verbatim, with or without its quotes (and proxies may add `W/`), so
-/// both sides are compared bare. A comma-separated list matches if any member does.
-fn etag_matches(if_match: &str, current: Option<&str>) -> bool {
-    if is_wildcard(if_match) {
-        return true;
-    }
-    let Some(current) = current.map(bare_etag).filter(|c| !c.is_empty()) else {
-        return false;
-    };
-    if_match.split(',').any(|tag| bare_etag(tag) == current)
-}
-
-fn bare_etag(tag: &str) -> &str {
-    let tag = tag.trim();
-    tag.strip_prefix("W/").unwrap_or(tag).trim_matches('"')
 }
 
 fn ids_agree(field: &str, body_id: &str, path_id: &str) -> Result<(), DpsError> {
@@ -1730,21 +1705,5 @@ mod tests {
         assert_eq!(result.errors.len(), 1);
         assert_eq!(result.errors[0].enrollment_group_id.as_deref(), Some("g-9"));
         assert!(dps.enrollment_group("g-1").is_none());
-    }
-
-    #[test]
-    fn etag_comparison_rules() {
-        let tag = Some("\"abc\"");
-        assert!(etag_matches("\"abc\"", tag));
-        assert!(etag_matches("abc", tag));
-        assert!(etag_matches("W/\"abc\"", tag));
-        assert!(etag_matches(" * ", tag));
-        assert!(etag_matches("x, \"abc\"", tag));
-        assert!(!etag_matches("\"ab\"", tag));
-        assert!(!etag_matches("ABC", tag));
-        assert!(!etag_matches("", Some("")));
-        assert!(!etag_matches("abc", None));
-        // Registration etags are base64 text: compared as they are.
-        assert!(etag_matches("ImFiYyI=", Some("ImFiYyI=")));
     }
 }

@@ -12,7 +12,6 @@
 
 use std::convert::Infallible;
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
@@ -20,14 +19,14 @@ use std::task::{Context, Poll};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::time::Instant;
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 
 use super::{HttpContext, router};
-use crate::net::{ConnectionSlot, accept_tls};
+use crate::net::{ConnectionSlot, TlsPeer, forward_async_write};
 
 /// Where one connection is, as far as the timeouts go.
 #[derive(Debug, Clone, Copy)]
@@ -102,31 +101,14 @@ impl Activity {
 /// Serves one accepted TCP connection until the client closes, a timeout closes it, or
 /// shutdown (which lets the request in flight finish).
 pub(super) async fn serve(
-    tcp: TcpStream,
-    remote: SocketAddr,
+    tls: TlsStream<TcpStream>,
+    peer: TlsPeer,
     slot: ConnectionSlot,
-    acceptor: TlsAcceptor,
     ctx: Arc<HttpContext>,
 ) {
-    let Some(tls) = accept_tls(
-        &acceptor,
-        tcp,
-        remote,
-        ctx.limits.handshake_timeout,
-        "HTTPS",
-    )
-    .await
-    else {
-        return;
-    };
+    let remote = peer.remote;
     // The client's chain, captured once per connection for X.509 requests.
-    let certificates = Arc::new(
-        tls.get_ref()
-            .1
-            .peer_certificates()
-            .map(|chain| chain.to_vec())
-            .unwrap_or_default(),
-    );
+    let certificates = Arc::new(peer.certificates);
     let activity = Activity::new();
     // An upgraded connection (WebSocket) outlives this task: its session keeps the slot.
     let slot = Arc::new(slot);
@@ -200,32 +182,4 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-}
+forward_async_write!(Watched, inner);

@@ -33,7 +33,7 @@ pub use limits::HttpLimits;
 use crate::dps::Dps;
 use crate::hub::Hubs;
 use crate::mqtt::MqttContext;
-use crate::net::{ConnectionLimit, spawn_accept_loop};
+use crate::net::{ConnectionLimit, TlsSetup, spawn_tls_accept_loop};
 use crate::shutdown::ShutdownSignal;
 
 /// What every HTTPS request handler needs.
@@ -56,14 +56,17 @@ pub fn spawn(
     limit: ConnectionLimit,
     ctx: Arc<HttpContext>,
 ) -> JoinHandle<()> {
+    let tls = TlsSetup {
+        acceptor,
+        handshake_timeout: ctx.limits.handshake_timeout,
+    };
     let shutdown = ctx.shutdown.clone();
-    spawn_accept_loop(
+    spawn_tls_accept_loop(
         listener,
         "HTTPS",
+        tls,
         limit,
         shutdown,
-        move |tcp, remote, slot| {
-            connection::serve(tcp, remote, slot, acceptor.clone(), ctx.clone())
-        },
+        move |tls, peer, slot| connection::serve(tls, peer, slot, ctx.clone()),
     )
 }

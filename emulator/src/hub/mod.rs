@@ -29,6 +29,7 @@ use crate::auth::DeviceIdentity;
 use crate::auth::keys::SymmetricKey;
 use crate::auth::policy::SharedAccessPolicy;
 use crate::certificates::CertificateStore;
+use crate::etag;
 use crate::pending::Pending;
 use crate::persistence::Persistence;
 use connections::{Connections, Outbound};
@@ -258,7 +259,7 @@ impl Hub {
                 }
                 let mut device = stored.get().clone();
                 device.authentication = authentication;
-                device.etag = new_etag();
+                device.etag = etag::identity();
                 let pending =
                     self.submit_device(device_id, Some(stored.get().clone()), Some(&device))?;
                 stored.insert(device.clone());
@@ -270,7 +271,7 @@ impl Hub {
                     authentication,
                     status: DeviceStatus::Enabled,
                     generation_id: new_generation_id(),
-                    etag: new_etag(),
+                    etag: etag::identity(),
                     created: SystemTime::now(),
                     twin: Twin::from_initial(initial_twin.as_ref()),
                     initial_twin,
@@ -300,7 +301,7 @@ impl Hub {
         let mut device = stored.clone();
         device.twin = Twin::from_initial(initial_twin.as_ref());
         device.initial_twin = initial_twin;
-        device.etag = new_etag();
+        device.etag = etag::identity();
         let pending = self.submit_device(device_id, Some(stored.clone()), Some(&device))?;
         *stored = device;
         Ok(pending.map(|()| true))
@@ -502,7 +503,7 @@ impl Hub {
         twin::validate_service_update(body)?;
         let connection = who.connection_key();
         let change = |twin: &mut Twin| {
-            if if_match.is_some_and(|expected| !registry::etag_matches(expected, &twin.etag)) {
+            if if_match.is_some_and(|expected| !etag::matches(expected, Some(&twin.etag))) {
                 return Err(HubError::precondition_failed(&connection));
             }
             let tags = body.get("tags").cloned();
@@ -589,7 +590,7 @@ impl Hub {
             };
             let mut device = stored.clone();
             device.status = status;
-            device.etag = new_etag();
+            device.etag = etag::identity();
             let Ok(pending) = self.submit_device(device_id, Some(stored.clone()), Some(&device))
             else {
                 return false;
@@ -763,10 +764,6 @@ impl Hubs {
         });
         Some(preferred.unwrap_or(first))
     }
-}
-
-fn new_etag() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
 }
 
 fn new_generation_id() -> String {

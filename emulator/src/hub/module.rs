@@ -16,11 +16,12 @@ use super::device::{DeviceAuthentication, DeviceStatus};
 use super::error::HubError;
 use super::event_hubs::notifications::Lifecycle;
 use super::registry::{
-    AuthenticationBody, AuthenticationSpec, authentication_spec, etag_matches, validate_device_id,
+    AuthenticationBody, AuthenticationSpec, authentication_spec, validate_device_id,
 };
 use super::twin::Twin;
-use super::{Hub, IdentityRef, new_etag, new_generation_id};
+use super::{Hub, IdentityRef, new_generation_id};
 use crate::auth::keys::SymmetricKey;
+use crate::etag;
 use crate::pending::Pending;
 use crate::timefmt::utc_timestamp;
 
@@ -182,7 +183,7 @@ impl Hub {
                     authentication: spec.authentication.resolve(None),
                     managed_by: spec.managed_by,
                     generation_id: new_generation_id(),
-                    etag: new_etag(),
+                    etag: etag::identity(),
                     created: SystemTime::now(),
                     twin: Twin::from_initial(None),
                     device_id: spec.device_id,
@@ -221,7 +222,7 @@ impl Hub {
             .modules
             .get_mut(&key)
             .ok_or_else(|| HubError::module_not_found(&spec.device_id, &spec.module_id))?;
-        if !etag_matches(if_match, &stored.etag) {
+        if !etag::matches(if_match, Some(&stored.etag)) {
             return Err(HubError::module_etag_mismatch(
                 &spec.device_id,
                 &spec.module_id,
@@ -230,7 +231,7 @@ impl Hub {
         let mut module = stored.clone();
         module.authentication = spec.authentication.resolve(Some(&module.authentication));
         module.managed_by = spec.managed_by;
-        module.etag = new_etag();
+        module.etag = etag::identity();
         let pending = self.submit_module(
             &spec.device_id,
             &spec.module_id,
@@ -271,7 +272,7 @@ impl Hub {
         let (pending, removed) = match self.modules.entry(key) {
             Entry::Vacant(_) => return Err(HubError::module_not_found(device_id, module_id)),
             Entry::Occupied(stored) => {
-                if !etag_matches(if_match, &stored.get().etag) {
+                if !etag::matches(if_match, Some(&stored.get().etag)) {
                     return Err(HubError::module_etag_mismatch(device_id, module_id));
                 }
                 let pending =

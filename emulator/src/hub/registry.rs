@@ -13,8 +13,9 @@ use super::device::{Device, DeviceAuthentication, DeviceStatus};
 use super::error::HubError;
 use super::event_hubs::notifications::Lifecycle;
 use super::twin::Twin;
-use super::{Hub, IdentityRef, new_etag, new_generation_id};
+use super::{Hub, IdentityRef, new_generation_id};
 use crate::auth::keys::SymmetricKey;
+use crate::etag;
 use crate::pending::Pending;
 
 /// Azure caps `GET /devices?top=` at 1000 devices.
@@ -292,12 +293,6 @@ pub fn device_id_problem(device_id: &str) -> Option<String> {
     None
 }
 
-/// Whether an `If-Match` value (quoted or not, weak or not, `*`) admits `etag`.
-pub(super) fn etag_matches(if_match: &str, etag: &str) -> bool {
-    let expected = if_match.trim().trim_start_matches("W/").trim_matches('"');
-    expected == "*" || expected == etag
-}
-
 impl Hub {
     /// `PUT /devices/{id}` without If-Match: a new device, 409001 if the id is taken.
     pub fn create_device(&self, spec: DeviceSpec) -> Result<Pending<'_, Device>, HubError> {
@@ -309,7 +304,7 @@ impl Hub {
                     authentication: spec.authentication.resolve(None),
                     status: spec.status,
                     generation_id: new_generation_id(),
-                    etag: new_etag(),
+                    etag: etag::identity(),
                     created: SystemTime::now(),
                     twin: Twin::from_initial(None),
                     initial_twin: None,
@@ -348,13 +343,13 @@ impl Hub {
                 .devices
                 .get_mut(device_id)
                 .ok_or_else(|| HubError::device_not_found(device_id))?;
-            if !etag_matches(if_match, &stored.etag) {
+            if !etag::matches(if_match, Some(&stored.etag)) {
                 return Err(HubError::device_etag_mismatch(device_id));
             }
             let mut device = stored.clone();
             device.authentication = spec.authentication.resolve(Some(&device.authentication));
             device.status = spec.status;
-            device.etag = new_etag();
+            device.etag = etag::identity();
             let pending = self.submit_device(device_id, Some(stored.clone()), Some(&device))?;
             *stored = device.clone();
             (device, pending)
@@ -395,7 +390,7 @@ impl Hub {
         let (pending, removed) = match self.devices.entry(device_id.to_owned()) {
             Entry::Vacant(_) => return Err(HubError::device_not_found(device_id)),
             Entry::Occupied(stored) => {
-                if !etag_matches(if_match, &stored.get().etag) {
+                if !etag::matches(if_match, Some(&stored.get().etag)) {
                     return Err(HubError::device_etag_mismatch(device_id));
                 }
                 let pending =

@@ -7,6 +7,7 @@ use std::time::SystemTime;
 use serde_json::{Map, Value, json};
 
 use super::error::HubError;
+use crate::etag;
 use crate::timefmt::utc_timestamp;
 
 /// Each of desired and reported may hold 32 KB; tags 8 KB.
@@ -46,7 +47,7 @@ impl Twin {
             reported_version: 1,
             reported_updated: now,
             version: 1,
-            etag: new_etag(),
+            etag: etag::twin(),
         }
     }
 
@@ -125,7 +126,7 @@ impl Twin {
 
     fn touch(&mut self) {
         self.version += 1;
-        self.etag = new_etag();
+        self.etag = etag::twin();
     }
 }
 
@@ -289,11 +290,6 @@ fn check_section(section: &Map<String, Value>, limit: usize, what: &str) -> Resu
         )));
     }
     Ok(())
-}
-
-fn new_etag() -> String {
-    let n = uuid::Uuid::new_v4().as_u128() as u64;
-    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, n.to_be_bytes())
 }
 
 #[cfg(test)]
