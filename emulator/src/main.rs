@@ -17,6 +17,8 @@ use iotemu::mqtt::MqttLimits;
 use iotemu::{Emulator, MaxConnections};
 use tracing_subscriber::EnvFilter;
 
+mod ready_file;
+
 /// Local emulator of Azure IoT Hub Device Provisioning Service and Azure IoT Hub.
 ///
 /// Without a command, runs the emulator with the options below.
@@ -128,6 +130,11 @@ struct Args {
     /// Write the emulator's CA certificate (PEM) to this file, for clients to trust.
     #[arg(long, env = "IOTEMU_CA_OUT")]
     ca_out: Option<PathBuf>,
+
+    /// Once every listener is up, write the bound ports, control URL and connection strings
+    /// there as JSON (for test harnesses starting iotemu on free ports).
+    #[arg(long, env = "IOTEMU_READY_FILE", value_name = "FILE")]
+    ready_file: Option<PathBuf>,
 
     /// Extra host names or IP addresses for the server certificate (repeatable).
     #[arg(long, env = "IOTEMU_HOSTNAME", value_delimiter = ',')]
@@ -428,6 +435,12 @@ async fn run(args: Args) -> Result<(), String> {
     // Listen before announcing readiness: a SIGTERM sent right after "ready" must shut the
     // emulator down gracefully, not kill it.
     let mut signals = ShutdownSignals::install();
+    if let Some(path) = &args.ready_file {
+        ready_file::write(
+            path,
+            &ready_file::describe(&emulator, args.ca_out.as_deref()),
+        )?;
+    }
     print_banner(&emulator, &args);
     signals.wait().await;
     tracing::info!("shutting down");
