@@ -174,20 +174,31 @@ class Emulator:
         return self.get("/telemetry" + query)
 
     def device(self, registration_id=None, group=None):
-        """A fresh device identity from a symmetric-key enrollment group (the quickstart's
-        ``quickstart-group`` by default): ``registration_id`` defaults to a unique
-        ``dev-<hex>``."""
+        """A device identity to provision with. ``registration_id`` of a symmetric-key
+        individual enrollment (e.g. the quickstart's ``symm-key-python-device-008``) gives that
+        enrollment's key; any other id, or none (then a unique ``dev-<hex>``), gets a key derived
+        from a symmetric-key enrollment group (``group``, else the first: the quickstart's
+        ``quickstart-group``)."""
+
+        def key_of(enrollment):
+            return ((enrollment.get("attestation") or {}).get("symmetricKey") or {}).get("primaryKey")
+
+        if registration_id is not None and group is None:
+            for enrollment in self.get("/enrollments"):
+                if enrollment.get("registrationId") == registration_id and key_of(enrollment):
+                    device = Device(registration_id, key_of(enrollment), self.id_scope, self.provisioning_host)
+                    device.device_id = enrollment.get("deviceId") or registration_id
+                    return device
         groups = [
             g for g in self.get("/enrollmentGroups")
-            if ((g.get("attestation") or {}).get("symmetricKey") or {}).get("primaryKey")
-            and (group is None or g.get("enrollmentGroupId") == group)
+            if key_of(g) and (group is None or g.get("enrollmentGroupId") == group)
         ]
         if not groups:
             raise IotemuError("no symmetric-key enrollment group {}in the emulator's fixtures".format(
                 "{!r} ".format(group) if group else ""))
-        group_key = groups[0]["attestation"]["symmetricKey"]["primaryKey"]
         registration_id = registration_id or "dev-" + uuid.uuid4().hex[:12]
-        digest = hmac.new(base64.b64decode(group_key), registration_id.encode("utf-8"), hashlib.sha256).digest()
+        digest = hmac.new(base64.b64decode(key_of(groups[0])), registration_id.encode("utf-8"),
+                          hashlib.sha256).digest()
         return Device(registration_id, base64.b64encode(digest).decode("ascii"), self.id_scope,
                       self.provisioning_host)
 
