@@ -52,7 +52,9 @@ fn ready_file_names_the_bound_ports_and_port_carrying_connection_strings() {
     assert_eq!(doc["caFile"], ca.display().to_string());
     let hub = &doc["hubs"][0];
     assert_eq!(hub["hostName"], "localhost");
-    let hub_cs = hub["connectionString"].as_str().expect("hub connection string");
+    let hub_cs = hub["connectionString"]
+        .as_str()
+        .expect("hub connection string");
     assert!(
         hub_cs.starts_with(&format!(
             "HostName=localhost:{https};SharedAccessKeyName=iothubowner;"
