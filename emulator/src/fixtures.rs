@@ -21,8 +21,10 @@ use crate::dps::model::{AllocationPolicy, EnrollmentGroup, IndividualEnrollment}
 use crate::dps::validate::{self, MissingKeys};
 use crate::hub::event_hubs::{self, route::Routes};
 
-/// The built-in quickstart fixture, used when no fixture is given.
-pub const QUICKSTART_JSON: &str = include_str!("../../fixtures/quickstart.json");
+/// The built-in quickstart fixture, used when no fixture is given. Included through
+/// emulator/fixtures/quickstart.json, a symlink to the workspace's fixtures/quickstart.json, so
+/// that the published crate (`cargo package`) carries it.
+pub const QUICKSTART_JSON: &str = include_str!("../fixtures/quickstart.json");
 pub const QUICKSTART_NAME: &str = "built-in quickstart fixture";
 
 /// Where a fixture comes from.
