@@ -70,6 +70,8 @@ where
     let mut dispatcher = Dispatcher::open(client, ctx.clone(), connect.clean_session);
     let mut wakeups = Wakeups::new(&mut dispatcher, &ctx);
     let reason = serve(&mut stream, &mut dispatcher, &mut wakeups, rbuf, keep_alive).await;
+    // The hub's pushes stop being accepted before the connection is detached.
+    drop(wakeups);
     dispatcher.close();
     tracing::info!(remote = %peer.remote, client = %name, %reason, "client disconnected");
     close(&mut stream).await;

@@ -69,3 +69,73 @@ impl Hub {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::auth::keys::SymmetricKey;
+    use crate::auth::sas::build_token;
+    use crate::auth::{self, Credential};
+    use crate::hub::Hubs;
+
+    const HOST: &str = "hub.example";
+
+    fn connected_device() -> (Arc<Hub>, DeviceIdentity) {
+        let key = SymmetricKey::from_base64("c2VydmljZSBrZXkgZm9yIHRlc3RzIG9ubHkgMTIzNA==")
+            .expect("test key");
+        let hub = Hub::new(HOST, Vec::new(), 1);
+        hub.provision_device("d1", key.clone(), key.clone(), None);
+        let hubs = Hubs::new(vec![hub]);
+        let token = build_token(
+            &format!("{HOST}/devices/d1"),
+            key.as_bytes(),
+            None,
+            4_000_000_000,
+        );
+        let identity = auth::authenticate_device(
+            &hubs,
+            HOST,
+            "d1",
+            None,
+            Credential::Sas(&token),
+            SystemTime::now(),
+        )
+        .expect("authenticates");
+        (hubs.get(HOST).cloned().expect("the hub"), identity)
+    }
+
+    #[tokio::test]
+    async fn a_patch_is_answered_204_with_the_version_a_get_then_shows() {
+        let (hub, identity) = connected_device();
+        let patch = hub
+            .device_twin_request(&identity, TwinRequest::PatchReported(br#"{"fw":"2"}"#))
+            .await
+            .expect("stored");
+        assert_eq!(patch, TwinResponse::ReportedUpdated { version: 2 });
+        assert_eq!(patch.status(), 204);
+        let get = hub
+            .device_twin_request(&identity, TwinRequest::Get)
+            .await
+            .expect("the twin");
+        assert_eq!(get.status(), 200);
+        let TwinResponse::Twin(view) = get else {
+            panic!("a twin expected, got {get:?}");
+        };
+        assert_eq!(view["reported"]["fw"], "2");
+        assert_eq!(view["reported"]["$version"], 2);
+    }
+
+    #[tokio::test]
+    async fn a_patch_that_is_not_json_changes_nothing() {
+        let (hub, identity) = connected_device();
+        let error = hub
+            .device_twin_request(&identity, TwinRequest::PatchReported(b"{"))
+            .await
+            .unwrap_err();
+        assert_eq!(error.status(), 400);
+        assert_eq!(hub.device_twin("d1").unwrap().reported_version, 1);
+    }
+}
