@@ -2,6 +2,9 @@
 //! per device of at most 50 pending messages of at most 64 KB, delivered while the device is
 //! subscribed, completed by its acknowledgement (PUBACK over MQTT). A message delivered but
 //! not acknowledged when the connection ends goes back to the queue and is delivered again.
+//! How one connection delivers the queue is [`delivery`].
+
+pub mod delivery;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::SystemTime;

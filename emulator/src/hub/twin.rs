@@ -1,6 +1,9 @@
 //! Device twins (iot-hub-devguide-device-twins.md; protocol.md §5.6, §9.3): tags, desired
 //! and reported properties, each section with its own `$version`, changed by JSON merge
-//! patches in which `null` deletes. The key and size rules are Azure's.
+//! patches in which `null` deletes. The key and size rules are Azure's. What a device asks of
+//! its own twin over any transport is [`requests`].
+
+pub mod requests;
 
 use std::time::SystemTime;
 

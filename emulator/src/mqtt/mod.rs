@@ -3,12 +3,24 @@
 //! CONNECT username. This layer only speaks the wire: trust is decided by [`crate::auth`],
 //! rules by [`crate::dps`] and [`crate::hub`].
 
+mod c2d;
 pub mod codec;
+mod connect;
+mod dispatch;
+mod dps;
 pub mod listener;
+mod methods;
+mod module_io;
+mod outbox;
 pub mod properties;
 pub mod routes;
 pub mod session;
+mod subscriptions;
+mod telemetry;
+#[cfg(test)]
+mod test_support;
 pub mod topic;
+mod twin;
 pub mod username;
 
 use std::sync::Arc;

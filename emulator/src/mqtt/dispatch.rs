@@ -1,0 +1,213 @@
+//! Routes what arrives on a connection to its API group's handler: each packet from the
+//! client (PUBLISH by topic, via [`super::routes`]; SUBSCRIBE, UNSUBSCRIBE, PUBACK, PINGREQ,
+//! DISCONNECT) and each push from the hub (desired patch, method call, C2D available, module
+//! input). Replies accumulate in the [`Outbox`] for the session loop to write.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::sync::{Notify, mpsc};
+
+use super::MqttContext;
+use super::c2d::C2d;
+use super::codec::{self, Packet, Publish, QoS, UnsubAck};
+use super::connect::{Client, identity_ref};
+use super::outbox::Outbox;
+use super::routes::{Inbound, classify_publish};
+use super::session::CloseReason;
+use super::{dps, methods, module_io, telemetry, twin};
+use crate::hub::connections::Outbound;
+use crate::hub::methods::MethodCorrelation;
+use crate::hub::twin::requests::TwinRequest;
+
+/// One connection's state after CONNECT.
+pub(super) struct Dispatcher {
+    client: Client,
+    ctx: Arc<MqttContext>,
+    pub out: Outbox,
+    /// C2D delivery, for a device (not a module or DPS client).
+    c2d: Option<C2d>,
+    /// Direct method calls sent to the device and not answered yet.
+    methods: MethodCorrelation,
+}
+
+impl Dispatcher {
+    /// The session of an authenticated `client`: restores a persistent session, writes the
+    /// CONNACK and whatever C2D is waiting.
+    pub fn open(client: Client, ctx: Arc<MqttContext>, clean_session: bool) -> Dispatcher {
+        let mut out = Outbox::new(client.name());
+        // CleanSession 0 keeps a device's C2D subscription across connections (the SDKs
+        // connect that way); CleanSession 1 forgets it.
+        let (c2d, session_present) = match client.device() {
+            Some((identity, hub)) => {
+                C2d::open(hub.clone(), identity_ref(identity), clean_session, &mut out)
+            }
+            None => (None, false),
+        };
+        out.write(Packet::ConnAck(codec::ConnAck::new(
+            codec::ConnectReturnCode::Success,
+            session_present,
+        )));
+        let mut dispatcher = Dispatcher {
+            client,
+            ctx,
+            out,
+            c2d,
+            methods: MethodCorrelation::default(),
+        };
+        dispatcher.pump_c2d();
+        dispatcher
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Fires when the hub closes this connection (replaced, device disabled or deleted).
+    pub fn kicked(&self) -> Option<Arc<Notify>> {
+        match &self.client {
+            Client::Device { lease, .. } => Some(lease.kicked.clone()),
+            Client::Registration(_) => None,
+        }
+    }
+
+    /// What the hub pushes to this device; DPS clients get nothing. Handed out once.
+    pub fn take_pushes(&mut self) -> Option<mpsc::Receiver<Outbound>> {
+        match &mut self.client {
+            Client::Device { lease, .. } => {
+                Some(std::mem::replace(&mut lease.outbound, mpsc::channel(1).1))
+            }
+            Client::Registration(_) => None,
+        }
+    }
+
+    /// The connection ended: the hub no longer counts it, and C2D it did not settle goes
+    /// back to the queue (when `self.c2d` drops, after the detach).
+    pub fn close(self) {
+        if let Client::Device {
+            identity,
+            hub,
+            lease,
+        } = &self.client
+        {
+            hub.connections()
+                .detach(&identity.connection_key(), lease.id);
+        }
+    }
+
+    /// Handles every complete packet in `rbuf`; an error ends the session.
+    pub async fn handle_buffered(&mut self, rbuf: &mut BytesMut) -> Result<(), CloseReason> {
+        while let Some(packet) =
+            codec::decode(rbuf, self.ctx.limits.max_packet_bytes).map_err(|e| e.to_string())?
+        {
+            self.handle(packet).await?;
+        }
+        Ok(())
+    }
+
+    async fn handle(&mut self, packet: Packet) -> Result<(), CloseReason> {
+        match packet {
+            Packet::Publish(publish) => self.on_publish(publish).await,
+            Packet::Subscribe(subscribe) => {
+                let principal = self.client.principal();
+                let suback =
+                    self.out
+                        .subscriptions
+                        .subscribe(principal, subscribe, &self.out.client);
+                self.out.write(Packet::SubAck(suback));
+                self.subscriptions_changed();
+                self.pump_c2d();
+                Ok(())
+            }
+            Packet::Unsubscribe(unsubscribe) => {
+                self.out.subscriptions.unsubscribe(&unsubscribe.topics);
+                self.out
+                    .write(Packet::UnsubAck(UnsubAck::new(unsubscribe.pkid)));
+                self.subscriptions_changed();
+                Ok(())
+            }
+            Packet::PubAck(ack) => {
+                self.out.acknowledged(ack.pkid);
+                if let Some(c2d) = &mut self.c2d {
+                    c2d.acknowledged(ack.pkid, &mut self.out).await;
+                }
+                Ok(())
+            }
+            Packet::PingReq => {
+                self.out.write(Packet::PingResp);
+                Ok(())
+            }
+            Packet::Disconnect => Err("client sent DISCONNECT".into()),
+            other => Err(format!("unexpected packet {other:?}")),
+        }
+    }
+
+    /// Handles a PUBLISH. A write is awaited until it is durable before its PUBACK and reply
+    /// go out; meanwhile this connection reads nothing more, so acknowledgments keep their
+    /// order.
+    async fn on_publish(&mut self, publish: Publish) -> Result<(), CloseReason> {
+        if publish.qos == QoS::ExactlyOnce {
+            return Err("QoS 2 PUBLISH is not supported by IoT Hub; closing as Azure does".into());
+        }
+        let Some(route) = classify_publish(self.client.principal(), &publish.topic) else {
+            return Err(format!(
+                "PUBLISH to a topic this client may not use: {}",
+                publish.topic
+            ));
+        };
+        let ack = (publish.qos == QoS::AtLeastOnce).then_some(publish.pkid);
+        tracing::debug!(client = %self.out.client, topic = %publish.topic, qos = publish.qos as u8, bytes = publish.payload.len(), "publish received");
+        let out = &mut self.out;
+        match (route, &self.client) {
+            (Inbound::DpsRegister { rid }, Client::Registration(who)) => {
+                dps::register(&self.ctx.dps, who, rid, &publish.payload, ack, out);
+            }
+            (Inbound::DpsPoll { rid, operation_id }, Client::Registration(who)) => {
+                dps::poll(&self.ctx.dps, who, rid, &operation_id, ack, out).await;
+            }
+            (Inbound::Telemetry { property_bag }, Client::Device { identity, hub, .. }) => {
+                let body = publish.payload.clone();
+                telemetry::publish(hub, identity, property_bag, publish.retain, body, ack, out)?;
+            }
+            (Inbound::TwinGet { rid }, Client::Device { identity, hub, .. }) => {
+                twin::request(hub, identity, TwinRequest::Get, rid, ack, out).await;
+            }
+            (Inbound::TwinReportedPatch { rid }, Client::Device { identity, hub, .. }) => {
+                let request = TwinRequest::PatchReported(&publish.payload);
+                twin::request(hub, identity, request, rid, ack, out).await;
+            }
+            (Inbound::MethodResponse { rid, status }, Client::Device { .. }) => {
+                methods::response(&mut self.methods, rid, status, &publish.payload, ack, out);
+            }
+            (route, _) => return Err(format!("request {route:?} from the wrong kind of client")),
+        }
+        Ok(())
+    }
+
+    /// Something the hub pushed to this device.
+    pub fn on_push(&mut self, pushed: Outbound) {
+        match pushed {
+            Outbound::DesiredPatch { version, patch } => {
+                twin::push_desired(&mut self.out, version, patch)
+            }
+            Outbound::Method(call) => methods::request(&mut self.methods, call, &mut self.out),
+            Outbound::C2dAvailable => self.pump_c2d(),
+            Outbound::ModuleInput(input) => {
+                let identity = self.client.device().map(|(identity, _)| identity);
+                module_io::deliver(identity, input, &mut self.out);
+            }
+        }
+    }
+
+    fn pump_c2d(&mut self) {
+        if let Some(c2d) = &mut self.c2d {
+            c2d.pump(&mut self.out);
+        }
+    }
+
+    fn subscriptions_changed(&self) {
+        if let Some(c2d) = &self.c2d {
+            c2d.subscriptions_changed(&self.out);
+        }
+    }
+}
