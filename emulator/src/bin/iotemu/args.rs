@@ -121,6 +121,11 @@ pub(crate) struct Args {
     #[arg(long, env = "IOTEMU_CA_OUT")]
     pub(crate) ca_out: Option<PathBuf>,
 
+    /// Once every listener is up, write the bound ports, control URL and connection strings
+    /// there as JSON (for test harnesses starting iotemu on free ports).
+    #[arg(long, env = "IOTEMU_READY_FILE", value_name = "FILE")]
+    pub(crate) ready_file: Option<PathBuf>,
+
     /// Extra host names or IP addresses for the server certificate (repeatable).
     #[arg(long, env = "IOTEMU_HOSTNAME", value_delimiter = ',')]
     pub(crate) hostname: Vec<String>,

@@ -6,7 +6,8 @@
 //! line, Dockerfile and `IOTEMU_*` setup keeps working.
 //!
 //! One module per concern: `args` (the command line), `serve` (running the server),
-//! `banner`, `signals`, `descriptors` (the open-file budget), and one per subcommand
+//! `banner`, `ready_file` (the JSON a test harness waits for), `signals`, `descriptors` (the
+//! open-file budget), and one per subcommand
 //! (`healthcheck`, `fixtures`; `certs` is the library's [`iotemu::certs::cli`]).
 
 mod args;
@@ -14,6 +15,7 @@ mod banner;
 mod descriptors;
 mod fixtures;
 mod healthcheck;
+mod ready_file;
 mod serve;
 mod signals;
 

@@ -10,6 +10,7 @@ use iotemu::{Emulator, EmulatorBuilder, MaxConnections};
 use crate::args::Args;
 use crate::banner::print_banner;
 use crate::descriptors::check_descriptor_budget;
+use crate::ready_file;
 use crate::signals::ShutdownSignals;
 
 /// Runs the emulator until SIGTERM/SIGINT; `Err` is the message to exit with.
@@ -30,6 +31,12 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
     // Listen before announcing readiness: a SIGTERM sent right after "ready" must shut the
     // emulator down gracefully, not kill it.
     let mut signals = ShutdownSignals::install();
+    if let Some(path) = &args.ready_file {
+        ready_file::write(
+            path,
+            &ready_file::describe(&emulator, args.ca_out.as_deref()),
+        )?;
+    }
     print_banner(&emulator, &args);
     signals.wait().await;
     tracing::info!("shutting down");
