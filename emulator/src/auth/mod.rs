@@ -7,6 +7,7 @@
 pub mod keys;
 pub mod policy;
 pub mod sas;
+pub mod tpm;
 pub mod x509;
 
 use std::sync::Arc;
