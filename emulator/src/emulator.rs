@@ -23,11 +23,10 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::amqp::{self, AmqpContext, AmqpLimits};
-use crate::auth::policy::SharedAccessPolicy;
 use crate::control;
 use crate::dps::model::AllocationPolicy;
 use crate::dps::{Dps, DpsTiming};
-use crate::fixtures::{FixtureError, FixtureSet, FixtureSource};
+use crate::fixtures::{AccessPolicy, FixtureError, FixtureSet, FixtureSource};
 use crate::http::{self, HttpContext, HttpLimits};
 use crate::hub::event_hubs::{self, EventHubsConfig};
 use crate::hub::{Hub, HubAllocation, Hubs};
@@ -392,7 +391,7 @@ impl Starting {
             }
         });
         let policy = |p| {
-            SharedAccessPolicy::from_fixture(p).map_err(|e| FixtureError {
+            AccessPolicy::to_shared_access_policy(p).map_err(|e| FixtureError {
                 file: "fixture".into(),
                 path: "sharedAccessPolicies".into(),
                 reason: e.to_string(),
