@@ -13,11 +13,12 @@ use tokio::sync::oneshot;
 use super::c2d::{C2dMessage, MAX_C2D_BYTES};
 use super::connections::Outbound;
 use super::device::{DeviceAuthentication, DeviceStatus};
+use super::device_spec::{
+    AuthenticationBody, AuthenticationSpec, authentication_spec, validate_device_id,
+};
 use super::error::HubError;
 use super::event_hubs::notifications::Lifecycle;
-use super::registry::{
-    AuthenticationBody, AuthenticationSpec, authentication_spec, etag_matches, validate_device_id,
-};
+use super::registry::etag_matches;
 use super::twin::Twin;
 use super::{Hub, IdentityRef, new_etag, new_generation_id};
 use crate::auth::keys::SymmetricKey;

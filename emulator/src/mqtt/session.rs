@@ -32,9 +32,10 @@ use super::properties::{encode_c2d_property_bag, encode_property_bag, parse_prop
 use super::routes::{Inbound, Principal, classify_publish, may_subscribe};
 use super::topic::filter_matches;
 use super::username::{self, ConnectTarget};
-use crate::auth::{self, AuthError, Credential, DeviceIdentity, RegistrationIdentity};
+use crate::auth::{self, AuthError, Credential, RegistrationIdentity};
 use crate::dps::error::DpsError;
 use crate::dps::registration::RegistrationReply;
+use crate::hub::DeviceIdentity;
 use crate::hub::connections::{ConnectionLease, Outbound};
 use crate::hub::error::HubError;
 use crate::hub::methods::{MethodCall, MethodRefusal, MethodResponse};
@@ -276,27 +277,14 @@ fn authenticate(
             host,
             device_id,
             module_id,
-        } => auth::authenticate_device(
-            &ctx.hubs,
-            host,
-            device_id,
-            module_id.as_deref(),
-            credential,
-            now,
-        )
-        .and_then(|identity| {
-            let hub = ctx
-                .hubs
-                .get(identity.hub())
-                .cloned()
-                .ok_or_else(|| AuthError::UnknownHub(identity.hub().to_owned()))?;
-            let lease = hub.connections().attach(&identity.connection_key());
-            Ok(Client::Device {
-                identity,
-                hub,
-                lease,
-            })
-        }),
+        } => ctx
+            .hubs
+            .connect_device(host, device_id, module_id.as_deref(), credential, now)
+            .map(|connected| Client::Device {
+                identity: connected.identity,
+                hub: connected.hub,
+                lease: connected.lease,
+            }),
     };
     result.map_err(|e| {
         let code = match e {
