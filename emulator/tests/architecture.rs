@@ -123,6 +123,18 @@ fn reads_imports_as_the_compiler_resolves_them() {
     assert_eq!(found, expected);
 }
 
+/// The cycle finder reports a loop through several modules, and nothing for a chain.
+#[test]
+fn finds_a_cycle_through_three_modules() {
+    let edge = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+    let chain: BTreeSet<_> = [edge("a", "b"), edge("b", "c")].into();
+    assert!(cycles(&chain).is_empty());
+    let mut looped = chain.clone();
+    looped.insert(edge("c", "a"));
+    looped.insert(edge("c", "d"));
+    assert_eq!(cycles(&looped), vec![vec!["a", "b", "c"]]);
+}
+
 fn src_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }

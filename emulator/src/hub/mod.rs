@@ -8,7 +8,7 @@
 //! `provisioning` (DPS and library writes), `twin_store` (twin reads and writes),
 //! `telemetry_intake` (device-to-cloud messages), `hubs` (finding a hub by name).
 
-pub mod authentication;
+mod authentication;
 pub mod c2d;
 pub mod c2d_http;
 pub mod connections;
@@ -19,7 +19,7 @@ pub mod error;
 pub mod event_hubs;
 pub mod feedback;
 mod hubs;
-pub mod identity;
+mod identity;
 pub mod methods;
 pub mod module;
 mod provisioning;
@@ -37,6 +37,7 @@ use dashmap::DashMap;
 use crate::auth::policy::SharedAccessPolicy;
 use crate::certificates::CertificateStore;
 use crate::persistence::Persistence;
+pub use authentication::DeviceConnection;
 use connections::Connections;
 use device::Device;
 use event_hubs::notifications::{self, Lifecycle};
