@@ -17,6 +17,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::auth::keys::KeyError;
+use crate::auth::policy::SharedAccessPolicy;
 use crate::dps::model::{AllocationPolicy, EnrollmentGroup, IndividualEnrollment};
 use crate::dps::validate::{self, MissingKeys};
 use crate::hub::event_hubs::{self, route::Routes};
@@ -203,6 +205,18 @@ impl Rights {
                 .collect(),
             Rights::List(list) => list.clone(),
         }
+    }
+}
+
+impl AccessPolicy {
+    /// The credential-layer policy this fixture entry describes (keys decoded).
+    pub fn to_shared_access_policy(&self) -> Result<SharedAccessPolicy, KeyError> {
+        SharedAccessPolicy::from_base64(
+            &self.key_name,
+            &self.primary_key,
+            self.secondary_key.as_deref(),
+            self.rights.names(),
+        )
     }
 }
 

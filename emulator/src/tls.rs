@@ -81,13 +81,9 @@ pub struct EmulatorTls {
 }
 
 impl EmulatorTls {
-    /// Generates a fresh ECDSA P-256 CA and server certificate covering `hostnames`.
-    pub fn generate(hostnames: &[String]) -> Result<EmulatorTls, TlsError> {
-        Self::with_ca(hostnames, None)
-    }
-
-    /// Like [`EmulatorTls::generate`], but keeps `ca` (a CA restored from durable state) when
-    /// given, so clients that trust it keep working; the server certificate is always new.
+    /// Generates an ECDSA P-256 server certificate covering `hostnames`, signed by `ca` (a CA
+    /// restored from durable state) when given, so clients that trust it keep working, or by
+    /// a fresh CA otherwise; the server certificate is always new.
     pub fn with_ca(hostnames: &[String], ca: Option<&CaMaterial>) -> Result<EmulatorTls, TlsError> {
         let material = match ca {
             Some(ca) => ca.clone(),
@@ -247,13 +243,13 @@ mod tests {
 
     #[test]
     fn a_restored_ca_signs_the_new_server_certificate() {
-        let first = EmulatorTls::generate(&[]).unwrap();
+        let first = EmulatorTls::with_ca(&[], None).unwrap();
         let again =
             EmulatorTls::with_ca(&["hub.example".into()], Some(first.ca_material())).unwrap();
         assert_eq!(again.ca_pem(), first.ca_pem());
         assert_eq!(again.ca_material(), first.ca_material());
         assert!(again.server_names().contains(&"hub.example".to_owned()));
-        let fresh = EmulatorTls::generate(&[]).unwrap();
+        let fresh = EmulatorTls::with_ca(&[], None).unwrap();
         assert_ne!(fresh.ca_pem(), first.ca_pem());
 
         let broken = CaMaterial {

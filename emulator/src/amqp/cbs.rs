@@ -22,7 +22,7 @@ use super::message::body_text;
 use super::request_response::{BoxFuture, Request, RequestHandler, Response};
 use super::session::SessionContext;
 use crate::auth::sas::SasToken;
-use crate::auth::{Credential, authenticate_device, authenticate_service_token, split_resource};
+use crate::auth::{Credential, authenticate_service_token, split_resource};
 
 pub const NODE: &str = "/$cbs";
 const PUT_TOKEN: &str = "put-token";
@@ -92,9 +92,7 @@ fn put_token(request: &Request, session: &SessionContext, now: SystemTime) -> Re
             };
             // The decoded id keeps its case; the path above was lower-cased for matching.
             let (device_id, module_id) = original_case_ids(&resource, device_id, module_id);
-            authenticate_device(
-                hubs,
-                hub.host_name(),
+            hub.authenticate_device(
                 &device_id,
                 module_id.as_deref(),
                 Credential::Sas(&token_text),

@@ -12,7 +12,8 @@ use std::time::{Duration, SystemTime};
 
 use rustls_pki_types::CertificateDer;
 
-use crate::auth::{DeviceIdentity, ServiceGrant};
+use crate::auth::ServiceGrant;
+use crate::hub::DeviceIdentity;
 
 /// How a grant was obtained (for logs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,7 +2,6 @@
 //! with a set of rights, used by service tokens and policy-signed device tokens.
 
 use super::keys::{KeyError, SymmetricKey};
-use crate::fixtures::AccessPolicy;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SharedAccessPolicy {
@@ -13,16 +12,18 @@ pub struct SharedAccessPolicy {
 }
 
 impl SharedAccessPolicy {
-    pub fn from_fixture(policy: &AccessPolicy) -> Result<SharedAccessPolicy, KeyError> {
+    /// A policy from its keys as written in fixtures and connection strings (base64).
+    pub fn from_base64(
+        name: &str,
+        primary: &str,
+        secondary: Option<&str>,
+        rights: Vec<String>,
+    ) -> Result<SharedAccessPolicy, KeyError> {
         Ok(SharedAccessPolicy {
-            name: policy.key_name.clone(),
-            primary: SymmetricKey::from_base64(&policy.primary_key)?,
-            secondary: policy
-                .secondary_key
-                .as_deref()
-                .map(SymmetricKey::from_base64)
-                .transpose()?,
-            rights: policy.rights.names(),
+            name: name.to_owned(),
+            primary: SymmetricKey::from_base64(primary)?,
+            secondary: secondary.map(SymmetricKey::from_base64).transpose()?,
+            rights,
         })
     }
 

@@ -108,7 +108,7 @@ fn build_dps(
 }
 
 fn policy(fixture: &AccessPolicy) -> Result<SharedAccessPolicy, FixtureError> {
-    SharedAccessPolicy::from_fixture(fixture).map_err(|e| FixtureError {
+    AccessPolicy::to_shared_access_policy(fixture).map_err(|e| FixtureError {
         file: "fixture".into(),
         path: "sharedAccessPolicies".into(),
         reason: e.to_string(),

@@ -19,12 +19,12 @@ use serde_json::Value;
 use super::HttpContext;
 use super::reply::{self, Refusal, Reply};
 use super::request::Request;
-use crate::auth::{self, AuthError, DeviceIdentity};
-use crate::hub::Hub;
+use crate::auth::AuthError;
 use crate::hub::c2d::QueuedC2d;
 use crate::hub::c2d_http::Settlement;
 use crate::hub::error::HubError;
 use crate::hub::telemetry::{IncomingMessage, SystemProperties};
+use crate::hub::{DeviceIdentity, Hub};
 use crate::query;
 
 /// The content type that marks a telemetry body as a batch.
@@ -147,14 +147,7 @@ fn authenticate<'c>(
     device_id: &str,
 ) -> Result<(&'c Hub, DeviceIdentity), HubError> {
     let hub = ctx.hubs.for_host(req.header("host").unwrap_or(""))?;
-    match auth::authenticate_device(
-        &ctx.hubs,
-        hub.host_name(),
-        device_id,
-        None,
-        req.credential(),
-        SystemTime::now(),
-    ) {
+    match hub.authenticate_device(device_id, None, req.credential(), SystemTime::now()) {
         Ok(identity) => Ok((hub, identity)),
         Err(AuthError::DeviceDisabled(_)) => Err(HubError::device_disabled(device_id)),
         Err(e) => {

@@ -13,15 +13,15 @@ use tokio::sync::oneshot;
 use super::c2d::{C2dMessage, MAX_C2D_BYTES};
 use super::connections::Outbound;
 use super::device::{DeviceAuthentication, DeviceStatus};
-use super::error::HubError;
-use super::event_hubs::notifications::Lifecycle;
-use super::registry::{
+use super::device_spec::{
     AuthenticationBody, AuthenticationSpec, authentication_spec, validate_device_id,
 };
+use super::error::HubError;
+use super::event_hubs::notifications::Lifecycle;
 use super::twin::Twin;
 use super::{Hub, IdentityRef, new_generation_id};
-use crate::auth::keys::SymmetricKey;
 use crate::etag;
+use crate::auth::keys::SymmetricKey;
 use crate::pending::Pending;
 use crate::timefmt::utc_timestamp;
 

@@ -25,7 +25,8 @@ use super::codec::{self, CodecError, Connect, ConnectReturnCode, Packet, Protoco
 use super::routes::Principal;
 use super::session::PeerInfo;
 use super::username::{self, ConnectTarget};
-use crate::auth::{self, AuthError, Credential, DeviceIdentity, RegistrationIdentity};
+use crate::auth::{self, AuthError, Credential, RegistrationIdentity};
+use crate::hub::DeviceIdentity;
 use crate::hub::connections::ConnectionLease;
 use crate::hub::{Hub, IdentityRef};
 
@@ -212,27 +213,14 @@ fn verify(
             host,
             device_id,
             module_id,
-        } => {
-            let identity = auth::authenticate_device(
-                &ctx.hubs,
-                host,
-                device_id,
-                module_id.as_deref(),
-                credential,
-                now,
-            )?;
-            let hub = ctx
-                .hubs
-                .get(identity.hub())
-                .cloned()
-                .ok_or_else(|| AuthError::UnknownHub(identity.hub().to_owned()))?;
-            let lease = hub.connections().attach(&identity.connection_key());
-            Ok(Client::Device {
-                identity,
-                hub,
-                lease,
-            })
-        }
+        } => ctx
+            .hubs
+            .connect_device(host, device_id, module_id.as_deref(), credential, now)
+            .map(|connected| Client::Device {
+                identity: connected.identity,
+                hub: connected.hub,
+                lease: connected.lease,
+            }),
     }
 }
 

@@ -6,7 +6,7 @@
 
 use super::outbox::Outbox;
 use super::properties::encode_property_bag;
-use crate::auth::DeviceIdentity;
+use crate::hub::DeviceIdentity;
 use crate::hub::module::ModuleInput;
 
 /// Publishes `input` to the connected module if it subscribed to its inputs; the hub is told

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use super::outbox::Outbox;
 use super::properties::parse_property_bag;
 use super::session::CloseReason;
-use crate::auth::DeviceIdentity;
+use crate::hub::DeviceIdentity;
 use crate::hub::Hub;
 use crate::hub::telemetry::IncomingMessage;
 

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::outbox::Outbox;
-use crate::auth::DeviceIdentity;
+use crate::hub::DeviceIdentity;
 use crate::hub::Hub;
 use crate::hub::error::HubError;
 use crate::hub::twin::requests::{TwinRequest, TwinResponse};

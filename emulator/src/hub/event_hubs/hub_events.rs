@@ -12,13 +12,13 @@ use super::partition::PartitionEvent;
 use super::position::EventPosition;
 use super::route::Routes;
 use super::{EventHubsConfig, hub_name};
+use crate::auth::Credential;
 use crate::auth::keys::SymmetricKey;
 use crate::auth::sas::build_token;
-use crate::auth::{self, Credential};
 use crate::fixtures::RoutingSection;
 use crate::hub::registry::DeviceSpec;
 use crate::hub::telemetry::{IncomingMessage, MessageSource};
-use crate::hub::{Hub, Hubs};
+use crate::hub::{DeviceIdentity, Hub, Hubs};
 use crate::pending::WaitStored;
 
 const HOST: &str = "myhub.example";
@@ -55,22 +55,16 @@ fn create(hub: &Hub, device_id: &str) -> SymmetricKey {
     device.authentication.sas_keys()[0].clone()
 }
 
-fn identity(hubs: &Hubs, device_id: &str, key: &SymmetricKey) -> auth::DeviceIdentity {
+fn identity(hubs: &Hubs, device_id: &str, key: &SymmetricKey) -> DeviceIdentity {
     let token = build_token(
         &format!("{HOST}/devices/{device_id}"),
         key.as_bytes(),
         None,
         4_000_000_000,
     );
-    auth::authenticate_device(
-        hubs,
-        HOST,
-        device_id,
-        None,
-        Credential::Sas(&token),
-        SystemTime::now(),
-    )
-    .unwrap()
+    let hub = hubs.get(HOST).unwrap();
+    hub.authenticate_device(device_id, None, Credential::Sas(&token), SystemTime::now())
+        .unwrap()
 }
 
 fn body(event: &PartitionEvent) -> Value {

@@ -12,7 +12,7 @@
 
 use serde_json::Value;
 
-use crate::auth::DeviceIdentity;
+use crate::hub::DeviceIdentity;
 use crate::hub::error::HubError;
 use crate::hub::{Hub, IdentityRef};
 
@@ -78,7 +78,7 @@ mod tests {
     use super::*;
     use crate::auth::keys::SymmetricKey;
     use crate::auth::sas::build_token;
-    use crate::auth::{self, Credential};
+    use crate::auth::Credential;
     use crate::hub::Hubs;
 
     const HOST: &str = "hub.example";
@@ -95,16 +95,11 @@ mod tests {
             None,
             4_000_000_000,
         );
-        let identity = auth::authenticate_device(
-            &hubs,
-            HOST,
-            "d1",
-            None,
-            Credential::Sas(&token),
-            SystemTime::now(),
-        )
-        .expect("authenticates");
-        (hubs.get(HOST).cloned().expect("the hub"), identity)
+        let hub = hubs.get(HOST).cloned().expect("the hub");
+        let identity = hub
+            .authenticate_device("d1", None, Credential::Sas(&token), SystemTime::now())
+            .expect("authenticates");
+        (hub, identity)
     }
 
     #[tokio::test]

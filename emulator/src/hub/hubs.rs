@@ -1,0 +1,62 @@
+//! Every hub the emulator serves, found by the host name a client used (case-insensitive),
+//! by the `Host` header of an HTTP request, or by the name of its Event Hubs-compatible
+//! endpoint.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::Hub;
+use super::error::HubError;
+
+/// Every hub the emulator serves, by case-insensitive host name.
+pub struct Hubs {
+    ordered: Vec<Arc<Hub>>,
+    by_host: HashMap<String, Arc<Hub>>,
+}
+
+impl Hubs {
+    pub fn new(hubs: Vec<Hub>) -> Hubs {
+        let ordered: Vec<Arc<Hub>> = hubs.into_iter().map(Arc::new).collect();
+        let by_host = ordered
+            .iter()
+            .map(|h| (h.host_name.to_ascii_lowercase(), h.clone()))
+            .collect();
+        Hubs { ordered, by_host }
+    }
+
+    pub fn get(&self, host_name: &str) -> Option<&Arc<Hub>> {
+        self.by_host.get(&host_name.to_ascii_lowercase())
+    }
+
+    /// The hub an HTTP `Host` header names (any port ignored), or the only hub when there is
+    /// just one, so clients that send an IP or another name still reach it.
+    pub fn for_host(&self, host_header: &str) -> Result<&Arc<Hub>, HubError> {
+        let host = host_header
+            .rsplit_once(':')
+            .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
+            .map_or(host_header, |(h, _)| h);
+        self.get(host)
+            .or_else(|| (self.ordered.len() == 1).then(|| &self.ordered[0]))
+            .ok_or_else(|| HubError::hub_not_found(host))
+    }
+
+    pub fn all(&self) -> &[Arc<Hub>] {
+        &self.ordered
+    }
+
+    /// The hub whose Event Hubs-compatible endpoint is named `entity` (case-insensitive),
+    /// preferring the one at host `hint` should names repeat.
+    pub fn by_event_hub(&self, entity: &str, hint: Option<&str>) -> Option<&Arc<Hub>> {
+        let mut matching = self
+            .ordered
+            .iter()
+            .filter(|h| h.event_hubs().path().eq_ignore_ascii_case(entity));
+        let first = matching.next()?;
+        let preferred = hint.and_then(|host| {
+            std::iter::once(first)
+                .chain(matching)
+                .find(|h| h.host_name().eq_ignore_ascii_case(host))
+        });
+        Some(preferred.unwrap_or(first))
+    }
+}
