@@ -246,3 +246,52 @@ async fn route(
         Target::NoRoute => no_route(req, segments),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_path_goes_to_its_api_group() {
+        use Target::*;
+        for (method, path, target) in [
+            (Method::PUT, "scope/registrations/r/register", DpsRegister),
+            (
+                Method::GET,
+                "scope/registrations/r/operations/o",
+                DpsOperationStatus,
+            ),
+            (Method::POST, "scope/registrations/r", DpsStatusLookup),
+            (Method::POST, "devices/d/messages/events", HubTelemetry),
+            (Method::GET, "devices/d/messages/events", HubTelemetry),
+            (Method::GET, "devices/d/messages/devicebound", HubC2d),
+            (
+                Method::POST,
+                "devices/d/messages/devicebound/t/abandon",
+                HubC2d,
+            ),
+            (Method::GET, "devices/d/messages/other", HubNoRoute),
+            (Method::GET, "devices/d/messages/events/x", HubNoRoute),
+            (Method::POST, "devices/query", HubQuery),
+            (Method::GET, "devices/query", HubRegistry),
+            (Method::GET, "devices", HubRegistry),
+            (Method::PATCH, "devices/d", HubRegistry),
+            (Method::GET, "devices/d/modules", HubModules),
+            (Method::DELETE, "devices/d/modules/m", HubModules),
+            (Method::DELETE, "devices/d/commands", HubMessaging),
+            (Method::GET, "messages/servicebound/feedback", HubMessaging),
+            (Method::GET, "messages/servicebound", NoRoute),
+            (Method::POST, "twins/d/methods", HubMethods),
+            (Method::POST, "twins/d/modules/m/methods", HubMethods),
+            (Method::GET, "twins/d", HubTwins),
+            (Method::GET, "twins/d/methods/x", HubTwins),
+            (Method::GET, "devices/d/commands/x", HubNoRoute),
+            (Method::GET, "enrollmentgroups/g", DpsService),
+            (Method::GET, "registrations/r", DpsService),
+            (Method::GET, "nothing/here", NoRoute),
+        ] {
+            let fixed: Vec<&str> = path.split('/').collect();
+            assert_eq!(Target::of(&method, &fixed), target, "{method} {path}");
+        }
+    }
+}
