@@ -1,6 +1,10 @@
 //! `key=value&key` query strings as Azure puts them in MQTT topics, usernames and URLs.
 //! Keys and values are percent-decoded (`%24.mid` → `$.mid`); `+` stays a plus, because
 //! SDKs encode spaces as `%20`.
+//!
+//! Shared by every transport (MQTT topics and usernames, HTTP request URLs through
+//! `http::request`, the control port), so it stays a leaf of its own; the IoT Hub *query
+//! language* for twins is another thing, in `hub::query`.
 
 use percent_encoding::percent_decode_str;
 

@@ -15,11 +15,21 @@ mod dps_service;
 #[doc(hidden)]
 pub mod fuzzing;
 mod hub_device;
+mod hub_device_c2d;
+mod hub_device_telemetry;
+mod hub_messaging;
+mod hub_methods;
+mod hub_modules;
+mod hub_query;
+mod hub_registry;
 mod hub_service;
+mod hub_twins;
 mod limits;
 mod reply;
 mod request;
 mod router;
+#[cfg(test)]
+mod test_support;
 pub(crate) mod websocket;
 
 use std::sync::Arc;

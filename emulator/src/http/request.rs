@@ -111,8 +111,99 @@ impl<'a> Request<'a> {
         }
     }
 
-    /// `If-Match`, if any.
+    /// `If-Match`, if any, as sent: the domain's etag rule decides what matches.
     pub fn if_match(&self) -> Option<&str> {
         self.header("if-match")
+    }
+
+    /// The host the `Host` header names, without a `:port` (a non-numeric tail, as in a bare
+    /// IPv6 address, is not a port); empty when there is no `Host`.
+    pub fn host(&self) -> &str {
+        strip_port(self.header("host").unwrap_or(""))
+    }
+
+    /// Whether the query string has `key`, with or without a value (`?reject`).
+    pub fn has_query_key(&self, key: &str) -> bool {
+        query::pairs(&self.query)
+            .map(|pairs| pairs.iter().any(|(k, _)| k.eq_ignore_ascii_case(key)))
+            .unwrap_or(false)
+    }
+}
+
+/// A lock token from a path segment: clients send it back quoted as it came in the `ETag`,
+/// or unquoted; both name the same lock.
+pub fn lock_token(segment: &str) -> &str {
+    segment.trim_matches('"')
+}
+
+fn strip_port(host: &str) -> &str {
+    host.rsplit_once(':')
+        .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
+        .map_or(host, |(h, _)| h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(uri: &str, headers: &[(&str, &str)]) -> Request<'static> {
+        let mut builder = hyper::Request::builder().method(Method::POST).uri(uri);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let (parts, ()) = builder.body(()).unwrap().into_parts();
+        Request::head(parts, &[]).unwrap()
+    }
+
+    #[test]
+    fn the_head_is_split_into_decoded_segments_and_query() {
+        let req = request("/devices/d%2F1//twins?api-version=2021&top=3", &[]);
+        assert_eq!(req.segments, ["devices", "d/1", "twins"]);
+        assert_eq!(req.query_value("top").as_deref(), Some("3"));
+        assert!(req.body.is_empty(), "the body is read later");
+        let parts = hyper::Request::builder()
+            .uri("/devices/%ff")
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0;
+        assert!(Request::head(parts, &[]).is_err());
+    }
+
+    #[test]
+    fn host_drops_a_numeric_port_only() {
+        for (header, host) in [
+            ("hub.azure-devices.net:443", "hub.azure-devices.net"),
+            ("hub.azure-devices.net", "hub.azure-devices.net"),
+            ("127.0.0.1:8443", "127.0.0.1"),
+            ("[::1]:443", "[::1]"),
+            ("[::1]", "[::1]"),
+            ("name:port", "name:port"),
+        ] {
+            assert_eq!(request("/", &[("host", header)]).host(), host, "{header}");
+        }
+        assert_eq!(request("/", &[]).host(), "");
+    }
+
+    #[test]
+    fn headers_credentials_and_flags() {
+        let req = request(
+            "/x?Reject&api-version=1",
+            &[
+                ("authorization", "SharedAccessSignature sr=a"),
+                ("if-match", "\"e1\""),
+            ],
+        );
+        assert_eq!(req.if_match(), Some("\"e1\""));
+        assert!(matches!(
+            req.credential(),
+            Credential::Sas("SharedAccessSignature sr=a")
+        ));
+        assert!(req.has_query_key("reject"));
+        assert!(!req.has_query_key("abandon"));
+        assert!(matches!(request("/", &[]).credential(), Credential::None));
+        assert_eq!(request("/", &[]).if_match(), None);
+        assert_eq!(lock_token("\"abc\""), "abc");
+        assert_eq!(lock_token("abc"), "abc");
     }
 }

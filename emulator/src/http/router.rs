@@ -16,7 +16,10 @@ use rustls_pki_types::CertificateDer;
 use super::reply::{self, Refusal, Reply};
 use super::request::BodyError;
 use super::request::Request;
-use super::{HttpContext, dps_device, dps_service, hub_device, hub_service, websocket};
+use super::{
+    HttpContext, dps_device, dps_service, hub_device_c2d, hub_device_telemetry, hub_messaging,
+    hub_methods, hub_modules, hub_query, hub_registry, hub_service, hub_twins, websocket,
+};
 use crate::dps::error::DpsError;
 use crate::hub::error::HubError;
 
@@ -60,18 +63,33 @@ pub(super) async fn handle(
     reply
 }
 
-/// Which API a request is for: decided once from method and path, for the checks on the
-/// head and for dispatch alike.
+/// Which API group a request is for: decided once from method and path, for the checks on
+/// the head and for dispatch alike. Within its group a handler finds the operation; a path
+/// under an IoT Hub API that no group serves is answered 404 in the hub's shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Target {
     /// DPS device API: /{idScope}/registrations/{registrationId}/…
     DpsRegister,
     DpsOperationStatus,
     DpsStatusLookup,
-    /// IoT Hub device API: /devices/{id}/messages/…
-    HubDevice,
-    /// IoT Hub service API.
-    HubService,
+    /// IoT Hub device API: /devices/{id}/messages/events
+    HubTelemetry,
+    /// IoT Hub device API: /devices/{id}/messages/deviceBound…
+    HubC2d,
+    /// IoT Hub service API: /devices[/{id}]
+    HubRegistry,
+    /// IoT Hub service API: /devices/{id}/modules…
+    HubModules,
+    /// IoT Hub service API: /twins/{id}[/modules/{mid}]
+    HubTwins,
+    /// IoT Hub service API: /twins/{id}[/modules/{mid}]/methods
+    HubMethods,
+    /// IoT Hub service API: /devices/{id}/commands, /messages/serviceBound/feedback…
+    HubMessaging,
+    /// IoT Hub service API: POST /devices/query
+    HubQuery,
+    /// A path under an IoT Hub API that no route serves.
+    HubNoRoute,
     /// DPS service API.
     DpsService,
     NoRoute,
@@ -86,10 +104,21 @@ impl Target {
                 Target::DpsStatusLookup
             }
             // The device API before the service API, which also starts with `devices`.
-            (_, ["devices", _, "messages", ..]) => Target::HubDevice,
-            (_, ["twins" | "devices", ..] | ["messages", "servicebound", "feedback", ..]) => {
-                Target::HubService
+            (_, ["devices", _, "messages", "events"]) => Target::HubTelemetry,
+            (_, ["devices", _, "messages", "devicebound", ..]) => Target::HubC2d,
+            (_, ["devices", _, "messages", ..]) => Target::HubNoRoute,
+            // `devices/query` is a device id for every method but POST.
+            (&Method::POST, ["devices", "query"]) => Target::HubQuery,
+            (_, ["devices"] | ["devices", _]) => Target::HubRegistry,
+            (_, ["devices", _, "modules", ..]) => Target::HubModules,
+            (_, ["devices", _, "commands"] | ["messages", "servicebound", "feedback", ..]) => {
+                Target::HubMessaging
             }
+            (_, ["twins", _, "methods"] | ["twins", _, "modules", _, "methods"]) => {
+                Target::HubMethods
+            }
+            (_, ["twins", ..]) => Target::HubTwins,
+            (_, ["devices", ..]) => Target::HubNoRoute,
             (_, ["enrollments" | "enrollmentgroups" | "registrations", ..]) => Target::DpsService,
             _ => Target::NoRoute,
         }
@@ -123,8 +152,15 @@ fn admit(
         Target::DpsRegister | Target::DpsOperationStatus | Target::DpsStatusLookup => {
             dps_device::admit(ctx, req, segments[0], segments[2])
         }
-        Target::HubDevice => hub_device::admit(ctx, req, fixed, segments),
-        Target::HubService => hub_service::admit(ctx, req, fixed, segments),
+        Target::HubTelemetry => hub_device_telemetry::admit(ctx, req, fixed, segments),
+        Target::HubC2d => hub_device_c2d::admit(ctx, req, fixed, segments),
+        Target::HubRegistry => hub_registry::admit(ctx, req, fixed, segments),
+        Target::HubModules => hub_modules::admit(ctx, req, fixed, segments),
+        Target::HubTwins => hub_twins::admit(ctx, req, fixed, segments),
+        Target::HubMethods => hub_methods::admit(ctx, req, fixed, segments),
+        Target::HubMessaging => hub_messaging::admit(ctx, req, fixed, segments),
+        Target::HubQuery => hub_query::admit(ctx, req, fixed, segments),
+        Target::HubNoRoute => Err(Box::new(hub_service::no_route(req, segments))),
         Target::DpsService => dps_service::admit(ctx, req, fixed, segments),
         Target::NoRoute => Err(Box::new(no_route(req, segments))),
     }
@@ -197,9 +233,65 @@ async fn route(
             dps_device::operation_status(ctx, req, segments[0], segments[2], segments[4]).await
         }
         Target::DpsStatusLookup => dps_device::status_lookup(ctx, req, segments[0], segments[2]),
-        Target::HubDevice => hub_device::handle(ctx, req, fixed, segments).await,
-        Target::HubService => hub_service::handle(ctx, req, fixed, segments).await,
+        Target::HubTelemetry => hub_device_telemetry::handle(ctx, req, fixed, segments).await,
+        Target::HubC2d => hub_device_c2d::handle(ctx, req, fixed, segments).await,
+        Target::HubRegistry => hub_registry::handle(ctx, req, fixed, segments).await,
+        Target::HubModules => hub_modules::handle(ctx, req, fixed, segments).await,
+        Target::HubTwins => hub_twins::handle(ctx, req, fixed, segments).await,
+        Target::HubMethods => hub_methods::handle(ctx, req, fixed, segments).await,
+        Target::HubMessaging => hub_messaging::handle(ctx, req, fixed, segments).await,
+        Target::HubQuery => hub_query::handle(ctx, req, fixed, segments).await,
+        Target::HubNoRoute => hub_service::no_route(req, segments),
         Target::DpsService => dps_service::handle(ctx, req, fixed, segments).await,
         Target::NoRoute => no_route(req, segments),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_path_goes_to_its_api_group() {
+        use Target::*;
+        for (method, path, target) in [
+            (Method::PUT, "scope/registrations/r/register", DpsRegister),
+            (
+                Method::GET,
+                "scope/registrations/r/operations/o",
+                DpsOperationStatus,
+            ),
+            (Method::POST, "scope/registrations/r", DpsStatusLookup),
+            (Method::POST, "devices/d/messages/events", HubTelemetry),
+            (Method::GET, "devices/d/messages/events", HubTelemetry),
+            (Method::GET, "devices/d/messages/devicebound", HubC2d),
+            (
+                Method::POST,
+                "devices/d/messages/devicebound/t/abandon",
+                HubC2d,
+            ),
+            (Method::GET, "devices/d/messages/other", HubNoRoute),
+            (Method::GET, "devices/d/messages/events/x", HubNoRoute),
+            (Method::POST, "devices/query", HubQuery),
+            (Method::GET, "devices/query", HubRegistry),
+            (Method::GET, "devices", HubRegistry),
+            (Method::PATCH, "devices/d", HubRegistry),
+            (Method::GET, "devices/d/modules", HubModules),
+            (Method::DELETE, "devices/d/modules/m", HubModules),
+            (Method::DELETE, "devices/d/commands", HubMessaging),
+            (Method::GET, "messages/servicebound/feedback", HubMessaging),
+            (Method::GET, "messages/servicebound", NoRoute),
+            (Method::POST, "twins/d/methods", HubMethods),
+            (Method::POST, "twins/d/modules/m/methods", HubMethods),
+            (Method::GET, "twins/d", HubTwins),
+            (Method::GET, "twins/d/methods/x", HubTwins),
+            (Method::GET, "devices/d/commands/x", HubNoRoute),
+            (Method::GET, "enrollmentgroups/g", DpsService),
+            (Method::GET, "registrations/r", DpsService),
+            (Method::GET, "nothing/here", NoRoute),
+        ] {
+            let fixed: Vec<&str> = path.split('/').collect();
+            assert_eq!(Target::of(&method, &fixed), target, "{method} {path}");
+        }
     }
 }
