@@ -32,7 +32,8 @@ use super::properties::{encode_c2d_property_bag, encode_property_bag, parse_prop
 use super::routes::{Inbound, Principal, classify_publish, may_subscribe};
 use super::topic::filter_matches;
 use super::username::{self, ConnectTarget};
-use crate::auth::{self, AuthError, Credential, DeviceIdentity, RegistrationIdentity};
+use crate::auth::{self, AuthError, Credential, DeviceIdentity};
+use crate::dps::attestation::RegistrationIdentity;
 use crate::dps::error::DpsError;
 use crate::dps::registration::RegistrationReply;
 use crate::hub::connections::{ConnectionLease, Outbound};
@@ -270,7 +271,9 @@ fn authenticate(
         ConnectTarget::Dps {
             id_scope,
             registration_id,
-        } => auth::authenticate_registration(&ctx.dps, id_scope, registration_id, credential, now)
+        } => ctx
+            .dps
+            .authenticate_registration(id_scope, registration_id, credential, now)
             .map(Client::Registration),
         ConnectTarget::Hub {
             host,
@@ -768,7 +771,7 @@ impl Session {
                 tracing::info!(client = %self.client.name(), error = %e, "DPS request failed");
                 (
                     e.status(),
-                    e.retry_after,
+                    e.retry_after(),
                     e.to_json().to_string().into_bytes(),
                 )
             }
