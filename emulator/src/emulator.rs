@@ -464,11 +464,11 @@ impl Starting {
         }
         for enrollment in fixtures.enrollments.iter().cloned() {
             dps.create_or_update_enrollment(enrollment)
-                .map_err(|e| fixture_error(&e.message()))?;
+                .map_err(|e| fixture_error(e.message()))?;
         }
         for group in fixtures.enrollment_groups.iter().cloned() {
             dps.create_or_update_enrollment_group(group)
-                .map_err(|e| fixture_error(&e.message()))?;
+                .map_err(|e| fixture_error(e.message()))?;
         }
 
         let mut names = builder.hostnames.clone();

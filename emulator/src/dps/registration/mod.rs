@@ -65,7 +65,7 @@ enum OperationState {
     Committing,
     /// The final answer, set only once the device and the record are durable, and repeated
     /// to every later poll.
-    Decided(RegistrationOperationStatus),
+    Decided(Box<RegistrationOperationStatus>),
 }
 
 /// A device's latest registration, and the enrollment it came through.
@@ -164,7 +164,7 @@ impl Dps {
                 .is_some_and(|slot| slot.lock().map(|d| d.is_none()).unwrap_or(false));
             let due = match &operation.state {
                 OperationState::Decided(outcome) => {
-                    return Ok(Pending::ready(finished(outcome.clone())));
+                    return Ok(Pending::ready(finished((**outcome).clone())));
                 }
                 OperationState::Committing => false,
                 OperationState::Waiting { ready_at } => !deciding && Instant::now() >= *ready_at,
@@ -209,7 +209,7 @@ impl Dps {
     fn settle(&self, operation_id: &str, decided: Option<RegistrationOperationStatus>) {
         if let Some(mut operation) = self.operations.get_mut(operation_id) {
             operation.state = match decided {
-                Some(outcome) => OperationState::Decided(outcome),
+                Some(outcome) => OperationState::Decided(Box::new(outcome)),
                 None => OperationState::Waiting {
                     ready_at: Instant::now(),
                 },
