@@ -6,7 +6,7 @@ use iotemu::pending::WaitStored;
 use std::time::SystemTime;
 
 use iotemu::Emulator;
-use iotemu::auth::{self, Credential};
+use iotemu::auth::Credential;
 use iotemu::dps::model::{DeviceRegistrationState, IndividualEnrollment};
 use iotemu_e2e::Webhook;
 use iotemu_e2e::*;
@@ -54,14 +54,14 @@ async fn emulator(enrollments: Value) -> Emulator {
 fn register(emulator: &Emulator, registration_id: &str, key: &str) -> DeviceRegistrationState {
     let token = dps_token(SCOPE, registration_id, key, seconds_from_now(600));
     let dps = emulator.dps();
-    let who = auth::authenticate_registration(
-        dps,
-        SCOPE,
-        registration_id,
-        Credential::Sas(&token),
-        SystemTime::now(),
-    )
-    .expect("authenticates");
+    let who = dps
+        .authenticate_registration(
+            SCOPE,
+            registration_id,
+            Credential::Sas(&token),
+            SystemTime::now(),
+        )
+        .expect("authenticates");
     let started = dps.register(&who, b"{}").unwrap();
     dps.operation_status(&who, &started.body.operation_id)
         .wait_stored()
@@ -312,14 +312,14 @@ async fn register_async(
 ) -> DeviceRegistrationState {
     let token = dps_token(SCOPE, registration_id, key, seconds_from_now(600));
     let dps = emulator.dps();
-    let who = auth::authenticate_registration(
-        dps,
-        SCOPE,
-        registration_id,
-        Credential::Sas(&token),
-        SystemTime::now(),
-    )
-    .expect("authenticates");
+    let who = dps
+        .authenticate_registration(
+            SCOPE,
+            registration_id,
+            Credential::Sas(&token),
+            SystemTime::now(),
+        )
+        .expect("authenticates");
     let body = json!({ "registrationId": registration_id, "payload": payload }).to_string();
     let started = dps.register(&who, body.as_bytes()).unwrap();
     for _ in 0..100 {

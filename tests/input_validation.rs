@@ -349,14 +349,15 @@ async fn invalid_registration_ids_are_refused_before_anything_else() {
         let token = dps_token(SCOPE, bad, &key, seconds_from_now(600));
 
         // Domain: not an authentication question at all.
-        let refused = iotemu::auth::authenticate_registration(
-            emulator.dps(),
-            SCOPE,
-            bad,
-            iotemu::auth::Credential::Sas(&token),
-            SystemTime::now(),
-        )
-        .unwrap_err();
+        let refused = emulator
+            .dps()
+            .authenticate_registration(
+                SCOPE,
+                bad,
+                iotemu::auth::Credential::Sas(&token),
+                SystemTime::now(),
+            )
+            .unwrap_err();
         assert_eq!(refused.code(), 400004, "{bad:?}");
 
         // MQTT: the client id is the registration id, so CONNACK 2 (identifier rejected).

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
 
 use iotemu::Emulator;
+use iotemu::auth::Credential;
 use iotemu::auth::sas::build_token;
-use iotemu::auth::{self, Credential};
 use iotemu::dps::model::{DeviceRegistrationState, EnrollmentGroup, IndividualEnrollment};
 use iotemu::fixtures_export::{self, ServiceConnection};
 use serde_json::{Value, json};
@@ -279,14 +279,14 @@ fn register(emulator: &Emulator, registration_id: &str, key: &str) -> DeviceRegi
         expiry,
     );
     let dps = emulator.dps();
-    let who = auth::authenticate_registration(
-        dps,
-        ID_SCOPE,
-        registration_id,
-        Credential::Sas(&token),
-        SystemTime::now(),
-    )
-    .expect("authenticates");
+    let who = dps
+        .authenticate_registration(
+            ID_SCOPE,
+            registration_id,
+            Credential::Sas(&token),
+            SystemTime::now(),
+        )
+        .expect("authenticates");
     let started = dps.register(&who, b"{}").unwrap();
     dps.operation_status(&who, &started.body.operation_id)
         .wait_stored()

@@ -1,5 +1,24 @@
 //! DPS errors: a 6-digit code whose first three digits are the status, and the
 //! `ProvisioningServiceErrorDetails` body every transport sends (protocol.md §7.2, §10.1).
+//!
+//! A [`DpsError`] is built only through the named constructors below, one per code DPS
+//! uses, so no other number can reach a client. Azure documents almost none of the DPS
+//! service API's codes (protocol.md §10.1); these are our choices, used consistently:
+//!
+//! | code | constructor | when |
+//! |---|---|---|
+//! | 400000 | [`DpsError::unreadable_request`] | the request body could not be read |
+//! | 400004 | [`DpsError::bad_request`] | invalid body, enrollment or id, unsupported query, bad continuation token, > 10 bulk items |
+//! | 401002 | [`DpsError::unauthorized`] | authentication failed |
+//! | 404000 | [`DpsError::no_route`] | no such route |
+//! | 404201 | [`DpsError::not_found`] | no such enrollment, enrollment group or operation |
+//! | 404202 | [`DpsError::registration_not_found`] | no such registration record |
+//! | 405000 | [`DpsError::method_not_allowed`] | a service route without that method |
+//! | 408000 | [`DpsError::request_timeout`] | the request body did not arrive in time |
+//! | 409001 | [`DpsError::conflict`] | bulk `create` of an id that exists |
+//! | 412001 | [`DpsError::precondition_failed`] | `If-Match` / `updateIfMatchETag` does not match |
+//! | 413001 | [`DpsError::payload_too_large`] | the request body is over the limit |
+//! | 500000 | [`DpsError::internal`] | a change could not be stored |
 
 use std::fmt;
 use std::time::SystemTime;
@@ -10,31 +29,28 @@ use crate::timefmt::utc_timestamp;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DpsError {
-    pub code: u32,
-    pub message: String,
-    /// Seconds the client should wait before retrying (429 and 5xx).
-    pub retry_after: Option<u32>,
+    code: u32,
+    message: String,
 }
 
 /// A change the store refused or could not make durable: nothing was acknowledged and memory
 /// is as before (`persistence`).
 impl From<crate::store::StoreError> for DpsError {
     fn from(error: crate::store::StoreError) -> DpsError {
-        DpsError::new(500000, format!("The change could not be stored: {error}"))
+        DpsError::internal(format!("The change could not be stored: {error}"))
     }
 }
 
 impl DpsError {
-    pub fn new(code: u32, message: impl Into<String>) -> DpsError {
+    fn new(code: u32, message: impl Into<String>) -> DpsError {
         DpsError {
             code,
             message: message.into(),
-            retry_after: None,
         }
     }
 
-    pub fn status(&self) -> u16 {
-        (self.code / 1000) as u16
+    pub fn unreadable_request(message: impl Into<String>) -> DpsError {
+        DpsError::new(400000, message)
     }
 
     pub fn bad_request(message: impl Into<String>) -> DpsError {
@@ -45,8 +61,60 @@ impl DpsError {
         DpsError::new(401002, message)
     }
 
+    pub fn no_route(message: impl Into<String>) -> DpsError {
+        DpsError::new(404000, message)
+    }
+
+    /// An enrollment, enrollment group or registration operation.
     pub fn not_found(message: impl Into<String>) -> DpsError {
         DpsError::new(404201, message)
+    }
+
+    pub fn registration_not_found(message: impl Into<String>) -> DpsError {
+        DpsError::new(404202, message)
+    }
+
+    pub fn method_not_allowed(message: impl Into<String>) -> DpsError {
+        DpsError::new(405000, message)
+    }
+
+    pub fn request_timeout(message: impl Into<String>) -> DpsError {
+        DpsError::new(408000, message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> DpsError {
+        DpsError::new(409001, message)
+    }
+
+    pub fn precondition_failed(message: impl Into<String>) -> DpsError {
+        DpsError::new(412001, message)
+    }
+
+    pub fn payload_too_large(message: impl Into<String>) -> DpsError {
+        DpsError::new(413001, message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> DpsError {
+        DpsError::new(500000, message)
+    }
+
+    /// The 6-digit code (`x-ms-error-code`, `errorCode`).
+    pub fn code(&self) -> u32 {
+        self.code
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Seconds the client should wait before retrying; DPS asks for none on an error today
+    /// (kept so every transport already carries it).
+    pub fn retry_after(&self) -> Option<u32> {
+        None
+    }
+
+    pub fn status(&self) -> u16 {
+        u16::try_from(self.code / 1000).unwrap_or(500)
     }
 
     /// The `ProvisioningServiceErrorDetails` JSON body.
@@ -68,7 +136,8 @@ impl fmt::Display for DpsError {
 
 impl std::error::Error for DpsError {}
 
-/// Codes placed in `registrationState.errorCode` when an assignment fails.
+/// Codes placed in `registrationState.errorCode` when an assignment fails (a registration
+/// outcome, not a [`DpsError`]).
 pub mod assignment {
     /// The enrollment that authenticated the device was deleted before assignment finished.
     pub const ENROLLMENT_GONE: u32 = 404201;
@@ -76,4 +145,21 @@ pub mod assignment {
     pub const NO_HUB: u32 = 404203;
     /// The device id the assignment would create is one the hub refuses.
     pub const INVALID_DEVICE_ID: u32 = 400004;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_is_the_code_s_first_three_digits_and_the_body_has_azure_s_shape() {
+        let e = DpsError::precondition_failed("stale");
+        assert_eq!((e.status(), e.code(), e.message()), (412, 412001, "stale"));
+        let body = e.to_json();
+        assert_eq!(body["errorCode"], 412001);
+        assert_eq!(body["message"], "stale");
+        assert!(body["trackingId"].is_string() && body["timestampUtc"].is_string());
+        assert_eq!(DpsError::internal("x").status(), 500);
+        assert_eq!(e.to_string(), "412001 stale");
+    }
 }

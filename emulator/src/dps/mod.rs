@@ -1,9 +1,11 @@
 //! Device Provisioning Service domain: enrollments, enrollment groups, registration records
 //! and the registration state machine, independent of any transport. MQTT (and later HTTPS)
-//! hand in an authenticated [`RegistrationIdentity`](crate::auth::RegistrationIdentity) and
+//! hand in an authenticated [`RegistrationIdentity`](attestation::RegistrationIdentity) and
 //! a request body, and send back what [`Dps::register`] / [`Dps::operation_status`] return.
 //! The service REST API's rules (ETags, queries, bulk operations) are in [`service`].
 
+pub mod attestation;
+mod crud;
 pub mod custom_allocation;
 mod durable;
 pub mod error;
@@ -12,6 +14,9 @@ pub mod model;
 pub mod registration;
 pub mod service;
 pub mod validate;
+mod webhook_http;
+
+pub use webhook_http::HttpWebhook;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +27,7 @@ use crate::auth::policy::SharedAccessPolicy;
 use crate::auth::x509::CertificateInfo;
 use crate::certificates::CertificateStore;
 use crate::hub::Hubs;
+use custom_allocation::AllocationWebhook;
 use error::DpsError;
 use group_index::X509GroupIndex;
 use model::{
@@ -77,6 +83,8 @@ pub struct Dps {
     location: Option<String>,
     /// Where changes are made durable (nowhere unless `--data-dir`).
     persistence: Arc<crate::persistence::Persistence>,
+    /// Makes custom-allocation webhook calls.
+    webhook: Arc<dyn AllocationWebhook>,
 }
 
 impl Dps {
@@ -103,7 +111,14 @@ impl Dps {
             x509_groups: X509GroupIndex::default(),
             default_allocation: AllocationPolicy::Hashed,
             location: None,
+            webhook: Arc::new(HttpWebhook),
         }
+    }
+
+    /// Custom-allocation webhook calls go through `webhook` instead of HTTP (a test's fake).
+    pub fn with_webhook(mut self, webhook: Arc<dyn AllocationWebhook>) -> Dps {
+        self.webhook = webhook;
+        self
     }
 
     /// The instance's default allocation policy and its location (for `geoLatency`).
@@ -239,7 +254,7 @@ impl Dps {
         enrollment: IndividualEnrollment,
     ) -> Result<IndividualEnrollment, DpsError> {
         Ok(self
-            .write_enrollment(enrollment, Precondition::Unconditional)?
+            .write(enrollment, Precondition::Unconditional)?
             .wait()?)
     }
 
@@ -248,21 +263,19 @@ impl Dps {
         &self,
         group: EnrollmentGroup,
     ) -> Result<EnrollmentGroup, DpsError> {
-        Ok(self
-            .write_enrollment_group(group, Precondition::Unconditional)?
-            .wait()?)
+        Ok(self.write(group, Precondition::Unconditional)?.wait()?)
     }
 
     /// Deletes an individual enrollment; false when there was none or the deletion could not
     /// be stored. Blocks like [`Dps::create_or_update_enrollment`].
     pub fn delete_enrollment(&self, registration_id: &str) -> bool {
-        self.remove_enrollment(registration_id, Precondition::Unconditional)
+        self.remove::<IndividualEnrollment>(registration_id, Precondition::Unconditional)
             .is_ok_and(|pending| pending.wait().is_ok())
     }
 
     /// Deletes an enrollment group, like [`Dps::delete_enrollment`].
     pub fn delete_enrollment_group(&self, group_id: &str) -> bool {
-        self.remove_enrollment_group(group_id, Precondition::Unconditional)
+        self.remove::<EnrollmentGroup>(group_id, Precondition::Unconditional)
             .is_ok_and(|pending| pending.wait().is_ok())
     }
 

@@ -23,11 +23,11 @@ pub(super) fn load_fixtures(domain: &Domain, fixtures: &FixtureSet) -> Result<()
     }
     for enrollment in fixtures.enrollments.iter().cloned() {
         dps.create_or_update_enrollment(enrollment)
-            .map_err(|e| fixture_error(&e.message))?;
+            .map_err(|e| fixture_error(e.message()))?;
     }
     for group in fixtures.enrollment_groups.iter().cloned() {
         dps.create_or_update_enrollment_group(group)
-            .map_err(|e| fixture_error(&e.message))?;
+            .map_err(|e| fixture_error(e.message()))?;
     }
     Ok(())
 }

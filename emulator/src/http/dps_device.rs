@@ -1,12 +1,22 @@
 //! DPS device registration over HTTPS (protocol.md §3): the same domain calls as over MQTT,
 //! so both transports behave identically. HTTP is stateless, so every request authenticates.
+//!
+//! | route | body in | body out |
+//! |---|---|---|
+//! | `PUT /{idScope}/registrations/{registrationId}/register` | `DeviceRegistration` | 202 `RegistrationOperationStatus`, `retry-after`, `location` |
+//! | `GET /{idScope}/registrations/{registrationId}/operations/{operationId}` | – | 202 while assigning, then 200 `RegistrationOperationStatus` |
+//! | `POST /{idScope}/registrations/{registrationId}` | – | `DeviceRegistrationState` |
+//!
+//! Credentials: a SAS token in `Authorization` or the TLS client certificate; errors are
+//! `ProvisioningServiceErrorDetails` with `x-ms-error-code`.
 
 use std::time::SystemTime;
 
 use super::HttpContext;
 use super::reply::{self, Refusal, Reply};
 use super::request::Request;
-use crate::auth::{self, AuthError, RegistrationIdentity};
+use crate::auth::AuthError;
+use crate::dps::attestation::RegistrationIdentity;
 use crate::dps::error::DpsError;
 use crate::dps::registration::RegistrationReply;
 
@@ -67,10 +77,9 @@ pub(super) fn status_lookup(
     match authenticate(ctx, req, id_scope, registration_id) {
         Ok(who) => match ctx.dps.registration(who.registration_id()) {
             Some(state) => reply::json(200, &state),
-            None => reply::dps_error(&DpsError::new(
-                404202,
-                format!("No registration found for '{registration_id}'"),
-            )),
+            None => reply::dps_error(&DpsError::registration_not_found(format!(
+                "No registration found for '{registration_id}'"
+            ))),
         },
         Err(e) => refused(&e),
     }
@@ -93,8 +102,7 @@ fn authenticate(
     id_scope: &str,
     registration_id: &str,
 ) -> Result<RegistrationIdentity, AuthError> {
-    auth::authenticate_registration(
-        &ctx.dps,
+    ctx.dps.authenticate_registration(
         id_scope,
         registration_id,
         req.credential(),
@@ -125,5 +133,55 @@ fn registration_reply(
             reply
         }
         Err(e) => reply::dps_error(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dps::model::{RegistrationOperationStatus, RegistrationStatus};
+
+    fn reply_of(status: u16, retry_after: Option<u32>) -> Reply {
+        let body = RegistrationOperationStatus {
+            operation_id: "4.abc.def".into(),
+            status: RegistrationStatus::Assigning,
+            registration_state: None,
+        };
+        let r = RegistrationReply {
+            status,
+            retry_after,
+            body,
+        };
+        registration_reply(Ok(r), "0ne00000A0A", "dev-1")
+    }
+
+    #[test]
+    fn assigning_names_the_operation_to_poll_and_when() {
+        let reply = reply_of(202, Some(3));
+        assert_eq!(reply.status(), 202);
+        assert_eq!(reply.headers()["retry-after"], "3");
+        assert_eq!(
+            reply.headers()["location"],
+            "/0ne00000A0A/registrations/dev-1/operations/4.abc.def"
+        );
+        let done = reply_of(200, None);
+        assert!(done.headers().get("location").is_none());
+        assert!(done.headers().get("retry-after").is_none());
+    }
+
+    #[test]
+    fn an_impossible_registration_id_is_400_and_other_failures_401() {
+        let invalid = refused(&AuthError::InvalidRegistrationId("bad".into()));
+        assert_eq!(invalid.status(), 400);
+        assert_eq!(invalid.headers()["x-ms-error-code"], "400004");
+        let unknown = refused(&AuthError::UnknownRegistration("dev-1".into()));
+        assert_eq!(unknown.status(), 401);
+        assert_eq!(unknown.headers()["x-ms-error-code"], "401002");
+        let failed = registration_reply(
+            Err(DpsError::not_found("Operation x not found")),
+            "0ne00000A0A",
+            "dev-1",
+        );
+        assert_eq!(failed.status(), 404);
     }
 }

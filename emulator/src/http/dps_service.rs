@@ -1,39 +1,29 @@
-//! DPS service API (protocol.md §7): enrollments, enrollment groups and registration states.
-//! Each call needs a shared-access-policy token for the DPS host whose policy grants the
-//! operation's right (EnrollmentRead/Write, RegistrationStatusRead/Write).
+//! DPS service API (protocol.md §7) route table: which API group and right a request needs.
+//! Each call carries a shared-access-policy token for the DPS host whose policy grants the
+//! operation's right (EnrollmentRead/Write, RegistrationStatusRead/Write); the groups'
+//! handlers are in [`super::dps_service_enrollments`] (enrollments and enrollment groups) and
+//! [`super::dps_service_registrations`] (registration records). Wire helpers they share
+//! (one-JSON-value bodies, paging headers, durable writes) are here.
 
 use std::time::SystemTime;
 
 use hyper::Method;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::HttpContext;
+use super::dps_service_enrollments::{self as enrollments, Collection};
+use super::dps_service_registrations as registrations;
 use super::reply::{self, Refusal, Reply};
 use super::request::Request;
 use crate::auth;
 use crate::dps::error::DpsError;
-use crate::dps::model::{EnrollmentGroup, IndividualEnrollment};
-use crate::dps::service::{BulkMode, QueryPage};
+use crate::dps::service::QueryPage;
 use crate::pending::Pending;
 
 /// What a route does; ids borrowed from the path.
-enum Operation<'p> {
-    GetEnrollment(&'p str),
-    PutEnrollment(&'p str),
-    DeleteEnrollment(&'p str),
-    EnrollmentAttestation(&'p str),
-    QueryEnrollments,
-    BulkEnrollments,
-    GetGroup(&'p str),
-    PutGroup(&'p str),
-    DeleteGroup(&'p str),
-    GroupAttestation(&'p str),
-    QueryGroups,
-    BulkGroups,
-    GetRegistration(&'p str),
-    DeleteRegistration(&'p str),
-    QueryRegistrations(&'p str),
+enum Route<'p> {
+    Enrollments(enrollments::Operation<'p>),
+    Registrations(registrations::Operation<'p>),
 }
 
 /// The checks on the head (route, policy token and right), run by the router before the
@@ -47,46 +37,17 @@ pub(super) fn admit(
     admitted(ctx, req, fixed, segments).map(drop)
 }
 
-/// The operation a request asks for, once the caller's policy token is proven to grant it.
+/// The route a request asks for, once the caller's policy token is proven to grant it.
 fn admitted<'p>(
     ctx: &HttpContext,
     req: &Request<'_>,
     fixed: &[&str],
     segments: &[&'p str],
-) -> Result<Operation<'p>, Refusal> {
-    use Operation::*;
-    let (right, operation) = match (&req.method, fixed) {
-        (&Method::POST, ["enrollments", "query"]) => ("EnrollmentRead", QueryEnrollments),
-        (&Method::POST, ["enrollments"]) => ("EnrollmentWrite", BulkEnrollments),
-        (&Method::GET, ["enrollments", _]) => ("EnrollmentRead", GetEnrollment(segments[1])),
-        (&Method::PUT, ["enrollments", _]) => ("EnrollmentWrite", PutEnrollment(segments[1])),
-        (&Method::DELETE, ["enrollments", _]) => ("EnrollmentWrite", DeleteEnrollment(segments[1])),
-        (&Method::POST, ["enrollments", _, "attestationmechanism"]) => {
-            ("EnrollmentRead", EnrollmentAttestation(segments[1]))
-        }
-        (&Method::POST, ["enrollmentgroups", "query"]) => ("EnrollmentRead", QueryGroups),
-        (&Method::POST, ["enrollmentgroups"]) => ("EnrollmentWrite", BulkGroups),
-        (&Method::GET, ["enrollmentgroups", _]) => ("EnrollmentRead", GetGroup(segments[1])),
-        (&Method::PUT, ["enrollmentgroups", _]) => ("EnrollmentWrite", PutGroup(segments[1])),
-        (&Method::DELETE, ["enrollmentgroups", _]) => ("EnrollmentWrite", DeleteGroup(segments[1])),
-        (&Method::POST, ["enrollmentgroups", _, "attestationmechanism"]) => {
-            ("EnrollmentRead", GroupAttestation(segments[1]))
-        }
-        (&Method::GET, ["registrations", _]) => {
-            ("RegistrationStatusRead", GetRegistration(segments[1]))
-        }
-        (&Method::DELETE, ["registrations", _]) => {
-            ("RegistrationStatusWrite", DeleteRegistration(segments[1]))
-        }
-        (&Method::POST, ["registrations", _, "query"]) => {
-            ("RegistrationStatusRead", QueryRegistrations(segments[1]))
-        }
-        _ => {
-            return Err(Box::new(reply::dps_error(&DpsError::new(
-                405000,
-                format!("{} is not supported on /{}", req.method, segments.join("/")),
-            ))));
-        }
+) -> Result<Route<'p>, Refusal> {
+    let Some((right, route)) = route(&req.method, fixed, segments) else {
+        return Err(Box::new(reply::dps_error(&DpsError::method_not_allowed(
+            format!("{} is not supported on /{}", req.method, segments.join("/")),
+        ))));
     };
     let dps = &ctx.dps;
     if let Err(e) = auth::authenticate_service(
@@ -98,7 +59,61 @@ fn admitted<'p>(
     ) {
         return Err(Box::new(reply::unauthorized(&e)));
     }
-    Ok(operation)
+    Ok(route)
+}
+
+/// The right a route needs and the route. `fixed` is the lower-cased path with ids kept as
+/// they are in `segments` (the router's matching form).
+fn route<'p>(
+    method: &Method,
+    fixed: &[&str],
+    segments: &[&'p str],
+) -> Option<(&'static str, Route<'p>)> {
+    use enrollments::Operation as E;
+    use registrations::Operation as R;
+    let id = || segments.get(1).copied().unwrap_or_default();
+    let group = |fixed: &str| match fixed {
+        "enrollments" => Some(Collection::Enrollments),
+        "enrollmentgroups" => Some(Collection::Groups),
+        _ => None,
+    };
+    let (right, route) = match (method, fixed) {
+        (&Method::POST, [c, "query"]) if group(c).is_some() => {
+            ("EnrollmentRead", Route::Enrollments(E::Query(group(c)?)))
+        }
+        (&Method::POST, [c]) if group(c).is_some() => {
+            ("EnrollmentWrite", Route::Enrollments(E::Bulk(group(c)?)))
+        }
+        (&Method::GET, [c, _]) if group(c).is_some() => (
+            "EnrollmentRead",
+            Route::Enrollments(E::Get(group(c)?, id())),
+        ),
+        (&Method::PUT, [c, _]) if group(c).is_some() => (
+            "EnrollmentWrite",
+            Route::Enrollments(E::Put(group(c)?, id())),
+        ),
+        (&Method::DELETE, [c, _]) if group(c).is_some() => (
+            "EnrollmentWrite",
+            Route::Enrollments(E::Delete(group(c)?, id())),
+        ),
+        (&Method::POST, [c, _, "attestationmechanism"]) if group(c).is_some() => (
+            "EnrollmentRead",
+            Route::Enrollments(E::Attestation(group(c)?, id())),
+        ),
+        (&Method::GET, ["registrations", _]) => {
+            ("RegistrationStatusRead", Route::Registrations(R::Get(id())))
+        }
+        (&Method::DELETE, ["registrations", _]) => (
+            "RegistrationStatusWrite",
+            Route::Registrations(R::Delete(id())),
+        ),
+        (&Method::POST, ["registrations", _, "query"]) => (
+            "RegistrationStatusRead",
+            Route::Registrations(R::Query(id())),
+        ),
+        _ => return None,
+    };
+    Some((right, route))
 }
 
 /// Answers one request; a write's 2xx goes out only once it is durable (a failure to store
@@ -109,94 +124,21 @@ pub(super) async fn handle(
     fixed: &[&str],
     segments: &[&str],
 ) -> Reply {
-    use Operation::*;
-    let operation = match admitted(ctx, req, fixed, segments) {
-        Ok(operation) => operation,
+    let result = match admitted(ctx, req, fixed, segments) {
+        Ok(Route::Enrollments(operation)) => enrollments::apply(&ctx.dps, req, operation).await,
+        Ok(Route::Registrations(operation)) => registrations::apply(&ctx.dps, req, operation).await,
         Err(refusal) => return *refusal,
-    };
-    let dps = &ctx.dps;
-    let result = match operation {
-        GetEnrollment(id) => dps.get_enrollment(id).map(|e| reply::json(200, &e)),
-        PutEnrollment(id) => stored(
-            body::<IndividualEnrollment>(req)
-                .and_then(|e| dps.put_enrollment(id, e, req.if_match())),
-        )
-        .await
-        .map(|e| reply::json(200, &e)),
-        DeleteEnrollment(id) => stored(dps.delete_enrollment_checked(id, req.if_match()))
-            .await
-            .map(|()| reply::empty(204)),
-        EnrollmentAttestation(id) => dps.enrollment_attestation(id).map(|a| reply::json(200, &a)),
-        QueryEnrollments => query_spec(req)
-            .and_then(|(q, max, cont)| dps.query_enrollments(&q, max, cont.as_deref()))
-            .map(|page| page_reply(page, "Enrollment")),
-        BulkEnrollments => stored(
-            body::<BulkEnrollmentsBody>(req)
-                .and_then(|b| dps.bulk_enrollments(b.mode, b.enrollments)),
-        )
-        .await
-        .map(|r| reply::json(200, &r)),
-        GetGroup(id) => dps.get_enrollment_group(id).map(|g| reply::json(200, &g)),
-        PutGroup(id) => stored(
-            body::<EnrollmentGroup>(req)
-                .and_then(|g| dps.put_enrollment_group(id, g, req.if_match())),
-        )
-        .await
-        .map(|g| reply::json(200, &g)),
-        DeleteGroup(id) => stored(dps.delete_enrollment_group_checked(id, req.if_match()))
-            .await
-            .map(|()| reply::empty(204)),
-        GroupAttestation(id) => dps
-            .enrollment_group_attestation(id)
-            .map(|a| reply::json(200, &a)),
-        QueryGroups => query_spec(req)
-            .and_then(|(q, max, cont)| dps.query_enrollment_groups(&q, max, cont.as_deref()))
-            .map(|page| page_reply(page, "EnrollmentGroup")),
-        BulkGroups => stored(
-            body::<BulkGroupsBody>(req)
-                .and_then(|b| dps.bulk_enrollment_groups(b.mode, b.enrollment_groups)),
-        )
-        .await
-        .map(|r| reply::json(200, &r)),
-        GetRegistration(id) => dps.get_registration_state(id).map(|r| reply::json(200, &r)),
-        DeleteRegistration(id) => stored(dps.delete_registration_state(id, req.if_match()))
-            .await
-            .map(|()| reply::empty(204)),
-        QueryRegistrations(group) => {
-            let (max, continuation) = paging(req);
-            dps.query_registration_states(group, max, continuation.as_deref())
-                .map(|page| page_reply(page, "DeviceRegistration"))
-        }
     };
     result.unwrap_or_else(|e| reply::dps_error(&e))
 }
 
 /// A write's value once it is durable; a store failure becomes the 500 answer.
-async fn stored<T>(write: Result<Pending<'_, T>, DpsError>) -> Result<T, DpsError> {
+pub(super) async fn stored<T>(write: Result<Pending<'_, T>, DpsError>) -> Result<T, DpsError> {
     Ok(write?.durable().await?)
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct BulkEnrollmentsBody {
-    enrollments: Vec<IndividualEnrollment>,
-    mode: BulkMode,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct BulkGroupsBody {
-    enrollment_groups: Vec<EnrollmentGroup>,
-    mode: BulkMode,
-}
-
-#[derive(Deserialize)]
-struct QuerySpecification {
-    query: String,
-}
-
 /// Exactly one JSON value (trailing data is refused), of the route's shape.
-fn body<T: DeserializeOwned>(req: &Request<'_>) -> Result<T, DpsError> {
+pub(super) fn body<T: DeserializeOwned>(req: &Request<'_>) -> Result<T, DpsError> {
     let mut de = serde_json::Deserializer::from_slice(&req.body);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -207,14 +149,9 @@ fn body<T: DeserializeOwned>(req: &Request<'_>) -> Result<T, DpsError> {
     Ok(value)
 }
 
-/// The query text and paging headers (`x-ms-max-item-count`, `x-ms-continuation`).
-fn query_spec(req: &Request<'_>) -> Result<(String, Option<usize>, Option<String>), DpsError> {
-    let spec: QuerySpecification = body(req)?;
-    let (max, continuation) = paging(req);
-    Ok((spec.query, max, continuation))
-}
-
-fn paging(req: &Request<'_>) -> (Option<usize>, Option<String>) {
+/// The paging headers: `x-ms-max-item-count` (ignored unless a number) and
+/// `x-ms-continuation`.
+pub(super) fn paging(req: &Request<'_>) -> (Option<usize>, Option<String>) {
     let max = req
         .header("x-ms-max-item-count")
         .and_then(|v| v.trim().parse().ok());
@@ -223,11 +160,64 @@ fn paging(req: &Request<'_>) -> (Option<usize>, Option<String>) {
 }
 
 /// A JSON array with `x-ms-item-type`, and `x-ms-continuation` when more pages follow.
-fn page_reply<T: serde::Serialize>(page: QueryPage<T>, item_type: &str) -> Reply {
+pub(super) fn page_reply<T: serde::Serialize>(page: QueryPage<T>, item_type: &str) -> Reply {
     let mut reply = reply::json(200, &page.items);
     reply = reply::with_header(reply, "x-ms-item-type", item_type);
     if let Some(token) = &page.continuation {
         reply = reply::with_header(reply, "x-ms-continuation", token);
     }
     reply
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn routed(method: Method, path: &str) -> Option<&'static str> {
+        let segments: Vec<&str> = path.split('/').collect();
+        let lower: Vec<String> = segments.iter().map(|s| s.to_ascii_lowercase()).collect();
+        let fixed: Vec<&str> = lower.iter().map(String::as_str).collect();
+        route(&method, &fixed, &segments).map(|(right, _)| right)
+    }
+
+    #[test]
+    fn every_route_names_its_right() {
+        for (method, path, right) in [
+            (Method::POST, "enrollments/query", "EnrollmentRead"),
+            (Method::POST, "enrollments", "EnrollmentWrite"),
+            (Method::GET, "enrollments/dev-1", "EnrollmentRead"),
+            (Method::PUT, "enrollmentGroups/g", "EnrollmentWrite"),
+            (Method::DELETE, "enrollmentgroups/g", "EnrollmentWrite"),
+            (
+                Method::POST,
+                "enrollments/dev-1/attestationMechanism",
+                "EnrollmentRead",
+            ),
+            (Method::GET, "registrations/dev-1", "RegistrationStatusRead"),
+            (
+                Method::DELETE,
+                "registrations/dev-1",
+                "RegistrationStatusWrite",
+            ),
+            (
+                Method::POST,
+                "registrations/g/query",
+                "RegistrationStatusRead",
+            ),
+        ] {
+            assert_eq!(routed(method, path), Some(right), "{path}");
+        }
+    }
+
+    #[test]
+    fn unknown_routes_are_refused() {
+        for (method, path) in [
+            (Method::PATCH, "enrollments/dev-1"),
+            (Method::GET, "enrollments"),
+            (Method::PUT, "registrations/dev-1"),
+            (Method::POST, "devices/query"),
+        ] {
+            assert_eq!(routed(method, path), None, "{path}");
+        }
+    }
 }

@@ -15,8 +15,8 @@ use super::hub_service::no_route;
 use super::reply::{self, Refusal};
 use super::request::Request;
 use crate::auth::AuthError;
-use crate::hub::{DeviceIdentity, Hub};
 use crate::hub::error::HubError;
+use crate::hub::{DeviceIdentity, Hub};
 
 /// Prefix of application properties in headers (and in batch property maps).
 pub(super) const APP_PREFIX: &str = "iothub-app-";

@@ -12,6 +12,8 @@
 mod connection;
 mod dps_device;
 mod dps_service;
+mod dps_service_enrollments;
+mod dps_service_registrations;
 #[doc(hidden)]
 pub mod fuzzing;
 mod hub_device;

@@ -42,8 +42,8 @@ pub fn with_header(mut reply: Reply, name: &'static str, value: &str) -> Reply {
 
 pub fn dps_error(error: &DpsError) -> Reply {
     let mut reply = json(error.status(), &error.to_json());
-    reply = with_header(reply, "x-ms-error-code", &error.code.to_string());
-    if let Some(seconds) = error.retry_after {
+    reply = with_header(reply, "x-ms-error-code", &error.code().to_string());
+    if let Some(seconds) = error.retry_after() {
         reply = with_header(reply, "retry-after", &seconds.to_string());
     }
     reply

@@ -202,7 +202,11 @@ fn body_error(target: Target, error: &BodyError) -> Reply {
     };
     // Nothing more is read from a connection whose body was refused: it is closed.
     let reply = if target.is_dps() {
-        reply::dps_error(&DpsError::new(code, message))
+        reply::dps_error(&match code {
+            413001 => DpsError::payload_too_large(message),
+            408000 => DpsError::request_timeout(message),
+            _ => DpsError::unreadable_request(message),
+        })
     } else {
         reply::hub_error(&HubError {
             code,
@@ -214,10 +218,11 @@ fn body_error(target: Target, error: &BodyError) -> Reply {
 }
 
 fn no_route(req: &Request<'_>, segments: &[&str]) -> Reply {
-    reply::dps_error(&DpsError::new(
-        404000,
-        format!("No route for {} /{}", req.method, segments.join("/")),
-    ))
+    reply::dps_error(&DpsError::no_route(format!(
+        "No route for {} /{}",
+        req.method,
+        segments.join("/")
+    )))
 }
 
 async fn route(

@@ -13,8 +13,8 @@ use super::error::HubError;
 use super::event_hubs::notifications::Lifecycle;
 use super::twin::Twin;
 use super::{Hub, IdentityRef, new_generation_id};
-use crate::etag;
 use crate::auth::keys::SymmetricKey;
+use crate::etag;
 use crate::pending::Pending;
 
 impl Hub {

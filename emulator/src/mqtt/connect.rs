@@ -25,7 +25,8 @@ use super::codec::{self, CodecError, Connect, ConnectReturnCode, Packet, Protoco
 use super::routes::Principal;
 use super::session::PeerInfo;
 use super::username::{self, ConnectTarget};
-use crate::auth::{self, AuthError, Credential, RegistrationIdentity};
+use crate::auth::{AuthError, Credential};
+use crate::dps::attestation::RegistrationIdentity;
 use crate::hub::DeviceIdentity;
 use crate::hub::connections::ConnectionLease;
 use crate::hub::{Hub, IdentityRef};
@@ -207,7 +208,9 @@ fn verify(
         ConnectTarget::Dps {
             id_scope,
             registration_id,
-        } => auth::authenticate_registration(&ctx.dps, id_scope, registration_id, credential, now)
+        } => ctx
+            .dps
+            .authenticate_registration(id_scope, registration_id, credential, now)
             .map(Client::Registration),
         ConnectTarget::Hub {
             host,

@@ -12,8 +12,8 @@
 use bytes::Bytes;
 
 use super::outbox::Outbox;
-use crate::auth::RegistrationIdentity;
 use crate::dps::Dps;
+use crate::dps::attestation::RegistrationIdentity;
 use crate::dps::error::DpsError;
 use crate::dps::registration::RegistrationReply;
 
@@ -60,7 +60,7 @@ fn respond(out: &mut Outbox, rid: &str, reply: Result<RegistrationReply, DpsErro
             tracing::info!(client = %out.client, error = %e, "DPS request failed");
             (
                 e.status(),
-                e.retry_after,
+                e.retry_after(),
                 e.to_json().to_string().into_bytes(),
             )
         }

@@ -76,9 +76,9 @@ mod tests {
     use std::time::SystemTime;
 
     use super::*;
+    use crate::auth::Credential;
     use crate::auth::keys::SymmetricKey;
     use crate::auth::sas::build_token;
-    use crate::auth::Credential;
     use crate::hub::Hubs;
 
     const HOST: &str = "hub.example";
