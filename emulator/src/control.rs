@@ -28,6 +28,7 @@
 mod inspect;
 mod reply;
 mod send;
+mod state;
 mod stream;
 
 use std::convert::Infallible;
@@ -44,10 +45,10 @@ use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-use crate::emulator::EmulatorState;
 use crate::net::{ConnectionLimit, spawn_accept_loop};
 use crate::shutdown::ShutdownSignal;
 use reply::{Reply, json_reply};
+pub(crate) use state::EmulatorState;
 
 /// Whether the emulator has finished starting: empty until every listener is bound, then the
 /// state the routes read. Set once; clones share it.

@@ -42,7 +42,6 @@ mod transports;
 
 pub use builder::{DEFAULT_SHUTDOWN_TIMEOUT, EmulatorBuilder, HttpsPort, MaxConnections};
 pub use handle::Emulator;
-pub(crate) use handle::EmulatorState;
 pub use start::Starting;
 
 /// Why the emulator could not start.

@@ -21,7 +21,9 @@ use crate::auth::keys::KeyError;
 use crate::auth::policy::SharedAccessPolicy;
 use crate::dps::model::{AllocationPolicy, EnrollmentGroup, IndividualEnrollment};
 use crate::dps::validate::{self, MissingKeys};
-use crate::hub::event_hubs::{self, route::Routes};
+use crate::hub::event_hubs::route::Routes;
+pub use crate::hub::event_hubs::route::{RouteEntry, RoutingSection};
+use crate::hub::event_hubs::{self, EventHubsConfig};
 
 /// The built-in quickstart fixture, used when no fixture is given. Included through
 /// emulator/fixtures/quickstart.json, a symlink to the workspace's fixtures/quickstart.json, so
@@ -127,28 +129,31 @@ pub struct EventHubEndpointSection {
     pub consumer_groups: Vec<String>,
 }
 
-/// `properties.routing` of an IoT Hub resource, the part the emulator honours.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RoutingSection {
-    #[serde(default)]
-    pub routes: Vec<RouteEntry>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fallback_route: Option<RouteEntry>,
-}
+impl HubSection {
+    /// The Event Hub name this hub gets: `eventHubEndpoint.path`, else the hub's name.
+    pub fn entity_path(&self) -> String {
+        self.event_hub_endpoint
+            .as_ref()
+            .and_then(|e| e.path.clone())
+            .unwrap_or_else(|| event_hubs::hub_name(&self.host_name))
+    }
 
-/// One route: `{ name, source, condition, endpointNames, isEnabled }`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RouteEntry {
-    pub name: String,
-    pub source: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub condition: Option<String>,
-    #[serde(default)]
-    pub endpoint_names: Vec<String>,
-    #[serde(default = "default_true")]
-    pub is_enabled: bool,
+    /// This hub's Event Hubs endpoint settings, `default_partitions` where it names none. The
+    /// fixture was validated when loaded; an invalid routing section falls back to the defaults.
+    pub fn event_hubs_config(&self, default_partitions: u32, retention: usize) -> EventHubsConfig {
+        let endpoint = self.event_hub_endpoint.clone().unwrap_or_default();
+        EventHubsConfig {
+            path: self.entity_path(),
+            partition_count: endpoint.partition_count.unwrap_or(default_partitions),
+            consumer_groups: endpoint.consumer_groups,
+            routes: self
+                .routing
+                .as_ref()
+                .and_then(|r| Routes::from_fixture(r).ok())
+                .unwrap_or_default(),
+            retention,
+        }
+    }
 }
 
 fn default_weight() -> u32 {
@@ -385,7 +390,7 @@ fn merge(parsed: Vec<(String, Fixture)>) -> Result<FixtureSet, FixtureError> {
     }
     let mut event_hub_names = HashMap::new();
     for (file, i, hub) in &hubs {
-        let name = event_hubs::entity_path(hub);
+        let name = hub.entity_path();
         if let Some(other) =
             event_hub_names.insert(name.to_ascii_lowercase(), hub.host_name.clone())
         {

@@ -13,28 +13,7 @@ use std::path::{Path, PathBuf};
 /// Edges that still close a cycle while issue #13's helpers remove them. Each entry names the
 /// import, who removes it and how; once that work is merged, delete the entry (the test fails
 /// on an entry whose edge is gone, so the list cannot go stale).
-const ALLOWED_CYCLE_EDGES: &[(&str, &str, &str)] = &[
-    (
-        "hub",
-        "fixtures",
-        "h-dps (issue #13 item 2, fixtures convert into domain types): hub/event_hubs builds \
-         its config and routes from fixtures::{HubSection, RoutingSection}; the conversion \
-         belongs in fixtures.rs",
-    ),
-    (
-        "control",
-        "emulator",
-        "h-start (issue #13 item 5): control.rs reads emulator::EmulatorState; the state the \
-         control port needs is handed to it instead",
-    ),
-    (
-        "amqp",
-        "http",
-        "lead after the merge (unowned): amqp/websocket.rs re-exports \
-         http::websocket::WsByteStream; the byte-stream adapter belongs below both \
-         transports (e.g. in net.rs)",
-    ),
-];
+const ALLOWED_CYCLE_EDGES: &[(&str, &str, &str)] = &[];
 
 /// Modules the credentials leaf may still use: formatting helpers that import nothing.
 const AUTH_MAY_USE: &[&str] = &["timefmt"];

@@ -18,9 +18,9 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use super::AmqpContext;
 use super::connection::serve;
 use super::connection_auth::PeerInfo;
-/// Binary WebSocket frames as a byte stream (server or client side).
-pub use crate::http::websocket::WsByteStream;
 use crate::net::ConnectionSlot;
+/// Binary WebSocket frames as a byte stream (server or client side).
+pub use crate::net::WsByteStream;
 use crate::shutdown::SessionGuard;
 
 /// The WebSocket subprotocol of AMQP (compared case-insensitively).

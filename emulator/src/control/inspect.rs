@@ -11,8 +11,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 
 use super::reply::{Reply, hub_for, json_reply, not_found};
+use super::state::EmulatorState;
 use super::stream::telemetry_stream;
-use crate::emulator::EmulatorState;
 use crate::hub::Hub;
 use crate::query;
 use crate::shutdown::ShutdownSignal;

@@ -10,7 +10,7 @@ use hyper::header::CONTENT_TYPE;
 use hyper::{Response, StatusCode};
 use serde_json::{Value, json};
 
-use crate::emulator::EmulatorState;
+use super::state::EmulatorState;
 use crate::hub::Hub;
 use crate::query;
 

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::HEADER_TIMEOUT;
 use super::reply::{Reply, hub_for, json_reply, not_found};
-use crate::emulator::EmulatorState;
+use super::state::EmulatorState;
 use crate::hub::c2d::C2dMessage;
 use crate::hub::error::HubError;
 use crate::query;

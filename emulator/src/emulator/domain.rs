@@ -10,7 +10,6 @@ use crate::auth::policy::SharedAccessPolicy;
 use crate::dps::Dps;
 use crate::dps::model::AllocationPolicy;
 use crate::fixtures::{AccessPolicy, FixtureError, FixtureSet};
-use crate::hub::event_hubs::EventHubsConfig;
 use crate::hub::{Hub, HubAllocation, Hubs};
 use crate::persistence::Persistence;
 use crate::store::FileStore;
@@ -66,11 +65,9 @@ fn build_hubs(
         };
         hubs.push(
             Hub::new(&section.host_name, policies, builder.telemetry_retention)
-                .with_event_hubs(EventHubsConfig::from_fixture(
-                    section,
-                    builder.partitions,
-                    builder.telemetry_retention,
-                ))
+                .with_event_hubs(
+                    section.event_hubs_config(builder.partitions, builder.telemetry_retention),
+                )
                 .with_allocation(allocation)
                 .with_persistence(persistence.clone()),
         );

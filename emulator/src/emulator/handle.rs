@@ -6,18 +6,9 @@ use std::sync::Arc;
 
 use super::builder::EmulatorBuilder;
 use super::stop::Stopper;
+pub(crate) use crate::control::EmulatorState;
 use crate::dps::Dps;
 use crate::hub::{Hub, Hubs};
-use crate::tls::EmulatorTls;
-
-/// Shared state the listeners and the handle see.
-pub(crate) struct EmulatorState {
-    pub(crate) dps: Arc<Dps>,
-    pub(crate) hubs: Arc<Hubs>,
-    pub(crate) tls: Arc<EmulatorTls>,
-    pub(crate) mqtt_addrs: Vec<SocketAddr>,
-    pub(crate) amqp_addrs: Vec<SocketAddr>,
-}
 
 /// A running emulator. [`Emulator::shutdown`] stops it and waits; dropping it stops it in
 /// the background.

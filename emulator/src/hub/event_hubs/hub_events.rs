@@ -15,7 +15,7 @@ use super::{EventHubsConfig, hub_name};
 use crate::auth::Credential;
 use crate::auth::keys::SymmetricKey;
 use crate::auth::sas::build_token;
-use crate::fixtures::RoutingSection;
+use crate::hub::event_hubs::route::RoutingSection;
 use crate::hub::registry::DeviceSpec;
 use crate::hub::telemetry::{IncomingMessage, MessageSource};
 use crate::hub::{DeviceIdentity, Hub, Hubs};

@@ -25,7 +25,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::auth::policy::SharedAccessPolicy;
-use crate::fixtures::HubSection;
 use crate::hub::IdentityRef;
 use crate::hub::telemetry::{MessageSource, TelemetryMessage};
 use partition::{Partition, PartitionEvent, PartitionProperties, PartitionReader};
@@ -54,15 +53,6 @@ pub fn hub_name(host_name: &str) -> String {
         .filter(|label| !label.is_empty())
         .unwrap_or(host_name)
         .to_owned()
-}
-
-/// The Event Hub name a fixture hub gets.
-pub fn entity_path(section: &HubSection) -> String {
-    section
-        .event_hub_endpoint
-        .as_ref()
-        .and_then(|e| e.path.clone())
-        .unwrap_or_else(|| hub_name(&section.host_name))
 }
 
 /// Event Hub names: 1–256 of letters, digits, `.`, `-`, `_`, starting and ending with a
@@ -106,27 +96,6 @@ impl EventHubsConfig {
             partition_count: DEFAULT_PARTITION_COUNT,
             consumer_groups: Vec::new(),
             routes: Routes::default(),
-            retention,
-        }
-    }
-
-    /// A fixture hub's settings, `default_partitions` where it names none. The fixture was
-    /// validated when loaded; an invalid routing section falls back to the defaults.
-    pub fn from_fixture(
-        section: &HubSection,
-        default_partitions: u32,
-        retention: usize,
-    ) -> EventHubsConfig {
-        let endpoint = section.event_hub_endpoint.clone().unwrap_or_default();
-        EventHubsConfig {
-            path: entity_path(section),
-            partition_count: endpoint.partition_count.unwrap_or(default_partitions),
-            consumer_groups: endpoint.consumer_groups,
-            routes: section
-                .routing
-                .as_ref()
-                .and_then(|r| Routes::from_fixture(r).ok())
-                .unwrap_or_default(),
             retention,
         }
     }
@@ -368,7 +337,7 @@ impl EventHubs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::RoutingSection;
+    use crate::hub::event_hubs::route::RoutingSection;
 
     fn hub(partitions: u32, routes: Routes) -> EventHubs {
         EventHubs::new(

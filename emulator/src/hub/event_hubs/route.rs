@@ -23,8 +23,32 @@
 //! here (its condition is `true`) and also ends at `events`, so telemetry reaches the endpoint
 //! unless the fallback route is disabled and no `DeviceMessages` route exists.
 
-use crate::fixtures::{RouteEntry, RoutingSection};
 use crate::hub::telemetry::MessageSource;
+use serde::{Deserialize, Serialize};
+
+/// `properties.routing` of an IoT Hub resource, the part the emulator honours.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RoutingSection {
+    #[serde(default)]
+    pub routes: Vec<RouteEntry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_route: Option<RouteEntry>,
+}
+
+/// One route: `{ name, source, condition, endpointNames, isEnabled }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteEntry {
+    pub name: String,
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+    #[serde(default)]
+    pub endpoint_names: Vec<String>,
+    #[serde(default = "default_true")]
+    pub is_enabled: bool,
+}
 
 /// The built-in endpoint's name in routes.
 pub const BUILT_IN_ENDPOINT: &str = "events";
@@ -178,6 +202,10 @@ fn parse_source(name: &str) -> Option<MessageSource> {
     ]
     .into_iter()
     .find_map(|(known, source)| known.eq_ignore_ascii_case(name).then_some(source))
+}
+
+fn default_true() -> bool {
+    true
 }
 
 #[cfg(test)]
