@@ -26,7 +26,7 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 const HANDLE_MAX: u32 = 255;
 
 /// Serves one AMQP connection on `stream` until it ends.
-pub async fn serve<S>(mut stream: S, peer: PeerInfo, amqp: Arc<AmqpContext>)
+pub async fn serve<S>(stream: S, peer: PeerInfo, amqp: Arc<AmqpContext>)
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
@@ -35,16 +35,42 @@ where
     if shutdown.is_shutdown() {
         return;
     }
+    let Some((mut connection, auth)) = open(stream, peer, &amqp).await else {
+        return;
+    };
+    tracing::debug!(%remote, "AMQP connection opened");
+    let ctx = Arc::new(ConnectionContext {
+        amqp: amqp.clone(),
+        auth,
+        links: Arc::new(AtomicUsize::new(0)),
+    });
+    if accept_sessions(&mut connection, ctx, &mut shutdown, remote).await {
+        finish(&mut connection, remote).await;
+    }
+}
+
+/// The protocol header, then SASL (or not) and `open`, each within the open time-out. `None`
+/// when the client gave up, timed out or asked for a protocol iotemu does not speak (it is
+/// answered with the header iotemu does speak, as AMQP 1.0 §2.2 asks).
+async fn open<S>(
+    mut stream: S,
+    peer: PeerInfo,
+    amqp: &AmqpContext,
+) -> Option<(ListenerConnectionHandle, Arc<ConnectionAuth>)>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let remote = peer.remote;
     let limits = amqp.limits;
     let header = match tokio::time::timeout(limits.open_timeout, read_header(&mut stream)).await {
         Ok(Ok(header)) => header,
         Ok(Err(e)) => {
             tracing::debug!(%remote, error = %e, "AMQP connection ended before the protocol header");
-            return;
+            return None;
         }
         Err(_) => {
             tracing::info!(%remote, "AMQP protocol header timed out");
-            return;
+            return None;
         }
     };
     let auth = Arc::new(ConnectionAuth::new(peer));
@@ -83,29 +109,34 @@ where
             }
         }
     };
-    let mut connection = match tokio::time::timeout(limits.open_timeout, opening).await {
-        Ok(Ok(connection)) => connection,
+    match tokio::time::timeout(limits.open_timeout, opening).await {
+        Ok(Ok(connection)) => Some((connection, auth)),
         Ok(Err(reason)) => {
             tracing::info!(%remote, %reason, "AMQP connection refused");
-            return;
+            None
         }
         Err(_) => {
             tracing::info!(%remote, "AMQP SASL/open did not finish in time");
-            return;
+            None
         }
-    };
-    tracing::debug!(%remote, "AMQP connection opened");
-    let ctx = Arc::new(ConnectionContext {
-        amqp: amqp.clone(),
-        auth,
-        links: Arc::new(AtomicUsize::new(0)),
-    });
+    }
+}
+
+/// One task per session the client begins, until the client closes (`true`: the close is
+/// still to be answered) or the emulator shuts down (`false`: closed here with
+/// `amqp:connection:forced`).
+async fn accept_sessions(
+    connection: &mut ListenerConnectionHandle,
+    ctx: Arc<ConnectionContext>,
+    shutdown: &mut crate::shutdown::ShutdownSignal,
+    remote: std::net::SocketAddr,
+) -> bool {
     let sessions = SessionAcceptor::builder().handle_max(HANDLE_MAX).build();
     loop {
         tokio::select! {
             incoming = connection.next_incoming_session() => {
-                let Some(incoming) = incoming else { break };
-                match sessions.accept_incoming_session(incoming, &mut connection).await {
+                let Some(incoming) = incoming else { return true };
+                match sessions.accept_incoming_session(incoming, connection).await {
                     Ok(session) => {
                         let session_ctx = Arc::new(SessionContext {
                             connection: ctx.clone(),
@@ -122,11 +153,10 @@ where
                 let error = conditions::error(CONNECTION_FORCED, "the emulator is shutting down");
                 let _ = tokio::time::timeout(CLOSE_WAIT, connection.close_with_error(error)).await;
                 tracing::debug!(%remote, "AMQP connection closed for shutdown");
-                return;
+                return false;
             }
         }
     }
-    finish(&mut connection, remote).await;
 }
 
 async fn finish(connection: &mut ListenerConnectionHandle, remote: std::net::SocketAddr) {
