@@ -140,121 +140,175 @@ pub fn run(command: &CertsCommand) -> Result<String, CertError> {
             name,
             days,
             force,
-        } => {
-            let root = super::root_ca(name, *days)?;
-            let files = [
-                OutFile::cert(out_dir.join("root-ca.pem"), &root.cert_pem),
-                OutFile::key(out_dir.join("root-ca.key.pem"), &root.key_pem),
-            ];
-            write_files(Some(out_dir), &files, *force, &mut report)?;
-            thumbprint_lines(&root, false, &mut report);
-        }
+        } => root(out_dir, name, *days, *force, &mut report)?,
         CertsCommand::Intermediate {
             issuer,
             name,
             path_len,
             days,
             output,
-        } => {
-            check_file_stem("CA name", name)?;
-            let ca = issuer.load()?;
-            let cert = super::issue_intermediate(&ca, name, *days, *path_len)?;
-            let files = [
-                OutFile::cert(output.out_dir.join(format!("{name}.pem")), &cert.cert_pem),
-                OutFile::key(
-                    output.out_dir.join(format!("{name}.key.pem")),
-                    &cert.key_pem,
-                ),
-                OutFile::cert(
-                    output.out_dir.join(format!("{name}-full-chain.pem")),
-                    &cert.full_chain_pem,
-                ),
-            ];
-            write_files(Some(&output.out_dir), &files, output.force, &mut report)?;
-            thumbprint_lines(&cert, false, &mut report);
-        }
+        } => intermediate(issuer, name, *path_len, *days, output, &mut report)?,
         CertsCommand::Device {
             issuer,
             registration_id,
             days,
             output,
-        } => {
-            // Checked before loading the CA so a typo in the id is the error reported.
-            super::validate_registration_id(registration_id)?;
-            let ca = issuer.load()?;
-            let cert = super::issue_device(&ca, registration_id, *days)?;
-            let chain_path = output
-                .out_dir
-                .join(format!("{registration_id}-full-chain.pem"));
-            let key_path = output.out_dir.join(format!("{registration_id}.key.pem"));
-            let files = [
-                OutFile::cert(
-                    output.out_dir.join(format!("{registration_id}.pem")),
-                    &cert.cert_pem,
-                ),
-                OutFile::key(key_path.clone(), &cert.key_pem),
-                OutFile::cert(chain_path.clone(), &cert.full_chain_pem),
-            ];
-            write_files(Some(&output.out_dir), &files, output.force, &mut report)?;
-            thumbprint_lines(&cert, false, &mut report);
-            let _ = writeln!(
-                report,
-                "device loads: certificate {}, key {}",
-                chain_path.display(),
-                key_path.display()
-            );
-        }
+        } => device(issuer, registration_id, *days, output, &mut report)?,
         CertsCommand::SelfSigned {
             registration_id,
             days,
             output,
-        } => {
-            let cert = super::self_signed_device(registration_id, *days)?;
-            let cert_path = output.out_dir.join(format!("{registration_id}.pem"));
-            let key_path = output.out_dir.join(format!("{registration_id}.key.pem"));
-            let files = [
-                OutFile::cert(cert_path.clone(), &cert.cert_pem),
-                OutFile::key(key_path.clone(), &cert.key_pem),
-            ];
-            write_files(Some(&output.out_dir), &files, output.force, &mut report)?;
-            // Thumbprint enrollments and hub selfSigned devices take either hash.
-            thumbprint_lines(&cert, true, &mut report);
-            let _ = writeln!(
-                report,
-                "device loads: certificate {}, key {}",
-                cert_path.display(),
-                key_path.display()
-            );
-        }
+        } => self_signed(registration_id, *days, output, &mut report)?,
         CertsCommand::Verification {
             issuer,
             code,
             out,
             force,
-        } => {
-            let ca = issuer.load()?;
-            let cert = super::verification_certificate(&ca, code)?;
-            let files = [OutFile::cert(out.clone(), &cert.cert_pem)];
-            write_files(out.parent(), &files, *force, &mut report)?;
-            let _ = writeln!(
-                report,
-                "upload {} to verify the CA '{}'",
-                out.display(),
-                ca.common_name()
-            );
-        }
-        CertsCommand::Thumbprint { file } => {
-            let bytes = std::fs::read(file).map_err(|error| CertError::Io {
-                path: file.clone(),
-                error,
-            })?;
-            let der = super::pem::first_certificate(&bytes, &file.display().to_string())?;
-            let (sha1, sha256) = super::thumbprints(&der);
-            let _ = writeln!(report, "SHA-1:   {sha1}");
-            let _ = writeln!(report, "SHA-256: {sha256}");
-        }
+        } => verification(issuer, code, out, *force, &mut report)?,
+        CertsCommand::Thumbprint { file } => thumbprint(file, &mut report)?,
     }
     Ok(report)
+}
+
+/// `iotemu certs root`: DIR/root-ca.pem and DIR/root-ca.key.pem.
+fn root(
+    out_dir: &Path,
+    name: &str,
+    days: u32,
+    force: bool,
+    report: &mut String,
+) -> Result<(), CertError> {
+    let root = super::root_ca(name, days)?;
+    let files = [
+        OutFile::cert(out_dir.join("root-ca.pem"), &root.cert_pem),
+        OutFile::key(out_dir.join("root-ca.key.pem"), &root.key_pem),
+    ];
+    write_files(Some(out_dir), &files, force, report)?;
+    thumbprint_lines(&root, false, report);
+    Ok(())
+}
+
+/// `iotemu certs intermediate`: NAME.pem, NAME.key.pem and NAME-full-chain.pem.
+fn intermediate(
+    issuer: &IssuerArgs,
+    name: &str,
+    path_len: u8,
+    days: u32,
+    output: &OutputArgs,
+    report: &mut String,
+) -> Result<(), CertError> {
+    check_file_stem("CA name", name)?;
+    let ca = issuer.load()?;
+    let cert = super::issue_intermediate(&ca, name, days, path_len)?;
+    let files = [
+        OutFile::cert(output.out_dir.join(format!("{name}.pem")), &cert.cert_pem),
+        OutFile::key(
+            output.out_dir.join(format!("{name}.key.pem")),
+            &cert.key_pem,
+        ),
+        OutFile::cert(
+            output.out_dir.join(format!("{name}-full-chain.pem")),
+            &cert.full_chain_pem,
+        ),
+    ];
+    write_files(Some(&output.out_dir), &files, output.force, report)?;
+    thumbprint_lines(&cert, false, report);
+    Ok(())
+}
+
+/// `iotemu certs device`: a leaf issued by the CA, with its full chain for the device to load.
+fn device(
+    issuer: &IssuerArgs,
+    registration_id: &str,
+    days: u32,
+    output: &OutputArgs,
+    report: &mut String,
+) -> Result<(), CertError> {
+    // Checked before loading the CA so a typo in the id is the error reported.
+    super::validate_registration_id(registration_id)?;
+    let ca = issuer.load()?;
+    let cert = super::issue_device(&ca, registration_id, days)?;
+    let chain_path = output
+        .out_dir
+        .join(format!("{registration_id}-full-chain.pem"));
+    let key_path = output.out_dir.join(format!("{registration_id}.key.pem"));
+    let files = [
+        OutFile::cert(
+            output.out_dir.join(format!("{registration_id}.pem")),
+            &cert.cert_pem,
+        ),
+        OutFile::key(key_path.clone(), &cert.key_pem),
+        OutFile::cert(chain_path.clone(), &cert.full_chain_pem),
+    ];
+    write_files(Some(&output.out_dir), &files, output.force, report)?;
+    thumbprint_lines(&cert, false, report);
+    let _ = writeln!(
+        report,
+        "device loads: certificate {}, key {}",
+        chain_path.display(),
+        key_path.display()
+    );
+    Ok(())
+}
+
+/// `iotemu certs self-signed`: a device certificate for thumbprint authentication.
+fn self_signed(
+    registration_id: &str,
+    days: u32,
+    output: &OutputArgs,
+    report: &mut String,
+) -> Result<(), CertError> {
+    let cert = super::self_signed_device(registration_id, days)?;
+    let cert_path = output.out_dir.join(format!("{registration_id}.pem"));
+    let key_path = output.out_dir.join(format!("{registration_id}.key.pem"));
+    let files = [
+        OutFile::cert(cert_path.clone(), &cert.cert_pem),
+        OutFile::key(key_path.clone(), &cert.key_pem),
+    ];
+    write_files(Some(&output.out_dir), &files, output.force, report)?;
+    // Thumbprint enrollments and hub selfSigned devices take either hash.
+    thumbprint_lines(&cert, true, report);
+    let _ = writeln!(
+        report,
+        "device loads: certificate {}, key {}",
+        cert_path.display(),
+        key_path.display()
+    );
+    Ok(())
+}
+
+/// `iotemu certs verification`: the proof-of-possession certificate for a verification code.
+fn verification(
+    issuer: &IssuerArgs,
+    code: &str,
+    out: &Path,
+    force: bool,
+    report: &mut String,
+) -> Result<(), CertError> {
+    let ca = issuer.load()?;
+    let cert = super::verification_certificate(&ca, code)?;
+    let files = [OutFile::cert(out.to_path_buf(), &cert.cert_pem)];
+    write_files(out.parent(), &files, force, report)?;
+    let _ = writeln!(
+        report,
+        "upload {} to verify the CA '{}'",
+        out.display(),
+        ca.common_name()
+    );
+    Ok(())
+}
+
+/// `iotemu certs thumbprint`: the SHA-1 and SHA-256 thumbprints of a certificate file.
+fn thumbprint(file: &Path, report: &mut String) -> Result<(), CertError> {
+    let bytes = std::fs::read(file).map_err(|error| CertError::Io {
+        path: file.to_path_buf(),
+        error,
+    })?;
+    let der = super::pem::first_certificate(&bytes, &file.display().to_string())?;
+    let (sha1, sha256) = super::thumbprints(&der);
+    let _ = writeln!(report, "SHA-1:   {sha1}");
+    let _ = writeln!(report, "SHA-256: {sha256}");
+    Ok(())
 }
 
 impl IssuerArgs {
