@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use fe2o3_amqp::acceptor::{LinkAcceptor, LinkEndpoint, ListenerSessionHandle};
-use fe2o3_amqp::types::definitions::Role;
+use fe2o3_amqp::types::definitions::{Error, Role};
 use fe2o3_amqp::types::performatives::Attach;
 
 use super::address::Address;
@@ -35,8 +35,8 @@ use super::link::{self, Acceptor, LinkSlot};
 use super::request_response;
 use super::session::SessionContext;
 use crate::hub::Hub;
-use crate::hub::event_hubs::READ_RIGHT;
 use crate::hub::event_hubs::position::EventPosition;
+use crate::hub::event_hubs::{Consumer, READ_RIGHT};
 use address::EventHubsAddress;
 use consumer::ConsumerLink;
 
@@ -137,69 +137,19 @@ async fn attach_consumer(
     slot: LinkSlot,
 ) {
     let plain = link::acceptor(ctx.connection.amqp.limits.max_message_size);
-    let refuse = |symbol: &str, text: String| conditions::error(symbol, text);
-    if attach.role != Role::Receiver {
-        let error = refuse(
-            NOT_ALLOWED,
-            format!("'{}' only takes a receiver link", address.path),
-        );
-        link::refuse(attach, session, &plain, error).await;
-        return;
-    }
-    let Some(hub) = hub_for(ctx, address, &entity) else {
-        let error = refuse(
-            NOT_FOUND,
-            format!("The messaging entity '{entity}' could not be found."),
-        );
-        link::refuse(attach, session, &plain, error).await;
-        return;
+    let partition_ref = PartitionRef {
+        entity: &entity,
+        consumer_group: &consumer_group,
+        partition: &partition,
     };
-    let endpoint = hub.event_hubs();
-    let resource = format!(
-        "{}/{}/consumergroups/{}/partitions/{}",
-        hub.host_name(),
-        endpoint.path(),
-        consumer_group,
-        partition
-    )
-    .to_ascii_lowercase();
-    if let Err(reason) = authorise(ctx, &hub, &resource, SystemTime::now()) {
-        link::refuse(attach, session, &plain, refuse(UNAUTHORIZED, reason)).await;
-        return;
-    }
-    let position = match consumer::selector(attach.source.as_deref()) {
-        Ok(None) => Ok(EventPosition::Start),
-        Ok(Some(text)) => EventPosition::parse(&text).map_err(|e| e.to_string()),
-        Err(reason) => Err(reason.to_owned()),
-    };
-    let position = match position {
-        Ok(position) => position,
-        Err(reason) => {
-            link::refuse(attach, session, &plain, refuse(ARGUMENT_ERROR, reason)).await;
-            return;
-        }
-    };
-    let epoch = match consumer::epoch(&attach) {
-        Ok(epoch) => epoch,
-        Err(reason) => {
-            let error = refuse(ARGUMENT_ERROR, reason.to_owned());
+    let admitted = match admit_consumer(&attach, address, partition_ref, ctx) {
+        Ok(admitted) => admitted,
+        Err(error) => {
             link::refuse(attach, session, &plain, error).await;
             return;
         }
     };
-    let consumer = match endpoint.open_consumer(&consumer_group, &partition, epoch, position) {
-        Ok(consumer) => consumer,
-        Err(e) => {
-            let error = refuse(
-                e.condition(),
-                e.description(endpoint.path(), &consumer_group, &partition),
-            );
-            link::refuse(attach, session, &plain, error).await;
-            return;
-        }
-    };
-    let runtime_metric = consumer::wants_runtime_metric(&attach);
-    let acceptor: Acceptor = if runtime_metric {
+    let acceptor: Acceptor = if admitted.runtime_metric {
         LinkAcceptor::builder()
             .max_message_size(ctx.connection.amqp.limits.max_message_size)
             .add_offered_capabilities(consumer::RUNTIME_METRIC)
@@ -211,12 +161,85 @@ async fn attach_consumer(
         return;
     };
     let link = ConsumerLink {
-        hub,
-        consumer,
+        hub: admitted.hub,
+        consumer: admitted.consumer,
         consumer_group,
         partition,
-        resource,
-        runtime_metric,
+        resource: admitted.resource,
+        runtime_metric: admitted.runtime_metric,
     };
     tokio::spawn(consumer::serve(sender, link, ctx.clone(), slot));
+}
+
+/// The partition a consumer link names.
+#[derive(Clone, Copy)]
+struct PartitionRef<'a> {
+    entity: &'a str,
+    consumer_group: &'a str,
+    partition: &'a str,
+}
+
+/// What a consumer link that passed every check reads from.
+struct AdmittedConsumer {
+    hub: Arc<Hub>,
+    consumer: Consumer,
+    resource: String,
+    runtime_metric: bool,
+}
+
+/// The checks on a consumer `attach`, in this order: a receiver link, an
+/// Event Hub that exists, a token that covers the partition, a readable position filter and
+/// epoch, a consumer the partition admits. The error is what the link is refused with.
+fn admit_consumer(
+    attach: &Attach,
+    address: &Address,
+    at: PartitionRef<'_>,
+    ctx: &SessionContext,
+) -> Result<AdmittedConsumer, Error> {
+    let refuse = |symbol: &str, text: String| conditions::error(symbol, text);
+    if attach.role != Role::Receiver {
+        return Err(refuse(
+            NOT_ALLOWED,
+            format!("'{}' only takes a receiver link", address.path),
+        ));
+    }
+    let Some(hub) = hub_for(ctx, address, at.entity) else {
+        return Err(refuse(
+            NOT_FOUND,
+            format!("The messaging entity '{}' could not be found.", at.entity),
+        ));
+    };
+    let endpoint = hub.event_hubs();
+    let resource = format!(
+        "{}/{}/consumergroups/{}/partitions/{}",
+        hub.host_name(),
+        endpoint.path(),
+        at.consumer_group,
+        at.partition
+    )
+    .to_ascii_lowercase();
+    authorise(ctx, &hub, &resource, SystemTime::now())
+        .map_err(|reason| refuse(UNAUTHORIZED, reason))?;
+    let position = match consumer::selector(attach.source.as_deref()) {
+        Ok(None) => Ok(EventPosition::Start),
+        Ok(Some(text)) => EventPosition::parse(&text).map_err(|e| e.to_string()),
+        Err(reason) => Err(reason.to_owned()),
+    }
+    .map_err(|reason| refuse(ARGUMENT_ERROR, reason))?;
+    let epoch =
+        consumer::epoch(attach).map_err(|reason| refuse(ARGUMENT_ERROR, reason.to_owned()))?;
+    let consumer = endpoint
+        .open_consumer(at.consumer_group, at.partition, epoch, position)
+        .map_err(|e| {
+            refuse(
+                e.condition(),
+                e.description(endpoint.path(), at.consumer_group, at.partition),
+            )
+        })?;
+    Ok(AdmittedConsumer {
+        runtime_metric: consumer::wants_runtime_metric(attach),
+        hub,
+        consumer,
+        resource,
+    })
 }
