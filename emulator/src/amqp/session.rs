@@ -88,41 +88,14 @@ async fn dispatch(
                 ));
             }
         }
-        Node::C2dSend => {
-            let Some((hub, access, hint)) = authorise(&attach, &address, Role::Sender, ctx) else {
-                refuse_unauthorised(attach, &address, Role::Sender, session, ctx, acceptor).await;
-                return;
-            };
-            if let Some(LinkEndpoint::Receiver(receiver)) =
-                link::accept(attach, session, acceptor).await
-            {
-                tokio::spawn(c2d::serve(receiver, hub, access, hint, ctx.clone(), slot));
-            }
+        Node::C2dSend => attach_c2d_send(attach, &address, session, ctx, acceptor, slot).await,
+        Node::Feedback => {
+            let kind = FeedbackKind::Feedback;
+            attach_feedback(attach, &address, kind, session, ctx, acceptor, slot).await;
         }
-        Node::Feedback | Node::FileNotifications => {
-            let Some((hub, access, hint)) = authorise(&attach, &address, Role::Receiver, ctx)
-            else {
-                refuse_unauthorised(attach, &address, Role::Receiver, session, ctx, acceptor).await;
-                return;
-            };
-            let kind = if node == Node::Feedback {
-                FeedbackKind::Feedback
-            } else {
-                FeedbackKind::FileNotifications
-            };
-            if let Some(LinkEndpoint::Sender(sender)) =
-                link::accept(attach, session, acceptor).await
-            {
-                tokio::spawn(feedback::serve(
-                    sender,
-                    kind,
-                    hub,
-                    access,
-                    hint,
-                    ctx.clone(),
-                    slot,
-                ));
-            }
+        Node::FileNotifications => {
+            let kind = FeedbackKind::FileNotifications;
+            attach_feedback(attach, &address, kind, session, ctx, acceptor, slot).await;
         }
         Node::EventHubs => event_hubs::on_attach(attach, address, session, ctx, slot).await,
         Node::Device => {
@@ -136,6 +109,51 @@ async fn dispatch(
             let error = conditions::error(NOT_FOUND, format!("no node at '{}'", address.raw));
             link::refuse(attach, session, acceptor, error).await;
         }
+    }
+}
+
+/// `/messages/devicebound`: the service's C2D sender, once its token allows ServiceConnect.
+async fn attach_c2d_send(
+    attach: Attach,
+    address: &Address,
+    session: &mut ListenerSessionHandle,
+    ctx: &Arc<SessionContext>,
+    acceptor: &Acceptor,
+    slot: LinkSlot,
+) {
+    let Some((hub, access, hint)) = authorise(&attach, address, Role::Sender, ctx) else {
+        refuse_unauthorised(attach, address, Role::Sender, session, ctx, acceptor).await;
+        return;
+    };
+    if let Some(LinkEndpoint::Receiver(receiver)) = link::accept(attach, session, acceptor).await {
+        tokio::spawn(c2d::serve(receiver, hub, access, hint, ctx.clone(), slot));
+    }
+}
+
+/// `/messages/serviceBound/feedback` and `…/filenotifications`: the service's receivers.
+async fn attach_feedback(
+    attach: Attach,
+    address: &Address,
+    kind: FeedbackKind,
+    session: &mut ListenerSessionHandle,
+    ctx: &Arc<SessionContext>,
+    acceptor: &Acceptor,
+    slot: LinkSlot,
+) {
+    let Some((hub, access, hint)) = authorise(&attach, address, Role::Receiver, ctx) else {
+        refuse_unauthorised(attach, address, Role::Receiver, session, ctx, acceptor).await;
+        return;
+    };
+    if let Some(LinkEndpoint::Sender(sender)) = link::accept(attach, session, acceptor).await {
+        tokio::spawn(feedback::serve(
+            sender,
+            kind,
+            hub,
+            access,
+            hint,
+            ctx.clone(),
+            slot,
+        ));
     }
 }
 
