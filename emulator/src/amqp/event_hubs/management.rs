@@ -19,7 +19,7 @@ use crate::amqp::request_response::{BoxFuture, Request, RequestHandler, Response
 use crate::amqp::session::SessionContext;
 use crate::auth::authenticate_service_token;
 use crate::hub::Hub;
-use crate::hub::event_hubs::READ_RIGHT;
+use crate::hub::event_hubs::{EventHubs, READ_RIGHT};
 
 pub const EVENT_HUB_TYPE: &str = "com.microsoft:eventhub";
 pub const PARTITION_TYPE: &str = "com.microsoft:partition";
@@ -63,61 +63,71 @@ fn read(request: &Request, session: &SessionContext, now: SystemTime) -> Respons
     }
     let endpoint = hub.event_hubs();
     if kind.eq_ignore_ascii_case(EVENT_HUB_TYPE) {
-        let properties = endpoint.properties();
-        let ids = properties
-            .partition_ids
-            .into_iter()
-            .map(Value::String)
-            .collect::<Vec<_>>();
-        return Response::ok_value(map([
-            ("name", Value::String(properties.name)),
-            ("type", Value::String(EVENT_HUB_TYPE.into())),
-            (
-                "created_at",
-                Value::Timestamp(timestamp(properties.created_at)),
-            ),
-            (
-                "partition_count",
-                Value::Int(ids.len().try_into().unwrap_or(i32::MAX)),
-            ),
-            ("partition_ids", Value::Array(ids.into())),
-        ]));
+        return event_hub_properties(endpoint);
     }
     if kind.eq_ignore_ascii_case(PARTITION_TYPE) {
         let partition = request.property("partition").unwrap_or_default();
-        let Some(props) = endpoint.partition_properties(&partition) else {
-            return Response::status(
-                404,
-                format!("The partition '{partition}' does not exist in '{entity}'."),
-            );
-        };
-        return Response::ok_value(map([
-            ("name", Value::String(endpoint.path().to_owned())),
-            ("type", Value::String(PARTITION_TYPE.into())),
-            ("partition", Value::String(props.id)),
-            (
-                "begin_sequence_number",
-                Value::Long(props.begin_sequence_number),
-            ),
-            (
-                "last_enqueued_sequence_number",
-                Value::Long(props.last_enqueued_sequence_number),
-            ),
-            (
-                "last_enqueued_offset",
-                Value::String(props.last_enqueued_offset),
-            ),
-            (
-                "last_enqueued_time_utc",
-                Value::Timestamp(timestamp(props.last_enqueued_time)),
-            ),
-            ("is_partition_empty", Value::Bool(props.is_empty)),
-        ]));
+        return partition_properties(endpoint, &entity, &partition);
     }
     Response::status(
         400,
         format!("unsupported type '{kind}'; use {EVENT_HUB_TYPE} or {PARTITION_TYPE}"),
     )
+}
+
+/// READ of `com.microsoft:eventhub`: name, creation time and partition ids.
+fn event_hub_properties(endpoint: &EventHubs) -> Response {
+    let properties = endpoint.properties();
+    let ids = properties
+        .partition_ids
+        .into_iter()
+        .map(Value::String)
+        .collect::<Vec<_>>();
+    Response::ok_value(map([
+        ("name", Value::String(properties.name)),
+        ("type", Value::String(EVENT_HUB_TYPE.into())),
+        (
+            "created_at",
+            Value::Timestamp(timestamp(properties.created_at)),
+        ),
+        (
+            "partition_count",
+            Value::Int(ids.len().try_into().unwrap_or(i32::MAX)),
+        ),
+        ("partition_ids", Value::Array(ids.into())),
+    ]))
+}
+
+/// READ of `com.microsoft:partition`: the partition's sequence numbers, offset and time.
+fn partition_properties(endpoint: &EventHubs, entity: &str, partition: &str) -> Response {
+    let Some(props) = endpoint.partition_properties(partition) else {
+        return Response::status(
+            404,
+            format!("The partition '{partition}' does not exist in '{entity}'."),
+        );
+    };
+    Response::ok_value(map([
+        ("name", Value::String(endpoint.path().to_owned())),
+        ("type", Value::String(PARTITION_TYPE.into())),
+        ("partition", Value::String(props.id)),
+        (
+            "begin_sequence_number",
+            Value::Long(props.begin_sequence_number),
+        ),
+        (
+            "last_enqueued_sequence_number",
+            Value::Long(props.last_enqueued_sequence_number),
+        ),
+        (
+            "last_enqueued_offset",
+            Value::String(props.last_enqueued_offset),
+        ),
+        (
+            "last_enqueued_time_utc",
+            Value::Timestamp(timestamp(props.last_enqueued_time)),
+        ),
+        ("is_partition_empty", Value::Bool(props.is_empty)),
+    ]))
 }
 
 /// A CBS grant on the connection, or the request's own `security_token`.
