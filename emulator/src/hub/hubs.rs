@@ -28,13 +28,10 @@ impl Hubs {
         self.by_host.get(&host_name.to_ascii_lowercase())
     }
 
-    /// The hub an HTTP `Host` header names (any port ignored), or the only hub when there is
-    /// just one, so clients that send an IP or another name still reach it.
-    pub fn for_host(&self, host_header: &str) -> Result<&Arc<Hub>, HubError> {
-        let host = host_header
-            .rsplit_once(':')
-            .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
-            .map_or(host_header, |(h, _)| h);
+    /// The hub a request names by host (the transport strips any `:port` first, see
+    /// `http::request::Request::host`), or the only hub when there is just one, so clients
+    /// that send an IP or another name still reach it.
+    pub fn for_host(&self, host: &str) -> Result<&Arc<Hub>, HubError> {
         self.get(host)
             .or_else(|| (self.ordered.len() == 1).then(|| &self.ordered[0]))
             .ok_or_else(|| HubError::hub_not_found(host))
