@@ -22,7 +22,7 @@ pub enum Node {
     /// The Event Hubs-compatible endpoint: `$management`, `{entity}/$management`,
     /// `{entity}/ConsumerGroups/{cg}/Partitions/{p}`, `/messages/events…` (redirected).
     EventHubs,
-    /// `/devices/{id}/…`: device links (a later issue).
+    /// `/devices/{id}/…`: a device's or module's own links ([`DeviceAddress`]).
     Device,
     Unknown,
 }
@@ -89,6 +89,77 @@ impl Address {
     }
 }
 
+/// What a device link is for (spec/amqp.md §5.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceLinkKind {
+    /// `…/messages/events`: telemetry from the device (its sender); for a module, its
+    /// receiver on the same address takes the module's inputs.
+    Events,
+    /// `/devices/{id}/messages/devicebound`: C2D messages to the device (its receiver).
+    C2d,
+    /// `…/methods/devicebound`: direct-method requests (its receiver) and responses (its sender).
+    Methods,
+    /// `…/twin`: twin requests (its sender) and responses and desired patches (its receiver).
+    Twin,
+}
+
+/// A device link's address: whose it is and what for. Ids are percent-decoded and keep
+/// their case (device ids are case-sensitive); the fixed words match case-insensitively.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceAddress {
+    pub device_id: String,
+    pub module_id: Option<String>,
+    pub kind: DeviceLinkKind,
+}
+
+impl DeviceAddress {
+    /// `None` for a path that is not one of the device link addresses.
+    pub fn parse(address: &Address) -> Option<DeviceAddress> {
+        let segments: Vec<&str> = address.path.split('/').filter(|s| !s.is_empty()).collect();
+        let is = |segment: &&str, word: &str| segment.eq_ignore_ascii_case(word);
+        let (device, module, rest) = match segments.as_slice() {
+            [devices, device, modules, module, rest @ ..]
+                if is(devices, "devices") && is(modules, "modules") && !rest.is_empty() =>
+            {
+                (*device, Some(*module), rest)
+            }
+            [devices, device, rest @ ..] if is(devices, "devices") => (*device, None, rest),
+            _ => return None,
+        };
+        let kind = match rest {
+            [messages, events] if is(messages, "messages") && is(events, "events") => {
+                DeviceLinkKind::Events
+            }
+            [messages, bound]
+                if is(messages, "messages") && is(bound, "devicebound") && module.is_none() =>
+            {
+                DeviceLinkKind::C2d
+            }
+            [methods, bound] if is(methods, "methods") && is(bound, "devicebound") => {
+                DeviceLinkKind::Methods
+            }
+            [twin] if is(twin, "twin") => DeviceLinkKind::Twin,
+            _ => return None,
+        };
+        Some(DeviceAddress {
+            device_id: decode_id(device)?,
+            module_id: match module {
+                Some(m) => Some(decode_id(m)?),
+                None => None,
+            },
+            kind,
+        })
+    }
+}
+
+fn decode_id(segment: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8()
+        .ok()
+        .map(|id| id.into_owned())
+        .filter(|id| !id.is_empty())
+}
+
 /// The address an attach is about: the target when the client sends, the source when it
 /// receives.
 pub fn attach_address(attach: &Attach) -> Option<Address> {
@@ -136,6 +207,51 @@ mod tests {
             ("", Node::Unknown),
         ] {
             assert_eq!(Address::parse(raw).node(), node, "{raw}");
+        }
+    }
+
+    #[test]
+    fn device_addresses_name_their_identity_and_purpose() {
+        let parse = |raw: &str| DeviceAddress::parse(&Address::parse(raw));
+        let d = |device: &str, module: Option<&str>, kind| {
+            Some(DeviceAddress {
+                device_id: device.into(),
+                module_id: module.map(Into::into),
+                kind,
+            })
+        };
+        use DeviceLinkKind::*;
+        assert_eq!(parse("/devices/D1/messages/events"), d("D1", None, Events));
+        assert_eq!(
+            parse("amqps://h/devices/d%201/messages/deviceBound"),
+            d("d 1", None, C2d)
+        );
+        assert_eq!(
+            parse("/devices/d1/modules/m1/messages/events"),
+            d("d1", Some("m1"), Events)
+        );
+        assert_eq!(
+            parse("/devices/d1/methods/devicebound"),
+            d("d1", None, Methods)
+        );
+        assert_eq!(
+            parse("/devices/d1/modules/m1/methods/devicebound"),
+            d("d1", Some("m1"), Methods)
+        );
+        assert_eq!(parse("/devices/d1/twin"), d("d1", None, Twin));
+        assert_eq!(
+            parse("/devices/d1/modules/m1/twin"),
+            d("d1", Some("m1"), Twin)
+        );
+        for bad in [
+            "/devices/d1",
+            "/devices//twin",
+            "/devices/d1/modules/m1/messages/devicebound",
+            "/devices/d1/messages/events/extra",
+            "/devices/%ff/twin",
+            "/things/d1/twin",
+        ] {
+            assert_eq!(parse(bad), None, "{bad}");
         }
     }
 

@@ -43,10 +43,14 @@ where
         amqp: amqp.clone(),
         auth,
         links: Arc::new(AtomicUsize::new(0)),
+        devices: Default::default(),
     });
-    if accept_sessions(&mut connection, ctx, &mut shutdown, remote).await {
+    if accept_sessions(&mut connection, ctx.clone(), &mut shutdown, remote).await {
         finish(&mut connection, remote).await;
     }
+    // The devices this connection spoke for are disconnected now, not when the last link
+    // task lets go of the context.
+    ctx.devices.close_all();
 }
 
 /// The protocol header, then SASL (or not) and `open`, each within the open time-out. `None`

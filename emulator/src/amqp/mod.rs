@@ -1,6 +1,7 @@
 //! AMQP 1.0 front (port 5671, and over WebSocket on the HTTPS port): what the IoT Hub
-//! *service* SDKs use to send cloud-to-device messages and read feedback, and what Event
-//! Hubs clients use to read telemetry from the built-in Event Hubs-compatible endpoint
+//! *service* SDKs use to send cloud-to-device messages and read feedback, what Event
+//! Hubs clients use to read telemetry from the built-in Event Hubs-compatible endpoint, and
+//! what devices and modules use for telemetry, C2D, twins, methods and module inputs
 //! (spec/amqp.md).
 //!
 //! # Why `fe2o3-amqp`
@@ -24,6 +25,9 @@
 //!   [`request_response`], which the Event Hubs `$management` node reuses;
 //! * the IoT Hub service nodes — [`c2d`] (`/messages/devicebound`) and [`feedback`]
 //!   (`/messages/serviceBound/feedback` and `…/filenotifications`);
+//! * the device links under `/devices/{id}/…` — [`device`] (authorisation and the hub
+//!   connection they share), [`device_telemetry`], [`device_c2d`], [`device_twin`],
+//!   [`device_methods`] and [`device_inputs`], over the same hub operations MQTT uses;
 //! * the WebSocket server (`AMQPWSB10`) — [`websocket`];
 //! * every performative written with all its fields, for pyamqp — [`frames`];
 //! * frames a client sends on a session it already ended dropped, not fatal — [`late_frames`].
@@ -38,6 +42,7 @@
 //!              /messages/devicebound ............. c2d       (→ hub::send_c2d)
 //!              /messages/serviceBound/feedback ... feedback  (← hub feedback batches)
 //!              Event Hubs addresses, $management .. event_hubs::on_attach (the Event Hubs view)
+//!              /devices/{id}[/modules/{mid}]/… ... device::on_attach → device_* (one file per API)
 //! ```
 //!
 //! Trust is decided by [`crate::auth`] (SAS verification) and recorded per connection in
@@ -50,6 +55,12 @@ pub mod cbs;
 pub mod conditions;
 pub mod connection;
 pub mod connection_auth;
+pub mod device;
+pub mod device_c2d;
+pub mod device_inputs;
+pub mod device_methods;
+pub mod device_telemetry;
+pub mod device_twin;
 pub mod event_hubs;
 pub mod feedback;
 pub mod frames;

@@ -6,7 +6,8 @@
 //! `put-token`); without one the link is attached and at once detached with
 //! `amqp:unauthorized-access` (the real hub's exact reply is unknown, docs/differences.md).
 //! `$cbs` needs nothing. Event Hubs addresses go to [`super::event_hubs::on_attach`], which
-//! checks its own audiences.
+//! checks its own audiences; device addresses to [`super::device::on_attach`], which needs a
+//! device grant for that identity (or its TLS client certificate).
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
@@ -20,8 +21,9 @@ use super::AmqpContext;
 use super::address::{Address, Node, attach_address};
 use super::c2d::{self, SERVICE_CONNECT};
 use super::cbs::{self, Cbs};
-use super::conditions::{self, NOT_ALLOWED, NOT_FOUND, NOT_IMPLEMENTED, UNAUTHORIZED};
+use super::conditions::{self, NOT_ALLOWED, NOT_FOUND, UNAUTHORIZED};
 use super::connection_auth::{ConnectionAuth, ServiceAccess};
+use super::device::{self, DeviceChannels};
 use super::event_hubs;
 use super::feedback::{self, FeedbackKind};
 use super::link::{self, Acceptor, LinkSlot};
@@ -34,6 +36,8 @@ pub struct ConnectionContext {
     pub auth: Arc<ConnectionAuth>,
     /// Links attached on this connection (bounded by `AmqpLimits::max_links_per_connection`).
     pub links: Arc<AtomicUsize>,
+    /// The device identities whose links this connection carries.
+    pub devices: DeviceChannels,
 }
 
 /// What the links of one session share.
@@ -98,13 +102,7 @@ async fn dispatch(
             attach_feedback(attach, &address, kind, session, ctx, acceptor, slot).await;
         }
         Node::EventHubs => event_hubs::on_attach(attach, address, session, ctx, slot).await,
-        Node::Device => {
-            let error = conditions::error(
-                NOT_IMPLEMENTED,
-                "device links over AMQP are not supported by iotemu yet; use MQTT or HTTPS",
-            );
-            link::refuse(attach, session, acceptor, error).await;
-        }
+        Node::Device => device::on_attach(attach, &address, session, ctx, acceptor, slot).await,
         Node::Unknown => {
             let error = conditions::error(NOT_FOUND, format!("no node at '{}'", address.raw));
             link::refuse(attach, session, acceptor, error).await;

@@ -151,6 +151,25 @@ impl Hub {
         device_id: &str,
         message_id: &str,
     ) -> Result<Pending<'_, bool>, HubError> {
+        self.c2d_remove(device_id, message_id, FeedbackStatus::Success)
+    }
+
+    /// The device refused `message_id` (an AMQP `rejected` disposition): it leaves the queue
+    /// without being processed (feedback `Rejected`); `false` when it was not queued.
+    pub fn c2d_reject(
+        &self,
+        device_id: &str,
+        message_id: &str,
+    ) -> Result<Pending<'_, bool>, HubError> {
+        self.c2d_remove(device_id, message_id, FeedbackStatus::Rejected)
+    }
+
+    fn c2d_remove(
+        &self,
+        device_id: &str,
+        message_id: &str,
+        status: FeedbackStatus,
+    ) -> Result<Pending<'_, bool>, HubError> {
         if !self.c2d.contains_key(device_id) {
             return Ok(Pending::ready(false));
         }
@@ -159,7 +178,7 @@ impl Hub {
                 return Ok(false);
             };
             if let Some(done) = queue.remove(index) {
-                feedback.push((done, FeedbackStatus::Success));
+                feedback.push((done, status));
             }
             Ok(true)
         })

@@ -1,9 +1,10 @@
 //! Delivering a device's cloud-to-device queue over one connection, whatever the transport
-//! (the MQTT session today, an AMQP device link later). The rules live here so every
+//! (the MQTT session, the AMQP device C2D link). The rules live here so every
 //! transport shares them:
 //!
 //! - at most [`WINDOW`] messages are out for delivery at a time; each stays queued until the
-//!   device settles it;
+//!   device settles it: complete (feedback `Success`), reject (feedback `Rejected`) or abandon
+//!   (delivered again);
 //! - a message sent where nothing will acknowledge it (MQTT QoS 0) is complete once sent;
 //! - what is still out when the connection ends goes back to the queue and is delivered again
 //!   (its delivery count tells the transport it is a redelivery);
@@ -117,6 +118,34 @@ impl C2dDelivery {
         };
         if let Err(e) = completed {
             tracing::error!(device_id = %self.device_id, message_id, error = %e, "a C2D completion could not be stored");
+        }
+    }
+
+    /// The device refused `message_id` (AMQP `rejected`): it leaves the queue, feedback
+    /// `Rejected`, once that is stored. Like [`C2dDelivery::complete`], a failure is logged and
+    /// the message stays queued.
+    pub async fn reject(&mut self, message_id: &str) {
+        self.forget(message_id);
+        let rejected = match self.hub.c2d_reject(&self.device_id, message_id) {
+            Ok(pending) => pending.durable().await.map_err(HubError::from),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = rejected {
+            tracing::error!(device_id = %self.device_id, message_id, error = %e, "a C2D rejection could not be stored");
+        }
+    }
+
+    /// The device handed `message_id` back (AMQP `released` or `modified`): it is delivered
+    /// again, its delivery count telling the redelivery, until [`super::MAX_DELIVERY_COUNT`]
+    /// dead-letters it.
+    pub fn abandon(&mut self, message_id: &str) {
+        self.forget(message_id);
+        self.hub.c2d_release(&self.device_id, message_id);
+    }
+
+    fn forget(&mut self, message_id: &str) {
+        if let Some(index) = self.in_flight.iter().position(|id| id == message_id) {
+            self.in_flight.remove(index);
         }
     }
 

@@ -1,0 +1,423 @@
+//! Device links over AMQP end to end, with `fe2o3-amqp` as the device (spec/amqp.md §5):
+//! a CBS device token authorises the device's own links only; telemetry is accepted once
+//! stored; C2D dispositions complete, reject or abandon; twin GET, reported PATCH and
+//! desired patches; direct methods answered through the link pair.
+
+use std::time::Duration;
+
+use fe2o3_amqp::Session;
+use fe2o3_amqp::connection::ConnectionHandle;
+use fe2o3_amqp::link::{DetachError, Receiver, Sender};
+use fe2o3_amqp::session::SessionHandle;
+use fe2o3_amqp::types::definitions::SenderSettleMode;
+use fe2o3_amqp::types::messaging::annotations::OwnedKey;
+use fe2o3_amqp::types::messaging::{
+    ApplicationProperties, Body, Data, Message, MessageAnnotations, MessageId, Outcome, Properties,
+};
+use fe2o3_amqp::types::primitives::{Binary, SimpleValue, Value};
+use iotemu::amqp::conditions::symbol_of;
+use iotemu::auth::keys::SymmetricKey;
+use iotemu::hub::c2d::C2dMessage;
+use iotemu_e2e::amqp::{CbsClient, Login, connect};
+use iotemu_e2e::{
+    QUICKSTART_DEVICE_ID, QUICKSTART_KEY, device_token, seconds_from_now, start_emulator,
+};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn start() -> iotemu::Emulator {
+    let emulator = start_emulator(None).await;
+    let key = SymmetricKey::from_base64(QUICKSTART_KEY).unwrap();
+    emulator
+        .default_hub()
+        .provision_device(QUICKSTART_DEVICE_ID, key.clone(), key, None);
+    emulator
+}
+
+/// A Node-style device connection: no SASL, one session, a device token put on `$cbs`.
+async fn device_session(
+    emulator: &iotemu::Emulator,
+) -> (ConnectionHandle<()>, SessionHandle<()>, CbsClient) {
+    let mut connection = connect(emulator, Login::NoSasl).await;
+    let mut session = Session::begin(&mut connection).await.unwrap();
+    let mut cbs = CbsClient::attach(&mut session).await;
+    let token = device_token(
+        "localhost",
+        QUICKSTART_DEVICE_ID,
+        QUICKSTART_KEY,
+        seconds_from_now(600),
+    );
+    let audience = format!("localhost%2Fdevices%2F{QUICKSTART_DEVICE_ID}");
+    let reply = cbs
+        .put_token(&audience, &token, MessageId::String("t1".into()))
+        .await;
+    assert_eq!(reply.status_code(), Some(200), "{reply:?}");
+    (connection, session, cbs)
+}
+
+fn path(tail: &str) -> String {
+    format!("/devices/{QUICKSTART_DEVICE_ID}/{tail}")
+}
+
+fn data(bytes: &[u8]) -> Body<Value> {
+    Body::Data(vec![Data(Binary::from(bytes.to_vec()))].into())
+}
+
+fn body_of(message: &Message<Body<Value>>) -> Vec<u8> {
+    match &message.body {
+        Body::Data(batch) => batch.iter().flat_map(|d| d.0.to_vec()).collect(),
+        other => panic!("a Data body expected, got {other:?}"),
+    }
+}
+
+fn annotation(message: &Message<Body<Value>>, name: &str) -> Option<Value> {
+    message
+        .message_annotations
+        .as_ref()?
+        .0
+        .iter()
+        .find_map(|(k, v)| match k {
+            OwnedKey::Symbol(s) if s.as_str() == name => Some(v.clone()),
+            _ => None,
+        })
+}
+
+async fn recv(receiver: &mut Receiver) -> fe2o3_amqp::link::delivery::Delivery<Body<Value>> {
+    tokio::time::timeout(WAIT, receiver.recv::<Body<Value>>())
+        .await
+        .expect("a message in time")
+        .expect("a message")
+}
+
+#[tokio::test]
+async fn telemetry_is_accepted_once_stored_and_only_for_the_proven_device() {
+    let emulator = start().await;
+    let (mut connection, mut session, _cbs) = device_session(&emulator).await;
+    let mut sender = Sender::attach(&mut session, "events", path("messages/events"))
+        .await
+        .unwrap();
+    let message = Message::builder()
+        .properties(Properties {
+            message_id: Some(MessageId::String("m-1".into())),
+            content_type: Some("application/json".into()),
+            ..Default::default()
+        })
+        .application_properties(
+            ApplicationProperties::builder()
+                .insert("color", SimpleValue::String("red".into()))
+                .build(),
+        )
+        .body(data(br#"{"t":21}"#))
+        .build();
+    let outcome = sender.send(message).await.unwrap();
+    assert!(outcome.is_accepted(), "{outcome:?}");
+    let hub = emulator.default_hub();
+    let stored = hub.telemetry().messages(Some(QUICKSTART_DEVICE_ID));
+    let [stored] = &stored[..] else {
+        panic!("one message expected, got {}", stored.len());
+    };
+    assert_eq!(stored.message_id(), Some("m-1"));
+    assert_eq!(stored.body_text(), Some(r#"{"t":21}"#));
+    assert_eq!(stored.to_json()["properties"]["color"], "red");
+    assert!(hub.connections().is_connected(QUICKSTART_DEVICE_ID));
+
+    // Another device's link is not this token's to open.
+    let mut foreign = Sender::attach(&mut session, "foreign", "/devices/other/messages/events")
+        .await
+        .unwrap();
+    let error = match tokio::time::timeout(WAIT, foreign.on_detach())
+        .await
+        .unwrap()
+    {
+        DetachError::RemoteClosedWithError(e) | DetachError::RemoteDetachedWithError(e) => e,
+        other => panic!("a detach with an error expected, got {other:?}"),
+    };
+    assert_eq!(symbol_of(&error.condition), "amqp:unauthorized-access");
+
+    // Too large for the hub: rejected with the condition Node maps to MessageTooLargeError.
+    let too_large = Message::builder()
+        .body(data(&vec![b'x'; 300 * 1024]))
+        .build();
+    match sender.send(too_large).await.unwrap() {
+        Outcome::Rejected(r) => assert_eq!(
+            symbol_of(&r.error.unwrap().condition),
+            "amqp:link:message-size-exceeded"
+        ),
+        other => panic!("a rejection expected, got {other:?}"),
+    }
+    connection.close().await.unwrap();
+    // The connection ended: the device is no longer connected.
+    for _ in 0..100 {
+        if !hub.connections().is_connected(QUICKSTART_DEVICE_ID) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("still connected after the AMQP connection closed");
+}
+
+#[tokio::test]
+async fn without_a_token_device_links_are_unauthorised() {
+    let emulator = start().await;
+    let mut connection = connect(&emulator, Login::NoSasl).await;
+    let mut session = Session::begin(&mut connection).await.unwrap();
+    let mut sender = Sender::attach(&mut session, "events", path("messages/events"))
+        .await
+        .unwrap();
+    let error = match tokio::time::timeout(WAIT, sender.on_detach())
+        .await
+        .unwrap()
+    {
+        DetachError::RemoteClosedWithError(e) | DetachError::RemoteDetachedWithError(e) => e,
+        other => panic!("a detach with an error expected, got {other:?}"),
+    };
+    assert_eq!(symbol_of(&error.condition), "amqp:unauthorized-access");
+    connection.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn c2d_dispositions_complete_reject_and_abandon() {
+    let emulator = start().await;
+    let hub = emulator.default_hub().clone();
+    for id in ["complete-me", "reject-me", "abandon-me"] {
+        let mut message = C2dMessage::new(format!("body of {id}"));
+        message.message_id = Some(id.into());
+        message.ack = Some("full".into());
+        message.properties.insert("k".into(), "v/1".into());
+        hub.send_c2d(QUICKSTART_DEVICE_ID, message)
+            .unwrap()
+            .durable()
+            .await
+            .unwrap();
+    }
+    let (mut connection, mut session, _cbs) = device_session(&emulator).await;
+    let mut receiver = Receiver::attach(&mut session, "c2d", path("messages/devicebound"))
+        .await
+        .unwrap();
+    let mut abandoned_once = false;
+    let mut settled = Vec::new();
+    while settled.len() < 3 {
+        let delivery = recv(&mut receiver).await;
+        let message = delivery.message();
+        let id = match message
+            .properties
+            .as_ref()
+            .and_then(|p| p.message_id.clone())
+        {
+            Some(MessageId::String(id)) => id,
+            other => panic!("a string message id expected, got {other:?}"),
+        };
+        assert_eq!(body_of(message), format!("body of {id}").into_bytes());
+        let app = message.application_properties.clone().unwrap();
+        assert_eq!(app.0.get("k"), Some(&SimpleValue::String("v/1".into())));
+        assert_eq!(
+            app.0.get("iothub-ack"),
+            Some(&SimpleValue::String("full".into()))
+        );
+        match id.as_str() {
+            "complete-me" => {
+                receiver.accept(&delivery).await.unwrap();
+                settled.push(id);
+            }
+            "reject-me" => {
+                receiver.reject(&delivery, None).await.unwrap();
+                settled.push(id);
+            }
+            "abandon-me" if !abandoned_once => {
+                abandoned_once = true;
+                receiver.release(&delivery).await.unwrap();
+            }
+            _ => {
+                receiver.accept(&delivery).await.unwrap();
+                settled.push(id);
+            }
+        }
+    }
+    assert!(abandoned_once, "the abandoned message came back");
+    for _ in 0..100 {
+        if hub.c2d_pending(QUICKSTART_DEVICE_ID).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(hub.c2d_pending(QUICKSTART_DEVICE_ID).is_empty());
+    // Feedback: two successes (one after an abandon) and one rejection.
+    let batch = hub
+        .receive_feedback(std::time::SystemTime::now())
+        .expect("feedback");
+    let body = batch.body().to_string();
+    assert_eq!(
+        body.matches(r#""statusCode":"Success""#).count(),
+        2,
+        "{body}"
+    );
+    assert_eq!(
+        body.matches(r#""statusCode":"Rejected""#).count(),
+        1,
+        "{body}"
+    );
+    connection.close().await.unwrap();
+}
+
+/// A twin request as Node sends it.
+fn twin_request(
+    operation: &str,
+    resource: Option<&str>,
+    id: &str,
+    body: &[u8],
+) -> Message<Body<Value>> {
+    let mut annotations =
+        MessageAnnotations::builder().insert("operation", Value::String(operation.into()));
+    if let Some(resource) = resource {
+        annotations = annotations.insert("resource", Value::String(resource.into()));
+    }
+    Message::builder()
+        .properties(Properties {
+            correlation_id: Some(MessageId::String(id.into())),
+            ..Default::default()
+        })
+        .message_annotations(annotations.build())
+        .body(data(body))
+        .build()
+}
+
+#[tokio::test]
+async fn twin_get_reported_patch_and_desired_updates() {
+    let emulator = start().await;
+    let hub = emulator.default_hub().clone();
+    let (mut connection, mut session, _cbs) = device_session(&emulator).await;
+    let mut requests = Sender::builder()
+        .name("twin-sender")
+        .target(path("twin"))
+        .sender_settle_mode(SenderSettleMode::Settled)
+        .attach(&mut session)
+        .await
+        .unwrap();
+    let mut responses = Receiver::attach(&mut session, "twin-receiver", path("twin"))
+        .await
+        .unwrap();
+
+    requests
+        .send(twin_request("GET", None, "g1", b" "))
+        .await
+        .unwrap();
+    let reply = recv(&mut responses).await;
+    responses.accept(&reply).await.unwrap();
+    let reply = reply.into_message();
+    assert_eq!(annotation(&reply, "status"), Some(Value::Int(200)));
+    assert_eq!(
+        reply.properties.as_ref().unwrap().correlation_id,
+        Some(MessageId::String("g1".into()))
+    );
+    let twin: serde_json::Value = serde_json::from_slice(&body_of(&reply)).unwrap();
+    assert_eq!(twin["reported"]["$version"], 1, "{twin}");
+
+    let patch = twin_request(
+        "PATCH",
+        Some("/properties/reported"),
+        "p1",
+        br#"{"fw":"1.2"}"#,
+    );
+    requests.send(patch).await.unwrap();
+    let reply = recv(&mut responses).await;
+    responses.accept(&reply).await.unwrap();
+    let reply = reply.into_message();
+    assert_eq!(annotation(&reply, "status"), Some(Value::Int(204)));
+    assert_eq!(
+        hub.device_twin(QUICKSTART_DEVICE_ID).unwrap().reported["fw"],
+        "1.2"
+    );
+
+    let bad = twin_request("PATCH", Some("/properties/reported"), "p2", b"not json");
+    requests.send(bad).await.unwrap();
+    let reply = recv(&mut responses).await;
+    responses.accept(&reply).await.unwrap();
+    assert_eq!(annotation(reply.message(), "status"), Some(Value::Int(400)));
+
+    let subscribe = twin_request(
+        "PUT",
+        Some("/notifications/twin/properties/desired"),
+        "s1",
+        b" ",
+    );
+    requests.send(subscribe).await.unwrap();
+    let reply = recv(&mut responses).await;
+    responses.accept(&reply).await.unwrap();
+    assert_eq!(annotation(reply.message(), "status"), Some(Value::Int(200)));
+
+    let desired = serde_json::json!({"properties": {"desired": {"interval": 5}}});
+    hub.update_twin(QUICKSTART_DEVICE_ID, &desired, None, false)
+        .unwrap()
+        .durable()
+        .await
+        .unwrap();
+    let pushed = recv(&mut responses).await;
+    responses.accept(&pushed).await.unwrap();
+    let pushed = pushed.into_message();
+    assert!(
+        pushed
+            .properties
+            .as_ref()
+            .is_none_or(|p| p.correlation_id.is_none())
+    );
+    let patch: serde_json::Value = serde_json::from_slice(&body_of(&pushed)).unwrap();
+    assert_eq!(patch["interval"], 5, "{patch}");
+    assert_eq!(patch["$version"], 2, "{patch}");
+    connection.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_direct_method_reaches_the_device_and_its_answer_the_caller() {
+    let emulator = start().await;
+    let hub = emulator.default_hub().clone();
+    let (mut connection, mut session, _cbs) = device_session(&emulator).await;
+    let mut requests = Receiver::attach(
+        &mut session,
+        "methods-receiver",
+        path("methods/devicebound"),
+    )
+    .await
+    .unwrap();
+    let mut answers = Sender::attach(&mut session, "methods-sender", path("methods/devicebound"))
+        .await
+        .unwrap();
+    let caller = tokio::spawn(async move {
+        hub.invoke_method(
+            QUICKSTART_DEVICE_ID,
+            "reboot",
+            serde_json::json!({"delay": 2}),
+            WAIT,
+            WAIT,
+        )
+        .await
+    });
+    let request = recv(&mut requests).await;
+    requests.accept(&request).await.unwrap();
+    let request = request.into_message();
+    assert_eq!(
+        request
+            .application_properties
+            .as_ref()
+            .and_then(|p| p.0.get("IoThub-methodname").cloned()),
+        Some(SimpleValue::String("reboot".into()))
+    );
+    assert_eq!(body_of(&request), br#"{"delay":2}"#);
+    let id = request.properties.and_then(|p| p.correlation_id).unwrap();
+    let answer = Message::builder()
+        .properties(Properties {
+            correlation_id: Some(id),
+            ..Default::default()
+        })
+        .application_properties(
+            ApplicationProperties::builder()
+                .insert("IoThub-status", SimpleValue::Int(201))
+                .build(),
+        )
+        .body(data(br#"{"done":true}"#))
+        .build();
+    answers.send(answer).await.unwrap();
+    let response = caller.await.unwrap().unwrap();
+    assert_eq!(response.status, 201);
+    assert_eq!(response.payload, serde_json::json!({"done": true}));
+    connection.close().await.unwrap();
+}
