@@ -231,7 +231,8 @@ impl DeviceChannel {
     /// refused the way the hub expects (a method call: device not online).
     fn push(&self, pushed: Outbound) {
         match pushed {
-            Outbound::C2dAvailable => self.c2d_available.notify_waiters(),
+            // A stored permit: the C2D link may be busy settling and look a moment later.
+            Outbound::C2dAvailable => self.c2d_available.notify_one(),
             Outbound::Method(call) => {
                 let tx = self.routes().methods.clone();
                 match tx {

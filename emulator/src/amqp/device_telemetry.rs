@@ -8,6 +8,9 @@
 //! `iothub-interface-id`, `dt-subject` and `iothub-creation-time-utc`. The body is Data
 //! sections (an AmqpValue string or binary is taken too).
 //!
+//! A delivery with message format `0x80013700` is a batch (`sendEventBatch`): each Data
+//! section is one encoded message, and the batch is stored all or nothing.
+//!
 //! Each message enters the hub through [`Hub::accept_telemetry`](crate::hub::Hub), the same
 //! intake MQTT uses; the delivery is `accepted` only once the hub stored it, and `rejected`
 //! with the condition of the hub's refusal otherwise (too large:
@@ -21,6 +24,7 @@ use fe2o3_amqp::link::{Receiver, RecvError};
 use fe2o3_amqp::types::definitions::Error;
 use fe2o3_amqp::types::messaging::Body;
 use fe2o3_amqp::types::messaging::annotations::OwnedKey;
+use fe2o3_amqp::types::messaging::message::__private::Deserializable;
 use fe2o3_amqp::types::primitives::Value;
 
 use super::conditions::{self, ARGUMENT_ERROR};
@@ -28,6 +32,10 @@ use super::device::{DeviceChannel, close_link};
 use super::link::{LinkSlot, close_with_error};
 use super::message::{AnyMessage, body_bytes, message_id_string, simple_value_string, system_time};
 use crate::hub::telemetry::{IncomingMessage, SystemProperties};
+
+/// The message format of a batch, whose Data sections are encoded messages (Azure's
+/// `0x80013700`, what Node's `sendEventBatch` sends).
+const BATCH_FORMAT: u32 = 0x8001_3700;
 
 /// Receives telemetry until the link, the connection or the channel ends.
 pub async fn serve(mut receiver: Receiver, channel: Arc<DeviceChannel>, slot: LinkSlot) {
@@ -50,16 +58,27 @@ pub async fn serve(mut receiver: Receiver, channel: Arc<DeviceChannel>, slot: Li
                         break;
                     }
                 };
+                let batched = *delivery.message_format() == Some(BATCH_FORMAT);
                 let (info, message) = delivery.into_parts();
-                let stored = to_incoming(message).and_then(|incoming| {
-                    channel
-                        .hub
-                        .accept_telemetry(&channel.identity, incoming)
-                        .map_err(|e| conditions::hub_error(&e))
-                });
+                let stored = if batched {
+                    unbatch(message).and_then(|messages| {
+                        channel
+                            .hub
+                            .accept_telemetry_batch(&channel.identity, messages)
+                            .map_err(|e| conditions::hub_error(&e))
+                    })
+                } else {
+                    to_incoming(message).and_then(|incoming| {
+                        channel
+                            .hub
+                            .accept_telemetry(&channel.identity, incoming)
+                            .map(|_| ())
+                            .map_err(|e| conditions::hub_error(&e))
+                    })
+                };
                 let outcome = match stored {
-                    Ok(stored) => {
-                        tracing::debug!(%link, %device, message_id = ?stored.message_id(), "telemetry stored over AMQP");
+                    Ok(()) => {
+                        tracing::debug!(%link, %device, batched, "telemetry stored over AMQP");
                         receiver.accept(info).await
                     }
                     Err(error) => {
@@ -79,6 +98,30 @@ pub async fn serve(mut receiver: Receiver, channel: Arc<DeviceChannel>, slot: Li
         }
     }
     drop(slot);
+}
+
+/// The messages of a batch (`sendEventBatch`): each Data section holds one whole encoded
+/// AMQP message.
+pub fn unbatch(message: AnyMessage) -> Result<Vec<IncomingMessage>, Error> {
+    let Body::Data(sections) = message.body else {
+        return Err(conditions::error(
+            ARGUMENT_ERROR,
+            "a batched message must carry one Data section per message",
+        ));
+    };
+    sections
+        .iter()
+        .map(|data| {
+            let inner: Deserializable<AnyMessage> =
+                serde_amqp::from_slice(&data.0).map_err(|e| {
+                    conditions::error(
+                        conditions::DECODE_ERROR,
+                        format!("a message of the batch could not be decoded: {e}"),
+                    )
+                })?;
+            to_incoming(inner.0)
+        })
+        .collect()
 }
 
 /// The hub's model of a device's AMQP message.
@@ -211,6 +254,39 @@ mod tests {
         assert_eq!(incoming.properties.get("n").map(String::as_str), Some("3"));
         assert!(!incoming.properties.contains_key("iothub-outputname"));
         assert_eq!(&incoming.body[..], b"{\"t\":1}");
+    }
+
+    #[test]
+    fn a_batch_is_unpacked_into_its_messages() {
+        use fe2o3_amqp::types::messaging::message::__private::Serializable;
+        let inner = |id: &str, body: &[u8]| {
+            let message: AnyMessage = Message::builder()
+                .properties(Properties {
+                    message_id: Some(MessageId::String(id.into())),
+                    ..Default::default()
+                })
+                .body(Body::Data(vec![Data(Binary::from(body.to_vec()))].into()))
+                .build();
+            Data(Binary::from(
+                serde_amqp::to_vec(&Serializable(message)).unwrap(),
+            ))
+        };
+        let batch: AnyMessage = Message::builder()
+            .body(Body::Data(vec![inner("a", b"1"), inner("b", b"2")].into()))
+            .build();
+        let messages = unbatch(batch).unwrap();
+        let ids: Vec<_> = messages
+            .iter()
+            .map(|m| m.system.message_id.clone().unwrap())
+            .collect();
+        assert_eq!(ids, ["a", "b"]);
+        assert_eq!(&messages[1].body[..], b"2");
+        let garbage: AnyMessage = Message::builder()
+            .body(Body::Data(
+                vec![Data(Binary::from(vec![0xff, 0x00]))].into(),
+            ))
+            .build();
+        assert!(unbatch(garbage).is_err());
     }
 
     #[test]
