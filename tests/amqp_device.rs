@@ -421,3 +421,65 @@ async fn a_direct_method_reaches_the_device_and_its_answer_the_caller() {
     assert_eq!(response.payload, serde_json::json!({"done": true}));
     connection.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_x509_device_needs_no_token_only_its_certificate() {
+    use iotemu::certs;
+    use iotemu::hub::device::DeviceAuthentication;
+    let emulator = start().await;
+    let cert = certs::self_signed_device("amqp-x509-dev", 30).unwrap();
+    let (sha1, _) = cert.thumbprints();
+    emulator
+        .default_hub()
+        .provision_device_with(
+            "amqp-x509-dev",
+            DeviceAuthentication::SelfSigned {
+                primary_thumbprint: Some(sha1),
+                secondary_thumbprint: None,
+            },
+            None,
+        )
+        .unwrap()
+        .wait()
+        .unwrap();
+    let identity = (cert.full_chain_der().to_vec(), cert.private_key_der());
+    let tls =
+        iotemu_e2e::tls_connect(&emulator, emulator.amqp_port(), Some(identity), Vec::new()).await;
+    let mut connection = fe2o3_amqp::Connection::builder()
+        .container_id("x509-device")
+        .hostname("localhost")
+        .open_with_stream(tls)
+        .await
+        .unwrap();
+    let mut session = Session::begin(&mut connection).await.unwrap();
+    let mut sender = Sender::attach(
+        &mut session,
+        "events",
+        "/devices/amqp-x509-dev/messages/events",
+    )
+    .await
+    .unwrap();
+    let message = Message::builder()
+        .properties(Properties {
+            message_id: Some(MessageId::String("x-1".into())),
+            ..Default::default()
+        })
+        .body(data(b"by certificate"))
+        .build();
+    assert!(sender.send(message).await.unwrap().is_accepted());
+    let stored = emulator
+        .default_hub()
+        .telemetry()
+        .messages(Some("amqp-x509-dev"));
+    assert_eq!(stored.len(), 1);
+    // The certificate proves this device only.
+    let mut other = Sender::attach(&mut session, "other", path("messages/events"))
+        .await
+        .unwrap();
+    let error = match tokio::time::timeout(WAIT, other.on_detach()).await.unwrap() {
+        DetachError::RemoteClosedWithError(e) | DetachError::RemoteDetachedWithError(e) => e,
+        other => panic!("a detach with an error expected, got {other:?}"),
+    };
+    assert_eq!(symbol_of(&error.condition), "amqp:unauthorized-access");
+    connection.close().await.unwrap();
+}
