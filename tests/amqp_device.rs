@@ -483,3 +483,93 @@ async fn an_x509_device_needs_no_token_only_its_certificate() {
     assert_eq!(symbol_of(&error.condition), "amqp:unauthorized-access");
     connection.close().await.unwrap();
 }
+
+/// The error a link was detached with by the emulator.
+async fn detached_with(sender: &mut Sender) -> String {
+    match tokio::time::timeout(WAIT, sender.on_detach())
+        .await
+        .unwrap()
+    {
+        DetachError::RemoteClosedWithError(e) | DetachError::RemoteDetachedWithError(e) => {
+            symbol_of(&e.condition)
+        }
+        other => panic!("a detach with an error expected, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_newer_connection_of_the_device_detaches_the_older_ones_links() {
+    let emulator = start().await;
+    let (mut first, mut first_session, _cbs) = device_session(&emulator).await;
+    let mut old = Sender::attach(&mut first_session, "events", path("messages/events"))
+        .await
+        .unwrap();
+    let (mut second, mut second_session, _cbs2) = device_session(&emulator).await;
+    let mut new = Sender::attach(&mut second_session, "events", path("messages/events"))
+        .await
+        .unwrap();
+    assert_eq!(detached_with(&mut old).await, "amqp:link:detach-forced");
+    let message = Message::builder().body(data(b"still here")).build();
+    assert!(new.send(message).await.unwrap().is_accepted());
+    first.close().await.unwrap();
+    // The older connection's end does not disconnect the newer one.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        emulator
+            .default_hub()
+            .connections()
+            .is_connected(QUICKSTART_DEVICE_ID)
+    );
+    second.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn device_links_are_detached_when_the_token_expires_unrenewed() {
+    let emulator = start().await;
+    let mut connection = connect(&emulator, Login::NoSasl).await;
+    let mut session = Session::begin(&mut connection).await.unwrap();
+    let mut cbs = CbsClient::attach(&mut session).await;
+    let token = device_token(
+        "localhost",
+        QUICKSTART_DEVICE_ID,
+        QUICKSTART_KEY,
+        seconds_from_now(2),
+    );
+    let reply = cbs
+        .put_token("localhost/devices/x", &token, MessageId::String("t".into()))
+        .await;
+    assert_eq!(reply.status_code(), Some(200), "{reply:?}");
+    let mut sender = Sender::attach(&mut session, "events", path("messages/events"))
+        .await
+        .unwrap();
+    assert_eq!(detached_with(&mut sender).await, "amqp:unauthorized-access");
+    assert!(
+        !emulator
+            .default_hub()
+            .connections()
+            .is_connected(QUICKSTART_DEVICE_ID)
+    );
+    connection.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_second_c2d_link_replaces_the_first() {
+    let emulator = start().await;
+    let (mut connection, mut session, _cbs) = device_session(&emulator).await;
+    let mut first = Receiver::attach(&mut session, "c2d-1", path("messages/devicebound"))
+        .await
+        .unwrap();
+    let _second = Receiver::attach(&mut session, "c2d-2", path("messages/devicebound"))
+        .await
+        .unwrap();
+    // The client's receiver learns of the detach on its next receive.
+    let error = tokio::time::timeout(WAIT, first.recv::<Body<Value>>())
+        .await
+        .unwrap()
+        .expect_err("the first link is detached");
+    assert!(
+        format!("{error:?}").contains("InternalError"),
+        "amqp:internal-error expected: {error:?}"
+    );
+    connection.close().await.unwrap();
+}

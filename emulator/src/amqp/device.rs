@@ -292,17 +292,25 @@ async fn pump(
     tokio::pin!(expired);
     let closed = channel.closed();
     tokio::pin!(closed);
+    let forced = || {
+        conditions::error(
+            DETACH_FORCED,
+            "closed by the hub: a newer connection of this identity replaced it (400027), or the device was disabled or deleted",
+        )
+    };
     loop {
         tokio::select! {
             pushed = outbound.recv() => match pushed {
                 Some(pushed) => channel.push(pushed),
-                None => break,
+                // The hub dropped this connection's entry (replaced or disconnected), which
+                // may be seen before the kick itself.
+                None => {
+                    channel.close(Some(forced()));
+                    break;
+                }
             },
             _ = kicked.notified() => {
-                channel.close(Some(conditions::error(
-                    DETACH_FORCED,
-                    "closed by the hub: a newer connection of this identity replaced it (400027), or the device was disabled or deleted",
-                )));
+                channel.close(Some(forced()));
                 break;
             }
             _ = &mut expired => {
