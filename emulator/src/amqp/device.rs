@@ -467,15 +467,22 @@ fn authorise(
                     "no credential for '{key}' on this connection: put a device token on $cbs first (or connect with the device's X.509 certificate)"
                 )));
             }
-            let host = address
-                .host
-                .clone()
-                .or_else(|| peer.server_name.clone())
-                .unwrap_or_default();
-            let hub =
-                connection.amqp.hubs.get(&host).cloned().ok_or_else(|| {
-                    unauthorized(format!("no hub named '{host}' in this emulator"))
-                })?;
+            let host = address.host.clone().or_else(|| peer.server_name.clone());
+            // Without a host name (no SNI: a client that dialled an IP address) the only hub
+            // is meant, when there is one.
+            let hubs = &connection.amqp.hubs;
+            let hub = match (host.as_deref(), hubs.all()) {
+                (Some(host), _) => hubs.get(host),
+                (None, [only]) => Some(only),
+                (None, _) => None,
+            }
+            .cloned()
+            .ok_or_else(|| {
+                unauthorized(format!(
+                    "no hub named '{}' in this emulator",
+                    host.unwrap_or_default()
+                ))
+            })?;
             let identity = hub
                 .authenticate_device(
                     &target.device_id,
