@@ -33,7 +33,7 @@ use futures_util::StreamExt;
 
 use super::conditions::{self, INTERNAL_ERROR};
 use super::device::{DeviceChannel, close_link};
-use super::link::{LinkSlot, close_with_error};
+use super::link::LinkSlot;
 use super::message::{AnyMessage, timestamp};
 use crate::hub::c2d::QueuedC2d;
 use crate::hub::c2d::delivery::{C2dDelivery, Settlement};
@@ -53,15 +53,15 @@ pub async fn serve(mut sender: Sender, channel: Arc<DeviceChannel>, slot: LinkSl
     let device_id = delivery.device_id().to_owned();
     tracing::debug!(%link, device = %device_id, "AMQP C2D link attached");
     let mut settling = futures_unordered();
-    let mut alive = pump(&mut sender, &mut delivery, &mut settling).await;
-    while alive {
+    let mut state = pump(&mut sender, &channel, &mut delivery, &mut settling).await;
+    while let Pump::Alive = state {
         tokio::select! {
             settled = settling.next(), if !settling.is_empty() => {
                 if let Some((message_id, outcome)) = settled {
-                    match settle(&mut delivery, &message_id, outcome).await {
-                        Ok(()) => alive = pump(&mut sender, &mut delivery, &mut settling).await,
-                        Err(()) => alive = false,
-                    }
+                    state = match settle(&mut delivery, &message_id, outcome).await {
+                        Ok(()) => pump(&mut sender, &channel, &mut delivery, &mut settling).await,
+                        Err(()) => Pump::LinkGone,
+                    };
                 }
             }
             _ = channel.c2d_available.notified() => {
@@ -70,19 +70,17 @@ pub async fn serve(mut sender: Sender, channel: Arc<DeviceChannel>, slot: LinkSl
                         INTERNAL_ERROR,
                         "Another AMQP Client has opened a Receive Link for this device",
                     );
-                    close_with_error(LinkEndpoint::Sender(sender), error).await;
-                    drop(slot);
-                    return;
+                    state = Pump::Closed(Some(error));
+                } else {
+                    state = pump(&mut sender, &channel, &mut delivery, &mut settling).await;
                 }
-                alive = pump(&mut sender, &mut delivery, &mut settling).await;
             }
-            reason = channel.closed() => {
-                close_link(LinkEndpoint::Sender(sender), reason).await;
-                drop(slot);
-                return;
-            }
-            _ = sender.on_detach() => alive = false,
+            reason = channel.closed() => state = Pump::Closed(reason),
+            _ = sender.on_detach() => state = Pump::LinkGone,
         }
+    }
+    if let Pump::Closed(reason) = state {
+        close_link(LinkEndpoint::Sender(sender), reason).await;
     }
     tracing::debug!(%link, device = %device_id, "AMQP C2D link ended");
     // Unsettled messages go back to the queue when `delivery` drops.
@@ -93,24 +91,38 @@ fn futures_unordered() -> futures_util::stream::FuturesUnordered<Settling> {
     futures_util::stream::FuturesUnordered::new()
 }
 
-/// Sends what the window allows; `false` when the link can no longer send.
+/// Sends what the window allows; `false` when the link can no longer send. A device that
+/// grants no credit holds a send here; the channel closing still ends the link.
 async fn pump(
     sender: &mut Sender,
+    channel: &DeviceChannel,
     delivery: &mut C2dDelivery,
     settling: &mut futures_util::stream::FuturesUnordered<Settling>,
-) -> bool {
+) -> Pump {
     while let Some(queued) = delivery.next(Settlement::Acknowledged) {
         let id = queued.id.clone();
         let message = to_amqp(delivery.device_id(), &queued);
-        match sender.send_batchable(message).await {
+        let sent = tokio::select! {
+            sent = sender.send_batchable(message) => sent,
+            reason = channel.closed() => return Pump::Closed(reason),
+        };
+        match sent {
             Ok(outcome) => settling.push(Box::pin(async move { (id, outcome.await) })),
             Err(e) => {
                 tracing::debug!(message_id = %id, error = %e, "AMQP C2D message could not be sent");
-                return false;
+                return Pump::LinkGone;
             }
         }
     }
-    true
+    Pump::Alive
+}
+
+/// How a [`pump`] ended.
+enum Pump {
+    Alive,
+    LinkGone,
+    /// The channel closed while a send waited for credit: the link is to be detached.
+    Closed(Option<fe2o3_amqp::types::definitions::Error>),
 }
 
 /// Applies the device's disposition; `Err` when the link failed (the message then stays
