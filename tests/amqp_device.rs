@@ -573,3 +573,144 @@ async fn a_second_c2d_link_replaces_the_first() {
     );
     connection.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn malformed_device_requests_get_azure_shaped_answers() {
+    let emulator = start().await;
+    let (mut connection, mut session, _cbs) = device_session(&emulator).await;
+    // An address under /devices/ that is no device node.
+    let mut nowhere = Sender::attach(&mut session, "nowhere", path("nonsense/here"))
+        .await
+        .unwrap();
+    assert_eq!(detached_with(&mut nowhere).await, "amqp:not-found");
+    // The device cannot send on its C2D address.
+    let mut wrong_way = Sender::attach(&mut session, "wrong-way", path("messages/devicebound"))
+        .await
+        .unwrap();
+    assert_eq!(detached_with(&mut wrong_way).await, "amqp:not-allowed");
+    // A twin request without annotations, and one with an unknown operation: 400 each.
+    let mut requests = Sender::attach(&mut session, "twin-sender", path("twin"))
+        .await
+        .unwrap();
+    let mut responses = Receiver::attach(&mut session, "twin-receiver", path("twin"))
+        .await
+        .unwrap();
+    let bare = Message::builder().body(data(b"")).build();
+    requests.send(bare).await.unwrap();
+    let reply = recv(&mut responses).await;
+    responses.accept(&reply).await.unwrap();
+    assert_eq!(annotation(reply.message(), "status"), Some(Value::Int(400)));
+    let odd = twin_request("POST", Some("/x"), "o1", b"{}");
+    requests.send(odd).await.unwrap();
+    let reply = recv(&mut responses).await;
+    responses.accept(&reply).await.unwrap();
+    assert_eq!(annotation(reply.message(), "status"), Some(Value::Int(400)));
+    // A method response to nothing, and one without a correlation id, change nothing.
+    let mut answers = Sender::attach(&mut session, "m", path("methods/devicebound"))
+        .await
+        .unwrap();
+    for id in [Some(MessageId::String("99".into())), None] {
+        let answer = Message::builder()
+            .properties(Properties {
+                correlation_id: id,
+                ..Default::default()
+            })
+            .body(data(b"not json"))
+            .build();
+        assert!(answers.send(answer).await.unwrap().is_accepted());
+    }
+    // Telemetry with a structured body is rejected, and the link stays usable.
+    let mut events = Sender::attach(&mut session, "events", path("messages/events"))
+        .await
+        .unwrap();
+    let structured = Message::builder()
+        .body(Body::Value(fe2o3_amqp::types::messaging::AmqpValue(
+            Value::List(vec![Value::Int(1)]),
+        )))
+        .build();
+    match events.send(structured).await.unwrap() {
+        Outcome::Rejected(r) => assert_eq!(
+            symbol_of(&r.error.unwrap().condition),
+            "com.microsoft:argument-error"
+        ),
+        other => panic!("a rejection expected, got {other:?}"),
+    }
+    let fine = Message::builder().body(data(b"ok")).build();
+    assert!(events.send(fine).await.unwrap().is_accepted());
+    connection.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_module_sends_telemetry_and_receives_its_inputs() {
+    let emulator = start().await;
+    let hub = emulator.default_hub().clone();
+    let body = format!(
+        r#"{{"authentication":{{"type":"sas","symmetricKey":{{"primaryKey":"{QUICKSTART_KEY}","secondaryKey":"{QUICKSTART_KEY}"}}}}}}"#
+    );
+    let spec =
+        iotemu::hub::module::ModuleSpec::from_json(QUICKSTART_DEVICE_ID, "m1", body.as_bytes())
+            .expect("module JSON");
+    hub.create_module(spec).unwrap().durable().await.unwrap();
+    let mut connection = connect(&emulator, Login::NoSasl).await;
+    let mut session = Session::begin(&mut connection).await.unwrap();
+    let mut cbs = CbsClient::attach(&mut session).await;
+    let token = iotemu_e2e::build_token(
+        &format!("localhost/devices/{QUICKSTART_DEVICE_ID}/modules/m1"),
+        &iotemu_e2e::decode_key(QUICKSTART_KEY),
+        None,
+        seconds_from_now(600),
+    );
+    let reply = cbs
+        .put_token("audience", &token, MessageId::String("t".into()))
+        .await;
+    assert_eq!(reply.status_code(), Some(200), "{reply:?}");
+    let events = path("modules/m1/messages/events");
+    let mut sender = Sender::attach(&mut session, "out", events.as_str())
+        .await
+        .unwrap();
+    let output = Message::builder()
+        .application_properties(
+            ApplicationProperties::builder()
+                .insert("iothub-outputname", SimpleValue::String("alerts".into()))
+                .build(),
+        )
+        .body(data(b"from the module"))
+        .build();
+    assert!(sender.send(output).await.unwrap().is_accepted());
+    let stored = hub.telemetry().messages(Some(QUICKSTART_DEVICE_ID));
+    let json = stored.first().expect("stored").to_json();
+    assert_eq!(json["moduleId"], "m1", "{json}");
+    let mut inputs = Receiver::attach(&mut session, "in", events.as_str())
+        .await
+        .unwrap();
+    // The device's own token does not open its module's links, nor the module's the device's.
+    let mut device_link = Sender::attach(&mut session, "dev", path("messages/events"))
+        .await
+        .unwrap();
+    assert_eq!(
+        detached_with(&mut device_link).await,
+        "amqp:unauthorized-access"
+    );
+    let mut message = C2dMessage::new("to the input");
+    message.properties.insert("k".into(), "v".into());
+    let id = hub
+        .send_module_input(QUICKSTART_DEVICE_ID, "m1", "commands", message)
+        .await
+        .unwrap();
+    let input = recv(&mut inputs).await;
+    inputs.accept(&input).await.unwrap();
+    assert_eq!(
+        annotation(input.message(), "x-opt-input-name"),
+        Some(Value::String("commands".into()))
+    );
+    assert_eq!(
+        input
+            .message()
+            .properties
+            .as_ref()
+            .and_then(|p| p.message_id.clone()),
+        Some(MessageId::String(id))
+    );
+    assert_eq!(body_of(input.message()), b"to the input");
+    connection.close().await.unwrap();
+}
