@@ -714,3 +714,40 @@ async fn a_module_sends_telemetry_and_receives_its_inputs() {
     assert_eq!(body_of(input.message()), b"to the input");
     connection.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_renewed_token_keeps_the_device_links() {
+    let emulator = start().await;
+    let mut connection = connect(&emulator, Login::NoSasl).await;
+    let mut session = Session::begin(&mut connection).await.unwrap();
+    let mut cbs = CbsClient::attach(&mut session).await;
+    let audience = format!("localhost%2Fdevices%2F{QUICKSTART_DEVICE_ID}");
+    let short = device_token(
+        "localhost",
+        QUICKSTART_DEVICE_ID,
+        QUICKSTART_KEY,
+        seconds_from_now(2),
+    );
+    let reply = cbs
+        .put_token(&audience, &short, MessageId::String("1".into()))
+        .await;
+    assert_eq!(reply.status_code(), Some(200), "{reply:?}");
+    let mut sender = Sender::attach(&mut session, "events", path("messages/events"))
+        .await
+        .unwrap();
+    // Node re-puts a fresh token on the same $cbs links before the old one runs out.
+    let renewed = device_token(
+        "localhost",
+        QUICKSTART_DEVICE_ID,
+        QUICKSTART_KEY,
+        seconds_from_now(600),
+    );
+    let reply = cbs
+        .put_token(&audience, &renewed, MessageId::String("2".into()))
+        .await;
+    assert_eq!(reply.status_code(), Some(200), "{reply:?}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let message = Message::builder().body(data(b"after renewal")).build();
+    assert!(sender.send(message).await.unwrap().is_accepted());
+    connection.close().await.unwrap();
+}

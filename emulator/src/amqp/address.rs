@@ -255,6 +255,19 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any address, however odd, parses without panicking, and a device address found
+        /// in it names a non-empty device id.
+        #[test]
+        fn any_address_parses(raw in "(amqps://[a-z:0-9@]{0,8})?[/a-zA-Z0-9%?#$]{0,40}") {
+            let address = Address::parse(&raw);
+            let _ = address.node();
+            if let Some(device) = DeviceAddress::parse(&address) {
+                proptest::prop_assert!(!device.device_id.is_empty());
+            }
+        }
+    }
+
     #[test]
     fn full_urls_keep_their_host_without_port_or_query() {
         let a = Address::parse("amqps://Hub.Example:5671/messages/devicebound?x=1");
