@@ -132,7 +132,7 @@ pub struct DeviceChannel {
     closed: watch::Sender<Option<Option<Error>>>,
     routes: Mutex<Routes>,
     /// Method requests sent to the device and not answered yet.
-    pub methods: Mutex<MethodCorrelation>,
+    methods: Mutex<MethodCorrelation>,
     /// A C2D message was queued for the device.
     pub c2d_available: Notify,
     twin_attached: Notify,
