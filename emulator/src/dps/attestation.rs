@@ -13,6 +13,7 @@ use std::time::SystemTime;
 use rustls_pki_types::CertificateDer;
 
 use super::model::{AttestationType, SymmetricKeyAttestation, X509Attestation};
+use super::tpm_challenge::TpmDevice;
 use super::{Dps, EnrollmentRef};
 use crate::auth::keys::SymmetricKey;
 use crate::auth::sas::{SasError, SasToken};
@@ -26,6 +27,7 @@ pub struct RegistrationIdentity {
     enrollment: EnrollmentRef,
     expires_at: Option<SystemTime>,
     x509: Option<Arc<X509Registration>>,
+    tpm: Option<Arc<TpmDevice>>,
 }
 
 /// How an X.509 device proved itself to DPS: what assignment and the registration state need.
@@ -54,6 +56,10 @@ impl RegistrationIdentity {
     /// Present when the device authenticated with a certificate.
     pub fn x509(&self) -> Option<&X509Registration> {
         self.x509.as_deref()
+    }
+    /// Present when the device proved its TPM (signed with the key of its challenge).
+    pub fn tpm(&self) -> Option<&Arc<TpmDevice>> {
+        self.tpm.as_ref()
     }
 }
 
@@ -107,6 +113,7 @@ fn authenticate_registration(
         enrollment,
         expires_at: Some(token.expires_at()),
         x509: None,
+        tpm: None,
     };
 
     // An individual enrollment for this id decides alone; groups are not consulted.
@@ -120,6 +127,13 @@ fn authenticate_registration(
                 )))
             }
             AttestationType::X509 => Err(AuthError::WrongCredentialType { expected: "X.509" }),
+            AttestationType::Tpm => {
+                let device = dps.tpm_challenges().verify(registration_id, &token)?;
+                Ok(RegistrationIdentity {
+                    tpm: Some(device),
+                    ..identity(EnrollmentRef::Individual(enrollment.registration_id))
+                })
+            }
             other => Err(AuthError::AttestationNotSupported(attestation_name(other))),
         };
     }
@@ -175,6 +189,7 @@ fn registration_by_certificate(
             signing_certificate: matched.signing_certificate,
             anchors: matched.anchors,
         })),
+        tpm: None,
     };
 
     if let Some(enrollment) = dps.individual_enrollment(registration_id) {

@@ -13,6 +13,7 @@ mod group_index;
 pub mod model;
 pub mod registration;
 pub mod service;
+pub mod tpm_challenge;
 pub mod validate;
 mod webhook_http;
 
@@ -85,6 +86,8 @@ pub struct Dps {
     persistence: Arc<crate::persistence::Persistence>,
     /// Makes custom-allocation webhook calls.
     webhook: Arc<dyn AllocationWebhook>,
+    /// Identity keys issued to TPM devices, until they sign with them.
+    tpm_challenges: tpm_challenge::TpmChallenges,
 }
 
 impl Dps {
@@ -112,6 +115,7 @@ impl Dps {
             default_allocation: AllocationPolicy::Hashed,
             location: None,
             webhook: Arc::new(HttpWebhook),
+            tpm_challenges: tpm_challenge::TpmChallenges::default(),
         }
     }
 
