@@ -315,6 +315,9 @@ pub struct DeviceRegistrationState {
     /// `{certificateInfo, enrollmentGroupId?, signingCertificateInfo?}` for X.509 devices.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub x509: Option<Value>,
+    /// `{authenticationKey}` for an assigned TPM device: its hub key, wrapped for its TPM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpm: Option<Value>,
 }
 
 /// `RegistrationOperationStatus`: the body of every register/poll response.

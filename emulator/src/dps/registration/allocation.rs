@@ -14,6 +14,7 @@ use crate::dps::model::{
     AllocationPolicy, DeviceRegistrationState, ProvisioningStatus, RegistrationStatus,
     ReprovisionPolicy, X509CertificateWithInfo,
 };
+use crate::dps::tpm_challenge;
 use crate::dps::{Dps, EnrollmentRef};
 use crate::hub::Hub;
 use crate::hub::device::DeviceAuthentication;
@@ -51,6 +52,8 @@ impl Dps {
                     Some(x509) => DeviceAuthentication::CertificateAuthority {
                         provisioning_anchors: x509.anchors.clone(),
                     },
+                    // DPS chooses a TPM device's hub keys; the device gets them wrapped.
+                    None if operation.tpm.is_some() => tpm_challenge::new_hub_keys().ok()?,
                     None => {
                         let (primary, secondary) =
                             key_pair(enrollment_keys(e.attestation.symmetric_key.as_ref()))?;

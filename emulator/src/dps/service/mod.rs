@@ -382,6 +382,7 @@ fn service_view(state: &DeviceRegistrationState) -> DeviceRegistrationState {
     DeviceRegistrationState {
         symmetric_key: None,
         x509: None,
+        tpm: None,
         ..state.clone()
     }
 }
