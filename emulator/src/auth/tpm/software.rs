@@ -120,6 +120,11 @@ impl SoftwareTpm {
         })
     }
 
+    /// [`SoftwareTpm::generate`] with the operating system's randomness.
+    pub fn new(bits: usize) -> Result<SoftwareTpm, TpmError> {
+        SoftwareTpm::generate(bits, &mut rand_core::OsRng)
+    }
+
     /// The EK's `TPM2B_PUBLIC`, as a device sends it.
     pub fn endorsement_key(&self) -> Result<Vec<u8>, TpmError> {
         self.endorsement.public.to_tpm2b()
