@@ -327,7 +327,7 @@ pub(crate) fn enrollment_keys(attestation: Option<&SymmetricKeyAttestation>) -> 
         .collect()
 }
 
-fn attestation_name(kind: AttestationType) -> &'static str {
+pub(crate) fn attestation_name(kind: AttestationType) -> &'static str {
     match kind {
         AttestationType::SymmetricKey => "symmetric key",
         AttestationType::X509 => "X.509",

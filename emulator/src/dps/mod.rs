@@ -8,6 +8,8 @@ pub mod attestation;
 mod crud;
 pub mod custom_allocation;
 mod durable;
+mod enrolled_tpm;
+pub mod enrollment_attestation;
 pub mod error;
 mod group_index;
 pub mod model;
@@ -16,6 +18,8 @@ pub mod service;
 pub mod validate;
 mod webhook_http;
 
+pub use enrolled_tpm::TpmEnrollment;
+pub use enrollment_attestation::{Attestation, EnrollmentKey, SymmetricKeys, TpmKey, TpmKeys};
 pub use webhook_http::HttpWebhook;
 
 use std::sync::Arc;

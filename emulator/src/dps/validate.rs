@@ -9,6 +9,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::Value;
 use sha2::{Digest, Sha512};
 
+use super::enrollment_attestation::Attestation;
 use super::model::{
     AllocationPolicy, AttestationMechanism, AttestationType, EnrollmentGroup, IndividualEnrollment,
     X509Attestation,
@@ -23,7 +24,7 @@ pub struct Invalid {
 }
 
 impl Invalid {
-    fn new(path: impl Into<String>, reason: impl Into<String>) -> Invalid {
+    pub(crate) fn new(path: impl Into<String>, reason: impl Into<String>) -> Invalid {
         Invalid {
             path: path.into(),
             reason: reason.into(),
@@ -76,7 +77,11 @@ pub fn individual_enrollment(
     initial_twin(enrollment.initial_twin.as_ref())?;
     nesting(&*enrollment)?;
     let seed = ("enrollment", enrollment.registration_id.as_str());
-    attestation(&mut enrollment.attestation, seed, missing, links)
+    let parsed = attestation(&mut enrollment.attestation, seed, missing, links)?;
+    if let Attestation::Tpm(_) = parsed {
+        tpm_registration_id("registrationId", &enrollment.registration_id)?;
+    }
+    Ok(())
 }
 
 /// Checks an enrollment group, like [`individual_enrollment`].
@@ -104,11 +109,18 @@ pub fn enrollment_group(
             "an enrollment group takes signingCertificates or caReferences, not device certificates",
         ));
     }
+    if group.attestation.kind == AttestationType::Tpm {
+        return Err(Invalid::new("attestation.type", GROUP_TPM_REFUSED));
+    }
     initial_twin(group.initial_twin.as_ref())?;
     nesting(&*group)?;
     let seed = ("enrollmentGroup", group.enrollment_group_id.as_str());
-    attestation(&mut group.attestation, seed, missing, links)
+    attestation(&mut group.attestation, seed, missing, links).map(drop)
 }
+
+/// Why an enrollment group with TPM attestation is refused (Azure's docs: "Enrollment groups
+/// do not support TPM attestation").
+pub const GROUP_TPM_REFUSED: &str = "Enrollment groups do not support TPM attestation";
 
 /// The twin devices are created with must be one the hub accepts (tags, desired properties,
 /// key rules, depth and sizes).
@@ -183,6 +195,32 @@ pub fn registration_id_problem(id: &str) -> Option<String> {
     } else {
         Some(format!(
             "'{}' is not a valid id (1-128 characters: letters, digits, - . _ :, ending in a letter, digit or -)",
+            id.escape_debug()
+        ))
+    }
+}
+
+/// Registration ids of TPM enrollments: Azure documents them as lower-case alphanumerics and
+/// `-`, up to 128 characters (the SDKs derive them from the EK in lower-case base32).
+pub fn tpm_registration_id(path: &str, id: &str) -> Result<(), Invalid> {
+    match tpm_registration_id_problem(id) {
+        None => Ok(()),
+        Some(problem) => Err(Invalid::new(path, problem)),
+    }
+}
+
+/// Why `id` is not a valid registration id for a TPM enrollment, or `None` when it is.
+pub fn tpm_registration_id_problem(id: &str) -> Option<String> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        None
+    } else {
+        Some(format!(
+            "'{}' is not a valid registration id for a TPM enrollment (1-128 characters: lower-case letters, digits and -)",
             id.escape_debug()
         ))
     }
@@ -265,45 +303,38 @@ fn hub_refs(
     Ok(())
 }
 
+/// Parses the attestation into its typed form ([`Attestation`]) and writes back its wire form:
+/// generated keys are filled in and data of another kind than `type` is dropped.
 fn attestation(
     attestation: &mut AttestationMechanism,
     (kind, id): (&str, &str),
     missing: MissingKeys,
     links: &Links<'_>,
-) -> Result<(), Invalid> {
-    match attestation.kind {
-        AttestationType::SymmetricKey => {}
-        AttestationType::X509 => return x509_attestation(attestation.x509.as_ref(), links),
-        AttestationType::Tpm | AttestationType::None => return Ok(()),
-    }
-    let keys = attestation
-        .symmetric_key
-        .get_or_insert_with(Default::default);
-    for (slot, key) in [
-        ("primaryKey", &mut keys.primary_key),
-        ("secondaryKey", &mut keys.secondary_key),
-    ] {
-        match key {
-            Some(k) => {
-                symmetric_key(&format!("attestation.symmetricKey.{slot}"), k)?;
-            }
-            None => {
-                *key = Some(match missing {
-                    MissingKeys::Deterministic => deterministic_key(kind, id, slot),
-                    MissingKeys::Random => random_key(),
-                })
-            }
+) -> Result<Attestation, Invalid> {
+    if attestation.kind == AttestationType::SymmetricKey && missing == MissingKeys::Deterministic {
+        let keys = attestation
+            .symmetric_key
+            .get_or_insert_with(Default::default);
+        for (slot, key) in [
+            ("primaryKey", &mut keys.primary_key),
+            ("secondaryKey", &mut keys.secondary_key),
+        ] {
+            key.get_or_insert_with(|| deterministic_key(kind, id, slot));
         }
     }
-    Ok(())
+    let parsed = Attestation::try_from(&*attestation)?;
+    if let Attestation::X509(x509) = &parsed {
+        x509_attestation(x509, links)?;
+    }
+    *attestation = parsed.to_wire();
+    Ok(parsed)
 }
 
 /// X.509 attestation needs at least one usable certificate or CA reference; certificates must
 /// decode (or, as in exports from a real DPS, carry thumbprints in `info`), references must
 /// name a certificate in the DPS store.
-fn x509_attestation(x509: Option<&X509Attestation>, links: &Links<'_>) -> Result<(), Invalid> {
+fn x509_attestation(x509: &X509Attestation, links: &Links<'_>) -> Result<(), Invalid> {
     let base = "attestation.x509";
-    let x509 = x509.ok_or_else(|| Invalid::new(base, "required when type is x509"))?;
     let mut usable = 0;
     for (group, certs) in [
         ("clientCertificates", &x509.client_certificates),

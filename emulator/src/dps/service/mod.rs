@@ -477,3 +477,5 @@ fn registration_not_found(id: &str) -> DpsError {
 mod tests;
 #[cfg(test)]
 mod tests_queries;
+#[cfg(test)]
+mod tests_tpm;
