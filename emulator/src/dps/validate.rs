@@ -1,6 +1,8 @@
-//! Validation of enrollments and enrollment groups, shared by fixture loading and every
-//! other way enrollments enter DPS, so all of them accept and reject the same things.
-//! Errors carry a JSON path relative to the enrollment object.
+//! The field rules of enrollments and enrollment groups (ids, hubs, allocation, initial twin,
+//! free-form nesting, X.509 references, TPM registration ids), applied by the typed
+//! conversions in [`super::enrollment`] that every way into DPS goes through (fixtures, the
+//! service API, the library), so all of them accept and reject the same things. Errors carry
+//! a JSON path relative to the enrollment object.
 
 use std::fmt;
 
@@ -9,11 +11,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::Value;
 use sha2::{Digest, Sha512};
 
-use super::enrollment_attestation::Attestation;
-use super::model::{
-    AllocationPolicy, AttestationMechanism, AttestationType, EnrollmentGroup, IndividualEnrollment,
-    X509Attestation,
-};
+use super::model::{AllocationPolicy, X509Attestation};
 use crate::auth::keys::SymmetricKey;
 use crate::auth::x509;
 
@@ -38,93 +36,15 @@ impl fmt::Display for Invalid {
     }
 }
 
-/// How to fill symmetric keys an enrollment leaves out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MissingKeys {
-    /// Derived from the enrollment's id: the same fixture gives the same keys on every run.
-    Deterministic,
-    /// 64 random bytes, as the portal's "auto-generate keys" does.
-    Random,
-}
-
 /// What an enrollment may refer to: linked hubs and the DPS certificate store.
 pub struct Links<'a> {
     pub hub_exists: &'a dyn Fn(&str) -> bool,
     pub ca_exists: &'a dyn Fn(&str) -> bool,
 }
 
-/// Checks an individual enrollment.
-pub fn individual_enrollment(
-    enrollment: &mut IndividualEnrollment,
-    links: &Links<'_>,
-    missing: MissingKeys,
-) -> Result<(), Invalid> {
-    registration_id("registrationId", &enrollment.registration_id)?;
-    if let Some(id) = &enrollment.device_id {
-        device_id("deviceId", id)?;
-    }
-    hub_refs(
-        &enrollment.iot_hub_host_name,
-        &enrollment.iot_hubs,
-        links.hub_exists,
-    )?;
-    allocation(
-        enrollment.allocation_policy,
-        &enrollment.iot_hub_host_name,
-        &enrollment.iot_hubs,
-        &enrollment.custom_allocation_definition,
-    )?;
-    initial_twin(enrollment.initial_twin.as_ref())?;
-    nesting(&*enrollment)?;
-    let seed = ("enrollment", enrollment.registration_id.as_str());
-    let parsed = attestation(&mut enrollment.attestation, seed, missing, links)?;
-    if let Attestation::Tpm(_) = parsed {
-        tpm_registration_id("registrationId", &enrollment.registration_id)?;
-    }
-    Ok(())
-}
-
-/// Checks an enrollment group, like [`individual_enrollment`].
-pub fn enrollment_group(
-    group: &mut EnrollmentGroup,
-    links: &Links<'_>,
-    missing: MissingKeys,
-) -> Result<(), Invalid> {
-    registration_id("enrollmentGroupId", &group.enrollment_group_id)?;
-    hub_refs(&group.iot_hub_host_name, &group.iot_hubs, links.hub_exists)?;
-    allocation(
-        group.allocation_policy,
-        &group.iot_hub_host_name,
-        &group.iot_hubs,
-        &group.custom_allocation_definition,
-    )?;
-    if group
-        .attestation
-        .x509
-        .as_ref()
-        .is_some_and(|x| x.client_certificates.is_some())
-    {
-        return Err(Invalid::new(
-            "attestation.x509.clientCertificates",
-            "an enrollment group takes signingCertificates or caReferences, not device certificates",
-        ));
-    }
-    if group.attestation.kind == AttestationType::Tpm {
-        return Err(Invalid::new("attestation.type", GROUP_TPM_REFUSED));
-    }
-    initial_twin(group.initial_twin.as_ref())?;
-    nesting(&*group)?;
-    let seed = ("enrollmentGroup", group.enrollment_group_id.as_str());
-    attestation(&mut group.attestation, seed, missing, links).map(drop)
-}
-
-/// Why an enrollment group with TPM attestation is refused (Azure's docs: "Enrollment groups
-/// do not support TPM attestation").
-pub const GROUP_TPM_REFUSED: &str = "Enrollment groups do not support TPM attestation";
-
 /// The twin devices are created with must be one the hub accepts (tags, desired properties,
 /// key rules, depth and sizes).
-fn initial_twin(initial: Option<&Value>) -> Result<(), Invalid> {
+pub(crate) fn initial_twin(initial: Option<&Value>) -> Result<(), Invalid> {
     match initial {
         None | Some(Value::Null) => Ok(()),
         Some(twin) => crate::hub::twin::validate_initial_twin(twin)
@@ -154,19 +74,6 @@ pub fn nesting_within(value: &Value, max: usize) -> bool {
         stack.extend(children.map(|child| (child, depth + 1)));
     }
     true
-}
-
-fn nesting(enrollment: &impl serde::Serialize) -> Result<(), Invalid> {
-    let value = serde_json::to_value(enrollment)
-        .map_err(|e| Invalid::new("", format!("not representable as JSON: {e}")))?;
-    if nesting_within(&value, MAX_FREE_FORM_DEPTH) {
-        Ok(())
-    } else {
-        Err(Invalid::new(
-            "",
-            format!("nested deeper than {MAX_FREE_FORM_DEPTH} levels"),
-        ))
-    }
 }
 
 /// Registration and group ids (protocol.md §4): 1–128 ASCII alphanumerics and `- . _ :`,
@@ -241,7 +148,7 @@ pub fn symmetric_key(path: &str, key: &str) -> Result<SymmetricKey, Invalid> {
 }
 
 /// `static` names exactly one hub; `custom` needs a webhook definition.
-fn allocation(
+pub(crate) fn allocation(
     policy: Option<AllocationPolicy>,
     single: &Option<String>,
     list: &Option<Vec<String>>,
@@ -278,7 +185,8 @@ fn allocation(
     }
 }
 
-fn hub_refs(
+/// Every hub named is a linked hub.
+pub(crate) fn hub_refs(
     single: &Option<String>,
     list: &Option<Vec<String>>,
     hub_exists: &dyn Fn(&str) -> bool,
@@ -303,37 +211,10 @@ fn hub_refs(
     Ok(())
 }
 
-/// Parses the attestation into its typed form ([`Attestation`]) and writes back its wire form:
-/// generated keys are filled in and data of another kind than `type` is dropped.
-fn attestation(
-    attestation: &mut AttestationMechanism,
-    (kind, id): (&str, &str),
-    missing: MissingKeys,
-    links: &Links<'_>,
-) -> Result<Attestation, Invalid> {
-    if attestation.kind == AttestationType::SymmetricKey && missing == MissingKeys::Deterministic {
-        let keys = attestation
-            .symmetric_key
-            .get_or_insert_with(Default::default);
-        for (slot, key) in [
-            ("primaryKey", &mut keys.primary_key),
-            ("secondaryKey", &mut keys.secondary_key),
-        ] {
-            key.get_or_insert_with(|| deterministic_key(kind, id, slot));
-        }
-    }
-    let parsed = Attestation::try_from(&*attestation)?;
-    if let Attestation::X509(x509) = &parsed {
-        x509_attestation(x509, links)?;
-    }
-    *attestation = parsed.to_wire();
-    Ok(parsed)
-}
-
 /// X.509 attestation needs at least one usable certificate or CA reference; certificates must
 /// decode (or, as in exports from a real DPS, carry thumbprints in `info`), references must
 /// name a certificate in the DPS store.
-fn x509_attestation(x509: &X509Attestation, links: &Links<'_>) -> Result<(), Invalid> {
+pub(crate) fn x509_links(x509: &X509Attestation, links: &Links<'_>) -> Result<(), Invalid> {
     let base = "attestation.x509";
     let mut usable = 0;
     for (group, certs) in [
