@@ -281,7 +281,7 @@ async fn https_challenge_for(emulator: &Emulator, impostor: &SoftwareTpm) -> Vec
         .dps()
         .individual_enrollment("tpm-reg")
         .and_then(|e| e.attestation.tpm)
-        .and_then(|t| t["endorsementKey"].as_str().map(str::to_owned))
+        .and_then(|t| t.endorsement_key)
         .expect("the enrolled EK");
     let body = json!({"registrationId": "tpm-reg", "tpm": {
         "endorsementKey": enrolled_ek,

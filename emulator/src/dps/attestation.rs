@@ -12,7 +12,8 @@ use std::time::SystemTime;
 
 use rustls_pki_types::CertificateDer;
 
-use super::model::{AttestationType, SymmetricKeyAttestation, X509Attestation};
+use super::enrollment_attestation::Attestation;
+use super::model::{AttestationType, X509Attestation};
 use super::tpm_challenge::TpmDevice;
 use super::{Dps, EnrollmentRef};
 use crate::auth::keys::SymmetricKey;
@@ -117,24 +118,25 @@ fn authenticate_registration(
     };
 
     // An individual enrollment for this id decides alone; groups are not consulted.
-    if let Some(enrollment) = dps.individual_enrollment(registration_id) {
-        return match enrollment.attestation.kind {
-            AttestationType::SymmetricKey => {
-                let keys = enrollment_keys(enrollment.attestation.symmetric_key.as_ref());
-                verify_any(&token, keys.iter())?;
+    if let Some(enrollment) = dps.individual(registration_id) {
+        return match &enrollment.core.attestation {
+            Attestation::SymmetricKey(keys) => {
+                verify_any(&token, keys.keys().into_iter())?;
                 Ok(identity(EnrollmentRef::Individual(
                     enrollment.registration_id,
                 )))
             }
-            AttestationType::X509 => Err(AuthError::WrongCredentialType { expected: "X.509" }),
-            AttestationType::Tpm => {
+            Attestation::X509(_) => Err(AuthError::WrongCredentialType { expected: "X.509" }),
+            Attestation::Tpm(_) => {
                 let device = dps.tpm_challenges().verify(registration_id, &token)?;
                 Ok(RegistrationIdentity {
                     tpm: Some(device),
                     ..identity(EnrollmentRef::Individual(enrollment.registration_id))
                 })
             }
-            other => Err(AuthError::AttestationNotSupported(attestation_name(other))),
+            other => Err(AuthError::AttestationNotSupported(attestation_name(
+                other.kind(),
+            ))),
         };
     }
 
@@ -143,7 +145,11 @@ fn authenticate_registration(
     let mut any_group = false;
     for group in dps.symmetric_key_groups_for(registration_id) {
         any_group = true;
-        let derived: Vec<SymmetricKey> = enrollment_keys(group.attestation.symmetric_key.as_ref())
+        let Some(keys) = group.core.attestation.symmetric_keys() else {
+            continue;
+        };
+        let derived: Vec<SymmetricKey> = keys
+            .keys()
             .iter()
             .map(|k| k.derive_device_key(registration_id))
             .collect();
@@ -192,14 +198,13 @@ fn registration_by_certificate(
         tpm: None,
     };
 
-    if let Some(enrollment) = dps.individual_enrollment(registration_id) {
-        if enrollment.attestation.kind != AttestationType::X509 {
+    if let Some(enrollment) = dps.individual(registration_id) {
+        let Attestation::X509(attestation) = &enrollment.core.attestation else {
             return Err(AuthError::WrongCredentialType {
-                expected: attestation_name(enrollment.attestation.kind),
+                expected: attestation_name(enrollment.core.attestation.kind()),
             });
-        }
-        let attestation = enrollment.attestation.x509.unwrap_or_default();
-        let matched = individual_certificate_match(dps, &attestation, &leaf, chain, now)?;
+        };
+        let matched = individual_certificate_match(dps, attestation, &leaf, chain, now)?;
         return Ok(identity(
             EnrollmentRef::Individual(enrollment.registration_id),
             matched,
@@ -213,8 +218,10 @@ fn registration_by_certificate(
         .map_err(|e| AuthError::Certificate(e.to_string()))?;
     let mut first_failure = None;
     for group in dps.x509_groups_for_chain(&infos) {
-        let attestation = group.attestation.x509.clone().unwrap_or_default();
-        match chain_to_enrollment_ca(dps, &attestation, chain, now) {
+        let Some(attestation) = group.core.attestation.x509() else {
+            continue;
+        };
+        match chain_to_enrollment_ca(dps, attestation, chain, now) {
             Ok(matched) => {
                 return Ok(identity(
                     EnrollmentRef::Group(group.enrollment_group_id),
@@ -332,17 +339,7 @@ fn verify_any<'k>(
     }
 }
 
-/// Keys of a symmetric-key attestation; fixtures and the service API validated them already.
-pub(crate) fn enrollment_keys(attestation: Option<&SymmetricKeyAttestation>) -> Vec<SymmetricKey> {
-    attestation
-        .into_iter()
-        .flat_map(|a| [a.primary_key.as_deref(), a.secondary_key.as_deref()])
-        .flatten()
-        .filter_map(|k| SymmetricKey::from_base64(k).ok())
-        .collect()
-}
-
-fn attestation_name(kind: AttestationType) -> &'static str {
+pub(crate) fn attestation_name(kind: AttestationType) -> &'static str {
     match kind {
         AttestationType::SymmetricKey => "symmetric key",
         AttestationType::X509 => "X.509",

@@ -22,7 +22,6 @@ use serde_json::{Value, json};
 
 use super::Dps;
 use super::error::DpsError;
-use super::model::AttestationType;
 use crate::auth::AuthError;
 use crate::auth::keys::SymmetricKey;
 use crate::auth::sas::{SasError, SasToken};
@@ -170,9 +169,9 @@ impl TpmChallenges {
 
 impl Dps {
     /// Step 1 of TPM attestation, for any transport: `device` (its EK and SRK) asks to
-    /// register as `registration_id`. Refused unless an enabled-or-not TPM individual
-    /// enrollment for that id has this EK (a disabled enrollment is told at assignment, as
-    /// for other attestations). The key in the returned blob is what the device's next
+    /// register as `registration_id`. Refused unless a TPM individual enrollment for that id
+    /// ([`Dps::tpm_enrollment`]) has this EK; a disabled one is challenged too, and told at
+    /// assignment, as for the other attestations. The key in the returned blob is what the device's next
     /// request must be signed with.
     pub fn tpm_challenge(
         &self,
@@ -180,14 +179,8 @@ impl Dps {
         registration_id: &str,
         device: TpmDevice,
     ) -> Result<TpmChallenge, AuthError> {
-        if let Some(problem) = super::validate::registration_id_problem(registration_id) {
-            return Err(AuthError::InvalidRegistrationId(problem));
-        }
-        if !id_scope.eq_ignore_ascii_case(self.id_scope()) {
-            return Err(AuthError::UnknownIdScope(id_scope.to_owned()));
-        }
-        let enrolled = self.enrolled_endorsement_key(registration_id)?;
-        if !device.has_endorsement_key(&enrolled) {
+        let enrollment = self.tpm_enrollment(id_scope, registration_id)?;
+        if !device.has_endorsement_key(enrollment.keys.endorsement_key().public()) {
             return Err(AuthError::TpmRefused(
                 "the endorsement key is not the enrolled one".to_owned(),
             ));
@@ -210,8 +203,7 @@ impl Dps {
     /// transport may then accept an unauthenticated register request to answer it with a
     /// challenge.
     pub fn is_tpm_registration(&self, id_scope: &str, registration_id: &str) -> bool {
-        id_scope.eq_ignore_ascii_case(self.id_scope())
-            && self.enrolled_endorsement_key(registration_id).is_ok()
+        self.tpm_enrollment(id_scope, registration_id).is_ok()
     }
 
     /// The challenged identity keys (for [`Dps::authenticate_registration`]).
@@ -250,32 +242,6 @@ pub fn new_hub_keys() -> Result<DeviceAuthentication, DpsError> {
         primary: key()?,
         secondary: key()?,
     })
-}
-
-impl Dps {
-    /// The EK of the TPM individual enrollment for `registration_id`.
-    fn enrolled_endorsement_key(&self, registration_id: &str) -> Result<PublicArea, AuthError> {
-        let enrollment = self
-            .individual_enrollment(registration_id)
-            .ok_or_else(|| AuthError::UnknownRegistration(registration_id.to_owned()))?;
-        if enrollment.attestation.kind != AttestationType::Tpm {
-            return Err(AuthError::TpmRefused(
-                "the enrollment does not use TPM attestation".to_owned(),
-            ));
-        }
-        let ek = enrollment
-            .attestation
-            .tpm
-            .as_ref()
-            .and_then(|t| t.get("endorsementKey"))
-            .and_then(Value::as_str)
-            .and_then(|text| BASE64.decode(text.trim()).ok())
-            .and_then(|bytes| PublicArea::from_tpm2b(&bytes).ok())
-            .ok_or_else(|| {
-                AuthError::TpmRefused("the enrollment's endorsement key is unusable".to_owned())
-            })?;
-        Ok(ek)
-    }
 }
 
 #[cfg(test)]

@@ -49,6 +49,7 @@ const EK_POLICY: [u8; 32] = [
 const STORAGE_SYMMETRIC_BYTES: u16 = 16;
 
 /// One RSA storage key: its private half and its public area.
+#[derive(Clone)]
 struct StorageKey {
     private: RsaPrivateKey,
     public: PublicArea,
@@ -95,6 +96,7 @@ impl StorageKey {
 }
 
 /// A software TPM with an EK, an SRK and, once a blob was imported, an identity key.
+#[derive(Clone)]
 pub struct SoftwareTpm {
     endorsement: StorageKey,
     storage_root: StorageKey,

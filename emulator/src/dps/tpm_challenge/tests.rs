@@ -1,7 +1,7 @@
 //! The TPM challenge as a domain operation: a software TPM plays the device (activate, import,
 //! sign), and swtpm's real EK/SRK (auth/tpm/testdata) must be accepted as they are.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -14,7 +14,8 @@ use crate::auth::sas::SasError;
 use crate::auth::tpm::software::SoftwareTpm;
 use crate::dps::DpsTiming;
 use crate::dps::model::{
-    AttestationMechanism, IndividualEnrollment, ProvisioningStatus, SymmetricKeyAttestation,
+    AttestationMechanism, AttestationType, IndividualEnrollment, ProvisioningStatus,
+    SymmetricKeyAttestation, TpmAttestation,
 };
 use crate::hub::{Hub, Hubs};
 
@@ -27,8 +28,17 @@ fn testdata(name: &str) -> Vec<u8> {
     std::fs::read(path).unwrap()
 }
 
+/// Fresh copies of three distinct RSA-2048 software TPMs (enrollments take RSA-2048 EKs only;
+/// generating them once keeps the tests fast).
+fn software_tpms() -> [SoftwareTpm; 3] {
+    static TPMS: OnceLock<[SoftwareTpm; 3]> = OnceLock::new();
+    TPMS.get_or_init(|| std::array::from_fn(|_| SoftwareTpm::new(2048).unwrap()))
+        .clone()
+}
+
 fn software_tpm() -> SoftwareTpm {
-    SoftwareTpm::generate(1024, &mut rand_core::OsRng).unwrap()
+    let [tpm, _, _] = software_tpms();
+    tpm
 }
 
 fn enrollment(registration_id: &str, attestation: AttestationMechanism) -> IndividualEnrollment {
@@ -56,7 +66,10 @@ fn tpm_attestation(ek: &[u8]) -> AttestationMechanism {
         kind: AttestationType::Tpm,
         symmetric_key: None,
         x509: None,
-        tpm: Some(json!({ "endorsementKey": BASE64.encode(ek) })),
+        tpm: Some(TpmAttestation {
+            endorsement_key: Some(BASE64.encode(ek)),
+            storage_root_key: None,
+        }),
     }
 }
 
@@ -155,8 +168,7 @@ fn the_real_swtpm_keys_are_accepted_and_the_blob_splits_into_six_parts() {
 
 #[test]
 fn a_wrong_ek_an_unknown_id_and_a_non_tpm_enrollment_get_no_challenge() {
-    let enrolled = software_tpm();
-    let other = software_tpm();
+    let [enrolled, other, _] = software_tpms();
     let dps = dps_with(&enrolled.endorsement_key().unwrap());
 
     let wrong = dps
@@ -171,7 +183,10 @@ fn a_wrong_ek_an_unknown_id_and_a_non_tpm_enrollment_get_no_challenge() {
     let symmetric = dps
         .tpm_challenge(SCOPE, "sym-dev", device_of(&enrolled))
         .unwrap_err();
-    assert!(matches!(symmetric, AuthError::TpmRefused(_)));
+    assert!(
+        matches!(symmetric, AuthError::WrongCredentialType { .. }),
+        "{symmetric:?}"
+    );
     let scope = dps
         .tpm_challenge("0ne00000FFF", "tpm-dev", device_of(&enrolled))
         .unwrap_err();
@@ -189,8 +204,7 @@ fn a_wrong_ek_an_unknown_id_and_a_non_tpm_enrollment_get_no_challenge() {
 
 #[test]
 fn a_device_that_cannot_open_the_challenge_cannot_sign_for_it() {
-    let enrolled = software_tpm();
-    let mut impostor = software_tpm();
+    let [enrolled, mut impostor, mut other] = software_tpms();
     let dps = dps_with(&enrolled.endorsement_key().unwrap());
     // The impostor sends the enrolled EK (public) with its own SRK: it gets a challenge it
     // cannot activate, since that needs the EK's private key.
@@ -202,7 +216,6 @@ fn a_device_that_cannot_open_the_challenge_cannot_sign_for_it() {
     let challenge = dps.tpm_challenge(SCOPE, "tpm-dev", stolen).unwrap();
     assert!(impostor.import(&challenge.authentication_key).is_err());
     // Signing with anything else is refused.
-    let mut other = software_tpm();
     let blob = device_of(&other).wrap(&[9u8; 32]).unwrap();
     other.import(&blob).unwrap();
     let refused = authenticate(&dps, "tpm-dev", &tpm_token(&other, "tpm-dev")).unwrap_err();
