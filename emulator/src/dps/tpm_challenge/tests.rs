@@ -318,3 +318,37 @@ fn an_expired_token_signed_with_the_right_key_is_refused() {
         .unwrap_err();
     assert!(matches!(refused, AuthError::Token(_)), "{refused:?}");
 }
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn arbitrary_keys_and_tpm_objects_are_errors_or_devices(
+            ek in proptest::collection::vec(any::<u8>(), 0..400),
+            srk in proptest::collection::vec(any::<u8>(), 0..400),
+            text in ".{0,64}",
+        ) {
+            let _ = TpmDevice::from_tpm2b(&ek, &srk);
+            let _ = TpmDevice::from_registration_json(&json!({
+                "endorsementKey": BASE64.encode(&ek),
+                "storageRootKey": text,
+            }));
+        }
+
+        #[test]
+        fn a_tampered_blob_is_refused_by_the_tpm_never_a_panic(
+            index in 0usize..2048, value in 1u8..=255,
+        ) {
+            let mut tpm = software_tpm();
+            let mut blob = device_of(&tpm).wrap(&[3u8; 32]).unwrap();
+            let at = index % blob.len();
+            blob[at] ^= value;
+            // Every part is covered by an integrity check or changes a size: nothing opens.
+            prop_assert!(tpm.import(&blob).is_err());
+        }
+    }
+}
