@@ -56,6 +56,74 @@ pub struct IndividualEnrollment {
     pub extra: Map<String, Value>,
 }
 
+/// Constructors for the Rust API (`emulator.dps().create_or_update_enrollment(…)`); every
+/// other field can be set on the result.
+impl IndividualEnrollment {
+    /// An enabled enrollment with `attestation` and nothing else set.
+    pub fn new(registration_id: &str, attestation: AttestationMechanism) -> IndividualEnrollment {
+        IndividualEnrollment {
+            registration_id: registration_id.to_owned(),
+            device_id: None,
+            attestation,
+            iot_hub_host_name: None,
+            iot_hubs: None,
+            initial_twin: None,
+            provisioning_status: ProvisioningStatus::Enabled,
+            etag: None,
+            registration_state: None,
+            created_date_time_utc: None,
+            last_updated_date_time_utc: None,
+            allocation_policy: None,
+            reprovision_policy: None,
+            custom_allocation_definition: None,
+            extra: Map::new(),
+        }
+    }
+
+    /// A symmetric-key enrollment; keys left `None` are generated when it is stored.
+    pub fn symmetric_key(
+        registration_id: &str,
+        primary_key: Option<&str>,
+        secondary_key: Option<&str>,
+    ) -> IndividualEnrollment {
+        IndividualEnrollment::new(
+            registration_id,
+            AttestationMechanism {
+                kind: AttestationType::SymmetricKey,
+                symmetric_key: Some(SymmetricKeyAttestation {
+                    primary_key: primary_key.map(str::to_owned),
+                    secondary_key: secondary_key.map(str::to_owned),
+                }),
+                x509: None,
+                tpm: None,
+            },
+        )
+    }
+
+    /// A TPM enrollment: the device's endorsement key and, optionally, its storage root key,
+    /// each base64 of its `TPM2B_PUBLIC`. The registration id must be lower-case letters,
+    /// digits and `-` (what the SDKs derive from the EK:
+    /// [`registration_id_from_ek`](crate::auth::tpm::registration_id_from_ek)).
+    pub fn tpm(
+        registration_id: &str,
+        endorsement_key: &str,
+        storage_root_key: Option<&str>,
+    ) -> IndividualEnrollment {
+        IndividualEnrollment::new(
+            registration_id,
+            AttestationMechanism {
+                kind: AttestationType::Tpm,
+                symmetric_key: None,
+                x509: None,
+                tpm: Some(TpmAttestation {
+                    endorsement_key: Some(endorsement_key.to_owned()),
+                    storage_root_key: storage_root_key.map(str::to_owned),
+                }),
+            },
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EnrollmentGroup {
