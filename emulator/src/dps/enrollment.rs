@@ -106,7 +106,7 @@ impl EnrollmentCore {
     pub fn check_links(&self, links: &Links<'_>) -> Result<(), Invalid> {
         validate::hub_refs(&self.iot_hub_host_name, &self.iot_hubs, links.hub_exists)?;
         if let Attestation::X509(x509) = &self.attestation {
-            validate::x509_links(x509, links)?;
+            x509.check_links(links)?;
         }
         Ok(())
     }

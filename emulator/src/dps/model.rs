@@ -5,8 +5,6 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::auth::x509;
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IndividualEnrollment {
@@ -303,27 +301,6 @@ pub struct X509CertificateWithInfo {
     pub certificate: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub info: Option<Value>,
-}
-
-impl X509CertificateWithInfo {
-    /// Thumbprints (normalised hex) identifying the certificate: SHA-1 and SHA-256 of the
-    /// certificate when present, else whatever `info` carries.
-    pub fn thumbprints(&self) -> Vec<String> {
-        if let Some(der) = self
-            .certificate
-            .as_deref()
-            .and_then(|t| x509::decode_certificate(t).ok())
-        {
-            let (sha1, sha256) = x509::thumbprints(&der);
-            return vec![sha1, sha256];
-        }
-        ["sha1Thumbprint", "sha256Thumbprint"]
-            .into_iter()
-            .filter_map(|key| self.info.as_ref()?.get(key)?.as_str())
-            .map(x509::normalize_thumbprint)
-            .filter(|t| !t.is_empty())
-            .collect()
-    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

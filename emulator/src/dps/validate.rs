@@ -11,9 +11,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::Value;
 use sha2::{Digest, Sha512};
 
-use super::model::{AllocationPolicy, X509Attestation};
+use super::model::AllocationPolicy;
 use crate::auth::keys::SymmetricKey;
-use crate::auth::x509;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invalid {
@@ -207,52 +206,6 @@ pub(crate) fn hub_refs(
                 format!("hub '{host}' is not a linked hub"),
             ));
         }
-    }
-    Ok(())
-}
-
-/// X.509 attestation needs at least one usable certificate or CA reference; certificates must
-/// decode (or, as in exports from a real DPS, carry thumbprints in `info`), references must
-/// name a certificate in the DPS store.
-pub(crate) fn x509_links(x509: &X509Attestation, links: &Links<'_>) -> Result<(), Invalid> {
-    let base = "attestation.x509";
-    let mut usable = 0;
-    for (group, certs) in [
-        ("clientCertificates", &x509.client_certificates),
-        ("signingCertificates", &x509.signing_certificates),
-    ] {
-        for (slot, cert) in certs.iter().flat_map(|c| c.slots()) {
-            let path = format!("{base}.{group}.{slot}");
-            match &cert.certificate {
-                Some(text) => {
-                    x509::decode_certificate(text)
-                        .map_err(|e| Invalid::new(format!("{path}.certificate"), e.to_string()))?;
-                }
-                None if group == "clientCertificates" && !cert.thumbprints().is_empty() => {}
-                None => {
-                    return Err(Invalid::new(
-                        format!("{path}.certificate"),
-                        "a certificate (PEM or base64 DER) is required",
-                    ));
-                }
-            }
-            usable += 1;
-        }
-    }
-    for (slot, name) in x509.ca_references.iter().flat_map(|r| r.names()) {
-        if !(links.ca_exists)(name) {
-            return Err(Invalid::new(
-                format!("{base}.caReferences.{slot}"),
-                format!("no certificate named '{name}' in the DPS certificate store"),
-            ));
-        }
-        usable += 1;
-    }
-    if usable == 0 {
-        return Err(Invalid::new(
-            base,
-            "needs clientCertificates, signingCertificates or caReferences",
-        ));
     }
     Ok(())
 }
