@@ -84,18 +84,8 @@ impl IndividualEnrollment {
         primary_key: Option<&str>,
         secondary_key: Option<&str>,
     ) -> IndividualEnrollment {
-        IndividualEnrollment::new(
-            registration_id,
-            AttestationMechanism {
-                kind: AttestationType::SymmetricKey,
-                symmetric_key: Some(SymmetricKeyAttestation {
-                    primary_key: primary_key.map(str::to_owned),
-                    secondary_key: secondary_key.map(str::to_owned),
-                }),
-                x509: None,
-                tpm: None,
-            },
-        )
+        let attestation = AttestationMechanism::symmetric_key(primary_key, secondary_key);
+        IndividualEnrollment::new(registration_id, attestation)
     }
 
     /// A TPM enrollment: the device's endorsement key and, optionally, its storage root key,
@@ -107,18 +97,8 @@ impl IndividualEnrollment {
         endorsement_key: &str,
         storage_root_key: Option<&str>,
     ) -> IndividualEnrollment {
-        IndividualEnrollment::new(
-            registration_id,
-            AttestationMechanism {
-                kind: AttestationType::Tpm,
-                symmetric_key: None,
-                x509: None,
-                tpm: Some(TpmAttestation {
-                    endorsement_key: Some(endorsement_key.to_owned()),
-                    storage_root_key: storage_root_key.map(str::to_owned),
-                }),
-            },
-        )
+        let attestation = AttestationMechanism::tpm(endorsement_key, storage_root_key);
+        IndividualEnrollment::new(registration_id, attestation)
     }
 }
 
@@ -159,6 +139,27 @@ pub struct EnrollmentGroup {
     pub custom_allocation_definition: Option<Value>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+impl EnrollmentGroup {
+    /// An enabled group with `attestation` and nothing else set, for the Rust API.
+    pub fn new(enrollment_group_id: &str, attestation: AttestationMechanism) -> EnrollmentGroup {
+        EnrollmentGroup {
+            enrollment_group_id: enrollment_group_id.to_owned(),
+            attestation,
+            iot_hub_host_name: None,
+            iot_hubs: None,
+            initial_twin: None,
+            provisioning_status: ProvisioningStatus::Enabled,
+            etag: None,
+            created_date_time_utc: None,
+            last_updated_date_time_utc: None,
+            allocation_policy: None,
+            reprovision_policy: None,
+            custom_allocation_definition: None,
+            extra: Map::new(),
+        }
+    }
 }
 
 /// Read-only fields are ignored on every write, so a body (a fixture exported from a real DPS,
@@ -253,6 +254,34 @@ pub struct TpmAttestation {
     pub endorsement_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_root_key: Option<String>,
+}
+
+impl AttestationMechanism {
+    /// Symmetric keys; keys left `None` are generated when the enrollment is stored.
+    pub fn symmetric_key(primary_key: Option<&str>, secondary_key: Option<&str>) -> Self {
+        AttestationMechanism {
+            kind: AttestationType::SymmetricKey,
+            symmetric_key: Some(SymmetricKeyAttestation {
+                primary_key: primary_key.map(str::to_owned),
+                secondary_key: secondary_key.map(str::to_owned),
+            }),
+            x509: None,
+            tpm: None,
+        }
+    }
+
+    /// A TPM's endorsement key and, optionally, storage root key (base64 `TPM2B_PUBLIC`s).
+    pub fn tpm(endorsement_key: &str, storage_root_key: Option<&str>) -> Self {
+        AttestationMechanism {
+            kind: AttestationType::Tpm,
+            symmetric_key: None,
+            x509: None,
+            tpm: Some(TpmAttestation {
+                endorsement_key: Some(endorsement_key.to_owned()),
+                storage_root_key: storage_root_key.map(str::to_owned),
+            }),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

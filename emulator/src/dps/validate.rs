@@ -79,10 +79,7 @@ pub fn nesting_within(value: &Value, max: usize) -> bool {
 /// ending in an alphanumeric or `-` (so `.` and `..` are not ids). A valid registration id is
 /// also a valid device id, which groups rely on: their devices are named after it.
 pub fn registration_id(path: &str, id: &str) -> Result<(), Invalid> {
-    match registration_id_problem(id) {
-        None => Ok(()),
-        Some(problem) => Err(Invalid::new(path, problem)),
-    }
+    at(path, registration_id_problem(id))
 }
 
 /// Why `id` is not a valid registration id, or `None` when it is.
@@ -96,23 +93,18 @@ pub fn registration_id_problem(id: &str) -> Option<String> {
             .chars()
             .next_back()
             .is_some_and(|c| c.is_ascii_alphanumeric() || c == '-');
-    if ok {
-        None
-    } else {
-        Some(format!(
+    (!ok).then(|| {
+        format!(
             "'{}' is not a valid id (1-128 characters: letters, digits, - . _ :, ending in a letter, digit or -)",
             id.escape_debug()
-        ))
-    }
+        )
+    })
 }
 
 /// Registration ids of TPM enrollments: Azure documents them as lower-case alphanumerics and
 /// `-`, up to 128 characters (the SDKs derive them from the EK in lower-case base32).
 pub fn tpm_registration_id(path: &str, id: &str) -> Result<(), Invalid> {
-    match tpm_registration_id_problem(id) {
-        None => Ok(()),
-        Some(problem) => Err(Invalid::new(path, problem)),
-    }
+    at(path, tpm_registration_id_problem(id))
 }
 
 /// Why `id` is not a valid registration id for a TPM enrollment, or `None` when it is.
@@ -122,19 +114,22 @@ pub fn tpm_registration_id_problem(id: &str) -> Option<String> {
         && id
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if ok {
-        None
-    } else {
-        Some(format!(
+    (!ok).then(|| {
+        format!(
             "'{}' is not a valid registration id for a TPM enrollment (1-128 characters: lower-case letters, digits and -)",
             id.escape_debug()
-        ))
-    }
+        )
+    })
 }
 
 /// IoT Hub device ids: the hub's own rule ([`crate::hub::registry::validate_device_id`]).
 pub fn device_id(path: &str, id: &str) -> Result<(), Invalid> {
-    match crate::hub::registry::device_id_problem(id) {
+    at(path, crate::hub::registry::device_id_problem(id))
+}
+
+/// `problem`, if any, as an error at `path`.
+fn at(path: &str, problem: Option<String>) -> Result<(), Invalid> {
+    match problem {
         None => Ok(()),
         Some(problem) => Err(Invalid::new(path, problem)),
     }
