@@ -13,7 +13,8 @@ use std::time::SystemTime;
 use rustls_pki_types::CertificateDer;
 
 use super::enrollment_attestation::Attestation;
-use super::model::{AttestationType, X509Attestation};
+use super::enrollment_x509::X509Trust;
+use super::model::AttestationType;
 use super::tpm_challenge::TpmDevice;
 use super::{Dps, EnrollmentRef};
 use crate::auth::keys::SymmetricKey;
@@ -244,18 +245,16 @@ fn registration_by_certificate(
 /// chain to one of the enrollment's CAs.
 fn individual_certificate_match(
     dps: &Dps,
-    attestation: &X509Attestation,
+    attestation: &X509Trust,
     leaf: &CertificateInfo,
     chain: &[CertificateDer<'static>],
     now: SystemTime,
 ) -> Result<CaMatch, AuthError> {
-    let own = attestation
-        .client_certificates
+    if attestation
+        .client_certificates()
         .iter()
-        .flat_map(|c| c.slots());
-    if own
-        .flat_map(|(_, c)| c.thumbprints())
-        .any(|t| t == leaf.sha1_thumbprint || t == leaf.sha256_thumbprint)
+        .flat_map(|c| &c.thumbprints)
+        .any(|t| *t == leaf.sha1_thumbprint || *t == leaf.sha256_thumbprint)
     {
         return Ok(CaMatch {
             signing_certificate: None,
@@ -276,29 +275,20 @@ struct CaMatch {
 /// a verified certificate of the DPS store.
 fn chain_to_enrollment_ca(
     dps: &Dps,
-    attestation: &X509Attestation,
+    attestation: &X509Trust,
     chain: &[CertificateDer<'static>],
     now: SystemTime,
 ) -> Result<CaMatch, String> {
     let store = dps.certificates();
     let mut cas: Vec<(Vec<u8>, bool)> = Vec::new();
-    for (_, cert) in attestation
-        .signing_certificates
-        .iter()
-        .flat_map(|c| c.slots())
-    {
-        if let Some(der) = cert
-            .certificate
-            .as_deref()
-            .and_then(|t| x509::decode_certificate(t).ok())
-        {
-            let verified = x509::inspect(&der)
-                .map(|i| store.is_verified_thumbprint(&i.sha256_thumbprint))
-                .unwrap_or(false);
-            cas.push((der, verified));
-        }
+    for cert in attestation.signing_certificates() {
+        let verified = cert
+            .info
+            .as_ref()
+            .is_some_and(|i| store.is_verified_thumbprint(&i.sha256_thumbprint));
+        cas.push((cert.der.clone(), verified));
     }
-    for (_, name) in attestation.ca_references.iter().flat_map(|r| r.names()) {
+    for name in attestation.ca_references() {
         match store.get(name) {
             Some(ca) if ca.is_verified => cas.push((ca.der, true)),
             Some(_) => return Err(format!("CA certificate '{name}' is not verified")),

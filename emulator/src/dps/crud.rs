@@ -47,80 +47,79 @@ pub(crate) trait EnrollmentKind:
     ) -> Result<Pending<'d, ()>, DpsError>;
     /// Keeps indexes over the collection in step with a change of one entity.
     fn reindex(_dps: &Dps, _previous: Option<&Self>, _current: Option<&Self>) {}
-    /// A failed bulk item, with the id in the field of this kind.
-    fn bulk_error(id: String, error: &DpsError) -> BulkEnrollmentOperationError;
-}
+    /// Bulk errors name a group's id in `enrollmentGroupId`, an enrollment's in
+    /// `registrationId`.
+    const IS_GROUP: bool;
 
-impl EnrollmentKind for Individual {
-    type Wire = IndividualEnrollment;
-    const SUBJECT: &'static str = "Enrollment";
-    const PLURAL: &'static str = "enrollments";
-    fn id(&self) -> &str {
-        &self.registration_id
-    }
-    fn core(&self) -> &EnrollmentCore {
-        &self.core
-    }
-    fn core_mut(&mut self) -> &mut EnrollmentCore {
-        &mut self.core
-    }
-    fn wire_id(wire: &IndividualEnrollment) -> &str {
-        &wire.registration_id
-    }
-    fn wire_etag(wire: &IndividualEnrollment) -> Option<&str> {
-        wire.etag.as_deref()
-    }
-    fn map(dps: &Dps) -> &DashMap<String, Self> {
-        &dps.enrollments
-    }
-    fn submit<'d>(
-        dps: &'d Dps,
-        key: &str,
-        before: Option<Self>,
-        after: Option<&Self>,
-    ) -> Result<Pending<'d, ()>, DpsError> {
-        dps.submit_enrollment(key, before, after)
-    }
+    /// A failed bulk item, with the id in the field of this kind.
     fn bulk_error(id: String, error: &DpsError) -> BulkEnrollmentOperationError {
+        let (registration_id, enrollment_group_id) = if Self::IS_GROUP {
+            (None, Some(id))
+        } else {
+            (Some(id), None)
+        };
         BulkEnrollmentOperationError {
-            registration_id: Some(id),
-            enrollment_group_id: None,
+            registration_id,
+            enrollment_group_id,
             error_code: error.code(),
             error_status: error.message().to_owned(),
         }
     }
 }
 
-impl EnrollmentKind for Group {
-    type Wire = EnrollmentGroup;
-    const SUBJECT: &'static str = "Enrollment group";
-    const PLURAL: &'static str = "enrollment groups";
-    fn id(&self) -> &str {
-        &self.enrollment_group_id
-    }
-    fn core(&self) -> &EnrollmentCore {
-        &self.core
-    }
-    fn core_mut(&mut self) -> &mut EnrollmentCore {
-        &mut self.core
-    }
-    fn wire_id(wire: &EnrollmentGroup) -> &str {
-        &wire.enrollment_group_id
-    }
-    fn wire_etag(wire: &EnrollmentGroup) -> Option<&str> {
-        wire.etag.as_deref()
-    }
-    fn map(dps: &Dps) -> &DashMap<String, Self> {
-        &dps.groups
-    }
-    fn submit<'d>(
-        dps: &'d Dps,
-        key: &str,
-        before: Option<Self>,
-        after: Option<&Self>,
-    ) -> Result<Pending<'d, ()>, DpsError> {
-        dps.submit_group(key, before, after)
-    }
+/// Implements [`EnrollmentKind`] from what differs: the id field (same name in the domain
+/// type and the JSON model), the map, the durable submit, the names in messages, and any
+/// overridden method.
+macro_rules! enrollment_kind {
+    (
+        $domain:ident, $wire:ident, id: $id:ident, map: $map:ident, submit: $submit:ident,
+        subject: $subject:literal, plural: $plural:literal, is_group: $group:literal
+        $(, $extra:item)* $(,)?
+    ) => {
+        impl EnrollmentKind for $domain {
+            type Wire = $wire;
+            const SUBJECT: &'static str = $subject;
+            const PLURAL: &'static str = $plural;
+            const IS_GROUP: bool = $group;
+            fn id(&self) -> &str {
+                &self.$id
+            }
+            fn core(&self) -> &EnrollmentCore {
+                &self.core
+            }
+            fn core_mut(&mut self) -> &mut EnrollmentCore {
+                &mut self.core
+            }
+            fn wire_id(wire: &$wire) -> &str {
+                &wire.$id
+            }
+            fn wire_etag(wire: &$wire) -> Option<&str> {
+                wire.etag.as_deref()
+            }
+            fn map(dps: &Dps) -> &DashMap<String, Self> {
+                &dps.$map
+            }
+            fn submit<'d>(
+                dps: &'d Dps,
+                key: &str,
+                before: Option<Self>,
+                after: Option<&Self>,
+            ) -> Result<Pending<'d, ()>, DpsError> {
+                dps.$submit(key, before, after)
+            }
+            $($extra)*
+        }
+    };
+}
+
+enrollment_kind!(
+    Individual, IndividualEnrollment, id: registration_id, map: enrollments,
+    submit: submit_enrollment, subject: "Enrollment", plural: "enrollments", is_group: false,
+);
+
+enrollment_kind!(
+    Group, EnrollmentGroup, id: enrollment_group_id, map: groups, submit: submit_group,
+    subject: "Enrollment group", plural: "enrollment groups", is_group: true,
     fn reindex(dps: &Dps, previous: Option<&Self>, current: Option<&Self>) {
         if let Some(previous) = previous {
             dps.x509_groups.remove(previous);
@@ -128,16 +127,8 @@ impl EnrollmentKind for Group {
         if let Some(current) = current {
             dps.x509_groups.insert(current);
         }
-    }
-    fn bulk_error(id: String, error: &DpsError) -> BulkEnrollmentOperationError {
-        BulkEnrollmentOperationError {
-            registration_id: None,
-            enrollment_group_id: Some(id),
-            error_code: error.code(),
-            error_status: error.message().to_owned(),
-        }
-    }
-}
+    },
+);
 
 /// `Enrollment 'x' not found` / `Enrollment group 'x' not found`.
 pub(crate) fn not_found<E: EnrollmentKind>(id: &str) -> DpsError {

@@ -4,7 +4,6 @@
 
 use super::Dps;
 use super::enrollment_attestation::{Attestation, TpmKeys};
-use super::model::ProvisioningStatus;
 use crate::auth::AuthError;
 
 /// An individual enrollment with TPM attestation, as the TPM registration flow needs it.
@@ -38,22 +37,19 @@ impl Dps {
             return Err(AuthError::UnknownIdScope(id_scope.to_owned()));
         }
         let enrollment = self
-            .individual_enrollment(registration_id)
+            .individual(registration_id)
             .ok_or_else(|| AuthError::UnknownRegistration(registration_id.to_owned()))?;
-        // Stored enrollments were parsed when written, so this does not fail for them.
-        match Attestation::try_from(&enrollment.attestation) {
-            Ok(Attestation::Tpm(keys)) => Ok(TpmEnrollment {
+        let enabled = enrollment.core.enabled();
+        match enrollment.core.attestation {
+            Attestation::Tpm(keys) => Ok(TpmEnrollment {
                 registration_id: enrollment.registration_id,
                 device_id: enrollment.device_id,
-                enabled: enrollment.provisioning_status == ProvisioningStatus::Enabled,
+                enabled,
                 keys,
             }),
-            Ok(other) => Err(AuthError::WrongCredentialType {
+            other => Err(AuthError::WrongCredentialType {
                 expected: super::attestation::attestation_name(other.kind()),
             }),
-            Err(invalid) => Err(AuthError::UnknownRegistration(format!(
-                "{registration_id} ({invalid})"
-            ))),
         }
     }
 }

@@ -14,7 +14,8 @@ use serde_json::{Map, Value};
 
 use super::enrollment_attestation::Attestation;
 use super::model::{
-    self, AllocationPolicy, AttestationMechanism, ProvisioningStatus, ReprovisionPolicy,
+    self, AllocationPolicy, AttestationMechanism, EnrollmentGroup, IndividualEnrollment,
+    ProvisioningStatus, ReprovisionPolicy,
 };
 use super::validate::{self, Invalid, Links};
 
@@ -76,6 +77,48 @@ struct CoreFields<'a> {
     extra: &'a Map<String, Value>,
 }
 
+/// Borrows the shared fields of either JSON model: they are listed once, here.
+macro_rules! core_fields {
+    ($wire:expr) => {
+        CoreFields {
+            attestation: &$wire.attestation,
+            iot_hub_host_name: &$wire.iot_hub_host_name,
+            iot_hubs: &$wire.iot_hubs,
+            initial_twin: &$wire.initial_twin,
+            provisioning_status: $wire.provisioning_status,
+            allocation_policy: $wire.allocation_policy,
+            reprovision_policy: $wire.reprovision_policy,
+            custom_allocation_definition: &$wire.custom_allocation_definition,
+            etag: &$wire.etag,
+            created_date_time_utc: &$wire.created_date_time_utc,
+            last_updated_date_time_utc: &$wire.last_updated_date_time_utc,
+            extra: &$wire.extra,
+        }
+    };
+}
+
+/// Renders a JSON model: its own fields as given, then the core's (listed once, here).
+macro_rules! wire_model {
+    ($model:ident { $($field:ident: $value:expr),* $(,)? }, $core:expr) => {{
+        let core: &EnrollmentCore = $core;
+        $model {
+            $($field: $value,)*
+            attestation: core.attestation.to_wire(),
+            iot_hub_host_name: core.iot_hub_host_name.clone(),
+            iot_hubs: core.iot_hubs.clone(),
+            initial_twin: core.initial_twin.clone(),
+            provisioning_status: core.provisioning_status,
+            etag: core.etag.clone(),
+            created_date_time_utc: core.created_date_time_utc.clone(),
+            last_updated_date_time_utc: core.last_updated_date_time_utc.clone(),
+            allocation_policy: core.allocation_policy,
+            reprovision_policy: core.reprovision_policy,
+            custom_allocation_definition: core.custom_allocation_definition.clone(),
+            extra: core.extra.clone(),
+        }
+    }};
+}
+
 impl EnrollmentCore {
     fn parse(wire: CoreFields<'_>) -> Result<EnrollmentCore, Invalid> {
         validate::allocation(
@@ -106,7 +149,7 @@ impl EnrollmentCore {
     pub fn check_links(&self, links: &Links<'_>) -> Result<(), Invalid> {
         validate::hub_refs(&self.iot_hub_host_name, &self.iot_hubs, links.hub_exists)?;
         if let Attestation::X509(x509) = &self.attestation {
-            validate::x509_links(x509, links)?;
+            x509.check_links(links)?;
         }
         Ok(())
     }
@@ -161,20 +204,7 @@ impl TryFrom<&model::IndividualEnrollment> for Individual {
             validate::device_id("deviceId", id)?;
         }
         nesting(wire)?;
-        let core = EnrollmentCore::parse(CoreFields {
-            attestation: &wire.attestation,
-            iot_hub_host_name: &wire.iot_hub_host_name,
-            iot_hubs: &wire.iot_hubs,
-            initial_twin: &wire.initial_twin,
-            provisioning_status: wire.provisioning_status,
-            allocation_policy: wire.allocation_policy,
-            reprovision_policy: wire.reprovision_policy,
-            custom_allocation_definition: &wire.custom_allocation_definition,
-            etag: &wire.etag,
-            created_date_time_utc: &wire.created_date_time_utc,
-            last_updated_date_time_utc: &wire.last_updated_date_time_utc,
-            extra: &wire.extra,
-        })?;
+        let core = EnrollmentCore::parse(core_fields!(wire))?;
         if let Attestation::Tpm(_) = core.attestation {
             validate::tpm_registration_id("registrationId", &wire.registration_id)?;
         }
@@ -186,47 +216,23 @@ impl TryFrom<&model::IndividualEnrollment> for Individual {
     }
 }
 
-impl TryFrom<model::IndividualEnrollment> for Individual {
-    type Error = Invalid;
-
-    fn try_from(wire: model::IndividualEnrollment) -> Result<Individual, Invalid> {
-        Individual::try_from(&wire)
-    }
-}
-
 impl Individual {
     /// The service API's `IndividualEnrollment` (without `registrationState`, which the
     /// service API adds from the registration records).
     pub fn to_wire(&self) -> model::IndividualEnrollment {
-        let core = &self.core;
-        model::IndividualEnrollment {
-            registration_id: self.registration_id.clone(),
-            device_id: self.device_id.clone(),
-            attestation: core.attestation.to_wire(),
-            iot_hub_host_name: core.iot_hub_host_name.clone(),
-            iot_hubs: core.iot_hubs.clone(),
-            initial_twin: core.initial_twin.clone(),
-            provisioning_status: core.provisioning_status,
-            etag: core.etag.clone(),
-            registration_state: None,
-            created_date_time_utc: core.created_date_time_utc.clone(),
-            last_updated_date_time_utc: core.last_updated_date_time_utc.clone(),
-            allocation_policy: core.allocation_policy,
-            reprovision_policy: core.reprovision_policy,
-            custom_allocation_definition: core.custom_allocation_definition.clone(),
-            extra: core.extra.clone(),
-        }
+        wire_model!(
+            IndividualEnrollment {
+                registration_id: self.registration_id.clone(),
+                device_id: self.device_id.clone(),
+                registration_state: None,
+            },
+            &self.core
+        )
     }
 
     /// The hub device id: `deviceId`, else the registration id.
     pub fn device_id(&self) -> &str {
         self.device_id.as_deref().unwrap_or(&self.registration_id)
-    }
-}
-
-impl From<Individual> for model::IndividualEnrollment {
-    fn from(enrollment: Individual) -> model::IndividualEnrollment {
-        enrollment.to_wire()
     }
 }
 
@@ -253,20 +259,7 @@ impl TryFrom<&model::EnrollmentGroup> for Group {
             return Err(Invalid::new("attestation.type", GROUP_TPM_REFUSED));
         }
         nesting(wire)?;
-        let core = EnrollmentCore::parse(CoreFields {
-            attestation: &wire.attestation,
-            iot_hub_host_name: &wire.iot_hub_host_name,
-            iot_hubs: &wire.iot_hubs,
-            initial_twin: &wire.initial_twin,
-            provisioning_status: wire.provisioning_status,
-            allocation_policy: wire.allocation_policy,
-            reprovision_policy: wire.reprovision_policy,
-            custom_allocation_definition: &wire.custom_allocation_definition,
-            etag: &wire.etag,
-            created_date_time_utc: &wire.created_date_time_utc,
-            last_updated_date_time_utc: &wire.last_updated_date_time_utc,
-            extra: &wire.extra,
-        })?;
+        let core = EnrollmentCore::parse(core_fields!(wire))?;
         Ok(Group {
             enrollment_group_id: wire.enrollment_group_id.clone(),
             core,
@@ -274,41 +267,39 @@ impl TryFrom<&model::EnrollmentGroup> for Group {
     }
 }
 
-impl TryFrom<model::EnrollmentGroup> for Group {
-    type Error = Invalid;
-
-    fn try_from(wire: model::EnrollmentGroup) -> Result<Group, Invalid> {
-        Group::try_from(&wire)
-    }
-}
-
 impl Group {
     /// The service API's `EnrollmentGroup`.
     pub fn to_wire(&self) -> model::EnrollmentGroup {
-        let core = &self.core;
-        model::EnrollmentGroup {
-            enrollment_group_id: self.enrollment_group_id.clone(),
-            attestation: core.attestation.to_wire(),
-            iot_hub_host_name: core.iot_hub_host_name.clone(),
-            iot_hubs: core.iot_hubs.clone(),
-            initial_twin: core.initial_twin.clone(),
-            provisioning_status: core.provisioning_status,
-            etag: core.etag.clone(),
-            created_date_time_utc: core.created_date_time_utc.clone(),
-            last_updated_date_time_utc: core.last_updated_date_time_utc.clone(),
-            allocation_policy: core.allocation_policy,
-            reprovision_policy: core.reprovision_policy,
-            custom_allocation_definition: core.custom_allocation_definition.clone(),
-            extra: core.extra.clone(),
-        }
+        wire_model!(
+            EnrollmentGroup {
+                enrollment_group_id: self.enrollment_group_id.clone(),
+            },
+            &self.core
+        )
     }
 }
 
-impl From<Group> for model::EnrollmentGroup {
-    fn from(group: Group) -> model::EnrollmentGroup {
-        group.to_wire()
-    }
+/// The owned conversions serde's `into` / `try_from` (the durable store) use.
+macro_rules! owned_conversions {
+    ($domain:ident, $wire:ident) => {
+        impl TryFrom<$wire> for $domain {
+            type Error = Invalid;
+
+            fn try_from(wire: $wire) -> Result<$domain, Invalid> {
+                $domain::try_from(&wire)
+            }
+        }
+
+        impl From<$domain> for $wire {
+            fn from(domain: $domain) -> $wire {
+                domain.to_wire()
+            }
+        }
+    };
 }
+
+owned_conversions!(Individual, IndividualEnrollment);
+owned_conversions!(Group, EnrollmentGroup);
 
 /// Why an enrollment group with TPM attestation is refused.
 pub const GROUP_TPM_REFUSED: &str = "Enrollment groups do not support TPM attestation";

@@ -13,7 +13,8 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
-use super::model::{self, AttestationMechanism, AttestationType, X509Attestation};
+use super::enrollment_x509::X509Trust;
+use super::model::{self, AttestationMechanism, AttestationType};
 use super::validate::{Invalid, random_key};
 use crate::auth::keys::SymmetricKey;
 use crate::auth::tpm::PublicArea;
@@ -35,7 +36,7 @@ pub enum Attestation {
     SymmetricKey(SymmetricKeys),
     /// A certificate chain: the device's own certificate, or one issued by the enrollment's
     /// signing certificates or referenced CA certificates.
-    X509(X509Attestation),
+    X509(X509Trust),
     /// A TPM holding the endorsement key (individual enrollments only).
     Tpm(TpmKeys),
     /// `type: "none"`: stored and returned, but no device can register through it.
@@ -91,7 +92,7 @@ impl Attestation {
         }
     }
 
-    pub fn x509(&self) -> Option<&X509Attestation> {
+    pub fn x509(&self) -> Option<&X509Trust> {
         match self {
             Attestation::X509(x509) => Some(x509),
             _ => None,
@@ -120,7 +121,7 @@ impl Attestation {
                     secondary_key: Some(keys.secondary.given.clone()),
                 })
             }
-            Attestation::X509(x509) => wire.x509 = Some(x509.clone()),
+            Attestation::X509(x509) => wire.x509 = Some(x509.to_wire()),
             Attestation::Tpm(tpm) => {
                 wire.tpm = Some(model::TpmAttestation {
                     endorsement_key: Some(tpm.endorsement_key.given.clone()),
@@ -155,9 +156,10 @@ impl TryFrom<&AttestationMechanism> for Attestation {
                 })
             }
             AttestationType::X509 => {
-                Attestation::X509(wire.x509.clone().ok_or_else(|| {
+                let x509 = wire.x509.as_ref().ok_or_else(|| {
                     Invalid::new("attestation.x509", "required when type is x509")
-                })?)
+                })?;
+                Attestation::X509(X509Trust::try_from(x509)?)
             }
             AttestationType::Tpm => {
                 let tpm = wire

@@ -6,7 +6,6 @@
 use dashmap::DashMap;
 
 use super::enrollment::Group;
-use crate::auth::x509;
 
 #[derive(Default)]
 pub(crate) struct X509GroupIndex {
@@ -62,19 +61,15 @@ impl X509GroupIndex {
         let Some(x509) = group.core.attestation.x509() else {
             return keys;
         };
-        for (_, cert) in x509.signing_certificates.iter().flat_map(|c| c.slots()) {
-            let Some(info) = cert
-                .certificate
-                .as_deref()
-                .and_then(|text| x509::decode_certificate(text).ok())
-                .and_then(|der| x509::inspect(&der).ok())
-            else {
-                continue;
-            };
-            keys.push((&self.thumbprints, info.sha256_thumbprint));
-            keys.push((&self.subjects, info.subject));
+        for info in x509
+            .signing_certificates()
+            .iter()
+            .filter_map(|c| c.info.as_ref())
+        {
+            keys.push((&self.thumbprints, info.sha256_thumbprint.clone()));
+            keys.push((&self.subjects, info.subject.clone()));
         }
-        for (_, name) in x509.ca_references.iter().flat_map(|r| r.names()) {
+        for name in x509.ca_references() {
             keys.push((&self.ca_names, name.to_ascii_lowercase()));
         }
         keys

@@ -11,6 +11,7 @@ mod durable;
 mod enrolled_tpm;
 pub mod enrollment;
 pub mod enrollment_attestation;
+pub mod enrollment_x509;
 pub mod error;
 mod group_index;
 pub mod model;

@@ -11,9 +11,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::Value;
 use sha2::{Digest, Sha512};
 
-use super::model::{AllocationPolicy, X509Attestation};
+use super::model::AllocationPolicy;
 use crate::auth::keys::SymmetricKey;
-use crate::auth::x509;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invalid {
@@ -80,10 +79,7 @@ pub fn nesting_within(value: &Value, max: usize) -> bool {
 /// ending in an alphanumeric or `-` (so `.` and `..` are not ids). A valid registration id is
 /// also a valid device id, which groups rely on: their devices are named after it.
 pub fn registration_id(path: &str, id: &str) -> Result<(), Invalid> {
-    match registration_id_problem(id) {
-        None => Ok(()),
-        Some(problem) => Err(Invalid::new(path, problem)),
-    }
+    at(path, registration_id_problem(id))
 }
 
 /// Why `id` is not a valid registration id, or `None` when it is.
@@ -97,23 +93,18 @@ pub fn registration_id_problem(id: &str) -> Option<String> {
             .chars()
             .next_back()
             .is_some_and(|c| c.is_ascii_alphanumeric() || c == '-');
-    if ok {
-        None
-    } else {
-        Some(format!(
+    (!ok).then(|| {
+        format!(
             "'{}' is not a valid id (1-128 characters: letters, digits, - . _ :, ending in a letter, digit or -)",
             id.escape_debug()
-        ))
-    }
+        )
+    })
 }
 
 /// Registration ids of TPM enrollments: Azure documents them as lower-case alphanumerics and
 /// `-`, up to 128 characters (the SDKs derive them from the EK in lower-case base32).
 pub fn tpm_registration_id(path: &str, id: &str) -> Result<(), Invalid> {
-    match tpm_registration_id_problem(id) {
-        None => Ok(()),
-        Some(problem) => Err(Invalid::new(path, problem)),
-    }
+    at(path, tpm_registration_id_problem(id))
 }
 
 /// Why `id` is not a valid registration id for a TPM enrollment, or `None` when it is.
@@ -123,19 +114,22 @@ pub fn tpm_registration_id_problem(id: &str) -> Option<String> {
         && id
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if ok {
-        None
-    } else {
-        Some(format!(
+    (!ok).then(|| {
+        format!(
             "'{}' is not a valid registration id for a TPM enrollment (1-128 characters: lower-case letters, digits and -)",
             id.escape_debug()
-        ))
-    }
+        )
+    })
 }
 
 /// IoT Hub device ids: the hub's own rule ([`crate::hub::registry::validate_device_id`]).
 pub fn device_id(path: &str, id: &str) -> Result<(), Invalid> {
-    match crate::hub::registry::device_id_problem(id) {
+    at(path, crate::hub::registry::device_id_problem(id))
+}
+
+/// `problem`, if any, as an error at `path`.
+fn at(path: &str, problem: Option<String>) -> Result<(), Invalid> {
+    match problem {
         None => Ok(()),
         Some(problem) => Err(Invalid::new(path, problem)),
     }
@@ -207,52 +201,6 @@ pub(crate) fn hub_refs(
                 format!("hub '{host}' is not a linked hub"),
             ));
         }
-    }
-    Ok(())
-}
-
-/// X.509 attestation needs at least one usable certificate or CA reference; certificates must
-/// decode (or, as in exports from a real DPS, carry thumbprints in `info`), references must
-/// name a certificate in the DPS store.
-pub(crate) fn x509_links(x509: &X509Attestation, links: &Links<'_>) -> Result<(), Invalid> {
-    let base = "attestation.x509";
-    let mut usable = 0;
-    for (group, certs) in [
-        ("clientCertificates", &x509.client_certificates),
-        ("signingCertificates", &x509.signing_certificates),
-    ] {
-        for (slot, cert) in certs.iter().flat_map(|c| c.slots()) {
-            let path = format!("{base}.{group}.{slot}");
-            match &cert.certificate {
-                Some(text) => {
-                    x509::decode_certificate(text)
-                        .map_err(|e| Invalid::new(format!("{path}.certificate"), e.to_string()))?;
-                }
-                None if group == "clientCertificates" && !cert.thumbprints().is_empty() => {}
-                None => {
-                    return Err(Invalid::new(
-                        format!("{path}.certificate"),
-                        "a certificate (PEM or base64 DER) is required",
-                    ));
-                }
-            }
-            usable += 1;
-        }
-    }
-    for (slot, name) in x509.ca_references.iter().flat_map(|r| r.names()) {
-        if !(links.ca_exists)(name) {
-            return Err(Invalid::new(
-                format!("{base}.caReferences.{slot}"),
-                format!("no certificate named '{name}' in the DPS certificate store"),
-            ));
-        }
-        usable += 1;
-    }
-    if usable == 0 {
-        return Err(Invalid::new(
-            base,
-            "needs clientCertificates, signingCertificates or caReferences",
-        ));
     }
     Ok(())
 }

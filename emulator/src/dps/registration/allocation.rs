@@ -12,7 +12,6 @@ use crate::dps::enrollment::EnrollmentCore;
 use crate::dps::error::assignment;
 use crate::dps::model::{
     AllocationPolicy, DeviceRegistrationState, RegistrationStatus, ReprovisionPolicy,
-    X509CertificateWithInfo,
 };
 use crate::dps::tpm_challenge;
 use crate::dps::{Dps, EnrollmentRef};
@@ -56,13 +55,16 @@ impl Dps {
                 let authentication = match &operation.x509 {
                     // Matched by its own certificate: the hub knows it by thumbprint.
                     Some(x509) if x509.signing_certificate.is_none() => {
-                        let certs = e.core.attestation.x509()?.client_certificates.as_ref()?;
-                        let thumbprint = |c: &Option<X509CertificateWithInfo>| {
-                            c.as_ref().and_then(|c| c.thumbprints().pop())
+                        let trust = e.core.attestation.x509()?;
+                        // The SHA-256 thumbprint when known (the last one listed).
+                        let thumbprint = |slot| {
+                            trust
+                                .client_certificate(slot)
+                                .and_then(|c| c.thumbprints.last().cloned())
                         };
                         DeviceAuthentication::SelfSigned {
-                            primary_thumbprint: thumbprint(&certs.primary),
-                            secondary_thumbprint: thumbprint(&certs.secondary),
+                            primary_thumbprint: thumbprint("primary"),
+                            secondary_thumbprint: thumbprint("secondary"),
                         }
                     }
                     Some(x509) => DeviceAuthentication::CertificateAuthority {

@@ -14,6 +14,7 @@ use crate::pending::WaitStored;
 const EK: &[u8] = include_bytes!("../../auth/tpm/testdata/ek.pub");
 const SRK: &[u8] = include_bytes!("../../auth/tpm/testdata/srk.pub");
 
+/// As a client sends it: JSON, so the tests also cover the model's shape.
 fn tpm_enrollment(id: &str, srk: bool) -> IndividualEnrollment {
     let mut tpm = json!({"endorsementKey": BASE64.encode(EK)});
     if srk {
@@ -25,6 +26,26 @@ fn tpm_enrollment(id: &str, srk: bool) -> IndividualEnrollment {
         "attestation": {"type": "tpm", "tpm": tpm},
     }))
     .unwrap()
+}
+
+#[test]
+fn the_rust_api_constructors_make_what_the_json_says() {
+    let ek = BASE64.encode(EK);
+    let srk = BASE64.encode(SRK);
+    let mut built = IndividualEnrollment::tpm("tpm-1", &ek, Some(&srk));
+    built.device_id = Some("tpm-device".into());
+    assert_eq!(built, tpm_enrollment("tpm-1", true));
+    let dps = dps();
+    let stored = dps.create_or_update_enrollment(built).unwrap();
+    assert_eq!(
+        stored.attestation,
+        tpm_enrollment("tpm-1", true).attestation
+    );
+
+    let symmetric = IndividualEnrollment::symmetric_key("symm-1", None, None);
+    let stored = dps.create_or_update_enrollment(symmetric).unwrap();
+    let keys = stored.attestation.symmetric_key.unwrap();
+    assert!(keys.primary_key.is_some() && keys.secondary_key.is_some());
 }
 
 #[test]
