@@ -128,8 +128,11 @@ fn authenticate_registration(
                 )))
             }
             Attestation::X509(_) => Err(AuthError::WrongCredentialType { expected: "X.509" }),
-            Attestation::Tpm(_) => {
-                let device = dps.tpm_challenges().verify(registration_id, &token)?;
+            Attestation::Tpm(keys) => {
+                let enrolled = keys.endorsement_key().public();
+                let device = dps
+                    .tpm_challenges()
+                    .verify(registration_id, &token, enrolled)?;
                 Ok(RegistrationIdentity {
                     tpm: Some(device),
                     ..identity(EnrollmentRef::Individual(enrollment.registration_id))

@@ -145,25 +145,28 @@ impl TpmChallenges {
     }
 
     /// Checks `token` (already parsed, scope and expiry checked by the caller) is signed with
-    /// the identity key last issued to `registration_id`; returns the device it was issued to.
+    /// the identity key last issued to `registration_id`, for a device whose EK is still the
+    /// enrolled one (`enrolled_ek`: the enrollment may have changed since the challenge);
+    /// returns that device.
     pub fn verify(
         &self,
         registration_id: &str,
         token: &SasToken,
+        enrolled_ek: &PublicArea,
     ) -> Result<Arc<TpmDevice>, AuthError> {
         let issued = self
             .issued
             .get(&registration_id.to_ascii_lowercase())
             .ok_or(AuthError::TpmNotChallenged)?;
+        if !issued.device.has_endorsement_key(enrolled_ek) {
+            return Err(AuthError::TpmRefused(
+                "the enrollment's endorsement key changed since the challenge".to_owned(),
+            ));
+        }
         if !token.signed_with(&issued.key) {
             return Err(SasError::BadSignature.into());
         }
         Ok(Arc::clone(&issued.device))
-    }
-
-    /// Forgets the key of `registration_id` (its enrollment was deleted).
-    pub fn forget(&self, registration_id: &str) {
-        self.issued.remove(&registration_id.to_ascii_lowercase());
     }
 }
 

@@ -352,3 +352,23 @@ mod never_panics {
         }
     }
 }
+
+#[test]
+fn a_key_challenged_for_an_ek_no_longer_enrolled_is_refused() {
+    let [mut tpm, other, _] = software_tpms();
+    let dps = dps_with(&tpm.endorsement_key().unwrap());
+    let challenge = dps
+        .tpm_challenge(SCOPE, "tpm-dev", device_of(&tpm))
+        .unwrap();
+    tpm.import(&challenge.authentication_key).unwrap();
+    let token = tpm_token(&tpm, "tpm-dev");
+    assert!(authenticate(&dps, "tpm-dev", &token).is_ok());
+    // The enrollment now names another TPM: the key issued to the old one no longer counts.
+    dps.create_or_update_enrollment(enrollment(
+        "tpm-dev",
+        tpm_attestation(&other.endorsement_key().unwrap()),
+    ))
+    .unwrap();
+    let refused = authenticate(&dps, "tpm-dev", &token).unwrap_err();
+    assert!(matches!(refused, AuthError::TpmRefused(_)), "{refused:?}");
+}
