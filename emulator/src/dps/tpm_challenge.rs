@@ -174,8 +174,8 @@ impl Dps {
     /// Step 1 of TPM attestation, for any transport: `device` (its EK and SRK) asks to
     /// register as `registration_id`. Refused unless a TPM individual enrollment for that id
     /// ([`Dps::tpm_enrollment`]) has this EK; a disabled one is challenged too, and told at
-    /// assignment, as for the other attestations. The key in the returned blob is what the device's next
-    /// request must be signed with.
+    /// assignment, as for the other attestations. The key in the returned blob is what the
+    /// device's next request must be signed with.
     pub fn tpm_challenge(
         &self,
         id_scope: &str,
