@@ -303,3 +303,6 @@ owned_conversions!(Group, EnrollmentGroup);
 
 /// Why an enrollment group with TPM attestation is refused.
 pub const GROUP_TPM_REFUSED: &str = "Enrollment groups do not support TPM attestation";
+
+#[cfg(test)]
+mod tests;

@@ -3,6 +3,12 @@
 //! hand in an authenticated [`RegistrationIdentity`](attestation::RegistrationIdentity) and
 //! a request body, and send back what [`Dps::register`] / [`Dps::operation_status`] return.
 //! The service REST API's rules (ETags, queries, bulk operations) are in [`service`].
+//!
+//! Enrollments enter as the service API's JSON models ([`model`]) and are parsed once, at that
+//! boundary, into [`enrollment::Individual`] / [`enrollment::Group`] around one
+//! [`enrollment::EnrollmentCore`] whose [`Attestation`] holds decoded keys, parsed certificates
+//! or TPM public areas; everything past the boundary reads those, and `to_wire()` renders the
+//! JSON back as it was given.
 
 pub mod attestation;
 mod crud;
