@@ -355,7 +355,7 @@ async fn sasl_plain_with_a_policy_token_authorises_the_connection() {
         ),
     )
     .await;
-    assert!(dps.is_err(), "DPS PLAIN is refused for now");
+    assert!(dps.is_err(), "DPS PLAIN with a forged token is refused");
 }
 
 #[tokio::test]

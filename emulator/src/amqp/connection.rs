@@ -91,7 +91,7 @@ where
     let opening = async {
         match ProtocolHeader::classify(header) {
             ProtocolHeader::Sasl => {
-                let sasl = IotSasl::new(amqp.hubs.clone(), auth.clone());
+                let sasl = IotSasl::new(amqp.hubs.clone(), amqp.dps.clone(), auth.clone());
                 let acceptor = builder.sasl_acceptor(sasl).build();
                 acceptor.accept(stream).await.map_err(|e| e.to_string())
             }

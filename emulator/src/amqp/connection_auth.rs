@@ -3,8 +3,9 @@
 //! a link asks here whether the connection may open it and watches until the grant that
 //! allowed it expires, then detaches with `amqp:unauthorized-access`.
 //!
-//! The grants come only from [`crate::auth`] ([`ServiceGrant`], [`DeviceIdentity`]), so an
-//! unverified claim cannot authorise a link.
+//! The grants come only from [`crate::auth`] ([`ServiceGrant`], [`DeviceIdentity`]) and the
+//! DPS attestation decision ([`RegistrationIdentity`], from SASL `PLAIN` with a registration
+//! token or from the TLS client certificate), so an unverified claim cannot authorise a link.
 
 use std::net::SocketAddr;
 use std::sync::Mutex;
@@ -13,6 +14,7 @@ use std::time::{Duration, SystemTime};
 use rustls_pki_types::CertificateDer;
 
 use crate::auth::ServiceGrant;
+use crate::dps::attestation::RegistrationIdentity;
 use crate::hub::DeviceIdentity;
 
 /// How a grant was obtained (for logs).
@@ -20,6 +22,8 @@ use crate::hub::DeviceIdentity;
 pub enum GrantSource {
     SaslPlain,
     Cbs,
+    /// The TLS client certificate (DPS X.509 registration).
+    ClientCertificate,
 }
 
 /// One proven credential.
@@ -33,6 +37,13 @@ pub enum Grant {
     },
     /// A device or module token (device links are a later issue; the scope is kept).
     Device(DeviceIdentity),
+    /// A device proven to DPS for registration `identity.registration_id()` in `id_scope`:
+    /// it may open the DPS links of that registration and nothing else.
+    Registration {
+        id_scope: String,
+        identity: RegistrationIdentity,
+        source: GrantSource,
+    },
 }
 
 impl Grant {
@@ -40,6 +51,10 @@ impl Grant {
         match self {
             Grant::Service { grant, .. } => grant.expires_at(),
             Grant::Device(identity) => identity.expires_at().unwrap_or(SystemTime::UNIX_EPOCH),
+            // A registration credential without an end (none today) lasts for the connection.
+            Grant::Registration { identity, .. } => identity
+                .expires_at()
+                .unwrap_or_else(|| SystemTime::now() + MAX_WATCH_STEP),
         }
     }
 }
@@ -124,7 +139,7 @@ impl ConnectionAuth {
             .iter()
             .filter_map(|g| match g {
                 Grant::Service { hub, grant, .. } => Some((hub.clone(), grant.clone())),
-                Grant::Device(_) => None,
+                Grant::Device(_) | Grant::Registration { .. } => None,
             })
             .collect();
         if services.is_empty() {
@@ -184,6 +199,31 @@ impl ConnectionAuth {
         })
     }
 
+    /// The live DPS registration grant for `registration_id` in `id_scope` (both compared
+    /// case-insensitively, as DPS does), if this connection proved one.
+    pub fn registration(
+        &self,
+        id_scope: &str,
+        registration_id: &str,
+        now: SystemTime,
+    ) -> Option<RegistrationIdentity> {
+        self.lock().iter().find_map(|g| match g {
+            Grant::Registration {
+                id_scope: scope,
+                identity,
+                ..
+            } if scope.eq_ignore_ascii_case(id_scope)
+                && identity
+                    .registration_id()
+                    .eq_ignore_ascii_case(registration_id)
+                && g.expires_at() > now =>
+            {
+                Some(identity.clone())
+            }
+            _ => None,
+        })
+    }
+
     /// Resolves once `still_allowed` no longer finds a live grant: sleeps until the current
     /// expiry, then asks again (a renewed token extends the wait).
     pub async fn until_expired<F>(&self, still_allowed: F)
@@ -217,6 +257,22 @@ fn same_scope(a: &Grant, b: &Grant) -> bool {
         ) => ha == hb && ga.resource() == gb.resource() && ga.policy() == gb.policy(),
         (Grant::Device(a), Grant::Device(b)) => {
             a.hub() == b.hub() && a.connection_key() == b.connection_key()
+        }
+        (
+            Grant::Registration {
+                id_scope: sa,
+                identity: a,
+                ..
+            },
+            Grant::Registration {
+                id_scope: sb,
+                identity: b,
+                ..
+            },
+        ) => {
+            sa.eq_ignore_ascii_case(sb)
+                && a.registration_id()
+                    .eq_ignore_ascii_case(b.registration_id())
         }
         _ => false,
     }

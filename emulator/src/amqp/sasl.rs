@@ -6,8 +6,12 @@
 //! * `PLAIN` with user `{policy}@sas.root.{hubName}` and a SAS token as password (the IoT
 //!   Hub connection-string samples) is verified here against the hub's policies and becomes
 //!   a service grant of the connection; a bad one is a SASL `auth` outcome.
-//!   DPS's `PLAIN` user `{idScope}/registrations/{id}` is refused cleanly until DPS over
-//!   AMQP exists. (`TPM`, DPS's challenge mechanism, is a later issue.)
+//! * `PLAIN` with user `{idScope}/registrations/{registrationId}` and a registration SAS
+//!   token (DPS symmetric key, spec/amqp.md §6) goes to [`super::dps_sasl`], which asks the
+//!   DPS attestation decision and records a registration grant.
+//! * `TPM`, DPS's challenge/response mechanism (spec/amqp.md §6.3), is not offered: iotemu
+//!   has no TPM attestation yet. A client that names it anyway gets the `auth` outcome, as
+//!   for any mechanism that was not offered.
 //!
 //! `fe2o3-amqp` clones the acceptor value per connection, so each connection's clone carries
 //! that connection's [`ConnectionAuth`] (and through it the TLS peer chain).
@@ -21,7 +25,9 @@ use fe2o3_amqp::types::primitives::{Array, Symbol};
 use fe2o3_amqp::types::sasl::{SaslCode, SaslInit, SaslOutcome, SaslResponse};
 
 use super::connection_auth::{ConnectionAuth, Grant, GrantSource};
+use super::dps_sasl;
 use crate::auth::authenticate_service_token;
+use crate::dps::Dps;
 use crate::hub::{Hub, Hubs};
 
 pub const MSSBCBS: &str = "MSSBCBS";
@@ -35,6 +41,7 @@ const SAS_ROOT: &str = "@sas.root.";
 #[derive(Clone)]
 pub struct IotSasl {
     hubs: Arc<Hubs>,
+    dps: Arc<Dps>,
     auth: Arc<ConnectionAuth>,
 }
 
@@ -45,8 +52,8 @@ impl std::fmt::Debug for IotSasl {
 }
 
 impl IotSasl {
-    pub fn new(hubs: Arc<Hubs>, auth: Arc<ConnectionAuth>) -> IotSasl {
-        IotSasl { hubs, auth }
+    pub fn new(hubs: Arc<Hubs>, dps: Arc<Dps>, auth: Arc<ConnectionAuth>) -> IotSasl {
+        IotSasl { hubs, dps, auth }
     }
 
     fn outcome(code: SaslCode) -> SaslServerFrame {
@@ -74,12 +81,11 @@ impl IotSasl {
         else {
             return SaslCode::Auth;
         };
+        if dps_sasl::registration_path(user).is_some() {
+            return dps_sasl::authenticate_plain(&self.dps, &self.auth, user, password);
+        }
         let Some((policy, hub_name)) = user.split_once(SAS_ROOT) else {
-            if user.contains("/registrations/") {
-                tracing::info!(%remote, user, "AMQP SASL PLAIN for DPS is not supported yet");
-            } else {
-                tracing::info!(%remote, user, "AMQP SASL PLAIN user is not {{policy}}@sas.root.{{hub}}");
-            }
+            tracing::info!(%remote, user, "AMQP SASL PLAIN user is neither {{policy}}@sas.root.{{hub}} nor {{idScope}}/registrations/{{registrationId}}");
             return SaslCode::Auth;
         };
         let hint = init
