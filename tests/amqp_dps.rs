@@ -9,10 +9,11 @@
 
 use std::time::Duration;
 
-use fe2o3_amqp::connection::ConnectionHandle;
+use fe2o3_amqp::connection::{ConnectionHandle, Error as ConnectionError};
 use fe2o3_amqp::link::{DetachError, Receiver, Sender};
 use fe2o3_amqp::sasl_profile::SaslProfile;
 use fe2o3_amqp::session::SessionHandle;
+use fe2o3_amqp::types::definitions::Error;
 use fe2o3_amqp::types::messaging::{
     AmqpValue, ApplicationProperties, Body, Data, Message, MessageId, Outcome, Properties,
 };
@@ -277,8 +278,23 @@ async fn group_enrollment_registration_uses_the_derived_key() {
     connection.close().await.unwrap();
 }
 
+/// How a refused registration login ends: the connection is closed right after `open` with
+/// `amqp:unauthorized-access` and DPS's error JSON; returns the close error.
+async fn refused_after_open(emulator: &Emulator, profile: SaslProfile) -> Error {
+    let mut connection = try_open(emulator, Some(profile), None)
+        .await
+        .expect("SASL succeeds and the connection opens");
+    let closed = tokio::time::timeout(Duration::from_secs(10), connection.on_close())
+        .await
+        .expect("closed by the emulator in time");
+    match closed {
+        Err(ConnectionError::RemoteClosedWithError(e)) => e,
+        other => panic!("expected a close with an error, got {other:?}"),
+    }
+}
+
 #[tokio::test]
-async fn a_wrong_key_or_unknown_scope_is_a_sasl_auth_failure() {
+async fn a_wrong_key_or_unknown_scope_is_closed_unauthorized_after_open() {
     let (emulator, _) = emulator_with_x509().await;
     let wrong = SymmetricKey::from_base64(QUICKSTART_GROUP_KEY)
         .unwrap()
@@ -314,9 +330,31 @@ async fn a_wrong_key_or_unknown_scope_is_a_sasl_auth_failure() {
         // An id that can never be valid.
         plain("bad id!", QUICKSTART_KEY),
     ] {
-        let refused = try_open(&emulator, Some(profile.clone()), None).await;
-        assert!(refused.is_err(), "{profile:?} must be refused");
+        let error = refused_after_open(&emulator, profile.clone()).await;
+        assert_eq!(
+            symbol_of(&error.condition),
+            "amqp:unauthorized-access",
+            "{profile:?}"
+        );
+        let details: Json =
+            serde_json::from_str(error.description.as_deref().unwrap_or_default()).unwrap();
+        assert_eq!(details["errorCode"], 401002, "{profile:?}");
+        assert_eq!(details["message"], "IotHubUnauthorizedAccess");
     }
+    // A PLAIN response that is not `authzid NUL user NUL password` is a SASL failure.
+    let garbled = try_open(
+        &emulator,
+        Some(SaslProfile::Plain {
+            username: format!("{}\0extra", address(QUICKSTART_REGISTRATION_ID)),
+            password: "x".into(),
+        }),
+        None,
+    )
+    .await;
+    assert!(
+        garbled.is_err(),
+        "a garbled PLAIN response is refused in SASL"
+    );
     // The port still serves.
     let ok = try_open(
         &emulator,

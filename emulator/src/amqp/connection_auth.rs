@@ -86,6 +86,10 @@ pub struct Refusal(pub String);
 pub struct ConnectionAuth {
     peer: PeerInfo,
     grants: Mutex<Vec<Grant>>,
+    /// Set when SASL succeeded only so that the refusal can come the way the service sends
+    /// it: the connection is closed with `amqp:unauthorized-access` and this description
+    /// right after `open` (DPS, see [`super::dps_sasl`]).
+    open_refusal: Mutex<Option<String>>,
 }
 
 /// Longest single sleep while watching an expiry, so a clock change is noticed eventually.
@@ -96,6 +100,7 @@ impl ConnectionAuth {
         ConnectionAuth {
             peer,
             grants: Mutex::new(Vec::new()),
+            open_refusal: Mutex::new(None),
         }
     }
 
@@ -112,6 +117,20 @@ impl ConnectionAuth {
         let mut grants = self.lock();
         grants.retain(|g| !same_scope(g, &grant));
         grants.push(grant);
+    }
+
+    /// Marks the connection to be closed with `amqp:unauthorized-access` and `description`
+    /// as soon as it is open.
+    pub fn refuse_after_open(&self, description: String) {
+        *self.open_refusal.lock().unwrap_or_else(|e| e.into_inner()) = Some(description);
+    }
+
+    /// The description to close the just-opened connection with, if it is refused.
+    pub fn open_refusal(&self) -> Option<String> {
+        self.open_refusal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Every grant, expired ones included (the Event Hubs view checks its own audiences).

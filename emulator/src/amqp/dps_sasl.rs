@@ -11,9 +11,18 @@
 //! The token is judged by the same DPS attestation decision as MQTT and HTTPS
 //! ([`Dps::authenticate_registration`]); a proven device becomes a
 //! [`Grant::Registration`] of the connection, which lets it open the DPS links of that one
-//! registration ([`super::dps_link`]). Any failure — unknown scope, no enrollment, wrong key,
-//! expired token, a registration id that cannot be valid — is the SASL outcome `auth`, the
-//! only refusal a SASL client understands; the reason goes to the log.
+//! registration ([`super::dps_link`]).
+//!
+//! A refused login — unknown scope, no enrollment, wrong key, expired token, a registration
+//! id that cannot be valid — is refused the way DPS refuses it: not in SASL but right after
+//! `open`, by closing the connection with `amqp:unauthorized-access` and DPS's error JSON as
+//! the description (`{"errorCode":401002,…,"message":"IotHubUnauthorizedAccess",…}`, as in
+//! the service traces of Azure/azure-iot-sdk-c#815 and the .NET SDK's "AmqpObject.Open …
+//! 401002" reports). The SASL outcome is `ok` so that the client reads that close:
+//! `azure-iot-amqp-base` 2.5 loses a SASL `auth` outcome (its connect callback gets no
+//! error and the registration then fails with an empty `NotConnectedError`), while the close
+//! reaches the caller as the error. Only a `PLAIN` response that is not
+//! `authzid NUL authcid NUL passwd` gets the SASL `auth` outcome ([`super::sasl`]).
 
 use std::time::SystemTime;
 
@@ -22,6 +31,10 @@ use fe2o3_amqp::types::sasl::SaslCode;
 use super::connection_auth::{ConnectionAuth, Grant, GrantSource};
 use crate::auth::Credential;
 use crate::dps::Dps;
+use crate::dps::error::DpsError;
+
+/// DPS's message for a refused device credential.
+const UNAUTHORIZED_MESSAGE: &str = "IotHubUnauthorizedAccess";
 
 /// The middle segment of a DPS registration login and link address.
 const REGISTRATIONS: &str = "registrations";
@@ -48,8 +61,9 @@ pub fn registration_path(path: &str) -> Option<(&str, &str)> {
     }
 }
 
-/// Verifies a DPS `PLAIN` login (`user` is already known to be a registration path) and
-/// records the grant on success.
+/// Verifies a DPS `PLAIN` login (`user` is already known to be a registration path):
+/// records the grant, or marks the connection to be closed right after `open`. The SASL
+/// outcome is `ok` either way (see the module comment).
 pub fn authenticate_plain(
     dps: &Dps,
     auth: &ConnectionAuth,
@@ -59,7 +73,8 @@ pub fn authenticate_plain(
     let remote = auth.peer().remote;
     let Some((id_scope, registration_id)) = registration_path(user) else {
         tracing::info!(%remote, user, "AMQP SASL PLAIN user is not {{idScope}}/registrations/{{registrationId}}");
-        return SaslCode::Auth;
+        auth.refuse_after_open(unauthorized_description());
+        return SaslCode::Ok;
     };
     match dps.authenticate_registration(
         id_scope,
@@ -78,14 +93,30 @@ pub fn authenticate_plain(
         }
         Err(e) => {
             tracing::info!(%remote, registration = registration_id, error = %e, "AMQP SASL PLAIN: DPS registration refused");
-            SaslCode::Auth
+            auth.refuse_after_open(unauthorized_description());
+            SaslCode::Ok
         }
     }
+}
+
+/// The close description of a refused registration login: DPS's error JSON.
+pub fn unauthorized_description() -> String {
+    DpsError::unauthorized(UNAUTHORIZED_MESSAGE)
+        .to_json()
+        .to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_refusal_description_is_dps_s_error_json() {
+        let json: serde_json::Value = serde_json::from_str(&unauthorized_description()).unwrap();
+        assert_eq!(json["errorCode"], 401002);
+        assert_eq!(json["message"], UNAUTHORIZED_MESSAGE);
+        assert!(json["trackingId"].is_string() && json["timestampUtc"].is_string());
+    }
 
     #[test]
     fn registration_paths_keep_their_case_and_nothing_else_matches() {

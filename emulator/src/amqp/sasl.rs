@@ -8,7 +8,9 @@
 //!   a service grant of the connection; a bad one is a SASL `auth` outcome.
 //! * `PLAIN` with user `{idScope}/registrations/{registrationId}` and a registration SAS
 //!   token (DPS symmetric key, spec/amqp.md §6) goes to [`super::dps_sasl`], which asks the
-//!   DPS attestation decision and records a registration grant.
+//!   DPS attestation decision and records a registration grant; a refused one gets the `ok`
+//!   outcome and the connection is closed with `amqp:unauthorized-access` right after
+//!   `open`, as DPS does.
 //! * `TPM`, DPS's challenge/response mechanism (spec/amqp.md §6.3), is not offered: iotemu
 //!   has no TPM attestation yet. A client that names it anyway gets the `auth` outcome, as
 //!   for any mechanism that was not offered.
