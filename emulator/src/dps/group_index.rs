@@ -5,7 +5,7 @@
 
 use dashmap::DashMap;
 
-use super::model::{AttestationType, EnrollmentGroup};
+use super::enrollment::Group;
 use crate::auth::x509;
 
 #[derive(Default)]
@@ -16,7 +16,7 @@ pub(crate) struct X509GroupIndex {
 }
 
 impl X509GroupIndex {
-    pub(crate) fn insert(&self, group: &EnrollmentGroup) {
+    pub(crate) fn insert(&self, group: &Group) {
         let id = group.enrollment_group_id.to_ascii_lowercase();
         for (map, key) in self.keys(group) {
             let mut ids = map.entry(key).or_default();
@@ -26,7 +26,7 @@ impl X509GroupIndex {
         }
     }
 
-    pub(crate) fn remove(&self, group: &EnrollmentGroup) {
+    pub(crate) fn remove(&self, group: &Group) {
         let id = group.enrollment_group_id.to_ascii_lowercase();
         for (map, key) in self.keys(group) {
             map.remove_if_mut(&key, |_, ids| {
@@ -57,12 +57,9 @@ impl X509GroupIndex {
             .unwrap_or_default()
     }
 
-    fn keys(&self, group: &EnrollmentGroup) -> Vec<(&DashMap<String, Vec<String>>, String)> {
+    fn keys(&self, group: &Group) -> Vec<(&DashMap<String, Vec<String>>, String)> {
         let mut keys = Vec::new();
-        if group.attestation.kind != AttestationType::X509 {
-            return keys;
-        }
-        let Some(x509) = &group.attestation.x509 else {
+        let Some(x509) = group.core.attestation.x509() else {
             return keys;
         };
         for (_, cert) in x509.signing_certificates.iter().flat_map(|c| c.slots()) {

@@ -173,9 +173,20 @@ pub struct AttestationMechanism {
     pub symmetric_key: Option<SymmetricKeyAttestation>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub x509: Option<X509Attestation>,
-    /// TPM attestation is stored as given; it is not interpreted yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tpm: Option<Value>,
+    pub tpm: Option<TpmAttestation>,
+}
+
+/// `TpmAttestation`: the device TPM's endorsement key and, optionally, its storage root key,
+/// each a base64 `TPM2B_PUBLIC`. The endorsement key is required; it is optional here so that
+/// its absence is reported with the enrollment's JSON path instead of as a parse error.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TpmAttestation {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endorsement_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_root_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -315,6 +326,9 @@ pub struct DeviceRegistrationState {
     /// `{certificateInfo, enrollmentGroupId?, signingCertificateInfo?}` for X.509 devices.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub x509: Option<Value>,
+    /// `{authenticationKey}` for an assigned TPM device: its hub key, wrapped for its TPM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpm: Option<Value>,
 }
 
 /// `RegistrationOperationStatus`: the body of every register/poll response.
