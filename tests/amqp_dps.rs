@@ -3,12 +3,15 @@
 //! with a registration token (symmetric key, individual and group) or no SASL and a TLS
 //! client certificate (X.509), a receiver and a sender on
 //! `{idScope}/registrations/{registrationId}`, `iotdps-register` then
-//! `iotdps-get-operationstatus` until `assigned`, over TLS and over WebSocket; and the
-//! refusals — wrong key, another registration's links, bad requests, unknown operations —
-//! with the SASL outcome or AMQP condition Azure's clients translate.
+//! `iotdps-get-operationstatus` until `assigned`, over TLS and over WebSocket; TPM through
+//! the SASL `TPM` challenge exchange with a software TPM; and the refusals — wrong key,
+//! another registration's links, bad requests, unknown operations, a TPM that cannot answer
+//! its challenge — with the SASL outcome or AMQP condition Azure's clients translate.
 
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use fe2o3_amqp::connection::{ConnectionHandle, Error as ConnectionError};
 use fe2o3_amqp::link::{DetachError, Receiver, Sender};
 use fe2o3_amqp::sasl_profile::SaslProfile;
@@ -17,17 +20,23 @@ use fe2o3_amqp::types::definitions::Error;
 use fe2o3_amqp::types::messaging::{
     AmqpValue, ApplicationProperties, Body, Data, Message, MessageId, Outcome, Properties,
 };
+use fe2o3_amqp::types::primitives::Symbol;
 use fe2o3_amqp::types::primitives::{Binary, SimpleValue, Value};
+use fe2o3_amqp::types::sasl::{
+    SaslChallenge, SaslCode, SaslInit, SaslMechanisms, SaslOutcome, SaslResponse,
+};
 use fe2o3_amqp::{Connection, Session};
 use iotemu::Emulator;
 use iotemu::amqp::conditions::symbol_of;
 use iotemu::auth::keys::SymmetricKey;
+use iotemu::auth::tpm::software::SoftwareTpm;
 use iotemu::certs::{self, GeneratedCert};
 use iotemu_e2e::{
     QUICKSTART_DEVICE_ID, QUICKSTART_GROUP_KEY, QUICKSTART_KEY, QUICKSTART_REGISTRATION_ID,
     dps_token, seconds_from_now, start_emulator, tls_connect, wss_handshake,
 };
 use serde_json::{Value as Json, json};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 const SCOPE: &str = "0ne00000A0A";
 
@@ -511,4 +520,273 @@ async fn registration_over_websocket_with_sasl_plain() {
     );
     // Over WebSocket the server may drop the socket right after its `close` (not asserted).
     let _ = connection.close().await;
+}
+
+// --- SASL TPM (spec/amqp.md §6.3) -----------------------------------------------------------
+
+/// The SASL frames the server sends during a TPM exchange.
+#[derive(Debug)]
+enum SaslFrame {
+    Challenge(Vec<u8>),
+    Outcome(SaslCode),
+}
+
+/// Writes one SASL frame (type 1, channel 0) carrying `body`.
+async fn write_sasl<S: AsyncWrite + Unpin>(stream: &mut S, body: Vec<u8>) {
+    let size = u32::try_from(body.len() + 8).unwrap();
+    let mut frame = size.to_be_bytes().to_vec();
+    frame.extend_from_slice(&[2, 1, 0, 0]);
+    frame.extend_from_slice(&body);
+    stream.write_all(&frame).await.unwrap();
+}
+
+async fn read_frame_body<S: AsyncRead + Unpin>(stream: &mut S) -> Vec<u8> {
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).await.unwrap();
+    let mut rest = vec![0u8; u32::from_be_bytes(size) as usize - 4];
+    stream.read_exact(&mut rest).await.unwrap();
+    assert!(rest.len() <= 508, "SASL frames stay within 512 bytes");
+    rest.split_off(4)
+}
+
+async fn read_sasl<S: AsyncRead + Unpin>(stream: &mut S) -> SaslFrame {
+    let body = tokio::time::timeout(Duration::from_secs(10), read_frame_body(stream))
+        .await
+        .expect("a SASL frame in time");
+    if let Ok(challenge) = serde_amqp::from_slice::<SaslChallenge>(&body) {
+        return SaslFrame::Challenge(challenge.challenge.to_vec());
+    }
+    let outcome: SaslOutcome = serde_amqp::from_slice(&body).expect("challenge or outcome");
+    SaslFrame::Outcome(outcome.code)
+}
+
+async fn respond<S: AsyncWrite + Unpin>(stream: &mut S, bytes: Vec<u8>) {
+    let response = SaslResponse {
+        response: Binary::from(bytes),
+    };
+    write_sasl(stream, serde_amqp::to_vec(&response).unwrap()).await;
+}
+
+/// Runs the device side of SASL `TPM` over `stream` as the Node transport does (the header,
+/// init with scope/id/EK, the SRK, `0x00` per segment, then `0x00` + the token `sign` makes
+/// after importing the blob). Returns the outcome.
+async fn tpm_sasl<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    registration_id: &str,
+    tpm: &mut SoftwareTpm,
+    sign: impl Fn(&SoftwareTpm) -> String,
+) -> SaslCode {
+    stream.write_all(b"AMQP\x03\x01\x00\x00").await.unwrap();
+    let mut header = [0u8; 8];
+    stream.read_exact(&mut header).await.unwrap();
+    assert_eq!(&header, b"AMQP\x03\x01\x00\x00");
+    let mechanisms: SaslMechanisms =
+        serde_amqp::from_slice(&read_frame_body(stream).await).unwrap();
+    assert!(
+        mechanisms
+            .sasl_server_mechanisms
+            .0
+            .iter()
+            .any(|m| m.as_str() == "TPM"),
+        "{mechanisms:?}"
+    );
+    let mut init = vec![0u8];
+    init.extend_from_slice(SCOPE.as_bytes());
+    init.push(0);
+    init.extend_from_slice(registration_id.as_bytes());
+    init.push(0);
+    init.extend_from_slice(&tpm.endorsement_key().unwrap());
+    let init = SaslInit {
+        mechanism: Symbol::from("TPM"),
+        initial_response: Some(Binary::from(init)),
+        hostname: Some("localhost".into()),
+    };
+    write_sasl(stream, serde_amqp::to_vec(&init).unwrap()).await;
+    let mut blob = Vec::new();
+    let mut asked_for_srk = false;
+    loop {
+        match read_sasl(stream).await {
+            SaslFrame::Outcome(code) => return code,
+            SaslFrame::Challenge(challenge) if challenge.len() == 1 => {
+                assert!(!asked_for_srk, "the SRK is asked for once");
+                asked_for_srk = true;
+                let mut srk = vec![0u8];
+                srk.extend_from_slice(&tpm.storage_root_key().unwrap());
+                respond(stream, srk).await;
+            }
+            SaslFrame::Challenge(segment) => {
+                let control = segment[0];
+                assert_eq!(control & 0x80, 0x80, "segments have the top bit");
+                blob.extend_from_slice(&segment[1..]);
+                if control & 0x40 == 0 {
+                    respond(stream, vec![0]).await;
+                } else {
+                    tpm.import(&blob).expect("the blob imports into the TPM");
+                    let mut answer = vec![0u8];
+                    answer.extend_from_slice(sign(tpm).as_bytes());
+                    respond(stream, answer).await;
+                }
+            }
+        }
+    }
+}
+
+fn tpm_token(tpm: &SoftwareTpm, registration_id: &str) -> String {
+    tpm.sas_token(
+        &address(registration_id),
+        Some("registration"),
+        seconds_from_now(600),
+    )
+    .unwrap()
+}
+
+/// A TPM individual enrollment for `ek` (and, disabled, for `disabled_ek`).
+async fn emulator_with_tpm(ek: &[u8]) -> Emulator {
+    let fixture = json!({
+        "enrollments": [
+            { "registrationId": "amqp-tpm-device", "deviceId": "amqp-tpm-hub-device",
+              "attestation": { "type": "tpm", "tpm": { "endorsementKey": BASE64.encode(ek) } } }
+        ]
+    });
+    start_emulator(Some(&fixture.to_string())).await
+}
+
+#[tokio::test]
+async fn tpm_registration_over_the_sasl_challenge() {
+    let mut device = SoftwareTpm::new(2048).unwrap();
+    let emulator = emulator_with_tpm(&device.endorsement_key().unwrap()).await;
+    let mut tls = tls_connect(&emulator, emulator.amqp_port(), None, Vec::new()).await;
+    let outcome = tpm_sasl(&mut tls, "amqp-tpm-device", &mut device, |tpm| {
+        tpm_token(tpm, "amqp-tpm-device")
+    })
+    .await;
+    assert_eq!(outcome, SaslCode::Ok);
+
+    // After SASL, the AMQP header and open as usual.
+    let mut connection = Connection::builder()
+        .container_id("iotemu-dps-tpm")
+        .hostname("localhost")
+        .open_with_stream(tls)
+        .await
+        .expect("open after SASL TPM");
+    let mut session = Session::begin(&mut connection).await.unwrap();
+    let mut registration = Registration::attach(&mut session, &address("amqp-tpm-device")).await;
+    let body = json!({
+        "registrationId": "amqp-tpm-device",
+        "tpm": {
+            "endorsementKey": BASE64.encode(device.endorsement_key().unwrap()),
+            "storageRootKey": BASE64.encode(device.storage_root_key().unwrap()),
+        }
+    })
+    .to_string();
+    let (outcome, _) = registration
+        .send(
+            &[("iotdps-operation-type", "iotdps-register")],
+            data(body.as_bytes()),
+        )
+        .await;
+    assert!(outcome.is_accepted(), "{outcome:?}");
+    let (started, _, _) = registration.answer().await;
+    let operation = started["operationId"].as_str().unwrap().to_owned();
+    let mut status = started;
+    for _ in 0..50 {
+        if status["status"] != "assigning" {
+            break;
+        }
+        let (outcome, _) = registration
+            .send(
+                &[
+                    ("iotdps-operation-type", "iotdps-get-operationstatus"),
+                    ("iotdps-operation-id", &operation),
+                ],
+                Body::Empty,
+            )
+            .await;
+        assert!(outcome.is_accepted(), "{outcome:?}");
+        status = registration.answer().await.0;
+    }
+    assert_eq!(status["status"], "assigned", "{status}");
+    let state = &status["registrationState"];
+    assert_eq!(state["deviceId"], "amqp-tpm-hub-device");
+    // The hub key comes wrapped for the same TPM.
+    let hub_key = BASE64
+        .decode(state["tpm"]["authenticationKey"].as_str().unwrap())
+        .unwrap();
+    device.import(&hub_key).expect("the hub key imports");
+    assert!(
+        emulator
+            .default_hub()
+            .device("amqp-tpm-hub-device")
+            .is_some()
+    );
+    connection.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn tpm_refusals_close_after_open_and_garbage_fails_sasl() {
+    let mut device = SoftwareTpm::new(2048).unwrap();
+    let emulator = emulator_with_tpm(&device.endorsement_key().unwrap()).await;
+
+    // Another EK, a token not signed with the challenged key, an unknown registration.
+    let mut impostor = SoftwareTpm::new(2048).unwrap();
+    let cases: Vec<(&str, &mut SoftwareTpm, bool)> = vec![
+        ("amqp-tpm-device", &mut impostor, false),
+        ("amqp-tpm-device", &mut device, true),
+    ];
+    for (registration_id, tpm, forge) in cases {
+        let mut tls = tls_connect(&emulator, emulator.amqp_port(), None, Vec::new()).await;
+        let outcome = tpm_sasl(&mut tls, registration_id, tpm, |tpm| {
+            if forge {
+                dps_token(
+                    SCOPE,
+                    registration_id,
+                    QUICKSTART_KEY,
+                    seconds_from_now(600),
+                )
+            } else {
+                tpm_token(tpm, registration_id)
+            }
+        })
+        .await;
+        assert_eq!(outcome, SaslCode::Ok, "refusals come after open");
+        let mut connection = Connection::builder()
+            .container_id("iotemu-dps-tpm")
+            .hostname("localhost")
+            .open_with_stream(tls)
+            .await
+            .expect("open");
+        let closed = tokio::time::timeout(Duration::from_secs(10), connection.on_close())
+            .await
+            .expect("closed in time");
+        match closed {
+            Err(ConnectionError::RemoteClosedWithError(e)) => {
+                assert_eq!(symbol_of(&e.condition), "amqp:unauthorized-access");
+                assert!(e.description.unwrap().contains("401002"));
+            }
+            other => panic!("expected an unauthorized close, got {other:?}"),
+        }
+    }
+    assert!(
+        emulator
+            .default_hub()
+            .device("amqp-tpm-hub-device")
+            .is_none()
+    );
+
+    // A response nobody asked for, and an init that is not 0 scope 0 id 0 EK: SASL `auth`.
+    let mut tls = tls_connect(&emulator, emulator.amqp_port(), None, Vec::new()).await;
+    tls.write_all(b"AMQP\x03\x01\x00\x00").await.unwrap();
+    let mut header = [0u8; 8];
+    tls.read_exact(&mut header).await.unwrap();
+    let _mechanisms = read_frame_body(&mut tls).await;
+    let init = SaslInit {
+        mechanism: Symbol::from("TPM"),
+        initial_response: Some(Binary::from(b"\x01not-the-format".to_vec())),
+        hostname: None,
+    };
+    write_sasl(&mut tls, serde_amqp::to_vec(&init).unwrap()).await;
+    match read_sasl(&mut tls).await {
+        SaslFrame::Outcome(code) => assert_eq!(code, SaslCode::Auth),
+        other => panic!("expected the auth outcome, got {other:?}"),
+    }
 }

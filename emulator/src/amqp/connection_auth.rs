@@ -24,6 +24,8 @@ pub enum GrantSource {
     Cbs,
     /// The TLS client certificate (DPS X.509 registration).
     ClientCertificate,
+    /// The SASL `TPM` challenge exchange (DPS TPM registration).
+    SaslTpm,
 }
 
 /// One proven credential.

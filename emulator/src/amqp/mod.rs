@@ -20,14 +20,15 @@
 //! * serving SASL and no-SASL clients on one port — [`header`] peeks the 8-byte protocol
 //!   header and picks the acceptor (Node's IoT clients send no SASL, everything else does);
 //! * SASL mechanisms with our own checks — [`sasl`] (`MSSBCBS`, `ANONYMOUS`, `PLAIN`, the
-//!   DPS registration login of [`dps_sasl`] included);
+//!   DPS registration login of [`dps_sasl`] included, and DPS's `TPM` challenge exchange of
+//!   [`dps_sasl_tpm`]);
 //! * the `$cbs` node — [`cbs`], on the generic request/response node of
 //!   [`request_response`], which the Event Hubs `$management` node reuses;
 //! * the IoT Hub service nodes — [`c2d`] (`/messages/devicebound`) and [`feedback`]
 //!   (`/messages/serviceBound/feedback` and `…/filenotifications`);
 //! * DPS registration (`{idScope}/registrations/{registrationId}`) — [`dps_link`] with the
-//!   messages of [`dps_request`], authenticated by SASL `PLAIN` or the TLS client
-//!   certificate;
+//!   messages of [`dps_request`], authenticated by SASL `PLAIN`, SASL `TPM` or the TLS
+//!   client certificate;
 //! * the WebSocket server (`AMQPWSB10`) — [`websocket`];
 //! * every performative written with all its fields, for pyamqp — [`frames`];
 //! * frames a client sends on a session it already ended dropped, not fatal — [`late_frames`].
@@ -58,6 +59,7 @@ pub mod connection_auth;
 pub mod dps_link;
 pub mod dps_request;
 pub mod dps_sasl;
+pub mod dps_sasl_tpm;
 pub mod event_hubs;
 pub mod feedback;
 pub mod frames;

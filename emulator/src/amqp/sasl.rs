@@ -11,9 +11,11 @@
 //!   DPS attestation decision and records a registration grant; a refused one gets the `ok`
 //!   outcome and the connection is closed with `amqp:unauthorized-access` right after
 //!   `open`, as DPS does.
-//! * `TPM`, DPS's challenge/response mechanism (spec/amqp.md §6.3), is not offered: iotemu
-//!   has no TPM attestation yet. A client that names it anyway gets the `auth` outcome, as
-//!   for any mechanism that was not offered.
+//! * `TPM`, DPS's challenge/response mechanism (spec/amqp.md §6.3), runs the exchange of
+//!   [`super::dps_sasl_tpm`] over the following `sasl-response`s; its refusals come after
+//!   `open` like `PLAIN`'s.
+//!
+//! Any other mechanism, or a response nothing asked for, is the `auth` outcome.
 //!
 //! `fe2o3-amqp` clones the acceptor value per connection, so each connection's clone carries
 //! that connection's [`ConnectionAuth`] (and through it the TLS peer chain).
@@ -28,6 +30,7 @@ use fe2o3_amqp::types::sasl::{SaslCode, SaslInit, SaslOutcome, SaslResponse};
 
 use super::connection_auth::{ConnectionAuth, Grant, GrantSource};
 use super::dps_sasl;
+use super::dps_sasl_tpm::{TPM, TpmExchange, TpmStep};
 use crate::auth::authenticate_service_token;
 use crate::dps::Dps;
 use crate::hub::{Hub, Hubs};
@@ -45,6 +48,8 @@ pub struct IotSasl {
     hubs: Arc<Hubs>,
     dps: Arc<Dps>,
     auth: Arc<ConnectionAuth>,
+    /// The `TPM` exchange under way, once a client chose that mechanism.
+    tpm: Option<TpmExchange>,
 }
 
 impl std::fmt::Debug for IotSasl {
@@ -55,7 +60,12 @@ impl std::fmt::Debug for IotSasl {
 
 impl IotSasl {
     pub fn new(hubs: Arc<Hubs>, dps: Arc<Dps>, auth: Arc<ConnectionAuth>) -> IotSasl {
-        IotSasl { hubs, dps, auth }
+        IotSasl {
+            hubs,
+            dps,
+            auth,
+            tpm: None,
+        }
     }
 
     fn outcome(code: SaslCode) -> SaslServerFrame {
@@ -63,6 +73,13 @@ impl IotSasl {
             code,
             additional_data: None,
         })
+    }
+
+    fn frame(step: TpmStep) -> SaslServerFrame {
+        match step {
+            TpmStep::Challenge(bytes) => SaslServerFrame::Challenge(TpmStep::challenge(bytes)),
+            TpmStep::Outcome(code) => Self::outcome(code),
+        }
     }
 
     /// `PLAIN`: `[authzid] NUL authcid NUL passwd`.
@@ -155,6 +172,7 @@ impl SaslAcceptor for IotSasl {
             Symbol::from(MSSBCBS),
             Symbol::from(ANONYMOUS),
             Symbol::from(PLAIN),
+            Symbol::from(TPM),
         ])
     }
 
@@ -166,12 +184,29 @@ impl SaslAcceptor for IotSasl {
         if mechanism.eq_ignore_ascii_case(PLAIN) {
             return Self::outcome(self.plain(&init));
         }
+        if mechanism.eq_ignore_ascii_case(TPM) {
+            let started = TpmExchange::start(
+                self.dps.clone(),
+                self.auth.clone(),
+                init.initial_response.as_deref().map(|b| &b[..]),
+            );
+            return match started {
+                Ok((exchange, step)) => {
+                    self.tpm = Some(exchange);
+                    Self::frame(step)
+                }
+                Err(code) => Self::outcome(code),
+            };
+        }
         tracing::info!(remote = %self.auth.peer().remote, mechanism, "AMQP SASL mechanism not offered");
         Self::outcome(SaslCode::Auth)
     }
 
-    fn on_response(&mut self, _response: SaslResponse) -> SaslServerFrame {
-        // No offered mechanism sends a challenge, so no response is expected.
-        Self::outcome(SaslCode::Auth)
+    fn on_response(&mut self, response: SaslResponse) -> SaslServerFrame {
+        // Only `TPM` sends challenges, so only its exchange expects responses.
+        match self.tpm.as_mut() {
+            Some(exchange) => Self::frame(exchange.step(&response.response)),
+            None => Self::outcome(SaslCode::Auth),
+        }
     }
 }
