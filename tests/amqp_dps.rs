@@ -216,13 +216,21 @@ fn rejected_condition(outcome: Outcome) -> String {
     }
 }
 
+/// The condition `sender` was detached with; an authorization refusal must carry DPS's
+/// error JSON (`401002`) and nothing more.
 async fn detach_condition(sender: &mut Sender) -> String {
     match tokio::time::timeout(Duration::from_secs(10), sender.on_detach())
         .await
         .expect("detached in time")
     {
         DetachError::RemoteClosedWithError(e) | DetachError::RemoteDetachedWithError(e) => {
-            symbol_of(&e.condition)
+            let condition = symbol_of(&e.condition);
+            if condition == "amqp:unauthorized-access" {
+                let details: Json =
+                    serde_json::from_str(e.description.as_deref().unwrap_or_default()).unwrap();
+                assert_eq!(details["errorCode"], 401002, "{details}");
+            }
+            condition
         }
         other => panic!("expected a detach with an error, got {other:?}"),
     }

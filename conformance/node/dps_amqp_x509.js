@@ -8,7 +8,9 @@
 // initialAssignment, the emulator's record agrees, the requests were answered over AMQP (AmqpWs:
 // through a WebSocket upgrade), the hub device is `selfSigned` with the certificate's thumbprint;
 // then the device connects to the hub (MQTT, x509=true) with the certificate and one message is
-// stored.
+// stored. Last, a self-signed certificate with the same CN but another key pair is refused over
+// both transports (amqp:unauthorized-access when the registration links attach) and the
+// registration record does not change.
 'use strict';
 
 const fs = require('fs');
@@ -48,5 +50,25 @@ h.run('dps_amqp_x509', async (s) => {
     );
 
     await dps.sendOneMessage(s, result, deviceCert, 'dps_amqp_x509');
+  }
+
+  // Same CN, another key pair: judged when the registration links attach and detached with
+  // amqp:unauthorized-access; register() fails promptly and nothing changes.
+  const registrationId = h.env('AMQP_REGISTRATION_ID');
+  const impostorCert = {
+    cert: fs.readFileSync(h.env('IMPOSTOR_CERTIFICATE_FILE')).toString(),
+    key: fs.readFileSync(h.env('IMPOSTOR_KEY_FILE')).toString(),
+  };
+  for (const transport of dps.TRANSPORTS) {
+    s.step(`register ${registrationId} over ${transport} with an impostor certificate (same CN)`);
+    const before = await h.registrationRecord(registrationId);
+    const error = await dps.expectRegisterFails(s, transport, new X509Security(registrationId, impostorCert), 'register() with an impostor certificate');
+    const described = dps.describeRegistrationError(error);
+    h.check(
+      /unauthori[sz]ed/i.test(described),
+      `register() with an impostor certificate over ${transport}: expected an authorization error, got ${described}`
+    );
+    const after = await h.registrationRecord(registrationId);
+    h.expectEqual('record lastUpdatedDateTimeUtc (unchanged)', after.lastUpdatedDateTimeUtc, before.lastUpdatedDateTimeUtc);
   }
 });

@@ -8,7 +8,8 @@
 //! and a registration token ([`super::dps_sasl`]) or, with no SASL at all (Node's X.509
 //! transport sends the plain AMQP header), with the TLS client certificate, judged here on
 //! the first attach by the same DPS attestation decision MQTT and HTTPS use. Anything else
-//! is attached and at once detached with `amqp:unauthorized-access`.
+//! is attached and at once detached with `amqp:unauthorized-access` and DPS's error JSON
+//! (`401002`, `IotHubUnauthorizedAccess`); the reason goes to the log only.
 //!
 //! Every request drives the DPS registration domain ([`Dps::register`],
 //! [`Dps::operation_status`], [`Dps::registration`]) exactly as MQTT and HTTPS do. A
@@ -31,7 +32,7 @@ use super::address::Address;
 use super::conditions::{self, ARGUMENT_ERROR, NOT_FOUND, UNAUTHORIZED};
 use super::connection_auth::{Grant, GrantSource};
 use super::dps_request::{DpsOperation, answer, correlation_of, rejection};
-use super::dps_sasl::registration_path;
+use super::dps_sasl::{registration_path, unauthorized_description};
 use super::link::{self, Acceptor, LinkSlot, close_with_error};
 use super::message::AnyMessage;
 use super::request_response;
@@ -62,13 +63,13 @@ pub async fn on_attach(
     };
     let who = match authorise(ctx, id_scope, registration_id) {
         Ok(who) => who,
-        Err(error) => {
+        Err(refusal) => {
             tracing::info!(
                 registration = registration_id,
-                reason = error.description.as_deref().unwrap_or_default(),
+                reason = %refusal.reason,
                 "AMQP DPS link refused"
             );
-            link::refuse(attach, session, acceptor, error).await;
+            link::refuse(attach, session, acceptor, refusal.error()).await;
             return;
         }
     };
@@ -104,14 +105,32 @@ pub async fn on_attach(
     }
 }
 
+/// Why a registration link is refused: the condition, and the reason for the log.
+struct LinkRefusal {
+    condition: &'static str,
+    reason: String,
+}
+
+impl LinkRefusal {
+    /// The detach a device sees: DPS's error JSON for an authorization failure (the device
+    /// learns only that, as on MQTT and HTTPS; the reason is logged), the problem otherwise.
+    fn error(&self) -> fe2o3_amqp::types::definitions::Error {
+        if self.condition == UNAUTHORIZED {
+            conditions::error(UNAUTHORIZED, unauthorized_description())
+        } else {
+            conditions::error(self.condition, self.reason.clone())
+        }
+    }
+}
+
 /// The registration this connection proved for `registration_id` in `id_scope`: a grant
 /// from SASL, or else the TLS client certificate judged now (and kept as a grant, so the
-/// second link of the pair does not judge it again). The error is the detach to send.
+/// second link of the pair does not judge it again).
 fn authorise(
     ctx: &SessionContext,
     id_scope: &str,
     registration_id: &str,
-) -> Result<RegistrationIdentity, fe2o3_amqp::types::definitions::Error> {
+) -> Result<RegistrationIdentity, LinkRefusal> {
     let auth = &ctx.connection.auth;
     let now = SystemTime::now();
     if let Some(who) = auth.registration(id_scope, registration_id, now) {
@@ -119,12 +138,10 @@ fn authorise(
     }
     let certificates = &auth.peer().certificates;
     if certificates.is_empty() {
-        return Err(conditions::error(
-            UNAUTHORIZED,
-            format!(
-                "this connection has not authenticated registration '{registration_id}': use SASL PLAIN with its registration token or a TLS client certificate"
-            ),
-        ));
+        return Err(LinkRefusal {
+            condition: UNAUTHORIZED,
+            reason: "the connection proved no credential for this registration (SASL PLAIN or TPM, or a TLS client certificate)".into(),
+        });
     }
     match ctx.connection.amqp.dps.authenticate_registration(
         id_scope,
@@ -140,13 +157,14 @@ fn authorise(
             });
             Ok(who)
         }
-        Err(AuthError::InvalidRegistrationId(problem)) => {
-            Err(conditions::error(ARGUMENT_ERROR, problem))
-        }
-        Err(e) => Err(conditions::error(
-            UNAUTHORIZED,
-            format!("registration '{registration_id}' refused: {e}"),
-        )),
+        Err(AuthError::InvalidRegistrationId(problem)) => Err(LinkRefusal {
+            condition: ARGUMENT_ERROR,
+            reason: problem,
+        }),
+        Err(e) => Err(LinkRefusal {
+            condition: UNAUTHORIZED,
+            reason: e.to_string(),
+        }),
     }
 }
 
