@@ -255,6 +255,98 @@ fn segments(blob: &[u8]) -> VecDeque<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::amqp::connection_auth::PeerInfo;
+    use crate::dps::DpsTiming;
+    use crate::hub::{Hub, Hubs};
+
+    /// An exchange for a DPS with no enrollment at all, past a well-formed init.
+    fn exchange() -> (TpmExchange, Arc<ConnectionAuth>) {
+        let hubs = Arc::new(Hubs::new(vec![Hub::new("hub-a", vec![], 10)]));
+        let dps = Arc::new(Dps::new(
+            "0ne00000A0A",
+            "localhost",
+            vec![],
+            hubs,
+            DpsTiming::default(),
+        ));
+        let auth = Arc::new(ConnectionAuth::new(PeerInfo {
+            remote: ([127, 0, 0, 1], 40000).into(),
+            certificates: Vec::new(),
+            server_name: None,
+        }));
+        let init = b"\x000ne00000A0A\x00tpm-dev\x00ek-bytes";
+        let (exchange, first) = TpmExchange::start(dps, auth.clone(), Some(init)).unwrap();
+        assert_eq!(first, TpmStep::Challenge(vec![ASK_FOR_SRK]));
+        (exchange, auth)
+    }
+
+    #[test]
+    fn responses_out_of_shape_end_the_exchange_with_auth() {
+        for response in [&b""[..], b"\x01srk"] {
+            let (mut exchange, auth) = exchange();
+            assert_eq!(exchange.step(response), TpmStep::Outcome(SaslCode::Auth));
+            // Nothing more is accepted once it ended.
+            assert_eq!(exchange.step(b"\x00"), TpmStep::Outcome(SaslCode::Auth));
+            assert_eq!(auth.open_refusal(), None);
+            assert!(!auth.has_any_grant());
+        }
+    }
+
+    #[test]
+    fn an_unusable_srk_or_no_enrollment_is_refused_after_open() {
+        let (mut exchange, auth) = exchange();
+        assert_eq!(
+            exchange.step(b"\x00not-a-tpm2b-public"),
+            TpmStep::Outcome(SaslCode::Ok)
+        );
+        assert!(auth.open_refusal().unwrap().contains("401002"));
+        assert!(!auth.has_any_grant());
+        assert_eq!(exchange.step(b"\x00"), TpmStep::Outcome(SaslCode::Auth));
+    }
+
+    #[test]
+    fn an_init_out_of_shape_is_auth_at_once() {
+        let hubs = Arc::new(Hubs::new(vec![]));
+        let dps = Arc::new(Dps::new(
+            "0ne00000A0A",
+            "localhost",
+            vec![],
+            hubs,
+            DpsTiming::default(),
+        ));
+        let auth = Arc::new(ConnectionAuth::new(PeerInfo {
+            remote: ([127, 0, 0, 1], 40000).into(),
+            certificates: Vec::new(),
+            server_name: None,
+        }));
+        for init in [None, Some(&b"PLAIN\x00user\x00pass"[..])] {
+            assert!(matches!(
+                TpmExchange::start(dps.clone(), auth.clone(), init),
+                Err(SaslCode::Auth)
+            ));
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever a client sends — any init, then any responses — the exchange answers
+        /// without panicking, and ends (an outcome) at the latest after the SRK step.
+        #[test]
+        fn arbitrary_frames_never_panic(
+            init in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            responses in proptest::collection::vec(
+                proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64), 0..4),
+        ) {
+            let _ = parse_init(&init);
+            let (mut exchange, _) = exchange();
+            let mut ended = false;
+            for response in &responses {
+                if let TpmStep::Outcome(_) = exchange.step(response) {
+                    ended = true;
+                }
+            }
+            proptest::prop_assert!(responses.is_empty() || ended);
+        }
+    }
 
     #[test]
     fn the_init_payload_splits_into_scope_id_and_an_ek_that_may_hold_zeros() {
