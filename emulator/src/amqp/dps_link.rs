@@ -4,8 +4,9 @@
 //! sends its requests on the sender and reads the answers on the receiver
 //! ([`super::dps_request`] has the message format).
 //!
-//! Who may attach: a connection that proved this registration, either with SASL `PLAIN`
-//! and a registration token ([`super::dps_sasl`]) or, with no SASL at all (Node's X.509
+//! Who may attach: a connection that proved this registration, either in SASL — `PLAIN`
+//! with a registration token ([`super::dps_sasl`]) or the `TPM` challenge
+//! ([`super::dps_sasl_tpm`]) — or, with no SASL at all (Node's X.509
 //! transport sends the plain AMQP header), with the TLS client certificate, judged here on
 //! the first attach by the same DPS attestation decision MQTT and HTTPS use. Anything else
 //! is attached and at once detached with `amqp:unauthorized-access` and DPS's error JSON
