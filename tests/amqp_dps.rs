@@ -493,6 +493,22 @@ async fn a_login_opens_only_its_own_registration_and_bad_requests_are_rejected()
         .await;
     assert_eq!(rejected_condition(no_record), "amqp:not-found");
 
+    // A registration login is no service credential: the hub's C2D node stays shut.
+    let mut c2d = Sender::attach(&mut session, "c2d", "/messages/devicebound")
+        .await
+        .expect("attach answered");
+    assert_eq!(
+        match tokio::time::timeout(Duration::from_secs(10), c2d.on_detach())
+            .await
+            .expect("detached in time")
+        {
+            DetachError::RemoteClosedWithError(e) | DetachError::RemoteDetachedWithError(e) =>
+                symbol_of(&e.condition),
+            other => panic!("expected a detach with an error, got {other:?}"),
+        },
+        "amqp:unauthorized-access"
+    );
+
     // After all that, the links still register.
     let status = registration.register(QUICKSTART_REGISTRATION_ID).await;
     assert_eq!(status["status"], "assigned", "{status}");
