@@ -1,8 +1,8 @@
 //! AMQP 1.0 front (port 5671, and over WebSocket on the HTTPS port): what the IoT Hub
 //! *service* SDKs use to send cloud-to-device messages and read feedback, what Event
-//! Hubs clients use to read telemetry from the built-in Event Hubs-compatible endpoint, and
-//! what devices and modules use for telemetry, C2D, twins, methods and module inputs
-//! (spec/amqp.md).
+//! Hubs clients use to read telemetry from the built-in Event Hubs-compatible endpoint, what
+//! devices and modules use for telemetry, C2D, twins, methods and module inputs, and what DPS
+//! registration clients use to register (spec/amqp.md).
 //!
 //! # Why `fe2o3-amqp`
 //!
@@ -20,7 +20,9 @@
 //!
 //! * serving SASL and no-SASL clients on one port — [`header`] peeks the 8-byte protocol
 //!   header and picks the acceptor (Node's IoT clients send no SASL, everything else does);
-//! * SASL mechanisms with our own checks — [`sasl`] (`MSSBCBS`, `ANONYMOUS`, `PLAIN`);
+//! * SASL mechanisms with our own checks — [`sasl`] (`MSSBCBS`, `ANONYMOUS`, `PLAIN`, the
+//!   DPS registration login of [`dps_sasl`] included, and DPS's `TPM` challenge exchange of
+//!   [`dps_sasl_tpm`]);
 //! * the `$cbs` node — [`cbs`], on the generic request/response node of
 //!   [`request_response`], which the Event Hubs `$management` node reuses;
 //! * the IoT Hub service nodes — [`c2d`] (`/messages/devicebound`) and [`feedback`]
@@ -28,6 +30,9 @@
 //! * the device links under `/devices/{id}/…` — [`device`] (authorisation and the hub
 //!   connection they share), [`device_telemetry`], [`device_c2d`], [`device_twin`],
 //!   [`device_methods`] and [`device_inputs`], over the same hub operations MQTT uses;
+//! * DPS registration (`{idScope}/registrations/{registrationId}`) — [`dps_link`] with the
+//!   messages of [`dps_request`], authenticated by SASL `PLAIN`, SASL `TPM` or the TLS
+//!   client certificate;
 //! * the WebSocket server (`AMQPWSB10`) — [`websocket`];
 //! * every performative written with all its fields, for pyamqp — [`frames`];
 //! * frames a client sends on a session it already ended dropped, not fatal — [`late_frames`].
@@ -43,10 +48,11 @@
 //!              /messages/serviceBound/feedback ... feedback  (← hub feedback batches)
 //!              Event Hubs addresses, $management .. event_hubs::on_attach (the Event Hubs view)
 //!              /devices/{id}[/modules/{mid}]/… ... device::on_attach → device_* (one file per API)
+//!              {idScope}/registrations/{id} ...... dps_link  (→ dps::register / operation_status)
 //! ```
 //!
 //! Trust is decided by [`crate::auth`] (SAS verification) and recorded per connection in
-//! [`connection_auth::ConnectionAuth`]; rules belong to [`crate::hub`]. Nothing here
+//! [`connection_auth::ConnectionAuth`]; rules belong to [`crate::hub`] and [`crate::dps`]. Nothing here
 //! acknowledges a message before the hub has stored it.
 
 pub mod address;
@@ -61,6 +67,10 @@ pub mod device_inputs;
 pub mod device_methods;
 pub mod device_telemetry;
 pub mod device_twin;
+pub mod dps_link;
+pub mod dps_request;
+pub mod dps_sasl;
+pub mod dps_sasl_tpm;
 pub mod event_hubs;
 pub mod feedback;
 pub mod frames;
@@ -77,6 +87,7 @@ pub mod websocket;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::dps::Dps;
 use crate::hub::Hubs;
 
 /// Connection limits and timeouts of the AMQP front.
@@ -116,6 +127,9 @@ impl Default for AmqpLimits {
 /// What every AMQP connection needs.
 pub struct AmqpContext {
     pub hubs: Arc<Hubs>,
+    /// DPS registration over AMQP (SASL `PLAIN` or the TLS client certificate, then the
+    /// registration links of [`dps_link`]).
+    pub dps: Arc<Dps>,
     pub limits: AmqpLimits,
     /// The AMQP/TLS port as bound (for redirects that must name it), 0 when not bound.
     pub port: u16,

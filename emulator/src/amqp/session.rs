@@ -24,6 +24,7 @@ use super::cbs::{self, Cbs};
 use super::conditions::{self, NOT_ALLOWED, NOT_FOUND, UNAUTHORIZED};
 use super::connection_auth::{ConnectionAuth, ServiceAccess};
 use super::device::{self, DeviceChannels};
+use super::dps_link;
 use super::event_hubs;
 use super::feedback::{self, FeedbackKind};
 use super::link::{self, Acceptor, LinkSlot};
@@ -102,6 +103,9 @@ async fn dispatch(
             attach_feedback(attach, &address, kind, session, ctx, acceptor, slot).await;
         }
         Node::EventHubs => event_hubs::on_attach(attach, address, session, ctx, slot).await,
+        Node::DpsRegistration => {
+            dps_link::on_attach(attach, &address, session, ctx, acceptor, slot).await;
+        }
         Node::Device => device::on_attach(attach, &address, session, ctx, acceptor, slot).await,
         Node::Unknown => {
             let error = conditions::error(NOT_FOUND, format!("no node at '{}'", address.raw));
