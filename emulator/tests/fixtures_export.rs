@@ -3,10 +3,10 @@
 //! holds the same enrollments with the same keys. Also: loading one fixture in two instances
 //! gives the same derived keys, device ids and hub assignments.
 
+mod support;
+
 use iotemu::pending::WaitStored;
-use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
 
 use iotemu::Emulator;
@@ -16,6 +16,8 @@ use iotemu::dps::model::{DeviceRegistrationState, EnrollmentGroup, IndividualEnr
 use iotemu::fixtures_export::{self, ServiceConnection};
 use serde_json::{Value, json};
 
+use support::Scratch;
+
 const ID_SCOPE: &str = "0ne0000EXPT";
 const DPS_POLICY: &str = "provisioningserviceowner";
 const DPS_KEY: &str = "9v222dNTjDaRlypsKaNmfRb+fM+lb6iI4vJsVu9VHBA=";
@@ -23,33 +25,6 @@ const GROUP_KEY: &str =
     "/VX4hnlv5HUMoLa5FBff/tGKwZFUM0XlQMp/v7oWXGolrvmEuIrRnsx6k9Gi3drdCbAyfmt+aq8zsQJ6lg3D3g==";
 const EXPLICIT_KEY: &str =
     "sbDDeEzRuEuGKag+kQKV+T1QGakRtHpsERLP0yPjwR93TrpEgEh/Y07CXstfha6dhIPWvdD1nRxK5T0KGKA+nQ==";
-
-/// A directory under Cargo's scratch space for this test, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-            "fixtures-export-{name}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// 130 enrollments (more than one page of 100) in three shapes, four groups, two hubs.
 fn source_fixture() -> String {
