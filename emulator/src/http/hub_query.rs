@@ -10,6 +10,7 @@
 
 use hyper::Method;
 use serde::Deserialize;
+use serde_json::Value;
 
 use super::hub_service::{Rights, ServiceGroup};
 use super::reply::{self, Reply};
@@ -17,6 +18,7 @@ use super::request::Request;
 use crate::hub::Hub;
 use crate::hub::error::HubError;
 use crate::hub::query::{self as twin_query, Collection};
+use crate::hub::twin::order::TwinJson;
 
 /// ServiceConnect, else RegistryRead.
 const QUERY_RIGHTS: Rights = &["ServiceConnect", "RegistryRead"];
@@ -67,7 +69,7 @@ fn query_twins(hub: &Hub, req: &Request<'_>) -> Result<Reply, HubError> {
         .run(documents, max_item_count, req.header("x-ms-continuation"))
         .map_err(|e| HubError::argument_invalid(e.message))?;
     let mut reply = reply::with_header(
-        reply::json(200, &page.items),
+        reply::json(200, &TwinJson(&Value::Array(page.items))),
         "x-ms-item-type",
         page.item_type,
     );

@@ -11,6 +11,7 @@ use super::hub_service::{self, Rights, SERVICE_CONNECT, ServiceGroup};
 use super::reply::{self, Reply};
 use super::request::Request;
 use crate::hub::error::HubError;
+use crate::hub::twin::order::TwinJson;
 use crate::hub::{Hub, IdentityRef};
 
 /// What a twin route does, to whose twin.
@@ -67,7 +68,7 @@ impl ServiceGroup for Twins {
         operation: Self::Operation<'a>,
     ) -> Result<Reply, HubError> {
         match operation {
-            Operation::Get(who) => Ok(reply::json(200, &hub.twin_view(who)?)),
+            Operation::Get(who) => Ok(reply::json(200, &TwinJson(&hub.twin_view(who)?))),
             Operation::Update { who, replace } => {
                 let body: Value = serde_json::from_slice(&req.body).map_err(|e| {
                     HubError::argument_invalid(format!("the twin is not valid JSON: {e}"))
@@ -75,7 +76,7 @@ impl ServiceGroup for Twins {
                 let view =
                     hub_service::stored(hub.update_twin_of(who, &body, req.if_match(), replace))
                         .await?;
-                Ok(reply::json(200, &view))
+                Ok(reply::json(200, &TwinJson(&view)))
             }
         }
     }
@@ -148,5 +149,36 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(unknown.code, 404001);
+    }
+
+    #[tokio::test]
+    async fn sections_end_with_per_property_metadata_then_the_version() {
+        let hub = hub();
+        add_device(&hub, "d").await;
+        let patch = r#"{"properties": {"desired": {"b": 1, "a": {"x": 2}}}}"#;
+        call::<Twins>(&hub, Method::PATCH, "/twins/d", &[], patch)
+            .await
+            .unwrap();
+        let reply = call::<Twins>(&hub, Method::GET, "/twins/d", &[], "")
+            .await
+            .unwrap();
+        let bytes = http_body_util::BodyExt::collect(reply.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        let text = std::str::from_utf8(&bytes).unwrap();
+        let desired_at = text.find(r#""desired":{"a":{"x":2},"b":1,"$metadata":{"#);
+        assert!(desired_at.is_some(), "desired section out of order: {text}");
+        assert!(
+            text.contains(r#"},"$version":2},"reported":{"$metadata":{"$lastUpdated":"#),
+            "{text}"
+        );
+        let twin: Value = serde_json::from_str(text).unwrap();
+        let meta = &twin["properties"]["desired"]["$metadata"];
+        assert_eq!(meta["$lastUpdatedVersion"], 2);
+        assert_eq!(meta["a"]["$lastUpdatedVersion"], 2);
+        assert_eq!(meta["a"]["x"]["$lastUpdatedVersion"], 2);
+        assert!(meta["b"]["$lastUpdated"].is_string());
+        assert_eq!(twin["modelId"], "");
     }
 }

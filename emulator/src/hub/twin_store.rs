@@ -129,6 +129,24 @@ impl Hub {
         }
     }
 
+    /// Records the IoT Plug and Play model id a device or module announced (MQTT `model-id`,
+    /// DPS `modelId`), to be acknowledged once durable. Announcing the stored one again
+    /// writes nothing.
+    pub fn record_model_id(
+        &self,
+        who: IdentityRef<'_>,
+        model_id: &str,
+    ) -> Result<Pending<'_, ()>, HubError> {
+        let stored =
+            self.with_twin_mut(who, |twin| Ok(twin.model_id.as_deref() == Some(model_id)))?;
+        if stored {
+            return Ok(Pending::ready(()));
+        }
+        Ok(self
+            .write_twin(who, |twin| Ok(twin.set_model_id(model_id)), |_, _| {})?
+            .map(|_| ()))
+    }
+
     /// Every device twin as `GET /twins/{id}` shows it, in device id order: what twin queries
     /// (`POST /devices/query … FROM devices`) read.
     pub fn twin_documents(&self) -> Vec<Value> {
