@@ -19,6 +19,7 @@ pub mod fuzzing;
 mod hub_device;
 mod hub_device_c2d;
 mod hub_device_telemetry;
+mod hub_digital_twins;
 mod hub_messaging;
 mod hub_methods;
 mod hub_modules;

@@ -15,6 +15,7 @@ use rustls_pki_types::CertificateDer;
 
 use super::hub_device_c2d::C2dReceive;
 use super::hub_device_telemetry::Telemetry;
+use super::hub_digital_twins::DigitalTwins;
 use super::hub_messaging::Messaging;
 use super::hub_methods::Methods;
 use super::hub_modules::Modules;
@@ -93,6 +94,8 @@ enum Target {
     HubMessaging,
     /// IoT Hub service API: POST /devices/query
     HubQuery,
+    /// IoT Hub service API: /digitaltwins/{id}[/components/{c}]/commands/{command}…
+    HubDigitalTwins,
     /// A path under an IoT Hub API that no route serves.
     HubNoRoute,
     /// DPS service API.
@@ -123,6 +126,7 @@ impl Target {
                 Target::HubMethods
             }
             (_, ["twins", ..]) => Target::HubTwins,
+            (_, ["digitaltwins", ..]) => Target::HubDigitalTwins,
             (_, ["devices", ..]) => Target::HubNoRoute,
             (_, ["enrollments" | "enrollmentgroups" | "registrations", ..]) => Target::DpsService,
             _ => Target::NoRoute,
@@ -165,6 +169,7 @@ fn admit(
         Target::HubMethods => hub_service::admit::<Methods>(ctx, req, fixed, segments),
         Target::HubMessaging => hub_service::admit::<Messaging>(ctx, req, fixed, segments),
         Target::HubQuery => hub_service::admit::<Query>(ctx, req, fixed, segments),
+        Target::HubDigitalTwins => hub_service::admit::<DigitalTwins>(ctx, req, fixed, segments),
         Target::HubNoRoute => Err(Box::new(hub_service::no_route(req, segments))),
         Target::DpsService => dps_service::admit(ctx, req, fixed, segments),
         Target::NoRoute => Err(Box::new(no_route(req, segments))),
@@ -251,6 +256,9 @@ async fn route(
         Target::HubMethods => hub_service::handle::<Methods>(ctx, req, fixed, segments).await,
         Target::HubMessaging => hub_service::handle::<Messaging>(ctx, req, fixed, segments).await,
         Target::HubQuery => hub_service::handle::<Query>(ctx, req, fixed, segments).await,
+        Target::HubDigitalTwins => {
+            hub_service::handle::<DigitalTwins>(ctx, req, fixed, segments).await
+        }
         Target::HubNoRoute => hub_service::no_route(req, segments),
         Target::DpsService => dps_service::handle(ctx, req, fixed, segments).await,
         Target::NoRoute => no_route(req, segments),
@@ -295,6 +303,12 @@ mod tests {
             (Method::POST, "twins/d/modules/m/methods", HubMethods),
             (Method::GET, "twins/d", HubTwins),
             (Method::GET, "twins/d/methods/x", HubTwins),
+            (Method::GET, "digitaltwins/d", HubDigitalTwins),
+            (
+                Method::POST,
+                "digitaltwins/d/components/c/commands/x",
+                HubDigitalTwins,
+            ),
             (Method::GET, "devices/d/commands/x", HubNoRoute),
             (Method::GET, "enrollmentgroups/g", DpsService),
             (Method::GET, "registrations/r", DpsService),

@@ -4,6 +4,7 @@
 //! its own twin over any transport is [`requests`]; per-property `$metadata` is [`metadata`];
 //! the key order the JSON is written in is [`order`].
 
+pub(crate) mod digital;
 pub mod metadata;
 pub(crate) mod order;
 pub mod requests;
@@ -95,6 +96,18 @@ impl Twin {
             updated: utc_timestamp(self.reported_updated),
             version: None,
         }
+    }
+
+    /// The desired section's `$metadata`, as the service view shows it.
+    pub(crate) fn desired_metadata_view(&self) -> Value {
+        self.desired_metadata
+            .view(&self.desired, &self.desired_stamp())
+    }
+
+    /// The reported section's `$metadata`, as the service view shows it.
+    pub(crate) fn reported_metadata_view(&self) -> Value {
+        self.reported_metadata
+            .view(&self.reported, &self.reported_stamp())
     }
 
     /// Records the model a device announced; `false` when it was already the one stored.
