@@ -216,6 +216,22 @@ impl Twin {
     }
 }
 
+/// The longest model id kept; DTMIs are far shorter (DTDL allows 2048 characters).
+const MAX_MODEL_ID_CHARS: usize = 2048;
+
+/// Whether `id` is shaped like a DTMI, the only model ids kept: `dtmi:` then letters,
+/// digits, `_`, `:` and `;` (the version).
+pub(crate) fn is_model_id(id: &str) -> bool {
+    let Some(rest) = id.strip_prefix("dtmi:") else {
+        return false;
+    };
+    !rest.is_empty()
+        && id.chars().count() <= MAX_MODEL_ID_CHARS
+        && rest
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | ';'))
+}
+
 /// Applies a JSON merge patch: objects merge, `null` deletes, anything else replaces.
 pub fn merge(target: &mut Map<String, Value>, patch: &Map<String, Value>) {
     for (key, value) in patch {

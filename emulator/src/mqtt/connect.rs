@@ -198,9 +198,6 @@ pub(super) fn authenticate(
     })
 }
 
-/// The longest model id kept; DTMIs are far shorter (the DTDL limit is 2048 characters).
-const MAX_MODEL_ID_CHARS: usize = 2048;
-
 /// The IoT Plug and Play model a hub client names in its username's query as `model-id`
 /// (percent-encoded), if it is shaped like a DTMI (`dtmi:` then letters, digits, `_`, `:` and
 /// one `;version`).
@@ -214,18 +211,7 @@ pub(super) fn announced_model_id(connect: &Connect) -> Option<String> {
         .decode_utf8()
         .ok()?
         .into_owned();
-    is_dtmi(&model_id).then_some(model_id)
-}
-
-fn is_dtmi(id: &str) -> bool {
-    let Some(rest) = id.strip_prefix("dtmi:") else {
-        return false;
-    };
-    !rest.is_empty()
-        && id.chars().count() <= MAX_MODEL_ID_CHARS
-        && rest
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | ';'))
+    crate::hub::twin::is_model_id(&model_id).then_some(model_id)
 }
 
 /// Stores the model a connecting device or module announced before it is told it is
