@@ -16,6 +16,7 @@ mod dps_service_enrollments;
 mod dps_service_registrations;
 #[doc(hidden)]
 pub mod fuzzing;
+mod hub_bulk;
 mod hub_device;
 mod hub_device_c2d;
 mod hub_device_telemetry;
@@ -26,6 +27,7 @@ mod hub_modules;
 mod hub_query;
 mod hub_registry;
 mod hub_service;
+mod hub_statistics;
 mod hub_twins;
 mod limits;
 mod reply;

@@ -13,6 +13,7 @@ use hyper::Method;
 use hyper::body::Incoming;
 use rustls_pki_types::CertificateDer;
 
+use super::hub_bulk::Bulk;
 use super::hub_device_c2d::C2dReceive;
 use super::hub_device_telemetry::Telemetry;
 use super::hub_digital_twins::DigitalTwins;
@@ -21,6 +22,7 @@ use super::hub_methods::Methods;
 use super::hub_modules::Modules;
 use super::hub_query::Query;
 use super::hub_registry::Registry;
+use super::hub_statistics::Statistics;
 use super::hub_twins::Twins;
 use super::reply::{self, Refusal, Reply};
 use super::request::BodyError;
@@ -94,6 +96,10 @@ enum Target {
     HubMessaging,
     /// IoT Hub service API: POST /devices/query
     HubQuery,
+    /// IoT Hub service API: POST /devices (bulk registry operations)
+    HubBulk,
+    /// IoT Hub service API: GET /statistics/devices, /statistics/service
+    HubStatistics,
     /// IoT Hub service API: /digitaltwins/{id}[/components/{c}]/commands/{command}…
     HubDigitalTwins,
     /// A path under an IoT Hub API that no route serves.
@@ -117,6 +123,7 @@ impl Target {
             (_, ["devices", _, "messages", ..]) => Target::HubNoRoute,
             // `devices/query` is a device id for every method but POST.
             (&Method::POST, ["devices", "query"]) => Target::HubQuery,
+            (&Method::POST, ["devices"]) => Target::HubBulk,
             (_, ["devices"] | ["devices", _]) => Target::HubRegistry,
             (_, ["devices", _, "modules", ..]) => Target::HubModules,
             (_, ["devices", _, "commands"] | ["messages", "servicebound", "feedback", ..]) => {
@@ -127,6 +134,7 @@ impl Target {
             }
             (_, ["twins", ..]) => Target::HubTwins,
             (_, ["digitaltwins", ..]) => Target::HubDigitalTwins,
+            (_, ["statistics", ..]) => Target::HubStatistics,
             (_, ["devices", ..]) => Target::HubNoRoute,
             (_, ["enrollments" | "enrollmentgroups" | "registrations", ..]) => Target::DpsService,
             _ => Target::NoRoute,
@@ -170,6 +178,8 @@ fn admit(
         Target::HubMessaging => hub_service::admit::<Messaging>(ctx, req, fixed, segments),
         Target::HubQuery => hub_service::admit::<Query>(ctx, req, fixed, segments),
         Target::HubDigitalTwins => hub_service::admit::<DigitalTwins>(ctx, req, fixed, segments),
+        Target::HubBulk => hub_service::admit::<Bulk>(ctx, req, fixed, segments),
+        Target::HubStatistics => hub_service::admit::<Statistics>(ctx, req, fixed, segments),
         Target::HubNoRoute => Err(Box::new(hub_service::no_route(req, segments))),
         Target::DpsService => dps_service::admit(ctx, req, fixed, segments),
         Target::NoRoute => Err(Box::new(no_route(req, segments))),
@@ -259,6 +269,8 @@ async fn route(
         Target::HubDigitalTwins => {
             hub_service::handle::<DigitalTwins>(ctx, req, fixed, segments).await
         }
+        Target::HubBulk => hub_service::handle::<Bulk>(ctx, req, fixed, segments).await,
+        Target::HubStatistics => hub_service::handle::<Statistics>(ctx, req, fixed, segments).await,
         Target::HubNoRoute => hub_service::no_route(req, segments),
         Target::DpsService => dps_service::handle(ctx, req, fixed, segments).await,
         Target::NoRoute => no_route(req, segments),
@@ -293,6 +305,8 @@ mod tests {
             (Method::POST, "devices/query", HubQuery),
             (Method::GET, "devices/query", HubRegistry),
             (Method::GET, "devices", HubRegistry),
+            (Method::POST, "devices", HubBulk),
+            (Method::GET, "statistics/devices", HubStatistics),
             (Method::PATCH, "devices/d", HubRegistry),
             (Method::GET, "devices/d/modules", HubModules),
             (Method::DELETE, "devices/d/modules/m", HubModules),
