@@ -92,7 +92,7 @@ pub(super) struct Bulk;
 impl ServiceGroup for Bulk {
     type Operation<'p> = ();
 
-    fn parse<'p>(method: &Method, fixed: &[&str], _: &[&'p str]) -> Option<(Rights, ())> {
+    fn parse(method: &Method, fixed: &[&str], _: &[&str]) -> Option<(Rights, ())> {
         match (method, fixed) {
             (&Method::POST, ["devices"]) => Some((REGISTRY_WRITE, ())),
             _ => None,

@@ -31,7 +31,7 @@ pub(super) struct Statistics;
 impl ServiceGroup for Statistics {
     type Operation<'p> = Operation;
 
-    fn parse<'p>(method: &Method, fixed: &[&str], _: &[&'p str]) -> Option<(Rights, Operation)> {
+    fn parse(method: &Method, fixed: &[&str], _: &[&str]) -> Option<(Rights, Operation)> {
         match (method, fixed) {
             (&Method::GET, ["statistics", "devices"]) => Some((REGISTRY_READ, Operation::Devices)),
             (&Method::GET, ["statistics", "service"]) => {
