@@ -12,14 +12,6 @@ const SERVICE_KEY: &str = "5rig9dR3TugO6rC8NB2RBSHNpI6/yXXMwj9dck7tfY0=";
 const REGISTRY_READ_KEY: &str = "+LBbfU4e7af2Y2I1VL74SgieV6ZDOXMC7lJKLqDSiQw=";
 const DEVICE_POLICY_KEY: &str = "DnLP7U4Hm89m+OXGdR0tm0GnouaNz5TY+ZvYqu4K+bE=";
 
-fn token(policy: &str, key: &str) -> String {
-    use base64::Engine as _;
-    let key = base64::engine::general_purpose::STANDARD
-        .decode(key)
-        .unwrap();
-    build_token("localhost", &key, Some(policy), seconds_from_now(600))
-}
-
 /// `POST /devices/query` as the service SDKs send it, signed with `policy`.
 async fn query_as(
     emulator: &Emulator,
@@ -27,7 +19,7 @@ async fn query_as(
     query: &str,
     paging: &[(&str, &str)],
 ) -> HttpsResponse {
-    let auth = token(policy, key);
+    let auth = hub_policy_token(policy, key);
     let mut headers = vec![
         ("Authorization", auth.as_str()),
         ("Content-Type", "application/json; charset=utf-8"),
@@ -172,7 +164,7 @@ async fn queries_iotemu_cannot_run_are_400_argument_invalid() {
         None,
         "POST",
         "/devices/query?api-version=2021-04-12",
-        &[("Authorization", &token("service", SERVICE_KEY))],
+        &[("Authorization", &hub_policy_token("service", SERVICE_KEY))],
         b"SELECT * FROM devices",
     )
     .await;

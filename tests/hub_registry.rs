@@ -10,66 +10,7 @@ use iotemu::mqtt::codec::{ConnectReturnCode, Packet};
 use iotemu_e2e::*;
 use serde_json::{Value, json};
 
-const OWNER_KEY: &str = "m3KXjFJcrlf/7AzVtsFylbokniqdr2n96hQepP6P/GU=";
 const REGISTRY_READ_KEY: &str = "+LBbfU4e7af2Y2I1VL74SgieV6ZDOXMC7lJKLqDSiQw=";
-
-fn token(policy: &str, key: &str) -> String {
-    use base64::Engine as _;
-    let key = base64::engine::general_purpose::STANDARD
-        .decode(key)
-        .unwrap();
-    build_token("localhost", &key, Some(policy), seconds_from_now(600))
-}
-
-/// A registry call signed with `policy`, with the api-version the Python SDK sends.
-async fn call_as(
-    emulator: &Emulator,
-    (policy, key): (&str, &str),
-    method: &str,
-    path: &str,
-    extra: &[(&str, &str)],
-    body: Value,
-) -> HttpsResponse {
-    let auth = token(policy, key);
-    let mut headers = vec![
-        ("Authorization", auth.as_str()),
-        ("Content-Type", "application/json"),
-    ];
-    headers.extend_from_slice(extra);
-    let body = if body.is_null() {
-        Vec::new()
-    } else {
-        body.to_string().into_bytes()
-    };
-    let separator = if path.contains('?') { '&' } else { '?' };
-    https_request(
-        emulator,
-        None,
-        method,
-        &format!("{path}{separator}api-version=2021-04-12"),
-        &headers,
-        &body,
-    )
-    .await
-}
-
-async fn call(
-    emulator: &Emulator,
-    method: &str,
-    path: &str,
-    extra: &[(&str, &str)],
-    body: Value,
-) -> HttpsResponse {
-    call_as(
-        emulator,
-        ("iothubowner", OWNER_KEY),
-        method,
-        path,
-        extra,
-        body,
-    )
-    .await
-}
 
 fn sas_device(device_id: &str) -> Value {
     json!({
@@ -101,7 +42,7 @@ fn error_name(response: &HttpsResponse) -> Option<&str> {
 #[tokio::test]
 async fn created_devices_get_generated_keys_that_connect() {
     let emulator = start_emulator(None).await;
-    let created = call(
+    let created = hub_rest(
         &emulator,
         "PUT",
         "/devices/rest-dev-1",
@@ -142,13 +83,13 @@ async fn created_devices_get_generated_keys_that_connect() {
     let (_second, code) = connect_sas(&emulator, "rest-dev-1", &secondary).await;
     assert_eq!(code, ConnectReturnCode::Success);
 
-    let got = call(&emulator, "GET", "/devices/rest-dev-1", &[], Value::Null).await;
+    let got = hub_rest(&emulator, "GET", "/devices/rest-dev-1", &[], Value::Null).await;
     assert_eq!(got.status, 200);
     let got = got.json();
     assert_eq!(got["etag"], created["etag"]);
     assert_eq!(got["connectionState"], "Connected");
 
-    let again = call(
+    let again = hub_rest(
         &emulator,
         "PUT",
         "/devices/rest-dev-1",
@@ -165,7 +106,7 @@ async fn created_devices_get_generated_keys_that_connect() {
             .starts_with("ErrorCode:DeviceAlreadyExists;")
     );
 
-    let listed = call(&emulator, "GET", "/devices?top=100", &[], Value::Null).await;
+    let listed = hub_rest(&emulator, "GET", "/devices?top=100", &[], Value::Null).await;
     assert_eq!(listed.status, 200);
     let listed = listed.json();
     let ids: Vec<&str> = listed
@@ -179,10 +120,10 @@ async fn created_devices_get_generated_keys_that_connect() {
         ids.windows(2).all(|w| w[0] < w[1]),
         "ordered by id: {ids:?}"
     );
-    let one = call(&emulator, "GET", "/devices?top=1", &[], Value::Null).await;
+    let one = hub_rest(&emulator, "GET", "/devices?top=1", &[], Value::Null).await;
     assert_eq!(one.json().as_array().unwrap().len(), 1);
 
-    let bad_id = call(
+    let bad_id = hub_rest(
         &emulator,
         "PUT",
         "/devices/bad%20id",
@@ -197,7 +138,7 @@ async fn created_devices_get_generated_keys_that_connect() {
 #[tokio::test]
 async fn updates_need_the_current_etag_and_disabling_drops_the_device() {
     let emulator = start_emulator(None).await;
-    let created = call(
+    let created = hub_rest(
         &emulator,
         "PUT",
         "/devices/rest-dev-2",
@@ -216,7 +157,7 @@ async fn updates_need_the_current_etag_and_disabling_drops_the_device() {
 
     let mut disabled = created.clone();
     disabled["status"] = json!("disabled");
-    let stale = call(
+    let stale = hub_rest(
         &emulator,
         "PUT",
         "/devices/rest-dev-2",
@@ -228,7 +169,7 @@ async fn updates_need_the_current_etag_and_disabling_drops_the_device() {
     assert_eq!(error_name(&stale), Some("PreconditionFailed"));
 
     let quoted = format!("\"{etag}\"");
-    let updated = call(
+    let updated = hub_rest(
         &emulator,
         "PUT",
         "/devices/rest-dev-2",
@@ -248,7 +189,7 @@ async fn updates_need_the_current_etag_and_disabling_drops_the_device() {
 
     let mut enabled = updated.clone();
     enabled["status"] = json!("enabled");
-    let reenabled = call(
+    let reenabled = hub_rest(
         &emulator,
         "PUT",
         "/devices/rest-dev-2",
@@ -260,7 +201,7 @@ async fn updates_need_the_current_etag_and_disabling_drops_the_device() {
     let (_, code) = connect_sas(&emulator, "rest-dev-2", &key).await;
     assert_eq!(code, ConnectReturnCode::Success);
 
-    let absent = call(
+    let absent = hub_rest(
         &emulator,
         "PUT",
         "/devices/nobody-here",
@@ -275,7 +216,7 @@ async fn updates_need_the_current_etag_and_disabling_drops_the_device() {
 #[tokio::test]
 async fn deleting_drops_the_device_and_it_is_gone() {
     let emulator = start_emulator(None).await;
-    let created = call(
+    let created = hub_rest(
         &emulator,
         "PUT",
         "/devices/rest-dev-3",
@@ -291,7 +232,7 @@ async fn deleting_drops_the_device_and_it_is_gone() {
     let (mut client, code) = connect_sas(&emulator, "rest-dev-3", &key).await;
     assert_eq!(code, ConnectReturnCode::Success);
 
-    let stale = call(
+    let stale = hub_rest(
         &emulator,
         "DELETE",
         "/devices/rest-dev-3",
@@ -301,7 +242,7 @@ async fn deleting_drops_the_device_and_it_is_gone() {
     .await;
     assert_eq!(stale.status, 412);
 
-    let deleted = call(
+    let deleted = hub_rest(
         &emulator,
         "DELETE",
         "/devices/rest-dev-3",
@@ -312,10 +253,10 @@ async fn deleting_drops_the_device_and_it_is_gone() {
     assert_eq!(deleted.status, 204);
     client.expect_closed().await;
 
-    let got = call(&emulator, "GET", "/devices/rest-dev-3", &[], Value::Null).await;
+    let got = hub_rest(&emulator, "GET", "/devices/rest-dev-3", &[], Value::Null).await;
     assert_eq!(got.status, 404);
     assert_eq!(error_name(&got), Some("DeviceNotFound"));
-    let again = call(&emulator, "DELETE", "/devices/rest-dev-3", &[], Value::Null).await;
+    let again = hub_rest(&emulator, "DELETE", "/devices/rest-dev-3", &[], Value::Null).await;
     assert_eq!(again.status, 404);
     let (_, code) = connect_sas(&emulator, "rest-dev-3", &key).await;
     assert_eq!(code, ConnectReturnCode::NotAuthorized);
@@ -325,7 +266,7 @@ async fn deleting_drops_the_device_and_it_is_gone() {
 async fn registry_read_can_read_but_not_write() {
     let emulator = start_emulator(None).await;
     let reader = ("registryRead", REGISTRY_READ_KEY);
-    let refused = call_as(
+    let refused = hub_rest_as(
         &emulator,
         reader,
         "PUT",
@@ -336,7 +277,7 @@ async fn registry_read_can_read_but_not_write() {
     .await;
     assert_eq!(refused.status, 401);
     assert_eq!(error_name(&refused), Some("IotHubUnauthorizedAccess"));
-    let refused = call_as(
+    let refused = hub_rest_as(
         &emulator,
         reader,
         "DELETE",
@@ -348,7 +289,7 @@ async fn registry_read_can_read_but_not_write() {
     assert_eq!(refused.status, 401);
 
     assert_eq!(
-        call(
+        hub_rest(
             &emulator,
             "PUT",
             "/devices/rest-dev-4",
@@ -359,7 +300,7 @@ async fn registry_read_can_read_but_not_write() {
         .status,
         200
     );
-    let read = call_as(
+    let read = hub_rest_as(
         &emulator,
         reader,
         "GET",
@@ -370,11 +311,11 @@ async fn registry_read_can_read_but_not_write() {
     .await;
     assert_eq!(read.status, 200);
     assert_eq!(read.json()["deviceId"], "rest-dev-4");
-    let list = call_as(&emulator, reader, "GET", "/devices", &[], Value::Null).await;
+    let list = hub_rest_as(&emulator, reader, "GET", "/devices", &[], Value::Null).await;
     assert_eq!(list.status, 200);
 
     // Twins stay on ServiceConnect, which registryRead lacks.
-    let twin = call_as(
+    let twin = hub_rest_as(
         &emulator,
         reader,
         "GET",
@@ -392,7 +333,7 @@ async fn self_signed_devices_created_over_rest_connect_with_their_certificate() 
     let cert = certs::self_signed_device("rest-x509-1", 30).unwrap();
     let other = certs::self_signed_device("rest-x509-1", 30).unwrap();
     let (sha1, _) = cert.thumbprints();
-    let created = call(
+    let created = hub_rest(
         &emulator,
         "PUT",
         "/devices/rest-x509-1",

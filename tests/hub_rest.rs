@@ -3,23 +3,14 @@
 
 use std::time::Duration;
 
-use iotemu::auth::keys::SymmetricKey;
-use iotemu::mqtt::codec::{ConnectReturnCode, Packet, Publish, QoS};
+use iotemu::mqtt::codec::{Packet, Publish, QoS};
 use iotemu_e2e::*;
-use rumqttc::mqttbytes::v4::Subscribe;
 use serde_json::{Value, json};
 
 const SERVICE_KEY: &str = "5rig9dR3TugO6rC8NB2RBSHNpI6/yXXMwj9dck7tfY0=";
 const DEVICE_POLICY_KEY: &str = "DnLP7U4Hm89m+OXGdR0tm0GnouaNz5TY+ZvYqu4K+bE=";
 
-fn token(policy: &str, key: &str) -> String {
-    use base64::Engine as _;
-    let key = base64::engine::general_purpose::STANDARD
-        .decode(key)
-        .unwrap();
-    build_token("localhost", &key, Some(policy), seconds_from_now(600))
-}
-
+/// A service REST call signed with the `service` policy (ServiceConnect).
 async fn call(
     emulator: &iotemu::Emulator,
     method: &str,
@@ -27,58 +18,16 @@ async fn call(
     extra: &[(&str, &str)],
     body: Value,
 ) -> HttpsResponse {
-    let auth = token("service", SERVICE_KEY);
-    let mut headers = vec![
-        ("Authorization", auth.as_str()),
-        ("Content-Type", "application/json"),
-    ];
-    headers.extend_from_slice(extra);
-    let body = if body.is_null() {
-        Vec::new()
-    } else {
-        body.to_string().into_bytes()
-    };
-    https_request(
-        emulator,
-        None,
-        method,
-        &format!("{path}?api-version=2021-04-12"),
-        &headers,
-        &body,
-    )
-    .await
+    let service = ("service", SERVICE_KEY);
+    hub_rest_as(emulator, service, method, path, extra, body).await
 }
 
+/// A device with the initial twin `{"tags": {"site": "a"}, desired {"interval": 5}}`,
+/// connected over MQTT and subscribed to `filters`.
 async fn connected(emulator: &iotemu::Emulator, device_id: &str, filters: &[&str]) -> RawClient {
-    let key = SymmetricKey::from_base64(QUICKSTART_KEY).unwrap();
     let initial =
         json!({ "tags": { "site": "a" }, "properties": { "desired": { "interval": 5 } } });
-    emulator
-        .default_hub()
-        .provision_device(device_id, key.clone(), key, Some(initial));
-    let mut client = RawClient::connect(emulator).await;
-    let sas = device_token(
-        "localhost",
-        device_id,
-        QUICKSTART_KEY,
-        seconds_from_now(600),
-    );
-    assert_eq!(
-        client
-            .mqtt_connect(device_id, &hub_username("localhost", device_id), &sas)
-            .await,
-        ConnectReturnCode::Success
-    );
-    for (i, filter) in filters.iter().enumerate() {
-        let mut subscribe = Subscribe::new(*filter, QoS::AtLeastOnce);
-        subscribe.pkid = i as u16 + 1;
-        client.send(Packet::Subscribe(subscribe)).await;
-        assert!(matches!(
-            client.recv(Duration::from_secs(5)).await,
-            Ok(Packet::SubAck(_))
-        ));
-    }
-    client
+    connected_hub_device(emulator, device_id, Some(initial), filters).await
 }
 
 #[tokio::test]
@@ -201,7 +150,7 @@ async fn methods_round_trip_over_https() {
 async fn hub_service_calls_need_a_service_connect_policy() {
     let emulator = start_emulator(None).await;
     let _device = connected(&emulator, "rest-auth", &[]).await;
-    let device_policy = token("device", DEVICE_POLICY_KEY);
+    let device_policy = hub_policy_token("device", DEVICE_POLICY_KEY);
     let refused = https_request(
         &emulator,
         None,

@@ -5,43 +5,22 @@
 use std::time::Duration;
 
 use iotemu::auth::keys::SymmetricKey;
-use iotemu::mqtt::codec::{ConnectReturnCode, Packet, Publish, QoS};
+use iotemu::mqtt::codec::{Packet, Publish, QoS};
 use iotemu_e2e::*;
-use rumqttc::mqttbytes::v4::Subscribe;
 use serde_json::json;
 
+/// A connected device, subscribed to method requests when `subscribe_methods`.
 async fn device(
     emulator: &iotemu::Emulator,
     device_id: &str,
     subscribe_methods: bool,
 ) -> RawClient {
-    let key = SymmetricKey::from_base64(QUICKSTART_KEY).unwrap();
-    emulator
-        .default_hub()
-        .provision_device(device_id, key.clone(), key, None);
-    let mut client = RawClient::connect(emulator).await;
-    let token = device_token(
-        "localhost",
-        device_id,
-        QUICKSTART_KEY,
-        seconds_from_now(600),
-    );
-    assert_eq!(
-        client
-            .mqtt_connect(device_id, &hub_username("localhost", device_id), &token)
-            .await,
-        ConnectReturnCode::Success
-    );
-    if subscribe_methods {
-        let mut subscribe = Subscribe::new("$iothub/methods/POST/#", QoS::AtLeastOnce);
-        subscribe.pkid = 1;
-        client.send(Packet::Subscribe(subscribe)).await;
-        assert!(matches!(
-            client.recv(Duration::from_secs(5)).await,
-            Ok(Packet::SubAck(_))
-        ));
-    }
-    client
+    let filters: &[&str] = if subscribe_methods {
+        &["$iothub/methods/POST/#"]
+    } else {
+        &[]
+    };
+    connected_hub_device(emulator, device_id, None, filters).await
 }
 
 const SECOND: Duration = Duration::from_secs(1);

@@ -4,46 +4,22 @@
 use iotemu::pending::WaitStored;
 use std::time::Duration;
 
-use iotemu::auth::keys::SymmetricKey;
-use iotemu::mqtt::codec::{ConnectReturnCode, Packet, PubAck, Publish, QoS};
+use iotemu::mqtt::codec::{Packet, PubAck, Publish, QoS};
 use iotemu_e2e::*;
-use rumqttc::mqttbytes::v4::Subscribe;
 use serde_json::{Value, json};
 
+/// A device with the twin `initial`, connected and subscribed to twin responses and desired
+/// property updates.
 async fn twin_device(
     emulator: &iotemu::Emulator,
     device_id: &str,
     initial: Option<Value>,
 ) -> RawClient {
-    let key = SymmetricKey::from_base64(QUICKSTART_KEY).unwrap();
-    emulator
-        .default_hub()
-        .provision_device(device_id, key.clone(), key, initial);
-    let mut client = RawClient::connect(emulator).await;
-    let token = device_token(
-        "localhost",
-        device_id,
-        QUICKSTART_KEY,
-        seconds_from_now(600),
-    );
-    assert_eq!(
-        client
-            .mqtt_connect(device_id, &hub_username("localhost", device_id), &token)
-            .await,
-        ConnectReturnCode::Success
-    );
-    let mut subscribe = Subscribe::new("$iothub/twin/res/#", QoS::AtLeastOnce);
-    subscribe.add(
-        "$iothub/twin/PATCH/properties/desired/#".into(),
-        QoS::AtLeastOnce,
-    );
-    subscribe.pkid = 1;
-    client.send(Packet::Subscribe(subscribe)).await;
-    assert!(matches!(
-        client.recv(Duration::from_secs(5)).await,
-        Ok(Packet::SubAck(_))
-    ));
-    client
+    let filters = [
+        "$iothub/twin/res/#",
+        "$iothub/twin/PATCH/properties/desired/#",
+    ];
+    connected_hub_device(emulator, device_id, initial, &filters).await
 }
 
 /// Publishes `topic` and returns the next server publish (acknowledging it).

@@ -2,9 +2,10 @@
 //! root → intermediate → device PKI plus a verification certificate, and failing cleanly
 //! (message, non-zero exit, no panic) on bad input.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, UnixTime};
@@ -12,39 +13,14 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-/// A directory under Cargo's scratch space for integration tests, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-            "certs-cli-{name}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use support::Scratch;
 
 /// Runs `iotemu certs <args>` in `dir`.
 fn certs(dir: &Scratch, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_iotemu"))
         .arg("certs")
         .args(args)
-        .current_dir(&dir.0)
+        .current_dir(dir.root())
         .output()
         .expect("run iotemu")
 }
@@ -348,7 +324,7 @@ fn certs_help_and_server_flags_coexist() {
     let out = Command::new(env!("CARGO_BIN_EXE_iotemu"))
         .args(["certs", "self-signed", "--registration-id", "env-dev"])
         .env("IOTEMU_MQTT_PORT", "1")
-        .current_dir(&dir.0)
+        .current_dir(dir.root())
         .output()
         .unwrap();
     assert!(

@@ -1,9 +1,13 @@
 //! The `iotemu` binary as a user runs it: startup banner and readiness, `healthcheck`,
 //! `fixtures validate`, JSON logs, and a clear failure when a port is taken.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+use support::FREE_PORTS;
 
 fn iotemu() -> Command {
     Command::new(env!("CARGO_BIN_EXE_iotemu"))
@@ -12,16 +16,7 @@ fn iotemu() -> Command {
 /// Starts the emulator on free ports; returns it with its control port once ready.
 fn start(extra: &[&str]) -> (Child, u16) {
     let mut child = iotemu()
-        .args([
-            "--mqtt-port",
-            "0",
-            "--amqp-port",
-            "0",
-            "--https-port",
-            "0",
-            "--control-port",
-            "0",
-        ])
+        .args(FREE_PORTS)
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

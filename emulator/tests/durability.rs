@@ -3,6 +3,8 @@
 //! directory every creation that was acknowledged (HTTP 200) is there, and the emulator CA is
 //! the one clients already trust.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -13,6 +15,8 @@ use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+
+use support::FREE_PORTS;
 
 /// The quickstart fixture's `iothubowner` key for hub `localhost`.
 const OWNER_KEY: &str = "m3KXjFJcrlf/7AzVtsFylbokniqdr2n96hQepP6P/GU=";
@@ -36,17 +40,8 @@ fn port_of(line: &str) -> u16 {
 
 fn start(dir: &std::path::Path) -> Running {
     let mut child = Command::new(env!("CARGO_BIN_EXE_iotemu"))
-        .args([
-            "--mqtt-port",
-            "0",
-            "--amqp-port",
-            "0",
-            "--https-port",
-            "0",
-            "--control-port",
-            "0",
-            "--data-dir",
-        ])
+        .args(FREE_PORTS)
+        .args(["--data-dir"])
         .arg(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

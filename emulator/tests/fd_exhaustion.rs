@@ -3,6 +3,8 @@
 //! off instead of spinning (measured as the CPU time it uses meanwhile), serves again once
 //! the flood is gone, exits 0 on SIGTERM, and never panics.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -11,6 +13,8 @@ use std::time::Duration;
 
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
+
+use support::FREE_PORTS;
 
 /// Descriptors the emulator may have: enough to start, few enough to run out of quickly.
 const NOFILE: u32 = 128;
@@ -64,15 +68,8 @@ fn start() -> Running {
         .arg(format!("--nofile={NOFILE}:{NOFILE}"))
         .arg("--")
         .arg(env!("CARGO_BIN_EXE_iotemu"))
+        .args(FREE_PORTS)
         .args([
-            "--mqtt-port",
-            "0",
-            "--amqp-port",
-            "0",
-            "--https-port",
-            "0",
-            "--control-port",
-            "0",
             "--bind",
             "127.0.0.1",
             // Accepted flood connections keep their descriptors for the whole test.

@@ -3,10 +3,10 @@
 //! holds the same enrollments with the same keys. Also: loading one fixture in two instances
 //! gives the same derived keys, device ids and hub assignments.
 
+mod support;
+
 use iotemu::pending::WaitStored;
-use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
 
 use iotemu::Emulator;
@@ -15,6 +15,8 @@ use iotemu::auth::sas::build_token;
 use iotemu::dps::model::{DeviceRegistrationState, EnrollmentGroup, IndividualEnrollment};
 use iotemu::fixtures_export::{self, ServiceConnection};
 use serde_json::{Value, json};
+
+use support::Scratch;
 
 const ID_SCOPE: &str = "0ne0000EXPT";
 const DPS_POLICY: &str = "provisioningserviceowner";
@@ -27,33 +29,6 @@ const EXPLICIT_KEY: &str =
 /// A TPM's endorsement and storage root keys (base64 `TPM2B_PUBLIC`, RSA-2048).
 const TPM_EK: &str = "AToAAQALAAMAsgAgg3GXZ0SEs/gakMyNRqXXJP1S124GUgtk8qHaGzMUaaoABgCAAEMAEAgAAAAAAAEAxsj2gUScTk1UjuioeTlfGYZrrimExB+bScH75adUMRIi2UOMxG1kw4y+9RW/IVoMl4e620VxZad0ARX2gUqVjYO7KPVt3dyKhZS3dkcvfBisBhP1XH9B33VqHG9SHnbnQXdBUaCgKAfxome8UmBKfe+naTsE5fkvjb/do3/dD6l4sGBwFCnKRdln4XpM03zLpoHFao8zOwt8l/uP3qUIxmCYv9A7m69Ms+5/pCkTu/rK4mRDsfhZ0QLfbzVI6zQFOKF/rwsfBtFeWlWtcuJMKlXdD8TXWElTzgh7JS4qhFzreL0c1mI0GCj+Aws0usZh7dLIVPnlgZcBhgy1SSDQMQ==";
 const TPM_SRK: &str = "ARoAAQALAAMEcgAAAAYAgABDABAIAAAAAAABAL1P5Zs0P8dEx7/LIoBuSsr/XnnZv8BUcbpxS8DQj+SjHwxTqI5KX1lN7KYohU0zG8AIefjXf0LiFVvZ99W6IPnowPRepktpXsQJ6AJpZNbQOAcpK4cyjja48WNV/OOQLd2VStDEvFhAd4dA2qPbjDDr6e76KMEjDefJmJdoTJ7lC8GwL28c6gQmM6m37dkK6KpIoTU2kTsiSwxPkPAtWc6bENa+LqIQbSebAEzz2PH/EXm44QasW9LLx3JoZR4CY3ZKz5NCPDacYTZ8n+bz4LY5p0j2telZY60wChEbBhbn/+KDbnhTKJHQNKEJzDUF+iC8MR/EyLRZ3JnYMeXOyvs=";
-
-/// A directory under Cargo's scratch space for this test, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-            "fixtures-export-{name}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// 130 enrollments (more than one page of 100) in three shapes, four groups, two hubs.
 fn source_fixture() -> String {

@@ -3,11 +3,15 @@
 //! line of the README's banner block must appear, in order, in the real banner once ports are
 //! put back to the defaults the README shows (8883, 5671, 443, 9180).
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
+
+use support::FREE_PORTS;
 
 const README: &str = include_str!("../../README.md");
 
@@ -32,18 +36,8 @@ fn start() -> (Running, tempfile::TempDir, Vec<String>) {
         }
     }
     let mut child = command
-        .args([
-            "--mqtt-port",
-            "0",
-            "--amqp-port",
-            "0",
-            "--https-port",
-            "0",
-            "--control-port",
-            "0",
-            "--ca-out",
-            "iotemu-ca.pem",
-        ])
+        .args(FREE_PORTS)
+        .args(["--ca-out", "iotemu-ca.pem"])
         .current_dir(dir.path())
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())

@@ -3,9 +3,13 @@
 //! bound port, carry the HTTPS port in the REST connection strings, and point at a control
 //! port that answers.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
+
+use support::FREE_PORTS;
 
 #[test]
 fn ready_file_names_the_bound_ports_and_port_carrying_connection_strings() {
@@ -13,16 +17,7 @@ fn ready_file_names_the_bound_ports_and_port_carrying_connection_strings() {
     let ready = dir.path().join("ready.json");
     let ca = dir.path().join("ca.pem");
     let mut child = Command::new(env!("CARGO_BIN_EXE_iotemu"))
-        .args([
-            "--mqtt-port",
-            "0",
-            "--amqp-port",
-            "0",
-            "--https-port",
-            "0",
-            "--control-port",
-            "0",
-        ])
+        .args(FREE_PORTS)
         .arg("--ready-file")
         .arg(&ready)
         .arg("--ca-out")

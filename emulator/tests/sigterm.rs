@@ -3,28 +3,20 @@
 //! `--shutdown-timeout-secs`), closes the store and exits 0; the directory can be opened by
 //! the next emulator at once.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use support::FREE_PORTS;
+
 /// Starts the binary on free ports with `data_dir`; returns it with its MQTT port once ready.
 fn start(data_dir: &std::path::Path) -> (Child, u16) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_iotemu"))
-        .args([
-            "--mqtt-port",
-            "0",
-            "--amqp-port",
-            "0",
-            "--https-port",
-            "0",
-            "--control-port",
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--shutdown-timeout-secs",
-            "1",
-        ])
+        .args(FREE_PORTS)
+        .args(["--bind", "127.0.0.1", "--shutdown-timeout-secs", "1"])
         .arg("--data-dir")
         .arg(data_dir)
         .stdout(Stdio::piped())

@@ -603,6 +603,17 @@ impl MqttPeer for WsClient {
 /// The well-known `iothubowner` key of the quickstart fixture (fixtures/quickstart.json).
 pub const HUB_OWNER_KEY: &str = "m3KXjFJcrlf/7AzVtsFylbokniqdr2n96hQepP6P/GU=";
 
+/// A token for the quickstart hub's (`localhost`) shared access policy `policy`, signed with
+/// its base64 `key_b64`, valid ten minutes.
+pub fn hub_policy_token(policy: &str, key_b64: &str) -> String {
+    build_token(
+        "localhost",
+        &decode_key(key_b64),
+        Some(policy),
+        seconds_from_now(600),
+    )
+}
+
 /// A hub service REST call (registry, twins) signed with `iothubowner`, JSON body (none when
 /// `body` is null), `api-version=2021-04-12` appended.
 pub async fn hub_rest(
@@ -612,12 +623,20 @@ pub async fn hub_rest(
     extra_headers: &[(&str, &str)],
     body: serde_json::Value,
 ) -> HttpsResponse {
-    let auth = build_token(
-        "localhost",
-        &decode_key(HUB_OWNER_KEY),
-        Some("iothubowner"),
-        seconds_from_now(600),
-    );
+    let owner = ("iothubowner", HUB_OWNER_KEY);
+    hub_rest_as(emulator, owner, method, path, extra_headers, body).await
+}
+
+/// [`hub_rest`] signed with the shared access policy `policy` and its base64 key.
+pub async fn hub_rest_as(
+    emulator: &Emulator,
+    (policy, key_b64): (&str, &str),
+    method: &str,
+    path: &str,
+    extra_headers: &[(&str, &str)],
+    body: serde_json::Value,
+) -> HttpsResponse {
+    let auth = hub_policy_token(policy, key_b64);
     let mut headers = vec![
         ("Authorization", auth.as_str()),
         ("Content-Type", "application/json"),
@@ -638,4 +657,44 @@ pub async fn hub_rest(
         &body,
     )
     .await
+}
+
+/// Provisions `device_id` on the default hub with the quickstart key (and `initial` twin),
+/// connects it over MQTT and subscribes it to each of `filters` (one SUBSCRIBE each, its
+/// SUBACK awaited).
+pub async fn connected_hub_device(
+    emulator: &Emulator,
+    device_id: &str,
+    initial: Option<serde_json::Value>,
+    filters: &[&str],
+) -> RawClient {
+    use iotemu::mqtt::codec::QoS;
+    use rumqttc::mqttbytes::v4::Subscribe;
+    let key = iotemu::SymmetricKey::from_base64(QUICKSTART_KEY).expect("the quickstart key");
+    emulator
+        .default_hub()
+        .provision_device(device_id, key.clone(), key, initial);
+    let mut client = RawClient::connect(emulator).await;
+    let token = device_token(
+        "localhost",
+        device_id,
+        QUICKSTART_KEY,
+        seconds_from_now(600),
+    );
+    assert_eq!(
+        client
+            .mqtt_connect(device_id, &hub_username("localhost", device_id), &token)
+            .await,
+        ConnectReturnCode::Success
+    );
+    for (pkid, filter) in (1u16..).zip(filters) {
+        let mut subscribe = Subscribe::new(*filter, QoS::AtLeastOnce);
+        subscribe.pkid = pkid;
+        client.send(Packet::Subscribe(subscribe)).await;
+        assert!(matches!(
+            client.recv(Duration::from_secs(5)).await,
+            Ok(Packet::SubAck(_))
+        ));
+    }
+    client
 }

@@ -19,7 +19,7 @@ use fe2o3_amqp::types::primitives::Value;
 use percent_encoding::percent_decode_str;
 
 use super::conditions::{self, ARGUMENT_ERROR};
-use super::connection_auth::ServiceAccess;
+use super::connection_auth::{ConnectionAuth, ServiceAccess};
 use super::link::{LinkSlot, close_with_error};
 use super::message::{AnyMessage, body_bytes, message_id_string, simple_value_string, system_time};
 use super::session::SessionContext;
@@ -32,6 +32,17 @@ pub const SERVICE_CONNECT: &str = "ServiceConnect";
 /// The application property that asks for delivery feedback.
 const ACK_PROPERTY: &str = "iothub-ack";
 
+/// Resolves once the connection holds no live ServiceConnect grant for the policy `hint`
+/// names: the token that authorised a service link expired and was not renewed.
+pub(super) async fn service_connect_expired(auth: Arc<ConnectionAuth>, hint: Option<String>) {
+    auth.until_expired(move |auth, now| {
+        auth.service_access(hint.as_deref(), SERVICE_CONNECT, None, now)
+            .ok()
+            .map(|a| a.expires_at)
+    })
+    .await;
+}
+
 /// Receives C2D messages on `receiver` until the link, the connection or the authorising
 /// token ends.
 pub async fn serve(
@@ -43,12 +54,7 @@ pub async fn serve(
     slot: LinkSlot,
 ) {
     let link = receiver.name().to_owned();
-    let auth = session.connection.auth.clone();
-    let expired = auth.until_expired(move |auth, now| {
-        auth.service_access(hint.as_deref(), SERVICE_CONNECT, None, now)
-            .ok()
-            .map(|a| a.expires_at)
-    });
+    let expired = service_connect_expired(session.connection.auth.clone(), hint);
     tokio::pin!(expired);
     tracing::debug!(%link, hub = hub.host_name(), policy = %access.policy, "AMQP C2D link attached");
     loop {

@@ -22,7 +22,7 @@ use fe2o3_amqp::types::messaging::{
 };
 use fe2o3_amqp::types::primitives::{Binary, Symbol, Value};
 
-use super::c2d::SERVICE_CONNECT;
+use super::c2d::service_connect_expired;
 use super::conditions;
 use super::connection_auth::ServiceAccess;
 use super::link::{LinkSlot, close_with_error};
@@ -53,12 +53,7 @@ pub async fn serve(
     slot: LinkSlot,
 ) {
     let link = sender.name().to_owned();
-    let auth = session.connection.auth.clone();
-    let expired = auth.until_expired(move |auth, now| {
-        auth.service_access(hint.as_deref(), SERVICE_CONNECT, None, now)
-            .ok()
-            .map(|a| a.expires_at)
-    });
+    let expired = service_connect_expired(session.connection.auth.clone(), hint);
     tokio::pin!(expired);
     tracing::debug!(%link, ?kind, hub = hub.host_name(), policy = %access.policy, "AMQP service receiver attached");
     loop {

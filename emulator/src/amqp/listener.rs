@@ -11,7 +11,7 @@ use tokio_rustls::TlsAcceptor;
 use super::AmqpContext;
 use super::connection::serve;
 use super::connection_auth::PeerInfo;
-use crate::net::{ConnectionLimit, TlsSetup, spawn_tls_accept_loop};
+use crate::net::{ConnectionLimit, TlsSetup, spawn_tls_sessions};
 
 /// Serves AMQP over TLS on `listener` until shutdown.
 pub fn spawn(
@@ -26,23 +26,20 @@ pub fn spawn(
     };
     let shutdown = ctx.shutdown.clone();
     // Shutdown does not wait for a handshake; an open connection is closed with a reason.
-    spawn_tls_accept_loop(
+    spawn_tls_sessions(
         listener,
         "AMQP",
         tls,
         limit,
         shutdown,
-        move |tls, peer, slot| {
-            let ctx = ctx.clone();
-            async move {
-                let _slot = slot;
-                let peer = PeerInfo {
-                    remote: peer.remote,
-                    certificates: peer.certificates,
-                    server_name: peer.server_name,
-                };
-                serve(tls, peer, ctx).await;
-            }
+        ctx,
+        |tls, peer, ctx| {
+            let peer = PeerInfo {
+                remote: peer.remote,
+                certificates: peer.certificates,
+                server_name: peer.server_name,
+            };
+            serve(tls, peer, ctx)
         },
     )
 }

@@ -1,7 +1,8 @@
 //! IoT Hub device HTTPS API (protocol.md §6): what every device route shares. The routes
 //! live one API group per file — `hub_device_telemetry` (device-to-cloud messages) and
-//! `hub_device_c2d` (cloud-to-device receive and settlement) — each parsing its operation from
-//! method and path and applying it to the hub.
+//! `hub_device_c2d` (cloud-to-device receive and settlement) — each a [`DeviceGroup`]: it
+//! parses its operation from method and path and applies it to the hub for the proven
+//! device. Admitting the request and answering are written here once ([`admit`], [`handle`]).
 //!
 //! Every route needs `api-version`; the hub is the one named by the `Host` header; the device
 //! proves itself with a device SAS token or its TLS client certificate, for the device the
@@ -12,7 +13,7 @@ use std::time::SystemTime;
 
 use super::HttpContext;
 use super::hub_service::no_route;
-use super::reply::{self, Refusal};
+use super::reply::{self, Refusal, Reply};
 use super::request::Request;
 use crate::auth::AuthError;
 use crate::hub::error::HubError;
@@ -21,17 +22,71 @@ use crate::hub::{DeviceIdentity, Hub};
 /// Prefix of application properties in headers (and in batch property maps).
 pub(super) const APP_PREFIX: &str = "iothub-app-";
 
+/// One API group of the device API: the operation a request asks for, and what applying it
+/// for the proven device answers.
+pub(super) trait DeviceGroup {
+    /// What a route of the group does, with ids borrowed from the path.
+    type Operation<'p>;
+
+    /// The operation; `None` when no route of the group matches. `fixed` is the path
+    /// lower-cased (to match), `segments` as sent (the ids).
+    fn parse<'p>(
+        req: &Request<'_>,
+        fixed: &[&str],
+        segments: &[&'p str],
+    ) -> Option<Self::Operation<'p>>;
+
+    /// Applies an admitted operation for `identity`, the device the path names. (Written
+    /// with one lifetime and `Send` spelled out: with `async fn` rustc cannot prove the
+    /// connection task `Send`, rust-lang/rust#100013.)
+    fn apply<'a>(
+        hub: &'a Hub,
+        identity: DeviceIdentity,
+        req: &'a Request<'a>,
+        operation: Self::Operation<'a>,
+    ) -> impl Future<Output = Result<Reply, HubError>> + Send + 'a;
+}
+
+/// The checks on the head (route, api-version, credential), before the body is read.
+pub(super) fn admit<G: DeviceGroup>(
+    ctx: &HttpContext,
+    req: &Request<'_>,
+    fixed: &[&str],
+    segments: &[&str],
+) -> Result<(), Refusal> {
+    admitted(ctx, req, segments, G::parse(req, fixed, segments)).map(drop)
+}
+
+/// Answers a request of group `G` once its body is read: the checks again, then the operation.
+pub(super) async fn handle<G: DeviceGroup>(
+    ctx: &HttpContext,
+    req: &Request<'_>,
+    fixed: &[&str],
+    segments: &[&str],
+) -> Reply {
+    match admitted(ctx, req, segments, G::parse(req, fixed, segments)) {
+        Ok(Admitted {
+            hub,
+            identity,
+            operation,
+        }) => G::apply(hub, identity, req, operation)
+            .await
+            .unwrap_or_else(|e| reply::hub_error(&e)),
+        Err(refusal) => *refusal,
+    }
+}
+
 /// What the checks on the head found: the hub, the proven device and the operation.
-pub(super) struct Admitted<'c, Op> {
-    pub hub: &'c Hub,
-    pub identity: DeviceIdentity,
-    pub operation: Op,
+struct Admitted<'c, Op> {
+    hub: &'c Hub,
+    identity: DeviceIdentity,
+    operation: Op,
 }
 
 /// The checks on the head, in this order: the route (`operation` is what the group's parser
 /// found, `None` for no route), `api-version`, then the device's credential. The router makes
 /// them before the body is read; the group's handler makes them again.
-pub(super) fn admitted<'c, Op>(
+fn admitted<'c, Op>(
     ctx: &'c HttpContext,
     req: &Request<'_>,
     segments: &[&str],

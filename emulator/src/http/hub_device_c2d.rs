@@ -15,33 +15,49 @@ use http_body_util::Full;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Method, Response, StatusCode};
 
-use super::HttpContext;
-use super::hub_device::{self, APP_PREFIX, Admitted};
-use super::reply::{self, Refusal, Reply};
+use super::hub_device::{APP_PREFIX, DeviceGroup};
+use super::reply::{self, Reply};
 use super::request::{Request, lock_token};
-use crate::hub::Hub;
 use crate::hub::c2d::QueuedC2d;
 use crate::hub::c2d_http::Settlement;
 use crate::hub::error::HubError;
+use crate::hub::{DeviceIdentity, Hub};
 
 /// What a route does; the lock token borrowed from the path.
 #[derive(Debug, PartialEq, Eq)]
-enum Operation<'p> {
+pub(super) enum Operation<'p> {
     Receive,
     Settle(&'p str, Settlement),
 }
 
-fn parse<'p>(req: &Request<'_>, fixed: &[&str], segments: &[&'p str]) -> Option<Operation<'p>> {
-    let token = || lock_token(segments.get(4).copied().unwrap_or_default());
-    match (&req.method, fixed) {
-        (&Method::GET, ["devices", _, "messages", "devicebound"]) => Some(Operation::Receive),
-        (&Method::DELETE, ["devices", _, "messages", "devicebound", _]) => {
-            Some(Operation::Settle(token(), settlement_of_delete(req)))
+/// The receive and settle routes.
+pub(super) struct C2dReceive;
+
+impl DeviceGroup for C2dReceive {
+    type Operation<'p> = Operation<'p>;
+
+    fn parse<'p>(req: &Request<'_>, fixed: &[&str], segments: &[&'p str]) -> Option<Operation<'p>> {
+        let token = || lock_token(segments.get(4).copied().unwrap_or_default());
+        match (&req.method, fixed) {
+            (&Method::GET, ["devices", _, "messages", "devicebound"]) => Some(Operation::Receive),
+            (&Method::DELETE, ["devices", _, "messages", "devicebound", _]) => {
+                Some(Operation::Settle(token(), settlement_of_delete(req)))
+            }
+            (&Method::POST, ["devices", _, "messages", "devicebound", _, "abandon"]) => {
+                Some(Operation::Settle(token(), Settlement::Abandon))
+            }
+            _ => None,
         }
-        (&Method::POST, ["devices", _, "messages", "devicebound", _, "abandon"]) => {
-            Some(Operation::Settle(token(), Settlement::Abandon))
-        }
-        _ => None,
+    }
+
+    /// A settlement's 204 goes out only once it is durable.
+    async fn apply<'a>(
+        hub: &'a Hub,
+        identity: DeviceIdentity,
+        _req: &'a Request<'a>,
+        operation: Self::Operation<'a>,
+    ) -> Result<Reply, HubError> {
+        receive_or_settle(hub, identity.device_id(), operation).await
     }
 }
 
@@ -54,35 +70,12 @@ fn settlement_of_delete(req: &Request<'_>) -> Settlement {
     }
 }
 
-/// The checks on the head (route, api-version, credential), before the body is read.
-pub(super) fn admit(
-    ctx: &HttpContext,
-    req: &Request<'_>,
-    fixed: &[&str],
-    segments: &[&str],
-) -> Result<(), Refusal> {
-    hub_device::admitted(ctx, req, segments, parse(req, fixed, segments)).map(drop)
-}
-
-/// Answers one request; a settlement's 204 goes out only once it is durable.
-pub(super) async fn handle(
-    ctx: &HttpContext,
-    req: &Request<'_>,
-    fixed: &[&str],
-    segments: &[&str],
-) -> Reply {
-    match hub_device::admitted(ctx, req, segments, parse(req, fixed, segments)) {
-        Ok(Admitted { hub, operation, .. }) => {
-            let device_id = segments.get(1).copied().unwrap_or_default();
-            apply(hub, device_id, operation)
-                .await
-                .unwrap_or_else(|e| reply::hub_error(&e))
-        }
-        Err(refusal) => *refusal,
-    }
-}
-
-async fn apply(hub: &Hub, device_id: &str, operation: Operation<'_>) -> Result<Reply, HubError> {
+/// The operation for `device_id` (the tests call it without a proven identity).
+async fn receive_or_settle(
+    hub: &Hub,
+    device_id: &str,
+    operation: Operation<'_>,
+) -> Result<Reply, HubError> {
     match operation {
         Operation::Receive => Ok(receive(hub, device_id)),
         Operation::Settle(token, settlement) => {
@@ -168,10 +161,9 @@ fn c2d_reply(device_id: &str, queued: &QueuedC2d) -> Reply {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{hub, request};
+    use super::super::test_support::{add_device, hub, request};
     use super::*;
     use crate::hub::c2d::C2dMessage;
-    use crate::hub::registry::DeviceSpec;
 
     fn route(method: Method, uri: &str) -> Option<Operation<'static>> {
         let req = request(method, uri, &[], "");
@@ -189,7 +181,7 @@ mod tests {
             "\"tok\"",
             "abandon",
         ];
-        parse(&req, &fixed, &segments[..fixed.len().min(segments.len())])
+        C2dReceive::parse(&req, &fixed, &segments[..fixed.len().min(segments.len())])
     }
 
     #[test]
@@ -216,10 +208,12 @@ mod tests {
     #[tokio::test]
     async fn receive_locks_with_headers_and_complete_removes() {
         let hub = hub();
-        let spec = DeviceSpec::from_json("d", b"{}").unwrap();
-        hub.create_device(spec).unwrap().durable().await.unwrap();
+        add_device(&hub, "d").await;
         assert_eq!(
-            apply(&hub, "d", Operation::Receive).await.unwrap().status(),
+            receive_or_settle(&hub, "d", Operation::Receive)
+                .await
+                .unwrap()
+                .status(),
             204
         );
         let mut message = C2dMessage::new("hello");
@@ -228,7 +222,9 @@ mod tests {
         message.properties.insert("colour".into(), "red".into());
         message.properties.insert("bad\nname".into(), "x".into());
         hub.send_c2d("d", message).unwrap().durable().await.unwrap();
-        let received = apply(&hub, "d", Operation::Receive).await.unwrap();
+        let received = receive_or_settle(&hub, "d", Operation::Receive)
+            .await
+            .unwrap();
         assert_eq!(received.status(), 200);
         let header = |name: &str| received.headers().get(name).and_then(|v| v.to_str().ok());
         assert_eq!(header("iothub-messageid"), Some("m1"));
@@ -237,20 +233,23 @@ mod tests {
         assert_eq!(header("iothub-deliverycount"), Some("1"));
         assert_eq!(header("iothub-to"), Some("/devices/d/messages/deviceBound"));
         let etag = header("etag").expect("a lock token").to_owned();
-        let completed = apply(
+        let completed = receive_or_settle(
             &hub,
             "d",
             Operation::Settle(lock_token(&etag), Settlement::Complete),
         );
         assert_eq!(completed.await.unwrap().status(), 204);
-        let again = apply(
+        let again = receive_or_settle(
             &hub,
             "d",
             Operation::Settle(lock_token(&etag), Settlement::Complete),
         );
         assert_eq!(again.await.unwrap_err().code, 412002);
         assert_eq!(
-            apply(&hub, "d", Operation::Receive).await.unwrap().status(),
+            receive_or_settle(&hub, "d", Operation::Receive)
+                .await
+                .unwrap()
+                .status(),
             204
         );
     }

@@ -17,9 +17,8 @@ use hyper::Method;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::HttpContext;
-use super::hub_device::{self, APP_PREFIX, Admitted};
-use super::reply::{self, Refusal, Reply};
+use super::hub_device::{APP_PREFIX, DeviceGroup};
+use super::reply::{self, Reply};
 use super::request::Request;
 use crate::hub::DeviceIdentity;
 use crate::hub::Hub;
@@ -30,34 +29,25 @@ use crate::hub::telemetry::{IncomingMessage, SystemProperties};
 const BATCH_CONTENT_TYPE: &str = "application/vnd.microsoft.iothub.json";
 
 /// The one route.
-fn parse(method: &Method, fixed: &[&str]) -> Option<()> {
-    match (method, fixed) {
-        (&Method::POST, ["devices", _, "messages", "events"]) => Some(()),
-        _ => None,
-    }
-}
+pub(super) struct Telemetry;
 
-/// The checks on the head (route, api-version, credential), before the body is read.
-pub(super) fn admit(
-    ctx: &HttpContext,
-    req: &Request<'_>,
-    fixed: &[&str],
-    segments: &[&str],
-) -> Result<(), Refusal> {
-    hub_device::admitted(ctx, req, segments, parse(&req.method, fixed)).map(drop)
-}
+impl DeviceGroup for Telemetry {
+    type Operation<'p> = ();
 
-pub(super) async fn handle(
-    ctx: &HttpContext,
-    req: &Request<'_>,
-    fixed: &[&str],
-    segments: &[&str],
-) -> Reply {
-    match hub_device::admitted(ctx, req, segments, parse(&req.method, fixed)) {
-        Ok(Admitted { hub, identity, .. }) => {
-            send(hub, req, &identity).unwrap_or_else(|e| reply::hub_error(&e))
+    fn parse(req: &Request<'_>, fixed: &[&str], _segments: &[&str]) -> Option<()> {
+        match (&req.method, fixed) {
+            (&Method::POST, ["devices", _, "messages", "events"]) => Some(()),
+            _ => None,
         }
-        Err(refusal) => *refusal,
+    }
+
+    async fn apply<'a>(
+        hub: &'a Hub,
+        identity: DeviceIdentity,
+        req: &'a Request<'a>,
+        (): Self::Operation<'a>,
+    ) -> Result<Reply, HubError> {
+        send(hub, req, &identity)
     }
 }
 
@@ -189,14 +179,12 @@ mod tests {
 
     #[test]
     fn only_post_events_is_telemetry() {
-        assert_eq!(
-            parse(&Method::POST, &["devices", "d", "messages", "events"]),
-            Some(())
-        );
-        assert_eq!(
-            parse(&Method::GET, &["devices", "d", "messages", "events"]),
-            None
-        );
+        let route = |method: Method| {
+            let req = request(method, "/devices/d/messages/events", &[], "");
+            Telemetry::parse(&req, &["devices", "d", "messages", "events"], &[])
+        };
+        assert_eq!(route(Method::POST), Some(()));
+        assert_eq!(route(Method::GET), None);
     }
 
     #[test]

@@ -15,9 +15,8 @@ use std::time::SystemTime;
 use hyper::Method;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 
-use super::HttpContext;
-use super::hub_service::{self, Rights, SERVICE_CONNECT};
-use super::reply::{self, Refusal, Reply};
+use super::hub_service::{self, Rights, SERVICE_CONNECT, ServiceGroup};
+use super::reply::{self, Reply};
 use super::request::{Request, lock_token};
 use crate::hub::Hub;
 use crate::hub::error::HubError;
@@ -27,76 +26,65 @@ const FEEDBACK_CONTENT_TYPE: &str = "application/vnd.microsoft.iothub.feedback.j
 
 /// What a messaging route does; the device id or lock token borrowed from the path.
 #[derive(Debug, PartialEq, Eq)]
-enum Operation<'p> {
+pub(super) enum Operation<'p> {
     Purge(&'p str),
     ReceiveFeedback,
     CompleteFeedback(&'p str),
     AbandonFeedback(&'p str),
 }
 
-fn parse<'p>(
-    method: &Method,
-    fixed: &[&str],
-    segments: &[&'p str],
-) -> Option<(Rights, Operation<'p>)> {
-    let id = |i: usize| segments.get(i).copied().unwrap_or_default();
-    let operation = match (method, fixed) {
-        (&Method::DELETE, ["devices", _, "commands"]) => Operation::Purge(id(1)),
-        (&Method::GET, ["messages", "servicebound", "feedback"]) => Operation::ReceiveFeedback,
-        (&Method::DELETE, ["messages", "servicebound", "feedback", _]) => {
-            Operation::CompleteFeedback(lock_token(id(3)))
-        }
-        (&Method::POST, ["messages", "servicebound", "feedback", _, "abandon"]) => {
-            Operation::AbandonFeedback(lock_token(id(3)))
-        }
-        _ => return None,
-    };
-    Some((SERVICE_CONNECT, operation))
-}
+/// The C2D purge and feedback routes.
+pub(super) struct Messaging;
 
-/// The checks on the head (route, hub, policy token and right), before the body is read.
-pub(super) fn admit(
-    ctx: &HttpContext,
-    req: &Request<'_>,
-    fixed: &[&str],
-    segments: &[&str],
-) -> Result<(), Refusal> {
-    hub_service::admitted(ctx, req, segments, parse(&req.method, fixed, segments)).map(drop)
-}
+impl ServiceGroup for Messaging {
+    type Operation<'p> = Operation<'p>;
 
-pub(super) async fn handle(
-    ctx: &HttpContext,
-    req: &Request<'_>,
-    fixed: &[&str],
-    segments: &[&str],
-) -> Reply {
-    match hub_service::admitted(ctx, req, segments, parse(&req.method, fixed, segments)) {
-        Ok((hub, operation)) => hub_service::answer(apply(hub, operation).await),
-        Err(refusal) => *refusal,
+    fn parse<'p>(
+        method: &Method,
+        fixed: &[&str],
+        segments: &[&'p str],
+    ) -> Option<(Rights, Operation<'p>)> {
+        let id = |i: usize| segments.get(i).copied().unwrap_or_default();
+        let operation = match (method, fixed) {
+            (&Method::DELETE, ["devices", _, "commands"]) => Operation::Purge(id(1)),
+            (&Method::GET, ["messages", "servicebound", "feedback"]) => Operation::ReceiveFeedback,
+            (&Method::DELETE, ["messages", "servicebound", "feedback", _]) => {
+                Operation::CompleteFeedback(lock_token(id(3)))
+            }
+            (&Method::POST, ["messages", "servicebound", "feedback", _, "abandon"]) => {
+                Operation::AbandonFeedback(lock_token(id(3)))
+            }
+            _ => return None,
+        };
+        Some((SERVICE_CONNECT, operation))
     }
-}
 
-async fn apply(hub: &Hub, operation: Operation<'_>) -> Result<Reply, HubError> {
-    match operation {
-        Operation::Purge(device_id) => {
-            let purged = hub_service::stored(hub.purge_c2d(device_id)).await?;
-            Ok(reply::json(
-                200,
-                &serde_json::json!({
-                    "deviceId": device_id,
-                    "moduleId": null,
-                    "totalMessagesPurged": purged,
-                }),
-            ))
-        }
-        Operation::ReceiveFeedback => Ok(receive_feedback(hub)),
-        Operation::CompleteFeedback(lock) => {
-            hub.complete_feedback(lock, SystemTime::now())?;
-            Ok(reply::empty(204))
-        }
-        Operation::AbandonFeedback(lock) => {
-            hub.abandon_feedback(lock, SystemTime::now())?;
-            Ok(reply::empty(204))
+    async fn apply<'a>(
+        hub: &'a Hub,
+        _req: &'a Request<'a>,
+        operation: Self::Operation<'a>,
+    ) -> Result<Reply, HubError> {
+        match operation {
+            Operation::Purge(device_id) => {
+                let purged = hub_service::stored(hub.purge_c2d(device_id)).await?;
+                Ok(reply::json(
+                    200,
+                    &serde_json::json!({
+                        "deviceId": device_id,
+                        "moduleId": null,
+                        "totalMessagesPurged": purged,
+                    }),
+                ))
+            }
+            Operation::ReceiveFeedback => Ok(receive_feedback(hub)),
+            Operation::CompleteFeedback(lock) => {
+                hub.complete_feedback(lock, SystemTime::now())?;
+                Ok(reply::empty(204))
+            }
+            Operation::AbandonFeedback(lock) => {
+                hub.abandon_feedback(lock, SystemTime::now())?;
+                Ok(reply::empty(204))
+            }
         }
     }
 }
@@ -128,13 +116,14 @@ fn receive_feedback(hub: &Hub) -> Reply {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{body_json, hub};
+    use super::super::test_support::{add_device, body_json, hub, request};
     use super::*;
-    use crate::hub::registry::DeviceSpec;
 
     #[test]
     fn routes_unquote_lock_tokens() {
-        let route = |method: Method, fixed: &'static [&'static str]| parse(&method, fixed, fixed);
+        let route = |method: Method, fixed: &'static [&'static str]| {
+            Messaging::parse(&method, fixed, fixed)
+        };
         assert_eq!(
             route(
                 Method::DELETE,
@@ -159,18 +148,27 @@ mod tests {
     #[tokio::test]
     async fn purge_counts_and_an_empty_feedback_queue_is_204() {
         let hub = hub();
-        let unknown = apply(&hub, Operation::Purge("d")).await.unwrap_err();
+        let req = request(Method::DELETE, "/devices/d/commands", &[], "");
+        let unknown = Messaging::apply(&hub, &req, Operation::Purge("d"))
+            .await
+            .unwrap_err();
         assert_eq!(unknown.code, 404001);
-        let spec = DeviceSpec::from_json("d", b"{}").unwrap();
-        hub_service::stored(hub.create_device(spec)).await.unwrap();
-        let purged = body_json(apply(&hub, Operation::Purge("d")).await.unwrap()).await;
+        add_device(&hub, "d").await;
+        let purged = body_json(
+            Messaging::apply(&hub, &req, Operation::Purge("d"))
+                .await
+                .unwrap(),
+        )
+        .await;
         assert_eq!(
             purged,
             serde_json::json!({"deviceId": "d", "moduleId": null, "totalMessagesPurged": 0})
         );
-        let nothing = apply(&hub, Operation::ReceiveFeedback).await.unwrap();
+        let nothing = Messaging::apply(&hub, &req, Operation::ReceiveFeedback)
+            .await
+            .unwrap();
         assert_eq!(nothing.status(), 204);
-        let lost = apply(&hub, Operation::CompleteFeedback("nope"))
+        let lost = Messaging::apply(&hub, &req, Operation::CompleteFeedback("nope"))
             .await
             .unwrap_err();
         assert_eq!(lost.status(), 412);

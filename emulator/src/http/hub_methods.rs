@@ -11,10 +11,9 @@ use hyper::Method;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::HttpContext;
-use super::hub_service::{self, Rights, SERVICE_CONNECT};
+use super::hub_service::{Rights, SERVICE_CONNECT, ServiceGroup};
 use super::hub_twins::twin_owner;
-use super::reply::{self, Refusal, Reply};
+use super::reply::{self, Reply};
 use super::request::Request;
 use crate::hub::error::HubError;
 use crate::hub::{Hub, IdentityRef};
@@ -23,38 +22,45 @@ use crate::hub::{Hub, IdentityRef};
 const DEFAULT_RESPONSE_TIMEOUT_SECONDS: u64 = 30;
 
 /// The one route: invoke a method on `who`.
-fn parse<'p>(
-    method: &Method,
-    fixed: &[&str],
-    segments: &[&'p str],
-) -> Option<(Rights, IdentityRef<'p>)> {
-    match (method, fixed) {
-        (&Method::POST, ["twins", _, "methods"] | ["twins", _, "modules", _, "methods"]) => {
-            Some((SERVICE_CONNECT, twin_owner(fixed, segments)))
+pub(super) struct Methods;
+
+impl ServiceGroup for Methods {
+    type Operation<'p> = IdentityRef<'p>;
+
+    fn parse<'p>(
+        method: &Method,
+        fixed: &[&str],
+        segments: &[&'p str],
+    ) -> Option<(Rights, IdentityRef<'p>)> {
+        match (method, fixed) {
+            (&Method::POST, ["twins", _, "methods"] | ["twins", _, "modules", _, "methods"]) => {
+                Some((SERVICE_CONNECT, twin_owner(fixed, segments)))
+            }
+            _ => None,
         }
-        _ => None,
     }
-}
 
-/// The checks on the head (route, hub, policy token and right), before the body is read.
-pub(super) fn admit(
-    ctx: &HttpContext,
-    req: &Request<'_>,
-    fixed: &[&str],
-    segments: &[&str],
-) -> Result<(), Refusal> {
-    hub_service::admitted(ctx, req, segments, parse(&req.method, fixed, segments)).map(drop)
-}
-
-pub(super) async fn handle(
-    ctx: &HttpContext,
-    req: &Request<'_>,
-    fixed: &[&str],
-    segments: &[&str],
-) -> Reply {
-    match hub_service::admitted(ctx, req, segments, parse(&req.method, fixed, segments)) {
-        Ok((hub, who)) => hub_service::answer(invoke(hub, req, who).await),
-        Err(refusal) => *refusal,
+    /// `{"status": <device's status>, "payload": <device's JSON>}`.
+    async fn apply<'a>(
+        hub: &'a Hub,
+        req: &'a Request<'a>,
+        who: Self::Operation<'a>,
+    ) -> Result<Reply, HubError> {
+        let call = MethodInvocation::from_body(&req.body)?;
+        let (response_timeout, connect_timeout) = (call.response_timeout(), call.connect_timeout());
+        let response = hub
+            .invoke_method_on(
+                who,
+                &call.method_name,
+                call.payload,
+                response_timeout,
+                connect_timeout,
+            )
+            .await?;
+        Ok(reply::json(
+            200,
+            &serde_json::json!({ "status": response.status, "payload": response.payload }),
+        ))
     }
 }
 
@@ -89,34 +95,15 @@ impl MethodInvocation {
     }
 }
 
-/// `{"status": <device's status>, "payload": <device's JSON>}`.
-async fn invoke(hub: &Hub, req: &Request<'_>, who: IdentityRef<'_>) -> Result<Reply, HubError> {
-    let call = MethodInvocation::from_body(&req.body)?;
-    let (response_timeout, connect_timeout) = (call.response_timeout(), call.connect_timeout());
-    let response = hub
-        .invoke_method_on(
-            who,
-            &call.method_name,
-            call.payload,
-            response_timeout,
-            connect_timeout,
-        )
-        .await?;
-    Ok(reply::json(
-        200,
-        &serde_json::json!({ "status": response.status, "payload": response.payload }),
-    ))
-}
-
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{hub, request};
+    use super::super::test_support::{add_device, hub, request};
     use super::*;
-    use crate::hub::registry::DeviceSpec;
 
     #[test]
     fn routes_name_the_device_or_the_module() {
-        let route = |method: Method, fixed: &'static [&'static str]| parse(&method, fixed, fixed);
+        let route =
+            |method: Method, fixed: &'static [&'static str]| Methods::parse(&method, fixed, fixed);
         assert_eq!(
             route(Method::POST, &["twins", "d", "methods"]),
             Some((SERVICE_CONNECT, IdentityRef::device("d")))
@@ -156,13 +143,12 @@ mod tests {
             &[],
             r#"{"methodName": "m"}"#,
         );
-        let unknown = invoke(&hub, &req, IdentityRef::device("d"))
+        let unknown = Methods::apply(&hub, &req, IdentityRef::device("d"))
             .await
             .unwrap_err();
         assert_eq!(unknown.code, 404001);
-        let spec = DeviceSpec::from_json("d", b"{}").unwrap();
-        hub_service::stored(hub.create_device(spec)).await.unwrap();
-        let offline = invoke(&hub, &req, IdentityRef::device("d"))
+        add_device(&hub, "d").await;
+        let offline = Methods::apply(&hub, &req, IdentityRef::device("d"))
             .await
             .unwrap_err();
         assert_eq!(offline.code, 404103);

@@ -10,9 +10,8 @@
 use hyper::Method;
 use serde_json::Value;
 
-use super::HttpContext;
-use super::hub_service::{self, REGISTRY_READ, REGISTRY_WRITE, Rights};
-use super::reply::{self, Refusal, Reply};
+use super::hub_service::{self, REGISTRY_READ, REGISTRY_WRITE, Rights, ServiceGroup};
+use super::reply::{self, Reply};
 use super::request::Request;
 use crate::hub::error::HubError;
 use crate::hub::module::ModuleSpec;
@@ -20,78 +19,69 @@ use crate::hub::{Hub, IdentityRef};
 
 /// What a module route does; ids borrowed from the path.
 #[derive(Debug, PartialEq, Eq)]
-enum Operation<'p> {
+pub(super) enum Operation<'p> {
     List(&'p str),
     Get(IdentityRef<'p>),
     Put(IdentityRef<'p>),
     Delete(IdentityRef<'p>),
 }
 
-fn parse<'p>(
-    method: &Method,
-    fixed: &[&str],
-    segments: &[&'p str],
-) -> Option<(Rights, Operation<'p>)> {
-    let device = segments.get(1).copied().unwrap_or_default();
-    let module = IdentityRef::module(device, segments.get(3).copied().unwrap_or_default());
-    match (method, fixed) {
-        (&Method::GET, ["devices", _, "modules"]) => Some((REGISTRY_READ, Operation::List(device))),
-        (&Method::GET, ["devices", _, "modules", _]) => {
-            Some((REGISTRY_READ, Operation::Get(module)))
+/// The module identity routes.
+pub(super) struct Modules;
+
+impl ServiceGroup for Modules {
+    type Operation<'p> = Operation<'p>;
+
+    fn parse<'p>(
+        method: &Method,
+        fixed: &[&str],
+        segments: &[&'p str],
+    ) -> Option<(Rights, Operation<'p>)> {
+        let device = segments.get(1).copied().unwrap_or_default();
+        let module = IdentityRef::module(device, segments.get(3).copied().unwrap_or_default());
+        match (method, fixed) {
+            (&Method::GET, ["devices", _, "modules"]) => {
+                Some((REGISTRY_READ, Operation::List(device)))
+            }
+            (&Method::GET, ["devices", _, "modules", _]) => {
+                Some((REGISTRY_READ, Operation::Get(module)))
+            }
+            (&Method::PUT, ["devices", _, "modules", _]) => {
+                Some((REGISTRY_WRITE, Operation::Put(module)))
+            }
+            (&Method::DELETE, ["devices", _, "modules", _]) => {
+                Some((REGISTRY_WRITE, Operation::Delete(module)))
+            }
+            _ => None,
         }
-        (&Method::PUT, ["devices", _, "modules", _]) => {
-            Some((REGISTRY_WRITE, Operation::Put(module)))
-        }
-        (&Method::DELETE, ["devices", _, "modules", _]) => {
-            Some((REGISTRY_WRITE, Operation::Delete(module)))
-        }
-        _ => None,
     }
-}
 
-/// The checks on the head (route, hub, policy token and right), before the body is read.
-pub(super) fn admit(
-    ctx: &HttpContext,
-    req: &Request<'_>,
-    fixed: &[&str],
-    segments: &[&str],
-) -> Result<(), Refusal> {
-    hub_service::admitted(ctx, req, segments, parse(&req.method, fixed, segments)).map(drop)
-}
-
-pub(super) async fn handle(
-    ctx: &HttpContext,
-    req: &Request<'_>,
-    fixed: &[&str],
-    segments: &[&str],
-) -> Reply {
-    match hub_service::admitted(ctx, req, segments, parse(&req.method, fixed, segments)) {
-        Ok((hub, operation)) => hub_service::answer(apply(hub, req, operation).await),
-        Err(refusal) => *refusal,
-    }
-}
-
-async fn apply(hub: &Hub, req: &Request<'_>, operation: Operation<'_>) -> Result<Reply, HubError> {
-    match operation {
-        Operation::List(device_id) => {
-            hub.get_device(device_id)?;
-            let modules: Vec<Value> = hub
-                .list_modules(device_id)
-                .iter()
-                .map(|m| hub.module_json(m))
-                .collect();
-            Ok(reply::json(200, &modules))
-        }
-        Operation::Get(who) => {
-            let module = hub.get_module(who.device_id, who.module_id.unwrap_or_default())?;
-            Ok(reply::json(200, &hub.module_json(&module)))
-        }
-        Operation::Put(who) => put(hub, req, who).await,
-        Operation::Delete(who) => {
-            let module_id = who.module_id.unwrap_or_default();
-            hub_service::stored(hub.delete_module(who.device_id, module_id, req.if_match()))
-                .await?;
-            Ok(reply::empty(204))
+    async fn apply<'a>(
+        hub: &'a Hub,
+        req: &'a Request<'a>,
+        operation: Self::Operation<'a>,
+    ) -> Result<Reply, HubError> {
+        match operation {
+            Operation::List(device_id) => {
+                hub.get_device(device_id)?;
+                let modules: Vec<Value> = hub
+                    .list_modules(device_id)
+                    .iter()
+                    .map(|m| hub.module_json(m))
+                    .collect();
+                Ok(reply::json(200, &modules))
+            }
+            Operation::Get(who) => {
+                let module = hub.get_module(who.device_id, who.module_id.unwrap_or_default())?;
+                Ok(reply::json(200, &hub.module_json(&module)))
+            }
+            Operation::Put(who) => put(hub, req, who).await,
+            Operation::Delete(who) => {
+                let module_id = who.module_id.unwrap_or_default();
+                hub_service::stored(hub.delete_module(who.device_id, module_id, req.if_match()))
+                    .await?;
+                Ok(reply::empty(204))
+            }
         }
     }
 }
@@ -112,28 +102,13 @@ async fn put(hub: &Hub, req: &Request<'_>, who: IdentityRef<'_>) -> Result<Reply
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{body_json, hub, path, request};
+    use super::super::test_support::{add_device, body_json, call, hub};
     use super::*;
-    use crate::hub::registry::DeviceSpec;
-
-    async fn call(
-        hub: &Hub,
-        method: Method,
-        uri: &str,
-        headers: &[(&str, &str)],
-        body: &str,
-    ) -> Result<Reply, HubError> {
-        let req = request(method, uri, headers, body);
-        let (segments, lower) = path(&req);
-        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-        let fixed: Vec<&str> = lower.iter().map(String::as_str).collect();
-        let (_, operation) = parse(&req.method, &fixed, &segments).expect("a module route");
-        apply(hub, &req, operation).await
-    }
 
     #[test]
     fn routes_and_their_rights() {
-        let route = |method: Method, fixed: &'static [&'static str]| parse(&method, fixed, fixed);
+        let route =
+            |method: Method, fixed: &'static [&'static str]| Modules::parse(&method, fixed, fixed);
         assert_eq!(
             route(Method::GET, &["devices", "d", "modules"]),
             Some((REGISTRY_READ, Operation::List("d")))
@@ -151,13 +126,12 @@ mod tests {
     #[tokio::test]
     async fn put_creates_with_201_updates_with_200_and_delete_removes() {
         let hub = hub();
-        let missing = call(&hub, Method::GET, "/devices/d/modules", &[], "")
+        let missing = call::<Modules>(&hub, Method::GET, "/devices/d/modules", &[], "")
             .await
             .unwrap_err();
         assert_eq!(missing.code, 404001, "modules of an unknown device");
-        let spec = DeviceSpec::from_json("d", b"{}").unwrap();
-        hub_service::stored(hub.create_device(spec)).await.unwrap();
-        let created = call(&hub, Method::PUT, "/devices/d/modules/m", &[], "{}")
+        add_device(&hub, "d").await;
+        let created = call::<Modules>(&hub, Method::PUT, "/devices/d/modules/m", &[], "{}")
             .await
             .unwrap();
         assert_eq!(created.status(), 201);
@@ -165,7 +139,7 @@ mod tests {
             .as_str()
             .unwrap()
             .to_owned();
-        let updated = call(
+        let updated = call::<Modules>(
             &hub,
             Method::PUT,
             "/devices/d/modules/m",
@@ -176,17 +150,17 @@ mod tests {
         .unwrap();
         assert_eq!(updated.status(), 200);
         let listed = body_json(
-            call(&hub, Method::GET, "/devices/d/modules", &[], "")
+            call::<Modules>(&hub, Method::GET, "/devices/d/modules", &[], "")
                 .await
                 .unwrap(),
         )
         .await;
         assert_eq!(listed[0]["moduleId"], "m");
-        let deleted = call(&hub, Method::DELETE, "/devices/d/modules/m", &[], "")
+        let deleted = call::<Modules>(&hub, Method::DELETE, "/devices/d/modules/m", &[], "")
             .await
             .unwrap();
         assert_eq!(deleted.status(), 204);
-        let gone = call(&hub, Method::GET, "/devices/d/modules/m", &[], "")
+        let gone = call::<Modules>(&hub, Method::GET, "/devices/d/modules/m", &[], "")
             .await
             .unwrap_err();
         assert_eq!(gone.status(), 404);

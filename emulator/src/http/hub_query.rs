@@ -10,45 +10,38 @@
 
 use hyper::Method;
 use serde::Deserialize;
+use serde_json::Value;
 
-use super::HttpContext;
-use super::hub_service::{self, Rights};
-use super::reply::{self, Refusal, Reply};
+use super::hub_service::{Rights, ServiceGroup};
+use super::reply::{self, Reply};
 use super::request::Request;
 use crate::hub::Hub;
 use crate::hub::error::HubError;
 use crate::hub::query::{self as twin_query, Collection};
+use crate::hub::twin::order::TwinJson;
 
 /// ServiceConnect, else RegistryRead.
 const QUERY_RIGHTS: Rights = &["ServiceConnect", "RegistryRead"];
 
 /// The one route.
-fn parse(method: &Method, fixed: &[&str]) -> Option<(Rights, ())> {
-    match (method, fixed) {
-        (&Method::POST, ["devices", "query"]) => Some((QUERY_RIGHTS, ())),
-        _ => None,
+pub(super) struct Query;
+
+impl ServiceGroup for Query {
+    type Operation<'p> = ();
+
+    fn parse(method: &Method, fixed: &[&str], _segments: &[&str]) -> Option<(Rights, ())> {
+        match (method, fixed) {
+            (&Method::POST, ["devices", "query"]) => Some((QUERY_RIGHTS, ())),
+            _ => None,
+        }
     }
-}
 
-/// The checks on the head (route, hub, policy token and right), before the body is read.
-pub(super) fn admit(
-    ctx: &HttpContext,
-    req: &Request<'_>,
-    fixed: &[&str],
-    segments: &[&str],
-) -> Result<(), Refusal> {
-    hub_service::admitted(ctx, req, segments, parse(&req.method, fixed)).map(drop)
-}
-
-pub(super) async fn handle(
-    ctx: &HttpContext,
-    req: &Request<'_>,
-    fixed: &[&str],
-    segments: &[&str],
-) -> Reply {
-    match hub_service::admitted(ctx, req, segments, parse(&req.method, fixed)) {
-        Ok((hub, ())) => hub_service::answer(query_twins(hub, req)),
-        Err(refusal) => *refusal,
+    async fn apply<'a>(
+        hub: &'a Hub,
+        req: &'a Request<'a>,
+        (): Self::Operation<'a>,
+    ) -> Result<Reply, HubError> {
+        query_twins(hub, req)
     }
 }
 
@@ -76,7 +69,7 @@ fn query_twins(hub: &Hub, req: &Request<'_>) -> Result<Reply, HubError> {
         .run(documents, max_item_count, req.header("x-ms-continuation"))
         .map_err(|e| HubError::argument_invalid(e.message))?;
     let mut reply = reply::with_header(
-        reply::json(200, &page.items),
+        reply::json(200, &TwinJson(&Value::Array(page.items))),
         "x-ms-item-type",
         page.item_type,
     );
@@ -88,9 +81,8 @@ fn query_twins(hub: &Hub, req: &Request<'_>) -> Result<Reply, HubError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{body_json, hub, request};
+    use super::super::test_support::{add_device, body_json, hub, request};
     use super::*;
-    use crate::hub::registry::DeviceSpec;
 
     fn header<'r>(reply: &'r Reply, name: &str) -> Option<&'r str> {
         reply.headers().get(name).and_then(|v| v.to_str().ok())
@@ -99,18 +91,17 @@ mod tests {
     #[test]
     fn only_post_devices_query_is_a_query() {
         assert_eq!(
-            parse(&Method::POST, &["devices", "query"]),
+            Query::parse(&Method::POST, &["devices", "query"], &[]),
             Some((QUERY_RIGHTS, ()))
         );
-        assert_eq!(parse(&Method::GET, &["devices", "query"]), None);
+        assert_eq!(Query::parse(&Method::GET, &["devices", "query"], &[]), None);
     }
 
     #[tokio::test]
     async fn pages_carry_item_type_and_continuation() {
         let hub = hub();
         for id in ["a", "b", "c"] {
-            let spec = DeviceSpec::from_json(id, b"{}").unwrap();
-            hub_service::stored(hub.create_device(spec)).await.unwrap();
+            add_device(&hub, id).await;
         }
         let body = r#"{"query": "SELECT * FROM devices"}"#;
         let first = query_twins(

@@ -10,9 +10,8 @@
 use hyper::Method;
 use serde_json::Value;
 
-use super::HttpContext;
-use super::hub_service::{self, REGISTRY_READ, REGISTRY_WRITE, Rights};
-use super::reply::{self, Refusal, Reply};
+use super::hub_service::{self, REGISTRY_READ, REGISTRY_WRITE, Rights, ServiceGroup};
+use super::reply::{self, Reply};
 use super::request::Request;
 use crate::hub::Hub;
 use crate::hub::error::HubError;
@@ -20,58 +19,47 @@ use crate::hub::registry::DeviceSpec;
 
 /// What a registry route does; the device id borrowed from the path.
 #[derive(Debug, PartialEq, Eq)]
-enum Operation<'p> {
+pub(super) enum Operation<'p> {
     List,
     Get(&'p str),
     Put(&'p str),
     Delete(&'p str),
 }
 
-fn parse<'p>(
-    method: &Method,
-    fixed: &[&str],
-    segments: &[&'p str],
-) -> Option<(Rights, Operation<'p>)> {
-    let id = segments.get(1).copied().unwrap_or_default();
-    match (method, fixed) {
-        (&Method::GET, ["devices"]) => Some((REGISTRY_READ, Operation::List)),
-        (&Method::GET, ["devices", _]) => Some((REGISTRY_READ, Operation::Get(id))),
-        (&Method::PUT, ["devices", _]) => Some((REGISTRY_WRITE, Operation::Put(id))),
-        (&Method::DELETE, ["devices", _]) => Some((REGISTRY_WRITE, Operation::Delete(id))),
-        _ => None,
+/// The device registry routes.
+pub(super) struct Registry;
+
+impl ServiceGroup for Registry {
+    type Operation<'p> = Operation<'p>;
+
+    fn parse<'p>(
+        method: &Method,
+        fixed: &[&str],
+        segments: &[&'p str],
+    ) -> Option<(Rights, Operation<'p>)> {
+        let id = segments.get(1).copied().unwrap_or_default();
+        match (method, fixed) {
+            (&Method::GET, ["devices"]) => Some((REGISTRY_READ, Operation::List)),
+            (&Method::GET, ["devices", _]) => Some((REGISTRY_READ, Operation::Get(id))),
+            (&Method::PUT, ["devices", _]) => Some((REGISTRY_WRITE, Operation::Put(id))),
+            (&Method::DELETE, ["devices", _]) => Some((REGISTRY_WRITE, Operation::Delete(id))),
+            _ => None,
+        }
     }
-}
 
-/// The checks on the head (route, hub, policy token and right), before the body is read.
-pub(super) fn admit(
-    ctx: &HttpContext,
-    req: &Request<'_>,
-    fixed: &[&str],
-    segments: &[&str],
-) -> Result<(), Refusal> {
-    hub_service::admitted(ctx, req, segments, parse(&req.method, fixed, segments)).map(drop)
-}
-
-pub(super) async fn handle(
-    ctx: &HttpContext,
-    req: &Request<'_>,
-    fixed: &[&str],
-    segments: &[&str],
-) -> Reply {
-    match hub_service::admitted(ctx, req, segments, parse(&req.method, fixed, segments)) {
-        Ok((hub, operation)) => hub_service::answer(apply(hub, req, operation).await),
-        Err(refusal) => *refusal,
-    }
-}
-
-async fn apply(hub: &Hub, req: &Request<'_>, operation: Operation<'_>) -> Result<Reply, HubError> {
-    match operation {
-        Operation::List => list(hub, req),
-        Operation::Get(id) => Ok(reply::json(200, &hub.device_json(&hub.get_device(id)?))),
-        Operation::Put(id) => put(hub, req, id).await,
-        Operation::Delete(id) => {
-            hub_service::stored(hub.delete_device(id, req.if_match())).await?;
-            Ok(reply::empty(204))
+    async fn apply<'a>(
+        hub: &'a Hub,
+        req: &'a Request<'a>,
+        operation: Self::Operation<'a>,
+    ) -> Result<Reply, HubError> {
+        match operation {
+            Operation::List => list(hub, req),
+            Operation::Get(id) => Ok(reply::json(200, &hub.device_json(&hub.get_device(id)?))),
+            Operation::Put(id) => put(hub, req, id).await,
+            Operation::Delete(id) => {
+                hub_service::stored(hub.delete_device(id, req.if_match())).await?;
+                Ok(reply::empty(204))
+            }
         }
     }
 }
@@ -103,28 +91,13 @@ async fn put(hub: &Hub, req: &Request<'_>, device_id: &str) -> Result<Reply, Hub
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{body_json, hub, path, request};
+    use super::super::test_support::{body_json, call, hub};
     use super::*;
-
-    /// Parses `method uri` and applies it with `headers` and `body`.
-    async fn call(
-        hub: &Hub,
-        method: Method,
-        uri: &str,
-        headers: &[(&str, &str)],
-        body: &str,
-    ) -> Result<Reply, HubError> {
-        let req = request(method, uri, headers, body);
-        let (segments, lower) = path(&req);
-        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-        let fixed: Vec<&str> = lower.iter().map(String::as_str).collect();
-        let (_, operation) = parse(&req.method, &fixed, &segments).expect("a registry route");
-        apply(hub, &req, operation).await
-    }
 
     #[test]
     fn routes_and_their_rights() {
-        let route = |method: Method, fixed: &'static [&'static str]| parse(&method, fixed, fixed);
+        let route =
+            |method: Method, fixed: &'static [&'static str]| Registry::parse(&method, fixed, fixed);
         assert_eq!(
             route(Method::GET, &["devices"]),
             Some((REGISTRY_READ, Operation::List))
@@ -145,18 +118,18 @@ mod tests {
     async fn put_creates_then_updates_by_etag_and_delete_removes() {
         let hub = hub();
         let created = body_json(
-            call(&hub, Method::PUT, "/devices/d1", &[], "{}")
+            call::<Registry>(&hub, Method::PUT, "/devices/d1", &[], "{}")
                 .await
                 .unwrap(),
         )
         .await;
         assert_eq!(created["deviceId"], "d1");
         let etag = created["etag"].as_str().unwrap().to_owned();
-        let again = call(&hub, Method::PUT, "/devices/d1", &[], "{}")
+        let again = call::<Registry>(&hub, Method::PUT, "/devices/d1", &[], "{}")
             .await
             .unwrap_err();
         assert_eq!(again.code, 409001, "a second create is a conflict");
-        let disabled = call(
+        let disabled = call::<Registry>(
             &hub,
             Method::PUT,
             "/devices/d1",
@@ -167,17 +140,17 @@ mod tests {
         .unwrap();
         assert_eq!(body_json(disabled).await["status"], "disabled");
         let got = body_json(
-            call(&hub, Method::GET, "/devices/d1", &[], "")
+            call::<Registry>(&hub, Method::GET, "/devices/d1", &[], "")
                 .await
                 .unwrap(),
         )
         .await;
         assert_eq!(got["status"], "disabled");
-        let deleted = call(&hub, Method::DELETE, "/devices/d1", &[], "")
+        let deleted = call::<Registry>(&hub, Method::DELETE, "/devices/d1", &[], "")
             .await
             .unwrap();
         assert_eq!(deleted.status(), 204);
-        let gone = call(&hub, Method::GET, "/devices/d1", &[], "")
+        let gone = call::<Registry>(&hub, Method::GET, "/devices/d1", &[], "")
             .await
             .unwrap_err();
         assert_eq!(gone.code, 404001);
@@ -187,12 +160,12 @@ mod tests {
     async fn list_honours_top_and_refuses_a_bad_one() {
         let hub = hub();
         for id in ["b", "a", "c"] {
-            call(&hub, Method::PUT, &format!("/devices/{id}"), &[], "{}")
+            call::<Registry>(&hub, Method::PUT, &format!("/devices/{id}"), &[], "{}")
                 .await
                 .unwrap();
         }
         let listed = body_json(
-            call(&hub, Method::GET, "/devices?top=2", &[], "")
+            call::<Registry>(&hub, Method::GET, "/devices?top=2", &[], "")
                 .await
                 .unwrap(),
         )
@@ -204,7 +177,7 @@ mod tests {
             .map(|d| d["deviceId"].as_str().unwrap())
             .collect();
         assert_eq!(ids, ["a", "b"]);
-        let bad = call(&hub, Method::GET, "/devices?top=-1", &[], "")
+        let bad = call::<Registry>(&hub, Method::GET, "/devices?top=-1", &[], "")
             .await
             .unwrap_err();
         assert_eq!(bad.code, 400004);

@@ -1,7 +1,9 @@
 //! IoT Hub service REST API (protocol.md §9): what every service route shares. The routes
 //! themselves live one API group per file — `hub_registry` (devices), `hub_modules`,
 //! `hub_twins`, `hub_methods`, `hub_messaging` (C2D purge and feedback) and `hub_query` —
-//! each parsing its operation from method and path and applying it to the hub.
+//! each a [`ServiceGroup`]: it parses its operation from method and path and applies it to
+//! the hub. Admitting the request (route, hub, policy right) and answering are the same for
+//! every group, so they are written here once ([`admit`], [`handle`]).
 //!
 //! The hub is the one named by the `Host` header; callers authenticate with a hub
 //! shared-access-policy token whose policy grants the route's right: RegistryRead to read
@@ -10,6 +12,8 @@
 //! shape ([`reply::hub_error`]).
 
 use std::time::SystemTime;
+
+use hyper::Method;
 
 use super::HttpContext;
 use super::reply::{self, Refusal, Reply};
@@ -26,11 +30,58 @@ pub(super) const REGISTRY_READ: Rights = &["RegistryRead"];
 pub(super) const REGISTRY_WRITE: Rights = &["RegistryWrite"];
 pub(super) const SERVICE_CONNECT: Rights = &["ServiceConnect"];
 
+/// One API group of the service API: the operation a request asks for, with the rights
+/// that admit it, and what applying it to the hub answers.
+pub(super) trait ServiceGroup {
+    /// What a route of the group does, with ids borrowed from the path.
+    type Operation<'p>;
+
+    /// The route's rights and operation; `None` when no route of the group matches.
+    /// `fixed` is the path lower-cased (to match), `segments` as sent (the ids).
+    fn parse<'p>(
+        method: &Method,
+        fixed: &[&str],
+        segments: &[&'p str],
+    ) -> Option<(Rights, Self::Operation<'p>)>;
+
+    /// Applies an admitted operation; a write answers only once it is stored. (Written
+    /// with one lifetime and `Send` spelled out: with `async fn` rustc cannot prove the
+    /// connection task `Send`, rust-lang/rust#100013.)
+    fn apply<'a>(
+        hub: &'a Hub,
+        req: &'a Request<'a>,
+        operation: Self::Operation<'a>,
+    ) -> impl Future<Output = Result<Reply, HubError>> + Send + 'a;
+}
+
+/// The checks on the head (route, hub, policy token and right), before the body is read.
+pub(super) fn admit<G: ServiceGroup>(
+    ctx: &HttpContext,
+    req: &Request<'_>,
+    fixed: &[&str],
+    segments: &[&str],
+) -> Result<(), Refusal> {
+    admitted(ctx, req, segments, G::parse(&req.method, fixed, segments)).map(drop)
+}
+
+/// Answers a request of group `G` once its body is read: the checks again, then the operation.
+pub(super) async fn handle<G: ServiceGroup>(
+    ctx: &HttpContext,
+    req: &Request<'_>,
+    fixed: &[&str],
+    segments: &[&str],
+) -> Reply {
+    match admitted(ctx, req, segments, G::parse(&req.method, fixed, segments)) {
+        Ok((hub, operation)) => answer(G::apply(hub, req, operation).await),
+        Err(refusal) => *refusal,
+    }
+}
+
 /// The hub and the operation a request asks for, once its route is known (`route` is what
 /// the group's parser found, `None` for no route) and the caller's policy token is proven to
 /// grant one of the route's rights. The router makes these checks before the body is read;
 /// the group's handler makes them again.
-pub(super) fn admitted<'c, Op>(
+fn admitted<'c, Op>(
     ctx: &'c HttpContext,
     req: &Request<'_>,
     segments: &[&str],
@@ -78,7 +129,7 @@ pub(super) fn no_route(req: &Request<'_>, segments: &[&str]) -> Reply {
 }
 
 /// The reply to an applied operation: its own, or the error in the hub's shape.
-pub(super) fn answer(result: Result<Reply, HubError>) -> Reply {
+fn answer(result: Result<Reply, HubError>) -> Reply {
     result.unwrap_or_else(|e| reply::hub_error(&e))
 }
 

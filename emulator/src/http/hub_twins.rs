@@ -7,16 +7,16 @@
 use hyper::Method;
 use serde_json::Value;
 
-use super::HttpContext;
-use super::hub_service::{self, Rights, SERVICE_CONNECT};
-use super::reply::{self, Refusal, Reply};
+use super::hub_service::{self, Rights, SERVICE_CONNECT, ServiceGroup};
+use super::reply::{self, Reply};
 use super::request::Request;
 use crate::hub::error::HubError;
+use crate::hub::twin::order::TwinJson;
 use crate::hub::{Hub, IdentityRef};
 
 /// What a twin route does, to whose twin.
 #[derive(Debug, PartialEq, Eq)]
-enum Operation<'p> {
+pub(super) enum Operation<'p> {
     Get(IdentityRef<'p>),
     /// `PATCH` merges (`replace: false`), `PUT` replaces.
     Update {
@@ -36,80 +36,61 @@ pub(super) fn twin_owner<'p>(fixed: &[&str], segments: &[&'p str]) -> IdentityRe
     }
 }
 
-fn parse<'p>(
-    method: &Method,
-    fixed: &[&str],
-    segments: &[&'p str],
-) -> Option<(Rights, Operation<'p>)> {
-    let who = twin_owner(fixed, segments);
-    let operation = match (method, fixed) {
-        (&Method::GET, ["twins", _] | ["twins", _, "modules", _]) => Operation::Get(who),
-        (&Method::PATCH, ["twins", _] | ["twins", _, "modules", _]) => Operation::Update {
-            who,
-            replace: false,
-        },
-        (&Method::PUT, ["twins", _] | ["twins", _, "modules", _]) => {
-            Operation::Update { who, replace: true }
-        }
-        _ => return None,
-    };
-    Some((SERVICE_CONNECT, operation))
-}
+/// The twin routes.
+pub(super) struct Twins;
 
-/// The checks on the head (route, hub, policy token and right), before the body is read.
-pub(super) fn admit(
-    ctx: &HttpContext,
-    req: &Request<'_>,
-    fixed: &[&str],
-    segments: &[&str],
-) -> Result<(), Refusal> {
-    hub_service::admitted(ctx, req, segments, parse(&req.method, fixed, segments)).map(drop)
-}
+impl ServiceGroup for Twins {
+    type Operation<'p> = Operation<'p>;
 
-pub(super) async fn handle(
-    ctx: &HttpContext,
-    req: &Request<'_>,
-    fixed: &[&str],
-    segments: &[&str],
-) -> Reply {
-    match hub_service::admitted(ctx, req, segments, parse(&req.method, fixed, segments)) {
-        Ok((hub, operation)) => hub_service::answer(apply(hub, req, operation).await),
-        Err(refusal) => *refusal,
+    fn parse<'p>(
+        method: &Method,
+        fixed: &[&str],
+        segments: &[&'p str],
+    ) -> Option<(Rights, Operation<'p>)> {
+        let who = twin_owner(fixed, segments);
+        let operation = match (method, fixed) {
+            (&Method::GET, ["twins", _] | ["twins", _, "modules", _]) => Operation::Get(who),
+            (&Method::PATCH, ["twins", _] | ["twins", _, "modules", _]) => Operation::Update {
+                who,
+                replace: false,
+            },
+            (&Method::PUT, ["twins", _] | ["twins", _, "modules", _]) => {
+                Operation::Update { who, replace: true }
+            }
+            _ => return None,
+        };
+        Some((SERVICE_CONNECT, operation))
     }
-}
 
-async fn apply(hub: &Hub, req: &Request<'_>, operation: Operation<'_>) -> Result<Reply, HubError> {
-    match operation {
-        Operation::Get(who) => Ok(reply::json(200, &hub.twin_view(who)?)),
-        Operation::Update { who, replace } => {
-            let body: Value = serde_json::from_slice(&req.body).map_err(|e| {
-                HubError::argument_invalid(format!("the twin is not valid JSON: {e}"))
-            })?;
-            let view = hub_service::stored(hub.update_twin_of(who, &body, req.if_match(), replace))
-                .await?;
-            Ok(reply::json(200, &view))
+    async fn apply<'a>(
+        hub: &'a Hub,
+        req: &'a Request<'a>,
+        operation: Self::Operation<'a>,
+    ) -> Result<Reply, HubError> {
+        match operation {
+            Operation::Get(who) => Ok(reply::json(200, &TwinJson(&hub.twin_view(who)?))),
+            Operation::Update { who, replace } => {
+                let body: Value = serde_json::from_slice(&req.body).map_err(|e| {
+                    HubError::argument_invalid(format!("the twin is not valid JSON: {e}"))
+                })?;
+                let view =
+                    hub_service::stored(hub.update_twin_of(who, &body, req.if_match(), replace))
+                        .await?;
+                Ok(reply::json(200, &TwinJson(&view)))
+            }
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{body_json, hub, path, request};
+    use super::super::test_support::{add_device, body_json, call, hub};
     use super::*;
-    use crate::hub::registry::DeviceSpec;
-
-    async fn call(hub: &Hub, method: Method, uri: &str, body: &str) -> Result<Reply, HubError> {
-        let req = request(method, uri, &[], body);
-        let (segments, lower) = path(&req);
-        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-        let fixed: Vec<&str> = lower.iter().map(String::as_str).collect();
-        let (_, operation) = parse(&req.method, &fixed, &segments).expect("a twin route");
-        apply(hub, &req, operation).await
-    }
 
     #[test]
     fn routes_name_the_device_or_the_module() {
-        let route = |method: Method, fixed: &'static [&'static str]| parse(&method, fixed, fixed);
+        let route =
+            |method: Method, fixed: &'static [&'static str]| Twins::parse(&method, fixed, fixed);
         assert_eq!(
             route(Method::GET, &["twins", "d"]),
             Some((SERVICE_CONNECT, Operation::Get(IdentityRef::device("d"))))
@@ -131,30 +112,73 @@ mod tests {
     #[tokio::test]
     async fn patch_merges_put_replaces_and_bad_json_is_400() {
         let hub = hub();
-        let spec = DeviceSpec::from_json("d", b"{}").unwrap();
-        hub_service::stored(hub.create_device(spec)).await.unwrap();
+        add_device(&hub, "d").await;
         let patch = r#"{"tags": {"a": 1}, "properties": {"desired": {"x": 1}}}"#;
-        call(&hub, Method::PATCH, "/twins/d", patch).await.unwrap();
-        call(&hub, Method::PATCH, "/twins/d", r#"{"tags": {"b": 2}}"#)
+        call::<Twins>(&hub, Method::PATCH, "/twins/d", &[], patch)
             .await
             .unwrap();
-        let twin = body_json(call(&hub, Method::GET, "/twins/d", "").await.unwrap()).await;
+        call::<Twins>(
+            &hub,
+            Method::PATCH,
+            "/twins/d",
+            &[],
+            r#"{"tags": {"b": 2}}"#,
+        )
+        .await
+        .unwrap();
+        let twin = body_json(
+            call::<Twins>(&hub, Method::GET, "/twins/d", &[], "")
+                .await
+                .unwrap(),
+        )
+        .await;
         assert_eq!(twin["tags"], serde_json::json!({"a": 1, "b": 2}));
         assert_eq!(twin["properties"]["desired"]["x"], 1);
-        let replaced = call(&hub, Method::PUT, "/twins/d", r#"{"tags": {"c": 3}}"#)
+        let replaced = call::<Twins>(&hub, Method::PUT, "/twins/d", &[], r#"{"tags": {"c": 3}}"#)
             .await
             .unwrap();
         assert_eq!(
             body_json(replaced).await["tags"],
             serde_json::json!({"c": 3})
         );
-        let bad = call(&hub, Method::PATCH, "/twins/d", "{")
+        let bad = call::<Twins>(&hub, Method::PATCH, "/twins/d", &[], "{")
             .await
             .unwrap_err();
         assert!(bad.message.contains("not valid JSON"), "{}", bad.message);
-        let unknown = call(&hub, Method::GET, "/twins/nobody", "")
+        let unknown = call::<Twins>(&hub, Method::GET, "/twins/nobody", &[], "")
             .await
             .unwrap_err();
         assert_eq!(unknown.code, 404001);
+    }
+
+    #[tokio::test]
+    async fn sections_end_with_per_property_metadata_then_the_version() {
+        let hub = hub();
+        add_device(&hub, "d").await;
+        let patch = r#"{"properties": {"desired": {"b": 1, "a": {"x": 2}}}}"#;
+        call::<Twins>(&hub, Method::PATCH, "/twins/d", &[], patch)
+            .await
+            .unwrap();
+        let reply = call::<Twins>(&hub, Method::GET, "/twins/d", &[], "")
+            .await
+            .unwrap();
+        let bytes = http_body_util::BodyExt::collect(reply.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        let text = std::str::from_utf8(&bytes).unwrap();
+        let desired_at = text.find(r#""desired":{"a":{"x":2},"b":1,"$metadata":{"#);
+        assert!(desired_at.is_some(), "desired section out of order: {text}");
+        assert!(
+            text.contains(r#"},"$version":2},"reported":{"$metadata":{"$lastUpdated":"#),
+            "{text}"
+        );
+        let twin: Value = serde_json::from_str(text).unwrap();
+        let meta = &twin["properties"]["desired"]["$metadata"];
+        assert_eq!(meta["$lastUpdatedVersion"], 2);
+        assert_eq!(meta["a"]["$lastUpdatedVersion"], 2);
+        assert_eq!(meta["a"]["x"]["$lastUpdatedVersion"], 2);
+        assert!(meta["b"]["$lastUpdated"].is_string());
+        assert_eq!(twin["modelId"], "");
     }
 }

@@ -16,15 +16,18 @@ mod dps_service_enrollments;
 mod dps_service_registrations;
 #[doc(hidden)]
 pub mod fuzzing;
+mod hub_bulk;
 mod hub_device;
 mod hub_device_c2d;
 mod hub_device_telemetry;
+mod hub_digital_twins;
 mod hub_messaging;
 mod hub_methods;
 mod hub_modules;
 mod hub_query;
 mod hub_registry;
 mod hub_service;
+mod hub_statistics;
 mod hub_twins;
 mod limits;
 mod reply;

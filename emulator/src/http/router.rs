@@ -13,13 +13,21 @@ use hyper::Method;
 use hyper::body::Incoming;
 use rustls_pki_types::CertificateDer;
 
+use super::hub_bulk::Bulk;
+use super::hub_device_c2d::C2dReceive;
+use super::hub_device_telemetry::Telemetry;
+use super::hub_digital_twins::DigitalTwins;
+use super::hub_messaging::Messaging;
+use super::hub_methods::Methods;
+use super::hub_modules::Modules;
+use super::hub_query::Query;
+use super::hub_registry::Registry;
+use super::hub_statistics::Statistics;
+use super::hub_twins::Twins;
 use super::reply::{self, Refusal, Reply};
 use super::request::BodyError;
 use super::request::Request;
-use super::{
-    HttpContext, dps_device, dps_service, hub_device_c2d, hub_device_telemetry, hub_messaging,
-    hub_methods, hub_modules, hub_query, hub_registry, hub_service, hub_twins, websocket,
-};
+use super::{HttpContext, dps_device, dps_service, hub_device, hub_service, websocket};
 use crate::dps::error::DpsError;
 use crate::hub::error::HubError;
 
@@ -88,6 +96,12 @@ enum Target {
     HubMessaging,
     /// IoT Hub service API: POST /devices/query
     HubQuery,
+    /// IoT Hub service API: POST /devices (bulk registry operations)
+    HubBulk,
+    /// IoT Hub service API: GET /statistics/devices, /statistics/service
+    HubStatistics,
+    /// IoT Hub service API: /digitaltwins/{id}[/components/{c}]/commands/{command}…
+    HubDigitalTwins,
     /// A path under an IoT Hub API that no route serves.
     HubNoRoute,
     /// DPS service API.
@@ -109,6 +123,7 @@ impl Target {
             (_, ["devices", _, "messages", ..]) => Target::HubNoRoute,
             // `devices/query` is a device id for every method but POST.
             (&Method::POST, ["devices", "query"]) => Target::HubQuery,
+            (&Method::POST, ["devices"]) => Target::HubBulk,
             (_, ["devices"] | ["devices", _]) => Target::HubRegistry,
             (_, ["devices", _, "modules", ..]) => Target::HubModules,
             (_, ["devices", _, "commands"] | ["messages", "servicebound", "feedback", ..]) => {
@@ -118,6 +133,8 @@ impl Target {
                 Target::HubMethods
             }
             (_, ["twins", ..]) => Target::HubTwins,
+            (_, ["digitaltwins", ..]) => Target::HubDigitalTwins,
+            (_, ["statistics", ..]) => Target::HubStatistics,
             (_, ["devices", ..]) => Target::HubNoRoute,
             (_, ["enrollments" | "enrollmentgroups" | "registrations", ..]) => Target::DpsService,
             _ => Target::NoRoute,
@@ -152,14 +169,17 @@ fn admit(
         Target::DpsRegister | Target::DpsOperationStatus | Target::DpsStatusLookup => {
             dps_device::admit(ctx, req, segments[0], segments[2])
         }
-        Target::HubTelemetry => hub_device_telemetry::admit(ctx, req, fixed, segments),
-        Target::HubC2d => hub_device_c2d::admit(ctx, req, fixed, segments),
-        Target::HubRegistry => hub_registry::admit(ctx, req, fixed, segments),
-        Target::HubModules => hub_modules::admit(ctx, req, fixed, segments),
-        Target::HubTwins => hub_twins::admit(ctx, req, fixed, segments),
-        Target::HubMethods => hub_methods::admit(ctx, req, fixed, segments),
-        Target::HubMessaging => hub_messaging::admit(ctx, req, fixed, segments),
-        Target::HubQuery => hub_query::admit(ctx, req, fixed, segments),
+        Target::HubTelemetry => hub_device::admit::<Telemetry>(ctx, req, fixed, segments),
+        Target::HubC2d => hub_device::admit::<C2dReceive>(ctx, req, fixed, segments),
+        Target::HubRegistry => hub_service::admit::<Registry>(ctx, req, fixed, segments),
+        Target::HubModules => hub_service::admit::<Modules>(ctx, req, fixed, segments),
+        Target::HubTwins => hub_service::admit::<Twins>(ctx, req, fixed, segments),
+        Target::HubMethods => hub_service::admit::<Methods>(ctx, req, fixed, segments),
+        Target::HubMessaging => hub_service::admit::<Messaging>(ctx, req, fixed, segments),
+        Target::HubQuery => hub_service::admit::<Query>(ctx, req, fixed, segments),
+        Target::HubDigitalTwins => hub_service::admit::<DigitalTwins>(ctx, req, fixed, segments),
+        Target::HubBulk => hub_service::admit::<Bulk>(ctx, req, fixed, segments),
+        Target::HubStatistics => hub_service::admit::<Statistics>(ctx, req, fixed, segments),
         Target::HubNoRoute => Err(Box::new(hub_service::no_route(req, segments))),
         Target::DpsService => dps_service::admit(ctx, req, fixed, segments),
         Target::NoRoute => Err(Box::new(no_route(req, segments))),
@@ -238,14 +258,19 @@ async fn route(
             dps_device::operation_status(ctx, req, segments[0], segments[2], segments[4]).await
         }
         Target::DpsStatusLookup => dps_device::status_lookup(ctx, req, segments[0], segments[2]),
-        Target::HubTelemetry => hub_device_telemetry::handle(ctx, req, fixed, segments).await,
-        Target::HubC2d => hub_device_c2d::handle(ctx, req, fixed, segments).await,
-        Target::HubRegistry => hub_registry::handle(ctx, req, fixed, segments).await,
-        Target::HubModules => hub_modules::handle(ctx, req, fixed, segments).await,
-        Target::HubTwins => hub_twins::handle(ctx, req, fixed, segments).await,
-        Target::HubMethods => hub_methods::handle(ctx, req, fixed, segments).await,
-        Target::HubMessaging => hub_messaging::handle(ctx, req, fixed, segments).await,
-        Target::HubQuery => hub_query::handle(ctx, req, fixed, segments).await,
+        Target::HubTelemetry => hub_device::handle::<Telemetry>(ctx, req, fixed, segments).await,
+        Target::HubC2d => hub_device::handle::<C2dReceive>(ctx, req, fixed, segments).await,
+        Target::HubRegistry => hub_service::handle::<Registry>(ctx, req, fixed, segments).await,
+        Target::HubModules => hub_service::handle::<Modules>(ctx, req, fixed, segments).await,
+        Target::HubTwins => hub_service::handle::<Twins>(ctx, req, fixed, segments).await,
+        Target::HubMethods => hub_service::handle::<Methods>(ctx, req, fixed, segments).await,
+        Target::HubMessaging => hub_service::handle::<Messaging>(ctx, req, fixed, segments).await,
+        Target::HubQuery => hub_service::handle::<Query>(ctx, req, fixed, segments).await,
+        Target::HubDigitalTwins => {
+            hub_service::handle::<DigitalTwins>(ctx, req, fixed, segments).await
+        }
+        Target::HubBulk => hub_service::handle::<Bulk>(ctx, req, fixed, segments).await,
+        Target::HubStatistics => hub_service::handle::<Statistics>(ctx, req, fixed, segments).await,
         Target::HubNoRoute => hub_service::no_route(req, segments),
         Target::DpsService => dps_service::handle(ctx, req, fixed, segments).await,
         Target::NoRoute => no_route(req, segments),
@@ -280,6 +305,8 @@ mod tests {
             (Method::POST, "devices/query", HubQuery),
             (Method::GET, "devices/query", HubRegistry),
             (Method::GET, "devices", HubRegistry),
+            (Method::POST, "devices", HubBulk),
+            (Method::GET, "statistics/devices", HubStatistics),
             (Method::PATCH, "devices/d", HubRegistry),
             (Method::GET, "devices/d/modules", HubModules),
             (Method::DELETE, "devices/d/modules/m", HubModules),
@@ -290,6 +317,12 @@ mod tests {
             (Method::POST, "twins/d/modules/m/methods", HubMethods),
             (Method::GET, "twins/d", HubTwins),
             (Method::GET, "twins/d/methods/x", HubTwins),
+            (Method::GET, "digitaltwins/d", HubDigitalTwins),
+            (
+                Method::POST,
+                "digitaltwins/d/components/c/commands/x",
+                HubDigitalTwins,
+            ),
             (Method::GET, "devices/d/commands/x", HubNoRoute),
             (Method::GET, "enrollmentgroups/g", DpsService),
             (Method::GET, "registrations/r", DpsService),

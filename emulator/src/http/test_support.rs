@@ -6,9 +6,12 @@ use http_body_util::BodyExt;
 use hyper::Method;
 use serde_json::Value;
 
+use super::hub_service::ServiceGroup;
 use super::reply::Reply;
 use super::request::Request;
 use crate::hub::Hub;
+use crate::hub::error::HubError;
+use crate::hub::registry::DeviceSpec;
 
 pub const HOST: &str = "test-hub.azure-devices.net";
 
@@ -29,18 +32,32 @@ pub fn request(
     req
 }
 
-/// The path segments of `req` as the router passes them: as sent, and lower-cased.
-pub fn path(req: &Request<'_>) -> (Vec<String>, Vec<String>) {
-    let lower = req
-        .segments
-        .iter()
-        .map(|s| s.to_ascii_lowercase())
-        .collect();
-    (req.segments.clone(), lower)
+/// `method uri` with `headers` and `body`, parsed as group `G` parses it and applied to
+/// `hub` (no admission: the test hub has no policies).
+pub async fn call<G: ServiceGroup>(
+    hub: &Hub,
+    method: Method,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<Reply, HubError> {
+    let req = request(method, uri, headers, body);
+    let segments: Vec<&str> = req.segments.iter().map(String::as_str).collect();
+    let lower: Vec<String> = segments.iter().map(|s| s.to_ascii_lowercase()).collect();
+    let fixed: Vec<&str> = lower.iter().map(String::as_str).collect();
+    let (_, operation) = G::parse(&req.method, &fixed, &segments).expect("a route of the group");
+    G::apply(hub, &req, operation).await
 }
 
 pub fn hub() -> Hub {
     Hub::new(HOST, Vec::new(), 100)
+}
+
+/// Registers device `id` (symmetric keys generated), once it is stored.
+pub async fn add_device(hub: &Hub, id: &str) {
+    let spec = DeviceSpec::from_json(id, b"{}").expect("an empty device body is valid");
+    let write = hub.create_device(spec).expect("a new device id");
+    write.durable().await.expect("the memory store saves");
 }
 
 /// The reply's body as JSON (`Null` when empty).

@@ -72,14 +72,22 @@ pub struct IncomingMessage {
 impl IncomingMessage {
     /// Body plus every property, the size IoT Hub's 256 KB limit applies to.
     pub fn size(&self) -> usize {
-        self.body.len()
-            + self.system.size()
-            + self
-                .properties
-                .iter()
-                .map(|(k, v)| k.len() + v.len())
-                .sum::<usize>()
+        message_size(&self.body, &self.system, &self.properties)
     }
+}
+
+/// Body plus every property (names and values), for incoming and stored messages alike.
+fn message_size(
+    body: &Bytes,
+    system: &SystemProperties,
+    properties: &BTreeMap<String, String>,
+) -> usize {
+    body.len()
+        + system.size()
+        + properties
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>()
 }
 
 /// What produced a message on the hub's built-in endpoint: its `iothub-message-source`.
@@ -138,13 +146,7 @@ pub struct TelemetryMessage {
 impl TelemetryMessage {
     /// Body plus every property: the bytes the message occupies.
     pub fn size(&self) -> usize {
-        self.body.len()
-            + self.system.size()
-            + self
-                .properties
-                .iter()
-                .map(|(k, v)| k.len() + v.len())
-                .sum::<usize>()
+        message_size(&self.body, &self.system, &self.properties)
     }
 
     /// A minimal telemetry message, for unit tests elsewhere in the crate.

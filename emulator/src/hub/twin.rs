@@ -1,14 +1,19 @@
 //! Device twins (iot-hub-devguide-device-twins.md; protocol.md §5.6, §9.3): tags, desired
 //! and reported properties, each section with its own `$version`, changed by JSON merge
 //! patches in which `null` deletes. The key and size rules are Azure's. What a device asks of
-//! its own twin over any transport is [`requests`].
+//! its own twin over any transport is [`requests`]; per-property `$metadata` is [`metadata`];
+//! the key order the JSON is written in is [`order`].
 
+pub(crate) mod digital;
+pub mod metadata;
+pub(crate) mod order;
 pub mod requests;
 
 use std::time::SystemTime;
 
 use serde_json::{Map, Value, json};
 
+use self::metadata::{Metadata, Stamp};
 use super::error::HubError;
 use crate::etag;
 use crate::timefmt::utc_timestamp;
@@ -34,6 +39,17 @@ pub struct Twin {
     /// Changes with every update, for the service API's `version`.
     pub version: u64,
     pub etag: String,
+    /// When and at which version each desired property last changed (saved twins from
+    /// before it was kept load with none: every property then shows the section's stamp).
+    #[serde(default)]
+    pub desired_metadata: Metadata,
+    /// When each reported property last changed.
+    #[serde(default)]
+    pub reported_metadata: Metadata,
+    /// The IoT Plug and Play model the device or module announced (`model-id` at connect,
+    /// `modelId` in its DPS registration), shown as the twin's `modelId`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_id: Option<String>,
 }
 
 impl Twin {
@@ -41,9 +57,18 @@ impl Twin {
     pub fn from_initial(initial: Option<&Value>) -> Twin {
         let object = |v: Option<&Value>| v.and_then(Value::as_object).cloned().unwrap_or_default();
         let now = SystemTime::now();
+        let desired = object(initial.and_then(|t| t.pointer("/properties/desired")));
+        let mut desired_metadata = Metadata::default();
+        desired_metadata.record(
+            &desired,
+            &Stamp {
+                updated: utc_timestamp(now),
+                version: Some(1),
+            },
+        );
         Twin {
             tags: object(initial.and_then(|t| t.get("tags"))),
-            desired: object(initial.and_then(|t| t.pointer("/properties/desired"))),
+            desired,
             desired_version: 1,
             desired_updated: now,
             reported: Map::new(),
@@ -51,7 +76,48 @@ impl Twin {
             reported_updated: now,
             version: 1,
             etag: etag::twin(),
+            desired_metadata,
+            reported_metadata: Metadata::default(),
+            model_id: None,
         }
+    }
+
+    /// The stamp of the desired section's last change.
+    fn desired_stamp(&self) -> Stamp {
+        Stamp {
+            updated: utc_timestamp(self.desired_updated),
+            version: Some(self.desired_version),
+        }
+    }
+
+    /// The stamp of the reported section's last change (Azure keeps no version there).
+    fn reported_stamp(&self) -> Stamp {
+        Stamp {
+            updated: utc_timestamp(self.reported_updated),
+            version: None,
+        }
+    }
+
+    /// The desired section's `$metadata`, as the service view shows it.
+    pub(crate) fn desired_metadata_view(&self) -> Value {
+        self.desired_metadata
+            .view(&self.desired, &self.desired_stamp())
+    }
+
+    /// The reported section's `$metadata`, as the service view shows it.
+    pub(crate) fn reported_metadata_view(&self) -> Value {
+        self.reported_metadata
+            .view(&self.reported, &self.reported_stamp())
+    }
+
+    /// Records the model a device announced; `false` when it was already the one stored.
+    pub fn set_model_id(&mut self, model_id: &str) -> bool {
+        if self.model_id.as_deref() == Some(model_id) {
+            return false;
+        }
+        self.model_id = Some(model_id.to_owned());
+        self.touch();
+        true
     }
 
     /// The twin's data as an `initialTwin`, for carrying it to another hub.
@@ -59,7 +125,8 @@ impl Twin {
         json!({ "tags": self.tags, "properties": { "desired": self.desired } })
     }
 
-    /// What a device GETs: only the properties, each with `$version`.
+    /// What a device GETs: only the properties, each with `$version` (and no `$metadata`, as
+    /// IoT Hub answers a device). Write it with [`order::TwinJson`].
     pub fn device_view(&self) -> Value {
         json!({
             "desired": with_version(&self.desired, self.desired_version),
@@ -67,15 +134,17 @@ impl Twin {
         })
     }
 
-    /// The service API's twin JSON.
+    /// The service API's twin JSON: each section with its per-property `$metadata` and its
+    /// `$version` (write it with [`order::TwinJson`] to put both last, as IoT Hub does).
     pub fn service_view(&self, device_id: &str, status: &str, connected: bool) -> Value {
-        let section = |props: &Map<String, Value>, version: u64, updated: SystemTime| {
+        let section = |props: &Map<String, Value>, version: u64, meta: &Metadata, stamp: Stamp| {
             let mut out = with_version(props, version);
-            out["$metadata"] = json!({ "$lastUpdated": utc_timestamp(updated) });
+            out["$metadata"] = meta.view(props, &stamp);
             out
         };
         json!({
             "deviceId": device_id,
+            "modelId": self.model_id.as_deref().unwrap_or_default(),
             "etag": self.etag,
             "deviceEtag": self.etag,
             "version": self.version,
@@ -84,8 +153,18 @@ impl Twin {
             "authenticationType": "sas",
             "tags": self.tags,
             "properties": {
-                "desired": section(&self.desired, self.desired_version, self.desired_updated),
-                "reported": section(&self.reported, self.reported_version, self.reported_updated),
+                "desired": section(
+                    &self.desired,
+                    self.desired_version,
+                    &self.desired_metadata,
+                    self.desired_stamp(),
+                ),
+                "reported": section(
+                    &self.reported,
+                    self.reported_version,
+                    &self.reported_metadata,
+                    self.reported_stamp(),
+                ),
             },
         })
     }
@@ -99,6 +178,8 @@ impl Twin {
         self.reported = next;
         self.reported_version += 1;
         self.reported_updated = SystemTime::now();
+        let stamp = self.reported_stamp();
+        self.reported_metadata.record(patch, &stamp);
         self.touch();
         Ok(self.reported_version)
     }
@@ -112,6 +193,8 @@ impl Twin {
         self.desired = next;
         self.desired_version += 1;
         self.desired_updated = SystemTime::now();
+        let stamp = self.desired_stamp();
+        self.desired_metadata.record(patch, &stamp);
         self.touch();
         Ok(with_version(patch, self.desired_version))
     }
@@ -131,6 +214,22 @@ impl Twin {
         self.version += 1;
         self.etag = etag::twin();
     }
+}
+
+/// The longest model id kept; DTMIs are far shorter (DTDL allows 2048 characters).
+const MAX_MODEL_ID_CHARS: usize = 2048;
+
+/// Whether `id` is shaped like a DTMI, the only model ids kept: `dtmi:` then letters,
+/// digits, `_`, `:` and `;` (the version).
+pub(crate) fn is_model_id(id: &str) -> bool {
+    let Some(rest) = id.strip_prefix("dtmi:") else {
+        return false;
+    };
+    !rest.is_empty()
+        && id.chars().count() <= MAX_MODEL_ID_CHARS
+        && rest
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | ';'))
 }
 
 /// Applies a JSON merge patch: objects merge, `null` deletes, anything else replaces.

@@ -129,6 +129,47 @@ impl Hub {
         }
     }
 
+    /// Records the IoT Plug and Play model id a device or module announced (MQTT `model-id`,
+    /// DPS `modelId`), to be acknowledged once durable. Announcing the stored one again
+    /// writes nothing.
+    pub fn record_model_id(
+        &self,
+        who: IdentityRef<'_>,
+        model_id: &str,
+    ) -> Result<Pending<'_, ()>, HubError> {
+        let stored =
+            self.with_twin_mut(who, |twin| Ok(twin.model_id.as_deref() == Some(model_id)))?;
+        if stored {
+            return Ok(Pending::ready(()));
+        }
+        Ok(self
+            .write_twin(who, |twin| Ok(twin.set_model_id(model_id)), |_, _| {})?
+            .map(|_| ()))
+    }
+
+    /// `GET /digitaltwins/{id}`: the device's twin as IoT Plug and Play shows it, and the
+    /// twin's ETag.
+    pub fn digital_twin(&self, device_id: &str) -> Result<(Value, String), HubError> {
+        let twin = self.device_twin(device_id)?;
+        Ok((twin::digital::view(device_id, &twin), twin.etag))
+    }
+
+    /// `PATCH /digitaltwins/{id}`: a JSON Patch applied as a desired-properties update
+    /// (pushed to the connected device like any other); the new twin ETag once durable.
+    pub fn update_digital_twin(
+        &self,
+        device_id: &str,
+        operations: &Value,
+        if_match: Option<&str>,
+    ) -> Result<Pending<'_, String>, HubError> {
+        let twin = self.device_twin(device_id)?;
+        let desired = twin::digital::desired_patch(operations, &twin)?;
+        let body = serde_json::json!({ "properties": { "desired": desired } });
+        Ok(self
+            .update_twin_of(IdentityRef::device(device_id), &body, if_match, false)?
+            .map(|view| view["etag"].as_str().unwrap_or_default().to_owned()))
+    }
+
     /// Every device twin as `GET /twins/{id}` shows it, in device id order: what twin queries
     /// (`POST /devices/query … FROM devices`) read.
     pub fn twin_documents(&self) -> Vec<Value> {

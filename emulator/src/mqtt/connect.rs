@@ -11,7 +11,9 @@
 //! ```
 //!
 //! A hub device is attached to the hub's connection registry here (kicking an older
-//! connection of the same identity); the session detaches it when it ends.
+//! connection of the same identity); the session detaches it when it ends. An IoT Plug and
+//! Play device names its model as `model-id=<dtmi>` in the username's query (protocol.md §5.2);
+//! it is stored on the twin before the CONNACK.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -196,6 +198,42 @@ pub(super) fn authenticate(
     })
 }
 
+/// The IoT Plug and Play model a hub client names in its username's query as `model-id`
+/// (percent-encoded), if it is shaped like a DTMI (`dtmi:` then letters, digits, `_`, `:` and
+/// one `;version`).
+pub(super) fn announced_model_id(connect: &Connect) -> Option<String> {
+    let username = &connect.login.as_ref()?.username;
+    let (_, query) = username.split_once('?')?;
+    let raw = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("model-id="))?;
+    let model_id = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .ok()?
+        .into_owned();
+    crate::hub::twin::is_model_id(&model_id).then_some(model_id)
+}
+
+/// Stores the model a connecting device or module announced before it is told it is
+/// connected; a store that fails refuses the connection (CONNACK 3, server unavailable).
+pub(super) async fn record_model_id(
+    client: &Client,
+    connect: &Connect,
+) -> Result<(), ConnectReturnCode> {
+    let (Some((identity, hub)), Some(model_id)) = (client.device(), announced_model_id(connect))
+    else {
+        return Ok(());
+    };
+    let stored = match hub.record_model_id(identity_ref(identity), &model_id) {
+        Ok(pending) => pending.durable().await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.message),
+    };
+    stored.map_err(|reason| {
+        tracing::warn!(client = %client.name(), %reason, "model id not stored; connection refused");
+        ConnectReturnCode::ServiceUnavailable
+    })
+}
+
 /// Checks the credential against what the username names; a hub device is attached to its
 /// hub's connections.
 fn verify(
@@ -292,6 +330,51 @@ mod tests {
         assert_eq!(
             connack(&unknown_user),
             ConnectReturnCode::BadUserNamePassword
+        );
+    }
+
+    #[test]
+    fn the_model_id_comes_from_the_username_query_when_it_is_a_dtmi() {
+        let with = |username: &str| {
+            let mut connect = Connect::new("d1");
+            connect.set_login(username, "x");
+            announced_model_id(&connect)
+        };
+        assert_eq!(
+            with(
+                "h/d1/?api-version=2020-09-30&model-id=dtmi%3Acom%3Aexample%3AThermostat%3B1&DeviceClientType=x"
+            ),
+            Some("dtmi:com:example:Thermostat;1".into())
+        );
+        assert_eq!(
+            with("h/d1/?api-version=2021-04-12&DeviceClientType=x&model-id=dtmi:a:b;2"),
+            Some("dtmi:a:b;2".into())
+        );
+        for none in [
+            "h/d1/?api-version=2021-04-12",
+            "h/d1/?model-id=notadtmi",
+            "h/d1/?model-id=dtmi%3A",
+            "h/d1/?model-id=dtmi%3Aa%20b",
+            "h/d1/?model-id=%FF",
+            "h/d1/",
+        ] {
+            assert_eq!(with(none), None, "{none}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_model_id_is_on_the_twin_once_connack_is_sent() {
+        let world = World::start().await;
+        let (_device, _) = world
+            .device_with_username_query("&model-id=dtmi%3Acom%3Aexample%3AThermostat%3B1")
+            .await;
+        let twin = world
+            .hub()
+            .device_twin(crate::mqtt::test_support::DEVICE)
+            .unwrap();
+        assert_eq!(
+            twin.model_id.as_deref(),
+            Some("dtmi:com:example:Thermostat;1")
         );
     }
 

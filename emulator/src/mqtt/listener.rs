@@ -9,7 +9,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::MqttContext;
 use super::session::{PeerInfo, run_session};
-use crate::net::{ConnectionLimit, TlsSetup, spawn_tls_accept_loop};
+use crate::net::{ConnectionLimit, TlsSetup, spawn_tls_sessions};
 
 /// Serves MQTT over TLS on `listener` until shutdown.
 pub fn spawn(
@@ -24,22 +24,19 @@ pub fn spawn(
     };
     let shutdown = ctx.shutdown.clone();
     // Shutdown does not wait for a handshake; the session itself says goodbye to a client.
-    spawn_tls_accept_loop(
+    spawn_tls_sessions(
         listener,
         "MQTT",
         tls,
         limit,
         shutdown,
-        move |tls, peer, slot| {
-            let ctx = ctx.clone();
-            async move {
-                let _slot = slot;
-                let peer = PeerInfo {
-                    remote: peer.remote,
-                    certificates: peer.certificates,
-                };
-                run_session(tls, peer, ctx).await;
-            }
+        ctx,
+        |tls, peer, ctx| {
+            let peer = PeerInfo {
+                remote: peer.remote,
+                certificates: peer.certificates,
+            };
+            run_session(tls, peer, ctx)
         },
     )
 }

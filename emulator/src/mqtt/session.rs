@@ -64,6 +64,10 @@ where
             return;
         }
     };
+    if let Err(code) = connect::record_model_id(&client, &connect).await {
+        refuse(&mut stream, code).await;
+        return;
+    }
     let keep_alive = connect::keep_alive_timeout(&connect, &ctx);
     let name = client.name();
     tracing::info!(remote = %peer.remote, client = %name, keep_alive = connect.keep_alive, "client connected");

@@ -67,6 +67,15 @@ impl World {
 
     /// Connects device `d1` with a valid SAS token.
     pub async fn device(&self, clean_session: bool) -> (TestClient, ConnAck) {
+        self.device_connect(clean_session, "").await
+    }
+
+    /// Connects device `d1` (clean session) with `extra` appended to its username's query.
+    pub async fn device_with_username_query(&self, extra: &str) -> (TestClient, ConnAck) {
+        self.device_connect(true, extra).await
+    }
+
+    async fn device_connect(&self, clean_session: bool, extra: &str) -> (TestClient, ConnAck) {
         let host = self.hub().host_name().to_owned();
         let key = SymmetricKey::from_base64(KEY).expect("test key");
         let token = build_token(
@@ -75,7 +84,7 @@ impl World {
             None,
             FAR_FUTURE,
         );
-        let username = format!("{host}/{DEVICE}/?api-version=2021-04-12");
+        let username = format!("{host}/{DEVICE}/?api-version=2021-04-12{extra}");
         TestClient::connect(self, DEVICE, &username, &token, clean_session).await
     }
 

@@ -19,6 +19,7 @@ use super::outbox::Outbox;
 use crate::hub::DeviceIdentity;
 use crate::hub::Hub;
 use crate::hub::error::HubError;
+use crate::hub::twin::order;
 use crate::hub::twin::requests::{TwinRequest, TwinResponse};
 
 /// A GET or reported PATCH under `rid`.
@@ -38,7 +39,7 @@ pub(super) async fn request(
             let (topic, body) = match response {
                 TwinResponse::Twin(view) => (
                     format!("$iothub/twin/res/{status}/?$rid={rid}"),
-                    Bytes::from(view.to_string()),
+                    Bytes::from(order::to_string(&view)),
                 ),
                 TwinResponse::ReportedUpdated { version } => (
                     format!("$iothub/twin/res/{status}/?$rid={rid}&$version={version}"),
@@ -55,7 +56,7 @@ pub(super) async fn request(
 pub(super) fn push_desired(out: &mut Outbox, version: u64, patch: Value) {
     out.deliver(
         format!("$iothub/twin/PATCH/properties/desired/?$version={version}"),
-        patch.to_string().into(),
+        order::to_string(&patch).into(),
     );
 }
 
@@ -158,6 +159,32 @@ mod tests {
         );
         let body: serde_json::Value = serde_json::from_slice(&pushed.payload).unwrap();
         assert_eq!(body["interval"], 5);
+        // `$version` last, as IoT Hub writes it (the embedded C SDK stops reading there).
+        assert_eq!(&pushed.payload[..], br#"{"interval":5,"$version":2}"#);
+        device.disconnect().await;
+    }
+
+    #[tokio::test]
+    async fn get_writes_each_sections_version_after_its_properties() {
+        let world = World::start().await;
+        let (mut device, _) = world.device(true).await;
+        let patch = serde_json::json!({"properties": {"desired": {"b": 1, "a": {"x": true}}}});
+        let pending = world
+            .hub()
+            .update_twin(DEVICE, &patch, None, false)
+            .unwrap();
+        pending.durable().await.unwrap();
+        device
+            .subscribe("$iothub/twin/res/#", QoS::AtMostOnce)
+            .await;
+        device
+            .publish("$iothub/twin/GET/?$rid=1", QoS::AtMostOnce, 0, "")
+            .await;
+        let reply = device.recv_publish().await;
+        assert_eq!(
+            std::str::from_utf8(&reply.payload).unwrap(),
+            r#"{"desired":{"a":{"x":true},"b":1,"$version":2},"reported":{"$version":1}}"#
+        );
         device.disconnect().await;
     }
 }

@@ -69,6 +69,39 @@ where
     })
 }
 
+/// [`spawn_tls_accept_loop`] for a protocol whose connections need only the listener's
+/// context (MQTT, AMQP): `serve` gets the TLS stream, the peer and a clone of `ctx`, and the
+/// connection's slot is held until the future it returns is done.
+pub(crate) fn spawn_tls_sessions<C, F, Fut>(
+    listener: TcpListener,
+    kind: &'static str,
+    tls: TlsSetup,
+    limit: ConnectionLimit,
+    shutdown: ShutdownSignal,
+    ctx: Arc<C>,
+    serve: F,
+) -> JoinHandle<()>
+where
+    C: Send + Sync + 'static,
+    F: Fn(TlsStream<TcpStream>, TlsPeer, Arc<C>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    spawn_tls_accept_loop(
+        listener,
+        kind,
+        tls,
+        limit,
+        shutdown,
+        move |tls, peer, slot| {
+            let connection = serve(tls, peer, ctx.clone());
+            async move {
+                let _slot = slot;
+                connection.await;
+            }
+        },
+    )
+}
+
 /// The TLS handshake and the peer it reveals, or `None` (logged) when it fails or takes
 /// longer than the timeout.
 async fn accept_tls(

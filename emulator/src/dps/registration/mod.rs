@@ -325,6 +325,20 @@ impl Dps {
             .provision_device_with(&input.device_id, input.authentication, twin)
             .map_err(hub_failure)?
             .map(drop);
+        // An IoT Plug and Play device names its model as `payload.modelId`; the hub keeps it
+        // on the twin (a value that is not a DTMI is ignored).
+        let model_id = operation
+            .payload
+            .as_ref()
+            .and_then(|p| p.get("modelId"))
+            .and_then(Value::as_str)
+            .filter(|m| crate::hub::twin::is_model_id(m));
+        if let Some(model_id) = model_id {
+            let announced = hub
+                .record_model_id(crate::hub::IdentityRef::device(&input.device_id), model_id)
+                .map_err(hub_failure)?;
+            written = written.join(announced).map(drop);
+        }
         if substatus == Substatus::DeviceDataReset {
             let fresh = decision(operation)
                 .and_then(|d| d.initial_twin)
