@@ -28,7 +28,13 @@ const passed = [];
 async function check(name, fn) {
   step += 1;
   const started = Date.now();
-  await fn();
+  try {
+    await fn();
+  } catch (e) {
+    await page.screenshot({ path: path.join(SHOTS, `failed-${step}.png`), fullPage: true }).catch(() => {});
+    console.log(`portal-browser: not ok ${step} - ${name}`);
+    throw e;
+  }
   passed.push(name);
   console.log(`portal-browser: ok ${step} - ${name} (${Date.now() - started} ms)`);
 }
@@ -220,7 +226,7 @@ try {
 
   await check("send a cloud-to-device message with properties; the device receives it", async () => {
     await page.getByLabel("Message body").fill("hello from the portal");
-    await page.getByLabel("Properties").fill("color=blue\npriority=high");
+    await page.getByLabel("Application properties").fill("color=blue\npriority=high");
     await page.getByLabel("Acknowledgement (feedback)").selectOption("full");
     await page.getByRole("button", { name: "Send message" }).click();
     await page.getByText(/Sent, message ID/).waitFor();

@@ -22,7 +22,7 @@
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::HEADER_TIMEOUT;
 use super::api_dps;
@@ -45,22 +45,6 @@ pub(super) struct ApiRequest {
     pub(super) segments: Vec<String>,
     pub(super) if_match: Option<String>,
     pub(super) body: bytes::Bytes,
-}
-
-impl ApiRequest {
-    /// The body as JSON; an empty body is `null`.
-    pub(super) fn json(&self) -> Result<Value, Reply> {
-        if self.body.is_empty() {
-            return Ok(Value::Null);
-        }
-        serde_json::from_slice(&self.body).map_err(|e| {
-            error_reply(
-                StatusCode::BAD_REQUEST,
-                400000,
-                &format!("the body is not JSON: {e}"),
-            )
-        })
-    }
 }
 
 /// Serves `/api/…`.

@@ -38,13 +38,7 @@ pub(super) async fn route(hub: &Hub, req: &ApiRequest, path: &[&str]) -> Reply {
                 .collect(),
         )),
         (&Method::GET, ["devices", id, "twin"]) => hub.twin_view(IdentityRef::device(id)),
-        (&Method::PATCH, ["devices", id, "twin"]) => match req.json() {
-            Ok(patch) => match hub.update_twin(id, &patch, req.if_match.as_deref(), false) {
-                Ok(pending) => pending.durable().await.map_err(Into::into),
-                Err(e) => Err(e),
-            },
-            Err(reply) => return reply,
-        },
+        (&Method::PATCH, ["devices", id, "twin"]) => patch_twin(hub, req, id).await,
         (&Method::POST, ["devices", id, "methods"]) => invoke(hub, req, id).await,
         (&Method::POST, ["devices", id, "messages"]) => send(hub, req, id).await,
         (_, ["devices", ..]) => return method_not_allowed(),
@@ -87,6 +81,17 @@ async fn put_device(hub: &Hub, req: &ApiRequest, device_id: &str) -> Result<Valu
         Some(if_match) => hub.update_device(device_id, spec, if_match)?.durable().await?,
     };
     Ok(device_json(hub, &device))
+}
+
+/// A merge patch of tags and desired properties, checked against the twin's ETag.
+async fn patch_twin(hub: &Hub, req: &ApiRequest, device_id: &str) -> Result<Value, HubError> {
+    let patch: Value = serde_json::from_slice(&req.body)
+        .map_err(|e| HubError::argument_invalid(format!("the twin patch is not JSON: {e}")))?;
+    let updated = hub
+        .update_twin(device_id, &patch, req.if_match.as_deref(), false)?
+        .durable()
+        .await?;
+    Ok(updated)
 }
 
 /// The portal's "Direct method" form.

@@ -13,7 +13,7 @@ function h(tag, attrs, ...children) {
     else if (k === "text") el.textContent = v;
     else el.setAttribute(k, v === true ? "" : v);
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === undefined || c === null || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -170,8 +170,10 @@ async function deleteEnrollment(kind, id) {
   });
 }
 
-function showEnrollmentForm(kind) {
+async function showEnrollmentForm(kind) {
   const k = KINDS[kind];
+  const hubs = await hubNames();
+  const hub = h("select", {}, h("option", { value: "" }, "All linked hubs"), hubs.map((x) => h("option", { value: x }, x)));
   const mechanism = h("select", {}, h("option", { value: "symmetricKey" }, "Symmetric key"), h("option", { value: "x509" }, "X.509"), h("option", { value: "tpm" }, "TPM"));
   const autoKeys = h("input", { type: "checkbox", checked: true });
   const primary = h("input", { type: "text", size: 60 });
@@ -208,6 +210,7 @@ function showEnrollmentForm(kind) {
     kind === "groups" ? null : field("IoT Hub Device ID", deviceId),
     field("Provisioning status", status),
     field("Allocation policy", allocation),
+    field("IoT hub this device can be assigned to", hub),
     field("Reprovisioning (when a device requests re-provisioning)", reprovision),
     field("Initial device twin state (JSON)", twin),
     h("div", { class: "toolbar" }, h("button", { type: "submit", class: "primary" }, "Save"),
@@ -229,6 +232,10 @@ function showEnrollmentForm(kind) {
       reprovisionPolicy: { updateHubAssignment: reprovision.value !== "never", migrateDeviceData: reprovision.value === "migrate" } };
     if (kind !== "groups" && deviceId.value.trim()) body.deviceId = deviceId.value.trim();
     if (allocation.value) body.allocationPolicy = allocation.value;
+    if (hub.value) {
+      body.iotHubs = [hub.value];
+      if (allocation.value === "static") body.iotHubHostName = hub.value;
+    }
     try { body.initialTwin = JSON.parse(twin.value || "null") || undefined; } catch (e) { message.textContent = `Initial twin: ${e.message}`; return; }
     try {
       await api("PUT", `${k.path}/${enc(body[k.idField])}`, body);
@@ -395,7 +402,7 @@ async function showDevice(hub, id) {
   const c2dAck = h("select", {}, ["none", "positive", "negative", "full"].map((v) => h("option", { value: v }, v)));
   const c2dResult = h("p", { role: "status", "data-field": "c2d-result" });
   const c2dForm = h("form", { class: "card", "aria-label": "Message to device" },
-    field("Message body", c2dBody), field("Properties", c2dProps), field("Message ID (optional)", c2dId), field("Acknowledgement (feedback)", c2dAck),
+    field("Message body", c2dBody), field("Application properties", c2dProps), field("Message ID (optional)", c2dId), field("Acknowledgement (feedback)", c2dAck),
     h("button", { type: "submit", class: "primary" }, "Send message"), c2dResult);
   c2dForm.addEventListener("submit", async (ev) => {
     ev.preventDefault();
