@@ -240,6 +240,34 @@ try {
   echo.kill("SIGTERM");
   echo = null;
 
+  await check("DPS certificates: upload a root CA, generate the verification code, upload the proof, verified", async () => {
+    const dir = path.join(env("WORK"), "certs");
+    await run(env("IOTEMU"), ["certs", "root", "--out-dir", dir]);
+    await page.goto(URL + "/#/certificates");
+    const dps = page.getByRole("region", { name: "Certificates of Device Provisioning Service" });
+    await dps.waitFor();
+    await dps.getByLabel("Certificate name").fill("portal-root");
+    await dps.getByLabel("Certificate (.pem or .cer): from a file").setInputFiles(path.join(dir, "root-ca.pem"));
+    await page.waitForFunction(() => document.querySelector("textarea")?.value.includes("BEGIN CERTIFICATE"));
+    await dps.getByRole("button", { name: "Save" }).click();
+    const row = page.locator('tr[data-certificate="portal-root"]');
+    await row.waitFor();
+    assert.equal(await row.locator('[data-col="status"]').textContent(), "Unverified");
+    await row.getByRole("button", { name: "Generate verification code" }).click();
+    const code = page.locator('tr[data-certificate="portal-root"] [data-field="verification-code"]');
+    await code.waitFor();
+    const verificationCode = await code.textContent();
+    await shot(page, "13-certificate-code");
+    await run(env("IOTEMU"), ["certs", "verification", "--ca", path.join(dir, "root-ca.pem"), "--ca-key", path.join(dir, "root-ca.key.pem"),
+      "--code", verificationCode, "--out", path.join(dir, "verification.pem")]);
+    await page.locator('tr[data-certificate="portal-root"]').getByLabel("Verification certificate for portal-root: from a file")
+      .setInputFiles(path.join(dir, "verification.pem"));
+    await page.waitForFunction(() => [...document.querySelectorAll('tr[data-certificate="portal-root"] textarea')].some((t) => t.value.includes("BEGIN CERTIFICATE")));
+    await page.locator('tr[data-certificate="portal-root"]').getByRole("button", { name: "Verify" }).click();
+    await page.waitForFunction(() => document.querySelector('tr[data-certificate="portal-root"] [data-col="status"]')?.textContent === "Verified");
+    await shot(page, "14-certificate-verified");
+  });
+
   await check("delete the enrollment", async () => {
     await page.goto(`${URL}/#/enrollments/${REGISTRATION_ID}`);
     await page.getByRole("button", { name: "Delete" }).click();

@@ -70,7 +70,10 @@ async fn the_page_and_its_assets_are_served_from_the_binary() {
     let addr = emulator.control_addr().unwrap();
     let (status, head, body) = call(addr, "GET", "/", &[], None).await;
     assert_eq!(status, 200);
-    assert!(head.to_ascii_lowercase().contains("content-type: text/html"));
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/html")
+    );
     assert!(
         head.to_ascii_lowercase()
             .contains("content-security-policy: default-src 'self'")
@@ -120,7 +123,12 @@ async fn the_quickstart_portal_steps_through_the_api() {
     )
     .await;
     assert_eq!(status, 403);
-    assert!(emulator.dps().individual_enrollment("portal-device-1").is_none());
+    assert!(
+        emulator
+            .dps()
+            .individual_enrollment("portal-device-1")
+            .is_none()
+    );
 
     // "Auto-generate keys": the stored enrollment has fresh keys, the page shows them.
     let (status, created) = json_call(
@@ -137,7 +145,10 @@ async fn the_quickstart_portal_steps_through_the_api() {
         .unwrap()
         .to_owned();
     assert_eq!(primary.len(), 88, "64 random bytes in base64");
-    let stored = emulator.dps().individual_enrollment("portal-device-1").unwrap();
+    let stored = emulator
+        .dps()
+        .individual_enrollment("portal-device-1")
+        .unwrap();
     assert_eq!(stored.device_id.as_deref(), Some("portal-dev-1"));
     let (_, list) = json_call(addr, "GET", "/api/enrollments", &[], None).await;
     assert!(
@@ -181,7 +192,12 @@ async fn the_quickstart_portal_steps_through_the_api() {
     )
     .await;
     assert_eq!(status, 200);
-    assert!(emulator.dps().individual_enrollment("portal-device-1").is_none());
+    assert!(
+        emulator
+            .dps()
+            .individual_enrollment("portal-device-1")
+            .is_none()
+    );
     let (status, _) = json_call(addr, "GET", "/api/enrollments/portal-device-1", &[], None).await;
     assert_eq!(status, 404);
 }
@@ -246,7 +262,14 @@ async fn devices_twin_method_and_c2d_through_the_api() {
     assert!(emulator.default_hub().device("portal-new").is_none());
 
     // Twin: a patch with the twin's ETag lands; one with a stale ETag is a conflict.
-    let (status, twin) = json_call(addr, "GET", "/api/hubs/localhost/devices/portal-dev/twin", &[], None).await;
+    let (status, twin) = json_call(
+        addr,
+        "GET",
+        "/api/hubs/localhost/devices/portal-dev/twin",
+        &[],
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "{twin}");
     let twin_etag = twin["etag"].as_str().unwrap().to_owned();
     let patch = json!({"tags": {"room": "42"}, "properties": {"desired": {"fan": true}}});
@@ -296,7 +319,10 @@ async fn devices_twin_method_and_c2d_through_the_api() {
     let pending = emulator.default_hub().c2d_pending("portal-dev");
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].id, sent["messageId"].as_str().unwrap());
-    assert_eq!(pending[0].message.properties.get("k").map(String::as_str), Some("v"));
+    assert_eq!(
+        pending[0].message.properties.get("k").map(String::as_str),
+        Some("v")
+    );
     assert_eq!(pending[0].message.ack.as_deref(), Some("full"));
 
     let (status, _) = json_call(addr, "GET", "/api/hubs/nohub/devices", &[], None).await;
@@ -350,7 +376,10 @@ async fn beyond_loopback_everything_but_health_and_the_ca_needs_the_token() {
         .unwrap()
         .to_owned();
     assert!(cookie.contains("HttpOnly") || head.contains("HttpOnly"));
-    assert_eq!(call(addr, "GET", "/", &[("Cookie", &cookie)], None).await.0, 200);
+    assert_eq!(
+        call(addr, "GET", "/", &[("Cookie", &cookie)], None).await.0,
+        200
+    );
     let bearer = format!("Bearer {token}");
     let (status, _, _) = call(
         addr,
@@ -393,4 +422,100 @@ async fn a_given_token_is_required_on_loopback_too() {
     .await;
     assert_eq!(status, 200);
     assert_eq!(call(addr, "GET", "/health", &[], None).await.0, 200);
+}
+
+#[tokio::test]
+async fn certificates_are_uploaded_and_verified_through_the_api() {
+    let emulator = iotemu::Emulator::builder()
+        .control_port(0)
+        .start()
+        .await
+        .unwrap();
+    let addr = emulator.control_addr().unwrap();
+    let root = iotemu::certs::root_ca("Portal Test Root", 30).unwrap();
+    let ca = root.to_ca().unwrap();
+
+    let (status, uploaded) = json_call(
+        addr,
+        "PUT",
+        "/api/certificates/portal-root",
+        &[WRITE],
+        Some(json!({"certificate": root.cert_pem})),
+    )
+    .await;
+    assert_eq!(status, 200, "{uploaded}");
+    assert_eq!(uploaded["properties"]["isVerified"], false);
+    let (status, code) = json_call(
+        addr,
+        "POST",
+        "/api/certificates/portal-root/verificationCode",
+        &[WRITE],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{code}");
+    let code = code["verificationCode"].as_str().unwrap().to_owned();
+
+    // A proof for another code is refused; the right one verifies the CA.
+    let wrong = iotemu::certs::verification_certificate(&ca, "0123456789ABCDEF").unwrap();
+    let (status, error) = json_call(
+        addr,
+        "POST",
+        "/api/certificates/portal-root/verify",
+        &[WRITE],
+        Some(json!({"certificate": wrong.cert_pem})),
+    )
+    .await;
+    assert_eq!(status, 400, "{error}");
+    let proof = iotemu::certs::verification_certificate(&ca, &code).unwrap();
+    let (status, verified) = json_call(
+        addr,
+        "POST",
+        "/api/certificates/portal-root/verify",
+        &[WRITE],
+        Some(json!({"certificate": proof.cert_pem})),
+    )
+    .await;
+    assert_eq!(status, 200, "{verified}");
+    assert!(
+        emulator
+            .dps()
+            .certificates()
+            .get("portal-root")
+            .unwrap()
+            .is_verified
+    );
+
+    // The hub's store is its own.
+    let (status, list) =
+        json_call(addr, "GET", "/api/hubs/localhost/certificates", &[], None).await;
+    assert_eq!((status, list), (200, json!([])));
+    let (status, _) = json_call(
+        addr,
+        "PUT",
+        "/api/hubs/localhost/certificates/bad",
+        &[WRITE],
+        Some(json!({"certificate": "not a certificate"})),
+    )
+    .await;
+    assert_eq!(status, 400);
+
+    let (status, _) = json_call(
+        addr,
+        "DELETE",
+        "/api/certificates/portal-root",
+        &[WRITE],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = json_call(
+        addr,
+        "DELETE",
+        "/api/certificates/portal-root",
+        &[WRITE],
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
 }

@@ -33,6 +33,7 @@
 
 mod access;
 mod api;
+mod api_certificates;
 mod api_dps;
 mod api_hub;
 mod inspect;
@@ -91,9 +92,21 @@ pub(crate) fn spawn(
 ) -> JoinHandle<()> {
     let signal = shutdown.clone();
     let access = Arc::new(access);
-    spawn_accept_loop(listener, "control", limit, shutdown, move |tcp, remote, _slot| {
-        serve_connection(tcp, remote, readiness.clone(), access.clone(), signal.clone())
-    })
+    spawn_accept_loop(
+        listener,
+        "control",
+        limit,
+        shutdown,
+        move |tcp, remote, _slot| {
+            serve_connection(
+                tcp,
+                remote,
+                readiness.clone(),
+                access.clone(),
+                signal.clone(),
+            )
+        },
+    )
 }
 
 /// One control connection, until the client closes, the header timeout, or shutdown (which

@@ -44,14 +44,21 @@ impl ControlAccess {
     }
 
     /// Whether a request may proceed: open routes always, the rest with the token.
-    pub(super) fn admits(&self, method: &Method, path: &str, query: &str, headers: &HeaderMap) -> bool {
+    pub(super) fn admits(
+        &self,
+        method: &Method,
+        path: &str,
+        query: &str,
+        headers: &HeaderMap,
+    ) -> bool {
         let Some(expected) = self.token() else {
             return true;
         };
         if is_open_route(method, path) {
             return true;
         }
-        presented(query, headers).is_some_and(|given| constant_time_eq(given.as_bytes(), expected.as_bytes()))
+        presented(query, headers)
+            .is_some_and(|given| constant_time_eq(given.as_bytes(), expected.as_bytes()))
     }
 }
 
@@ -121,7 +128,10 @@ mod tests {
         let access = ControlAccess::decide(false, None);
         let token = access.token().expect("a generated token").to_owned();
         assert_eq!(token.len(), 32);
-        assert_ne!(ControlAccess::decide(false, None).token(), Some(token.as_str()));
+        assert_ne!(
+            ControlAccess::decide(false, None).token(),
+            Some(token.as_str())
+        );
         let none = HeaderMap::new();
         assert!(!access.admits(&Method::GET, "/", "", &none));
         assert!(!access.admits(&Method::GET, "/enrollments", "", &none));
@@ -142,6 +152,9 @@ mod tests {
         let access = ControlAccess::decide(true, Some("s3cret".into()));
         assert!(!access.admits(&Method::GET, "/", "", &HeaderMap::new()));
         assert!(access.admits(&Method::GET, "/", "token=s3cret", &HeaderMap::new()));
-        assert_eq!(ControlAccess::decide(true, Some(String::new())), ControlAccess::Open);
+        assert_eq!(
+            ControlAccess::decide(true, Some(String::new())),
+            ControlAccess::Open
+        );
     }
 }

@@ -14,6 +14,7 @@
 //! | `GET,PATCH /api/hubs/{hub}/devices/{id}/twin` | the device twin (`If-Match`) |
 //! | `POST /api/hubs/{hub}/devices/{id}/methods` | a direct method call, the device's answer |
 //! | `POST /api/hubs/{hub}/devices/{id}/messages` | a cloud-to-device message |
+//! | `/api/certificates…`, `/api/hubs/{hub}/certificates…` | CA certificates and their proof of possession (`api_certificates.rs`) |
 //!
 //! Writes must carry `X-Iotemu-Portal: 1`: a header a web page on another origin cannot add
 //! without a CORS preflight, which the control port never grants, so no other site can make
@@ -25,6 +26,7 @@ use hyper::{Method, Request, StatusCode};
 use serde_json::json;
 
 use super::HEADER_TIMEOUT;
+use super::api_certificates;
 use super::api_dps;
 use super::api_hub;
 use super::reply::{Reply, json_reply};
@@ -101,6 +103,13 @@ pub(super) async fn route(state: &EmulatorState, req: Request<Incoming>) -> Repl
         ["enrollments" | "enrollmentGroups" | "registrations", ..] => {
             api_dps::route(state, &req, &path).await
         }
+        ["certificates", rest @ ..] => {
+            api_certificates::route(state.dps.certificates(), &req, rest).await
+        }
+        ["hubs", hub, "certificates", rest @ ..] => match state.hubs.get(hub) {
+            Some(hub) => api_certificates::route(hub.certificates(), &req, rest).await,
+            None => error_reply(StatusCode::NOT_FOUND, 404001, &format!("no hub '{hub}'")),
+        },
         ["hubs", hub, rest @ ..] => match state.hubs.get(hub) {
             Some(hub) => api_hub::route(hub, &req, rest).await,
             None => error_reply(StatusCode::NOT_FOUND, 404001, &format!("no hub '{hub}'")),

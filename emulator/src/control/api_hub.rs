@@ -27,7 +27,11 @@ pub(super) async fn route(hub: &Hub, req: &ApiRequest, path: &[&str]) -> Reply {
         (&Method::PUT, ["devices", id]) => put_device(hub, req, id).await,
         (&Method::DELETE, ["devices", id]) => {
             match hub.delete_device(id, req.if_match.as_deref()) {
-                Ok(pending) => pending.durable().await.map(|()| json!({})).map_err(Into::into),
+                Ok(pending) => pending
+                    .durable()
+                    .await
+                    .map(|()| json!({}))
+                    .map_err(Into::into),
                 Err(e) => Err(e),
             }
         }
@@ -78,7 +82,11 @@ async fn put_device(hub: &Hub, req: &ApiRequest, device_id: &str) -> Result<Valu
     let spec = DeviceSpec::from_json(device_id, &req.body)?;
     let device = match req.if_match.as_deref() {
         None => hub.create_device(spec)?.durable().await?,
-        Some(if_match) => hub.update_device(device_id, spec, if_match)?.durable().await?,
+        Some(if_match) => {
+            hub.update_device(device_id, spec, if_match)?
+                .durable()
+                .await?
+        }
     };
     Ok(device_json(hub, &device))
 }

@@ -437,6 +437,80 @@ function stripMeta(obj) {
   return out;
 }
 
+// ----- certificates -----
+
+async function showCertificates() {
+  const hubs = await hubNames();
+  const stores = [{ title: "Device Provisioning Service", path: "certificates" }]
+    .concat(hubs.map((hub) => ({ title: `IoT hub ${hub}`, path: `hubs/${enc(hub)}/certificates` })));
+  const sections = [];
+  for (const store of stores) sections.push(await certificateSection(store));
+  render("Certificates", h("p", { class: "muted" },
+    "Upload a root or intermediate CA, generate a verification code, then upload a certificate with that code as its subject CN signed by the CA's key (iotemu certs verification --ca … --code …)."),
+  ...sections);
+}
+
+/** A PEM field: a text area, and a file picker that fills it. */
+function pemField(label) {
+  const text = h("textarea", { rows: 5, placeholder: "-----BEGIN CERTIFICATE-----" });
+  const file = h("input", { type: "file", accept: ".pem,.cer,.crt" });
+  file.addEventListener("change", async () => { if (file.files[0]) text.value = await file.files[0].text(); });
+  return { text, fields: [field(label, text), field(`${label}: from a file`, file)] };
+}
+
+async function certificateSection(store) {
+  const list = await api("GET", store.path);
+  const name = h("input", { type: "text", autocomplete: "off" });
+  const pem = pemField("Certificate (.pem or .cer)");
+  const verified = h("input", { type: "checkbox" });
+  const message = h("p", { role: "status" });
+  const upload = h("form", { class: "card", "aria-label": `Add a certificate to ${store.title}` },
+    h("h3", {}, "Add certificate"), field("Certificate name", name), pem.fields,
+    field("Set certificate status to verified on upload", verified, true),
+    h("button", { type: "submit", class: "primary" }, "Save"), message);
+  upload.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      await api("PUT", `${store.path}/${enc(name.value.trim())}`, { certificate: pem.text.value, isVerified: verified.checked });
+      toast(`Uploaded ${name.value}`);
+      await showCertificates();
+    } catch (e) { message.className = "error"; message.textContent = e.message; }
+  });
+  const rows = list.map((c) => {
+    const p = c.properties;
+    const proof = pemField(`Verification certificate for ${c.name}`);
+    const result = h("p", { role: "status" });
+    const actions = p.isVerified ? [] : [
+      h("button", { type: "button", onclick: () => guarded(async () => {
+        await api("POST", `${store.path}/${enc(c.name)}/verificationCode`);
+        await showCertificates();
+      }) }, "Generate verification code"),
+      p.verificationCode ? h("form", { "aria-label": `Verify ${c.name}`, onsubmit: async (ev) => {
+        ev.preventDefault();
+        try {
+          await api("POST", `${store.path}/${enc(c.name)}/verify`, { certificate: proof.text.value });
+          toast(`${c.name} verified`);
+          await showCertificates();
+        } catch (e) { result.className = "error"; result.textContent = e.message; }
+      } }, proof.fields, h("button", { type: "submit" }, "Verify"), result) : null,
+    ];
+    return h("tr", { "data-certificate": c.name },
+      h("td", {}, c.name), h("td", {}, p.subject), h("td", { class: "mono" }, h("span", { class: "mono" }, p.thumbprint)),
+      h("td", { "data-col": "status" }, p.isVerified ? "Verified" : "Unverified"),
+      h("td", {}, p.verificationCode ? [h("code", { "data-field": "verification-code" }, p.verificationCode), " ", copyButton(p.verificationCode, "verification code")] : ""),
+      h("td", {}, actions, h("button", { type: "button", class: "danger", "aria-label": `Delete certificate ${c.name}`, onclick: () => guarded(async () => {
+        if (!confirm(`Delete certificate ${c.name}?`)) return;
+        await api("DELETE", `${store.path}/${enc(c.name)}`);
+        await showCertificates();
+      }) }, "Delete")));
+  });
+  return h("section", { class: "card", "aria-label": `Certificates of ${store.title}` },
+    h("h3", {}, store.title),
+    h("table", {}, h("thead", {}, h("tr", {}, ["Name", "Subject", "Thumbprint", "Status", "Verification code", "Actions"].map((t) => h("th", {}, t)))),
+      h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: 6, class: "muted" }, "No certificates")))),
+    upload);
+}
+
 // ----- live telemetry -----
 
 let stream = null;
@@ -508,6 +582,7 @@ async function route(event) {
       }
       case "registrations": return showRegistrations();
       case "devices": return parts[2] ? showDevice(parts[1], parts[2]) : showDevices();
+      case "certificates": return showCertificates();
       case "telemetry": return showTelemetry(new URLSearchParams(query || ""));
       default: render("Not found", h("p", {}, "No such view."));
     }
