@@ -268,6 +268,23 @@ try {
     await shot(page, "14-certificate-verified");
   });
 
+  await check("enrollment groups: add a symmetric-key group with generated keys, view, delete", async () => {
+    await page.goto(URL + "/#/groups");
+    await page.getByRole("button", { name: "Add enrollment group" }).click();
+    await page.getByLabel("Group name").fill("portal-group");
+    await page.getByLabel("Allocation policy").selectOption("hashed");
+    await page.getByRole("button", { name: "Save" }).click();
+    await page.getByRole("link", { name: "portal-group" }).click();
+    assert.match(await page.locator('[data-field="Primary key"]').textContent(), /^[A-Za-z0-9+/]{86}==$/);
+    await shot(page, "15-enrollment-group");
+    await page.getByRole("button", { name: "Disable entry" }).click();
+    await page.getByRole("button", { name: "Enable entry" }).waitFor();
+    assert.equal(await page.locator('[data-field="Provisioning status"]').textContent(), "disabled");
+    await page.getByRole("button", { name: "Delete" }).click();
+    await page.getByRole("heading", { name: "Enrollment groups" }).waitFor();
+    await page.getByText("None").waitFor();
+  });
+
   await check("delete the enrollment", async () => {
     await page.goto(`${URL}/#/enrollments/${REGISTRATION_ID}`);
     await page.getByRole("button", { name: "Delete" }).click();

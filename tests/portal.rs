@@ -200,6 +200,33 @@ async fn the_quickstart_portal_steps_through_the_api() {
     );
     let (status, _) = json_call(addr, "GET", "/api/enrollments/portal-device-1", &[], None).await;
     assert_eq!(status, 404);
+
+    // Groups go through the same operations; registration records answer the service's 404.
+    let (status, group) = json_call(
+        addr,
+        "PUT",
+        "/api/enrollmentGroups/portal-group",
+        &[WRITE],
+        Some(json!({"enrollmentGroupId": "portal-group", "attestation": {"type": "symmetricKey"}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{group}");
+    assert!(group["attestation"]["symmetricKey"]["primaryKey"].is_string());
+    let (status, _) = json_call(
+        addr,
+        "DELETE",
+        "/api/enrollmentGroups/portal-group",
+        &[WRITE],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(emulator.dps().enrollment_group("portal-group").is_none());
+    let (status, error) =
+        json_call(addr, "DELETE", "/api/registrations/nobody", &[WRITE], None).await;
+    assert_eq!(status, 404, "{error}");
+    let (status, _) = json_call(addr, "POST", "/api/enrollments", &[WRITE], None).await;
+    assert_eq!(status, 405);
 }
 
 #[tokio::test]

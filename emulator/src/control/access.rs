@@ -95,7 +95,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// 32 random hex digits (two v4 UUIDs' worth of randomness, from the OS generator).
+/// 64 hex digits: two v4 UUIDs (244 random bits from the OS generator).
 fn generate_token() -> String {
     let bytes: Vec<u8> = (0..2)
         .flat_map(|_| uuid::Uuid::new_v4().into_bytes())
@@ -127,7 +127,7 @@ mod tests {
     fn beyond_loopback_a_token_is_generated_and_required() {
         let access = ControlAccess::decide(false, None);
         let token = access.token().expect("a generated token").to_owned();
-        assert_eq!(token.len(), 32);
+        assert_eq!(token.len(), 64);
         assert_ne!(
             ControlAccess::decide(false, None).token(),
             Some(token.as_str())

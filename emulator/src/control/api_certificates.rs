@@ -34,9 +34,7 @@ struct Upload {
 /// `path` is what follows `certificates` in the route.
 pub(super) async fn route(store: &CertificateStore, req: &ApiRequest, path: &[&str]) -> Reply {
     let result: Result<Value, CertificateError> = match (&req.method, path) {
-        (&Method::GET, []) => Ok(Value::Array(
-            store.list().iter().map(|c| with_code(c)).collect(),
-        )),
+        (&Method::GET, []) => Ok(Value::Array(store.list().iter().map(with_code).collect())),
         (&Method::PUT, [name]) => match parse::<Upload>(req) {
             Ok(upload) => match store.upload(name, &upload.certificate, upload.is_verified) {
                 Ok(pending) => pending
@@ -46,7 +44,7 @@ pub(super) async fn route(store: &CertificateStore, req: &ApiRequest, path: &[&s
                     .map_err(Into::into),
                 Err(e) => Err(e),
             },
-            Err(reply) => return reply,
+            Err(message) => return bad_request(&message),
         },
         (&Method::POST, [name, "verificationCode"]) => match store.generate_verification_code(name)
         {
@@ -66,7 +64,7 @@ pub(super) async fn route(store: &CertificateStore, req: &ApiRequest, path: &[&s
                     .map_err(Into::into),
                 Err(e) => Err(e),
             },
-            Err(reply) => return reply,
+            Err(message) => return bad_request(&message),
         },
         (&Method::DELETE, [name]) => match store.delete(name) {
             Ok(pending) => match pending.durable().await {
@@ -96,14 +94,13 @@ fn with_code(certificate: &crate::certificates::CaCertificate) -> Value {
     json
 }
 
-fn parse<T: serde::de::DeserializeOwned>(req: &ApiRequest) -> Result<T, Reply> {
-    serde_json::from_slice(&req.body).map_err(|e| {
-        error_reply(
-            StatusCode::BAD_REQUEST,
-            400000,
-            &format!("invalid request body: {e}"),
-        )
-    })
+/// The body, or the 400 that says why it is not one.
+fn parse<T: serde::de::DeserializeOwned>(req: &ApiRequest) -> Result<T, String> {
+    serde_json::from_slice(&req.body).map_err(|e| format!("invalid request body: {e}"))
+}
+
+fn bad_request(message: &str) -> Reply {
+    error_reply(StatusCode::BAD_REQUEST, 400000, message)
 }
 
 fn certificate_error(error: &CertificateError) -> Reply {

@@ -202,7 +202,8 @@ async function showEnrollmentForm(kind) {
   mechanism.addEventListener("change", syncMechanism);
   autoKeys.addEventListener("change", syncKeys);
   syncKeys();
-  if (kind === "groups") tpmFields.remove();
+  // Groups attest with symmetric keys or X.509 CAs only.
+  if (kind === "groups") { tpmFields.remove(); mechanism.querySelector('option[value="tpm"]').remove(); }
   const message = h("p", { class: "error", role: "alert" });
   const form = h("form", { class: "card", novalidate: true },
     field("Mechanism", mechanism), keyFields, x509Fields, tpmFields,
