@@ -233,6 +233,15 @@ try {
     const got = await waitEcho("c2d", (e) => e.body === "hello from the portal", "the C2D message");
     assert.equal(got.properties.color, "blue");
     assert.equal(got.properties.priority, "high");
+    // The device completed it; with ack=full the hub records Success feedback.
+    const sentId = (await page.getByText(/Sent, message ID/).textContent()).replace("Sent, message ID ", "");
+    assert.equal(got.messageId, sentId);
+    const deadline = Date.now() + 10000;
+    while (!(await page.locator(`tr[data-feedback="${sentId}"]`).count()) && Date.now() < deadline) {
+      await page.getByRole("button", { name: "Refresh delivery and feedback" }).click();
+      await page.waitForTimeout(200);
+    }
+    assert.equal(await page.locator(`tr[data-feedback="${sentId}"] [data-col="status"]`).textContent(), "Success");
     await shot(page, "11-c2d");
   });
 

@@ -351,6 +351,20 @@ async fn devices_twin_method_and_c2d_through_the_api() {
         Some("v")
     );
     assert_eq!(pending[0].message.ack.as_deref(), Some("full"));
+    let (status, queued) = json_call(
+        addr,
+        "GET",
+        "/api/hubs/localhost/devices/portal-dev/messages",
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(queued[0]["messageId"], sent["messageId"]);
+    assert_eq!(queued[0]["body"], "hi");
+    let (status, feedback) =
+        json_call(addr, "GET", "/api/hubs/localhost/feedback", &[], None).await;
+    assert_eq!((status, feedback), (200, json!([])));
 
     let (status, _) = json_call(addr, "GET", "/api/hubs/nohub/devices", &[], None).await;
     assert_eq!(status, 404);

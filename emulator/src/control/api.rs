@@ -14,6 +14,8 @@
 //! | `GET,PATCH /api/hubs/{hub}/devices/{id}/twin` | the device twin (`If-Match`) |
 //! | `POST /api/hubs/{hub}/devices/{id}/methods` | a direct method call, the device's answer |
 //! | `POST /api/hubs/{hub}/devices/{id}/messages` | a cloud-to-device message |
+//! | `GET /api/hubs/{hub}/devices/{id}/messages` | the device's queued cloud-to-device messages |
+//! | `GET /api/hubs/{hub}/feedback` | unread C2D feedback records, left unread (see `api_hub.rs`) |
 //! | `/api/certificates…`, `/api/hubs/{hub}/certificates…` | CA certificates and their proof of possession (`api_certificates.rs`) |
 //!
 //! Writes must carry `X-Iotemu-Portal: 1`: a header a web page on another origin cannot add

@@ -45,7 +45,9 @@ pub(super) async fn route(hub: &Hub, req: &ApiRequest, path: &[&str]) -> Reply {
         (&Method::PATCH, ["devices", id, "twin"]) => patch_twin(hub, req, id).await,
         (&Method::POST, ["devices", id, "methods"]) => invoke(hub, req, id).await,
         (&Method::POST, ["devices", id, "messages"]) => send(hub, req, id).await,
-        (_, ["devices", ..]) => return method_not_allowed(),
+        (&Method::GET, ["devices", id, "messages"]) => Ok(queued(hub, id)),
+        (&Method::GET, ["feedback"]) => Ok(unread_feedback(hub)),
+        (_, ["devices", ..] | ["feedback"]) => return method_not_allowed(),
         _ => return error_reply(StatusCode::NOT_FOUND, 404000, "no such portal API route"),
     };
     match result {
@@ -163,4 +165,39 @@ async fn send(hub: &Hub, req: &ApiRequest, device_id: &str) -> Result<Value, Hub
     };
     let id = hub.send_c2d(device_id, message)?.durable().await?;
     Ok(json!({ "messageId": id }))
+}
+
+/// The cloud-to-device messages waiting for (or out to) the device.
+fn queued(hub: &Hub, device_id: &str) -> Value {
+    Value::Array(
+        hub.c2d_pending(device_id)
+            .iter()
+            .map(|q| {
+                json!({
+                    "messageId": q.id,
+                    "body": String::from_utf8_lossy(&q.message.body),
+                    "properties": q.message.properties,
+                    "ack": q.message.ack,
+                    "enqueuedTimeUtc": utc_timestamp(q.enqueued),
+                    "inFlight": q.in_flight,
+                    "deliveryCount": q.delivery_count,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// The feedback records no service receiver has taken yet, left for it: the batch is taken
+/// and handed straight back (`Hub::abandon_feedback`), so a backend's feedback receiver still
+/// gets every record. Records out to a receiver at this moment are not shown.
+fn unread_feedback(hub: &Hub) -> Value {
+    let now = std::time::SystemTime::now();
+    let Some(batch) = hub.receive_feedback(now) else {
+        return json!([]);
+    };
+    let records = batch.body();
+    if let Err(e) = hub.abandon_feedback(&batch.lock_token, now) {
+        tracing::warn!(error = %e, "the portal could not hand a feedback batch back");
+    }
+    records
 }

@@ -417,7 +417,30 @@ async function showDevice(hub, id) {
       c2dResult.className = "ok";
       c2dResult.textContent = `Sent, message ID ${sent.messageId}`;
     } catch (e) { c2dResult.className = "error"; c2dResult.textContent = e.message; }
+    await refreshDelivery();
   });
+  // What happened to the messages: the device's queue and the feedback the hub recorded.
+  const queue = h("tbody", {});
+  const feedback = h("tbody", {});
+  const refreshDelivery = () => guarded(async () => {
+    const [queued, records] = await Promise.all([
+      api("GET", `hubs/${enc(hub)}/devices/${enc(id)}/messages`),
+      api("GET", `hubs/${enc(hub)}/feedback`),
+    ]);
+    queue.replaceChildren(...(queued.length ? queued.map((m) => h("tr", {}, h("td", { class: "mono" }, m.messageId), h("td", {}, m.body),
+      h("td", {}, JSON.stringify(m.properties)), h("td", {}, m.inFlight ? "delivered, not settled" : "queued"), h("td", {}, String(m.deliveryCount))))
+      : [h("tr", {}, h("td", { colspan: 5, class: "muted" }, "Nothing queued"))]));
+    const ours = records.filter((r) => r.deviceId === id);
+    feedback.replaceChildren(...(ours.length ? ours.map((r) => h("tr", { "data-feedback": r.originalMessageId }, h("td", { class: "mono" }, r.originalMessageId),
+      h("td", { "data-col": "status" }, r.statusCode), h("td", {}, r.description), h("td", {}, r.enqueuedTimeUtc)))
+      : [h("tr", {}, h("td", { colspan: 4, class: "muted" }, "No unread feedback"))]));
+  });
+  const delivery = h("section", { class: "card", "aria-label": "Delivery" },
+    h("div", { class: "toolbar" }, h("button", { type: "button", onclick: refreshDelivery }, "Refresh delivery and feedback")),
+    h("h3", {}, "Queued for the device"),
+    h("table", {}, h("thead", {}, h("tr", {}, ["Message ID", "Body", "Properties", "State", "Deliveries"].map((t) => h("th", {}, t)))), queue),
+    h("h3", {}, "Feedback (unread by service receivers; left for them)"),
+    h("table", {}, h("thead", {}, h("tr", {}, ["Original message ID", "Status", "Description", "Enqueued"].map((t) => h("th", {}, t)))), feedback));
   render(`Device ${id}`,
     h("p", {}, h("a", { href: "#/devices" }, "← All devices"), ` · hub ${hub}`),
     h("div", { class: "toolbar" },
@@ -429,7 +452,8 @@ async function showDevice(hub, id) {
     modules.length ? h("ul", {}, modules.map((m) => h("li", {}, `${m.moduleId} — ${m.connectionState}`))) : h("p", { class: "muted" }, "No modules"),
     h("h3", {}, "Device twin"), twinForm,
     h("h3", {}, "Direct method"), methodForm,
-    h("h3", {}, "Message to device"), c2dForm);
+    h("h3", {}, "Message to device"), c2dForm, delivery);
+  await refreshDelivery();
 }
 
 function stripMeta(obj) {
