@@ -113,6 +113,7 @@ try {
     });
     assert.match(primaryKey, /^[A-Za-z0-9+/]{86}==$/, "a 64-byte base64 key");
     assert.equal(primaryKey, await page.locator('[data-field="Primary key"]').textContent());
+    assert.ok(!(await page.locator("main").textContent()).includes("null"), "nothing renders as null");
     await shot(page, "04-enrollment-keys");
   });
 

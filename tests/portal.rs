@@ -227,6 +227,26 @@ async fn the_quickstart_portal_steps_through_the_api() {
     assert_eq!(status, 404, "{error}");
     let (status, _) = json_call(addr, "POST", "/api/enrollments", &[WRITE], None).await;
     assert_eq!(status, 405);
+
+    // The X.509 form's body: a device certificate as the primary client certificate.
+    let device = iotemu::certs::self_signed_device("portal-x509-device", 30).unwrap();
+    let (status, x509) = json_call(
+        addr,
+        "PUT",
+        "/api/enrollments/portal-x509-device",
+        &[WRITE],
+        Some(json!({
+            "registrationId": "portal-x509-device",
+            "attestation": {"type": "x509", "x509": {"clientCertificates": {"primary": {"certificate": device.cert_pem}}}},
+            "provisioningStatus": "enabled",
+            "reprovisionPolicy": {"updateHubAssignment": true, "migrateDeviceData": true},
+            "allocationPolicy": "hashed",
+            "iotHubs": ["localhost"],
+        })),
+    )
+    .await;
+    assert_eq!(status, 200, "{x509}");
+    assert_eq!(x509["attestation"]["type"], "x509");
 }
 
 #[tokio::test]

@@ -75,7 +75,7 @@ const view = () => document.getElementById("view");
 
 function render(title, ...content) {
   const v = view();
-  v.replaceChildren(h("h2", {}, title), ...content);
+  v.replaceChildren(h("h2", {}, title), ...content.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
   document.title = `${title} · iotemu portal`;
 }
 
