@@ -64,6 +64,9 @@ RESULT_LINE = re.compile(r"^(PASS|FAIL) (\S+) (\S+)(?:: (.*))?$")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+# A control port bound beyond loopback (the container image) needs its token (docs/portal.md).
+if os.environ.get("IOTEMU_CONTROL_TOKEN"):
+    _OPENER.addheaders = [("Authorization", "Bearer " + os.environ["IOTEMU_CONTROL_TOKEN"])]
 _print_lock = threading.Lock()
 
 

@@ -18,6 +18,8 @@ const http = require('http');
 
 const SDK = 'node';
 const CONTROL_URL = (process.env.IOTEMU_CONTROL_URL || 'http://127.0.0.1:9180').replace(/\/+$/, '');
+// A control port bound beyond loopback (the container image) needs its token (docs/portal.md).
+const CONTROL_AUTH = process.env.IOTEMU_CONTROL_TOKEN ? { Authorization: `Bearer ${process.env.IOTEMU_CONTROL_TOKEN}` } : {};
 const EMULATOR_LOG = process.env.IOTEMU_LOG || '';
 
 class ScenarioFailure extends Error {}
@@ -116,7 +118,7 @@ function deriveDeviceKey(groupKey, registrationId) {
 
 function controlGet(path) {
   return new Promise((resolve, reject) => {
-    const req = http.get(CONTROL_URL + path, { timeout: 5000 }, (res) => {
+    const req = http.get(CONTROL_URL + path, { timeout: 5000, headers: CONTROL_AUTH }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => {
@@ -350,7 +352,7 @@ function controlPost(path, body = '') {
       {
         method: 'POST',
         timeout: 5000,
-        headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': data.length },
+        headers: { ...CONTROL_AUTH, 'Content-Type': 'application/octet-stream', 'Content-Length': data.length },
       },
       (res) => {
         const chunks = [];

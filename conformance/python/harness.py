@@ -35,6 +35,9 @@ EMULATOR_LOG = os.environ.get("IOTEMU_LOG", "")
 
 # The control port is loopback plain HTTP: never route it through a proxy from the environment.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+# A control port bound beyond loopback (the container image) needs its token (docs/portal.md).
+if os.environ.get("IOTEMU_CONTROL_TOKEN"):
+    _OPENER.addheaders = [("Authorization", "Bearer " + os.environ["IOTEMU_CONTROL_TOKEN"])]
 
 
 class ScenarioFailure(Exception):

@@ -12,6 +12,12 @@
 //! | `GET /enrollments`, `GET /enrollmentGroups` | DPS enrollments (keys included) |
 //! | `POST /c2d?deviceId=…` | queue a cloud-to-device message (body = message) |
 //! | `POST /input?deviceId=…&moduleId=…&input=…` | send a message to a module's input |
+//! | `GET /`, `/portal.js`, `/portal.css` | the local portal (`portal.rs`) |
+//! | `/api/…` | the portal's JSON API over the DPS and hub domain operations (`api.rs`) |
+//!
+//! On loopback without `--control-token` every route is open to local callers; bound beyond
+//! loopback (or given a token) every route but `GET /health` and `GET /ca.pem` needs the
+//! token (`access.rs`).
 //!
 //! The control port is bound before anything else, so a supervisor polling `/health` sees
 //! "starting" (503) instead of a refused connection; every route answers 503 until
@@ -25,7 +31,13 @@
 //! routes), `stream.rs` (`/telemetry/stream`), `send.rs` (`POST /c2d`, `POST /input`) and
 //! `reply.rs` (JSON replies, `?hub=`).
 
+mod access;
+mod api;
+mod api_certificates;
+mod api_dps;
+mod api_hub;
 mod inspect;
+mod portal;
 mod reply;
 mod send;
 mod state;
@@ -47,6 +59,7 @@ use tokio::task::JoinHandle;
 
 use crate::net::{ConnectionLimit, spawn_accept_loop};
 use crate::shutdown::ShutdownSignal;
+pub use access::ControlAccess;
 use reply::{Reply, json_reply};
 pub(crate) use state::EmulatorState;
 
@@ -73,16 +86,26 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) fn spawn(
     listener: TcpListener,
     readiness: Readiness,
+    access: ControlAccess,
     limit: ConnectionLimit,
     shutdown: ShutdownSignal,
 ) -> JoinHandle<()> {
     let signal = shutdown.clone();
+    let access = Arc::new(access);
     spawn_accept_loop(
         listener,
         "control",
         limit,
         shutdown,
-        move |tcp, remote, _slot| serve_connection(tcp, remote, readiness.clone(), signal.clone()),
+        move |tcp, remote, _slot| {
+            serve_connection(
+                tcp,
+                remote,
+                readiness.clone(),
+                access.clone(),
+                signal.clone(),
+            )
+        },
     )
 }
 
@@ -92,20 +115,15 @@ async fn serve_connection(
     tcp: TcpStream,
     remote: SocketAddr,
     readiness: Readiness,
+    access: Arc<ControlAccess>,
     mut shutdown: ShutdownSignal,
 ) {
     let signal = shutdown.clone();
     let service = service_fn(move |req| {
         let readiness = readiness.clone();
+        let access = access.clone();
         let signal = signal.clone();
-        async move {
-            let reply = match readiness.state() {
-                None => starting(&req),
-                Some(state) if req.method() == Method::POST => send::post(state, req).await,
-                Some(state) => inspect::route(state, req, signal),
-            };
-            Ok::<_, Infallible>(reply)
-        }
+        async move { Ok::<_, Infallible>(serve(req, &readiness, &access, signal).await) }
     });
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -122,6 +140,34 @@ async fn serve_connection(
         _ = shutdown.recv() => connection.as_mut().graceful_shutdown(),
     }
     let _ = connection.await;
+}
+
+/// One request: the access rule first, then the portal, its API or the test routes.
+async fn serve(
+    req: Request<Incoming>,
+    readiness: &Readiness,
+    access: &ControlAccess,
+    signal: ShutdownSignal,
+) -> Reply {
+    let path = req.uri().path().trim_matches('/').to_owned();
+    let query = req.uri().query().unwrap_or("");
+    if !access.admits(req.method(), &path, query, req.headers()) {
+        return json_reply(
+            StatusCode::UNAUTHORIZED,
+            json!({"message": "this control port needs its token: open the portal link iotemu printed at start, or send Authorization: Bearer <token>"}),
+        );
+    }
+    if req.method() == Method::GET
+        && let Some(asset) = portal::asset(&path, query)
+    {
+        return asset;
+    }
+    match readiness.state() {
+        None => starting(&req),
+        Some(state) if path == "api" || path.starts_with("api/") => api::route(state, req).await,
+        Some(state) if req.method() == Method::POST => send::post(state, req).await,
+        Some(state) => inspect::route(state, req, signal),
+    }
 }
 
 /// 503 while starting: `/health` says `starting`, other routes that nothing is served yet.

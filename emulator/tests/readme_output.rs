@@ -95,6 +95,10 @@ fn normalized(line: &str) -> String {
         let after_port = rest.trim_start_matches(|c: char| c.is_ascii_digit());
         return format!("  Control (HTTP):  http://127.0.0.1:9180{after_port}");
     }
+    if let Some(rest) = line.strip_prefix("  Portal:          open http://127.0.0.1:") {
+        let after_port = rest.trim_start_matches(|c: char| c.is_ascii_digit());
+        return format!("  Portal:          open http://127.0.0.1:9180{after_port}");
+    }
     line.to_owned()
 }
 

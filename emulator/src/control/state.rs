@@ -16,4 +16,6 @@ pub(crate) struct EmulatorState {
     pub(crate) tls: Arc<EmulatorTls>,
     pub(crate) mqtt_addrs: Vec<SocketAddr>,
     pub(crate) amqp_addrs: Vec<SocketAddr>,
+    /// The token the control port requires, when it requires one.
+    pub(crate) control_token: Option<String>,
 }

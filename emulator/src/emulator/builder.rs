@@ -38,6 +38,7 @@ pub struct EmulatorBuilder {
     pub(super) https: HttpsPort,
     pub(super) control_port: Option<u16>,
     pub(super) control_bind: IpAddr,
+    pub(super) control_token: Option<String>,
     pub(super) hostnames: Vec<String>,
     pub(super) timing: DpsTiming,
     pub(super) telemetry_retention: usize,
@@ -98,6 +99,7 @@ impl Default for EmulatorBuilder {
             https: HttpsPort::Required(0),
             control_port: None,
             control_bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            control_token: None,
             hostnames: Vec::new(),
             timing: DpsTiming::default(),
             telemetry_retention: 10_000,
@@ -205,6 +207,14 @@ impl EmulatorBuilder {
     /// from other machines — needed in a container whose control port is published.
     pub fn control_bind(mut self, addr: IpAddr) -> Self {
         self.control_bind = addr;
+        self
+    }
+
+    /// The token the control port requires for the portal and every route but `/health` and
+    /// `/ca.pem`. Without one, a control port bound beyond loopback generates one (see
+    /// [`Emulator::control_token`](crate::Emulator::control_token)); on loopback it stays open.
+    pub fn control_token(mut self, token: Option<String>) -> Self {
+        self.control_token = token;
         self
     }
 

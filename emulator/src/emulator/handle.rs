@@ -58,6 +58,12 @@ impl Emulator {
         self.control_addr
     }
 
+    /// The token the control port requires (given, or generated because it is bound beyond
+    /// loopback); `None` when it is open to local callers.
+    pub fn control_token(&self) -> Option<&str> {
+        self.state.control_token.as_deref()
+    }
+
     /// PEM of the CA that signed the server certificate: what clients must trust.
     pub fn ca_pem(&self) -> &str {
         self.state.tls.ca_pem()

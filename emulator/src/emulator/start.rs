@@ -29,7 +29,7 @@ impl EmulatorBuilder {
     /// one is configured), whose `/health` answers 503 until [`Starting::finish`] has bound
     /// every other listener. A supervisor polling `/health` thus sees "starting", not a
     /// refused connection.
-    pub async fn start_control_first(self) -> Result<Starting, StartError> {
+    pub async fn start_control_first(mut self) -> Result<Starting, StartError> {
         let shutdown = Shutdown::new();
         let readiness = control::Readiness::default();
         let control = match self.control_port {
@@ -45,9 +45,15 @@ impl EmulatorBuilder {
                         hint: String::new(),
                     })?;
                 let addr = listener.local_addr().ok();
+                let access = control::ControlAccess::decide(
+                    self.control_bind.is_loopback(),
+                    self.control_token.take(),
+                );
+                self.control_token = access.token().map(str::to_owned);
                 let task = control::spawn(
                     listener,
                     readiness.clone(),
+                    access,
                     ConnectionLimit::new(self.max_connections.control),
                     shutdown.signal(),
                 );
@@ -104,6 +110,7 @@ impl Starting {
             tls,
             mqtt_addrs: transports.mqtt_addrs.clone(),
             amqp_addrs: transports.amqp_addrs.clone(),
+            control_token: builder.control_token.clone(),
         });
         // Every listener is bound: the control port may now report healthy.
         readiness.set_ready(state.clone());

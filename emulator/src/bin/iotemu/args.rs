@@ -135,9 +135,15 @@ pub(crate) struct Args {
     pub(crate) control_port: u16,
 
     /// Address of the control port. Use 0.0.0.0 in a container so a published control port
-    /// is reachable (it is plain HTTP without authentication: only on networks you control).
+    /// is reachable; beyond loopback the portal and every route but /health and /ca.pem need
+    /// the control token (plain HTTP: only on networks you control).
     #[arg(long, env = "IOTEMU_CONTROL_BIND", default_value = "127.0.0.1")]
     pub(crate) control_bind: IpAddr,
+
+    /// Token the control port requires for the portal and every route but /health and
+    /// /ca.pem. Without it a control port bound beyond loopback generates one and prints it.
+    #[arg(long, env = "IOTEMU_CONTROL_TOKEN", hide_env_values = true)]
+    pub(crate) control_token: Option<String>,
 
     /// `retry-after` seconds DPS sends while a registration is assigning.
     #[arg(long, env = "IOTEMU_RETRY_AFTER", default_value_t = 1)]

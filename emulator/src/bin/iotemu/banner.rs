@@ -29,6 +29,12 @@ fn print_endpoints(emulator: &Emulator, args: &Args) {
         println!(
             "  Control (HTTP):  http://{control}  (/health, /ca.pem, /telemetry, /registrations, /devices)"
         );
+        match emulator.control_token() {
+            Some(token) => println!(
+                "  Portal:          open http://{control}/?token={token}  (the control port needs this token)"
+            ),
+            None => println!("  Portal:          open http://{control}/"),
+        }
     }
     match &args.ca_out {
         Some(path) => println!("  CA certificate:  {}", path.display()),

@@ -56,6 +56,7 @@ fn builder(args: &Args) -> EmulatorBuilder {
         .amqp_port(args.amqp_port)
         .control_port(args.control_port)
         .control_bind(args.control_bind)
+        .control_token(args.control_token.clone())
         .retry_after(args.retry_after)
         .assignment_delay(Duration::from_millis(args.assignment_delay_ms))
         .telemetry_retention(args.telemetry_retention)

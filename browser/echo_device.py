@@ -1,0 +1,53 @@
+"""A connected device for the portal's browser test: answers every direct method with its
+payload, reports each desired-property patch back, and prints each cloud-to-device message as
+one JSON line (body and application properties) so browser/portal.test.mjs can see it arrive.
+
+Environment: DEVICE_HOST, DEVICE_ID, DEVICE_KEY (the primary key copied from the portal).
+"""
+
+import asyncio
+import json
+import os
+import sys
+
+from azure.iot.device import MethodResponse
+from azure.iot.device.aio import IoTHubDeviceClient
+
+
+def say(kind, **fields):
+    print(json.dumps(dict(kind=kind, **fields)), flush=True)
+
+
+async def main():
+    client = IoTHubDeviceClient.create_from_symmetric_key(
+        symmetric_key=os.environ["DEVICE_KEY"],
+        hostname=os.environ["DEVICE_HOST"],
+        device_id=os.environ["DEVICE_ID"],
+    )
+
+    async def on_method(request):
+        say("method", name=request.name, payload=request.payload)
+        await client.send_method_response(
+            MethodResponse.create_from_method_request(request, 200, {"echo": request.payload, "method": request.name})
+        )
+
+    def on_message(message):
+        body = message.data.decode("utf-8", "replace") if isinstance(message.data, bytes) else str(message.data)
+        say("c2d", body=body, properties=message.custom_properties, messageId=message.message_id)
+
+    async def on_desired(patch):
+        say("desired", patch=patch)
+        await client.patch_twin_reported_properties({"lastDesired": {k: v for k, v in patch.items() if not k.startswith("$")}})
+
+    client.on_method_request_received = on_method
+    client.on_message_received = on_message
+    client.on_twin_desired_properties_patch_received = on_desired
+    await client.connect()
+    say("connected")
+    # Runs until the test ends it (SIGTERM) or stdin closes.
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    await client.shutdown()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,322 @@
+// The portal's browser test (issue #16): Debian's chromium driven by playwright-core through
+// the quickstart's portal steps as written, then twin edit, method invoke and C2D send against
+// a connected device. Screenshots of each view go to $SCREENSHOTS (browser/run sets it).
+//
+// Environment (browser/run sets all of it): PORTAL_URL, CHROMIUM, PYTHON (a venv with
+// azure-iot-device), QUICKSTART_PY (conformance/python/quickstart.py), ECHO_DEVICE_PY,
+// SSL_CERT_FILE (the emulator CA), SCREENSHOTS.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import { chromium } from "playwright-core";
+
+const env = (name) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set`);
+  return value;
+};
+const URL = env("PORTAL_URL");
+const SHOTS = env("SCREENSHOTS");
+mkdirSync(SHOTS, { recursive: true });
+
+const REGISTRATION_ID = "symm-key-python-device-008";
+const DEVICE_ID = "python-device-008";
+
+let step = 0;
+const passed = [];
+async function check(name, fn) {
+  step += 1;
+  const started = Date.now();
+  try {
+    await fn();
+  } catch (e) {
+    await page.screenshot({ path: path.join(SHOTS, `failed-${step}.png`), fullPage: true }).catch(() => {});
+    console.log(`portal-browser: not ok ${step} - ${name}`);
+    throw e;
+  }
+  passed.push(name);
+  console.log(`portal-browser: ok ${step} - ${name} (${Date.now() - started} ms)`);
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+/** Runs a command to completion; rejects with its output when it fails. */
+function run(cmd, args, extraEnv) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env: { ...process.env, ...extraEnv }, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d) => { out += d; });
+    child.stderr.on("data", (d) => { out += d; });
+    child.on("close", (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(" ")} exited ${code}:\n${out}`))));
+  });
+}
+
+const browser = await chromium.launch({
+  executablePath: env("CHROMIUM"),
+  headless: true,
+  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+});
+const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
+await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: URL });
+const page = await context.newPage();
+const external = [];
+page.on("request", (req) => { if (!req.url().startsWith(URL)) external.push(req.url()); });
+page.on("dialog", (dialog) => dialog.accept());
+const errors = [];
+page.on("pageerror", (e) => errors.push(String(e)));
+
+let echo = null;
+try {
+  let idScope;
+  let host;
+  await check("DPS overview shows the service endpoint, ID scope and connection strings", async () => {
+    await page.goto(URL + "/");
+    await page.getByRole("heading", { name: "DPS overview" }).waitFor();
+    idScope = await page.locator('[data-field="ID Scope"]').textContent();
+    host = await page.locator('[data-field="Service endpoint"]').textContent();
+    assert.equal(idScope, "0ne00000A0A");
+    assert.equal(host, "localhost");
+    assert.ok(await page.getByText("HostName=localhost;SharedAccessKeyName=provisioningserviceowner").count());
+    await shot(page, "01-overview");
+  });
+
+  await check("keyboard: the views are reachable with Tab and Enter", async () => {
+    await page.keyboard.press("Tab");
+    await page.keyboard.press("Tab");
+    await page.keyboard.press("Enter");
+    await page.getByRole("heading", { name: "Individual enrollments" }).waitFor();
+  });
+
+  await check("add the individual enrollment: symmetric key, auto-generate keys", async () => {
+    await page.goto(URL + "/#/enrollments");
+    await page.getByRole("button", { name: "Add individual enrollment" }).click();
+    await page.getByLabel("Mechanism").selectOption("symmetricKey");
+    assert.ok(await page.getByLabel("Auto-generate keys").isChecked());
+    await page.getByLabel("Registration ID").fill(REGISTRATION_ID);
+    await page.getByLabel("IoT Hub Device ID").fill(DEVICE_ID);
+    await shot(page, "02-add-enrollment");
+    await page.getByRole("button", { name: "Save" }).click();
+    await page.getByRole("heading", { name: "Individual enrollments" }).waitFor();
+    await page.getByRole("link", { name: REGISTRATION_ID }).waitFor();
+    await shot(page, "03-enrollments");
+  });
+
+  let primaryKey;
+  await check("open the enrollment and copy the generated primary key", async () => {
+    await page.getByRole("link", { name: REGISTRATION_ID }).click();
+    await page.getByRole("button", { name: "Copy primary key" }).click();
+    primaryKey = await page.evaluate(async () => {
+      try { return await navigator.clipboard.readText(); } catch (_) { return window.lastCopied; }
+    });
+    assert.match(primaryKey, /^[A-Za-z0-9+/]{86}==$/, "a 64-byte base64 key");
+    assert.equal(primaryKey, await page.locator('[data-field="Primary key"]').textContent());
+    assert.ok(!(await page.locator("main").textContent()).includes("null"), "nothing renders as null");
+    await shot(page, "04-enrollment-keys");
+  });
+
+  await check("live telemetry view open, filtered to the device", async () => {
+    await page.goto(`${URL}/#/telemetry?device=${DEVICE_ID}`);
+    await page.getByRole("heading", { name: "Live telemetry" }).waitFor();
+    assert.equal(await page.getByLabel("Filter by device ID").inputValue(), DEVICE_ID);
+  });
+
+  await check("run the quickstart Python device with the copied key: provisioned, 10 messages", async () => {
+    await run(env("PYTHON"), [env("QUICKSTART_PY")], {
+      PROVISIONING_HOST: host,
+      PROVISIONING_IDSCOPE: idScope,
+      PROVISIONING_REGISTRATION_ID: REGISTRATION_ID,
+      PROVISIONING_SYMMETRIC_KEY: primaryKey,
+      EXPECTED_DEVICE_ID: DEVICE_ID,
+      EXPECTED_ASSIGNED_HUB: "localhost",
+    });
+  });
+
+  await check("the 10 messages arrived live in the telemetry view, with their properties", async () => {
+    await page.waitForFunction(() => document.querySelector('[data-field="count"]')?.textContent === "10", null, { timeout: 15000 });
+    assert.equal(await page.locator(`article.message[data-device="${DEVICE_ID}"]`).count(), 10);
+    assert.ok(await page.getByText("test wind speed 10").count());
+    assert.ok(await page.getByText(/windUnit/).first().isVisible());
+    await shot(page, "05-telemetry");
+    await page.getByRole("button", { name: "Pause" }).click();
+    assert.equal(await page.getByRole("button", { name: "Resume" }).getAttribute("aria-pressed"), "true");
+  });
+
+  await check("devices view: python-device-008 is Enabled", async () => {
+    await page.goto(URL + "/#/devices");
+    const row = page.locator(`tr[data-device="${DEVICE_ID}"]`);
+    await row.waitFor();
+    assert.equal(await row.locator('[data-col="status"]').textContent(), "Enabled");
+    await shot(page, "06-devices");
+  });
+
+  await check("registration records: assigned to localhost", async () => {
+    await page.goto(URL + "/#/registrations");
+    const row = page.locator("tr", { hasText: REGISTRATION_ID });
+    await row.waitFor();
+    assert.ok((await row.textContent()).includes("assigned"));
+    await shot(page, "07-registrations");
+  });
+
+  // A device that stays connected, for the twin, method and C2D steps.
+  echo = spawn(env("PYTHON"), [env("ECHO_DEVICE_PY")], {
+    env: { ...process.env, DEVICE_HOST: "localhost", DEVICE_ID, DEVICE_KEY: primaryKey },
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  const echoed = [];
+  let echoLog = "";
+  echo.stdout.on("data", (d) => {
+    echoLog += d;
+    for (const line of String(d).split("\n")) { try { echoed.push(JSON.parse(line)); } catch (_) { /* partial */ } }
+  });
+  echo.stderr.on("data", (d) => { echoLog += d; });
+  const waitEcho = async (kind, test, what) => {
+    const deadline = Date.now() + 20000;
+    while (Date.now() < deadline) {
+      const found = echoed.find((e) => e.kind === kind && test(e));
+      if (found) return found;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`the device never reported ${what}; its output:\n${echoLog}`);
+  };
+  await waitEcho("connected", () => true, "a connection");
+
+  await check("device page: connected; edit the twin's tags and desired properties", async () => {
+    await page.goto(`${URL}/#/devices/localhost/${DEVICE_ID}`);
+    await page.getByRole("heading", { name: `Device ${DEVICE_ID}` }).waitFor();
+    assert.ok(await page.getByText("Connected", { exact: true }).count());
+    await page.getByLabel("Tags and desired properties (JSON merge patch)").fill(
+      JSON.stringify({ tags: { room: "lab-1" }, properties: { desired: { telemetryInterval: 5 } } }, null, 2));
+    await page.getByRole("button", { name: "Save twin" }).click();
+    await waitEcho("desired", (e) => e.patch.telemetryInterval === 5, "the desired patch");
+    await page.waitForFunction(() => document.querySelector('[data-field="reported"]')?.textContent.includes("telemetryInterval") || false, null, { timeout: 100 }).catch(() => {});
+    await page.reload();
+    await page.getByRole("heading", { name: `Device ${DEVICE_ID}` }).waitFor();
+    assert.ok((await page.getByLabel("Tags and desired properties (JSON merge patch)").inputValue()).includes("lab-1"));
+    await shot(page, "08-device-twin");
+  });
+
+  await check("twin ETag conflict is shown", async () => {
+    // The twin changes behind the page's back (as another user would change it).
+    await page.evaluate(async ([device]) => {
+      await fetch(`/api/hubs/localhost/devices/${device}/twin`, {
+        method: "PATCH", headers: { "Content-Type": "application/json", "X-Iotemu-Portal": "1" },
+        body: JSON.stringify({ tags: { changedElsewhere: true } }),
+      });
+    }, [DEVICE_ID]);
+    await page.getByLabel("Tags and desired properties (JSON merge patch)").fill('{"tags": {"room": "lab-2"}}');
+    await page.getByRole("button", { name: "Save twin" }).click();
+    await page.getByText(/Conflict: the twin changed/).waitFor();
+    await shot(page, "09-twin-conflict");
+  });
+
+  await check("invoke a direct method and see the device's answer", async () => {
+    await page.reload();
+    await page.getByLabel("Method name").fill("reboot");
+    await page.getByLabel("Payload (JSON)").fill('{"delay": 3}');
+    await page.getByRole("button", { name: "Invoke method" }).click();
+    const result = page.locator('[data-field="method-result"]');
+    await page.waitForFunction(() => document.querySelector('[data-field="method-result"]')?.textContent.includes('"status"'), null, { timeout: 20000 });
+    const answer = JSON.parse(await result.textContent());
+    assert.equal(answer.status, 200);
+    assert.deepEqual(answer.payload, { echo: { delay: 3 }, method: "reboot" });
+    await shot(page, "10-direct-method");
+  });
+
+  await check("send a cloud-to-device message with properties; the device receives it", async () => {
+    await page.getByLabel("Message body").fill("hello from the portal");
+    await page.getByLabel("Application properties").fill("color=blue\npriority=high");
+    await page.getByLabel("Acknowledgement (feedback)").selectOption("full");
+    await page.getByRole("button", { name: "Send message" }).click();
+    await page.getByText(/Sent, message ID/).waitFor();
+    const got = await waitEcho("c2d", (e) => e.body === "hello from the portal", "the C2D message");
+    assert.equal(got.properties.color, "blue");
+    assert.equal(got.properties.priority, "high");
+    // The device completed it; with ack=full the hub records Success feedback.
+    const sentId = (await page.getByText(/Sent, message ID/).textContent()).replace("Sent, message ID ", "");
+    assert.equal(got.messageId, sentId);
+    const deadline = Date.now() + 10000;
+    while (!(await page.locator(`tr[data-feedback="${sentId}"]`).count()) && Date.now() < deadline) {
+      await page.getByRole("button", { name: "Refresh delivery and feedback" }).click();
+      await page.waitForTimeout(200);
+    }
+    assert.equal(await page.locator(`tr[data-feedback="${sentId}"] [data-col="status"]`).textContent(), "Success");
+    await shot(page, "11-c2d");
+  });
+
+  echo.stdin.end();
+  echo.kill("SIGTERM");
+  echo = null;
+
+  await check("DPS certificates: upload a root CA, generate the verification code, upload the proof, verified", async () => {
+    const dir = path.join(env("WORK"), "certs");
+    await run(env("IOTEMU"), ["certs", "root", "--out-dir", dir]);
+    await page.goto(URL + "/#/certificates");
+    const dps = page.getByRole("region", { name: "Certificates of Device Provisioning Service" });
+    await dps.waitFor();
+    await dps.getByLabel("Certificate name").fill("portal-root");
+    await dps.getByLabel("Certificate (.pem or .cer): from a file").setInputFiles(path.join(dir, "root-ca.pem"));
+    await page.waitForFunction(() => document.querySelector("textarea")?.value.includes("BEGIN CERTIFICATE"));
+    await dps.getByRole("button", { name: "Save" }).click();
+    const row = page.locator('tr[data-certificate="portal-root"]');
+    await row.waitFor();
+    assert.equal(await row.locator('[data-col="status"]').textContent(), "Unverified");
+    await row.getByRole("button", { name: "Generate verification code" }).click();
+    const code = page.locator('tr[data-certificate="portal-root"] [data-field="verification-code"]');
+    await code.waitFor();
+    const verificationCode = await code.textContent();
+    await shot(page, "13-certificate-code");
+    await run(env("IOTEMU"), ["certs", "verification", "--ca", path.join(dir, "root-ca.pem"), "--ca-key", path.join(dir, "root-ca.key.pem"),
+      "--code", verificationCode, "--out", path.join(dir, "verification.pem")]);
+    await page.locator('tr[data-certificate="portal-root"]').getByLabel("Verification certificate for portal-root: from a file")
+      .setInputFiles(path.join(dir, "verification.pem"));
+    await page.waitForFunction(() => [...document.querySelectorAll('tr[data-certificate="portal-root"] textarea')].some((t) => t.value.includes("BEGIN CERTIFICATE")));
+    await page.locator('tr[data-certificate="portal-root"]').getByRole("button", { name: "Verify" }).click();
+    await page.waitForFunction(() => document.querySelector('tr[data-certificate="portal-root"] [data-col="status"]')?.textContent === "Verified");
+    await shot(page, "14-certificate-verified");
+  });
+
+  await check("enrollment groups: add a symmetric-key group with generated keys, view, delete", async () => {
+    await page.goto(URL + "/#/groups");
+    await page.getByRole("button", { name: "Add enrollment group" }).click();
+    await page.getByLabel("Group name").fill("portal-group");
+    await page.getByLabel("Allocation policy").selectOption("hashed");
+    await page.getByRole("button", { name: "Save" }).click();
+    await page.getByRole("link", { name: "portal-group" }).click();
+    assert.match(await page.locator('[data-field="Primary key"]').textContent(), /^[A-Za-z0-9+/]{86}==$/);
+    await shot(page, "15-enrollment-group");
+    await page.getByRole("button", { name: "Disable entry" }).click();
+    await page.getByRole("button", { name: "Enable entry" }).waitFor();
+    assert.equal(await page.locator('[data-field="Provisioning status"]').textContent(), "disabled");
+    await page.getByRole("button", { name: "Delete" }).click();
+    await page.getByRole("heading", { name: "Enrollment groups" }).waitFor();
+    await page.getByText("None").waitFor();
+  });
+
+  await check("delete the enrollment", async () => {
+    await page.goto(`${URL}/#/enrollments/${REGISTRATION_ID}`);
+    await page.getByRole("button", { name: "Delete" }).click();
+    await page.getByRole("heading", { name: "Individual enrollments" }).waitFor();
+    await page.getByText("None").waitFor();
+    const left = await page.evaluate(async () => (await fetch("/api/enrollments")).json());
+    assert.equal(left.length, 0);
+  });
+
+  await check("delete the device", async () => {
+    await page.goto(URL + "/#/devices");
+    await page.getByRole("button", { name: `Delete device ${DEVICE_ID}` }).click();
+    await page.getByText("No devices").waitFor();
+    await shot(page, "12-cleaned-up");
+  });
+
+  await check("no request left the emulator's origin; no script errors", async () => {
+    assert.deepEqual(external, []);
+    assert.deepEqual(errors, []);
+  });
+} finally {
+  if (echo) echo.kill("SIGTERM");
+  await browser.close();
+}
+console.log(`portal-browser: ${passed.length} steps passed; screenshots in ${SHOTS}`);

@@ -1,0 +1,203 @@
+//! The portal's hub routes: devices, a device's modules and twin, direct methods and
+//! cloud-to-device messages, through the operations the IoT Hub service API uses
+//! (`Hub::create_device`, `Hub::update_device`, `Hub::delete_device`, `Hub::update_twin`,
+//! `Hub::invoke_method`, `Hub::send_c2d`): the same validation, ETags and durability.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::api::{ApiRequest, error_reply, hub_error, method_not_allowed};
+use super::reply::{Reply, json_reply};
+use crate::hub::c2d::C2dMessage;
+use crate::hub::error::HubError;
+use crate::hub::registry::DeviceSpec;
+use crate::hub::{Hub, IdentityRef};
+use crate::timefmt::utc_timestamp;
+
+/// `/api/hubs/{hub}/…` with `path` the part after the hub.
+pub(super) async fn route(hub: &Hub, req: &ApiRequest, path: &[&str]) -> Reply {
+    let result = match (&req.method, path) {
+        (&Method::GET, ["devices"]) => Ok(devices(hub)),
+        (&Method::GET, ["devices", id]) => hub.get_device(id).map(|d| device_json(hub, &d)),
+        (&Method::PUT, ["devices", id]) => put_device(hub, req, id).await,
+        (&Method::DELETE, ["devices", id]) => {
+            match hub.delete_device(id, req.if_match.as_deref()) {
+                Ok(pending) => pending
+                    .durable()
+                    .await
+                    .map(|()| json!({}))
+                    .map_err(Into::into),
+                Err(e) => Err(e),
+            }
+        }
+        (&Method::GET, ["devices", id, "modules"]) => Ok(Value::Array(
+            hub.list_modules(id)
+                .iter()
+                .map(|m| hub.module_json(m))
+                .collect(),
+        )),
+        (&Method::GET, ["devices", id, "twin"]) => hub.twin_view(IdentityRef::device(id)),
+        (&Method::PATCH, ["devices", id, "twin"]) => patch_twin(hub, req, id).await,
+        (&Method::POST, ["devices", id, "methods"]) => invoke(hub, req, id).await,
+        (&Method::POST, ["devices", id, "messages"]) => send(hub, req, id).await,
+        (&Method::GET, ["devices", id, "messages"]) => Ok(queued(hub, id)),
+        (&Method::GET, ["feedback"]) => Ok(unread_feedback(hub)),
+        (_, ["devices", ..] | ["feedback"]) => return method_not_allowed(),
+        _ => return error_reply(StatusCode::NOT_FOUND, 404000, "no such portal API route"),
+    };
+    match result {
+        Ok(value) => json_reply(StatusCode::OK, value),
+        Err(e) => hub_error(&e),
+    }
+}
+
+/// Every device, with its connection state and when it last sent telemetry (what the
+/// portal's device list shows as last activity).
+fn devices(hub: &Hub) -> Value {
+    Value::Array(hub.devices().iter().map(|d| device_json(hub, d)).collect())
+}
+
+fn device_json(hub: &Hub, device: &crate::hub::device::Device) -> Value {
+    let mut json = hub.device_json(device);
+    let last = hub
+        .telemetry()
+        .messages(Some(&device.device_id))
+        .last()
+        .map(|m| utc_timestamp(m.enqueued_time));
+    if let Some(object) = json.as_object_mut() {
+        object.insert("lastActivityTime".into(), json!(last));
+        object.insert(
+            "moduleCount".into(),
+            json!(hub.list_modules(&device.device_id).len()),
+        );
+    }
+    json
+}
+
+/// Without If-Match the portal creates the device; with it (enable/disable) it updates.
+async fn put_device(hub: &Hub, req: &ApiRequest, device_id: &str) -> Result<Value, HubError> {
+    let spec = DeviceSpec::from_json(device_id, &req.body)?;
+    let device = match req.if_match.as_deref() {
+        None => hub.create_device(spec)?.durable().await?,
+        Some(if_match) => {
+            hub.update_device(device_id, spec, if_match)?
+                .durable()
+                .await?
+        }
+    };
+    Ok(device_json(hub, &device))
+}
+
+/// A merge patch of tags and desired properties, checked against the twin's ETag.
+async fn patch_twin(hub: &Hub, req: &ApiRequest, device_id: &str) -> Result<Value, HubError> {
+    let patch: Value = serde_json::from_slice(&req.body)
+        .map_err(|e| HubError::argument_invalid(format!("the twin patch is not JSON: {e}")))?;
+    let updated = hub
+        .update_twin(device_id, &patch, req.if_match.as_deref(), false)?
+        .durable()
+        .await?;
+    Ok(updated)
+}
+
+/// The portal's "Direct method" form.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MethodForm {
+    method_name: String,
+    #[serde(default)]
+    payload: Value,
+    response_timeout_in_seconds: Option<u64>,
+    connect_timeout_in_seconds: Option<u64>,
+}
+
+/// `{"status", "payload"}`: the device's answer. Timeouts are bounded as the service API
+/// bounds them (5–300 s for the answer, default 30; at most 300 s to connect, default 0).
+async fn invoke(hub: &Hub, req: &ApiRequest, device_id: &str) -> Result<Value, HubError> {
+    let form: MethodForm = serde_json::from_slice(&req.body)
+        .map_err(|e| HubError::argument_invalid(format!("invalid method invocation: {e}")))?;
+    let response_timeout = form.response_timeout_in_seconds.unwrap_or(30).clamp(5, 300);
+    let connect_timeout = form.connect_timeout_in_seconds.unwrap_or(0).min(300);
+    let answer = hub
+        .invoke_method(
+            device_id,
+            &form.method_name,
+            form.payload,
+            Duration::from_secs(response_timeout),
+            Duration::from_secs(connect_timeout),
+        )
+        .await?;
+    Ok(json!({ "status": answer.status, "payload": answer.payload }))
+}
+
+/// The portal's "Message to device" form.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MessageForm {
+    #[serde(default)]
+    body: String,
+    message_id: Option<String>,
+    correlation_id: Option<String>,
+    content_type: Option<String>,
+    content_encoding: Option<String>,
+    ack: Option<String>,
+    #[serde(default)]
+    properties: BTreeMap<String, String>,
+}
+
+/// `{"messageId"}` once the message is queued durably.
+async fn send(hub: &Hub, req: &ApiRequest, device_id: &str) -> Result<Value, HubError> {
+    let form: MessageForm = serde_json::from_slice(&req.body)
+        .map_err(|e| HubError::argument_invalid(format!("invalid message: {e}")))?;
+    let non_empty = |v: Option<String>| v.filter(|s| !s.is_empty());
+    let message = C2dMessage {
+        message_id: non_empty(form.message_id),
+        correlation_id: non_empty(form.correlation_id),
+        content_type: non_empty(form.content_type),
+        content_encoding: non_empty(form.content_encoding),
+        ack: non_empty(form.ack),
+        properties: form.properties,
+        ..C2dMessage::new(Bytes::from(form.body))
+    };
+    let id = hub.send_c2d(device_id, message)?.durable().await?;
+    Ok(json!({ "messageId": id }))
+}
+
+/// The cloud-to-device messages waiting for (or out to) the device.
+fn queued(hub: &Hub, device_id: &str) -> Value {
+    Value::Array(
+        hub.c2d_pending(device_id)
+            .iter()
+            .map(|q| {
+                json!({
+                    "messageId": q.id,
+                    "body": String::from_utf8_lossy(&q.message.body),
+                    "properties": q.message.properties,
+                    "ack": q.message.ack,
+                    "enqueuedTimeUtc": utc_timestamp(q.enqueued),
+                    "inFlight": q.in_flight,
+                    "deliveryCount": q.delivery_count,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// The feedback records no service receiver has taken yet, left for it: the batch is taken
+/// and handed straight back (`Hub::abandon_feedback`), so a backend's feedback receiver still
+/// gets every record. Records out to a receiver at this moment are not shown.
+fn unread_feedback(hub: &Hub) -> Value {
+    let now = std::time::SystemTime::now();
+    let Some(batch) = hub.receive_feedback(now) else {
+        return json!([]);
+    };
+    let records = batch.body();
+    if let Err(e) = hub.abandon_feedback(&batch.lock_token, now) {
+        tracing::warn!(error = %e, "the portal could not hand a feedback batch back");
+    }
+    records
+}

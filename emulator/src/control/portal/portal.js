@@ -1,0 +1,620 @@
+// The iotemu local portal: a single page over the control port's /api/ routes and its
+// /telemetry/stream server-sent events. Vanilla JavaScript, no build step, no other origin.
+"use strict";
+
+// ----- helpers -----
+
+/** Builds an element; attributes starting with "on" are listeners, text children are escaped. */
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "text") el.textContent = v;
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat(Infinity)) {
+    if (c === undefined || c === null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+let uid = 0;
+/** A labelled form field. */
+function field(label, input, inline) {
+  const id = input.id || `f${++uid}`;
+  input.id = id;
+  return h("div", { class: inline ? "field inline" : "field" },
+    inline ? [input, h("label", { for: id }, label)] : [h("label", { for: id }, label), input]);
+}
+
+function toast(text) {
+  const t = document.getElementById("toast");
+  t.textContent = text;
+  t.classList.add("shown");
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => t.classList.remove("shown"), 2500);
+}
+
+/** Copies `value`; the copied text is also kept in window.lastCopied for tests without a clipboard. */
+async function copy(value, what) {
+  window.lastCopied = value;
+  try { await navigator.clipboard.writeText(value); } catch (_) { /* no clipboard permission */ }
+  toast(`Copied ${what}`);
+}
+
+function copyButton(value, what) {
+  return h("button", { type: "button", "aria-label": `Copy ${what}`, onclick: () => copy(value, what) }, "Copy");
+}
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super(body && body.message ? `${status}: ${body.message}${body.errorCode ? ` (${body.errorCode})` : ""}` : `HTTP ${status}`);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+/** Calls the portal API; writes carry the header the control port requires of them. */
+async function api(method, path, body, ifMatch) {
+  const headers = {};
+  if (method !== "GET") headers["X-Iotemu-Portal"] = "1";
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (ifMatch) headers["If-Match"] = ifMatch;
+  const res = await fetch(`/api/${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await res.text();
+  let json = null;
+  try { json = text ? JSON.parse(text) : null; } catch (_) { json = { message: text }; }
+  if (!res.ok) throw new ApiError(res.status, json);
+  return json;
+}
+
+const enc = encodeURIComponent;
+const view = () => document.getElementById("view");
+
+function render(title, ...content) {
+  const v = view();
+  v.replaceChildren(h("h2", {}, title), ...content.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+  document.title = `${title} · iotemu portal`;
+}
+
+function showError(e) {
+  const v = view();
+  v.append(h("p", { class: "error", role: "alert" }, String(e.message || e)));
+}
+
+async function guarded(fn) {
+  try { await fn(); } catch (e) { showError(e); }
+}
+
+function jsonText(value) { return JSON.stringify(value, null, 2); }
+
+let overviewCache = null;
+async function overview() {
+  if (!overviewCache) overviewCache = await api("GET", "overview");
+  return overviewCache;
+}
+
+// ----- DPS overview -----
+
+async function showOverview() {
+  const o = await overview();
+  const rows = [
+    ["Service endpoint", o.serviceEndpoint],
+    ["Global device endpoint", o.globalDeviceEndpoint],
+    ["ID Scope", o.idScope],
+  ];
+  render("DPS overview",
+    h("dl", { class: "props" }, rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, h("span", { class: "mono", "data-field": k }, v), copyButton(v, k))])),
+    h("h3", {}, "Shared access policies"),
+    policyTable(o.policies),
+    h("h3", {}, "Linked IoT hubs"),
+    h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Hub"), h("th", {}, "Host name"), h("th", {}, "Connection strings"))),
+      h("tbody", {}, o.hubs.map((hub) => h("tr", {}, h("td", {}, hub.name), h("td", { class: "mono" }, hub.hostName),
+        h("td", {}, policyTable(hub.policies)))))),
+    h("h3", {}, "CA certificate"),
+    h("p", {}, "Devices and SDKs trust the emulator's CA: ", h("a", { href: "/ca.pem", download: "iotemu-ca.pem" }, "download ca.pem")));
+}
+
+function policyTable(policies) {
+  return h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Policy"), h("th", {}, "Rights"), h("th", {}, "Connection string"))),
+    h("tbody", {}, policies.map((p) => h("tr", {}, h("td", {}, p.name), h("td", {}, (p.rights || []).join(", ")),
+      h("td", {}, h("span", { class: "mono" }, p.connectionString), " ", copyButton(p.connectionString, `${p.name} connection string`))))));
+}
+
+// ----- enrollments and groups -----
+
+const KINDS = {
+  enrollments: { path: "enrollments", idField: "registrationId", title: "Individual enrollments", one: "enrollment", route: "enrollments" },
+  groups: { path: "enrollmentGroups", idField: "enrollmentGroupId", title: "Enrollment groups", one: "enrollment group", route: "groups" },
+};
+
+function mechanismOf(e) {
+  const a = e.attestation || {};
+  return a.type === "symmetricKey" ? "Symmetric key" : a.type === "x509" ? "X.509" : a.type === "tpm" ? "TPM" : a.type || "";
+}
+
+async function showEnrollmentList(kind, search) {
+  const k = KINDS[kind];
+  const list = await api("GET", k.path);
+  const q = (search || "").toLowerCase();
+  const shown = list.filter((e) => !q || e[k.idField].toLowerCase().includes(q) || (e.deviceId || "").toLowerCase().includes(q));
+  const searchBox = h("input", { type: "search", value: search || "", placeholder: `Filter by id` });
+  searchBox.addEventListener("input", () => guarded(() => showEnrollmentList(kind, searchBox.value).then(() => {
+    const box = view().querySelector("input[type=search]"); box.focus(); box.setSelectionRange(box.value.length, box.value.length);
+  })));
+  render(k.title,
+    h("div", { class: "toolbar" },
+      h("button", { type: "button", class: "primary", onclick: () => { location.hash = `#/${k.route}/new`; } }, kind === "groups" ? "Add enrollment group" : "Add individual enrollment"),
+      field("Search", searchBox, true)),
+    h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, kind === "groups" ? "Group name" : "Registration ID"), h("th", {}, "Mechanism"),
+      kind === "groups" ? null : h("th", {}, "Device ID"), h("th", {}, "Status"), h("th", {}, "Actions"))),
+      h("tbody", {}, shown.length ? shown.map((e) => h("tr", {},
+        h("td", {}, h("a", { href: `#/${k.route}/${enc(e[k.idField])}` }, e[k.idField])),
+        h("td", {}, mechanismOf(e)),
+        kind === "groups" ? null : h("td", {}, e.deviceId || ""),
+        h("td", {}, e.provisioningStatus || "enabled"),
+        h("td", {}, h("button", { type: "button", class: "danger", "aria-label": `Delete ${e[k.idField]}`, onclick: () => deleteEnrollment(kind, e[k.idField]) }, "Delete"))))
+        : h("tr", {}, h("td", { colspan: 5, class: "muted" }, "None")))));
+}
+
+async function deleteEnrollment(kind, id) {
+  const k = KINDS[kind];
+  if (!confirm(`Delete ${k.one} ${id}?`)) return;
+  await guarded(async () => {
+    await api("DELETE", `${k.path}/${enc(id)}`);
+    toast(`Deleted ${id}`);
+    location.hash = `#/${k.route}`;
+    await route();
+  });
+}
+
+async function showEnrollmentForm(kind) {
+  const k = KINDS[kind];
+  const hubs = await hubNames();
+  const hub = h("select", {}, h("option", { value: "" }, "All linked hubs"), hubs.map((x) => h("option", { value: x }, x)));
+  const mechanism = h("select", {}, h("option", { value: "symmetricKey" }, "Symmetric key"), h("option", { value: "x509" }, "X.509"), h("option", { value: "tpm" }, "TPM"));
+  const autoKeys = h("input", { type: "checkbox", checked: true });
+  const primary = h("input", { type: "text", size: 60 });
+  const secondary = h("input", { type: "text", size: 60 });
+  const cert1 = h("textarea", { placeholder: "-----BEGIN CERTIFICATE-----" });
+  const ek = h("input", { type: "text", size: 60 });
+  const id = h("input", { type: "text", required: true, pattern: "[a-z0-9._:-]+", autocomplete: "off" });
+  const deviceId = h("input", { type: "text", autocomplete: "off" });
+  const status = h("select", {}, h("option", { value: "enabled" }, "Enable"), h("option", { value: "disabled" }, "Disable"));
+  const allocation = h("select", {}, h("option", { value: "" }, "Service default"), h("option", { value: "hashed" }, "Evenly weighted distribution"),
+    h("option", { value: "geoLatency" }, "Lowest latency"), h("option", { value: "static" }, "Static configuration"));
+  const reprovision = h("select", {},
+    h("option", { value: "migrate" }, "Re-provision and migrate data"),
+    h("option", { value: "reset" }, "Re-provision and reset to initial config"),
+    h("option", { value: "never" }, "Never re-provision"));
+  const twin = h("textarea", {}, jsonText({ tags: {}, properties: { desired: {} } }));
+  const keyFields = h("fieldset", {}, h("legend", {}, "Symmetric keys"), field("Auto-generate keys", autoKeys, true), field("Primary key", primary), field("Secondary key", secondary));
+  const x509Fields = h("fieldset", { hidden: true }, h("legend", {}, "X.509"), field(kind === "groups" ? "Primary signing certificate (PEM)" : "Primary certificate (PEM)", cert1));
+  const tpmFields = h("fieldset", { hidden: true }, h("legend", {}, "TPM"), field("Endorsement key (base64)", ek));
+  const syncMechanism = () => {
+    keyFields.hidden = mechanism.value !== "symmetricKey";
+    x509Fields.hidden = mechanism.value !== "x509";
+    tpmFields.hidden = mechanism.value !== "tpm";
+  };
+  const syncKeys = () => { primary.disabled = secondary.disabled = autoKeys.checked; };
+  mechanism.addEventListener("change", syncMechanism);
+  autoKeys.addEventListener("change", syncKeys);
+  syncKeys();
+  // Groups attest with symmetric keys or X.509 CAs only.
+  if (kind === "groups") { tpmFields.remove(); mechanism.querySelector('option[value="tpm"]').remove(); }
+  const message = h("p", { class: "error", role: "alert" });
+  const form = h("form", { class: "card", novalidate: true },
+    field("Mechanism", mechanism), keyFields, x509Fields, tpmFields,
+    field(kind === "groups" ? "Group name" : "Registration ID", id),
+    kind === "groups" ? null : field("IoT Hub Device ID", deviceId),
+    field("Provisioning status", status),
+    field("Allocation policy", allocation),
+    field("IoT hub this device can be assigned to", hub),
+    field("Reprovisioning (when a device requests re-provisioning)", reprovision),
+    field("Initial device twin state (JSON)", twin),
+    h("div", { class: "toolbar" }, h("button", { type: "submit", class: "primary" }, "Save"),
+      h("button", { type: "button", onclick: () => { location.hash = `#/${k.route}`; } }, "Cancel")),
+    message);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    message.textContent = "";
+    const attestation = { type: mechanism.value };
+    if (mechanism.value === "symmetricKey") {
+      attestation.symmetricKey = autoKeys.checked ? {} : { primaryKey: primary.value, secondaryKey: secondary.value };
+    } else if (mechanism.value === "x509") {
+      const cert = { certificate: cert1.value.trim() };
+      attestation.x509 = kind === "groups" ? { signingCertificates: { primary: cert } } : { clientCertificates: { primary: cert } };
+    } else {
+      attestation.tpm = { endorsementKey: ek.value.trim() };
+    }
+    const body = { [k.idField]: id.value.trim(), attestation, provisioningStatus: status.value,
+      reprovisionPolicy: { updateHubAssignment: reprovision.value !== "never", migrateDeviceData: reprovision.value === "migrate" } };
+    if (kind !== "groups" && deviceId.value.trim()) body.deviceId = deviceId.value.trim();
+    if (allocation.value) body.allocationPolicy = allocation.value;
+    if (hub.value) {
+      body.iotHubs = [hub.value];
+      if (allocation.value === "static") body.iotHubHostName = hub.value;
+    }
+    try { body.initialTwin = JSON.parse(twin.value || "null") || undefined; } catch (e) { message.textContent = `Initial twin: ${e.message}`; return; }
+    try {
+      await api("PUT", `${k.path}/${enc(body[k.idField])}`, body);
+      toast(`Saved ${body[k.idField]}`);
+      location.hash = `#/${k.route}`;
+    } catch (e) { message.textContent = e.message; }
+  });
+  render(kind === "groups" ? "Add enrollment group" : "Add enrollment", form);
+  mechanism.focus();
+}
+
+async function showEnrollment(kind, id) {
+  const k = KINDS[kind];
+  const e = await api("GET", `${k.path}/${enc(id)}`);
+  const sk = (e.attestation || {}).symmetricKey;
+  const rows = [
+    [kind === "groups" ? "Group name" : "Registration ID", e[k.idField]],
+    ["Mechanism", mechanismOf(e)],
+    kind === "groups" ? null : ["IoT Hub Device ID", e.deviceId || "(the registration ID)"],
+    ["Provisioning status", e.provisioningStatus || "enabled"],
+    ["Allocation policy", e.allocationPolicy || "service default"],
+    ["ETag", e.etag],
+    sk ? ["Primary key", sk.primaryKey] : null,
+    sk ? ["Secondary key", sk.secondaryKey] : null,
+  ].filter(Boolean);
+  const enabled = (e.provisioningStatus || "enabled") === "enabled";
+  render(`${kind === "groups" ? "Enrollment group" : "Enrollment"} ${id}`,
+    h("div", { class: "toolbar" },
+      h("button", { type: "button", onclick: () => guarded(async () => {
+        const updated = Object.assign({}, e, { provisioningStatus: enabled ? "disabled" : "enabled" });
+        await api("PUT", `${k.path}/${enc(id)}`, updated, e.etag);
+        toast(enabled ? "Disabled" : "Enabled");
+        await showEnrollment(kind, id);
+      }) }, enabled ? "Disable entry" : "Enable entry"),
+      h("button", { type: "button", class: "danger", onclick: () => deleteEnrollment(kind, id) }, "Delete")),
+    h("dl", { class: "props" }, rows.map(([label, value]) => [h("dt", {}, label),
+      h("dd", {}, h("span", { class: "mono", "data-field": label }, value), /key/i.test(label) ? copyButton(value, label.toLowerCase()) : null)])),
+    h("h3", {}, "Initial device twin state"),
+    h("pre", {}, jsonText(e.initialTwin || {})),
+    e.registrationState ? [h("h3", {}, "Registration"), h("pre", {}, jsonText(e.registrationState))] : null);
+}
+
+// ----- registration records -----
+
+async function showRegistrations() {
+  const list = await api("GET", "registrations");
+  render("Registration records",
+    h("table", {}, h("thead", {}, h("tr", {}, ["Registration ID", "Status", "Substatus", "Assigned hub", "Device ID", "Last updated", "Actions"].map((t) => h("th", {}, t)))),
+      h("tbody", {}, list.length ? list.map((r) => h("tr", {},
+        h("td", {}, r.registrationId), h("td", {}, r.status), h("td", {}, r.substatus || ""), h("td", {}, r.assignedHub || ""),
+        h("td", {}, r.deviceId || ""), h("td", {}, r.lastUpdatedDateTimeUtc || ""),
+        h("td", {}, h("button", { type: "button", class: "danger", "aria-label": `Delete registration ${r.registrationId}`, onclick: () => guarded(async () => {
+          if (!confirm(`Delete the registration record of ${r.registrationId}?`)) return;
+          await api("DELETE", `registrations/${enc(r.registrationId)}`);
+          await showRegistrations();
+        }) }, "Delete"))))
+        : h("tr", {}, h("td", { colspan: 7, class: "muted" }, "None")))));
+}
+
+// ----- hubs and devices -----
+
+async function hubNames() {
+  return (await overview()).hubs.map((x) => x.hostName);
+}
+
+async function showDevices() {
+  const hubs = await hubNames();
+  const sections = [];
+  for (const hub of hubs) {
+    const devices = await api("GET", `hubs/${enc(hub)}/devices`);
+    sections.push(h("section", { class: "card", "aria-label": `Devices of ${hub}` },
+      h("h3", {}, hub),
+      h("div", { class: "toolbar" }, h("button", { type: "button", onclick: () => createDevice(hub) }, "Add device"),
+        h("button", { type: "button", onclick: () => guarded(showDevices) }, "Refresh")),
+      h("table", {}, h("thead", {}, h("tr", {}, ["Device ID", "Status", "Connection state", "Last activity", "Authentication type", "Modules", "Actions"].map((t) => h("th", {}, t)))),
+        h("tbody", {}, devices.length ? devices.map((d) => h("tr", { "data-device": d.deviceId },
+          h("td", {}, h("a", { href: `#/devices/${enc(hub)}/${enc(d.deviceId)}` }, d.deviceId)),
+          h("td", { "data-col": "status" }, d.status === "enabled" ? "Enabled" : "Disabled"),
+          h("td", {}, d.connectionState), h("td", {}, d.lastActivityTime || ""),
+          h("td", {}, (d.authentication || {}).type), h("td", {}, String(d.moduleCount || 0)),
+          h("td", {}, h("button", { type: "button", onclick: () => toggleDevice(hub, d) }, d.status === "enabled" ? "Disable" : "Enable"), " ",
+            h("button", { type: "button", class: "danger", "aria-label": `Delete device ${d.deviceId}`, onclick: () => deleteDevice(hub, d.deviceId) }, "Delete"))))
+          : h("tr", {}, h("td", { colspan: 7, class: "muted" }, "No devices"))))));
+  }
+  render("IoT devices", ...sections);
+}
+
+async function createDevice(hub) {
+  const id = prompt("Device ID");
+  if (!id) return;
+  await guarded(async () => {
+    await api("PUT", `hubs/${enc(hub)}/devices/${enc(id)}`, { deviceId: id, status: "enabled", authentication: { type: "sas", symmetricKey: { primaryKey: null, secondaryKey: null } } });
+    await showDevices();
+  });
+}
+
+async function toggleDevice(hub, d) {
+  await guarded(async () => {
+    const body = { deviceId: d.deviceId, status: d.status === "enabled" ? "disabled" : "enabled", authentication: d.authentication };
+    await api("PUT", `hubs/${enc(hub)}/devices/${enc(d.deviceId)}`, body, d.etag);
+    await route();
+  });
+}
+
+async function deleteDevice(hub, id) {
+  if (!confirm(`Delete device ${id}?`)) return;
+  await guarded(async () => {
+    await api("DELETE", `hubs/${enc(hub)}/devices/${enc(id)}`);
+    toast(`Deleted ${id}`);
+    if (location.hash !== "#/devices") location.hash = "#/devices"; else await showDevices();
+  });
+}
+
+async function showDevice(hub, id) {
+  const d = await api("GET", `hubs/${enc(hub)}/devices/${enc(id)}`);
+  const modules = await api("GET", `hubs/${enc(hub)}/devices/${enc(id)}/modules`);
+  const twin = await api("GET", `hubs/${enc(hub)}/devices/${enc(id)}/twin`);
+  const keys = (d.authentication || {}).symmetricKey || {};
+  const props = [["Device ID", d.deviceId], ["Status", d.status], ["Connection state", d.connectionState], ["Last activity", d.lastActivityTime || ""],
+    ["Authentication type", (d.authentication || {}).type], ["Primary key", keys.primaryKey], ["Secondary key", keys.secondaryKey]].filter(([, v]) => v !== undefined && v !== null);
+  // Twin: edit tags and desired properties, sent with the ETag the page read.
+  const twinText = h("textarea", { rows: 12 }, jsonText({ tags: twin.tags || {}, properties: { desired: stripMeta((twin.properties || {}).desired || {}) } }));
+  const twinMessage = h("p", { role: "status" });
+  const twinForm = h("form", { class: "card", "aria-label": "Device twin" },
+    h("p", {}, "ETag ", h("code", { "data-field": "twin-etag" }, twin.etag || "")),
+    h("h3", {}, "Reported properties"), h("pre", { "data-field": "reported" }, jsonText((twin.properties || {}).reported || {})),
+    field("Tags and desired properties (JSON merge patch)", twinText),
+    h("button", { type: "submit", class: "primary" }, "Save twin"), twinMessage);
+  twinForm.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    twinMessage.className = ""; twinMessage.textContent = "";
+    let patch;
+    try { patch = JSON.parse(twinText.value); } catch (e) { twinMessage.className = "error"; twinMessage.textContent = e.message; return; }
+    try {
+      await api("PATCH", `hubs/${enc(hub)}/devices/${enc(id)}/twin`, patch, twin.etag);
+      toast("Twin saved");
+      await showDevice(hub, id);
+    } catch (e) {
+      twinMessage.className = "error";
+      twinMessage.textContent = e.status === 412 ? `Conflict: the twin changed since this page read it (ETag ${twin.etag}). Reload to see the new twin. ${e.message}` : e.message;
+    }
+  });
+  // Direct method.
+  const methodName = h("input", { type: "text", required: true });
+  const payload = h("textarea", { rows: 4 }, "{}");
+  const timeout = h("input", { type: "text", value: "30", size: 4, inputmode: "numeric" });
+  const methodResult = h("pre", { "data-field": "method-result", "aria-live": "polite" });
+  const methodForm = h("form", { class: "card", "aria-label": "Direct method" },
+    field("Method name", methodName), field("Payload (JSON)", payload), field("Response timeout (seconds)", timeout),
+    h("button", { type: "submit", class: "primary" }, "Invoke method"), h("h3", {}, "Result"), methodResult);
+  methodForm.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    methodResult.textContent = "Waiting for the device…";
+    let body;
+    try { body = { methodName: methodName.value, payload: JSON.parse(payload.value || "null"), responseTimeoutInSeconds: Number(timeout.value) || 30 }; }
+    catch (e) { methodResult.textContent = `Payload: ${e.message}`; return; }
+    try { methodResult.textContent = jsonText(await api("POST", `hubs/${enc(hub)}/devices/${enc(id)}/methods`, body)); }
+    catch (e) { methodResult.textContent = e.message; }
+  });
+  // Cloud-to-device message.
+  const c2dBody = h("textarea", { rows: 3 });
+  const c2dProps = h("textarea", { rows: 3, placeholder: "name=value, one a line" });
+  const c2dId = h("input", { type: "text" });
+  const c2dAck = h("select", {}, ["none", "positive", "negative", "full"].map((v) => h("option", { value: v }, v)));
+  const c2dResult = h("p", { role: "status", "data-field": "c2d-result" });
+  const c2dForm = h("form", { class: "card", "aria-label": "Message to device" },
+    field("Message body", c2dBody), field("Application properties", c2dProps), field("Message ID (optional)", c2dId), field("Acknowledgement (feedback)", c2dAck),
+    h("button", { type: "submit", class: "primary" }, "Send message"), c2dResult);
+  c2dForm.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const properties = {};
+    for (const line of c2dProps.value.split("\n")) {
+      const at = line.indexOf("=");
+      if (at > 0) properties[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+    }
+    try {
+      const sent = await api("POST", `hubs/${enc(hub)}/devices/${enc(id)}/messages`, { body: c2dBody.value, properties, messageId: c2dId.value, ack: c2dAck.value });
+      c2dResult.className = "ok";
+      c2dResult.textContent = `Sent, message ID ${sent.messageId}`;
+    } catch (e) { c2dResult.className = "error"; c2dResult.textContent = e.message; }
+    await refreshDelivery();
+  });
+  // What happened to the messages: the device's queue and the feedback the hub recorded.
+  const queue = h("tbody", {});
+  const feedback = h("tbody", {});
+  const refreshDelivery = () => guarded(async () => {
+    const [queued, records] = await Promise.all([
+      api("GET", `hubs/${enc(hub)}/devices/${enc(id)}/messages`),
+      api("GET", `hubs/${enc(hub)}/feedback`),
+    ]);
+    queue.replaceChildren(...(queued.length ? queued.map((m) => h("tr", {}, h("td", { class: "mono" }, m.messageId), h("td", {}, m.body),
+      h("td", {}, JSON.stringify(m.properties)), h("td", {}, m.inFlight ? "delivered, not settled" : "queued"), h("td", {}, String(m.deliveryCount))))
+      : [h("tr", {}, h("td", { colspan: 5, class: "muted" }, "Nothing queued"))]));
+    const ours = records.filter((r) => r.deviceId === id);
+    feedback.replaceChildren(...(ours.length ? ours.map((r) => h("tr", { "data-feedback": r.originalMessageId }, h("td", { class: "mono" }, r.originalMessageId),
+      h("td", { "data-col": "status" }, r.statusCode), h("td", {}, r.description), h("td", {}, r.enqueuedTimeUtc)))
+      : [h("tr", {}, h("td", { colspan: 4, class: "muted" }, "No unread feedback"))]));
+  });
+  const delivery = h("section", { class: "card", "aria-label": "Delivery" },
+    h("div", { class: "toolbar" }, h("button", { type: "button", onclick: refreshDelivery }, "Refresh delivery and feedback")),
+    h("h3", {}, "Queued for the device"),
+    h("table", {}, h("thead", {}, h("tr", {}, ["Message ID", "Body", "Properties", "State", "Deliveries"].map((t) => h("th", {}, t)))), queue),
+    h("h3", {}, "Feedback (unread by service receivers; left for them)"),
+    h("table", {}, h("thead", {}, h("tr", {}, ["Original message ID", "Status", "Description", "Enqueued"].map((t) => h("th", {}, t)))), feedback));
+  render(`Device ${id}`,
+    h("p", {}, h("a", { href: "#/devices" }, "← All devices"), ` · hub ${hub}`),
+    h("div", { class: "toolbar" },
+      h("button", { type: "button", onclick: () => toggleDevice(hub, d) }, d.status === "enabled" ? "Disable" : "Enable"),
+      h("button", { type: "button", class: "danger", onclick: () => deleteDevice(hub, id) }, "Delete device"),
+      h("a", { href: `#/telemetry?device=${enc(id)}` }, "Live telemetry")),
+    h("dl", { class: "props" }, props.map(([k, v]) => [h("dt", {}, k), h("dd", {}, h("span", { class: "mono" }, v), /key/i.test(k) ? copyButton(v, k.toLowerCase()) : null)])),
+    h("h3", {}, `Modules (${modules.length})`),
+    modules.length ? h("ul", {}, modules.map((m) => h("li", {}, `${m.moduleId} — ${m.connectionState}`))) : h("p", { class: "muted" }, "No modules"),
+    h("h3", {}, "Device twin"), twinForm,
+    h("h3", {}, "Direct method"), methodForm,
+    h("h3", {}, "Message to device"), c2dForm, delivery);
+  await refreshDelivery();
+}
+
+function stripMeta(obj) {
+  const out = {};
+  for (const [k, v] of Object.entries(obj)) if (!k.startsWith("$")) out[k] = v;
+  return out;
+}
+
+// ----- certificates -----
+
+async function showCertificates() {
+  const hubs = await hubNames();
+  const stores = [{ title: "Device Provisioning Service", path: "certificates" }]
+    .concat(hubs.map((hub) => ({ title: `IoT hub ${hub}`, path: `hubs/${enc(hub)}/certificates` })));
+  const sections = [];
+  for (const store of stores) sections.push(await certificateSection(store));
+  render("Certificates", h("p", { class: "muted" },
+    "Upload a root or intermediate CA, generate a verification code, then upload a certificate with that code as its subject CN signed by the CA's key (iotemu certs verification --ca … --code …)."),
+  ...sections);
+}
+
+/** A PEM field: a text area, and a file picker that fills it. */
+function pemField(label) {
+  const text = h("textarea", { rows: 5, placeholder: "-----BEGIN CERTIFICATE-----" });
+  const file = h("input", { type: "file", accept: ".pem,.cer,.crt" });
+  file.addEventListener("change", async () => { if (file.files[0]) text.value = await file.files[0].text(); });
+  return { text, fields: [field(label, text), field(`${label}: from a file`, file)] };
+}
+
+async function certificateSection(store) {
+  const list = await api("GET", store.path);
+  const name = h("input", { type: "text", autocomplete: "off" });
+  const pem = pemField("Certificate (.pem or .cer)");
+  const verified = h("input", { type: "checkbox" });
+  const message = h("p", { role: "status" });
+  const upload = h("form", { class: "card", "aria-label": `Add a certificate to ${store.title}` },
+    h("h3", {}, "Add certificate"), field("Certificate name", name), pem.fields,
+    field("Set certificate status to verified on upload", verified, true),
+    h("button", { type: "submit", class: "primary" }, "Save"), message);
+  upload.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      await api("PUT", `${store.path}/${enc(name.value.trim())}`, { certificate: pem.text.value, isVerified: verified.checked });
+      toast(`Uploaded ${name.value}`);
+      await showCertificates();
+    } catch (e) { message.className = "error"; message.textContent = e.message; }
+  });
+  const rows = list.map((c) => {
+    const p = c.properties;
+    const proof = pemField(`Verification certificate for ${c.name}`);
+    const result = h("p", { role: "status" });
+    const actions = p.isVerified ? [] : [
+      h("button", { type: "button", onclick: () => guarded(async () => {
+        await api("POST", `${store.path}/${enc(c.name)}/verificationCode`);
+        await showCertificates();
+      }) }, "Generate verification code"),
+      p.verificationCode ? h("form", { "aria-label": `Verify ${c.name}`, onsubmit: async (ev) => {
+        ev.preventDefault();
+        try {
+          await api("POST", `${store.path}/${enc(c.name)}/verify`, { certificate: proof.text.value });
+          toast(`${c.name} verified`);
+          await showCertificates();
+        } catch (e) { result.className = "error"; result.textContent = e.message; }
+      } }, proof.fields, h("button", { type: "submit" }, "Verify"), result) : null,
+    ];
+    return h("tr", { "data-certificate": c.name },
+      h("td", {}, c.name), h("td", {}, p.subject), h("td", { class: "mono" }, h("span", { class: "mono" }, p.thumbprint)),
+      h("td", { "data-col": "status" }, p.isVerified ? "Verified" : "Unverified"),
+      h("td", {}, p.verificationCode ? [h("code", { "data-field": "verification-code" }, p.verificationCode), " ", copyButton(p.verificationCode, "verification code")] : ""),
+      h("td", {}, actions, h("button", { type: "button", class: "danger", "aria-label": `Delete certificate ${c.name}`, onclick: () => guarded(async () => {
+        if (!confirm(`Delete certificate ${c.name}?`)) return;
+        await api("DELETE", `${store.path}/${enc(c.name)}`);
+        await showCertificates();
+      }) }, "Delete")));
+  });
+  return h("section", { class: "card", "aria-label": `Certificates of ${store.title}` },
+    h("h3", {}, store.title),
+    h("table", {}, h("thead", {}, h("tr", {}, ["Name", "Subject", "Thumbprint", "Status", "Verification code", "Actions"].map((t) => h("th", {}, t)))),
+      h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: 6, class: "muted" }, "No certificates")))),
+    upload);
+}
+
+// ----- live telemetry -----
+
+let stream = null;
+function stopStream() { if (stream) { stream.close(); stream = null; } }
+
+function showTelemetry(params) {
+  const device = h("input", { type: "text", value: params.get("device") || "", autocomplete: "off" });
+  const pause = h("button", { type: "button", "aria-pressed": "false" }, "Pause");
+  const clear = h("button", { type: "button" }, "Clear");
+  const count = h("span", { "data-field": "count" }, "0");
+  const list = h("div", { "aria-label": "Messages", role: "log" });
+  let paused = false;
+  let received = 0;
+  const held = [];
+  const show = (m) => {
+    const item = h("article", { class: "message", "data-device": m.deviceId },
+      h("header", {}, h("span", {}, m.deviceId + (m.moduleId ? `/${m.moduleId}` : "")), h("span", { class: "muted" }, m.enqueuedTimeUtc), h("span", { class: "muted" }, `#${m.sequenceNumber}`)),
+      h("div", {}, h("strong", {}, "Body: "), h("code", { "data-field": "body" }, m.body !== null ? m.body : `(base64) ${m.bodyBase64}`)),
+      h("div", {}, h("strong", {}, "System properties: "), h("code", {}, JSON.stringify(m.systemProperties))),
+      h("div", {}, h("strong", {}, "Application properties: "), h("code", {}, JSON.stringify(m.properties))));
+    list.prepend(item);
+  };
+  const connect = () => {
+    stopStream();
+    const q = new URLSearchParams({ replay: "true" });
+    if (device.value.trim()) q.set("deviceId", device.value.trim());
+    list.replaceChildren(); received = 0; count.textContent = "0";
+    stream = new EventSource(`/telemetry/stream?${q}`);
+    stream.onmessage = (ev) => {
+      const m = JSON.parse(ev.data);
+      received += 1; count.textContent = String(received);
+      if (paused) held.push(m); else show(m);
+    };
+  };
+  pause.addEventListener("click", () => {
+    paused = !paused;
+    pause.setAttribute("aria-pressed", String(paused));
+    pause.textContent = paused ? "Resume" : "Pause";
+    if (!paused) held.splice(0).forEach(show);
+  });
+  clear.addEventListener("click", () => list.replaceChildren());
+  const filter = h("form", { class: "toolbar" }, field("Filter by device ID", device, true), h("button", { type: "submit" }, "Apply"), pause, clear,
+    h("span", {}, "Messages received: ", count));
+  filter.addEventListener("submit", (ev) => { ev.preventDefault(); connect(); });
+  render("Live telemetry", filter, list);
+  connect();
+}
+
+// ----- routing -----
+
+async function route(event) {
+  stopStream();
+  overviewCache = null;
+  const [path, query] = (location.hash.replace(/^#\//, "") || "overview").split("?");
+  const parts = path.split("/").map(decodeURIComponent);
+  for (const a of document.querySelectorAll("nav a")) {
+    const current = a.getAttribute("href").slice(2) === parts[0];
+    if (current) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
+  }
+  await guarded(async () => {
+    switch (parts[0]) {
+      case "overview": return showOverview();
+      case "enrollments":
+      case "groups": {
+        const kind = parts[0];
+        if (parts[1] === "new") return showEnrollmentForm(kind);
+        if (parts[1]) return showEnrollment(kind, parts[1]);
+        return showEnrollmentList(kind, "");
+      }
+      case "registrations": return showRegistrations();
+      case "devices": return parts[2] ? showDevice(parts[1], parts[2]) : showDevices();
+      case "certificates": return showCertificates();
+      case "telemetry": return showTelemetry(new URLSearchParams(query || ""));
+      default: render("Not found", h("p", {}, "No such view."));
+    }
+  });
+  // After a navigation, keyboard and screen-reader users land on the new view.
+  if (event) view().focus({ preventScroll: true });
+}
+
+window.addEventListener("hashchange", (event) => route(event));
+route();
