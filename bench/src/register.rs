@@ -60,6 +60,7 @@ pub async fn run(
 ) -> Result<Figures, String> {
     let rss_before = proc_stats::rss_kib(server_pid);
     let cpu_before = proc_stats::cpu_micros(server_pid);
+    let own_before = proc_stats::cpu_micros(Some(std::process::id()));
     let started = Instant::now();
     let deadline = started + plan.duration;
     let next = Arc::new(AtomicU64::new(0));
@@ -96,6 +97,9 @@ pub async fn run(
     figures.ops = figures.latencies.len() as u64;
     figures.server_cpu_us = cpu_before
         .zip(proc_stats::cpu_micros(server_pid))
+        .map(|(before, after)| after.saturating_sub(before));
+    figures.loadgen_cpu_us = own_before
+        .zip(proc_stats::cpu_micros(Some(std::process::id())))
         .map(|(before, after)| after.saturating_sub(before));
     figures.server_rss_delta_kib = rss_before
         .zip(proc_stats::rss_kib(server_pid))

@@ -23,6 +23,9 @@ pub struct Figures {
     pub server_cpu_us: Option<u64>,
     /// Server RSS growth over the measured window.
     pub server_rss_delta_kib: Option<i64>,
+    /// The generator's own CPU time over the measured window: near one core means the
+    /// generator, not the server, may be the limit.
+    pub loadgen_cpu_us: Option<u64>,
     /// Per-operation latencies (registrations, start-up), when the mode has them.
     pub latencies: Vec<Duration>,
 }
@@ -57,6 +60,10 @@ pub fn emit(mode: &str, labels: &Labels, figures: &Figures) -> bool {
         "rate": if figures.secs > 0.0 { ops / figures.secs } else { 0.0 },
         "cpu_us_per_op": per_op(figures.server_cpu_us.map(|us| us as f64)),
         "kib_per_op": per_op(figures.server_rss_delta_kib.map(|kib| kib as f64)),
+        "loadgen_busy": figures
+            .loadgen_cpu_us
+            .filter(|_| figures.secs > 0.0)
+            .map(|us| us as f64 / 1e6 / figures.secs),
         "p50_ms": quantile(&millis, 0.5),
         "p99_ms": quantile(&millis, 0.99),
         "load": proc_stats::load_average(),

@@ -7,13 +7,25 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 /// The figures a record may carry and how the table names them.
-const FIGURES: [(&str, &str); 5] = [
+const FIGURES: [(&str, &str); 6] = [
     ("rate", "ops/s"),
     ("cpu_us_per_op", "server CPU µs/op"),
     ("kib_per_op", "server RSS KiB/op"),
     ("p50_ms", "p50 ms"),
     ("p99_ms", "p99 ms"),
+    ("loadgen_busy", "generator CPU (1 = a whole core)"),
 ];
+
+/// The figures worth a row for each mode (the others are noise or meaningless there: a
+/// start-up has no rate, telemetry no latency).
+fn shown(mode: &str, figure: &str) -> bool {
+    match mode {
+        "telemetry" => matches!(figure, "rate" | "cpu_us_per_op" | "loadgen_busy"),
+        "connect" => matches!(figure, "rate" | "cpu_us_per_op" | "kib_per_op"),
+        "startup" => figure == "p50_ms",
+        _ => true,
+    }
+}
 
 /// Min, median and max of `values` (which it sorts), `—` when there are none.
 fn spread(values: &mut [f64]) -> String {
@@ -75,7 +87,15 @@ pub fn table(jsonl: &str) -> String {
             .flat_map(|reps| reps.values())
             .filter_map(|r| r["load"].as_str())
             .collect();
+        let mode = servers
+            .values()
+            .flat_map(|reps| reps.values())
+            .find_map(|r| r["mode"].as_str())
+            .unwrap_or_default();
         for (key, name) in FIGURES {
+            if !shown(mode, key) {
+                continue;
+            }
             let values = |reps: &BTreeMap<u64, Value>| -> Vec<f64> {
                 reps.values().filter_map(|r| r[key].as_f64()).collect()
             };
@@ -142,5 +162,14 @@ mod tests {
             table(r#"{"case":"r","server":"iotemu","rep":1,"rate":50.0,"p50_ms":2.5,"errors":3}"#);
         assert!(table.contains("| r | p50 ms | 2.50 / **2.50** / 2.50 | — | — |"));
         assert!(table.contains("| r | errors | 3 |"));
+    }
+
+    #[test]
+    fn a_start_up_shows_only_its_time() {
+        let table = table(
+            r#"{"case":"s","mode":"startup","server":"iotemu","rep":1,"rate":300.0,"p50_ms":3.0,"p99_ms":4.0,"errors":0}"#,
+        );
+        assert!(table.contains("| s | p50 ms | 3.00 / **3.00** / 3.00 |"));
+        assert!(!table.contains("ops/s") && !table.contains("p99"));
     }
 }

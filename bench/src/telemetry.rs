@@ -86,6 +86,7 @@ pub async fn run(
         }
     }
     let cpu_before = proc_stats::cpu_micros(server_pid);
+    let own_before = proc_stats::cpu_micros(Some(std::process::id()));
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + load.duration;
     let mut pumps = JoinSet::new();
@@ -110,6 +111,9 @@ pub async fn run(
         .min(started.elapsed().as_secs_f64());
     figures.server_cpu_us = cpu_before
         .zip(proc_stats::cpu_micros(server_pid))
+        .map(|(before, after)| after.saturating_sub(before));
+    figures.loadgen_cpu_us = own_before
+        .zip(proc_stats::cpu_micros(Some(std::process::id())))
         .map(|(before, after)| after.saturating_sub(before));
     Ok(figures)
 }
