@@ -92,6 +92,9 @@ enum Mode {
         target: Target,
         #[arg(long, default_value_t = 10_000)]
         sessions: usize,
+        /// Stop each session after the TLS handshake (no MQTT CONNECT): the TLS layer's share.
+        #[arg(long)]
+        tls_only: bool,
     },
     /// Full DPS registrations from concurrent workers (iotemu only: mosquitto has no DPS).
     Register {
@@ -204,14 +207,18 @@ fn measure(mode: Mode) -> Result<bool, String> {
             })?;
             ("telemetry", labels(&target), figures)
         }
-        Mode::Connect { target, sessions } => {
+        Mode::Connect {
+            target,
+            sessions,
+            tls_only,
+        } => {
             let endpoint = endpoint(&target)?;
             let figures = runtime(target.threads)?.block_on(async {
                 let key = sas::decode_key(device::QUICKSTART_GROUP_KEY)?;
-                let register = target.server == "iotemu";
+                let register = target.server == "iotemu" && !tls_only;
                 let devices =
                     setup::devices(&endpoint, &key, "loadgen-hold", sessions, register).await?;
-                sessions::run(&endpoint, &devices, target.server_pid).await
+                sessions::run(&endpoint, &devices, tls_only, target.server_pid).await
             })?;
             ("connect", labels(&target), figures)
         }

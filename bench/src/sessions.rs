@@ -1,6 +1,8 @@
 //! Connect mode: opens `count` hub sessions (TLS + CONNECT accepted) and holds them all at
 //! once; the figure is the server's resident memory growth per held session, plus its CPU time
-//! per connect (TLS handshake included).
+//! per connect (TLS handshake included). With `tls_only` the sessions stop after the TLS
+//! handshake (no CONNECT), which separates the TLS layer's share of the memory from the MQTT
+//! session's.
 
 use std::time::{Duration, Instant};
 
@@ -21,6 +23,7 @@ const SETTLE: Duration = Duration::from_secs(2);
 pub async fn run(
     endpoint: &Endpoint,
     devices: &[Device],
+    tls_only: bool,
     server_pid: Option<u32>,
 ) -> Result<Figures, String> {
     let rss_before = proc_stats::rss_kib(server_pid);
@@ -32,7 +35,15 @@ pub async fn run(
         let mut opening = JoinSet::new();
         for device in chunk {
             let (endpoint, device) = (endpoint.clone(), device.clone());
-            opening.spawn(async move { open_session(&endpoint, &device).await });
+            opening.spawn(async move {
+                if tls_only {
+                    Connection::open(&endpoint)
+                        .await
+                        .map_err(|e| format!("TLS to {}: {e}", endpoint.addr))
+                } else {
+                    open_session(&endpoint, &device).await
+                }
+            });
         }
         while let Some(opened) = opening.join_next().await {
             match opened.map_err(|e| format!("opening: {e}"))? {
