@@ -200,7 +200,7 @@ impl ReplyLinks {
     }
 
     /// The response link for a request, waiting up to [`REPLY_LINK_WAIT`] for it to attach.
-    async fn wait_for(
+    pub(super) async fn wait_for(
         &self,
         node: &str,
         reply_to: Option<&str>,
@@ -291,7 +291,13 @@ async fn serve_requests(
     }
 }
 
-async fn serve_responses(mut sender: Sender, node: String, session: Arc<SessionContext>) {
+/// Sends the responses queued for `node` on `sender` until it detaches (also the answer
+/// link of a DPS registration, [`super::dps_link`]).
+pub(super) async fn serve_responses(
+    mut sender: Sender,
+    node: String,
+    session: Arc<SessionContext>,
+) {
     let target_address = sender.target().as_ref().and_then(|t| t.address.clone());
     let (id, mut responses) = session
         .replies

@@ -53,6 +53,12 @@ pub enum AuthError {
     AttestationNotSupported(&'static str),
     #[error("no credential presented")]
     MissingCredential,
+    /// A TPM device whose EK, SRK or enrollment cannot be challenged.
+    #[error("TPM attestation refused: {0}")]
+    TpmRefused(String),
+    /// A token from a TPM device that was sent no challenge (or whose key was forgotten).
+    #[error("no TPM challenge was issued to this registration id")]
+    TpmNotChallenged,
     #[error("certificate refused: {0}")]
     Certificate(String),
     #[error("the enrollment or device expects {expected} authentication")]
