@@ -7,8 +7,8 @@ use std::sync::Once;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use iotemu::http::HttpLimits;
-use iotemu::mqtt::codec::ConnectReturnCode;
+use iotemu::HttpLimits;
+use iotemu::internals::mqtt::codec::ConnectReturnCode;
 use iotemu::{Emulator, MaxConnections};
 use iotemu_e2e::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -416,7 +416,7 @@ async fn full_mqtt_and_control_listeners_leave_https_serving() {
     let emulator = Emulator::builder()
         .quickstart_fixture()
         .control_port(0)
-        .mqtt_limits(iotemu::mqtt::MqttLimits {
+        .mqtt_limits(iotemu::MqttLimits {
             handshake_timeout: Duration::from_secs(60),
             ..Default::default()
         })

@@ -3,11 +3,11 @@
 //! redelivery of an uncompleted message after a reconnect, and messages the hub delivers
 //! before the application asks for the stream.
 
-use iotemu::pending::WaitStored;
+use iotemu::WaitStored;
 use std::time::{Duration, SystemTime};
 
-use iotemu::auth::keys::SymmetricKey;
-use iotemu::hub::c2d::C2dMessage;
+use iotemu::C2dMessage;
+use iotemu::SymmetricKey;
 use iotemu_device::{ConnectionState, DeviceClient, DeviceError, ReconnectPolicy, Trust};
 use iotemu_e2e::*;
 

@@ -3,15 +3,15 @@
 //! outputs, uses its module twin and direct methods, receives input messages, and comes back
 //! after its device was disabled and enabled again.
 
-use iotemu::pending::WaitStored;
+use iotemu::WaitStored;
 use std::time::Duration;
 
+use iotemu::C2dMessage;
+use iotemu::DeviceStatus;
 use iotemu::Emulator;
-use iotemu::hub::IdentityRef;
-use iotemu::hub::c2d::C2dMessage;
-use iotemu::hub::device::DeviceStatus;
-use iotemu::hub::module::ModuleSpec;
-use iotemu::hub::registry::{AuthenticationSpec, DeviceSpec};
+use iotemu::IdentityRef;
+use iotemu::ModuleSpec;
+use iotemu::{AuthenticationSpec, DeviceSpec};
 use iotemu_device::{
     ConnectionState, DisconnectReason, Message, MethodRequest, MethodResponse, ModuleClient,
     ReconnectPolicy, Transport, Trust,

@@ -3,11 +3,11 @@
 //! meanwhile delivered and the desired state re-synced — a second connection with the same
 //! identity is taken over again, and a deleted device stops the client (CONNACK 5).
 
-use iotemu::pending::WaitStored;
+use iotemu::WaitStored;
 use std::time::Duration;
 
-use iotemu::auth::keys::SymmetricKey;
-use iotemu::mqtt::codec::ConnectReturnCode;
+use iotemu::SymmetricKey;
+use iotemu::internals::mqtt::codec::ConnectReturnCode;
 use iotemu_device::{
     ConnectionState, DeviceClient, DeviceError, DisconnectReason, Message, ReconnectPolicy, Trust,
 };

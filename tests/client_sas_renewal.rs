@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use iotemu::auth::keys::SymmetricKey;
+use iotemu::SymmetricKey;
 use iotemu_device::{ConnectionState, DeviceClient, DisconnectReason, Message, Trust};
 use iotemu_e2e::*;
 

@@ -2,11 +2,11 @@
 //! GET, reported patches, desired patches pushed while connected, and a method invocation
 //! answered by the client's handler (spec/protocol.md §5.6, §5.7).
 
-use iotemu::pending::WaitStored;
+use iotemu::WaitStored;
 use std::sync::Arc;
 use std::time::Duration;
 
-use iotemu::auth::keys::SymmetricKey;
+use iotemu::SymmetricKey;
 use iotemu_device::{
     DeviceClient, DeviceError, MethodRequest, MethodResponse, ProvisioningClient, Trust,
 };

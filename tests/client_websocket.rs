@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use iotemu::hub::c2d::C2dMessage;
+use iotemu::C2dMessage;
 use iotemu_device::{
     DeviceClient, MethodRequest, MethodResponse, ProvisioningClient, ProvisioningError, Transport,
     Trust,

@@ -16,8 +16,8 @@ use fe2o3_amqp::types::messaging::{
 };
 use fe2o3_amqp::types::primitives::{OrderedMap, SimpleValue, Symbol, Uuid, Value};
 use fe2o3_amqp::{Session, link::receiver::CreditMode};
-use iotemu::amqp::conditions::symbol_of;
-use iotemu::auth::keys::SymmetricKey;
+use iotemu::SymmetricKey;
+use iotemu::internals::amqp::symbol_of;
 use iotemu_device::{DeviceClient, Message as DeviceMessage, Trust};
 use iotemu_e2e::amqp::{CbsClient, Login, connect, owner_token};
 use iotemu_e2e::{QUICKSTART_KEY, start_emulator};
@@ -676,8 +676,9 @@ async fn a_fixture_hub_has_its_own_entity_partitions_and_consumer_groups() {
     assert_eq!(field(&hub, "partition_ids"), &Value::Array(ids.into()));
 
     let second = emulator.hub("hub2.example").unwrap();
-    second.event_hubs().route(std::sync::Arc::new(
-        iotemu::hub::telemetry::TelemetryMessage {
+    second
+        .event_hubs()
+        .route(std::sync::Arc::new(iotemu::TelemetryMessage {
             sequence_number: 0,
             enqueued_time: std::time::SystemTime::now(),
             hub: "hub2.example".into(),
@@ -686,10 +687,9 @@ async fn a_fixture_hub_has_its_own_entity_partitions_and_consumer_groups() {
             body: bytes::Bytes::from_static(b"on hub 2"),
             system: Default::default(),
             properties: Default::default(),
-            source: iotemu::hub::telemetry::MessageSource::Telemetry,
+            source: iotemu::MessageSource::Telemetry,
             auth: None,
-        },
-    ));
+        }));
     let partition = second.event_hubs().partition_index("d");
     let mut receiver = consumer(
         &mut session,

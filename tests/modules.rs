@@ -3,17 +3,17 @@
 //! telemetry and outputs (`$.on`), get their own twin and methods, receive input messages,
 //! and go away with their device.
 
-use iotemu::pending::WaitStored;
+use iotemu::WaitStored;
 use std::time::Duration;
 
+use iotemu::C2dMessage;
+use iotemu::DeviceAuthentication;
 use iotemu::Emulator;
+use iotemu::IdentityRef;
+use iotemu::ModuleSpec;
 use iotemu::certs;
-use iotemu::hub::IdentityRef;
-use iotemu::hub::c2d::C2dMessage;
-use iotemu::hub::device::DeviceAuthentication;
-use iotemu::hub::module::ModuleSpec;
-use iotemu::hub::registry::{AuthenticationSpec, DeviceSpec};
-use iotemu::mqtt::codec::{ConnectReturnCode, Packet, PubAck, Publish, QoS};
+use iotemu::internals::mqtt::codec::{ConnectReturnCode, Packet, PubAck, Publish, QoS};
+use iotemu::{AuthenticationSpec, DeviceSpec};
 use iotemu_e2e::*;
 use rumqttc::mqttbytes::v4::Subscribe;
 use serde_json::{Value, json};
@@ -60,7 +60,7 @@ fn create_module(emulator: &Emulator, device_id: &str, module_id: &str) -> Strin
     if hub.device(device_id).is_none() {
         hub.create_device(DeviceSpec {
             device_id: device_id.to_owned(),
-            status: iotemu::hub::device::DeviceStatus::Enabled,
+            status: iotemu::DeviceStatus::Enabled,
             authentication: AuthenticationSpec::Sas {
                 primary: None,
                 secondary: None,

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use iotemu::Emulator;
-use iotemu::mqtt::codec::ConnectReturnCode;
+use iotemu::internals::mqtt::codec::ConnectReturnCode;
 use iotemu_e2e::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -6,11 +6,11 @@
 #![no_main]
 
 use bytes::BytesMut;
-use iotemu::mqtt::codec::{self, Packet};
-use iotemu::mqtt::properties::parse_property_bag;
-use iotemu::mqtt::routes::{Principal, classify_publish, may_subscribe};
-use iotemu::mqtt::topic::{split_query, valid_filter};
-use iotemu::mqtt::username;
+use iotemu::internals::mqtt::codec::{self, Packet};
+use iotemu::internals::mqtt::parse_property_bag;
+use iotemu::internals::mqtt::{Principal, classify_publish, may_subscribe};
+use iotemu::internals::mqtt::{split_query, valid_filter};
+use iotemu::internals::mqtt::username;
 use libfuzzer_sys::fuzz_target;
 
 const MAX_PACKET: usize = 64 * 1024;

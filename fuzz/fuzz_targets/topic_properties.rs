@@ -3,11 +3,11 @@
 //! first line is a filter and the rest a topic, so matching sees pairs of both.
 #![no_main]
 
-use iotemu::fuzzing::{query_pairs, query_value};
-use iotemu::mqtt::properties::parse_property_bag;
-use iotemu::mqtt::routes::{Principal, classify_publish, may_subscribe};
-use iotemu::mqtt::topic::{filter_matches, split_query, valid_filter};
-use iotemu::mqtt::username;
+use iotemu::internals::fuzzing::{query_pairs, query_value};
+use iotemu::internals::mqtt::parse_property_bag;
+use iotemu::internals::mqtt::{Principal, classify_publish, may_subscribe};
+use iotemu::internals::mqtt::{filter_matches, split_query, valid_filter};
+use iotemu::internals::mqtt::username;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -10,11 +10,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use iotemu::Emulator;
-use iotemu::amqp::{AmqpContext, AmqpLimits};
-use iotemu::auth::sas::build_token;
-use iotemu::http::{HttpContext, HttpLimits};
-use iotemu::mqtt::{MqttContext, MqttLimits};
-use iotemu::shutdown::Shutdown;
+use iotemu::AmqpLimits;
+use iotemu::internals::amqp::AmqpContext;
+use iotemu::internals::auth::build_token;
+use iotemu::HttpLimits;
+use iotemu::internals::http::HttpContext;
+use iotemu::MqttLimits;
+use iotemu::internals::mqtt::MqttContext;
+use iotemu::internals::shutdown::Shutdown;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::runtime::Runtime;
 
@@ -73,7 +76,7 @@ fn start_world() -> World {
             .await
             .expect("the emulator starts")
     });
-    let key = iotemu::auth::keys::SymmetricKey::from_base64(DEVICE_KEY).expect("quickstart key");
+    let key = iotemu::SymmetricKey::from_base64(DEVICE_KEY).expect("quickstart key");
     emulator
         .default_hub()
         .provision_device(DEVICE_ID, key.clone(), key, None);

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::BytesMut;
 use iotemu::Emulator;
-use iotemu::mqtt::codec::{self, ConnAck, Connect, ConnectReturnCode, Packet};
+use iotemu::internals::mqtt::codec::{self, ConnAck, Connect, ConnectReturnCode, Packet};
 use rumqttc::mqttbytes::v4::Login;
 use rustls::RootCertStore;
 use rustls_pki_types::pem::PemObject;
@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-pub use iotemu::auth::sas::build_token;
+pub use iotemu::internals::auth::build_token;
 
 pub mod amqp;
 pub mod log_capture;
@@ -46,7 +46,8 @@ pub async fn start_emulator(extra: Option<&str>) -> Emulator {
 /// fixture's hubs and enrollments (minus its DPS section) added.
 pub async fn start_emulator_with_dps(fixture: &str) -> Emulator {
     let mut quickstart: serde_json::Value =
-        serde_json::from_str(iotemu::fixtures::QUICKSTART_JSON).expect("quickstart JSON");
+        serde_json::from_str(iotemu::internals::fixtures::QUICKSTART_JSON)
+            .expect("quickstart JSON");
     quickstart.as_object_mut().expect("object").remove("dps");
     Emulator::builder()
         .fixture_json("quickstart without dps", &quickstart.to_string())
@@ -540,7 +541,7 @@ pub trait MqttPeer {
     /// Runs a whole DPS registration on an already connected client (subscribe, register,
     /// poll until done) and returns the final `RegistrationOperationStatus` JSON.
     async fn register(&mut self, registration_id: &str) -> serde_json::Value {
-        use iotemu::mqtt::codec::{PubAck, Publish, QoS};
+        use iotemu::internals::mqtt::codec::{PubAck, Publish, QoS};
         use rumqttc::mqttbytes::v4::Subscribe;
         let mut subscribe = Subscribe::new("$dps/registrations/res/#", QoS::AtLeastOnce);
         subscribe.pkid = 1;
@@ -668,7 +669,7 @@ pub async fn connected_hub_device(
     initial: Option<serde_json::Value>,
     filters: &[&str],
 ) -> RawClient {
-    use iotemu::mqtt::codec::QoS;
+    use iotemu::internals::mqtt::codec::QoS;
     use rumqttc::mqttbytes::v4::Subscribe;
     let key = iotemu::SymmetricKey::from_base64(QUICKSTART_KEY).expect("the quickstart key");
     emulator

@@ -17,14 +17,14 @@ use crate::hub::DeviceIdentity;
 
 /// How a grant was obtained (for logs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GrantSource {
+pub(crate) enum GrantSource {
     SaslPlain,
     Cbs,
 }
 
 /// One proven credential.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Grant {
+pub(crate) enum Grant {
     /// A shared-access-policy token for hub `hub` (host name).
     Service {
         hub: String,
@@ -36,7 +36,10 @@ pub enum Grant {
 }
 
 impl Grant {
-    pub fn expires_at(&self) -> SystemTime {
+    // Unused in the crate since the visibility pass (it was `pub`); kept for the AMQP
+    // device and DPS links (issue #14), to go if they do not need it.
+    #[allow(dead_code)]
+    pub(crate) fn expires_at(&self) -> SystemTime {
         match self {
             Grant::Service { grant, .. } => grant.expires_at(),
             Grant::Device(identity) => identity.expires_at().unwrap_or(SystemTime::UNIX_EPOCH),
@@ -46,9 +49,12 @@ impl Grant {
 
 /// What the connection's peer looks like below AMQP.
 #[derive(Debug, Clone)]
-pub struct PeerInfo {
+pub(crate) struct PeerInfo {
     pub remote: SocketAddr,
     /// The TLS client chain, leaf first (empty without one).
+    // Unused in the crate since the visibility pass (it was `pub`); kept for the AMQP
+    // device and DPS links (issue #14), to go if they do not need it.
+    #[allow(dead_code)]
     pub certificates: Vec<CertificateDer<'static>>,
     /// The TLS server name the client asked for (SNI), lower-case.
     pub server_name: Option<String>,
@@ -56,7 +62,7 @@ pub struct PeerInfo {
 
 /// A link's permission: which hub, under which policy, until when.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServiceAccess {
+pub(crate) struct ServiceAccess {
     pub hub: String,
     pub policy: String,
     pub expires_at: SystemTime,
@@ -64,11 +70,11 @@ pub struct ServiceAccess {
 
 /// Why a link may not open.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal(pub String);
+pub(crate) struct Refusal(pub String);
 
 /// The grants of one connection.
 #[derive(Debug)]
-pub struct ConnectionAuth {
+pub(crate) struct ConnectionAuth {
     peer: PeerInfo,
     grants: Mutex<Vec<Grant>>,
 }
@@ -77,14 +83,14 @@ pub struct ConnectionAuth {
 const MAX_WATCH_STEP: Duration = Duration::from_secs(3600);
 
 impl ConnectionAuth {
-    pub fn new(peer: PeerInfo) -> ConnectionAuth {
+    pub(crate) fn new(peer: PeerInfo) -> ConnectionAuth {
         ConnectionAuth {
             peer,
             grants: Mutex::new(Vec::new()),
         }
     }
 
-    pub fn peer(&self) -> &PeerInfo {
+    pub(crate) fn peer(&self) -> &PeerInfo {
         &self.peer
     }
 
@@ -93,26 +99,32 @@ impl ConnectionAuth {
     }
 
     /// Records a grant; one for the same hub and resource (or device) replaces the older.
-    pub fn add(&self, grant: Grant) {
+    pub(crate) fn add(&self, grant: Grant) {
         let mut grants = self.lock();
         grants.retain(|g| !same_scope(g, &grant));
         grants.push(grant);
     }
 
     /// Every grant, expired ones included (the Event Hubs view checks its own audiences).
-    pub fn grants(&self) -> Vec<Grant> {
+    // Unused in the crate since the visibility pass (it was `pub`); kept for the AMQP
+    // device and DPS links (issue #14), to go if they do not need it.
+    #[allow(dead_code)]
+    pub(crate) fn grants(&self) -> Vec<Grant> {
         self.lock().clone()
     }
 
     /// Whether anything was ever proven on this connection.
-    pub fn has_any_grant(&self) -> bool {
+    // Unused in the crate since the visibility pass (it was `pub`); kept for the AMQP
+    // device and DPS links (issue #14), to go if they do not need it.
+    #[allow(dead_code)]
+    pub(crate) fn has_any_grant(&self) -> bool {
         !self.lock().is_empty()
     }
 
     /// May this connection use a service node that needs `right`? `hint` is a host the
     /// link named (full-URL address) or the TLS server name; grants for it are preferred.
     /// `resource`, when given (`{host}/{path}`), must be covered by the token's resource.
-    pub fn service_access(
+    pub(crate) fn service_access(
         &self,
         hint: Option<&str>,
         right: &str,
@@ -186,7 +198,7 @@ impl ConnectionAuth {
 
     /// Resolves once `still_allowed` no longer finds a live grant: sleeps until the current
     /// expiry, then asks again (a renewed token extends the wait).
-    pub async fn until_expired<F>(&self, still_allowed: F)
+    pub(crate) async fn until_expired<F>(&self, still_allowed: F)
     where
         F: Fn(&ConnectionAuth, SystemTime) -> Option<SystemTime>,
     {

@@ -44,24 +44,24 @@
 //! [`connection_auth::ConnectionAuth`]; rules belong to [`crate::hub`]. Nothing here
 //! acknowledges a message before the hub has stored it.
 
-pub mod address;
-pub mod c2d;
-pub mod cbs;
-pub mod conditions;
-pub mod connection;
-pub mod connection_auth;
-pub mod event_hubs;
-pub mod feedback;
-pub mod frames;
-pub mod header;
-pub mod late_frames;
-pub mod link;
-pub mod listener;
-pub mod message;
-pub mod request_response;
-pub mod sasl;
-pub mod session;
-pub mod websocket;
+pub(crate) mod address;
+pub(crate) mod c2d;
+pub(crate) mod cbs;
+pub(crate) mod conditions;
+pub(crate) mod connection;
+pub(crate) mod connection_auth;
+pub(crate) mod event_hubs;
+pub(crate) mod feedback;
+pub(crate) mod frames;
+pub(crate) mod header;
+pub(crate) mod late_frames;
+pub(crate) mod link;
+pub(crate) mod listener;
+pub(crate) mod message;
+pub(crate) mod request_response;
+pub(crate) mod sasl;
+pub(crate) mod session;
+pub(crate) mod websocket;
 
 use std::sync::Arc;
 use std::time::Duration;

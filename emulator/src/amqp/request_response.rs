@@ -40,11 +40,14 @@ const REPLY_LINK_WAIT: Duration = Duration::from_secs(5);
 /// Responses queued per response link before requests wait.
 const REPLY_QUEUE: usize = 64;
 
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A request as received on a node.
+// `node` and `link_name` are read by no handler since the visibility pass (they were `pub`);
+// kept for the handlers the AMQP device and DPS links add (issue #14), to go if unused.
+#[allow(dead_code)]
 #[derive(Debug, Clone)]
-pub struct Request {
+pub(crate) struct Request {
     pub message: AnyMessage,
     /// The node's address as the client wrote it on the request link.
     pub node: String,
@@ -54,23 +57,23 @@ pub struct Request {
 
 impl Request {
     /// Application property `operation` (`put-token`, `READ`, …).
-    pub fn operation(&self) -> Option<String> {
+    pub(crate) fn operation(&self) -> Option<String> {
         self.property("operation")
     }
 
     /// An application property as text.
-    pub fn property(&self, name: &str) -> Option<String> {
+    pub(crate) fn property(&self, name: &str) -> Option<String> {
         app_property(&self.message, name)
     }
 
-    pub fn message_id(&self) -> Option<&MessageId> {
+    pub(crate) fn message_id(&self) -> Option<&MessageId> {
         self.message.properties.as_ref()?.message_id.as_ref()
     }
 }
 
 /// What a handler answers.
 #[derive(Debug, Clone)]
-pub struct Response {
+pub(crate) struct Response {
     pub status_code: i32,
     pub status_description: String,
     /// Extra application properties.
@@ -81,7 +84,7 @@ pub struct Response {
 impl Response {
     /// A response with `status_code` and no body (an AmqpValue null, so the message still
     /// has the body section AMQP requires).
-    pub fn status(status_code: i32, description: impl Into<String>) -> Response {
+    pub(crate) fn status(status_code: i32, description: impl Into<String>) -> Response {
         Response {
             status_code,
             status_description: description.into(),
@@ -91,7 +94,7 @@ impl Response {
     }
 
     /// 200 with `value` as an AmqpValue body.
-    pub fn ok_value(value: Value) -> Response {
+    pub(crate) fn ok_value(value: Value) -> Response {
         Response {
             body: Body::Value(AmqpValue(value)),
             ..Response::status(200, "OK")
@@ -99,7 +102,7 @@ impl Response {
     }
 
     /// The response message for a request whose id was `request_id`.
-    pub fn into_message(self, request_id: Option<MessageId>) -> AnyMessage {
+    pub(crate) fn into_message(self, request_id: Option<MessageId>) -> AnyMessage {
         let mut properties = ApplicationProperties::builder()
             .insert("status-code", SimpleValue::Int(self.status_code))
             .insert(
@@ -122,7 +125,7 @@ impl Response {
 }
 
 /// A node's behaviour: one response per request.
-pub trait RequestHandler: Send + Sync + 'static {
+pub(crate) trait RequestHandler: Send + Sync + 'static {
     fn handle<'a>(
         &'a self,
         request: Request,
@@ -132,7 +135,7 @@ pub trait RequestHandler: Send + Sync + 'static {
 
 /// The response links a session has open on request/response nodes.
 #[derive(Debug, Clone, Default)]
-pub struct ReplyLinks {
+pub(crate) struct ReplyLinks {
     inner: Arc<ReplyLinksInner>,
 }
 
@@ -223,7 +226,7 @@ impl ReplyLinks {
 /// Serves one side of a request/response node on an accepted link: requests on our
 /// receiver, responses on our sender. `node` is the node's path (`/$cbs`). Returns when
 /// the link or the connection ends.
-pub async fn serve(
+pub(crate) async fn serve(
     link: LinkEndpoint,
     node: String,
     handler: Arc<dyn RequestHandler>,

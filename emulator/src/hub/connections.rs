@@ -32,7 +32,7 @@ pub enum Outbound {
 const OUTBOUND_QUEUE: usize = 128;
 
 /// Told `(connection key, connected)` after each change.
-pub type ConnectionObserver = Arc<dyn Fn(&str, bool) + Send + Sync>;
+pub(crate) type ConnectionObserver = Arc<dyn Fn(&str, bool) + Send + Sync>;
 
 #[derive(Default)]
 pub struct Connections {

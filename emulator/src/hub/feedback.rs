@@ -16,7 +16,7 @@ use super::error::HubError;
 use crate::timefmt::utc_timestamp;
 
 /// How long a received feedback batch stays locked, as for C2D messages.
-pub const FEEDBACK_LOCK: Duration = Duration::from_secs(60);
+pub(crate) const FEEDBACK_LOCK: Duration = Duration::from_secs(60);
 
 /// The most records kept unread; older ones are dropped first, as expired feedback would be.
 const MAX_PENDING_RECORDS: usize = 10_000;
@@ -106,7 +106,7 @@ impl FeedbackBatch {
 }
 
 #[derive(Default)]
-pub struct FeedbackQueue {
+pub(crate) struct FeedbackQueue {
     state: Mutex<FeedbackState>,
     /// Woken when records become readable, so AMQP feedback links need not poll.
     readable: tokio::sync::Notify,

@@ -9,25 +9,25 @@
 //! `telemetry_intake` (device-to-cloud messages), `hubs` (finding a hub by name).
 
 mod authentication;
-pub mod c2d;
-pub mod c2d_http;
-pub mod connections;
-pub mod device;
+pub(crate) mod c2d;
+pub(crate) mod c2d_http;
+pub(crate) mod connections;
+pub(crate) mod device;
 mod device_spec;
 mod durable;
-pub mod error;
-pub mod event_hubs;
-pub mod feedback;
+pub(crate) mod error;
+pub(crate) mod event_hubs;
+pub(crate) mod feedback;
 mod hubs;
 mod identity;
-pub mod methods;
-pub mod module;
+pub(crate) mod methods;
+pub(crate) mod module;
 mod provisioning;
 pub mod query;
-pub mod registry;
-pub mod telemetry;
+pub(crate) mod registry;
+pub(crate) mod telemetry;
 mod telemetry_intake;
-pub mod twin;
+pub(crate) mod twin;
 mod twin_store;
 
 use std::sync::Arc;
@@ -37,7 +37,6 @@ use dashmap::DashMap;
 use crate::auth::policy::SharedAccessPolicy;
 use crate::certificates::CertificateStore;
 use crate::persistence::Persistence;
-pub use authentication::DeviceConnection;
 use connections::Connections;
 use device::Device;
 use event_hubs::notifications::{self, Lifecycle};
@@ -45,7 +44,7 @@ use event_hubs::{EventHubs, EventHubsConfig};
 pub use hubs::Hubs;
 pub use identity::{DeviceIdentity, IdentityRef};
 use telemetry::{MessageSource, TelemetryLog, TelemetryMessage};
-pub use telemetry_intake::MAX_D2C_MESSAGE_BYTES;
+pub(crate) use telemetry_intake::MAX_D2C_MESSAGE_BYTES;
 use twin::Twin;
 
 /// One IoT hub.

@@ -27,7 +27,7 @@ use crate::timefmt::utc_timestamp;
 
 /// A device may hold at most 50 modules (iot-hub-devguide-quotas-throttling.md: "Modules per
 /// device: 50").
-pub const MAX_MODULES_PER_DEVICE: usize = 50;
+pub(crate) const MAX_MODULES_PER_DEVICE: usize = 50;
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
 pub struct Module {
@@ -135,7 +135,7 @@ impl ModuleSpec {
 
 /// Module ids follow the device id rules, except that `$` starts only system modules
 /// (`$edgeAgent`, `$edgeHub`), which iotemu does not host.
-pub fn validate_module_id(module_id: &str) -> Result<(), HubError> {
+pub(crate) fn validate_module_id(module_id: &str) -> Result<(), HubError> {
     validate_device_id(module_id)
         .map_err(|e| HubError::argument_invalid(e.message.replace("device id", "module id")))?;
     if module_id.starts_with('$') {

@@ -11,7 +11,7 @@ use super::telemetry::{IncomingMessage, SenderAuth, TelemetryMessage};
 use super::{DeviceIdentity, Hub};
 
 /// IoT Hub's device-to-cloud limit: 256 KB including properties.
-pub const MAX_D2C_MESSAGE_BYTES: usize = 256 * 1024;
+pub(crate) const MAX_D2C_MESSAGE_BYTES: usize = 256 * 1024;
 
 impl Hub {
     /// Accepts a batch of telemetry all or nothing: each message and the batch as a whole

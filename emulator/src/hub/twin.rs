@@ -3,7 +3,7 @@
 //! patches in which `null` deletes. The key and size rules are Azure's. What a device asks of
 //! its own twin over any transport is [`requests`].
 
-pub mod requests;
+pub(crate) mod requests;
 
 use std::time::SystemTime;
 
@@ -14,8 +14,8 @@ use crate::etag;
 use crate::timefmt::utc_timestamp;
 
 /// Each of desired and reported may hold 32 KB; tags 8 KB.
-pub const MAX_SECTION_BYTES: usize = 32 * 1024;
-pub const MAX_TAGS_BYTES: usize = 8 * 1024;
+pub(crate) const MAX_SECTION_BYTES: usize = 32 * 1024;
+pub(crate) const MAX_TAGS_BYTES: usize = 8 * 1024;
 const MAX_DEPTH: usize = 10;
 const MAX_KEY_BYTES: usize = 1024;
 const MAX_STRING_BYTES: usize = 4 * 1024;
@@ -134,7 +134,7 @@ impl Twin {
 }
 
 /// Applies a JSON merge patch: objects merge, `null` deletes, anything else replaces.
-pub fn merge(target: &mut Map<String, Value>, patch: &Map<String, Value>) {
+pub(crate) fn merge(target: &mut Map<String, Value>, patch: &Map<String, Value>) {
     for (key, value) in patch {
         match value {
             Value::Null => {
@@ -180,7 +180,7 @@ fn patch_object<'a>(patch: &'a Value, what: &str) -> Result<&'a Map<String, Valu
 /// objects when present (`properties.reported` too, though the service cannot write it), and
 /// the sections follow the key, value and depth rules. Other members (`deviceId`, `etag`, …,
 /// as SDKs send a whole twin back) are ignored.
-pub fn validate_service_update(body: &Value) -> Result<(), HubError> {
+pub(crate) fn validate_service_update(body: &Value) -> Result<(), HubError> {
     let body = body
         .as_object()
         .ok_or_else(|| HubError::argument_invalid("the twin must be a JSON object"))?;
@@ -203,7 +203,7 @@ pub fn validate_service_update(body: &Value) -> Result<(), HubError> {
 /// Checks an enrollment's `initialTwin` (`{"tags": …, "properties": {"desired": …}}`) by the
 /// same rules, sizes included, so that a device is never created with a twin the hub would
 /// refuse.
-pub fn validate_initial_twin(initial: &Value) -> Result<(), HubError> {
+pub(crate) fn validate_initial_twin(initial: &Value) -> Result<(), HubError> {
     validate_service_update(initial)?;
     if let Some(Value::Object(tags)) = initial.get("tags") {
         check_section(tags, MAX_TAGS_BYTES, "tags")?;

@@ -10,11 +10,11 @@
 //! Event Hub name (`EntityPath`) is the hub's name unless the fixture sets
 //! `eventHubEndpoint.path`.
 
-pub mod notifications;
-pub mod partition;
-pub mod position;
-pub mod receivers;
-pub mod route;
+pub(crate) mod notifications;
+pub(crate) mod partition;
+pub(crate) mod position;
+pub(crate) mod receivers;
+pub(crate) mod route;
 
 #[cfg(test)]
 mod hub_events;
@@ -33,17 +33,17 @@ use receivers::{ReceiverLease, ReceiverRefusal, Receivers};
 use route::Routes;
 
 /// Azure's default partition count for the built-in endpoint.
-pub const DEFAULT_PARTITION_COUNT: u32 = 4;
+pub(crate) const DEFAULT_PARTITION_COUNT: u32 = 4;
 /// The partition counts IoT Hub allows.
-pub const PARTITION_COUNTS: RangeInclusive<u32> = 2..=128;
+pub(crate) const PARTITION_COUNTS: RangeInclusive<u32> = 2..=128;
 /// The consumer group every Event Hub has.
-pub const DEFAULT_CONSUMER_GROUP: &str = "$Default";
+pub(crate) const DEFAULT_CONSUMER_GROUP: &str = "$Default";
 /// The right a policy needs to read the endpoint.
-pub const READ_RIGHT: &str = "ServiceConnect";
+pub(crate) const READ_RIGHT: &str = "ServiceConnect";
 
 /// The hub's name as IoT Hub uses it (`hubName`, `{policy}@sas.root.{hubName}`): the first
 /// label of its host name, or the whole host when that is an IP address.
-pub fn hub_name(host_name: &str) -> String {
+pub(crate) fn hub_name(host_name: &str) -> String {
     if host_name.parse::<std::net::IpAddr>().is_ok() {
         return host_name.to_owned();
     }
@@ -57,7 +57,7 @@ pub fn hub_name(host_name: &str) -> String {
 
 /// Event Hub names: 1–256 of letters, digits, `.`, `-`, `_`, starting and ending with a
 /// letter or digit.
-pub fn valid_entity_name(name: &str) -> bool {
+pub(crate) fn valid_entity_name(name: &str) -> bool {
     let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
     (1..=256).contains(&name.len())
         && edge_ok(name.chars().next())
@@ -68,7 +68,7 @@ pub fn valid_entity_name(name: &str) -> bool {
 }
 
 /// Consumer group names: `$Default`, or 1–50 of letters, digits, `.`, `-`, `_`.
-pub fn valid_consumer_group(name: &str) -> bool {
+pub(crate) fn valid_consumer_group(name: &str) -> bool {
     name.eq_ignore_ascii_case(DEFAULT_CONSUMER_GROUP)
         || ((1..=50).contains(&name.len())
             && name

@@ -14,7 +14,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
 
@@ -23,7 +23,7 @@ use crate::hub::telemetry::TelemetryMessage;
 
 /// Bytes counted for each event besides its body and properties (the AMQP framing Event Hubs
 /// would store), so consecutive offsets always differ.
-pub const EVENT_HEADER_BYTES: u64 = 64;
+pub(crate) const EVENT_HEADER_BYTES: u64 = 64;
 
 /// An event as stored in a partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -260,7 +260,7 @@ impl PartitionReader {
 }
 
 /// Milliseconds since the Unix epoch (negative before it).
-pub fn unix_millis(time: SystemTime) -> i64 {
+pub(crate) fn unix_millis(time: SystemTime) -> i64 {
     match time.duration_since(UNIX_EPOCH) {
         Ok(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
         Err(before) => i64::try_from(before.duration().as_millis())
@@ -269,15 +269,11 @@ pub fn unix_millis(time: SystemTime) -> i64 {
     }
 }
 
-/// The inverse of [`unix_millis`] for non-negative values.
-pub fn from_unix_millis(millis: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(millis)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use bytes::Bytes;
+    use std::time::Duration;
 
     fn message(body: &'static str) -> Arc<TelemetryMessage> {
         Arc::new(TelemetryMessage::for_tests("dev", body))

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
 /// Concurrent readers Event Hubs allows per partition and consumer group.
-pub const MAX_READERS_PER_PARTITION: usize = 5;
+pub(crate) const MAX_READERS_PER_PARTITION: usize = 5;
 
 /// Why a receiver may not attach, or was displaced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +66,7 @@ impl ReceiverRefusal {
 
 /// The outcome of [`admit`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Admission {
+pub(crate) enum Admission {
     /// Attach; the receivers with these ids lose their place.
     Admit {
         displace: Vec<u64>,
@@ -75,7 +75,7 @@ pub enum Admission {
 }
 
 /// Decides whether a receiver with `epoch` may join `existing` (id, epoch) receivers.
-pub fn admit(existing: &[(u64, Option<i64>)], epoch: Option<i64>) -> Admission {
+pub(crate) fn admit(existing: &[(u64, Option<i64>)], epoch: Option<i64>) -> Admission {
     let highest = existing.iter().filter_map(|(_, e)| *e).max();
     match (epoch, highest) {
         (Some(requested), Some(existing)) if existing > requested => {
@@ -116,14 +116,14 @@ struct Registry {
 
 /// The receivers currently reading each (consumer group, partition) of one entity.
 #[derive(Default, Clone)]
-pub struct Receivers {
+pub(crate) struct Receivers {
     registry: Arc<Registry>,
 }
 
 impl Receivers {
     /// Registers a receiver on `partition` of `consumer_group` (compared case-insensitively),
     /// displacing the ones [`admit`] says lose their place.
-    pub fn register(
+    pub(crate) fn register(
         &self,
         consumer_group: &str,
         partition: u32,
@@ -167,7 +167,8 @@ impl Receivers {
     }
 
     /// How many receivers read `partition` of `consumer_group` now.
-    pub fn count(&self, consumer_group: &str, partition: u32) -> usize {
+    #[cfg(test)]
+    pub(crate) fn count(&self, consumer_group: &str, partition: u32) -> usize {
         let active = self
             .registry
             .active

@@ -51,7 +51,7 @@ pub struct RouteEntry {
 }
 
 /// The built-in endpoint's name in routes.
-pub const BUILT_IN_ENDPOINT: &str = "events";
+pub(crate) const BUILT_IN_ENDPOINT: &str = "events";
 
 /// Which message sources reach the built-in endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
