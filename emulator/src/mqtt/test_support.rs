@@ -171,7 +171,13 @@ impl TestClient {
         }
     }
 
-    pub(super) async fn publish(&mut self, topic: &str, qos: QoS, pkid: u16, body: impl Into<Bytes>) {
+    pub(super) async fn publish(
+        &mut self,
+        topic: &str,
+        qos: QoS,
+        pkid: u16,
+        body: impl Into<Bytes>,
+    ) {
         let mut publish = Publish::from_bytes(topic, qos, body.into());
         publish.pkid = pkid;
         self.send(Packet::Publish(publish)).await;
