@@ -104,7 +104,7 @@ impl Persistence {
     }
 
     /// Starts saving changes (after startup has loaded fixtures and restored the state).
-    pub fn activate(&self) {
+    pub(crate) fn activate(&self) {
         self.active.store(true, Ordering::SeqCst);
     }
 

@@ -146,7 +146,7 @@ impl Hub {
 
     /// The device acknowledged `message_id`: it leaves the queue (feedback `Success`);
     /// `false` when it was not queued.
-    pub fn c2d_complete(
+    pub(crate) fn c2d_complete(
         &self,
         device_id: &str,
         message_id: &str,

@@ -201,7 +201,11 @@ impl Hub {
     }
 
     /// Deletes a received batch (`DELETE /messages/serviceBound/feedback/{lockToken}`).
-    pub fn complete_feedback(&self, lock_token: &str, now: SystemTime) -> Result<(), HubError> {
+    pub(crate) fn complete_feedback(
+        &self,
+        lock_token: &str,
+        now: SystemTime,
+    ) -> Result<(), HubError> {
         let mut state = self.feedback.lock();
         state.release_expired(now);
         state
@@ -212,7 +216,11 @@ impl Hub {
     }
 
     /// Returns a received batch for reading again (`POST …/{lockToken}/abandon`).
-    pub fn abandon_feedback(&self, lock_token: &str, now: SystemTime) -> Result<(), HubError> {
+    pub(crate) fn abandon_feedback(
+        &self,
+        lock_token: &str,
+        now: SystemTime,
+    ) -> Result<(), HubError> {
         let mut state = self.feedback.lock();
         state.release_expired(now);
         let (batch, _) = state
@@ -230,7 +238,7 @@ impl Hub {
     /// Woken (`notify_waiters`) whenever feedback records are added or returned. Create and
     /// `enable` the `notified()` future before calling [`Hub::receive_feedback`], so a record
     /// added in between is not missed; locks that run out are not signalled.
-    pub fn feedback_readable(&self) -> &tokio::sync::Notify {
+    pub(crate) fn feedback_readable(&self) -> &tokio::sync::Notify {
         &self.feedback.readable
     }
 }

@@ -51,7 +51,7 @@ impl MethodResponse {
     /// The device's answer as it sent it: a status text and a body. A status that is not a
     /// number is 500; an empty (or blank) body is `null`, and one that is not JSON is passed
     /// on as a string.
-    pub fn from_device(status: &str, body: &[u8]) -> MethodResponse {
+    pub(crate) fn from_device(status: &str, body: &[u8]) -> MethodResponse {
         let payload = if body.iter().all(u8::is_ascii_whitespace) {
             Value::Null
         } else {

@@ -121,7 +121,7 @@ impl Hub {
 
     /// Sets up the built-in Event Hubs-compatible endpoint (partitions, consumer groups,
     /// routes); before any traffic.
-    pub fn with_event_hubs(mut self, config: EventHubsConfig) -> Hub {
+    pub(crate) fn with_event_hubs(mut self, config: EventHubsConfig) -> Hub {
         self.event_hubs = Arc::new(EventHubs::new(&self.name, config));
         self.observe_connections();
         self
@@ -147,7 +147,7 @@ impl Hub {
     }
 
     /// The first policy that may read the built-in endpoint (`ServiceConnect`).
-    pub fn event_hubs_policy(&self) -> Option<&SharedAccessPolicy> {
+    pub(crate) fn event_hubs_policy(&self) -> Option<&SharedAccessPolicy> {
         self.policies
             .iter()
             .find(|p| p.grants(event_hubs::READ_RIGHT))
@@ -177,7 +177,7 @@ impl Hub {
     }
 
     /// Sets how DPS allocation treats this hub.
-    pub fn with_allocation(mut self, allocation: HubAllocation) -> Hub {
+    pub(crate) fn with_allocation(mut self, allocation: HubAllocation) -> Hub {
         self.allocation = allocation;
         self
     }

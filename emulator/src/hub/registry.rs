@@ -150,7 +150,7 @@ impl Hub {
     }
 
     /// A device in the service API's JSON shape, with its current connection state.
-    pub fn device_json(&self, device: &Device) -> Value {
+    pub(crate) fn device_json(&self, device: &Device) -> Value {
         device.to_json(self.connections.is_connected(&device.device_id))
     }
 }

@@ -38,7 +38,7 @@ pub struct Twin {
 
 impl Twin {
     /// A new twin from an enrollment's `initialTwin` (`{"tags", "properties": {"desired"}}`).
-    pub fn from_initial(initial: Option<&Value>) -> Twin {
+    pub(crate) fn from_initial(initial: Option<&Value>) -> Twin {
         let object = |v: Option<&Value>| v.and_then(Value::as_object).cloned().unwrap_or_default();
         let now = SystemTime::now();
         Twin {
@@ -55,12 +55,12 @@ impl Twin {
     }
 
     /// The twin's data as an `initialTwin`, for carrying it to another hub.
-    pub fn as_initial(&self) -> Value {
+    pub(crate) fn as_initial(&self) -> Value {
         json!({ "tags": self.tags, "properties": { "desired": self.desired } })
     }
 
     /// What a device GETs: only the properties, each with `$version`.
-    pub fn device_view(&self) -> Value {
+    pub(crate) fn device_view(&self) -> Value {
         json!({
             "desired": with_version(&self.desired, self.desired_version),
             "reported": with_version(&self.reported, self.reported_version),
@@ -68,7 +68,7 @@ impl Twin {
     }
 
     /// The service API's twin JSON.
-    pub fn service_view(&self, device_id: &str, status: &str, connected: bool) -> Value {
+    pub(crate) fn service_view(&self, device_id: &str, status: &str, connected: bool) -> Value {
         let section = |props: &Map<String, Value>, version: u64, updated: SystemTime| {
             let mut out = with_version(props, version);
             out["$metadata"] = json!({ "$lastUpdated": utc_timestamp(updated) });
@@ -91,7 +91,7 @@ impl Twin {
     }
 
     /// A device's reported-properties patch; returns the new reported `$version`.
-    pub fn patch_reported(&mut self, patch: &Value) -> Result<u64, HubError> {
+    pub(crate) fn patch_reported(&mut self, patch: &Value) -> Result<u64, HubError> {
         let patch = patch_object(patch, "reported properties")?;
         let mut next = self.reported.clone();
         merge(&mut next, patch);
@@ -104,7 +104,7 @@ impl Twin {
     }
 
     /// A service desired-properties patch; returns what devices are sent (`$version` included).
-    pub fn patch_desired(&mut self, patch: &Value) -> Result<Value, HubError> {
+    pub(crate) fn patch_desired(&mut self, patch: &Value) -> Result<Value, HubError> {
         let patch = patch_object(patch, "desired properties")?;
         let mut next = self.desired.clone();
         merge(&mut next, patch);
@@ -117,7 +117,7 @@ impl Twin {
     }
 
     /// A service tags patch.
-    pub fn patch_tags(&mut self, patch: &Value) -> Result<(), HubError> {
+    pub(crate) fn patch_tags(&mut self, patch: &Value) -> Result<(), HubError> {
         let patch = patch_object(patch, "tags")?;
         let mut next = self.tags.clone();
         merge(&mut next, patch);

@@ -36,12 +36,12 @@ pub struct PartitionEvent {
 
 impl PartitionEvent {
     /// `x-opt-offset` as sent: a decimal string.
-    pub fn offset_text(&self) -> String {
+    pub(crate) fn offset_text(&self) -> String {
         self.offset.to_string()
     }
 
     /// `x-opt-enqueued-time` in milliseconds since the Unix epoch.
-    pub fn enqueued_millis(&self) -> i64 {
+    pub(crate) fn enqueued_millis(&self) -> i64 {
         unix_millis(self.enqueued_time)
     }
 }
@@ -221,7 +221,7 @@ pub struct PartitionReader {
 
 impl PartitionReader {
     /// The sequence number of the next event this reader returns.
-    pub fn next_sequence_number(&self) -> i64 {
+    pub(crate) fn next_sequence_number(&self) -> i64 {
         self.next
     }
 
@@ -230,7 +230,7 @@ impl PartitionReader {
     }
 
     /// Up to `max` events available now, without waiting.
-    pub fn try_read(&mut self, max: usize) -> Vec<Arc<PartitionEvent>> {
+    pub(crate) fn try_read(&mut self, max: usize) -> Vec<Arc<PartitionEvent>> {
         let batch = self.partition.read_from(self.next, max);
         if let Some(last) = batch.last() {
             self.next = last.sequence_number.saturating_add(1);

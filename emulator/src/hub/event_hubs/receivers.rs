@@ -22,7 +22,7 @@ pub(crate) const MAX_READERS_PER_PARTITION: usize = 5;
 
 /// Why a receiver may not attach, or was displaced.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReceiverRefusal {
+pub(crate) enum ReceiverRefusal {
     /// A receiver with a higher epoch exists.
     EpochTooLow { requested: i64, existing: i64 },
     /// This receiver lost its place to a new one with an epoch at least its own.
@@ -35,7 +35,7 @@ pub enum ReceiverRefusal {
 
 impl ReceiverRefusal {
     /// The AMQP error condition the link is detached with.
-    pub fn condition(&self) -> &'static str {
+    pub(crate) fn condition(&self) -> &'static str {
         match self {
             ReceiverRefusal::TooManyReceivers => "amqp:resource-limit-exceeded",
             _ => "amqp:link:stolen",
@@ -43,7 +43,7 @@ impl ReceiverRefusal {
     }
 
     /// The error description, worded like the service's.
-    pub fn description(&self, consumer_group: &str, partition: u32) -> String {
+    pub(crate) fn description(&self, consumer_group: &str, partition: u32) -> String {
         match self {
             ReceiverRefusal::EpochTooLow {
                 requested,
@@ -181,7 +181,7 @@ impl Receivers {
 }
 
 /// A registered receiver; dropping it unregisters it.
-pub struct ReceiverLease {
+pub(crate) struct ReceiverLease {
     id: u64,
     key: Key,
     registry: Arc<Registry>,
@@ -191,7 +191,7 @@ pub struct ReceiverLease {
 impl ReceiverLease {
     /// Completes when a receiver with a higher (or equal) epoch takes this one's place; the
     /// link should then detach with [`ReceiverRefusal::condition`]. Cancel-safe.
-    pub async fn displaced(&mut self) -> ReceiverRefusal {
+    pub(crate) async fn displaced(&mut self) -> ReceiverRefusal {
         match (&mut self.displaced).await {
             Ok(refusal) => refusal,
             // The registry is gone with its hub: never displaced.
