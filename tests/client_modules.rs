@@ -21,12 +21,6 @@ use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, future)
-        .await
-        .unwrap_or_else(|_| panic!("{what} timed out"))
-}
-
 /// Creates a SAS device and module through the Rust API; returns the module's key.
 fn create_module(emulator: &Emulator, device_id: &str, module_id: &str) -> String {
     let hub = emulator.default_hub();

@@ -14,12 +14,6 @@ use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, future)
-        .await
-        .unwrap_or_else(|_| panic!("{what} timed out"))
-}
-
 #[tokio::test]
 async fn provisioning_and_the_hub_over_websocket() {
     let emulator = start_emulator(None).await;

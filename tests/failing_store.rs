@@ -586,14 +586,7 @@ async fn twin_writes_that_are_not_stored_fail_and_change_nothing() {
 async fn reported_properties_over_mqtt_that_are_not_stored_fail_and_change_nothing() {
     let store = FailingStore::new();
     let emulator = start(&store).await;
-    let key = iotemu::SymmetricKey::from_base64(QUICKSTART_KEY).unwrap();
-    emulator
-        .default_hub()
-        .provision_device("twin-dev", key.clone(), key, None);
-    let device = iotemu_device::DeviceClient::builder("localhost", "twin-dev")
-        .symmetric_key(QUICKSTART_KEY)
-        .trust(Trust::CaPem(emulator.ca_pem().to_owned()))
-        .port(emulator.mqtt_port())
+    let device = quickstart_device(&emulator, "twin-dev", None)
         .connect()
         .await
         .expect("device connects");

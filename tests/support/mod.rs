@@ -538,6 +538,22 @@ pub trait MqttPeer {
         }
     }
 
+    /// CONNECT as the quickstart enrollment's DPS client (SAS valid ten minutes); asserts
+    /// CONNACK 0.
+    async fn connect_quickstart_dps(&mut self, emulator: &Emulator) {
+        let password = dps_token(
+            emulator.id_scope(),
+            QUICKSTART_REGISTRATION_ID,
+            QUICKSTART_KEY,
+            seconds_from_now(600),
+        );
+        let username = dps_username(emulator.id_scope(), QUICKSTART_REGISTRATION_ID);
+        let code = self
+            .mqtt_connect(QUICKSTART_REGISTRATION_ID, &username, &password)
+            .await;
+        assert_eq!(code, ConnectReturnCode::Success);
+    }
+
     /// Runs a whole DPS registration on an already connected client (subscribe, register,
     /// poll until done) and returns the final `RegistrationOperationStatus` JSON.
     async fn register(&mut self, registration_id: &str) -> serde_json::Value {
@@ -698,4 +714,30 @@ pub async fn connected_hub_device(
         ));
     }
     client
+}
+
+/// Registers `device_id` on the default hub with the quickstart key (and `initial` twin) and
+/// returns a device client builder for it that trusts the emulator; callers add options and
+/// connect.
+pub fn quickstart_device(
+    emulator: &Emulator,
+    device_id: &str,
+    initial: Option<serde_json::Value>,
+) -> iotemu_device::DeviceClientBuilder {
+    let key = iotemu::SymmetricKey::from_base64(QUICKSTART_KEY).expect("the quickstart key");
+    emulator
+        .default_hub()
+        .provision_device(device_id, key.clone(), key, initial);
+    iotemu_device::DeviceClient::builder("localhost", device_id)
+        .symmetric_key(QUICKSTART_KEY)
+        .trust(iotemu_device::Trust::CaPem(emulator.ca_pem().to_owned()))
+        .port(emulator.mqtt_port())
+}
+
+/// `future`, or a panic naming `what` when it takes longer than ten seconds (a guard against
+/// a hang, not a timing assertion).
+pub async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(10), future)
+        .await
+        .unwrap_or_else(|_| panic!("{what} timed out"))
 }
