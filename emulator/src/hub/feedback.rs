@@ -136,6 +136,20 @@ impl FeedbackState {
             }
         }
     }
+
+    /// Removes the batch locked under `lock_token` (after releasing expired locks): 412 when
+    /// the lock is unknown or ran out.
+    fn take_locked(
+        &mut self,
+        lock_token: &str,
+        now: SystemTime,
+    ) -> Result<FeedbackBatch, HubError> {
+        self.release_expired(now);
+        self.locked
+            .remove(lock_token)
+            .map(|(batch, _)| batch)
+            .ok_or_else(|| HubError::feedback_lock_lost(lock_token))
+    }
 }
 
 impl FeedbackQueue {
@@ -206,13 +220,7 @@ impl Hub {
         lock_token: &str,
         now: SystemTime,
     ) -> Result<(), HubError> {
-        let mut state = self.feedback.lock();
-        state.release_expired(now);
-        state
-            .locked
-            .remove(lock_token)
-            .map(|_| ())
-            .ok_or_else(|| HubError::feedback_lock_lost(lock_token))
+        self.feedback.lock().take_locked(lock_token, now).map(drop)
     }
 
     /// Returns a received batch for reading again (`POST …/{lockToken}/abandon`).
@@ -222,11 +230,7 @@ impl Hub {
         now: SystemTime,
     ) -> Result<(), HubError> {
         let mut state = self.feedback.lock();
-        state.release_expired(now);
-        let (batch, _) = state
-            .locked
-            .remove(lock_token)
-            .ok_or_else(|| HubError::feedback_lock_lost(lock_token))?;
+        let batch = state.take_locked(lock_token, now)?;
         for record in batch.records.into_iter().rev() {
             state.pending.push_front(record);
         }
