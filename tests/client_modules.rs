@@ -7,11 +7,8 @@ use iotemu::WaitStored;
 use std::time::Duration;
 
 use iotemu::C2dMessage;
-use iotemu::DeviceStatus;
 use iotemu::Emulator;
 use iotemu::IdentityRef;
-use iotemu::ModuleSpec;
-use iotemu::{AuthenticationSpec, DeviceSpec};
 use iotemu_device::{
     ConnectionState, DisconnectReason, Message, MethodRequest, MethodResponse, ModuleClient,
     ReconnectPolicy, Transport, Trust,
@@ -20,26 +17,6 @@ use iotemu_e2e::*;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-/// Creates a SAS device and module through the Rust API; returns the module's key.
-fn create_module(emulator: &Emulator, device_id: &str, module_id: &str) -> String {
-    let hub = emulator.default_hub();
-    hub.create_device(DeviceSpec {
-        device_id: device_id.to_owned(),
-        status: DeviceStatus::Enabled,
-        authentication: AuthenticationSpec::Sas {
-            primary: None,
-            secondary: None,
-        },
-    })
-    .wait_stored()
-    .unwrap();
-    let module = hub
-        .create_module(ModuleSpec::from_json(device_id, module_id, b"{}").unwrap())
-        .wait_stored()
-        .unwrap();
-    module.sas_keys()[0].to_base64()
-}
 
 fn builder(
     emulator: &Emulator,
@@ -61,7 +38,7 @@ fn builder(
 #[tokio::test]
 async fn a_module_sends_uses_its_twin_and_methods_and_receives_inputs() {
     let emulator = start_emulator(None).await;
-    let key = create_module(&emulator, "edge-dev", "filter");
+    let key = create_sas_module(&emulator, "edge-dev", "filter");
     let module = builder(&emulator, "edge-dev", "filter", &key)
         .connect()
         .await
@@ -176,7 +153,7 @@ async fn a_module_sends_uses_its_twin_and_methods_and_receives_inputs() {
 #[tokio::test]
 async fn a_module_connects_over_websocket() {
     let emulator = start_emulator(None).await;
-    let key = create_module(&emulator, "ws-dev", "ws-mod");
+    let key = create_sas_module(&emulator, "ws-dev", "ws-mod");
     let module = builder(&emulator, "ws-dev", "ws-mod", &key)
         .transport(Transport::MqttWs)
         .port(emulator.https_port().expect("HTTPS is served"))
@@ -195,7 +172,7 @@ async fn a_module_connects_over_websocket() {
 #[tokio::test]
 async fn a_module_comes_back_after_its_device_is_enabled_again() {
     let emulator = start_emulator(None).await;
-    let key = create_module(&emulator, "parent-dev", "child");
+    let key = create_sas_module(&emulator, "parent-dev", "child");
     let module = builder(&emulator, "parent-dev", "child", &key)
         .connect()
         .await

@@ -741,3 +741,28 @@ pub async fn within<T>(what: &str, future: impl std::future::Future<Output = T>)
         .await
         .unwrap_or_else(|_| panic!("{what} timed out"))
 }
+
+/// Creates SAS module `module_id` of `device_id` on the default hub (and the SAS device, when
+/// it does not exist yet) through the Rust API; returns the module's primary key (base64).
+pub fn create_sas_module(emulator: &Emulator, device_id: &str, module_id: &str) -> String {
+    use iotemu::{AuthenticationSpec, DeviceSpec, DeviceStatus, ModuleSpec, WaitStored};
+    let hub = emulator.default_hub();
+    if hub.device(device_id).is_none() {
+        hub.create_device(DeviceSpec {
+            device_id: device_id.to_owned(),
+            status: DeviceStatus::Enabled,
+            authentication: AuthenticationSpec::Sas {
+                primary: None,
+                secondary: None,
+            },
+        })
+        .wait_stored()
+        .expect("the device is created");
+    }
+    let spec = ModuleSpec::from_json(device_id, module_id, b"{}").expect("an empty module body");
+    let module = hub
+        .create_module(spec)
+        .wait_stored()
+        .expect("the module is created");
+    module.sas_keys()[0].to_base64()
+}
