@@ -347,15 +347,24 @@ async fn sasl_plain_with_a_policy_token_authorises_the_connection() {
         refused.is_err(),
         "a bad PLAIN password is a SASL auth failure"
     );
-    let dps = try_connect(
+    // DPS refuses a registration login after `open` (tests/amqp_dps.rs has the details).
+    let mut dps = try_connect(
         &emulator,
         Login::Plain(
             "0ne00000A0A/registrations/x".into(),
             "SharedAccessSignature sr=x&sig=y&se=1".into(),
         ),
     )
-    .await;
-    assert!(dps.is_err(), "DPS PLAIN is refused for now");
+    .await
+    .expect("DPS logins are judged after open");
+    let closed = tokio::time::timeout(Duration::from_secs(10), dps.on_close())
+        .await
+        .expect("closed in time");
+    assert!(
+        matches!(&closed, Err(fe2o3_amqp::connection::Error::RemoteClosedWithError(e))
+            if symbol_of(&e.condition) == "amqp:unauthorized-access"),
+        "DPS PLAIN with a forged token is refused: {closed:?}"
+    );
 }
 
 #[tokio::test]

@@ -566,3 +566,71 @@ async fn absurd_sas_expiry_is_a_401_on_dps_https() {
     .await;
     assert_eq!(accepted.status, 202);
 }
+
+/// The swtpm EK and SRK of the TPM building blocks' test vectors.
+const TPM_EK: &[u8] = include_bytes!("../emulator/src/auth/tpm/testdata/ek.pub");
+const TPM_SRK: &[u8] = include_bytes!("../emulator/src/auth/tpm/testdata/srk.pub");
+
+#[tokio::test]
+async fn service_api_takes_tpm_individual_enrollments_and_refuses_tpm_groups() {
+    use base64::Engine as _;
+    let encode = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let emulator = start_emulator(None).await;
+    let attestation = json!({ "type": "tpm",
+        "tpm": { "endorsementKey": encode(TPM_EK), "storageRootKey": encode(TPM_SRK) } });
+    let created = service(
+        &emulator,
+        "PUT",
+        "/enrollments/tpm-dev-1",
+        &[],
+        json!({ "registrationId": "tpm-dev-1", "attestation": attestation }),
+    )
+    .await;
+    assert_eq!(created.status, 200, "{:?}", created.json());
+    assert_eq!(created.json()["attestation"], attestation);
+    let read = service(&emulator, "GET", "/enrollments/tpm-dev-1", &[], Value::Null).await;
+    assert_eq!(read.status, 200);
+    assert_eq!(
+        read.json()["attestation"],
+        attestation,
+        "the keys come back as given"
+    );
+    let found = emulator.dps().tpm_enrollment(SCOPE, "tpm-dev-1").unwrap();
+    assert_eq!(found.keys.endorsement_key().tpm2b(), TPM_EK);
+
+    // Not a TPM2B_PUBLIC, or an upper-case registration id: 400 with Azure's error shape.
+    for (id, ek) in [
+        ("tpm-dev-2", encode(b"not a public area")),
+        ("Tpm-Dev-2", encode(TPM_EK)),
+    ] {
+        let refused = service(
+            &emulator,
+            "PUT",
+            &format!("/enrollments/{id}"),
+            &[],
+            json!({ "registrationId": id,
+                "attestation": { "type": "tpm", "tpm": { "endorsementKey": ek } } }),
+        )
+        .await;
+        assert_eq!(refused.status, 400, "{id}");
+        assert_eq!(refused.json()["errorCode"], 400004);
+        assert!(refused.json()["trackingId"].is_string());
+    }
+
+    let group = service(
+        &emulator,
+        "PUT",
+        "/enrollmentGroups/tpm-group",
+        &[],
+        json!({ "enrollmentGroupId": "tpm-group", "attestation": attestation }),
+    )
+    .await;
+    assert_eq!(group.status, 400);
+    assert_eq!(group.json()["errorCode"], 400004);
+    assert!(
+        group.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("Enrollment groups do not support TPM attestation")
+    );
+}

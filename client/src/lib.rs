@@ -156,6 +156,7 @@ mod hub;
 mod mqtt;
 mod sas;
 mod tls;
+mod tpm;
 mod transport;
 mod websocket;
 mod x509;
@@ -165,7 +166,7 @@ mod test_support;
 
 pub use dps::{
     ProvisioningClient, ProvisioningClientBuilder, ProvisioningError, RegistrationResult,
-    RegistrationState,
+    RegistrationState, TpmProvisioning,
 };
 pub use hub::{
     ConnectionState, DesiredPatch, DesiredUpdates, DeviceClient, DeviceClientBuilder, DeviceError,
@@ -174,6 +175,7 @@ pub use hub::{
 };
 pub use sas::{SasError, derive_device_key, generate_sas_token};
 pub use tls::{TlsError, Trust};
+pub use tpm::{Tpm, TpmError, registration_id as tpm_registration_id};
 pub use transport::Transport;
 pub use x509::X509Identity;
 

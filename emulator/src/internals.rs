@@ -1,7 +1,7 @@
 //! **Not API.** The one door through which code outside the library — the `iotemu` binary,
 //! the integration tests (`tests/`, `emulator/tests/`), the benchmarks and the fuzz targets
 //! (`fuzz/`) — reaches internals that a library user has no business naming: the MQTT codec
-//! and topic rules, SAS token building, transport contexts, the binary's CLI pieces, and the
+//! and topic rules, SAS token building, the software TPM, transport contexts, the binary's CLI pieces, and the
 //! entry points the fuzz targets drive.
 //!
 //! Why it exists: every other module of the crate is `pub(crate)` (docs/architecture.md,
@@ -56,6 +56,11 @@ pub mod fuzzing {
     }
 }
 
+/// DPS internals the TPM tests check against.
+pub mod dps {
+    pub use crate::dps::tpm_challenge::TpmDevice;
+}
+
 /// What the fuzz targets reach of the HTTPS transport.
 pub mod http {
     pub use crate::http::HttpContext;
@@ -79,6 +84,13 @@ pub mod mqtt {
     pub use crate::mqtt::session::{PeerInfo, run_session};
     pub use crate::mqtt::topic::{filter_matches, split_query, valid_filter};
     pub use crate::mqtt::username;
+}
+
+/// TPM building blocks the TPM tests drive: the software TPM that plays the device, and the
+/// registration id DPS derives from an endorsement key.
+pub mod tpm {
+    pub use crate::auth::tpm::registration_id_from_ek;
+    pub use crate::auth::tpm::software::SoftwareTpm;
 }
 
 /// The shutdown signal a transport context is built with.

@@ -194,6 +194,10 @@ fn malformed_fixtures_are_rejected_by_schema_and_loader_alike() {
             json!({ "enrollments": [{ "registrationId": "a", "attestation": { "type": "symmetricKey", "symmetricKey": { "primaryKey": "!!" } } }] }),
         ),
         (
+            "TPM attestation without an endorsement key",
+            json!({ "enrollments": [{ "registrationId": "a", "attestation": { "type": "tpm", "tpm": {} } }] }),
+        ),
+        (
             "device id with a slash",
             json!({ "enrollments": [{ "registrationId": "a", "deviceId": "a/b", "attestation": symmetric }] }),
         ),

@@ -26,6 +26,10 @@ const GROUP_KEY: &str =
 const EXPLICIT_KEY: &str =
     "sbDDeEzRuEuGKag+kQKV+T1QGakRtHpsERLP0yPjwR93TrpEgEh/Y07CXstfha6dhIPWvdD1nRxK5T0KGKA+nQ==";
 
+/// A TPM's endorsement and storage root keys (base64 `TPM2B_PUBLIC`, RSA-2048).
+const TPM_EK: &str = "AToAAQALAAMAsgAgg3GXZ0SEs/gakMyNRqXXJP1S124GUgtk8qHaGzMUaaoABgCAAEMAEAgAAAAAAAEAxsj2gUScTk1UjuioeTlfGYZrrimExB+bScH75adUMRIi2UOMxG1kw4y+9RW/IVoMl4e620VxZad0ARX2gUqVjYO7KPVt3dyKhZS3dkcvfBisBhP1XH9B33VqHG9SHnbnQXdBUaCgKAfxome8UmBKfe+naTsE5fkvjb/do3/dD6l4sGBwFCnKRdln4XpM03zLpoHFao8zOwt8l/uP3qUIxmCYv9A7m69Ms+5/pCkTu/rK4mRDsfhZ0QLfbzVI6zQFOKF/rwsfBtFeWlWtcuJMKlXdD8TXWElTzgh7JS4qhFzreL0c1mI0GCj+Aws0usZh7dLIVPnlgZcBhgy1SSDQMQ==";
+const TPM_SRK: &str = "ARoAAQALAAMEcgAAAAYAgABDABAIAAAAAAABAL1P5Zs0P8dEx7/LIoBuSsr/XnnZv8BUcbpxS8DQj+SjHwxTqI5KX1lN7KYohU0zG8AIefjXf0LiFVvZ99W6IPnowPRepktpXsQJ6AJpZNbQOAcpK4cyjja48WNV/OOQLd2VStDEvFhAd4dA2qPbjDDr6e76KMEjDefJmJdoTJ7lC8GwL28c6gQmM6m37dkK6KpIoTU2kTsiSwxPkPAtWc6bENa+LqIQbSebAEzz2PH/EXm44QasW9LLx3JoZR4CY3ZKz5NCPDacYTZ8n+bz4LY5p0j2telZY60wChEbBhbn/+KDbnhTKJHQNKEJzDUF+iC8MR/EyLRZ3JnYMeXOyvs=";
+
 /// 130 enrollments (more than one page of 100) in three shapes, four groups, two hubs.
 fn source_fixture() -> String {
     let enrollments: Vec<Value> = (0..130)
@@ -45,7 +49,7 @@ fn source_fixture() -> String {
             }
         })
         .chain([json!({ "registrationId": "tpm-device", "attestation": { "type": "tpm",
-            "tpm": { "endorsementKey": "AToAAQALAAMAsgAgg3GXZ0SEs/gakMyNRqXXJP1S124GUgtk8qHaGzMUaaoABgCAAEMAEAgAAAAAAAEAxsj2gUScTk1UjuioeTlfGYZrrimExB+bScH75adUMRIi2UOMxG1kw4y+9RW/IVoMl4e620VxZad0ARX2gUqVjYO7KPVt3dyKhZS3dkcvfBisBhP1XH9B33VqHG9SHnbnQXdBUaCgKAfxome8UmBKfe+naTsE5fkvjb/do3/dD6l4sGBwFCnKRdln4XpM03zLpoHFao8zOwt8l/uP3qUIxmCYv9A7m69Ms+5/pCkTu/rK4mRDsfhZ0QLfbzVI6zQFOKF/rwsfBtFeWlWtcuJMKlXdD8TXWElTzgh7JS4qhFzreL0c1mI0GCj+Aws0usZh7dLIVPnlgZcBhgy1SSDQMQ==" } } })])
+            "tpm": { "endorsementKey": TPM_EK, "storageRootKey": TPM_SRK } } })])
         .collect();
     json!({
         "dps": { "idScope": ID_SCOPE, "hostName": "localhost",
@@ -170,6 +174,17 @@ async fn an_exported_fixture_loads_to_the_same_enrollments_and_keys() {
     let original = comparable_enrollments(&source);
     assert_eq!(original.len(), 132);
     assert_eq!(comparable_enrollments(&copy), original);
+    let tpm = exported["enrollments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["registrationId"] == "tpm-device")
+        .unwrap();
+    assert_eq!(
+        tpm["attestation"],
+        json!({ "type": "tpm", "tpm": { "endorsementKey": TPM_EK, "storageRootKey": TPM_SRK } }),
+        "TPM keys are exported as given"
+    );
     assert_eq!(comparable_groups(&copy), comparable_groups(&source));
 }
 

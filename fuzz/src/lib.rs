@@ -106,6 +106,7 @@ fn start_world() -> World {
         mqtt: mqtt.clone(),
         amqp: Arc::new(AmqpContext {
             hubs: emulator.hubs().clone(),
+            dps: emulator.dps().clone(),
             limits: AmqpLimits::default(),
             port: 0,
             shutdown: shutdown.signal(),

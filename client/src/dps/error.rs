@@ -47,6 +47,9 @@ pub enum ProvisioningError {
     /// The builder was missing something or given an unusable value.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A TPM operation failed (reading its keys, importing a blob DPS sent, signing).
+    #[error("TPM: {0}")]
+    Tpm(String),
 }
 
 impl From<MqttError> for ProvisioningError {

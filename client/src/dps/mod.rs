@@ -7,6 +7,7 @@
 //! * [`topic`] — request topics and the response-topic parser.
 //! * [`model`] — JSON bodies.
 //! * [`error`] — [`ProvisioningError`].
+//! * [`tpm_https`] — [`TpmProvisioning`]: TPM attestation, over HTTPS (the one transport with it).
 
 mod client;
 mod error;
@@ -14,7 +15,9 @@ mod exchange;
 mod model;
 mod outcome;
 mod topic;
+mod tpm_https;
 
 pub use client::{ProvisioningClient, ProvisioningClientBuilder};
 pub use error::ProvisioningError;
 pub use model::{RegistrationResult, RegistrationState};
+pub use tpm_https::TpmProvisioning;

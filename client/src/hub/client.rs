@@ -95,6 +95,15 @@ impl DeviceClient {
         Self::for_registration(registration).symmetric_key(key_b64)
     }
 
+    /// A builder for the hub and device id DPS assigned to a TPM device, signing with the hub
+    /// key [`TpmProvisioning`](crate::TpmProvisioning) imported into `tpm`.
+    pub fn from_tpm_registration(
+        registration: &RegistrationResult,
+        tpm: std::sync::Arc<dyn crate::Tpm>,
+    ) -> DeviceClientBuilder {
+        Self::for_registration(registration).tpm(tpm)
+    }
+
     /// A builder for the hub and device id DPS assigned, presenting the same certificate
     /// that registered.
     ///

@@ -30,6 +30,7 @@ use crate::encode::encode;
 use crate::mqtt::{self, ConnectOptions, Connection, IncomingPublish, MqttError};
 use crate::sas::{decode_key, generate_sas_token};
 use crate::tls::{Trust, client_config};
+use crate::tpm::{SharedTpm, sas_token as tpm_sas_token};
 use crate::transport::Transport;
 use crate::x509::X509Identity;
 
@@ -110,6 +111,8 @@ pub(crate) struct Settings {
     pub hostname: String,
     pub symmetric_key: Option<String>,
     pub x509: Option<X509Identity>,
+    /// A TPM holding the identity's key (imported from DPS's `registrationState.tpm`).
+    pub tpm: Option<SharedTpm>,
     pub trust: Trust,
     /// `None`: the transport's default port.
     pub port: Option<u16>,
@@ -128,6 +131,7 @@ impl Settings {
             hostname,
             symmetric_key: None,
             x509: None,
+            tpm: None,
             trust: Trust::default(),
             port: None,
             transport: Transport::default(),
@@ -150,21 +154,33 @@ impl Settings {
                 "hostname, device id and module id must not be empty".into(),
             ));
         }
-        let credential = Credential::choose(self.symmetric_key.as_deref(), self.x509.as_ref())
-            .map_err(DeviceError::Config)?;
-        let key = match credential {
-            Credential::SymmetricKey(key) => {
-                decode_key(key)?;
-                if self.sas_ttl < Duration::from_secs(1) {
-                    return Err(DeviceError::Config(
-                        "sas_ttl must be at least one second".into(),
-                    ));
-                }
-                Some(key.to_owned())
+        let key = match &self.tpm {
+            Some(_) if self.symmetric_key.is_some() || self.x509.is_some() => {
+                return Err(DeviceError::Config(
+                    "a TPM was given with another credential; use one of .tpm, .symmetric_key and .x509"
+                        .into(),
+                ));
             }
-            // The client certificate in the handshake is the whole credential.
-            Credential::X509(_) => None,
+            Some(tpm) => Some(SasKey::Tpm(tpm.clone())),
+            None => {
+                let credential =
+                    Credential::choose(self.symmetric_key.as_deref(), self.x509.as_ref())
+                        .map_err(DeviceError::Config)?;
+                match credential {
+                    Credential::SymmetricKey(key) => {
+                        decode_key(key)?;
+                        Some(SasKey::Key(key.to_owned()))
+                    }
+                    // The client certificate in the handshake is the whole credential.
+                    Credential::X509(_) => None,
+                }
+            }
         };
+        if key.is_some() && self.sas_ttl < Duration::from_secs(1) {
+            return Err(DeviceError::Config(
+                "sas_ttl must be at least one second".into(),
+            ));
+        }
         Ok(Connector {
             hostname: self.hostname.clone(),
             port: self.port.unwrap_or(self.transport.default_port()),
@@ -180,6 +196,13 @@ impl Settings {
     }
 }
 
+/// What signs an identity's SAS tokens: its key, or a TPM holding it.
+#[derive(Debug, Clone)]
+enum SasKey {
+    Key(String),
+    Tpm(SharedTpm),
+}
+
 /// Opens connections for one identity; cheap to call again for every reconnect.
 #[derive(Debug)]
 pub(crate) struct Connector {
@@ -189,8 +212,8 @@ pub(crate) struct Connector {
     tls: Arc<rustls::ClientConfig>,
     identity: Identity,
     manual_ack_prefixes: Vec<String>,
-    /// The SAS key; `None` with X.509.
-    key: Option<String>,
+    /// What signs the SAS tokens; `None` with X.509.
+    key: Option<SasKey>,
     sas_ttl: Duration,
     keep_alive: Duration,
     connect_timeout: Duration,
@@ -218,7 +241,11 @@ impl Connector {
             Some(key) => {
                 let expiry = whole_second_at_or_after(SystemTime::now() + self.sas_ttl);
                 let resource = self.identity.sas_resource(&self.hostname);
-                let token = generate_sas_token(&resource, key, None, expiry)?;
+                let token = match key {
+                    SasKey::Key(key) => generate_sas_token(&resource, key, None, expiry)?,
+                    SasKey::Tpm(tpm) => tpm_sas_token(tpm.0.as_ref(), &resource, None, expiry)
+                        .map_err(|e| DeviceError::Tpm(e.0))?,
+                };
                 (Some(token), Some(expiry))
             }
             None => (None, None),
@@ -281,6 +308,14 @@ macro_rules! hub_connection_setters {
         /// The identity's primary or secondary key (a module's own key for a module client).
         pub fn symmetric_key(mut self, key_b64: impl Into<String>) -> Self {
             self.settings.symmetric_key = Some(key_b64.into());
+            self
+        }
+
+        /// Sign SAS tokens inside `tpm` with the key it imported from DPS's
+        /// `registrationState.tpm` ([`TpmProvisioning`](crate::TpmProvisioning)) instead of
+        /// holding a key.
+        pub fn tpm(mut self, tpm: std::sync::Arc<dyn crate::Tpm>) -> Self {
+            self.settings.tpm = Some(crate::tpm::SharedTpm(tpm));
             self
         }
 

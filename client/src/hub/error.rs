@@ -42,6 +42,9 @@ pub enum DeviceError {
     /// The builder was missing something or given an unusable value.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The TPM could not sign the SAS token.
+    #[error("TPM: {0}")]
+    Tpm(String),
 }
 
 impl From<MqttError> for DeviceError {

@@ -24,6 +24,8 @@ pub(crate) enum Node {
     EventHubs,
     /// `/devices/{id}/…`: device links (a later issue).
     Device,
+    /// `{idScope}/registrations/{registrationId}`: DPS registration ([`super::dps_link`]).
+    DpsRegistration,
     Unknown,
 }
 
@@ -81,6 +83,7 @@ impl Address {
             ["messages", "servicebound", "filenotifications"] => Node::FileNotifications,
             ["messages", "events", ..] => Node::EventHubs,
             ["devices", ..] => Node::Device,
+            [_scope, "registrations", _id] => Node::DpsRegistration,
             [_entity, "$management"] => Node::EventHubs,
             [_entity, "consumergroups", _cg, "partitions", _p] => Node::EventHubs,
             [_entity, "partitions", _p] => Node::EventHubs,
@@ -132,6 +135,11 @@ mod tests {
             ),
             ("amqps://h/messages/events/$management", Node::EventHubs),
             ("/devices/d1/messages/events", Node::Device),
+            ("0ne00000A0A/registrations/d1", Node::DpsRegistration),
+            (
+                "amqps://dps.example/0ne00000A0A/registrations/d1",
+                Node::DpsRegistration,
+            ),
             ("/nothing/here/at/all/really", Node::Unknown),
             ("", Node::Unknown),
         ] {

@@ -38,6 +38,13 @@ where
     let Some((mut connection, auth)) = open(stream, peer, &amqp).await else {
         return;
     };
+    // A login refused after SASL (DPS, see dps_sasl.rs) is closed as soon as it is open.
+    if let Some(reason) = auth.open_refusal() {
+        let error = conditions::error(conditions::UNAUTHORIZED, reason);
+        let _ = tokio::time::timeout(CLOSE_WAIT, connection.close_with_error(error)).await;
+        tracing::debug!(%remote, "AMQP connection closed: its SASL credential was refused");
+        return;
+    }
     tracing::debug!(%remote, "AMQP connection opened");
     let ctx = Arc::new(ConnectionContext {
         amqp: amqp.clone(),
@@ -91,7 +98,7 @@ where
     let opening = async {
         match ProtocolHeader::classify(header) {
             ProtocolHeader::Sasl => {
-                let sasl = IotSasl::new(amqp.hubs.clone(), auth.clone());
+                let sasl = IotSasl::new(amqp.hubs.clone(), amqp.dps.clone(), auth.clone());
                 let acceptor = builder.sasl_acceptor(sasl).build();
                 acceptor.accept(stream).await.map_err(|e| e.to_string())
             }

@@ -3,8 +3,9 @@
 //! a link asks here whether the connection may open it and watches until the grant that
 //! allowed it expires, then detaches with `amqp:unauthorized-access`.
 //!
-//! The grants come only from [`crate::auth`] ([`ServiceGrant`], [`DeviceIdentity`]), so an
-//! unverified claim cannot authorise a link.
+//! The grants come only from [`crate::auth`] ([`ServiceGrant`], [`DeviceIdentity`]) and the
+//! DPS attestation decision ([`RegistrationIdentity`], from SASL `PLAIN` with a registration
+//! token or from the TLS client certificate), so an unverified claim cannot authorise a link.
 
 use std::net::SocketAddr;
 use std::sync::Mutex;
@@ -13,6 +14,7 @@ use std::time::{Duration, SystemTime};
 use rustls_pki_types::CertificateDer;
 
 use crate::auth::ServiceGrant;
+use crate::dps::attestation::RegistrationIdentity;
 use crate::hub::DeviceIdentity;
 
 /// How a grant was obtained (for logs).
@@ -20,6 +22,10 @@ use crate::hub::DeviceIdentity;
 pub(crate) enum GrantSource {
     SaslPlain,
     Cbs,
+    /// The TLS client certificate (DPS X.509 registration).
+    ClientCertificate,
+    /// The SASL `TPM` challenge exchange (DPS TPM registration).
+    SaslTpm,
 }
 
 /// One proven credential.
@@ -33,16 +39,24 @@ pub(crate) enum Grant {
     },
     /// A device or module token (device links are a later issue; the scope is kept).
     Device(DeviceIdentity),
+    /// A device proven to DPS for registration `identity.registration_id()` in `id_scope`:
+    /// it may open the DPS links of that registration and nothing else.
+    Registration {
+        id_scope: String,
+        identity: RegistrationIdentity,
+        source: GrantSource,
+    },
 }
 
 impl Grant {
-    // Unused in the crate since the visibility pass (it was `pub`); kept for the AMQP
-    // device and DPS links (issue #14), to go if they do not need it.
-    #[allow(dead_code)]
     pub(crate) fn expires_at(&self) -> SystemTime {
         match self {
             Grant::Service { grant, .. } => grant.expires_at(),
             Grant::Device(identity) => identity.expires_at().unwrap_or(SystemTime::UNIX_EPOCH),
+            // A registration credential without an end (none today) lasts for the connection.
+            Grant::Registration { identity, .. } => identity
+                .expires_at()
+                .unwrap_or_else(|| SystemTime::now() + MAX_WATCH_STEP),
         }
     }
 }
@@ -52,9 +66,6 @@ impl Grant {
 pub(crate) struct PeerInfo {
     pub remote: SocketAddr,
     /// The TLS client chain, leaf first (empty without one).
-    // Unused in the crate since the visibility pass (it was `pub`); kept for the AMQP
-    // device and DPS links (issue #14), to go if they do not need it.
-    #[allow(dead_code)]
     pub certificates: Vec<CertificateDer<'static>>,
     /// The TLS server name the client asked for (SNI), lower-case.
     pub server_name: Option<String>,
@@ -77,6 +88,10 @@ pub(crate) struct Refusal(pub String);
 pub(crate) struct ConnectionAuth {
     peer: PeerInfo,
     grants: Mutex<Vec<Grant>>,
+    /// Set when SASL succeeded only so that the refusal can come the way the service sends
+    /// it: the connection is closed with `amqp:unauthorized-access` and this description
+    /// right after `open` (DPS, see [`super::dps_sasl`]).
+    open_refusal: Mutex<Option<String>>,
 }
 
 /// Longest single sleep while watching an expiry, so a clock change is noticed eventually.
@@ -87,6 +102,7 @@ impl ConnectionAuth {
         ConnectionAuth {
             peer,
             grants: Mutex::new(Vec::new()),
+            open_refusal: Mutex::new(None),
         }
     }
 
@@ -105,18 +121,29 @@ impl ConnectionAuth {
         grants.push(grant);
     }
 
+    /// Marks the connection to be closed with `amqp:unauthorized-access` and `description`
+    /// as soon as it is open.
+    pub(crate) fn refuse_after_open(&self, description: String) {
+        *self.open_refusal.lock().unwrap_or_else(|e| e.into_inner()) = Some(description);
+    }
+
+    /// The description to close the just-opened connection with, if it is refused.
+    pub(crate) fn open_refusal(&self) -> Option<String> {
+        self.open_refusal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Every grant, expired ones included (the Event Hubs view checks its own audiences).
-    // Unused in the crate since the visibility pass (it was `pub`); kept for the AMQP
-    // device and DPS links (issue #14), to go if they do not need it.
+    // Used by the AMQP device links (branch h-amqp-device, not merged when this was written).
     #[allow(dead_code)]
     pub(crate) fn grants(&self) -> Vec<Grant> {
         self.lock().clone()
     }
 
     /// Whether anything was ever proven on this connection.
-    // Unused in the crate since the visibility pass (it was `pub`); kept for the AMQP
-    // device and DPS links (issue #14), to go if they do not need it.
-    #[allow(dead_code)]
+    #[cfg(test)]
     pub(crate) fn has_any_grant(&self) -> bool {
         !self.lock().is_empty()
     }
@@ -136,7 +163,7 @@ impl ConnectionAuth {
             .iter()
             .filter_map(|g| match g {
                 Grant::Service { hub, grant, .. } => Some((hub.clone(), grant.clone())),
-                Grant::Device(_) => None,
+                Grant::Device(_) | Grant::Registration { .. } => None,
             })
             .collect();
         if services.is_empty() {
@@ -196,6 +223,31 @@ impl ConnectionAuth {
         })
     }
 
+    /// The live DPS registration grant for `registration_id` in `id_scope` (both compared
+    /// case-insensitively, as DPS does), if this connection proved one.
+    pub(crate) fn registration(
+        &self,
+        id_scope: &str,
+        registration_id: &str,
+        now: SystemTime,
+    ) -> Option<RegistrationIdentity> {
+        self.lock().iter().find_map(|g| match g {
+            Grant::Registration {
+                id_scope: scope,
+                identity,
+                ..
+            } if scope.eq_ignore_ascii_case(id_scope)
+                && identity
+                    .registration_id()
+                    .eq_ignore_ascii_case(registration_id)
+                && g.expires_at() > now =>
+            {
+                Some(identity.clone())
+            }
+            _ => None,
+        })
+    }
+
     /// Resolves once `still_allowed` no longer finds a live grant: sleeps until the current
     /// expiry, then asks again (a renewed token extends the wait).
     pub(crate) async fn until_expired<F>(&self, still_allowed: F)
@@ -229,6 +281,22 @@ fn same_scope(a: &Grant, b: &Grant) -> bool {
         ) => ha == hb && ga.resource() == gb.resource() && ga.policy() == gb.policy(),
         (Grant::Device(a), Grant::Device(b)) => {
             a.hub() == b.hub() && a.connection_key() == b.connection_key()
+        }
+        (
+            Grant::Registration {
+                id_scope: sa,
+                identity: a,
+                ..
+            },
+            Grant::Registration {
+                id_scope: sb,
+                identity: b,
+                ..
+            },
+        ) => {
+            sa.eq_ignore_ascii_case(sb)
+                && a.registration_id()
+                    .eq_ignore_ascii_case(b.registration_id())
         }
         _ => false,
     }

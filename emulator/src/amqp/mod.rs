@@ -1,7 +1,7 @@
 //! AMQP 1.0 front (port 5671, and over WebSocket on the HTTPS port): what the IoT Hub
 //! *service* SDKs use to send cloud-to-device messages and read feedback, and what Event
-//! Hubs clients use to read telemetry from the built-in Event Hubs-compatible endpoint
-//! (spec/amqp.md).
+//! Hubs clients use to read telemetry from the built-in Event Hubs-compatible endpoint, and
+//! what DPS registration clients use to register (spec/amqp.md).
 //!
 //! # Why `fe2o3-amqp`
 //!
@@ -19,11 +19,16 @@
 //!
 //! * serving SASL and no-SASL clients on one port — [`header`] peeks the 8-byte protocol
 //!   header and picks the acceptor (Node's IoT clients send no SASL, everything else does);
-//! * SASL mechanisms with our own checks — [`sasl`] (`MSSBCBS`, `ANONYMOUS`, `PLAIN`);
+//! * SASL mechanisms with our own checks — [`sasl`] (`MSSBCBS`, `ANONYMOUS`, `PLAIN`, the
+//!   DPS registration login of [`dps_sasl`] included, and DPS's `TPM` challenge exchange of
+//!   [`dps_sasl_tpm`]);
 //! * the `$cbs` node — [`cbs`], on the generic request/response node of
 //!   [`request_response`], which the Event Hubs `$management` node reuses;
 //! * the IoT Hub service nodes — [`c2d`] (`/messages/devicebound`) and [`feedback`]
 //!   (`/messages/serviceBound/feedback` and `…/filenotifications`);
+//! * DPS registration (`{idScope}/registrations/{registrationId}`) — [`dps_link`] with the
+//!   messages of [`dps_request`], authenticated by SASL `PLAIN`, SASL `TPM` or the TLS
+//!   client certificate;
 //! * the WebSocket server (`AMQPWSB10`) — [`websocket`];
 //! * every performative written with all its fields, for pyamqp — [`frames`];
 //! * frames a client sends on a session it already ended dropped, not fatal — [`late_frames`].
@@ -38,10 +43,11 @@
 //!              /messages/devicebound ............. c2d       (→ hub::send_c2d)
 //!              /messages/serviceBound/feedback ... feedback  (← hub feedback batches)
 //!              Event Hubs addresses, $management .. event_hubs::on_attach (the Event Hubs view)
+//!              {idScope}/registrations/{id} ...... dps_link  (→ dps::register / operation_status)
 //! ```
 //!
 //! Trust is decided by [`crate::auth`] (SAS verification) and recorded per connection in
-//! [`connection_auth::ConnectionAuth`]; rules belong to [`crate::hub`]. Nothing here
+//! [`connection_auth::ConnectionAuth`]; rules belong to [`crate::hub`] and [`crate::dps`]. Nothing here
 //! acknowledges a message before the hub has stored it.
 
 pub(crate) mod address;
@@ -50,6 +56,10 @@ pub(crate) mod cbs;
 pub(crate) mod conditions;
 pub(crate) mod connection;
 pub(crate) mod connection_auth;
+pub(crate) mod dps_link;
+pub(crate) mod dps_request;
+pub(crate) mod dps_sasl;
+pub(crate) mod dps_sasl_tpm;
 pub(crate) mod event_hubs;
 pub(crate) mod feedback;
 pub(crate) mod frames;
@@ -66,6 +76,7 @@ pub(crate) mod websocket;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::dps::Dps;
 use crate::hub::Hubs;
 
 /// Connection limits and timeouts of the AMQP front.
@@ -105,6 +116,9 @@ impl Default for AmqpLimits {
 /// What every AMQP connection needs.
 pub struct AmqpContext {
     pub hubs: Arc<Hubs>,
+    /// DPS registration over AMQP (SASL `PLAIN` or the TLS client certificate, then the
+    /// registration links of [`dps_link`]).
+    pub dps: Arc<Dps>,
     pub limits: AmqpLimits,
     /// The AMQP/TLS port as bound (for redirects that must name it), 0 when not bound.
     pub port: u16,

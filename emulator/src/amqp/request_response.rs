@@ -43,16 +43,9 @@ const REPLY_QUEUE: usize = 64;
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A request as received on a node.
-// `node` and `link_name` are read by no handler since the visibility pass (they were `pub`);
-// kept for the handlers the AMQP device and DPS links add (issue #14), to go if unused.
-#[allow(dead_code)]
 #[derive(Debug, Clone)]
 pub(crate) struct Request {
     pub message: AnyMessage,
-    /// The node's address as the client wrote it on the request link.
-    pub node: String,
-    /// Name of the link the request came on.
-    pub link_name: String,
 }
 
 impl Request {
@@ -203,7 +196,7 @@ impl ReplyLinks {
     }
 
     /// The response link for a request, waiting up to [`REPLY_LINK_WAIT`] for it to attach.
-    async fn wait_for(
+    pub(super) async fn wait_for(
         &self,
         node: &str,
         reply_to: Option<&str>,
@@ -273,11 +266,7 @@ async fn serve_requests(
             return;
         }
         let reply_to = message.properties.as_ref().and_then(|p| p.reply_to.clone());
-        let request = Request {
-            message,
-            node: node.clone(),
-            link_name: link_name.clone(),
-        };
+        let request = Request { message };
         let request_id = request.message_id().cloned();
         let response = handler.handle(request, &session).await;
         let reply = response.into_message(request_id);
@@ -294,7 +283,13 @@ async fn serve_requests(
     }
 }
 
-async fn serve_responses(mut sender: Sender, node: String, session: Arc<SessionContext>) {
+/// Sends the responses queued for `node` on `sender` until it detaches (also the answer
+/// link of a DPS registration, [`super::dps_link`]).
+pub(super) async fn serve_responses(
+    mut sender: Sender,
+    node: String,
+    session: Arc<SessionContext>,
+) {
     let target_address = sender.target().as_ref().and_then(|t| t.address.clone());
     let (id, mut responses) = session
         .replies

@@ -6,8 +6,16 @@
 //! * `PLAIN` with user `{policy}@sas.root.{hubName}` and a SAS token as password (the IoT
 //!   Hub connection-string samples) is verified here against the hub's policies and becomes
 //!   a service grant of the connection; a bad one is a SASL `auth` outcome.
-//!   DPS's `PLAIN` user `{idScope}/registrations/{id}` is refused cleanly until DPS over
-//!   AMQP exists. (`TPM`, DPS's challenge mechanism, is a later issue.)
+//! * `PLAIN` with user `{idScope}/registrations/{registrationId}` and a registration SAS
+//!   token (DPS symmetric key, spec/amqp.md §6) goes to [`super::dps_sasl`], which asks the
+//!   DPS attestation decision and records a registration grant; a refused one gets the `ok`
+//!   outcome and the connection is closed with `amqp:unauthorized-access` right after
+//!   `open`, as DPS does.
+//! * `TPM`, DPS's challenge/response mechanism (spec/amqp.md §6.3), runs the exchange of
+//!   [`super::dps_sasl_tpm`] over the following `sasl-response`s; its refusals come after
+//!   `open` like `PLAIN`'s.
+//!
+//! Any other mechanism, or a response nothing asked for, is the `auth` outcome.
 //!
 //! `fe2o3-amqp` clones the acceptor value per connection, so each connection's clone carries
 //! that connection's [`ConnectionAuth`] (and through it the TLS peer chain).
@@ -21,7 +29,10 @@ use fe2o3_amqp::types::primitives::{Array, Symbol};
 use fe2o3_amqp::types::sasl::{SaslCode, SaslInit, SaslOutcome, SaslResponse};
 
 use super::connection_auth::{ConnectionAuth, Grant, GrantSource};
+use super::dps_sasl;
+use super::dps_sasl_tpm::{TPM, TpmExchange, TpmStep};
 use crate::auth::authenticate_service_token;
+use crate::dps::Dps;
 use crate::hub::{Hub, Hubs};
 
 pub(crate) const MSSBCBS: &str = "MSSBCBS";
@@ -35,7 +46,10 @@ const SAS_ROOT: &str = "@sas.root.";
 #[derive(Clone)]
 pub(crate) struct IotSasl {
     hubs: Arc<Hubs>,
+    dps: Arc<Dps>,
     auth: Arc<ConnectionAuth>,
+    /// The `TPM` exchange under way, once a client chose that mechanism.
+    tpm: Option<TpmExchange>,
 }
 
 impl std::fmt::Debug for IotSasl {
@@ -45,8 +59,13 @@ impl std::fmt::Debug for IotSasl {
 }
 
 impl IotSasl {
-    pub(crate) fn new(hubs: Arc<Hubs>, auth: Arc<ConnectionAuth>) -> IotSasl {
-        IotSasl { hubs, auth }
+    pub(crate) fn new(hubs: Arc<Hubs>, dps: Arc<Dps>, auth: Arc<ConnectionAuth>) -> IotSasl {
+        IotSasl {
+            hubs,
+            dps,
+            auth,
+            tpm: None,
+        }
     }
 
     fn outcome(code: SaslCode) -> SaslServerFrame {
@@ -54,6 +73,13 @@ impl IotSasl {
             code,
             additional_data: None,
         })
+    }
+
+    fn frame(step: TpmStep) -> SaslServerFrame {
+        match step {
+            TpmStep::Challenge(bytes) => SaslServerFrame::Challenge(TpmStep::challenge(bytes)),
+            TpmStep::Outcome(code) => Self::outcome(code),
+        }
     }
 
     /// `PLAIN`: `[authzid] NUL authcid NUL passwd`.
@@ -74,12 +100,11 @@ impl IotSasl {
         else {
             return SaslCode::Auth;
         };
+        if dps_sasl::registration_path(user).is_some() {
+            return dps_sasl::authenticate_plain(&self.dps, &self.auth, user, password);
+        }
         let Some((policy, hub_name)) = user.split_once(SAS_ROOT) else {
-            if user.contains("/registrations/") {
-                tracing::info!(%remote, user, "AMQP SASL PLAIN for DPS is not supported yet");
-            } else {
-                tracing::info!(%remote, user, "AMQP SASL PLAIN user is not {{policy}}@sas.root.{{hub}}");
-            }
+            tracing::info!(%remote, user, "AMQP SASL PLAIN user is neither {{policy}}@sas.root.{{hub}} nor {{idScope}}/registrations/{{registrationId}}");
             return SaslCode::Auth;
         };
         let hint = init
@@ -151,6 +176,7 @@ impl SaslAcceptor for IotSasl {
             Symbol::from(MSSBCBS),
             Symbol::from(ANONYMOUS),
             Symbol::from(PLAIN),
+            Symbol::from(TPM),
         ])
     }
 
@@ -162,12 +188,29 @@ impl SaslAcceptor for IotSasl {
         if mechanism.eq_ignore_ascii_case(PLAIN) {
             return Self::outcome(self.plain(&init));
         }
+        if mechanism.eq_ignore_ascii_case(TPM) {
+            let started = TpmExchange::start(
+                self.dps.clone(),
+                self.auth.clone(),
+                init.initial_response.as_deref().map(|b| &b[..]),
+            );
+            return match started {
+                Ok((exchange, step)) => {
+                    self.tpm = Some(exchange);
+                    Self::frame(step)
+                }
+                Err(code) => Self::outcome(code),
+            };
+        }
         tracing::info!(remote = %self.auth.peer().remote, mechanism, "AMQP SASL mechanism not offered");
         Self::outcome(SaslCode::Auth)
     }
 
-    fn on_response(&mut self, _response: SaslResponse) -> SaslServerFrame {
-        // No offered mechanism sends a challenge, so no response is expected.
-        Self::outcome(SaslCode::Auth)
+    fn on_response(&mut self, response: SaslResponse) -> SaslServerFrame {
+        // Only `TPM` sends challenges, so only its exchange expects responses.
+        match self.tpm.as_mut() {
+            Some(exchange) => Self::frame(exchange.step(&response.response)),
+            None => Self::outcome(SaslCode::Auth),
+        }
     }
 }

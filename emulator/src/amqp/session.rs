@@ -22,6 +22,7 @@ use super::c2d::{self, SERVICE_CONNECT};
 use super::cbs::{self, Cbs};
 use super::conditions::{self, NOT_ALLOWED, NOT_FOUND, NOT_IMPLEMENTED, UNAUTHORIZED};
 use super::connection_auth::{ConnectionAuth, ServiceAccess};
+use super::dps_link;
 use super::event_hubs;
 use super::feedback::{self, FeedbackKind};
 use super::link::{self, Acceptor, LinkSlot};
@@ -98,6 +99,9 @@ async fn dispatch(
             attach_feedback(attach, &address, kind, session, ctx, acceptor, slot).await;
         }
         Node::EventHubs => event_hubs::on_attach(attach, address, session, ctx, slot).await,
+        Node::DpsRegistration => {
+            dps_link::on_attach(attach, &address, session, ctx, acceptor, slot).await;
+        }
         Node::Device => {
             let error = conditions::error(
                 NOT_IMPLEMENTED,

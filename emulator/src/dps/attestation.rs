@@ -12,7 +12,10 @@ use std::time::SystemTime;
 
 use rustls_pki_types::CertificateDer;
 
-use super::model::{AttestationType, SymmetricKeyAttestation, X509Attestation};
+use super::enrollment_attestation::Attestation;
+use super::enrollment_x509::X509Trust;
+use super::model::AttestationType;
+use super::tpm_challenge::TpmDevice;
 use super::{Dps, EnrollmentRef};
 use crate::auth::keys::SymmetricKey;
 use crate::auth::sas::{SasError, SasToken};
@@ -26,6 +29,7 @@ pub struct RegistrationIdentity {
     enrollment: EnrollmentRef,
     expires_at: Option<SystemTime>,
     x509: Option<Arc<X509Registration>>,
+    tpm: Option<Arc<TpmDevice>>,
 }
 
 /// How an X.509 device proved itself to DPS: what assignment and the registration state need.
@@ -54,6 +58,10 @@ impl RegistrationIdentity {
     /// Present when the device authenticated with a certificate.
     pub fn x509(&self) -> Option<&X509Registration> {
         self.x509.as_deref()
+    }
+    /// Present when the device proved its TPM (signed with the key of its challenge).
+    pub fn tpm(&self) -> Option<&Arc<TpmDevice>> {
+        self.tpm.as_ref()
     }
 }
 
@@ -107,20 +115,32 @@ fn authenticate_registration(
         enrollment,
         expires_at: Some(token.expires_at()),
         x509: None,
+        tpm: None,
     };
 
     // An individual enrollment for this id decides alone; groups are not consulted.
-    if let Some(enrollment) = dps.individual_enrollment(registration_id) {
-        return match enrollment.attestation.kind {
-            AttestationType::SymmetricKey => {
-                let keys = enrollment_keys(enrollment.attestation.symmetric_key.as_ref());
-                verify_any(&token, keys.iter())?;
+    if let Some(enrollment) = dps.individual(registration_id) {
+        return match &enrollment.core.attestation {
+            Attestation::SymmetricKey(keys) => {
+                verify_any(&token, keys.keys().into_iter())?;
                 Ok(identity(EnrollmentRef::Individual(
                     enrollment.registration_id,
                 )))
             }
-            AttestationType::X509 => Err(AuthError::WrongCredentialType { expected: "X.509" }),
-            other => Err(AuthError::AttestationNotSupported(attestation_name(other))),
+            Attestation::X509(_) => Err(AuthError::WrongCredentialType { expected: "X.509" }),
+            Attestation::Tpm(keys) => {
+                let enrolled = keys.endorsement_key().public();
+                let device = dps
+                    .tpm_challenges()
+                    .verify(registration_id, &token, enrolled)?;
+                Ok(RegistrationIdentity {
+                    tpm: Some(device),
+                    ..identity(EnrollmentRef::Individual(enrollment.registration_id))
+                })
+            }
+            other => Err(AuthError::AttestationNotSupported(attestation_name(
+                other.kind(),
+            ))),
         };
     }
 
@@ -129,7 +149,11 @@ fn authenticate_registration(
     let mut any_group = false;
     for group in dps.symmetric_key_groups_for(registration_id) {
         any_group = true;
-        let derived: Vec<SymmetricKey> = enrollment_keys(group.attestation.symmetric_key.as_ref())
+        let Some(keys) = group.core.attestation.symmetric_keys() else {
+            continue;
+        };
+        let derived: Vec<SymmetricKey> = keys
+            .keys()
             .iter()
             .map(|k| k.derive_device_key(registration_id))
             .collect();
@@ -175,16 +199,16 @@ fn registration_by_certificate(
             signing_certificate: matched.signing_certificate,
             anchors: matched.anchors,
         })),
+        tpm: None,
     };
 
-    if let Some(enrollment) = dps.individual_enrollment(registration_id) {
-        if enrollment.attestation.kind != AttestationType::X509 {
+    if let Some(enrollment) = dps.individual(registration_id) {
+        let Attestation::X509(attestation) = &enrollment.core.attestation else {
             return Err(AuthError::WrongCredentialType {
-                expected: attestation_name(enrollment.attestation.kind),
+                expected: attestation_name(enrollment.core.attestation.kind()),
             });
-        }
-        let attestation = enrollment.attestation.x509.unwrap_or_default();
-        let matched = individual_certificate_match(dps, &attestation, &leaf, chain, now)?;
+        };
+        let matched = individual_certificate_match(dps, attestation, &leaf, chain, now)?;
         return Ok(identity(
             EnrollmentRef::Individual(enrollment.registration_id),
             matched,
@@ -198,8 +222,10 @@ fn registration_by_certificate(
         .map_err(|e| AuthError::Certificate(e.to_string()))?;
     let mut first_failure = None;
     for group in dps.x509_groups_for_chain(&infos) {
-        let attestation = group.attestation.x509.clone().unwrap_or_default();
-        match chain_to_enrollment_ca(dps, &attestation, chain, now) {
+        let Some(attestation) = group.core.attestation.x509() else {
+            continue;
+        };
+        match chain_to_enrollment_ca(dps, attestation, chain, now) {
             Ok(matched) => {
                 return Ok(identity(
                     EnrollmentRef::Group(group.enrollment_group_id),
@@ -222,18 +248,16 @@ fn registration_by_certificate(
 /// chain to one of the enrollment's CAs.
 fn individual_certificate_match(
     dps: &Dps,
-    attestation: &X509Attestation,
+    attestation: &X509Trust,
     leaf: &CertificateInfo,
     chain: &[CertificateDer<'static>],
     now: SystemTime,
 ) -> Result<CaMatch, AuthError> {
-    let own = attestation
-        .client_certificates
+    if attestation
+        .client_certificates()
         .iter()
-        .flat_map(|c| c.slots());
-    if own
-        .flat_map(|(_, c)| c.thumbprints())
-        .any(|t| t == leaf.sha1_thumbprint || t == leaf.sha256_thumbprint)
+        .flat_map(|c| &c.thumbprints)
+        .any(|t| *t == leaf.sha1_thumbprint || *t == leaf.sha256_thumbprint)
     {
         return Ok(CaMatch {
             signing_certificate: None,
@@ -254,29 +278,20 @@ struct CaMatch {
 /// a verified certificate of the DPS store.
 fn chain_to_enrollment_ca(
     dps: &Dps,
-    attestation: &X509Attestation,
+    attestation: &X509Trust,
     chain: &[CertificateDer<'static>],
     now: SystemTime,
 ) -> Result<CaMatch, String> {
     let store = dps.certificates();
     let mut cas: Vec<(Vec<u8>, bool)> = Vec::new();
-    for (_, cert) in attestation
-        .signing_certificates
-        .iter()
-        .flat_map(|c| c.slots())
-    {
-        if let Some(der) = cert
-            .certificate
-            .as_deref()
-            .and_then(|t| x509::decode_certificate(t).ok())
-        {
-            let verified = x509::inspect(&der)
-                .map(|i| store.is_verified_thumbprint(&i.sha256_thumbprint))
-                .unwrap_or(false);
-            cas.push((der, verified));
-        }
+    for cert in attestation.signing_certificates() {
+        let verified = cert
+            .info
+            .as_ref()
+            .is_some_and(|i| store.is_verified_thumbprint(&i.sha256_thumbprint));
+        cas.push((cert.der.clone(), verified));
     }
-    for (_, name) in attestation.ca_references.iter().flat_map(|r| r.names()) {
+    for name in attestation.ca_references() {
         match store.get(name) {
             Some(ca) if ca.is_verified => cas.push((ca.der, true)),
             Some(_) => return Err(format!("CA certificate '{name}' is not verified")),
@@ -317,17 +332,7 @@ fn verify_any<'k>(
     }
 }
 
-/// Keys of a symmetric-key attestation; fixtures and the service API validated them already.
-pub(crate) fn enrollment_keys(attestation: Option<&SymmetricKeyAttestation>) -> Vec<SymmetricKey> {
-    attestation
-        .into_iter()
-        .flat_map(|a| [a.primary_key.as_deref(), a.secondary_key.as_deref()])
-        .flatten()
-        .filter_map(|k| SymmetricKey::from_base64(k).ok())
-        .collect()
-}
-
-fn attestation_name(kind: AttestationType) -> &'static str {
+pub(crate) fn attestation_name(kind: AttestationType) -> &'static str {
     match kind {
         AttestationType::SymmetricKey => "symmetric key",
         AttestationType::X509 => "X.509",

@@ -1,7 +1,7 @@
 //! Enrollment and enrollment-group writes, written once: the two collections differ only in
-//! what [`EnrollmentKind`] says (their map, id and etag fields, validation, durable
-//! collection and the X.509 group index), so storing, deleting and bulk operations under
-//! `If-Match` preconditions are the same code for both.
+//! what [`EnrollmentKind`] says (their map, id field, wire model, durable collection and the
+//! X.509 group index); what they share is the [`EnrollmentCore`], so parsing, storing,
+//! deleting and bulk operations under `If-Match` preconditions are the same code for both.
 
 use std::time::SystemTime;
 
@@ -10,29 +10,34 @@ use dashmap::mapref::entry::Entry;
 use serde::Serialize;
 
 use super::Dps;
+use super::enrollment::{EnrollmentCore, Group, Individual};
 use super::error::DpsError;
 use super::model::{EnrollmentGroup, IndividualEnrollment};
 use super::service::{
     BulkEnrollmentOperationError, BulkEnrollmentOperationResult, BulkMode, MAX_BULK_ITEMS,
     Precondition,
 };
-use super::validate::{self, Invalid, Links, MissingKeys};
+use super::validate::Invalid;
 use crate::etag;
 use crate::pending::Pending;
 use crate::timefmt::utc_timestamp;
 
 /// What individual enrollments and enrollment groups differ in.
-pub(crate) trait EnrollmentKind: Clone + Serialize + Sized {
+pub(crate) trait EnrollmentKind:
+    Clone + Serialize + Sized + for<'w> TryFrom<&'w Self::Wire, Error = Invalid>
+{
+    /// The service API's JSON model.
+    type Wire;
     /// Names the entity in messages: `Enrollment 'x'`, `Enrollment group 'x'`.
     const SUBJECT: &'static str;
     /// Names the collection in bulk messages.
     const PLURAL: &'static str;
     fn id(&self) -> &str;
-    fn etag(&self) -> Option<&str>;
-    fn created(&self) -> Option<&str>;
-    fn validate(&mut self, links: &Links<'_>, missing: MissingKeys) -> Result<(), Invalid>;
-    /// Sets what DPS owns on every write; `created` is kept from the entity replaced.
-    fn stamp(&mut self, etag: String, now: String, created: String);
+    fn core(&self) -> &EnrollmentCore;
+    fn core_mut(&mut self) -> &mut EnrollmentCore;
+    /// The id and etag of a wire item, for bulk operations (a delete does not parse it).
+    fn wire_id(wire: &Self::Wire) -> &str;
+    fn wire_etag(wire: &Self::Wire) -> Option<&str>;
     fn map(dps: &Dps) -> &DashMap<String, Self>;
     fn submit<'d>(
         dps: &'d Dps,
@@ -42,84 +47,79 @@ pub(crate) trait EnrollmentKind: Clone + Serialize + Sized {
     ) -> Result<Pending<'d, ()>, DpsError>;
     /// Keeps indexes over the collection in step with a change of one entity.
     fn reindex(_dps: &Dps, _previous: Option<&Self>, _current: Option<&Self>) {}
-    /// A failed bulk item, with the id in the field of this kind.
-    fn bulk_error(id: String, error: &DpsError) -> BulkEnrollmentOperationError;
-}
+    /// Bulk errors name a group's id in `enrollmentGroupId`, an enrollment's in
+    /// `registrationId`.
+    const IS_GROUP: bool;
 
-impl EnrollmentKind for IndividualEnrollment {
-    const SUBJECT: &'static str = "Enrollment";
-    const PLURAL: &'static str = "enrollments";
-    fn id(&self) -> &str {
-        &self.registration_id
-    }
-    fn etag(&self) -> Option<&str> {
-        self.etag.as_deref()
-    }
-    fn created(&self) -> Option<&str> {
-        self.created_date_time_utc.as_deref()
-    }
-    fn validate(&mut self, links: &Links<'_>, missing: MissingKeys) -> Result<(), Invalid> {
-        validate::individual_enrollment(self, links, missing)
-    }
-    fn stamp(&mut self, etag: String, now: String, created: String) {
-        // Derived on every read from the registration records, never stored.
-        self.registration_state = None;
-        self.etag = Some(etag);
-        self.last_updated_date_time_utc = Some(now);
-        self.created_date_time_utc = Some(created);
-    }
-    fn map(dps: &Dps) -> &DashMap<String, Self> {
-        &dps.enrollments
-    }
-    fn submit<'d>(
-        dps: &'d Dps,
-        key: &str,
-        before: Option<Self>,
-        after: Option<&Self>,
-    ) -> Result<Pending<'d, ()>, DpsError> {
-        dps.submit_enrollment(key, before, after)
-    }
+    /// A failed bulk item, with the id in the field of this kind.
     fn bulk_error(id: String, error: &DpsError) -> BulkEnrollmentOperationError {
+        let (registration_id, enrollment_group_id) = if Self::IS_GROUP {
+            (None, Some(id))
+        } else {
+            (Some(id), None)
+        };
         BulkEnrollmentOperationError {
-            registration_id: Some(id),
-            enrollment_group_id: None,
+            registration_id,
+            enrollment_group_id,
             error_code: error.code(),
             error_status: error.message().to_owned(),
         }
     }
 }
 
-impl EnrollmentKind for EnrollmentGroup {
-    const SUBJECT: &'static str = "Enrollment group";
-    const PLURAL: &'static str = "enrollment groups";
-    fn id(&self) -> &str {
-        &self.enrollment_group_id
-    }
-    fn etag(&self) -> Option<&str> {
-        self.etag.as_deref()
-    }
-    fn created(&self) -> Option<&str> {
-        self.created_date_time_utc.as_deref()
-    }
-    fn validate(&mut self, links: &Links<'_>, missing: MissingKeys) -> Result<(), Invalid> {
-        validate::enrollment_group(self, links, missing)
-    }
-    fn stamp(&mut self, etag: String, now: String, created: String) {
-        self.etag = Some(etag);
-        self.last_updated_date_time_utc = Some(now);
-        self.created_date_time_utc = Some(created);
-    }
-    fn map(dps: &Dps) -> &DashMap<String, Self> {
-        &dps.groups
-    }
-    fn submit<'d>(
-        dps: &'d Dps,
-        key: &str,
-        before: Option<Self>,
-        after: Option<&Self>,
-    ) -> Result<Pending<'d, ()>, DpsError> {
-        dps.submit_group(key, before, after)
-    }
+/// Implements [`EnrollmentKind`] from what differs: the id field (same name in the domain
+/// type and the JSON model), the map, the durable submit, the names in messages, and any
+/// overridden method.
+macro_rules! enrollment_kind {
+    (
+        $domain:ident, $wire:ident, id: $id:ident, map: $map:ident, submit: $submit:ident,
+        subject: $subject:literal, plural: $plural:literal, is_group: $group:literal
+        $(, $extra:item)* $(,)?
+    ) => {
+        impl EnrollmentKind for $domain {
+            type Wire = $wire;
+            const SUBJECT: &'static str = $subject;
+            const PLURAL: &'static str = $plural;
+            const IS_GROUP: bool = $group;
+            fn id(&self) -> &str {
+                &self.$id
+            }
+            fn core(&self) -> &EnrollmentCore {
+                &self.core
+            }
+            fn core_mut(&mut self) -> &mut EnrollmentCore {
+                &mut self.core
+            }
+            fn wire_id(wire: &$wire) -> &str {
+                &wire.$id
+            }
+            fn wire_etag(wire: &$wire) -> Option<&str> {
+                wire.etag.as_deref()
+            }
+            fn map(dps: &Dps) -> &DashMap<String, Self> {
+                &dps.$map
+            }
+            fn submit<'d>(
+                dps: &'d Dps,
+                key: &str,
+                before: Option<Self>,
+                after: Option<&Self>,
+            ) -> Result<Pending<'d, ()>, DpsError> {
+                dps.$submit(key, before, after)
+            }
+            $($extra)*
+        }
+    };
+}
+
+enrollment_kind!(
+    Individual, IndividualEnrollment, id: registration_id, map: enrollments,
+    submit: submit_enrollment, subject: "Enrollment", plural: "enrollments", is_group: false,
+);
+
+enrollment_kind!(
+    Group, EnrollmentGroup, id: enrollment_group_id, map: groups, submit: submit_group,
+    subject: "Enrollment group", plural: "enrollment groups", is_group: true,
     fn reindex(dps: &Dps, previous: Option<&Self>, current: Option<&Self>) {
         if let Some(previous) = previous {
             dps.x509_groups.remove(previous);
@@ -127,16 +127,8 @@ impl EnrollmentKind for EnrollmentGroup {
         if let Some(current) = current {
             dps.x509_groups.insert(current);
         }
-    }
-    fn bulk_error(id: String, error: &DpsError) -> BulkEnrollmentOperationError {
-        BulkEnrollmentOperationError {
-            registration_id: None,
-            enrollment_group_id: Some(id),
-            error_code: error.code(),
-            error_status: error.message().to_owned(),
-        }
-    }
-}
+    },
+);
 
 /// `Enrollment 'x' not found` / `Enrollment group 'x' not found`.
 pub(crate) fn not_found<E: EnrollmentKind>(id: &str) -> DpsError {
@@ -144,15 +136,22 @@ pub(crate) fn not_found<E: EnrollmentKind>(id: &str) -> DpsError {
 }
 
 impl Dps {
-    /// Validates and stores an entity under `precondition`, with a new etag and timestamps
+    /// The boundary: parses a wire enrollment or group (symmetric keys left out are
+    /// generated) and checks the hubs and CA certificates it names.
+    pub(crate) fn parse<E: EnrollmentKind>(&self, wire: &E::Wire) -> Result<E, DpsError> {
+        let entity = E::try_from(wire).map_err(|bad| DpsError::bad_request(bad.to_string()))?;
+        self.links(|links| entity.core().check_links(links))
+            .map_err(|bad| DpsError::bad_request(bad.to_string()))?;
+        Ok(entity)
+    }
+
+    /// Stores an entity under `precondition`, with a new etag and timestamps
     /// (`createdDateTimeUtc` kept from the entity it replaces). Returns what was stored.
     pub(crate) fn write<E: EnrollmentKind>(
         &self,
         mut entity: E,
         precondition: Precondition<'_>,
     ) -> Result<Pending<'_, E>, DpsError> {
-        self.links(|links| entity.validate(links, MissingKeys::Random))
-            .map_err(|bad| DpsError::bad_request(bad.to_string()))?;
         let subject = format!("{} '{}'", E::SUBJECT, entity.id());
         let now = utc_timestamp(SystemTime::now());
         let etag = etag::enrollment();
@@ -161,12 +160,13 @@ impl Dps {
         let key = entity.id().to_ascii_lowercase();
         let pending = match E::map(self).entry(key.clone()) {
             Entry::Occupied(mut stored) => {
-                precondition.check(Some(stored.get().etag()), &subject)?;
-                let created = stored
-                    .get()
-                    .created()
-                    .map_or_else(|| now.clone(), str::to_owned);
-                entity.stamp(etag, now, created);
+                let current = stored.get().core();
+                precondition.check(Some(current.etag.as_deref()), &subject)?;
+                let created = current
+                    .created_date_time_utc
+                    .clone()
+                    .unwrap_or_else(|| now.clone());
+                entity.core_mut().stamp(etag, now, created);
                 let pending = E::submit(self, &key, Some(stored.get().clone()), Some(&entity))?;
                 let previous = stored.insert(entity.clone());
                 E::reindex(self, Some(&previous), Some(&entity));
@@ -174,7 +174,7 @@ impl Dps {
             }
             Entry::Vacant(slot) => {
                 precondition.check(None, &subject)?;
-                entity.stamp(etag, now.clone(), now);
+                entity.core_mut().stamp(etag, now.clone(), now);
                 let pending = E::submit(self, &key, None, Some(&entity))?;
                 slot.insert(entity.clone());
                 E::reindex(self, None, Some(&entity));
@@ -195,7 +195,7 @@ impl Dps {
             Entry::Vacant(_) => Err(not_found::<E>(id)),
             Entry::Occupied(stored) => {
                 let subject = format!("{} '{id}'", E::SUBJECT);
-                precondition.check(Some(stored.get().etag()), &subject)?;
+                precondition.check(Some(stored.get().core().etag.as_deref()), &subject)?;
                 let pending = E::submit(self, &key, Some(stored.get().clone()), None)?;
                 let (_, previous) = stored.remove_entry();
                 E::reindex(self, Some(&previous), None);
@@ -211,7 +211,7 @@ impl Dps {
     pub(crate) fn bulk<E: EnrollmentKind>(
         &self,
         mode: BulkMode,
-        items: Vec<E>,
+        items: Vec<E::Wire>,
     ) -> Result<Pending<'_, BulkEnrollmentOperationResult>, DpsError> {
         if items.len() > MAX_BULK_ITEMS {
             return Err(DpsError::bad_request(format!(
@@ -223,8 +223,8 @@ impl Dps {
         let mut errors = Vec::new();
         let mut written = Pending::ready(());
         for item in items {
-            let id = item.id().to_owned();
-            let etag = item.etag().map(str::to_owned);
+            let id = E::wire_id(&item).to_owned();
+            let etag = E::wire_etag(&item).map(str::to_owned);
             let precondition = match mode {
                 BulkMode::Create => Precondition::Absent,
                 BulkMode::Update => Precondition::Present,
@@ -233,7 +233,10 @@ impl Dps {
             };
             let outcome = match mode {
                 BulkMode::Delete => self.remove::<E>(&id, precondition),
-                _ => self.write(item, precondition).map(|p| p.map(drop)),
+                _ => self
+                    .parse::<E>(&item)
+                    .and_then(|entity| self.write(entity, precondition))
+                    .map(|p| p.map(drop)),
             };
             match outcome {
                 Ok(item) => written = written.join(item).map(drop),

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use super::Dps;
+use super::enrollment::{Group, Individual};
 use super::error::DpsError;
-use super::model::{EnrollmentGroup, IndividualEnrollment};
 use super::registration::RegistrationRecord;
 use crate::certificates::CaCertificate;
 use crate::pending::{Pending, Settled};
@@ -36,8 +36,8 @@ impl Dps {
     pub(super) fn submit_enrollment(
         &self,
         key: &str,
-        before: Option<IndividualEnrollment>,
-        after: Option<&IndividualEnrollment>,
+        before: Option<Individual>,
+        after: Option<&Individual>,
     ) -> Result<Pending<'_, ()>, DpsError> {
         Ok(self.persistence.submit_entry(
             &dps_collection(ENROLLMENTS),
@@ -54,8 +54,8 @@ impl Dps {
     pub(super) fn submit_group(
         &self,
         key: &str,
-        before: Option<EnrollmentGroup>,
-        after: Option<&EnrollmentGroup>,
+        before: Option<Group>,
+        after: Option<&Group>,
     ) -> Result<Pending<'_, ()>, DpsError> {
         let pending = self.persistence.submit_entry(
             &dps_collection(GROUPS),
@@ -73,7 +73,7 @@ impl Dps {
                 return;
             }
             let restored = match (self.groups.get(&key), &before) {
-                (Some(current), Some(before)) => current.etag == before.etag,
+                (Some(current), Some(before)) => current.core.etag == before.core.etag,
                 (None, None) => true,
                 _ => false,
             };
@@ -109,7 +109,7 @@ impl Dps {
     pub fn restore(&self, snapshot: &mut crate::store::StoreSnapshot) -> Result<(), String> {
         let name = dps_collection(ENROLLMENTS);
         for (key, value) in snapshot.take(&name) {
-            match restore::<IndividualEnrollment>(&name, &key, value)? {
+            match restore::<Individual>(&name, &key, value)? {
                 Some(enrollment) => {
                     self.enrollments.insert(key, enrollment);
                 }
@@ -123,7 +123,7 @@ impl Dps {
             if let Some((_, previous)) = self.groups.remove(&key) {
                 self.x509_groups.remove(&previous);
             }
-            if let Some(group) = restore::<EnrollmentGroup>(&name, &key, value)? {
+            if let Some(group) = restore::<Group>(&name, &key, value)? {
                 self.x509_groups.insert(&group);
                 self.groups.insert(key, group);
             }

@@ -5,8 +5,7 @@
 
 use dashmap::DashMap;
 
-use super::model::{AttestationType, EnrollmentGroup};
-use crate::auth::x509;
+use super::enrollment::Group;
 
 #[derive(Default)]
 pub(crate) struct X509GroupIndex {
@@ -16,7 +15,7 @@ pub(crate) struct X509GroupIndex {
 }
 
 impl X509GroupIndex {
-    pub(crate) fn insert(&self, group: &EnrollmentGroup) {
+    pub(crate) fn insert(&self, group: &Group) {
         let id = group.enrollment_group_id.to_ascii_lowercase();
         for (map, key) in self.keys(group) {
             let mut ids = map.entry(key).or_default();
@@ -26,7 +25,7 @@ impl X509GroupIndex {
         }
     }
 
-    pub(crate) fn remove(&self, group: &EnrollmentGroup) {
+    pub(crate) fn remove(&self, group: &Group) {
         let id = group.enrollment_group_id.to_ascii_lowercase();
         for (map, key) in self.keys(group) {
             map.remove_if_mut(&key, |_, ids| {
@@ -57,27 +56,20 @@ impl X509GroupIndex {
             .unwrap_or_default()
     }
 
-    fn keys(&self, group: &EnrollmentGroup) -> Vec<(&DashMap<String, Vec<String>>, String)> {
+    fn keys(&self, group: &Group) -> Vec<(&DashMap<String, Vec<String>>, String)> {
         let mut keys = Vec::new();
-        if group.attestation.kind != AttestationType::X509 {
-            return keys;
-        }
-        let Some(x509) = &group.attestation.x509 else {
+        let Some(x509) = group.core.attestation.x509() else {
             return keys;
         };
-        for (_, cert) in x509.signing_certificates.iter().flat_map(|c| c.slots()) {
-            let Some(info) = cert
-                .certificate
-                .as_deref()
-                .and_then(|text| x509::decode_certificate(text).ok())
-                .and_then(|der| x509::inspect(&der).ok())
-            else {
-                continue;
-            };
-            keys.push((&self.thumbprints, info.sha256_thumbprint));
-            keys.push((&self.subjects, info.subject));
+        for info in x509
+            .signing_certificates()
+            .iter()
+            .filter_map(|c| c.info.as_ref())
+        {
+            keys.push((&self.thumbprints, info.sha256_thumbprint.clone()));
+            keys.push((&self.subjects, info.subject.clone()));
         }
-        for (_, name) in x509.ca_references.iter().flat_map(|r| r.names()) {
+        for name in x509.ca_references() {
             keys.push((&self.ca_names, name.to_ascii_lowercase()));
         }
         keys

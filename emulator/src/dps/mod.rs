@@ -3,19 +3,32 @@
 //! hand in an authenticated [`RegistrationIdentity`](attestation::RegistrationIdentity) and
 //! a request body, and send back what [`Dps::register`] / [`Dps::operation_status`] return.
 //! The service REST API's rules (ETags, queries, bulk operations) are in [`service`].
+//!
+//! Enrollments enter as the service API's JSON models ([`model`]) and are parsed once, at that
+//! boundary, into [`enrollment::Individual`] / [`enrollment::Group`] around one
+//! [`enrollment::EnrollmentCore`] whose [`Attestation`] holds decoded keys, parsed certificates
+//! or TPM public areas; everything past the boundary reads those, and `to_wire()` renders the
+//! JSON back as it was given.
 
 pub mod attestation;
 mod crud;
 pub mod custom_allocation;
 mod durable;
+mod enrolled_tpm;
+pub mod enrollment;
+pub mod enrollment_attestation;
+pub mod enrollment_x509;
 pub mod error;
 mod group_index;
 pub mod model;
 pub mod registration;
 pub mod service;
+pub mod tpm_challenge;
 pub mod validate;
 mod webhook_http;
 
+pub use enrolled_tpm::TpmEnrollment;
+pub use enrollment_attestation::{Attestation, EnrollmentKey, SymmetricKeys, TpmKey, TpmKeys};
 pub use webhook_http::HttpWebhook;
 
 use std::sync::Arc;
@@ -28,12 +41,10 @@ use crate::auth::x509::CertificateInfo;
 use crate::certificates::CertificateStore;
 use crate::hub::Hubs;
 use custom_allocation::AllocationWebhook;
+use enrollment::{Group, Individual};
 use error::DpsError;
 use group_index::X509GroupIndex;
-use model::{
-    AllocationPolicy, AttestationType, DeviceRegistrationState, EnrollmentGroup,
-    IndividualEnrollment,
-};
+use model::{AllocationPolicy, DeviceRegistrationState, EnrollmentGroup, IndividualEnrollment};
 use registration::{Operation, RegistrationRecord};
 use service::Precondition;
 use validate::Links;
@@ -71,8 +82,8 @@ pub struct Dps {
     hubs: Arc<Hubs>,
     timing: DpsTiming,
     /// Keys are lower-cased: registration and group ids are case-insensitive.
-    enrollments: DashMap<String, IndividualEnrollment>,
-    groups: DashMap<String, EnrollmentGroup>,
+    enrollments: DashMap<String, Individual>,
+    groups: DashMap<String, Group>,
     registrations: DashMap<String, RegistrationRecord>,
     operations: DashMap<String, Operation>,
     /// The newest operation per registration, so superseded ones can be dropped.
@@ -85,6 +96,8 @@ pub struct Dps {
     persistence: Arc<crate::persistence::Persistence>,
     /// Makes custom-allocation webhook calls.
     webhook: Arc<dyn AllocationWebhook>,
+    /// Identity keys issued to TPM devices, until they sign with them.
+    tpm_challenges: tpm_challenge::TpmChallenges,
 }
 
 impl Dps {
@@ -112,6 +125,7 @@ impl Dps {
             default_allocation: AllocationPolicy::Hashed,
             location: None,
             webhook: Arc::new(HttpWebhook),
+            tpm_challenges: tpm_challenge::TpmChallenges::default(),
         }
     }
 
@@ -137,7 +151,7 @@ impl Dps {
     /// documented order: the group of the first intermediate, then the next, up to the root
     /// (which the device may not have sent: then its issuer name is used). Looked up by index,
     /// never by scanning every group.
-    pub fn x509_groups_for_chain(&self, chain: &[CertificateInfo]) -> Vec<EnrollmentGroup> {
+    pub fn x509_groups_for_chain(&self, chain: &[CertificateInfo]) -> Vec<Group> {
         let mut ids: Vec<String> = Vec::new();
         let mut add = |found: Vec<String>| {
             for id in found {
@@ -161,9 +175,7 @@ impl Dps {
                 add(self.x509_groups.by_ca_name(&name));
             }
         }
-        ids.iter()
-            .filter_map(|id| self.enrollment_group(id))
-            .collect()
+        ids.iter().filter_map(|id| self.group(id)).collect()
     }
 
     fn links<T>(&self, check: impl FnOnce(&Links<'_>) -> T) -> T {
@@ -195,33 +207,47 @@ impl Dps {
         self.timing
     }
 
-    pub fn individual_enrollment(&self, registration_id: &str) -> Option<IndividualEnrollment> {
+    /// The individual enrollment for `registration_id` (any case), parsed.
+    pub fn individual(&self, registration_id: &str) -> Option<Individual> {
         self.enrollments
             .get(&registration_id.to_ascii_lowercase())
             .map(|e| e.clone())
     }
 
-    pub fn enrollment_group(&self, group_id: &str) -> Option<EnrollmentGroup> {
+    /// The enrollment group `group_id` (any case), parsed.
+    pub fn group(&self, group_id: &str) -> Option<Group> {
         self.groups
             .get(&group_id.to_ascii_lowercase())
             .map(|g| g.clone())
     }
 
+    /// The individual enrollment for `registration_id`, as the service API's JSON model.
+    pub fn individual_enrollment(&self, registration_id: &str) -> Option<IndividualEnrollment> {
+        self.individual(registration_id).map(|e| e.to_wire())
+    }
+
+    /// The enrollment group `group_id`, as the service API's JSON model.
+    pub fn enrollment_group(&self, group_id: &str) -> Option<EnrollmentGroup> {
+        self.group(group_id).map(|g| g.to_wire())
+    }
+
+    /// Every individual enrollment, by registration id, as JSON models.
     pub fn enrollments(&self) -> Vec<IndividualEnrollment> {
-        let mut all: Vec<_> = self.enrollments.iter().map(|e| e.clone()).collect();
+        let mut all: Vec<_> = self.enrollments.iter().map(|e| e.to_wire()).collect();
         all.sort_by(|a, b| a.registration_id.cmp(&b.registration_id));
         all
     }
 
+    /// Every enrollment group, by id, as JSON models.
     pub fn enrollment_groups(&self) -> Vec<EnrollmentGroup> {
-        let mut all: Vec<_> = self.groups.iter().map(|g| g.clone()).collect();
+        let mut all: Vec<_> = self.groups.iter().map(|g| g.to_wire()).collect();
         all.sort_by(|a, b| a.enrollment_group_id.cmp(&b.enrollment_group_id));
         all
     }
 
     /// Symmetric-key groups a device might belong to, the one it registered through last time
     /// first, so returning devices are matched with one HMAC.
-    pub fn symmetric_key_groups_for(&self, registration_id: &str) -> Vec<EnrollmentGroup> {
+    pub fn symmetric_key_groups_for(&self, registration_id: &str) -> Vec<Group> {
         let previous = self
             .registrations
             .get(&registration_id.to_ascii_lowercase())
@@ -229,10 +255,10 @@ impl Dps {
                 EnrollmentRef::Group(g) => Some(g.to_ascii_lowercase()),
                 EnrollmentRef::Individual(_) => None,
             });
-        let mut groups: Vec<EnrollmentGroup> = self
+        let mut groups: Vec<Group> = self
             .groups
             .iter()
-            .filter(|g| g.attestation.kind == AttestationType::SymmetricKey)
+            .filter(|g| matches!(g.core.attestation, Attestation::SymmetricKey(_)))
             .map(|g| g.clone())
             .collect();
         groups.sort_by_key(|g| {
@@ -253,9 +279,9 @@ impl Dps {
         &self,
         enrollment: IndividualEnrollment,
     ) -> Result<IndividualEnrollment, DpsError> {
-        Ok(self
-            .write(enrollment, Precondition::Unconditional)?
-            .wait()?)
+        let parsed: Individual = self.parse(&enrollment)?;
+        let stored = self.write(parsed, Precondition::Unconditional)?.wait()?;
+        Ok(stored.to_wire())
     }
 
     /// Creates or replaces an enrollment group, like [`Dps::create_or_update_enrollment`].
@@ -263,19 +289,21 @@ impl Dps {
         &self,
         group: EnrollmentGroup,
     ) -> Result<EnrollmentGroup, DpsError> {
-        Ok(self.write(group, Precondition::Unconditional)?.wait()?)
+        let parsed: Group = self.parse(&group)?;
+        let stored = self.write(parsed, Precondition::Unconditional)?.wait()?;
+        Ok(stored.to_wire())
     }
 
     /// Deletes an individual enrollment; false when there was none or the deletion could not
     /// be stored. Blocks like [`Dps::create_or_update_enrollment`].
     pub fn delete_enrollment(&self, registration_id: &str) -> bool {
-        self.remove::<IndividualEnrollment>(registration_id, Precondition::Unconditional)
+        self.remove::<Individual>(registration_id, Precondition::Unconditional)
             .is_ok_and(|pending| pending.wait().is_ok())
     }
 
     /// Deletes an enrollment group, like [`Dps::delete_enrollment`].
     pub fn delete_enrollment_group(&self, group_id: &str) -> bool {
-        self.remove::<EnrollmentGroup>(group_id, Precondition::Unconditional)
+        self.remove::<Group>(group_id, Precondition::Unconditional)
             .is_ok_and(|pending| pending.wait().is_ok())
     }
 

@@ -5,8 +5,6 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::auth::x509;
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IndividualEnrollment {
@@ -56,6 +54,54 @@ pub struct IndividualEnrollment {
     pub extra: Map<String, Value>,
 }
 
+/// Constructors for the Rust API (`emulator.dps().create_or_update_enrollment(…)`); every
+/// other field can be set on the result.
+impl IndividualEnrollment {
+    /// An enabled enrollment with `attestation` and nothing else set.
+    pub fn new(registration_id: &str, attestation: AttestationMechanism) -> IndividualEnrollment {
+        IndividualEnrollment {
+            registration_id: registration_id.to_owned(),
+            device_id: None,
+            attestation,
+            iot_hub_host_name: None,
+            iot_hubs: None,
+            initial_twin: None,
+            provisioning_status: ProvisioningStatus::Enabled,
+            etag: None,
+            registration_state: None,
+            created_date_time_utc: None,
+            last_updated_date_time_utc: None,
+            allocation_policy: None,
+            reprovision_policy: None,
+            custom_allocation_definition: None,
+            extra: Map::new(),
+        }
+    }
+
+    /// A symmetric-key enrollment; keys left `None` are generated when it is stored.
+    pub fn symmetric_key(
+        registration_id: &str,
+        primary_key: Option<&str>,
+        secondary_key: Option<&str>,
+    ) -> IndividualEnrollment {
+        let attestation = AttestationMechanism::symmetric_key(primary_key, secondary_key);
+        IndividualEnrollment::new(registration_id, attestation)
+    }
+
+    /// A TPM enrollment: the device's endorsement key and, optionally, its storage root key,
+    /// each base64 of its `TPM2B_PUBLIC`. The registration id must be lower-case letters,
+    /// digits and `-` (what the SDKs derive from the EK:
+    /// [`registration_id_from_ek`](crate::auth::tpm::registration_id_from_ek)).
+    pub fn tpm(
+        registration_id: &str,
+        endorsement_key: &str,
+        storage_root_key: Option<&str>,
+    ) -> IndividualEnrollment {
+        let attestation = AttestationMechanism::tpm(endorsement_key, storage_root_key);
+        IndividualEnrollment::new(registration_id, attestation)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EnrollmentGroup {
@@ -93,6 +139,27 @@ pub struct EnrollmentGroup {
     pub custom_allocation_definition: Option<Value>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+impl EnrollmentGroup {
+    /// An enabled group with `attestation` and nothing else set, for the Rust API.
+    pub fn new(enrollment_group_id: &str, attestation: AttestationMechanism) -> EnrollmentGroup {
+        EnrollmentGroup {
+            enrollment_group_id: enrollment_group_id.to_owned(),
+            attestation,
+            iot_hub_host_name: None,
+            iot_hubs: None,
+            initial_twin: None,
+            provisioning_status: ProvisioningStatus::Enabled,
+            etag: None,
+            created_date_time_utc: None,
+            last_updated_date_time_utc: None,
+            allocation_policy: None,
+            reprovision_policy: None,
+            custom_allocation_definition: None,
+            extra: Map::new(),
+        }
+    }
 }
 
 /// Read-only fields are ignored on every write, so a body (a fixture exported from a real DPS,
@@ -173,9 +240,48 @@ pub struct AttestationMechanism {
     pub symmetric_key: Option<SymmetricKeyAttestation>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub x509: Option<X509Attestation>,
-    /// TPM attestation is stored as given; it is not interpreted yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tpm: Option<Value>,
+    pub tpm: Option<TpmAttestation>,
+}
+
+/// `TpmAttestation`: the device TPM's endorsement key and, optionally, its storage root key,
+/// each a base64 `TPM2B_PUBLIC`. The endorsement key is required; it is optional here so that
+/// its absence is reported with the enrollment's JSON path instead of as a parse error.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TpmAttestation {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endorsement_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_root_key: Option<String>,
+}
+
+impl AttestationMechanism {
+    /// Symmetric keys; keys left `None` are generated when the enrollment is stored.
+    pub fn symmetric_key(primary_key: Option<&str>, secondary_key: Option<&str>) -> Self {
+        AttestationMechanism {
+            kind: AttestationType::SymmetricKey,
+            symmetric_key: Some(SymmetricKeyAttestation {
+                primary_key: primary_key.map(str::to_owned),
+                secondary_key: secondary_key.map(str::to_owned),
+            }),
+            x509: None,
+            tpm: None,
+        }
+    }
+
+    /// A TPM's endorsement key and, optionally, storage root key (base64 `TPM2B_PUBLIC`s).
+    pub fn tpm(endorsement_key: &str, storage_root_key: Option<&str>) -> Self {
+        AttestationMechanism {
+            kind: AttestationType::Tpm,
+            symmetric_key: None,
+            x509: None,
+            tpm: Some(TpmAttestation {
+                endorsement_key: Some(endorsement_key.to_owned()),
+                storage_root_key: storage_root_key.map(str::to_owned),
+            }),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -224,27 +330,6 @@ pub struct X509CertificateWithInfo {
     pub certificate: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub info: Option<Value>,
-}
-
-impl X509CertificateWithInfo {
-    /// Thumbprints (normalised hex) identifying the certificate: SHA-1 and SHA-256 of the
-    /// certificate when present, else whatever `info` carries.
-    pub fn thumbprints(&self) -> Vec<String> {
-        if let Some(der) = self
-            .certificate
-            .as_deref()
-            .and_then(|t| x509::decode_certificate(t).ok())
-        {
-            let (sha1, sha256) = x509::thumbprints(&der);
-            return vec![sha1, sha256];
-        }
-        ["sha1Thumbprint", "sha256Thumbprint"]
-            .into_iter()
-            .filter_map(|key| self.info.as_ref()?.get(key)?.as_str())
-            .map(x509::normalize_thumbprint)
-            .filter(|t| !t.is_empty())
-            .collect()
-    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -315,6 +400,9 @@ pub struct DeviceRegistrationState {
     /// `{certificateInfo, enrollmentGroupId?, signingCertificateInfo?}` for X.509 devices.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub x509: Option<Value>,
+    /// `{authenticationKey}` for an assigned TPM device: its hub key, wrapped for its TPM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpm: Option<Value>,
 }
 
 /// `RegistrationOperationStatus`: the body of every register/poll response.

@@ -1,6 +1,8 @@
-//! Validation of enrollments and enrollment groups, shared by fixture loading and every
-//! other way enrollments enter DPS, so all of them accept and reject the same things.
-//! Errors carry a JSON path relative to the enrollment object.
+//! The field rules of enrollments and enrollment groups (ids, hubs, allocation, initial twin,
+//! free-form nesting, X.509 references, TPM registration ids), applied by the typed
+//! conversions in [`super::enrollment`] that every way into DPS goes through (fixtures, the
+//! service API, the library), so all of them accept and reject the same things. Errors carry
+//! a JSON path relative to the enrollment object.
 
 use std::fmt;
 
@@ -9,12 +11,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::Value;
 use sha2::{Digest, Sha512};
 
-use super::model::{
-    AllocationPolicy, AttestationMechanism, AttestationType, EnrollmentGroup, IndividualEnrollment,
-    X509Attestation,
-};
+use super::model::AllocationPolicy;
 use crate::auth::keys::SymmetricKey;
-use crate::auth::x509;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invalid {
@@ -23,7 +21,7 @@ pub struct Invalid {
 }
 
 impl Invalid {
-    fn new(path: impl Into<String>, reason: impl Into<String>) -> Invalid {
+    pub(crate) fn new(path: impl Into<String>, reason: impl Into<String>) -> Invalid {
         Invalid {
             path: path.into(),
             reason: reason.into(),
@@ -37,82 +35,15 @@ impl fmt::Display for Invalid {
     }
 }
 
-/// How to fill symmetric keys an enrollment leaves out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MissingKeys {
-    /// Derived from the enrollment's id: the same fixture gives the same keys on every run.
-    Deterministic,
-    /// 64 random bytes, as the portal's "auto-generate keys" does.
-    Random,
-}
-
 /// What an enrollment may refer to: linked hubs and the DPS certificate store.
 pub struct Links<'a> {
     pub hub_exists: &'a dyn Fn(&str) -> bool,
     pub ca_exists: &'a dyn Fn(&str) -> bool,
 }
 
-/// Checks an individual enrollment.
-pub fn individual_enrollment(
-    enrollment: &mut IndividualEnrollment,
-    links: &Links<'_>,
-    missing: MissingKeys,
-) -> Result<(), Invalid> {
-    registration_id("registrationId", &enrollment.registration_id)?;
-    if let Some(id) = &enrollment.device_id {
-        device_id("deviceId", id)?;
-    }
-    hub_refs(
-        &enrollment.iot_hub_host_name,
-        &enrollment.iot_hubs,
-        links.hub_exists,
-    )?;
-    allocation(
-        enrollment.allocation_policy,
-        &enrollment.iot_hub_host_name,
-        &enrollment.iot_hubs,
-        &enrollment.custom_allocation_definition,
-    )?;
-    initial_twin(enrollment.initial_twin.as_ref())?;
-    nesting(&*enrollment)?;
-    let seed = ("enrollment", enrollment.registration_id.as_str());
-    attestation(&mut enrollment.attestation, seed, missing, links)
-}
-
-/// Checks an enrollment group, like [`individual_enrollment`].
-pub fn enrollment_group(
-    group: &mut EnrollmentGroup,
-    links: &Links<'_>,
-    missing: MissingKeys,
-) -> Result<(), Invalid> {
-    registration_id("enrollmentGroupId", &group.enrollment_group_id)?;
-    hub_refs(&group.iot_hub_host_name, &group.iot_hubs, links.hub_exists)?;
-    allocation(
-        group.allocation_policy,
-        &group.iot_hub_host_name,
-        &group.iot_hubs,
-        &group.custom_allocation_definition,
-    )?;
-    if group
-        .attestation
-        .x509
-        .as_ref()
-        .is_some_and(|x| x.client_certificates.is_some())
-    {
-        return Err(Invalid::new(
-            "attestation.x509.clientCertificates",
-            "an enrollment group takes signingCertificates or caReferences, not device certificates",
-        ));
-    }
-    initial_twin(group.initial_twin.as_ref())?;
-    nesting(&*group)?;
-    let seed = ("enrollmentGroup", group.enrollment_group_id.as_str());
-    attestation(&mut group.attestation, seed, missing, links)
-}
-
 /// The twin devices are created with must be one the hub accepts (tags, desired properties,
 /// key rules, depth and sizes).
-fn initial_twin(initial: Option<&Value>) -> Result<(), Invalid> {
+pub(crate) fn initial_twin(initial: Option<&Value>) -> Result<(), Invalid> {
     match initial {
         None | Some(Value::Null) => Ok(()),
         Some(twin) => crate::hub::twin::validate_initial_twin(twin)
@@ -144,27 +75,11 @@ pub fn nesting_within(value: &Value, max: usize) -> bool {
     true
 }
 
-fn nesting(enrollment: &impl serde::Serialize) -> Result<(), Invalid> {
-    let value = serde_json::to_value(enrollment)
-        .map_err(|e| Invalid::new("", format!("not representable as JSON: {e}")))?;
-    if nesting_within(&value, MAX_FREE_FORM_DEPTH) {
-        Ok(())
-    } else {
-        Err(Invalid::new(
-            "",
-            format!("nested deeper than {MAX_FREE_FORM_DEPTH} levels"),
-        ))
-    }
-}
-
 /// Registration and group ids (protocol.md §4): 1–128 ASCII alphanumerics and `- . _ :`,
 /// ending in an alphanumeric or `-` (so `.` and `..` are not ids). A valid registration id is
 /// also a valid device id, which groups rely on: their devices are named after it.
 pub fn registration_id(path: &str, id: &str) -> Result<(), Invalid> {
-    match registration_id_problem(id) {
-        None => Ok(()),
-        Some(problem) => Err(Invalid::new(path, problem)),
-    }
+    at(path, registration_id_problem(id))
 }
 
 /// Why `id` is not a valid registration id, or `None` when it is.
@@ -178,19 +93,43 @@ pub fn registration_id_problem(id: &str) -> Option<String> {
             .chars()
             .next_back()
             .is_some_and(|c| c.is_ascii_alphanumeric() || c == '-');
-    if ok {
-        None
-    } else {
-        Some(format!(
+    (!ok).then(|| {
+        format!(
             "'{}' is not a valid id (1-128 characters: letters, digits, - . _ :, ending in a letter, digit or -)",
             id.escape_debug()
-        ))
-    }
+        )
+    })
+}
+
+/// Registration ids of TPM enrollments: Azure documents them as lower-case alphanumerics and
+/// `-`, up to 128 characters (the SDKs derive them from the EK in lower-case base32).
+pub fn tpm_registration_id(path: &str, id: &str) -> Result<(), Invalid> {
+    at(path, tpm_registration_id_problem(id))
+}
+
+/// Why `id` is not a valid registration id for a TPM enrollment, or `None` when it is.
+pub fn tpm_registration_id_problem(id: &str) -> Option<String> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    (!ok).then(|| {
+        format!(
+            "'{}' is not a valid registration id for a TPM enrollment (1-128 characters: lower-case letters, digits and -)",
+            id.escape_debug()
+        )
+    })
 }
 
 /// IoT Hub device ids: the hub's own rule ([`crate::hub::registry::validate_device_id`]).
 pub fn device_id(path: &str, id: &str) -> Result<(), Invalid> {
-    match crate::hub::registry::device_id_problem(id) {
+    at(path, crate::hub::registry::device_id_problem(id))
+}
+
+/// `problem`, if any, as an error at `path`.
+fn at(path: &str, problem: Option<String>) -> Result<(), Invalid> {
+    match problem {
         None => Ok(()),
         Some(problem) => Err(Invalid::new(path, problem)),
     }
@@ -203,7 +142,7 @@ pub fn symmetric_key(path: &str, key: &str) -> Result<SymmetricKey, Invalid> {
 }
 
 /// `static` names exactly one hub; `custom` needs a webhook definition.
-fn allocation(
+pub(crate) fn allocation(
     policy: Option<AllocationPolicy>,
     single: &Option<String>,
     list: &Option<Vec<String>>,
@@ -240,7 +179,8 @@ fn allocation(
     }
 }
 
-fn hub_refs(
+/// Every hub named is a linked hub.
+pub(crate) fn hub_refs(
     single: &Option<String>,
     list: &Option<Vec<String>>,
     hub_exists: &dyn Fn(&str) -> bool,
@@ -261,86 +201,6 @@ fn hub_refs(
                 format!("hub '{host}' is not a linked hub"),
             ));
         }
-    }
-    Ok(())
-}
-
-fn attestation(
-    attestation: &mut AttestationMechanism,
-    (kind, id): (&str, &str),
-    missing: MissingKeys,
-    links: &Links<'_>,
-) -> Result<(), Invalid> {
-    match attestation.kind {
-        AttestationType::SymmetricKey => {}
-        AttestationType::X509 => return x509_attestation(attestation.x509.as_ref(), links),
-        AttestationType::Tpm | AttestationType::None => return Ok(()),
-    }
-    let keys = attestation
-        .symmetric_key
-        .get_or_insert_with(Default::default);
-    for (slot, key) in [
-        ("primaryKey", &mut keys.primary_key),
-        ("secondaryKey", &mut keys.secondary_key),
-    ] {
-        match key {
-            Some(k) => {
-                symmetric_key(&format!("attestation.symmetricKey.{slot}"), k)?;
-            }
-            None => {
-                *key = Some(match missing {
-                    MissingKeys::Deterministic => deterministic_key(kind, id, slot),
-                    MissingKeys::Random => random_key(),
-                })
-            }
-        }
-    }
-    Ok(())
-}
-
-/// X.509 attestation needs at least one usable certificate or CA reference; certificates must
-/// decode (or, as in exports from a real DPS, carry thumbprints in `info`), references must
-/// name a certificate in the DPS store.
-fn x509_attestation(x509: Option<&X509Attestation>, links: &Links<'_>) -> Result<(), Invalid> {
-    let base = "attestation.x509";
-    let x509 = x509.ok_or_else(|| Invalid::new(base, "required when type is x509"))?;
-    let mut usable = 0;
-    for (group, certs) in [
-        ("clientCertificates", &x509.client_certificates),
-        ("signingCertificates", &x509.signing_certificates),
-    ] {
-        for (slot, cert) in certs.iter().flat_map(|c| c.slots()) {
-            let path = format!("{base}.{group}.{slot}");
-            match &cert.certificate {
-                Some(text) => {
-                    x509::decode_certificate(text)
-                        .map_err(|e| Invalid::new(format!("{path}.certificate"), e.to_string()))?;
-                }
-                None if group == "clientCertificates" && !cert.thumbprints().is_empty() => {}
-                None => {
-                    return Err(Invalid::new(
-                        format!("{path}.certificate"),
-                        "a certificate (PEM or base64 DER) is required",
-                    ));
-                }
-            }
-            usable += 1;
-        }
-    }
-    for (slot, name) in x509.ca_references.iter().flat_map(|r| r.names()) {
-        if !(links.ca_exists)(name) {
-            return Err(Invalid::new(
-                format!("{base}.caReferences.{slot}"),
-                format!("no certificate named '{name}' in the DPS certificate store"),
-            ));
-        }
-        usable += 1;
-    }
-    if usable == 0 {
-        return Err(Invalid::new(
-            base,
-            "needs clientCertificates, signingCertificates or caReferences",
-        ));
     }
     Ok(())
 }

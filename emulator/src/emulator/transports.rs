@@ -45,6 +45,7 @@ pub(super) fn spawn(
     });
     let amqp_ctx = Arc::new(AmqpContext {
         hubs: domain.hubs.clone(),
+        dps: domain.dps.clone(),
         limits: builder.amqp_limits,
         port: amqp_addrs.first().map(|a| a.port()).unwrap_or(0),
         shutdown: shutdown.signal(),

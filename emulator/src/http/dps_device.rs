@@ -9,8 +9,15 @@
 //!
 //! Credentials: a SAS token in `Authorization` or the TLS client certificate; errors are
 //! `ProvisioningServiceErrorDetails` with `x-ms-error-code`.
+//!
+//! TPM devices (protocol.md §3.3): a `register` for a TPM enrollment without a valid token but
+//! with `tpm: {endorsementKey, storageRootKey}` in its body is answered 401 with the challenge
+//! (`authenticationKey`, `keyName`, no `status`) from [`crate::dps::tpm_challenge`]; the device's
+//! next requests carry a SAS token signed with the key it imported, verified like any other.
 
 use std::time::SystemTime;
+
+use hyper::Method;
 
 use super::HttpContext;
 use super::reply::{self, Refusal, Reply};
@@ -19,6 +26,7 @@ use crate::auth::AuthError;
 use crate::dps::attestation::RegistrationIdentity;
 use crate::dps::error::DpsError;
 use crate::dps::registration::RegistrationReply;
+use crate::dps::tpm_challenge::TpmDevice;
 
 /// The check on the head (the credential), run by the router before the body is read; the
 /// route's handler makes it again.
@@ -28,9 +36,57 @@ pub(super) fn admit(
     id_scope: &str,
     registration_id: &str,
 ) -> Result<(), Refusal> {
-    authenticate(ctx, req, id_scope, registration_id)
-        .map(drop)
-        .map_err(|e| Box::new(refused(&e)))
+    match authenticate(ctx, req, id_scope, registration_id) {
+        Ok(_) => Ok(()),
+        // A TPM device's first register carries no token; its body (EK, SRK) decides.
+        Err(e) if may_be_challenged(ctx, req, id_scope, registration_id, &e) => Ok(()),
+        Err(e) => Err(Box::new(refused(&e))),
+    }
+}
+
+/// Whether a refused request may still be answered with a TPM challenge: a `register` (PUT)
+/// for a TPM enrollment.
+fn may_be_challenged(
+    ctx: &HttpContext,
+    req: &Request<'_>,
+    id_scope: &str,
+    registration_id: &str,
+    error: &AuthError,
+) -> bool {
+    req.method == Method::PUT
+        && !matches!(error, AuthError::InvalidRegistrationId(_))
+        && ctx.dps.is_tpm_registration(id_scope, registration_id)
+}
+
+/// The 401 TPM challenge for a register body that carries `tpm`, or `None` when the request
+/// is not a TPM device's. A `tpm` object that cannot be read is a 400 (400004).
+fn tpm_challenge(
+    ctx: &HttpContext,
+    req: &Request<'_>,
+    id_scope: &str,
+    registration_id: &str,
+    error: &AuthError,
+) -> Option<Reply> {
+    if !may_be_challenged(ctx, req, id_scope, registration_id, error) {
+        return None;
+    }
+    let body: serde_json::Value = serde_json::from_slice(&req.body).ok()?;
+    let tpm = body.get("tpm")?;
+    let device = match TpmDevice::from_registration_json(tpm) {
+        Ok(device) => device,
+        Err(e) => {
+            tracing::warn!(%registration_id, reason = %e, "TPM register refused: unreadable tpm keys");
+            return Some(reply::dps_error(&DpsError::bad_request(format!(
+                "Invalid request body: tpm: {e}"
+            ))));
+        }
+    };
+    Some(
+        match ctx.dps.tpm_challenge(id_scope, registration_id, device) {
+            Ok(challenge) => reply::json(401, &challenge.to_json()),
+            Err(e) => refused(&e),
+        },
+    )
 }
 
 /// `PUT /{idScope}/registrations/{registrationId}/register`
@@ -42,7 +98,9 @@ pub(super) fn register(
 ) -> Reply {
     match authenticate(ctx, req, id_scope, registration_id) {
         Ok(who) => registration_reply(ctx.dps.register(&who, &req.body), id_scope, registration_id),
-        Err(e) => refused(&e),
+        Err(e) => {
+            tpm_challenge(ctx, req, id_scope, registration_id, &e).unwrap_or_else(|| refused(&e))
+        }
     }
 }
 

@@ -13,7 +13,8 @@
 //! * [`protector`] — checks that an EK/SRK is a storage key secrets can be wrapped to;
 //! * [`credential`] — MakeCredential; [`identity_key`] and [`duplicate`] — the HMAC key and
 //!   its import wrapping; [`authentication_key`] — the blob the device receives;
-//! * [`token`] — verifying the SAS the device signs with the imported key.
+//! * [`token`] — verifying the SAS the device signs with the imported key;
+//! * [`software`] — the device side in software (activate, import, HMAC), for tests.
 //!
 //! Which enrollment an EK matches and when a challenge is sent are DPS decisions (`dps`).
 //! The unit tests replay blobs that Debian's `swtpm` accepted (testdata/README.md).
@@ -30,6 +31,7 @@ pub mod protector;
 pub mod public;
 pub mod registration_id;
 pub mod secret;
+pub mod software;
 pub mod symmetric;
 pub mod token;
 pub mod wire;

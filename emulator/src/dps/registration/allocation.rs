@@ -7,13 +7,13 @@ use sha2::{Digest, Sha256};
 
 use super::Operation;
 use crate::auth::keys::SymmetricKey;
-use crate::dps::attestation::enrollment_keys;
 use crate::dps::custom_allocation::{self, DecisionSlot};
+use crate::dps::enrollment::EnrollmentCore;
 use crate::dps::error::assignment;
 use crate::dps::model::{
-    AllocationPolicy, DeviceRegistrationState, ProvisioningStatus, RegistrationStatus,
-    ReprovisionPolicy, X509CertificateWithInfo,
+    AllocationPolicy, DeviceRegistrationState, RegistrationStatus, ReprovisionPolicy,
 };
+use crate::dps::tpm_challenge;
 use crate::dps::{Dps, EnrollmentRef};
 use crate::hub::Hub;
 use crate::hub::device::DeviceAuthentication;
@@ -30,56 +30,70 @@ pub(super) struct AssignmentInput {
     pub(super) reprovision: ReprovisionPolicy,
 }
 
+impl AssignmentInput {
+    /// What the enrollment core says; the caller sets the device and group ids.
+    fn from_core(core: &EnrollmentCore, authentication: DeviceAuthentication) -> AssignmentInput {
+        AssignmentInput {
+            enabled: core.enabled(),
+            device_id: String::new(),
+            authentication,
+            initial_twin: core.initial_twin.clone(),
+            candidate_hubs: core.listed_hubs(),
+            group_id: None,
+            allocation: core.allocation_policy,
+            reprovision: core.reprovision_policy.unwrap_or_default(),
+        }
+    }
+}
+
 impl Dps {
     /// Reads the enrollment again, so changes made since `register` apply.
     pub(super) fn assignment_input(&self, operation: &Operation) -> Option<AssignmentInput> {
         match &operation.enrollment {
             EnrollmentRef::Individual(id) => {
-                let e = self.individual_enrollment(id)?;
+                let e = self.individual(id)?;
                 let authentication = match &operation.x509 {
                     // Matched by its own certificate: the hub knows it by thumbprint.
                     Some(x509) if x509.signing_certificate.is_none() => {
-                        let certs = e.attestation.x509.as_ref()?.client_certificates.as_ref()?;
-                        let thumbprint = |c: &Option<X509CertificateWithInfo>| {
-                            c.as_ref().and_then(|c| c.thumbprints().pop())
+                        let trust = e.core.attestation.x509()?;
+                        // The SHA-256 thumbprint when known (the last one listed).
+                        let thumbprint = |slot| {
+                            trust
+                                .client_certificate(slot)
+                                .and_then(|c| c.thumbprints.last().cloned())
                         };
                         DeviceAuthentication::SelfSigned {
-                            primary_thumbprint: thumbprint(&certs.primary),
-                            secondary_thumbprint: thumbprint(&certs.secondary),
+                            primary_thumbprint: thumbprint("primary"),
+                            secondary_thumbprint: thumbprint("secondary"),
                         }
                     }
                     Some(x509) => DeviceAuthentication::CertificateAuthority {
                         provisioning_anchors: x509.anchors.clone(),
                     },
+                    // DPS chooses a TPM device's hub keys; the device gets them wrapped.
+                    None if operation.tpm.is_some() => tpm_challenge::new_hub_keys().ok()?,
                     None => {
-                        let (primary, secondary) =
-                            key_pair(enrollment_keys(e.attestation.symmetric_key.as_ref()))?;
+                        let (primary, secondary) = key_pair(&e.core)?;
                         DeviceAuthentication::Sas { primary, secondary }
                     }
                 };
                 Some(AssignmentInput {
-                    enabled: e.provisioning_status == ProvisioningStatus::Enabled,
                     device_id: e
                         .device_id
                         .clone()
                         .unwrap_or_else(|| operation.registration_id.clone()),
-                    authentication,
-                    initial_twin: e.initial_twin.clone(),
-                    candidate_hubs: candidates(&e.iot_hubs, &e.iot_hub_host_name),
                     group_id: None,
-                    allocation: e.allocation_policy,
-                    reprovision: e.reprovision_policy.unwrap_or_default(),
+                    ..AssignmentInput::from_core(&e.core, authentication)
                 })
             }
             EnrollmentRef::Group(id) => {
-                let g = self.enrollment_group(id)?;
+                let g = self.group(id)?;
                 let authentication = match &operation.x509 {
                     Some(x509) => DeviceAuthentication::CertificateAuthority {
                         provisioning_anchors: x509.anchors.clone(),
                     },
                     None => {
-                        let (primary, secondary) =
-                            key_pair(enrollment_keys(g.attestation.symmetric_key.as_ref()))?;
+                        let (primary, secondary) = key_pair(&g.core)?;
                         let derive =
                             |k: &SymmetricKey| k.derive_device_key(&operation.registration_id);
                         DeviceAuthentication::Sas {
@@ -89,14 +103,9 @@ impl Dps {
                     }
                 };
                 Some(AssignmentInput {
-                    enabled: g.provisioning_status == ProvisioningStatus::Enabled,
                     device_id: operation.registration_id.clone(),
-                    authentication,
-                    initial_twin: g.initial_twin.clone(),
-                    candidate_hubs: candidates(&g.iot_hubs, &g.iot_hub_host_name),
                     group_id: Some(g.enrollment_group_id.clone()),
-                    allocation: g.allocation_policy,
-                    reprovision: g.reprovision_policy.unwrap_or_default(),
+                    ..AssignmentInput::from_core(&g.core, authentication)
                 })
             }
         }
@@ -259,17 +268,8 @@ impl Dps {
     }
 }
 
-fn candidates(list: &Option<Vec<String>>, single: &Option<String>) -> Vec<String> {
-    match (list, single) {
-        (Some(list), _) if !list.is_empty() => list.clone(),
-        (_, Some(one)) => vec![one.clone()],
-        _ => Vec::new(),
-    }
-}
-
-/// Primary and secondary; an enrollment with only one key uses it for both.
-fn key_pair(mut keys: Vec<SymmetricKey>) -> Option<(SymmetricKey, SymmetricKey)> {
-    let primary = keys.first()?.clone();
-    let secondary = keys.pop().unwrap_or_else(|| primary.clone());
-    Some((primary, secondary))
+/// The primary and secondary key of a symmetric-key enrollment.
+fn key_pair(core: &EnrollmentCore) -> Option<(SymmetricKey, SymmetricKey)> {
+    let keys = core.attestation.symmetric_keys()?;
+    Some((keys.primary.key().clone(), keys.secondary.key().clone()))
 }

@@ -11,6 +11,7 @@
 //! enrollment's keys and initial twin, and the registration record is written — all before
 //! the `200` is returned.
 
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use serde_json::{Value, json};
@@ -22,6 +23,7 @@ use super::model::{
     DeviceRegistration, DeviceRegistrationState, RegistrationOperationStatus, RegistrationStatus,
     Substatus,
 };
+use super::tpm_challenge::{self, TpmDevice};
 use super::{Dps, EnrollmentRef};
 use crate::etag;
 use crate::hub::Hub;
@@ -46,6 +48,8 @@ pub(crate) struct Operation {
     registration_id: String,
     enrollment: EnrollmentRef,
     x509: Option<X509Registration>,
+    /// The TPM a TPM device proved; its hub key is wrapped for it.
+    tpm: Option<Arc<TpmDevice>>,
     /// The device's registration `payload`, for a custom allocation webhook.
     payload: Option<Value>,
     /// The webhook's decision, when the enrollment uses custom allocation.
@@ -114,6 +118,7 @@ impl Dps {
             registration_id: who.registration_id().to_owned(),
             enrollment: who.enrollment().clone(),
             x509: who.x509().cloned(),
+            tpm: who.tpm().cloned(),
             payload: request.payload.clone(),
             custom: None,
             state: OperationState::Waiting {
@@ -313,6 +318,9 @@ impl Dps {
         let twin = webhook_twin
             .or(moved)
             .or_else(|| input.initial_twin.clone());
+        if let Some(tpm) = &operation.tpm {
+            state.tpm = Some(tpm_challenge::assigned_state(tpm, &input.authentication)?);
+        }
         let mut written = hub
             .provision_device_with(&input.device_id, input.authentication, twin)
             .map_err(hub_failure)?
@@ -413,6 +421,10 @@ fn describe_attestation(
     operation: &Operation,
     input: &AssignmentInput,
 ) {
+    if operation.tpm.is_some() {
+        // `tpm` ({authenticationKey}) is filled once the hub key exists.
+        return;
+    }
     match &operation.x509 {
         Some(x509) => {
             let mut info = json!({ "certificateInfo": x509.certificate.to_dps_json() });
@@ -472,6 +484,7 @@ fn empty_state() -> DeviceRegistrationState {
         payload: None,
         symmetric_key: None,
         x509: None,
+        tpm: None,
     }
 }
 

@@ -10,8 +10,8 @@ use crate::auth::keys::SymmetricKey;
 use crate::auth::{Credential, sas};
 use crate::dps::DpsTiming;
 use crate::dps::model::{
-    AllocationPolicy, AttestationMechanism, AttestationType, EnrollmentGroup, IndividualEnrollment,
-    ProvisioningStatus, SymmetricKeyAttestation,
+    AllocationPolicy, AttestationMechanism, EnrollmentGroup, IndividualEnrollment,
+    ProvisioningStatus,
 };
 use crate::hub::{Hub, Hubs};
 
@@ -21,15 +21,7 @@ const GROUP_KEY: &str =
     "/VX4hnlv5HUMoLa5FBff/tGKwZFUM0XlQMp/v7oWXGolrvmEuIrRnsx6k9Gi3drdCbAyfmt+aq8zsQJ6lg3D3g==";
 
 fn attestation(key: &str) -> AttestationMechanism {
-    AttestationMechanism {
-        kind: AttestationType::SymmetricKey,
-        symmetric_key: Some(SymmetricKeyAttestation {
-            primary_key: Some(key.into()),
-            secondary_key: None,
-        }),
-        x509: None,
-        tpm: None,
-    }
+    AttestationMechanism::symmetric_key(Some(key), None)
 }
 
 fn dps(delay: Duration) -> Dps {
@@ -42,40 +34,12 @@ fn dps(delay: Duration) -> Dps {
         assignment_delay: delay,
     };
     let dps = Dps::new("0ne00000A0A", "localhost", vec![], hubs, timing);
-    dps.create_or_update_enrollment(IndividualEnrollment {
-        registration_id: "dev-1".into(),
-        device_id: Some("device-one".into()),
-        attestation: attestation(KEY),
-        iot_hub_host_name: None,
-        iot_hubs: Some(vec!["hub-b".into()]),
-        initial_twin: None,
-        provisioning_status: ProvisioningStatus::Enabled,
-        etag: None,
-        registration_state: None,
-        created_date_time_utc: None,
-        last_updated_date_time_utc: None,
-        allocation_policy: None,
-        reprovision_policy: None,
-        custom_allocation_definition: None,
-        extra: Default::default(),
-    })
-    .unwrap();
-    dps.create_or_update_enrollment_group(EnrollmentGroup {
-        enrollment_group_id: "group-1".into(),
-        attestation: attestation(GROUP_KEY),
-        iot_hub_host_name: None,
-        iot_hubs: None,
-        initial_twin: None,
-        provisioning_status: ProvisioningStatus::Enabled,
-        etag: None,
-        created_date_time_utc: None,
-        last_updated_date_time_utc: None,
-        allocation_policy: None,
-        reprovision_policy: None,
-        custom_allocation_definition: None,
-        extra: Default::default(),
-    })
-    .unwrap();
+    let mut enrollment = IndividualEnrollment::new("dev-1", attestation(KEY));
+    enrollment.device_id = Some("device-one".into());
+    enrollment.iot_hubs = Some(vec!["hub-b".into()]);
+    dps.create_or_update_enrollment(enrollment).unwrap();
+    dps.create_or_update_enrollment_group(EnrollmentGroup::new("group-1", attestation(GROUP_KEY)))
+        .unwrap();
     dps
 }
 

@@ -25,6 +25,7 @@ use dashmap::mapref::entry::Entry;
 use serde::{Deserialize, Serialize};
 
 use super::crud::not_found;
+use super::enrollment::{Group, Individual};
 use super::error::DpsError;
 use super::model::{
     AttestationMechanism, DeviceRegistrationState, EnrollmentGroup, IndividualEnrollment,
@@ -169,9 +170,9 @@ impl Dps {
     /// `GET /enrollments/{id}`: the enrollment with its current registration, if any.
     pub fn get_enrollment(&self, id: &str) -> Result<IndividualEnrollment, DpsError> {
         let enrollment = self
-            .individual_enrollment(id)
-            .ok_or_else(|| not_found::<IndividualEnrollment>(id))?;
-        Ok(self.with_registration_state(enrollment))
+            .individual(id)
+            .ok_or_else(|| not_found::<Individual>(id))?;
+        Ok(self.with_registration_state(&enrollment))
     }
 
     /// `PUT /enrollments/{id}`: creates or replaces. Read-only fields in the body are ignored;
@@ -183,8 +184,9 @@ impl Dps {
         if_match: Option<&str>,
     ) -> Result<Pending<'_, IndividualEnrollment>, DpsError> {
         ids_agree("registrationId", &enrollment.registration_id, id)?;
-        let stored = self.write(enrollment, Precondition::from_if_match(if_match))?;
-        Ok(stored.map(|e| self.with_registration_state(e)))
+        let parsed: Individual = self.parse(&enrollment)?;
+        let stored = self.write(parsed, Precondition::from_if_match(if_match))?;
+        Ok(stored.map(|e| self.with_registration_state(&e)))
     }
 
     /// `DELETE /enrollments/{id}`.
@@ -193,14 +195,14 @@ impl Dps {
         id: &str,
         if_match: Option<&str>,
     ) -> Result<Pending<'_, ()>, DpsError> {
-        self.remove::<IndividualEnrollment>(id, Precondition::from_if_match(if_match))
+        self.remove::<Individual>(id, Precondition::from_if_match(if_match))
     }
 
     /// `POST /enrollments/{id}/attestationmechanism`: the attestation, keys included.
     pub fn enrollment_attestation(&self, id: &str) -> Result<AttestationMechanism, DpsError> {
-        self.individual_enrollment(id)
-            .map(|e| e.attestation)
-            .ok_or_else(|| not_found::<IndividualEnrollment>(id))
+        self.individual(id)
+            .map(|e| e.core.attestation.to_wire())
+            .ok_or_else(|| not_found::<Individual>(id))
     }
 
     /// `POST /enrollments/query`.
@@ -220,7 +222,7 @@ impl Dps {
         Ok(QueryPage {
             items: page
                 .items
-                .into_iter()
+                .iter()
                 .map(|e| self.with_registration_state(e))
                 .collect(),
             continuation: page.continuation,
@@ -236,7 +238,7 @@ impl Dps {
         mode: BulkMode,
         enrollments: Vec<IndividualEnrollment>,
     ) -> Result<Pending<'_, BulkEnrollmentOperationResult>, DpsError> {
-        self.bulk(mode, enrollments)
+        self.bulk::<Individual>(mode, enrollments)
     }
 
     // ----- enrollment groups -----
@@ -244,7 +246,7 @@ impl Dps {
     /// `GET /enrollmentGroups/{id}`.
     pub fn get_enrollment_group(&self, id: &str) -> Result<EnrollmentGroup, DpsError> {
         self.enrollment_group(id)
-            .ok_or_else(|| not_found::<EnrollmentGroup>(id))
+            .ok_or_else(|| not_found::<Group>(id))
     }
 
     /// `PUT /enrollmentGroups/{id}`, like [`Dps::put_enrollment`].
@@ -255,7 +257,10 @@ impl Dps {
         if_match: Option<&str>,
     ) -> Result<Pending<'_, EnrollmentGroup>, DpsError> {
         ids_agree("enrollmentGroupId", &group.enrollment_group_id, id)?;
-        self.write(group, Precondition::from_if_match(if_match))
+        let parsed: Group = self.parse(&group)?;
+        Ok(self
+            .write(parsed, Precondition::from_if_match(if_match))?
+            .map(|g| g.to_wire()))
     }
 
     /// `DELETE /enrollmentGroups/{id}`. Registration records of its devices are kept.
@@ -264,14 +269,14 @@ impl Dps {
         id: &str,
         if_match: Option<&str>,
     ) -> Result<Pending<'_, ()>, DpsError> {
-        self.remove::<EnrollmentGroup>(id, Precondition::from_if_match(if_match))
+        self.remove::<Group>(id, Precondition::from_if_match(if_match))
     }
 
     /// `POST /enrollmentGroups/{id}/attestationmechanism`: the attestation, keys included.
     pub fn enrollment_group_attestation(&self, id: &str) -> Result<AttestationMechanism, DpsError> {
-        self.enrollment_group(id)
-            .map(|g| g.attestation)
-            .ok_or_else(|| not_found::<EnrollmentGroup>(id))
+        self.group(id)
+            .map(|g| g.core.attestation.to_wire())
+            .ok_or_else(|| not_found::<Group>(id))
     }
 
     /// `POST /enrollmentGroups/query`.
@@ -284,7 +289,7 @@ impl Dps {
         check_query(query, "enrollmentGroups")?;
         query_page(
             &self.groups,
-            |g| Some(g.clone()),
+            |g| Some(g.to_wire()),
             max_item_count,
             continuation,
         )
@@ -296,7 +301,7 @@ impl Dps {
         mode: BulkMode,
         groups: Vec<EnrollmentGroup>,
     ) -> Result<Pending<'_, BulkEnrollmentOperationResult>, DpsError> {
-        self.bulk(mode, groups)
+        self.bulk::<Group>(mode, groups)
     }
 
     // ----- registration records -----
@@ -339,8 +344,8 @@ impl Dps {
         max_item_count: Option<usize>,
         continuation: Option<&str>,
     ) -> Result<QueryPage<DeviceRegistrationState>, DpsError> {
-        if self.enrollment_group(enrollment_group_id).is_none() {
-            return Err(not_found::<EnrollmentGroup>(enrollment_group_id));
+        if self.group(enrollment_group_id).is_none() {
+            return Err(not_found::<Group>(enrollment_group_id));
         }
         query_page(
             &self.registrations,
@@ -357,10 +362,8 @@ impl Dps {
 
     /// Fills `registrationState` with the record of the device this enrollment provisioned. A
     /// record of the same registration id made through a group belongs to that group instead.
-    fn with_registration_state(
-        &self,
-        mut enrollment: IndividualEnrollment,
-    ) -> IndividualEnrollment {
+    fn with_registration_state(&self, enrollment: &Individual) -> IndividualEnrollment {
+        let mut enrollment = enrollment.to_wire();
         enrollment.registration_state = self
             .registrations
             .get(&enrollment.registration_id.to_ascii_lowercase())
@@ -382,6 +385,7 @@ fn service_view(state: &DeviceRegistrationState) -> DeviceRegistrationState {
     DeviceRegistrationState {
         symmetric_key: None,
         x509: None,
+        tpm: None,
         ..state.clone()
     }
 }
@@ -477,3 +481,5 @@ fn registration_not_found(id: &str) -> DpsError {
 mod tests;
 #[cfg(test)]
 mod tests_queries;
+#[cfg(test)]
+mod tests_tpm;

@@ -38,15 +38,7 @@ pub(super) fn dps() -> Dps {
 }
 
 pub(super) fn symmetric(primary: Option<&str>) -> AttestationMechanism {
-    AttestationMechanism {
-        kind: AttestationType::SymmetricKey,
-        symmetric_key: Some(SymmetricKeyAttestation {
-            primary_key: primary.map(str::to_owned),
-            secondary_key: None,
-        }),
-        x509: None,
-        tpm: None,
-    }
+    AttestationMechanism::symmetric_key(primary, None)
 }
 
 /// Enrollments as a client sends them: JSON, so the tests also cover the model's shape.
