@@ -94,13 +94,25 @@ fn authenticate_registration(
     if !id_scope.eq_ignore_ascii_case(dps.id_scope()) {
         return Err(AuthError::UnknownIdScope(id_scope.to_owned()));
     }
-    let token = match credential {
-        Credential::Sas(token) => SasToken::parse(token)?,
-        Credential::ClientCertificates(chain) => {
-            return registration_by_certificate(dps, registration_id, chain, now);
+    match credential {
+        Credential::Sas(token) => {
+            registration_by_token(dps, registration_id, &SasToken::parse(token)?, now)
         }
-        Credential::None => return Err(AuthError::MissingCredential),
-    };
+        Credential::ClientCertificates(chain) => {
+            registration_by_certificate(dps, registration_id, chain, now)
+        }
+        Credential::None => Err(AuthError::MissingCredential),
+    }
+}
+
+/// DPS SAS: an individual enrollment for the id decides alone (its keys, or for TPM the key
+/// its challenge issued); otherwise the symmetric-key groups are tried.
+fn registration_by_token(
+    dps: &Dps,
+    registration_id: &str,
+    token: &SasToken,
+    now: SystemTime,
+) -> Result<RegistrationIdentity, AuthError> {
     if let Some(name) = &token.key_name
         && !name.eq_ignore_ascii_case(DPS_KEY_NAME)
     {
@@ -122,7 +134,7 @@ fn authenticate_registration(
     if let Some(enrollment) = dps.individual(registration_id) {
         return match &enrollment.core.attestation {
             Attestation::SymmetricKey(keys) => {
-                verify_any(&token, keys.keys().into_iter())?;
+                verify_any(token, keys.keys().into_iter())?;
                 Ok(identity(EnrollmentRef::Individual(
                     enrollment.registration_id,
                 )))
@@ -132,7 +144,7 @@ fn authenticate_registration(
                 let enrolled = keys.endorsement_key().public();
                 let device = dps
                     .tpm_challenges()
-                    .verify(registration_id, &token, enrolled)?;
+                    .verify(registration_id, token, enrolled)?;
                 Ok(RegistrationIdentity {
                     tpm: Some(device),
                     ..identity(EnrollmentRef::Individual(enrollment.registration_id))
@@ -157,7 +169,7 @@ fn authenticate_registration(
             .iter()
             .map(|k| k.derive_device_key(registration_id))
             .collect();
-        if verify_any(&token, derived.iter()).is_ok() {
+        if verify_any(token, derived.iter()).is_ok() {
             return Ok(identity(EnrollmentRef::Group(group.enrollment_group_id)));
         }
     }

@@ -276,7 +276,7 @@ fn read_only_fields_in_the_body_are_ignored() {
 }
 
 #[test]
-fn attestation_mechanisms_round_trip() {
+fn symmetric_key_attestation_mechanisms_round_trip() {
     let dps = dps();
     // Symmetric keys given by the client come back unchanged.
     let mut keyed = enrollment("dev-1");
@@ -290,7 +290,11 @@ fn attestation_mechanisms_round_trip() {
         .unwrap();
     assert_eq!(dps.get_enrollment("dev-1").unwrap().attestation, sent);
     assert_eq!(dps.enrollment_attestation("DEV-1").unwrap(), sent);
+}
 
+#[test]
+fn x509_attestation_mechanisms_round_trip() {
+    let dps = dps();
     // X.509: a device certificate on an individual enrollment, a CA on a group.
     let root = certs::root_ca("Round Trip Root", 30).unwrap();
     let device = certs::issue_device(&root.to_ca().unwrap(), "x509-dev", 30).unwrap();
@@ -303,15 +307,16 @@ fn attestation_mechanisms_round_trip() {
             secondary: None,
         })
     };
-    let individual = AttestationMechanism {
+    let x509 = |x509: X509Attestation| AttestationMechanism {
         kind: AttestationType::X509,
         symmetric_key: None,
-        x509: Some(X509Attestation {
-            client_certificates: with_cert(&device.cert_pem),
-            ..Default::default()
-        }),
+        x509: Some(x509),
         tpm: None,
     };
+    let individual = x509(X509Attestation {
+        client_certificates: with_cert(&device.cert_pem),
+        ..Default::default()
+    });
     let mut x509_enrollment = enrollment("x509-dev");
     x509_enrollment.attestation = individual.clone();
     dps.put_enrollment("x509-dev", x509_enrollment, None)
@@ -323,15 +328,10 @@ fn attestation_mechanisms_round_trip() {
     );
     assert_eq!(dps.enrollment_attestation("x509-dev").unwrap(), individual);
 
-    let signing = AttestationMechanism {
-        kind: AttestationType::X509,
-        symmetric_key: None,
-        x509: Some(X509Attestation {
-            signing_certificates: with_cert(&root.cert_pem),
-            ..Default::default()
-        }),
-        tpm: None,
-    };
+    let signing = x509(X509Attestation {
+        signing_certificates: with_cert(&root.cert_pem),
+        ..Default::default()
+    });
     let mut x509_group = group("x509-group");
     x509_group.attestation = signing.clone();
     dps.put_enrollment_group("x509-group", x509_group, None)
