@@ -7,8 +7,7 @@ use std::sync::Once;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use iotemu::http::HttpLimits;
-use iotemu::mqtt::codec::ConnectReturnCode;
+use iotemu::HttpLimits;
 use iotemu::{Emulator, MaxConnections};
 use iotemu_e2e::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -378,20 +377,7 @@ async fn a_full_https_listener_leaves_mqtt_and_control_serving() {
     }
     // MQTT still serves: a device connects.
     let mut mqtt = RawClient::connect(&emulator).await;
-    let password = dps_token(
-        emulator.id_scope(),
-        QUICKSTART_REGISTRATION_ID,
-        QUICKSTART_KEY,
-        seconds_from_now(600),
-    );
-    let code = mqtt
-        .mqtt_connect(
-            QUICKSTART_REGISTRATION_ID,
-            &dps_username(emulator.id_scope(), QUICKSTART_REGISTRATION_ID),
-            &password,
-        )
-        .await;
-    assert_eq!(code, ConnectReturnCode::Success);
+    mqtt.connect_quickstart_dps(&emulator).await;
     // The control port still serves.
     let control = emulator.control_addr().unwrap();
     let mut tcp = TcpStream::connect(control).await.unwrap();
@@ -416,7 +402,7 @@ async fn full_mqtt_and_control_listeners_leave_https_serving() {
     let emulator = Emulator::builder()
         .quickstart_fixture()
         .control_port(0)
-        .mqtt_limits(iotemu::mqtt::MqttLimits {
+        .mqtt_limits(iotemu::MqttLimits {
             handshake_timeout: Duration::from_secs(60),
             ..Default::default()
         })
@@ -448,20 +434,7 @@ async fn full_mqtt_and_control_listeners_leave_https_serving() {
     // HTTPS serves, and so does MQTT over WebSocket, which is an HTTPS connection.
     assert_served_and_no_panic(&emulator).await;
     let mut ws = WsClient::connect(&emulator).await;
-    let password = dps_token(
-        emulator.id_scope(),
-        QUICKSTART_REGISTRATION_ID,
-        QUICKSTART_KEY,
-        seconds_from_now(600),
-    );
-    let code = ws
-        .mqtt_connect(
-            QUICKSTART_REGISTRATION_ID,
-            &dps_username(emulator.id_scope(), QUICKSTART_REGISTRATION_ID),
-            &password,
-        )
-        .await;
-    assert_eq!(code, ConnectReturnCode::Success);
+    ws.connect_quickstart_dps(&emulator).await;
     drop(idle);
     let _mqtt = RawClient::connect(&emulator).await;
     assert_eq!(PANICS.load(Ordering::SeqCst), 0, "something panicked");

@@ -12,15 +12,15 @@
 use std::time::Duration;
 
 use bytes::BytesMut;
+use iotemu::C2dMessage;
 use iotemu::Emulator;
-use iotemu::auth::keys::SymmetricKey;
-use iotemu::hub::c2d::C2dMessage;
-use iotemu::hub::module::ModuleSpec;
-use iotemu::mqtt::MqttLimits;
-use iotemu::mqtt::codec::{
+use iotemu::ModuleSpec;
+use iotemu::MqttLimits;
+use iotemu::SymmetricKey;
+use iotemu::WaitStored;
+use iotemu::internals::mqtt::codec::{
     self, Connect, ConnectReturnCode, Packet, PubAck, Publish, QoS, SubscribeReasonCode,
 };
-use iotemu::pending::WaitStored;
 use iotemu_e2e::log_capture;
 use iotemu_e2e::*;
 use rumqttc::mqttbytes::v4::{Login, Subscribe};
@@ -51,7 +51,8 @@ fn key(b64: &str) -> SymmetricKey {
 async fn start(limits: MqttLimits) -> Emulator {
     log_capture::install();
     let mut quickstart: serde_json::Value =
-        serde_json::from_str(iotemu::fixtures::QUICKSTART_JSON).expect("quickstart JSON");
+        serde_json::from_str(iotemu::internals::fixtures::QUICKSTART_JSON)
+            .expect("quickstart JSON");
     let hubs = quickstart["hubs"].as_array_mut().expect("hubs");
     hubs.push(json!({ "hostName": OTHER_HUB }));
     let emulator = Emulator::builder()

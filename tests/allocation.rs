@@ -2,12 +2,12 @@
 //! Registrations go through the same authentication and domain calls the transports use;
 //! one test connects a real client to a second hub on its own loopback address.
 
-use iotemu::pending::WaitStored;
+use iotemu::WaitStored;
 use std::time::SystemTime;
 
 use iotemu::Emulator;
-use iotemu::auth::Credential;
-use iotemu::dps::model::{DeviceRegistrationState, IndividualEnrollment};
+use iotemu::internals::auth::Credential;
+use iotemu::{DeviceRegistrationState, IndividualEnrollment};
 use iotemu_e2e::Webhook;
 use iotemu_e2e::*;
 use serde_json::{Value, json};
@@ -172,10 +172,7 @@ async fn reprovisioning_migrates_resets_and_returns_to_the_initial_hub() {
     let first = register(&emulator, "roamer", KEY);
     assert_eq!(
         (hub_of(&first), first.substatus),
-        (
-            "localhost",
-            Some(iotemu::dps::model::Substatus::InitialAssignment)
-        )
+        ("localhost", Some(iotemu::Substatus::InitialAssignment))
     );
 
     // Migrate (the default policy): the device and its data move to the new hub.

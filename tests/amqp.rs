@@ -11,9 +11,9 @@ use fe2o3_amqp::types::messaging::{
     ApplicationProperties, Body, Message, MessageId, Outcome, Properties,
 };
 use fe2o3_amqp::types::primitives::{SimpleValue, Timestamp, Uuid, Value};
-use iotemu::amqp::conditions::symbol_of;
-use iotemu::auth::keys::SymmetricKey;
-use iotemu::hub::c2d_http::Settlement;
+use iotemu::SymmetricKey;
+use iotemu::internals::amqp::symbol_of;
+use iotemu::internals::hub::Settlement;
 use iotemu_e2e::amqp::{
     CbsClient, Login, authorised_session, c2d_message, connect, connect_ws, owner_token,
     policy_token, raw_tls, read_until_closed, try_connect,

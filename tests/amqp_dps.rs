@@ -27,10 +27,10 @@ use fe2o3_amqp::types::sasl::{
 };
 use fe2o3_amqp::{Connection, Session};
 use iotemu::Emulator;
-use iotemu::amqp::conditions::symbol_of;
-use iotemu::auth::keys::SymmetricKey;
-use iotemu::auth::tpm::software::SoftwareTpm;
+use iotemu::SymmetricKey;
 use iotemu::certs::{self, GeneratedCert};
+use iotemu::internals::amqp::symbol_of;
+use iotemu::internals::tpm::SoftwareTpm;
 use iotemu_e2e::{
     QUICKSTART_DEVICE_ID, QUICKSTART_GROUP_KEY, QUICKSTART_KEY, QUICKSTART_REGISTRATION_ID,
     dps_token, seconds_from_now, start_emulator, tls_connect, wss_handshake,
@@ -521,7 +521,7 @@ async fn registration_over_websocket_with_sasl_plain() {
     let ws = wss_handshake(&emulator, None, "/$iothub/websocket", Some("AMQPWSB10"))
         .await
         .expect("upgraded to WebSocket");
-    let stream = iotemu::amqp::websocket::WsByteStream::new(ws);
+    let stream = iotemu::internals::amqp::WsByteStream::new(ws);
     let mut connection = Connection::builder()
         .container_id("iotemu-dps-ws")
         .hostname("localhost")

@@ -1,12 +1,12 @@
 //! Cloud-to-device messages over MQTT (issue #6 item 3): delivery with the encoded property
 //! bag, completion on PUBACK, redelivery after reconnect for CleanSession 0, queue limits.
 
-use iotemu::pending::WaitStored;
+use iotemu::WaitStored;
 use std::time::{Duration, SystemTime};
 
-use iotemu::auth::keys::SymmetricKey;
-use iotemu::hub::c2d::C2dMessage;
-use iotemu::mqtt::codec::{ConnAck, Connect, ConnectReturnCode, Packet, PubAck, QoS};
+use iotemu::C2dMessage;
+use iotemu::SymmetricKey;
+use iotemu::internals::mqtt::codec::{ConnAck, Connect, ConnectReturnCode, Packet, PubAck, QoS};
 use iotemu_e2e::*;
 use rumqttc::mqttbytes::v4::{Login, Subscribe};
 
@@ -369,7 +369,7 @@ async fn expired_and_undeliverable_messages_are_dead_lettered_with_feedback() {
         .unwrap();
     // Ten deliveries without completion (the connection drops each time) exhaust the
     // default maxDeliveryCount.
-    for _ in 0..iotemu::hub::c2d::MAX_DELIVERY_COUNT {
+    for _ in 0..iotemu::internals::hub::MAX_DELIVERY_COUNT {
         let taken = hub.c2d_take("fb-2").expect("deliverable");
         assert_eq!(taken.id, "bouncing");
         hub.c2d_release("fb-2", &taken.id);

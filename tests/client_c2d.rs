@@ -3,21 +3,13 @@
 //! redelivery of an uncompleted message after a reconnect, and messages the hub delivers
 //! before the application asks for the stream.
 
-use iotemu::pending::WaitStored;
+use iotemu::WaitStored;
 use std::time::{Duration, SystemTime};
 
-use iotemu::auth::keys::SymmetricKey;
-use iotemu::hub::c2d::C2dMessage;
+use iotemu::C2dMessage;
+use iotemu::SymmetricKey;
 use iotemu_device::{ConnectionState, DeviceClient, DeviceError, ReconnectPolicy, Trust};
 use iotemu_e2e::*;
-
-const WAIT: Duration = Duration::from_secs(10);
-
-async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, future)
-        .await
-        .unwrap_or_else(|_| panic!("{what} timed out"))
-}
 
 fn provision(emulator: &iotemu::Emulator, device_id: &str) {
     let key = SymmetricKey::from_base64(QUICKSTART_KEY).unwrap();

@@ -3,15 +3,12 @@
 //! outputs, uses its module twin and direct methods, receives input messages, and comes back
 //! after its device was disabled and enabled again.
 
-use iotemu::pending::WaitStored;
+use iotemu::WaitStored;
 use std::time::Duration;
 
+use iotemu::C2dMessage;
 use iotemu::Emulator;
-use iotemu::hub::IdentityRef;
-use iotemu::hub::c2d::C2dMessage;
-use iotemu::hub::device::DeviceStatus;
-use iotemu::hub::module::ModuleSpec;
-use iotemu::hub::registry::{AuthenticationSpec, DeviceSpec};
+use iotemu::IdentityRef;
 use iotemu_device::{
     ConnectionState, DisconnectReason, Message, MethodRequest, MethodResponse, ModuleClient,
     ReconnectPolicy, Transport, Trust,
@@ -20,32 +17,6 @@ use iotemu_e2e::*;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, future)
-        .await
-        .unwrap_or_else(|_| panic!("{what} timed out"))
-}
-
-/// Creates a SAS device and module through the Rust API; returns the module's key.
-fn create_module(emulator: &Emulator, device_id: &str, module_id: &str) -> String {
-    let hub = emulator.default_hub();
-    hub.create_device(DeviceSpec {
-        device_id: device_id.to_owned(),
-        status: DeviceStatus::Enabled,
-        authentication: AuthenticationSpec::Sas {
-            primary: None,
-            secondary: None,
-        },
-    })
-    .wait_stored()
-    .unwrap();
-    let module = hub
-        .create_module(ModuleSpec::from_json(device_id, module_id, b"{}").unwrap())
-        .wait_stored()
-        .unwrap();
-    module.sas_keys()[0].to_base64()
-}
 
 fn builder(
     emulator: &Emulator,
@@ -67,7 +38,7 @@ fn builder(
 #[tokio::test]
 async fn a_module_sends_uses_its_twin_and_methods_and_receives_inputs() {
     let emulator = start_emulator(None).await;
-    let key = create_module(&emulator, "edge-dev", "filter");
+    let key = create_sas_module(&emulator, "edge-dev", "filter");
     let module = builder(&emulator, "edge-dev", "filter", &key)
         .connect()
         .await
@@ -182,7 +153,7 @@ async fn a_module_sends_uses_its_twin_and_methods_and_receives_inputs() {
 #[tokio::test]
 async fn a_module_connects_over_websocket() {
     let emulator = start_emulator(None).await;
-    let key = create_module(&emulator, "ws-dev", "ws-mod");
+    let key = create_sas_module(&emulator, "ws-dev", "ws-mod");
     let module = builder(&emulator, "ws-dev", "ws-mod", &key)
         .transport(Transport::MqttWs)
         .port(emulator.https_port().expect("HTTPS is served"))
@@ -201,7 +172,7 @@ async fn a_module_connects_over_websocket() {
 #[tokio::test]
 async fn a_module_comes_back_after_its_device_is_enabled_again() {
     let emulator = start_emulator(None).await;
-    let key = create_module(&emulator, "parent-dev", "child");
+    let key = create_sas_module(&emulator, "parent-dev", "child");
     let module = builder(&emulator, "parent-dev", "child", &key)
         .connect()
         .await

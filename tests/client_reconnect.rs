@@ -3,24 +3,15 @@
 //! meanwhile delivered and the desired state re-synced — a second connection with the same
 //! identity is taken over again, and a deleted device stops the client (CONNACK 5).
 
-use iotemu::pending::WaitStored;
+use iotemu::WaitStored;
 use std::time::Duration;
 
-use iotemu::auth::keys::SymmetricKey;
-use iotemu::mqtt::codec::ConnectReturnCode;
+use iotemu::internals::mqtt::codec::ConnectReturnCode;
 use iotemu_device::{
-    ConnectionState, DeviceClient, DeviceError, DisconnectReason, Message, ReconnectPolicy, Trust,
+    ConnectionState, DeviceClient, DeviceError, DisconnectReason, Message, ReconnectPolicy,
 };
 use iotemu_e2e::*;
 use serde_json::{Value, json};
-
-const WAIT: Duration = Duration::from_secs(10);
-
-async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, future)
-        .await
-        .unwrap_or_else(|_| panic!("{what} timed out"))
-}
 
 fn fast() -> ReconnectPolicy {
     ReconnectPolicy::default()
@@ -30,18 +21,8 @@ fn fast() -> ReconnectPolicy {
 
 /// Creates `device_id` with the quickstart key and connects the client to it.
 async fn connect(emulator: &iotemu::Emulator, device_id: &str) -> DeviceClient {
-    let key = SymmetricKey::from_base64(QUICKSTART_KEY).unwrap();
-    emulator
-        .default_hub()
-        .provision_device(device_id, key.clone(), key, None);
-    DeviceClient::builder("localhost", device_id)
-        .symmetric_key(QUICKSTART_KEY)
-        .trust(Trust::CaPem(emulator.ca_pem().to_owned()))
-        .port(emulator.mqtt_port())
-        .reconnect(fast())
-        .connect()
-        .await
-        .expect("device connects")
+    let device = quickstart_device(emulator, device_id, None).reconnect(fast());
+    device.connect().await.expect("device connects")
 }
 
 /// Sets the device's status over the registry REST API (which drops a connected device when

@@ -5,21 +5,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use iotemu::auth::keys::SymmetricKey;
-use iotemu_device::{ConnectionState, DeviceClient, DisconnectReason, Message, Trust};
+use iotemu_device::{ConnectionState, DisconnectReason, Message};
 use iotemu_e2e::*;
 
 #[tokio::test]
 async fn telemetry_keeps_flowing_across_token_renewals() {
     let emulator = start_emulator(None).await;
-    let key = SymmetricKey::from_base64(QUICKSTART_KEY).unwrap();
-    emulator
-        .default_hub()
-        .provision_device("short-lived", key.clone(), key, None);
-    let client = DeviceClient::builder("localhost", "short-lived")
-        .symmetric_key(QUICKSTART_KEY)
-        .trust(Trust::CaPem(emulator.ca_pem().to_owned()))
-        .port(emulator.mqtt_port())
+    let client = quickstart_device(&emulator, "short-lived", None)
         .sas_ttl(Duration::from_secs(3))
         .connect()
         .await

@@ -9,7 +9,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use iotemu::Emulator;
-use iotemu::auth::tpm::software::SoftwareTpm;
+use iotemu::internals::tpm::SoftwareTpm;
 use iotemu_device::{
     DeviceClient, Message, ProvisioningError, Tpm, TpmError, TpmProvisioning, Trust,
     tpm_registration_id,
@@ -112,7 +112,7 @@ async fn a_tpm_device_registers_over_https_and_connects_with_tpm_signed_tokens()
     let registration_id = tpm_registration_id(&tpm.endorsement_key().unwrap());
     assert_eq!(
         registration_id,
-        iotemu::auth::tpm::registration_id_from_ek(&tpm.endorsement_key().unwrap())
+        iotemu::internals::tpm::registration_id_from_ek(&tpm.endorsement_key().unwrap())
     );
     enroll(&emulator, &registration_id, &tpm.endorsement_key().unwrap()).await;
 

@@ -2,11 +2,10 @@
 //! GET, reported patches, desired patches pushed while connected, and a method invocation
 //! answered by the client's handler (spec/protocol.md §5.6, §5.7).
 
-use iotemu::pending::WaitStored;
+use iotemu::WaitStored;
 use std::sync::Arc;
 use std::time::Duration;
 
-use iotemu::auth::keys::SymmetricKey;
 use iotemu_device::{
     DeviceClient, DeviceError, MethodRequest, MethodResponse, ProvisioningClient, Trust,
 };
@@ -22,23 +21,8 @@ async fn connect_device(
     device_id: &str,
     initial: Option<Value>,
 ) -> DeviceClient {
-    let key = SymmetricKey::from_base64(QUICKSTART_KEY).unwrap();
-    emulator
-        .default_hub()
-        .provision_device(device_id, key.clone(), key, initial);
-    DeviceClient::builder("localhost", device_id)
-        .symmetric_key(QUICKSTART_KEY)
-        .trust(Trust::CaPem(emulator.ca_pem().to_owned()))
-        .port(emulator.mqtt_port())
-        .connect()
-        .await
-        .expect("device connects")
-}
-
-async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, future)
-        .await
-        .unwrap_or_else(|_| panic!("{what} timed out"))
+    let device = quickstart_device(emulator, device_id, initial).connect();
+    device.await.expect("device connects")
 }
 
 #[tokio::test]

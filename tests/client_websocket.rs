@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use iotemu::hub::c2d::C2dMessage;
+use iotemu::C2dMessage;
 use iotemu_device::{
     DeviceClient, MethodRequest, MethodResponse, ProvisioningClient, ProvisioningError, Transport,
     Trust,
@@ -13,12 +13,6 @@ use iotemu_e2e::*;
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(10);
-
-async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, future)
-        .await
-        .unwrap_or_else(|_| panic!("{what} timed out"))
-}
 
 #[tokio::test]
 async fn provisioning_and_the_hub_over_websocket() {

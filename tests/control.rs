@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use iotemu::auth::keys::SymmetricKey;
-use iotemu::hub::telemetry::IncomingMessage;
+use iotemu::IncomingMessage;
+use iotemu::SymmetricKey;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -3,13 +3,13 @@
 //! changes and deletions — is there after a restart on the same directory, and the emulator CA
 //! stays the same so clients keep trusting it.
 
-use iotemu::pending::WaitStored;
+use iotemu::WaitStored;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use iotemu::C2dMessage;
 use iotemu::Emulator;
-use iotemu::hub::c2d::C2dMessage;
-use iotemu::hub::module::ModuleSpec;
+use iotemu::ModuleSpec;
 use iotemu_device::{ProvisioningClient, Trust};
 use iotemu_e2e::*;
 use serde_json::json;
@@ -82,7 +82,7 @@ async fn state_survives_a_restart_on_the_same_data_directory() {
         .wait_stored()
         .unwrap();
     hub.update_twin_of(
-        iotemu::hub::IdentityRef::module(&device_id, "filter"),
+        iotemu::IdentityRef::module(&device_id, "filter"),
         &json!({"properties": {"desired": {"threshold": 30}}}),
         None,
         false,

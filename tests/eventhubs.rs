@@ -4,8 +4,6 @@
 //! in both encodings and owner levels, the IoT Hub connection-string redirect — after an
 //! MQTT device sent the telemetry.
 
-use std::time::Duration;
-
 use fe2o3_amqp::link::LinkStateError;
 use fe2o3_amqp::link::{Receiver, RecvError, Sender};
 use fe2o3_amqp::session::SessionHandle;
@@ -16,37 +14,21 @@ use fe2o3_amqp::types::messaging::{
 };
 use fe2o3_amqp::types::primitives::{OrderedMap, SimpleValue, Symbol, Uuid, Value};
 use fe2o3_amqp::{Session, link::receiver::CreditMode};
-use iotemu::amqp::conditions::symbol_of;
-use iotemu::auth::keys::SymmetricKey;
-use iotemu_device::{DeviceClient, Message as DeviceMessage, Trust};
+use iotemu::SymmetricKey;
+use iotemu::internals::amqp::symbol_of;
+use iotemu_device::{DeviceClient, Message as DeviceMessage};
 use iotemu_e2e::amqp::{CbsClient, Login, connect, owner_token};
-use iotemu_e2e::{QUICKSTART_KEY, start_emulator};
+use iotemu_e2e::{QUICKSTART_KEY, quickstart_device, start_emulator, within};
 use serde_amqp::described::Described;
 use serde_amqp::descriptor::Descriptor;
 use serde_json::json;
 
-const WAIT: Duration = Duration::from_secs(10);
 const ENTITY: &str = "localhost";
 const SELECTOR: &str = "apache.org:selector-filter:string";
 
-async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, future)
-        .await
-        .unwrap_or_else(|_| panic!("{what} timed out"))
-}
-
 async fn device(emulator: &iotemu::Emulator, device_id: &str) -> DeviceClient {
-    let key = SymmetricKey::from_base64(QUICKSTART_KEY).unwrap();
-    emulator
-        .default_hub()
-        .provision_device(device_id, key.clone(), key, None);
-    DeviceClient::builder("localhost", device_id)
-        .symmetric_key(QUICKSTART_KEY)
-        .trust(Trust::CaPem(emulator.ca_pem().to_owned()))
-        .port(emulator.mqtt_port())
-        .connect()
-        .await
-        .expect("device connects")
+    let device = quickstart_device(emulator, device_id, None).connect();
+    device.await.expect("device connects")
 }
 
 /// A session whose connection put `iothubowner` tokens for the entity, as pyamqp does.
@@ -676,8 +658,9 @@ async fn a_fixture_hub_has_its_own_entity_partitions_and_consumer_groups() {
     assert_eq!(field(&hub, "partition_ids"), &Value::Array(ids.into()));
 
     let second = emulator.hub("hub2.example").unwrap();
-    second.event_hubs().route(std::sync::Arc::new(
-        iotemu::hub::telemetry::TelemetryMessage {
+    second
+        .event_hubs()
+        .route(std::sync::Arc::new(iotemu::TelemetryMessage {
             sequence_number: 0,
             enqueued_time: std::time::SystemTime::now(),
             hub: "hub2.example".into(),
@@ -686,10 +669,9 @@ async fn a_fixture_hub_has_its_own_entity_partitions_and_consumer_groups() {
             body: bytes::Bytes::from_static(b"on hub 2"),
             system: Default::default(),
             properties: Default::default(),
-            source: iotemu::hub::telemetry::MessageSource::Telemetry,
+            source: iotemu::MessageSource::Telemetry,
             auth: None,
-        },
-    ));
+        }));
     let partition = second.event_hubs().partition_index("d");
     let mut receiver = consumer(
         &mut session,

@@ -6,9 +6,9 @@
 use std::sync::{Arc, Mutex};
 
 use iotemu::Emulator;
+use iotemu::WaitStored;
 use iotemu::certs;
-use iotemu::pending::WaitStored;
-use iotemu::store::{Commit, Op, Store, StoreError, StoreSnapshot};
+use iotemu::{Commit, Op, Store, StoreError, StoreSnapshot};
 use iotemu_device::{ProvisioningClient, Trust};
 use iotemu_e2e::*;
 use serde_json::{Value, json};
@@ -201,7 +201,7 @@ async fn enrollment_group_writes_that_are_not_stored_fail_and_change_nothing() {
     }
     // The group still authenticates and provisions its devices.
     let member = "member-after-failures";
-    let key = iotemu::auth::keys::SymmetricKey::from_base64(QUICKSTART_GROUP_KEY)
+    let key = iotemu::SymmetricKey::from_base64(QUICKSTART_GROUP_KEY)
         .unwrap()
         .derive_device_key(member);
     let registered = register_over_https(&emulator, member, &key.to_base64()).await;
@@ -586,14 +586,7 @@ async fn twin_writes_that_are_not_stored_fail_and_change_nothing() {
 async fn reported_properties_over_mqtt_that_are_not_stored_fail_and_change_nothing() {
     let store = FailingStore::new();
     let emulator = start(&store).await;
-    let key = iotemu::auth::keys::SymmetricKey::from_base64(QUICKSTART_KEY).unwrap();
-    emulator
-        .default_hub()
-        .provision_device("twin-dev", key.clone(), key, None);
-    let device = iotemu_device::DeviceClient::builder("localhost", "twin-dev")
-        .symmetric_key(QUICKSTART_KEY)
-        .trust(Trust::CaPem(emulator.ca_pem().to_owned()))
-        .port(emulator.mqtt_port())
+    let device = quickstart_device(&emulator, "twin-dev", None)
         .connect()
         .await
         .expect("device connects");
@@ -659,7 +652,7 @@ async fn start_with_control(store: &Arc<FailingStore>) -> Emulator {
         .start()
         .await
         .expect("emulator starts");
-    let key = iotemu::auth::keys::SymmetricKey::from_base64(QUICKSTART_KEY).unwrap();
+    let key = iotemu::SymmetricKey::from_base64(QUICKSTART_KEY).unwrap();
     emulator
         .default_hub()
         .provision_device("c2d-dev", key.clone(), key, None);
@@ -715,7 +708,7 @@ async fn c2d_sends_that_are_not_stored_fail_and_queue_nothing() {
         .await;
         assert!(answer.starts_with("HTTP/1.1 500"), "{mode:?}: {answer}");
         assert!(
-            hub.send_c2d("c2d-dev", iotemu::hub::c2d::C2dMessage::new("x"))
+            hub.send_c2d("c2d-dev", iotemu::C2dMessage::new("x"))
                 .wait_stored()
                 .is_err()
         );
@@ -749,7 +742,7 @@ async fn c2d_settlements_over_https_that_are_not_stored_fail_and_keep_the_messag
     let store = FailingStore::new();
     let emulator = start_with_control(&store).await;
     let hub = emulator.default_hub();
-    hub.send_c2d("c2d-dev", iotemu::hub::c2d::C2dMessage::new("x"))
+    hub.send_c2d("c2d-dev", iotemu::C2dMessage::new("x"))
         .wait_stored()
         .unwrap();
     let received = device_https(&emulator, "GET", "/devices/c2d-dev/messages/devicebound").await;
@@ -792,7 +785,7 @@ async fn an_mqtt_c2d_completion_that_is_not_stored_leaves_the_message_queued() {
         .await
         .expect("device connects");
     let mut messages = device.c2d_messages().await.unwrap();
-    hub.send_c2d("c2d-dev", iotemu::hub::c2d::C2dMessage::new("x"))
+    hub.send_c2d("c2d-dev", iotemu::C2dMessage::new("x"))
         .wait_stored()
         .unwrap();
     let message = tokio::time::timeout(std::time::Duration::from_secs(5), messages.next())
@@ -827,7 +820,7 @@ async fn an_amqp_c2d_send_that_is_not_stored_is_rejected_and_queues_nothing() {
         let outcome = sender.send(c2d_message("c2d-dev", b"x")).await.unwrap();
         match outcome {
             Outcome::Rejected(rejected) => assert_eq!(
-                iotemu::amqp::conditions::symbol_of(&rejected.error.expect("error").condition),
+                iotemu::internals::amqp::symbol_of(&rejected.error.expect("error").condition),
                 "amqp:internal-error",
                 "{mode:?}"
             ),

@@ -1,9 +1,9 @@
 //! IoT Hub device HTTPS API (protocol.md §6): telemetry with header properties and as a
 //! batch, device SAS auth, and C2D receive / complete / reject / abandon by lock token.
 
-use iotemu::auth::keys::SymmetricKey;
-use iotemu::hub::c2d::C2dMessage;
-use iotemu::pending::WaitStored;
+use iotemu::C2dMessage;
+use iotemu::SymmetricKey;
+use iotemu::WaitStored;
 use iotemu_e2e::*;
 use serde_json::json;
 

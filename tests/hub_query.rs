@@ -2,9 +2,9 @@
 //! #6 item 7): the query language over HTTPS, paging with `x-ms-max-item-count` and
 //! `x-ms-continuation`, COUNT, rights, and Azure's error shape for queries iotemu cannot run.
 
+use iotemu::DeviceStatus;
 use iotemu::Emulator;
-use iotemu::auth::keys::SymmetricKey;
-use iotemu::hub::device::DeviceStatus;
+use iotemu::SymmetricKey;
 use iotemu_e2e::*;
 use serde_json::{Value, json};
 

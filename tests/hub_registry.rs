@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use iotemu::Emulator;
 use iotemu::certs;
-use iotemu::mqtt::codec::{ConnectReturnCode, Packet};
+use iotemu::internals::mqtt::codec::{ConnectReturnCode, Packet};
 use iotemu_e2e::*;
 use serde_json::{Value, json};
 

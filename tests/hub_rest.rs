@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use iotemu::mqtt::codec::{Packet, Publish, QoS};
+use iotemu::internals::mqtt::codec::{Packet, Publish, QoS};
 use iotemu_e2e::*;
 use serde_json::{Value, json};
 

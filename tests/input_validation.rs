@@ -3,13 +3,13 @@
 //! registration, enrollment and device ids the services do not allow — and DPS never creates
 //! a device the hub's own API would refuse.
 
-use iotemu::pending::WaitStored;
+use iotemu::WaitStored;
 use std::time::{Duration, SystemTime};
 
 use iotemu::Emulator;
-use iotemu::auth::keys::SymmetricKey;
-use iotemu::dps::model::IndividualEnrollment;
-use iotemu::mqtt::codec::{ConnectReturnCode, Packet};
+use iotemu::IndividualEnrollment;
+use iotemu::SymmetricKey;
+use iotemu::internals::mqtt::codec::{ConnectReturnCode, Packet};
 use iotemu_e2e::*;
 use serde_json::{Value, json};
 
@@ -241,12 +241,12 @@ async fn device_ids_the_hub_refuses_are_refused_everywhere() {
     let hub = emulator.default_hub();
     let long = "d".repeat(129);
     for bad in [".", "..", "a b", "dev/x", "dév", long.as_str(), ""] {
-        let spec = iotemu::hub::registry::DeviceSpec::from_json(bad, b"{}");
+        let spec = iotemu::DeviceSpec::from_json(bad, b"{}");
         let result = spec.and_then(|spec| hub.create_device(spec).wait_stored());
         assert_eq!(result.unwrap_err().code, 400004, "{bad:?}");
     }
     for good in ["a", "A-1.b_c*?!(),:=@$'%", &"d".repeat(128)] {
-        let spec = iotemu::hub::registry::DeviceSpec::from_json(good, b"{}").unwrap();
+        let spec = iotemu::DeviceSpec::from_json(good, b"{}").unwrap();
         hub.create_device(spec).wait_stored().unwrap();
     }
     // An enrollment naming a device id the hub refuses is refused itself.
@@ -354,7 +354,7 @@ async fn invalid_registration_ids_are_refused_before_anything_else() {
             .authenticate_registration(
                 SCOPE,
                 bad,
-                iotemu::auth::Credential::Sas(&token),
+                iotemu::internals::auth::Credential::Sas(&token),
                 SystemTime::now(),
             )
             .unwrap_err();
@@ -389,13 +389,13 @@ async fn invalid_registration_ids_are_refused_before_anything_else() {
     let mut client = RawClient::connect(&emulator).await;
     client
         .send_bytes(&{
-            let mut connect = iotemu::mqtt::codec::Connect::new("dev\0x");
+            let mut connect = iotemu::internals::mqtt::codec::Connect::new("dev\0x");
             connect.login = Some(rumqttc::mqttbytes::v4::Login::new(
                 dps_username(SCOPE, "dev\0x"),
                 "x",
             ));
             let mut wire = bytes::BytesMut::new();
-            iotemu::mqtt::codec::encode(&Packet::Connect(connect), &mut wire).unwrap();
+            iotemu::internals::mqtt::codec::encode(&Packet::Connect(connect), &mut wire).unwrap();
             wire.to_vec()
         })
         .await;

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use iotemu::auth::keys::SymmetricKey;
-use iotemu::mqtt::codec::{Packet, Publish, QoS};
+use iotemu::SymmetricKey;
+use iotemu::internals::mqtt::codec::{Packet, Publish, QoS};
 use iotemu_e2e::*;
 use serde_json::json;
 

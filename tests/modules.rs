@@ -3,17 +3,16 @@
 //! telemetry and outputs (`$.on`), get their own twin and methods, receive input messages,
 //! and go away with their device.
 
-use iotemu::pending::WaitStored;
+use iotemu::WaitStored;
 use std::time::Duration;
 
+use iotemu::C2dMessage;
+use iotemu::DeviceAuthentication;
 use iotemu::Emulator;
+use iotemu::IdentityRef;
+use iotemu::ModuleSpec;
 use iotemu::certs;
-use iotemu::hub::IdentityRef;
-use iotemu::hub::c2d::C2dMessage;
-use iotemu::hub::device::DeviceAuthentication;
-use iotemu::hub::module::ModuleSpec;
-use iotemu::hub::registry::{AuthenticationSpec, DeviceSpec};
-use iotemu::mqtt::codec::{ConnectReturnCode, Packet, PubAck, Publish, QoS};
+use iotemu::internals::mqtt::codec::{ConnectReturnCode, Packet, PubAck, Publish, QoS};
 use iotemu_e2e::*;
 use rumqttc::mqttbytes::v4::Subscribe;
 use serde_json::{Value, json};
@@ -52,28 +51,6 @@ fn module_token(device_id: &str, module_id: &str, key: &str) -> String {
         None,
         seconds_from_now(600),
     )
-}
-
-/// Creates a SAS device and a SAS module through the Rust API; returns the module's key.
-fn create_module(emulator: &Emulator, device_id: &str, module_id: &str) -> String {
-    let hub = emulator.default_hub();
-    if hub.device(device_id).is_none() {
-        hub.create_device(DeviceSpec {
-            device_id: device_id.to_owned(),
-            status: iotemu::hub::device::DeviceStatus::Enabled,
-            authentication: AuthenticationSpec::Sas {
-                primary: None,
-                secondary: None,
-            },
-        })
-        .wait_stored()
-        .unwrap();
-    }
-    let module = hub
-        .create_module(ModuleSpec::from_json(device_id, module_id, b"{}").unwrap())
-        .wait_stored()
-        .unwrap();
-    module.sas_keys()[0].to_base64()
 }
 
 async fn connect_module(
@@ -283,7 +260,7 @@ async fn modules_are_created_read_updated_and_deleted_over_rest() {
 #[tokio::test]
 async fn a_module_connects_with_its_own_key_and_sends_telemetry_and_outputs() {
     let emulator = start_emulator(None).await;
-    let key = create_module(&emulator, "dev-m", "filter");
+    let key = create_sas_module(&emulator, "dev-m", "filter");
     let device_key = emulator.default_hub().device("dev-m").unwrap().sas_keys()[0].to_base64();
 
     let (_, code) = connect_module(&emulator, "dev-m", "filter", &device_key).await;
@@ -353,7 +330,7 @@ async fn a_module_connects_with_its_own_key_and_sends_telemetry_and_outputs() {
 #[tokio::test]
 async fn module_twins_and_methods_are_the_modules_own() {
     let emulator = start_emulator(None).await;
-    let key = create_module(&emulator, "dev-t", "m");
+    let key = create_sas_module(&emulator, "dev-t", "m");
     let hub = emulator.default_hub().clone();
     let (mut module, code) = connect_module(&emulator, "dev-t", "m", &key).await;
     assert_eq!(code, ConnectReturnCode::Success);
@@ -476,7 +453,7 @@ async fn module_twins_and_methods_are_the_modules_own() {
 #[tokio::test]
 async fn input_messages_reach_a_subscribed_module() {
     let emulator = start_emulator(None).await;
-    let key = create_module(&emulator, "dev-i", "sink");
+    let key = create_sas_module(&emulator, "dev-i", "sink");
     let hub = emulator.default_hub().clone();
     let offline = hub
         .send_module_input("dev-i", "sink", "in1", C2dMessage::new("x"))
@@ -544,7 +521,7 @@ async fn input_messages_reach_a_subscribed_module() {
 #[tokio::test]
 async fn disabling_the_device_drops_and_refuses_its_modules() {
     let emulator = start_emulator(None).await;
-    let key = create_module(&emulator, "dev-d", "m");
+    let key = create_sas_module(&emulator, "dev-d", "m");
     let (mut module, code) = connect_module(&emulator, "dev-d", "m", &key).await;
     assert_eq!(code, ConnectReturnCode::Success);
     let device = call(&emulator, "GET", "/devices/dev-d", None, Value::Null)

@@ -4,8 +4,10 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use iotemu::auth::keys::SymmetricKey;
-use iotemu::mqtt::codec::{ConnectReturnCode, Packet, PubAck, Publish, QoS, SubscribeReasonCode};
+use iotemu::SymmetricKey;
+use iotemu::internals::mqtt::codec::{
+    ConnectReturnCode, Packet, PubAck, Publish, QoS, SubscribeReasonCode,
+};
 use iotemu_e2e::*;
 use rumqttc::mqttbytes::v4::Subscribe;
 
@@ -254,7 +256,7 @@ async fn disabled_device_gets_connack_3() {
     let emulator = start_emulator(None).await;
     let hub = emulator.default_hub();
     hub.provision_device("dev-off", key(QUICKSTART_KEY), key(QUICKSTART_KEY), None);
-    hub.set_device_status("dev-off", iotemu::hub::device::DeviceStatus::Disabled);
+    hub.set_device_status("dev-off", iotemu::DeviceStatus::Disabled);
     let mut client = RawClient::connect(&emulator).await;
     let token = device_token(
         "localhost",
@@ -449,7 +451,7 @@ async fn silent_clients_are_dropped_after_one_and_a_half_keep_alives() {
     let emulator = start_emulator(None).await;
     provision(&emulator, "dev-ka");
     let mut client = RawClient::connect(&emulator).await;
-    let mut connect = iotemu::mqtt::codec::Connect::new("dev-ka");
+    let mut connect = iotemu::internals::mqtt::codec::Connect::new("dev-ka");
     connect.keep_alive = 1;
     connect.login = Some(rumqttc::mqttbytes::v4::Login::new(
         hub_username("localhost", "dev-ka"),
@@ -531,7 +533,7 @@ async fn absurd_sas_expiry_gets_connack_5_on_dps_and_hub() {
 /// A CONNECT for `device_id` with a valid token, as raw bytes, and the index of its protocol
 /// level byte (the connect flags follow it).
 fn raw_connect(device_id: &str) -> (Vec<u8>, usize) {
-    let mut connect = iotemu::mqtt::codec::Connect::new(device_id);
+    let mut connect = iotemu::internals::mqtt::codec::Connect::new(device_id);
     connect.login = Some(rumqttc::mqttbytes::v4::Login::new(
         hub_username("localhost", device_id),
         device_token(
@@ -542,7 +544,7 @@ fn raw_connect(device_id: &str) -> (Vec<u8>, usize) {
         ),
     ));
     let mut wire = bytes::BytesMut::new();
-    iotemu::mqtt::codec::encode(&Packet::Connect(connect), &mut wire).unwrap();
+    iotemu::internals::mqtt::codec::encode(&Packet::Connect(connect), &mut wire).unwrap();
     let length_bytes = wire[1..].iter().position(|b| b & 0x80 == 0).unwrap() + 1;
     // Fixed header, then 0x00 0x04 "MQTT", then the level.
     let level = 1 + length_bytes + 6;
@@ -616,7 +618,7 @@ async fn subscribe_with_wrong_fixed_header_flags_is_closed() {
     );
     subscribe.pkid = 1;
     let mut wire = bytes::BytesMut::new();
-    iotemu::mqtt::codec::encode(&Packet::Subscribe(subscribe), &mut wire).unwrap();
+    iotemu::internals::mqtt::codec::encode(&Packet::Subscribe(subscribe), &mut wire).unwrap();
     assert_eq!(wire[0], 0x82);
     wire[0] = 0x80;
     client.send_bytes(&wire).await;
@@ -704,7 +706,7 @@ async fn packet_identifier_0_is_closed() {
 #[tokio::test]
 async fn packets_sent_together_with_connect_are_answered() {
     use bytes::BytesMut;
-    use iotemu::mqtt::codec::{self, Connect};
+    use iotemu::internals::mqtt::codec::{self, Connect};
     use rumqttc::mqttbytes::v4::Login;
 
     let emulator = start_emulator(None).await;

@@ -255,13 +255,12 @@ async fn reregistration_returns_the_same_assignment() {
 #[tokio::test]
 async fn enrollments_added_at_runtime_apply_immediately() {
     let emulator = start_emulator(None).await;
-    let enrollment: iotemu::dps::model::IndividualEnrollment =
-        serde_json::from_value(serde_json::json!({
-            "registrationId": "added-later",
-            "deviceId": "added-device",
-            "attestation": { "type": "symmetricKey" }
-        }))
-        .unwrap();
+    let enrollment: iotemu::IndividualEnrollment = serde_json::from_value(serde_json::json!({
+        "registrationId": "added-later",
+        "deviceId": "added-device",
+        "attestation": { "type": "symmetricKey" }
+    }))
+    .unwrap();
     let stored = emulator
         .dps()
         .create_or_update_enrollment(enrollment)

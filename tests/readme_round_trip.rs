@@ -11,7 +11,7 @@ async fn twin_and_method_round_trip() {
     let hub = emulator.default_hub();
     let key =
         "sbDDeEzRuEuGKag+kQKV+T1QGakRtHpsERLP0yPjwR93TrpEgEh/Y07CXstfha6dhIPWvdD1nRxK5T0KGKA+nQ==";
-    let device_key = iotemu::auth::keys::SymmetricKey::from_base64(key).unwrap();
+    let device_key = iotemu::SymmetricKey::from_base64(key).unwrap();
     hub.provision_device("thermostat", device_key.clone(), device_key, None);
     let device = DeviceClient::builder("localhost", "thermostat")
         .symmetric_key(key)

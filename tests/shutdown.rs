@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use iotemu::Emulator;
-use iotemu::mqtt::codec::ConnectReturnCode;
 use iotemu_e2e::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -18,20 +17,7 @@ fn data_dir() -> PathBuf {
 /// A raw MQTT client past CONNACK (a DPS client of the quickstart enrollment).
 async fn connected_mqtt(emulator: &Emulator) -> RawClient {
     let mut client = RawClient::connect(emulator).await;
-    let password = dps_token(
-        emulator.id_scope(),
-        QUICKSTART_REGISTRATION_ID,
-        QUICKSTART_KEY,
-        seconds_from_now(600),
-    );
-    let code = client
-        .mqtt_connect(
-            QUICKSTART_REGISTRATION_ID,
-            &dps_username(emulator.id_scope(), QUICKSTART_REGISTRATION_ID),
-            &password,
-        )
-        .await;
-    assert_eq!(code, ConnectReturnCode::Success);
+    client.connect_quickstart_dps(emulator).await;
     client
 }
 
@@ -76,20 +62,7 @@ async fn shutdown_closes_mqtt_https_and_websocket_connections() {
     let mut mqtt = connected_mqtt(&emulator).await;
     let mut https = kept_alive_https(&emulator).await;
     let mut ws = WsClient::connect(&emulator).await;
-    let password = dps_token(
-        emulator.id_scope(),
-        QUICKSTART_REGISTRATION_ID,
-        QUICKSTART_KEY,
-        seconds_from_now(600),
-    );
-    let code = ws
-        .mqtt_connect(
-            QUICKSTART_REGISTRATION_ID,
-            &dps_username(emulator.id_scope(), QUICKSTART_REGISTRATION_ID),
-            &password,
-        )
-        .await;
-    assert_eq!(code, ConnectReturnCode::Success);
+    ws.connect_quickstart_dps(&emulator).await;
 
     tokio::time::timeout(Duration::from_secs(30), emulator.shutdown())
         .await

@@ -1,5 +1,5 @@
 //! DPS TPM attestation over HTTPS (issue #14), end to end in process: a software TPM
-//! (`iotemu::auth::tpm::software`) plays the device exactly as the SDKs drive a real one —
+//! (`iotemu::internals::tpm::SoftwareTpm`) plays the device exactly as the SDKs drive a real one —
 //! the unauthenticated register with its EK and SRK, the 401 challenge it activates and
 //! imports, the SAS it signs, the polls, the hub key it imports from the assigned state, and
 //! telemetry to the hub with a SAS signed by that key. Refusals carry Azure's codes.
@@ -7,7 +7,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use iotemu::Emulator;
-use iotemu::auth::tpm::software::SoftwareTpm;
+use iotemu::internals::tpm::SoftwareTpm;
 use iotemu_e2e::*;
 use serde_json::{Value, json};
 
@@ -109,7 +109,7 @@ async fn a_tpm_device_registers_imports_its_hub_key_and_sends_telemetry() {
     let emulator = start_emulator(None).await;
     let mut device = tpm();
     let registration_id =
-        iotemu::auth::tpm::registration_id_from_ek(&device.endorsement_key().unwrap());
+        iotemu::internals::tpm::registration_id_from_ek(&device.endorsement_key().unwrap());
     enroll(
         &emulator,
         &registration_id,
@@ -245,7 +245,7 @@ async fn refusals_have_azure_codes_and_never_challenge_a_stranger() {
         "the blob opens only in the enrolled TPM"
     );
     let mut other = tpm();
-    let own_blob = iotemu::dps::tpm_challenge::TpmDevice::from_tpm2b(
+    let own_blob = iotemu::internals::dps::TpmDevice::from_tpm2b(
         &other.endorsement_key().unwrap(),
         &other.storage_root_key().unwrap(),
     )

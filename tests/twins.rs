@@ -1,10 +1,10 @@
 //! Device twins over MQTT (issue #6 item 1): GET, reported patches, desired patches pushed
 //! to the connected device, with `$rid` and `$version` where the SDKs read them.
 
-use iotemu::pending::WaitStored;
+use iotemu::WaitStored;
 use std::time::Duration;
 
-use iotemu::mqtt::codec::{Packet, PubAck, Publish, QoS};
+use iotemu::internals::mqtt::codec::{Packet, PubAck, Publish, QoS};
 use iotemu_e2e::*;
 use serde_json::{Value, json};
 

@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use iotemu::certs;
-use iotemu::mqtt::codec::{self, ConnectReturnCode, Packet, PubAck, Publish, QoS, Subscribe};
+use iotemu::internals::mqtt::codec::{
+    self, ConnectReturnCode, Packet, PubAck, Publish, QoS, Subscribe,
+};
 use iotemu_e2e::*;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;

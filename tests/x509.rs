@@ -3,9 +3,9 @@
 //! device sent, proof of possession, and hub selfSigned / certificateAuthority devices.
 
 use iotemu::Emulator;
+use iotemu::WaitStored;
 use iotemu::certs::{self, GeneratedCert};
-use iotemu::mqtt::codec::{ConnectReturnCode, Packet, PubAck, Publish, QoS};
-use iotemu::pending::WaitStored;
+use iotemu::internals::mqtt::codec::{ConnectReturnCode, Packet, PubAck, Publish, QoS};
 use iotemu_e2e::*;
 use serde_json::{Value, json};
 
@@ -303,7 +303,7 @@ async fn hub_ca_devices_need_a_verified_hub_ca_and_their_own_cn() {
     let hub = emulator.default_hub();
     hub.provision_device_with(
         "ca-device-1",
-        iotemu::hub::device::DeviceAuthentication::CertificateAuthority {
+        iotemu::DeviceAuthentication::CertificateAuthority {
             provisioning_anchors: vec![],
         },
         None,

@@ -15,8 +15,8 @@ use fe2o3_amqp::types::messaging::{
 use fe2o3_amqp::types::primitives::{SimpleValue, Value};
 use fe2o3_amqp::{Connection, Session};
 use iotemu::Emulator;
-use iotemu::auth::keys::SymmetricKey;
-use iotemu::auth::sas::build_token;
+use iotemu::SymmetricKey;
+use iotemu::internals::auth::build_token;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use tokio_rustls::TlsConnector;

@@ -18,9 +18,9 @@ use fe2o3_amqp::types::messaging::{
 use fe2o3_amqp::types::primitives::{OrderedMap, SimpleValue, Symbol, Value};
 use fe2o3_amqp::{Connection, Session};
 use iotemu::Emulator;
-use iotemu::auth::sas::build_token;
-use iotemu::hub::Hub;
-use iotemu::hub::telemetry::{MessageSource, SystemProperties, TelemetryMessage};
+use iotemu::Hub;
+use iotemu::internals::auth::build_token;
+use iotemu::{MessageSource, SystemProperties, TelemetryMessage};
 use rustls::RootCertStore;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};

@@ -29,8 +29,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
-use iotemu::auth::sas::{build_token, hmac_base64};
-use iotemu::mqtt::codec::{self, Connect, ConnectReturnCode, Packet, Publish, QoS, Subscribe};
+use iotemu::internals::auth::{build_token, hmac_base64};
+use iotemu::internals::mqtt::codec::{
+    self, Connect, ConnectReturnCode, Packet, Publish, QoS, Subscribe,
+};
 use rumqttc::mqttbytes::v4::Login;
 use rustls::RootCertStore;
 use rustls_pki_types::pem::PemObject;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use iotemu::store::{FileStore, FileStoreOptions, MemoryStore, Op, Store};
+use iotemu::{FileStore, FileStoreOptions, MemoryStore, Op, Store};
 use serde_json::{Value, json};
 
 /// A value about the size of a hub device record.

@@ -190,7 +190,7 @@ impl CertificateStore {
     }
 
     /// Puts back a certificate from durable state, as it was.
-    pub fn restore(&self, certificate: CaCertificate) {
+    pub(crate) fn restore(&self, certificate: CaCertificate) {
         self.entries
             .insert(certificate.name.to_ascii_lowercase(), certificate);
     }
@@ -278,7 +278,7 @@ impl CertificateStore {
     }
 
     /// DER of every verified certificate: the anchors devices may chain up to.
-    pub fn verified_anchors(&self) -> Vec<Vec<u8>> {
+    pub(crate) fn verified_anchors(&self) -> Vec<Vec<u8>> {
         self.entries
             .iter()
             .filter(|c| c.is_verified)
@@ -287,7 +287,7 @@ impl CertificateStore {
     }
 
     /// True when a verified certificate has this SHA-256 thumbprint.
-    pub fn is_verified_thumbprint(&self, sha256: &str) -> bool {
+    pub(crate) fn is_verified_thumbprint(&self, sha256: &str) -> bool {
         self.entries
             .iter()
             .any(|c| c.is_verified && c.info.sha256_thumbprint == sha256)
@@ -295,7 +295,11 @@ impl CertificateStore {
 
     /// Names of the certificates with this SHA-256 thumbprint or, when `subject` is given,
     /// this subject (for a root the device did not send).
-    pub fn names_matching(&self, sha256: Option<&str>, subject: Option<&str>) -> Vec<String> {
+    pub(crate) fn names_matching(
+        &self,
+        sha256: Option<&str>,
+        subject: Option<&str>,
+    ) -> Vec<String> {
         self.entries
             .iter()
             .filter(|c| {

@@ -18,8 +18,8 @@ mod limit;
 mod tls;
 mod ws_stream;
 
-pub use accept::spawn_accept_loop;
+pub(crate) use accept::spawn_accept_loop;
 pub(crate) use forward::{forward_async_read, forward_async_write};
-pub use limit::{ConnectionLimit, ConnectionSlot};
+pub(crate) use limit::{ConnectionLimit, ConnectionSlot};
 pub(crate) use tls::{TlsPeer, TlsSetup, spawn_tls_accept_loop, spawn_tls_sessions};
 pub use ws_stream::WsByteStream;

@@ -22,7 +22,7 @@ use crate::store::{Commit, StoreError};
 
 /// How a pending write ended, as its hooks are told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Settled {
+pub(crate) enum Settled {
     /// Durable: the change may be acknowledged and kept.
     Stored,
     /// Not durable: the change must not be acknowledged and is undone in memory.

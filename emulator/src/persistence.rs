@@ -49,7 +49,7 @@ use crate::pending::{Pending, Settled};
 use crate::store::{Commit, MemoryStore, Op, Store, StoreError, StoreSnapshot};
 
 /// A collection of the durable state: `{owner}/{kind}`, e.g. `hub/localhost/devices`.
-pub fn collection(owner: &str, kind: &str) -> String {
+pub(crate) fn collection(owner: &str, kind: &str) -> String {
     format!("{owner}/{kind}")
 }
 
@@ -104,7 +104,7 @@ impl Persistence {
     }
 
     /// Starts saving changes (after startup has loaded fixtures and restored the state).
-    pub fn activate(&self) {
+    pub(crate) fn activate(&self) {
         self.active.store(true, Ordering::SeqCst);
     }
 
@@ -227,7 +227,7 @@ where
 
 /// Reads a stored entity: `Ok(None)` for a tombstone, an error naming the entry when the JSON
 /// does not fit (a corrupt or incompatible data directory is reported, never skipped).
-pub fn restore<T: serde::de::DeserializeOwned>(
+pub(crate) fn restore<T: serde::de::DeserializeOwned>(
     collection: &str,
     key: &str,
     value: Value,

@@ -9,7 +9,7 @@
 use percent_encoding::percent_decode_str;
 
 /// Decoded pairs in order; a key without `=` has no value. Fails on invalid UTF-8.
-pub fn pairs(query: &str) -> Result<Vec<(String, Option<String>)>, std::str::Utf8Error> {
+pub(crate) fn pairs(query: &str) -> Result<Vec<(String, Option<String>)>, std::str::Utf8Error> {
     query
         .split('&')
         .filter(|part| !part.is_empty())
@@ -29,7 +29,7 @@ pub fn pairs(query: &str) -> Result<Vec<(String, Option<String>)>, std::str::Utf
 
 /// The value of `key` exactly as sent (not decoded), for echoing back — `$rid` must return to
 /// the device byte for byte.
-pub fn raw_value<'a>(query: &'a str, key: &str) -> Option<&'a str> {
+pub(crate) fn raw_value<'a>(query: &'a str, key: &str) -> Option<&'a str> {
     query
         .split('&')
         .find_map(|part| match part.split_once('=') {
@@ -43,7 +43,7 @@ pub fn raw_value<'a>(query: &'a str, key: &str) -> Option<&'a str> {
 }
 
 /// The decoded value of `key`.
-pub fn value(query: &str, key: &str) -> Option<String> {
+pub(crate) fn value(query: &str, key: &str) -> Option<String> {
     let raw = raw_value(query, key)?;
     percent_decode_str(raw)
         .decode_utf8()

@@ -5,11 +5,14 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Deserializer, Serializer};
 
-pub fn serialize<S: Serializer>(bytes: impl AsRef<[u8]>, serializer: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn serialize<S: Serializer>(
+    bytes: impl AsRef<[u8]>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&BASE64.encode(bytes))
 }
 
-pub fn deserialize<'de, D: Deserializer<'de>, T: From<Vec<u8>>>(
+pub(crate) fn deserialize<'de, D: Deserializer<'de>, T: From<Vec<u8>>>(
     deserializer: D,
 ) -> Result<T, D::Error> {
     let text = String::deserialize(deserializer)?;
@@ -20,14 +23,17 @@ pub fn deserialize<'de, D: Deserializer<'de>, T: From<Vec<u8>>>(
 }
 
 /// A list of binary values (e.g. DER certificates).
-pub mod list {
+pub(crate) mod list {
     use super::*;
 
-    pub fn serialize<S: Serializer>(items: &[Vec<u8>], serializer: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(
+        items: &[Vec<u8>],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
         serializer.collect_seq(items.iter().map(|i| BASE64.encode(i)))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Vec<Vec<u8>>, D::Error> {
         Vec::<String>::deserialize(deserializer)?

@@ -82,11 +82,6 @@ impl Shutdown {
             .send_if_modified(|phase| raise(phase, Phase::Draining));
     }
 
-    /// Whether [`Shutdown::begin`] has been called.
-    pub fn has_begun(&self) -> bool {
-        *self.state.phase.borrow() != Phase::Running
-    }
-
     /// Drops every session still running (their futures, and so their sockets).
     pub fn force(&self) {
         self.state
@@ -100,7 +95,7 @@ impl Shutdown {
     }
 
     /// Waits until no session is running, at most `timeout`; `false` when some still are.
-    pub async fn drained(&self, timeout: Duration) -> bool {
+    pub(crate) async fn drained(&self, timeout: Duration) -> bool {
         let mut sessions = self.state.sessions.subscribe();
         tokio::time::timeout(timeout, sessions.wait_for(|n| *n == 0))
             .await
@@ -132,7 +127,7 @@ pub struct ShutdownSignal {
 
 impl ShutdownSignal {
     /// Whether shutdown has begun.
-    pub fn is_shutdown(&self) -> bool {
+    pub(crate) fn is_shutdown(&self) -> bool {
         *self.phase.borrow() != Phase::Running
     }
 

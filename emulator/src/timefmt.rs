@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Formats `t` as ISO 8601 UTC with 100-ns precision, as DPS and IoT Hub do.
-pub fn utc_timestamp(t: SystemTime) -> String {
+pub(crate) fn utc_timestamp(t: SystemTime) -> String {
     let since_epoch = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
     let secs = since_epoch.as_secs();
     let ticks = since_epoch.subsec_nanos() / 100;
@@ -19,7 +19,7 @@ pub fn utc_timestamp(t: SystemTime) -> String {
 }
 
 /// Seconds since the Unix epoch, saturating at zero for clocks set before 1970.
-pub fn unix_seconds(t: SystemTime) -> u64 {
+pub(crate) fn unix_seconds(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)

@@ -59,7 +59,7 @@ pub enum TlsError {
 
 /// The emulator CA's certificate and private key (PKCS#8), PEM.
 #[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct CaMaterial {
+pub(crate) struct CaMaterial {
     pub cert_pem: String,
     pub key_pem: String,
 }
@@ -72,7 +72,7 @@ impl std::fmt::Debug for CaMaterial {
 }
 
 /// The emulator's CA and the server configuration built on it.
-pub struct EmulatorTls {
+pub(crate) struct EmulatorTls {
     ca: CaMaterial,
     ca_pem: String,
     server_names: Vec<String>,
@@ -84,7 +84,10 @@ impl EmulatorTls {
     /// Generates an ECDSA P-256 server certificate covering `hostnames`, signed by `ca` (a CA
     /// restored from durable state) when given, so clients that trust it keep working, or by
     /// a fresh CA otherwise; the server certificate is always new.
-    pub fn with_ca(hostnames: &[String], ca: Option<&CaMaterial>) -> Result<EmulatorTls, TlsError> {
+    pub(crate) fn with_ca(
+        hostnames: &[String],
+        ca: Option<&CaMaterial>,
+    ) -> Result<EmulatorTls, TlsError> {
         let material = match ca {
             Some(ca) => ca.clone(),
             None => new_ca()?,
@@ -142,27 +145,27 @@ impl EmulatorTls {
     }
 
     /// The CA certificate and key, to keep in durable state.
-    pub fn ca_material(&self) -> &CaMaterial {
+    pub(crate) fn ca_material(&self) -> &CaMaterial {
         &self.ca
     }
 
     /// The CA certificate clients must trust, PEM.
-    pub fn ca_pem(&self) -> &str {
+    pub(crate) fn ca_pem(&self) -> &str {
         &self.ca_pem
     }
 
     /// DNS names and IP addresses in the server certificate.
-    pub fn server_names(&self) -> &[String] {
+    pub(crate) fn server_names(&self) -> &[String] {
         &self.server_names
     }
 
     /// For MQTT on 8883 (no ALPN).
-    pub fn server_config(&self) -> Arc<ServerConfig> {
+    pub(crate) fn server_config(&self) -> Arc<ServerConfig> {
         self.server_config.clone()
     }
 
     /// For HTTPS on 443 (ALPN `http/1.1`).
-    pub fn https_config(&self) -> Arc<ServerConfig> {
+    pub(crate) fn https_config(&self) -> Arc<ServerConfig> {
         self.https_config.clone()
     }
 }

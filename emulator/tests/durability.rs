@@ -109,7 +109,8 @@ async fn call(tls: &TlsConnector, port: u16, method: &str, device_id: &str) -> O
         .unwrap()
         .as_secs()
         + 600;
-    let token = iotemu::auth::sas::build_token("localhost", &key, Some("iothubowner"), expiry);
+    let token =
+        iotemu::internals::auth::build_token("localhost", &key, Some("iothubowner"), expiry);
     let body = if method == "PUT" {
         format!(r#"{{"deviceId":"{device_id}"}}"#)
     } else {

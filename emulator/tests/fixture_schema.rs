@@ -2,7 +2,7 @@
 //! the project ships and rejects malformed ones the loader rejects too, so editors flag the
 //! same mistakes `iotemu fixtures validate` does.
 
-use iotemu::fixtures::{FixtureSet, FixtureSource, QUICKSTART_JSON};
+use iotemu::internals::fixtures::{FixtureSet, FixtureSource, QUICKSTART_JSON};
 use serde_json::{Value, json};
 
 const SCHEMA: &str = include_str!("../../fixtures/fixture.schema.json");
@@ -23,7 +23,7 @@ fn schema_errors(validator: &jsonschema::Validator, fixture: &Value) -> Vec<Stri
         .collect()
 }
 
-fn load(fixture: &Value) -> Result<FixtureSet, iotemu::fixtures::FixtureError> {
+fn load(fixture: &Value) -> Result<FixtureSet, iotemu::internals::fixtures::FixtureError> {
     FixtureSet::load(&[FixtureSource::Inline {
         name: "test.json".into(),
         json: fixture.to_string(),

@@ -5,15 +5,15 @@
 
 mod support;
 
-use iotemu::pending::WaitStored;
+use iotemu::WaitStored;
 use std::process::Output;
 use std::time::SystemTime;
 
 use iotemu::Emulator;
-use iotemu::auth::Credential;
-use iotemu::auth::sas::build_token;
-use iotemu::dps::model::{DeviceRegistrationState, EnrollmentGroup, IndividualEnrollment};
-use iotemu::fixtures_export::{self, ServiceConnection};
+use iotemu::internals::auth::Credential;
+use iotemu::internals::auth::build_token;
+use iotemu::internals::fixtures_export::{self, ServiceConnection};
+use iotemu::{DeviceRegistrationState, EnrollmentGroup, IndividualEnrollment};
 use serde_json::{Value, json};
 
 use support::Scratch;
@@ -333,14 +333,14 @@ async fn one_fixture_gives_the_same_keys_ids_and_hubs_in_every_instance() {
 /// from the group key; each registration's id, device id and hub.
 fn register_everyone(emulator: &Emulator) -> Vec<(String, String, String)> {
     let enrollments = emulator.dps().enrollments();
-    let primary_key = |attestation: &iotemu::dps::model::AttestationMechanism| {
+    let primary_key = |attestation: &iotemu::AttestationMechanism| {
         attestation
             .symmetric_key
             .as_ref()
             .and_then(|k| k.primary_key.clone())
             .expect("keys are filled in")
     };
-    let group_key = iotemu::auth::keys::SymmetricKey::from_base64(&primary_key(
+    let group_key = iotemu::SymmetricKey::from_base64(&primary_key(
         &emulator.dps().enrollment_groups()[0].attestation,
     ))
     .unwrap();

@@ -3,7 +3,7 @@
 //! startup.
 #![no_main]
 
-use iotemu::fixtures::{self, FixtureSet, FixtureSource};
+use iotemu::internals::fixtures::{self, FixtureSet, FixtureSource};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -118,7 +118,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let ctx = world().http.clone();
     iotemu_fuzz::exchange(&stream, move |server| {
-        iotemu::fuzzing::serve_plain_http(server, peer(), ctx)
+        iotemu::internals::fuzzing::serve_plain_http(server, peer(), ctx)
     });
 });
 

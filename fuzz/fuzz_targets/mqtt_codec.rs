@@ -6,11 +6,12 @@
 #![no_main]
 
 use bytes::BytesMut;
-use iotemu::mqtt::codec::{self, Packet};
-use iotemu::mqtt::properties::parse_property_bag;
-use iotemu::mqtt::routes::{Principal, classify_publish, may_subscribe};
-use iotemu::mqtt::topic::{split_query, valid_filter};
-use iotemu::mqtt::username;
+use iotemu::internals::mqtt::codec::{self, Packet};
+use iotemu::internals::mqtt::parse_property_bag;
+use iotemu::internals::mqtt::username;
+use iotemu::internals::mqtt::{classify_publish, may_subscribe};
+use iotemu::internals::mqtt::{split_query, valid_filter};
+use iotemu_fuzz::PRINCIPALS;
 use libfuzzer_sys::fuzz_target;
 
 const MAX_PACKET: usize = 64 * 1024;
@@ -40,17 +41,6 @@ fn round_trip(packet: &Packet) {
 }
 
 fn follow(packet: &Packet) {
-    let principals = [
-        Principal::Registration,
-        Principal::Device {
-            device_id: "d1",
-            module_id: None,
-        },
-        Principal::Device {
-            device_id: "d1",
-            module_id: Some("m1"),
-        },
-    ];
     match packet {
         Packet::Connect(connect) => {
             if let Some(target) = connect
@@ -62,7 +52,7 @@ fn follow(packet: &Packet) {
             }
         }
         Packet::Publish(publish) => {
-            for principal in principals {
+            for principal in PRINCIPALS {
                 if let Some(inbound) = classify_publish(principal, &publish.topic) {
                     let _ = format!("{inbound:?}");
                 }
@@ -74,7 +64,7 @@ fn follow(packet: &Packet) {
         Packet::Subscribe(subscribe) => {
             for filter in &subscribe.filters {
                 let _ = valid_filter(&filter.path);
-                for principal in principals {
+                for principal in PRINCIPALS {
                     let _ = may_subscribe(principal, &filter.path);
                 }
             }

@@ -12,8 +12,8 @@
 #![no_main]
 
 use bytes::BytesMut;
-use iotemu::mqtt::codec::{self, Connect, Packet, Protocol};
-use iotemu::mqtt::session::{PeerInfo, run_session};
+use iotemu::internals::mqtt::codec::{self, Connect, Packet, Protocol};
+use iotemu::internals::mqtt::{PeerInfo, run_session};
 use iotemu_fuzz::{peer, world};
 use libfuzzer_sys::fuzz_target;
 

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use iotemu::auth::sas::{SasToken, build_token, resource_covers};
+use iotemu::internals::auth::{SasToken, build_token, resource_covers};
 use libfuzzer_sys::fuzz_target;
 
 const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";

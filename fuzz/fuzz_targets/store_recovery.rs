@@ -11,7 +11,7 @@
 //! snapshot must read back the same (checked inside `recover_from_bytes`).
 #![no_main]
 
-use iotemu::fuzzing::{append_frame, file_header, recover_from_bytes};
+use iotemu::internals::fuzzing::{append_frame, file_header, recover_from_bytes};
 use libfuzzer_sys::fuzz_target;
 
 const SEPARATOR: &[u8] = b"\n--\n";

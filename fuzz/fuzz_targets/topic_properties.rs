@@ -3,11 +3,12 @@
 //! first line is a filter and the rest a topic, so matching sees pairs of both.
 #![no_main]
 
-use iotemu::fuzzing::{query_pairs, query_value};
-use iotemu::mqtt::properties::parse_property_bag;
-use iotemu::mqtt::routes::{Principal, classify_publish, may_subscribe};
-use iotemu::mqtt::topic::{filter_matches, split_query, valid_filter};
-use iotemu::mqtt::username;
+use iotemu::internals::fuzzing::{query_pairs, query_value};
+use iotemu::internals::mqtt::parse_property_bag;
+use iotemu::internals::mqtt::username;
+use iotemu::internals::mqtt::{classify_publish, may_subscribe};
+use iotemu::internals::mqtt::{filter_matches, split_query, valid_filter};
+use iotemu_fuzz::PRINCIPALS;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -29,17 +30,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = query_value(query, "$rid");
     let _ = parse_property_bag(query);
     let _ = parse_property_bag(path);
-    for principal in [
-        Principal::Registration,
-        Principal::Device {
-            device_id: "d1",
-            module_id: None,
-        },
-        Principal::Device {
-            device_id: "d1",
-            module_id: Some("m1"),
-        },
-    ] {
+    for principal in PRINCIPALS {
         let _ = classify_publish(principal, topic);
         let _ = may_subscribe(principal, filter);
     }

@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use iotemu::hub::query;
+use iotemu::internals::hub::query;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};
 

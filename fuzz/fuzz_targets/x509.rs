@@ -6,7 +6,7 @@
 
 use std::time::SystemTime;
 
-use iotemu::auth::x509;
+use iotemu::internals::auth::x509;
 use libfuzzer_sys::fuzz_target;
 use rustls_pki_types::CertificateDer;
 

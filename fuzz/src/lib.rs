@@ -9,17 +9,33 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use iotemu::AmqpLimits;
 use iotemu::Emulator;
-use iotemu::amqp::{AmqpContext, AmqpLimits};
-use iotemu::auth::sas::build_token;
-use iotemu::http::{HttpContext, HttpLimits};
-use iotemu::mqtt::{MqttContext, MqttLimits};
-use iotemu::shutdown::Shutdown;
+use iotemu::HttpLimits;
+use iotemu::MqttLimits;
+use iotemu::internals::amqp::AmqpContext;
+use iotemu::internals::auth::build_token;
+use iotemu::internals::http::HttpContext;
+use iotemu::internals::mqtt::{MqttContext, Principal};
+use iotemu::internals::shutdown::Shutdown;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::runtime::Runtime;
 
 pub const ID_SCOPE: &str = "0ne00000A0A";
 pub const HUB: &str = "localhost";
+
+/// Who the topic rules are checked for: the DPS client, a device and one of its modules.
+pub const PRINCIPALS: [Principal<'static>; 3] = [
+    Principal::Registration,
+    Principal::Device {
+        device_id: "d1",
+        module_id: None,
+    },
+    Principal::Device {
+        device_id: "d1",
+        module_id: Some("m1"),
+    },
+];
 pub const REGISTRATION_ID: &str = "symm-key-python-device-008";
 pub const DEVICE_ID: &str = "python-device-008";
 /// The quickstart enrollment's primary key (DESIGN.md), which the device also gets.
@@ -73,7 +89,7 @@ fn start_world() -> World {
             .await
             .expect("the emulator starts")
     });
-    let key = iotemu::auth::keys::SymmetricKey::from_base64(DEVICE_KEY).expect("quickstart key");
+    let key = iotemu::SymmetricKey::from_base64(DEVICE_KEY).expect("quickstart key");
     emulator
         .default_hub()
         .provision_device(DEVICE_ID, key.clone(), key, None);

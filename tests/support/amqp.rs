@@ -64,7 +64,7 @@ pub async fn connect_ws(
     let ws = super::wss_handshake(emulator, None, path, Some(subprotocol))
         .await
         .expect("upgraded to WebSocket");
-    let stream = iotemu::amqp::websocket::WsByteStream::new(ws);
+    let stream = iotemu::internals::amqp::WsByteStream::new(ws);
     let builder = Connection::builder()
         .container_id("iotemu-test-ws")
         .hostname("localhost");

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::BytesMut;
 use iotemu::Emulator;
-use iotemu::mqtt::codec::{self, ConnAck, Connect, ConnectReturnCode, Packet};
+use iotemu::internals::mqtt::codec::{self, ConnAck, Connect, ConnectReturnCode, Packet};
 use rumqttc::mqttbytes::v4::Login;
 use rustls::RootCertStore;
 use rustls_pki_types::pem::PemObject;
@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-pub use iotemu::auth::sas::build_token;
+pub use iotemu::internals::auth::build_token;
 
 pub mod amqp;
 pub mod log_capture;
@@ -46,7 +46,8 @@ pub async fn start_emulator(extra: Option<&str>) -> Emulator {
 /// fixture's hubs and enrollments (minus its DPS section) added.
 pub async fn start_emulator_with_dps(fixture: &str) -> Emulator {
     let mut quickstart: serde_json::Value =
-        serde_json::from_str(iotemu::fixtures::QUICKSTART_JSON).expect("quickstart JSON");
+        serde_json::from_str(iotemu::internals::fixtures::QUICKSTART_JSON)
+            .expect("quickstart JSON");
     quickstart.as_object_mut().expect("object").remove("dps");
     Emulator::builder()
         .fixture_json("quickstart without dps", &quickstart.to_string())
@@ -537,10 +538,26 @@ pub trait MqttPeer {
         }
     }
 
+    /// CONNECT as the quickstart enrollment's DPS client (SAS valid ten minutes); asserts
+    /// CONNACK 0.
+    async fn connect_quickstart_dps(&mut self, emulator: &Emulator) {
+        let password = dps_token(
+            emulator.id_scope(),
+            QUICKSTART_REGISTRATION_ID,
+            QUICKSTART_KEY,
+            seconds_from_now(600),
+        );
+        let username = dps_username(emulator.id_scope(), QUICKSTART_REGISTRATION_ID);
+        let code = self
+            .mqtt_connect(QUICKSTART_REGISTRATION_ID, &username, &password)
+            .await;
+        assert_eq!(code, ConnectReturnCode::Success);
+    }
+
     /// Runs a whole DPS registration on an already connected client (subscribe, register,
     /// poll until done) and returns the final `RegistrationOperationStatus` JSON.
     async fn register(&mut self, registration_id: &str) -> serde_json::Value {
-        use iotemu::mqtt::codec::{PubAck, Publish, QoS};
+        use iotemu::internals::mqtt::codec::{PubAck, Publish, QoS};
         use rumqttc::mqttbytes::v4::Subscribe;
         let mut subscribe = Subscribe::new("$dps/registrations/res/#", QoS::AtLeastOnce);
         subscribe.pkid = 1;
@@ -668,7 +685,7 @@ pub async fn connected_hub_device(
     initial: Option<serde_json::Value>,
     filters: &[&str],
 ) -> RawClient {
-    use iotemu::mqtt::codec::QoS;
+    use iotemu::internals::mqtt::codec::QoS;
     use rumqttc::mqttbytes::v4::Subscribe;
     let key = iotemu::SymmetricKey::from_base64(QUICKSTART_KEY).expect("the quickstart key");
     emulator
@@ -697,4 +714,55 @@ pub async fn connected_hub_device(
         ));
     }
     client
+}
+
+/// Registers `device_id` on the default hub with the quickstart key (and `initial` twin) and
+/// returns a device client builder for it that trusts the emulator; callers add options and
+/// connect.
+pub fn quickstart_device(
+    emulator: &Emulator,
+    device_id: &str,
+    initial: Option<serde_json::Value>,
+) -> iotemu_device::DeviceClientBuilder {
+    let key = iotemu::SymmetricKey::from_base64(QUICKSTART_KEY).expect("the quickstart key");
+    emulator
+        .default_hub()
+        .provision_device(device_id, key.clone(), key, initial);
+    iotemu_device::DeviceClient::builder("localhost", device_id)
+        .symmetric_key(QUICKSTART_KEY)
+        .trust(iotemu_device::Trust::CaPem(emulator.ca_pem().to_owned()))
+        .port(emulator.mqtt_port())
+}
+
+/// `future`, or a panic naming `what` when it takes longer than ten seconds (a guard against
+/// a hang, not a timing assertion).
+pub async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(10), future)
+        .await
+        .unwrap_or_else(|_| panic!("{what} timed out"))
+}
+
+/// Creates SAS module `module_id` of `device_id` on the default hub (and the SAS device, when
+/// it does not exist yet) through the Rust API; returns the module's primary key (base64).
+pub fn create_sas_module(emulator: &Emulator, device_id: &str, module_id: &str) -> String {
+    use iotemu::{AuthenticationSpec, DeviceSpec, DeviceStatus, ModuleSpec, WaitStored};
+    let hub = emulator.default_hub();
+    if hub.device(device_id).is_none() {
+        hub.create_device(DeviceSpec {
+            device_id: device_id.to_owned(),
+            status: DeviceStatus::Enabled,
+            authentication: AuthenticationSpec::Sas {
+                primary: None,
+                secondary: None,
+            },
+        })
+        .wait_stored()
+        .expect("the device is created");
+    }
+    let spec = ModuleSpec::from_json(device_id, module_id, b"{}").expect("an empty module body");
+    let module = hub
+        .create_module(spec)
+        .wait_stored()
+        .expect("the module is created");
+    module.sas_keys()[0].to_base64()
 }

@@ -10,7 +10,7 @@ use fe2o3_amqp::types::performatives::Attach;
 
 /// The node an attach is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Node {
+pub(crate) enum Node {
     /// `$cbs`: claims-based security (token put).
     Cbs,
     /// `/messages/devicebound`: the service sends C2D messages.
@@ -31,7 +31,7 @@ pub enum Node {
 
 /// An address split into the host it names (full URLs only) and its path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Address {
+pub(crate) struct Address {
     /// As sent.
     pub raw: String,
     /// Lower-case host of an `amqps://host[:port]/…` address.
@@ -41,7 +41,7 @@ pub struct Address {
 }
 
 impl Address {
-    pub fn parse(raw: &str) -> Address {
+    pub(crate) fn parse(raw: &str) -> Address {
         let (host, rest) = match raw.split_once("://") {
             Some((_, rest)) => {
                 let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
@@ -64,7 +64,7 @@ impl Address {
     }
 
     /// Path segments, lower-case, empty ones dropped.
-    pub fn segments(&self) -> Vec<String> {
+    pub(crate) fn segments(&self) -> Vec<String> {
         self.path
             .split('/')
             .filter(|s| !s.is_empty())
@@ -72,7 +72,7 @@ impl Address {
             .collect()
     }
 
-    pub fn node(&self) -> Node {
+    pub(crate) fn node(&self) -> Node {
         let segments = self.segments();
         let s: Vec<&str> = segments.iter().map(String::as_str).collect();
         match s.as_slice() {
@@ -165,7 +165,7 @@ fn decode_id(segment: &str) -> Option<String> {
 
 /// The address an attach is about: the target when the client sends, the source when it
 /// receives.
-pub fn attach_address(attach: &Attach) -> Option<Address> {
+pub(crate) fn attach_address(attach: &Attach) -> Option<Address> {
     let raw = match attach.role {
         Role::Sender => attach.target.as_ref().and_then(|t| match t.as_ref() {
             TargetArchetype::Target(t) => t.address.clone(),

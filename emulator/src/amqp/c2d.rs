@@ -28,7 +28,7 @@ use crate::hub::c2d::C2dMessage;
 use crate::hub::error::HubError;
 
 /// The right a service needs to send C2D messages and read feedback.
-pub const SERVICE_CONNECT: &str = "ServiceConnect";
+pub(crate) const SERVICE_CONNECT: &str = "ServiceConnect";
 /// The application property that asks for delivery feedback.
 const ACK_PROPERTY: &str = "iothub-ack";
 
@@ -45,7 +45,7 @@ pub(super) async fn service_connect_expired(auth: Arc<ConnectionAuth>, hint: Opt
 
 /// Receives C2D messages on `receiver` until the link, the connection or the authorising
 /// token ends.
-pub async fn serve(
+pub(crate) async fn serve(
     mut receiver: Receiver,
     hub: Arc<Hub>,
     access: ServiceAccess,
@@ -113,7 +113,7 @@ async fn enqueue(hub: &Arc<Hub>, message: AnyMessage) -> Result<(String, String)
 }
 
 /// The device id a `to` of `/devices/{id}/messages/devicebound` names.
-pub fn device_from_to(to: &str) -> Option<String> {
+pub(crate) fn device_from_to(to: &str) -> Option<String> {
     let path = to.split_once("://").map_or(to, |(_, rest)| {
         rest.split_once('/').map_or("", |(_, path)| path)
     });
@@ -135,7 +135,7 @@ pub fn device_from_to(to: &str) -> Option<String> {
 }
 
 /// The hub's model of an AMQP C2D message.
-pub fn to_c2d(message: AnyMessage) -> Result<(String, C2dMessage), Error> {
+pub(crate) fn to_c2d(message: AnyMessage) -> Result<(String, C2dMessage), Error> {
     let properties = message.properties.unwrap_or_default();
     let to = properties.to.ok_or_else(|| {
         conditions::error(

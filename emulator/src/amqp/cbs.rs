@@ -24,12 +24,12 @@ use super::session::SessionContext;
 use crate::auth::sas::SasToken;
 use crate::auth::{Credential, authenticate_service_token, split_resource};
 
-pub const NODE: &str = "/$cbs";
+pub(crate) const NODE: &str = "/$cbs";
 const PUT_TOKEN: &str = "put-token";
 const SAS_TOKEN_TYPE: &str = "servicebus.windows.net:sastoken";
 
 /// The `$cbs` node.
-pub struct Cbs;
+pub(crate) struct Cbs;
 
 impl RequestHandler for Cbs {
     fn handle<'a>(

@@ -10,22 +10,22 @@ use fe2o3_amqp::types::primitives::Symbol;
 
 use crate::hub::error::HubError;
 
-pub const NOT_FOUND: &str = "amqp:not-found";
-pub const UNAUTHORIZED: &str = "amqp:unauthorized-access";
-pub const NOT_IMPLEMENTED: &str = "amqp:not-implemented";
-pub const NOT_ALLOWED: &str = "amqp:not-allowed";
-pub const INTERNAL_ERROR: &str = "amqp:internal-error";
-pub const DECODE_ERROR: &str = "amqp:decode-error";
-pub const RESOURCE_LIMIT_EXCEEDED: &str = "amqp:resource-limit-exceeded";
-pub const MESSAGE_SIZE_EXCEEDED: &str = "amqp:link:message-size-exceeded";
-pub const ARGUMENT_ERROR: &str = "com.microsoft:argument-error";
-pub const CONNECTION_FORCED: &str = "amqp:connection:forced";
-pub const FRAMING_ERROR: &str = "amqp:connection:framing-error";
-pub const MESSAGE_LOCK_LOST: &str = "com.microsoft:message-lock-lost";
+pub(crate) const NOT_FOUND: &str = "amqp:not-found";
+pub(crate) const UNAUTHORIZED: &str = "amqp:unauthorized-access";
+pub(crate) const NOT_IMPLEMENTED: &str = "amqp:not-implemented";
+pub(crate) const NOT_ALLOWED: &str = "amqp:not-allowed";
+pub(crate) const INTERNAL_ERROR: &str = "amqp:internal-error";
+pub(crate) const DECODE_ERROR: &str = "amqp:decode-error";
+pub(crate) const RESOURCE_LIMIT_EXCEEDED: &str = "amqp:resource-limit-exceeded";
+pub(crate) const MESSAGE_SIZE_EXCEEDED: &str = "amqp:link:message-size-exceeded";
+pub(crate) const ARGUMENT_ERROR: &str = "com.microsoft:argument-error";
+pub(crate) const CONNECTION_FORCED: &str = "amqp:connection:forced";
+pub(crate) const FRAMING_ERROR: &str = "amqp:connection:framing-error";
+pub(crate) const MESSAGE_LOCK_LOST: &str = "com.microsoft:message-lock-lost";
 
 /// The typed condition for `symbol` (standard ones parse to their variants, others stay
 /// custom symbols; both encode as the same symbol on the wire).
-pub fn condition(symbol: &str) -> ErrorCondition {
+pub(crate) fn condition(symbol: &str) -> ErrorCondition {
     if let Ok(e) = AmqpError::try_from(symbol) {
         return e.into();
     }
@@ -55,12 +55,12 @@ pub fn symbol_of(condition: &ErrorCondition) -> String {
 }
 
 /// An error with `symbol` as condition and `description`.
-pub fn error(symbol: &str, description: impl Into<String>) -> Error {
+pub(crate) fn error(symbol: &str, description: impl Into<String>) -> Error {
     Error::new(condition(symbol), Some(description.into()), None)
 }
 
 /// The condition a hub error maps to on a rejected delivery or a detach.
-pub fn hub_error_condition(e: &HubError) -> &'static str {
+pub(crate) fn hub_error_condition(e: &HubError) -> &'static str {
     match e.code {
         404001 | 404002 | 404010 => NOT_FOUND,
         403004 => RESOURCE_LIMIT_EXCEEDED,
@@ -75,7 +75,7 @@ pub fn hub_error_condition(e: &HubError) -> &'static str {
 }
 
 /// The AMQP error for a hub error: its condition, and the Azure code and name in the text.
-pub fn hub_error(e: &HubError) -> Error {
+pub(crate) fn hub_error(e: &HubError) -> Error {
     error(hub_error_condition(e), e.to_string())
 }
 

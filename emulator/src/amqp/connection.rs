@@ -26,7 +26,7 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 const HANDLE_MAX: u32 = 255;
 
 /// Serves one AMQP connection on `stream` until it ends.
-pub async fn serve<S>(stream: S, peer: PeerInfo, amqp: Arc<AmqpContext>)
+pub(crate) async fn serve<S>(stream: S, peer: PeerInfo, amqp: Arc<AmqpContext>)
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {

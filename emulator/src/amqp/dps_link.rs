@@ -49,7 +49,7 @@ const NO_EXPIRY_RECHECK: Duration = Duration::from_secs(3600);
 
 /// Answers an attach on a registration address: the request link or the answer link, once
 /// the connection has proven the registration.
-pub async fn on_attach(
+pub(crate) async fn on_attach(
     attach: Attach,
     address: &Address,
     session: &mut ListenerSessionHandle,

@@ -31,21 +31,21 @@ use super::conditions;
 use super::message::{AnyMessage, app_property, body_bytes};
 use crate::dps::error::DpsError;
 
-pub const OPERATION_TYPE: &str = "iotdps-operation-type";
-pub const OPERATION_ID: &str = "iotdps-operation-id";
-pub const STATUS: &str = "iotdps-status";
-pub const RETRY_AFTER: &str = "retry-after";
-pub const REGISTER: &str = "iotdps-register";
-pub const GET_OPERATION_STATUS: &str = "iotdps-get-operationstatus";
-pub const GET_REGISTRATION: &str = "iotdps-get-registration";
+pub(crate) const OPERATION_TYPE: &str = "iotdps-operation-type";
+pub(crate) const OPERATION_ID: &str = "iotdps-operation-id";
+pub(crate) const STATUS: &str = "iotdps-status";
+pub(crate) const RETRY_AFTER: &str = "retry-after";
+pub(crate) const REGISTER: &str = "iotdps-register";
+pub(crate) const GET_OPERATION_STATUS: &str = "iotdps-get-operationstatus";
+pub(crate) const GET_REGISTRATION: &str = "iotdps-get-registration";
 
 /// The Node client's throttling condition, which it retries (spec/amqp.md §7).
-pub const THROTTLED: &str = "com.microsoft:device-container-throttled";
-pub const PRECONDITION_FAILED: &str = "com.microsoft:precondition-failed";
+pub(crate) const THROTTLED: &str = "com.microsoft:device-container-throttled";
+pub(crate) const PRECONDITION_FAILED: &str = "com.microsoft:precondition-failed";
 
 /// What a request asks DPS to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DpsOperation {
+pub(crate) enum DpsOperation {
     /// Start a registration with this `DeviceRegistration` body.
     Register { body: Bytes },
     /// Where operation `operation_id` stands.
@@ -56,7 +56,7 @@ pub enum DpsOperation {
 
 impl DpsOperation {
     /// Reads a request. Errors are DPS's `400` (a request no DPS could serve).
-    pub fn parse(message: &AnyMessage) -> Result<DpsOperation, DpsError> {
+    pub(crate) fn parse(message: &AnyMessage) -> Result<DpsOperation, DpsError> {
         let Some(kind) = app_property(message, OPERATION_TYPE) else {
             return Err(DpsError::bad_request(format!(
                 "the request has no '{OPERATION_TYPE}' application property"
@@ -90,7 +90,7 @@ impl DpsOperation {
 
 /// The id an answer carries as `correlation-id`: the request's `correlation-id`, else its
 /// `message-id` (the AMQP request/response convention), with the AMQP type kept.
-pub fn correlation_of(message: &AnyMessage) -> Option<MessageId> {
+pub(crate) fn correlation_of(message: &AnyMessage) -> Option<MessageId> {
     let properties = message.properties.as_ref()?;
     properties
         .correlation_id
@@ -99,7 +99,7 @@ pub fn correlation_of(message: &AnyMessage) -> Option<MessageId> {
 }
 
 /// An answer: `json` as one Data section, `iotdps-status` and, when given, `retry-after`.
-pub fn answer(
+pub(crate) fn answer(
     correlation: Option<MessageId>,
     status: u16,
     retry_after: Option<u32>,
@@ -125,7 +125,7 @@ pub fn answer(
 }
 
 /// The condition a DPS error is rejected with.
-pub fn rejection_condition(error: &DpsError) -> &'static str {
+pub(crate) fn rejection_condition(error: &DpsError) -> &'static str {
     match error.status() {
         400 => conditions::ARGUMENT_ERROR,
         401 => conditions::UNAUTHORIZED,
@@ -141,7 +141,7 @@ pub fn rejection_condition(error: &DpsError) -> &'static str {
 /// The rejection for a DPS error: its condition, the 6-digit code and message as the
 /// description, and an info map with `status-code` (the code) and, when DPS asks for one,
 /// `retry-after`.
-pub fn rejection(error: &DpsError) -> Error {
+pub(crate) fn rejection(error: &DpsError) -> Error {
     let mut info = Fields::new();
     info.insert(Symbol::from("status-code"), Value::Uint(error.code()));
     if let Some(seconds) = error.retry_after() {

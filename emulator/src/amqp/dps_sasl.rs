@@ -42,7 +42,7 @@ const REGISTRATIONS: &str = "registrations";
 /// `{idScope}/registrations/{registrationId}` split into its scope and registration id (case
 /// kept; the registration id becomes the device id of a group enrollment). `None` for
 /// anything else, so a hub policy login (`{policy}@sas.root.{hub}`) is never mistaken for it.
-pub fn registration_path(path: &str) -> Option<(&str, &str)> {
+pub(crate) fn registration_path(path: &str) -> Option<(&str, &str)> {
     let mut segments = path.trim_start_matches('/').split('/');
     match (
         segments.next(),
@@ -64,7 +64,7 @@ pub fn registration_path(path: &str) -> Option<(&str, &str)> {
 /// Verifies a DPS `PLAIN` login (`user` is already known to be a registration path):
 /// records the grant, or marks the connection to be closed right after `open`. The SASL
 /// outcome is `ok` either way (see the module comment).
-pub fn authenticate_plain(
+pub(crate) fn authenticate_plain(
     dps: &Dps,
     auth: &ConnectionAuth,
     user: &str,
@@ -100,7 +100,7 @@ pub fn authenticate_plain(
 }
 
 /// The close description of a refused registration login: DPS's error JSON.
-pub fn unauthorized_description() -> String {
+pub(crate) fn unauthorized_description() -> String {
     DpsError::unauthorized(UNAUTHORIZED_MESSAGE)
         .to_json()
         .to_string()

@@ -39,7 +39,7 @@ use crate::auth::Credential;
 use crate::dps::Dps;
 use crate::dps::tpm_challenge::TpmDevice;
 
-pub const TPM: &str = "TPM";
+pub(crate) const TPM: &str = "TPM";
 
 /// Largest blob chunk in one challenge: 512-byte SASL frames minus framing and control byte.
 const SEGMENT_BYTES: usize = 470;
@@ -51,13 +51,13 @@ const ASK_FOR_SRK: u8 = 0x00;
 
 /// What the server sends next.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TpmStep {
+pub(crate) enum TpmStep {
     Challenge(Vec<u8>),
     Outcome(SaslCode),
 }
 
 impl TpmStep {
-    pub fn challenge(bytes: Vec<u8>) -> SaslChallenge {
+    pub(crate) fn challenge(bytes: Vec<u8>) -> SaslChallenge {
         SaslChallenge {
             challenge: Binary::from(bytes),
         }
@@ -80,7 +80,7 @@ enum State {
 
 /// One connection's `TPM` exchange.
 #[derive(Clone)]
-pub struct TpmExchange {
+pub(crate) struct TpmExchange {
     dps: Arc<Dps>,
     auth: Arc<ConnectionAuth>,
     id_scope: String,
@@ -99,7 +99,7 @@ impl std::fmt::Debug for TpmExchange {
 
 impl TpmExchange {
     /// Reads the `sasl-init` payload; `Err` is the outcome to end with.
-    pub fn start(
+    pub(crate) fn start(
         dps: Arc<Dps>,
         auth: Arc<ConnectionAuth>,
         initial_response: Option<&[u8]>,
@@ -123,7 +123,7 @@ impl TpmExchange {
     }
 
     /// The answer to the client's next `sasl-response`.
-    pub fn step(&mut self, response: &[u8]) -> TpmStep {
+    pub(crate) fn step(&mut self, response: &[u8]) -> TpmStep {
         let state = std::mem::replace(&mut self.state, State::Finished);
         match (state, response.split_first()) {
             (State::AwaitingSrk { endorsement_key }, Some((0, srk))) => {

@@ -15,11 +15,11 @@
 //! (`{host}/{entity}/consumergroups/{cg}/partitions/{p}` for receivers) with a policy that
 //! grants `ServiceConnect`; otherwise `amqp:unauthorized-access`.
 
-pub mod address;
-pub mod consumer;
-pub mod event_message;
-pub mod management;
-pub mod redirect;
+pub(crate) mod address;
+pub(crate) mod consumer;
+pub(crate) mod event_message;
+pub(crate) mod management;
+pub(crate) mod redirect;
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -41,11 +41,11 @@ use address::EventHubsAddress;
 use consumer::ConsumerLink;
 
 /// The management node's path as the request/response node keys it.
-pub const MANAGEMENT_NODE: &str = "/$management";
+pub(crate) const MANAGEMENT_NODE: &str = "/$management";
 
 /// Handles one Event Hubs-shaped attach: answers it (`link::accept` / `link::refuse`) and
 /// spawns the link's task, which keeps `slot` for as long as the link lives.
-pub async fn on_attach(
+pub(crate) async fn on_attach(
     attach: Attach,
     address: Address,
     session: &mut ListenerSessionHandle,

@@ -31,19 +31,19 @@ use super::session::SessionContext;
 use crate::hub::Hub;
 use crate::hub::feedback::FeedbackBatch;
 
-pub const FEEDBACK_CONTENT_TYPE: &str = "application/vnd.microsoft.iothub.feedback.json";
+pub(crate) const FEEDBACK_CONTENT_TYPE: &str = "application/vnd.microsoft.iothub.feedback.json";
 
 /// Feedback locks that run out are not signalled; look again this often.
 const RECHECK: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FeedbackKind {
+pub(crate) enum FeedbackKind {
     Feedback,
     FileNotifications,
 }
 
 /// Serves a service receiver link until it, the connection or its token ends.
-pub async fn serve(
+pub(crate) async fn serve(
     mut sender: Sender,
     kind: FeedbackKind,
     hub: Arc<Hub>,
@@ -114,12 +114,12 @@ async fn expire(sender: Sender) {
 }
 
 /// The hub's name: the first label of its host (`myhub` of `myhub.azure-devices.net`).
-pub fn hub_name(hub: &Hub) -> &str {
+pub(crate) fn hub_name(hub: &Hub) -> &str {
     hub.host_name().split('.').next().unwrap_or(hub.host_name())
 }
 
 /// One feedback batch as the AMQP message the service reads.
-pub fn feedback_message(hub: &Hub, batch: &FeedbackBatch) -> Message<Body<Value>> {
+pub(crate) fn feedback_message(hub: &Hub, batch: &FeedbackBatch) -> Message<Body<Value>> {
     let body = serde_json::to_vec(&batch.body()).unwrap_or_else(|_| b"[]".to_vec());
     Message::builder()
         .properties(Properties {

@@ -78,7 +78,7 @@ fn parse_list(list: &[u8]) -> Option<(usize, &[u8], usize)> {
 
 /// Writes `frame` to `out` with its performative padded to all fields (unchanged when it
 /// already has them, or is not a performative this knows).
-pub fn pad_frame(frame: &[u8], out: &mut BytesMut) {
+pub(crate) fn pad_frame(frame: &[u8], out: &mut BytesMut) {
     match padded(frame) {
         Some(padded) => out.extend_from_slice(&padded),
         None => out.extend_from_slice(frame),
@@ -191,7 +191,7 @@ fn is_close(frame: &[u8]) -> bool {
 }
 
 /// The engine's stream, with performatives padded on the way out.
-pub struct FullFields<S> {
+pub(crate) struct FullFields<S> {
     inner: S,
     /// A malformed client frame ended the connection: its `close` says so.
     violation: Arc<FramingViolation>,
@@ -202,7 +202,7 @@ pub struct FullFields<S> {
 }
 
 impl<S> FullFields<S> {
-    pub fn new(inner: S, violation: Arc<FramingViolation>) -> Self {
+    pub(crate) fn new(inner: S, violation: Arc<FramingViolation>) -> Self {
         FullFields {
             inner,
             violation,

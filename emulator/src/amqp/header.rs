@@ -13,15 +13,15 @@ use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 
 use crate::net::forward_async_write;
 
-pub const HEADER_LEN: usize = 8;
+pub(crate) const HEADER_LEN: usize = 8;
 /// `AMQP 0 1 0 0`: AMQP without a security layer.
-pub const PLAIN_HEADER: [u8; HEADER_LEN] = *b"AMQP\x00\x01\x00\x00";
+pub(crate) const PLAIN_HEADER: [u8; HEADER_LEN] = *b"AMQP\x00\x01\x00\x00";
 /// `AMQP 3 1 0 0`: SASL first.
-pub const SASL_HEADER: [u8; HEADER_LEN] = *b"AMQP\x03\x01\x00\x00";
+pub(crate) const SASL_HEADER: [u8; HEADER_LEN] = *b"AMQP\x03\x01\x00\x00";
 
 /// Which layer a client asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProtocolHeader {
+pub(crate) enum ProtocolHeader {
     Sasl,
     Plain,
     /// Anything else: the connection is answered with the header we support and closed.
@@ -29,7 +29,7 @@ pub enum ProtocolHeader {
 }
 
 impl ProtocolHeader {
-    pub fn classify(bytes: [u8; HEADER_LEN]) -> ProtocolHeader {
+    pub(crate) fn classify(bytes: [u8; HEADER_LEN]) -> ProtocolHeader {
         match bytes {
             SASL_HEADER => ProtocolHeader::Sasl,
             PLAIN_HEADER => ProtocolHeader::Plain,
@@ -40,7 +40,7 @@ impl ProtocolHeader {
     /// What we answer an unsupported header with (AMQP 1.0 §2.2): the closest header we
     /// speak. A plain-AMQP client of another version is told `AMQP 0 1 0 0`, everyone else
     /// (TLS header `AMQP 2 …`, garbage) the SASL header.
-    pub fn counter_offer(bytes: &[u8; HEADER_LEN]) -> [u8; HEADER_LEN] {
+    pub(crate) fn counter_offer(bytes: &[u8; HEADER_LEN]) -> [u8; HEADER_LEN] {
         if bytes.starts_with(b"AMQP\x00") {
             PLAIN_HEADER
         } else {
@@ -50,7 +50,9 @@ impl ProtocolHeader {
 }
 
 /// Reads exactly the protocol header off `stream`.
-pub async fn read_header<S: AsyncRead + Unpin>(stream: &mut S) -> io::Result<[u8; HEADER_LEN]> {
+pub(crate) async fn read_header<S: AsyncRead + Unpin>(
+    stream: &mut S,
+) -> io::Result<[u8; HEADER_LEN]> {
     let mut header = [0u8; HEADER_LEN];
     stream.read_exact(&mut header).await?;
     Ok(header)
@@ -58,14 +60,14 @@ pub async fn read_header<S: AsyncRead + Unpin>(stream: &mut S) -> io::Result<[u8
 
 /// A stream whose first bytes are `prefix` (already read off `inner`), then `inner`'s.
 /// Writes go straight to `inner`. `Debug` does not require the inner stream's.
-pub struct Prefixed<S> {
+pub(crate) struct Prefixed<S> {
     prefix: [u8; HEADER_LEN],
     consumed: usize,
     inner: S,
 }
 
 impl<S> Prefixed<S> {
-    pub fn new(prefix: [u8; HEADER_LEN], inner: S) -> Self {
+    pub(crate) fn new(prefix: [u8; HEADER_LEN], inner: S) -> Self {
         Prefixed {
             prefix,
             consumed: 0,

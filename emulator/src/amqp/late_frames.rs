@@ -35,15 +35,15 @@ const END: u8 = 0x17;
 
 /// Why the client's byte stream was cut: a malformed frame after `open`.
 #[derive(Debug, Default)]
-pub struct FramingViolation(Mutex<Option<String>>);
+pub(crate) struct FramingViolation(Mutex<Option<String>>);
 
 impl FramingViolation {
-    pub fn record(&self, reason: String) {
+    pub(crate) fn record(&self, reason: String) {
         let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
         slot.get_or_insert(reason);
     }
 
-    pub fn reason(&self) -> Option<String> {
+    pub(crate) fn reason(&self) -> Option<String> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
@@ -52,7 +52,7 @@ const OPEN: u8 = 0x10;
 const CLOSE: u8 = 0x18;
 
 /// The client's side of the stream, minus frames on sessions it ended.
-pub struct LateFrames<S> {
+pub(crate) struct LateFrames<S> {
     inner: S,
     /// Read from the socket, not yet judged.
     raw: BytesMut,
@@ -71,7 +71,7 @@ pub struct LateFrames<S> {
 }
 
 impl<S> LateFrames<S> {
-    pub fn new(inner: S, max_frame: usize, violation: Arc<FramingViolation>) -> Self {
+    pub(crate) fn new(inner: S, max_frame: usize, violation: Arc<FramingViolation>) -> Self {
         LateFrames {
             inner,
             raw: BytesMut::new(),

@@ -22,7 +22,7 @@ use super::conditions;
 const DETACH_WAIT: Duration = Duration::from_secs(5);
 
 /// The link acceptor with the crate's default dynamic-terminus handling (refuse).
-pub type Acceptor = LinkAcceptor<fn(Source) -> Option<Source>, fn(Target) -> Option<Target>>;
+pub(crate) type Acceptor = LinkAcceptor<fn(Source) -> Option<Source>, fn(Target) -> Option<Target>>;
 
 /// The acceptor every node uses: our receivers grant credit at once and keep it topped up;
 /// `max_message_size` bounds what a client may send on one link.
@@ -31,7 +31,7 @@ pub type Acceptor = LinkAcceptor<fn(Source) -> Option<Source>, fn(Target) -> Opt
 /// `second` (PeekLock) but only completes a send on a *settled* disposition, and the real hub
 /// settles at once too (an accepted, settled disposition on `$cbs`, spec/amqp.md §1.2). The
 /// attach reply states the mode in use (AMQP 1.0 §2.7.3).
-pub fn acceptor(max_message_size: u64) -> Acceptor {
+pub(crate) fn acceptor(max_message_size: u64) -> Acceptor {
     LinkAcceptor::builder()
         .max_message_size(max_message_size)
         .supported_receiver_settle_modes(SupportedReceiverSettleModes::First)
@@ -41,7 +41,7 @@ pub fn acceptor(max_message_size: u64) -> Acceptor {
 
 /// Clients that leave out the terminus they do not care about (a receiver without a
 /// target, a sender without a source) would otherwise be refused by the crate's checks.
-pub fn fill_missing_termini(attach: &mut Attach) {
+pub(crate) fn fill_missing_termini(attach: &mut Attach) {
     if attach.target.is_none() {
         attach.target = Some(Box::new(TargetArchetype::Target(Target::default())));
     }
@@ -51,7 +51,7 @@ pub fn fill_missing_termini(attach: &mut Attach) {
 }
 
 /// Answers the attach; `None` (logged) when the session is gone or the attach is unusable.
-pub async fn accept(
+pub(crate) async fn accept(
     mut attach: Attach,
     session: &mut ListenerSessionHandle,
     acceptor: &Acceptor,
@@ -68,7 +68,7 @@ pub async fn accept(
 }
 
 /// Attaches and at once detaches (closed) with `error`: how a link is refused.
-pub async fn refuse(
+pub(crate) async fn refuse(
     attach: Attach,
     session: &mut ListenerSessionHandle,
     acceptor: &Acceptor,
@@ -87,7 +87,7 @@ pub async fn refuse(
 }
 
 /// Detaches (closed) `link` with `error`, waiting a bounded time for the client's answer.
-pub async fn close_with_error(link: LinkEndpoint, error: Error) {
+pub(crate) async fn close_with_error(link: LinkEndpoint, error: Error) {
     let closing = async move {
         match link {
             LinkEndpoint::Sender(s) => s.close_with_error(error).await.map_err(|e| e.to_string()),
@@ -103,13 +103,13 @@ pub async fn close_with_error(link: LinkEndpoint, error: Error) {
 
 /// One attached link of a connection, counted while it lives.
 #[derive(Debug)]
-pub struct LinkSlot {
+pub(crate) struct LinkSlot {
     count: Arc<AtomicUsize>,
 }
 
 impl LinkSlot {
     /// A slot, or `None` when the connection already has `max` links.
-    pub fn take(count: &Arc<AtomicUsize>, max: usize) -> Option<LinkSlot> {
+    pub(crate) fn take(count: &Arc<AtomicUsize>, max: usize) -> Option<LinkSlot> {
         count
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
                 (n < max).then_some(n + 1)

@@ -14,7 +14,7 @@ use super::connection_auth::PeerInfo;
 use crate::net::{ConnectionLimit, TlsSetup, spawn_tls_sessions};
 
 /// Serves AMQP over TLS on `listener` until shutdown.
-pub fn spawn(
+pub(crate) fn spawn(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     limit: ConnectionLimit,

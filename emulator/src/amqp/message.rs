@@ -9,11 +9,11 @@ use fe2o3_amqp::types::messaging::{Body, Message, MessageId};
 use fe2o3_amqp::types::primitives::{SimpleValue, Timestamp, Value};
 
 /// The message type every node receives: any body section with any value.
-pub type AnyMessage = Message<Body<Value>>;
+pub(crate) type AnyMessage = Message<Body<Value>>;
 
 /// An id as the hub keeps it: a uuid in canonical lower-case hyphenated form, a ulong in
 /// decimal, a string as is, a binary as its UTF-8 text when it is text, else lower-case hex.
-pub fn message_id_string(id: &MessageId) -> String {
+pub(crate) fn message_id_string(id: &MessageId) -> String {
     match id {
         MessageId::String(s) => s.clone(),
         MessageId::Ulong(n) => n.to_string(),
@@ -26,7 +26,7 @@ pub fn message_id_string(id: &MessageId) -> String {
 }
 
 /// A simple value as text (application properties are strings in the hub's model).
-pub fn simple_value_string(value: &SimpleValue) -> Option<String> {
+pub(crate) fn simple_value_string(value: &SimpleValue) -> Option<String> {
     Some(match value {
         SimpleValue::Null => return None,
         SimpleValue::String(s) => s.clone(),
@@ -51,7 +51,7 @@ pub fn simple_value_string(value: &SimpleValue) -> Option<String> {
 }
 
 /// Application property `name` as text (names compare exactly, as AMQP keys do).
-pub fn app_property(message: &AnyMessage, name: &str) -> Option<String> {
+pub(crate) fn app_property(message: &AnyMessage, name: &str) -> Option<String> {
     message
         .application_properties
         .as_ref()
@@ -59,7 +59,7 @@ pub fn app_property(message: &AnyMessage, name: &str) -> Option<String> {
         .and_then(simple_value_string)
 }
 
-pub fn system_time(timestamp: &Timestamp) -> SystemTime {
+pub(crate) fn system_time(timestamp: &Timestamp) -> SystemTime {
     let ms = timestamp.milliseconds();
     if ms >= 0 {
         UNIX_EPOCH + Duration::from_millis(ms.unsigned_abs())
@@ -68,7 +68,7 @@ pub fn system_time(timestamp: &Timestamp) -> SystemTime {
     }
 }
 
-pub fn timestamp(time: SystemTime) -> Timestamp {
+pub(crate) fn timestamp(time: SystemTime) -> Timestamp {
     let ms = time
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -78,7 +78,7 @@ pub fn timestamp(time: SystemTime) -> Timestamp {
 
 /// The payload bytes: Data sections concatenated, an AmqpValue string or binary, nothing for
 /// an empty body; `None` for bodies that carry structured values.
-pub fn body_bytes(body: &Body<Value>) -> Option<Bytes> {
+pub(crate) fn body_bytes(body: &Body<Value>) -> Option<Bytes> {
     match body {
         Body::Data(batch) => {
             let mut all = Vec::new();
@@ -99,7 +99,7 @@ pub fn body_bytes(body: &Body<Value>) -> Option<Bytes> {
 }
 
 /// The body as text when it is a string (CBS tokens are AmqpValue strings).
-pub fn body_text(body: &Body<Value>) -> Option<String> {
+pub(crate) fn body_text(body: &Body<Value>) -> Option<String> {
     match body {
         Body::Value(value) => match &value.0 {
             Value::String(s) => Some(s.clone()),

@@ -40,37 +40,33 @@ const REPLY_LINK_WAIT: Duration = Duration::from_secs(5);
 /// Responses queued per response link before requests wait.
 const REPLY_QUEUE: usize = 64;
 
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A request as received on a node.
 #[derive(Debug, Clone)]
-pub struct Request {
+pub(crate) struct Request {
     pub message: AnyMessage,
-    /// The node's address as the client wrote it on the request link.
-    pub node: String,
-    /// Name of the link the request came on.
-    pub link_name: String,
 }
 
 impl Request {
     /// Application property `operation` (`put-token`, `READ`, …).
-    pub fn operation(&self) -> Option<String> {
+    pub(crate) fn operation(&self) -> Option<String> {
         self.property("operation")
     }
 
     /// An application property as text.
-    pub fn property(&self, name: &str) -> Option<String> {
+    pub(crate) fn property(&self, name: &str) -> Option<String> {
         app_property(&self.message, name)
     }
 
-    pub fn message_id(&self) -> Option<&MessageId> {
+    pub(crate) fn message_id(&self) -> Option<&MessageId> {
         self.message.properties.as_ref()?.message_id.as_ref()
     }
 }
 
 /// What a handler answers.
 #[derive(Debug, Clone)]
-pub struct Response {
+pub(crate) struct Response {
     pub status_code: i32,
     pub status_description: String,
     /// Extra application properties.
@@ -81,7 +77,7 @@ pub struct Response {
 impl Response {
     /// A response with `status_code` and no body (an AmqpValue null, so the message still
     /// has the body section AMQP requires).
-    pub fn status(status_code: i32, description: impl Into<String>) -> Response {
+    pub(crate) fn status(status_code: i32, description: impl Into<String>) -> Response {
         Response {
             status_code,
             status_description: description.into(),
@@ -91,7 +87,7 @@ impl Response {
     }
 
     /// 200 with `value` as an AmqpValue body.
-    pub fn ok_value(value: Value) -> Response {
+    pub(crate) fn ok_value(value: Value) -> Response {
         Response {
             body: Body::Value(AmqpValue(value)),
             ..Response::status(200, "OK")
@@ -99,7 +95,7 @@ impl Response {
     }
 
     /// The response message for a request whose id was `request_id`.
-    pub fn into_message(self, request_id: Option<MessageId>) -> AnyMessage {
+    pub(crate) fn into_message(self, request_id: Option<MessageId>) -> AnyMessage {
         let mut properties = ApplicationProperties::builder()
             .insert("status-code", SimpleValue::Int(self.status_code))
             .insert(
@@ -122,7 +118,7 @@ impl Response {
 }
 
 /// A node's behaviour: one response per request.
-pub trait RequestHandler: Send + Sync + 'static {
+pub(crate) trait RequestHandler: Send + Sync + 'static {
     fn handle<'a>(
         &'a self,
         request: Request,
@@ -132,7 +128,7 @@ pub trait RequestHandler: Send + Sync + 'static {
 
 /// The response links a session has open on request/response nodes.
 #[derive(Debug, Clone, Default)]
-pub struct ReplyLinks {
+pub(crate) struct ReplyLinks {
     inner: Arc<ReplyLinksInner>,
 }
 
@@ -223,7 +219,7 @@ impl ReplyLinks {
 /// Serves one side of a request/response node on an accepted link: requests on our
 /// receiver, responses on our sender. `node` is the node's path (`/$cbs`). Returns when
 /// the link or the connection ends.
-pub async fn serve(
+pub(crate) async fn serve(
     link: LinkEndpoint,
     node: String,
     handler: Arc<dyn RequestHandler>,
@@ -270,11 +266,7 @@ async fn serve_requests(
             return;
         }
         let reply_to = message.properties.as_ref().and_then(|p| p.reply_to.clone());
-        let request = Request {
-            message,
-            node: node.clone(),
-            link_name: link_name.clone(),
-        };
+        let request = Request { message };
         let request_id = request.message_id().cloned();
         let response = handler.handle(request, &session).await;
         let reply = response.into_message(request_id);

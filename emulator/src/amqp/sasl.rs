@@ -35,16 +35,16 @@ use crate::auth::authenticate_service_token;
 use crate::dps::Dps;
 use crate::hub::{Hub, Hubs};
 
-pub const MSSBCBS: &str = "MSSBCBS";
-pub const ANONYMOUS: &str = "ANONYMOUS";
-pub const PLAIN: &str = "PLAIN";
+pub(crate) const MSSBCBS: &str = "MSSBCBS";
+pub(crate) const ANONYMOUS: &str = "ANONYMOUS";
+pub(crate) const PLAIN: &str = "PLAIN";
 
 /// The user-name marker of a hub policy login: `{policy}@sas.root.{hubName}`.
 const SAS_ROOT: &str = "@sas.root.";
 
 /// The per-connection SASL server.
 #[derive(Clone)]
-pub struct IotSasl {
+pub(crate) struct IotSasl {
     hubs: Arc<Hubs>,
     dps: Arc<Dps>,
     auth: Arc<ConnectionAuth>,
@@ -59,7 +59,7 @@ impl std::fmt::Debug for IotSasl {
 }
 
 impl IotSasl {
-    pub fn new(hubs: Arc<Hubs>, dps: Arc<Dps>, auth: Arc<ConnectionAuth>) -> IotSasl {
+    pub(crate) fn new(hubs: Arc<Hubs>, dps: Arc<Dps>, auth: Arc<ConnectionAuth>) -> IotSasl {
         IotSasl {
             hubs,
             dps,
@@ -144,7 +144,11 @@ impl IotSasl {
 
 /// The hub a `{hubName}` refers to: the one whose host is `hub_name` or starts with
 /// `hub_name.`; with several, the one named by `hint` (SASL hostname or TLS SNI).
-pub fn hub_by_name<'h>(hubs: &'h Hubs, hub_name: &str, hint: Option<&str>) -> Option<&'h Arc<Hub>> {
+pub(crate) fn hub_by_name<'h>(
+    hubs: &'h Hubs,
+    hub_name: &str,
+    hint: Option<&str>,
+) -> Option<&'h Arc<Hub>> {
     let matches: Vec<&Arc<Hub>> = hubs
         .all()
         .iter()

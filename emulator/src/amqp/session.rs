@@ -32,7 +32,7 @@ use super::request_response::{self, ReplyLinks};
 use crate::hub::Hub;
 
 /// What every session and link of one connection shares.
-pub struct ConnectionContext {
+pub(crate) struct ConnectionContext {
     pub amqp: Arc<AmqpContext>,
     pub auth: Arc<ConnectionAuth>,
     /// Links attached on this connection (bounded by `AmqpLimits::max_links_per_connection`).
@@ -42,14 +42,14 @@ pub struct ConnectionContext {
 }
 
 /// What the links of one session share.
-pub struct SessionContext {
+pub(crate) struct SessionContext {
     pub connection: Arc<ConnectionContext>,
     /// Response links of request/response nodes opened on this session.
     pub replies: ReplyLinks,
 }
 
 /// Serves the session until the client ends it or the connection goes.
-pub async fn run_session(mut session: ListenerSessionHandle, ctx: Arc<SessionContext>) {
+pub(crate) async fn run_session(mut session: ListenerSessionHandle, ctx: Arc<SessionContext>) {
     let acceptor = link::acceptor(ctx.connection.amqp.limits.max_message_size);
     while let Some(attach) = session.next_incoming_attach().await {
         dispatch(attach, &mut session, &ctx, &acceptor).await;

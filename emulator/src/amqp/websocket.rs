@@ -20,16 +20,16 @@ use super::connection::serve;
 use super::connection_auth::PeerInfo;
 use crate::net::ConnectionSlot;
 /// Binary WebSocket frames as a byte stream (server or client side).
-pub use crate::net::WsByteStream;
+pub(crate) use crate::net::WsByteStream;
 use crate::shutdown::SessionGuard;
 
 /// The WebSocket subprotocol of AMQP (compared case-insensitively).
-pub const SUBPROTOCOL: &str = "AMQPWSB10";
+pub(crate) const SUBPROTOCOL: &str = "AMQPWSB10";
 
 /// Runs an AMQP connection on the upgraded connection, in its own task. `host` is the
 /// handshake's `Host` header (the hub the client dialled; any port is dropped).
 #[allow(clippy::too_many_arguments)]
-pub fn serve_upgraded(
+pub(crate) fn serve_upgraded(
     on_upgrade: OnUpgrade,
     amqp: Arc<AmqpContext>,
     certificates: Vec<CertificateDer<'static>>,

@@ -7,8 +7,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use super::sas::hmac_base64;
 
 /// Azure accepts symmetric keys of 16 to 64 bytes (concepts-symmetric-key-attestation.md).
-pub const MIN_KEY_BYTES: usize = 16;
-pub const MAX_KEY_BYTES: usize = 64;
+pub(crate) const MIN_KEY_BYTES: usize = 16;
+pub(crate) const MAX_KEY_BYTES: usize = 64;
 
 /// A decoded symmetric key that came in as valid base64 of an accepted length.
 #[derive(Clone, PartialEq, Eq)]

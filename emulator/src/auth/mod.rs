@@ -7,16 +7,19 @@
 //! authenticates its devices (`crate::hub::authentication`). The identities returned can only
 //! be built by the domain that decided, so an unverified identity cannot reach it.
 
-pub mod keys;
-pub mod policy;
-pub mod sas;
+pub(crate) mod keys;
+pub(crate) mod policy;
+pub(crate) mod sas;
 mod service;
-pub mod tpm;
+// The TPM building blocks (issue #14) keep their own `pub` items while their branch is still
+// being merged; then this allow goes and the narrowing (docs/architecture.md,
+// "Visibility") is run over them too.
+#[allow(unreachable_pub, dead_code, unused_imports)]
+pub(crate) mod tpm;
 pub mod x509;
 
-pub use service::{
-    ServiceGrant, ServicePrincipal, authenticate_service, authenticate_service_token,
-    split_resource,
+pub(crate) use service::{
+    ServiceGrant, authenticate_service, authenticate_service_token, split_resource,
 };
 
 use sas::SasError;

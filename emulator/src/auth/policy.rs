@@ -28,7 +28,7 @@ impl SharedAccessPolicy {
     }
 
     /// Rights compare case-insensitively (`DeviceConnect`, `deviceconnect`).
-    pub fn grants(&self, right: &str) -> bool {
+    pub(crate) fn grants(&self, right: &str) -> bool {
         self.rights.iter().any(|r| r.eq_ignore_ascii_case(right))
     }
 

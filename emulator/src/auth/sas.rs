@@ -33,7 +33,7 @@ const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~');
 
 /// The latest `se` accepted: 9999-12-31T23:59:59Z in Unix seconds.
-pub const MAX_EXPIRY: u64 = 253_402_300_799;
+pub(crate) const MAX_EXPIRY: u64 = 253_402_300_799;
 
 /// Why a token was refused. The variants carry enough to log a useful reason; devices only
 /// ever see "not authorized".

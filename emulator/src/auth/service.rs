@@ -12,12 +12,15 @@ use super::sas::{self, SasError, SasToken};
 
 /// A service caller proven by a shared-access-policy token.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServicePrincipal {
+pub(crate) struct ServicePrincipal {
     policy: String,
 }
 
 impl ServicePrincipal {
-    pub fn policy(&self) -> &str {
+    // Read by no caller since the visibility pass (it was `pub`): every caller only needs the
+    // verdict. Kept as the principal's one accessor.
+    #[allow(dead_code)]
+    pub(crate) fn policy(&self) -> &str {
         &self.policy
     }
 }
@@ -25,7 +28,7 @@ impl ServicePrincipal {
 /// Authenticates a service API call: `Authorization: SharedAccessSignature sr=<host>&…&skn=<policy>`
 /// signed with the policy's key, and the policy must grant `right`. The resource may carry a
 /// port (`localhost:8443`), as SDKs sign the `HostName` they were given.
-pub fn authenticate_service(
+pub(crate) fn authenticate_service(
     policies: &[SharedAccessPolicy],
     host: &str,
     authorization: Option<&str>,
@@ -70,7 +73,7 @@ pub fn authenticate_service(
 /// `{host}/messages/events` (spec/amqp.md §2, §4.2). Which rights a use needs is the caller's
 /// question ([`ServiceGrant::grants`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServiceGrant {
+pub(crate) struct ServiceGrant {
     policy: String,
     rights: Vec<String>,
     resource: String,
@@ -78,33 +81,33 @@ pub struct ServiceGrant {
 }
 
 impl ServiceGrant {
-    pub fn policy(&self) -> &str {
+    pub(crate) fn policy(&self) -> &str {
         &self.policy
     }
 
     /// Whether the policy grants `right` (case-insensitive).
-    pub fn grants(&self, right: &str) -> bool {
+    pub(crate) fn grants(&self, right: &str) -> bool {
         self.rights.iter().any(|r| r.eq_ignore_ascii_case(right))
     }
 
     /// The decoded resource without scheme or port, lower-case: `{host}` or `{host}/{path}`.
-    pub fn resource(&self) -> &str {
+    pub(crate) fn resource(&self) -> &str {
         &self.resource
     }
 
     /// Whether the token's resource covers `{host}/{path}` (segment prefix).
-    pub fn covers(&self, resource: &str) -> bool {
+    pub(crate) fn covers(&self, resource: &str) -> bool {
         sas::resource_covers(&self.resource, resource)
     }
 
-    pub fn expires_at(&self) -> SystemTime {
+    pub(crate) fn expires_at(&self) -> SystemTime {
         self.expires_at
     }
 }
 
 /// Splits a token resource into its host (scheme, user info and port removed, lower-case)
 /// and the rest of its path (no leading `/`).
-pub fn split_resource(resource: &str) -> (String, String) {
+pub(crate) fn split_resource(resource: &str) -> (String, String) {
     let without_scheme = resource
         .split_once("://")
         .map_or(resource, |(_, rest)| rest);
@@ -125,7 +128,7 @@ pub fn split_resource(resource: &str) -> (String, String) {
 /// Verifies a shared-access-policy token for hub `host`: the resource names the hub (in
 /// any of the forms above), it has not expired, `skn` names a policy and the signature
 /// matches one of its keys.
-pub fn authenticate_service_token(
+pub(crate) fn authenticate_service_token(
     policies: &[SharedAccessPolicy],
     host: &str,
     token: &str,

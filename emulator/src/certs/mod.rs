@@ -32,9 +32,9 @@
 //! and which is stricter than OpenSSL: CAs carry `CA:TRUE` and keyCertSign, leaves are not CAs
 //! and carry the clientAuth EKU, every serial is random.
 //!
-//! The `iotemu certs` subcommand ([`cli`]) is a thin layer that writes these to files.
+//! The `iotemu certs` subcommand (`cli.rs`) is a thin layer that writes these to files.
 
-pub mod cli;
+pub(crate) mod cli;
 mod pem;
 
 use std::fmt;

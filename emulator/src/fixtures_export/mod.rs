@@ -35,7 +35,7 @@ use crate::fixtures::{self, DpsSection, Fixture, FixtureSet, FixtureSource, HubS
 use client::ServiceClient;
 
 /// The api-version sent: the DPS service API's stable version (service.json 2021-10-01).
-pub const API_VERSION: &str = "2021-10-01";
+pub(crate) const API_VERSION: &str = "2021-10-01";
 /// Items asked for per page; the service may send fewer and a continuation token.
 const PAGE_SIZE: usize = 100;
 /// Pages read per collection before giving up on a service that never stops paging.

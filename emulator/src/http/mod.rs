@@ -15,7 +15,7 @@ mod dps_service;
 mod dps_service_enrollments;
 mod dps_service_registrations;
 #[doc(hidden)]
-pub mod fuzzing;
+pub(crate) mod fuzzing;
 mod hub_bulk;
 mod hub_device;
 mod hub_device_c2d;
@@ -65,7 +65,7 @@ pub struct HttpContext {
 
 /// Serves HTTPS on `listener` until shutdown, at most `limit` connections at once (shared
 /// with the other HTTPS listeners given the same limit).
-pub fn spawn(
+pub(crate) fn spawn(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     limit: ConnectionLimit,

@@ -10,13 +10,13 @@ use serde::Serialize;
 use crate::auth::AuthError;
 use crate::dps::error::DpsError;
 
-pub type Reply = Response<Full<Bytes>>;
+pub(super) type Reply = Response<Full<Bytes>>;
 
 /// A reply that ends a request early (a check on the head failed), boxed because it travels
 /// in `Err`.
-pub type Refusal = Box<Reply>;
+pub(super) type Refusal = Box<Reply>;
 
-pub fn json<T: Serialize>(status: u16, body: &T) -> Reply {
+pub(super) fn json<T: Serialize>(status: u16, body: &T) -> Reply {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     Response::builder()
         .status(StatusCode::from_u16(status).unwrap_or(StatusCode::OK))
@@ -25,7 +25,7 @@ pub fn json<T: Serialize>(status: u16, body: &T) -> Reply {
         .unwrap_or_default()
 }
 
-pub fn empty(status: u16) -> Reply {
+pub(super) fn empty(status: u16) -> Reply {
     Response::builder()
         .status(StatusCode::from_u16(status).unwrap_or(StatusCode::NO_CONTENT))
         .body(Full::new(Bytes::new()))
@@ -33,14 +33,14 @@ pub fn empty(status: u16) -> Reply {
 }
 
 /// Adds a header to a reply.
-pub fn with_header(mut reply: Reply, name: &'static str, value: &str) -> Reply {
+pub(super) fn with_header(mut reply: Reply, name: &'static str, value: &str) -> Reply {
     if let Ok(value) = hyper::header::HeaderValue::from_str(value) {
         reply.headers_mut().insert(name, value);
     }
     reply
 }
 
-pub fn dps_error(error: &DpsError) -> Reply {
+pub(super) fn dps_error(error: &DpsError) -> Reply {
     let mut reply = json(error.status(), &error.to_json());
     reply = with_header(reply, "x-ms-error-code", &error.code().to_string());
     if let Some(seconds) = error.retry_after() {
@@ -52,7 +52,7 @@ pub fn dps_error(error: &DpsError) -> Reply {
 /// An IoT Hub error in the classic shape every SDK parses (protocol.md §9.6):
 /// `{"Message":"ErrorCode:<Name>;<text>","ExceptionMessage":"Tracking ID:…"}` plus
 /// `iothub-errorcode: <Name>`.
-pub fn hub_error(error: &crate::hub::error::HubError) -> Reply {
+pub(super) fn hub_error(error: &crate::hub::error::HubError) -> Reply {
     let body = serde_json::json!({
         "Message": format!("ErrorCode:{};{}", error.name, error.message),
         "ExceptionMessage": format!(
@@ -65,7 +65,7 @@ pub fn hub_error(error: &crate::hub::error::HubError) -> Reply {
 }
 
 /// An authentication failure as DPS reports it (401, 401002); the reason stays in the log.
-pub fn unauthorized(error: &AuthError) -> Reply {
+pub(super) fn unauthorized(error: &AuthError) -> Reply {
     tracing::warn!(reason = %error, "HTTPS request refused");
     dps_error(&DpsError::unauthorized("Unauthorized"))
 }

@@ -14,7 +14,7 @@ use rustls_pki_types::CertificateDer;
 use crate::auth::Credential;
 use crate::query;
 
-pub struct Request<'a> {
+pub(super) struct Request<'a> {
     pub method: Method,
     pub segments: Vec<String>,
     pub query: String,
@@ -27,7 +27,7 @@ pub struct Request<'a> {
 
 /// Why a body was not read.
 #[derive(Debug)]
-pub enum BodyError {
+pub(super) enum BodyError {
     /// Declared (`Content-Length`, then in `declared`) or found longer than the limit.
     TooLarge { limit: usize, declared: Option<u64> },
     /// Not complete within the body timeout.
@@ -39,7 +39,7 @@ pub enum BodyError {
 impl<'a> Request<'a> {
     /// The request head; the body stays unread. `Err` carries a reason when the path is not
     /// valid UTF-8 once percent-decoded.
-    pub fn head(
+    pub(super) fn head(
         parts: hyper::http::request::Parts,
         certificates: &'a [CertificateDer<'static>],
     ) -> Result<Request<'a>, String> {
@@ -67,7 +67,7 @@ impl<'a> Request<'a> {
 
     /// Reads the body: at most `limit` bytes (a larger `Content-Length` is refused before a
     /// byte is read) within `timeout` in all, so a slow sender cannot hold the connection.
-    pub async fn read_body(
+    pub(super) async fn read_body(
         &mut self,
         body: Incoming,
         limit: usize,
@@ -92,16 +92,16 @@ impl<'a> Request<'a> {
         Ok(())
     }
 
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(super) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    pub fn query_value(&self, key: &str) -> Option<String> {
+    pub(super) fn query_value(&self, key: &str) -> Option<String> {
         query::value(&self.query, key)
     }
 
     /// A SAS token from `Authorization`, else the TLS client certificate, else nothing.
-    pub fn credential(&self) -> Credential<'_> {
+    pub(super) fn credential(&self) -> Credential<'_> {
         match self.header("authorization") {
             Some(token) => Credential::Sas(token),
             None if !self.certificates.is_empty() => {
@@ -112,18 +112,18 @@ impl<'a> Request<'a> {
     }
 
     /// `If-Match`, if any, as sent: the domain's etag rule decides what matches.
-    pub fn if_match(&self) -> Option<&str> {
+    pub(super) fn if_match(&self) -> Option<&str> {
         self.header("if-match")
     }
 
     /// The host the `Host` header names, without a `:port` (a non-numeric tail, as in a bare
     /// IPv6 address, is not a port); empty when there is no `Host`.
-    pub fn host(&self) -> &str {
+    pub(super) fn host(&self) -> &str {
         strip_port(self.header("host").unwrap_or(""))
     }
 
     /// Whether the query string has `key`, with or without a value (`?reject`).
-    pub fn has_query_key(&self, key: &str) -> bool {
+    pub(super) fn has_query_key(&self, key: &str) -> bool {
         query::pairs(&self.query)
             .map(|pairs| pairs.iter().any(|(k, _)| k.eq_ignore_ascii_case(key)))
             .unwrap_or(false)
@@ -132,7 +132,7 @@ impl<'a> Request<'a> {
 
 /// A lock token from a path segment: clients send it back quoted as it came in the `ETag`,
 /// or unquoted; both name the same lock.
-pub fn lock_token(segment: &str) -> &str {
+pub(super) fn lock_token(segment: &str) -> &str {
     segment.trim_matches('"')
 }
 

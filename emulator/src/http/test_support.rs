@@ -13,10 +13,10 @@ use crate::hub::Hub;
 use crate::hub::error::HubError;
 use crate::hub::registry::DeviceSpec;
 
-pub const HOST: &str = "test-hub.azure-devices.net";
+pub(super) const HOST: &str = "test-hub.azure-devices.net";
 
 /// `method uri` with `headers` and `body`, as a handler receives it.
-pub fn request(
+pub(super) fn request(
     method: Method,
     uri: &str,
     headers: &[(&str, &str)],
@@ -34,7 +34,7 @@ pub fn request(
 
 /// `method uri` with `headers` and `body`, parsed as group `G` parses it and applied to
 /// `hub` (no admission: the test hub has no policies).
-pub async fn call<G: ServiceGroup>(
+pub(super) async fn call<G: ServiceGroup>(
     hub: &Hub,
     method: Method,
     uri: &str,
@@ -49,19 +49,19 @@ pub async fn call<G: ServiceGroup>(
     G::apply(hub, &req, operation).await
 }
 
-pub fn hub() -> Hub {
+pub(super) fn hub() -> Hub {
     Hub::new(HOST, Vec::new(), 100)
 }
 
 /// Registers device `id` (symmetric keys generated), once it is stored.
-pub async fn add_device(hub: &Hub, id: &str) {
+pub(super) async fn add_device(hub: &Hub, id: &str) {
     let spec = DeviceSpec::from_json(id, b"{}").expect("an empty device body is valid");
     let write = hub.create_device(spec).expect("a new device id");
     write.durable().await.expect("the memory store saves");
 }
 
 /// The reply's body as JSON (`Null` when empty).
-pub async fn body_json(reply: Reply) -> Value {
+pub(super) async fn body_json(reply: Reply) -> Value {
     let bytes = reply
         .into_body()
         .collect()

@@ -233,7 +233,7 @@ fn ws_config(mqtt: &MqttContext) -> WebSocketConfig {
         .max_frame_size(Some(max))
 }
 
-pub use crate::net::WsByteStream;
+pub(crate) use crate::net::WsByteStream;
 
 #[cfg(test)]
 mod tests {

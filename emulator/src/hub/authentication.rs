@@ -60,7 +60,7 @@ struct Claimed {
 
 impl Hub {
     /// Authenticates a device (or module) of this hub by the credential it presented.
-    pub fn authenticate_device(
+    pub(crate) fn authenticate_device(
         &self,
         device_id: &str,
         module_id: Option<&str>,

@@ -4,7 +4,7 @@
 //! not acknowledged when the connection ends goes back to the queue and is delivered again.
 //! How one connection delivers the queue is [`delivery`].
 
-pub mod delivery;
+pub(crate) mod delivery;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::SystemTime;
@@ -17,8 +17,8 @@ use super::error::HubError;
 use super::feedback::FeedbackStatus;
 use crate::pending::{Pending, Settled};
 
-pub const MAX_C2D_BYTES: usize = 64 * 1024;
-pub const MAX_PENDING: usize = 50;
+pub(crate) const MAX_C2D_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_PENDING: usize = 50;
 /// IoT Hub's default `maxDeliveryCount`: a message delivered this often without being
 /// completed is dead-lettered (feedback `DeliveryCountExceeded`).
 pub const MAX_DELIVERY_COUNT: u32 = 10;
@@ -146,7 +146,7 @@ impl Hub {
 
     /// The device acknowledged `message_id`: it leaves the queue (feedback `Success`);
     /// `false` when it was not queued.
-    pub fn c2d_complete(
+    pub(crate) fn c2d_complete(
         &self,
         device_id: &str,
         message_id: &str,

@@ -17,7 +17,7 @@ use super::feedback::FeedbackStatus;
 use crate::pending::{Pending, Settled};
 
 /// IoT Hub's C2D lock timeout (troubleshoot-error-codes.md, 412002).
-pub const LOCK_DURATION: Duration = Duration::from_secs(60);
+pub(crate) const LOCK_DURATION: Duration = Duration::from_secs(60);
 
 /// An HTTPS receive's hold on a queued message.
 #[derive(Debug, Clone, PartialEq, Eq)]

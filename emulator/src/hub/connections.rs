@@ -32,7 +32,7 @@ pub enum Outbound {
 const OUTBOUND_QUEUE: usize = 128;
 
 /// Told `(connection key, connected)` after each change.
-pub type ConnectionObserver = Arc<dyn Fn(&str, bool) + Send + Sync>;
+pub(crate) type ConnectionObserver = Arc<dyn Fn(&str, bool) + Send + Sync>;
 
 #[derive(Default)]
 pub struct Connections {
@@ -59,7 +59,7 @@ pub struct ConnectionLease {
 
 impl Connections {
     /// Reports every later change to `observer` (replacing any earlier one).
-    pub fn set_observer(&self, observer: ConnectionObserver) {
+    pub(crate) fn set_observer(&self, observer: ConnectionObserver) {
         *self.observer.write().unwrap_or_else(|p| p.into_inner()) = Some(observer);
     }
 

@@ -70,7 +70,7 @@ impl DeviceAuthentication {
     }
 
     /// The twin's `authenticationType`.
-    pub fn type_name(&self) -> &'static str {
+    pub(crate) fn type_name(&self) -> &'static str {
         match self {
             DeviceAuthentication::Sas { .. } => "sas",
             DeviceAuthentication::SelfSigned { .. } => "selfSigned",

@@ -9,7 +9,7 @@ use super::error::HubError;
 use crate::auth::keys::SymmetricKey;
 
 /// Device ids are at most 128 characters (iot-hub-devguide-identity-registry.md).
-pub const MAX_DEVICE_ID_CHARS: usize = 128;
+pub(crate) const MAX_DEVICE_ID_CHARS: usize = 128;
 
 /// What a caller asks the registry to store: the writable part of the device JSON.
 #[derive(Debug, Clone, PartialEq)]
@@ -249,7 +249,7 @@ fn random_key() -> SymmetricKey {
 /// Device ids: 1–128 ASCII alphanumerics and `- . % _ * ? ! ( ) , : = @ $ '`, and not `.` or
 /// `..` (they would name a path segment, not a device, in every REST URL). The one rule for
 /// every way an id enters a hub, the DPS assigning devices included.
-pub fn validate_device_id(device_id: &str) -> Result<(), HubError> {
+pub(crate) fn validate_device_id(device_id: &str) -> Result<(), HubError> {
     match device_id_problem(device_id) {
         None => Ok(()),
         Some(problem) => Err(HubError::argument_invalid(problem)),
@@ -257,7 +257,7 @@ pub fn validate_device_id(device_id: &str) -> Result<(), HubError> {
 }
 
 /// Why `device_id` is not a valid device id, or `None` when it is.
-pub fn device_id_problem(device_id: &str) -> Option<String> {
+pub(crate) fn device_id_problem(device_id: &str) -> Option<String> {
     const ALLOWED: &str = "-.%_*?!(),:=@$'";
     let length = device_id.chars().count();
     if length == 0 || length > MAX_DEVICE_ID_CHARS {

@@ -23,7 +23,7 @@ pub(crate) const CERTIFICATES: &str = "certificates";
 
 impl Hub {
     /// Saves this hub's changes through `persistence` from now on.
-    pub fn with_persistence(mut self, persistence: Arc<Persistence>) -> Hub {
+    pub(crate) fn with_persistence(mut self, persistence: Arc<Persistence>) -> Hub {
         self.certificates
             .attach(persistence.clone(), self.collection(CERTIFICATES));
         self.persistence = persistence;
@@ -154,7 +154,7 @@ impl Hub {
 
     /// Lays the stored state over what the fixtures created: stored entities replace
     /// fixture ones, tombstones remove them.
-    pub fn restore(&self, snapshot: &mut StoreSnapshot) -> Result<(), String> {
+    pub(crate) fn restore(&self, snapshot: &mut StoreSnapshot) -> Result<(), String> {
         let name = self.collection(DEVICES);
         for (key, value) in snapshot.take(&name) {
             match restore::<Device>(&name, &key, value)? {

@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+/// An IoT Hub error: Azure's code, its name and a message. The hub builds them (the
+/// constructors are the crate's); callers read the fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HubError {
     pub code: u32,
@@ -23,7 +25,7 @@ impl HubError {
         }
     }
 
-    pub fn device_not_found(device_id: &str) -> HubError {
+    pub(crate) fn device_not_found(device_id: &str) -> HubError {
         HubError::new(
             404001,
             "DeviceNotFound",
@@ -31,7 +33,7 @@ impl HubError {
         )
     }
 
-    pub fn device_disabled(device_id: &str) -> HubError {
+    pub(crate) fn device_disabled(device_id: &str) -> HubError {
         HubError::new(
             403012,
             "DeviceDisabled",
@@ -39,7 +41,7 @@ impl HubError {
         )
     }
 
-    pub fn message_too_large(size: usize, limit: usize) -> HubError {
+    pub(crate) fn message_too_large(size: usize, limit: usize) -> HubError {
         HubError::new(
             413001,
             "MessageTooLarge",
@@ -47,7 +49,7 @@ impl HubError {
         )
     }
 
-    pub fn hub_not_found(host: &str) -> HubError {
+    pub(crate) fn hub_not_found(host: &str) -> HubError {
         HubError::new(404002, "IotHubNotFound", format!("No hub named '{host}'"))
     }
 
@@ -55,11 +57,11 @@ impl HubError {
         HubError::new(401002, "IotHubUnauthorizedAccess", "Unauthorized")
     }
 
-    pub fn not_found_route(what: &str) -> HubError {
+    pub(crate) fn not_found_route(what: &str) -> HubError {
         HubError::new(404000, "NotFound", format!("No route for {what}"))
     }
 
-    pub fn queue_full(device_id: &str) -> HubError {
+    pub(crate) fn queue_full(device_id: &str) -> HubError {
         HubError::new(
             403004,
             "DeviceMaximumQueueDepthExceeded",
@@ -70,7 +72,7 @@ impl HubError {
         )
     }
 
-    pub fn device_not_online(device_id: &str) -> HubError {
+    pub(crate) fn device_not_online(device_id: &str) -> HubError {
         HubError::new(
             404103,
             "DeviceNotOnline",
@@ -78,7 +80,7 @@ impl HubError {
         )
     }
 
-    pub fn gateway_timeout(device_id: &str) -> HubError {
+    pub(crate) fn gateway_timeout(device_id: &str) -> HubError {
         HubError::new(
             504101,
             "GatewayTimeout",
@@ -86,7 +88,7 @@ impl HubError {
         )
     }
 
-    pub fn precondition_failed(device_id: &str) -> HubError {
+    pub(crate) fn precondition_failed(device_id: &str) -> HubError {
         HubError::new(
             412001,
             "PreconditionFailed",
@@ -94,11 +96,11 @@ impl HubError {
         )
     }
 
-    pub fn argument_invalid(message: impl Into<String>) -> HubError {
+    pub(crate) fn argument_invalid(message: impl Into<String>) -> HubError {
         HubError::new(400004, "ArgumentInvalid", message)
     }
 
-    pub fn not_implemented(what: &str) -> HubError {
+    pub(crate) fn not_implemented(what: &str) -> HubError {
         HubError::new(
             501001,
             "NotImplemented",
@@ -106,7 +108,7 @@ impl HubError {
         )
     }
 
-    pub fn device_already_exists(device_id: &str) -> HubError {
+    pub(crate) fn device_already_exists(device_id: &str) -> HubError {
         HubError::new(
             409001,
             "DeviceAlreadyExists",
@@ -115,7 +117,7 @@ impl HubError {
     }
 
     /// If-Match named another version of the device identity (not of its twin).
-    pub fn device_etag_mismatch(device_id: &str) -> HubError {
+    pub(crate) fn device_etag_mismatch(device_id: &str) -> HubError {
         HubError::new(
             412001,
             "PreconditionFailed",
@@ -124,7 +126,7 @@ impl HubError {
     }
 
     /// A C2D lock token that is unknown, already settled or past its one-minute lock.
-    pub fn device_message_lock_lost(device_id: &str, lock_token: &str) -> HubError {
+    pub(crate) fn device_message_lock_lost(device_id: &str, lock_token: &str) -> HubError {
         HubError::new(
             412002,
             "DeviceMessageLockLost",
@@ -134,7 +136,7 @@ impl HubError {
         )
     }
 
-    pub fn module_not_found(device_id: &str, module_id: &str) -> HubError {
+    pub(crate) fn module_not_found(device_id: &str, module_id: &str) -> HubError {
         HubError::new(
             404010,
             "ModuleNotFound",
@@ -142,7 +144,7 @@ impl HubError {
         )
     }
 
-    pub fn module_already_exists(device_id: &str, module_id: &str) -> HubError {
+    pub(crate) fn module_already_exists(device_id: &str, module_id: &str) -> HubError {
         HubError::new(
             409301,
             "ModuleAlreadyExistsOnDevice",
@@ -150,7 +152,7 @@ impl HubError {
         )
     }
 
-    pub fn module_input_not_deliverable(module: &str) -> HubError {
+    pub(crate) fn module_input_not_deliverable(module: &str) -> HubError {
         HubError::new(
             404103,
             "DeviceNotOnline",
@@ -158,7 +160,7 @@ impl HubError {
         )
     }
 
-    pub fn module_etag_mismatch(device_id: &str, module_id: &str) -> HubError {
+    pub(crate) fn module_etag_mismatch(device_id: &str, module_id: &str) -> HubError {
         HubError::new(
             412001,
             "PreconditionFailed",
@@ -167,7 +169,7 @@ impl HubError {
     }
 
     /// A feedback lock token that is unknown, already settled or past its lock.
-    pub fn feedback_lock_lost(lock_token: &str) -> HubError {
+    pub(crate) fn feedback_lock_lost(lock_token: &str) -> HubError {
         HubError::new(
             412002,
             "DeviceMessageLockLost",
@@ -184,7 +186,7 @@ impl HubError {
         )
     }
 
-    pub fn invalid_protocol_version() -> HubError {
+    pub(crate) fn invalid_protocol_version() -> HubError {
         HubError::new(
             400001,
             "InvalidProtocolVersion",

@@ -16,7 +16,7 @@ use super::error::HubError;
 use crate::timefmt::utc_timestamp;
 
 /// How long a received feedback batch stays locked, as for C2D messages.
-pub const FEEDBACK_LOCK: Duration = Duration::from_secs(60);
+pub(crate) const FEEDBACK_LOCK: Duration = Duration::from_secs(60);
 
 /// The most records kept unread; older ones are dropped first, as expired feedback would be.
 const MAX_PENDING_RECORDS: usize = 10_000;
@@ -106,7 +106,7 @@ impl FeedbackBatch {
 }
 
 #[derive(Default)]
-pub struct FeedbackQueue {
+pub(crate) struct FeedbackQueue {
     state: Mutex<FeedbackState>,
     /// Woken when records become readable, so AMQP feedback links need not poll.
     readable: tokio::sync::Notify,
@@ -135,6 +135,20 @@ impl FeedbackState {
                 }
             }
         }
+    }
+
+    /// Removes the batch locked under `lock_token` (after releasing expired locks): 412 when
+    /// the lock is unknown or ran out.
+    fn take_locked(
+        &mut self,
+        lock_token: &str,
+        now: SystemTime,
+    ) -> Result<FeedbackBatch, HubError> {
+        self.release_expired(now);
+        self.locked
+            .remove(lock_token)
+            .map(|(batch, _)| batch)
+            .ok_or_else(|| HubError::feedback_lock_lost(lock_token))
     }
 }
 
@@ -201,24 +215,22 @@ impl Hub {
     }
 
     /// Deletes a received batch (`DELETE /messages/serviceBound/feedback/{lockToken}`).
-    pub fn complete_feedback(&self, lock_token: &str, now: SystemTime) -> Result<(), HubError> {
-        let mut state = self.feedback.lock();
-        state.release_expired(now);
-        state
-            .locked
-            .remove(lock_token)
-            .map(|_| ())
-            .ok_or_else(|| HubError::feedback_lock_lost(lock_token))
+    pub(crate) fn complete_feedback(
+        &self,
+        lock_token: &str,
+        now: SystemTime,
+    ) -> Result<(), HubError> {
+        self.feedback.lock().take_locked(lock_token, now).map(drop)
     }
 
     /// Returns a received batch for reading again (`POST …/{lockToken}/abandon`).
-    pub fn abandon_feedback(&self, lock_token: &str, now: SystemTime) -> Result<(), HubError> {
+    pub(crate) fn abandon_feedback(
+        &self,
+        lock_token: &str,
+        now: SystemTime,
+    ) -> Result<(), HubError> {
         let mut state = self.feedback.lock();
-        state.release_expired(now);
-        let (batch, _) = state
-            .locked
-            .remove(lock_token)
-            .ok_or_else(|| HubError::feedback_lock_lost(lock_token))?;
+        let batch = state.take_locked(lock_token, now)?;
         for record in batch.records.into_iter().rev() {
             state.pending.push_front(record);
         }
@@ -230,7 +242,7 @@ impl Hub {
     /// Woken (`notify_waiters`) whenever feedback records are added or returned. Create and
     /// `enable` the `notified()` future before calling [`Hub::receive_feedback`], so a record
     /// added in between is not missed; locks that run out are not signalled.
-    pub fn feedback_readable(&self) -> &tokio::sync::Notify {
+    pub(crate) fn feedback_readable(&self) -> &tokio::sync::Notify {
         &self.feedback.readable
     }
 }

@@ -31,7 +31,7 @@ impl Hubs {
     /// The hub a request names by host (the transport strips any `:port` first, see
     /// `http::request::Request::host`), or the only hub when there is just one, so clients
     /// that send an IP or another name still reach it.
-    pub fn for_host(&self, host: &str) -> Result<&Arc<Hub>, HubError> {
+    pub(crate) fn for_host(&self, host: &str) -> Result<&Arc<Hub>, HubError> {
         self.get(host)
             .or_else(|| (self.ordered.len() == 1).then(|| &self.ordered[0]))
             .ok_or_else(|| HubError::hub_not_found(host))
@@ -43,7 +43,7 @@ impl Hubs {
 
     /// The hub whose Event Hubs-compatible endpoint is named `entity` (case-insensitive),
     /// preferring the one at host `hint` should names repeat.
-    pub fn by_event_hub(&self, entity: &str, hint: Option<&str>) -> Option<&Arc<Hub>> {
+    pub(crate) fn by_event_hub(&self, entity: &str, hint: Option<&str>) -> Option<&Arc<Hub>> {
         let mut matching = self
             .ordered
             .iter()

@@ -15,7 +15,7 @@ use super::error::HubError;
 use super::{Hub, IdentityRef};
 
 /// Request and response payloads may each be 128 KB.
-pub const MAX_PAYLOAD_BYTES: usize = 128 * 1024;
+pub(crate) const MAX_PAYLOAD_BYTES: usize = 128 * 1024;
 
 /// What the device answered.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,7 +51,7 @@ impl MethodResponse {
     /// The device's answer as it sent it: a status text and a body. A status that is not a
     /// number is 500; an empty (or blank) body is `null`, and one that is not JSON is passed
     /// on as a string.
-    pub fn from_device(status: &str, body: &[u8]) -> MethodResponse {
+    pub(crate) fn from_device(status: &str, body: &[u8]) -> MethodResponse {
         let payload = if body.iter().all(u8::is_ascii_whitespace) {
             Value::Null
         } else {
@@ -67,7 +67,7 @@ impl MethodResponse {
 
 /// A method request for the transport to send to its device under `request_id`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct MethodRequest {
+pub(crate) struct MethodRequest {
     pub request_id: String,
     pub name: String,
     pub payload: Value,
@@ -76,7 +76,7 @@ pub struct MethodRequest {
 /// The method calls one connection passed to its device and is waiting to hear back about,
 /// by request id (`$rid` over MQTT).
 #[derive(Debug, Default)]
-pub struct MethodCorrelation {
+pub(crate) struct MethodCorrelation {
     next_id: u64,
     waiting: HashMap<String, oneshot::Sender<Result<MethodResponse, MethodRefusal>>>,
 }
@@ -84,7 +84,7 @@ pub struct MethodCorrelation {
 impl MethodCorrelation {
     /// Gives `call` a request id unique on this connection (hex) and waits for the answer
     /// under it.
-    pub fn start(&mut self, call: MethodCall) -> MethodRequest {
+    pub(crate) fn start(&mut self, call: MethodCall) -> MethodRequest {
         self.next_id += 1;
         let request_id = format!("{:x}", self.next_id);
         self.waiting.insert(request_id.clone(), call.reply);
@@ -97,7 +97,7 @@ impl MethodCorrelation {
 
     /// The request could not be sent after all: its caller is told the device is not
     /// reachable.
-    pub fn refuse(&mut self, request_id: &str) {
+    pub(crate) fn refuse(&mut self, request_id: &str) {
         if let Some(reply) = self.waiting.remove(request_id) {
             let _ = reply.send(Err(MethodRefusal::NotSubscribed));
         }
@@ -105,7 +105,7 @@ impl MethodCorrelation {
 
     /// The device answered `request_id`. An answer to nothing pending (late, or made up) is
     /// dropped, as IoT Hub does; returns whether a caller was waiting.
-    pub fn answer(&mut self, request_id: &str, response: MethodResponse) -> bool {
+    pub(crate) fn answer(&mut self, request_id: &str, response: MethodResponse) -> bool {
         match self.waiting.remove(request_id) {
             Some(reply) => {
                 let _ = reply.send(Ok(response));

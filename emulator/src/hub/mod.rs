@@ -9,25 +9,25 @@
 //! `telemetry_intake` (device-to-cloud messages), `hubs` (finding a hub by name).
 
 mod authentication;
-pub mod c2d;
-pub mod c2d_http;
-pub mod connections;
-pub mod device;
+pub(crate) mod c2d;
+pub(crate) mod c2d_http;
+pub(crate) mod connections;
+pub(crate) mod device;
 mod device_spec;
 mod durable;
-pub mod error;
-pub mod event_hubs;
-pub mod feedback;
+pub(crate) mod error;
+pub(crate) mod event_hubs;
+pub(crate) mod feedback;
 mod hubs;
 mod identity;
-pub mod methods;
-pub mod module;
+pub(crate) mod methods;
+pub(crate) mod module;
 mod provisioning;
 pub mod query;
-pub mod registry;
-pub mod telemetry;
+pub(crate) mod registry;
+pub(crate) mod telemetry;
 mod telemetry_intake;
-pub mod twin;
+pub(crate) mod twin;
 mod twin_store;
 
 use std::sync::Arc;
@@ -37,7 +37,6 @@ use dashmap::DashMap;
 use crate::auth::policy::SharedAccessPolicy;
 use crate::certificates::CertificateStore;
 use crate::persistence::Persistence;
-pub use authentication::DeviceConnection;
 use connections::Connections;
 use device::Device;
 use event_hubs::notifications::{self, Lifecycle};
@@ -45,7 +44,7 @@ use event_hubs::{EventHubs, EventHubsConfig};
 pub use hubs::Hubs;
 pub use identity::{DeviceIdentity, IdentityRef};
 use telemetry::{MessageSource, TelemetryLog, TelemetryMessage};
-pub use telemetry_intake::MAX_D2C_MESSAGE_BYTES;
+pub(crate) use telemetry_intake::MAX_D2C_MESSAGE_BYTES;
 use twin::Twin;
 
 /// One IoT hub.
@@ -122,7 +121,7 @@ impl Hub {
 
     /// Sets up the built-in Event Hubs-compatible endpoint (partitions, consumer groups,
     /// routes); before any traffic.
-    pub fn with_event_hubs(mut self, config: EventHubsConfig) -> Hub {
+    pub(crate) fn with_event_hubs(mut self, config: EventHubsConfig) -> Hub {
         self.event_hubs = Arc::new(EventHubs::new(&self.name, config));
         self.observe_connections();
         self
@@ -148,7 +147,7 @@ impl Hub {
     }
 
     /// The first policy that may read the built-in endpoint (`ServiceConnect`).
-    pub fn event_hubs_policy(&self) -> Option<&SharedAccessPolicy> {
+    pub(crate) fn event_hubs_policy(&self) -> Option<&SharedAccessPolicy> {
         self.policies
             .iter()
             .find(|p| p.grants(event_hubs::READ_RIGHT))
@@ -178,7 +177,7 @@ impl Hub {
     }
 
     /// Sets how DPS allocation treats this hub.
-    pub fn with_allocation(mut self, allocation: HubAllocation) -> Hub {
+    pub(crate) fn with_allocation(mut self, allocation: HubAllocation) -> Hub {
         self.allocation = allocation;
         self
     }

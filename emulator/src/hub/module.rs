@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 
 use super::c2d::{C2dMessage, MAX_C2D_BYTES};
 use super::connections::Outbound;
-use super::device::{DeviceAuthentication, DeviceStatus};
+use super::device::DeviceAuthentication;
 use super::device_spec::{
     AuthenticationBody, AuthenticationSpec, authentication_spec, validate_device_id,
 };
@@ -27,7 +27,7 @@ use crate::timefmt::utc_timestamp;
 
 /// A device may hold at most 50 modules (iot-hub-devguide-quotas-throttling.md: "Modules per
 /// device: 50").
-pub const MAX_MODULES_PER_DEVICE: usize = 50;
+pub(crate) const MAX_MODULES_PER_DEVICE: usize = 50;
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
 pub struct Module {
@@ -135,7 +135,7 @@ impl ModuleSpec {
 
 /// Module ids follow the device id rules, except that `$` starts only system modules
 /// (`$edgeAgent`, `$edgeHub`), which iotemu does not host.
-pub fn validate_module_id(module_id: &str) -> Result<(), HubError> {
+pub(crate) fn validate_module_id(module_id: &str) -> Result<(), HubError> {
     validate_device_id(module_id)
         .map_err(|e| HubError::argument_invalid(e.message.replace("device id", "module id")))?;
     if module_id.starts_with('$') {
@@ -312,7 +312,7 @@ impl Hub {
     }
 
     /// A module in the service API's JSON shape, with its connection state.
-    pub fn module_json(&self, module: &Module) -> Value {
+    pub(crate) fn module_json(&self, module: &Module) -> Value {
         module.to_json(self.connections().is_connected(&module.key()))
     }
 
@@ -357,17 +357,12 @@ impl Hub {
             Err(HubError::module_input_not_deliverable(&key))
         }
     }
-
-    /// Whether the device a module belongs to lets it connect.
-    pub fn module_parent_enabled(&self, device_id: &str) -> bool {
-        self.device(device_id)
-            .is_some_and(|d| d.status == DeviceStatus::Enabled)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hub::device::DeviceStatus;
     use crate::hub::registry::DeviceSpec;
     use crate::pending::WaitStored;
 

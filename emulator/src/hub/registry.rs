@@ -9,9 +9,8 @@ use dashmap::mapref::entry::Entry;
 use serde_json::Value;
 
 use super::device::{Device, DeviceStatus};
-pub use super::device_spec::{
-    AuthenticationSpec, DeviceSpec, MAX_DEVICE_ID_CHARS, device_id_problem, validate_device_id,
-};
+pub use super::device_spec::{AuthenticationSpec, DeviceSpec};
+pub(crate) use super::device_spec::{device_id_problem, validate_device_id};
 use super::error::HubError;
 use super::event_hubs::notifications::Lifecycle;
 use super::twin::Twin;
@@ -20,7 +19,7 @@ use crate::etag;
 use crate::pending::Pending;
 
 /// Azure caps `GET /devices?top=` at 1000 devices.
-pub const MAX_LIST_DEVICES: usize = 1000;
+pub(crate) const MAX_LIST_DEVICES: usize = 1000;
 
 impl Hub {
     /// `PUT /devices/{id}` without If-Match: a new device, 409001 if the id is taken.
@@ -151,7 +150,7 @@ impl Hub {
     }
 
     /// A device in the service API's JSON shape, with its current connection state.
-    pub fn device_json(&self, device: &Device) -> Value {
+    pub(crate) fn device_json(&self, device: &Device) -> Value {
         device.to_json(self.connections.is_connected(&device.device_id))
     }
 }

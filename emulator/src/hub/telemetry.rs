@@ -225,7 +225,7 @@ impl TelemetryLog {
     }
 
     /// [`TelemetryLog::append`] with how the sender authenticated.
-    pub fn append_from(
+    pub(crate) fn append_from(
         &self,
         hub: &str,
         device_id: &str,

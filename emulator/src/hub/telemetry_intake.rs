@@ -11,12 +11,12 @@ use super::telemetry::{IncomingMessage, SenderAuth, TelemetryMessage};
 use super::{DeviceIdentity, Hub};
 
 /// IoT Hub's device-to-cloud limit: 256 KB including properties.
-pub const MAX_D2C_MESSAGE_BYTES: usize = 256 * 1024;
+pub(crate) const MAX_D2C_MESSAGE_BYTES: usize = 256 * 1024;
 
 impl Hub {
     /// Accepts a batch of telemetry all or nothing: each message and the batch as a whole
     /// must fit the 256 KB limit before the first one is stored.
-    pub fn accept_telemetry_batch(
+    pub(crate) fn accept_telemetry_batch(
         &self,
         identity: &DeviceIdentity,
         messages: Vec<IncomingMessage>,
@@ -38,7 +38,7 @@ impl Hub {
 
     /// Accepts device-to-cloud telemetry: stored (and visible to observers) on success, so the
     /// transport may acknowledge it afterwards.
-    pub fn accept_telemetry(
+    pub(crate) fn accept_telemetry(
         &self,
         identity: &DeviceIdentity,
         message: IncomingMessage,

@@ -5,9 +5,9 @@
 //! the key order the JSON is written in is [`order`].
 
 pub(crate) mod digital;
-pub mod metadata;
+pub(crate) mod metadata;
 pub(crate) mod order;
-pub mod requests;
+pub(crate) mod requests;
 
 use std::time::SystemTime;
 
@@ -19,8 +19,8 @@ use crate::etag;
 use crate::timefmt::utc_timestamp;
 
 /// Each of desired and reported may hold 32 KB; tags 8 KB.
-pub const MAX_SECTION_BYTES: usize = 32 * 1024;
-pub const MAX_TAGS_BYTES: usize = 8 * 1024;
+pub(crate) const MAX_SECTION_BYTES: usize = 32 * 1024;
+pub(crate) const MAX_TAGS_BYTES: usize = 8 * 1024;
 const MAX_DEPTH: usize = 10;
 const MAX_KEY_BYTES: usize = 1024;
 const MAX_STRING_BYTES: usize = 4 * 1024;
@@ -54,7 +54,7 @@ pub struct Twin {
 
 impl Twin {
     /// A new twin from an enrollment's `initialTwin` (`{"tags", "properties": {"desired"}}`).
-    pub fn from_initial(initial: Option<&Value>) -> Twin {
+    pub(crate) fn from_initial(initial: Option<&Value>) -> Twin {
         let object = |v: Option<&Value>| v.and_then(Value::as_object).cloned().unwrap_or_default();
         let now = SystemTime::now();
         let desired = object(initial.and_then(|t| t.pointer("/properties/desired")));
@@ -121,13 +121,13 @@ impl Twin {
     }
 
     /// The twin's data as an `initialTwin`, for carrying it to another hub.
-    pub fn as_initial(&self) -> Value {
+    pub(crate) fn as_initial(&self) -> Value {
         json!({ "tags": self.tags, "properties": { "desired": self.desired } })
     }
 
     /// What a device GETs: only the properties, each with `$version` (and no `$metadata`, as
     /// IoT Hub answers a device). Write it with [`order::TwinJson`].
-    pub fn device_view(&self) -> Value {
+    pub(crate) fn device_view(&self) -> Value {
         json!({
             "desired": with_version(&self.desired, self.desired_version),
             "reported": with_version(&self.reported, self.reported_version),
@@ -136,7 +136,7 @@ impl Twin {
 
     /// The service API's twin JSON: each section with its per-property `$metadata` and its
     /// `$version` (write it with [`order::TwinJson`] to put both last, as IoT Hub does).
-    pub fn service_view(&self, device_id: &str, status: &str, connected: bool) -> Value {
+    pub(crate) fn service_view(&self, device_id: &str, status: &str, connected: bool) -> Value {
         let section = |props: &Map<String, Value>, version: u64, meta: &Metadata, stamp: Stamp| {
             let mut out = with_version(props, version);
             out["$metadata"] = meta.view(props, &stamp);
@@ -170,7 +170,7 @@ impl Twin {
     }
 
     /// A device's reported-properties patch; returns the new reported `$version`.
-    pub fn patch_reported(&mut self, patch: &Value) -> Result<u64, HubError> {
+    pub(crate) fn patch_reported(&mut self, patch: &Value) -> Result<u64, HubError> {
         let patch = patch_object(patch, "reported properties")?;
         let mut next = self.reported.clone();
         merge(&mut next, patch);
@@ -185,7 +185,7 @@ impl Twin {
     }
 
     /// A service desired-properties patch; returns what devices are sent (`$version` included).
-    pub fn patch_desired(&mut self, patch: &Value) -> Result<Value, HubError> {
+    pub(crate) fn patch_desired(&mut self, patch: &Value) -> Result<Value, HubError> {
         let patch = patch_object(patch, "desired properties")?;
         let mut next = self.desired.clone();
         merge(&mut next, patch);
@@ -200,7 +200,7 @@ impl Twin {
     }
 
     /// A service tags patch.
-    pub fn patch_tags(&mut self, patch: &Value) -> Result<(), HubError> {
+    pub(crate) fn patch_tags(&mut self, patch: &Value) -> Result<(), HubError> {
         let patch = patch_object(patch, "tags")?;
         let mut next = self.tags.clone();
         merge(&mut next, patch);
@@ -233,7 +233,7 @@ pub(crate) fn is_model_id(id: &str) -> bool {
 }
 
 /// Applies a JSON merge patch: objects merge, `null` deletes, anything else replaces.
-pub fn merge(target: &mut Map<String, Value>, patch: &Map<String, Value>) {
+pub(crate) fn merge(target: &mut Map<String, Value>, patch: &Map<String, Value>) {
     for (key, value) in patch {
         match value {
             Value::Null => {
@@ -279,7 +279,7 @@ fn patch_object<'a>(patch: &'a Value, what: &str) -> Result<&'a Map<String, Valu
 /// objects when present (`properties.reported` too, though the service cannot write it), and
 /// the sections follow the key, value and depth rules. Other members (`deviceId`, `etag`, …,
 /// as SDKs send a whole twin back) are ignored.
-pub fn validate_service_update(body: &Value) -> Result<(), HubError> {
+pub(crate) fn validate_service_update(body: &Value) -> Result<(), HubError> {
     let body = body
         .as_object()
         .ok_or_else(|| HubError::argument_invalid("the twin must be a JSON object"))?;
@@ -302,7 +302,7 @@ pub fn validate_service_update(body: &Value) -> Result<(), HubError> {
 /// Checks an enrollment's `initialTwin` (`{"tags": …, "properties": {"desired": …}}`) by the
 /// same rules, sizes included, so that a device is never created with a twin the hub would
 /// refuse.
-pub fn validate_initial_twin(initial: &Value) -> Result<(), HubError> {
+pub(crate) fn validate_initial_twin(initial: &Value) -> Result<(), HubError> {
     validate_service_update(initial)?;
     if let Some(Value::Object(tags)) = initial.get("tags") {
         check_section(tags, MAX_TAGS_BYTES, "tags")?;

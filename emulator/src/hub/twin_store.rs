@@ -33,7 +33,7 @@ impl Hub {
     }
 
     /// The service API's twin JSON of a device or module.
-    pub fn twin_view(&self, who: IdentityRef<'_>) -> Result<Value, HubError> {
+    pub(crate) fn twin_view(&self, who: IdentityRef<'_>) -> Result<Value, HubError> {
         let twin = self.twin_of(who)?;
         Ok(self.service_view(who, &twin))
     }
@@ -172,7 +172,7 @@ impl Hub {
 
     /// Every device twin as `GET /twins/{id}` shows it, in device id order: what twin queries
     /// (`POST /devices/query … FROM devices`) read.
-    pub fn twin_documents(&self) -> Vec<Value> {
+    pub(crate) fn twin_documents(&self) -> Vec<Value> {
         self.devices()
             .iter()
             .filter_map(|device| self.twin_view(IdentityRef::device(&device.device_id)).ok())
@@ -180,7 +180,7 @@ impl Hub {
     }
 
     /// Every module twin, ordered by device then module id (`FROM devices.modules`).
-    pub fn module_twin_documents(&self) -> Vec<Value> {
+    pub(crate) fn module_twin_documents(&self) -> Vec<Value> {
         let mut keys: Vec<(String, String)> =
             self.modules.iter().map(|m| m.key().clone()).collect();
         keys.sort();
@@ -191,7 +191,7 @@ impl Hub {
 
     /// A device's (or module's) reported-properties patch (the raw body it sent); returns the
     /// new reported `$version`, to be acknowledged once durable. Nothing changes on error.
-    pub fn patch_reported(
+    pub(crate) fn patch_reported(
         &self,
         identity: &DeviceIdentity,
         body: &[u8],

@@ -27,7 +27,7 @@ impl C2d {
     /// Starts delivery for a device (modules have none). With CleanSession 0 the device's C2D
     /// subscription outlives the connection: a remembered one is restored into `out`'s
     /// subscriptions. Returns whether it was (the CONNACK's session-present flag).
-    pub fn open(
+    pub(super) fn open(
         hub: Arc<Hub>,
         who: IdentityRef<'_>,
         clean_session: bool,
@@ -59,12 +59,12 @@ impl C2d {
     }
 
     /// The device's subscriptions changed: the hub remembers whether it wants C2D.
-    pub fn subscriptions_changed(&self, out: &Outbox) {
+    pub(super) fn subscriptions_changed(&self, out: &Outbox) {
         self.delivery.subscribed(self.qos(out).is_some());
     }
 
     /// Publishes queued messages while the device is subscribed and the window has room.
-    pub fn pump(&mut self, out: &mut Outbox) {
+    pub(super) fn pump(&mut self, out: &mut Outbox) {
         let Some(qos) = self.qos(out) else { return };
         let settlement = match qos {
             QoS::AtMostOnce => Settlement::OnSend,
@@ -88,7 +88,7 @@ impl C2d {
 
     /// A PUBACK: completes the C2D message published under `packet_id`, if it was one, and
     /// sends more. Awaits the completion being stored; meanwhile the connection reads nothing.
-    pub async fn acknowledged(&mut self, packet_id: u16, out: &mut Outbox) {
+    pub(super) async fn acknowledged(&mut self, packet_id: u16, out: &mut Outbox) {
         if let Some(message_id) = self.by_packet.remove(&packet_id) {
             self.delivery.complete(&message_id).await;
             self.pump(out);

@@ -34,7 +34,7 @@ pub(super) struct Dispatcher {
 impl Dispatcher {
     /// The session of an authenticated `client`: restores a persistent session, writes the
     /// CONNACK and whatever C2D is waiting.
-    pub fn open(client: Client, ctx: Arc<MqttContext>, clean_session: bool) -> Dispatcher {
+    pub(super) fn open(client: Client, ctx: Arc<MqttContext>, clean_session: bool) -> Dispatcher {
         let mut out = Outbox::new(client.name());
         // CleanSession 0 keeps a device's C2D subscription across connections (the SDKs
         // connect that way); CleanSession 1 forgets it.
@@ -59,12 +59,12 @@ impl Dispatcher {
         dispatcher
     }
 
-    pub fn client(&self) -> &Client {
+    pub(super) fn client(&self) -> &Client {
         &self.client
     }
 
     /// Fires when the hub closes this connection (replaced, device disabled or deleted).
-    pub fn kicked(&self) -> Option<Arc<Notify>> {
+    pub(super) fn kicked(&self) -> Option<Arc<Notify>> {
         match &self.client {
             Client::Device { lease, .. } => Some(lease.kicked.clone()),
             Client::Registration(_) => None,
@@ -72,7 +72,7 @@ impl Dispatcher {
     }
 
     /// What the hub pushes to this device; DPS clients get nothing. Handed out once.
-    pub fn take_pushes(&mut self) -> Option<mpsc::Receiver<Outbound>> {
+    pub(super) fn take_pushes(&mut self) -> Option<mpsc::Receiver<Outbound>> {
         match &mut self.client {
             Client::Device { lease, .. } => {
                 Some(std::mem::replace(&mut lease.outbound, mpsc::channel(1).1))
@@ -83,7 +83,7 @@ impl Dispatcher {
 
     /// The connection ended: the hub no longer counts it, and C2D it did not settle goes
     /// back to the queue (when `self.c2d` drops, after the detach).
-    pub fn close(self) {
+    pub(super) fn close(self) {
         if let Client::Device {
             identity,
             hub,
@@ -96,7 +96,7 @@ impl Dispatcher {
     }
 
     /// Handles every complete packet in `rbuf`; an error ends the session.
-    pub async fn handle_buffered(&mut self, rbuf: &mut BytesMut) -> Result<(), CloseReason> {
+    pub(super) async fn handle_buffered(&mut self, rbuf: &mut BytesMut) -> Result<(), CloseReason> {
         while let Some(packet) =
             codec::decode(rbuf, self.ctx.limits.max_packet_bytes).map_err(|e| e.to_string())?
         {
@@ -185,7 +185,7 @@ impl Dispatcher {
     }
 
     /// Something the hub pushed to this device.
-    pub fn on_push(&mut self, pushed: Outbound) {
+    pub(super) fn on_push(&mut self, pushed: Outbound) {
         match pushed {
             Outbound::DesiredPatch { version, patch } => {
                 twin::push_desired(&mut self.out, version, patch)

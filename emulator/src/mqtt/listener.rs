@@ -12,7 +12,7 @@ use super::session::{PeerInfo, run_session};
 use crate::net::{ConnectionLimit, TlsSetup, spawn_tls_sessions};
 
 /// Serves MQTT over TLS on `listener` until shutdown.
-pub fn spawn(
+pub(crate) fn spawn(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     limit: ConnectionLimit,

@@ -8,18 +8,18 @@ pub mod codec;
 mod connect;
 mod dispatch;
 mod dps;
-pub mod listener;
+pub(crate) mod listener;
 mod methods;
 mod module_io;
 mod outbox;
-pub mod properties;
-pub mod routes;
-pub mod session;
+pub(crate) mod properties;
+pub(crate) mod routes;
+pub(crate) mod session;
 mod subscriptions;
 mod telemetry;
 #[cfg(test)]
 mod test_support;
-pub mod topic;
+pub(crate) mod topic;
 mod twin;
 pub mod username;
 

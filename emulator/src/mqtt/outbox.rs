@@ -22,7 +22,7 @@ pub(super) struct Outbox {
 }
 
 impl Outbox {
-    pub fn new(client: String) -> Outbox {
+    pub(super) fn new(client: String) -> Outbox {
         Outbox {
             client,
             subscriptions: Subscriptions::default(),
@@ -33,14 +33,14 @@ impl Outbox {
     }
 
     /// Encodes `packet` behind what is already waiting to be written.
-    pub fn write(&mut self, packet: Packet) {
+    pub(super) fn write(&mut self, packet: Packet) {
         if let Err(e) = codec::encode(&packet, &mut self.wbuf) {
             tracing::error!(error = %e, "could not encode an outgoing packet");
         }
     }
 
     /// PUBACKs a QoS 1 publish (`None` for QoS 0: nothing to acknowledge).
-    pub fn ack(&mut self, packet_id: Option<u16>) {
+    pub(super) fn ack(&mut self, packet_id: Option<u16>) {
         if let Some(id) = packet_id {
             self.write(Packet::PubAck(PubAck::new(id)));
         }
@@ -48,7 +48,7 @@ impl Outbox {
 
     /// Publishes to the client at the best QoS of its matching subscriptions (max 1); not at
     /// all if it has none, as a broker would.
-    pub fn deliver(&mut self, topic: String, payload: Bytes) {
+    pub(super) fn deliver(&mut self, topic: String, payload: Bytes) {
         let Some(qos) = self.subscriptions.qos_for(&topic) else {
             tracing::debug!(client = %self.client, %topic, "no subscription matches; response dropped");
             return;
@@ -66,7 +66,7 @@ impl Outbox {
     }
 
     /// A packet id for a QoS 1 publish, remembered until [`Outbox::acknowledged`].
-    pub fn await_ack(&mut self) -> u16 {
+    pub(super) fn await_ack(&mut self) -> u16 {
         loop {
             self.next_packet_id = self.next_packet_id.wrapping_add(1).max(1);
             if !self.awaiting_ack.contains(&self.next_packet_id) {
@@ -77,17 +77,17 @@ impl Outbox {
     }
 
     /// The client sent PUBACK for `packet_id`.
-    pub fn acknowledged(&mut self, packet_id: u16) {
+    pub(super) fn acknowledged(&mut self, packet_id: u16) {
         self.awaiting_ack.retain(|id| *id != packet_id);
     }
 
     /// The bytes waiting to be written.
-    pub fn pending(&self) -> &[u8] {
+    pub(super) fn pending(&self) -> &[u8] {
         &self.wbuf
     }
 
     /// Everything pending was written.
-    pub fn written(&mut self) {
+    pub(super) fn written(&mut self) {
         self.wbuf.clear();
     }
 }

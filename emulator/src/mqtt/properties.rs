@@ -53,14 +53,14 @@ const VALUE: &AsciiSet = &NON_ALPHANUMERIC
 
 /// The C2D topic's property bag: system properties as `%24.xx`, `iothub-ack`, then the
 /// application properties.
-pub fn encode_c2d_property_bag(device_id: &str, queued: &QueuedC2d) -> String {
+pub(crate) fn encode_c2d_property_bag(device_id: &str, queued: &QueuedC2d) -> String {
     let to = format!("/devices/{device_id}/messages/deviceBound");
     encode_property_bag(&queued.id, &queued.message, &to)
 }
 
 /// The property bag of a message to a device or module: system properties, then the
 /// application properties, every key and value percent-encoded.
-pub fn encode_property_bag(message_id: &str, m: &C2dMessage, to: &str) -> String {
+pub(crate) fn encode_property_bag(message_id: &str, m: &C2dMessage, to: &str) -> String {
     let to = to.to_owned();
     let message_id = message_id.to_owned();
     let expiry = m.expiry.map(crate::timefmt::utc_timestamp);

@@ -10,17 +10,17 @@ use super::topic::filter_matches;
 /// Distinct topic filters one session may hold. The SDKs use four or five; without a cap a
 /// client could grow its session (and the cost of every delivery) without bound by
 /// subscribing to ever new narrower filters.
-pub const MAX_SUBSCRIPTIONS: usize = 50;
+pub(super) const MAX_SUBSCRIPTIONS: usize = 50;
 
 /// The filters a connection holds, each with its granted QoS.
 #[derive(Debug, Default)]
-pub struct Subscriptions {
+pub(super) struct Subscriptions {
     filters: Vec<(String, QoS)>,
 }
 
 impl Subscriptions {
     /// The best QoS of the filters matching `topic` (at most 1); `None` when none does.
-    pub fn qos_for(&self, topic: &str) -> Option<QoS> {
+    pub(super) fn qos_for(&self, topic: &str) -> Option<QoS> {
         self.filters
             .iter()
             .filter(|(filter, _)| filter_matches(filter, topic))
@@ -29,17 +29,17 @@ impl Subscriptions {
     }
 
     /// Whether any filter matches `topic`.
-    pub fn matches(&self, topic: &str) -> bool {
+    pub(super) fn matches(&self, topic: &str) -> bool {
         self.filters.iter().any(|(f, _)| filter_matches(f, topic))
     }
 
     /// Holds `filter` at `qos` without a SUBSCRIBE (a restored persistent session).
-    pub fn restore(&mut self, filter: String, qos: QoS) {
+    pub(super) fn restore(&mut self, filter: String, qos: QoS) {
         self.filters.push((filter, qos));
     }
 
     /// Applies a SUBSCRIBE for `principal`; `client` names the connection in the log.
-    pub fn subscribe(
+    pub(super) fn subscribe(
         &mut self,
         principal: Principal<'_>,
         subscribe: Subscribe,
@@ -69,7 +69,7 @@ impl Subscriptions {
     }
 
     /// Drops the filters an UNSUBSCRIBE names (exact strings, as MQTT 3.1.1 compares them).
-    pub fn unsubscribe(&mut self, topics: &[String]) {
+    pub(super) fn unsubscribe(&mut self, topics: &[String]) {
         self.filters.retain(|(f, _)| !topics.contains(f));
     }
 }

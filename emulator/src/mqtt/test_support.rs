@@ -17,10 +17,10 @@ use crate::auth::sas::build_token;
 use crate::hub::Hub;
 use crate::shutdown::Shutdown;
 
-pub const DEVICE: &str = "d1";
+pub(super) const DEVICE: &str = "d1";
 const KEY: &str = "c2VydmljZSBrZXkgZm9yIHRlc3RzIG9ubHkgMTIzNA==";
 /// The quickstart enrollment (fixtures.rs) and its key.
-pub const REGISTRATION_ID: &str = "symm-key-python-device-008";
+pub(super) const REGISTRATION_ID: &str = "symm-key-python-device-008";
 const ENROLLMENT_KEY: &str =
     "sbDDeEzRuEuGKag+kQKV+T1QGakRtHpsERLP0yPjwR93TrpEgEh/Y07CXstfha6dhIPWvdD1nRxK5T0KGKA+nQ==";
 /// Guards against a hang only; no test asserts on time.
@@ -28,14 +28,14 @@ const PATIENCE: Duration = Duration::from_secs(10);
 const FAR_FUTURE: u64 = 4_000_000_000;
 
 /// An emulator whose sessions the tests run themselves.
-pub struct World {
+pub(super) struct World {
     pub emulator: Emulator,
     pub ctx: Arc<MqttContext>,
     _shutdown: Shutdown,
 }
 
 impl World {
-    pub async fn start() -> World {
+    pub(super) async fn start() -> World {
         let emulator = Emulator::builder()
             .quickstart_fixture()
             .retry_after(0)
@@ -61,17 +61,17 @@ impl World {
         }
     }
 
-    pub fn hub(&self) -> &Arc<Hub> {
+    pub(super) fn hub(&self) -> &Arc<Hub> {
         self.emulator.default_hub()
     }
 
     /// Connects device `d1` with a valid SAS token.
-    pub async fn device(&self, clean_session: bool) -> (TestClient, ConnAck) {
+    pub(super) async fn device(&self, clean_session: bool) -> (TestClient, ConnAck) {
         self.device_connect(clean_session, "").await
     }
 
     /// Connects device `d1` (clean session) with `extra` appended to its username's query.
-    pub async fn device_with_username_query(&self, extra: &str) -> (TestClient, ConnAck) {
+    pub(super) async fn device_with_username_query(&self, extra: &str) -> (TestClient, ConnAck) {
         self.device_connect(true, extra).await
     }
 
@@ -89,7 +89,7 @@ impl World {
     }
 
     /// Connects the quickstart registration to DPS.
-    pub async fn registration(&self) -> (TestClient, ConnAck) {
+    pub(super) async fn registration(&self) -> (TestClient, ConnAck) {
         let scope = self.emulator.id_scope().to_owned();
         let key = SymmetricKey::from_base64(ENROLLMENT_KEY).expect("enrollment key");
         let token = build_token(
@@ -104,7 +104,7 @@ impl World {
 }
 
 /// The device's end of the pipe.
-pub struct TestClient {
+pub(super) struct TestClient {
     stream: DuplexStream,
     rbuf: BytesMut,
     session: JoinHandle<()>,
@@ -141,14 +141,14 @@ impl TestClient {
         }
     }
 
-    pub async fn send(&mut self, packet: Packet) {
+    pub(super) async fn send(&mut self, packet: Packet) {
         let mut buf = BytesMut::new();
         codec::encode(&packet, &mut buf).expect("encodes");
         self.stream.write_all(&buf).await.expect("session reads");
     }
 
     /// The next packet from the session; `None` once it closed the connection.
-    pub async fn recv(&mut self) -> Option<Packet> {
+    pub(super) async fn recv(&mut self) -> Option<Packet> {
         loop {
             if let Some(packet) = codec::decode(&mut self.rbuf, 1 << 20).expect("decodes") {
                 return Some(packet);
@@ -163,14 +163,14 @@ impl TestClient {
     }
 
     /// The next PUBLISH, anything else being a test failure.
-    pub async fn recv_publish(&mut self) -> Publish {
+    pub(super) async fn recv_publish(&mut self) -> Publish {
         match self.recv().await {
             Some(Packet::Publish(publish)) => publish,
             other => panic!("PUBLISH expected, got {other:?}"),
         }
     }
 
-    pub async fn subscribe(&mut self, filter: &str, qos: QoS) -> SubAck {
+    pub(super) async fn subscribe(&mut self, filter: &str, qos: QoS) -> SubAck {
         let mut subscribe = Subscribe::new(filter, qos);
         subscribe.pkid = 1;
         self.send(Packet::Subscribe(subscribe)).await;
@@ -180,14 +180,20 @@ impl TestClient {
         }
     }
 
-    pub async fn publish(&mut self, topic: &str, qos: QoS, pkid: u16, body: impl Into<Bytes>) {
+    pub(super) async fn publish(
+        &mut self,
+        topic: &str,
+        qos: QoS,
+        pkid: u16,
+        body: impl Into<Bytes>,
+    ) {
         let mut publish = Publish::from_bytes(topic, qos, body.into());
         publish.pkid = pkid;
         self.send(Packet::Publish(publish)).await;
     }
 
     /// Closes the pipe and waits for the session to finish.
-    pub async fn disconnect(self) {
+    pub(super) async fn disconnect(self) {
         drop(self.stream);
         tokio::time::timeout(PATIENCE, self.session)
             .await

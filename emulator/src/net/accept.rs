@@ -17,7 +17,7 @@ use crate::shutdown::ShutdownSignal;
 /// `serve` in a task of its own that runs under a [`SessionGuard`](crate::shutdown::SessionGuard).
 /// At the limit the loop stops accepting, so new connections wait in the kernel's backlog,
 /// not in our memory (see `limit.rs` for how addresses share a limit).
-pub fn spawn_accept_loop<F, Fut>(
+pub(crate) fn spawn_accept_loop<F, Fut>(
     listener: TcpListener,
     kind: &'static str,
     limit: ConnectionLimit,

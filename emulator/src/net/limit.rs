@@ -13,13 +13,13 @@ use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 /// How many connections of one listener kind may be open at once; clones share the count
 /// (one limit for every address a kind is bound on).
 #[derive(Debug, Clone)]
-pub struct ConnectionLimit {
+pub(crate) struct ConnectionLimit {
     slots: Arc<Semaphore>,
     max: usize,
 }
 
 impl ConnectionLimit {
-    pub fn new(max: usize) -> ConnectionLimit {
+    pub(crate) fn new(max: usize) -> ConnectionLimit {
         // A limit of 0 would never accept anything; treat it as 1.
         let max = max.clamp(1, Semaphore::MAX_PERMITS);
         ConnectionLimit {
@@ -28,12 +28,13 @@ impl ConnectionLimit {
         }
     }
 
-    pub fn max(&self) -> usize {
+    pub(crate) fn max(&self) -> usize {
         self.max
     }
 
     /// Connections open now.
-    pub fn in_use(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn in_use(&self) -> usize {
         self.max.saturating_sub(self.slots.available_permits())
     }
 
@@ -64,6 +65,6 @@ impl ConnectionLimit {
 /// is dropped. A task that outlives the connection's own (a WebSocket session after the HTTP
 /// upgrade) keeps it alive.
 #[derive(Debug)]
-pub struct ConnectionSlot {
+pub(crate) struct ConnectionSlot {
     _permit: OwnedSemaphorePermit,
 }

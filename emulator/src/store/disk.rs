@@ -11,7 +11,7 @@ use super::frame::{self, FileHeader, FileKind};
 
 /// The files of one data directory (docs/persistence.md).
 #[derive(Debug, Clone)]
-pub struct Paths {
+pub(super) struct Paths {
     pub dir: PathBuf,
     pub lock: PathBuf,
     pub snapshot: PathBuf,
@@ -21,7 +21,7 @@ pub struct Paths {
 }
 
 impl Paths {
-    pub fn new(dir: &Path) -> Paths {
+    pub(super) fn new(dir: &Path) -> Paths {
         Paths {
             dir: dir.to_owned(),
             lock: dir.join("lock"),
@@ -36,7 +36,12 @@ impl Paths {
 /// Puts `bytes` at `target` so that after a crash `target` holds either its old contents or
 /// all of `bytes`: write a temporary file, fsync it, rename it over `target`, fsync the
 /// directory so the rename itself is durable.
-pub fn replace_file(tmp: &Path, target: &Path, dir: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+pub(super) fn replace_file(
+    tmp: &Path,
+    target: &Path,
+    dir: &Path,
+    bytes: &[u8],
+) -> Result<(), StoreError> {
     let mut file = OpenOptions::new()
         .write(true)
         .create(true)
@@ -51,7 +56,7 @@ pub fn replace_file(tmp: &Path, target: &Path, dir: &Path, bytes: &[u8]) -> Resu
     sync_dir(dir)
 }
 
-pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+pub(super) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| StoreError::io("fsync the directory", dir, e))
@@ -59,7 +64,7 @@ pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 
 /// Replaces the log with an empty one that applies on top of snapshot `generation`; returns
 /// it opened for appending, with its length.
-pub fn create_log(paths: &Paths, generation: u64) -> Result<(File, u64), StoreError> {
+pub(super) fn create_log(paths: &Paths, generation: u64) -> Result<(File, u64), StoreError> {
     let header = frame::encode_file_header(FileHeader {
         kind: FileKind::Log,
         generation,
@@ -69,7 +74,7 @@ pub fn create_log(paths: &Paths, generation: u64) -> Result<(File, u64), StoreEr
     Ok((log, header.len() as u64))
 }
 
-pub fn open_log_for_append(paths: &Paths) -> Result<File, StoreError> {
+pub(super) fn open_log_for_append(paths: &Paths) -> Result<File, StoreError> {
     OpenOptions::new()
         .append(true)
         .open(&paths.log)
@@ -77,7 +82,7 @@ pub fn open_log_for_append(paths: &Paths) -> Result<File, StoreError> {
 }
 
 /// The whole file, or `None` when it does not exist.
-pub fn read_if_present(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
+pub(super) fn read_if_present(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
     match fs::read(path) {
         Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -85,7 +90,7 @@ pub fn read_if_present(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
     }
 }
 
-pub fn remove_if_present(path: &Path) -> Result<(), StoreError> {
+pub(super) fn remove_if_present(path: &Path) -> Result<(), StoreError> {
     match fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),

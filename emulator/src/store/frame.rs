@@ -13,19 +13,19 @@
 
 use std::fmt;
 
-pub const MAGIC: [u8; 8] = *b"iotemudb";
+pub(super) const MAGIC: [u8; 8] = *b"iotemudb";
 /// Bumped whenever the layout or the payload encoding changes incompatibly.
-pub const FORMAT_VERSION: u32 = 1;
-pub const FILE_HEADER_LEN: usize = 28;
-pub const FRAME_HEADER_LEN: usize = 12;
+pub(super) const FORMAT_VERSION: u32 = 1;
+pub(super) const FILE_HEADER_LEN: usize = 28;
+pub(super) const FRAME_HEADER_LEN: usize = 12;
 /// Upper bound of one frame's payload; larger lengths are damage. Far above anything IoT Hub
 /// or DPS lets one entity grow to, and small enough that a damaged length cannot make
 /// recovery allocate without bound.
-pub const MAX_FRAME_PAYLOAD: usize = 256 << 20;
+pub(super) const MAX_FRAME_PAYLOAD: usize = 256 << 20;
 
 /// Which file a header belongs to, so a snapshot renamed to the log's name is not replayed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileKind {
+pub(crate) enum FileKind {
     Snapshot = 1,
     Log = 2,
 }
@@ -40,7 +40,7 @@ impl fmt::Display for FileKind {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileHeader {
+pub(crate) struct FileHeader {
     pub kind: FileKind,
     /// Which snapshot a log applies on top of; a snapshot's own number. See docs/persistence.md.
     pub generation: u64,
@@ -48,14 +48,14 @@ pub struct FileHeader {
 
 /// Why a file header was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HeaderError {
+pub(super) enum HeaderError {
     /// Not an iotemu file, or damaged beyond telling.
     Invalid(String),
     /// Written by another version of iotemu.
     UnsupportedVersion(u32),
 }
 
-pub fn encode_file_header(header: FileHeader) -> [u8; FILE_HEADER_LEN] {
+pub(crate) fn encode_file_header(header: FileHeader) -> [u8; FILE_HEADER_LEN] {
     let mut out = [0u8; FILE_HEADER_LEN];
     out[0..8].copy_from_slice(&MAGIC);
     out[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -67,7 +67,10 @@ pub fn encode_file_header(header: FileHeader) -> [u8; FILE_HEADER_LEN] {
 }
 
 /// Reads the header at the start of `file`, which must be of kind `expected`.
-pub fn decode_file_header(file: &[u8], expected: FileKind) -> Result<FileHeader, HeaderError> {
+pub(super) fn decode_file_header(
+    file: &[u8],
+    expected: FileKind,
+) -> Result<FileHeader, HeaderError> {
     let Some(header) = file.get(..FILE_HEADER_LEN) else {
         return Err(HeaderError::Invalid(format!(
             "{} bytes is too short for the {FILE_HEADER_LEN}-byte file header",
@@ -116,7 +119,7 @@ pub fn append_frame(out: &mut Vec<u8>, payload: &[u8]) {
 
 /// One intact frame found in a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Frame<'a> {
+pub(super) struct Frame<'a> {
     /// Byte offset of the frame header in the file.
     pub offset: usize,
     pub payload: &'a [u8],
@@ -124,7 +127,7 @@ pub struct Frame<'a> {
 
 /// Where reading frames stopped before the end of the file, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Damage {
+pub(super) struct Damage {
     /// Byte offset where the first bad frame starts.
     pub offset: usize,
     pub reason: String,
@@ -135,14 +138,14 @@ pub struct Damage {
 
 /// The result of reading every frame from an offset to the end of a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Scan<'a> {
+pub(super) struct Scan<'a> {
     pub frames: Vec<Frame<'a>>,
     /// `None` when the frames fill the file exactly.
     pub damage: Option<Damage>,
 }
 
 /// Reads frames from `start` until the end of `file` or the first bad frame.
-pub fn scan_frames(file: &[u8], start: usize) -> Scan<'_> {
+pub(super) fn scan_frames(file: &[u8], start: usize) -> Scan<'_> {
     let mut frames = Vec::new();
     let mut offset = start;
     while offset < file.len() {

@@ -9,7 +9,8 @@ use super::mirror::Mirror;
 use super::record;
 use super::recovery;
 
-pub use super::frame::{FileHeader, append_frame, encode_file_header};
+use super::frame::FileHeader;
+pub use super::frame::append_frame;
 
 /// A file header of the given kind ("snapshot" or anything else for the log), so a harness
 /// can build files whose checksums are right and reach the record decoding.

@@ -29,7 +29,7 @@ static HELD: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
 
 /// Exclusive use of one data directory, for as long as it lives.
 #[derive(Debug)]
-pub struct DirLock {
+pub(super) struct DirLock {
     /// The open lock file carrying the record lock; `None` only while dropping.
     file: Option<File>,
     dir: PathBuf,
@@ -38,7 +38,7 @@ pub struct DirLock {
 impl DirLock {
     /// Takes the directory's lock. The holder's pid is written into the lock file so that the
     /// error a second emulator gets can name it.
-    pub fn acquire(paths: &Paths) -> Result<DirLock, StoreError> {
+    pub(super) fn acquire(paths: &Paths) -> Result<DirLock, StoreError> {
         let dir = std::fs::canonicalize(&paths.dir)
             .map_err(|e| StoreError::io("resolve", &paths.dir, e))?;
         let mut held = HELD.lock().unwrap_or_else(PoisonError::into_inner);

@@ -9,14 +9,14 @@ use super::error::StoreError;
 use super::record::Change;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Mirror {
+pub(super) struct Mirror {
     /// Collections with at least one key; ordered, so snapshots are reproducible.
     collections: BTreeMap<String, BTreeMap<String, Box<str>>>,
     entries: usize,
 }
 
 impl Mirror {
-    pub fn apply(&mut self, change: Change) {
+    pub(super) fn apply(&mut self, change: Change) {
         match change.value {
             Some(value) => {
                 let collection = self.collections.entry(change.collection).or_default();
@@ -39,12 +39,12 @@ impl Mirror {
     }
 
     /// Number of keys over all collections.
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.entries
     }
 
     /// Every (collection, key, value) in order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str, &str)> {
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&str, &str, &str)> {
         self.collections.iter().flat_map(|(collection, entries)| {
             entries
                 .iter()
@@ -52,7 +52,7 @@ impl Mirror {
         })
     }
 
-    pub fn to_snapshot(&self) -> Result<StoreSnapshot, StoreError> {
+    pub(super) fn to_snapshot(&self) -> Result<StoreSnapshot, StoreError> {
         let mut snapshot = StoreSnapshot::default();
         for (name, entries) in &self.collections {
             let mut collection = BTreeMap::new();

@@ -35,7 +35,7 @@ mod error;
 mod file;
 mod frame;
 #[doc(hidden)]
-pub mod fuzzing;
+pub(crate) mod fuzzing;
 mod lock;
 mod memory;
 mod mirror;
@@ -54,7 +54,6 @@ use serde_json::Value;
 pub use error::StoreError;
 pub use file::{FileStore, FileStoreOptions, FileStoreStats};
 pub use memory::MemoryStore;
-pub use record::{MAX_TX_BYTES, MAX_VALUE_DEPTH};
 
 /// One change to a collection.
 #[derive(Debug, Clone, PartialEq)]
@@ -87,7 +86,7 @@ impl Op {
 }
 
 /// One collection's contents.
-pub type Collection = BTreeMap<String, Value>;
+pub(crate) type Collection = BTreeMap<String, Value>;
 
 /// Every collection's current contents, as [`Store::load`] returns them. Collections with no
 /// keys are absent.

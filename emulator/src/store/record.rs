@@ -22,14 +22,14 @@ use super::mirror::Mirror;
 /// back at startup, and serde_json refuses more than 128 levels in a whole frame, of which
 /// the frame's own structure takes five; 100 leaves room and is far beyond IoT Hub's twin
 /// depth limit.
-pub const MAX_VALUE_DEPTH: usize = 100;
+pub(crate) const MAX_VALUE_DEPTH: usize = 100;
 
 /// Largest encoded apply: it must fit in one log frame with the batch wrapper around it.
-pub const MAX_TX_BYTES: usize = MAX_FRAME_PAYLOAD - BATCH_WRAPPER_LEN;
+pub(crate) const MAX_TX_BYTES: usize = MAX_FRAME_PAYLOAD - BATCH_WRAPPER_LEN;
 
 /// What one op does to the state, with the value already as JSON text.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Change {
+pub(super) struct Change {
     pub collection: String,
     pub key: String,
     /// `None` deletes the key.
@@ -39,13 +39,13 @@ pub struct Change {
 /// One apply, encoded once when it is submitted: the bytes for the log and the changes for
 /// the in-memory copy.
 #[derive(Debug)]
-pub struct EncodedTx {
+pub(super) struct EncodedTx {
     pub bytes: Vec<u8>,
     pub changes: Vec<Change>,
 }
 
 /// Encodes the ops of one apply; refuses values that could not be read back.
-pub fn encode_tx(ops: &[Op]) -> Result<EncodedTx, StoreError> {
+pub(super) fn encode_tx(ops: &[Op]) -> Result<EncodedTx, StoreError> {
     let mut bytes = Vec::with_capacity(64 * ops.len());
     let mut changes = Vec::with_capacity(ops.len());
     bytes.push(b'[');
@@ -95,10 +95,10 @@ pub fn encode_tx(ops: &[Op]) -> Result<EncodedTx, StoreError> {
 }
 
 /// Bytes a log frame's payload adds around its applies: `{"batch":[` and `]}`.
-pub const BATCH_WRAPPER_LEN: usize = 12;
+pub(super) const BATCH_WRAPPER_LEN: usize = 12;
 
 /// The payload of a log frame holding `txs` (each from [`encode_tx`]).
-pub fn log_frame_payload<'a>(txs: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+pub(super) fn log_frame_payload<'a>(txs: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
     let mut payload = b"{\"batch\":[".to_vec();
     for (index, tx) in txs.into_iter().enumerate() {
         if index > 0 {
@@ -114,7 +114,7 @@ pub fn log_frame_payload<'a>(txs: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8>
 const SNAPSHOT_FRAME_TARGET: usize = 1 << 20;
 
 /// A whole snapshot file: header, entry frames, end frame.
-pub fn encode_snapshot(generation: u64, mirror: &Mirror) -> Vec<u8> {
+pub(super) fn encode_snapshot(generation: u64, mirror: &Mirror) -> Vec<u8> {
     let mut file = frame::encode_file_header(frame::FileHeader {
         kind: frame::FileKind::Snapshot,
         generation,
@@ -208,7 +208,7 @@ impl OpOnDisk<'_> {
 }
 
 /// The changes of a log frame, in order.
-pub fn decode_log_frame(payload: &[u8]) -> Result<Vec<Change>, String> {
+pub(super) fn decode_log_frame(payload: &[u8]) -> Result<Vec<Change>, String> {
     let frame: LogFrame<'_> =
         serde_json::from_slice(payload).map_err(|e| format!("undecodable log record: {e}"))?;
     Ok(frame
@@ -221,12 +221,12 @@ pub fn decode_log_frame(payload: &[u8]) -> Result<Vec<Change>, String> {
 
 /// One frame of a snapshot.
 #[derive(Debug, PartialEq, Eq)]
-pub enum SnapshotPart {
+pub(super) enum SnapshotPart {
     Entries(Vec<Change>),
     End { entries: u64 },
 }
 
-pub fn decode_snapshot_frame(payload: &[u8]) -> Result<SnapshotPart, String> {
+pub(super) fn decode_snapshot_frame(payload: &[u8]) -> Result<SnapshotPart, String> {
     let frame: SnapshotFrame<'_> =
         serde_json::from_slice(payload).map_err(|e| format!("undecodable snapshot record: {e}"))?;
     match frame {

@@ -20,7 +20,7 @@ use super::mirror::Mirror;
 use super::record::{self, SnapshotPart};
 
 /// What an open found on disk, ready for the writer.
-pub struct Recovered {
+pub(super) struct Recovered {
     pub mirror: Mirror,
     /// Generation of the snapshot (0 before the first compaction), which the log matches.
     pub generation: u64,
@@ -29,7 +29,7 @@ pub struct Recovered {
     pub log_len: u64,
 }
 
-pub fn recover(paths: &Paths) -> Result<Recovered, StoreError> {
+pub(super) fn recover(paths: &Paths) -> Result<Recovered, StoreError> {
     // A temporary file only becomes real by being renamed; one still here is unfinished.
     disk::remove_if_present(&paths.snapshot_tmp)?;
     disk::remove_if_present(&paths.log_tmp)?;

@@ -21,11 +21,11 @@ use super::mirror::Mirror;
 use super::record::{self, EncodedTx};
 
 /// The failure a closed store reports.
-pub const CLOSED: &str = "the store was closed";
+pub(super) const CLOSED: &str = "the store was closed";
 
 /// Shared between the [`FileStore`](super::FileStore), its writer thread and every pending
 /// [`Commit`](super::Commit).
-pub struct Shared {
+pub(super) struct Shared {
     state: Mutex<State>,
     /// Wakes the writer: work was queued, or a compaction or shutdown was asked for.
     work: Condvar,
@@ -60,7 +60,7 @@ struct State {
 }
 
 impl Shared {
-    pub fn new(mirror: Mirror, stats: FileStoreStats) -> Arc<Shared> {
+    pub(super) fn new(mirror: Mirror, stats: FileStoreStats) -> Arc<Shared> {
         let (progress, _) = watch::channel(Progress {
             durable: 0,
             failure: None,
@@ -95,7 +95,7 @@ impl Shared {
     }
 
     /// Queues one apply and applies it to the in-memory copy; returns its sequence number.
-    pub fn submit(&self, tx: EncodedTx) -> Result<u64, StoreError> {
+    pub(super) fn submit(&self, tx: EncodedTx) -> Result<u64, StoreError> {
         let mut state = self.lock();
         if let Some(failure) = &state.failure {
             return Err(StoreError::Failed(failure.clone()));
@@ -111,7 +111,7 @@ impl Shared {
         Ok(sequence)
     }
 
-    pub fn wait_durable(&self, sequence: u64) -> Result<(), StoreError> {
+    pub(super) fn wait_durable(&self, sequence: u64) -> Result<(), StoreError> {
         let mut state = self.lock();
         loop {
             if state.durable >= sequence {
@@ -124,7 +124,7 @@ impl Shared {
         }
     }
 
-    pub async fn durable(&self, sequence: u64) -> Result<(), StoreError> {
+    pub(super) async fn durable(&self, sequence: u64) -> Result<(), StoreError> {
         let mut progress = self.progress.subscribe();
         let reached = progress
             .wait_for(|p| p.durable >= sequence || p.failure.is_some())
@@ -141,7 +141,7 @@ impl Shared {
     }
 
     /// Asks the writer for a compaction that starts after this call, and waits for it.
-    pub fn compact(&self) -> Result<(), StoreError> {
+    pub(super) fn compact(&self) -> Result<(), StoreError> {
         let mut state = self.lock();
         // One already running may have started before our latest applies were queued.
         let target = state.stats.compactions + if state.compacting { 2 } else { 1 };
@@ -158,14 +158,14 @@ impl Shared {
         }
     }
 
-    pub fn shut_down(&self) {
+    pub(super) fn shut_down(&self) {
         self.lock().shutting_down = true;
         self.work.notify_one();
     }
 
     /// After the writer has stopped: every later submit, and every wait for an apply the
     /// writer did not take, fails with [`CLOSED`] instead of waiting forever.
-    pub fn closed(&self) {
+    pub(super) fn closed(&self) {
         let mut state = self.lock();
         if state.failure.is_none() {
             state.failure = Some(CLOSED.into());
@@ -174,11 +174,11 @@ impl Shared {
     }
 
     /// Why the store accepts no more writes, if it does not.
-    pub fn failure(&self) -> Option<Arc<str>> {
+    pub(super) fn failure(&self) -> Option<Arc<str>> {
         self.lock().failure.clone()
     }
 
-    pub fn load(&self) -> Result<super::StoreSnapshot, StoreError> {
+    pub(super) fn load(&self) -> Result<super::StoreSnapshot, StoreError> {
         let state = self.lock();
         if let Some(failure) = &state.failure {
             return Err(StoreError::Failed(failure.clone()));
@@ -186,7 +186,7 @@ impl Shared {
         state.mirror.to_snapshot()
     }
 
-    pub fn stats(&self) -> FileStoreStats {
+    pub(super) fn stats(&self) -> FileStoreStats {
         let state = self.lock();
         FileStoreStats {
             entries: state.mirror.len(),
@@ -210,7 +210,7 @@ enum Job {
 }
 
 /// The writer thread's own state: the open log and what compaction needs to know.
-pub struct Writer {
+pub(super) struct Writer {
     pub shared: Arc<Shared>,
     pub paths: Paths,
     pub log: File,
@@ -221,7 +221,7 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn run(mut self) {
+    pub(super) fn run(mut self) {
         let _panic_guard = FailOnPanic(self.shared.clone());
         while let Some(job) = self.next_job() {
             let (outcome, through, appended) = match job {

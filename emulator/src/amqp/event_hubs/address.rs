@@ -6,7 +6,7 @@ use crate::amqp::address::Address;
 
 /// What an Event Hubs-shaped address names.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EventHubsAddress {
+pub(crate) enum EventHubsAddress {
     /// `$management` or `{entity}/$management`: the management request/response node.
     Management { entity: Option<String> },
     /// `{entity}/ConsumerGroups/{cg}/Partitions/{p}`: a partition receiver.
@@ -26,7 +26,7 @@ pub enum EventHubsAddress {
 
 impl EventHubsAddress {
     /// Parses an address the session routed to the Event Hubs node; `None` for others.
-    pub fn parse(address: &Address) -> Option<EventHubsAddress> {
+    pub(crate) fn parse(address: &Address) -> Option<EventHubsAddress> {
         let segments: Vec<&str> = address.path.split('/').filter(|s| !s.is_empty()).collect();
         let is = |segment: &&str, keyword: &str| segment.eq_ignore_ascii_case(keyword);
         match segments.as_slice() {

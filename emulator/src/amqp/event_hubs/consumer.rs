@@ -26,18 +26,18 @@ use crate::hub::Hub;
 use crate::hub::event_hubs::{Consumer, READ_RIGHT};
 
 /// The filter key and symbol descriptor of the selector filter.
-pub const SELECTOR_FILTER: &str = "apache.org:selector-filter:string";
+pub(crate) const SELECTOR_FILTER: &str = "apache.org:selector-filter:string";
 /// The same filter's numeric descriptor (core-amqp).
-pub const SELECTOR_FILTER_CODE: u64 = 0x0000_468C_0000_0004;
-pub const EPOCH: &str = "com.microsoft:epoch";
-pub const RUNTIME_METRIC: &str = "com.microsoft:enable-receiver-runtime-metric";
+pub(crate) const SELECTOR_FILTER_CODE: u64 = 0x0000_468C_0000_0004;
+pub(crate) const EPOCH: &str = "com.microsoft:epoch";
+pub(crate) const RUNTIME_METRIC: &str = "com.microsoft:enable-receiver-runtime-metric";
 
 /// Events read from the partition per wake-up; sending each still waits for credit.
 const BATCH: usize = 256;
 
 /// The selector string of a receiver's source, `None` without a selector filter; `Err`
 /// when a selector filter is present but is not a string.
-pub fn selector(source: Option<&Source>) -> Result<Option<String>, &'static str> {
+pub(crate) fn selector(source: Option<&Source>) -> Result<Option<String>, &'static str> {
     let Some(filters) = source.and_then(|s| s.filter.as_ref()) else {
         return Ok(None);
     };
@@ -65,7 +65,7 @@ pub fn selector(source: Option<&Source>) -> Result<Option<String>, &'static str>
 }
 
 /// The receiver's owner level, `Err` when `com.microsoft:epoch` is not an integer.
-pub fn epoch(attach: &Attach) -> Result<Option<i64>, &'static str> {
+pub(crate) fn epoch(attach: &Attach) -> Result<Option<i64>, &'static str> {
     let Some(value) = attach
         .properties
         .as_ref()
@@ -88,7 +88,7 @@ pub fn epoch(attach: &Attach) -> Result<Option<i64>, &'static str> {
 }
 
 /// Whether the client asked for the last-enqueued-event delivery annotations.
-pub fn wants_runtime_metric(attach: &Attach) -> bool {
+pub(crate) fn wants_runtime_metric(attach: &Attach) -> bool {
     attach
         .desired_capabilities
         .as_ref()
@@ -96,7 +96,7 @@ pub fn wants_runtime_metric(attach: &Attach) -> bool {
 }
 
 /// What a consumer link needs besides its sender.
-pub struct ConsumerLink {
+pub(crate) struct ConsumerLink {
     pub hub: Arc<Hub>,
     pub consumer: Consumer,
     pub consumer_group: String,
@@ -107,7 +107,7 @@ pub struct ConsumerLink {
 }
 
 /// Sends the partition's events until the link ends.
-pub async fn serve(
+pub(crate) async fn serve(
     mut sender: Sender,
     link: ConsumerLink,
     session: Arc<SessionContext>,

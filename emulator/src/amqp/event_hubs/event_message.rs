@@ -27,12 +27,15 @@ use crate::amqp::message::{AnyMessage, timestamp};
 use crate::hub::event_hubs::partition::{PartitionEvent, PartitionProperties};
 
 /// The annotation keys the Event Hubs clients read.
-pub const SEQUENCE_NUMBER: &str = "x-opt-sequence-number";
-pub const OFFSET: &str = "x-opt-offset";
-pub const ENQUEUED_TIME: &str = "x-opt-enqueued-time";
+pub(crate) const SEQUENCE_NUMBER: &str = "x-opt-sequence-number";
+pub(crate) const OFFSET: &str = "x-opt-offset";
+pub(crate) const ENQUEUED_TIME: &str = "x-opt-enqueued-time";
 
 /// The message for `event`; `runtime` adds the runtime-metric delivery annotations.
-pub fn event_message(event: &PartitionEvent, runtime: Option<&PartitionProperties>) -> AnyMessage {
+pub(crate) fn event_message(
+    event: &PartitionEvent,
+    runtime: Option<&PartitionProperties>,
+) -> AnyMessage {
     let message = &event.message;
     let system = &message.system;
     let mut annotations = MessageAnnotations::builder()

@@ -21,11 +21,11 @@ use crate::auth::authenticate_service_token;
 use crate::hub::Hub;
 use crate::hub::event_hubs::{EventHubs, READ_RIGHT};
 
-pub const EVENT_HUB_TYPE: &str = "com.microsoft:eventhub";
-pub const PARTITION_TYPE: &str = "com.microsoft:partition";
+pub(crate) const EVENT_HUB_TYPE: &str = "com.microsoft:eventhub";
+pub(crate) const PARTITION_TYPE: &str = "com.microsoft:partition";
 
 /// The `$management` node.
-pub struct Management;
+pub(crate) struct Management;
 
 impl RequestHandler for Management {
     fn handle<'a>(

@@ -23,11 +23,11 @@ use crate::amqp::link::{self, Acceptor};
 use crate::amqp::session::SessionContext;
 use crate::hub::event_hubs::READ_RIGHT;
 
-pub const REDIRECT: &str = "amqp:link:redirect";
+pub(crate) const REDIRECT: &str = "amqp:link:redirect";
 
 /// The redirect error for `rest` (what followed `messages/events`) of `entity` at
 /// `host:port`.
-pub fn redirect_error(host: &str, port: u16, entity: &str, rest: &str) -> Error {
+pub(crate) fn redirect_error(host: &str, port: u16, entity: &str, rest: &str) -> Error {
     let address = if rest.is_empty() {
         format!("amqps://{host}:{port}/{entity}/")
     } else {
@@ -48,7 +48,7 @@ pub fn redirect_error(host: &str, port: u16, entity: &str, rest: &str) -> Error 
 }
 
 /// Answers a `/messages/events…` attach with the redirect (or why not).
-pub async fn redirect(
+pub(crate) async fn redirect(
     attach: Attach,
     address: &Address,
     rest: &str,

@@ -5,9 +5,9 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use iotemu::HttpLimits;
 use iotemu::MaxConnections;
-use iotemu::certs::cli::CertsCommand;
-use iotemu::http::HttpLimits;
+use iotemu::internals::certs_cli::CertsCommand;
 
 /// Local emulator of Azure IoT Hub Device Provisioning Service and Azure IoT Hub.
 ///

@@ -29,9 +29,9 @@ pub(crate) async fn run(command: &FixturesCommand) -> ExitCode {
 fn validate(files: &[PathBuf]) -> ExitCode {
     let sources: Vec<_> = files
         .iter()
-        .map(|f| iotemu::fixtures::FixtureSource::File(f.clone()))
+        .map(|f| iotemu::internals::fixtures::FixtureSource::File(f.clone()))
         .collect();
-    match iotemu::fixtures::FixtureSet::load(&sources) {
+    match iotemu::internals::fixtures::FixtureSet::load(&sources) {
         Ok(set) => {
             println!(
                 "valid: DPS {} (id scope {}), {} hub(s), {} enrollment(s), {} enrollment group(s)",
@@ -58,7 +58,7 @@ async fn export(
     ca_file: Option<&std::path::Path>,
     id_scope: Option<&str>,
 ) -> ExitCode {
-    use iotemu::fixtures_export::{self, ServiceConnection};
+    use iotemu::internals::fixtures_export::{self, ServiceConnection};
     let result = async {
         let connection = ServiceConnection::parse(connection_string).map_err(|e| e.to_string())?;
         let ca_pem = match ca_file {

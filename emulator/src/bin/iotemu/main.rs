@@ -55,8 +55,8 @@ async fn main() -> ExitCode {
 }
 
 /// `iotemu certs …`: makes the certificates and prints what it wrote.
-fn certs(command: &iotemu::certs::cli::CertsCommand) -> ExitCode {
-    match iotemu::certs::cli::run(command) {
+fn certs(command: &iotemu::internals::certs_cli::CertsCommand) -> ExitCode {
+    match iotemu::internals::certs_cli::run(command) {
         Ok(report) => {
             print!("{report}");
             ExitCode::SUCCESS

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use iotemu::http::HttpLimits;
-use iotemu::mqtt::MqttLimits;
+use iotemu::HttpLimits;
+use iotemu::MqttLimits;
 use iotemu::{Emulator, EmulatorBuilder, MaxConnections};
 
 use crate::args::Args;

@@ -22,11 +22,11 @@ use crate::hub::error::HubError;
 use crate::hub::{Hub, IdentityRef};
 
 /// Messages out for delivery at once on one connection.
-pub const WINDOW: usize = 16;
+pub(crate) const WINDOW: usize = 16;
 
 /// How the device settles what it is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Settlement {
+pub(crate) enum Settlement {
     /// The device acknowledges each message (MQTT QoS 1): it stays queued until then.
     Acknowledged,
     /// Nothing acknowledges it (MQTT QoS 0): sent is done.
@@ -34,7 +34,7 @@ pub enum Settlement {
 }
 
 /// One connection's share of a device's C2D queue.
-pub struct C2dDelivery {
+pub(crate) struct C2dDelivery {
     hub: Arc<Hub>,
     device_id: String,
     /// Whether this connection's subscription outlives it.
@@ -48,7 +48,7 @@ impl C2dDelivery {
     /// queue. The flag says whether a persistent C2D subscription was restored: the
     /// connection then counts as subscribed (MQTT's session-present). A clean session
     /// forgets any earlier one.
-    pub fn open(
+    pub(crate) fn open(
         hub: Arc<Hub>,
         who: IdentityRef<'_>,
         persistent_session: bool,
@@ -72,13 +72,13 @@ impl C2dDelivery {
         Some((delivery, restored))
     }
 
-    pub fn device_id(&self) -> &str {
+    pub(crate) fn device_id(&self) -> &str {
         &self.device_id
     }
 
     /// Records whether the device is now subscribed to its C2D messages; in a persistent
     /// session that outlives the connection.
-    pub fn subscribed(&self, subscribed: bool) {
+    pub(crate) fn subscribed(&self, subscribed: bool) {
         if self.persistent_session {
             self.hub
                 .set_persistent_c2d_subscription(&self.device_id, subscribed);
@@ -88,7 +88,7 @@ impl C2dDelivery {
     /// The next message to send, if the window has room and one is deliverable. With
     /// [`Settlement::OnSend`] it is completed at once; nobody is told, so that completion is
     /// not waited for (it is durable with the next fsync).
-    pub fn next(&mut self, settlement: Settlement) -> Option<QueuedC2d> {
+    pub(crate) fn next(&mut self, settlement: Settlement) -> Option<QueuedC2d> {
         if self.in_flight.len() >= WINDOW {
             return None;
         }
@@ -108,7 +108,7 @@ impl C2dDelivery {
     /// The device acknowledged `message_id`: it leaves the queue once that is stored. Nothing
     /// is acknowledged to the device, so a completion that cannot be stored is logged and the
     /// message stays queued, to be delivered again.
-    pub async fn complete(&mut self, message_id: &str) {
+    pub(crate) async fn complete(&mut self, message_id: &str) {
         if let Some(index) = self.in_flight.iter().position(|id| id == message_id) {
             self.in_flight.remove(index);
         }
@@ -150,7 +150,8 @@ impl C2dDelivery {
     }
 
     /// Messages sent and not settled yet.
-    pub fn in_flight(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn in_flight(&self) -> usize {
         self.in_flight.len()
     }
 }

@@ -10,11 +10,11 @@
 //! Event Hub name (`EntityPath`) is the hub's name unless the fixture sets
 //! `eventHubEndpoint.path`.
 
-pub mod notifications;
-pub mod partition;
-pub mod position;
-pub mod receivers;
-pub mod route;
+pub(crate) mod notifications;
+pub(crate) mod partition;
+pub(crate) mod position;
+pub(crate) mod receivers;
+pub(crate) mod route;
 
 #[cfg(test)]
 mod hub_events;
@@ -33,17 +33,17 @@ use receivers::{ReceiverLease, ReceiverRefusal, Receivers};
 use route::Routes;
 
 /// Azure's default partition count for the built-in endpoint.
-pub const DEFAULT_PARTITION_COUNT: u32 = 4;
+pub(crate) const DEFAULT_PARTITION_COUNT: u32 = 4;
 /// The partition counts IoT Hub allows.
-pub const PARTITION_COUNTS: RangeInclusive<u32> = 2..=128;
+pub(crate) const PARTITION_COUNTS: RangeInclusive<u32> = 2..=128;
 /// The consumer group every Event Hub has.
-pub const DEFAULT_CONSUMER_GROUP: &str = "$Default";
+pub(crate) const DEFAULT_CONSUMER_GROUP: &str = "$Default";
 /// The right a policy needs to read the endpoint.
-pub const READ_RIGHT: &str = "ServiceConnect";
+pub(crate) const READ_RIGHT: &str = "ServiceConnect";
 
 /// The hub's name as IoT Hub uses it (`hubName`, `{policy}@sas.root.{hubName}`): the first
 /// label of its host name, or the whole host when that is an IP address.
-pub fn hub_name(host_name: &str) -> String {
+pub(crate) fn hub_name(host_name: &str) -> String {
     if host_name.parse::<std::net::IpAddr>().is_ok() {
         return host_name.to_owned();
     }
@@ -57,7 +57,7 @@ pub fn hub_name(host_name: &str) -> String {
 
 /// Event Hub names: 1–256 of letters, digits, `.`, `-`, `_`, starting and ending with a
 /// letter or digit.
-pub fn valid_entity_name(name: &str) -> bool {
+pub(crate) fn valid_entity_name(name: &str) -> bool {
     let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
     (1..=256).contains(&name.len())
         && edge_ok(name.chars().next())
@@ -68,7 +68,7 @@ pub fn valid_entity_name(name: &str) -> bool {
 }
 
 /// Consumer group names: `$Default`, or 1–50 of letters, digits, `.`, `-`, `_`.
-pub fn valid_consumer_group(name: &str) -> bool {
+pub(crate) fn valid_consumer_group(name: &str) -> bool {
     name.eq_ignore_ascii_case(DEFAULT_CONSUMER_GROUP)
         || ((1..=50).contains(&name.len())
             && name
@@ -90,7 +90,7 @@ pub struct EventHubsConfig {
 
 impl EventHubsConfig {
     /// Defaults for a hub: its name as path, 4 partitions, telemetry only.
-    pub fn for_hub(host_name: &str, retention: usize) -> EventHubsConfig {
+    pub(crate) fn for_hub(host_name: &str, retention: usize) -> EventHubsConfig {
         EventHubsConfig {
             path: hub_name(host_name),
             partition_count: DEFAULT_PARTITION_COUNT,
@@ -111,7 +111,7 @@ pub struct EventHubProperties {
 
 /// Why a consumer cannot read where it asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConsumerError {
+pub(crate) enum ConsumerError {
     UnknownConsumerGroup(String),
     UnknownPartition(String),
     Refused(ReceiverRefusal),
@@ -119,7 +119,7 @@ pub enum ConsumerError {
 
 impl ConsumerError {
     /// The AMQP error condition the link is detached with.
-    pub fn condition(&self) -> &'static str {
+    pub(crate) fn condition(&self) -> &'static str {
         match self {
             ConsumerError::UnknownConsumerGroup(_) | ConsumerError::UnknownPartition(_) => {
                 "amqp:not-found"
@@ -128,7 +128,12 @@ impl ConsumerError {
         }
     }
 
-    pub fn description(&self, entity: &str, consumer_group: &str, partition: &str) -> String {
+    pub(crate) fn description(
+        &self,
+        entity: &str,
+        consumer_group: &str,
+        partition: &str,
+    ) -> String {
         match self {
             ConsumerError::UnknownConsumerGroup(group) => format!(
                 "The messaging entity '{entity}/ConsumerGroups/{group}' could not be found."
@@ -145,7 +150,7 @@ impl ConsumerError {
 }
 
 /// A consumer's place on one partition: the events to send and its registration.
-pub struct Consumer {
+pub(crate) struct Consumer {
     pub reader: PartitionReader,
     pub lease: ReceiverLease,
 }
@@ -194,15 +199,11 @@ impl EventHubs {
         &self.path
     }
 
-    pub fn hub_name(&self) -> &str {
-        &self.hub_name
-    }
-
     pub fn routes(&self) -> &Routes {
         &self.routes
     }
 
-    pub fn consumer_groups(&self) -> &[String] {
+    pub(crate) fn consumer_groups(&self) -> &[String] {
         &self.consumer_groups
     }
 
@@ -244,7 +245,7 @@ impl EventHubs {
         }
     }
 
-    pub fn partition_properties(&self, id: &str) -> Option<PartitionProperties> {
+    pub(crate) fn partition_properties(&self, id: &str) -> Option<PartitionProperties> {
         self.partition(id).map(|p| p.properties())
     }
 
@@ -260,12 +261,12 @@ impl EventHubs {
     }
 
     /// Whether the routes send `source` here (to skip building events nobody receives).
-    pub fn wants(&self, source: MessageSource) -> bool {
+    pub(crate) fn wants(&self, source: MessageSource) -> bool {
         self.routes.sends(source)
     }
 
     /// Emits a connection state event for a connection key (`device` or `device/module`).
-    pub fn connection_changed(&self, connection_key: &str, connected: bool) {
+    pub(crate) fn connection_changed(&self, connection_key: &str, connected: bool) {
         if !self.wants(MessageSource::DeviceConnectionStateEvents) {
             return;
         }
@@ -290,7 +291,7 @@ impl EventHubs {
 
     /// Opens a consumer on `partition` of `consumer_group` at `position`, under the epoch
     /// rules.
-    pub fn open_consumer(
+    pub(crate) fn open_consumer(
         &self,
         consumer_group: &str,
         partition: &str,

@@ -28,14 +28,14 @@ use crate::timefmt::utc_timestamp;
 
 /// `opType` of a twin change event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TwinOperation {
+pub(crate) enum TwinOperation {
     Update,
     Replace,
 }
 
 /// `opType` of a lifecycle event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lifecycle {
+pub(crate) enum Lifecycle {
     Created,
     Deleted,
 }
@@ -81,7 +81,7 @@ fn notification(
 }
 
 /// A twin change event (`twinChangeNotification`).
-pub fn twin_change(
+pub(crate) fn twin_change(
     hub_name: &str,
     who: IdentityRef<'_>,
     operation: TwinOperation,
@@ -102,7 +102,7 @@ pub fn twin_change(
 }
 
 /// A lifecycle event (`deviceLifecycleNotification`); `twin` is the identity's twin JSON.
-pub fn lifecycle(
+pub(crate) fn lifecycle(
     hub_name: &str,
     who: IdentityRef<'_>,
     change: Lifecycle,
@@ -123,7 +123,7 @@ pub fn lifecycle(
 }
 
 /// A connection state event (`deviceConnectionStateNotification`).
-pub fn connection_state(
+pub(crate) fn connection_state(
     hub_name: &str,
     who: IdentityRef<'_>,
     connected: bool,
@@ -146,7 +146,7 @@ pub fn connection_state(
 
 /// The body of a reported-properties update: the device's patch with metadata for each of its
 /// keys, the reported `$version`, and the twin `version`.
-pub fn reported_update_body(patch: &Value, twin: &Twin) -> Value {
+pub(crate) fn reported_update_body(patch: &Value, twin: &Twin) -> Value {
     let updated = utc_timestamp(twin.reported_updated);
     let mut reported = patch.as_object().cloned().unwrap_or_default();
     let mut metadata = Map::new();
@@ -160,7 +160,7 @@ pub fn reported_update_body(patch: &Value, twin: &Twin) -> Value {
 }
 
 /// The body of a service update: the twin `version`, all tags and all desired properties.
-pub fn service_update_body(twin: &Twin) -> Value {
+pub(crate) fn service_update_body(twin: &Twin) -> Value {
     let updated = utc_timestamp(twin.desired_updated);
     let mut desired = twin.desired.clone();
     let mut metadata = Map::new();
@@ -178,7 +178,7 @@ pub fn service_update_body(twin: &Twin) -> Value {
 }
 
 /// The whole twin, as replace and lifecycle events carry it.
-pub fn whole_twin_body(who: IdentityRef<'_>, twin: &Twin) -> Value {
+pub(crate) fn whole_twin_body(who: IdentityRef<'_>, twin: &Twin) -> Value {
     let mut body = twin.service_view(who.device_id, "enabled", false);
     if let Value::Object(fields) = &mut body {
         // Registry state is not part of the twin document these events carry.

@@ -14,7 +14,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
 
@@ -23,7 +23,7 @@ use crate::hub::telemetry::TelemetryMessage;
 
 /// Bytes counted for each event besides its body and properties (the AMQP framing Event Hubs
 /// would store), so consecutive offsets always differ.
-pub const EVENT_HEADER_BYTES: u64 = 64;
+pub(crate) const EVENT_HEADER_BYTES: u64 = 64;
 
 /// An event as stored in a partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,12 +36,12 @@ pub struct PartitionEvent {
 
 impl PartitionEvent {
     /// `x-opt-offset` as sent: a decimal string.
-    pub fn offset_text(&self) -> String {
+    pub(crate) fn offset_text(&self) -> String {
         self.offset.to_string()
     }
 
     /// `x-opt-enqueued-time` in milliseconds since the Unix epoch.
-    pub fn enqueued_millis(&self) -> i64 {
+    pub(crate) fn enqueued_millis(&self) -> i64 {
         unix_millis(self.enqueued_time)
     }
 }
@@ -221,7 +221,7 @@ pub struct PartitionReader {
 
 impl PartitionReader {
     /// The sequence number of the next event this reader returns.
-    pub fn next_sequence_number(&self) -> i64 {
+    pub(crate) fn next_sequence_number(&self) -> i64 {
         self.next
     }
 
@@ -230,7 +230,7 @@ impl PartitionReader {
     }
 
     /// Up to `max` events available now, without waiting.
-    pub fn try_read(&mut self, max: usize) -> Vec<Arc<PartitionEvent>> {
+    pub(crate) fn try_read(&mut self, max: usize) -> Vec<Arc<PartitionEvent>> {
         let batch = self.partition.read_from(self.next, max);
         if let Some(last) = batch.last() {
             self.next = last.sequence_number.saturating_add(1);
@@ -260,7 +260,7 @@ impl PartitionReader {
 }
 
 /// Milliseconds since the Unix epoch (negative before it).
-pub fn unix_millis(time: SystemTime) -> i64 {
+pub(crate) fn unix_millis(time: SystemTime) -> i64 {
     match time.duration_since(UNIX_EPOCH) {
         Ok(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
         Err(before) => i64::try_from(before.duration().as_millis())
@@ -269,15 +269,11 @@ pub fn unix_millis(time: SystemTime) -> i64 {
     }
 }
 
-/// The inverse of [`unix_millis`] for non-negative values.
-pub fn from_unix_millis(millis: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(millis)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use bytes::Bytes;
+    use std::time::Duration;
 
     fn message(body: &'static str) -> Arc<TelemetryMessage> {
         Arc::new(TelemetryMessage::for_tests("dev", body))

@@ -18,11 +18,11 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
 /// Concurrent readers Event Hubs allows per partition and consumer group.
-pub const MAX_READERS_PER_PARTITION: usize = 5;
+pub(crate) const MAX_READERS_PER_PARTITION: usize = 5;
 
 /// Why a receiver may not attach, or was displaced.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReceiverRefusal {
+pub(crate) enum ReceiverRefusal {
     /// A receiver with a higher epoch exists.
     EpochTooLow { requested: i64, existing: i64 },
     /// This receiver lost its place to a new one with an epoch at least its own.
@@ -35,7 +35,7 @@ pub enum ReceiverRefusal {
 
 impl ReceiverRefusal {
     /// The AMQP error condition the link is detached with.
-    pub fn condition(&self) -> &'static str {
+    pub(crate) fn condition(&self) -> &'static str {
         match self {
             ReceiverRefusal::TooManyReceivers => "amqp:resource-limit-exceeded",
             _ => "amqp:link:stolen",
@@ -43,7 +43,7 @@ impl ReceiverRefusal {
     }
 
     /// The error description, worded like the service's.
-    pub fn description(&self, consumer_group: &str, partition: u32) -> String {
+    pub(crate) fn description(&self, consumer_group: &str, partition: u32) -> String {
         match self {
             ReceiverRefusal::EpochTooLow {
                 requested,
@@ -66,7 +66,7 @@ impl ReceiverRefusal {
 
 /// The outcome of [`admit`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Admission {
+pub(crate) enum Admission {
     /// Attach; the receivers with these ids lose their place.
     Admit {
         displace: Vec<u64>,
@@ -75,7 +75,7 @@ pub enum Admission {
 }
 
 /// Decides whether a receiver with `epoch` may join `existing` (id, epoch) receivers.
-pub fn admit(existing: &[(u64, Option<i64>)], epoch: Option<i64>) -> Admission {
+pub(crate) fn admit(existing: &[(u64, Option<i64>)], epoch: Option<i64>) -> Admission {
     let highest = existing.iter().filter_map(|(_, e)| *e).max();
     match (epoch, highest) {
         (Some(requested), Some(existing)) if existing > requested => {
@@ -116,14 +116,14 @@ struct Registry {
 
 /// The receivers currently reading each (consumer group, partition) of one entity.
 #[derive(Default, Clone)]
-pub struct Receivers {
+pub(crate) struct Receivers {
     registry: Arc<Registry>,
 }
 
 impl Receivers {
     /// Registers a receiver on `partition` of `consumer_group` (compared case-insensitively),
     /// displacing the ones [`admit`] says lose their place.
-    pub fn register(
+    pub(crate) fn register(
         &self,
         consumer_group: &str,
         partition: u32,
@@ -167,7 +167,8 @@ impl Receivers {
     }
 
     /// How many receivers read `partition` of `consumer_group` now.
-    pub fn count(&self, consumer_group: &str, partition: u32) -> usize {
+    #[cfg(test)]
+    pub(crate) fn count(&self, consumer_group: &str, partition: u32) -> usize {
         let active = self
             .registry
             .active
@@ -180,7 +181,7 @@ impl Receivers {
 }
 
 /// A registered receiver; dropping it unregisters it.
-pub struct ReceiverLease {
+pub(crate) struct ReceiverLease {
     id: u64,
     key: Key,
     registry: Arc<Registry>,
@@ -190,7 +191,7 @@ pub struct ReceiverLease {
 impl ReceiverLease {
     /// Completes when a receiver with a higher (or equal) epoch takes this one's place; the
     /// link should then detach with [`ReceiverRefusal::condition`]. Cancel-safe.
-    pub async fn displaced(&mut self) -> ReceiverRefusal {
+    pub(crate) async fn displaced(&mut self) -> ReceiverRefusal {
         match (&mut self.displaced).await {
             Ok(refusal) => refusal,
             // The registry is gone with its hub: never displaced.

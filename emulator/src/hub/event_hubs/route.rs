@@ -51,7 +51,7 @@ pub struct RouteEntry {
 }
 
 /// The built-in endpoint's name in routes.
-pub const BUILT_IN_ENDPOINT: &str = "events";
+pub(crate) const BUILT_IN_ENDPOINT: &str = "events";
 
 /// Which message sources reach the built-in endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,7 +76,7 @@ impl Default for Routes {
 
 /// A routing entry the emulator cannot honour: the JSON path under `routing` and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RouteError {
+pub(crate) struct RouteError {
     pub path: String,
     pub reason: String,
 }
@@ -93,7 +93,7 @@ impl Routes {
     }
 
     /// Reads a fixture's `routing` section; errors name the path below `routing`.
-    pub fn from_fixture(section: &RoutingSection) -> Result<Routes, RouteError> {
+    pub(crate) fn from_fixture(section: &RoutingSection) -> Result<Routes, RouteError> {
         let mut routes = Routes {
             telemetry: false,
             ..Routes::default()

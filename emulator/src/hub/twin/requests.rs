@@ -18,7 +18,7 @@ use crate::hub::{Hub, IdentityRef};
 
 /// What the device asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TwinRequest<'a> {
+pub(crate) enum TwinRequest<'a> {
     /// Its whole twin.
     Get,
     /// A merge patch of its reported properties: the raw body it sent.
@@ -27,7 +27,7 @@ pub enum TwinRequest<'a> {
 
 /// The answer to a [`TwinRequest`].
 #[derive(Debug, Clone, PartialEq)]
-pub enum TwinResponse {
+pub(crate) enum TwinResponse {
     /// The device's view of its twin.
     Twin(Value),
     /// The reported properties changed and are stored; their new `$version`.
@@ -36,7 +36,7 @@ pub enum TwinResponse {
 
 impl TwinResponse {
     /// The status IoT Hub answers with: 200 for the twin, 204 (no body) for a patch.
-    pub fn status(&self) -> u16 {
+    pub(crate) fn status(&self) -> u16 {
         match self {
             TwinResponse::Twin(_) => 200,
             TwinResponse::ReportedUpdated { .. } => 204,
@@ -47,7 +47,7 @@ impl TwinResponse {
 impl Hub {
     /// Handles a twin request from the connected `identity`. A patch is answered only after
     /// it is durable; nothing changes when it fails.
-    pub async fn device_twin_request(
+    pub(crate) async fn device_twin_request(
         &self,
         identity: &DeviceIdentity,
         request: TwinRequest<'_>,

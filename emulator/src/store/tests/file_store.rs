@@ -6,7 +6,8 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::store::{MAX_VALUE_DEPTH, StoreError};
+use crate::store::StoreError;
+use crate::store::record::MAX_VALUE_DEPTH;
 
 #[test]
 fn values_keys_and_collections_round_trip_across_a_reopen() {
