@@ -4,7 +4,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
-use super::sas::hmac_base64;
+use super::sas::hmac_sha256;
 
 /// Azure accepts symmetric keys of 16 to 64 bytes (concepts-symmetric-key-attestation.md).
 pub(crate) const MIN_KEY_BYTES: usize = 16;
@@ -67,10 +67,8 @@ impl SymmetricKey {
     /// The key a device in this enrollment group signs with:
     /// `base64(HMAC-SHA256(group key, registrationId))`.
     pub fn derive_device_key(&self, registration_id: &str) -> SymmetricKey {
-        let derived = hmac_base64(&self.bytes, registration_id.as_bytes());
-        // An HMAC-SHA256 digest is 32 bytes of valid base64 by construction.
         SymmetricKey {
-            bytes: BASE64.decode(derived).unwrap_or_default(),
+            bytes: hmac_sha256(&self.bytes, registration_id.as_bytes()).to_vec(),
         }
     }
 }

@@ -140,19 +140,20 @@ impl SasToken {
 
     /// True when the signature was made with `key` (raw key bytes). Constant-time.
     pub fn signed_with(&self, key: &[u8]) -> bool {
-        let Ok(sig) = decode(&self.signature_raw) else {
-            return false;
-        };
-        let Ok(sig) = BASE64.decode(sig.as_bytes()) else {
-            return false;
-        };
-        let Ok(mut mac) = HmacSha256::new_from_slice(key) else {
-            return false;
-        };
-        mac.update(self.resource_raw.as_bytes());
-        mac.update(b"\n");
-        mac.update(self.expiry_raw.as_bytes());
-        mac.verify_slice(&sig).is_ok()
+        self.signature_check()
+            .is_some_and(|check| check.signed_with(key))
+    }
+
+    /// The signature decoded once, for trying many candidate keys (a DPS registration through
+    /// a symmetric-key group tries every group's derived keys); `None` when the signature is
+    /// not percent-encoded base64, which no key can match.
+    pub fn signature_check(&self) -> Option<SignatureCheck<'_>> {
+        let text = decode(&self.signature_raw).ok()?;
+        let signature = BASE64.decode(text.as_bytes()).ok()?;
+        Some(SignatureCheck {
+            token: self,
+            signature,
+        })
     }
 
     /// Full verification: scope and expiry first, then the signature against each key.
@@ -174,10 +175,34 @@ impl SasToken {
 /// HMAC-SHA256 of `message` with `key`, base64-encoded: the primitive behind both token
 /// signatures and group-derived device keys.
 pub fn hmac_base64(key: &[u8], message: &[u8]) -> String {
+    BASE64.encode(hmac_sha256(key, message))
+}
+
+/// HMAC-SHA256 of `message` under `key`, as raw bytes.
+pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     // HMAC accepts keys of any length, so this cannot fail.
     let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(message);
-    BASE64.encode(mac.finalize().into_bytes())
+    mac.finalize().into_bytes().into()
+}
+
+/// A token's signature, decoded: [`SasToken::signature_check`].
+pub struct SignatureCheck<'t> {
+    token: &'t SasToken,
+    signature: Vec<u8>,
+}
+
+impl SignatureCheck<'_> {
+    /// True when the signature was made with `key` (raw key bytes). Constant-time.
+    pub fn signed_with(&self, key: &[u8]) -> bool {
+        let Ok(mut mac) = HmacSha256::new_from_slice(key) else {
+            return false;
+        };
+        mac.update(self.token.resource_raw.as_bytes());
+        mac.update(b"\n");
+        mac.update(self.token.expiry_raw.as_bytes());
+        mac.verify_slice(&self.signature).is_ok()
+    }
 }
 
 /// Builds a token the way the Python SDK does (`sr` and `sig` percent-encoded with upper-case

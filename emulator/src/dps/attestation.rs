@@ -157,27 +157,24 @@ fn registration_by_token(
     }
 
     // Nothing in a token names its group, so every symmetric-key group is tried (the group
-    // this device registered through last time first).
-    let mut any_group = false;
-    for group in dps.symmetric_key_groups_for(registration_id) {
-        any_group = true;
-        let Some(keys) = group.core.attestation.symmetric_keys() else {
-            continue;
-        };
-        let derived: Vec<SymmetricKey> = keys
-            .keys()
-            .iter()
-            .map(|k| k.derive_device_key(registration_id))
-            .collect();
-        if verify_any(token, derived.iter()).is_ok() {
-            return Ok(identity(EnrollmentRef::Group(group.enrollment_group_id)));
+    // this device registered through last time first). The signature is decoded once, and a
+    // group's secondary key is derived only when its primary does not verify.
+    let groups = dps.symmetric_key_groups_for(registration_id);
+    if groups.is_empty() {
+        return Err(AuthError::UnknownRegistration(registration_id.to_owned()));
+    }
+    let Some(signature) = token.signature_check() else {
+        return Err(SasError::BadSignature.into());
+    };
+    for (group_id, keys) in groups {
+        let signed = keys.keys().iter().any(|group_key| {
+            signature.signed_with(group_key.derive_device_key(registration_id).as_bytes())
+        });
+        if signed {
+            return Ok(identity(EnrollmentRef::Group(group_id)));
         }
     }
-    if any_group {
-        Err(SasError::BadSignature.into())
-    } else {
-        Err(AuthError::UnknownRegistration(registration_id.to_owned()))
-    }
+    Err(SasError::BadSignature.into())
 }
 
 /// DPS X.509: the leaf's CN must be the registration id; an individual enrollment decides

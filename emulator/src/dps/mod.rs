@@ -245,28 +245,36 @@ impl Dps {
         all
     }
 
-    /// Symmetric-key groups a device might belong to, the one it registered through last time
-    /// first, so returning devices are matched with one HMAC.
-    pub fn symmetric_key_groups_for(&self, registration_id: &str) -> Vec<Group> {
+    /// Symmetric-key groups a device might belong to, as (group id, keys) in the order to try
+    /// them: the group it registered through last time first (so a returning device is
+    /// matched with one HMAC), then by group id. This runs over every group for every
+    /// registration through a group, so it copies only ids and keys (not whole groups) and
+    /// sorts by comparing the ids in place.
+    pub fn symmetric_key_groups_for(&self, registration_id: &str) -> Vec<(String, SymmetricKeys)> {
         let previous = self
             .registrations
             .get(&registration_id.to_ascii_lowercase())
             .and_then(|r| match &r.enrollment {
-                EnrollmentRef::Group(g) => Some(g.to_ascii_lowercase()),
+                EnrollmentRef::Group(g) => Some(g.clone()),
                 EnrollmentRef::Individual(_) => None,
             });
-        let mut groups: Vec<Group> = self
+        let mut groups: Vec<(String, SymmetricKeys)> = self
             .groups
             .iter()
-            .filter(|g| matches!(g.core.attestation, Attestation::SymmetricKey(_)))
-            .map(|g| g.clone())
+            .filter_map(|g| {
+                let keys = g.core.attestation.symmetric_keys()?;
+                Some((g.enrollment_group_id.clone(), keys.clone()))
+            })
             .collect();
-        groups.sort_by_key(|g| {
-            (
-                Some(g.enrollment_group_id.to_ascii_lowercase()) != previous,
-                g.enrollment_group_id.clone(),
-            )
-        });
+        groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        if let Some(previous) = previous
+            && let Some(at) = groups
+                .iter()
+                .position(|(id, _)| id.eq_ignore_ascii_case(&previous))
+            && let Some(up_to_previous) = groups.get_mut(..=at)
+        {
+            up_to_previous.rotate_right(1);
+        }
         groups
     }
 

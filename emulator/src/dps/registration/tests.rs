@@ -229,6 +229,43 @@ fn group_member_gets_derived_keys_and_reregistration_keeps_the_hub() {
 }
 
 #[test]
+fn group_lookup_tries_the_previous_group_first_then_goes_by_id_primary_then_secondary() {
+    let dps = dps(Duration::ZERO);
+    let derived = key(GROUP_KEY).derive_device_key("member-9");
+    let who = login(&dps, "member-9", &derived);
+    let operation = dps.register(&who, b"{}").unwrap();
+    dps.operation_status(&who, &operation.body.operation_id)
+        .wait_stored()
+        .unwrap();
+    // A second group with the same key, earlier by id: a new device matches it, the device
+    // registered through group-1 keeps matching group-1.
+    dps.create_or_update_enrollment_group(EnrollmentGroup::new("a-twin", attestation(GROUP_KEY)))
+        .unwrap();
+    assert_eq!(
+        login(&dps, "member-9", &derived).enrollment(),
+        &EnrollmentRef::Group("group-1".into())
+    );
+    let newcomer = key(GROUP_KEY).derive_device_key("member-10");
+    assert_eq!(
+        login(&dps, "member-10", &newcomer).enrollment(),
+        &EnrollmentRef::Group("a-twin".into())
+    );
+    // A device signing with the key derived from a group's secondary key is found too.
+    const SECONDARY: &str =
+        "r4NGzNJJt6hI3LLBYTcWDxjmP0rIgBfVqj405xXVObh/HtBkNW8DUZkFA0/jYBUu60rSLc+H4PQnrZYrl9ymcg==";
+    dps.create_or_update_enrollment_group(EnrollmentGroup::new(
+        "z-secondary",
+        AttestationMechanism::symmetric_key(Some(KEY), Some(SECONDARY)),
+    ))
+    .unwrap();
+    let by_secondary = key(SECONDARY).derive_device_key("member-11");
+    assert_eq!(
+        login(&dps, "member-11", &by_secondary).enrollment(),
+        &EnrollmentRef::Group("z-secondary".into())
+    );
+}
+
+#[test]
 fn disabled_enrollment_yields_disabled_and_no_device() {
     let dps = dps(Duration::ZERO);
     let mut enrollment = dps.individual_enrollment("dev-1").unwrap();
