@@ -15,9 +15,9 @@ use fe2o3_amqp::types::messaging::{
     ApplicationProperties, Body, Data, Message, MessageAnnotations, MessageId, Outcome, Properties,
 };
 use fe2o3_amqp::types::primitives::{Binary, SimpleValue, Value};
-use iotemu::amqp::conditions::symbol_of;
-use iotemu::auth::keys::SymmetricKey;
-use iotemu::hub::c2d::C2dMessage;
+use iotemu::C2dMessage;
+use iotemu::SymmetricKey;
+use iotemu::internals::amqp::symbol_of;
 use iotemu_e2e::amqp::{CbsClient, Login, connect};
 use iotemu_e2e::{
     QUICKSTART_DEVICE_ID, QUICKSTART_KEY, device_token, seconds_from_now, start_emulator,
@@ -424,8 +424,8 @@ async fn a_direct_method_reaches_the_device_and_its_answer_the_caller() {
 
 #[tokio::test]
 async fn an_x509_device_needs_no_token_only_its_certificate() {
+    use iotemu::DeviceAuthentication;
     use iotemu::certs;
-    use iotemu::hub::device::DeviceAuthentication;
     let emulator = start().await;
     let cert = certs::self_signed_device("amqp-x509-dev", 30).unwrap();
     let (sha1, _) = cert.thumbprints();
@@ -647,9 +647,8 @@ async fn a_module_sends_telemetry_and_receives_its_inputs() {
     let body = format!(
         r#"{{"authentication":{{"type":"sas","symmetricKey":{{"primaryKey":"{QUICKSTART_KEY}","secondaryKey":"{QUICKSTART_KEY}"}}}}}}"#
     );
-    let spec =
-        iotemu::hub::module::ModuleSpec::from_json(QUICKSTART_DEVICE_ID, "m1", body.as_bytes())
-            .expect("module JSON");
+    let spec = iotemu::ModuleSpec::from_json(QUICKSTART_DEVICE_ID, "m1", body.as_bytes())
+        .expect("module JSON");
     hub.create_module(spec).unwrap().durable().await.unwrap();
     let mut connection = connect(&emulator, Login::NoSasl).await;
     let mut session = Session::begin(&mut connection).await.unwrap();

@@ -94,7 +94,7 @@ impl Address {
 
 /// What a device link is for (spec/amqp.md §5.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeviceLinkKind {
+pub(crate) enum DeviceLinkKind {
     /// `…/messages/events`: telemetry from the device (its sender); for a module, its
     /// receiver on the same address takes the module's inputs.
     Events,
@@ -109,15 +109,15 @@ pub enum DeviceLinkKind {
 /// A device link's address: whose it is and what for. Ids are percent-decoded and keep
 /// their case (device ids are case-sensitive); the fixed words match case-insensitively.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeviceAddress {
-    pub device_id: String,
-    pub module_id: Option<String>,
-    pub kind: DeviceLinkKind,
+pub(crate) struct DeviceAddress {
+    pub(crate) device_id: String,
+    pub(crate) module_id: Option<String>,
+    pub(crate) kind: DeviceLinkKind,
 }
 
 impl DeviceAddress {
     /// `None` for a path that is not one of the device link addresses.
-    pub fn parse(address: &Address) -> Option<DeviceAddress> {
+    pub(crate) fn parse(address: &Address) -> Option<DeviceAddress> {
         let segments: Vec<&str> = address.path.split('/').filter(|s| !s.is_empty()).collect();
         let is = |segment: &&str, word: &str| segment.eq_ignore_ascii_case(word);
         let (device, module, rest) = match segments.as_slice() {

@@ -12,7 +12,6 @@ use crate::hub::error::HubError;
 
 pub(crate) const NOT_FOUND: &str = "amqp:not-found";
 pub(crate) const UNAUTHORIZED: &str = "amqp:unauthorized-access";
-pub(crate) const NOT_IMPLEMENTED: &str = "amqp:not-implemented";
 pub(crate) const NOT_ALLOWED: &str = "amqp:not-allowed";
 pub(crate) const INTERNAL_ERROR: &str = "amqp:internal-error";
 pub(crate) const DECODE_ERROR: &str = "amqp:decode-error";

@@ -48,7 +48,7 @@ const DETACH_FORCED: &str = "amqp:link:detach-forced";
 
 /// The device channels of one AMQP connection, by connection key (`device` or `device/module`).
 #[derive(Default)]
-pub struct DeviceChannels {
+pub(crate) struct DeviceChannels {
     channels: Mutex<HashMap<String, Arc<DeviceChannel>>>,
 }
 
@@ -93,7 +93,7 @@ impl DeviceChannels {
     }
 
     /// The AMQP connection ended: every identity it carried is disconnected from its hub.
-    pub fn close_all(&self) {
+    pub(crate) fn close_all(&self) {
         let channels: Vec<Arc<DeviceChannel>> = self.lock().drain().map(|(_, c)| c).collect();
         for channel in channels {
             channel.close(None);
@@ -122,10 +122,10 @@ struct Routes {
 }
 
 /// One device identity on one AMQP connection.
-pub struct DeviceChannel {
+pub(crate) struct DeviceChannel {
     key: String,
-    pub hub: Arc<Hub>,
-    pub identity: DeviceIdentity,
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) identity: DeviceIdentity,
     lease_id: u64,
     /// `Some(reason)` once closed; the reason is the error its links detach with (`None`
     /// inside when the connection itself is gone).
@@ -134,7 +134,7 @@ pub struct DeviceChannel {
     /// Method requests sent to the device and not answered yet.
     methods: Mutex<MethodCorrelation>,
     /// A C2D message was queued for the device.
-    pub c2d_available: Notify,
+    pub(crate) c2d_available: Notify,
     twin_attached: Notify,
 }
 
@@ -143,7 +143,7 @@ impl DeviceChannel {
         self.routes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn methods(&self) -> std::sync::MutexGuard<'_, MethodCorrelation> {
+    pub(crate) fn methods(&self) -> std::sync::MutexGuard<'_, MethodCorrelation> {
         self.methods.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -165,7 +165,7 @@ impl DeviceChannel {
 
     /// Resolves when the channel closes, with the error a link should detach with (`None`:
     /// the connection is gone, nothing to send).
-    pub async fn closed(&self) -> Option<Error> {
+    pub(crate) async fn closed(&self) -> Option<Error> {
         let mut closed = self.closed.subscribe();
         match closed.wait_for(Option::is_some).await {
             Ok(reason) => reason.clone().flatten(),
@@ -174,29 +174,29 @@ impl DeviceChannel {
     }
 
     /// The method request link attached; method calls go to it.
-    pub fn route_methods(&self, tx: mpsc::Sender<MethodCall>) {
+    pub(crate) fn route_methods(&self, tx: mpsc::Sender<MethodCall>) {
         self.routes().methods = Some(tx);
     }
 
     /// The twin response link attached; responses and (when subscribed) desired patches go to
     /// it.
-    pub fn route_twin(&self, tx: mpsc::Sender<AnyMessage>) {
+    pub(crate) fn route_twin(&self, tx: mpsc::Sender<AnyMessage>) {
         self.routes().twin = Some(tx);
         self.twin_attached.notify_waiters();
     }
 
     /// The module input link attached.
-    pub fn route_inputs(&self, tx: mpsc::Sender<Box<ModuleInput>>) {
+    pub(crate) fn route_inputs(&self, tx: mpsc::Sender<Box<ModuleInput>>) {
         self.routes().inputs = Some(tx);
     }
 
     /// Whether desired-property patches are pushed (twin `PUT` / `DELETE`).
-    pub fn subscribe_desired(&self, subscribed: bool) {
+    pub(crate) fn subscribe_desired(&self, subscribed: bool) {
         self.routes().desired_subscribed = subscribed;
     }
 
     /// A new C2D link: returns its generation; older C2D links see they were replaced.
-    pub fn claim_c2d(&self) -> u64 {
+    pub(crate) fn claim_c2d(&self) -> u64 {
         let mut routes = self.routes();
         routes.c2d_generation += 1;
         let generation = routes.c2d_generation;
@@ -206,13 +206,13 @@ impl DeviceChannel {
         generation
     }
 
-    pub fn c2d_generation(&self) -> u64 {
+    pub(crate) fn c2d_generation(&self) -> u64 {
         self.routes().c2d_generation
     }
 
     /// The twin response link, waiting a little for it to attach (clients attach both twin
     /// links and send at once).
-    pub async fn twin_replies(&self) -> Option<mpsc::Sender<AnyMessage>> {
+    pub(crate) async fn twin_replies(&self) -> Option<mpsc::Sender<AnyMessage>> {
         let deadline = tokio::time::Instant::now() + REPLY_LINK_WAIT;
         loop {
             let attached = self.twin_attached.notified();
@@ -352,7 +352,7 @@ fn live_until(
 
 /// Routes a device link's attach: authorises it and starts the task of its kind, or refuses
 /// it with the condition the Node client translates (§7).
-pub async fn on_attach(
+pub(crate) async fn on_attach(
     attach: Attach,
     address: &Address,
     session: &mut ListenerSessionHandle,
@@ -501,7 +501,7 @@ fn authorise(
 
 /// Detaches `endpoint` with the reason its channel closed (nothing to send when the
 /// connection itself is gone).
-pub async fn close_link(endpoint: LinkEndpoint, reason: Option<Error>) {
+pub(crate) async fn close_link(endpoint: LinkEndpoint, reason: Option<Error>) {
     if let Some(error) = reason {
         link::close_with_error(endpoint, error).await;
     }

@@ -41,7 +41,7 @@ use crate::hub::c2d::delivery::{C2dDelivery, Settlement};
 type Settling = Pin<Box<dyn Future<Output = (String, Result<Outcome, SendError>)> + Send>>;
 
 /// Sends the device its C2D messages until the link, the connection or the channel ends.
-pub async fn serve(mut sender: Sender, channel: Arc<DeviceChannel>, slot: LinkSlot) {
+pub(crate) async fn serve(mut sender: Sender, channel: Arc<DeviceChannel>, slot: LinkSlot) {
     let link = sender.name().to_owned();
     let generation = channel.claim_c2d();
     let who = channel.identity.identity_ref();
@@ -155,7 +155,7 @@ async fn settle(
 }
 
 /// The AMQP message a device receives for `queued`.
-pub fn to_amqp(device_id: &str, queued: &QueuedC2d) -> AnyMessage {
+pub(crate) fn to_amqp(device_id: &str, queued: &QueuedC2d) -> AnyMessage {
     let m = &queued.message;
     let mut app = ApplicationProperties::default();
     for (name, value) in &m.properties {

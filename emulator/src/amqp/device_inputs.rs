@@ -28,7 +28,7 @@ use crate::hub::module::ModuleInput;
 const INPUT_QUEUE: usize = 64;
 
 /// Our sender: the module's input messages.
-pub async fn serve(mut sender: Sender, channel: Arc<DeviceChannel>, slot: LinkSlot) {
+pub(crate) async fn serve(mut sender: Sender, channel: Arc<DeviceChannel>, slot: LinkSlot) {
     let link = sender.name().to_owned();
     let (tx, mut inputs) = mpsc::channel::<Box<ModuleInput>>(INPUT_QUEUE);
     channel.route_inputs(tx);
@@ -64,7 +64,7 @@ pub async fn serve(mut sender: Sender, channel: Arc<DeviceChannel>, slot: LinkSl
 }
 
 /// The AMQP message a module receives on input `input.input`.
-pub fn input_message(channel: &DeviceChannel, input: &ModuleInput) -> AnyMessage {
+pub(crate) fn input_message(channel: &DeviceChannel, input: &ModuleInput) -> AnyMessage {
     let identity = &channel.identity;
     let queued = QueuedC2d {
         id: input.message_id.clone(),

@@ -37,7 +37,11 @@ const METHOD_NAME: &str = "IoThub-methodname";
 const STATUS: &str = "IoThub-status";
 
 /// Our sender: passes each method call to the device.
-pub async fn serve_requests(mut sender: Sender, channel: Arc<DeviceChannel>, slot: LinkSlot) {
+pub(crate) async fn serve_requests(
+    mut sender: Sender,
+    channel: Arc<DeviceChannel>,
+    slot: LinkSlot,
+) {
     let link = sender.name().to_owned();
     let (tx, mut calls) = mpsc::channel::<MethodCall>(CALL_QUEUE);
     channel.route_methods(tx);
@@ -72,7 +76,11 @@ pub async fn serve_requests(mut sender: Sender, channel: Arc<DeviceChannel>, slo
 }
 
 /// Our receiver: the device's answers, handed to the caller waiting under their request id.
-pub async fn serve_responses(mut receiver: Receiver, channel: Arc<DeviceChannel>, slot: LinkSlot) {
+pub(crate) async fn serve_responses(
+    mut receiver: Receiver,
+    channel: Arc<DeviceChannel>,
+    slot: LinkSlot,
+) {
     let link = receiver.name().to_owned();
     loop {
         tokio::select! {
@@ -114,7 +122,7 @@ pub async fn serve_responses(mut receiver: Receiver, channel: Arc<DeviceChannel>
 }
 
 /// The request message for `request`.
-pub fn request_message(request: &MethodRequest) -> AnyMessage {
+pub(crate) fn request_message(request: &MethodRequest) -> AnyMessage {
     let body = serde_json::to_vec(&request.payload).unwrap_or_else(|_| b"null".to_vec());
     Message::builder()
         .properties(Properties {
@@ -132,7 +140,7 @@ pub fn request_message(request: &MethodRequest) -> AnyMessage {
 
 /// The request id and answer a response message carries; `None` without a correlation-id.
 /// A missing or non-numeric status is 500, as over MQTT.
-pub fn read_response(message: &AnyMessage) -> Option<(String, MethodResponse)> {
+pub(crate) fn read_response(message: &AnyMessage) -> Option<(String, MethodResponse)> {
     let request_id = message
         .properties
         .as_ref()?

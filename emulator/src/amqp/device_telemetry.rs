@@ -38,7 +38,7 @@ use crate::hub::telemetry::{IncomingMessage, SystemProperties};
 const BATCH_FORMAT: u32 = 0x8001_3700;
 
 /// Receives telemetry until the link, the connection or the channel ends.
-pub async fn serve(mut receiver: Receiver, channel: Arc<DeviceChannel>, slot: LinkSlot) {
+pub(crate) async fn serve(mut receiver: Receiver, channel: Arc<DeviceChannel>, slot: LinkSlot) {
     let link = receiver.name().to_owned();
     let device = channel.identity.connection_key();
     tracing::debug!(%link, %device, "AMQP telemetry link attached");
@@ -102,7 +102,7 @@ pub async fn serve(mut receiver: Receiver, channel: Arc<DeviceChannel>, slot: Li
 
 /// The messages of a batch (`sendEventBatch`): each Data section holds one whole encoded
 /// AMQP message.
-pub fn unbatch(message: AnyMessage) -> Result<Vec<IncomingMessage>, Error> {
+pub(crate) fn unbatch(message: AnyMessage) -> Result<Vec<IncomingMessage>, Error> {
     let Body::Data(sections) = message.body else {
         return Err(conditions::error(
             ARGUMENT_ERROR,
@@ -125,7 +125,7 @@ pub fn unbatch(message: AnyMessage) -> Result<Vec<IncomingMessage>, Error> {
 }
 
 /// The hub's model of a device's AMQP message.
-pub fn to_incoming(message: AnyMessage) -> Result<IncomingMessage, Error> {
+pub(crate) fn to_incoming(message: AnyMessage) -> Result<IncomingMessage, Error> {
     let body = body_bytes(&message.body).ok_or_else(|| {
         conditions::error(
             ARGUMENT_ERROR,

@@ -42,7 +42,11 @@ const DESIRED_RESOURCE: &str = "/notifications/twin/properties/desired";
 const REPORTED_RESOURCE: &str = "/properties/reported";
 
 /// Our receiver: the device's twin requests, each answered on the response link.
-pub async fn serve_requests(mut receiver: Receiver, channel: Arc<DeviceChannel>, slot: LinkSlot) {
+pub(crate) async fn serve_requests(
+    mut receiver: Receiver,
+    channel: Arc<DeviceChannel>,
+    slot: LinkSlot,
+) {
     let link = receiver.name().to_owned();
     tracing::debug!(%link, device = %channel.identity.connection_key(), "AMQP twin request link attached");
     loop {
@@ -87,7 +91,11 @@ pub async fn serve_requests(mut receiver: Receiver, channel: Arc<DeviceChannel>,
 }
 
 /// Our sender: responses and desired-property patches to the device.
-pub async fn serve_responses(mut sender: Sender, channel: Arc<DeviceChannel>, slot: LinkSlot) {
+pub(crate) async fn serve_responses(
+    mut sender: Sender,
+    channel: Arc<DeviceChannel>,
+    slot: LinkSlot,
+) {
     let link = sender.name().to_owned();
     let (tx, mut replies) = mpsc::channel::<AnyMessage>(REPLY_QUEUE);
     channel.route_twin(tx);
@@ -113,10 +121,10 @@ pub async fn serve_responses(mut sender: Sender, channel: Arc<DeviceChannel>, sl
 
 /// A twin answer before it becomes a message.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TwinReply {
-    pub status: i32,
-    pub version: Option<u64>,
-    pub body: Vec<u8>,
+pub(crate) struct TwinReply {
+    pub(crate) status: i32,
+    pub(crate) version: Option<u64>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl TwinReply {
@@ -137,7 +145,7 @@ impl TwinReply {
         }
     }
 
-    pub fn into_message(self, correlation_id: Option<MessageId>) -> AnyMessage {
+    pub(crate) fn into_message(self, correlation_id: Option<MessageId>) -> AnyMessage {
         let mut annotations =
             MessageAnnotations::builder().insert("status", Value::Int(self.status));
         if let Some(version) = self.version {
@@ -158,7 +166,7 @@ impl TwinReply {
 }
 
 /// The hub's answer to one twin request.
-pub async fn answer(channel: &DeviceChannel, message: &AnyMessage) -> TwinReply {
+pub(crate) async fn answer(channel: &DeviceChannel, message: &AnyMessage) -> TwinReply {
     let operation = annotation(message, "operation").unwrap_or_default();
     let resource = annotation(message, "resource");
     let hub = &channel.hub;
@@ -203,7 +211,7 @@ pub async fn answer(channel: &DeviceChannel, message: &AnyMessage) -> TwinReply 
 }
 
 /// A desired-properties patch pushed to a subscribed device.
-pub fn desired_patch(version: u64, patch: &serde_json::Value) -> AnyMessage {
+pub(crate) fn desired_patch(version: u64, patch: &serde_json::Value) -> AnyMessage {
     let mut patch = patch.clone();
     if let Some(object) = patch.as_object_mut() {
         object
