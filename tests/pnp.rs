@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use iotemu::mqtt::codec::{ConnectReturnCode, Packet, PubAck, Publish, QoS};
+use iotemu::internals::mqtt::codec::{ConnectReturnCode, Packet, PubAck, Publish, QoS};
 use iotemu_e2e::*;
 use rumqttc::mqttbytes::v4::Subscribe;
 use serde_json::{Value, json};

@@ -59,7 +59,7 @@ use tokio::task::JoinHandle;
 
 use crate::net::{ConnectionLimit, spawn_accept_loop};
 use crate::shutdown::ShutdownSignal;
-pub use access::ControlAccess;
+pub(crate) use access::ControlAccess;
 use reply::{Reply, json_reply};
 pub(crate) use state::EmulatorState;
 

@@ -110,9 +110,9 @@ pub(crate) enum DeviceLinkKind {
 /// their case (device ids are case-sensitive); the fixed words match case-insensitively.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct DeviceAddress {
-    pub(crate) device_id: String,
-    pub(crate) module_id: Option<String>,
-    pub(crate) kind: DeviceLinkKind,
+    pub device_id: String,
+    pub module_id: Option<String>,
+    pub kind: DeviceLinkKind,
 }
 
 impl DeviceAddress {

@@ -136,8 +136,6 @@ impl ConnectionAuth {
     }
 
     /// Every grant, expired ones included (the Event Hubs view checks its own audiences).
-    // Used by the AMQP device links (branch h-amqp-device, not merged when this was written).
-    #[allow(dead_code)]
     pub(crate) fn grants(&self) -> Vec<Grant> {
         self.lock().clone()
     }

@@ -122,9 +122,9 @@ pub(crate) async fn serve_responses(
 /// A twin answer before it becomes a message.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct TwinReply {
-    pub(crate) status: i32,
-    pub(crate) version: Option<u64>,
-    pub(crate) body: Vec<u8>,
+    pub status: i32,
+    pub version: Option<u64>,
+    pub body: Vec<u8>,
 }
 
 impl TwinReply {

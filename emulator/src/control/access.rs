@@ -17,7 +17,7 @@ pub(super) const COOKIE_NAME: &str = "iotemu_token";
 
 /// The control port's access rule, decided once when it is bound.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ControlAccess {
+pub(crate) enum ControlAccess {
     /// Bound to loopback without a token: every route is open to local callers.
     Open,
     /// Every route but health and the CA certificate needs this token.
@@ -27,7 +27,7 @@ pub enum ControlAccess {
 impl ControlAccess {
     /// The rule for a port bound to `loopback` or not, with the token the user gave: a
     /// given token is always required; beyond loopback one is generated when none was given.
-    pub fn decide(loopback: bool, given: Option<String>) -> ControlAccess {
+    pub(crate) fn decide(loopback: bool, given: Option<String>) -> ControlAccess {
         match given.filter(|t| !t.is_empty()) {
             Some(token) => ControlAccess::Token(token),
             None if loopback => ControlAccess::Open,
@@ -36,7 +36,7 @@ impl ControlAccess {
     }
 
     /// The token callers must present, if any.
-    pub fn token(&self) -> Option<&str> {
+    pub(crate) fn token(&self) -> Option<&str> {
         match self {
             ControlAccess::Open => None,
             ControlAccess::Token(token) => Some(token),

@@ -124,7 +124,7 @@ impl C2dDelivery {
     /// The device refused `message_id` (AMQP `rejected`): it leaves the queue, feedback
     /// `Rejected`, once that is stored. Like [`C2dDelivery::complete`], a failure is logged and
     /// the message stays queued.
-    pub async fn reject(&mut self, message_id: &str) {
+    pub(crate) async fn reject(&mut self, message_id: &str) {
         self.forget(message_id);
         let rejected = match self.hub.c2d_reject(&self.device_id, message_id) {
             Ok(pending) => pending.durable().await.map_err(HubError::from),
@@ -138,7 +138,7 @@ impl C2dDelivery {
     /// The device handed `message_id` back (AMQP `released` or `modified`): it is delivered
     /// again, its delivery count telling the redelivery, until [`super::MAX_DELIVERY_COUNT`]
     /// dead-letters it.
-    pub fn abandon(&mut self, message_id: &str) {
+    pub(crate) fn abandon(&mut self, message_id: &str) {
         self.forget(message_id);
         self.hub.c2d_release(&self.device_id, message_id);
     }

@@ -17,7 +17,7 @@ const SECTION_TAIL: [&str; 2] = ["$metadata", "$version"];
 /// A JSON value written with every twin section (an object holding `$version`) ending in
 /// `$metadata` then `$version`; everything else as `serde_json` writes it.
 #[derive(Debug, Clone, Copy)]
-pub struct TwinJson<'a>(pub &'a Value);
+pub(crate) struct TwinJson<'a>(pub &'a Value);
 
 impl Serialize for TwinJson<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -51,7 +51,7 @@ impl Serialize for TwinJson<'_> {
 }
 
 /// `value` as twin JSON text.
-pub fn to_string(value: &Value) -> String {
+pub(crate) fn to_string(value: &Value) -> String {
     serde_json::to_string(&TwinJson(value)).unwrap_or_default()
 }
 
