@@ -124,8 +124,8 @@ struct Routes {
 /// One device identity on one AMQP connection.
 pub(crate) struct DeviceChannel {
     key: String,
-    pub hub: Arc<Hub>,
-    pub identity: DeviceIdentity,
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) identity: DeviceIdentity,
     lease_id: u64,
     /// `Some(reason)` once closed; the reason is the error its links detach with (`None`
     /// inside when the connection itself is gone).
@@ -134,7 +134,7 @@ pub(crate) struct DeviceChannel {
     /// Method requests sent to the device and not answered yet.
     methods: Mutex<MethodCorrelation>,
     /// A C2D message was queued for the device.
-    pub c2d_available: Notify,
+    pub(crate) c2d_available: Notify,
     twin_attached: Notify,
 }
 
