@@ -23,10 +23,6 @@ pub(crate) mod auth;
 pub(crate) mod certificates;
 pub mod certs;
 pub(crate) mod control;
-// dps/ keeps its own `pub` items (and the dead code and re-exports they hide) until its
-// reshape (issue #13 item 1) is done; then this allow goes and the narrowing
-// (docs/architecture.md, "Visibility") is run over it too.
-#[allow(unreachable_pub, dead_code, unused_imports)]
 pub(crate) mod dps;
 mod emulator;
 mod etag;

@@ -179,7 +179,7 @@ pub fn hmac_base64(key: &[u8], message: &[u8]) -> String {
 }
 
 /// HMAC-SHA256 of `message` under `key`, as raw bytes.
-pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+pub(crate) fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     // HMAC accepts keys of any length, so this cannot fail.
     let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(message);

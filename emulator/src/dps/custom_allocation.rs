@@ -22,14 +22,14 @@ pub struct WebhookDecision {
 }
 
 /// A failed allocation: `registrationState.errorCode` and message.
-pub type WebhookFailure = (u32, String);
+pub(crate) type WebhookFailure = (u32, String);
 
 /// Where the task leaves its result for the operation to pick up.
-pub type DecisionSlot = Arc<Mutex<Option<Result<WebhookDecision, WebhookFailure>>>>;
+pub(crate) type DecisionSlot = Arc<Mutex<Option<Result<WebhookDecision, WebhookFailure>>>>;
 
-pub const FAILED: u32 = 400207;
-pub const NO_HUB: u32 = 400208;
-pub const UNAUTHORIZED: u32 = 400209;
+pub(crate) const FAILED: u32 = 400207;
+pub(crate) const NO_HUB: u32 = 400208;
+pub(crate) const UNAUTHORIZED: u32 = 400209;
 
 /// Makes webhook calls for DPS. The call runs in the background: DPS polls the slot, so a
 /// slow webhook never holds a lock or a request.
@@ -40,12 +40,12 @@ pub trait AllocationWebhook: Send + Sync {
 }
 
 /// A slot that is already decided (a call that could not start, or a test's answer).
-pub fn decided(outcome: Result<WebhookDecision, WebhookFailure>) -> DecisionSlot {
+pub(crate) fn decided(outcome: Result<WebhookDecision, WebhookFailure>) -> DecisionSlot {
     Arc::new(Mutex::new(Some(outcome)))
 }
 
 /// The `AllocationRequest` body.
-pub fn request_body(
+pub(crate) fn request_body(
     enrollment_field: &str,
     enrollment: Value,
     runtime_context: Value,

@@ -302,7 +302,7 @@ owned_conversions!(Individual, IndividualEnrollment);
 owned_conversions!(Group, EnrollmentGroup);
 
 /// Why an enrollment group with TPM attestation is refused.
-pub const GROUP_TPM_REFUSED: &str = "Enrollment groups do not support TPM attestation";
+pub(crate) const GROUP_TPM_REFUSED: &str = "Enrollment groups do not support TPM attestation";
 
 #[cfg(test)]
 mod tests;

@@ -23,7 +23,7 @@ use crate::auth::tpm::registration_id_from_ek;
 
 /// The RSA size of the endorsement and storage root keys DPS accepts (the TCG default EK
 /// template every TPM SDK uses).
-pub const TPM_RSA_KEY_BITS: u16 = 2048;
+pub(crate) const TPM_RSA_KEY_BITS: u16 = 2048;
 
 /// Longest base64 text accepted for a TPM public area: a 2048-bit RSA `TPM2B_PUBLIC` is about
 /// 420 characters; the bound only keeps absurd input from being decoded.

@@ -138,13 +138,13 @@ impl std::error::Error for DpsError {}
 
 /// Codes placed in `registrationState.errorCode` when an assignment fails (a registration
 /// outcome, not a [`DpsError`]).
-pub mod assignment {
+pub(crate) mod assignment {
     /// The enrollment that authenticated the device was deleted before assignment finished.
-    pub const ENROLLMENT_GONE: u32 = 404201;
+    pub(crate) const ENROLLMENT_GONE: u32 = 404201;
     /// No linked hub is eligible for the enrollment.
-    pub const NO_HUB: u32 = 404203;
+    pub(crate) const NO_HUB: u32 = 404203;
     /// The device id the assignment would create is one the hub refuses.
-    pub const INVALID_DEVICE_ID: u32 = 400004;
+    pub(crate) const INVALID_DEVICE_ID: u32 = 400004;
 }
 
 #[cfg(test)]

@@ -10,26 +10,25 @@
 //! or TPM public areas; everything past the boundary reads those, and `to_wire()` renders the
 //! JSON back as it was given.
 
-pub mod attestation;
+pub(crate) mod attestation;
 mod crud;
-pub mod custom_allocation;
+pub(crate) mod custom_allocation;
 mod durable;
 mod enrolled_tpm;
-pub mod enrollment;
-pub mod enrollment_attestation;
-pub mod enrollment_x509;
-pub mod error;
+pub(crate) mod enrollment;
+pub(crate) mod enrollment_attestation;
+pub(crate) mod enrollment_x509;
+pub(crate) mod error;
 mod group_index;
-pub mod model;
-pub mod registration;
-pub mod service;
-pub mod tpm_challenge;
-pub mod validate;
+pub(crate) mod model;
+pub(crate) mod registration;
+pub(crate) mod service;
+pub(crate) mod tpm_challenge;
+pub(crate) mod validate;
 mod webhook_http;
 
-pub use enrolled_tpm::TpmEnrollment;
-pub use enrollment_attestation::{Attestation, EnrollmentKey, SymmetricKeys, TpmKey, TpmKeys};
-pub use webhook_http::HttpWebhook;
+pub(crate) use enrollment_attestation::SymmetricKeys;
+pub(crate) use webhook_http::HttpWebhook;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -418,7 +418,7 @@ pub struct RegistrationOperationStatus {
 /// `DeviceRegistration`: the body a device sends with `register`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct DeviceRegistration {
+pub(crate) struct DeviceRegistration {
     #[serde(default)]
     pub registration_id: Option<String>,
     #[serde(default)]

@@ -34,7 +34,7 @@ use crate::hub::device::DeviceAuthentication;
 const IDENTITY_KEY_BYTES: usize = 32;
 
 /// The `message` of the 401 challenge body; the SDKs only log it.
-pub const CHALLENGE_MESSAGE: &str =
+pub(crate) const CHALLENGE_MESSAGE: &str =
     "The device must activate the authentication key in its TPM and sign a SAS token with it.";
 
 /// The public keys a TPM device presented: its endorsement key (identity) and storage root
@@ -133,7 +133,7 @@ struct Issued {
 /// The identity keys challenged devices were given, by lower-cased registration id (one per
 /// TPM enrollment at most, so bounded by the enrollments).
 #[derive(Default)]
-pub struct TpmChallenges {
+pub(crate) struct TpmChallenges {
     issued: DashMap<String, Issued>,
 }
 
@@ -148,7 +148,7 @@ impl TpmChallenges {
     /// the identity key last issued to `registration_id`, for a device whose EK is still the
     /// enrolled one (`enrolled_ek`: the enrollment may have changed since the challenge);
     /// returns that device.
-    pub fn verify(
+    pub(crate) fn verify(
         &self,
         registration_id: &str,
         token: &SasToken,
@@ -217,7 +217,7 @@ impl Dps {
 
 /// `registrationState.tpm` of an assigned TPM device: its hub key (the primary key of the
 /// device DPS created) wrapped for its TPM, which imports it to sign hub SAS tokens.
-pub fn assigned_state(
+pub(crate) fn assigned_state(
     device: &TpmDevice,
     authentication: &DeviceAuthentication,
 ) -> Result<Value, DpsError> {
@@ -234,7 +234,7 @@ pub fn assigned_state(
 
 /// Fresh SAS keys for the hub identity of a TPM device (DPS chooses them; the device only
 /// ever holds the primary one, inside its TPM).
-pub fn new_hub_keys() -> Result<DeviceAuthentication, DpsError> {
+pub(crate) fn new_hub_keys() -> Result<DeviceAuthentication, DpsError> {
     let key = || {
         let mut bytes = [0u8; IDENTITY_KEY_BYTES];
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);

@@ -55,11 +55,11 @@ pub(crate) fn initial_twin(initial: Option<&Value>) -> Result<(), Invalid> {
 /// unknown fields (kept and returned), webhook definitions and TPM blobs, and a device's
 /// registration `payload`. They are otherwise unchecked; the bound keeps everything accepted
 /// storable (the store takes 100).
-pub const MAX_FREE_FORM_DEPTH: usize = 32;
+pub(crate) const MAX_FREE_FORM_DEPTH: usize = 32;
 
 /// Whether `value` nests objects and arrays at most `max` deep (iteratively: no recursion on
 /// input).
-pub fn nesting_within(value: &Value, max: usize) -> bool {
+pub(crate) fn nesting_within(value: &Value, max: usize) -> bool {
     let mut stack = vec![(value, 0usize)];
     while let Some((value, depth)) = stack.pop() {
         let children: Box<dyn Iterator<Item = &Value>> = match value {
@@ -78,12 +78,12 @@ pub fn nesting_within(value: &Value, max: usize) -> bool {
 /// Registration and group ids (protocol.md §4): 1–128 ASCII alphanumerics and `- . _ :`,
 /// ending in an alphanumeric or `-` (so `.` and `..` are not ids). A valid registration id is
 /// also a valid device id, which groups rely on: their devices are named after it.
-pub fn registration_id(path: &str, id: &str) -> Result<(), Invalid> {
+pub(crate) fn registration_id(path: &str, id: &str) -> Result<(), Invalid> {
     at(path, registration_id_problem(id))
 }
 
 /// Why `id` is not a valid registration id, or `None` when it is.
-pub fn registration_id_problem(id: &str) -> Option<String> {
+pub(crate) fn registration_id_problem(id: &str) -> Option<String> {
     let ok = !id.is_empty()
         && id.len() <= 128
         && id
@@ -103,12 +103,12 @@ pub fn registration_id_problem(id: &str) -> Option<String> {
 
 /// Registration ids of TPM enrollments: Azure documents them as lower-case alphanumerics and
 /// `-`, up to 128 characters (the SDKs derive them from the EK in lower-case base32).
-pub fn tpm_registration_id(path: &str, id: &str) -> Result<(), Invalid> {
+pub(crate) fn tpm_registration_id(path: &str, id: &str) -> Result<(), Invalid> {
     at(path, tpm_registration_id_problem(id))
 }
 
 /// Why `id` is not a valid registration id for a TPM enrollment, or `None` when it is.
-pub fn tpm_registration_id_problem(id: &str) -> Option<String> {
+pub(crate) fn tpm_registration_id_problem(id: &str) -> Option<String> {
     let ok = !id.is_empty()
         && id.len() <= 128
         && id
@@ -123,7 +123,7 @@ pub fn tpm_registration_id_problem(id: &str) -> Option<String> {
 }
 
 /// IoT Hub device ids: the hub's own rule ([`crate::hub::registry::validate_device_id`]).
-pub fn device_id(path: &str, id: &str) -> Result<(), Invalid> {
+pub(crate) fn device_id(path: &str, id: &str) -> Result<(), Invalid> {
     at(path, crate::hub::registry::device_id_problem(id))
 }
 
@@ -136,7 +136,7 @@ fn at(path: &str, problem: Option<String>) -> Result<(), Invalid> {
 }
 
 /// A base64 symmetric key of 16–64 bytes.
-pub fn symmetric_key(path: &str, key: &str) -> Result<SymmetricKey, Invalid> {
+pub(crate) fn symmetric_key(path: &str, key: &str) -> Result<SymmetricKey, Invalid> {
     SymmetricKey::from_base64(key)
         .map_err(|e| Invalid::new(path, format!("invalid symmetric key: {e}")))
 }
@@ -206,13 +206,13 @@ pub(crate) fn hub_refs(
 }
 
 /// 64 bytes derived from the enrollment's identity: stable across runs, unique per slot.
-pub fn deterministic_key(kind: &str, id: &str, slot: &str) -> String {
+pub(crate) fn deterministic_key(kind: &str, id: &str, slot: &str) -> String {
     let digest = Sha512::digest(format!("iotemu fixture key\n{kind}\n{id}\n{slot}").as_bytes());
     BASE64.encode(digest)
 }
 
 /// 64 random bytes from the OS generator (through uuid's v4, already a dependency).
-pub fn random_key() -> String {
+pub(crate) fn random_key() -> String {
     let bytes: Vec<u8> = (0..4)
         .flat_map(|_| uuid::Uuid::new_v4().into_bytes())
         .collect();

@@ -25,7 +25,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The webhook over HTTP/1.1 (TCP, or TLS with the system roots), one task per call.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct HttpWebhook;
+pub(crate) struct HttpWebhook;
 
 impl AllocationWebhook for HttpWebhook {
     /// Without a tokio runtime (a plain unit test) the allocation fails at once.

@@ -22,7 +22,7 @@ use super::wire::{Reader, put_tpm2b};
 /// The random values one blob is made from. Fresh for every blob; explicit so tests can
 /// replay a blob a TPM accepted.
 #[derive(Clone, PartialEq, Eq)]
-pub struct BlobSecrets {
+pub(crate) struct BlobSecrets {
     pub inner_key: InnerKey,
     pub credential_seed: [u8; 32],
     pub key_seed_value: [u8; 32],
@@ -36,7 +36,7 @@ impl std::fmt::Debug for BlobSecrets {
 }
 
 impl BlobSecrets {
-    pub fn random(rng: &mut impl CryptoRngCore) -> BlobSecrets {
+    pub(crate) fn random(rng: &mut impl CryptoRngCore) -> BlobSecrets {
         let mut secrets = BlobSecrets {
             inner_key: [0; 16],
             credential_seed: [0; 32],
@@ -53,7 +53,7 @@ impl BlobSecrets {
 
 /// Builds the blob that makes the TPM owning `ek` and `srk` import `key` as an HMAC key.
 /// Returns the raw bytes; the wire carries them base64-encoded.
-pub fn build_authentication_key(
+pub(crate) fn build_authentication_key(
     ek: &PublicArea,
     srk: &PublicArea,
     key: &[u8],
@@ -64,7 +64,7 @@ pub fn build_authentication_key(
 }
 
 /// [`build_authentication_key`] with the random values given; `rng` only feeds RSA-OAEP.
-pub fn build_with_secrets(
+pub(crate) fn build_with_secrets(
     ek: &PublicArea,
     srk: &PublicArea,
     key: &[u8],
@@ -102,7 +102,7 @@ pub fn build_with_secrets(
 
 /// The six parts, each kept marshalled (with its size) except `enc_uri_data`'s content.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthenticationKeyParts {
+pub(crate) struct AuthenticationKeyParts {
     pub id_object: Vec<u8>,
     pub encrypted_secret: Vec<u8>,
     pub private: Vec<u8>,
@@ -114,7 +114,7 @@ pub struct AuthenticationKeyParts {
 
 impl AuthenticationKeyParts {
     /// Splits a blob. Bytes after the sixth part are refused: iotemu never writes them.
-    pub fn parse(blob: &[u8]) -> Result<AuthenticationKeyParts, TpmError> {
+    pub(crate) fn parse(blob: &[u8]) -> Result<AuthenticationKeyParts, TpmError> {
         let mut r = Reader::new(blob, "authenticationKey");
         let mut marshalled = || -> Result<Vec<u8>, TpmError> {
             let before = r.remaining();
@@ -141,7 +141,7 @@ impl AuthenticationKeyParts {
         })
     }
 
-    pub fn to_bytes(&self) -> Result<Vec<u8>, TpmError> {
+    pub(crate) fn to_bytes(&self) -> Result<Vec<u8>, TpmError> {
         let mut out = Vec::new();
         for part in [
             &self.id_object,

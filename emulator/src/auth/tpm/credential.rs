@@ -20,11 +20,11 @@ use super::symmetric::cfb_encrypt;
 use super::wire::{put_tpm2b, tpm2b};
 
 /// Largest credential: a `TPM2B_DIGEST` holds at most one SHA-512 digest.
-pub const MAX_CREDENTIAL: usize = 64;
+pub(crate) const MAX_CREDENTIAL: usize = 64;
 
 /// What ActivateCredential takes: `credentialBlob` and `secret`, both marshalled.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CredentialBlob {
+pub(crate) struct CredentialBlob {
     /// `TPM2B_ID_OBJECT`.
     pub id_object: Vec<u8>,
     /// `TPM2B_ENCRYPTED_SECRET`.
@@ -32,7 +32,7 @@ pub struct CredentialBlob {
 }
 
 /// Wraps `credential` to `ek` for the object `object_name` using the 32-byte `seed`.
-pub fn make_credential(
+pub(crate) fn make_credential(
     ek: &Protector,
     object_name: &Name,
     credential: &[u8],

@@ -23,11 +23,11 @@ use super::wire::{put_tpm2b, tpm2b};
 
 /// The inner wrapper's key: AES-128, because the C SDK imports with a hard-coded
 /// `{AES, 128, CFB}` (spec/tpm.md Q3).
-pub type InnerKey = [u8; 16];
+pub(crate) type InnerKey = [u8; 16];
 
 /// What TPM2_Import takes besides the public area and the inner key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Duplicate {
+pub(crate) struct Duplicate {
     /// `TPM2B_PRIVATE` (`duplicate`).
     pub private: Vec<u8>,
     /// `TPM2B_ENCRYPTED_SECRET` (`inSymSeed`).
@@ -35,7 +35,7 @@ pub struct Duplicate {
 }
 
 /// Wraps `key` for import under `srk`.
-pub fn duplicate(
+pub(crate) fn duplicate(
     srk: &Protector,
     key: &IdentityKey,
     inner_key: &InnerKey,

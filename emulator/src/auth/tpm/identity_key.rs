@@ -15,14 +15,14 @@ use super::public::{KeyedHashParameters, PublicArea};
 use super::wire::{put_tpm2b, tpm2b};
 
 /// The identity key's `objectAttributes`.
-pub const ATTRIBUTES: u32 = attr::USER_WITH_AUTH | attr::NO_DA | attr::SIGN;
+pub(crate) const ATTRIBUTES: u32 = attr::USER_WITH_AUTH | attr::NO_DA | attr::SIGN;
 /// Largest HMAC key accepted: one SHA-256 block; longer keys are hashed by HMAC, and TPMs refuse
 /// them as keyed-hash sensitive data.
-pub const MAX_KEY: usize = 64;
+pub(crate) const MAX_KEY: usize = 64;
 
 /// The public area and marshalled `TPM2B_SENSITIVE` of an identity key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdentityKey {
+pub(crate) struct IdentityKey {
     pub public: PublicArea,
     /// `TPM2B_SENSITIVE`: `TPM2B(type || TPM2B(authValue) || TPM2B(seedValue) || TPM2B(key))`.
     pub sensitive: Vec<u8>,
@@ -31,7 +31,7 @@ pub struct IdentityKey {
 impl IdentityKey {
     /// `key` is the HMAC key (1 to 64 bytes); `seed_value` the 32 random bytes that make the
     /// public `unique` field (`SHA256(seedValue || key)`) reveal nothing about the key.
-    pub fn new(key: &[u8], seed_value: &[u8; 32]) -> Result<IdentityKey, TpmError> {
+    pub(crate) fn new(key: &[u8], seed_value: &[u8; 32]) -> Result<IdentityKey, TpmError> {
         if key.is_empty() || key.len() > MAX_KEY {
             return Err(TpmError::TooLarge {
                 what: "identity key (1 to 64 bytes)",

@@ -12,7 +12,7 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// The labels this module derives with; the TPM appends the terminating NUL itself, as here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Label {
+pub(crate) enum Label {
     /// The symmetric key that encrypts a credential or a duplicate.
     Storage,
     /// The HMAC key of the outer integrity check.
@@ -29,7 +29,7 @@ impl Label {
 }
 
 /// `bytes` bytes of KDFa-SHA256(key, label, context_u, context_v).
-pub fn kdfa_sha256(
+pub(crate) fn kdfa_sha256(
     key: &[u8],
     label: Label,
     context_u: &[u8],

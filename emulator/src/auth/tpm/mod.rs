@@ -19,34 +19,30 @@
 //! Which enrollment an EK matches and when a challenge is sent are DPS decisions (`dps`).
 //! The unit tests replay blobs that Debian's `swtpm` accepted (testdata/README.md).
 
-pub mod alg;
-pub mod authentication_key;
-pub mod credential;
-pub mod duplicate;
+pub(crate) mod alg;
+pub(crate) mod authentication_key;
+pub(crate) mod credential;
+pub(crate) mod duplicate;
 mod error;
-pub mod identity_key;
-pub mod kdf;
-pub mod name;
-pub mod protector;
-pub mod public;
-pub mod registration_id;
-pub mod secret;
-pub mod software;
-pub mod symmetric;
-pub mod token;
-pub mod wire;
+pub(crate) mod identity_key;
+pub(crate) mod kdf;
+pub(crate) mod name;
+pub(crate) mod protector;
+pub(crate) mod public;
+pub(crate) mod registration_id;
+pub(crate) mod secret;
+pub(crate) mod software;
+pub(crate) mod symmetric;
+pub(crate) mod wire;
 
 #[cfg(test)]
 mod tests;
 
-pub use authentication_key::{AuthenticationKeyParts, build_authentication_key};
-pub use error::TpmError;
-pub use public::PublicArea;
+pub(crate) use authentication_key::build_authentication_key;
+pub(crate) use error::TpmError;
+pub(crate) use public::PublicArea;
 pub use registration_id::registration_id_from_ek;
 
 /// The `keyName` of the 401 challenge body; the C SDK requires the field, and this is the
 /// value Azure's service SDK models default to.
-pub const CHALLENGE_KEY_NAME: &str = "registration";
-
-/// The persistent handle both SDKs evict the imported identity key to.
-pub const IDENTITY_KEY_HANDLE: u32 = 0x8100_0100;
+pub(crate) const CHALLENGE_KEY_NAME: &str = "registration";

@@ -13,7 +13,7 @@ use super::wire::tpm2b;
 
 /// Why a seed is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SeedUse {
+pub(crate) enum SeedUse {
     /// MakeCredential / ActivateCredential.
     Identity,
     /// Duplicate / Import.
@@ -30,7 +30,7 @@ impl SeedUse {
 }
 
 /// `TPM2B_ENCRYPTED_SECRET`: `seed` RSA-OAEP-encrypted to `protector`.
-pub fn encrypt_seed(
+pub(crate) fn encrypt_seed(
     protector: &Protector,
     seed_use: SeedUse,
     seed: &[u8],

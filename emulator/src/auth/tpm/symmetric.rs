@@ -11,7 +11,7 @@ use super::TpmError;
 const ZERO_IV: [u8; 16] = [0; 16];
 
 /// Encrypts `data` in place with AES-128-CFB or AES-256-CFB, chosen by the key length.
-pub fn cfb_encrypt(key: &[u8], data: &mut [u8]) -> Result<(), TpmError> {
+pub(crate) fn cfb_encrypt(key: &[u8], data: &mut [u8]) -> Result<(), TpmError> {
     match key.len() {
         16 => Encryptor::<Aes128>::new_from_slices(key, &ZERO_IV)
             .map_err(|_| bad_key(key))?
@@ -25,7 +25,7 @@ pub fn cfb_encrypt(key: &[u8], data: &mut [u8]) -> Result<(), TpmError> {
 }
 
 /// Decrypts `data` in place; the inverse of [`cfb_encrypt`].
-pub fn cfb_decrypt(key: &[u8], data: &mut [u8]) -> Result<(), TpmError> {
+pub(crate) fn cfb_decrypt(key: &[u8], data: &mut [u8]) -> Result<(), TpmError> {
     match key.len() {
         16 => Decryptor::<Aes128>::new_from_slices(key, &ZERO_IV)
             .map_err(|_| bad_key(key))?

@@ -16,9 +16,30 @@ use sha2::{Digest, Sha256};
 use super::authentication_key::{AuthenticationKeyParts, BlobSecrets, build_with_secrets};
 use super::public::PublicArea;
 use super::registration_id::registration_id_from_ek;
-use super::token::verify_token;
 use super::*;
 use crate::auth::sas::SasError;
+
+/// Checks a DPS token signed with a TPM's imported `key` the way the registration path does
+/// (key name, scope `{scope}/registrations/{id}`, expiry, then the HMAC); returns its expiry.
+fn verify_token(
+    token: &str,
+    id_scope: &str,
+    registration_id: &str,
+    key: &[u8],
+    now: std::time::SystemTime,
+) -> Result<std::time::SystemTime, SasError> {
+    let token = crate::auth::sas::SasToken::parse(token)?;
+    if let Some(name) = &token.key_name
+        && !name.eq_ignore_ascii_case("registration")
+    {
+        return Err(SasError::WrongKeyName(name.clone()));
+    }
+    token.check_scope(&format!("{id_scope}/registrations/{registration_id}"), now)?;
+    if !token.signed_with(key) {
+        return Err(SasError::BadSignature);
+    }
+    Ok(token.expires_at())
+}
 
 /// A deterministic byte stream: SHA-256(label || counter) blocks. Test-only; never a CSPRNG for
 /// real blobs.

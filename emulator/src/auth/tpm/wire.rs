@@ -8,23 +8,23 @@ use super::TpmError;
 
 /// A cursor over a marshalled structure.
 #[derive(Debug, Clone)]
-pub struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     rest: &'a [u8],
     what: &'static str,
 }
 
 impl<'a> Reader<'a> {
     /// `what` names the structure in errors ("EK TPM2B_PUBLIC", …).
-    pub fn new(bytes: &'a [u8], what: &'static str) -> Self {
+    pub(crate) fn new(bytes: &'a [u8], what: &'static str) -> Self {
         Reader { rest: bytes, what }
     }
 
     /// Bytes not read yet.
-    pub fn remaining(&self) -> &'a [u8] {
+    pub(crate) fn remaining(&self) -> &'a [u8] {
         self.rest
     }
 
-    pub fn bytes(&mut self, len: usize) -> Result<&'a [u8], TpmError> {
+    pub(crate) fn bytes(&mut self, len: usize) -> Result<&'a [u8], TpmError> {
         if len > self.rest.len() {
             return Err(TpmError::Truncated {
                 what: self.what,
@@ -38,7 +38,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The next `N` bytes as an array.
-    pub fn array<const N: usize>(&mut self) -> Result<[u8; N], TpmError> {
+    pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], TpmError> {
         let available = self.rest.len();
         let what = self.what;
         <[u8; N]>::try_from(self.bytes(N)?).map_err(|_| TpmError::Truncated {
@@ -48,23 +48,23 @@ impl<'a> Reader<'a> {
         })
     }
 
-    pub fn u16(&mut self) -> Result<u16, TpmError> {
+    pub(crate) fn u16(&mut self) -> Result<u16, TpmError> {
         self.array().map(u16::from_be_bytes)
     }
 
-    pub fn u32(&mut self) -> Result<u32, TpmError> {
+    pub(crate) fn u32(&mut self) -> Result<u32, TpmError> {
         self.array().map(u32::from_be_bytes)
     }
 
     /// A `TPM2B_*`: its size, then that many bytes (returned without the size).
-    pub fn tpm2b(&mut self) -> Result<&'a [u8], TpmError> {
+    pub(crate) fn tpm2b(&mut self) -> Result<&'a [u8], TpmError> {
         let len = self.u16()?;
         self.bytes(usize::from(len))
     }
 
     /// Fails unless everything was read: a structure with extra bytes inside its size is
     /// not the structure the device claims it is.
-    pub fn finish(self) -> Result<(), TpmError> {
+    pub(crate) fn finish(self) -> Result<(), TpmError> {
         if self.rest.is_empty() {
             Ok(())
         } else {
@@ -77,7 +77,11 @@ impl<'a> Reader<'a> {
 }
 
 /// Appends `TPM2B(bytes)` to `out`; `what` names the field if it does not fit a `u16` size.
-pub fn put_tpm2b(out: &mut Vec<u8>, bytes: &[u8], what: &'static str) -> Result<(), TpmError> {
+pub(crate) fn put_tpm2b(
+    out: &mut Vec<u8>,
+    bytes: &[u8],
+    what: &'static str,
+) -> Result<(), TpmError> {
     let len = u16::try_from(bytes.len()).map_err(|_| TpmError::TooLarge {
         what,
         len: bytes.len(),
@@ -89,7 +93,7 @@ pub fn put_tpm2b(out: &mut Vec<u8>, bytes: &[u8], what: &'static str) -> Result<
 }
 
 /// `TPM2B(bytes)` as a new buffer.
-pub fn tpm2b(bytes: &[u8], what: &'static str) -> Result<Vec<u8>, TpmError> {
+pub(crate) fn tpm2b(bytes: &[u8], what: &'static str) -> Result<Vec<u8>, TpmError> {
     let mut out = Vec::with_capacity(bytes.len().saturating_add(2));
     put_tpm2b(&mut out, bytes, what)?;
     Ok(out)

@@ -34,20 +34,27 @@ use super::{Dps, EnrollmentRef};
 use crate::etag;
 use crate::pending::Pending;
 
-pub const BAD_REQUEST: u32 = 400004;
-pub const ENROLLMENT_NOT_FOUND: u32 = 404201;
-pub const REGISTRATION_NOT_FOUND: u32 = 404202;
-pub const CONFLICT: u32 = 409001;
-pub const PRECONDITION_FAILED: u32 = 412001;
+// The codes the service API answers with, as the tests name them (`DpsError`'s constructors
+// carry them in the product code).
+#[cfg(test)]
+pub(crate) const BAD_REQUEST: u32 = 400004;
+#[cfg(test)]
+pub(crate) const ENROLLMENT_NOT_FOUND: u32 = 404201;
+#[cfg(test)]
+pub(crate) const REGISTRATION_NOT_FOUND: u32 = 404202;
+#[cfg(test)]
+pub(crate) const CONFLICT: u32 = 409001;
+#[cfg(test)]
+pub(crate) const PRECONDITION_FAILED: u32 = 412001;
 
 /// Page size when the client sends no `x-ms-max-item-count`. The Python service SDK pages
 /// only when asked, so most queries fit in one page.
-pub const DEFAULT_PAGE_SIZE: usize = 100;
+pub(crate) const DEFAULT_PAGE_SIZE: usize = 100;
 /// Larger `x-ms-max-item-count` values are lowered to this; clients follow the continuation
 /// token, so a smaller page than asked for is harmless, and it bounds one response's size.
-pub const MAX_PAGE_SIZE: usize = 1000;
+pub(crate) const MAX_PAGE_SIZE: usize = 1000;
 /// "maximum of 10 enrollments" per bulk operation (service.json).
-pub const MAX_BULK_ITEMS: usize = 10;
+pub(crate) const MAX_BULK_ITEMS: usize = 10;
 
 /// Marks our continuation tokens, so that a token from elsewhere is rejected instead of being
 /// read as an id to resume after.

@@ -161,8 +161,10 @@ fn the_real_swtpm_keys_are_accepted_and_the_blob_splits_into_six_parts() {
     let device = TpmDevice::from_tpm2b(&ek, &testdata("srk.pub")).unwrap();
     let dps = dps_with(&ek);
     let challenge = dps.tpm_challenge(SCOPE, "tpm-dev", device).unwrap();
-    let parts =
-        crate::auth::tpm::AuthenticationKeyParts::parse(&challenge.authentication_key).unwrap();
+    let parts = crate::auth::tpm::authentication_key::AuthenticationKeyParts::parse(
+        &challenge.authentication_key,
+    )
+    .unwrap();
     assert!(parts.enc_uri_data.is_empty());
 }
 
