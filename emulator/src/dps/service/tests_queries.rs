@@ -256,7 +256,7 @@ fn bulk_takes_at_most_ten_items() {
 }
 
 #[test]
-fn bulk_enrollments_report_per_item_errors() {
+fn bulk_create_reports_per_item_errors() {
     let dps = dps();
     let existing = dps
         .put_enrollment("old", enrollment("old"), None)
@@ -297,7 +297,24 @@ fn bulk_enrollments_report_per_item_errors() {
             ],
         })
     );
+}
 
+/// A DPS with enrollment "old" (returned) and "new", as after a bulk create.
+fn dps_with_old_and_new() -> (Dps, IndividualEnrollment) {
+    let dps = dps();
+    let old = dps
+        .put_enrollment("old", enrollment("old"), None)
+        .wait_stored()
+        .unwrap();
+    dps.put_enrollment("new", enrollment("new"), None)
+        .wait_stored()
+        .unwrap();
+    (dps, old)
+}
+
+#[test]
+fn bulk_update_reports_unknown_enrollments() {
+    let (dps, _) = dps_with_old_and_new();
     let updated = dps
         .bulk_enrollments(
             BulkMode::Update,
@@ -308,7 +325,14 @@ fn bulk_enrollments_report_per_item_errors() {
     assert_eq!(updated.errors.len(), 1);
     assert_eq!(updated.errors[0].error_code, ENROLLMENT_NOT_FOUND);
     assert!(dps.individual_enrollment("ghost").is_none());
+}
 
+#[test]
+fn bulk_update_if_match_etag_refuses_stale_and_untagged_items() {
+    let (dps, existing) = dps_with_old_and_new();
+    dps.put_enrollment("old", enrollment("old"), None)
+        .wait_stored()
+        .unwrap();
     let current = dps.get_enrollment("old").unwrap();
     let mut stale = current.clone();
     stale.etag = existing.etag.clone();
@@ -331,7 +355,11 @@ fn bulk_enrollments_report_per_item_errors() {
         ]
     );
     assert_ne!(dps.get_enrollment("old").unwrap().etag, current.etag);
+}
 
+#[test]
+fn bulk_delete_reports_unknown_enrollments() {
+    let (dps, _) = dps_with_old_and_new();
     let deleted = dps
         .bulk_enrollments(
             BulkMode::Delete,
@@ -343,7 +371,11 @@ fn bulk_enrollments_report_per_item_errors() {
     assert_eq!(deleted.errors[0].registration_id.as_deref(), Some("ghost"));
     assert_eq!(deleted.errors[0].error_code, ENROLLMENT_NOT_FOUND);
     assert!(dps.individual_enrollment("new").is_none());
+}
 
+#[test]
+fn an_empty_bulk_request_succeeds() {
+    let dps = dps();
     let empty = dps
         .bulk_enrollments(BulkMode::Create, Vec::new())
         .wait_stored()

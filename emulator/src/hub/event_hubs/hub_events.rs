@@ -71,6 +71,9 @@ fn body(event: &PartitionEvent) -> Value {
     serde_json::from_slice(&event.message.body).unwrap()
 }
 
+// One long test on purpose (tools/arch-report lists it): what it asserts is the order and
+// the sequence numbers of every kind of event in one partition, so they must come from one
+// device's one life — creation to deletion — in one run.
 #[test]
 fn telemetry_and_every_notification_reach_the_endpoint() {
     let hubs = hubs(ALL_ROUTES);
