@@ -305,6 +305,10 @@ def scenario_env(base_env, ca_path, log_path, cache, values):
     env["NODE_EXTRA_CA_CERTS"] = ca_path
     env["IOTEMU_CONTROL_URL"] = CONTROL_URL
     env["IOTEMU_LOG"] = log_path
+    # A control port bound beyond loopback (the container's) needs its token; the scenarios'
+    # harnesses send it when it is set, so it survives the IOTEMU_* scrub above.
+    if os.environ.get("IOTEMU_CONTROL_TOKEN"):
+        env["IOTEMU_CONTROL_TOKEN"] = os.environ["IOTEMU_CONTROL_TOKEN"]
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["NODE_PATH"] = os.path.join(cache, "node", "node_modules")
