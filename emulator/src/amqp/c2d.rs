@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use fe2o3_amqp::acceptor::LinkEndpoint;
-use fe2o3_amqp::link::{Receiver, RecvError};
+use fe2o3_amqp::link::Receiver;
 use fe2o3_amqp::types::definitions::Error;
 use fe2o3_amqp::types::messaging::Body;
 use fe2o3_amqp::types::primitives::Value;
@@ -20,7 +20,7 @@ use percent_encoding::percent_decode_str;
 
 use super::conditions::{self, ARGUMENT_ERROR};
 use super::connection_auth::{ConnectionAuth, ServiceAccess};
-use super::link::{LinkSlot, close_with_error};
+use super::link::{self, LinkSlot, close_with_error};
 use super::message::{AnyMessage, body_bytes, message_id_string, simple_value_string, system_time};
 use super::session::SessionContext;
 use crate::hub::Hub;
@@ -60,16 +60,10 @@ pub(crate) async fn serve(
     loop {
         tokio::select! {
             delivery = receiver.recv::<Body<Value>>() => {
-                let delivery = match delivery {
-                    Ok(d) => d,
-                    Err(RecvError::MessageDecode(e)) => {
-                        tracing::info!(%link, error = ?e, "AMQP C2D message could not be decoded");
-                        let error = conditions::error(conditions::DECODE_ERROR, "the message could not be decoded");
-                        close_with_error(LinkEndpoint::Receiver(receiver), error).await;
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::debug!(%link, error = %e, "AMQP C2D link ended");
+                let delivery = match link::delivered(delivery, &link, "C2D message", "message") {
+                    Ok(delivery) => delivery,
+                    Err(ended) => {
+                        ended.close(receiver).await;
                         break;
                     }
                 };

@@ -18,16 +18,15 @@
 use std::sync::Arc;
 
 use fe2o3_amqp::acceptor::LinkEndpoint;
-use fe2o3_amqp::link::{Receiver, RecvError, Sender};
+use fe2o3_amqp::link::{Receiver, Sender};
 use fe2o3_amqp::types::messaging::{
     ApplicationProperties, Body, Data, Message, MessageId, Properties,
 };
 use fe2o3_amqp::types::primitives::{Binary, SimpleValue, Value};
 use tokio::sync::mpsc;
 
-use super::conditions;
 use super::device::{DeviceChannel, close_link};
-use super::link::{LinkSlot, close_with_error};
+use super::link::{self, LinkSlot};
 use super::message::{AnyMessage, app_property, body_bytes, message_id_string};
 use crate::hub::methods::{MethodCall, MethodRequest, MethodResponse};
 
@@ -85,16 +84,10 @@ pub(crate) async fn serve_responses(
     loop {
         tokio::select! {
             delivery = receiver.recv::<Body<Value>>() => {
-                let delivery = match delivery {
-                    Ok(d) => d,
-                    Err(RecvError::MessageDecode(e)) => {
-                        tracing::info!(%link, error = ?e, "AMQP method response could not be decoded");
-                        let error = conditions::error(conditions::DECODE_ERROR, "the message could not be decoded");
-                        close_with_error(LinkEndpoint::Receiver(receiver), error).await;
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::debug!(%link, error = %e, "AMQP method response link ended");
+                let delivery = match link::delivered(delivery, &link, "method response", "message") {
+                    Ok(delivery) => delivery,
+                    Err(ended) => {
+                        ended.close(receiver).await;
                         break;
                     }
                 };

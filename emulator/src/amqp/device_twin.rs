@@ -21,7 +21,7 @@
 use std::sync::Arc;
 
 use fe2o3_amqp::acceptor::LinkEndpoint;
-use fe2o3_amqp::link::{Receiver, RecvError, Sender};
+use fe2o3_amqp::link::{Receiver, Sender};
 use fe2o3_amqp::types::messaging::annotations::OwnedKey;
 use fe2o3_amqp::types::messaging::{
     Body, Data, Message, MessageAnnotations, MessageId, Properties,
@@ -29,9 +29,8 @@ use fe2o3_amqp::types::messaging::{
 use fe2o3_amqp::types::primitives::{Binary, Value};
 use tokio::sync::mpsc;
 
-use super::conditions;
 use super::device::{DeviceChannel, close_link};
-use super::link::{LinkSlot, close_with_error};
+use super::link::{self, LinkSlot};
 use super::message::{AnyMessage, body_bytes};
 use crate::hub::error::HubError;
 use crate::hub::twin::requests::{TwinRequest, TwinResponse};
@@ -52,16 +51,10 @@ pub(crate) async fn serve_requests(
     loop {
         tokio::select! {
             delivery = receiver.recv::<Body<Value>>() => {
-                let delivery = match delivery {
-                    Ok(d) => d,
-                    Err(RecvError::MessageDecode(e)) => {
-                        tracing::info!(%link, error = ?e, "AMQP twin request could not be decoded");
-                        let error = conditions::error(conditions::DECODE_ERROR, "the message could not be decoded");
-                        close_with_error(LinkEndpoint::Receiver(receiver), error).await;
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::debug!(%link, error = %e, "AMQP twin request link ended");
+                let delivery = match link::delivered(delivery, &link, "twin request", "message") {
+                    Ok(delivery) => delivery,
+                    Err(ended) => {
+                        ended.close(receiver).await;
                         break;
                     }
                 };

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use fe2o3_amqp::acceptor::{LinkEndpoint, ListenerSessionHandle};
-use fe2o3_amqp::link::{Receiver, RecvError};
+use fe2o3_amqp::link::Receiver;
 use fe2o3_amqp::types::messaging::Body;
 use fe2o3_amqp::types::performatives::Attach;
 use fe2o3_amqp::types::primitives::Value;
@@ -190,16 +190,10 @@ async fn serve_requests(
     loop {
         tokio::select! {
             delivery = receiver.recv::<Body<Value>>() => {
-                let delivery = match delivery {
-                    Ok(d) => d,
-                    Err(RecvError::MessageDecode(e)) => {
-                        tracing::info!(%link, error = ?e, "AMQP DPS request could not be decoded");
-                        let error = conditions::error(conditions::DECODE_ERROR, "the request could not be decoded");
-                        close_with_error(LinkEndpoint::Receiver(receiver), error).await;
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::debug!(%link, error = %e, "AMQP DPS request link ended");
+                let delivery = match link::delivered(delivery, &link, "DPS request", "request") {
+                    Ok(delivery) => delivery,
+                    Err(ended) => {
+                        ended.close(receiver).await;
                         break;
                     }
                 };

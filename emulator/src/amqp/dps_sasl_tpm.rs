@@ -259,14 +259,13 @@ mod tests {
     use crate::dps::DpsTiming;
     use crate::hub::{Hub, Hubs};
 
-    /// An exchange for a DPS with no enrollment at all, past a well-formed init.
-    fn exchange() -> (TpmExchange, Arc<ConnectionAuth>) {
-        let hubs = Arc::new(Hubs::new(vec![Hub::new("hub-a", vec![], 10)]));
+    /// A DPS with no enrollment in front of `hubs`, and a fresh connection's auth state.
+    fn dps_and_auth(hubs: Vec<Hub>) -> (Arc<Dps>, Arc<ConnectionAuth>) {
         let dps = Arc::new(Dps::new(
             "0ne00000A0A",
             "localhost",
             vec![],
-            hubs,
+            Arc::new(Hubs::new(hubs)),
             DpsTiming::default(),
         ));
         let auth = Arc::new(ConnectionAuth::new(PeerInfo {
@@ -274,6 +273,12 @@ mod tests {
             certificates: Vec::new(),
             server_name: None,
         }));
+        (dps, auth)
+    }
+
+    /// An exchange for a DPS with no enrollment at all, past a well-formed init.
+    fn exchange() -> (TpmExchange, Arc<ConnectionAuth>) {
+        let (dps, auth) = dps_and_auth(vec![Hub::new("hub-a", vec![], 10)]);
         let init = b"\x000ne00000A0A\x00tpm-dev\x00ek-bytes";
         let (exchange, first) = TpmExchange::start(dps, auth.clone(), Some(init)).unwrap();
         assert_eq!(first, TpmStep::Challenge(vec![ASK_FOR_SRK]));
@@ -306,19 +311,7 @@ mod tests {
 
     #[test]
     fn an_init_out_of_shape_is_auth_at_once() {
-        let hubs = Arc::new(Hubs::new(vec![]));
-        let dps = Arc::new(Dps::new(
-            "0ne00000A0A",
-            "localhost",
-            vec![],
-            hubs,
-            DpsTiming::default(),
-        ));
-        let auth = Arc::new(ConnectionAuth::new(PeerInfo {
-            remote: ([127, 0, 0, 1], 40000).into(),
-            certificates: Vec::new(),
-            server_name: None,
-        }));
+        let (dps, auth) = dps_and_auth(vec![]);
         for init in [None, Some(&b"PLAIN\x00user\x00pass"[..])] {
             assert!(matches!(
                 TpmExchange::start(dps.clone(), auth.clone(), init),

@@ -12,9 +12,12 @@ use std::time::Duration;
 use fe2o3_amqp::acceptor::{
     LinkAcceptor, LinkEndpoint, ListenerSessionHandle, SupportedReceiverSettleModes,
 };
+use fe2o3_amqp::link::delivery::Delivery;
+use fe2o3_amqp::link::{Receiver, RecvError};
 use fe2o3_amqp::types::definitions::{Error, ReceiverSettleMode, Role};
-use fe2o3_amqp::types::messaging::{Source, Target, TargetArchetype};
+use fe2o3_amqp::types::messaging::{Body, Source, Target, TargetArchetype};
 use fe2o3_amqp::types::performatives::Attach;
+use fe2o3_amqp::types::primitives::Value;
 
 use super::conditions;
 
@@ -98,6 +101,48 @@ pub(crate) async fn close_with_error(link: LinkEndpoint, error: Error) {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::debug!(error = %e, "AMQP detach did not complete cleanly"),
         Err(_) => tracing::debug!("AMQP client did not answer a detach"),
+    }
+}
+
+/// Why a receiving link's serve loop stops instead of handling a delivery.
+#[derive(Debug)]
+pub(crate) struct LinkEnded {
+    /// The error to detach with; `None` when the link, session or connection already ended.
+    error: Option<Error>,
+}
+
+impl LinkEnded {
+    /// Detaches `receiver` with the error, if there is one; otherwise it is just dropped.
+    pub(crate) async fn close(self, receiver: Receiver) {
+        if let Some(error) = self.error {
+            close_with_error(LinkEndpoint::Receiver(receiver), error).await;
+        }
+    }
+}
+
+/// The head of every receiving serve loop: a delivery to handle, or why the loop ends. An
+/// undecodable message closes the link with `amqp:decode-error` ("the `noun` could not be
+/// decoded"); any other receive error means the link is already gone. `what` names the
+/// link's messages in the logs.
+pub(crate) fn delivered(
+    received: Result<Delivery<Body<Value>>, RecvError>,
+    link: &str,
+    what: &str,
+    noun: &str,
+) -> Result<Delivery<Body<Value>>, LinkEnded> {
+    match received {
+        Ok(delivery) => Ok(delivery),
+        Err(RecvError::MessageDecode(e)) => {
+            tracing::info!(%link, what, error = ?e, "AMQP message could not be decoded");
+            let description = format!("the {noun} could not be decoded");
+            Err(LinkEnded {
+                error: Some(conditions::error(conditions::DECODE_ERROR, description)),
+            })
+        }
+        Err(e) => {
+            tracing::debug!(%link, what, error = %e, "AMQP receiving link ended");
+            Err(LinkEnded { error: None })
+        }
     }
 }
 
