@@ -365,6 +365,30 @@ try {
     assert.equal(left.length, 0);
   });
 
+  await check("devices view: add X.509 self-signed and CA-signed devices, then delete them", async () => {
+    await page.goto(URL + "/#/devices");
+    const hub = page.getByRole("region", { name: "Devices of localhost" });
+    await hub.waitFor();
+    const add = async (id, type, thumbprint) => {
+      await hub.getByRole("button", { name: "Add device" }).click();
+      await hub.getByLabel("Device ID").fill(id);
+      await hub.getByLabel("Authentication type").selectOption(type);
+      if (thumbprint) await hub.getByLabel("Primary thumbprint").fill(thumbprint);
+      await hub.getByRole("button", { name: "Save device" }).click();
+      await page.locator(`tr[data-device="${id}"]`).waitFor();
+    };
+    await add("portal-x509", "selfSigned", "AB".repeat(32));
+    await add("portal-ca", "certificateAuthority");
+    const auth = (id) => page.locator(`tr[data-device="${id}"] td`).nth(4).textContent();
+    assert.equal(await auth("portal-x509"), "selfSigned");
+    assert.equal(await auth("portal-ca"), "certificateAuthority");
+    await shot(page, "17-x509-devices");
+    for (const id of ["portal-x509", "portal-ca"]) {
+      await page.getByRole("button", { name: `Delete device ${id}` }).click();
+      await page.locator(`tr[data-device="${id}"]`).waitFor({ state: "detached" });
+    }
+  });
+
   await check("delete the device", async () => {
     await page.goto(URL + "/#/devices");
     await page.getByRole("button", { name: `Delete device ${DEVICE_ID}` }).click();

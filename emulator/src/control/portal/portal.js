@@ -487,8 +487,10 @@ async function showDevice(hub, id) {
   const modules = await api("GET", `hubs/${enc(hub)}/devices/${enc(id)}/modules`);
   const twin = await api("GET", `hubs/${enc(hub)}/devices/${enc(id)}/twin`);
   const keys = (d.authentication || {}).symmetricKey || {};
+  const thumbprints = (d.authentication || {}).x509Thumbprint || {};
   const props = [["Device ID", d.deviceId], ["Status", d.status], ["Connection state", d.connectionState], ["Last activity", d.lastActivityTime || ""],
-    ["Authentication type", (d.authentication || {}).type], ["Primary key", keys.primaryKey], ["Secondary key", keys.secondaryKey]].filter(([, v]) => v !== undefined && v !== null);
+    ["Authentication type", (d.authentication || {}).type], ["Primary key", keys.primaryKey], ["Secondary key", keys.secondaryKey],
+    ["Primary thumbprint", thumbprints.primaryThumbprint], ["Secondary thumbprint", thumbprints.secondaryThumbprint]].filter(([, v]) => v !== undefined && v !== null);
   const base = `hubs/${enc(hub)}/devices/${enc(id)}`;
   // Cloud-to-device message.
   const c2dBody = h("textarea", { rows: 3 });
