@@ -2,7 +2,9 @@
 payload, reports each desired-property patch back, and prints each cloud-to-device message as
 one JSON line (body and application properties) so browser/portal.test.mjs can see it arrive.
 
-Environment: DEVICE_HOST, DEVICE_ID, DEVICE_KEY (the primary key copied from the portal).
+Environment: DEVICE_HOST, DEVICE_ID, DEVICE_KEY (the primary key copied from the portal);
+with MODULE_ID it connects as that module of the device instead, DEVICE_KEY then being the
+module's key.
 """
 
 import asyncio
@@ -11,7 +13,7 @@ import os
 import sys
 
 from azure.iot.device import MethodResponse
-from azure.iot.device.aio import IoTHubDeviceClient
+from azure.iot.device.aio import IoTHubDeviceClient, IoTHubModuleClient
 
 
 def say(kind, **fields):
@@ -19,11 +21,18 @@ def say(kind, **fields):
 
 
 async def main():
-    client = IoTHubDeviceClient.create_from_symmetric_key(
-        symmetric_key=os.environ["DEVICE_KEY"],
-        hostname=os.environ["DEVICE_HOST"],
-        device_id=os.environ["DEVICE_ID"],
-    )
+    module_id = os.environ.get("MODULE_ID")
+    if module_id:
+        client = IoTHubModuleClient.create_from_connection_string(
+            f"HostName={os.environ['DEVICE_HOST']};DeviceId={os.environ['DEVICE_ID']};"
+            f"ModuleId={module_id};SharedAccessKey={os.environ['DEVICE_KEY']}"
+        )
+    else:
+        client = IoTHubDeviceClient.create_from_symmetric_key(
+            symmetric_key=os.environ["DEVICE_KEY"],
+            hostname=os.environ["DEVICE_HOST"],
+            device_id=os.environ["DEVICE_ID"],
+        )
 
     async def on_method(request):
         say("method", name=request.name, payload=request.payload)

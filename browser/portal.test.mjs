@@ -22,6 +22,7 @@ mkdirSync(SHOTS, { recursive: true });
 
 const REGISTRATION_ID = "symm-key-python-device-008";
 const DEVICE_ID = "python-device-008";
+const MODULE_ID = "portal-module";
 
 let step = 0;
 const passed = [];
@@ -69,6 +70,7 @@ const errors = [];
 page.on("pageerror", (e) => errors.push(String(e)));
 
 let echo = null;
+let moduleEcho = null;
 try {
   let idScope;
   let host;
@@ -160,27 +162,35 @@ try {
     await shot(page, "07-registrations");
   });
 
-  // A device that stays connected, for the twin, method and C2D steps.
-  echo = spawn(env("PYTHON"), [env("ECHO_DEVICE_PY")], {
-    env: { ...process.env, DEVICE_HOST: "localhost", DEVICE_ID, DEVICE_KEY: primaryKey },
-    stdio: ["pipe", "pipe", "pipe"],
-  });
-  const echoed = [];
-  let echoLog = "";
-  echo.stdout.on("data", (d) => {
-    echoLog += d;
-    for (const line of String(d).split("\n")) { try { echoed.push(JSON.parse(line)); } catch (_) { /* partial */ } }
-  });
-  echo.stderr.on("data", (d) => { echoLog += d; });
-  const waitEcho = async (kind, test, what) => {
-    const deadline = Date.now() + 20000;
-    while (Date.now() < deadline) {
-      const found = echoed.find((e) => e.kind === kind && test(e));
-      if (found) return found;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error(`the device never reported ${what}; its output:\n${echoLog}`);
+  /** Starts browser/echo_device.py with `extraEnv`; its `wait(kind, test, what)` waits for a line it printed. */
+  const startEcho = (extraEnv) => {
+    const proc = spawn(env("PYTHON"), [env("ECHO_DEVICE_PY")], {
+      env: { ...process.env, DEVICE_HOST: "localhost", ...extraEnv },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    const echoed = [];
+    let echoLog = "";
+    proc.stdout.on("data", (d) => {
+      echoLog += d;
+      for (const line of String(d).split("\n")) { try { echoed.push(JSON.parse(line)); } catch (_) { /* partial */ } }
+    });
+    proc.stderr.on("data", (d) => { echoLog += d; });
+    const wait = async (kind, test, what) => {
+      const deadline = Date.now() + 20000;
+      while (Date.now() < deadline) {
+        const found = echoed.find((e) => e.kind === kind && test(e));
+        if (found) return found;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error(`the echo client never reported ${what}; its output:\n${echoLog}`);
+    };
+    return { proc, wait };
   };
+
+  // A device that stays connected, for the twin, method and C2D steps.
+  const echoDevice = startEcho({ DEVICE_ID, DEVICE_KEY: primaryKey });
+  echo = echoDevice.proc;
+  const waitEcho = echoDevice.wait;
   await waitEcho("connected", () => true, "a connection");
 
   await check("device page: connected; edit the twin's tags and desired properties", async () => {
@@ -246,6 +256,57 @@ try {
     await shot(page, "11-c2d");
   });
 
+  let moduleKey = "";
+  await check("device page: add a module (SAS, generated keys) and open it", async () => {
+    await page.goto(`${URL}/#/devices/localhost/${DEVICE_ID}`);
+    await page.getByRole("heading", { name: `Device ${DEVICE_ID}` }).waitFor();
+    await page.getByLabel("Module ID").fill(MODULE_ID);
+    await page.getByRole("button", { name: "Add module" }).click();
+    await page.locator(`tr[data-module="${MODULE_ID}"]`).waitFor();
+    await page.getByRole("link", { name: MODULE_ID }).click();
+    await page.getByRole("heading", { name: `Module ${MODULE_ID}` }).waitFor();
+    moduleKey = await page.locator('[data-field="Primary key"]').textContent();
+    assert.match(moduleKey, /^[A-Za-z0-9+/]{43}=$|^[A-Za-z0-9+/]{86}==$/);
+  });
+
+  // The module connects with the key the portal generated.
+  const echoModule = startEcho({ DEVICE_ID, MODULE_ID, DEVICE_KEY: moduleKey });
+  moduleEcho = echoModule.proc;
+  await echoModule.wait("connected", () => true, "a module connection");
+
+  await check("module page: edit the module twin; the module receives the desired patch", async () => {
+    await page.reload();
+    await page.getByRole("heading", { name: `Module ${MODULE_ID}` }).waitFor();
+    await page.getByLabel("Tags and desired properties (JSON merge patch)").fill(
+      JSON.stringify({ tags: { role: "sensor" }, properties: { desired: { sampleRate: 7 } } }, null, 2));
+    await page.getByRole("button", { name: "Save twin" }).click();
+    await echoModule.wait("desired", (e) => e.patch.sampleRate === 7, "the module's desired patch");
+    await page.reload();
+    await page.getByRole("heading", { name: `Module ${MODULE_ID}` }).waitFor();
+    assert.ok((await page.getByLabel("Tags and desired properties (JSON merge patch)").inputValue()).includes("sensor"));
+  });
+
+  await check("module page: invoke a direct method on the module and see its answer", async () => {
+    await page.getByLabel("Method name").fill("calibrate");
+    await page.getByLabel("Payload (JSON)").fill('{"offset": 2}');
+    await page.getByRole("button", { name: "Invoke method" }).click();
+    await page.waitForFunction(() => document.querySelector('[data-field="method-result"]')?.textContent.includes('"status"'), null, { timeout: 20000 });
+    const answer = JSON.parse(await page.locator('[data-field="method-result"]').textContent());
+    assert.equal(answer.status, 200);
+    assert.deepEqual(answer.payload, { echo: { offset: 2 }, method: "calibrate" });
+    await shot(page, "16-module");
+  });
+
+  moduleEcho.stdin.end();
+  moduleEcho.kill("SIGTERM");
+  moduleEcho = null;
+
+  await check("module page: delete the module", async () => {
+    await page.getByRole("button", { name: "Delete module" }).click();
+    await page.getByRole("heading", { name: `Device ${DEVICE_ID}` }).waitFor();
+    await page.getByText("No modules").waitFor();
+  });
+
   echo.stdin.end();
   echo.kill("SIGTERM");
   echo = null;
@@ -304,6 +365,30 @@ try {
     assert.equal(left.length, 0);
   });
 
+  await check("devices view: add X.509 self-signed and CA-signed devices, then delete them", async () => {
+    await page.goto(URL + "/#/devices");
+    const hub = page.getByRole("region", { name: "Devices of localhost" });
+    await hub.waitFor();
+    const add = async (id, type, thumbprint) => {
+      await hub.getByRole("button", { name: "Add device" }).click();
+      await hub.getByLabel("Device ID").fill(id);
+      await hub.getByLabel("Authentication type").selectOption(type);
+      if (thumbprint) await hub.getByLabel("Primary thumbprint").fill(thumbprint);
+      await hub.getByRole("button", { name: "Save device" }).click();
+      await page.locator(`tr[data-device="${id}"]`).waitFor();
+    };
+    await add("portal-x509", "selfSigned", "AB".repeat(32));
+    await add("portal-ca", "certificateAuthority");
+    const auth = (id) => page.locator(`tr[data-device="${id}"] td`).nth(4).textContent();
+    assert.equal(await auth("portal-x509"), "selfSigned");
+    assert.equal(await auth("portal-ca"), "certificateAuthority");
+    await shot(page, "17-x509-devices");
+    for (const id of ["portal-x509", "portal-ca"]) {
+      await page.getByRole("button", { name: `Delete device ${id}` }).click();
+      await page.locator(`tr[data-device="${id}"]`).waitFor({ state: "detached" });
+    }
+  });
+
   await check("delete the device", async () => {
     await page.goto(URL + "/#/devices");
     await page.getByRole("button", { name: `Delete device ${DEVICE_ID}` }).click();
@@ -317,6 +402,7 @@ try {
   });
 } finally {
   if (echo) echo.kill("SIGTERM");
+  if (moduleEcho) moduleEcho.kill("SIGTERM");
   await browser.close();
 }
 console.log(`portal-browser: ${passed.length} steps passed; screenshots in ${SHOTS}`);

@@ -580,3 +580,184 @@ async fn certificates_are_uploaded_and_verified_through_the_api() {
     .await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn modules_their_twins_and_methods_through_the_api() {
+    let emulator = iotemu::Emulator::builder()
+        .control_port(0)
+        .start()
+        .await
+        .unwrap();
+    let addr = emulator.control_addr().unwrap();
+    let key = SymmetricKey::from_base64(iotemu_e2e::QUICKSTART_KEY).unwrap();
+    emulator
+        .default_hub()
+        .provision_device("mod-dev", key.clone(), key, None);
+    let module_path = "/api/hubs/localhost/devices/mod-dev/modules/sensor";
+
+    // Create: SAS with generated keys, as the portal's "Add module" sends it.
+    let (status, created) = json_call(
+        addr,
+        "PUT",
+        module_path,
+        &[WRITE],
+        Some(json!({"moduleId": "sensor", "authentication": {"type": "sas"}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(created["authentication"]["type"], "sas");
+    let primary = created["authentication"]["symmetricKey"]["primaryKey"]
+        .as_str()
+        .unwrap();
+    assert!(!primary.is_empty());
+    let (status, again) = json_call(addr, "PUT", module_path, &[WRITE], Some(json!({}))).await;
+    assert_eq!(
+        status, 409,
+        "a second create is the hub's conflict: {again}"
+    );
+    let (status, fetched) = json_call(addr, "GET", module_path, &[], None).await;
+    assert_eq!((status, &fetched["moduleId"]), (200, &json!("sensor")));
+    let (_, modules) = json_call(
+        addr,
+        "GET",
+        "/api/hubs/localhost/devices/mod-dev/modules",
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(modules.as_array().map(Vec::len), Some(1));
+
+    // The module's twin: patched with its ETag; a stale ETag is a conflict; the device's twin
+    // is untouched.
+    let twin_path = format!("{module_path}/twin");
+    let (status, twin) = json_call(addr, "GET", &twin_path, &[], None).await;
+    assert_eq!(status, 200, "{twin}");
+    assert_eq!(twin["moduleId"], "sensor");
+    let twin_etag = twin["etag"].as_str().unwrap().to_owned();
+    let patch = json!({"tags": {"kind": "temp"}, "properties": {"desired": {"rate": 5}}});
+    let (status, patched) = json_call(
+        addr,
+        "PATCH",
+        &twin_path,
+        &[WRITE, ("If-Match", &twin_etag)],
+        Some(patch.clone()),
+    )
+    .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["tags"]["kind"], "temp");
+    assert_eq!(patched["properties"]["desired"]["rate"], 5);
+    let stored = emulator
+        .default_hub()
+        .module_twin("mod-dev", "sensor")
+        .unwrap();
+    assert_eq!(stored.etag, patched["etag"].as_str().unwrap());
+    let (status, conflict) = json_call(
+        addr,
+        "PATCH",
+        &twin_path,
+        &[WRITE, ("If-Match", &twin_etag)],
+        Some(patch),
+    )
+    .await;
+    assert_eq!(status, 412, "{conflict}");
+    let (_, device_twin) = json_call(
+        addr,
+        "GET",
+        "/api/hubs/localhost/devices/mod-dev/twin",
+        &[],
+        None,
+    )
+    .await;
+    assert!(device_twin["tags"].get("kind").is_none(), "{device_twin}");
+
+    // A method on the module, which is not connected: the hub's 404103; on a module that does
+    // not exist, 404010; a body without a method name, the service API's 400004.
+    let (status, error) = json_call(
+        addr,
+        "POST",
+        &format!("{module_path}/methods"),
+        &[WRITE],
+        Some(json!({"methodName": "calibrate", "payload": {}, "responseTimeoutInSeconds": 1})),
+    )
+    .await;
+    assert_eq!((status, &error["errorCode"]), (404, &json!(404103)));
+    let (status, error) = json_call(
+        addr,
+        "POST",
+        "/api/hubs/localhost/devices/mod-dev/modules/nope/methods",
+        &[WRITE],
+        Some(json!({"methodName": "calibrate"})),
+    )
+    .await;
+    assert_eq!((status, &error["errorCode"]), (404, &json!(404010)));
+    let (status, error) = json_call(
+        addr,
+        "POST",
+        &format!("{module_path}/methods"),
+        &[WRITE],
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!((status, &error["errorCode"]), (400, &json!(400004)));
+
+    // Delete.
+    let (status, _) = json_call(addr, "DELETE", module_path, &[WRITE], None).await;
+    assert_eq!(status, 200);
+    assert!(emulator.default_hub().module("mod-dev", "sensor").is_none());
+    let (status, error) = json_call(addr, "DELETE", module_path, &[WRITE], None).await;
+    assert_eq!((status, &error["errorCode"]), (404, &json!(404010)));
+}
+
+#[tokio::test]
+async fn x509_devices_are_created_through_the_api() {
+    let emulator = iotemu::Emulator::builder()
+        .control_port(0)
+        .start()
+        .await
+        .unwrap();
+    let addr = emulator.control_addr().unwrap();
+    let thumbprint = "AB".repeat(20);
+    // What the portal's "Add device" form sends for each authentication type.
+    let (status, created) = json_call(
+        addr,
+        "PUT",
+        "/api/hubs/localhost/devices/x509-self",
+        &[WRITE],
+        Some(
+            json!({"deviceId": "x509-self", "status": "enabled", "authentication": {
+            "type": "selfSigned",
+            "x509Thumbprint": {"primaryThumbprint": thumbprint, "secondaryThumbprint": null}}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(created["authentication"]["type"], "selfSigned");
+    assert_eq!(
+        created["authentication"]["x509Thumbprint"]["primaryThumbprint"],
+        thumbprint
+    );
+    let (status, created) = json_call(
+        addr,
+        "PUT",
+        "/api/hubs/localhost/devices/x509-ca",
+        &[WRITE],
+        Some(json!({"deviceId": "x509-ca", "status": "enabled",
+            "authentication": {"type": "certificateAuthority"}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(created["authentication"]["type"], "certificateAuthority");
+    let (status, error) = json_call(
+        addr,
+        "PUT",
+        "/api/hubs/localhost/devices/x509-none",
+        &[WRITE],
+        Some(json!({"deviceId": "x509-none", "authentication": {"type": "selfSigned"}})),
+    )
+    .await;
+    assert_eq!(
+        (status, &error["errorCode"]),
+        (400, &json!(400004)),
+        "{error}"
+    );
+}

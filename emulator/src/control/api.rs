@@ -10,9 +10,9 @@
 //! | `GET,PUT,DELETE /api/enrollmentGroups[/{id}]` | enrollment groups |
 //! | `GET,DELETE /api/registrations[/{id}]` | registration records |
 //! | `GET /api/hubs/{hub}/devices`, `PUT,DELETE /api/hubs/{hub}/devices/{id}` | device identities |
-//! | `GET /api/hubs/{hub}/devices/{id}/modules` | a device's module identities |
-//! | `GET,PATCH /api/hubs/{hub}/devices/{id}/twin` | the device twin (`If-Match`) |
-//! | `POST /api/hubs/{hub}/devices/{id}/methods` | a direct method call, the device's answer |
+//! | `GET /api/hubs/{hub}/devices/{id}/modules`, `GET,PUT,DELETE …/modules/{mid}` | a device's module identities |
+//! | `GET,PATCH /api/hubs/{hub}/devices/{id}[/modules/{mid}]/twin` | the device's or module's twin (`If-Match`) |
+//! | `POST /api/hubs/{hub}/devices/{id}[/modules/{mid}]/methods` | a direct method call, the answer |
 //! | `POST /api/hubs/{hub}/devices/{id}/messages` | a cloud-to-device message |
 //! | `GET /api/hubs/{hub}/devices/{id}/messages` | the device's queued cloud-to-device messages |
 //! | `GET /api/hubs/{hub}/feedback` | unread C2D feedback records, left unread (see `api_hub.rs`) |

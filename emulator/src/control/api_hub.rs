@@ -1,10 +1,10 @@
-//! The portal's hub routes: devices, a device's modules and twin, direct methods and
+//! The portal's hub routes: devices and their modules, their twins and direct methods, and
 //! cloud-to-device messages, through the operations the IoT Hub service API uses
-//! (`Hub::create_device`, `Hub::update_device`, `Hub::delete_device`, `Hub::update_twin`,
-//! `Hub::invoke_method`, `Hub::send_c2d`): the same validation, ETags and durability.
+//! (`Hub::create_device`, `Hub::update_device`, `Hub::delete_device`, `Hub::create_module`,
+//! `Hub::update_module`, `Hub::delete_module`, `Hub::update_twin_of`, `Hub::invoke_method_on`,
+//! `Hub::send_c2d`): the same validation, ETags and durability.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::{Method, StatusCode};
@@ -13,8 +13,10 @@ use serde_json::{Value, json};
 
 use super::api::{ApiRequest, error_reply, hub_error, method_not_allowed};
 use super::reply::{Reply, json_reply};
+use crate::http::hub_methods::MethodInvocation;
 use crate::hub::c2d::C2dMessage;
 use crate::hub::error::HubError;
+use crate::hub::module::ModuleSpec;
 use crate::hub::registry::DeviceSpec;
 use crate::hub::{Hub, IdentityRef};
 use crate::timefmt::utc_timestamp;
@@ -41,9 +43,38 @@ pub(super) async fn route(hub: &Hub, req: &ApiRequest, path: &[&str]) -> Reply {
                 .map(|m| hub.module_json(m))
                 .collect(),
         )),
+        (&Method::GET, ["devices", id, "modules", module_id]) => {
+            hub.get_module(id, module_id).map(|m| hub.module_json(&m))
+        }
+        (&Method::PUT, ["devices", id, "modules", module_id]) => {
+            put_module(hub, req, id, module_id).await
+        }
+        (&Method::DELETE, ["devices", id, "modules", module_id]) => {
+            match hub.delete_module(id, module_id, req.if_match.as_deref()) {
+                Ok(pending) => pending
+                    .durable()
+                    .await
+                    .map(|()| json!({}))
+                    .map_err(Into::into),
+                Err(e) => Err(e),
+            }
+        }
         (&Method::GET, ["devices", id, "twin"]) => hub.twin_view(IdentityRef::device(id)),
-        (&Method::PATCH, ["devices", id, "twin"]) => patch_twin(hub, req, id).await,
-        (&Method::POST, ["devices", id, "methods"]) => invoke(hub, req, id).await,
+        (&Method::GET, ["devices", id, "modules", module_id, "twin"]) => {
+            hub.twin_view(IdentityRef::module(id, module_id))
+        }
+        (&Method::PATCH, ["devices", id, "twin"]) => {
+            patch_twin(hub, req, IdentityRef::device(id)).await
+        }
+        (&Method::PATCH, ["devices", id, "modules", module_id, "twin"]) => {
+            patch_twin(hub, req, IdentityRef::module(id, module_id)).await
+        }
+        (&Method::POST, ["devices", id, "methods"]) => {
+            invoke(hub, req, IdentityRef::device(id)).await
+        }
+        (&Method::POST, ["devices", id, "modules", module_id, "methods"]) => {
+            invoke(hub, req, IdentityRef::module(id, module_id)).await
+        }
         (&Method::POST, ["devices", id, "messages"]) => send(hub, req, id).await,
         (&Method::GET, ["devices", id, "messages"]) => Ok(queued(hub, id)),
         (&Method::GET, ["feedback"]) => Ok(unread_feedback(hub)),
@@ -93,42 +124,47 @@ async fn put_device(hub: &Hub, req: &ApiRequest, device_id: &str) -> Result<Valu
     Ok(device_json(hub, &device))
 }
 
-/// A merge patch of tags and desired properties, checked against the twin's ETag.
-async fn patch_twin(hub: &Hub, req: &ApiRequest, device_id: &str) -> Result<Value, HubError> {
+/// Without If-Match the portal creates the module (SAS, keys generated unless given); with
+/// it, it updates.
+async fn put_module(
+    hub: &Hub,
+    req: &ApiRequest,
+    device_id: &str,
+    module_id: &str,
+) -> Result<Value, HubError> {
+    let spec = ModuleSpec::from_json(device_id, module_id, &req.body)?;
+    let module = match req.if_match.as_deref() {
+        None => hub.create_module(spec)?.durable().await?,
+        Some(if_match) => hub.update_module(spec, if_match)?.durable().await?,
+    };
+    Ok(hub.module_json(&module))
+}
+
+/// A merge patch of the tags and desired properties of a device's or a module's twin,
+/// checked against the twin's ETag.
+async fn patch_twin(hub: &Hub, req: &ApiRequest, who: IdentityRef<'_>) -> Result<Value, HubError> {
     let patch: Value = serde_json::from_slice(&req.body)
         .map_err(|e| HubError::argument_invalid(format!("the twin patch is not JSON: {e}")))?;
     let updated = hub
-        .update_twin(device_id, &patch, req.if_match.as_deref(), false)?
+        .update_twin_of(who, &patch, req.if_match.as_deref(), false)?
         .durable()
         .await?;
     Ok(updated)
 }
 
-/// The portal's "Direct method" form.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct MethodForm {
-    method_name: String,
-    #[serde(default)]
-    payload: Value,
-    response_timeout_in_seconds: Option<u64>,
-    connect_timeout_in_seconds: Option<u64>,
-}
-
-/// `{"status", "payload"}`: the device's answer. Timeouts are bounded as the service API
-/// bounds them (5–300 s for the answer, default 30; at most 300 s to connect, default 0).
-async fn invoke(hub: &Hub, req: &ApiRequest, device_id: &str) -> Result<Value, HubError> {
-    let form: MethodForm = serde_json::from_slice(&req.body)
-        .map_err(|e| HubError::argument_invalid(format!("invalid method invocation: {e}")))?;
-    let response_timeout = form.response_timeout_in_seconds.unwrap_or(30).clamp(5, 300);
-    let connect_timeout = form.connect_timeout_in_seconds.unwrap_or(0).min(300);
+/// `{"status", "payload"}`: the answer of the device or module. The body and its timeout
+/// bounds are the service API's own (`MethodInvocation`: 5–300 s for the answer, default
+/// 30; at most 300 s to connect, default 0).
+async fn invoke(hub: &Hub, req: &ApiRequest, who: IdentityRef<'_>) -> Result<Value, HubError> {
+    let call = MethodInvocation::from_body(&req.body)?;
+    let (response_timeout, connect_timeout) = (call.response_timeout(), call.connect_timeout());
     let answer = hub
-        .invoke_method(
-            device_id,
-            &form.method_name,
-            form.payload,
-            Duration::from_secs(response_timeout),
-            Duration::from_secs(connect_timeout),
+        .invoke_method_on(
+            who,
+            &call.method_name,
+            call.payload,
+            response_timeout,
+            connect_timeout,
         )
         .await?;
     Ok(json!({ "status": answer.status, "payload": answer.payload }))

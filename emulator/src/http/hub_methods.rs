@@ -64,25 +64,26 @@ impl ServiceGroup for Methods {
     }
 }
 
-/// The request body.
+/// The request body, and its timeout rules: the one definition of them, which the portal's
+/// "Direct method" form (`control/api_hub.rs`) parses too.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct MethodInvocation {
-    method_name: String,
+pub(crate) struct MethodInvocation {
+    pub(crate) method_name: String,
     #[serde(default)]
-    payload: Value,
+    pub(crate) payload: Value,
     response_timeout_in_seconds: Option<u64>,
     connect_timeout_in_seconds: Option<u64>,
 }
 
 impl MethodInvocation {
-    fn from_body(body: &[u8]) -> Result<MethodInvocation, HubError> {
+    pub(crate) fn from_body(body: &[u8]) -> Result<MethodInvocation, HubError> {
         serde_json::from_slice(body)
             .map_err(|e| HubError::argument_invalid(format!("invalid method invocation: {e}")))
     }
 
     /// How long to wait for the answer: 5 to 300 seconds, as IoT Hub bounds it.
-    fn response_timeout(&self) -> Duration {
+    pub(crate) fn response_timeout(&self) -> Duration {
         let seconds = self
             .response_timeout_in_seconds
             .unwrap_or(DEFAULT_RESPONSE_TIMEOUT_SECONDS);
@@ -90,7 +91,7 @@ impl MethodInvocation {
     }
 
     /// How long to wait for the device to connect: at most 300 seconds, none by default.
-    fn connect_timeout(&self) -> Duration {
+    pub(crate) fn connect_timeout(&self) -> Duration {
         Duration::from_secs(self.connect_timeout_in_seconds.unwrap_or(0).min(300))
     }
 }

@@ -22,7 +22,7 @@ mod hub_device_c2d;
 mod hub_device_telemetry;
 mod hub_digital_twins;
 mod hub_messaging;
-mod hub_methods;
+pub(crate) mod hub_methods;
 mod hub_modules;
 mod hub_query;
 mod hub_registry;

@@ -307,10 +307,12 @@ async function showDevices() {
   const sections = [];
   for (const hub of hubs) {
     const devices = await api("GET", `hubs/${enc(hub)}/devices`);
+    const addForm = deviceForm(hub);
     sections.push(h("section", { class: "card", "aria-label": `Devices of ${hub}` },
       h("h3", {}, hub),
-      h("div", { class: "toolbar" }, h("button", { type: "button", onclick: () => createDevice(hub) }, "Add device"),
+      h("div", { class: "toolbar" }, h("button", { type: "button", onclick: () => { addForm.hidden = false; addForm.querySelector("input").focus(); } }, "Add device"),
         h("button", { type: "button", onclick: () => guarded(showDevices) }, "Refresh")),
+      addForm,
       h("table", {}, h("thead", {}, h("tr", {}, ["Device ID", "Status", "Connection state", "Last activity", "Authentication type", "Modules", "Actions"].map((t) => h("th", {}, t)))),
         h("tbody", {}, devices.length ? devices.map((d) => h("tr", { "data-device": d.deviceId },
           h("td", {}, h("a", { href: `#/devices/${enc(hub)}/${enc(d.deviceId)}` }, d.deviceId)),
@@ -324,13 +326,38 @@ async function showDevices() {
   render("IoT devices", ...sections);
 }
 
-async function createDevice(hub) {
-  const id = prompt("Device ID");
-  if (!id) return;
-  await guarded(async () => {
-    await api("PUT", `hubs/${enc(hub)}/devices/${enc(id)}`, { deviceId: id, status: "enabled", authentication: { type: "sas", symmetricKey: { primaryKey: null, secondaryKey: null } } });
-    await showDevices();
+/** The "Add device" form: SAS (keys generated), X.509 self-signed (thumbprints) or X.509 CA-signed. */
+function deviceForm(hub) {
+  const id = h("input", { type: "text", required: true, autocomplete: "off" });
+  const type = h("select", {}, h("option", { value: "sas" }, "Symmetric key (keys generated)"),
+    h("option", { value: "selfSigned" }, "X.509 self-signed"), h("option", { value: "certificateAuthority" }, "X.509 CA signed"));
+  const primary = h("input", { type: "text", size: 66, autocomplete: "off" });
+  const secondary = h("input", { type: "text", size: 66, autocomplete: "off" });
+  const thumbprints = h("fieldset", { hidden: true }, h("legend", {}, "Thumbprints (SHA-1 or SHA-256, hex)"),
+    field("Primary thumbprint", primary), field("Secondary thumbprint", secondary));
+  type.addEventListener("change", () => { thumbprints.hidden = type.value !== "selfSigned"; });
+  const message = h("p", { class: "error", role: "alert" });
+  const form = h("form", { class: "card", "aria-label": `Add a device to ${hub}`, hidden: true },
+    field("Device ID", id), field("Authentication type", type), thumbprints,
+    h("div", { class: "toolbar" }, h("button", { type: "submit", class: "primary" }, "Save device"),
+      h("button", { type: "button", onclick: () => { form.hidden = true; } }, "Cancel")),
+    message);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    message.textContent = "";
+    const authentication = { type: type.value };
+    if (type.value === "sas") authentication.symmetricKey = { primaryKey: null, secondaryKey: null };
+    if (type.value === "selfSigned") {
+      authentication.x509Thumbprint = { primaryThumbprint: primary.value.trim() || null, secondaryThumbprint: secondary.value.trim() || null };
+    }
+    const deviceId = id.value.trim();
+    try {
+      await api("PUT", `hubs/${enc(hub)}/devices/${enc(deviceId)}`, { deviceId, status: "enabled", authentication });
+      toast(`Added ${deviceId}`);
+      await showDevices();
+    } catch (e) { message.textContent = e.message; }
   });
+  return form;
 }
 
 async function toggleDevice(hub, d) {
@@ -350,52 +377,121 @@ async function deleteDevice(hub, id) {
   });
 }
 
-async function showDevice(hub, id) {
-  const d = await api("GET", `hubs/${enc(hub)}/devices/${enc(id)}`);
-  const modules = await api("GET", `hubs/${enc(hub)}/devices/${enc(id)}/modules`);
-  const twin = await api("GET", `hubs/${enc(hub)}/devices/${enc(id)}/twin`);
-  const keys = (d.authentication || {}).symmetricKey || {};
-  const props = [["Device ID", d.deviceId], ["Status", d.status], ["Connection state", d.connectionState], ["Last activity", d.lastActivityTime || ""],
-    ["Authentication type", (d.authentication || {}).type], ["Primary key", keys.primaryKey], ["Secondary key", keys.secondaryKey]].filter(([, v]) => v !== undefined && v !== null);
-  // Twin: edit tags and desired properties, sent with the ETag the page read.
+/**
+ * The twin form of a device or module (`base` is its API path): reported properties, and tags
+ * and desired properties edited as a merge patch sent with the ETag the page read.
+ */
+function twinForm(base, twin, reload) {
   const twinText = h("textarea", { rows: 12 }, jsonText({ tags: twin.tags || {}, properties: { desired: stripMeta((twin.properties || {}).desired || {}) } }));
   const twinMessage = h("p", { role: "status" });
-  const twinForm = h("form", { class: "card", "aria-label": "Device twin" },
+  const form = h("form", { class: "card", "aria-label": twin.moduleId ? "Module twin" : "Device twin" },
     h("p", {}, "ETag ", h("code", { "data-field": "twin-etag" }, twin.etag || "")),
     h("h3", {}, "Reported properties"), h("pre", { "data-field": "reported" }, jsonText((twin.properties || {}).reported || {})),
     field("Tags and desired properties (JSON merge patch)", twinText),
     h("button", { type: "submit", class: "primary" }, "Save twin"), twinMessage);
-  twinForm.addEventListener("submit", async (ev) => {
+  form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     twinMessage.className = ""; twinMessage.textContent = "";
     let patch;
     try { patch = JSON.parse(twinText.value); } catch (e) { twinMessage.className = "error"; twinMessage.textContent = e.message; return; }
     try {
-      await api("PATCH", `hubs/${enc(hub)}/devices/${enc(id)}/twin`, patch, twin.etag);
+      await api("PATCH", `${base}/twin`, patch, twin.etag);
       toast("Twin saved");
-      await showDevice(hub, id);
+      await reload();
     } catch (e) {
       twinMessage.className = "error";
       twinMessage.textContent = e.status === 412 ? `Conflict: the twin changed since this page read it (ETag ${twin.etag}). Reload to see the new twin. ${e.message}` : e.message;
     }
   });
-  // Direct method.
+  return form;
+}
+
+/** The direct method form of a device or module (`base` is its API path). */
+function methodForm(base) {
   const methodName = h("input", { type: "text", required: true });
   const payload = h("textarea", { rows: 4 }, "{}");
   const timeout = h("input", { type: "text", value: "30", size: 4, inputmode: "numeric" });
   const methodResult = h("pre", { "data-field": "method-result", "aria-live": "polite" });
-  const methodForm = h("form", { class: "card", "aria-label": "Direct method" },
+  const form = h("form", { class: "card", "aria-label": "Direct method" },
     field("Method name", methodName), field("Payload (JSON)", payload), field("Response timeout (seconds)", timeout),
     h("button", { type: "submit", class: "primary" }, "Invoke method"), h("h3", {}, "Result"), methodResult);
-  methodForm.addEventListener("submit", async (ev) => {
+  form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    methodResult.textContent = "Waiting for the device…";
+    methodResult.textContent = "Waiting for the answer…";
     let body;
     try { body = { methodName: methodName.value, payload: JSON.parse(payload.value || "null"), responseTimeoutInSeconds: Number(timeout.value) || 30 }; }
     catch (e) { methodResult.textContent = `Payload: ${e.message}`; return; }
-    try { methodResult.textContent = jsonText(await api("POST", `hubs/${enc(hub)}/devices/${enc(id)}/methods`, body)); }
+    try { methodResult.textContent = jsonText(await api("POST", `${base}/methods`, body)); }
     catch (e) { methodResult.textContent = e.message; }
   });
+  return form;
+}
+
+/** A device's modules: links to their pages, "Add module" (SAS, keys generated), delete. */
+function moduleSection(hub, id, modules) {
+  const base = `hubs/${enc(hub)}/devices/${enc(id)}/modules`;
+  const moduleId = h("input", { type: "text", autocomplete: "off" });
+  const message = h("p", { class: "error", role: "alert" });
+  const add = h("form", { class: "toolbar", "aria-label": "Add module" }, field("Module ID", moduleId, true),
+    h("button", { type: "submit" }, "Add module"), message);
+  add.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    message.textContent = "";
+    const mid = moduleId.value.trim();
+    try {
+      await api("PUT", `${base}/${enc(mid)}`, { moduleId: mid, authentication: { type: "sas", symmetricKey: { primaryKey: null, secondaryKey: null } } });
+      toast(`Added module ${mid}`);
+      await showDevice(hub, id);
+    } catch (e) { message.textContent = e.message; }
+  });
+  return h("section", { class: "card", "aria-label": "Modules" },
+    h("table", {}, h("thead", {}, h("tr", {}, ["Module ID", "Connection state", "Authentication type", "Actions"].map((t) => h("th", {}, t)))),
+      h("tbody", {}, modules.length ? modules.map((m) => h("tr", { "data-module": m.moduleId },
+        h("td", {}, h("a", { href: `#/devices/${enc(hub)}/${enc(id)}/modules/${enc(m.moduleId)}` }, m.moduleId)),
+        h("td", {}, m.connectionState), h("td", {}, (m.authentication || {}).type),
+        h("td", {}, h("button", { type: "button", class: "danger", "aria-label": `Delete module ${m.moduleId}`, onclick: () => deleteModule(hub, id, m.moduleId) }, "Delete"))))
+        : h("tr", {}, h("td", { colspan: 4, class: "muted" }, "No modules")))),
+    add);
+}
+
+async function deleteModule(hub, id, moduleId) {
+  if (!confirm(`Delete module ${moduleId} of ${id}?`)) return;
+  await guarded(async () => {
+    await api("DELETE", `hubs/${enc(hub)}/devices/${enc(id)}/modules/${enc(moduleId)}`);
+    toast(`Deleted module ${moduleId}`);
+    const devicePage = `#/devices/${enc(hub)}/${enc(id)}`;
+    if (location.hash !== devicePage) location.hash = devicePage; else await showDevice(hub, id);
+  });
+}
+
+/** A module: its identity with keys, its twin and its direct methods. */
+async function showModule(hub, id, moduleId) {
+  const base = `hubs/${enc(hub)}/devices/${enc(id)}/modules/${enc(moduleId)}`;
+  const m = await api("GET", base);
+  const twin = await api("GET", `${base}/twin`);
+  const keys = (m.authentication || {}).symmetricKey || {};
+  const props = [["Module ID", m.moduleId], ["Device ID", m.deviceId], ["Connection state", m.connectionState],
+    ["Authentication type", (m.authentication || {}).type], ["Primary key", keys.primaryKey], ["Secondary key", keys.secondaryKey]]
+    .filter(([, v]) => v !== undefined && v !== null);
+  render(`Module ${moduleId}`,
+    h("p", {}, h("a", { href: `#/devices/${enc(hub)}/${enc(id)}` }, `← Device ${id}`), ` · hub ${hub}`),
+    h("div", { class: "toolbar" },
+      h("button", { type: "button", class: "danger", onclick: () => deleteModule(hub, id, moduleId) }, "Delete module")),
+    h("dl", { class: "props" }, props.map(([k, v]) => [h("dt", {}, k), h("dd", {}, h("span", { class: "mono", "data-field": k }, v), /key/i.test(k) ? copyButton(v, k.toLowerCase()) : null)])),
+    h("h3", {}, "Module twin"), twinForm(base, twin, () => showModule(hub, id, moduleId)),
+    h("h3", {}, "Direct method"), methodForm(base));
+}
+
+async function showDevice(hub, id) {
+  const d = await api("GET", `hubs/${enc(hub)}/devices/${enc(id)}`);
+  const modules = await api("GET", `hubs/${enc(hub)}/devices/${enc(id)}/modules`);
+  const twin = await api("GET", `hubs/${enc(hub)}/devices/${enc(id)}/twin`);
+  const keys = (d.authentication || {}).symmetricKey || {};
+  const thumbprints = (d.authentication || {}).x509Thumbprint || {};
+  const props = [["Device ID", d.deviceId], ["Status", d.status], ["Connection state", d.connectionState], ["Last activity", d.lastActivityTime || ""],
+    ["Authentication type", (d.authentication || {}).type], ["Primary key", keys.primaryKey], ["Secondary key", keys.secondaryKey],
+    ["Primary thumbprint", thumbprints.primaryThumbprint], ["Secondary thumbprint", thumbprints.secondaryThumbprint]].filter(([, v]) => v !== undefined && v !== null);
+  const base = `hubs/${enc(hub)}/devices/${enc(id)}`;
   // Cloud-to-device message.
   const c2dBody = h("textarea", { rows: 3 });
   const c2dProps = h("textarea", { rows: 3, placeholder: "name=value, one a line" });
@@ -448,10 +544,9 @@ async function showDevice(hub, id) {
       h("button", { type: "button", class: "danger", onclick: () => deleteDevice(hub, id) }, "Delete device"),
       h("a", { href: `#/telemetry?device=${enc(id)}` }, "Live telemetry")),
     h("dl", { class: "props" }, props.map(([k, v]) => [h("dt", {}, k), h("dd", {}, h("span", { class: "mono" }, v), /key/i.test(k) ? copyButton(v, k.toLowerCase()) : null)])),
-    h("h3", {}, `Modules (${modules.length})`),
-    modules.length ? h("ul", {}, modules.map((m) => h("li", {}, `${m.moduleId} — ${m.connectionState}`))) : h("p", { class: "muted" }, "No modules"),
-    h("h3", {}, "Device twin"), twinForm,
-    h("h3", {}, "Direct method"), methodForm,
+    h("h3", {}, `Modules (${modules.length})`), moduleSection(hub, id, modules),
+    h("h3", {}, "Device twin"), twinForm(base, twin, () => showDevice(hub, id)),
+    h("h3", {}, "Direct method"), methodForm(base),
     h("h3", {}, "Message to device"), c2dForm, delivery);
   await refreshDelivery();
 }
@@ -606,7 +701,9 @@ async function route(event) {
         return showEnrollmentList(kind, "");
       }
       case "registrations": return showRegistrations();
-      case "devices": return parts[2] ? showDevice(parts[1], parts[2]) : showDevices();
+      case "devices":
+        if (parts[3] === "modules" && parts[4]) return showModule(parts[1], parts[2], parts[4]);
+        return parts[2] ? showDevice(parts[1], parts[2]) : showDevices();
       case "certificates": return showCertificates();
       case "telemetry": return showTelemetry(new URLSearchParams(query || ""));
       default: render("Not found", h("p", {}, "No such view."));
