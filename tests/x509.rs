@@ -1,6 +1,7 @@
 //! X.509 attestation end to end over MQTT/TLS (issue #4): DPS individual enrollments matched
 //! by certificate, enrollment groups validated against verified CAs using only the chain the
-//! device sent, proof of possession, and hub selfSigned / certificateAuthority devices.
+//! device sent, proof of possession, and hub selfSigned / certificateAuthority devices (a
+//! group's device is selfSigned by the leaf it registered with, as Azure creates it).
 
 use iotemu::Emulator;
 use iotemu::WaitStored;
@@ -187,15 +188,57 @@ async fn group_on_an_intermediate_needs_the_chain_up_to_a_verified_root() {
         Some(true)
     );
 
-    // The hub created it as CA-signed and trusts the chain DPS validated.
+    // As Azure does, the hub knows it as selfSigned by the leaf's SHA-1 and SHA-256.
     let hub_device = emulator.default_hub().device("line-a-007").unwrap();
+    let authentication = &hub_device.to_json(false)["authentication"];
+    let (sha1, sha256) = device.thumbprints();
+    assert_eq!(authentication["type"], "selfSigned");
     assert_eq!(
-        hub_device.to_json(false)["authentication"]["type"],
-        "certificateAuthority"
+        authentication["x509Thumbprint"],
+        json!({ "primaryThumbprint": sha1, "secondaryThumbprint": sha256 })
     );
     let (mut hub, code) = hub_client(&emulator, &device, "line-a-007").await;
     assert_eq!(code, ConnectReturnCode::Success);
     send_one(&mut hub, "line-a-007").await;
+}
+
+#[tokio::test]
+async fn re_registering_a_group_device_with_a_new_leaf_moves_the_hub_to_it() {
+    let root = certs::root_ca("x509 Renewal Root", DAYS).unwrap();
+    let root_ca = root.to_ca().unwrap();
+    let old_leaf = certs::issue_device(&root_ca, "renew-001", DAYS).unwrap();
+    let new_leaf = certs::issue_device(&root_ca, "renew-001", DAYS).unwrap();
+    let fixture = dps_fixture(
+        json!([{ "name": "root", "certificate": root.cert_pem, "isVerified": true }]),
+        json!([]),
+        json!([{ "enrollmentGroupId": "renew", "attestation": { "type": "x509",
+            "x509": { "caReferences": { "primary": "root" } } } }]),
+    );
+    let emulator = emulator_with(&fixture).await;
+    let thumbprints = || {
+        let device = emulator.default_hub().device("renew-001").unwrap();
+        device.to_json(false)["authentication"]["x509Thumbprint"].clone()
+    };
+
+    for leaf in [&old_leaf, &new_leaf] {
+        let (mut client, code) = dps_client(&emulator, leaf, "renew-001").await;
+        assert_eq!(code, ConnectReturnCode::Success);
+        let result = client.register("renew-001").await;
+        assert_eq!(result["status"], "assigned", "{result}");
+        let (sha1, sha256) = leaf.thumbprints();
+        assert_eq!(
+            thumbprints(),
+            json!({ "primaryThumbprint": sha1, "secondaryThumbprint": sha256 })
+        );
+        let (mut hub, code) = hub_client(&emulator, leaf, "renew-001").await;
+        assert_eq!(code, ConnectReturnCode::Success);
+        send_one(&mut hub, "renew-001").await;
+    }
+
+    // The registry now names only the new leaf: the old one, though the same CA signed it,
+    // no longer opens the hub.
+    let (_, code) = hub_client(&emulator, &old_leaf, "renew-001").await;
+    assert_eq!(code, ConnectReturnCode::NotAuthorized);
 }
 
 #[tokio::test]

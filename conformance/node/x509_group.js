@@ -6,8 +6,8 @@
 // 1. a device whose chain comes from an unrelated root with the same names (root, intermediate
 //    and leaf CN all equal to the real ones) registers: refused promptly, nothing provisioned;
 // 2. the real device registers: assigned with device id = CN = registration id, the hub device
-//    authenticates as `certificateAuthority`; it connects with its certificate and one message is
-//    stored (GET /telemetry);
+//    is `selfSigned` with the leaf's thumbprints (as Azure DPS creates a group's device); it
+//    connects with its certificate and one message is stored (GET /telemetry);
 // 3. the rogue chain connects to the hub as that device: refused promptly.
 'use strict';
 
@@ -78,7 +78,18 @@ h.run('x509_group', async (s) => {
   s.step('check the hub device (GET /devices)');
   const { status, body: device } = await h.deviceRecord(expectedDeviceId);
   h.check(status === 200, `GET /devices/${expectedDeviceId} returned ${status}: ${JSON.stringify(device)}`);
-  h.expectEqual('device authentication.type', ((device && device.authentication) || {}).type, 'certificateAuthority');
+  const auth = (device && device.authentication) || {};
+  h.expectEqual('device authentication.type', auth.type, 'selfSigned');
+  // Azure names the device by the leaf it presented: each registered thumbprint is one of its.
+  const { sha1, sha256 } = h.leafThumbprints(deviceCert.cert);
+  const registered = auth.x509Thumbprint || {};
+  const primary = (registered.primaryThumbprint || '').toUpperCase();
+  const secondary = (registered.secondaryThumbprint || '').toUpperCase();
+  h.check(
+    [sha1, sha256].includes(primary) && ['', sha1, sha256].includes(secondary),
+    `device authentication.x509Thumbprint is ${JSON.stringify(registered)}, ` +
+      `not the leaf's SHA-1 ${sha1} / SHA-256 ${sha256}`
+  );
 
   s.step("connect to hub with the device's chain");
   const connectionString = 'HostName=' + result.assignedHub + ';DeviceId=' + result.deviceId + ';x509=true';

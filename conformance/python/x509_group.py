@@ -8,8 +8,8 @@ the SDK sends whatever X509(cert_file=...) holds. In order:
    leaf CN all equal to the real ones) registers: it must be refused promptly, and nothing is
    provisioned;
 2. the real device registers: assigned with device id = CN = registration id, the hub device
-   authenticates as `certificateAuthority`; it connects with its certificate and one message is
-   stored (GET /telemetry);
+   is `selfSigned` with the leaf's thumbprints (as Azure DPS creates a group's device); it
+   connects with its certificate and one message is stored (GET /telemetry);
 3. the rogue chain connects to the hub as that device: refused promptly.
 """
 
@@ -74,7 +74,18 @@ async def main():
     status, device = await harness.device_record(expected_device_id)
     check(status == 200, "GET /devices/{} returned {}: {}".format(expected_device_id, status, device))
     auth = (device or {}).get("authentication") or {}
-    expect_equal("device authentication.type", auth.get("type"), "certificateAuthority")
+    expect_equal("device authentication.type", auth.get("type"), "selfSigned")
+    # Azure names the device by the leaf it presented: each registered thumbprint is one of its.
+    sha1, sha256 = harness.leaf_thumbprints(cert_file)
+    registered = auth.get("x509Thumbprint") or {}
+    primary = (registered.get("primaryThumbprint") or "").upper()
+    secondary = (registered.get("secondaryThumbprint") or "").upper()
+    check(
+        primary in (sha1, sha256) and secondary in ("", sha1, sha256),
+        "device authentication.x509Thumbprint is {!r}, not the leaf's SHA-1 {} / SHA-256 {}".format(
+            registered, sha1, sha256
+        ),
+    )
 
     scenario.step("connect to hub with the device's chain")
     device_client = IoTHubDeviceClient.create_from_x509_certificate(

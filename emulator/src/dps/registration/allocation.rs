@@ -89,8 +89,11 @@ impl Dps {
             EnrollmentRef::Group(id) => {
                 let g = self.group(id)?;
                 let authentication = match &operation.x509 {
-                    Some(x509) => DeviceAuthentication::CertificateAuthority {
-                        provisioning_anchors: x509.anchors.clone(),
+                    // As Azure does: the hub knows a group's device by the leaf it presented
+                    // (SHA-1 and SHA-256 thumbprints), so a new leaf replaces the old one.
+                    Some(x509) => DeviceAuthentication::SelfSigned {
+                        primary_thumbprint: Some(x509.certificate.sha1_thumbprint.clone()),
+                        secondary_thumbprint: Some(x509.certificate.sha256_thumbprint.clone()),
                     },
                     None => {
                         let (primary, secondary) = key_pair(&g.core)?;
