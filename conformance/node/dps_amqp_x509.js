@@ -53,7 +53,8 @@ h.run('dps_amqp_x509', async (s) => {
   }
 
   // Same CN, another key pair: judged when the registration links attach and detached with
-  // amqp:unauthorized-access; register() fails promptly and nothing changes.
+  // amqp:unauthorized-access; register() fails promptly (or, in the SDK's race below, never
+  // returns) and nothing changes.
   const registrationId = h.env('AMQP_REGISTRATION_ID');
   const impostorCert = {
     cert: fs.readFileSync(h.env('IMPOSTOR_CERTIFICATE_FILE')).toString(),
@@ -62,12 +63,32 @@ h.run('dps_amqp_x509', async (s) => {
   for (const transport of dps.TRANSPORTS) {
     s.step(`register ${registrationId} over ${transport} with an impostor certificate (same CN)`);
     const before = await h.registrationRecord(registrationId);
-    const error = await dps.expectRegisterFails(s, transport, new X509Security(registrationId, impostorCert), 'register() with an impostor certificate');
-    const described = dps.describeRegistrationError(error);
-    h.check(
-      /unauthori[sz]ed/i.test(described),
-      `register() with an impostor certificate over ${transport}: expected an authorization error, got ${described}`
-    );
+    const offset = h.logOffset();
+    let error = null;
+    try {
+      error = await dps.expectRegisterFails(s, transport, new X509Security(registrationId, impostorCert), 'register() with an impostor certificate');
+    } catch (err) {
+      // azure-iot-amqp-base 2.5.3 race: when both registration links are refused within about
+      // a millisecond, it enters "disconnecting" with no callback and register() never returns
+      // (seen over AmqpWs; docs/differences.md). What the emulator must do is still checked:
+      // it refused the links and changed nothing.
+      if (!(err instanceof h.ScenarioFailure) || !/\(hang\)/.test(err.message)) throw err;
+      const refused = h
+        .logLinesSince(offset, 'AMQP DPS link refused')
+        .filter((l) => l.includes(`registration="${registrationId}"`));
+      h.check(
+        refused.length > 0,
+        `register() with an impostor certificate over ${transport} hung, and the emulator logged no refused link`
+      );
+      s.info(`${transport}: the SDK never reported the refusal (its race); the emulator refused ${refused.length} link(s)`);
+    }
+    if (error !== null) {
+      const described = dps.describeRegistrationError(error);
+      h.check(
+        /unauthori[sz]ed/i.test(described),
+        `register() with an impostor certificate over ${transport}: expected an authorization error, got ${described}`
+      );
+    }
     const after = await h.registrationRecord(registrationId);
     h.expectEqual('record lastUpdatedDateTimeUtc (unchanged)', after.lastUpdatedDateTimeUtc, before.lastUpdatedDateTimeUtc);
   }
