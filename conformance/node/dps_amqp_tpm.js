@@ -21,11 +21,6 @@
 // once the challenge was answered — so that case is covered by tests/amqp_dps.rs only.)
 'use strict';
 
-const childProcess = require('child_process');
-const fs = require('fs');
-const net = require('net');
-const os = require('os');
-const path = require('path');
 
 const ProvisioningServiceClient = require('azure-iot-provisioning-service').ProvisioningServiceClient;
 const { Amqp, AmqpWs } = require('azure-iot-provisioning-device-amqp');
@@ -36,48 +31,11 @@ const Message = require('azure-iot-device').Message;
 const Mqtt = require('azure-iot-device-mqtt').Mqtt;
 
 const h = require('./harness');
+const { startSwtpm, tpmCall } = require('./swtpm');
 
-const SWTPM_PORT = 2323; // tss.js' fallback "user mode TRM" port (spec/tpm.md Q1)
 const BOUND_MS = 30000;
 const SASL_TPM_ACCEPTED = 'AMQP SASL TPM: DPS registration accepted';
 const ANSWERED_OVER_AMQP = 'DPS request answered over AMQP';
-
-/** Starts swtpm with a fresh state directory; resolves once its data port accepts connections. */
-async function startSwtpm(s) {
-  const state = fs.mkdtempSync(path.join(os.tmpdir(), 'iotemu-swtpm-'));
-  const args = [
-    'socket', '--tpm2',
-    '--server', `type=tcp,port=${SWTPM_PORT},bindaddr=127.0.0.1`,
-    '--ctrl', `type=tcp,port=${SWTPM_PORT + 1},bindaddr=127.0.0.1`,
-    '--tpmstate', `dir=${state}`,
-    '--flags', 'not-need-init,startup-clear',
-  ];
-  s.info('swtpm ' + args.join(' '));
-  const child = childProcess.spawn('swtpm', args, { stdio: ['ignore', 'inherit', 'inherit'] });
-  const spawnError = new Promise((_, reject) => child.on('error', (e) => reject(
-    new h.ScenarioFailure(`cannot start swtpm (Debian package swtpm; conformance/run installs it in CI): ${e.message}`))));
-  process.on('exit', () => {
-    child.kill();
-    fs.rmSync(state, { recursive: true, force: true });
-  });
-  const ready = (async () => {
-    for (let i = 0; i < 100; i++) {
-      const ok = await new Promise((resolve) => {
-        const socket = net.connect(SWTPM_PORT, '127.0.0.1', () => { socket.destroy(); resolve(true); });
-        socket.on('error', () => resolve(false));
-      });
-      if (ok) return;
-      if (child.exitCode !== null) throw new h.ScenarioFailure(`swtpm exited with ${child.exitCode}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new h.ScenarioFailure(`swtpm did not listen on ${SWTPM_PORT} within 10 s`);
-  })();
-  await Promise.race([ready, spawnError]);
-}
-
-function tpmCall(client, method, ...args) {
-  return new Promise((resolve, reject) => client[method](...args, (err, value) => (err ? reject(err) : resolve(value))));
-}
 
 /** Emulator log lines after `offset` containing `needle` whose `registration=` is `registrationId`. */
 function linesFor(offset, needle, registrationId) {
