@@ -121,6 +121,7 @@ enrollment_kind!(
     Group, EnrollmentGroup, id: enrollment_group_id, map: groups, submit: submit_group,
     subject: "Enrollment group", plural: "enrollment groups", is_group: true,
     fn reindex(dps: &Dps, previous: Option<&Self>, current: Option<&Self>) {
+        dps.group_keys.invalidate();
         if let Some(previous) = previous {
             dps.x509_groups.remove(previous);
         }

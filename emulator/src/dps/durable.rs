@@ -72,6 +72,8 @@ impl Dps {
             if settled != Settled::Failed {
                 return;
             }
+            // The map was put back: the keyed groups are rebuilt from it.
+            self.group_keys.invalidate();
             let restored = match (self.groups.get(&key), &before) {
                 (Some(current), Some(before)) => current.core.etag == before.core.etag,
                 (None, None) => true,
@@ -128,6 +130,7 @@ impl Dps {
                 self.groups.insert(key, group);
             }
         }
+        self.group_keys.invalidate();
         let name = dps_collection(REGISTRATIONS);
         for (key, value) in snapshot.take(&name) {
             match restore::<RegistrationRecord>(&name, &key, value)? {

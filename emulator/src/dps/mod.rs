@@ -20,6 +20,7 @@ pub(crate) mod enrollment_attestation;
 pub(crate) mod enrollment_x509;
 pub(crate) mod error;
 mod group_index;
+mod group_keys;
 pub(crate) mod model;
 pub(crate) mod registration;
 pub(crate) mod service;
@@ -27,7 +28,6 @@ pub(crate) mod tpm_challenge;
 pub(crate) mod validate;
 mod webhook_http;
 
-pub(crate) use enrollment_attestation::SymmetricKeys;
 pub(crate) use webhook_http::HttpWebhook;
 
 use std::sync::Arc;
@@ -43,6 +43,7 @@ use custom_allocation::AllocationWebhook;
 use enrollment::{Group, Individual};
 use error::DpsError;
 use group_index::X509GroupIndex;
+use group_keys::GroupKeyIndex;
 use model::{AllocationPolicy, DeviceRegistrationState, EnrollmentGroup, IndividualEnrollment};
 use registration::{Operation, RegistrationRecord};
 use service::Precondition;
@@ -89,6 +90,8 @@ pub struct Dps {
     latest_operation: DashMap<String, String>,
     certificates: CertificateStore,
     x509_groups: X509GroupIndex,
+    /// Symmetric-key groups keyed for the registration hot path.
+    group_keys: GroupKeyIndex,
     default_allocation: AllocationPolicy,
     location: Option<String>,
     /// Where changes are made durable (nowhere unless `--data-dir`).
@@ -121,6 +124,7 @@ impl Dps {
             certificates: CertificateStore::default(),
             persistence: Arc::default(),
             x509_groups: X509GroupIndex::default(),
+            group_keys: GroupKeyIndex::default(),
             default_allocation: AllocationPolicy::Hashed,
             location: None,
             webhook: Arc::new(HttpWebhook),
@@ -244,12 +248,15 @@ impl Dps {
         all
     }
 
-    /// Symmetric-key groups a device might belong to, as (group id, keys) in the order to try
-    /// them: the group it registered through last time first (so a returning device is
-    /// matched with one HMAC), then by group id. This runs over every group for every
-    /// registration through a group, so it copies only ids and keys (not whole groups) and
-    /// sorts by comparing the ids in place.
-    pub fn symmetric_key_groups_for(&self, registration_id: &str) -> Vec<(String, SymmetricKeys)> {
+    /// The symmetric-key group whose derived key made `signature` for `registration_id`
+    /// (`Some(None)`: none did, or the signature is not base64; `None`: there are no
+    /// symmetric-key groups). The group the
+    /// device verified against last time, or registered through, is tried first.
+    pub(crate) fn symmetric_key_group_for(
+        &self,
+        registration_id: &str,
+        signature: Option<&crate::auth::sas::SignatureCheck<'_>>,
+    ) -> Option<Option<String>> {
         let previous = self
             .registrations
             .get(&registration_id.to_ascii_lowercase())
@@ -257,24 +264,12 @@ impl Dps {
                 EnrollmentRef::Group(g) => Some(g.clone()),
                 EnrollmentRef::Individual(_) => None,
             });
-        let mut groups: Vec<(String, SymmetricKeys)> = self
-            .groups
-            .iter()
-            .filter_map(|g| {
-                let keys = g.core.attestation.symmetric_keys()?;
-                Some((g.enrollment_group_id.clone(), keys.clone()))
-            })
-            .collect();
-        groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        if let Some(previous) = previous
-            && let Some(at) = groups
-                .iter()
-                .position(|(id, _)| id.eq_ignore_ascii_case(&previous))
-            && let Some(up_to_previous) = groups.get_mut(..=at)
-        {
-            up_to_previous.rotate_right(1);
-        }
-        groups
+        self.group_keys.find(
+            &self.groups,
+            registration_id,
+            previous.as_deref(),
+            signature,
+        )
     }
 
     /// Creates or replaces an individual enrollment; missing symmetric keys are generated and
