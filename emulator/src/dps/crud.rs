@@ -146,6 +146,13 @@ impl Dps {
         Ok(entity)
     }
 
+    /// Stores a fixture's enrollment or group, parsed and checked when the fixtures were
+    /// loaded (against the same hubs and CA certificates), without parsing it again.
+    pub(crate) fn seed<E: EnrollmentKind>(&self, entity: E) -> Result<(), DpsError> {
+        self.write(entity, Precondition::Unconditional)?.wait()?;
+        Ok(())
+    }
+
     /// Stores an entity under `precondition`, with a new etag and timestamps
     /// (`createdDateTimeUtc` kept from the entity it replaces). Returns what was stored.
     pub(crate) fn write<E: EnrollmentKind>(

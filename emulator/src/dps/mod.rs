@@ -237,15 +237,26 @@ impl Dps {
     /// Every individual enrollment, by registration id, as JSON models.
     pub fn enrollments(&self) -> Vec<IndividualEnrollment> {
         let mut all: Vec<_> = self.enrollments.iter().map(|e| e.to_wire()).collect();
-        all.sort_by(|a, b| a.registration_id.cmp(&b.registration_id));
+        // By key: sorting the large wire structs moves them around; the keys sort in place.
+        all.sort_by_cached_key(|e| e.registration_id.clone());
         all
     }
 
     /// Every enrollment group, by id, as JSON models.
     pub fn enrollment_groups(&self) -> Vec<EnrollmentGroup> {
         let mut all: Vec<_> = self.groups.iter().map(|g| g.to_wire()).collect();
-        all.sort_by(|a, b| a.enrollment_group_id.cmp(&b.enrollment_group_id));
+        all.sort_by_cached_key(|g| g.enrollment_group_id.clone());
         all
+    }
+
+    /// How many individual enrollments there are (without rendering them).
+    pub fn enrollment_count(&self) -> usize {
+        self.enrollments.len()
+    }
+
+    /// How many enrollment groups there are.
+    pub fn group_count(&self) -> usize {
+        self.groups.len()
     }
 
     /// The symmetric-key group whose derived key made `signature` for `registration_id`
