@@ -155,11 +155,15 @@ impl Dps {
         Ok(entity)
     }
 
-    /// Stores a fixture's enrollment or group, parsed and checked when the fixtures were
-    /// loaded (against the same hubs and CA certificates), without parsing it again.
-    pub(crate) fn seed<E: EnrollmentKind>(&self, entity: E) -> Result<(), DpsError> {
-        self.store(entity, Precondition::Unconditional, |_| ())?
-            .wait()?;
+    /// Stores a fixture's enrollments or groups, parsed and checked when the fixtures were
+    /// loaded (against the same hubs and CA certificates), without parsing them again; they
+    /// are all written at the same instant.
+    pub(crate) fn seed<E: EnrollmentKind>(&self, entities: Vec<E>) -> Result<(), DpsError> {
+        let now = utc_timestamp(SystemTime::now());
+        for entity in entities {
+            self.store(entity, Precondition::Unconditional, now.clone(), |_| ())?
+                .wait()?;
+        }
         Ok(())
     }
 
@@ -170,7 +174,12 @@ impl Dps {
         entity: E,
         precondition: Precondition<'_>,
     ) -> Result<Pending<'_, E>, DpsError> {
-        self.store(entity, precondition, E::clone)
+        self.store(
+            entity,
+            precondition,
+            utc_timestamp(SystemTime::now()),
+            E::clone,
+        )
     }
 
     /// [`Dps::write`], returning `stored(what was stored)` (a copy for callers that answer
@@ -179,10 +188,10 @@ impl Dps {
         &self,
         mut entity: E,
         precondition: Precondition<'_>,
+        now: String,
         stored_copy: impl FnOnce(&E) -> R,
     ) -> Result<Pending<'_, R>, DpsError> {
         let subject = Subject::<E>(entity.id().to_owned(), std::marker::PhantomData);
-        let now = utc_timestamp(SystemTime::now());
         let etag = etag::enrollment();
         // Checked, submitted and published under the entry's lock: of two writers with the
         // same If-Match only one can win, and the store sees them in the map's order.

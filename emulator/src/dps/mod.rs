@@ -145,6 +145,14 @@ impl Dps {
         self
     }
 
+    /// Room for this many enrollments and groups (a large fixture's), so seeding them does not
+    /// grow and rehash the maps over and over.
+    pub fn with_capacity(mut self, enrollments: usize, groups: usize) -> Dps {
+        self.enrollments = DashMap::with_capacity(enrollments);
+        self.groups = DashMap::with_capacity(groups);
+        self
+    }
+
     /// CA certificates uploaded to this DPS instance.
     pub fn certificates(&self) -> &CertificateStore {
         &self.certificates

@@ -26,13 +26,10 @@ pub(super) fn load_fixtures(
                 .map_err(|e| fixture_error(&format!("hub certificate '{}': {e}", entry.name)))?;
         }
     }
-    for enrollment in std::mem::take(&mut fixtures.enrollments) {
-        dps.seed(enrollment)
-            .map_err(|e| fixture_error(e.message()))?;
-    }
-    for group in std::mem::take(&mut fixtures.enrollment_groups) {
-        dps.seed(group).map_err(|e| fixture_error(e.message()))?;
-    }
+    dps.seed(std::mem::take(&mut fixtures.enrollments))
+        .map_err(|e| fixture_error(e.message()))?;
+    dps.seed(std::mem::take(&mut fixtures.enrollment_groups))
+        .map_err(|e| fixture_error(e.message()))?;
     Ok(())
 }
 
