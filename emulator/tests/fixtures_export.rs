@@ -248,7 +248,7 @@ async fn the_library_export_pages_through_the_service_api() {
         ("0ne00000A0A", "localhost")
     );
     let loaded = export.check().expect("loads as is");
-    assert_eq!(loaded.enrollments.len(), 131);
+    assert_eq!(loaded.enrollment_count(), 131);
 }
 
 /// Registers through the domain exactly as a transport would; the final state.

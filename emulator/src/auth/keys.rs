@@ -1,8 +1,12 @@
 //! Symmetric keys: validated base64 key material, and the device keys DPS derives for
-//! members of a symmetric-key enrollment group (protocol.md §1.5).
+//! members of a symmetric-key enrollment group (protocol.md §1.5). [`GroupKeyDeriver`] keeps a
+//! group key's HMAC state keyed once, because a first registration through a group derives a
+//! key from every candidate group's key.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 use super::sas::hmac_sha256;
 
@@ -73,9 +77,68 @@ impl SymmetricKey {
     }
 }
 
+/// A group key with its HMAC-SHA256 state already keyed (the ipad and opad blocks hashed):
+/// deriving a device key clones that state instead of hashing the key again, two SHA-256
+/// blocks fewer per derivation.
+#[derive(Clone)]
+pub(crate) struct GroupKeyDeriver {
+    keyed: Hmac<Sha256>,
+}
+
+impl std::fmt::Debug for GroupKeyDeriver {
+    // Key material never ends up in logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GroupKeyDeriver")
+    }
+}
+
+impl GroupKeyDeriver {
+    pub(crate) fn new(group_key: &SymmetricKey) -> GroupKeyDeriver {
+        GroupKeyDeriver {
+            // HMAC takes keys of any length; a `SymmetricKey` is 16 to 64 bytes anyway.
+            keyed: <Hmac<Sha256> as Mac>::new_from_slice(&group_key.bytes)
+                .unwrap_or_else(|_| unreachable_key_length()),
+        }
+    }
+
+    /// The raw device key, as [`SymmetricKey::derive_device_key`] computes it.
+    pub(crate) fn derive(&self, registration_id: &str) -> [u8; 32] {
+        let mut mac = self.keyed.clone();
+        mac.update(registration_id.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+}
+
+/// `Hmac::new_from_slice` refuses no key length (RFC 2104 hashes long keys, pads short ones).
+#[cold]
+fn unreachable_key_length() -> Hmac<Sha256> {
+    <Hmac<Sha256> as hmac::digest::KeyInit>::new(&Default::default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_keyed_deriver_agrees_with_derive_device_key() {
+        for group in [
+            "8isrFI1sGsIlvvFSSFRiMfCNzv21fjbE/+ah/lSh3lF8e2YG1Te7w1KpZhJFFXJrqYKi9yegxkqIChbqOS9Egw==",
+            "MDEyMzQ1Njc4OWFiY2RlZg==",
+        ] {
+            let group = SymmetricKey::from_base64(group).unwrap();
+            let deriver = GroupKeyDeriver::new(&group);
+            for id in [
+                "a",
+                "sn-007-888-abc-mac-a1-b2-c3-d4-e5-f6",
+                &"x".repeat(128),
+            ] {
+                assert_eq!(
+                    deriver.derive(id).as_slice(),
+                    group.derive_device_key(id).as_bytes()
+                );
+            }
+        }
+    }
 
     #[test]
     fn derives_the_documented_device_keys() {

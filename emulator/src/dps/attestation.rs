@@ -156,25 +156,14 @@ fn registration_by_token(
         };
     }
 
-    // Nothing in a token names its group, so every symmetric-key group is tried (the group
-    // this device registered through last time first). The signature is decoded once, and a
-    // group's secondary key is derived only when its primary does not verify.
-    let groups = dps.symmetric_key_groups_for(registration_id);
-    if groups.is_empty() {
-        return Err(AuthError::UnknownRegistration(registration_id.to_owned()));
+    // Nothing in a token names its group, so the symmetric-key groups are tried (the
+    // group this device verified against last time first); the signature is decoded once.
+    let signature = token.signature_check();
+    match dps.symmetric_key_group_for(registration_id, signature.as_ref()) {
+        None => Err(AuthError::UnknownRegistration(registration_id.to_owned())),
+        Some(None) => Err(SasError::BadSignature.into()),
+        Some(Some(group_id)) => Ok(identity(EnrollmentRef::Group(group_id))),
     }
-    let Some(signature) = token.signature_check() else {
-        return Err(SasError::BadSignature.into());
-    };
-    for (group_id, keys) in groups {
-        let signed = keys.keys().iter().any(|group_key| {
-            signature.signed_with(group_key.derive_device_key(registration_id).as_bytes())
-        });
-        if signed {
-            return Ok(identity(EnrollmentRef::Group(group_id)));
-        }
-    }
-    Err(SasError::BadSignature.into())
 }
 
 /// DPS X.509: the leaf's CN must be the registration id; an individual enrollment decides

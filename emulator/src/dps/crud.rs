@@ -42,7 +42,7 @@ pub(crate) trait EnrollmentKind:
     fn submit<'d>(
         dps: &'d Dps,
         key: &str,
-        before: Option<Self>,
+        before: Option<&Self>,
         after: Option<&Self>,
     ) -> Result<Pending<'d, ()>, DpsError>;
     /// Keeps indexes over the collection in step with a change of one entity.
@@ -102,7 +102,7 @@ macro_rules! enrollment_kind {
             fn submit<'d>(
                 dps: &'d Dps,
                 key: &str,
-                before: Option<Self>,
+                before: Option<&Self>,
                 after: Option<&Self>,
             ) -> Result<Pending<'d, ()>, DpsError> {
                 dps.$submit(key, before, after)
@@ -121,6 +121,7 @@ enrollment_kind!(
     Group, EnrollmentGroup, id: enrollment_group_id, map: groups, submit: submit_group,
     subject: "Enrollment group", plural: "enrollment groups", is_group: true,
     fn reindex(dps: &Dps, previous: Option<&Self>, current: Option<&Self>) {
+        dps.group_keys.invalidate();
         if let Some(previous) = previous {
             dps.x509_groups.remove(previous);
         }
@@ -129,6 +130,15 @@ enrollment_kind!(
         }
     },
 );
+
+/// `Enrollment 'x'` / `Enrollment group 'x'`, rendered only when an error names it.
+struct Subject<E>(String, std::marker::PhantomData<E>);
+
+impl<E: EnrollmentKind> std::fmt::Display for Subject<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} '{}'", E::SUBJECT, self.0)
+    }
+}
 
 /// `Enrollment 'x' not found` / `Enrollment group 'x' not found`.
 pub(crate) fn not_found<E: EnrollmentKind>(id: &str) -> DpsError {
@@ -145,15 +155,43 @@ impl Dps {
         Ok(entity)
     }
 
+    /// Stores a fixture's enrollments or groups, parsed and checked when the fixtures were
+    /// loaded (against the same hubs and CA certificates), without parsing them again; they
+    /// are all written at the same instant.
+    pub(crate) fn seed<E: EnrollmentKind>(&self, entities: Vec<E>) -> Result<(), DpsError> {
+        let now = utc_timestamp(SystemTime::now());
+        for entity in entities {
+            self.store(entity, Precondition::Unconditional, now.clone(), |_| ())?
+                .wait()?;
+        }
+        Ok(())
+    }
+
     /// Stores an entity under `precondition`, with a new etag and timestamps
     /// (`createdDateTimeUtc` kept from the entity it replaces). Returns what was stored.
     pub(crate) fn write<E: EnrollmentKind>(
         &self,
-        mut entity: E,
+        entity: E,
         precondition: Precondition<'_>,
     ) -> Result<Pending<'_, E>, DpsError> {
-        let subject = format!("{} '{}'", E::SUBJECT, entity.id());
-        let now = utc_timestamp(SystemTime::now());
+        self.store(
+            entity,
+            precondition,
+            utc_timestamp(SystemTime::now()),
+            E::clone,
+        )
+    }
+
+    /// [`Dps::write`], returning `stored(what was stored)` (a copy for callers that answer
+    /// with it, nothing for seeding).
+    fn store<E: EnrollmentKind, R>(
+        &self,
+        mut entity: E,
+        precondition: Precondition<'_>,
+        now: String,
+        stored_copy: impl FnOnce(&E) -> R,
+    ) -> Result<Pending<'_, R>, DpsError> {
+        let subject = Subject::<E>(entity.id().to_owned(), std::marker::PhantomData);
         let etag = etag::enrollment();
         // Checked, submitted and published under the entry's lock: of two writers with the
         // same If-Match only one can win, and the store sees them in the map's order.
@@ -167,21 +205,23 @@ impl Dps {
                     .clone()
                     .unwrap_or_else(|| now.clone());
                 entity.core_mut().stamp(etag, now, created);
-                let pending = E::submit(self, &key, Some(stored.get().clone()), Some(&entity))?;
-                let previous = stored.insert(entity.clone());
-                E::reindex(self, Some(&previous), Some(&entity));
-                pending
+                let pending = E::submit(self, &key, Some(stored.get()), Some(&entity))?;
+                let result = stored_copy(&entity);
+                let previous = stored.insert(entity);
+                E::reindex(self, Some(&previous), Some(stored.get()));
+                pending.map(|()| result)
             }
             Entry::Vacant(slot) => {
                 precondition.check(None, &subject)?;
                 entity.core_mut().stamp(etag, now.clone(), now);
                 let pending = E::submit(self, &key, None, Some(&entity))?;
-                slot.insert(entity.clone());
-                E::reindex(self, None, Some(&entity));
-                pending
+                let result = stored_copy(&entity);
+                let inserted = slot.insert(entity);
+                E::reindex(self, None, Some(inserted.value()));
+                pending.map(|()| result)
             }
         };
-        Ok(pending.map(|()| entity))
+        Ok(pending)
     }
 
     /// Deletes the entity stored under `id` (any case) if `precondition` allows.
@@ -196,7 +236,7 @@ impl Dps {
             Entry::Occupied(stored) => {
                 let subject = format!("{} '{id}'", E::SUBJECT);
                 precondition.check(Some(stored.get().core().etag.as_deref()), &subject)?;
-                let pending = E::submit(self, &key, Some(stored.get().clone()), None)?;
+                let pending = E::submit(self, &key, Some(stored.get()), None)?;
                 let (_, previous) = stored.remove_entry();
                 E::reindex(self, Some(&previous), None);
                 Ok(pending)

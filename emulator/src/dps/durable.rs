@@ -32,19 +32,23 @@ impl Dps {
     }
 
     /// Submits the new state of an individual enrollment (`None`: deleted); see
-    /// [`Persistence::submit_entry`] for the caller's part.
+    /// [`Persistence::submit_entry`] for the caller's part. Nothing is copied or encoded
+    /// while changes are not kept (in memory, or while the fixtures are seeded).
     pub(super) fn submit_enrollment(
         &self,
         key: &str,
-        before: Option<Individual>,
+        before: Option<&Individual>,
         after: Option<&Individual>,
     ) -> Result<Pending<'_, ()>, DpsError> {
+        if !self.persistence.keeps() {
+            return Ok(Pending::ready(()));
+        }
         Ok(self.persistence.submit_entry(
             &dps_collection(ENROLLMENTS),
             key,
             &self.enrollments,
             key.to_owned(),
-            before,
+            before.cloned(),
             after,
         )?)
     }
@@ -54,9 +58,13 @@ impl Dps {
     pub(super) fn submit_group(
         &self,
         key: &str,
-        before: Option<Group>,
+        before: Option<&Group>,
         after: Option<&Group>,
     ) -> Result<Pending<'_, ()>, DpsError> {
+        if !self.persistence.keeps() {
+            return Ok(Pending::ready(()));
+        }
+        let before = before.cloned();
         let pending = self.persistence.submit_entry(
             &dps_collection(GROUPS),
             key,
@@ -72,6 +80,8 @@ impl Dps {
             if settled != Settled::Failed {
                 return;
             }
+            // The map was put back: the keyed groups are rebuilt from it.
+            self.group_keys.invalidate();
             let restored = match (self.groups.get(&key), &before) {
                 (Some(current), Some(before)) => current.core.etag == before.core.etag,
                 (None, None) => true,
@@ -92,15 +102,18 @@ impl Dps {
     pub(super) fn submit_registration(
         &self,
         key: &str,
-        before: Option<RegistrationRecord>,
+        before: Option<&RegistrationRecord>,
         after: Option<&RegistrationRecord>,
     ) -> Result<Pending<'_, ()>, DpsError> {
+        if !self.persistence.keeps() {
+            return Ok(Pending::ready(()));
+        }
         Ok(self.persistence.submit_entry(
             &dps_collection(REGISTRATIONS),
             key,
             &self.registrations,
             key.to_owned(),
-            before,
+            before.cloned(),
             after,
         )?)
     }
@@ -128,6 +141,7 @@ impl Dps {
                 self.groups.insert(key, group);
             }
         }
+        self.group_keys.invalidate();
         let name = dps_collection(REGISTRATIONS);
         for (key, value) in snapshot.take(&name) {
             match restore::<RegistrationRecord>(&name, &key, value)? {

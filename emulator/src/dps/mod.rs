@@ -20,6 +20,7 @@ pub(crate) mod enrollment_attestation;
 pub(crate) mod enrollment_x509;
 pub(crate) mod error;
 mod group_index;
+mod group_keys;
 pub(crate) mod model;
 pub(crate) mod registration;
 pub(crate) mod service;
@@ -27,7 +28,6 @@ pub(crate) mod tpm_challenge;
 pub(crate) mod validate;
 mod webhook_http;
 
-pub(crate) use enrollment_attestation::SymmetricKeys;
 pub(crate) use webhook_http::HttpWebhook;
 
 use std::sync::Arc;
@@ -43,6 +43,7 @@ use custom_allocation::AllocationWebhook;
 use enrollment::{Group, Individual};
 use error::DpsError;
 use group_index::X509GroupIndex;
+use group_keys::GroupKeyIndex;
 use model::{AllocationPolicy, DeviceRegistrationState, EnrollmentGroup, IndividualEnrollment};
 use registration::{Operation, RegistrationRecord};
 use service::Precondition;
@@ -89,6 +90,8 @@ pub struct Dps {
     latest_operation: DashMap<String, String>,
     certificates: CertificateStore,
     x509_groups: X509GroupIndex,
+    /// Symmetric-key groups keyed for the registration hot path.
+    group_keys: GroupKeyIndex,
     default_allocation: AllocationPolicy,
     location: Option<String>,
     /// Where changes are made durable (nowhere unless `--data-dir`).
@@ -121,6 +124,7 @@ impl Dps {
             certificates: CertificateStore::default(),
             persistence: Arc::default(),
             x509_groups: X509GroupIndex::default(),
+            group_keys: GroupKeyIndex::default(),
             default_allocation: AllocationPolicy::Hashed,
             location: None,
             webhook: Arc::new(HttpWebhook),
@@ -138,6 +142,14 @@ impl Dps {
     pub fn with_allocation(mut self, default: AllocationPolicy, location: Option<String>) -> Dps {
         self.default_allocation = default;
         self.location = location;
+        self
+    }
+
+    /// Room for this many enrollments and groups (a large fixture's), so seeding them does not
+    /// grow and rehash the maps over and over.
+    pub fn with_capacity(mut self, enrollments: usize, groups: usize) -> Dps {
+        self.enrollments = DashMap::with_capacity(enrollments);
+        self.groups = DashMap::with_capacity(groups);
         self
     }
 
@@ -233,23 +245,37 @@ impl Dps {
     /// Every individual enrollment, by registration id, as JSON models.
     pub fn enrollments(&self) -> Vec<IndividualEnrollment> {
         let mut all: Vec<_> = self.enrollments.iter().map(|e| e.to_wire()).collect();
-        all.sort_by(|a, b| a.registration_id.cmp(&b.registration_id));
+        // By key: sorting the large wire structs moves them around; the keys sort in place.
+        all.sort_by_cached_key(|e| e.registration_id.clone());
         all
     }
 
     /// Every enrollment group, by id, as JSON models.
     pub fn enrollment_groups(&self) -> Vec<EnrollmentGroup> {
         let mut all: Vec<_> = self.groups.iter().map(|g| g.to_wire()).collect();
-        all.sort_by(|a, b| a.enrollment_group_id.cmp(&b.enrollment_group_id));
+        all.sort_by_cached_key(|g| g.enrollment_group_id.clone());
         all
     }
 
-    /// Symmetric-key groups a device might belong to, as (group id, keys) in the order to try
-    /// them: the group it registered through last time first (so a returning device is
-    /// matched with one HMAC), then by group id. This runs over every group for every
-    /// registration through a group, so it copies only ids and keys (not whole groups) and
-    /// sorts by comparing the ids in place.
-    pub fn symmetric_key_groups_for(&self, registration_id: &str) -> Vec<(String, SymmetricKeys)> {
+    /// How many individual enrollments there are (without rendering them).
+    pub fn enrollment_count(&self) -> usize {
+        self.enrollments.len()
+    }
+
+    /// How many enrollment groups there are.
+    pub fn group_count(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// The symmetric-key group whose derived key made `signature` for `registration_id`
+    /// (`Some(None)`: none did, or the signature is not base64; `None`: there are no
+    /// symmetric-key groups). The group the
+    /// device verified against last time, or registered through, is tried first.
+    pub(crate) fn symmetric_key_group_for(
+        &self,
+        registration_id: &str,
+        signature: Option<&crate::auth::sas::SignatureCheck<'_>>,
+    ) -> Option<Option<String>> {
         let previous = self
             .registrations
             .get(&registration_id.to_ascii_lowercase())
@@ -257,24 +283,12 @@ impl Dps {
                 EnrollmentRef::Group(g) => Some(g.clone()),
                 EnrollmentRef::Individual(_) => None,
             });
-        let mut groups: Vec<(String, SymmetricKeys)> = self
-            .groups
-            .iter()
-            .filter_map(|g| {
-                let keys = g.core.attestation.symmetric_keys()?;
-                Some((g.enrollment_group_id.clone(), keys.clone()))
-            })
-            .collect();
-        groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        if let Some(previous) = previous
-            && let Some(at) = groups
-                .iter()
-                .position(|(id, _)| id.eq_ignore_ascii_case(&previous))
-            && let Some(up_to_previous) = groups.get_mut(..=at)
-        {
-            up_to_previous.rotate_right(1);
-        }
-        groups
+        self.group_keys.find(
+            &self.groups,
+            registration_id,
+            previous.as_deref(),
+            signature,
+        )
     }
 
     /// Creates or replaces an individual enrollment; missing symmetric keys are generated and

@@ -101,6 +101,7 @@ fn build_dps(
             .unwrap_or(AllocationPolicy::Hashed),
         fixtures.dps.location.clone(),
     )
+    .with_capacity(fixtures.enrollment_count(), fixtures.group_count())
     .with_persistence(persistence.clone()))
 }
 

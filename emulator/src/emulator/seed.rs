@@ -5,7 +5,12 @@
 use super::domain::Domain;
 use crate::fixtures::{FixtureError, FixtureSet};
 
-pub(super) fn load_fixtures(domain: &Domain, fixtures: &FixtureSet) -> Result<(), FixtureError> {
+/// The enrollments and groups are moved out of `fixtures` into the domain: they were parsed
+/// and checked when the fixtures were loaded, and are stored as they are.
+pub(super) fn load_fixtures(
+    domain: &Domain,
+    fixtures: &mut FixtureSet,
+) -> Result<(), FixtureError> {
     let dps = &domain.dps;
     for entry in &fixtures.dps.certificates {
         dps.certificates()
@@ -21,14 +26,10 @@ pub(super) fn load_fixtures(domain: &Domain, fixtures: &FixtureSet) -> Result<()
                 .map_err(|e| fixture_error(&format!("hub certificate '{}': {e}", entry.name)))?;
         }
     }
-    for enrollment in fixtures.enrollments.iter().cloned() {
-        dps.create_or_update_enrollment(enrollment)
-            .map_err(|e| fixture_error(e.message()))?;
-    }
-    for group in fixtures.enrollment_groups.iter().cloned() {
-        dps.create_or_update_enrollment_group(group)
-            .map_err(|e| fixture_error(e.message()))?;
-    }
+    dps.seed(std::mem::take(&mut fixtures.enrollments))
+        .map_err(|e| fixture_error(e.message()))?;
+    dps.seed(std::mem::take(&mut fixtures.enrollment_groups))
+        .map_err(|e| fixture_error(e.message()))?;
     Ok(())
 }
 

@@ -94,10 +94,10 @@ impl Starting {
             readiness,
             shutdown,
         } = self;
-        let fixtures = FixtureSet::load(&builder.fixtures)?;
+        let mut fixtures = FixtureSet::load(&builder.fixtures)?;
         let persistence = super::domain::open_store(&builder)?;
         let domain = Domain::build(&builder, &fixtures, &persistence)?;
-        super::seed::load_fixtures(&domain, &fixtures)?;
+        super::seed::load_fixtures(&domain, &mut fixtures)?;
         let names = server_names(&builder, &fixtures);
         // The stored state goes over the fixtures; then changes start being saved.
         let tls = restore::restore(&domain, &persistence, &names).await?;

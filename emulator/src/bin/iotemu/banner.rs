@@ -77,8 +77,8 @@ fn print_services(emulator: &Emulator) {
     let dps = emulator.dps();
     println!(
         "  Enrollments:     {} individual, {} group(s)",
-        dps.enrollments().len(),
-        dps.enrollment_groups().len()
+        dps.enrollment_count(),
+        dps.group_count()
     );
 }
 

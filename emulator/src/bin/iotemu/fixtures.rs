@@ -38,8 +38,8 @@ fn validate(files: &[PathBuf]) -> ExitCode {
                 set.dps.host_name,
                 set.dps.id_scope,
                 set.hubs.len(),
-                set.enrollments.len(),
-                set.enrollment_groups.len()
+                set.enrollment_count(),
+                set.group_count()
             );
             ExitCode::SUCCESS
         }

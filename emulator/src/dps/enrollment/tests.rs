@@ -80,3 +80,37 @@ fn what_each_kind_refuses() {
     .unwrap_err();
     assert_eq!(no_hub.path, "iotHubs");
 }
+
+/// The nesting check looks only at the free-form values, each from its depth in the model; it
+/// must decide exactly as checking the whole rendered model does.
+#[test]
+fn free_form_nesting_is_decided_as_on_the_whole_model() {
+    let nested = |levels: usize| (0..levels).fold(json!(1), |v, _| json!([v]));
+    let whole_model_ok =
+        |value: &Value| validate::nesting_within(value, validate::MAX_FREE_FORM_DEPTH);
+    let symmetric =
+        json!({"type": "symmetricKey", "symmetricKey": {"primaryKey": KEY, "secondaryKey": KEY}});
+    for levels in 26..36 {
+        let deep = nested(levels);
+        let x509 = json!({"type": "x509", "x509": {"signingCertificates": {
+            "primary": {"info": {"subjectName": deep.clone()}}}}});
+        let cases = [
+            json!({"registrationId": "r", "attestation": symmetric, "unknownField": deep.clone()}),
+            json!({"registrationId": "r", "attestation": symmetric,
+                "registrationState": {"registrationId": "r", "status": "assigned", "payload": deep.clone()}}),
+            json!({"enrollmentGroupId": "g", "attestation": x509}),
+            json!({"enrollmentGroupId": "g", "attestation": symmetric, "other": {"k": deep.clone()}}),
+        ];
+        for case in cases {
+            let expected = whole_model_ok(&case);
+            let nesting_refused =
+                |r: Result<(), Invalid>| r.is_err_and(|e| e.to_string().contains("nested deeper"));
+            let refused = if case.get("registrationId").is_some() {
+                nesting_refused(individual(case.clone()).map(drop))
+            } else {
+                nesting_refused(group(case.clone()).map(drop))
+            };
+            assert_eq!(!refused, expected, "{levels} levels: {case}");
+        }
+    }
+}

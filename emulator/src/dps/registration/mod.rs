@@ -362,13 +362,6 @@ impl Dps {
         outcome: DeviceRegistrationState,
         initial_hub: Option<String>,
     ) -> Result<Pending<'_, ()>, DpsError> {
-        tracing::info!(
-            registration_id = %outcome.registration_id,
-            status = ?outcome.status,
-            assigned_hub = outcome.assigned_hub.as_deref().unwrap_or("-"),
-            device_id = outcome.device_id.as_deref().unwrap_or("-"),
-            "registration completed"
-        );
         let record = RegistrationRecord {
             state: outcome,
             enrollment: operation.enrollment.clone(),
@@ -377,17 +370,38 @@ impl Dps {
         let key = &operation.registration_key;
         Ok(match self.registrations.entry(key.clone()) {
             Entry::Occupied(mut stored) => {
-                let pending =
-                    self.submit_registration(key, Some(stored.get().clone()), Some(&record))?;
+                log_outcome(Some(&stored.get().state), &record.state);
+                let pending = self.submit_registration(key, Some(stored.get()), Some(&record))?;
                 stored.insert(record);
                 pending
             }
             Entry::Vacant(slot) => {
+                log_outcome(None, &record.state);
                 let pending = self.submit_registration(key, None, Some(&record))?;
                 slot.insert(record);
                 pending
             }
         })
+    }
+}
+
+/// One INFO line when a registration changes what the device is (its first outcome, another
+/// status, hub or device id); a device registering again to the same outcome is logged at
+/// DEBUG, so a fleet re-registering after a restart does not flood the log.
+fn log_outcome(previous: Option<&DeviceRegistrationState>, outcome: &DeviceRegistrationState) {
+    let changed = previous.is_none_or(|p| {
+        p.status != outcome.status
+            || p.assigned_hub != outcome.assigned_hub
+            || p.device_id != outcome.device_id
+    });
+    let hub = outcome.assigned_hub.as_deref().unwrap_or("-");
+    let device = outcome.device_id.as_deref().unwrap_or("-");
+    if changed {
+        tracing::info!(registration_id = %outcome.registration_id, status = ?outcome.status,
+            assigned_hub = hub, device_id = device, "registration completed");
+    } else {
+        tracing::debug!(registration_id = %outcome.registration_id, status = ?outcome.status,
+            assigned_hub = hub, device_id = device, "registration completed (unchanged)");
     }
 }
 

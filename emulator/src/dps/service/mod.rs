@@ -123,8 +123,13 @@ impl Precondition<'_> {
         if_match.map_or(Precondition::Unconditional, Precondition::IfMatch)
     }
 
-    /// `stored` is `None` when nothing is stored, else the stored entity's etag.
-    pub(super) fn check(self, stored: Option<Option<&str>>, subject: &str) -> Result<(), DpsError> {
+    /// `stored` is `None` when nothing is stored, else the stored entity's etag. `subject`
+    /// names the entity in an error, and is only rendered for one.
+    pub(super) fn check(
+        self,
+        stored: Option<Option<&str>>,
+        subject: &dyn std::fmt::Display,
+    ) -> Result<(), DpsError> {
         let mismatch = || {
             DpsError::precondition_failed(format!(
                 "{subject}: the etag does not match the current one"
@@ -336,7 +341,7 @@ impl Dps {
                     Some(stored.get().state.etag.as_deref()),
                     &format!("Registration '{id}'"),
                 )?;
-                let pending = self.submit_registration(&key, Some(stored.get().clone()), None)?;
+                let pending = self.submit_registration(&key, Some(stored.get()), None)?;
                 stored.remove();
                 Ok(pending)
             }
