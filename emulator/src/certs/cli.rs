@@ -349,7 +349,11 @@ async fn verify(
         None => "DPS".to_owned(),
     };
     if outcome.uploaded {
-        let _ = writeln!(report, "uploaded '{}' to {place} as '{name}'", ca.common_name());
+        let _ = writeln!(
+            report,
+            "uploaded '{}' to {place} as '{name}'",
+            ca.common_name()
+        );
     }
     match &outcome.verification_code {
         Some(code) => {

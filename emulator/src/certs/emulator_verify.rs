@@ -70,11 +70,11 @@ pub async fn verify_with_emulator(
     let (_, sha256) = super::thumbprints(ca.cert_der());
 
     let listed = client.call("GET", &base, None).await?;
-    let existing = listed
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(name)));
+    let existing = listed.as_array().into_iter().flatten().find(|c| {
+        c["name"]
+            .as_str()
+            .is_some_and(|n| n.eq_ignore_ascii_case(name))
+    });
     let uploaded = match existing {
         Some(certificate) => {
             let properties = &certificate["properties"];
@@ -171,11 +171,20 @@ impl<'t> ControlClient<'t> {
     }
 
     /// `method path` with a JSON body; the reply's JSON on 2xx, else the emulator's message.
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, CertError> {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, CertError> {
         let exchange = self.exchange(method, path, body);
         let (status, bytes) = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
             .await
-            .map_err(|_| self.error(format!("{method} {path}: no reply within {REQUEST_TIMEOUT:?}")))??;
+            .map_err(|_| {
+                self.error(format!(
+                    "{method} {path}: no reply within {REQUEST_TIMEOUT:?}"
+                ))
+            })??;
         let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if (200..300).contains(&status) {
             return Ok(value);
@@ -206,9 +215,7 @@ impl<'t> ControlClient<'t> {
             .await
             .map_err(|e| io(&e))?;
         let driver = tokio::spawn(connection);
-        let bytes = body
-            .map(|b| Bytes::from(b.to_string()))
-            .unwrap_or_default();
+        let bytes = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
         let mut request = hyper::Request::builder()
             .method(method)
             .uri(path)
@@ -219,9 +226,7 @@ impl<'t> ControlClient<'t> {
         if let Some(token) = self.token {
             request = request.header("authorization", format!("Bearer {token}"));
         }
-        let request = request
-            .body(Full::new(bytes))
-            .map_err(|e| io(&e))?;
+        let request = request.body(Full::new(bytes)).map_err(|e| io(&e))?;
         let response = sender.send_request(request).await.map_err(|e| io(&e))?;
         let status = response.status().as_u16();
         let collected = http_body_util::Limited::new(response.into_body(), MAX_REPLY_BYTES)

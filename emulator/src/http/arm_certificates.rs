@@ -113,7 +113,18 @@ struct Route<'p> {
 /// The route `method` + path asks for; `None` when the method is not one of the route's.
 fn parse<'p>(method: &Method, fixed: &[&str], segments: &[&'p str]) -> Option<Route<'p>> {
     let (
-        [_, subscription, _, resource_group, _, _, _, instance, _, rest @ ..],
+        [
+            _,
+            subscription,
+            _,
+            resource_group,
+            _,
+            _,
+            _,
+            instance,
+            _,
+            rest @ ..,
+        ],
         [_, _, _, _, _, _, kind, ..],
     ) = (segments, fixed)
     else {
@@ -305,7 +316,10 @@ fn admitted<'c, 'p>(
         return Err(ArmError::new(
             401,
             401002,
-            format!("Unauthorized: a shared access policy token for {} with the {right} right is required", instance.host_name),
+            format!(
+                "Unauthorized: a shared access policy token for {} with the {right} right is required",
+                instance.host_name
+            ),
         ));
     }
     Ok((route, instance))
@@ -395,10 +409,7 @@ async fn apply(
         }
         Operation::GenerateVerificationCode(name) => {
             check_if_match(store, name, req)?;
-            let code = store
-                .generate_verification_code(name)?
-                .durable()
-                .await?;
+            let code = store.generate_verification_code(name)?.durable().await?;
             let certificate = store
                 .get(name)
                 .ok_or_else(|| CertificateError::NotFound(name.to_owned()))?;
@@ -506,8 +517,18 @@ mod tests {
     fn each_route_is_its_operation() {
         for (method, path, kind, operation) in [
             (Method::GET, DPS.to_owned(), Kind::Dps, "List"),
-            (Method::GET, format!("{DPS}/Root"), Kind::Dps, "Get(\"Root\")"),
-            (Method::PUT, format!("{HUB}/root"), Kind::Hub, "Put(\"root\")"),
+            (
+                Method::GET,
+                format!("{DPS}/Root"),
+                Kind::Dps,
+                "Get(\"Root\")",
+            ),
+            (
+                Method::PUT,
+                format!("{HUB}/root"),
+                Kind::Hub,
+                "Put(\"root\")",
+            ),
             (
                 Method::DELETE,
                 format!("{HUB}/root"),

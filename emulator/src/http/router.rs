@@ -27,7 +27,9 @@ use super::hub_twins::Twins;
 use super::reply::{self, Refusal, Reply};
 use super::request::BodyError;
 use super::request::Request;
-use super::{HttpContext, arm_certificates, dps_device, dps_service, hub_device, hub_service, websocket};
+use super::{
+    HttpContext, arm_certificates, dps_device, dps_service, hub_device, hub_service, websocket,
+};
 use crate::dps::error::DpsError;
 use crate::hub::error::HubError;
 
