@@ -23,6 +23,10 @@ default) run with Debian's `openssl`:
    key_file=private/new-device.key.pem)`): assigned, device id = CN;
 7. the device connects to its hub with the same certificate and sends one message, which the
    emulator stores.
+
+Between 4 and 5, when the suite started the emulator itself, `iotemu certs verify --emulator`
+verifies certGen.sh's intermediate with its RSA key (decrypted to PKCS#8 with `openssl pkcs8`):
+the README's claim that a certGen.sh CA can sign the proof.
 """
 
 import asyncio
@@ -200,6 +204,24 @@ async def main():
         names = [(c.get("name"), (c.get("properties") or {}).get("isVerified")) for c in listed.get("value") or []]
         check((certificate_name, True) in names, "the certificate list does not show {} verified: {}".format(
             certificate_name, names))
+
+        binary = os.environ.get("CONFORMANCE_IOTEMU_BIN")
+        if binary:
+            scenario.step("iotemu certs verify with certGen.sh's intermediate (its RSA key as unencrypted PKCS#8)")
+            key = os.path.join(workdir, "intermediate.pkcs8.pem")
+            await blocking(subprocess.run, [openssl, "pkcs8", "-topk8", "-nocrypt", "-passin", "pass:1234", "-in",
+                                            os.path.join(workdir, "private", "azure-iot-test-only.intermediate.key.pem"),
+                                            "-out", key], check=True, timeout=30)
+            proc = await blocking(subprocess.run, [
+                binary, "certs", "verify", "--emulator", harness.env("IOTEMU_CONTROL_URL"),
+                "--name", "certgen-intermediate", "--ca", intermediate_pem_path, "--ca-key", key,
+            ], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+            output = proc.stdout.decode("utf-8", "replace")
+            print(output)
+            check(proc.returncode == 0 and "verified 'certgen-intermediate' in DPS" in output,
+                  "iotemu certs verify exited {}: {}".format(proc.returncode, output))
+        else:
+            scenario.info("no emulator binary (external emulator): iotemu certs verify not run")
 
         scenario.step("create the enrollment group with the service SDK (the quickstart's EnrollmentGroup.py)")
         SIGNING_CERT = root_pem
