@@ -328,7 +328,8 @@ fn verification(
     write_files(out.parent(), &files, force, report)?;
     let _ = writeln!(
         report,
-        "upload {} to verify the CA '{}'",
+        "upload {} to verify the CA '{}' (POST …/certificates/NAME/verify, or the portal); \
+         `iotemu certs verify --emulator URL` does the whole round trip",
         out.display(),
         ca.common_name()
     );
