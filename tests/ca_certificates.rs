@@ -4,10 +4,13 @@
 //! port: uploads, verification codes, proofs accepted and refused, Azure-shaped errors, and
 //! state left as it was by every refusal.
 
+use std::sync::{Arc, Mutex};
+
 use iotemu::Emulator;
 use iotemu::certs::{self, EmulatorTarget, GeneratedCert};
 use iotemu::internals::auth::build_token;
 use iotemu::internals::certs_cli::{CertsCommand, IssuerArgs, run};
+use iotemu::{Commit, Op, Store, StoreError, StoreSnapshot};
 use iotemu_e2e::*;
 use serde_json::{Value, json};
 
@@ -582,4 +585,95 @@ fn the_error_helper_reads_codes() {
     };
     assert_eq!(error_of(&reply), (400, "400053".to_owned()));
     let _: Value = reply.json();
+}
+
+/// A durable-looking store that keeps nothing and, once told to, accepts writes and then fails
+/// to make them durable (as after a failed fsync).
+#[derive(Default)]
+struct FlakyStore {
+    failing: Mutex<bool>,
+}
+
+impl Store for FlakyStore {
+    fn submit(&self, _ops: &[Op]) -> Result<Commit, StoreError> {
+        if *self.failing.lock().unwrap() {
+            Ok(Commit::failed(StoreError::Failed(
+                "fsync failed (test store)".into(),
+            )))
+        } else {
+            Ok(Commit::durable_now())
+        }
+    }
+
+    fn load(&self) -> Result<StoreSnapshot, StoreError> {
+        Ok(StoreSnapshot::default())
+    }
+
+    fn is_durable(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test]
+async fn certificate_writes_that_are_not_stored_are_500_and_change_nothing() {
+    let store = Arc::new(FlakyStore::default());
+    let emulator = Emulator::builder()
+        .quickstart_fixture()
+        .store(store.clone())
+        .start()
+        .await
+        .unwrap();
+    let auth = dps_owner();
+    let root = certs::root_ca("Root", 30).unwrap();
+    let path = format!("{DPS_CERTS}/root");
+    let uploaded = call(
+        &emulator,
+        "PUT",
+        &path,
+        Some(&auth),
+        &[],
+        &upload_body(&root),
+    )
+    .await;
+    assert_eq!(uploaded.status, 200);
+    let generated = call(
+        &emulator,
+        "POST",
+        &format!("{path}/generateVerificationCode"),
+        Some(&auth),
+        &[],
+        "",
+    )
+    .await;
+    let code = generated.json()["properties"]["verificationCode"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let before = emulator.dps().certificates().get("root").unwrap();
+
+    *store.failing.lock().unwrap() = true;
+    let proof = certs::verification_certificate(&root.to_ca().unwrap(), &code).unwrap();
+    let other = certs::root_ca("Other", 30).unwrap();
+    for (method, target, body) in [
+        ("POST", format!("{path}/verify"), verify_body(&proof)),
+        (
+            "POST",
+            format!("{path}/generateVerificationCode"),
+            String::new(),
+        ),
+        ("PUT", path.clone(), upload_body(&other)),
+        ("DELETE", path.clone(), String::new()),
+    ] {
+        let refused = call(&emulator, method, &target, Some(&auth), &[], &body).await;
+        assert_eq!(
+            error_of(&refused),
+            (500, "500000".to_owned()),
+            "{method} {target}"
+        );
+        assert_eq!(
+            emulator.dps().certificates().get("root"),
+            Some(before.clone()),
+            "{method} {target}"
+        );
+    }
 }
