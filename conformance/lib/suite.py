@@ -365,6 +365,11 @@ def run_one_unmarked(ctx, lane, scenario):
     subst = {"python": ctx.python, "node": ctx.node, "conformance": ctx.conformance, "scenario": sid}
     cmd = [part.format(**subst) for part in ctx.manifest["sdks"][lane]["command"]]
     env = scenario_env(ctx.base_env, ctx.ca_path, ctx.emulator_log, ctx.cache, values)
+    # The emulator's binary, for scenarios that run `iotemu` subcommands as a user would
+    # (readme_x509_group runs the README's `iotemu certs` lines); absent for an external emulator.
+    binary = getattr(ctx.emulator, "binary", None)
+    if binary:
+        env["CONFORMANCE_IOTEMU_BIN"] = os.path.abspath(binary)
     offset = log_size(ctx.emulator_log)
     started = time.monotonic()
     with open(out_path, "wb") as out, open(err_path, "wb") as err:

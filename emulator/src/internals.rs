@@ -26,7 +26,7 @@ pub mod auth {
 
 /// The `iotemu certs …` subcommand.
 pub mod certs_cli {
-    pub use crate::certs::cli::{CertsCommand, run};
+    pub use crate::certs::cli::{CertsCommand, IssuerArgs, run};
 }
 
 /// Fixture files: `iotemu fixtures validate` loads them, the tests read the quickstart's.

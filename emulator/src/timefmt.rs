@@ -18,6 +18,30 @@ pub(crate) fn utc_timestamp(t: SystemTime) -> String {
     )
 }
 
+/// Formats `t` as an RFC 1123 HTTP date (`Thu, 12 Oct 2017 19:23:50 GMT`), the shape the
+/// Azure Resource Manager APIs give certificate times in.
+pub(crate) fn http_date(t: SystemTime) -> String {
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = unix_seconds(t);
+    let days = secs / 86_400;
+    let (year, month, day) = civil_from_days(days as i64);
+    let rem = secs % 86_400;
+    let weekday = WEEKDAYS.get((days % 7) as usize).copied().unwrap_or("Thu");
+    let month_name = MONTHS
+        .get((month as usize).saturating_sub(1))
+        .copied()
+        .unwrap_or("Jan");
+    format!(
+        "{weekday}, {day:02} {month_name} {year:04} {:02}:{:02}:{:02} GMT",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
 /// Seconds since the Unix epoch, saturating at zero for clocks set before 1970.
 pub(crate) fn unix_seconds(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
@@ -51,5 +75,15 @@ mod tests {
         assert_eq!(utc_timestamp(t), "2020-04-10T03:11:13.0276997Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(utc_timestamp(leap), "2000-02-29T00:00:00.0000000Z");
+    }
+
+    #[test]
+    fn formats_http_dates() {
+        assert_eq!(http_date(UNIX_EPOCH), "Thu, 01 Jan 1970 00:00:00 GMT");
+        // The example in the DPS certificate API's specification.
+        let t = UNIX_EPOCH + Duration::from_secs(1_507_836_230);
+        assert_eq!(http_date(t), "Thu, 12 Oct 2017 19:23:50 GMT");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400);
+        assert_eq!(http_date(leap), "Tue, 29 Feb 2000 00:00:00 GMT");
     }
 }

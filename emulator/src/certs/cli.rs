@@ -98,6 +98,29 @@ pub enum CertsCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Upload a CA certificate to a running emulator and prove possession of its key.
+    ///
+    /// The whole round trip through the emulator's control port: uploads --ca as NAME unless
+    /// it is there already, gets a verification code, signs a certificate whose CN is the
+    /// code with --ca-key, and verifies. Exits 0 once the emulator reports NAME verified
+    /// (also when it was verified already). The CA key may be certGen.sh's, converted to
+    /// unencrypted PKCS#8 (`openssl pkcs8 -topk8 -nocrypt`).
+    Verify {
+        #[command(flatten)]
+        issuer: IssuerArgs,
+        /// The emulator's control port, e.g. http://127.0.0.1:9180 (its banner prints it).
+        #[arg(long, value_name = "URL", env = "IOTEMU_CONTROL_URL")]
+        emulator: String,
+        /// Name of the certificate in DPS (or the hub), as enrollment groups' caReferences name it.
+        #[arg(long)]
+        name: String,
+        /// Verify it in this hub (its host name) instead of the DPS instance.
+        #[arg(long, value_name = "HOST")]
+        hub: Option<String>,
+        /// The control port's token, when it requires one.
+        #[arg(long, env = "IOTEMU_CONTROL_TOKEN", hide_env_values = true)]
+        control_token: Option<String>,
+    },
     /// Print the SHA-1 and SHA-256 thumbprints of a certificate.
     ///
     /// Reads the first certificate in FILE (PEM or DER) and prints upper-case hex, as Azure
@@ -112,7 +135,7 @@ pub enum CertsCommand {
 #[derive(Debug, Args)]
 pub struct IssuerArgs {
     /// Certificate of the signing CA, PEM; may be a full chain with the CA first.
-    #[arg(long, value_name = "CA.pem")]
+    #[arg(long, value_name = "CA.pem", visible_alias = "ca-cert")]
     pub ca: PathBuf,
     /// Private key of the signing CA: unencrypted PKCS#8 PEM (BEGIN PRIVATE KEY).
     #[arg(long, value_name = "CA.key.pem")]
@@ -131,8 +154,8 @@ pub struct OutputArgs {
 }
 
 /// Runs one `iotemu certs` command and returns what to print: the files written and
-/// thumbprints.
-pub fn run(command: &CertsCommand) -> Result<String, CertError> {
+/// thumbprints, or the verification's result.
+pub async fn run(command: &CertsCommand) -> Result<String, CertError> {
     let mut report = String::new();
     match command {
         CertsCommand::Root {
@@ -165,6 +188,20 @@ pub fn run(command: &CertsCommand) -> Result<String, CertError> {
             out,
             force,
         } => verification(issuer, code, out, *force, &mut report)?,
+        CertsCommand::Verify {
+            issuer,
+            emulator,
+            name,
+            hub,
+            control_token,
+        } => {
+            let target = super::EmulatorTarget {
+                url: emulator.clone(),
+                token: control_token.clone(),
+                hub: hub.clone(),
+            };
+            verify(issuer, &target, name, &mut report).await?
+        }
         CertsCommand::Thumbprint { file } => thumbprint(file, &mut report)?,
     }
     Ok(report)
@@ -291,10 +328,44 @@ fn verification(
     write_files(out.parent(), &files, force, report)?;
     let _ = writeln!(
         report,
-        "upload {} to verify the CA '{}'",
+        "upload {} to verify the CA '{}' (POST …/certificates/NAME/verify, or the portal); \
+         `iotemu certs verify --emulator URL` does the whole round trip",
         out.display(),
         ca.common_name()
     );
+    Ok(())
+}
+
+/// `iotemu certs verify`: the proof-of-possession round trip against a running emulator.
+async fn verify(
+    issuer: &IssuerArgs,
+    target: &super::EmulatorTarget,
+    name: &str,
+    report: &mut String,
+) -> Result<(), CertError> {
+    let ca = issuer.load()?;
+    let outcome = super::verify_with_emulator(target, name, &ca).await?;
+    let place = match &target.hub {
+        Some(hub) => format!("hub {hub}"),
+        None => "DPS".to_owned(),
+    };
+    if outcome.uploaded {
+        let _ = writeln!(
+            report,
+            "uploaded '{}' to {place} as '{name}'",
+            ca.common_name()
+        );
+    }
+    match &outcome.verification_code {
+        Some(code) => {
+            let _ = writeln!(report, "proved possession with verification code {code}");
+            let _ = writeln!(report, "verified '{name}' in {place}");
+        }
+        None => {
+            let _ = writeln!(report, "'{name}' in {place} was already verified");
+        }
+    }
+    let _ = writeln!(report, "SHA-256 thumbprint: {}", outcome.sha256_thumbprint);
     Ok(())
 }
 

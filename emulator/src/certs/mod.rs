@@ -35,7 +35,10 @@
 //! The `iotemu certs` subcommand (`cli.rs`) is a thin layer that writes these to files.
 
 pub(crate) mod cli;
+mod emulator_verify;
 mod pem;
+
+pub use emulator_verify::{EmulatorTarget, VerifyOutcome, verify_with_emulator};
 
 use std::fmt;
 use std::path::Path;
@@ -94,6 +97,9 @@ pub enum CertError {
     /// uploaded and verified must not vanish because a command was run twice.
     #[error("{} already exists; pass --force to overwrite it", .0.display())]
     Exists(std::path::PathBuf),
+    /// A running emulator refused a step of `certs verify`, or could not be reached.
+    #[error("{url}: {reason}")]
+    Emulator { url: String, reason: String },
     #[error("certificate generation failed: {0}")]
     Generate(#[from] rcgen::Error),
 }
@@ -504,6 +510,11 @@ fn common_name(cert: &X509Certificate<'_>) -> Option<String> {
         .next()
         .and_then(|cn| cn.as_str().ok())
         .map(str::to_owned)
+}
+
+/// A DER certificate as PEM text (`BEGIN CERTIFICATE`), as the certificate APIs return it.
+pub(crate) fn pem_certificate(der: &[u8]) -> String {
+    pem::encode_certificate(der)
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, CertError> {

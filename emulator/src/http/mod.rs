@@ -9,6 +9,7 @@
 //! authentication included — have passed, up to a size limit and within a timeout
 //! (`router`).
 
+mod arm_certificates;
 mod connection;
 mod dps_device;
 mod dps_service;

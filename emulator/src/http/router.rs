@@ -27,7 +27,9 @@ use super::hub_twins::Twins;
 use super::reply::{self, Refusal, Reply};
 use super::request::BodyError;
 use super::request::Request;
-use super::{HttpContext, dps_device, dps_service, hub_device, hub_service, websocket};
+use super::{
+    HttpContext, arm_certificates, dps_device, dps_service, hub_device, hub_service, websocket,
+};
 use crate::dps::error::DpsError;
 use crate::hub::error::HubError;
 
@@ -106,6 +108,9 @@ enum Target {
     HubNoRoute,
     /// DPS service API.
     DpsService,
+    /// DPS and hub CA certificates in the management API's shape:
+    /// /subscriptions/…/providers/Microsoft.Devices/{provisioningServices|IotHubs}/{name}/certificates…
+    ArmCertificates,
     NoRoute,
 }
 
@@ -137,6 +142,7 @@ impl Target {
             (_, ["statistics", ..]) => Target::HubStatistics,
             (_, ["devices", ..]) => Target::HubNoRoute,
             (_, ["enrollments" | "enrollmentgroups" | "registrations", ..]) => Target::DpsService,
+            _ if arm_certificates::is_certificate_path(fixed) => Target::ArmCertificates,
             _ => Target::NoRoute,
         }
     }
@@ -182,6 +188,7 @@ fn admit(
         Target::HubStatistics => hub_service::admit::<Statistics>(ctx, req, fixed, segments),
         Target::HubNoRoute => Err(Box::new(hub_service::no_route(req, segments))),
         Target::DpsService => dps_service::admit(ctx, req, fixed, segments),
+        Target::ArmCertificates => arm_certificates::admit(ctx, req, fixed, segments),
         Target::NoRoute => Err(Box::new(no_route(req, segments))),
     }
 }
@@ -273,6 +280,7 @@ async fn route(
         Target::HubStatistics => hub_service::handle::<Statistics>(ctx, req, fixed, segments).await,
         Target::HubNoRoute => hub_service::no_route(req, segments),
         Target::DpsService => dps_service::handle(ctx, req, fixed, segments).await,
+        Target::ArmCertificates => arm_certificates::handle(ctx, req, fixed, segments).await,
         Target::NoRoute => no_route(req, segments),
     }
 }

@@ -30,7 +30,7 @@ use args::{Cli, Command, LogFormat};
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
-        Some(Command::Certs(command)) => return certs(command),
+        Some(Command::Certs(command)) => return certs(command).await,
         Some(Command::Healthcheck { control_port }) => {
             return healthcheck::healthcheck(*control_port).await;
         }
@@ -55,8 +55,8 @@ async fn main() -> ExitCode {
 }
 
 /// `iotemu certs …`: makes the certificates and prints what it wrote.
-fn certs(command: &iotemu::internals::certs_cli::CertsCommand) -> ExitCode {
-    match iotemu::internals::certs_cli::run(command) {
+async fn certs(command: &iotemu::internals::certs_cli::CertsCommand) -> ExitCode {
+    match iotemu::internals::certs_cli::run(command).await {
         Ok(report) => {
             print!("{report}");
             ExitCode::SUCCESS
