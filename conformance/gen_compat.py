@@ -140,6 +140,13 @@ def render(matrix, results, scenario_titles):
     out.append("failed (reason shown); **not yet** — no scenario covers it yet (a later issue adds it);")
     out.append("**not run** — the last run did not include it (or skipped it; the reason is shown).")
     out.append("")
+    out.append("The embedded C SDK's paho samples dial the global DPS endpoint they hard-code,")
+    out.append("`global.azure-devices-provisioning.net:8883`. To run them against iotemu, resolve that name to")
+    out.append("the emulator (an `/etc/hosts` line; the suite bind-mounts one in its own namespace) and start")
+    out.append("iotemu with `--hostname global.azure-devices-provisioning.net` so its TLS certificate covers it;")
+    out.append("set `AZ_IOT_DEVICE_X509_TRUST_PEM_FILE_PATH` to the emulator CA and `AZ_IOT_HUB_HOSTNAME` to")
+    out.append("the assigned hub (`localhost`). Details: [conformance/README.md](../conformance/README.md#the-embedded-c-sdk-lane).")
+    out.append("")
 
     counts = {"pass": 0, "fail": 0, "not yet": 0, "not run": 0}
     sections = []
