@@ -113,7 +113,14 @@ class Sample:
                 " | ".join(l.strip() for l in self.lines[-6:] if l.strip())))
 
     async def wait_exit(self, timeout=SAMPLE_TIMEOUT):
-        """Waits for the sample to exit; fails unless its exit code is 0."""
+        """Waits for the sample to exit; fails unless its exit code is 0. Returns its output."""
+        code = await self.wait_code(timeout)
+        check(code == 0, "{} exited with code {}; last output: {}".format(
+            self.name, code, " | ".join(l.strip() for l in self.lines[-6:] if l.strip())))
+        return self.text()
+
+    async def wait_code(self, timeout=SAMPLE_TIMEOUT):
+        """Waits for the sample to exit (fails if it does not within `timeout`); its exit code."""
         loop = asyncio.get_running_loop()
         try:
             code = await loop.run_in_executor(None, self.proc.wait, timeout)
@@ -122,9 +129,7 @@ class Sample:
                 self.name, timeout, " | ".join(l.strip() for l in self.lines[-6:] if l.strip())))
         await loop.run_in_executor(None, self._reader.join, 5.0)
         _running.remove(self)
-        check(code == 0, "{} exited with code {}; last output: {}".format(
-            self.name, code, " | ".join(l.strip() for l in self.lines[-6:] if l.strip())))
-        return self.text()
+        return code
 
     def kill(self):
         if self.proc.poll() is None:
