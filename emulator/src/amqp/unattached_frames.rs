@@ -14,8 +14,7 @@
 //! full run in four with other devices sending).
 //!
 //! So every frame the engine writes is looked at here, after it leaves the engine: after
-//! our `end` on a channel no session frame but a new `begin` passes on it (the connection's
-//! own `open` and `close`, which go out on channel 0 too, always pass); after our `detach` of a
+//! our `end` on a channel nothing but a new `begin` passes on it; after our `detach` of a
 //! handle, its `transfer`, `flow` and a second `detach` are dropped until we `attach` that
 //! handle again. Anything this cannot read passes unchanged.
 
@@ -48,10 +47,7 @@ impl EndedEndpoints {
             return true;
         };
         let channel = header.channel;
-        // `close` rides on channel 0 as well: after the session on channel 0 ended it must still
-        // go out, or the client waits for the answer to its own `close` until it times out.
-        let session_frame = (ATTACH..=END).contains(&header.descriptor);
-        if session_frame && self.ended_channels.contains(&channel) {
+        if self.ended_channels.contains(&channel) && header.descriptor != BEGIN {
             return self.drop_frame(&header, None);
         }
         match header.descriptor {
@@ -198,7 +194,7 @@ fn read_uint(bytes: &[u8]) -> Option<u32> {
 mod tests {
     use super::*;
     use fe2o3_amqp::types::definitions::Role;
-    use fe2o3_amqp::types::performatives::{Attach, Begin, Close, Detach, End, Flow, Transfer};
+    use fe2o3_amqp::types::performatives::{Attach, Begin, Detach, End, Flow, Transfer};
     use serde::Serialize;
 
     fn frame<T: Serialize>(channel: u16, performative: &T) -> Vec<u8> {
@@ -341,18 +337,6 @@ mod tests {
         assert!(ended.admit(&frame(4, &attach(0))));
         assert!(ended.admit(&frame(4, &transfer(0))));
         assert_eq!(ended.dropped(), 4);
-    }
-
-    #[test]
-    fn the_connection_close_still_goes_out_after_the_session_on_channel_0_ended() {
-        let mut ended = EndedEndpoints::default();
-        assert!(ended.admit(&frame(0, &begin())));
-        assert!(ended.admit(&frame(0, &End { error: None })));
-        assert!(
-            ended.admit(&frame(0, &Close { error: None })),
-            "close is a connection frame, not one of the ended session's"
-        );
-        assert_eq!(ended.dropped(), 0);
     }
 
     #[test]
