@@ -3,7 +3,9 @@
 
 Inputs: conformance/compat_matrix.json (the rows), conformance/.cache/results.json (written by
 conformance/run; optional: without it every row that has scenarios reads "not run"), the pinned
-versions in conformance/python/requirements.txt and conformance/node/package.json, and
+versions in conformance/python/requirements.txt and conformance/node/package.json, the C lane's
+(the vendored azure-sdk-for-c's version and commit, the Debian libpaho-mqtt-dev pinned in
+conformance/run), and
 conformance/scenarios.json (scenario titles). Output is deterministic (no timestamps), so the
 committed file only changes when a result or a pin changes.
 
@@ -34,6 +36,34 @@ def python_pins():
 def node_pins():
     with open(os.path.join(HERE, "node", "package.json"), encoding="utf-8") as f:
         return dict(json.load(f).get("dependencies", {}))
+
+
+def c_pins():
+    """The C group's versions: the vendored azure-sdk-for-c (its az_version.h and the commit its
+    PROVENANCE names) and the libpaho-mqtt-dev build conformance/run installs."""
+    pins = {}
+    vendor = os.path.join(HERE, "vendor", "azure-sdk-for-c")
+    try:
+        with open(os.path.join(vendor, "sdk", "inc", "azure", "core", "az_version.h"), encoding="utf-8") as f:
+            version = re.search(r'#define AZ_SDK_VERSION_STRING "([^"]+)"', f.read())
+        with open(os.path.join(vendor, "PROVENANCE"), encoding="utf-8") as f:
+            commit = re.search(r"^commit:\s+([0-9a-f]{40})", f.read(), re.MULTILINE)
+        if version and commit:
+            pins["azure-sdk-for-c"] = "{} (commit {}, vendored)".format(version.group(1), commit.group(1)[:10])
+    except OSError:
+        pass
+    try:
+        with open(os.path.join(HERE, "run"), encoding="utf-8") as f:
+            paho = re.search(r'"libpaho-mqtt-dev=([^"]+)"', f.read())
+        if paho:
+            pins["libpaho-mqtt-dev"] = "{} (Debian)".format(paho.group(1))
+    except OSError:
+        pass
+    return pins
+
+
+# Per group language: where its scenarios live (folder, file extension).
+SCENARIO_FILES = {"Python": ("python", "py"), "Node.js": ("node", "js"), "C": ("c", "py")}
 
 
 def load_results(path):
@@ -88,7 +118,7 @@ def cell(text):
 
 
 def render(matrix, results, scenario_titles):
-    py, node = python_pins(), node_pins()
+    pins_of = {"Python": python_pins(), "Node.js": node_pins(), "C": c_pins()}
     by_key = {}
     if results:
         for r in results.get("results", []):
@@ -110,12 +140,19 @@ def render(matrix, results, scenario_titles):
     out.append("failed (reason shown); **not yet** — no scenario covers it yet (a later issue adds it);")
     out.append("**not run** — the last run did not include it (or skipped it; the reason is shown).")
     out.append("")
+    out.append("The embedded C SDK's paho samples dial the global DPS endpoint they hard-code,")
+    out.append("`global.azure-devices-provisioning.net:8883`. To run them against iotemu, resolve that name to")
+    out.append("the emulator (an `/etc/hosts` line; the suite bind-mounts one in its own namespace) and start")
+    out.append("iotemu with `--hostname global.azure-devices-provisioning.net` so its TLS certificate covers it;")
+    out.append("set `AZ_IOT_DEVICE_X509_TRUST_PEM_FILE_PATH` to the emulator CA and `AZ_IOT_HUB_HOSTNAME` to")
+    out.append("the assigned hub (`localhost`). Details: [conformance/README.md](../conformance/README.md#the-embedded-c-sdk-lane).")
+    out.append("")
 
     counts = {"pass": 0, "fail": 0, "not yet": 0, "not run": 0}
     sections = []
     for group in matrix["groups"]:
         lane = group["lane"]
-        pins = py if group["language"] == "Python" else node
+        pins = pins_of[group["language"]]
         versions = ", ".join(
             "`{}` {}".format(p, pins.get(p.lower(), pins.get(p, "?"))) for p in group.get("packages", [])
         )
@@ -132,8 +169,7 @@ def render(matrix, results, scenario_titles):
         for row in group["rows"]:
             status, note = row_status(lane, row.get("scenarios", []), by_key)
             counts[status] += 1
-            ext = "py" if group["language"] == "Python" else "js"
-            folder = "python" if group["language"] == "Python" else "node"
+            folder, ext = SCENARIO_FILES[group["language"]]
             scen = ", ".join(
                 "[`{}`](../conformance/{}/{}.{})".format(s, folder, s, ext) for s in row.get("scenarios", [])
             ) or "—"

@@ -33,6 +33,17 @@ answering at --control-url (and on the standard MQTT/HTTPS ports of `localhost`)
 container image in .ci/container. That emulator must serve the fixtures the chosen scenarios
 need; X.509 scenarios are skipped (their fixture is made at run time); --emulator-log names the
 emulator's log, if there is one, for failure excerpts and the scenarios that read it.
+
+A lane marked `"explicit": true` in scenarios.json (the embedded C SDK's, "c") runs only the
+scenarios whose `sdks` name it. A lane's `hosts` are names its SDK dials that cannot be
+configured (the C SDK's paho samples hard-code the global DPS endpoint): when that lane runs, the
+suite maps them to 127.0.0.1 in a copy of /etc/hosts bind-mounted over /etc/hosts (conformance/run
+enters a private mount namespace too, so only the suite sees it) and starts the emulator with
+`--hostname <name>` so its TLS certificate covers them. With --external the lane's scenarios are
+skipped (the namespace is not ours to change). The C lane's samples are built before the
+namespace is entered (conformance/run, conformance/c/CMakeLists.txt) and found in --c-samples,
+passed to the scenarios as CONFORMANCE_C_SAMPLES; when a sample binary is missing, the lane's
+scenarios fail at step "build".
 """
 
 import argparse
@@ -60,6 +71,10 @@ CONTROL_PORT = 9180
 CONTROL_URL = "http://127.0.0.1:{}".format(CONTROL_PORT)
 HEALTH_TIMEOUT = 60.0
 SCENARIO_PROCESS_TIMEOUT = 90.0
+# The binaries conformance/c/CMakeLists.txt builds; the C lane needs every one of them.
+C_SAMPLES = ("paho_iot_provisioning_sas_sample", "paho_iot_provisioning_sample",
+             "paho_iot_hub_sas_telemetry_sample", "paho_iot_hub_telemetry_sample",
+             "paho_iot_hub_twin_sample", "paho_iot_hub_methods_sample", "paho_iot_hub_c2d_sample")
 RESULT_LINE = re.compile(r"^(PASS|FAIL) (\S+) (\S+)(?:: (.*))?$")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -199,8 +214,9 @@ class ExternalEmulator:
 
 
 class Emulator:
-    def __init__(self, binary, fixtures, log_path, rust_log, https=False, amqp=False):
+    def __init__(self, binary, fixtures, log_path, rust_log, https=False, amqp=False, hostnames=()):
         self.binary = binary
+        self.hostnames = list(hostnames)
         self.fixtures = fixtures
         self.log_path = log_path
         self.rust_log = rust_log
@@ -216,6 +232,8 @@ class Emulator:
             cmd += ["--amqp-port", str(AMQP_PORT)]
         for f in self.fixtures:
             cmd += ["--fixtures", f]
+        for name in self.hostnames:
+            cmd += ["--hostname", name]
         env = {k: v for k, v in os.environ.items() if not k.startswith("IOTEMU_")}
         env["RUST_LOG"] = self.rust_log
         env.pop("RUST_LOG_STYLE", None)
@@ -294,6 +312,33 @@ def emulator_excerpt(log_path, offset, ids, limit=40):
 # --- scenarios -----------------------------------------------------------------------------------
 
 
+def map_hosts(names, run_dir):
+    """Maps `names` to 127.0.0.1: a copy of /etc/hosts with them added, bind-mounted over
+    /etc/hosts. Only sound inside a private mount namespace (conformance/run's `unshare --mount`),
+    where the mount is gone when the suite ends. Returns None, or why it could not."""
+    hosts = os.path.join(run_dir, "hosts")
+    try:
+        with open("/etc/hosts", encoding="utf-8") as f:
+            original = f.read()
+        with open(hosts, "w", encoding="utf-8") as f:
+            f.write(original.rstrip("\n") + "\n# conformance suite: names an SDK hard-codes, served by iotemu\n")
+            f.write("127.0.0.1 {}\n".format(" ".join(names)))
+    except OSError as e:
+        return "could not write {}: {}".format(hosts, e)
+    proc = subprocess.run(["mount", "--bind", hosts, "/etc/hosts"], stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        return "`mount --bind {} /etc/hosts` failed (is the suite in a private mount namespace?): {}".format(
+            hosts, proc.stdout.decode("utf-8", "replace").strip())
+    for name in names:
+        try:
+            if socket.gethostbyname(name) != "127.0.0.1":
+                return "{} does not resolve to 127.0.0.1 after the bind mount".format(name)
+        except OSError as e:
+            return "{} does not resolve after the bind mount: {}".format(name, e)
+    return None
+
+
 def scenario_env(base_env, ca_path, log_path, cache, values):
     env = dict(base_env)
     for k in list(env):
@@ -312,6 +357,8 @@ def scenario_env(base_env, ca_path, log_path, cache, values):
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["NODE_PATH"] = os.path.join(cache, "node", "node_modules")
+    # The C lane's samples read the emulator CA from here (iot_sample_common.h).
+    env["AZ_IOT_DEVICE_X509_TRUST_PEM_FILE_PATH"] = ca_path
     env.setdefault("DEBUG", "azure*,mqttjs*")
     env.update(values)
     return env
@@ -465,8 +512,8 @@ def result_line(r):
 
 
 def lanes_of(scenario, all_lanes):
-    """The SDK lanes a scenario runs in: its `sdks` list, default every lane."""
-    return scenario.get("sdks") or list(all_lanes)
+    """The SDK lanes a scenario runs in: its `sdks` list, default every lane not marked `explicit`."""
+    return scenario.get("sdks") or [l for l in all_lanes if not all_lanes[l].get("explicit")]
 
 
 def run_lane(ctx, lane, scenarios, sink):
@@ -505,6 +552,8 @@ def main():
     ap.add_argument("--https", choices=("on", "off"), default="on",
                     help="start the emulator's HTTPS listener on 443 and run the scenarios that require it "
                          "(off: report them skipped)")
+    ap.add_argument("--c-samples", default="",
+                    help="directory of the C SDK samples built from conformance/c (the C lane)")
     ap.add_argument("--amqp", choices=("on", "off"), default="on",
                     help="start the emulator's AMQP listener on 5671 and run the scenarios that require it "
                          "(off: report them skipped)")
@@ -604,12 +653,45 @@ def main():
                 ctx.blocked.setdefault(sid, ("emulator (AMQP)", missing))
         else:
             amqp = True
+    # Lanes whose SDK dials hard-coded names (the C lane: the global DPS endpoint) and the C build.
+    ctx.hostnames = []
+    for lane in lanes:
+        names = ctx.manifest["sdks"][lane].get("hosts") or []
+        lane_ids = [s["id"] for s in scenarios if lane in lanes_of(s, ctx.manifest["sdks"])]
+        if not names or not lane_ids:
+            continue
+        if args.external:
+            why = ("the {} lane dials {}, which only the suite's own namespace maps to the emulator; "
+                   "not available with an external emulator".format(lane, ", ".join(names)))
+            for sid in lane_ids:
+                ctx.blocked.setdefault(sid, ("skipped", why))
+            continue
+        refused = map_hosts(names, run_dir)
+        if refused:
+            say("conformance: /etc/hosts for the {} lane: {}; its scenarios fail".format(lane, refused))
+            for sid in lane_ids:
+                ctx.blocked.setdefault(sid, ("hosts", refused))
+            continue
+        say("conformance: {} -> 127.0.0.1 in this namespace's /etc/hosts (the {} lane)".format(", ".join(names), lane))
+        ctx.hostnames += names
+    c_ids = [s["id"] for s in scenarios if "c" in lanes and "c" in lanes_of(s, ctx.manifest["sdks"])]
+    if c_ids:
+        samples = os.path.abspath(args.c_samples) if args.c_samples else ""
+        missing = [n for n in C_SAMPLES if not (samples and os.access(os.path.join(samples, n), os.X_OK))]
+        if missing:
+            why = "C SDK sample(s) not built in {}: {} (see the build log conformance/run names)".format(
+                samples or "(no --c-samples)", ", ".join(missing))
+            say("conformance: {}; the C scenarios fail".format(why))
+            for sid in c_ids:
+                ctx.blocked.setdefault(sid, ("build", why))
+        ctx.base_env["CONFORMANCE_C_SAMPLES"] = samples
     ctx.keys = load_keys(fixtures)
     rust_log = os.environ.get("CONFORMANCE_RUST_LOG", "iotemu=debug")
     if args.external:
         ctx.emulator = ExternalEmulator()
     else:
-        ctx.emulator = Emulator(args.emulator, fixtures, ctx.emulator_log, rust_log, https=https, amqp=amqp)
+        ctx.emulator = Emulator(args.emulator, fixtures, ctx.emulator_log, rust_log, https=https, amqp=amqp,
+                                    hostnames=ctx.hostnames)
     # SIGTERM (e.g. from a CI timeout) must still stop the emulator: turn it into SystemExit.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
@@ -631,7 +713,8 @@ def main():
                 ctx.emulator.stop()
                 fixtures = base_fixtures
                 ctx.keys = load_keys(fixtures)
-                ctx.emulator = Emulator(args.emulator, fixtures, ctx.emulator_log, rust_log, https=https, amqp=amqp)
+                ctx.emulator = Emulator(args.emulator, fixtures, ctx.emulator_log, rust_log, https=https, amqp=amqp,
+                                        hostnames=ctx.hostnames)
                 ctx.emulator.start()
                 ctx.emulator.wait_healthy()
             status, pem = control_get("/ca.pem")
