@@ -324,24 +324,53 @@ try {
     await page.getByText("No modules").waitFor();
   });
 
-  await check("device page: add modules with X.509 self-signed (thumbprint) and CA-signed authentication, then delete them", async () => {
-    const thumbprint = "CD".repeat(32);
+  // A module that authenticates with a self-signed certificate: the portal registers its
+  // thumbprint, then it connects with the certificate and answers a method invoked from its page.
+  const moduleCerts = path.join(env("WORK"), "module-certs");
+  const X509_MODULE = "portal-x509-module";
+  const made = await run(env("IOTEMU"), ["certs", "self-signed", "--registration-id", X509_MODULE, "--out-dir", moduleCerts]);
+  const moduleThumbprint = /SHA-256 thumbprint:\s*([0-9A-F]{64})/.exec(made)?.[1];
+  assert.ok(moduleThumbprint, made);
+
+  await check("device page: add a module with X.509 self-signed authentication (its thumbprint) and one CA-signed", async () => {
     const addModule = async (id, type) => {
       await page.getByLabel("Module ID").fill(id);
       await page.getByLabel("Authentication type").selectOption(type);
-      if (type === "selfSigned") await page.getByLabel("Primary thumbprint").fill(thumbprint);
+      if (type === "selfSigned") await page.getByLabel("Primary thumbprint").fill(moduleThumbprint);
       await page.getByRole("button", { name: "Add module" }).click();
       await page.locator(`tr[data-module="${id}"]`).waitFor();
     };
-    await addModule("portal-x509-module", "selfSigned");
+    await addModule(X509_MODULE, "selfSigned");
     await addModule("portal-ca-module", "certificateAuthority");
     const auth = (id) => page.locator(`tr[data-module="${id}"] [data-col="auth"]`).textContent();
-    assert.equal(await auth("portal-x509-module"), "selfSigned");
+    assert.equal(await auth(X509_MODULE), "selfSigned");
     assert.equal(await auth("portal-ca-module"), "certificateAuthority");
-    await page.getByRole("link", { name: "portal-x509-module" }).click();
-    await page.getByRole("heading", { name: "Module portal-x509-module" }).waitFor();
-    assert.equal(await page.locator('[data-field="Primary thumbprint"]').textContent(), thumbprint);
+  });
+
+  const x509Echo = startEcho({ DEVICE_ID, MODULE_ID: X509_MODULE,
+    CERT_FILE: path.join(moduleCerts, `${X509_MODULE}.pem`), KEY_FILE: path.join(moduleCerts, `${X509_MODULE}.key.pem`) });
+  moduleEcho = x509Echo.proc;
+  await x509Echo.wait("connected", () => true, "an X.509 module connection");
+
+  await check("X.509 module page: thumbprint shown, connected with its certificate, a direct method answered", async () => {
+    await page.getByRole("link", { name: X509_MODULE }).click();
+    await page.getByRole("heading", { name: `Module ${X509_MODULE}` }).waitFor();
+    assert.equal(await page.locator('[data-field="Primary thumbprint"]').textContent(), moduleThumbprint);
+    assert.equal(await page.locator('[data-field="Connection state"]').textContent(), "Connected");
+    await page.getByLabel("Method name").fill("identify");
+    await page.getByLabel("Payload (JSON)").fill('{"blink": 3}');
+    await page.getByRole("button", { name: "Invoke method" }).click();
+    await page.waitForFunction(() => document.querySelector('[data-field="method-result"]')?.textContent.includes('"status"'), null, { timeout: 20000 });
+    const answer = JSON.parse(await page.locator('[data-field="method-result"]').textContent());
+    assert.deepEqual(answer, { status: 200, payload: { echo: { blink: 3 }, method: "identify" } });
     await shot(page, "18-module-x509");
+  });
+
+  moduleEcho.stdin.end();
+  moduleEcho.kill("SIGTERM");
+  moduleEcho = null;
+
+  await check("delete the X.509 modules", async () => {
     await page.getByRole("button", { name: "Delete module" }).click();
     await page.getByRole("heading", { name: `Device ${DEVICE_ID}` }).waitFor();
     await page.getByRole("button", { name: "Delete module portal-ca-module" }).click();
