@@ -40,8 +40,9 @@ async function check(name, fn) {
   console.log(`portal-browser: ok ${step} - ${name} (${Date.now() - started} ms)`);
 }
 
-async function shot(page, name) {
-  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+/** A screenshot of the whole page, or with `{ fullPage: false }` of what the window shows. */
+async function shot(page, name, { fullPage = true } = {}) {
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage });
 }
 
 /** Runs a command to completion; rejects with its output when it fails. */
@@ -493,7 +494,7 @@ try {
     assert.equal(await hub.locator("tr[data-device]").count(), 50);
     assert.equal(await hub.locator("tr[data-device]").last().getAttribute("data-device"), "fleet-249");
     assert.ok(await hub.getByRole("button", { name: "Next page" }).isDisabled());
-    await shot(page, "19-devices-paged");
+    await shot(page, "19-devices-paged", { fullPage: false });
     await hub.getByRole("button", { name: "Previous page" }).click();
     await page.waitForFunction(() => document.querySelector('[data-field="range"]')?.textContent === "101–200 of 250");
     assert.equal(await hub.locator("tr[data-device]").first().getAttribute("data-device"), "fleet-100");

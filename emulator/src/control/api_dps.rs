@@ -65,7 +65,7 @@ pub(super) async fn route(state: &EmulatorState, req: &ApiRequest, path: &[&str]
     {
         return match Paging::of(req) {
             Ok(paging) => list_page(state, &paging, list),
-            Err(refused) => refused,
+            Err(refused) => refused.reply(),
         };
     }
     let dps = &state.dps;

@@ -27,7 +27,7 @@ pub(super) async fn route(hub: &Hub, req: &ApiRequest, path: &[&str]) -> Reply {
     if let (&Method::GET, ["devices"]) = (&req.method, path) {
         return match Paging::of(req) {
             Ok(paging) => devices(hub, &paging),
-            Err(refused) => refused,
+            Err(refused) => refused.reply(),
         };
     }
     let result = match (&req.method, path) {

@@ -35,6 +35,20 @@ pub(super) struct Paging {
     filter: String,
 }
 
+/// A continuation token the portal did not make.
+pub(super) struct BadToken(String);
+
+impl BadToken {
+    /// The APIs' answer to it: 400 with code 400004.
+    pub(super) fn reply(&self) -> Reply {
+        error_reply(
+            StatusCode::BAD_REQUEST,
+            400004,
+            &format!("Invalid continuation token '{}'", self.0),
+        )
+    }
+}
+
 /// One page: its entries, the token of the next page, and how many entries matched.
 pub(super) struct Page<T> {
     pub(super) items: Vec<T>,
@@ -44,7 +58,7 @@ pub(super) struct Page<T> {
 
 impl Paging {
     /// The paging headers and `?filter=` of `req`; an unreadable token is the APIs' 400004.
-    pub(super) fn of(req: &ApiRequest) -> Result<Paging, Reply> {
+    pub(super) fn of(req: &ApiRequest) -> Result<Paging, BadToken> {
         let size = match req
             .max_item_count
             .as_deref()
@@ -55,13 +69,7 @@ impl Paging {
         };
         let after = match req.continuation.as_deref().map(str::trim) {
             None | Some("") => None,
-            Some(token) => Some(decode(token).ok_or_else(|| {
-                error_reply(
-                    StatusCode::BAD_REQUEST,
-                    400004,
-                    &format!("Invalid continuation token '{token}'"),
-                )
-            })?),
+            Some(token) => Some(decode(token).ok_or_else(|| BadToken(token.to_owned()))?),
         };
         let filter = crate::query::value(&req.query, "filter")
             .unwrap_or_default()
@@ -242,7 +250,7 @@ mod tests {
             continuation: Some(URL_SAFE_NO_PAD.encode("iotemu-after:dev-1")),
             body: bytes::Bytes::new(),
         };
-        let refused = Paging::of(&req).err().map(|r| r.status());
+        let refused = Paging::of(&req).err().map(|r| r.reply().status());
         assert_eq!(refused, Some(StatusCode::BAD_REQUEST));
     }
 }
