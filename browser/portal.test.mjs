@@ -427,10 +427,10 @@ try {
     await page.getByText("None").waitFor();
   });
 
-  await check("delete the enrollment", async () => {
-    await page.goto(`${URL}/#/enrollments/${REGISTRATION_ID}`);
-    await page.getByRole("button", { name: "Delete" }).click();
-    await page.getByRole("heading", { name: "Individual enrollments" }).waitFor();
+  await check("delete the enrollment as the quickstart's clean-up says: check it in the list, Delete at the top", async () => {
+    await page.goto(`${URL}/#/enrollments`);
+    await page.getByRole("checkbox", { name: `Select ${REGISTRATION_ID}` }).check();
+    await page.getByRole("button", { name: "Delete selected" }).click();
     await page.getByText("None").waitFor();
     const left = await page.evaluate(async () => (await fetch("/api/enrollments")).json());
     assert.equal(left.length, 0);
@@ -450,7 +450,7 @@ try {
     };
     await add("portal-x509", "selfSigned", "AB".repeat(32));
     await add("portal-ca", "certificateAuthority");
-    const auth = (id) => page.locator(`tr[data-device="${id}"] td`).nth(4).textContent();
+    const auth = (id) => page.locator(`tr[data-device="${id}"] [data-col="auth"]`).textContent();
     assert.equal(await auth("portal-x509"), "selfSigned");
     assert.equal(await auth("portal-ca"), "certificateAuthority");
     await shot(page, "17-x509-devices");
@@ -460,9 +460,12 @@ try {
     }
   });
 
-  await check("delete the device", async () => {
+  await check("delete the device as the quickstart's clean-up says: check it in the list, Delete at the top", async () => {
     await page.goto(URL + "/#/devices");
-    await page.getByRole("button", { name: `Delete device ${DEVICE_ID}` }).click();
+    const hub = page.getByRole("region", { name: "Devices of localhost" });
+    assert.ok(await hub.getByRole("button", { name: "Delete selected" }).isDisabled());
+    await hub.getByRole("checkbox", { name: `Select ${DEVICE_ID}` }).check();
+    await hub.getByRole("button", { name: "Delete selected" }).click();
     await page.getByText("No devices").waitFor();
     await shot(page, "12-cleaned-up");
   });

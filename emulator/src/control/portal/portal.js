@@ -156,6 +156,24 @@ function searchBox(label, state, reload) {
   return field("Search", box, true);
 }
 
+/**
+ * The Azure portal's way to delete from a list: a checkbox per row, one "Delete" above the list
+ * for the rows checked. `box(id)` makes a row's checkbox; `button` deletes the checked ids.
+ */
+function selection(onDelete) {
+  const chosen = new Set();
+  const button = h("button", { type: "button", class: "danger", disabled: true, onclick: () => onDelete([...chosen]) }, "Delete selected");
+  const box = (id) => {
+    const check = h("input", { type: "checkbox", "aria-label": `Select ${id}` });
+    check.addEventListener("change", () => {
+      if (check.checked) chosen.add(id); else chosen.delete(id);
+      button.disabled = chosen.size === 0;
+    });
+    return check;
+  };
+  return { button, box };
+}
+
 // ----- DPS overview -----
 
 async function showOverview() {
@@ -200,30 +218,34 @@ async function showEnrollmentList(kind) {
   const state = listState(k.path);
   const page = await fetchPage(k.path, state);
   const reload = () => showEnrollmentList(kind);
+  const selected = selection((ids) => deleteEnrollments(kind, ids));
   render(k.title,
     h("div", { class: "toolbar" },
       h("button", { type: "button", class: "primary", onclick: () => { location.hash = `#/${k.route}/new`; } }, kind === "groups" ? "Add enrollment group" : "Add individual enrollment"),
+      selected.button,
       searchBox(`Search ${k.title.toLowerCase()}`, state, reload)),
     pager(k.title.toLowerCase(), state, page, reload),
-    h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, kind === "groups" ? "Group name" : "Registration ID"), h("th", {}, "Mechanism"),
+    h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, h("span", { class: "visually-hidden" }, "Select")), h("th", {}, kind === "groups" ? "Group name" : "Registration ID"), h("th", {}, "Mechanism"),
       kind === "groups" ? null : h("th", {}, "Device ID"), h("th", {}, "Status"), h("th", {}, "Actions"))),
       h("tbody", {}, page.items.length ? page.items.map((e) => h("tr", { "data-id": e[k.idField] },
+        h("td", {}, selected.box(e[k.idField])),
         h("td", {}, h("a", { href: `#/${k.route}/${enc(e[k.idField])}` }, e[k.idField])),
         h("td", {}, mechanismOf(e)),
         kind === "groups" ? null : h("td", {}, e.deviceId || ""),
         h("td", {}, e.provisioningStatus || "enabled"),
         h("td", {}, h("button", { type: "button", class: "danger", "aria-label": `Delete ${e[k.idField]}`, onclick: () => deleteEnrollment(kind, e[k.idField]) }, "Delete"))))
-        : h("tr", {}, h("td", { colspan: 5, class: "muted" }, "None")))));
+        : h("tr", {}, h("td", { colspan: 6, class: "muted" }, "None")))));
 }
 
-async function deleteEnrollment(kind, id) {
+function deleteEnrollment(kind, id) { return deleteEnrollments(kind, [id]); }
+
+async function deleteEnrollments(kind, ids) {
   const k = KINDS[kind];
-  if (!confirm(`Delete ${k.one} ${id}?`)) return;
+  if (!ids.length || !confirm(`Delete ${ids.length === 1 ? k.one : `${ids.length} ${k.one}s`} ${ids.join(", ")}?`)) return;
   await guarded(async () => {
-    await api("DELETE", `${k.path}/${enc(id)}`);
-    toast(`Deleted ${id}`);
-    location.hash = `#/${k.route}`;
-    await route();
+    for (const id of ids) await api("DELETE", `${k.path}/${enc(id)}`);
+    toast(`Deleted ${ids.join(", ")}`);
+    if (location.hash !== `#/${k.route}`) location.hash = `#/${k.route}`; else await route();
   });
 }
 
@@ -369,22 +391,25 @@ async function showDevices() {
     const state = listState(`hubs/${hub}/devices`);
     const page = await fetchPage(`hubs/${enc(hub)}/devices`, state);
     const addForm = deviceForm(hub);
+    const selected = selection((ids) => deleteDevices(hub, ids));
     sections.push(h("section", { class: "card", "aria-label": `Devices of ${hub}` },
       h("h3", {}, hub),
       h("div", { class: "toolbar" }, h("button", { type: "button", onclick: () => { addForm.hidden = false; addForm.querySelector("input").focus(); } }, "Add device"),
         h("button", { type: "button", onclick: () => guarded(showDevices) }, "Refresh"),
+        selected.button,
         searchBox(`Search devices of ${hub}`, state, showDevices)),
       addForm,
       pager(`devices of ${hub}`, state, page, showDevices),
-      h("table", {}, h("thead", {}, h("tr", {}, ["Device ID", "Status", "Connection state", "Last activity", "Authentication type", "Modules", "Actions"].map((t) => h("th", {}, t)))),
+      h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, h("span", { class: "visually-hidden" }, "Select")), ["Device ID", "Status", "Connection state", "Last activity", "Authentication type", "Modules", "Actions"].map((t) => h("th", {}, t)))),
         h("tbody", {}, page.items.length ? page.items.map((d) => h("tr", { "data-device": d.deviceId },
+          h("td", {}, selected.box(d.deviceId)),
           h("td", {}, h("a", { href: `#/devices/${enc(hub)}/${enc(d.deviceId)}` }, d.deviceId)),
           h("td", { "data-col": "status" }, d.status === "enabled" ? "Enabled" : "Disabled"),
           h("td", {}, d.connectionState), h("td", {}, d.lastActivityTime || ""),
           h("td", { "data-col": "auth" }, (d.authentication || {}).type), h("td", {}, String(d.moduleCount || 0)),
           h("td", {}, h("button", { type: "button", onclick: () => toggleDevice(hub, d) }, d.status === "enabled" ? "Disable" : "Enable"), " ",
             h("button", { type: "button", class: "danger", "aria-label": `Delete device ${d.deviceId}`, onclick: () => deleteDevice(hub, d.deviceId) }, "Delete"))))
-          : h("tr", {}, h("td", { colspan: 7, class: "muted" }, "No devices"))))));
+          : h("tr", {}, h("td", { colspan: 8, class: "muted" }, "No devices"))))));
   }
   render("IoT devices", ...sections);
 }
@@ -456,11 +481,13 @@ async function toggleDevice(hub, d) {
   });
 }
 
-async function deleteDevice(hub, id) {
-  if (!confirm(`Delete device ${id}?`)) return;
+function deleteDevice(hub, id) { return deleteDevices(hub, [id]); }
+
+async function deleteDevices(hub, ids) {
+  if (!ids.length || !confirm(`Delete ${ids.length === 1 ? "device" : `${ids.length} devices`} ${ids.join(", ")}?`)) return;
   await guarded(async () => {
-    await api("DELETE", `hubs/${enc(hub)}/devices/${enc(id)}`);
-    toast(`Deleted ${id}`);
+    for (const id of ids) await api("DELETE", `hubs/${enc(hub)}/devices/${enc(id)}`);
+    toast(`Deleted ${ids.join(", ")}`);
     if (location.hash !== "#/devices") location.hash = "#/devices"; else await showDevices();
   });
 }
