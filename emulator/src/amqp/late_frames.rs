@@ -22,9 +22,6 @@ use tokio::io::{AsyncRead, ReadBuf};
 use super::unattached_frames::{EndedEndpoints, Sender};
 use crate::net::forward_async_write;
 
-const BEGIN: u8 = 0x11;
-const END: u8 = 0x17;
-
 /// Why the client's byte stream was cut: a malformed frame after `open`.
 #[derive(Debug, Default)]
 pub(crate) struct FramingViolation(Mutex<Option<String>>);
@@ -205,6 +202,9 @@ forward_async_write!(LateFrames, inner);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const BEGIN: u8 = 0x11;
+    const END: u8 = 0x17;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     fn frame(channel: u16, body: &[u8]) -> Vec<u8> {
