@@ -4,7 +4,8 @@ one JSON line (body and application properties) so browser/portal.test.mjs can s
 
 Environment: DEVICE_HOST, DEVICE_ID, DEVICE_KEY (the primary key copied from the portal);
 with MODULE_ID it connects as that module of the device instead, DEVICE_KEY then being the
-module's key.
+module's key; with CERT_FILE and KEY_FILE (a module created with X.509 authentication) it
+presents that certificate instead of a key.
 """
 
 import asyncio
@@ -12,7 +13,7 @@ import json
 import os
 import sys
 
-from azure.iot.device import MethodResponse
+from azure.iot.device import MethodResponse, X509
 from azure.iot.device.aio import IoTHubDeviceClient, IoTHubModuleClient
 
 
@@ -22,7 +23,14 @@ def say(kind, **fields):
 
 async def main():
     module_id = os.environ.get("MODULE_ID")
-    if module_id:
+    if module_id and os.environ.get("CERT_FILE"):
+        client = IoTHubModuleClient.create_from_x509_certificate(
+            x509=X509(cert_file=os.environ["CERT_FILE"], key_file=os.environ["KEY_FILE"]),
+            hostname=os.environ["DEVICE_HOST"],
+            device_id=os.environ["DEVICE_ID"],
+            module_id=module_id,
+        )
+    elif module_id:
         client = IoTHubModuleClient.create_from_connection_string(
             f"HostName={os.environ['DEVICE_HOST']};DeviceId={os.environ['DEVICE_ID']};"
             f"ModuleId={module_id};SharedAccessKey={os.environ['DEVICE_KEY']}"

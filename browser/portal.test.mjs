@@ -3,8 +3,8 @@
 // a connected device. Screenshots of each view go to $SCREENSHOTS (browser/run sets it).
 //
 // Environment (browser/run sets all of it): PORTAL_URL, CHROMIUM, PYTHON (a venv with
-// azure-iot-device), QUICKSTART_PY (conformance/python/quickstart.py), ECHO_DEVICE_PY,
-// SSL_CERT_FILE (the emulator CA), SCREENSHOTS.
+// azure-iot-device), OFFICIAL_SAMPLE_PY (the official provision_symmetric_key.py, vendored under
+// browser/vendor/), ECHO_DEVICE_PY, SSL_CERT_FILE (the emulator CA), SCREENSHOTS.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
@@ -40,14 +40,15 @@ async function check(name, fn) {
   console.log(`portal-browser: ok ${step} - ${name} (${Date.now() - started} ms)`);
 }
 
-async function shot(page, name) {
-  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+/** A screenshot of the whole page, or with `{ fullPage: false }` of what the window shows. */
+async function shot(page, name, { fullPage = true } = {}) {
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage });
 }
 
 /** Runs a command to completion; rejects with its output when it fails. */
-function run(cmd, args, extraEnv) {
+function run(cmd, args, extraEnv, cwd) {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: { ...process.env, ...extraEnv }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(cmd, args, { cwd, env: { ...process.env, ...extraEnv }, stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     child.stdout.on("data", (d) => { out += d; });
     child.stderr.on("data", (d) => { out += d; });
@@ -125,22 +126,39 @@ try {
     assert.equal(await page.getByLabel("Filter by device ID").inputValue(), DEVICE_ID);
   });
 
-  await check("run the quickstart Python device with the copied key: provisioned, 10 messages", async () => {
-    await run(env("PYTHON"), [env("QUICKSTART_PY")], {
+  await check("run the official sample provision_symmetric_key.py with the copied key: assigned, 10 messages sent", async () => {
+    // The quickstart's own step: the four variables it sets, then `python provision_symmetric_key.py`
+    // (browser/vendor/azure-iot-sdk-python, unmodified). The sample exits 0 even when it is not
+    // assigned, so its printed lines are what tells.
+    const sample = env("OFFICIAL_SAMPLE_PY");
+    const out = await run(env("PYTHON"), [path.basename(sample)], {
       PROVISIONING_HOST: host,
       PROVISIONING_IDSCOPE: idScope,
       PROVISIONING_REGISTRATION_ID: REGISTRATION_ID,
       PROVISIONING_SYMMETRIC_KEY: primaryKey,
-      EXPECTED_DEVICE_ID: DEVICE_ID,
-      EXPECTED_ASSIGNED_HUB: "localhost",
-    });
+    }, path.dirname(sample));
+    const lines = out.split("\n").map((l) => l.trim());
+    assert.ok(lines.includes("Will send telemetry from the provisioned device"), `the sample was not assigned:\n${out}`);
+    // RegistrationState's str(): device ID, assigned hub, substatus, payload, one a line.
+    const at = lines.indexOf("The complete registration result is");
+    assert.deepEqual(lines.slice(at + 1, at + 4), [DEVICE_ID, host, "initialAssignment"], out);
+    for (let i = 1; i <= 10; i += 1) assert.ok(lines.includes(`done sending message #${i}`), `message #${i} not sent:\n${out}`);
   });
 
-  await check("the 10 messages arrived live in the telemetry view, with their properties", async () => {
+  await check("the 10 messages arrived live in the telemetry view, with their message IDs", async () => {
     await page.waitForFunction(() => document.querySelector('[data-field="count"]')?.textContent === "10", null, { timeout: 15000 });
-    assert.equal(await page.locator(`article.message[data-device="${DEVICE_ID}"]`).count(), 10);
-    assert.ok(await page.getByText("test wind speed 10").count());
-    assert.ok(await page.getByText(/windUnit/).first().isVisible());
+    const messages = page.locator(`article.message[data-device="${DEVICE_ID}"]`);
+    assert.equal(await messages.count(), 10);
+    const bodies = (await page.locator('article.message [data-field="body"]').allTextContents()).sort();
+    assert.deepEqual(bodies, Array.from({ length: 10 }, (_, i) => `test wind speed ${i + 1}`).sort());
+    // The sample sets msg.message_id = uuid.uuid4(): each arrives as the message's system property.
+    const ids = new Set();
+    for (const text of await page.locator('article.message [data-field="system-properties"]').allTextContents()) {
+      const id = JSON.parse(text)["message-id"];
+      assert.match(String(id), /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, text);
+      ids.add(id);
+    }
+    assert.equal(ids.size, 10);
     await shot(page, "05-telemetry");
     await page.getByRole("button", { name: "Pause" }).click();
     assert.equal(await page.getByRole("button", { name: "Resume" }).getAttribute("aria-pressed"), "true");
@@ -307,6 +325,59 @@ try {
     await page.getByText("No modules").waitFor();
   });
 
+  // A module that authenticates with a self-signed certificate: the portal registers its
+  // thumbprint, then it connects with the certificate and answers a method invoked from its page.
+  const moduleCerts = path.join(env("WORK"), "module-certs");
+  const X509_MODULE = "portal-x509-module";
+  const made = await run(env("IOTEMU"), ["certs", "self-signed", "--registration-id", X509_MODULE, "--out-dir", moduleCerts]);
+  const moduleThumbprint = /SHA-256 thumbprint:\s*([0-9A-F]{64})/.exec(made)?.[1];
+  assert.ok(moduleThumbprint, made);
+
+  await check("device page: add a module with X.509 self-signed authentication (its thumbprint) and one CA-signed", async () => {
+    const addModule = async (id, type) => {
+      await page.getByLabel("Module ID").fill(id);
+      await page.getByLabel("Authentication type").selectOption(type);
+      if (type === "selfSigned") await page.getByLabel("Primary thumbprint").fill(moduleThumbprint);
+      await page.getByRole("button", { name: "Add module" }).click();
+      await page.locator(`tr[data-module="${id}"]`).waitFor();
+    };
+    await addModule(X509_MODULE, "selfSigned");
+    await addModule("portal-ca-module", "certificateAuthority");
+    const auth = (id) => page.locator(`tr[data-module="${id}"] [data-col="auth"]`).textContent();
+    assert.equal(await auth(X509_MODULE), "selfSigned");
+    assert.equal(await auth("portal-ca-module"), "certificateAuthority");
+  });
+
+  const x509Echo = startEcho({ DEVICE_ID, MODULE_ID: X509_MODULE,
+    CERT_FILE: path.join(moduleCerts, `${X509_MODULE}.pem`), KEY_FILE: path.join(moduleCerts, `${X509_MODULE}.key.pem`) });
+  moduleEcho = x509Echo.proc;
+  await x509Echo.wait("connected", () => true, "an X.509 module connection");
+
+  await check("X.509 module page: thumbprint shown, connected with its certificate, a direct method answered", async () => {
+    await page.getByRole("link", { name: X509_MODULE }).click();
+    await page.getByRole("heading", { name: `Module ${X509_MODULE}` }).waitFor();
+    assert.equal(await page.locator('[data-field="Primary thumbprint"]').textContent(), moduleThumbprint);
+    assert.equal(await page.locator('[data-field="Connection state"]').textContent(), "Connected");
+    await page.getByLabel("Method name").fill("identify");
+    await page.getByLabel("Payload (JSON)").fill('{"blink": 3}');
+    await page.getByRole("button", { name: "Invoke method" }).click();
+    await page.waitForFunction(() => document.querySelector('[data-field="method-result"]')?.textContent.includes('"status"'), null, { timeout: 20000 });
+    const answer = JSON.parse(await page.locator('[data-field="method-result"]').textContent());
+    assert.deepEqual(answer, { status: 200, payload: { echo: { blink: 3 }, method: "identify" } });
+    await shot(page, "18-module-x509");
+  });
+
+  moduleEcho.stdin.end();
+  moduleEcho.kill("SIGTERM");
+  moduleEcho = null;
+
+  await check("delete the X.509 modules", async () => {
+    await page.getByRole("button", { name: "Delete module" }).click();
+    await page.getByRole("heading", { name: `Device ${DEVICE_ID}` }).waitFor();
+    await page.getByRole("button", { name: "Delete module portal-ca-module" }).click();
+    await page.getByText("No modules").waitFor();
+  });
+
   echo.stdin.end();
   echo.kill("SIGTERM");
   echo = null;
@@ -356,10 +427,10 @@ try {
     await page.getByText("None").waitFor();
   });
 
-  await check("delete the enrollment", async () => {
-    await page.goto(`${URL}/#/enrollments/${REGISTRATION_ID}`);
-    await page.getByRole("button", { name: "Delete" }).click();
-    await page.getByRole("heading", { name: "Individual enrollments" }).waitFor();
+  await check("delete the enrollment as the quickstart's clean-up says: check it in the list, Delete at the top", async () => {
+    await page.goto(`${URL}/#/enrollments`);
+    await page.getByRole("checkbox", { name: `Select ${REGISTRATION_ID}` }).check();
+    await page.getByRole("button", { name: "Delete selected" }).click();
     await page.getByText("None").waitFor();
     const left = await page.evaluate(async () => (await fetch("/api/enrollments")).json());
     assert.equal(left.length, 0);
@@ -379,7 +450,7 @@ try {
     };
     await add("portal-x509", "selfSigned", "AB".repeat(32));
     await add("portal-ca", "certificateAuthority");
-    const auth = (id) => page.locator(`tr[data-device="${id}"] td`).nth(4).textContent();
+    const auth = (id) => page.locator(`tr[data-device="${id}"] [data-col="auth"]`).textContent();
     assert.equal(await auth("portal-x509"), "selfSigned");
     assert.equal(await auth("portal-ca"), "certificateAuthority");
     await shot(page, "17-x509-devices");
@@ -389,11 +460,52 @@ try {
     }
   });
 
-  await check("delete the device", async () => {
+  await check("delete the device as the quickstart's clean-up says: check it in the list, Delete at the top", async () => {
     await page.goto(URL + "/#/devices");
-    await page.getByRole("button", { name: `Delete device ${DEVICE_ID}` }).click();
+    const hub = page.getByRole("region", { name: "Devices of localhost" });
+    assert.ok(await hub.getByRole("button", { name: "Delete selected" }).isDisabled());
+    await hub.getByRole("checkbox", { name: `Select ${DEVICE_ID}` }).check();
+    await hub.getByRole("button", { name: "Delete selected" }).click();
     await page.getByText("No devices").waitFor();
     await shot(page, "12-cleaned-up");
+  });
+
+  await check("devices view pages 250 devices: 100 a page, next and previous, search across pages", async () => {
+    // 250 devices through the portal's own API (what "Add device" sends), then the list.
+    await page.evaluate(async () => {
+      for (let i = 0; i < 250; i += 1) {
+        const id = `fleet-${String(i).padStart(3, "0")}`;
+        const res = await fetch(`/api/hubs/localhost/devices/${id}`, {
+          method: "PUT", headers: { "Content-Type": "application/json", "X-Iotemu-Portal": "1" },
+          body: JSON.stringify({ deviceId: id, status: "enabled", authentication: { type: "sas" } }),
+        });
+        if (!res.ok) throw new Error(`${id}: ${res.status}`);
+      }
+    });
+    // Still on the devices view (the step before ended there): its Refresh reads the list again.
+    const hub = page.getByRole("region", { name: "Devices of localhost" });
+    await hub.getByRole("button", { name: "Refresh" }).click();
+    const range = hub.locator('[data-field="range"]');
+    await page.waitForFunction(() => document.querySelector('[data-field="range"]')?.textContent === "1–100 of 250");
+    assert.equal(await hub.locator("tr[data-device]").count(), 100);
+    assert.equal(await hub.locator("tr[data-device]").first().getAttribute("data-device"), "fleet-000");
+    assert.ok(await hub.getByRole("button", { name: "Previous page" }).isDisabled());
+    await hub.getByRole("button", { name: "Next page" }).click();
+    await page.waitForFunction(() => document.querySelector('[data-field="range"]')?.textContent === "101–200 of 250");
+    await page.getByRole("region", { name: "Devices of localhost" }).getByRole("button", { name: "Next page" }).click();
+    await page.waitForFunction(() => document.querySelector('[data-field="range"]')?.textContent === "201–250 of 250");
+    assert.equal(await hub.locator("tr[data-device]").count(), 50);
+    assert.equal(await hub.locator("tr[data-device]").last().getAttribute("data-device"), "fleet-249");
+    assert.ok(await hub.getByRole("button", { name: "Next page" }).isDisabled());
+    await shot(page, "19-devices-paged", { fullPage: false });
+    await hub.getByRole("button", { name: "Previous page" }).click();
+    await page.waitForFunction(() => document.querySelector('[data-field="range"]')?.textContent === "101–200 of 250");
+    assert.equal(await hub.locator("tr[data-device]").first().getAttribute("data-device"), "fleet-100");
+    // The search is the server's: it finds devices on every page, then pages from the first.
+    await hub.getByLabel("Search devices of localhost").fill("fleet-24");
+    await page.waitForFunction(() => document.querySelector('[data-field="range"]')?.textContent === "1–10 of 10");
+    assert.equal(await hub.locator("tr[data-device]").first().getAttribute("data-device"), "fleet-240");
+    assert.equal(await range.textContent(), "1–10 of 10");
   });
 
   await check("no request left the emulator's origin; no script errors", async () => {

@@ -761,3 +761,228 @@ async fn x509_devices_are_created_through_the_api() {
         "{error}"
     );
 }
+
+/// The continuation token a paged answer carries, if any.
+fn continuation_of(head: &str) -> Option<String> {
+    head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.eq_ignore_ascii_case("x-ms-continuation")
+            .then(|| value.trim().to_owned())
+    })
+}
+
+/// Follows the continuation tokens of `path` to the end: every page's ids, in order.
+async fn all_pages(addr: SocketAddr, path: &str, id_field: &str, size: &str) -> Vec<Vec<String>> {
+    let mut pages = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut headers = vec![("x-ms-max-item-count", size)];
+        if let Some(token) = &token {
+            headers.push(("x-ms-continuation", token));
+        }
+        let (status, head, body) = call(addr, "GET", path, &headers, None).await;
+        assert_eq!(status, 200, "{body}");
+        let items: Value = serde_json::from_str(&body).unwrap();
+        pages.push(
+            items
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i[id_field].as_str().unwrap().to_owned())
+                .collect(),
+        );
+        token = continuation_of(&head);
+        if token.is_none() {
+            return pages;
+        }
+        assert!(pages.len() < 100, "the tokens never end");
+    }
+}
+
+#[tokio::test]
+async fn lists_are_paged_with_continuation_tokens_and_filtered_before_paging() {
+    let emulator = iotemu::Emulator::builder()
+        .control_port(0)
+        .start()
+        .await
+        .unwrap();
+    let addr = emulator.control_addr().unwrap();
+    let key = SymmetricKey::from_base64(iotemu_e2e::QUICKSTART_KEY).unwrap();
+    let hub = emulator.default_hub();
+    for i in 0..250 {
+        hub.provision_device(&format!("page-dev-{i:03}"), key.clone(), key.clone(), None);
+    }
+    let mut expected: Vec<String> = (0..250).map(|i| format!("page-dev-{i:03}")).collect();
+    expected.sort();
+
+    // 250 devices in pages of 100: 100, 100, 50, in device id order, nothing twice.
+    let pages = all_pages(addr, "/api/hubs/localhost/devices", "deviceId", "100").await;
+    assert_eq!(
+        pages.iter().map(Vec::len).collect::<Vec<_>>(),
+        vec![100, 100, 50]
+    );
+    assert_eq!(pages.concat(), expected);
+
+    // Without a page size the answer is the REST APIs' default page (100), with the total.
+    let (status, head, body) = call(addr, "GET", "/api/hubs/localhost/devices", &[], None).await;
+    assert_eq!(status, 200);
+    let first: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(first.as_array().map(Vec::len), Some(100));
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("x-iotemu-total-count: 250"),
+        "{head}"
+    );
+    assert!(continuation_of(&head).is_some());
+
+    // The filter (case-insensitive) applies before paging: page-dev-240…249 in pages of 3.
+    let pages = all_pages(
+        addr,
+        "/api/hubs/localhost/devices?filter=PAGE-DEV-24",
+        "deviceId",
+        "3",
+    )
+    .await;
+    assert_eq!(
+        pages.concat(),
+        (240..250)
+            .map(|i| format!("page-dev-{i}"))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(pages.len(), 4);
+
+    // A token that is not ours is the APIs' 400004.
+    let (status, error) = json_call(
+        addr,
+        "GET",
+        "/api/hubs/localhost/devices",
+        &[("x-ms-continuation", "bm90LWEtdG9rZW4")],
+        None,
+    )
+    .await;
+    assert_eq!((status, &error["errorCode"]), (400, &json!(400004)));
+
+    // Individual enrollments page the same way (through the portal's own PUT).
+    for i in 0..120 {
+        let id = format!("page-enr-{i:03}");
+        let (status, body) = json_call(
+            addr,
+            "PUT",
+            &format!("/api/enrollments/{id}"),
+            &[WRITE],
+            Some(json!({"registrationId": id, "attestation": {"type": "symmetricKey", "symmetricKey": {}}})),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    // (The default emulator has the quickstart's enrollment too; the filter leaves it out.)
+    let pages = all_pages(
+        addr,
+        "/api/enrollments?filter=page-enr-",
+        "registrationId",
+        "50",
+    )
+    .await;
+    assert_eq!(
+        pages.iter().map(Vec::len).collect::<Vec<_>>(),
+        vec![50, 50, 20]
+    );
+    let mut enrollments: Vec<String> = (0..120).map(|i| format!("page-enr-{i:03}")).collect();
+    enrollments.sort();
+    assert_eq!(pages.concat(), enrollments);
+    for list in ["/api/enrollmentGroups", "/api/registrations"] {
+        let (status, items) =
+            json_call(addr, "GET", list, &[("x-ms-max-item-count", "5")], None).await;
+        assert_eq!(status, 200, "{items}");
+        assert!(items.as_array().is_some_and(|items| items.len() <= 5));
+    }
+}
+
+#[tokio::test]
+async fn modules_are_created_with_x509_or_given_keys_through_the_api() {
+    let emulator = iotemu::Emulator::builder()
+        .control_port(0)
+        .start()
+        .await
+        .unwrap();
+    let addr = emulator.control_addr().unwrap();
+    let key = SymmetricKey::from_base64(iotemu_e2e::QUICKSTART_KEY).unwrap();
+    emulator
+        .default_hub()
+        .provision_device("mod-x509", key.clone(), key, None);
+    let base = "/api/hubs/localhost/devices/mod-x509/modules";
+    let thumbprint = "CD".repeat(32);
+    // What the portal's "Add module" form sends for each authentication type.
+    let (status, created) = json_call(
+        addr,
+        "PUT",
+        &format!("{base}/self"),
+        &[WRITE],
+        Some(
+            json!({"moduleId": "self", "authentication": {"type": "selfSigned",
+            "x509Thumbprint": {"primaryThumbprint": thumbprint, "secondaryThumbprint": null}}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(created["authentication"]["type"], "selfSigned");
+    assert_eq!(
+        created["authentication"]["x509Thumbprint"]["primaryThumbprint"],
+        thumbprint
+    );
+    let (status, created) = json_call(
+        addr,
+        "PUT",
+        &format!("{base}/ca"),
+        &[WRITE],
+        Some(json!({"moduleId": "ca", "authentication": {"type": "certificateAuthority"}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(created["authentication"]["type"], "certificateAuthority");
+    let given = iotemu_e2e::QUICKSTART_KEY;
+    let (status, created) = json_call(
+        addr,
+        "PUT",
+        &format!("{base}/given"),
+        &[WRITE],
+        Some(
+            json!({"moduleId": "given", "authentication": {"type": "sas",
+            "symmetricKey": {"primaryKey": given, "secondaryKey": given}}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(
+        created["authentication"]["symmetricKey"]["primaryKey"],
+        given
+    );
+    assert!(emulator.default_hub().module("mod-x509", "self").is_some());
+    let (status, fetched) = json_call(addr, "GET", &format!("{base}/self"), &[], None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        fetched["authentication"]["x509Thumbprint"]["primaryThumbprint"],
+        thumbprint
+    );
+    // A self-signed module without a thumbprint, or with one that is not hex, is refused.
+    for bad in [json!(null), json!("not-hex")] {
+        let (status, error) = json_call(
+            addr,
+            "PUT",
+            &format!("{base}/bad"),
+            &[WRITE],
+            Some(
+                json!({"moduleId": "bad", "authentication": {"type": "selfSigned",
+                "x509Thumbprint": {"primaryThumbprint": bad}}}),
+            ),
+        )
+        .await;
+        assert_eq!(
+            (status, &error["errorCode"]),
+            (400, &json!(400004)),
+            "{error}"
+        );
+    }
+    let (_, modules) = json_call(addr, "GET", base, &[], None).await;
+    assert_eq!(modules.as_array().map(Vec::len), Some(3));
+}

@@ -37,6 +37,7 @@ mod api_certificates;
 mod api_dps;
 mod api_hub;
 mod inspect;
+mod paging;
 mod portal;
 mod reply;
 mod send;

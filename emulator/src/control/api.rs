@@ -6,6 +6,7 @@
 //! | route | operation |
 //! |---|---|
 //! | `GET /api/overview` | DPS endpoint, ID scope, connection strings; each hub's |
+//! | (the lists below) | paged: `x-ms-max-item-count`, `x-ms-continuation`, `?filter=` (`paging.rs`) |
 //! | `GET,PUT,DELETE /api/enrollments[/{id}]` | individual enrollments (`If-Match` on PUT/DELETE) |
 //! | `GET,PUT,DELETE /api/enrollmentGroups[/{id}]` | enrollment groups |
 //! | `GET,DELETE /api/registrations[/{id}]` | registration records |
@@ -43,11 +44,14 @@ const MAX_BODY_BYTES: usize = 256 * 1024;
 pub(super) const PORTAL_HEADER: &str = "x-iotemu-portal";
 
 /// One admitted `/api/` request: its method, its path after `/api/` (percent-decoded
-/// segments), its `If-Match` and its body.
+/// segments), its query string, its `If-Match`, its paging headers (`paging.rs`) and its body.
 pub(super) struct ApiRequest {
     pub(super) method: Method,
     pub(super) segments: Vec<String>,
+    pub(super) query: String,
     pub(super) if_match: Option<String>,
+    pub(super) max_item_count: Option<String>,
+    pub(super) continuation: Option<String>,
     pub(super) body: bytes::Bytes,
 }
 
@@ -73,11 +77,16 @@ pub(super) async fn route(state: &EmulatorState, req: Request<Incoming>) -> Repl
                 .into_owned()
         })
         .collect();
-    let if_match = req
-        .headers()
-        .get(hyper::header::IF_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let if_match = header("if-match");
+    let max_item_count = header("x-ms-max-item-count");
+    let continuation = header("x-ms-continuation");
+    let query = req.uri().query().unwrap_or_default().to_owned();
     let read = tokio::time::timeout(
         HEADER_TIMEOUT,
         Limited::new(req.into_body(), MAX_BODY_BYTES).collect(),
@@ -96,7 +105,10 @@ pub(super) async fn route(state: &EmulatorState, req: Request<Incoming>) -> Repl
     let req = ApiRequest {
         method,
         segments,
+        query,
         if_match,
+        max_item_count,
+        continuation,
         body,
     };
     let path: Vec<&str> = req.segments.iter().map(String::as_str).collect();

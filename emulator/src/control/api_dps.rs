@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::api::{ApiRequest, dps_error, error_reply, method_not_allowed};
+use super::paging::Paging;
 use super::reply::{Reply, json_reply};
 use super::state::EmulatorState;
 use crate::dps::error::DpsError;
@@ -59,10 +60,17 @@ pub(super) fn overview(state: &EmulatorState, req: &ApiRequest) -> Reply {
 
 /// `/api/enrollments…`, `/api/enrollmentGroups…`, `/api/registrations…`.
 pub(super) async fn route(state: &EmulatorState, req: &ApiRequest, path: &[&str]) -> Reply {
+    if req.method == Method::GET
+        && let [list @ ("enrollments" | "enrollmentGroups" | "registrations")] = path
+    {
+        return match Paging::of(req) {
+            Ok(paging) => list_page(state, &paging, list),
+            Err(refused) => refused.reply(),
+        };
+    }
     let dps = &state.dps;
     let if_match = req.if_match.as_deref();
     let result: Result<Value, DpsError> = match (&req.method, path) {
-        (&Method::GET, ["enrollments"]) => Ok(json!(dps.enrollments())),
         (&Method::GET, ["enrollments", id]) => dps.get_enrollment(id).map(|e| json!(e)),
         (&Method::PUT, ["enrollments", id]) => match parse::<IndividualEnrollment>(req) {
             Ok(enrollment) => durable(dps.put_enrollment(id, enrollment, if_match)).await,
@@ -71,7 +79,6 @@ pub(super) async fn route(state: &EmulatorState, req: &ApiRequest, path: &[&str]
         (&Method::DELETE, ["enrollments", id]) => {
             durable(dps.delete_enrollment_checked(id, if_match)).await
         }
-        (&Method::GET, ["enrollmentGroups"]) => Ok(json!(dps.enrollment_groups())),
         (&Method::GET, ["enrollmentGroups", id]) => dps.get_enrollment_group(id).map(|g| json!(g)),
         (&Method::PUT, ["enrollmentGroups", id]) => match parse::<EnrollmentGroup>(req) {
             Ok(group) => durable(dps.put_enrollment_group(id, group, if_match)).await,
@@ -80,7 +87,6 @@ pub(super) async fn route(state: &EmulatorState, req: &ApiRequest, path: &[&str]
         (&Method::DELETE, ["enrollmentGroups", id]) => {
             durable(dps.delete_enrollment_group_checked(id, if_match)).await
         }
-        (&Method::GET, ["registrations"]) => Ok(json!(dps.registrations())),
         (&Method::GET, ["registrations", id]) => dps.get_registration_state(id).map(|r| json!(r)),
         (&Method::DELETE, ["registrations", id]) => {
             durable(dps.delete_registration_state(id, if_match)).await
@@ -95,6 +101,51 @@ pub(super) async fn route(state: &EmulatorState, req: &ApiRequest, path: &[&str]
         Ok(value) => json_reply(StatusCode::OK, value),
         Err(e) => dps_error(&e),
     }
+}
+
+/// One page of a DPS list, each sorted by its id, `?filter=` looking in ids and device ids.
+fn list_page(state: &EmulatorState, paging: &Paging, list: &str) -> Reply {
+    let dps = &state.dps;
+    match list {
+        "enrollments" => paging
+            .page(
+                dps.enrollments(),
+                |e| &e.registration_id,
+                |e| {
+                    [Some(e.registration_id.as_str()), e.device_id.as_deref()]
+                        .into_iter()
+                        .flatten()
+                        .collect()
+                },
+            )
+            .map(to_json)
+            .reply(),
+        "enrollmentGroups" => paging
+            .page(
+                dps.enrollment_groups(),
+                |g| &g.enrollment_group_id,
+                |g| vec![g.enrollment_group_id.as_str()],
+            )
+            .map(to_json)
+            .reply(),
+        _ => paging
+            .page(
+                dps.registrations(),
+                |r| &r.registration_id,
+                |r| {
+                    [Some(r.registration_id.as_str()), r.device_id.as_deref()]
+                        .into_iter()
+                        .flatten()
+                        .collect()
+                },
+            )
+            .map(to_json)
+            .reply(),
+    }
+}
+
+fn to_json<T: serde::Serialize>(item: T) -> Value {
+    serde_json::to_value(item).unwrap_or(Value::Null)
 }
 
 /// The body as the DPS model type, refused with the service API's 400 wording otherwise.

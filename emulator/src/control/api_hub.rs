@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::api::{ApiRequest, error_reply, hub_error, method_not_allowed};
+use super::paging::Paging;
 use super::reply::{Reply, json_reply};
 use crate::http::hub_methods::MethodInvocation;
 use crate::hub::c2d::C2dMessage;
@@ -23,8 +24,13 @@ use crate::timefmt::utc_timestamp;
 
 /// `/api/hubs/{hub}/…` with `path` the part after the hub.
 pub(super) async fn route(hub: &Hub, req: &ApiRequest, path: &[&str]) -> Reply {
+    if let (&Method::GET, ["devices"]) = (&req.method, path) {
+        return match Paging::of(req) {
+            Ok(paging) => devices(hub, &paging),
+            Err(refused) => refused.reply(),
+        };
+    }
     let result = match (&req.method, path) {
-        (&Method::GET, ["devices"]) => Ok(devices(hub)),
         (&Method::GET, ["devices", id]) => hub.get_device(id).map(|d| device_json(hub, &d)),
         (&Method::PUT, ["devices", id]) => put_device(hub, req, id).await,
         (&Method::DELETE, ["devices", id]) => {
@@ -87,10 +93,18 @@ pub(super) async fn route(hub: &Hub, req: &ApiRequest, path: &[&str]) -> Reply {
     }
 }
 
-/// Every device, with its connection state and when it last sent telemetry (what the
-/// portal's device list shows as last activity).
-fn devices(hub: &Hub) -> Value {
-    Value::Array(hub.devices().iter().map(|d| device_json(hub, d)).collect())
+/// One page of the devices (by device ID; `?filter=` looks in the ID), each with its
+/// connection state and when it last sent telemetry (what the portal's device list shows as
+/// last activity). Only the page's devices are looked up in the telemetry log.
+fn devices(hub: &Hub, paging: &Paging) -> Reply {
+    paging
+        .page(
+            hub.devices(),
+            |d| &d.device_id,
+            |d| vec![d.device_id.as_str()],
+        )
+        .map(|d| device_json(hub, &d))
+        .reply()
 }
 
 fn device_json(hub: &Hub, device: &crate::hub::device::Device) -> Value {

@@ -96,6 +96,84 @@ async function overview() {
   return overviewCache;
 }
 
+// ----- paged lists -----
+// The lists (enrollments, groups, registration records, devices) come a page at a time with the
+// REST APIs' paging headers (x-ms-max-item-count; x-ms-continuation both ways) and ?filter=,
+// which the server applies before paging. Each list remembers its page size, filter and the
+// tokens of the pages seen, so "Previous page" goes back and a refresh stays on the page.
+
+const PAGE_SIZES = [25, 50, 100, 500];
+const listStates = new Map();
+function listState(key) {
+  if (!listStates.has(key)) listStates.set(key, { size: 100, filter: "", tokens: [null], index: 0 });
+  return listStates.get(key);
+}
+
+/** One page of `path`: `{ items, total, next }`; an emptied page past the first steps back. */
+async function fetchPage(path, state) {
+  const headers = { "x-ms-max-item-count": String(state.size) };
+  const token = state.tokens[state.index];
+  if (token) headers["x-ms-continuation"] = token;
+  const res = await fetch(`/api/${path}${state.filter ? `?filter=${enc(state.filter)}` : ""}`, { headers });
+  let json = null;
+  try { json = await res.json(); } catch (_) { json = null; }
+  if (!res.ok) throw new ApiError(res.status, json);
+  const next = res.headers.get("x-ms-continuation");
+  state.tokens.length = state.index + 1;
+  if (next) state.tokens.push(next);
+  if (!json.length && state.index > 0) {
+    state.index -= 1;
+    return fetchPage(path, state);
+  }
+  return { items: json, total: Number(res.headers.get("x-iotemu-total-count") || json.length), next };
+}
+
+/** "1–100 of 250", Previous/Next page and the page size of a list; `reload` re-renders it. */
+function pager(label, state, page, reload) {
+  const from = page.items.length ? state.index * state.size + 1 : 0;
+  const to = state.index * state.size + page.items.length;
+  const size = h("select", {}, PAGE_SIZES.map((n) => h("option", { value: n, selected: n === state.size }, String(n))));
+  size.addEventListener("change", () => { state.size = Number(size.value); state.tokens = [null]; state.index = 0; guarded(reload); });
+  return h("div", { class: "toolbar pager", role: "group", "aria-label": `Pages of ${label}` },
+    h("span", { "data-field": "range", "aria-live": "polite" }, `${from}–${to} of ${page.total}`),
+    h("button", { type: "button", disabled: state.index === 0, onclick: () => { state.index -= 1; guarded(reload); } }, "Previous page"),
+    h("button", { type: "button", disabled: !page.next, onclick: () => { state.index += 1; guarded(reload); } }, "Next page"),
+    field("Page size", size, true));
+}
+
+/** A search box over a paged list: the server filters ids, then pages from the first. */
+function searchBox(label, state, reload) {
+  const box = h("input", { type: "search", value: state.filter, placeholder: "Filter by id" });
+  box.addEventListener("input", () => {
+    state.filter = box.value.trim(); state.tokens = [null]; state.index = 0;
+    guarded(async () => {
+      await reload();
+      const again = view().querySelector(`input[type=search][aria-label="${label}"]`) || view().querySelector("input[type=search]");
+      if (again) { again.focus(); again.setSelectionRange(again.value.length, again.value.length); }
+    });
+  });
+  box.setAttribute("aria-label", label);
+  return field("Search", box, true);
+}
+
+/**
+ * The Azure portal's way to delete from a list: a checkbox per row, one "Delete" above the list
+ * for the rows checked. `box(id)` makes a row's checkbox; `button` deletes the checked ids.
+ */
+function selection(onDelete) {
+  const chosen = new Set();
+  const button = h("button", { type: "button", class: "danger", disabled: true, onclick: () => onDelete([...chosen]) }, "Delete selected");
+  const box = (id) => {
+    const check = h("input", { type: "checkbox", "aria-label": `Select ${id}` });
+    check.addEventListener("change", () => {
+      if (check.checked) chosen.add(id); else chosen.delete(id);
+      button.disabled = chosen.size === 0;
+    });
+    return check;
+  };
+  return { button, box };
+}
+
 // ----- DPS overview -----
 
 async function showOverview() {
@@ -135,38 +213,39 @@ function mechanismOf(e) {
   return a.type === "symmetricKey" ? "Symmetric key" : a.type === "x509" ? "X.509" : a.type === "tpm" ? "TPM" : a.type || "";
 }
 
-async function showEnrollmentList(kind, search) {
+async function showEnrollmentList(kind) {
   const k = KINDS[kind];
-  const list = await api("GET", k.path);
-  const q = (search || "").toLowerCase();
-  const shown = list.filter((e) => !q || e[k.idField].toLowerCase().includes(q) || (e.deviceId || "").toLowerCase().includes(q));
-  const searchBox = h("input", { type: "search", value: search || "", placeholder: `Filter by id` });
-  searchBox.addEventListener("input", () => guarded(() => showEnrollmentList(kind, searchBox.value).then(() => {
-    const box = view().querySelector("input[type=search]"); box.focus(); box.setSelectionRange(box.value.length, box.value.length);
-  })));
+  const state = listState(k.path);
+  const page = await fetchPage(k.path, state);
+  const reload = () => showEnrollmentList(kind);
+  const selected = selection((ids) => deleteEnrollments(kind, ids));
   render(k.title,
     h("div", { class: "toolbar" },
       h("button", { type: "button", class: "primary", onclick: () => { location.hash = `#/${k.route}/new`; } }, kind === "groups" ? "Add enrollment group" : "Add individual enrollment"),
-      field("Search", searchBox, true)),
-    h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, kind === "groups" ? "Group name" : "Registration ID"), h("th", {}, "Mechanism"),
+      selected.button,
+      searchBox(`Search ${k.title.toLowerCase()}`, state, reload)),
+    pager(k.title.toLowerCase(), state, page, reload),
+    h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, h("span", { class: "visually-hidden" }, "Select")), h("th", {}, kind === "groups" ? "Group name" : "Registration ID"), h("th", {}, "Mechanism"),
       kind === "groups" ? null : h("th", {}, "Device ID"), h("th", {}, "Status"), h("th", {}, "Actions"))),
-      h("tbody", {}, shown.length ? shown.map((e) => h("tr", {},
+      h("tbody", {}, page.items.length ? page.items.map((e) => h("tr", { "data-id": e[k.idField] },
+        h("td", {}, selected.box(e[k.idField])),
         h("td", {}, h("a", { href: `#/${k.route}/${enc(e[k.idField])}` }, e[k.idField])),
         h("td", {}, mechanismOf(e)),
         kind === "groups" ? null : h("td", {}, e.deviceId || ""),
         h("td", {}, e.provisioningStatus || "enabled"),
         h("td", {}, h("button", { type: "button", class: "danger", "aria-label": `Delete ${e[k.idField]}`, onclick: () => deleteEnrollment(kind, e[k.idField]) }, "Delete"))))
-        : h("tr", {}, h("td", { colspan: 5, class: "muted" }, "None")))));
+        : h("tr", {}, h("td", { colspan: 6, class: "muted" }, "None")))));
 }
 
-async function deleteEnrollment(kind, id) {
+function deleteEnrollment(kind, id) { return deleteEnrollments(kind, [id]); }
+
+async function deleteEnrollments(kind, ids) {
   const k = KINDS[kind];
-  if (!confirm(`Delete ${k.one} ${id}?`)) return;
+  if (!ids.length || !confirm(`Delete ${ids.length === 1 ? k.one : `${ids.length} ${k.one}s`} ${ids.join(", ")}?`)) return;
   await guarded(async () => {
-    await api("DELETE", `${k.path}/${enc(id)}`);
-    toast(`Deleted ${id}`);
-    location.hash = `#/${k.route}`;
-    await route();
+    for (const id of ids) await api("DELETE", `${k.path}/${enc(id)}`);
+    toast(`Deleted ${ids.join(", ")}`);
+    if (location.hash !== `#/${k.route}`) location.hash = `#/${k.route}`; else await route();
   });
 }
 
@@ -282,10 +361,13 @@ async function showEnrollment(kind, id) {
 // ----- registration records -----
 
 async function showRegistrations() {
-  const list = await api("GET", "registrations");
+  const state = listState("registrations");
+  const page = await fetchPage("registrations", state);
   render("Registration records",
+    h("div", { class: "toolbar" }, searchBox("Search registration records", state, showRegistrations)),
+    pager("registration records", state, page, showRegistrations),
     h("table", {}, h("thead", {}, h("tr", {}, ["Registration ID", "Status", "Substatus", "Assigned hub", "Device ID", "Last updated", "Actions"].map((t) => h("th", {}, t)))),
-      h("tbody", {}, list.length ? list.map((r) => h("tr", {},
+      h("tbody", {}, page.items.length ? page.items.map((r) => h("tr", { "data-id": r.registrationId },
         h("td", {}, r.registrationId), h("td", {}, r.status), h("td", {}, r.substatus || ""), h("td", {}, r.assignedHub || ""),
         h("td", {}, r.deviceId || ""), h("td", {}, r.lastUpdatedDateTimeUtc || ""),
         h("td", {}, h("button", { type: "button", class: "danger", "aria-label": `Delete registration ${r.registrationId}`, onclick: () => guarded(async () => {
@@ -306,53 +388,84 @@ async function showDevices() {
   const hubs = await hubNames();
   const sections = [];
   for (const hub of hubs) {
-    const devices = await api("GET", `hubs/${enc(hub)}/devices`);
+    const state = listState(`hubs/${hub}/devices`);
+    const page = await fetchPage(`hubs/${enc(hub)}/devices`, state);
     const addForm = deviceForm(hub);
+    const selected = selection((ids) => deleteDevices(hub, ids));
     sections.push(h("section", { class: "card", "aria-label": `Devices of ${hub}` },
       h("h3", {}, hub),
       h("div", { class: "toolbar" }, h("button", { type: "button", onclick: () => { addForm.hidden = false; addForm.querySelector("input").focus(); } }, "Add device"),
-        h("button", { type: "button", onclick: () => guarded(showDevices) }, "Refresh")),
+        h("button", { type: "button", onclick: () => guarded(showDevices) }, "Refresh"),
+        selected.button,
+        searchBox(`Search devices of ${hub}`, state, showDevices)),
       addForm,
-      h("table", {}, h("thead", {}, h("tr", {}, ["Device ID", "Status", "Connection state", "Last activity", "Authentication type", "Modules", "Actions"].map((t) => h("th", {}, t)))),
-        h("tbody", {}, devices.length ? devices.map((d) => h("tr", { "data-device": d.deviceId },
+      pager(`devices of ${hub}`, state, page, showDevices),
+      h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, h("span", { class: "visually-hidden" }, "Select")), ["Device ID", "Status", "Connection state", "Last activity", "Authentication type", "Modules", "Actions"].map((t) => h("th", {}, t)))),
+        h("tbody", {}, page.items.length ? page.items.map((d) => h("tr", { "data-device": d.deviceId },
+          h("td", {}, selected.box(d.deviceId)),
           h("td", {}, h("a", { href: `#/devices/${enc(hub)}/${enc(d.deviceId)}` }, d.deviceId)),
           h("td", { "data-col": "status" }, d.status === "enabled" ? "Enabled" : "Disabled"),
           h("td", {}, d.connectionState), h("td", {}, d.lastActivityTime || ""),
-          h("td", {}, (d.authentication || {}).type), h("td", {}, String(d.moduleCount || 0)),
+          h("td", { "data-col": "auth" }, (d.authentication || {}).type), h("td", {}, String(d.moduleCount || 0)),
           h("td", {}, h("button", { type: "button", onclick: () => toggleDevice(hub, d) }, d.status === "enabled" ? "Disable" : "Enable"), " ",
             h("button", { type: "button", class: "danger", "aria-label": `Delete device ${d.deviceId}`, onclick: () => deleteDevice(hub, d.deviceId) }, "Delete"))))
-          : h("tr", {}, h("td", { colspan: 7, class: "muted" }, "No devices"))))));
+          : h("tr", {}, h("td", { colspan: 8, class: "muted" }, "No devices"))))));
   }
   render("IoT devices", ...sections);
 }
 
-/** The "Add device" form: SAS (keys generated), X.509 self-signed (thumbprints) or X.509 CA-signed. */
-function deviceForm(hub) {
-  const id = h("input", { type: "text", required: true, autocomplete: "off" });
-  const type = h("select", {}, h("option", { value: "sas" }, "Symmetric key (keys generated)"),
+/**
+ * The authentication of a new device or module, as the Azure portal asks for it: symmetric key
+ * (auto-generated, or the keys given), X.509 self-signed (primary/secondary thumbprints) or X.509
+ * CA signed. `fields` go in the form; `value()` is the identity's `authentication` JSON.
+ */
+function authFields() {
+  const type = h("select", {}, h("option", { value: "sas" }, "Symmetric key"),
     h("option", { value: "selfSigned" }, "X.509 self-signed"), h("option", { value: "certificateAuthority" }, "X.509 CA signed"));
+  const autoKeys = h("input", { type: "checkbox", checked: true });
+  const primaryKey = h("input", { type: "text", size: 66, autocomplete: "off" });
+  const secondaryKey = h("input", { type: "text", size: 66, autocomplete: "off" });
   const primary = h("input", { type: "text", size: 66, autocomplete: "off" });
   const secondary = h("input", { type: "text", size: 66, autocomplete: "off" });
+  const keys = h("fieldset", {}, h("legend", {}, "Symmetric keys"),
+    field("Auto-generate keys", autoKeys, true), field("Primary key", primaryKey), field("Secondary key", secondaryKey));
   const thumbprints = h("fieldset", { hidden: true }, h("legend", {}, "Thumbprints (SHA-1 or SHA-256, hex)"),
     field("Primary thumbprint", primary), field("Secondary thumbprint", secondary));
-  type.addEventListener("change", () => { thumbprints.hidden = type.value !== "selfSigned"; });
+  const sync = () => {
+    keys.hidden = type.value !== "sas";
+    thumbprints.hidden = type.value !== "selfSigned";
+    primaryKey.disabled = secondaryKey.disabled = autoKeys.checked;
+  };
+  type.addEventListener("change", sync);
+  autoKeys.addEventListener("change", sync);
+  sync();
+  const given = (input) => input.value.trim() || null;
+  const value = () => {
+    if (type.value === "sas") {
+      return { type: "sas", symmetricKey: autoKeys.checked ? { primaryKey: null, secondaryKey: null } : { primaryKey: given(primaryKey), secondaryKey: given(secondaryKey) } };
+    }
+    if (type.value === "selfSigned") return { type: "selfSigned", x509Thumbprint: { primaryThumbprint: given(primary), secondaryThumbprint: given(secondary) } };
+    return { type: "certificateAuthority" };
+  };
+  return { fields: [field("Authentication type", type), keys, thumbprints], value };
+}
+
+/** The "Add device" form. */
+function deviceForm(hub) {
+  const id = h("input", { type: "text", required: true, autocomplete: "off" });
+  const auth = authFields();
   const message = h("p", { class: "error", role: "alert" });
   const form = h("form", { class: "card", "aria-label": `Add a device to ${hub}`, hidden: true },
-    field("Device ID", id), field("Authentication type", type), thumbprints,
+    field("Device ID", id), auth.fields,
     h("div", { class: "toolbar" }, h("button", { type: "submit", class: "primary" }, "Save device"),
       h("button", { type: "button", onclick: () => { form.hidden = true; } }, "Cancel")),
     message);
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     message.textContent = "";
-    const authentication = { type: type.value };
-    if (type.value === "sas") authentication.symmetricKey = { primaryKey: null, secondaryKey: null };
-    if (type.value === "selfSigned") {
-      authentication.x509Thumbprint = { primaryThumbprint: primary.value.trim() || null, secondaryThumbprint: secondary.value.trim() || null };
-    }
     const deviceId = id.value.trim();
     try {
-      await api("PUT", `hubs/${enc(hub)}/devices/${enc(deviceId)}`, { deviceId, status: "enabled", authentication });
+      await api("PUT", `hubs/${enc(hub)}/devices/${enc(deviceId)}`, { deviceId, status: "enabled", authentication: auth.value() });
       toast(`Added ${deviceId}`);
       await showDevices();
     } catch (e) { message.textContent = e.message; }
@@ -368,11 +481,13 @@ async function toggleDevice(hub, d) {
   });
 }
 
-async function deleteDevice(hub, id) {
-  if (!confirm(`Delete device ${id}?`)) return;
+function deleteDevice(hub, id) { return deleteDevices(hub, [id]); }
+
+async function deleteDevices(hub, ids) {
+  if (!ids.length || !confirm(`Delete ${ids.length === 1 ? "device" : `${ids.length} devices`} ${ids.join(", ")}?`)) return;
   await guarded(async () => {
-    await api("DELETE", `hubs/${enc(hub)}/devices/${enc(id)}`);
-    toast(`Deleted ${id}`);
+    for (const id of ids) await api("DELETE", `hubs/${enc(hub)}/devices/${enc(id)}`);
+    toast(`Deleted ${ids.join(", ")}`);
     if (location.hash !== "#/devices") location.hash = "#/devices"; else await showDevices();
   });
 }
@@ -427,19 +542,20 @@ function methodForm(base) {
   return form;
 }
 
-/** A device's modules: links to their pages, "Add module" (SAS, keys generated), delete. */
+/** A device's modules: links to their pages, "Add module" (symmetric key or X.509, as a device), delete. */
 function moduleSection(hub, id, modules) {
   const base = `hubs/${enc(hub)}/devices/${enc(id)}/modules`;
   const moduleId = h("input", { type: "text", autocomplete: "off" });
+  const auth = authFields();
   const message = h("p", { class: "error", role: "alert" });
-  const add = h("form", { class: "toolbar", "aria-label": "Add module" }, field("Module ID", moduleId, true),
+  const add = h("form", { class: "card", "aria-label": "Add module" }, field("Module ID", moduleId), auth.fields,
     h("button", { type: "submit" }, "Add module"), message);
   add.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     message.textContent = "";
     const mid = moduleId.value.trim();
     try {
-      await api("PUT", `${base}/${enc(mid)}`, { moduleId: mid, authentication: { type: "sas", symmetricKey: { primaryKey: null, secondaryKey: null } } });
+      await api("PUT", `${base}/${enc(mid)}`, { moduleId: mid, authentication: auth.value() });
       toast(`Added module ${mid}`);
       await showDevice(hub, id);
     } catch (e) { message.textContent = e.message; }
@@ -448,7 +564,7 @@ function moduleSection(hub, id, modules) {
     h("table", {}, h("thead", {}, h("tr", {}, ["Module ID", "Connection state", "Authentication type", "Actions"].map((t) => h("th", {}, t)))),
       h("tbody", {}, modules.length ? modules.map((m) => h("tr", { "data-module": m.moduleId },
         h("td", {}, h("a", { href: `#/devices/${enc(hub)}/${enc(id)}/modules/${enc(m.moduleId)}` }, m.moduleId)),
-        h("td", {}, m.connectionState), h("td", {}, (m.authentication || {}).type),
+        h("td", {}, m.connectionState), h("td", { "data-col": "auth" }, (m.authentication || {}).type),
         h("td", {}, h("button", { type: "button", class: "danger", "aria-label": `Delete module ${m.moduleId}`, onclick: () => deleteModule(hub, id, m.moduleId) }, "Delete"))))
         : h("tr", {}, h("td", { colspan: 4, class: "muted" }, "No modules")))),
     add);
@@ -470,8 +586,10 @@ async function showModule(hub, id, moduleId) {
   const m = await api("GET", base);
   const twin = await api("GET", `${base}/twin`);
   const keys = (m.authentication || {}).symmetricKey || {};
+  const thumbprints = (m.authentication || {}).x509Thumbprint || {};
   const props = [["Module ID", m.moduleId], ["Device ID", m.deviceId], ["Connection state", m.connectionState],
-    ["Authentication type", (m.authentication || {}).type], ["Primary key", keys.primaryKey], ["Secondary key", keys.secondaryKey]]
+    ["Authentication type", (m.authentication || {}).type], ["Primary key", keys.primaryKey], ["Secondary key", keys.secondaryKey],
+    ["Primary thumbprint", thumbprints.primaryThumbprint], ["Secondary thumbprint", thumbprints.secondaryThumbprint]]
     .filter(([, v]) => v !== undefined && v !== null);
   render(`Module ${moduleId}`,
     h("p", {}, h("a", { href: `#/devices/${enc(hub)}/${enc(id)}` }, `← Device ${id}`), ` · hub ${hub}`),
@@ -649,7 +767,7 @@ function showTelemetry(params) {
     const item = h("article", { class: "message", "data-device": m.deviceId },
       h("header", {}, h("span", {}, m.deviceId + (m.moduleId ? `/${m.moduleId}` : "")), h("span", { class: "muted" }, m.enqueuedTimeUtc), h("span", { class: "muted" }, `#${m.sequenceNumber}`)),
       h("div", {}, h("strong", {}, "Body: "), h("code", { "data-field": "body" }, m.body !== null ? m.body : `(base64) ${m.bodyBase64}`)),
-      h("div", {}, h("strong", {}, "System properties: "), h("code", {}, JSON.stringify(m.systemProperties))),
+      h("div", {}, h("strong", {}, "System properties: "), h("code", { "data-field": "system-properties" }, JSON.stringify(m.systemProperties))),
       h("div", {}, h("strong", {}, "Application properties: "), h("code", {}, JSON.stringify(m.properties))));
     list.prepend(item);
   };
@@ -698,7 +816,7 @@ async function route(event) {
         const kind = parts[0];
         if (parts[1] === "new") return showEnrollmentForm(kind);
         if (parts[1]) return showEnrollment(kind, parts[1]);
-        return showEnrollmentList(kind, "");
+        return showEnrollmentList(kind);
       }
       case "registrations": return showRegistrations();
       case "devices":
