@@ -109,8 +109,16 @@ where
                 acceptor.accept(stream).await.map_err(|e| e.to_string())
             }
             ProtocolHeader::Plain => {
-                // No SASL: a DPS X.509 registration is judged by its certificate now.
+                // No SASL: a DPS X.509 registration is judged by its certificate now, so a
+                // refusal is announced on the `open` itself, as the service does.
                 dps_x509_open::judge_client_certificate(amqp, &auth);
+                let refusal = auth
+                    .open_refusal()
+                    .map(|reason| conditions::error(conditions::UNAUTHORIZED, reason));
+                let builder = match refusal.as_ref().and_then(conditions::open_error_properties) {
+                    Some(properties) => builder.properties(properties),
+                    None => builder,
+                };
                 let acceptor = builder.build();
                 acceptor.accept(stream).await.map_err(|e| e.to_string())
             }

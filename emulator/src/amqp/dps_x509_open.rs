@@ -17,7 +17,10 @@
 //! [`crate::dps::Dps::authenticate_registration`] MQTT and HTTPS use, with the CN and DPS's
 //! id scope. A certificate DPS accepts becomes the connection's registration grant (its links
 //! then attach without being judged again); one DPS refuses is marked to be closed right
-//! after `open` (the same close as a refused SASL login, [`super::dps_sasl`]).
+//! after `open` (the same close as a refused SASL login, [`super::dps_sasl`]), and since the
+//! decision comes before the `open` is written, that `open` also carries the error in its
+//! `com.microsoft:open-error` property, as the service's does
+//! ([`super::conditions::open_error_properties`]).
 //!
 //! DPS and the hubs may share a host name (the default: `localhost`), and an X.509 *hub*
 //! device sends exactly the same thing before `open`, while the hub refuses a bad device
