@@ -30,9 +30,11 @@
 //! * the TLS server name names DPS and no hub: always judged;
 //! * it names a hub and not DPS: never (the hub's links judge it, [`super::device`]);
 //! * it names both, or nothing iotemu serves (no SNI, an IP address): refused only when DPS
-//!   has an enrollment that claims the certificate's CN (or an X.509 group its chain) and
-//!   no hub has a device that accepts the certificate; otherwise the registration links judge
-//!   it when they attach, as before ([`super::dps_link`]).
+//!   has an X.509 enrollment that claims the certificate's CN (or an X.509 group its chain)
+//!   and no hub has a device of that id that accepts the certificate; otherwise the
+//!   registration links judge it when they attach, as before ([`super::dps_link`]). (A
+//!   self-signed hub device whose id is not its CN, presenting a certificate whose CN an X.509
+//!   enrollment claims with another certificate, is therefore refused at `open`.)
 
 use std::time::SystemTime;
 
@@ -128,15 +130,18 @@ fn leaf_common_name(chain: &[CertificateDer<'static>]) -> Option<String> {
     leaf.subject_common_name.filter(|cn| !cn.is_empty())
 }
 
-/// Whether DPS's refusal means an enrollment claims this registration (an individual
-/// enrollment for the id, or an X.509 group for the chain, that the certificate failed), as
-/// opposed to DPS knowing nothing of it — then the connection may well be a hub device's.
+/// Whether DPS's refusal means an X.509 enrollment claims this registration (an individual
+/// X.509 enrollment for the id, or an X.509 group for the chain, that the certificate
+/// failed), as opposed to DPS knowing nothing of it, or only a symmetric-key or TPM
+/// enrollment of that name — then the connection may well be a hub device's.
 fn claimed_by_dps(refusal: &AuthError) -> bool {
     !matches!(
         refusal,
         AuthError::UnknownRegistration(_)
             | AuthError::InvalidRegistrationId(_)
             | AuthError::UnknownIdScope(_)
+            | AuthError::WrongCredentialType { .. }
+            | AuthError::AttestationNotSupported(_)
     )
 }
 
@@ -253,9 +258,9 @@ mod tests {
             "bad".into()
         )));
         assert!(!claimed_by_dps(&AuthError::UnknownIdScope("s".into())));
-        assert!(claimed_by_dps(&AuthError::Certificate("thumbprint".into())));
-        assert!(claimed_by_dps(&AuthError::WrongCredentialType {
-            expected: "SAS"
+        assert!(!claimed_by_dps(&AuthError::WrongCredentialType {
+            expected: "symmetric key"
         }));
+        assert!(claimed_by_dps(&AuthError::Certificate("thumbprint".into())));
     }
 }
