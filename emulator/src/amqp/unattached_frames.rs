@@ -70,7 +70,9 @@ impl EndedEndpoints {
             return true;
         };
         let channel = header.channel;
-        if self.ended_channels.contains(&channel) && header.descriptor != BEGIN {
+        // `open` and `close` travel on channel 0 too, but belong to the connection.
+        let session_frame = (BEGIN..=END).contains(&header.descriptor);
+        if session_frame && self.ended_channels.contains(&channel) && header.descriptor != BEGIN {
             return self.drop_frame(&header, None);
         }
         match header.descriptor {
@@ -372,6 +374,16 @@ mod tests {
         assert!(ended.admit(&frame(4, &attach(0))));
         assert!(ended.admit(&frame(4, &transfer(0))));
         assert_eq!(ended.dropped(), 4);
+    }
+
+    #[test]
+    fn the_connection_close_on_an_ended_channel_0_passes() {
+        let mut ended = EndedEndpoints::default();
+        assert!(ended.admit(&frame(0, &begin())));
+        assert!(ended.admit(&frame(0, &End { error: None })));
+        let close = fe2o3_amqp::types::performatives::Close { error: None };
+        assert!(ended.admit(&frame(0, &close)));
+        assert_eq!(ended.dropped(), 0);
     }
 
     #[test]
