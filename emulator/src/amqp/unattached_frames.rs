@@ -21,11 +21,14 @@
 //! So one [`EndedEndpoints`] per direction reads every frame's header: after an `end` on a
 //! channel nothing but a new `begin` passes on it; after a `detach` of a handle, its
 //! `transfer`, `flow` and a second `detach` are dropped until that handle is attached again.
-//! Connection frames, heartbeats and anything this cannot read pass unchanged.
+//! Connection frames (`open`, `close`, on whatever channel), heartbeats and anything this
+//! cannot read pass unchanged.
 
 use std::collections::{HashMap, HashSet};
 
 const AMQP_FRAME: u8 = 0x00;
+const OPEN: u8 = 0x10;
+const CLOSE: u8 = 0x18;
 const BEGIN: u8 = 0x11;
 const ATTACH: u8 = 0x12;
 const FLOW: u8 = 0x13;
@@ -70,9 +73,12 @@ impl EndedEndpoints {
             return true;
         };
         let channel = header.channel;
-        // `open` and `close` travel on channel 0 too, but belong to the connection.
-        let session_frame = (BEGIN..=END).contains(&header.descriptor);
-        if session_frame && self.ended_channels.contains(&channel) && header.descriptor != BEGIN {
+        // Connection-level: never a session's, whatever channel it goes on (rhea and the
+        // engine send `close` on channel 0 right after ending session 0).
+        if matches!(header.descriptor, OPEN | CLOSE) {
+            return true;
+        }
+        if self.ended_channels.contains(&channel) && header.descriptor != BEGIN {
             return self.drop_frame(&header, None);
         }
         match header.descriptor {
@@ -231,7 +237,7 @@ fn read_uint(bytes: &[u8]) -> Option<u32> {
 mod tests {
     use super::*;
     use fe2o3_amqp::types::definitions::Role;
-    use fe2o3_amqp::types::performatives::{Attach, Begin, Detach, End, Flow, Transfer};
+    use fe2o3_amqp::types::performatives::{Attach, Begin, Close, Detach, End, Flow, Transfer};
     use serde::Serialize;
 
     fn frame<T: Serialize>(channel: u16, performative: &T) -> Vec<u8> {
@@ -367,6 +373,10 @@ mod tests {
         assert!(!ended.admit(&frame(4, &detach(0))));
         assert!(!ended.admit(&frame(4, &End { error: None })));
         assert!(
+            ended.admit(&frame(4, &Close { error: None })),
+            "the connection's close goes out on any channel"
+        );
+        assert!(
             ended.admit(&frame(5, &transfer(0))),
             "other channels flow on"
         );
@@ -374,16 +384,6 @@ mod tests {
         assert!(ended.admit(&frame(4, &attach(0))));
         assert!(ended.admit(&frame(4, &transfer(0))));
         assert_eq!(ended.dropped(), 4);
-    }
-
-    #[test]
-    fn the_connection_close_on_an_ended_channel_0_passes() {
-        let mut ended = EndedEndpoints::default();
-        assert!(ended.admit(&frame(0, &begin())));
-        assert!(ended.admit(&frame(0, &End { error: None })));
-        let close = fe2o3_amqp::types::performatives::Close { error: None };
-        assert!(ended.admit(&frame(0, &close)));
-        assert_eq!(ended.dropped(), 0);
     }
 
     #[test]
