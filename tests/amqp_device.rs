@@ -172,7 +172,17 @@ async fn without_a_token_device_links_are_unauthorised() {
         other => panic!("a detach with an error expected, got {other:?}"),
     };
     assert_eq!(symbol_of(&error.condition), "amqp:unauthorized-access");
+    assert_hub_401002(&error);
     connection.close().await.unwrap();
+}
+
+/// The description IoT Hub gives a refused device link: its 401002 error JSON.
+fn assert_hub_401002(error: &fe2o3_amqp::types::definitions::Error) {
+    let json: serde_json::Value =
+        serde_json::from_str(error.description.as_deref().unwrap_or_default())
+            .expect("a JSON description");
+    assert_eq!(json["errorCode"], 401002, "{json}");
+    assert_eq!(json["message"], "Unauthorized");
 }
 
 #[tokio::test]
@@ -481,6 +491,7 @@ async fn an_x509_device_needs_no_token_only_its_certificate() {
         other => panic!("a detach with an error expected, got {other:?}"),
     };
     assert_eq!(symbol_of(&error.condition), "amqp:unauthorized-access");
+    assert_hub_401002(&error);
     connection.close().await.unwrap();
 }
 

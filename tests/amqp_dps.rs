@@ -422,20 +422,40 @@ async fn x509_registration_needs_no_sasl_and_refuses_an_impostor() {
     );
     connection.close().await.unwrap();
 
-    // Same CN, another key pair; and no certificate at all.
+    // Same CN, another key pair: refused as DPS refuses it, before any link — the connection
+    // is closed right after `open` with amqp:unauthorized-access and DPS's 401002 JSON — and
+    // the registration record is untouched.
+    let before = emulator.dps().registration("amqp-x509").unwrap();
     let impostor = certs::self_signed_device("amqp-x509", 30).unwrap();
-    for certificate in [Some(&impostor), None] {
-        let mut connection = try_open(&emulator, None, certificate).await.unwrap();
-        let mut session = Session::begin(&mut connection).await.unwrap();
-        let mut sender = Sender::attach(&mut session, "dps-sender", address("amqp-x509"))
-            .await
-            .expect("attach answered");
-        assert_eq!(
-            detach_condition(&mut sender).await,
-            "amqp:unauthorized-access"
-        );
-        let _ = connection.close().await;
-    }
+    let mut connection = try_open(&emulator, None, Some(&impostor))
+        .await
+        .expect("open answered");
+    let closed = tokio::time::timeout(Duration::from_secs(10), connection.on_close())
+        .await
+        .expect("closed by the emulator in time");
+    let error = match closed {
+        Err(ConnectionError::RemoteClosedWithError(e)) => e,
+        other => panic!("expected a close with an error, got {other:?}"),
+    };
+    assert_eq!(symbol_of(&error.condition), "amqp:unauthorized-access");
+    let details: Json =
+        serde_json::from_str(error.description.as_deref().unwrap_or_default()).unwrap();
+    assert_eq!(details["errorCode"], 401002);
+    assert_eq!(details["message"], "IotHubUnauthorizedAccess");
+    assert_eq!(emulator.dps().registration("amqp-x509").unwrap(), before);
+
+    // No certificate at all proves nothing before a link names its registration: the
+    // registration links are refused when they attach.
+    let mut connection = try_open(&emulator, None, None).await.unwrap();
+    let mut session = Session::begin(&mut connection).await.unwrap();
+    let mut sender = Sender::attach(&mut session, "dps-sender", address("amqp-x509"))
+        .await
+        .expect("attach answered");
+    assert_eq!(
+        detach_condition(&mut sender).await,
+        "amqp:unauthorized-access"
+    );
+    let _ = connection.close().await;
 }
 
 #[tokio::test]

@@ -5,7 +5,9 @@
 // connects with Client.fromConnectionString('HostName=…;DeviceId=…;x509=true', Amqp) and
 // setOptions({cert, key}): TLS with the client certificate, plain AMQP header, no SASL and no CBS
 // (spec/amqp.md §5.1). Two telemetry messages are stored by the hub (GET /telemetry) and a twin
-// reported patch is seen by the service.
+// reported patch is seen by the service. Last, a certificate with the same CN and another key
+// pair opens (the hub judges a device certificate at its links, as IoT Hub does) and its
+// sendEvent fails promptly with UnauthorizedError (amqp:unauthorized-access).
 'use strict';
 
 const crypto = require('crypto');
@@ -63,6 +65,33 @@ h.run(
 
     s.step('close');
     await client.close();
+
+    // Same CN, another key pair: the hub refuses it at the device's links, as IoT Hub does
+    // (the connection opens; the link is detached with amqp:unauthorized-access and 401002).
+    // sendEvent attaches one link. (getTwin attaches two; when both are refused,
+    // azure-iot-device-amqp 1.14.4 reports UnauthorizedError at once too, but its close() then
+    // waits out its 45 s rundown timer: rhea sees the second refusal after it ended the session.)
+    s.step('an impostor certificate (same CN, another key pair): open, then sendEvent must fail with an authorization error');
+    const impostorCert = {
+      cert: fs.readFileSync(h.env('IMPOSTOR_CERTIFICATE_FILE')).toString(),
+      key: fs.readFileSync(h.env('IMPOSTOR_KEY_FILE')).toString(),
+    };
+    const impostor = Client.fromConnectionString(`HostName=${hubHost};DeviceId=${deviceId};x509=true`, Amqp);
+    await impostor.setOptions(impostorCert);
+    await h.withTimeout(impostor.open(), 15000, 'impostor open (the hub judges the certificate at the links)');
+    const started = Date.now();
+    let error = null;
+    try {
+      await h.withTimeout(impostor.sendEvent(new Message('impostor telemetry')), 20000, 'impostor sendEvent');
+    } catch (err) {
+      if (err instanceof h.ScenarioFailure) throw err;
+      error = err;
+    }
+    h.check(error !== null, 'impostor sendEvent succeeded');
+    const described = h.describeError(error);
+    s.info(`impostor sendEvent failed after ${((Date.now() - started) / 1000).toFixed(2)} s: ${described}`);
+    h.check(/unauthori[sz]ed/i.test(described), `impostor sendEvent: expected an authorization error, got ${described}`);
+    await impostor.close().catch(() => {});
   },
   { timeoutSeconds: 60 }
 );

@@ -3,14 +3,16 @@
 // register_x509.js with azure-iot-provisioning-device-amqp: X509Security(regId, {cert, key}) and
 // `Amqp` (5671) or `AmqpWs` (wss on 443), each with its own self-signed device certificate made
 // by `iotemu certs self-signed` (conformance/x509.json). The transport sends no SASL (plain AMQP
-// header) and presents the certificate in the TLS handshake; the emulator judges it when the
-// registration links attach. Asserts: assigned with the enrollment's device id and
+// header) and presents the certificate in the TLS handshake; the emulator judges it before it
+// answers `open`, as DPS does. Asserts: assigned with the enrollment's device id and
 // initialAssignment, the emulator's record agrees, the requests were answered over AMQP (AmqpWs:
 // through a WebSocket upgrade), the hub device is `selfSigned` with the certificate's thumbprint;
 // then the device connects to the hub (MQTT, x509=true) with the certificate and one message is
 // stored. Last, a self-signed certificate with the same CN but another key pair is refused over
-// both transports (amqp:unauthorized-access when the registration links attach) and the
-// registration record does not change.
+// both transports: the connection is closed right after `open` with amqp:unauthorized-access and
+// DPS's 401002 JSON (azure-iot-sdk-c#815 shows DPS doing so), register() reports an
+// authorization error promptly, no registration link was refused, and the registration record
+// does not change.
 'use strict';
 
 const fs = require('fs');
@@ -19,6 +21,9 @@ const X509Security = require('azure-iot-security-x509').X509Security;
 
 const h = require('./harness');
 const dps = require('./dps_amqp_common');
+
+/** The emulator's log line for a certificate DPS refuses before `open` (amqp/dps_x509_open.rs). */
+const X509_REFUSED_AT_OPEN = 'AMQP DPS X.509: certificate refused';
 
 h.run('dps_amqp_x509', async (s) => {
   for (const transport of dps.TRANSPORTS) {
@@ -52,9 +57,9 @@ h.run('dps_amqp_x509', async (s) => {
     await dps.sendOneMessage(s, result, deviceCert, 'dps_amqp_x509');
   }
 
-  // Same CN, another key pair: judged when the registration links attach and detached with
-  // amqp:unauthorized-access; register() fails promptly (or, in the SDK's race below, never
-  // returns) and nothing changes.
+  // Same CN, another key pair: DPS refuses the certificate before any link — the connection
+  // is closed right after `open` with amqp:unauthorized-access and DPS's 401002 JSON — so
+  // register() fails promptly with an authorization error and nothing changes.
   const registrationId = h.env('AMQP_REGISTRATION_ID');
   const impostorCert = {
     cert: fs.readFileSync(h.env('IMPOSTOR_CERTIFICATE_FILE')).toString(),
@@ -64,31 +69,24 @@ h.run('dps_amqp_x509', async (s) => {
     s.step(`register ${registrationId} over ${transport} with an impostor certificate (same CN)`);
     const before = await h.registrationRecord(registrationId);
     const offset = h.logOffset();
-    let error = null;
-    try {
-      error = await dps.expectRegisterFails(s, transport, new X509Security(registrationId, impostorCert), 'register() with an impostor certificate');
-    } catch (err) {
-      // azure-iot-amqp-base 2.5.3 race: when both registration links are refused within about
-      // a millisecond, it enters "disconnecting" with no callback and register() never returns
-      // (seen over AmqpWs; docs/differences.md). What the emulator must do is still checked:
-      // it refused the links and changed nothing.
-      if (!(err instanceof h.ScenarioFailure) || !/\(hang\)/.test(err.message)) throw err;
-      const refused = h
-        .logLinesSince(offset, 'AMQP DPS link refused')
-        .filter((l) => l.includes(`registration="${registrationId}"`));
-      h.check(
-        refused.length > 0,
-        `register() with an impostor certificate over ${transport} hung, and the emulator logged no refused link`
-      );
-      s.info(`${transport}: the SDK never reported the refusal (its race); the emulator refused ${refused.length} link(s)`);
-    }
-    if (error !== null) {
-      const described = dps.describeRegistrationError(error);
-      h.check(
-        /unauthori[sz]ed/i.test(described),
-        `register() with an impostor certificate over ${transport}: expected an authorization error, got ${described}`
-      );
-    }
+    const error = await dps.expectRegisterFails(
+      s,
+      transport,
+      new X509Security(registrationId, impostorCert),
+      'register() with an impostor certificate'
+    );
+    const described = dps.describeRegistrationError(error);
+    h.check(
+      /unauthori[sz]ed/i.test(described),
+      `register() with an impostor certificate over ${transport}: expected an authorization error, got ${described}`
+    );
+    const refusedAtOpen = dps.linesNaming(offset, X509_REFUSED_AT_OPEN, registrationId).length;
+    h.check(
+      refusedAtOpen > 0,
+      `the emulator logged no '${X509_REFUSED_AT_OPEN}' line for ${registrationId} (did the log wording change?)`
+    );
+    const linksRefused = dps.linesNaming(offset, 'AMQP DPS link refused', registrationId).length;
+    h.expectEqual('registration links refused (the connection is refused before any link)', linksRefused, 0);
     const after = await h.registrationRecord(registrationId);
     h.expectEqual('record lastUpdatedDateTimeUtc (unchanged)', after.lastUpdatedDateTimeUtc, before.lastUpdatedDateTimeUtc);
   }

@@ -4,7 +4,7 @@
 //! `DeviceMaximumQueueDepthExceededError`, …), so the symbol is the contract.
 
 use fe2o3_amqp::types::definitions::{
-    AmqpError, ConnectionError, Error, ErrorCondition, LinkError, SessionError,
+    AmqpError, ConnectionError, Error, ErrorCondition, Fields, LinkError, SessionError,
 };
 use fe2o3_amqp::types::primitives::Symbol;
 
@@ -58,6 +58,19 @@ pub(crate) fn error(symbol: &str, description: impl Into<String>) -> Error {
     Error::new(condition(symbol), Some(description.into()), None)
 }
 
+/// The `open` property under which the service announces that it will close the connection
+/// with this error (Azure/azure-iot-sdk-c#815: `{[com.microsoft:open-error: {amqp:unauthorized-access,
+/// {"errorCode":401002,…},{}}]}`); the .NET AMQP library fails its open with it.
+const OPEN_ERROR: &str = "com.microsoft:open-error";
+
+/// The `open` properties of a connection refused right after `open` with `error`.
+pub(crate) fn open_error_properties(error: &Error) -> Option<Fields> {
+    let value = serde_amqp::to_value(error).ok()?;
+    let mut properties = Fields::new();
+    properties.insert(Symbol::from(OPEN_ERROR), value);
+    Some(properties)
+}
+
 /// The condition a hub error maps to on a rejected delivery or a detach.
 pub(crate) fn hub_error_condition(e: &HubError) -> &'static str {
     match e.code {
@@ -81,6 +94,29 @@ pub(crate) fn hub_error(e: &HubError) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_open_error_property_carries_the_close_error() {
+        let refusal = error(UNAUTHORIZED, r#"{"errorCode":401002}"#);
+        let properties = open_error_properties(&refusal).expect("encodable");
+        let value = properties
+            .get(&Symbol::from(OPEN_ERROR))
+            .cloned()
+            .expect("the property is there");
+        assert!(
+            matches!(value, serde_amqp::Value::Described(_)),
+            "{value:?}"
+        );
+        // On the wire the value is exactly the error's own encoding.
+        let encoded = serde_amqp::to_vec(&value).unwrap();
+        assert_eq!(encoded, serde_amqp::to_vec(&refusal).unwrap());
+        let decoded: Error = serde_amqp::from_slice(&encoded).unwrap();
+        assert_eq!(decoded, refusal);
+        // It round-trips through the wire encoding too.
+        let bytes = serde_amqp::to_vec(&properties).unwrap();
+        let back: Fields = serde_amqp::from_slice(&bytes).unwrap();
+        assert_eq!(back, properties);
+    }
 
     #[test]
     fn symbols_round_trip_through_typed_conditions() {

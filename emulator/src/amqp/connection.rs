@@ -13,6 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use super::AmqpContext;
 use super::conditions::{self, CONNECTION_FORCED};
 use super::connection_auth::{ConnectionAuth, PeerInfo};
+use super::dps_x509_open;
 use super::frames::FullFields;
 use super::header::{Prefixed, ProtocolHeader, read_header};
 use super::late_frames::{FramingViolation, LateFrames};
@@ -38,11 +39,12 @@ where
     let Some((mut connection, auth)) = open(stream, peer, &amqp).await else {
         return;
     };
-    // A login refused after SASL (DPS, see dps_sasl.rs) is closed as soon as it is open.
+    // A DPS login refused in SASL (dps_sasl.rs, dps_sasl_tpm.rs) or a DPS X.509 certificate
+    // refused before open (dps_x509_open.rs) is closed as soon as it is open, as DPS does.
     if let Some(reason) = auth.open_refusal() {
         let error = conditions::error(conditions::UNAUTHORIZED, reason);
         let _ = tokio::time::timeout(CLOSE_WAIT, connection.close_with_error(error)).await;
-        tracing::debug!(%remote, "AMQP connection closed: its SASL credential was refused");
+        tracing::debug!(%remote, "AMQP connection closed: its credential was refused");
         return;
     }
     tracing::debug!(%remote, "AMQP connection opened");
@@ -107,6 +109,16 @@ where
                 acceptor.accept(stream).await.map_err(|e| e.to_string())
             }
             ProtocolHeader::Plain => {
+                // No SASL: a DPS X.509 registration is judged by its certificate now, so a
+                // refusal is announced on the `open` itself, as the service does.
+                dps_x509_open::judge_client_certificate(amqp, &auth);
+                let refusal = auth
+                    .open_refusal()
+                    .map(|reason| conditions::error(conditions::UNAUTHORIZED, reason));
+                let builder = match refusal.as_ref().and_then(conditions::open_error_properties) {
+                    Some(properties) => builder.properties(properties),
+                    None => builder,
+                };
                 let acceptor = builder.build();
                 acceptor.accept(stream).await.map_err(|e| e.to_string())
             }

@@ -439,7 +439,11 @@ fn authorise(
         return Ok(channel);
     }
     let now = SystemTime::now();
-    let unauthorized = |reason: String| conditions::error(UNAUTHORIZED, reason);
+    // The device learns only IoT Hub's 401002 (as over MQTT and HTTPS); the reason is logged.
+    let unauthorized = |reason: String| {
+        tracing::info!(identity = %key, %reason, "AMQP device link unauthorized");
+        conditions::error(UNAUTHORIZED, unauthorized_description())
+    };
     let granted = connection
         .auth
         .grants()
@@ -499,10 +503,37 @@ fn authorise(
         .channel(identity, hub, connection.auth.clone()))
 }
 
+/// The detach description of a refused device link: IoT Hub's error JSON, the shape the
+/// service sends (`{"errorCode":401002,"message":"Unauthorized",…}`: the link terminal
+/// exceptions in Azure/azure-iot-sdk-csharp#1251 and #3487).
+pub(crate) fn unauthorized_description() -> String {
+    let error = crate::hub::error::HubError::unauthorized();
+    serde_json::json!({
+        "errorCode": error.code,
+        "message": error.message,
+        "trackingId": uuid::Uuid::new_v4().to_string(),
+        "timestampUtc": crate::timefmt::utc_timestamp(SystemTime::now()),
+    })
+    .to_string()
+}
+
 /// Detaches `endpoint` with the reason its channel closed (nothing to send when the
 /// connection itself is gone).
 pub(crate) async fn close_link(endpoint: LinkEndpoint, reason: Option<Error>) {
     if let Some(error) = reason {
         link::close_with_error(endpoint, error).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_device_link_carries_iot_hub_s_401002_json() {
+        let json: serde_json::Value = serde_json::from_str(&unauthorized_description()).unwrap();
+        assert_eq!(json["errorCode"], 401002);
+        assert_eq!(json["message"], "Unauthorized");
+        assert!(json["trackingId"].is_string() && json["timestampUtc"].is_string());
     }
 }

@@ -7,10 +7,13 @@
 //! Who may attach: a connection that proved this registration, either in SASL — `PLAIN`
 //! with a registration token ([`super::dps_sasl`]) or the `TPM` challenge
 //! ([`super::dps_sasl_tpm`]) — or, with no SASL at all (Node's X.509
-//! transport sends the plain AMQP header), with the TLS client certificate, judged here on
-//! the first attach by the same DPS attestation decision MQTT and HTTPS use. Anything else
-//! is attached and at once detached with `amqp:unauthorized-access` and DPS's error JSON
-//! (`401002`, `IotHubUnauthorizedAccess`); the reason goes to the log only.
+//! transport sends the plain AMQP header), with the TLS client certificate. A certificate
+//! is judged before `open` wherever the connection can only be DPS's
+//! ([`super::dps_x509_open`]: a refused one never gets this far); where it could be a hub
+//! device's, it is judged here on the first attach by the same DPS attestation decision MQTT
+//! and HTTPS use. Anything else is attached and at once detached with
+//! `amqp:unauthorized-access` and DPS's error JSON (`401002`, `IotHubUnauthorizedAccess`);
+//! the reason goes to the log only.
 //!
 //! Every request drives the DPS registration domain ([`Dps::register`],
 //! [`Dps::operation_status`], [`Dps::registration`]) exactly as MQTT and HTTPS do. A

@@ -32,7 +32,8 @@
 //!   [`device_methods`] and [`device_inputs`], over the same hub operations MQTT uses;
 //! * DPS registration (`{idScope}/registrations/{registrationId}`) — [`dps_link`] with the
 //!   messages of [`dps_request`], authenticated by SASL `PLAIN`, SASL `TPM` or the TLS
-//!   client certificate;
+//!   client certificate (judged before `open` is answered where the connection can only be
+//!   DPS's, [`dps_x509_open`]);
 //! * the WebSocket server (`AMQPWSB10`) — [`websocket`];
 //! * every performative written with all its fields, for pyamqp — [`frames`];
 //! * frames a client sends on a session it already ended dropped, not fatal — [`late_frames`].
@@ -71,6 +72,7 @@ pub(crate) mod dps_link;
 pub(crate) mod dps_request;
 pub(crate) mod dps_sasl;
 pub(crate) mod dps_sasl_tpm;
+pub(crate) mod dps_x509_open;
 pub(crate) mod event_hubs;
 pub(crate) mod feedback;
 pub(crate) mod frames;
