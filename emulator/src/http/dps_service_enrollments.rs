@@ -75,9 +75,7 @@ fn bulk_mode<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BulkMode, D::
         .iter()
         .find(|(known, _)| known.eq_ignore_ascii_case(&name))
         .map(|&(_, mode)| mode)
-        .ok_or_else(|| {
-            serde::de::Error::unknown_variant(&name, &BULK_MODE_NAMES)
-        })
+        .ok_or_else(|| serde::de::Error::unknown_variant(&name, &BULK_MODE_NAMES))
 }
 
 #[derive(Deserialize)]
@@ -243,7 +241,8 @@ mod tests {
     #[tokio::test]
     async fn bulk_modes_are_matched_without_regard_to_case_and_unknown_ones_change_nothing() {
         let dps = dps();
-        let enrollment = json!({"registrationId": "dev-1", "attestation": {"type": "symmetricKey"}});
+        let enrollment =
+            json!({"registrationId": "dev-1", "attestation": {"type": "symmetricKey"}});
         let create = request(json!({"enrollments": [enrollment], "mode": "CREATE"}), &[]);
         let (status, result) = answer(
             apply(&dps, &create, Operation::Bulk(Collection::Enrollments))
@@ -257,7 +256,10 @@ mod tests {
         // The Node SDK's spelling of updateIfMatchETag, with the current etag: applied.
         let mut update = serde_json::to_value(&stored).unwrap();
         update["initialTwin"] = json!({"tags": {"bulk": "updated"}});
-        let node = request(json!({"enrollments": [update], "mode": "updateIfMatchEtag"}), &[]);
+        let node = request(
+            json!({"enrollments": [update], "mode": "updateIfMatchEtag"}),
+            &[],
+        );
         let (status, result) = answer(
             apply(&dps, &node, Operation::Bulk(Collection::Enrollments))
                 .await
