@@ -33,7 +33,8 @@ scenario = harness.Scenario("service_query")
 
 
 def query_all_pages(registry, query, page_size):
-    """Every page of `query` with `page_size` twins each, following the continuation token."""
+    """Every page of `query` with `page_size` twins each (None: the hub's default), following
+    the continuation token."""
     spec = QuerySpecification(query=query)
     pages = []
     result = registry.query_iot_hub(spec, None, page_size)
@@ -83,8 +84,11 @@ async def main():
 
     scenario.step("SELECT * FROM devices")
     before = await listed_device_ids()
-    result, ids = await query_ids(registry, "SELECT * FROM devices")
+    pages = await in_thread(query_all_pages, registry, "SELECT * FROM devices", None)
+    ids = [t.device_id for p in pages for t in p.items]
     expect_listing("devices returned by SELECT * FROM devices", ids, before, await listed_device_ids())
+    for page in pages:
+        expect_equal("item type of SELECT * FROM devices", page.type, "twin")
     check(set(device_ids) <= set(ids), "SELECT * FROM devices misses {}".format(sorted(set(device_ids) - set(ids))))
 
     scenario.step("SELECT * FROM devices, 1 per page (max_item_count, continuation_token)")
