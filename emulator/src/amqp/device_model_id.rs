@@ -146,6 +146,27 @@ mod tests {
             (twin.model_id.as_deref(), twin.etag),
             (Some(THERMOSTAT), etag)
         );
+
+        // A module's links announce the module's model, kept on its module twin only.
+        let spec = crate::hub::module::ModuleSpec::from_json("d1", "m1", b"{}").unwrap();
+        hub.create_module(spec).unwrap().durable().await.unwrap();
+        let module = IdentityRef {
+            device_id: "d1",
+            module_id: Some("m1"),
+        };
+        let sensor = attach(Some(vec![(
+            MODEL_ID_PROPERTY,
+            Value::String("dtmi:com:example:Sensor;2".into()),
+        )]));
+        record(&hub, module, &sensor).await.unwrap();
+        assert_eq!(
+            hub.module_twin("d1", "m1").unwrap().model_id.as_deref(),
+            Some("dtmi:com:example:Sensor;2")
+        );
+        assert_eq!(
+            hub.device_twin("d1").unwrap().model_id.as_deref(),
+            Some(THERMOSTAT)
+        );
     }
 
     /// A store whose every save fails, as a full or broken disk would.
