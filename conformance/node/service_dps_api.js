@@ -15,7 +15,8 @@
 //    several pages, none larger than asked, each item once, the set the emulator holds;
 // 4. a device registers into the group with the derived key (MQTT);
 //    createEnrollmentGroupDeviceRegistrationStateQuery lists it; getDeviceRegistrationState;
-//    deleteDeviceRegistrationState with its etag (then 404, the query is empty);
+//    deleteDeviceRegistrationState with a stale etag is refused (412, the record stays), with
+//    its etag it succeeds (then 404, the query is empty);
 // 5. deleteEnrollmentGroup with its etag (then 404).
 'use strict';
 
@@ -209,6 +210,10 @@ h.run('service_dps_api', async (s) => {
   const { responseBody: state } = await client.getDeviceRegistrationState(registrationId);
   h.expectEqual('registration state status', state.status, 'assigned');
   h.check(state.etag, `the registration state has no etag: ${JSON.stringify(state)}`);
+  await expectHttpError(s, 'deleteDeviceRegistrationState with a stale etag', 412, () =>
+    client.deleteDeviceRegistrationState(registrationId, '"stale"'));
+  const { responseBody: kept } = await client.getDeviceRegistrationState(registrationId);
+  h.expectEqual('registration state etag after the refused delete', kept.etag, state.etag);
   await client.deleteDeviceRegistrationState(registrationId, state.etag);
   await expectHttpError(s, 'getDeviceRegistrationState after delete', 404, () => client.getDeviceRegistrationState(registrationId));
   statePages = await allPages(client.createEnrollmentGroupDeviceRegistrationStateQuery({ query: '*' }, groupId, 1));

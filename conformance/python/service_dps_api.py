@@ -19,7 +19,8 @@ samples call it (`create_or_update`, `get_*`, `run_bulk_operation(BulkEnrollment
    TypeError inside the SDK before sending anything (a bug of 1.2.0: its Query passes paging
    arguments the generated `query_device_registration_states` does not take), so the generated
    client it wraps is called with the paging headers: the device is listed;
-   `get_registration_state`; `delete(state)` (If-Match: its etag) removes the record
+   `get_registration_state`; `delete_registration_state_by_param` with a stale etag is refused
+   (412, the record stays); `delete(state)` (If-Match: its etag) removes the record
    (get → 404, the query is empty, the emulator has no record);
 6. clean-up: `delete_individual_enrollment_by_param` with the etag, `delete(group)`.
 
@@ -251,6 +252,10 @@ async def main():
     state = await blocking(psc.get_registration_state, registration_id)
     expect_equal("registration state status", state.status, "assigned")
     check(state.etag, "the registration state has no etag: {!r}".format(state.serialize()))
+    await expect_status("delete_registration_state_by_param with a stale etag", 412,
+                        psc.delete_registration_state_by_param, registration_id, '"stale"')
+    kept = await blocking(psc.get_registration_state, registration_id)
+    expect_equal("registration state etag after the refused delete", kept.etag, state.etag)
     await blocking(psc.delete, state)
     await expect_status("get_registration_state after delete", 404, psc.get_registration_state, registration_id)
     pages = await blocking(registration_state_pages, psc, group_id, 1)
