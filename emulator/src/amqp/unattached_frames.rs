@@ -1,26 +1,34 @@
-//! Frames the engine would send on a link or session that has already ended are dropped
-//! before they reach the client.
+//! Frames on a link or session that its sender already ended are dropped, in both
+//! directions.
 //!
-//! `fe2o3-amqp`'s session engine answers a client's `detach` (and `end`) as soon as it reads
-//! it, while transfers the link task queued a moment earlier are still waiting in the
+//! Out: `fe2o3-amqp`'s session engine answers a client's `detach` (and `end`) as soon as it
+//! reads it, while transfers the link task queued a moment earlier are still waiting in the
 //! engine's outgoing queue; they then go out *after* the reply. The AMQP 1.0 spec forbids
 //! that (§2.6.3: a detached handle is unattached; §2.5.5: nothing follows `end` on a
 //! channel), and rhea — the transport of Node's `@azure/event-hubs`, `azure-iothub` and the
 //! device SDK's AMQP transport — takes it badly: a `transfer` for a handle it removed throws
 //! "Invalid handle", a frame on a channel whose session it removed throws "received on
-//! invalid channel", and either one ends the whole socket. The client then waits out its
-//! operation time-outs. It shows when a client closes an Event Hubs receiver while events are
-//! still streaming to it (conformance `eventhub_consumer` / `eventhub_redirect`, about one
-//! full run in four with other devices sending).
+//! invalid channel", and either one ends the whole socket.
 //!
-//! So every frame the engine writes is looked at here, after it leaves the engine: after
-//! our `end` on a channel nothing but a new `begin` passes on it; after our `detach` of a
-//! handle, its `transfer`, `flow` and a second `detach` are dropped until we `attach` that
-//! handle again. Anything this cannot read passes unchanged.
+//! In: clients do the same. pyamqp (Python `azure-eventhub`) sends `detach` for its remaining
+//! links *after* `end`, and rhea-promise closes links and sessions concurrently, so a `flow`
+//! or `disposition` can follow its own `detach`/`end`. The real hub ignores such frames;
+//! `fe2o3-amqp` ends the session with `amqp:session:unattached-handle` (or, for an ended
+//! channel, the whole connection with `amqp:not-found`), and the client then waits out its
+//! operation time-outs (conformance finding E-5; `eventhub_consumer` / `eventhub_redirect`
+//! hung this way in about one full run in four while other devices were sending).
+//!
+//! So one [`EndedEndpoints`] per direction reads every frame's header: after an `end` on a
+//! channel nothing but a new `begin` passes on it; after a `detach` of a handle, its
+//! `transfer`, `flow` and a second `detach` are dropped until that handle is attached again.
+//! Connection frames (`open`, `close`, on whatever channel), heartbeats and anything this
+//! cannot read pass unchanged.
 
 use std::collections::{HashMap, HashSet};
 
 const AMQP_FRAME: u8 = 0x00;
+const OPEN: u8 = 0x10;
+const CLOSE: u8 = 0x18;
 const BEGIN: u8 = 0x11;
 const ATTACH: u8 = 0x12;
 const FLOW: u8 = 0x13;
@@ -28,9 +36,20 @@ const TRANSFER: u8 = 0x14;
 const DETACH: u8 = 0x16;
 const END: u8 = 0x17;
 
-/// Which of our channels and link handles have ended, from the frames we sent.
+/// Whose frames an [`EndedEndpoints`] judges (for its log line).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Sender {
+    /// The frames the engine writes.
+    #[default]
+    Emulator,
+    /// The frames the client sends.
+    Client,
+}
+
+/// Which channels and link handles one side has ended, from the frames it sent.
 #[derive(Debug, Default)]
 pub(crate) struct EndedEndpoints {
+    sender: Sender,
     /// Channels we sent `end` on (and no `begin` since).
     ended_channels: HashSet<u16>,
     /// Per channel, the handles we sent `detach` for (and no `attach` since).
@@ -40,13 +59,25 @@ pub(crate) struct EndedEndpoints {
 }
 
 impl EndedEndpoints {
-    /// Whether `frame` (one complete frame as the engine wrote it) may go to the client;
+    pub(crate) fn of(sender: Sender) -> Self {
+        EndedEndpoints {
+            sender,
+            ..Default::default()
+        }
+    }
+
+    /// Whether `frame` (one complete frame from this side) may go on;
     /// records the `begin`/`end`/`attach`/`detach` it carries.
     pub(crate) fn admit(&mut self, frame: &[u8]) -> bool {
         let Some(header) = SessionFrame::read(frame) else {
             return true;
         };
         let channel = header.channel;
+        // Connection-level: never a session's, whatever channel it goes on (rhea and the
+        // engine send `close` on channel 0 right after ending session 0).
+        if matches!(header.descriptor, OPEN | CLOSE) {
+            return true;
+        }
         if self.ended_channels.contains(&channel) && header.descriptor != BEGIN {
             return self.drop_frame(&header, None);
         }
@@ -88,13 +119,25 @@ impl EndedEndpoints {
 
     fn drop_frame(&mut self, header: &SessionFrame<'_>, handle: Option<u32>) -> bool {
         self.dropped = self.dropped.saturating_add(1);
-        tracing::debug!(
-            channel = header.channel,
-            ?handle,
-            descriptor = header.descriptor,
-            dropped = self.dropped,
-            "AMQP frame on a link or session we already ended; not sent"
-        );
+        let channel = header.channel;
+        let descriptor = header.descriptor;
+        let dropped = self.dropped;
+        match self.sender {
+            Sender::Emulator => tracing::debug!(
+                channel,
+                ?handle,
+                descriptor,
+                dropped,
+                "AMQP frame on a link or session we already ended; not sent"
+            ),
+            Sender::Client => tracing::debug!(
+                channel,
+                ?handle,
+                descriptor,
+                dropped,
+                "AMQP frame on a link or session the client already ended; dropped"
+            ),
+        }
         false
     }
 
@@ -194,7 +237,7 @@ fn read_uint(bytes: &[u8]) -> Option<u32> {
 mod tests {
     use super::*;
     use fe2o3_amqp::types::definitions::Role;
-    use fe2o3_amqp::types::performatives::{Attach, Begin, Detach, End, Flow, Transfer};
+    use fe2o3_amqp::types::performatives::{Attach, Begin, Close, Detach, End, Flow, Transfer};
     use serde::Serialize;
 
     fn frame<T: Serialize>(channel: u16, performative: &T) -> Vec<u8> {
@@ -329,6 +372,10 @@ mod tests {
         assert!(!ended.admit(&frame(4, &flow(None))));
         assert!(!ended.admit(&frame(4, &detach(0))));
         assert!(!ended.admit(&frame(4, &End { error: None })));
+        assert!(
+            ended.admit(&frame(4, &Close { error: None })),
+            "the connection's close goes out on any channel"
+        );
         assert!(
             ended.admit(&frame(5, &transfer(0))),
             "other channels flow on"
