@@ -9,7 +9,8 @@
 //!        takes the hub's connection lease, which replaces any older connection of the
 //!        identity, as MQTT's CONNECT does)
 //!     ─→ one task per link: device_telemetry, device_c2d, device_inputs, device_methods,
-//!        device_twin
+//!        device_twin (a model id in the attach properties is stored on the twin first:
+//!        device_model_id)
 //! ```
 //!
 //! The channel's pump task routes what the hub pushes (C2D available, method calls,
@@ -34,7 +35,9 @@ use super::connection_auth::{ConnectionAuth, Grant};
 use super::link::{self, Acceptor, LinkSlot};
 use super::message::AnyMessage;
 use super::session::SessionContext;
-use super::{device_c2d, device_inputs, device_methods, device_telemetry, device_twin};
+use super::{
+    device_c2d, device_inputs, device_methods, device_model_id, device_telemetry, device_twin,
+};
 use crate::auth::Credential;
 use crate::hub::connections::Outbound;
 use crate::hub::methods::{MethodCall, MethodCorrelation};
@@ -390,6 +393,11 @@ pub(crate) async fn on_attach(
             return;
         }
     };
+    let who = channel.identity.identity_ref();
+    if let Err(error) = device_model_id::record(&channel.hub, who, &attach).await {
+        link::refuse(attach, session, acceptor, error).await;
+        return;
+    }
     let Some(endpoint) = link::accept(attach, session, acceptor).await else {
         return;
     };

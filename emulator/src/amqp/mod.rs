@@ -66,6 +66,7 @@ pub(crate) mod device;
 pub(crate) mod device_c2d;
 pub(crate) mod device_inputs;
 pub(crate) mod device_methods;
+pub(crate) mod device_model_id;
 pub(crate) mod device_telemetry;
 pub(crate) mod device_twin;
 pub(crate) mod dps_link;

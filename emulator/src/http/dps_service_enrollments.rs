@@ -11,7 +11,7 @@
 //! | `POST /…/query` (`x-ms-max-item-count`, `x-ms-continuation`) | `QuerySpecification` | JSON array, `x-ms-item-type`, `x-ms-continuation` |
 //! | `POST /…` | `BulkEnrollmentOperation` / `BulkEnrollmentGroupOperation` | `BulkEnrollmentOperationResult` |
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 use super::dps_service::{body, page_reply, paging, stored};
 use super::reply::{self, Reply};
@@ -43,6 +43,7 @@ pub(super) enum Operation<'p> {
 #[serde(rename_all = "camelCase")]
 struct BulkEnrollmentsBody {
     enrollments: Vec<IndividualEnrollment>,
+    #[serde(deserialize_with = "bulk_mode")]
     mode: BulkMode,
 }
 
@@ -50,7 +51,31 @@ struct BulkEnrollmentsBody {
 #[serde(rename_all = "camelCase")]
 struct BulkGroupsBody {
     enrollment_groups: Vec<EnrollmentGroup>,
+    #[serde(deserialize_with = "bulk_mode")]
     mode: BulkMode,
+}
+
+/// The bulk modes by their service.json names.
+const BULK_MODES: [(&str, BulkMode); 4] = [
+    ("create", BulkMode::Create),
+    ("update", BulkMode::Update),
+    ("updateIfMatchETag", BulkMode::UpdateIfMatchETag),
+    ("delete", BulkMode::Delete),
+];
+
+/// The names an unknown mode's error lists.
+const BULK_MODE_NAMES: [&str; 4] = ["create", "update", "updateIfMatchETag", "delete"];
+
+/// `mode`, its name matched without regard to case: the Node service SDK
+/// (azure-iot-provisioning-service) types the mode as `updateIfMatchEtag`, and DPS is a .NET
+/// service whose JSON enum reading ignores case (docs/differences.md).
+fn bulk_mode<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BulkMode, D::Error> {
+    let name = String::deserialize(deserializer)?;
+    BULK_MODES
+        .iter()
+        .find(|(known, _)| known.eq_ignore_ascii_case(&name))
+        .map(|&(_, mode)| mode)
+        .ok_or_else(|| serde::de::Error::unknown_variant(&name, &BULK_MODE_NAMES))
 }
 
 #[derive(Deserialize)]
@@ -211,6 +236,55 @@ mod tests {
             .await
             .unwrap_err();
         assert!(e.message().contains("enrollments"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn bulk_modes_are_matched_without_regard_to_case_and_unknown_ones_change_nothing() {
+        let dps = dps();
+        let enrollment =
+            json!({"registrationId": "dev-1", "attestation": {"type": "symmetricKey"}});
+        let create = request(json!({"enrollments": [enrollment], "mode": "CREATE"}), &[]);
+        let (status, result) = answer(
+            apply(&dps, &create, Operation::Bulk(Collection::Enrollments))
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!((status, result["isSuccessful"].clone()), (200, json!(true)));
+        let mut stored = dps.get_enrollment("dev-1").unwrap();
+
+        // The Node SDK's spelling of updateIfMatchETag, with the current etag: applied.
+        let mut update = serde_json::to_value(&stored).unwrap();
+        update["initialTwin"] = json!({"tags": {"bulk": "updated"}});
+        let node = request(
+            json!({"enrollments": [update], "mode": "updateIfMatchEtag"}),
+            &[],
+        );
+        let (status, result) = answer(
+            apply(&dps, &node, Operation::Bulk(Collection::Enrollments))
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!((status, result["isSuccessful"].clone()), (200, json!(true)));
+        let updated = dps.get_enrollment("dev-1").unwrap();
+        assert_ne!(updated.etag, stored.etag);
+        stored = updated;
+
+        for mode in ["upsert", "", "updateIfMatch"] {
+            let unknown = request(json!({"enrollments": [], "mode": mode}), &[]);
+            let e = apply(&dps, &unknown, Operation::Bulk(Collection::Enrollments))
+                .await
+                .unwrap_err();
+            assert_eq!(e.code(), 400004, "{mode}");
+            assert!(e.message().contains("updateIfMatchETag"), "{e}");
+        }
+        let wrong_type = request(json!({"enrollments": [], "mode": 3}), &[]);
+        let e = apply(&dps, &wrong_type, Operation::Bulk(Collection::Groups))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), 400004);
+        assert_eq!(dps.get_enrollment("dev-1").unwrap(), stored);
     }
 
     #[tokio::test]

@@ -226,6 +226,26 @@ mod tests {
         );
     }
 
+    #[test]
+    fn modules_have_no_digital_twin_routes() {
+        // The Digital Twins API (api-versions 2020-09-30 to 2021-04-12; the four operations
+        // both service SDKs generate) is device-level only: module paths are no routes and
+        // are answered 404 like any unknown path (docs/differences.md).
+        let route = |method: Method, fixed: &'static [&'static str]| {
+            DigitalTwins::parse(&method, fixed, fixed).map(|(_, op)| op)
+        };
+        for (method, fixed) in [
+            (Method::GET, &["digitaltwins", "d", "modules", "m"][..]),
+            (Method::PATCH, &["digitaltwins", "d", "modules", "m"][..]),
+            (
+                Method::POST,
+                &["digitaltwins", "d", "modules", "m", "commands", "reboot"][..],
+            ),
+        ] {
+            assert_eq!(route(method, fixed), None, "{fixed:?}");
+        }
+    }
+
     #[tokio::test]
     async fn a_patch_is_202_with_the_new_etag_and_shows_as_desired_values() {
         let hub = hub();
