@@ -93,7 +93,9 @@ where
         limit,
         shutdown,
         move |tls, peer, slot| {
-            let connection = serve(tls, peer, ctx.clone());
+            // Boxed: the session's future is the bulk of a connection's task, and wrapping it
+            // unboxed would store it twice (argument and awaited copy).
+            let connection = Box::pin(serve(tls, peer, ctx.clone()));
             async move {
                 let _slot = slot;
                 connection.await;
