@@ -113,6 +113,20 @@ async fn put_token_answers_bad_expired_and_unknown_hub_tokens() {
     connection.close().await.unwrap();
 }
 
+/// rhea ends its session on channel 0 and then closes the connection: the emulator's
+/// `close` (a connection frame, sent on channel 0) must still go out after its `end` there.
+#[tokio::test]
+async fn a_close_after_the_client_ended_session_zero_is_answered() {
+    let emulator = start().await;
+    let mut connection = connect(&emulator, Login::Anonymous).await;
+    let mut session = Session::begin(&mut connection).await.unwrap();
+    session.end().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), connection.close())
+        .await
+        .expect("the emulator answered the close")
+        .unwrap();
+}
+
 #[tokio::test]
 async fn correlation_ids_keep_the_request_id_type() {
     let emulator = start().await;

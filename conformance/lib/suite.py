@@ -408,8 +408,41 @@ def run_one_unmarked(ctx, lane, scenario):
     body += ["    " + l for l in output[-15:]] or ["    (none)"]
     body += ["  {} ({}):".format(title, os.path.relpath(ctx.emulator_log, ctx.repo))]
     body += ["    " + l for l in excerpt] or ["    (none)"]
+    if "hang" in result["reason"] or code is None:
+        # A hang names no device, so the device-id excerpt misses the protocol exchange that
+        # stalled; CI keeps only the printed output, so print the AMQP side of it here.
+        title, protocol = emulator_protocol_excerpt(ctx.emulator_log, offset)
+        body += ["  {}:".format(title)]
+        body += ["    " + l for l in protocol] or ["    (none)"]
     body += ["  SDK debug log: {}".format(result["sdkLog"])]
+    body += ["    " + l for l in file_tail(os.path.join(ctx.repo, result["sdkLog"]), SDK_LOG_TAIL)]
     return result, excerpt, body
+
+
+# Lines of the SDK debug log a failure prints (CI keeps only the printed output).
+SDK_LOG_TAIL = 40
+
+
+def file_tail(path, limit):
+    """The last `limit` lines of `path` without ANSI colours, [] when it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except (OSError, TypeError):
+        return []
+    return [ANSI.sub("", l)[:400] for l in lines[-limit:]]
+
+
+def emulator_protocol_excerpt(log_path, offset, limit=60):
+    """The emulator's AMQP and WebSocket lines logged since `offset`, last `limit`."""
+    try:
+        with open(log_path, "rb") as f:
+            f.seek(offset)
+            lines = [ANSI.sub("", l) for l in f.read().decode("utf-8", "replace").splitlines()]
+    except OSError:
+        return "emulator protocol lines (log unreadable)", []
+    protocol = [l[:400] for l in lines if "amqp" in l.lower() or "websocket" in l.lower()]
+    return "emulator AMQP/WebSocket lines during the scenario (last {})".format(limit), protocol[-limit:]
 
 
 def result_line(r):

@@ -123,7 +123,10 @@ async def main():
     scenario.step("statistics")
     after = await in_thread(registry.get_device_registry_statistics)
     print("registry statistics:", before, after)
-    expect_equal("totalDeviceCount grew by", after.total_device_count - before.total_device_count, 3)
+    # At least: the other SDK lane runs at the same time and may add devices to the same hub.
+    grew = after.total_device_count - before.total_device_count
+    check(grew >= 3, "totalDeviceCount grew by {} ({} -> {}), not at least the 3 added".format(
+        grew, before.total_device_count, after.total_device_count))
     service = await in_thread(registry.get_service_statistics)
     check(service.connected_device_count >= 1,
           "connectedDeviceCount {} with the PnP device connected".format(service.connected_device_count))

@@ -25,6 +25,7 @@ use bytes::{Buf, BufMut, BytesMut};
 use tokio::io::AsyncWrite;
 
 use super::late_frames::FramingViolation;
+use super::unattached_frames::EndedEndpoints;
 use crate::net::forward_async_read;
 
 /// Bytes kept for the socket before the engine is made to wait.
@@ -132,8 +133,14 @@ fn padded(frame: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Moves every complete protocol header and frame from `staged` to `out`, padded; a
-/// `close` is replaced by a framing-error close when `violation` holds a reason.
-fn restage(staged: &mut BytesMut, out: &mut BytesMut, violation: &FramingViolation) {
+/// `close` is replaced by a framing-error close when `violation` holds a reason, and frames
+/// on links or sessions we already ended are dropped ([`EndedEndpoints`]).
+fn restage(
+    staged: &mut BytesMut,
+    out: &mut BytesMut,
+    violation: &FramingViolation,
+    ended: &mut EndedEndpoints,
+) {
     loop {
         if staged.starts_with(b"AMQP") {
             if staged.len() < 8 {
@@ -158,6 +165,9 @@ fn restage(staged: &mut BytesMut, out: &mut BytesMut, violation: &FramingViolati
             return;
         }
         let frame = staged.split_to(size);
+        if !ended.admit(&frame) {
+            continue;
+        }
         if is_close(&frame)
             && let Some(close) = violation.reason().and_then(|r| framing_error_close(&r))
         {
@@ -199,6 +209,8 @@ pub(crate) struct FullFields<S> {
     staged: BytesMut,
     /// Padded, not yet accepted by the socket.
     out: BytesMut,
+    /// Our ended links and sessions, whose late frames are not sent.
+    ended: EndedEndpoints,
 }
 
 impl<S> FullFields<S> {
@@ -208,6 +220,7 @@ impl<S> FullFields<S> {
             violation,
             staged: BytesMut::new(),
             out: BytesMut::new(),
+            ended: EndedEndpoints::default(),
         }
     }
 }
@@ -247,7 +260,12 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for FullFields<S> {
             ready!(this.poll_drain(cx))?;
         }
         this.staged.put_slice(buf);
-        restage(&mut this.staged, &mut this.out, &this.violation);
+        restage(
+            &mut this.staged,
+            &mut this.out,
+            &this.violation,
+            &mut this.ended,
+        );
         // Start sending now; what the socket does not take yet goes on the next call.
         if let Poll::Ready(Err(e)) = this.poll_drain(cx) {
             return Poll::Ready(Err(e));
@@ -282,7 +300,12 @@ mod tests {
     fn pad(bytes: &[u8]) -> Vec<u8> {
         let mut staged = BytesMut::from(bytes);
         let mut out = BytesMut::new();
-        restage(&mut staged, &mut out, &FramingViolation::default());
+        restage(
+            &mut staged,
+            &mut out,
+            &FramingViolation::default(),
+            &mut EndedEndpoints::default(),
+        );
         assert!(staged.is_empty());
         out.to_vec()
     }
@@ -315,7 +338,7 @@ mod tests {
         let heartbeat = vec![0, 0, 0, 8, 2, 0, 0, 0];
         let full_end = frame(0, &[0x00, 0x53, 0x17, LIST8, 2, 1, NULL]);
         let unknown = frame(0, &[0x00, 0x53, 0x77, LIST0]);
-        let all = [header, heartbeat, full_end, unknown].concat();
+        let all = [header, heartbeat, unknown, full_end].concat();
         assert_eq!(pad(&all), all);
     }
 
@@ -340,7 +363,12 @@ mod tests {
         violation.record("frame size 4 is outside 8..=65536 (max-frame-size)".into());
         let mut staged = BytesMut::from(&frame(0, &[0x00, 0x53, 0x18, LIST0])[..]);
         let mut out = BytesMut::new();
-        restage(&mut staged, &mut out, &violation);
+        restage(
+            &mut staged,
+            &mut out,
+            &violation,
+            &mut EndedEndpoints::default(),
+        );
         let body = &out[8..];
         let close: fe2o3_amqp::types::performatives::Close = serde_amqp::from_slice(body).unwrap();
         let error = close.error.unwrap();
@@ -356,10 +384,20 @@ mod tests {
         let close = frame(0, &[0x00, 0x53, 0x18, LIST0]);
         let mut staged = BytesMut::from(&close[..5]);
         let mut out = BytesMut::new();
-        restage(&mut staged, &mut out, &FramingViolation::default());
+        restage(
+            &mut staged,
+            &mut out,
+            &FramingViolation::default(),
+            &mut EndedEndpoints::default(),
+        );
         assert!(out.is_empty());
         staged.extend_from_slice(&close[5..]);
-        restage(&mut staged, &mut out, &FramingViolation::default());
+        restage(
+            &mut staged,
+            &mut out,
+            &FramingViolation::default(),
+            &mut EndedEndpoints::default(),
+        );
         assert_eq!(
             out.len(),
             close.len() + 3,

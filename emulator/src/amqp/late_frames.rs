@@ -1,16 +1,8 @@
-//! Frames a client sends on a session it has already ended are dropped before the AMQP
-//! engine sees them.
+//! Frames a client sends on a session or link it has already ended are dropped before the
+//! AMQP engine sees them ([`super::unattached_frames`] says why and which).
 //!
-//! Some clients keep talking on a channel after their own `end`: pyamqp (Python
-//! `azure-eventhub`) sends `detach` for its remaining links *after* `end` when it gives up on
-//! a session, and rhea-promise (Node `@azure/event-hubs`) closes links and sessions
-//! concurrently. The real hub ignores such frames. `fe2o3-amqp`'s connection engine finds no
-//! session for the channel and closes the whole connection with `amqp:not-found`, killing
-//! every other session of the client, which then waits out its operation timeout
-//! (conformance finding E-5). So incoming frames are looked at here: after a client `end` on
-//! a channel, every session frame on it but a new `begin` is dropped. Connection frames
-//! (`open`, `close` — rhea sends its `close` on channel 0 right after ending session 0),
-//! empty frames (heartbeats) and protocol headers always pass.
+//! Connection frames (`open`, `close` — rhea sends its `close` on channel 0 right after
+//! ending session 0), empty frames (heartbeats) and protocol headers always pass.
 //!
 //! The same look at frame headers finds malformed ones (a size below 8 or above our
 //! max-frame-size, a data offset below 2). The engine would just stop reading, without a
@@ -19,7 +11,6 @@
 //! and [`super::frames`] gives that `close` the condition `amqp:connection:framing-error` and
 //! the reason. Before `open` the bytes pass untouched and the engine refuses them itself.
 
-use std::collections::HashSet;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -28,10 +19,8 @@ use std::task::{Context, Poll, ready};
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, ReadBuf};
 
+use super::unattached_frames::{EndedEndpoints, Sender};
 use crate::net::forward_async_write;
-
-const BEGIN: u8 = 0x11;
-const END: u8 = 0x17;
 
 /// Why the client's byte stream was cut: a malformed frame after `open`.
 #[derive(Debug, Default)]
@@ -58,8 +47,8 @@ pub(crate) struct LateFrames<S> {
     raw: BytesMut,
     /// Judged, waiting for the engine to read it.
     ready: BytesMut,
-    /// Channels whose session the client ended.
-    ended: HashSet<u16>,
+    /// The client's ended sessions and links, whose late frames are dropped.
+    ended: EndedEndpoints,
     /// Largest frame judged; anything claiming more passes untouched from then on.
     max_frame: usize,
     passthrough: bool,
@@ -76,7 +65,7 @@ impl<S> LateFrames<S> {
             inner,
             raw: BytesMut::new(),
             ready: BytesMut::new(),
-            ended: HashSet::new(),
+            ended: EndedEndpoints::of(Sender::Client),
             max_frame,
             passthrough: false,
             opened: false,
@@ -143,11 +132,7 @@ impl<S> LateFrames<S> {
     }
 
     fn keep(&mut self, frame: &[u8]) -> bool {
-        let (Some(&doff), Some(&frame_type), Some(channel)) = (
-            frame.get(4),
-            frame.get(5),
-            frame.get(6..8).map(|c| u16::from_be_bytes([c[0], c[1]])),
-        ) else {
+        let (Some(&doff), Some(&frame_type)) = (frame.get(4), frame.get(5)) else {
             return true;
         };
         let body = frame.get(usize::from(doff) * 4..).unwrap_or_default();
@@ -155,34 +140,14 @@ impl<S> LateFrames<S> {
         if frame_type != 0 || body.is_empty() {
             return true;
         }
-        let descriptor = match body {
-            [0x00, 0x53, code, ..] => Some(*code),
-            _ => None,
-        };
-        match descriptor {
-            Some(OPEN) => {
+        match body {
+            [0x00, 0x53, OPEN, ..] => {
                 self.opened = true;
                 true
             }
             // Connection-level: never the session's, whatever channel it arrives on.
-            Some(CLOSE) => true,
-            Some(BEGIN) => {
-                self.ended.remove(&channel);
-                true
-            }
-            _ if self.ended.contains(&channel) => {
-                tracing::debug!(
-                    channel,
-                    descriptor = ?descriptor,
-                    "AMQP frame on a session the client already ended; dropped"
-                );
-                false
-            }
-            Some(END) => {
-                self.ended.insert(channel);
-                true
-            }
-            _ => true,
+            [0x00, 0x53, CLOSE, ..] => true,
+            _ => self.ended.admit(frame),
         }
     }
 }
@@ -190,7 +155,7 @@ impl<S> LateFrames<S> {
 impl<S> std::fmt::Debug for LateFrames<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LateFrames")
-            .field("ended", &self.ended.len())
+            .field("ended", &self.ended)
             .field("passthrough", &self.passthrough)
             .finish_non_exhaustive()
     }
@@ -237,6 +202,9 @@ forward_async_write!(LateFrames, inner);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const BEGIN: u8 = 0x11;
+    const END: u8 = 0x17;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     fn frame(channel: u16, body: &[u8]) -> Vec<u8> {
@@ -295,6 +263,33 @@ mod tests {
         ]
         .concat();
         assert_eq!(filtered(input).await, expected);
+    }
+
+    #[tokio::test]
+    async fn a_links_frames_after_the_clients_detach_are_dropped_until_it_attaches_again() {
+        use fe2o3_amqp::types::performatives::Detach;
+        let encode = |channel: u16, detach: &Detach| {
+            let body = serde_amqp::to_vec(detach).expect("encodes");
+            frame(channel, &body)
+        };
+        let detach_5 = encode(
+            1,
+            &Detach {
+                handle: 5.into(),
+                closed: true,
+                error: None,
+            },
+        );
+        let detach_6 = encode(
+            1,
+            &Detach {
+                handle: 6.into(),
+                closed: true,
+                error: None,
+            },
+        );
+        let input = [detach_5.clone(), detach_5.clone(), detach_6.clone()].concat();
+        assert_eq!(filtered(input).await, [detach_5, detach_6].concat());
     }
 
     #[tokio::test]

@@ -82,6 +82,7 @@ pub(crate) mod message;
 pub(crate) mod request_response;
 pub(crate) mod sasl;
 pub(crate) mod session;
+pub(crate) mod unattached_frames;
 pub(crate) mod websocket;
 
 use std::sync::Arc;
