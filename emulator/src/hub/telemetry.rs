@@ -198,18 +198,27 @@ impl TelemetryMessage {
 /// Bounded in-memory log; the oldest messages fall off once `capacity` is reached.
 pub struct TelemetryLog {
     capacity: usize,
-    entries: Mutex<VecDeque<Arc<TelemetryMessage>>>,
+    entries: Mutex<Entries>,
     live: broadcast::Sender<Arc<TelemetryMessage>>,
-    last_sequence: watch::Sender<u64>,
+    /// Changes when a message is appended while someone waits ([`TelemetryLog::wait_for`]);
+    /// appends with nobody subscribed send nothing.
+    appended: watch::Sender<u64>,
+}
+
+/// The retained messages and the last sequence number given out.
+#[derive(Default)]
+struct Entries {
+    messages: VecDeque<Arc<TelemetryMessage>>,
+    last_sequence: u64,
 }
 
 impl TelemetryLog {
     pub fn new(capacity: usize) -> TelemetryLog {
         TelemetryLog {
             capacity: capacity.max(1),
-            entries: Mutex::new(VecDeque::new()),
+            entries: Mutex::new(Entries::default()),
             live: broadcast::channel(1024).0,
-            last_sequence: watch::channel(0).0,
+            appended: watch::channel(0).0,
         }
     }
 
@@ -237,9 +246,9 @@ impl TelemetryLog {
         // keep that whole buffer alive long after the connection is gone (the soak benchmark
         // measured it as steady RSS growth), so the log keeps a copy of just the body.
         let body = Bytes::copy_from_slice(&message.body);
-        let stored = {
+        let (stored, dropped) = {
             let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-            let sequence_number = *self.last_sequence.borrow() + 1;
+            let sequence_number = entries.last_sequence + 1;
             let stored = Arc::new(TelemetryMessage {
                 sequence_number,
                 enqueued_time: SystemTime::now(),
@@ -252,13 +261,22 @@ impl TelemetryLog {
                 source: MessageSource::Telemetry,
                 auth,
             });
-            if entries.len() == self.capacity {
-                entries.pop_front();
-            }
-            entries.push_back(stored.clone());
-            self.last_sequence.send_replace(sequence_number);
-            stored
+            // The oldest message is freed after the lock is released.
+            let dropped = if entries.messages.len() == self.capacity {
+                entries.messages.pop_front()
+            } else {
+                None
+            };
+            entries.messages.push_back(stored.clone());
+            entries.last_sequence = sequence_number;
+            (stored, dropped)
         };
+        drop(dropped);
+        // A waiter subscribes before it looks at the log, so one that looked before this
+        // append is counted here; with none, nobody is woken.
+        if self.appended.receiver_count() > 0 {
+            self.appended.send_replace(stored.sequence_number);
+        }
         // No live observers is normal; the log keeps the message either way.
         let _ = self.live.send(stored.clone());
         stored
@@ -268,6 +286,7 @@ impl TelemetryLog {
     pub fn messages(&self, device_id: Option<&str>) -> Vec<Arc<TelemetryMessage>> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         entries
+            .messages
             .iter()
             .filter(|m| device_id.is_none_or(|d| m.device_id == d))
             .cloned()
@@ -292,7 +311,8 @@ impl TelemetryLog {
         count: usize,
         timeout: Duration,
     ) -> Result<Vec<Arc<TelemetryMessage>>, Vec<Arc<TelemetryMessage>>> {
-        let mut changes = self.last_sequence.subscribe();
+        // Subscribed before looking, so an append after the look wakes this waiter.
+        let mut changes = self.appended.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let found = self.messages(Some(device_id));

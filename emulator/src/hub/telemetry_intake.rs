@@ -48,19 +48,25 @@ impl Hub {
             return Err(HubError::message_too_large(size, MAX_D2C_MESSAGE_BYTES));
         }
         let device_id = identity.device_id();
-        let mut auth = match self.devices.get(device_id) {
+        let device_auth = match self.devices.get(device_id) {
             None => return Err(HubError::device_not_found(device_id)),
             Some(d) if d.status == DeviceStatus::Disabled => {
                 return Err(HubError::device_disabled(device_id));
             }
-            Some(d) => sender_auth("device", &d.authentication, &d.generation_id),
+            // A module's messages carry the module's authentication, not its device's.
+            Some(_) if identity.module_id().is_some() => None,
+            Some(d) => Some(sender_auth("device", &d.authentication, &d.generation_id)),
         };
-        if let Some(module_id) = identity.module_id() {
-            let module = self
-                .module(device_id, module_id)
-                .ok_or_else(|| HubError::module_not_found(device_id, module_id))?;
-            auth = sender_auth("module", &module.authentication, &module.generation_id);
-        }
+        let auth = match (device_auth, identity.module_id()) {
+            (Some(auth), _) => auth,
+            (None, Some(module_id)) => {
+                let module = self
+                    .module(device_id, module_id)
+                    .ok_or_else(|| HubError::module_not_found(device_id, module_id))?;
+                sender_auth("module", &module.authentication, &module.generation_id)
+            }
+            (None, None) => return Err(HubError::device_not_found(device_id)),
+        };
         let stored = self.telemetry.append_from(
             &self.host_name,
             device_id,
@@ -81,16 +87,59 @@ fn sender_auth(
     authentication: &DeviceAuthentication,
     generation_id: &str,
 ) -> SenderAuth {
-    let kind = match authentication {
-        DeviceAuthentication::Sas { .. } => "sas",
-        DeviceAuthentication::SelfSigned { .. } => "x509Certificate",
-        DeviceAuthentication::CertificateAuthority { .. } => "x509CA",
-    };
-    // Written by hand to keep Azure's key order (a serde_json map would sort the keys).
     SenderAuth {
-        method: format!(
-            r#"{{"scope":"{scope}","type":"{kind}","issuer":"iothub","acceptingIpFilterRule":null}}"#
-        ),
+        method: auth_method(scope == "module", authentication).to_owned(),
         generation_id: generation_id.to_owned(),
+    }
+}
+
+/// The `iothub-connection-auth-method` JSON text, written by hand to keep Azure's key order
+/// (a serde_json map would sort the keys); one of six constants, so no message formats it.
+fn auth_method(module: bool, authentication: &DeviceAuthentication) -> &'static str {
+    macro_rules! method {
+        ($scope:literal, $kind:literal) => {
+            concat!(
+                r#"{"scope":""#,
+                $scope,
+                r#"","type":""#,
+                $kind,
+                r#"","issuer":"iothub","acceptingIpFilterRule":null}"#
+            )
+        };
+    }
+    match (module, authentication) {
+        (false, DeviceAuthentication::Sas { .. }) => method!("device", "sas"),
+        (false, DeviceAuthentication::SelfSigned { .. }) => method!("device", "x509Certificate"),
+        (false, DeviceAuthentication::CertificateAuthority { .. }) => method!("device", "x509CA"),
+        (true, DeviceAuthentication::Sas { .. }) => method!("module", "sas"),
+        (true, DeviceAuthentication::SelfSigned { .. }) => method!("module", "x509Certificate"),
+        (true, DeviceAuthentication::CertificateAuthority { .. }) => method!("module", "x509CA"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_methods_are_azure_shaped_json_in_azure_key_order() {
+        let key = crate::auth::keys::SymmetricKey::from_base64(
+            "c2VydmljZSBrZXkgZm9yIHRlc3RzIG9ubHkgMTIzNA==",
+        )
+        .unwrap();
+        let sas = DeviceAuthentication::Sas {
+            primary: key.clone(),
+            secondary: key,
+        };
+        assert_eq!(
+            auth_method(false, &sas),
+            r#"{"scope":"device","type":"sas","issuer":"iothub","acceptingIpFilterRule":null}"#
+        );
+        let module = auth_method(true, &sas);
+        let parsed: serde_json::Value = serde_json::from_str(module).unwrap();
+        assert_eq!(
+            (parsed["scope"].as_str(), parsed["type"].as_str()),
+            (Some("module"), Some("sas"))
+        );
     }
 }

@@ -20,6 +20,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
 use super::MqttContext;
@@ -30,7 +31,7 @@ use super::username::{self, ConnectTarget};
 use crate::auth::{AuthError, Credential};
 use crate::dps::attestation::RegistrationIdentity;
 use crate::hub::DeviceIdentity;
-use crate::hub::connections::ConnectionLease;
+use crate::hub::connections::{ConnectionLease, Outbound};
 use crate::hub::{Hub, IdentityRef};
 
 /// Who is connected.
@@ -39,7 +40,12 @@ pub(super) enum Client {
     Device {
         identity: DeviceIdentity,
         hub: Arc<Hub>,
-        lease: ConnectionLease,
+        /// The hub's id of this connection, to detach it.
+        connection_id: u64,
+        /// Notified when the hub closes this connection.
+        kicked: Arc<Notify>,
+        /// The hub's pushes, until the session takes them.
+        pushes: Option<mpsc::Receiver<Outbound>>,
     },
 }
 
@@ -257,10 +263,19 @@ fn verify(
         } => ctx
             .hubs
             .connect_device(host, device_id, module_id.as_deref(), credential, now)
-            .map(|connected| Client::Device {
-                identity: connected.identity,
-                hub: connected.hub,
-                lease: connected.lease,
+            .map(|connected| {
+                let ConnectionLease {
+                    id,
+                    kicked,
+                    outbound,
+                } = connected.lease;
+                Client::Device {
+                    identity: connected.identity,
+                    hub: connected.hub,
+                    connection_id: id,
+                    kicked,
+                    pushes: Some(outbound),
+                }
             }),
     }
 }

@@ -66,7 +66,7 @@ impl Dispatcher {
     /// Fires when the hub closes this connection (replaced, device disabled or deleted).
     pub(super) fn kicked(&self) -> Option<Arc<Notify>> {
         match &self.client {
-            Client::Device { lease, .. } => Some(lease.kicked.clone()),
+            Client::Device { kicked, .. } => Some(kicked.clone()),
             Client::Registration(_) => None,
         }
     }
@@ -74,9 +74,7 @@ impl Dispatcher {
     /// What the hub pushes to this device; DPS clients get nothing. Handed out once.
     pub(super) fn take_pushes(&mut self) -> Option<mpsc::Receiver<Outbound>> {
         match &mut self.client {
-            Client::Device { lease, .. } => {
-                Some(std::mem::replace(&mut lease.outbound, mpsc::channel(1).1))
-            }
+            Client::Device { pushes, .. } => pushes.take(),
             Client::Registration(_) => None,
         }
     }
@@ -87,11 +85,12 @@ impl Dispatcher {
         if let Client::Device {
             identity,
             hub,
-            lease,
+            connection_id,
+            ..
         } = &self.client
         {
             hub.connections()
-                .detach(&identity.connection_key(), lease.id);
+                .detach(&identity.connection_key(), *connection_id);
         }
     }
 
@@ -129,7 +128,10 @@ impl Dispatcher {
             Packet::PubAck(ack) => {
                 self.out.acknowledged(ack.pkid);
                 if let Some(c2d) = &mut self.c2d {
-                    c2d.acknowledged(ack.pkid, &mut self.out).await;
+                    // Boxed, as every await below that telemetry does not take: inline, the
+                    // rare paths' futures would size every connection's task (per-session
+                    // memory, docs/benchmarks.md).
+                    Box::pin(c2d.acknowledged(ack.pkid, &mut self.out)).await;
                 }
                 Ok(())
             }
@@ -163,18 +165,26 @@ impl Dispatcher {
                 dps::register(&self.ctx.dps, who, rid, &publish.payload, ack, out);
             }
             (Inbound::DpsPoll { rid, operation_id }, Client::Registration(who)) => {
-                dps::poll(&self.ctx.dps, who, rid, &operation_id, ack, out).await;
+                Box::pin(dps::poll(&self.ctx.dps, who, rid, &operation_id, ack, out)).await;
             }
             (Inbound::Telemetry { property_bag }, Client::Device { identity, hub, .. }) => {
                 let body = publish.payload.clone();
                 telemetry::publish(hub, identity, property_bag, publish.retain, body, ack, out)?;
             }
             (Inbound::TwinGet { rid }, Client::Device { identity, hub, .. }) => {
-                twin::request(hub, identity, TwinRequest::Get, rid, ack, out).await;
+                Box::pin(twin::request(
+                    hub,
+                    identity,
+                    TwinRequest::Get,
+                    rid,
+                    ack,
+                    out,
+                ))
+                .await;
             }
             (Inbound::TwinReportedPatch { rid }, Client::Device { identity, hub, .. }) => {
                 let request = TwinRequest::PatchReported(&publish.payload);
-                twin::request(hub, identity, request, rid, ack, out).await;
+                Box::pin(twin::request(hub, identity, request, rid, ack, out)).await;
             }
             (Inbound::MethodResponse { rid, status }, Client::Device { .. }) => {
                 methods::response(&mut self.methods, rid, status, &publish.payload, ack, out);

@@ -43,11 +43,17 @@ pub fn classify_publish<'t>(principal: Principal<'_>, topic: &'t str) -> Option<
             device_id,
             module_id,
         } => {
-            let own_prefix = match module_id {
-                Some(m) => format!("devices/{device_id}/modules/{m}/messages/events"),
-                None => format!("devices/{device_id}/messages/events"),
-            };
-            if let Some(rest) = topic.strip_prefix(&own_prefix) {
+            // `devices/{device_id}[/modules/{m}]/messages/events`, matched piece by piece
+            // rather than formatted per message.
+            let own_events = topic
+                .strip_prefix("devices/")
+                .and_then(|t| t.strip_prefix(device_id))
+                .and_then(|t| match module_id {
+                    Some(m) => t.strip_prefix("/modules/")?.strip_prefix(m),
+                    None => Some(t),
+                })
+                .and_then(|t| t.strip_prefix("/messages/events"));
+            if let Some(rest) = own_events {
                 return match rest {
                     "" => Some(Inbound::Telemetry { property_bag: "" }),
                     // The Node SDK ends the topic of an output message (`$.on`) with a `/`

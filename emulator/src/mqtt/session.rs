@@ -12,14 +12,18 @@
 //! Requests are handled inline by calling the domain; a PUBACK is written only after the
 //! domain has stored what it acknowledges.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
 use bytes::BytesMut;
+use futures_util::FutureExt as _;
 use rustls_pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::MqttContext;
@@ -27,7 +31,6 @@ use super::codec::{self, ConnAck, ConnectReturnCode, Packet};
 use super::connect::{self, ConnectFailure};
 use super::dispatch::Dispatcher;
 use crate::hub::connections::Outbound;
-use crate::shutdown::ShutdownSignal;
 
 /// What the transport knows about the peer before MQTT starts.
 pub struct PeerInfo {
@@ -64,7 +67,8 @@ where
             return;
         }
     };
-    if let Err(code) = connect::record_model_id(&client, &connect).await {
+    // Boxed: a store write awaited once per connection need not size every session's task.
+    if let Err(code) = Box::pin(connect::record_model_id(&client, &connect)).await {
         refuse(&mut stream, code).await;
         return;
     }
@@ -95,6 +99,11 @@ async fn close<S: AsyncWrite + Unpin>(stream: &mut S) {
 }
 
 /// Reads, dispatches and writes until something ends the connection.
+///
+/// Per message this loop does one read, the dispatch and one write: no task hop, and nothing
+/// is registered anew per iteration — the one timer (keep-alive and credential expiry) and the
+/// wake-ups outlive the iterations, so a stop-and-wait client costs no timer-wheel or notify
+/// traffic per message.
 async fn serve<S>(
     stream: &mut S,
     dispatcher: &mut Dispatcher,
@@ -105,22 +114,32 @@ async fn serve<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut last_heard = Instant::now();
+    let mut deadlines = Deadlines {
+        last_heard: Instant::now(),
+        keep_alive,
+        token_expiry: wakeups.token_deadline,
+    };
     // Packets a client sent right behind its CONNECT, before seeing the CONNACK (MQTT
     // 3.1.1 §3.1.4 allows it), arrived with it and are already buffered.
     if let Err(reason) = dispatcher.handle_buffered(&mut rbuf).await {
         let _ = stream.write_all(dispatcher.out.pending()).await;
         return reason;
     }
+    let timer = tokio::time::sleep_until(deadlines.next());
+    tokio::pin!(timer);
     loop {
         if let Err(e) = flush(stream, dispatcher).await {
             return format!("write failed: {e}");
         }
+        if rbuf.is_empty() {
+            // Nothing partial is kept: a session waiting for its client holds no read buffer.
+            rbuf = BytesMut::new();
+        }
         tokio::select! {
-            read = stream.read_buf(&mut rbuf) => {
+            read = read_some(stream, &mut rbuf) => {
                 match read {
                     Ok(0) => return "peer closed the connection".into(),
-                    Ok(_) => last_heard = Instant::now(),
+                    Ok(_) => deadlines.last_heard = Instant::now(),
                     Err(e) => return format!("read failed: {e}"),
                 }
                 if let Err(reason) = dispatcher.handle_buffered(&mut rbuf).await {
@@ -129,8 +148,12 @@ where
                     return reason;
                 }
             }
-            _ = tokio::time::sleep_until(last_heard + keep_alive) => {
-                return "keep-alive timeout".into();
+            () = &mut timer => {
+                if let Some(reason) = deadlines.passed(Instant::now()) {
+                    return reason;
+                }
+                // The client was heard since the timer was set: wait for the new deadline.
+                timer.as_mut().reset(deadlines.next());
             }
             woken = wakeups.next() => match woken {
                 Wakeup::Push(pushed) => dispatcher.on_push(pushed),
@@ -138,6 +161,71 @@ where
             },
         }
     }
+}
+
+/// The connection's two deadlines, served by one timer: silence longer than the keep-alive
+/// timeout, and the credential's expiry.
+struct Deadlines {
+    last_heard: Instant,
+    keep_alive: Duration,
+    token_expiry: Option<Instant>,
+}
+
+impl Deadlines {
+    fn keep_alive_due(&self) -> Instant {
+        self.last_heard + self.keep_alive
+    }
+
+    /// The earlier deadline.
+    fn next(&self) -> Instant {
+        let due = self.keep_alive_due();
+        self.token_expiry.map_or(due, |expiry| expiry.min(due))
+    }
+
+    /// Why the connection ends at `now`, if a deadline has passed.
+    fn passed(&self, now: Instant) -> Option<CloseReason> {
+        if self.token_expiry.is_some_and(|expiry| expiry <= now) {
+            return Some("SAS token expired (401003)".into());
+        }
+        (self.keep_alive_due() <= now).then(|| "keep-alive timeout".into())
+    }
+}
+
+/// Bytes kept inline for a read while no partial packet is buffered: a whole small packet
+/// (a stop-and-wait PUBLISH, a PUBACK, a PINGREQ) fits, and an idle session keeps no heap
+/// buffer waiting for its client.
+const FIRST_READ: usize = 512;
+/// Room reserved per read while packets are arriving.
+const READ_CHUNK: usize = 4096;
+
+/// Reads what the client sent into `rbuf`; `Ok(0)` is the end of the stream. Cancel-safe:
+/// bytes are only taken from the stream in the poll that returns them.
+async fn read_some<S>(stream: &mut S, rbuf: &mut BytesMut) -> std::io::Result<usize>
+where
+    S: AsyncRead + Unpin,
+{
+    if !rbuf.is_empty() {
+        // A packet is partly here: read the rest straight into the buffer.
+        rbuf.reserve(READ_CHUNK);
+        return stream.read_buf(rbuf).await;
+    }
+    let mut first = [0u8; FIRST_READ];
+    let n = stream.read(&mut first).await?;
+    rbuf.extend_from_slice(first.get(..n).unwrap_or_default());
+    if n == FIRST_READ {
+        // More may be waiting already (a burst of publishes): take what is there now, without
+        // waiting, so a busy client is read in chunks rather than in small pieces.
+        rbuf.reserve(READ_CHUNK);
+        if let Some(more) = stream.read_buf(rbuf).now_or_never() {
+            let more = more?;
+            if more == 0 {
+                // The end of the stream is reported on the next read, after these bytes.
+                return Ok(n);
+            }
+            return Ok(n + more);
+        }
+    }
+    Ok(n)
 }
 
 /// Writes and flushes what the dispatcher has answered, if anything.
@@ -154,7 +242,7 @@ where
     Ok(())
 }
 
-/// What wakes a session besides its socket.
+/// What wakes a session besides its socket and its deadlines.
 enum Wakeup {
     /// The hub pushed something to the device.
     Push(Outbound),
@@ -162,12 +250,14 @@ enum Wakeup {
     Close(CloseReason),
 }
 
-/// The session's other wake-up sources: the hub's pushes and kick, the credential's expiry
-/// and the emulator's shutdown.
+/// A future made once per session: the hub's kick or the emulator's shutdown.
+type Closing = Pin<Box<dyn Future<Output = CloseReason> + Send>>;
+
+/// The session's other wake-up sources: the hub's pushes and kick, and the emulator's
+/// shutdown. Made once per session, so waiting on them costs no registration per message.
 struct Wakeups {
-    shutdown: ShutdownSignal,
-    /// Replaced by a newer connection, or the device was disabled or deleted.
-    kicked: Option<Arc<Notify>>,
+    /// Replaced by a newer connection, the device disabled or deleted, or shutdown.
+    closing: Closing,
     /// The hub's pushes for this device (desired patches, methods, C2D, inputs).
     pushes: Option<mpsc::Receiver<Outbound>>,
     /// When the SAS token (or certificate-less credential) stops being valid.
@@ -184,9 +274,22 @@ impl Wakeups {
                 .unwrap_or(Duration::ZERO);
             Instant::now().checked_add(left)
         });
+        let kicked = dispatcher.kicked();
+        let mut shutdown = ctx.shutdown.clone();
+        let closing: Closing = Box::pin(async move {
+            let kicked = async {
+                match kicked {
+                    Some(kicked) => kicked.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = kicked => "closed by the hub: a newer connection replaced it (400027), or the device was disabled or deleted".into(),
+                () = shutdown.recv() => "emulator shutting down".into(),
+            }
+        });
         Wakeups {
-            shutdown: ctx.shutdown.clone(),
-            kicked: dispatcher.kicked(),
+            closing,
             pushes: dispatcher.take_pushes(),
             token_deadline,
         }
@@ -194,32 +297,21 @@ impl Wakeups {
 
     /// The next wake-up. Cancel-safe: the session drops it whenever the socket wins.
     async fn next(&mut self) -> Wakeup {
-        loop {
-            tokio::select! {
-                _ = async {
-                    match self.token_deadline {
-                        Some(at) => tokio::time::sleep_until(at).await,
-                        None => std::future::pending().await,
-                    }
-                } => return Wakeup::Close("SAS token expired (401003)".into()),
-                _ = async {
-                    match &self.kicked {
-                        Some(kicked) => kicked.notified().await,
-                        None => std::future::pending().await,
-                    }
-                } => return Wakeup::Close("closed by the hub: a newer connection replaced it (400027), or the device was disabled or deleted".into()),
-                pushed = async {
-                    match self.pushes.as_mut() {
-                        Some(rx) => rx.recv().await,
-                        None => std::future::pending().await,
-                    }
-                } => match pushed {
-                    Some(pushed) => return Wakeup::Push(pushed),
-                    None => self.pushes = None,
-                },
-                _ = self.shutdown.recv() => return Wakeup::Close("emulator shutting down".into()),
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(reason) = self.closing.as_mut().poll(cx) {
+                return Poll::Ready(Wakeup::Close(reason));
             }
-        }
+            if let Some(pushes) = &mut self.pushes {
+                match pushes.poll_recv(cx) {
+                    Poll::Ready(Some(pushed)) => return Poll::Ready(Wakeup::Push(pushed)),
+                    // The hub dropped its sender (the device was detached): nothing more comes.
+                    Poll::Ready(None) => self.pushes = None,
+                    Poll::Pending => {}
+                }
+            }
+            Poll::Pending
+        })
+        .await
     }
 }
 
@@ -238,6 +330,37 @@ mod tests {
         assert!(matches!(device.recv().await, Some(Packet::PingResp)));
         device.disconnect().await;
         assert!(!world.hub().connections().is_connected(DEVICE), "detached");
+    }
+
+    #[test]
+    fn one_timer_serves_keep_alive_and_token_expiry() {
+        use super::Deadlines;
+        use std::time::Duration;
+        let start = tokio::time::Instant::now();
+        let secs = Duration::from_secs;
+        let mut deadlines = Deadlines {
+            last_heard: start,
+            keep_alive: secs(90),
+            token_expiry: Some(start + secs(60)),
+        };
+        assert_eq!(deadlines.next(), start + secs(60), "the earlier deadline");
+        assert_eq!(deadlines.passed(start + secs(59)), None);
+        assert!(
+            deadlines
+                .passed(start + secs(60))
+                .unwrap()
+                .contains("401003")
+        );
+        deadlines.token_expiry = None;
+        assert_eq!(deadlines.next(), start + secs(90));
+        // Heard from since the timer was set: the keep-alive deadline moves.
+        deadlines.last_heard = start + secs(80);
+        assert_eq!(deadlines.passed(start + secs(90)), None);
+        assert_eq!(deadlines.next(), start + secs(170));
+        assert_eq!(
+            deadlines.passed(start + secs(170)).as_deref(),
+            Some("keep-alive timeout")
+        );
     }
 
     #[tokio::test]

@@ -147,6 +147,25 @@ impl TestClient {
         self.stream.write_all(&buf).await.expect("session reads");
     }
 
+    /// Sends `packets` in one write, as a client with many in flight does.
+    pub(super) async fn send_together(&mut self, packets: Vec<Packet>) {
+        let mut buf = BytesMut::new();
+        for packet in &packets {
+            codec::encode(packet, &mut buf).expect("encodes");
+        }
+        self.stream.write_all(&buf).await.expect("session reads");
+    }
+
+    /// Sends `packet` in writes of `piece` bytes, letting the session run between them.
+    pub(super) async fn send_in_pieces(&mut self, packet: Packet, piece: usize) {
+        let mut buf = BytesMut::new();
+        codec::encode(&packet, &mut buf).expect("encodes");
+        for chunk in buf.chunks(piece) {
+            self.stream.write_all(chunk).await.expect("session reads");
+            tokio::task::yield_now().await;
+        }
+    }
+
     /// The next packet from the session; `None` once it closed the connection.
     pub(super) async fn recv(&mut self) -> Option<Packet> {
         loop {

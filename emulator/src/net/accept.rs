@@ -66,7 +66,11 @@ where
                     at_limit.left(&limit);
                     let _ = tcp.set_nodelay(true);
                     let guard = shutdown.session();
-                    tokio::spawn(guard.run(serve(tcp, remote, slot)));
+                    // Boxed before `run` takes it: a future passed by value into an async
+                    // fn is stored twice in the caller's state (once as the argument, once
+                    // where it is awaited), and every held connection pays for that task
+                    // allocation (docs/benchmarks.md, per-session memory).
+                    tokio::spawn(guard.run(Box::pin(serve(tcp, remote, slot))));
                 }
                 Err(e) if is_about_one_connection(&e) => {
                     tracing::debug!(listener = kind, error = %e, "accept: connection lost before it was accepted");

@@ -57,7 +57,9 @@ where
         let mut shutdown = shutdown.clone();
         async move {
             // Shutdown does not wait for a handshake; open connections say goodbye themselves.
-            let handshake = accept_tls(&tls, tcp, remote, kind);
+            // Boxed: the handshake state (the TLS stream mid-handshake) is freed when it is
+            // done instead of sizing the connection's task for as long as it is open.
+            let handshake = Box::pin(accept_tls(&tls, tcp, remote, kind));
             let stream = tokio::select! {
                 stream = handshake => stream,
                 _ = shutdown.recv() => None,
@@ -93,7 +95,9 @@ where
         limit,
         shutdown,
         move |tls, peer, slot| {
-            let connection = serve(tls, peer, ctx.clone());
+            // Boxed: the session's future is the bulk of a connection's task, and wrapping it
+            // unboxed would store it twice (argument and awaited copy).
+            let connection = Box::pin(serve(tls, peer, ctx.clone()));
             async move {
                 let _slot = slot;
                 connection.await;

@@ -73,7 +73,8 @@ pub struct Partition {
     id: u32,
     capacity: usize,
     log: Mutex<PartitionLog>,
-    /// The last sequence number appended (-1 before the first): readers wait on it.
+    /// Changes when an event is appended while a reader waits (its value is only a hint:
+    /// appends with no reader subscribed do not send).
     appended: watch::Sender<i64>,
 }
 
@@ -128,7 +129,11 @@ impl Partition {
             log.last = Some(event.clone());
             event
         };
-        self.appended.send_replace(event.sequence_number);
+        // Readers subscribe before they look at the log, so one that looked before this
+        // append is counted here; with none, nobody is woken (no wake-ups nobody waits for).
+        if self.appended.receiver_count() > 0 {
+            self.appended.send_replace(event.sequence_number);
+        }
         event
     }
 
