@@ -169,23 +169,7 @@ mod tests {
         );
     }
 
-    /// A store whose every save fails, as a full or broken disk would.
-    struct FailingStore;
-
-    impl crate::store::Store for FailingStore {
-        fn submit(
-            &self,
-            _ops: &[crate::store::Op],
-        ) -> Result<crate::store::Commit, crate::store::StoreError> {
-            Err(crate::store::StoreError::Rejected("disk full".into()))
-        }
-        fn load(&self) -> Result<crate::store::StoreSnapshot, crate::store::StoreError> {
-            Ok(crate::store::StoreSnapshot::default())
-        }
-        fn is_durable(&self) -> bool {
-            true
-        }
-    }
+    use crate::store::failing::FailingStore;
 
     #[tokio::test]
     async fn a_model_id_the_store_refuses_is_an_internal_error_and_not_kept() {

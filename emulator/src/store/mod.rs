@@ -32,6 +32,8 @@
 
 mod disk;
 mod error;
+#[cfg(test)]
+pub(crate) mod failing;
 mod file;
 mod frame;
 #[doc(hidden)]
