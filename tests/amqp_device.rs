@@ -6,9 +6,7 @@
 use std::time::Duration;
 
 use fe2o3_amqp::Session;
-use fe2o3_amqp::connection::ConnectionHandle;
 use fe2o3_amqp::link::{DetachError, Receiver, Sender};
-use fe2o3_amqp::session::SessionHandle;
 use fe2o3_amqp::types::definitions::SenderSettleMode;
 use fe2o3_amqp::types::messaging::annotations::OwnedKey;
 use fe2o3_amqp::types::messaging::{
@@ -18,7 +16,7 @@ use fe2o3_amqp::types::primitives::{Binary, SimpleValue, Value};
 use iotemu::C2dMessage;
 use iotemu::SymmetricKey;
 use iotemu::internals::amqp::symbol_of;
-use iotemu_e2e::amqp::{CbsClient, Login, connect};
+use iotemu_e2e::amqp::{CbsClient, Login, connect, device_session};
 use iotemu_e2e::{
     QUICKSTART_DEVICE_ID, QUICKSTART_KEY, device_token, seconds_from_now, start_emulator,
 };
@@ -32,27 +30,6 @@ async fn start() -> iotemu::Emulator {
         .default_hub()
         .provision_device(QUICKSTART_DEVICE_ID, key.clone(), key, None);
     emulator
-}
-
-/// A Node-style device connection: no SASL, one session, a device token put on `$cbs`.
-async fn device_session(
-    emulator: &iotemu::Emulator,
-) -> (ConnectionHandle<()>, SessionHandle<()>, CbsClient) {
-    let mut connection = connect(emulator, Login::NoSasl).await;
-    let mut session = Session::begin(&mut connection).await.unwrap();
-    let mut cbs = CbsClient::attach(&mut session).await;
-    let token = device_token(
-        "localhost",
-        QUICKSTART_DEVICE_ID,
-        QUICKSTART_KEY,
-        seconds_from_now(600),
-    );
-    let audience = format!("localhost%2Fdevices%2F{QUICKSTART_DEVICE_ID}");
-    let reply = cbs
-        .put_token(&audience, &token, MessageId::String("t1".into()))
-        .await;
-    assert_eq!(reply.status_code(), Some(200), "{reply:?}");
-    (connection, session, cbs)
 }
 
 fn path(tail: &str) -> String {

@@ -3,16 +3,13 @@
 //! send it) is on the device's twin as `modelId` once the link is attached; a link without
 //! one, or with a value that is no DTMI, is still served and changes nothing.
 
-use fe2o3_amqp::Session;
 use fe2o3_amqp::link::Sender;
 use fe2o3_amqp::types::definitions::Fields;
-use fe2o3_amqp::types::messaging::{Body, Data, Message, MessageId, Outcome};
+use fe2o3_amqp::types::messaging::{Body, Data, Message, Outcome};
 use fe2o3_amqp::types::primitives::{Binary, Symbol, Value};
 use iotemu::SymmetricKey;
-use iotemu_e2e::amqp::{CbsClient, Login, connect};
-use iotemu_e2e::{
-    QUICKSTART_DEVICE_ID, QUICKSTART_KEY, device_token, seconds_from_now, start_emulator,
-};
+use iotemu_e2e::amqp::device_session;
+use iotemu_e2e::{QUICKSTART_DEVICE_ID, QUICKSTART_KEY, start_emulator};
 
 const THERMOSTAT: &str = "dtmi:com:example:Thermostat;1";
 
@@ -34,20 +31,7 @@ async fn a_model_id_in_the_attach_properties_is_on_the_twin() {
     let key = SymmetricKey::from_base64(QUICKSTART_KEY).unwrap();
     let hub = emulator.default_hub().clone();
     hub.provision_device(QUICKSTART_DEVICE_ID, key.clone(), key, None);
-    let mut connection = connect(&emulator, Login::NoSasl).await;
-    let mut session = Session::begin(&mut connection).await.unwrap();
-    let mut cbs = CbsClient::attach(&mut session).await;
-    let token = device_token(
-        "localhost",
-        QUICKSTART_DEVICE_ID,
-        QUICKSTART_KEY,
-        seconds_from_now(600),
-    );
-    let audience = format!("localhost%2Fdevices%2F{QUICKSTART_DEVICE_ID}");
-    let reply = cbs
-        .put_token(&audience, &token, MessageId::String("t1".into()))
-        .await;
-    assert_eq!(reply.status_code(), Some(200), "{reply:?}");
+    let (mut connection, mut session, _cbs) = device_session(&emulator).await;
     let events = format!("/devices/{QUICKSTART_DEVICE_ID}/messages/events");
 
     // A value that is no DTMI: served, nothing stored.

@@ -15,7 +15,10 @@ use fe2o3_amqp::types::primitives::{SimpleValue, Value};
 use fe2o3_amqp::{Connection, Session};
 use iotemu::Emulator;
 
-use super::{HUB_OWNER_KEY, build_token, decode_key, seconds_from_now, tls_connect};
+use super::{
+    HUB_OWNER_KEY, QUICKSTART_DEVICE_ID, QUICKSTART_KEY, build_token, decode_key, device_token,
+    seconds_from_now, tls_connect,
+};
 
 /// How a test client opens its connection.
 #[derive(Debug, Clone)]
@@ -216,6 +219,28 @@ pub async fn authorised_session(
             &owner_token("localhost"),
             MessageId::String("1".into()),
         )
+        .await;
+    assert_eq!(reply.status_code(), Some(200), "{reply:?}");
+    (connection, session, cbs)
+}
+
+/// A Node-style device connection for the quickstart device: no SASL, one session, a
+/// device token put on `$cbs` for `localhost/devices/{QUICKSTART_DEVICE_ID}`.
+pub async fn device_session(
+    emulator: &Emulator,
+) -> (ConnectionHandle<()>, SessionHandle<()>, CbsClient) {
+    let mut connection = connect(emulator, Login::NoSasl).await;
+    let mut session = Session::begin(&mut connection).await.expect("session");
+    let mut cbs = CbsClient::attach(&mut session).await;
+    let token = device_token(
+        "localhost",
+        QUICKSTART_DEVICE_ID,
+        QUICKSTART_KEY,
+        seconds_from_now(600),
+    );
+    let audience = format!("localhost%2Fdevices%2F{QUICKSTART_DEVICE_ID}");
+    let reply = cbs
+        .put_token(&audience, &token, MessageId::String("t1".into()))
         .await;
     assert_eq!(reply.status_code(), Some(200), "{reply:?}");
     (connection, session, cbs)
