@@ -28,21 +28,27 @@ pub(super) fn telemetry_stream(
     let device = query::value(query, "deviceId");
     let replay = query::value(query, "replay").is_some_and(|v| v == "true" || v == "1");
     let live: Vec<_> = hubs.iter().map(|h| h.telemetry().stream()).collect();
-    let mut sent: HashMap<String, u64> = HashMap::new();
+    // The newest replayed sequence number per hub and device: the log is sharded by device,
+    // so only a device's own messages are sure to be stored in sequence order.
+    let mut sent: HashMap<(String, String), u64> = HashMap::new();
     let mut backlog = Vec::new();
     if replay {
         for hub in hubs {
             for message in hub.telemetry().messages(device.as_deref()) {
-                sent.insert(message.hub.clone(), message.sequence_number);
+                sent.insert(
+                    (message.hub.clone(), message.device_id.clone()),
+                    message.sequence_number,
+                );
                 backlog.push(message);
             }
         }
     }
     let wanted = device.clone();
     let live = futures_util::stream::select_all(live.into_iter().map(Box::pin)).filter(move |m| {
-        let fresh = sent
-            .get(&m.hub)
-            .is_none_or(|seen| m.sequence_number > *seen);
+        let fresh = sent.is_empty()
+            || sent
+                .get(&(m.hub.clone(), m.device_id.clone()))
+                .is_none_or(|seen| m.sequence_number > *seen);
         let ours = wanted.as_deref().is_none_or(|d| m.device_id == d);
         std::future::ready(fresh && ours)
     });

@@ -5,7 +5,8 @@
 //! device was told is delivered can be read back here.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
@@ -195,31 +196,87 @@ impl TelemetryMessage {
     }
 }
 
+/// How many independently locked shards a hub's log has. Appends from different devices
+/// mostly take different locks, so sessions on different cores do not queue on one mutex;
+/// a device always lands in the same shard, which keeps its messages in order.
+const SHARDS: usize = 32;
+
 /// Bounded in-memory log; the oldest messages fall off once `capacity` is reached.
+///
+/// Sharded by device: each shard has its own short lock, and sequence numbers come from one
+/// atomic counter taken under the shard's lock, so within a shard (and so for every device)
+/// stored order is sequence order. The bound is global: a message is retained while it is
+/// among the newest `capacity` sequence numbers given out.
 pub struct TelemetryLog {
     capacity: usize,
-    entries: Mutex<Entries>,
+    shards: Box<[Mutex<Shard>]>,
+    /// The last sequence number given out.
+    last_sequence: AtomicU64,
     live: broadcast::Sender<Arc<TelemetryMessage>>,
+    /// Live subscribers ([`TelemetryLog::subscribe`], [`TelemetryLog::stream`]); with none,
+    /// appends skip the broadcast channel, whose sender takes one lock per hub.
+    live_subscribers: Arc<AtomicUsize>,
     /// Changes when a message is appended while someone waits ([`TelemetryLog::wait_for`]);
     /// appends with nobody subscribed send nothing.
     appended: watch::Sender<u64>,
 }
 
-/// The retained messages and the last sequence number given out.
+/// One shard's retained messages, in sequence order.
 #[derive(Default)]
-struct Entries {
+struct Shard {
     messages: VecDeque<Arc<TelemetryMessage>>,
-    last_sequence: u64,
+}
+
+/// Counts a live subscriber for as long as it exists.
+struct SubscriberGuard(Arc<AtomicUsize>);
+
+impl SubscriberGuard {
+    fn new(count: &Arc<AtomicUsize>) -> SubscriberGuard {
+        count.fetch_add(1, Ordering::SeqCst);
+        SubscriberGuard(count.clone())
+    }
+}
+
+impl Drop for SubscriberGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The live feed of one hub's telemetry, from [`TelemetryLog::subscribe`].
+pub struct LiveTelemetry {
+    receiver: broadcast::Receiver<Arc<TelemetryMessage>>,
+    _counted: SubscriberGuard,
+}
+
+impl LiveTelemetry {
+    /// The next message appended after subscribing; `Lagged` when more than 1024 were
+    /// missed (they stay in the log).
+    pub async fn recv(&mut self) -> Result<Arc<TelemetryMessage>, broadcast::error::RecvError> {
+        self.receiver.recv().await
+    }
 }
 
 impl TelemetryLog {
     pub fn new(capacity: usize) -> TelemetryLog {
         TelemetryLog {
             capacity: capacity.max(1),
-            entries: Mutex::new(Entries::default()),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            last_sequence: AtomicU64::new(0),
             live: broadcast::channel(1024).0,
+            live_subscribers: Arc::new(AtomicUsize::new(0)),
             appended: watch::channel(0).0,
         }
+    }
+
+    /// The shard a device's messages go to (FNV-1a: short ids, no allocation).
+    fn shard(&self, device_id: &str) -> MutexGuard<'_, Shard> {
+        let hash = device_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let count = self.shards.len().max(1);
+        let index = usize::try_from(hash % count as u64).unwrap_or(0);
+        self.shards[index].lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Stores a message and returns it with its sequence number.
@@ -246,62 +303,105 @@ impl TelemetryLog {
         // keep that whole buffer alive long after the connection is gone (the soak benchmark
         // measured it as steady RSS growth), so the log keeps a copy of just the body.
         let body = Bytes::copy_from_slice(&message.body);
-        let (stored, dropped) = {
-            let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-            let sequence_number = entries.last_sequence + 1;
-            let stored = Arc::new(TelemetryMessage {
-                sequence_number,
-                enqueued_time: SystemTime::now(),
-                hub: hub.to_owned(),
-                device_id: device_id.to_owned(),
-                module_id: module_id.map(str::to_owned),
-                body,
-                system: message.system,
-                properties: message.properties,
-                source: MessageSource::Telemetry,
-                auth,
-            });
-            // The oldest message is freed after the lock is released.
-            let dropped = if entries.messages.len() == self.capacity {
-                entries.messages.pop_front()
-            } else {
-                None
-            };
-            entries.messages.push_back(stored.clone());
-            entries.last_sequence = sequence_number;
-            (stored, dropped)
+        let mut stored = TelemetryMessage {
+            sequence_number: 0,
+            enqueued_time: SystemTime::now(),
+            hub: hub.to_owned(),
+            device_id: device_id.to_owned(),
+            module_id: module_id.map(str::to_owned),
+            body,
+            system: message.system,
+            properties: message.properties,
+            source: MessageSource::Telemetry,
+            auth,
         };
+        let mut dropped = Vec::new();
+        let stored = {
+            let mut shard = self.shard(device_id);
+            // Taken under the shard's lock: the shard stays in sequence order.
+            stored.sequence_number = self.last_sequence.fetch_add(1, Ordering::SeqCst) + 1;
+            stored.enqueued_time = SystemTime::now();
+            let stored = Arc::new(stored);
+            let oldest_kept = self.oldest_kept(stored.sequence_number);
+            while shard
+                .messages
+                .front()
+                .is_some_and(|m| m.sequence_number < oldest_kept)
+            {
+                dropped.extend(shard.messages.pop_front());
+            }
+            shard.messages.push_back(stored.clone());
+            // Notified while the shard is still locked: a reader that subscribed and then
+            // looked at this shard either saw this message or is counted here (the lock
+            // orders the two), and a device's messages reach the live feed in order.
+            if self.appended.receiver_count() > 0 {
+                self.appended.send_replace(stored.sequence_number);
+            }
+            if self.live_subscribers.load(Ordering::SeqCst) > 0 {
+                // A subscriber may have just gone; the log keeps the message either way.
+                let _ = self.live.send(stored.clone());
+            }
+            stored
+        };
+        // Freed after the lock is released.
         drop(dropped);
-        // A waiter subscribes before it looks at the log, so one that looked before this
-        // append is counted here; with none, nobody is woken.
-        if self.appended.receiver_count() > 0 {
-            self.appended.send_replace(stored.sequence_number);
-        }
-        // No live observers is normal; the log keeps the message either way.
-        let _ = self.live.send(stored.clone());
         stored
     }
 
-    /// Retained messages, oldest first, optionally for one device.
+    /// The lowest sequence number still retained once `last` has been given out.
+    fn oldest_kept(&self, last: u64) -> u64 {
+        last.saturating_add(1).saturating_sub(self.capacity as u64)
+    }
+
+    /// Retained messages in sequence order, optionally for one device.
     pub fn messages(&self, device_id: Option<&str>) -> Vec<Arc<TelemetryMessage>> {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries
-            .messages
-            .iter()
-            .filter(|m| device_id.is_none_or(|d| m.device_id == d))
-            .cloned()
-            .collect()
+        let mut found: Vec<Arc<TelemetryMessage>> = match device_id {
+            Some(device_id) => self
+                .shard(device_id)
+                .messages
+                .iter()
+                .filter(|m| m.device_id == device_id)
+                .cloned()
+                .collect(),
+            None => self
+                .shards
+                .iter()
+                .flat_map(|shard| {
+                    let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+                    shard.messages.iter().cloned().collect::<Vec<_>>()
+                })
+                .collect(),
+        };
+        // A shard nobody appended to lately still holds messages that fell off the log.
+        let oldest_kept = self.oldest_kept(self.last_sequence.load(Ordering::SeqCst));
+        found.retain(|m| m.sequence_number >= oldest_kept);
+        if device_id.is_none() {
+            found.sort_unstable_by_key(|m| m.sequence_number);
+        }
+        found
     }
 
     /// Live feed of messages appended from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<TelemetryMessage>> {
-        self.live.subscribe()
+    pub fn subscribe(&self) -> LiveTelemetry {
+        let counted = SubscriberGuard::new(&self.live_subscribers);
+        LiveTelemetry {
+            receiver: self.live.subscribe(),
+            _counted: counted,
+        }
     }
 
     /// The live feed as a `Stream`. A consumer that falls more than 1024 messages behind
-    /// skips the ones it missed (they stay in the log).
+    /// skips the ones it missed (they stay in the log). Messages of one device come in
+    /// sequence order; across devices the order is the order they were stored in.
     pub fn stream(&self) -> impl Stream<Item = Arc<TelemetryMessage>> + Send + 'static {
-        BroadcastStream::new(self.live.subscribe()).filter_map(Result::ok)
+        let counted = SubscriberGuard::new(&self.live_subscribers);
+        BroadcastStream::new(self.live.subscribe())
+            .filter_map(Result::ok)
+            .map(move |m| {
+                // Owned by the stream: the subscriber is counted until the stream is dropped.
+                let _counted = &counted;
+                m
+            })
     }
 
     /// Waits until at least `count` retained messages from `device_id` exist, or `timeout`.
@@ -372,5 +472,136 @@ mod tests {
                 .await
                 .is_err()
         );
+    }
+
+    #[test]
+    fn concurrent_appends_keep_each_device_in_order_and_every_message_once() {
+        const DEVICES: usize = 64;
+        const PER_DEVICE: usize = 200;
+        let log = Arc::new(TelemetryLog::new(DEVICES * PER_DEVICE));
+        let mut live = log.subscribe();
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    for i in 0..PER_DEVICE {
+                        for d in (t..DEVICES).step_by(8) {
+                            let body = Bytes::from(format!("{i}"));
+                            let message = IncomingMessage {
+                                body,
+                                ..Default::default()
+                            };
+                            log.append("hub", &format!("dev{d}"), None, message);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let all = log.messages(None);
+        assert_eq!(all.len(), DEVICES * PER_DEVICE);
+        let numbers: Vec<u64> = all.iter().map(|m| m.sequence_number).collect();
+        let expected: Vec<u64> = (1..=(DEVICES * PER_DEVICE) as u64).collect();
+        assert_eq!(numbers, expected, "every message once, in sequence order");
+        for d in 0..DEVICES {
+            let device = format!("dev{d}");
+            let bodies: Vec<String> = log
+                .messages(Some(&device))
+                .iter()
+                .map(|m| m.body_text().unwrap().to_owned())
+                .collect();
+            let sent: Vec<String> = (0..PER_DEVICE).map(|i| i.to_string()).collect();
+            assert_eq!(bodies, sent, "{device} in the order it sent");
+        }
+        // The live feed (1024 deep) got the newest messages, each device's in order.
+        let mut last_seen: BTreeMap<String, u64> = BTreeMap::new();
+        let mut received = 0;
+        loop {
+            match live.receiver.try_recv() {
+                Ok(m) => {
+                    let previous = last_seen.insert(m.device_id.clone(), m.sequence_number);
+                    assert!(previous.is_none_or(|p| p < m.sequence_number));
+                    received += 1;
+                }
+                Err(broadcast::error::TryRecvError::Lagged(_)) => continue,
+                Err(_) => break,
+            }
+        }
+        assert_eq!(received, 1024);
+    }
+
+    #[test]
+    fn the_bound_is_global_even_for_a_shard_nobody_appends_to() {
+        let log = TelemetryLog::new(10);
+        log.append("hub", "quiet", None, msg("old"));
+        for _ in 0..10 {
+            log.append("hub", "busy", None, msg("x"));
+        }
+        assert!(log.messages(Some("quiet")).is_empty());
+        let all = log.messages(None);
+        assert_eq!(all.len(), 10);
+        assert!(all.iter().all(|m| m.device_id == "busy"));
+    }
+
+    #[tokio::test]
+    async fn live_subscribers_are_counted_while_they_exist() {
+        let log = TelemetryLog::new(10);
+        log.append("hub", "a", None, msg("unseen"));
+        let stream = log.stream();
+        let mut live = log.subscribe();
+        assert_eq!(log.live_subscribers.load(Ordering::SeqCst), 2);
+        log.append("hub", "a", None, msg("seen"));
+        assert_eq!(live.recv().await.unwrap().body_text(), Some("seen"));
+        drop(stream);
+        drop(live);
+        assert_eq!(log.live_subscribers.load(Ordering::SeqCst), 0);
+    }
+
+    /// What `GET /telemetry/stream?replay=true` does: subscribe, read the log while appends
+    /// go on, then take the live feed, skipping per device what the read already had.
+    #[test]
+    fn a_reader_that_replays_then_follows_sees_every_message_once() {
+        const DEVICES: usize = 16;
+        const PER_DEVICE: usize = 50;
+        let log = Arc::new(TelemetryLog::new(10_000));
+        let mut live = log.subscribe();
+        let writers: Vec<_> = (0..4)
+            .map(|t| {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    for i in 0..PER_DEVICE {
+                        for d in (t..DEVICES).step_by(4) {
+                            log.append("hub", &format!("dev{d}"), None, msg("x"));
+                            if i % 10 == 0 {
+                                std::thread::yield_now();
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        let replayed = log.messages(None);
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        let mut seen: BTreeMap<String, u64> = BTreeMap::new();
+        let mut delivered = Vec::new();
+        for m in &replayed {
+            seen.insert(m.device_id.clone(), m.sequence_number);
+            delivered.push(m.sequence_number);
+        }
+        while let Ok(m) = live.receiver.try_recv() {
+            if seen
+                .get(&m.device_id)
+                .is_none_or(|last| m.sequence_number > *last)
+            {
+                delivered.push(m.sequence_number);
+            }
+        }
+        delivered.sort_unstable();
+        let expected: Vec<u64> = (1..=(DEVICES * PER_DEVICE) as u64).collect();
+        assert_eq!(delivered, expected);
     }
 }
