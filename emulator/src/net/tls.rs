@@ -56,16 +56,25 @@ where
         let serve = serve.clone();
         let mut shutdown = shutdown.clone();
         async move {
-            // Shutdown does not wait for a handshake; open connections say goodbye themselves.
-            // Boxed: the handshake state (the TLS stream mid-handshake) is freed when it is
-            // done instead of sizing the connection's task for as long as it is open.
-            let handshake = Box::pin(accept_tls(&tls, tcp, remote, kind));
-            let stream = tokio::select! {
-                stream = handshake => stream,
-                _ = shutdown.recv() => None,
+            // Boxed, and the race with shutdown inside the box: the handshake's state, the
+            // shutdown wait and the finished TLS stream are freed when the session starts
+            // instead of sizing the connection's task for as long as it is open. (A local
+            // whose scope spans the session's await would be stored in the task even after
+            // it was moved out; docs/benchmarks.md, per-session memory.)
+            let session = {
+                let accepted = Box::pin(async move {
+                    // Shutdown does not wait for a handshake; open connections say goodbye
+                    // themselves.
+                    tokio::select! {
+                        accepted = accept_tls(&tls, tcp, remote, kind) => accepted,
+                        _ = shutdown.recv() => None,
+                    }
+                })
+                .await;
+                accepted.map(|(stream, peer)| serve(stream, peer, slot))
             };
-            if let Some((stream, peer)) = stream {
-                serve(stream, peer, slot).await;
+            if let Some(session) = session {
+                session.await;
             }
         }
     })
