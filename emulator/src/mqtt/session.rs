@@ -54,13 +54,14 @@ where
         mut dispatcher,
         rbuf,
         keep_alive,
-        name,
     }) = open(&mut stream, &peer, &ctx).await
     else {
         return;
     };
     let mut wakeups = Wakeups::new(&mut dispatcher, &ctx);
     let reason = serve(&mut stream, &mut dispatcher, &mut wakeups, rbuf, keep_alive).await;
+    // The outbox's name of the client: the session keeps no copy of its own.
+    let name = std::mem::take(&mut dispatcher.out.client);
     // The hub's pushes stop being accepted before the connection is detached.
     drop(wakeups);
     dispatcher.close();
@@ -74,8 +75,6 @@ struct Opened {
     /// Packets that arrived behind the CONNECT.
     rbuf: BytesMut,
     keep_alive: Duration,
-    /// How the logs name the connection.
-    name: String,
 }
 
 /// Reads and answers the CONNECT; `None` when the connection was refused or closed.
@@ -118,7 +117,6 @@ where
         dispatcher,
         rbuf,
         keep_alive,
-        name,
     })
 }
 

@@ -53,26 +53,26 @@ where
     let signal = shutdown.clone();
     spawn_accept_loop(listener, kind, limit, signal, move |tcp, remote, slot| {
         let tls = tls.clone();
-        let serve = serve.clone();
         let mut shutdown = shutdown.clone();
+        // Made here, not inside the connection's future: what it takes (the TCP stream, the
+        // TLS setup, the shutdown signal) would otherwise also be stored in that future for
+        // the connection's whole life. Boxed, with the race against shutdown inside the box:
+        // the handshake's state and the shutdown wait are freed when the session starts.
+        let accepted = Box::pin(async move {
+            // Shutdown does not wait for a handshake; open connections say goodbye themselves.
+            tokio::select! {
+                accepted = accept_tls(&tls, tcp, remote, kind) => accepted,
+                _ = shutdown.recv() => None,
+            }
+        });
+        let serve = serve.clone();
         async move {
-            // Boxed, and the race with shutdown inside the box: the handshake's state, the
-            // shutdown wait and the finished TLS stream are freed when the session starts
-            // instead of sizing the connection's task for as long as it is open. (A local
-            // whose scope spans the session's await would be stored in the task even after
-            // it was moved out; docs/benchmarks.md, per-session memory.)
-            let session = {
-                let accepted = Box::pin(async move {
-                    // Shutdown does not wait for a handshake; open connections say goodbye
-                    // themselves.
-                    tokio::select! {
-                        accepted = accept_tls(&tls, tcp, remote, kind) => accepted,
-                        _ = shutdown.recv() => None,
-                    }
-                })
-                .await;
-                accepted.map(|(stream, peer)| serve(stream, peer, slot))
-            };
+            // The accepted stream is moved into the session before anything is awaited: a
+            // local whose scope spans the session's await would be stored in this future
+            // even after it was moved out (docs/benchmarks.md, per-session memory).
+            let session = accepted
+                .await
+                .map(|(stream, peer)| serve(stream, peer, slot));
             if let Some(session) = session {
                 session.await;
             }
