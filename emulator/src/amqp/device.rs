@@ -42,7 +42,7 @@ use crate::auth::Credential;
 use crate::hub::connections::Outbound;
 use crate::hub::methods::{MethodCall, MethodCorrelation};
 use crate::hub::module::ModuleInput;
-use crate::hub::{DeviceIdentity, Hub};
+use crate::hub::{DeviceIdentity, Hub, push_queue};
 
 /// How long a twin request waits for the twin response link to attach.
 const REPLY_LINK_WAIT: Duration = Duration::from_secs(5);
@@ -285,7 +285,7 @@ impl DeviceChannel {
 /// the identity or its credential expires.
 async fn pump(
     channel: Arc<DeviceChannel>,
-    mut outbound: mpsc::Receiver<Outbound>,
+    mut outbound: push_queue::Receiver<Outbound>,
     kicked: Arc<Notify>,
     auth: Arc<ConnectionAuth>,
 ) {
@@ -327,7 +327,7 @@ async fn pump(
         }
     }
     // Method calls still waiting are not answerable any more.
-    while let Ok(pushed) = outbound.try_recv() {
+    while let Some(pushed) = outbound.try_recv() {
         if let Outbound::Method(call) = pushed {
             call.refuse();
         }

@@ -11,9 +11,10 @@ use std::sync::{Arc, RwLock};
 
 use dashmap::DashMap;
 use serde_json::Value;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
 use super::methods::MethodCall;
+use super::push_queue;
 
 /// What the hub sends to a connected device outside request/response.
 #[derive(Debug)]
@@ -45,7 +46,7 @@ pub struct Connections {
 struct ActiveConnection {
     id: u64,
     kicked: Arc<Notify>,
-    outbound: mpsc::Sender<Outbound>,
+    outbound: push_queue::Sender<Outbound>,
 }
 
 /// Held by a transport for the life of a device connection.
@@ -54,7 +55,7 @@ pub struct ConnectionLease {
     /// Notified when a newer connection for the same identity replaces this one.
     pub kicked: Arc<Notify>,
     /// What the hub pushes to this connection.
-    pub outbound: mpsc::Receiver<Outbound>,
+    pub outbound: push_queue::Receiver<Outbound>,
 }
 
 impl Connections {
@@ -78,7 +79,7 @@ impl Connections {
     pub fn attach(&self, identity: &str) -> ConnectionLease {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let kicked = Arc::new(Notify::new());
-        let (sender, outbound) = mpsc::channel(OUTBOUND_QUEUE);
+        let (sender, outbound) = push_queue::channel(OUTBOUND_QUEUE);
         let previous = self.active.insert(
             identity.to_owned(),
             ActiveConnection {

@@ -23,6 +23,7 @@ mod identity;
 pub(crate) mod methods;
 pub(crate) mod module;
 mod provisioning;
+pub(crate) mod push_queue;
 pub mod query;
 pub(crate) mod registry;
 pub(crate) mod telemetry;

@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::sync::{Notify, mpsc};
+use tokio::io::AsyncRead;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::MqttContext;
@@ -32,7 +32,7 @@ use crate::auth::{AuthError, Credential};
 use crate::dps::attestation::RegistrationIdentity;
 use crate::hub::DeviceIdentity;
 use crate::hub::connections::{ConnectionLease, Outbound};
-use crate::hub::{Hub, IdentityRef};
+use crate::hub::{Hub, IdentityRef, push_queue};
 
 /// Who is connected.
 pub(super) enum Client {
@@ -45,7 +45,7 @@ pub(super) enum Client {
         /// Notified when the hub closes this connection.
         kicked: Arc<Notify>,
         /// The hub's pushes, until the session takes them.
-        pushes: Option<mpsc::Receiver<Outbound>>,
+        pushes: Option<push_queue::Receiver<Outbound>>,
     },
 }
 
@@ -128,7 +128,8 @@ where
             }
             Err(e) => return close(e.to_string()),
         }
-        match tokio::time::timeout_at(deadline, stream.read_buf(rbuf)).await {
+        // The session's read: a connection waiting for its CONNECT holds no heap buffer.
+        match tokio::time::timeout_at(deadline, super::session::read_some(stream, rbuf)).await {
             Ok(Ok(0)) => return close("peer closed".into()),
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return close(e.to_string()),

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
 use super::MqttContext;
 use super::c2d::C2d;
@@ -18,6 +18,7 @@ use super::session::CloseReason;
 use super::{dps, methods, module_io, telemetry, twin};
 use crate::hub::connections::Outbound;
 use crate::hub::methods::MethodCorrelation;
+use crate::hub::push_queue;
 use crate::hub::twin::requests::TwinRequest;
 
 /// One connection's state after CONNECT.
@@ -72,7 +73,7 @@ impl Dispatcher {
     }
 
     /// What the hub pushes to this device; DPS clients get nothing. Handed out once.
-    pub(super) fn take_pushes(&mut self) -> Option<mpsc::Receiver<Outbound>> {
+    pub(super) fn take_pushes(&mut self) -> Option<push_queue::Receiver<Outbound>> {
         match &mut self.client {
             Client::Device { pushes, .. } => pushes.take(),
             Client::Registration(_) => None,

@@ -23,7 +23,6 @@ use bytes::BytesMut;
 use futures_util::FutureExt as _;
 use rustls_pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::MqttContext;
@@ -31,6 +30,7 @@ use super::codec::{self, ConnAck, ConnectReturnCode, Packet};
 use super::connect::{self, ConnectFailure};
 use super::dispatch::Dispatcher;
 use crate::hub::connections::Outbound;
+use crate::hub::push_queue;
 
 /// What the transport knows about the peer before MQTT starts.
 pub struct PeerInfo {
@@ -47,42 +47,77 @@ pub async fn run_session<S>(mut stream: S, peer: PeerInfo, ctx: Arc<MqttContext>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut rbuf = BytesMut::with_capacity(4096);
-    let connect = match connect::read_connect(&mut stream, &mut rbuf, &ctx).await {
-        Ok(connect) => connect,
-        Err(ConnectFailure::Refuse(level)) => {
-            tracing::warn!(remote = %peer.remote, level, code = 1, "connection refused: only MQTT 3.1.1 (level 4) is supported");
-            refuse(&mut stream, ConnectReturnCode::RefusedProtocolVersion).await;
-            return;
-        }
-        Err(ConnectFailure::Close(reason)) => {
-            tracing::info!(remote = %peer.remote, %reason, "connection closed before CONNECT");
-            return;
-        }
-    };
-    let client = match connect::authenticate(&connect, &peer, &ctx) {
-        Ok(client) => client,
-        Err(code) => {
-            refuse(&mut stream, code).await;
-            return;
-        }
-    };
-    // Boxed: a store write awaited once per connection need not size every session's task.
-    if let Err(code) = Box::pin(connect::record_model_id(&client, &connect)).await {
-        refuse(&mut stream, code).await;
+    // The CONNECT and what it proved are dropped once the session is open: locals of this
+    // function would be stored in every held session's future (docs/benchmarks.md, per-session
+    // memory), the opening's own state only while it runs.
+    let Some(Opened {
+        mut dispatcher,
+        rbuf,
+        keep_alive,
+    }) = open(&mut stream, &peer, &ctx).await
+    else {
         return;
-    }
-    let keep_alive = connect::keep_alive_timeout(&connect, &ctx);
-    let name = client.name();
-    tracing::info!(remote = %peer.remote, client = %name, keep_alive = connect.keep_alive, "client connected");
-    let mut dispatcher = Dispatcher::open(client, ctx.clone(), connect.clean_session);
+    };
     let mut wakeups = Wakeups::new(&mut dispatcher, &ctx);
     let reason = serve(&mut stream, &mut dispatcher, &mut wakeups, rbuf, keep_alive).await;
+    // The outbox's name of the client: the session keeps no copy of its own.
+    let name = std::mem::take(&mut dispatcher.out.client);
     // The hub's pushes stop being accepted before the connection is detached.
     drop(wakeups);
     dispatcher.close();
     tracing::info!(remote = %peer.remote, client = %name, %reason, "client disconnected");
     close(&mut stream).await;
+}
+
+/// A session past its CONNACK: what [`serve`] needs.
+struct Opened {
+    dispatcher: Dispatcher,
+    /// Packets that arrived behind the CONNECT.
+    rbuf: BytesMut,
+    keep_alive: Duration,
+}
+
+/// Reads and answers the CONNECT; `None` when the connection was refused or closed.
+async fn open<S>(stream: &mut S, peer: &PeerInfo, ctx: &Arc<MqttContext>) -> Option<Opened>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    // Empty: the first reads go through `read_some`'s inline buffer, so a connection that
+    // has not sent its CONNECT yet holds no read buffer.
+    let mut rbuf = BytesMut::new();
+    let connect = match connect::read_connect(stream, &mut rbuf, ctx).await {
+        Ok(connect) => connect,
+        Err(ConnectFailure::Refuse(level)) => {
+            tracing::warn!(remote = %peer.remote, level, code = 1, "connection refused: only MQTT 3.1.1 (level 4) is supported");
+            refuse(stream, ConnectReturnCode::RefusedProtocolVersion).await;
+            return None;
+        }
+        Err(ConnectFailure::Close(reason)) => {
+            tracing::info!(remote = %peer.remote, %reason, "connection closed before CONNECT");
+            return None;
+        }
+    };
+    let client = match connect::authenticate(&connect, peer, ctx) {
+        Ok(client) => client,
+        Err(code) => {
+            refuse(stream, code).await;
+            return None;
+        }
+    };
+    // Boxed: a store write awaited once per connection need not size every session's task.
+    if let Err(code) = Box::pin(connect::record_model_id(&client, &connect)).await {
+        refuse(stream, code).await;
+        return None;
+    }
+    let keep_alive = connect::keep_alive_timeout(&connect, ctx);
+    let name = client.name();
+    tracing::info!(remote = %peer.remote, client = %name, keep_alive = connect.keep_alive, "client connected");
+    let dispatcher = Dispatcher::open(client, ctx.clone(), connect.clean_session);
+    Some(Opened {
+        dispatcher,
+        rbuf,
+        keep_alive,
+    })
 }
 
 /// Answers CONNECT with a refusal and closes.
@@ -200,7 +235,7 @@ const READ_CHUNK: usize = 4096;
 
 /// Reads what the client sent into `rbuf`; `Ok(0)` is the end of the stream. Cancel-safe:
 /// bytes are only taken from the stream in the poll that returns them.
-async fn read_some<S>(stream: &mut S, rbuf: &mut BytesMut) -> std::io::Result<usize>
+pub(super) async fn read_some<S>(stream: &mut S, rbuf: &mut BytesMut) -> std::io::Result<usize>
 where
     S: AsyncRead + Unpin,
 {
@@ -259,7 +294,7 @@ struct Wakeups {
     /// Replaced by a newer connection, the device disabled or deleted, or shutdown.
     closing: Closing,
     /// The hub's pushes for this device (desired patches, methods, C2D, inputs).
-    pushes: Option<mpsc::Receiver<Outbound>>,
+    pushes: Option<push_queue::Receiver<Outbound>>,
     /// When the SAS token (or certificate-less credential) stops being valid.
     token_deadline: Option<Instant>,
 }

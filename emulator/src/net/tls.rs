@@ -53,19 +53,28 @@ where
     let signal = shutdown.clone();
     spawn_accept_loop(listener, kind, limit, signal, move |tcp, remote, slot| {
         let tls = tls.clone();
-        let serve = serve.clone();
         let mut shutdown = shutdown.clone();
-        async move {
+        // Made here, not inside the connection's future: what it takes (the TCP stream, the
+        // TLS setup, the shutdown signal) would otherwise also be stored in that future for
+        // the connection's whole life. Boxed, with the race against shutdown inside the box:
+        // the handshake's state and the shutdown wait are freed when the session starts.
+        let accepted = Box::pin(async move {
             // Shutdown does not wait for a handshake; open connections say goodbye themselves.
-            // Boxed: the handshake state (the TLS stream mid-handshake) is freed when it is
-            // done instead of sizing the connection's task for as long as it is open.
-            let handshake = Box::pin(accept_tls(&tls, tcp, remote, kind));
-            let stream = tokio::select! {
-                stream = handshake => stream,
+            tokio::select! {
+                accepted = accept_tls(&tls, tcp, remote, kind) => accepted,
                 _ = shutdown.recv() => None,
-            };
-            if let Some((stream, peer)) = stream {
-                serve(stream, peer, slot).await;
+            }
+        });
+        let serve = serve.clone();
+        async move {
+            // The accepted stream is moved into the session before anything is awaited: a
+            // local whose scope spans the session's await would be stored in this future
+            // even after it was moved out (docs/benchmarks.md, per-session memory).
+            let session = accepted
+                .await
+                .map(|(stream, peer)| serve(stream, peer, slot));
+            if let Some(session) = session {
+                session.await;
             }
         }
     })
