@@ -121,16 +121,27 @@ impl EmulatorTls {
         let server_key = KeyPair::generate()?;
         let server_cert = params.signed_by(&server_key, &issuer)?;
 
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = Arc::new(prefer_sha256_suites(
+            rustls::crypto::ring::default_provider(),
+        ));
         let verifier = AnyClientCertificate {
             algorithms: provider.signature_verification_algorithms,
         };
         let chain = vec![server_cert.der().clone(), ca_der];
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der()));
-        let server_config = ServerConfig::builder_with_provider(provider.clone())
+        let mut server_config = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])?
             .with_client_cert_verifier(Arc::new(verifier))
             .with_single_cert(chain, key)?;
+        // The server picks among the suites a client offers (all clients offer AES-128-GCM
+        // with SHA-256; TLS 1.3 makes it mandatory): SHA-384's key schedule runs without
+        // hardware help in ring, about a tenth of a registration's CPU.
+        server_config.ignore_client_order = true;
+        // No TLS 1.3 session tickets: each handshake would derive, encrypt, store and send two
+        // (an extra write) for a resumption no device or SDK here uses — a reconnecting
+        // client does a full handshake, as it does after iotemu restarts anyway. TLS 1.2
+        // session ids (the Python SDK) are still cached and resumable.
+        server_config.send_tls13_tickets = 0;
 
         // Same certificate and verifier; HTTPS also offers ALPN http/1.1.
         let mut https_config = server_config.clone();
@@ -168,6 +179,23 @@ impl EmulatorTls {
     pub(crate) fn https_config(&self) -> Arc<ServerConfig> {
         self.https_config.clone()
     }
+}
+
+/// ring's suites with the SHA-256 ones first (same suites, same order otherwise), for the
+/// server-side preference set above.
+fn prefer_sha256_suites(
+    mut provider: rustls::crypto::CryptoProvider,
+) -> rustls::crypto::CryptoProvider {
+    use rustls::SupportedCipherSuite;
+    use rustls::crypto::hash::HashAlgorithm;
+    provider.cipher_suites.sort_by_key(|suite| {
+        let hash = match suite {
+            SupportedCipherSuite::Tls12(s) => s.common.hash_provider,
+            SupportedCipherSuite::Tls13(s) => s.common.hash_provider,
+        };
+        hash.algorithm() != HashAlgorithm::SHA256
+    });
+    provider
 }
 
 fn name(common_name: &str) -> DistinguishedName {
@@ -260,5 +288,74 @@ mod tests {
             key_pem: "not a key".into(),
         };
         assert!(EmulatorTls::with_ca(&[], Some(&broken)).is_err());
+    }
+
+    /// Shuttles records between a client and the server until neither has more to say; also
+    /// how many bytes the server sent once its side of the handshake was done (tickets).
+    fn handshake(
+        tls: &EmulatorTls,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> (rustls::ClientConnection, usize) {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(tls.ca_pem().as_bytes()).unwrap())
+            .unwrap();
+        // ring's default order: the client prefers AES-256-GCM with SHA-384.
+        let client_config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let mut client =
+            rustls::ClientConnection::new(Arc::new(client_config), "localhost".try_into().unwrap())
+                .unwrap();
+        let mut server = rustls::ServerConnection::new(tls.server_config()).unwrap();
+        let mut after = 0;
+        for _ in 0..10 {
+            let mut bytes = Vec::new();
+            while client.wants_write() {
+                client.write_tls(&mut bytes).unwrap();
+            }
+            let mut reader = bytes.as_slice();
+            while !reader.is_empty() {
+                server.read_tls(&mut reader).unwrap();
+                server.process_new_packets().unwrap();
+            }
+            let mut bytes = Vec::new();
+            while server.wants_write() {
+                server.write_tls(&mut bytes).unwrap();
+            }
+            if !server.is_handshaking() {
+                after += bytes.len();
+            }
+            let mut reader = bytes.as_slice();
+            while !reader.is_empty() {
+                client.read_tls(&mut reader).unwrap();
+                client.process_new_packets().unwrap();
+            }
+        }
+        assert!(!client.is_handshaking() && !server.is_handshaking());
+        (client, after)
+    }
+
+    #[test]
+    fn the_server_picks_sha256_suites_and_sends_no_tls13_tickets() {
+        let tls = EmulatorTls::with_ca(&[], None).unwrap();
+        let (client, after) = handshake(&tls, &[&rustls::version::TLS13]);
+        assert_eq!(
+            client.negotiated_cipher_suite().unwrap().suite(),
+            rustls::CipherSuite::TLS13_AES_128_GCM_SHA256
+        );
+        assert_eq!(
+            after, 0,
+            "the server sent something (tickets) after its handshake"
+        );
+        let (client, _) = handshake(&tls, &[&rustls::version::TLS12]);
+        assert_eq!(
+            client.negotiated_cipher_suite().unwrap().suite(),
+            rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+        );
     }
 }

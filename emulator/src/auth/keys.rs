@@ -3,12 +3,10 @@
 //! group key's HMAC state keyed once, because a first registration through a group derives a
 //! key from every candidate group's key.
 
+use super::group_hmac::KeyedHmac;
+use super::sas::hmac_sha256;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
-use super::sas::hmac_sha256;
 
 /// Azure accepts symmetric keys of 16 to 64 bytes (concepts-symmetric-key-attestation.md).
 pub(crate) const MIN_KEY_BYTES: usize = 16;
@@ -78,41 +76,30 @@ impl SymmetricKey {
 }
 
 /// A group key with its HMAC-SHA256 state already keyed (the ipad and opad blocks hashed):
-/// deriving a device key clones that state instead of hashing the key again, two SHA-256
-/// blocks fewer per derivation.
-#[derive(Clone)]
+/// deriving a device key starts from those states instead of hashing the key again, two
+/// SHA-256 blocks fewer per derivation (see [`super::group_hmac`]).
+#[derive(Clone, Debug)]
 pub(crate) struct GroupKeyDeriver {
-    keyed: Hmac<Sha256>,
-}
-
-impl std::fmt::Debug for GroupKeyDeriver {
-    // Key material never ends up in logs.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("GroupKeyDeriver")
-    }
+    keyed: KeyedHmac,
 }
 
 impl GroupKeyDeriver {
     pub(crate) fn new(group_key: &SymmetricKey) -> GroupKeyDeriver {
         GroupKeyDeriver {
-            // HMAC takes keys of any length; a `SymmetricKey` is 16 to 64 bytes anyway.
-            keyed: <Hmac<Sha256> as Mac>::new_from_slice(&group_key.bytes)
-                .unwrap_or_else(|_| unreachable_key_length()),
+            keyed: KeyedHmac::new(&group_key.bytes),
         }
     }
 
     /// The raw device key, as [`SymmetricKey::derive_device_key`] computes it.
+    #[cfg(test)]
     pub(crate) fn derive(&self, registration_id: &str) -> [u8; 32] {
-        let mut mac = self.keyed.clone();
-        mac.update(registration_id.as_bytes());
-        mac.finalize().into_bytes().into()
+        self.keyed.mac_bytes(registration_id.as_bytes())
     }
-}
 
-/// `Hmac::new_from_slice` refuses no key length (RFC 2104 hashes long keys, pads short ones).
-#[cold]
-fn unreachable_key_length() -> Hmac<Sha256> {
-    <Hmac<Sha256> as hmac::digest::KeyInit>::new(&Default::default())
+    /// The keyed states, for [`super::group_hmac::DerivedSignatureCheck`].
+    pub(crate) fn keyed(&self) -> &KeyedHmac {
+        &self.keyed
+    }
 }
 
 #[cfg(test)]

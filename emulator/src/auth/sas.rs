@@ -19,6 +19,7 @@ use hmac::{Hmac, Mac};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use sha2::Sha256;
 
+use super::group_hmac::DerivedSignatureCheck;
 use crate::timefmt::unix_seconds;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -202,6 +203,19 @@ impl SignatureCheck<'_> {
         mac.update(b"\n");
         mac.update(self.token.expiry_raw.as_bytes());
         mac.verify_slice(&self.signature).is_ok()
+    }
+
+    /// Prepared for trying the device keys many groups derive for `registration_id`.
+    pub(crate) fn for_group_members(&self, registration_id: &str) -> DerivedSignatureCheck {
+        DerivedSignatureCheck::new(
+            registration_id,
+            &[
+                self.token.resource_raw.as_bytes(),
+                b"\n",
+                self.token.expiry_raw.as_bytes(),
+            ],
+            &self.signature,
+        )
     }
 }
 

@@ -4,7 +4,8 @@
 //! has to try the groups until one's derived key verifies the signature. This index keeps,
 //! for every symmetric-key group, its id and both keys as keyed HMAC states
 //! ([`GroupKeyDeriver`]), sorted by id, in one shared snapshot: a registration reads it without
-//! copying or sorting anything, and derives a candidate key with two SHA-256 blocks.
+//! copying or sorting anything, and derives a candidate key with two SHA-256 blocks and checks the token
+//! with five more ([`crate::auth::group_hmac`]).
 //!
 //! The snapshot is rebuilt lazily: every change to the groups bumps a generation
 //! ([`GroupKeyIndex::invalidate`], called wherever the group map changes), and the next
@@ -80,8 +81,10 @@ impl GroupKeyIndex {
             return Some(None);
         };
         let key = registration_id.to_ascii_lowercase();
-        let signed =
-            |deriver: &GroupKeyDeriver| signature.signed_with(&deriver.derive(registration_id));
+        // The registration id, message and signature are padded and decoded once; each
+        // candidate key is then seven SHA-256 block compressions and nothing else.
+        let check = signature.for_group_members(registration_id);
+        let signed = |deriver: &GroupKeyDeriver| check.signed_by_member_of(deriver.keyed());
         let cached = self
             .verified
             .get(&key)
