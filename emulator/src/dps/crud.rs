@@ -132,9 +132,9 @@ enrollment_kind!(
 );
 
 /// `Enrollment 'x'` / `Enrollment group 'x'`, rendered only when an error names it.
-struct Subject<E>(String, std::marker::PhantomData<E>);
+struct Subject<'a, E>(&'a str, std::marker::PhantomData<E>);
 
-impl<E: EnrollmentKind> std::fmt::Display for Subject<E> {
+impl<E: EnrollmentKind> std::fmt::Display for Subject<'_, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} '{}'", E::SUBJECT, self.0)
     }
@@ -191,30 +191,31 @@ impl Dps {
         now: String,
         stored_copy: impl FnOnce(&E) -> R,
     ) -> Result<Pending<'_, R>, DpsError> {
-        let subject = Subject::<E>(entity.id().to_owned(), std::marker::PhantomData);
         let etag = etag::enrollment();
         // Checked, submitted and published under the entry's lock: of two writers with the
         // same If-Match only one can win, and the store sees them in the map's order.
         let key = entity.id().to_ascii_lowercase();
-        let pending = match E::map(self).entry(key.clone()) {
+        let pending = match E::map(self).entry(key) {
             Entry::Occupied(mut stored) => {
                 let current = stored.get().core();
+                let subject = Subject::<E>(entity.id(), std::marker::PhantomData);
                 precondition.check(Some(current.etag.as_deref()), &subject)?;
                 let created = current
                     .created_date_time_utc
                     .clone()
                     .unwrap_or_else(|| now.clone());
                 entity.core_mut().stamp(etag, now, created);
-                let pending = E::submit(self, &key, Some(stored.get()), Some(&entity))?;
+                let pending = E::submit(self, stored.key(), Some(stored.get()), Some(&entity))?;
                 let result = stored_copy(&entity);
                 let previous = stored.insert(entity);
                 E::reindex(self, Some(&previous), Some(stored.get()));
                 pending.map(|()| result)
             }
             Entry::Vacant(slot) => {
+                let subject = Subject::<E>(entity.id(), std::marker::PhantomData);
                 precondition.check(None, &subject)?;
                 entity.core_mut().stamp(etag, now.clone(), now);
-                let pending = E::submit(self, &key, None, Some(&entity))?;
+                let pending = E::submit(self, slot.key(), None, Some(&entity))?;
                 let result = stored_copy(&entity);
                 let inserted = slot.insert(entity);
                 E::reindex(self, None, Some(inserted.value()));

@@ -45,7 +45,7 @@ impl Dps {
                 registration_id: enrollment.registration_id,
                 device_id: enrollment.device_id,
                 enabled,
-                keys,
+                keys: *keys,
             }),
             other => Err(AuthError::WrongCredentialType {
                 expected: super::attestation::attestation_name(other.kind()),

@@ -61,38 +61,38 @@ pub struct Group {
     pub core: EnrollmentCore,
 }
 
-/// The wire fields of [`EnrollmentCore`], borrowed from either JSON model.
-struct CoreFields<'a> {
-    attestation: &'a AttestationMechanism,
-    iot_hub_host_name: &'a Option<String>,
-    iot_hubs: &'a Option<Vec<String>>,
-    initial_twin: &'a Option<Value>,
+/// The wire fields of [`EnrollmentCore`], moved out of either JSON model.
+struct CoreFields {
+    attestation: AttestationMechanism,
+    iot_hub_host_name: Option<String>,
+    iot_hubs: Option<Vec<String>>,
+    initial_twin: Option<Value>,
     provisioning_status: ProvisioningStatus,
     allocation_policy: Option<AllocationPolicy>,
     reprovision_policy: Option<ReprovisionPolicy>,
-    custom_allocation_definition: &'a Option<Value>,
-    etag: &'a Option<String>,
-    created_date_time_utc: &'a Option<String>,
-    last_updated_date_time_utc: &'a Option<String>,
-    extra: &'a Map<String, Value>,
+    custom_allocation_definition: Option<Value>,
+    etag: Option<String>,
+    created_date_time_utc: Option<String>,
+    last_updated_date_time_utc: Option<String>,
+    extra: Map<String, Value>,
 }
 
-/// Borrows the shared fields of either JSON model: they are listed once, here.
+/// Moves the shared fields out of either JSON model: they are listed once, here.
 macro_rules! core_fields {
     ($wire:expr) => {
         CoreFields {
-            attestation: &$wire.attestation,
-            iot_hub_host_name: &$wire.iot_hub_host_name,
-            iot_hubs: &$wire.iot_hubs,
-            initial_twin: &$wire.initial_twin,
+            attestation: $wire.attestation,
+            iot_hub_host_name: $wire.iot_hub_host_name,
+            iot_hubs: $wire.iot_hubs,
+            initial_twin: $wire.initial_twin,
             provisioning_status: $wire.provisioning_status,
             allocation_policy: $wire.allocation_policy,
             reprovision_policy: $wire.reprovision_policy,
-            custom_allocation_definition: &$wire.custom_allocation_definition,
-            etag: &$wire.etag,
-            created_date_time_utc: &$wire.created_date_time_utc,
-            last_updated_date_time_utc: &$wire.last_updated_date_time_utc,
-            extra: &$wire.extra,
+            custom_allocation_definition: $wire.custom_allocation_definition,
+            etag: $wire.etag,
+            created_date_time_utc: $wire.created_date_time_utc,
+            last_updated_date_time_utc: $wire.last_updated_date_time_utc,
+            extra: $wire.extra,
         }
     };
 }
@@ -120,27 +120,29 @@ macro_rules! wire_model {
 }
 
 impl EnrollmentCore {
-    fn parse(wire: CoreFields<'_>) -> Result<EnrollmentCore, Invalid> {
+    /// Checks the fields and moves them in (a large fixture's enrollments are converted
+    /// without copying a string).
+    fn parse(wire: CoreFields) -> Result<EnrollmentCore, Invalid> {
         validate::allocation(
             wire.allocation_policy,
-            wire.iot_hub_host_name,
-            wire.iot_hubs,
-            wire.custom_allocation_definition,
+            &wire.iot_hub_host_name,
+            &wire.iot_hubs,
+            &wire.custom_allocation_definition,
         )?;
         validate::initial_twin(wire.initial_twin.as_ref())?;
         Ok(EnrollmentCore {
             attestation: Attestation::try_from(wire.attestation)?,
-            iot_hub_host_name: wire.iot_hub_host_name.clone(),
-            iot_hubs: wire.iot_hubs.clone(),
-            initial_twin: wire.initial_twin.clone(),
+            iot_hub_host_name: wire.iot_hub_host_name,
+            iot_hubs: wire.iot_hubs,
+            initial_twin: wire.initial_twin,
             provisioning_status: wire.provisioning_status,
             allocation_policy: wire.allocation_policy,
             reprovision_policy: wire.reprovision_policy,
-            custom_allocation_definition: wire.custom_allocation_definition.clone(),
-            etag: wire.etag.clone(),
-            created_date_time_utc: wire.created_date_time_utc.clone(),
-            last_updated_date_time_utc: wire.last_updated_date_time_utc.clone(),
-            extra: wire.extra.clone(),
+            custom_allocation_definition: wire.custom_allocation_definition,
+            etag: wire.etag,
+            created_date_time_utc: wire.created_date_time_utc,
+            last_updated_date_time_utc: wire.last_updated_date_time_utc,
+            extra: wire.extra,
         })
     }
 
@@ -218,11 +220,11 @@ fn free_form_of<'w>(
         .chain(infos)
 }
 
-impl TryFrom<&model::IndividualEnrollment> for Individual {
+impl TryFrom<model::IndividualEnrollment> for Individual {
     type Error = Invalid;
 
     /// Symmetric keys left out are generated; `registrationState` is ignored (DPS derives it).
-    fn try_from(wire: &model::IndividualEnrollment) -> Result<Individual, Invalid> {
+    fn try_from(wire: model::IndividualEnrollment) -> Result<Individual, Invalid> {
         validate::registration_id("registrationId", &wire.registration_id)?;
         if let Some(id) = &wire.device_id {
             validate::device_id("deviceId", id)?;
@@ -248,13 +250,15 @@ impl TryFrom<&model::IndividualEnrollment> for Individual {
             )
             .chain(registration_state),
         )?;
+        let registration_id = wire.registration_id;
+        let device_id = wire.device_id;
         let core = EnrollmentCore::parse(core_fields!(wire))?;
         if let Attestation::Tpm(_) = core.attestation {
-            validate::tpm_registration_id("registrationId", &wire.registration_id)?;
+            validate::tpm_registration_id("registrationId", &registration_id)?;
         }
         Ok(Individual {
-            registration_id: wire.registration_id.clone(),
-            device_id: wire.device_id.clone(),
+            registration_id,
+            device_id,
             core,
         })
     }
@@ -280,13 +284,13 @@ impl Individual {
     }
 }
 
-impl TryFrom<&model::EnrollmentGroup> for Group {
+impl TryFrom<model::EnrollmentGroup> for Group {
     type Error = Invalid;
 
     /// Like [`Individual`]'s; a group takes signing certificates or CA references, never
     /// device certificates, and no TPM attestation (Azure's docs: "Enrollment groups do not
     /// support TPM attestation").
-    fn try_from(wire: &model::EnrollmentGroup) -> Result<Group, Invalid> {
+    fn try_from(wire: model::EnrollmentGroup) -> Result<Group, Invalid> {
         validate::registration_id("enrollmentGroupId", &wire.enrollment_group_id)?;
         if wire
             .attestation
@@ -308,9 +312,10 @@ impl TryFrom<&model::EnrollmentGroup> for Group {
             &wire.extra,
             &wire.attestation,
         ))?;
+        let enrollment_group_id = wire.enrollment_group_id;
         let core = EnrollmentCore::parse(core_fields!(wire))?;
         Ok(Group {
-            enrollment_group_id: wire.enrollment_group_id.clone(),
+            enrollment_group_id,
             core,
         })
     }
@@ -328,14 +333,15 @@ impl Group {
     }
 }
 
-/// The owned conversions serde's `into` / `try_from` (the durable store) use.
+/// The conversions from a borrowed model (the service API parses the body it was given) and
+/// to the model (serde's `into`, for the durable store).
 macro_rules! owned_conversions {
     ($domain:ident, $wire:ident) => {
-        impl TryFrom<$wire> for $domain {
+        impl TryFrom<&$wire> for $domain {
             type Error = Invalid;
 
-            fn try_from(wire: $wire) -> Result<$domain, Invalid> {
-                $domain::try_from(&wire)
+            fn try_from(wire: &$wire) -> Result<$domain, Invalid> {
+                $domain::try_from(wire.clone())
             }
         }
 

@@ -35,10 +35,12 @@ pub enum Attestation {
     /// A SAS token signed with one of the keys (for a group: with the key derived from it).
     SymmetricKey(SymmetricKeys),
     /// A certificate chain: the device's own certificate, or one issued by the enrollment's
-    /// signing certificates or referenced CA certificates.
-    X509(X509Trust),
+    /// signing certificates or referenced CA certificates. Boxed, like `Tpm`: both are several
+    /// times the size of the symmetric keys most enrollments hold, and every enrollment would
+    /// be as large as the largest variant (100,000 of them are moved and stored at start).
+    X509(Box<X509Trust>),
     /// A TPM holding the endorsement key (individual enrollments only).
-    Tpm(TpmKeys),
+    Tpm(Box<TpmKeys>),
     /// `type: "none"`: stored and returned, but no device can register through it.
     None,
 }
@@ -135,15 +137,15 @@ impl Attestation {
 }
 
 /// Parses the wire form. Symmetric keys left out are generated (64 random bytes, as the
-/// service API's PUT does); fixtures fill theirs deterministically before this.
-/// Errors carry the JSON path relative to the enrollment object.
-impl TryFrom<&AttestationMechanism> for Attestation {
+/// service API's PUT does); fixtures fill theirs deterministically before this. Symmetric keys
+/// are moved in, not copied. Errors carry the JSON path relative to the enrollment object.
+impl TryFrom<AttestationMechanism> for Attestation {
     type Error = Invalid;
 
-    fn try_from(wire: &AttestationMechanism) -> Result<Attestation, Invalid> {
+    fn try_from(wire: AttestationMechanism) -> Result<Attestation, Invalid> {
         Ok(match wire.kind {
             AttestationType::SymmetricKey => {
-                let keys = wire.symmetric_key.clone().unwrap_or_default();
+                let keys = wire.symmetric_key.unwrap_or_default();
                 Attestation::SymmetricKey(SymmetricKeys {
                     primary: EnrollmentKey::parse_or_generate(
                         "attestation.symmetricKey.primaryKey",
@@ -159,25 +161,25 @@ impl TryFrom<&AttestationMechanism> for Attestation {
                 let x509 = wire.x509.as_ref().ok_or_else(|| {
                     Invalid::new("attestation.x509", "required when type is x509")
                 })?;
-                Attestation::X509(X509Trust::try_from(x509)?)
+                Attestation::X509(Box::new(X509Trust::try_from(x509)?))
             }
             AttestationType::Tpm => {
                 let tpm = wire
                     .tpm
                     .as_ref()
                     .ok_or_else(|| Invalid::new("attestation.tpm", "required when type is tpm"))?;
-                Attestation::Tpm(TpmKeys::try_from(tpm)?)
+                Attestation::Tpm(Box::new(TpmKeys::try_from(tpm)?))
             }
             AttestationType::None => Attestation::None,
         })
     }
 }
 
-impl TryFrom<AttestationMechanism> for Attestation {
+impl TryFrom<&AttestationMechanism> for Attestation {
     type Error = Invalid;
 
-    fn try_from(wire: AttestationMechanism) -> Result<Attestation, Invalid> {
-        Attestation::try_from(&wire)
+    fn try_from(wire: &AttestationMechanism) -> Result<Attestation, Invalid> {
+        Attestation::try_from(wire.clone())
     }
 }
 
@@ -191,16 +193,18 @@ impl SymmetricKeys {
 impl EnrollmentKey {
     /// A base64 key of 16–64 bytes.
     pub fn parse(path: &str, given: &str) -> Result<EnrollmentKey, Invalid> {
-        let key = SymmetricKey::from_base64(given)
+        EnrollmentKey::parse_owned(path, given.to_owned())
+    }
+
+    /// [`EnrollmentKey::parse`], keeping the text it is given.
+    fn parse_owned(path: &str, given: String) -> Result<EnrollmentKey, Invalid> {
+        let key = SymmetricKey::from_base64(&given)
             .map_err(|e| Invalid::new(path, format!("invalid symmetric key: {e}")))?;
-        Ok(EnrollmentKey {
-            given: given.to_owned(),
-            key,
-        })
+        Ok(EnrollmentKey { given, key })
     }
 
     fn parse_or_generate(path: &str, given: Option<String>) -> Result<EnrollmentKey, Invalid> {
-        EnrollmentKey::parse(path, &given.unwrap_or_else(random_key))
+        EnrollmentKey::parse_owned(path, given.unwrap_or_else(random_key))
     }
 
     pub fn key(&self) -> &SymmetricKey {

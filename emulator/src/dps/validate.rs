@@ -179,27 +179,23 @@ pub(crate) fn allocation(
     }
 }
 
-/// Every hub named is a linked hub.
+/// Every hub named is a linked hub. A path is rendered only for the hub refused: this runs
+/// for every enrollment of a fixture.
 pub(crate) fn hub_refs(
     single: &Option<String>,
     list: &Option<Vec<String>>,
     hub_exists: &dyn Fn(&str) -> bool,
 ) -> Result<(), Invalid> {
-    let refs = single
-        .iter()
-        .map(|h| ("iotHubHostName".to_owned(), h))
-        .chain(
-            list.iter()
-                .flatten()
-                .enumerate()
-                .map(|(i, h)| (format!("iotHubs[{i}]"), h)),
-        );
-    for (path, host) in refs {
+    let refused =
+        |path: String, host: &str| Invalid::new(path, format!("hub '{host}' is not a linked hub"));
+    if let Some(host) = single
+        && !hub_exists(host)
+    {
+        return Err(refused("iotHubHostName".to_owned(), host));
+    }
+    for (i, host) in list.iter().flatten().enumerate() {
         if !hub_exists(host) {
-            return Err(Invalid::new(
-                path,
-                format!("hub '{host}' is not a linked hub"),
-            ));
+            return Err(refused(format!("iotHubs[{i}]"), host));
         }
     }
     Ok(())
