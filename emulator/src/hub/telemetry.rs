@@ -305,7 +305,8 @@ impl TelemetryLog {
         let body = Bytes::copy_from_slice(&message.body);
         let mut stored = TelemetryMessage {
             sequence_number: 0,
-            enqueued_time: SystemTime::now(),
+            // Both set under the shard's lock below (one clock read per message).
+            enqueued_time: SystemTime::UNIX_EPOCH,
             hub: hub.to_owned(),
             device_id: device_id.to_owned(),
             module_id: module_id.map(str::to_owned),
