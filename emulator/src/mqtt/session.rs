@@ -398,6 +398,40 @@ mod tests {
         );
     }
 
+    /// The timer is polled only when it fires (wake_gate.rs): a deadline that passed while the
+    /// client kept talking moves on, and silence still ends the session.
+    #[tokio::test]
+    async fn keep_alive_still_closes_a_session_after_traffic() {
+        use std::sync::Arc;
+        use std::time::Duration;
+        let mut world = World::start().await;
+        // A 2 s keep-alive timeout (the cap; the test client asks for 60 s), and traffic every
+        // 0.5 s for 3 s: the first deadline passes while the client is talking.
+        let ctx = &world.ctx;
+        world.ctx = Arc::new(crate::mqtt::MqttContext {
+            dps: ctx.dps.clone(),
+            hubs: ctx.hubs.clone(),
+            limits: crate::mqtt::MqttLimits {
+                max_keep_alive_timeout: Duration::from_secs(2),
+                ..ctx.limits
+            },
+            shutdown: ctx.shutdown.clone(),
+        });
+        let (mut device, _) = world.device(true).await;
+        for pkid in 1..=6u16 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            device
+                .publish("devices/d1/messages/events/", QoS::AtLeastOnce, pkid, "x")
+                .await;
+            assert!(
+                matches!(device.recv().await, Some(Packet::PubAck(a)) if a.pkid == pkid),
+                "open while the client talks"
+            );
+        }
+        assert!(device.recv().await.is_none(), "closed after 2 s of silence");
+        device.disconnect().await;
+    }
+
     #[tokio::test]
     async fn disconnect_ends_the_session() {
         let world = World::start().await;
