@@ -398,8 +398,9 @@ mod tests {
         );
     }
 
-    /// The timer is polled only when it fires (wake_gate.rs): a deadline that passed while the
-    /// client kept talking moves on, and silence still ends the session.
+    /// One timer serves keep-alive and token expiry and is reset only when it fires early: a
+    /// deadline that passed while the client kept talking moves on, and silence still ends
+    /// the session.
     #[tokio::test]
     async fn keep_alive_still_closes_a_session_after_traffic() {
         use std::sync::Arc;
