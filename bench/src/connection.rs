@@ -88,6 +88,13 @@ impl Connection {
         Ok(())
     }
 
+    /// A packet already received and buffered, without touching the socket: lets a sender
+    /// take every acknowledgement one read brought before it writes again, so a window refill
+    /// is one TLS record and one write however the server split its acknowledgements.
+    pub fn buffered(&mut self) -> io::Result<Option<Packet>> {
+        mqtt::decode(&mut self.read).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+
     /// The next packet from the server; end of stream and bad framing are errors.
     pub async fn next(&mut self) -> io::Result<Packet> {
         loop {

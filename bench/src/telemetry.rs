@@ -50,14 +50,21 @@ async fn pump(
             in_flight += 1;
         }
         conn.flush().await.map_err(|e| format!("send: {e}"))?;
-        match timeout_at(deadline, conn.next()).await {
+        let first = match timeout_at(deadline, conn.next()).await {
             Err(_) => break,
-            Ok(Ok(Packet::PubAck(_))) => {
+            Ok(Ok(packet)) => packet,
+            Ok(Err(e)) => return Err(format!("receive: {e}")),
+        };
+        // Every acknowledgement the same read brought counts before the window is refilled:
+        // one flush per read rather than one per PUBACK, so the generator's cost follows the
+        // server's batching and the generator is not the bottleneck at deep windows.
+        let mut next = Some(first);
+        while let Some(packet) = next {
+            if let Packet::PubAck(_) = packet {
                 in_flight = in_flight.saturating_sub(1);
                 acked += 1;
             }
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(format!("receive: {e}")),
+            next = conn.buffered().map_err(|e| format!("receive: {e}"))?;
         }
     }
     conn.close().await;
