@@ -120,6 +120,29 @@ impl DpsError {
         }
     }
 
+    /// The error an injected fault answers with; the message names the rule, so a test's log
+    /// shows why its request was refused.
+    pub(crate) fn from_fault(hit: &crate::faults::FaultHit) -> DpsError {
+        use crate::faults::Refusal;
+        let id = &hit.id;
+        match hit.refusal {
+            Refusal::Throttled { retry_after } => DpsError::throttled(
+                format!("Operations are being throttled (iotemu fault {id})"),
+                retry_after,
+            ),
+            Refusal::InternalError => {
+                DpsError::internal(format!("Internal server error (iotemu fault {id})"))
+            }
+            Refusal::ServiceUnavailable { retry_after } => DpsError::service_unavailable(
+                format!("Service unavailable (iotemu fault {id})"),
+                retry_after,
+            ),
+            Refusal::Unauthorized => {
+                DpsError::unauthorized(format!("Unauthorized (iotemu fault {id})"))
+            }
+        }
+    }
+
     /// The 6-digit code (`x-ms-error-code`, `errorCode`).
     pub fn code(&self) -> u32 {
         self.code
@@ -183,5 +206,36 @@ mod tests {
         assert!(body["trackingId"].is_string() && body["timestampUtc"].is_string());
         assert_eq!(DpsError::internal("x").status(), 500);
         assert_eq!(e.to_string(), "412001 stale");
+    }
+
+    #[test]
+    fn each_fault_refusal_is_its_azure_error() {
+        use crate::faults::{FaultHit, Refusal};
+        let of = |refusal| {
+            DpsError::from_fault(&FaultHit {
+                id: "fault-1".into(),
+                refusal,
+            })
+        };
+        let e = of(Refusal::Throttled { retry_after: 7 });
+        assert_eq!(
+            (e.status(), e.code(), e.retry_after()),
+            (429, 429001, Some(7))
+        );
+        assert!(e.message().contains("fault-1"));
+        let e = of(Refusal::ServiceUnavailable { retry_after: None });
+        assert_eq!((e.status(), e.code(), e.retry_after()), (503, 503000, None));
+        let e = of(Refusal::ServiceUnavailable {
+            retry_after: Some(2),
+        });
+        assert_eq!(e.retry_after(), Some(2));
+        assert_eq!(
+            (
+                of(Refusal::InternalError).status(),
+                of(Refusal::InternalError).code()
+            ),
+            (500, 500000)
+        );
+        assert_eq!(of(Refusal::Unauthorized).code(), 401002);
     }
 }

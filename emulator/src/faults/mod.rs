@@ -6,6 +6,9 @@
 //! * `glob.rs` — the `*` id patterns rules are addressed with;
 //! * this file — [`Faults`], the registry the DPS domain consults, and [`FaultGuard`].
 //!
+//! The module imports no domain (the DPS domain maps a refusal to its `DpsError`), so it
+//! stays below both domains in the module graph and hub operations can use it next.
+//!
 //! A fault only ever refuses: it is consulted before a request does anything, so a refused
 //! request changes no stored state (iotemu never lies about storage).
 
@@ -18,8 +21,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{Value, json};
-
-use crate::dps::error::DpsError;
 
 /// How many rules may be installed at once: tests install a handful; the bound keeps a
 /// looping script from growing the list (and the per-request scan) without limit.
@@ -46,6 +47,13 @@ struct Entry {
     hits: u64,
     /// What is left of `count`; `None` when the rule lasts until removed.
     remaining: Option<u32>,
+}
+
+/// A request a rule hit: the rule's id (for the error message and the log) and its refusal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FaultHit {
+    pub(crate) id: String,
+    pub(crate) refusal: Refusal,
 }
 
 /// A rule as listed: its id, the rule, how many requests it refused and what is left.
@@ -142,7 +150,7 @@ impl Faults {
         operation: FaultOperation,
         id_scope: &str,
         registration_id: &str,
-    ) -> Option<DpsError> {
+    ) -> Option<FaultHit> {
         if self.inner.installed.load(Ordering::Acquire) == 0 {
             return None;
         }
@@ -160,7 +168,10 @@ impl Faults {
             status = refusal.status(),
             "fault hit: request refused"
         );
-        Some(refusal.to_dps_error(&entry.id))
+        Some(FaultHit {
+            id: entry.id.clone(),
+            refusal,
+        })
     }
 
     /// The list is never left half-changed, so a panic elsewhere while it was held does not
@@ -219,7 +230,7 @@ mod tests {
         let id = faults.add(throttle(Some(2))).expect("valid");
         let hit = faults.check(FaultOperation::DpsRegister, "scope", "dev-1");
         assert_eq!(
-            hit.map(|e| (e.status(), e.retry_after())),
+            hit.map(|h| (h.refusal.status(), h.refusal.retry_after())),
             Some((429, Some(3)))
         );
         assert!(
@@ -283,7 +294,7 @@ mod tests {
         assert_ne!(first, second);
         let status = |f: &Faults| {
             f.check(FaultOperation::DpsPoll, "s", "x")
-                .map(|e| e.status())
+                .map(|h| h.refusal.status())
         };
         assert_eq!(status(&faults), Some(500));
         assert_eq!(status(&faults), Some(401));

@@ -7,8 +7,6 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::dps::error::DpsError;
-
 /// The longest id pattern: registration and device ids are at most 128 characters.
 const MAX_ID_PATTERN: usize = 128;
 /// The longest DPS id scope or hub name a rule may name (both are far shorter in Azure).
@@ -46,9 +44,10 @@ impl FaultOperation {
     }
 }
 
-/// How a request is refused: the Azure error the transport carries as it carries any DPS
-/// error (MQTT topic status and `retry-after`, HTTPS status and `Retry-After`, AMQP
-/// `iotdps-status`).
+/// How a request is refused. The domain that owns the operation turns it into its Azure error
+/// (`DpsError::from_fault`), which every transport carries as it carries any other (MQTT topic
+/// status and `retry-after`, HTTPS status and `Retry-After`, AMQP `iotdps-status`); this
+/// module imports no domain, so the hub can use it too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     /// 429, `errorCode` 429001, with `retry-after` seconds.
@@ -71,31 +70,11 @@ impl Refusal {
         }
     }
 
-    fn retry_after(self) -> Option<u32> {
+    pub fn retry_after(self) -> Option<u32> {
         match self {
             Refusal::Throttled { retry_after } => Some(retry_after),
             Refusal::ServiceUnavailable { retry_after } => retry_after,
             Refusal::InternalError | Refusal::Unauthorized => None,
-        }
-    }
-
-    /// The DPS error the transports send; the message names the rule so a test log shows why.
-    pub(crate) fn to_dps_error(self, fault_id: &str) -> DpsError {
-        match self {
-            Refusal::Throttled { retry_after } => DpsError::throttled(
-                format!("Operations are being throttled (iotemu fault {fault_id})"),
-                retry_after,
-            ),
-            Refusal::InternalError => {
-                DpsError::internal(format!("Internal server error (iotemu fault {fault_id})"))
-            }
-            Refusal::ServiceUnavailable { retry_after } => DpsError::service_unavailable(
-                format!("Service unavailable (iotemu fault {fault_id})"),
-                retry_after,
-            ),
-            Refusal::Unauthorized => {
-                DpsError::unauthorized(format!("Unauthorized (iotemu fault {fault_id})"))
-            }
         }
     }
 
@@ -433,21 +412,5 @@ mod tests {
         assert!(!rule.matches(FaultOperation::DpsRegister, "0ne1", "dev-7"));
         assert!(!rule.matches(FaultOperation::DpsPoll, "0ne2", "dev-7"));
         assert!(!rule.matches(FaultOperation::DpsPoll, "0ne1", "other"));
-    }
-
-    #[test]
-    fn each_refusal_is_its_azure_error() {
-        let e = Refusal::Throttled { retry_after: 7 }.to_dps_error("fault-1");
-        assert_eq!(
-            (e.status(), e.code(), e.retry_after()),
-            (429, 429001, Some(7))
-        );
-        assert!(e.message().contains("fault-1"));
-        let e = Refusal::ServiceUnavailable { retry_after: None }.to_dps_error("f");
-        assert_eq!((e.status(), e.code(), e.retry_after()), (503, 503000, None));
-        let e = Refusal::InternalError.to_dps_error("f");
-        assert_eq!((e.status(), e.code()), (500, 500000));
-        let e = Refusal::Unauthorized.to_dps_error("f");
-        assert_eq!((e.status(), e.code()), (401, 401002));
     }
 }

@@ -95,7 +95,7 @@ impl Dps {
             self.id_scope(),
             who.registration_id(),
         ) {
-            return Err(refused);
+            return Err(DpsError::from_fault(&refused));
         }
         let request: DeviceRegistration = if body.iter().all(u8::is_ascii_whitespace) {
             DeviceRegistration::default()
@@ -166,7 +166,7 @@ impl Dps {
             self.id_scope(),
             who.registration_id(),
         ) {
-            return Err(refused);
+            return Err(DpsError::from_fault(&refused));
         }
         let not_found = || DpsError::not_found(format!("Operation {operation_id} not found"));
         // The operation's guard is released before assigning: assignment takes hub and
