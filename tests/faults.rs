@@ -152,6 +152,7 @@ async fn mqtt_poll_can_be_refused_without_losing_the_operation() {
 
 #[tokio::test]
 async fn https_register_is_throttled_with_a_retry_after_header_then_succeeds() {
+    log_capture::install();
     let emulator = start_emulator(None).await;
     let guard = emulator
         .faults()
@@ -186,6 +187,15 @@ async fn https_register_is_throttled_with_a_retry_after_header_then_succeeds() {
     let started = https_request(&emulator, None, "PUT", &path, &headers, body.as_bytes()).await;
     assert_eq!(started.status, 202, "{:?}", started.json());
     assert_eq!(guard.hits(), 1);
+    // Each hit is logged at INFO with the rule's id (other tests' emulators log theirs too;
+    // ids are per emulator, so this only shows the shape of the line).
+    let logged = log_capture::lines_containing("fault hit");
+    assert!(
+        logged
+            .iter()
+            .any(|l| l.contains("INFO") && l.contains(&format!("fault={}", guard.id()))),
+        "{logged:?}"
+    );
 }
 
 #[tokio::test]
