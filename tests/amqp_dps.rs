@@ -834,3 +834,53 @@ async fn tpm_refusals_close_after_open_and_garbage_fails_sasl() {
         other => panic!("expected the auth outcome, got {other:?}"),
     }
 }
+
+/// An injected DPS fault (docs/faults.md) reaches AMQP through the same domain operation: the
+/// register is rejected as throttled with `retry-after` in the error info, then, the rule's
+/// count used, the links register.
+#[tokio::test]
+async fn an_injected_throttle_rejects_the_register_with_retry_after() {
+    use iotemu::{FaultOperation, FaultRule, Refusal};
+    let emulator = start_emulator(None).await;
+    let guard = emulator
+        .faults()
+        .inject(
+            FaultRule::new(
+                FaultOperation::DpsRegister,
+                Refusal::Throttled { retry_after: 7 },
+            )
+            .count(1),
+        )
+        .expect("a valid rule");
+    let mut connection = try_open(
+        &emulator,
+        Some(plain(QUICKSTART_REGISTRATION_ID, QUICKSTART_KEY)),
+        None,
+    )
+    .await
+    .unwrap();
+    let mut session = Session::begin(&mut connection).await.unwrap();
+    let mut registration =
+        Registration::attach(&mut session, &address(QUICKSTART_REGISTRATION_ID)).await;
+    let (outcome, _) = registration
+        .send(&[("iotdps-operation-type", "iotdps-register")], data(b"{}"))
+        .await;
+    let Outcome::Rejected(rejected) = outcome else {
+        panic!("expected a rejection, got {outcome:?}");
+    };
+    let error = rejected.error.expect("rejection error");
+    assert_eq!(
+        symbol_of(&error.condition),
+        "com.microsoft:device-container-throttled"
+    );
+    let retry_after = error
+        .info
+        .as_ref()
+        .and_then(|info| info.get(&Symbol::from("retry-after")))
+        .cloned();
+    assert_eq!(retry_after, Some(Value::String("7".into())));
+    assert_eq!(guard.hits(), 1);
+    let status = registration.register(QUICKSTART_REGISTRATION_ID).await;
+    assert_eq!(status["status"], "assigned", "{status}");
+    connection.close().await.unwrap();
+}

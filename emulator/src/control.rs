@@ -12,6 +12,7 @@
 //! | `GET /enrollments`, `GET /enrollmentGroups` | DPS enrollments (keys included) |
 //! | `POST /c2d?deviceId=…` | queue a cloud-to-device message (body = message) |
 //! | `POST /input?deviceId=…&moduleId=…&input=…` | send a message to a module's input |
+//! | `GET,POST /faults`, `GET,DELETE /faults/{id}` | injected DPS faults (`faults.rs`, docs/faults.md) |
 //! | `GET /`, `/portal.js`, `/portal.css` | the local portal (`portal.rs`) |
 //! | `/api/…` | the portal's JSON API over the DPS and hub domain operations (`api.rs`) |
 //!
@@ -36,6 +37,7 @@ mod api;
 mod api_certificates;
 mod api_dps;
 mod api_hub;
+mod faults;
 mod inspect;
 mod paging;
 mod portal;
@@ -166,6 +168,9 @@ async fn serve(
     match readiness.state() {
         None => starting(&req),
         Some(state) if path == "api" || path.starts_with("api/") => api::route(state, req).await,
+        Some(state) if path == "faults" || path.starts_with("faults/") => {
+            faults::route(state, req).await
+        }
         Some(state) if req.method() == Method::POST => send::post(state, req).await,
         Some(state) => inspect::route(state, req, signal),
     }

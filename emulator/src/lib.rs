@@ -26,6 +26,7 @@ pub(crate) mod control;
 pub(crate) mod dps;
 mod emulator;
 mod etag;
+pub(crate) mod faults;
 pub(crate) mod fixtures;
 pub(crate) mod fixtures_export;
 pub(crate) mod http;
@@ -57,6 +58,7 @@ pub use emulator::{
     DEFAULT_SHUTDOWN_TIMEOUT, Emulator, EmulatorBuilder, HttpsPort, MaxConnections, StartError,
     Starting,
 };
+pub use faults::{FaultError, FaultGuard, FaultOperation, FaultRule, FaultStatus, Faults, Refusal};
 pub use http::HttpLimits;
 pub use hub::c2d::C2dMessage;
 pub use hub::device::{Device, DeviceAuthentication, DeviceStatus};

@@ -18,7 +18,9 @@
 //! | 409001 | [`DpsError::conflict`] | bulk `create` of an id that exists |
 //! | 412001 | [`DpsError::precondition_failed`] | `If-Match` / `updateIfMatchETag` does not match |
 //! | 413001 | [`DpsError::payload_too_large`] | the request body is over the limit |
-//! | 500000 | [`DpsError::internal`] | a change could not be stored |
+//! | 429001 | [`DpsError::throttled`] | an injected fault (`faults`), with `retry-after` |
+//! | 500000 | [`DpsError::internal`] | a change could not be stored; an injected fault |
+//! | 503000 | [`DpsError::service_unavailable`] | an injected fault, `retry-after` optional |
 
 use std::fmt;
 use std::time::SystemTime;
@@ -31,6 +33,8 @@ use crate::timefmt::utc_timestamp;
 pub struct DpsError {
     code: u32,
     message: String,
+    /// Seconds the client should wait before retrying (429 and 503 only).
+    retry_after: Option<u32>,
 }
 
 /// A change the store refused or could not make durable: nothing was acknowledged and memory
@@ -46,6 +50,7 @@ impl DpsError {
         DpsError {
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -98,6 +103,46 @@ impl DpsError {
         DpsError::new(500000, message)
     }
 
+    /// 429: the client must wait `retry_after` seconds (Azure's throttling answer; the code
+    /// is IoT Hub's ThrottlingException, DPS documents none — docs/differences.md).
+    pub fn throttled(message: impl Into<String>, retry_after: u32) -> DpsError {
+        DpsError {
+            retry_after: Some(retry_after),
+            ..DpsError::new(429001, message)
+        }
+    }
+
+    /// 503, with a `retry-after` when one is given.
+    pub fn service_unavailable(message: impl Into<String>, retry_after: Option<u32>) -> DpsError {
+        DpsError {
+            retry_after,
+            ..DpsError::new(503000, message)
+        }
+    }
+
+    /// The error an injected fault answers with; the message names the rule, so a test's log
+    /// shows why its request was refused.
+    pub(crate) fn from_fault(hit: &crate::faults::FaultHit) -> DpsError {
+        use crate::faults::Refusal;
+        let id = &hit.id;
+        match hit.refusal {
+            Refusal::Throttled { retry_after } => DpsError::throttled(
+                format!("Operations are being throttled (iotemu fault {id})"),
+                retry_after,
+            ),
+            Refusal::InternalError => {
+                DpsError::internal(format!("Internal server error (iotemu fault {id})"))
+            }
+            Refusal::ServiceUnavailable { retry_after } => DpsError::service_unavailable(
+                format!("Service unavailable (iotemu fault {id})"),
+                retry_after,
+            ),
+            Refusal::Unauthorized => {
+                DpsError::unauthorized(format!("Unauthorized (iotemu fault {id})"))
+            }
+        }
+    }
+
     /// The 6-digit code (`x-ms-error-code`, `errorCode`).
     pub fn code(&self) -> u32 {
         self.code
@@ -107,10 +152,10 @@ impl DpsError {
         &self.message
     }
 
-    /// Seconds the client should wait before retrying; DPS asks for none on an error today
-    /// (kept so every transport already carries it).
+    /// Seconds the client should wait before retrying: only throttling and unavailability
+    /// (injected faults) ask for it; every transport carries it.
     pub fn retry_after(&self) -> Option<u32> {
-        None
+        self.retry_after
     }
 
     pub fn status(&self) -> u16 {
@@ -161,5 +206,36 @@ mod tests {
         assert!(body["trackingId"].is_string() && body["timestampUtc"].is_string());
         assert_eq!(DpsError::internal("x").status(), 500);
         assert_eq!(e.to_string(), "412001 stale");
+    }
+
+    #[test]
+    fn each_fault_refusal_is_its_azure_error() {
+        use crate::faults::{FaultHit, Refusal};
+        let of = |refusal| {
+            DpsError::from_fault(&FaultHit {
+                id: "fault-1".into(),
+                refusal,
+            })
+        };
+        let e = of(Refusal::Throttled { retry_after: 7 });
+        assert_eq!(
+            (e.status(), e.code(), e.retry_after()),
+            (429, 429001, Some(7))
+        );
+        assert!(e.message().contains("fault-1"));
+        let e = of(Refusal::ServiceUnavailable { retry_after: None });
+        assert_eq!((e.status(), e.code(), e.retry_after()), (503, 503000, None));
+        let e = of(Refusal::ServiceUnavailable {
+            retry_after: Some(2),
+        });
+        assert_eq!(e.retry_after(), Some(2));
+        assert_eq!(
+            (
+                of(Refusal::InternalError).status(),
+                of(Refusal::InternalError).code()
+            ),
+            (500, 500000)
+        );
+        assert_eq!(of(Refusal::Unauthorized).code(), 401002);
     }
 }

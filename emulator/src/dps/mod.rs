@@ -100,6 +100,8 @@ pub struct Dps {
     webhook: Arc<dyn AllocationWebhook>,
     /// Identity keys issued to TPM devices, until they sign with them.
     tpm_challenges: tpm_challenge::TpmChallenges,
+    /// Injected faults, consulted first by register and poll (`crate::faults`).
+    faults: crate::faults::Faults,
 }
 
 impl Dps {
@@ -129,7 +131,13 @@ impl Dps {
             location: None,
             webhook: Arc::new(HttpWebhook),
             tpm_challenges: tpm_challenge::TpmChallenges::default(),
+            faults: crate::faults::Faults::default(),
         }
+    }
+
+    /// The fault registry tests inject DPS refusals into (`Emulator::faults`).
+    pub fn faults(&self) -> &crate::faults::Faults {
+        &self.faults
     }
 
     /// Custom-allocation webhook calls go through `webhook` instead of HTTP (a test's fake).

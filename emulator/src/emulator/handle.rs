@@ -87,6 +87,12 @@ impl Emulator {
         &self.state.dps
     }
 
+    /// Faults to inject (docs/faults.md): `emulator.faults().inject(rule)` returns a guard
+    /// that removes the rule when dropped.
+    pub fn faults(&self) -> &crate::faults::Faults {
+        self.state.dps.faults()
+    }
+
     pub fn hubs(&self) -> &Arc<Hubs> {
         &self.state.hubs
     }

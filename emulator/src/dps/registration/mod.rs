@@ -26,6 +26,7 @@ use super::model::{
 use super::tpm_challenge::{self, TpmDevice};
 use super::{Dps, EnrollmentRef};
 use crate::etag;
+use crate::faults::FaultOperation;
 use crate::hub::Hub;
 use crate::pending::{Pending, Settled};
 use crate::timefmt::utc_timestamp;
@@ -88,6 +89,14 @@ impl Dps {
         who: &RegistrationIdentity,
         body: &[u8],
     ) -> Result<RegistrationReply, DpsError> {
+        // Before anything else, so a refused register stores and starts nothing.
+        if let Some(refused) = self.faults().check(
+            FaultOperation::DpsRegister,
+            self.id_scope(),
+            who.registration_id(),
+        ) {
+            return Err(DpsError::from_fault(&refused));
+        }
         let request: DeviceRegistration = if body.iter().all(u8::is_ascii_whitespace) {
             DeviceRegistration::default()
         } else {
@@ -151,6 +160,14 @@ impl Dps {
         who: &RegistrationIdentity,
         operation_id: &str,
     ) -> Result<Pending<'_, RegistrationReply>, DpsError> {
+        // Before anything else: a refused poll neither reads nor advances the operation.
+        if let Some(refused) = self.faults().check(
+            FaultOperation::DpsPoll,
+            self.id_scope(),
+            who.registration_id(),
+        ) {
+            return Err(DpsError::from_fault(&refused));
+        }
         let not_found = || DpsError::not_found(format!("Operation {operation_id} not found"));
         // The operation's guard is released before assigning: assignment takes hub and
         // registration locks and submits to the store.

@@ -1,0 +1,113 @@
+//! `/faults`: tests that do not link the Rust library inject DPS faults here (docs/faults.md).
+//!
+//! | route | answer |
+//! |---|---|
+//! | `POST /faults` (JSON rule, `Content-Type: application/json`) | 201 the rule with its `id`, or 400 `{errorCode: 400004, message}` |
+//! | `GET /faults` | 200 every rule with `hits` and `remaining` |
+//! | `GET /faults/{id}` | 200 the rule, or 404 |
+//! | `DELETE /faults/{id}` | 204, or 404 |
+//!
+//! Access is the control port's (`access.rs`): open on loopback without a token, the token
+//! otherwise, as for `POST /c2d`. A POST must also declare a JSON body: a web page on another
+//! origin cannot send `application/json` without a CORS preflight (never granted), so no site
+//! a developer visits can make their local emulator refuse registrations.
+
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::CONTENT_TYPE;
+use hyper::{Method, Request, StatusCode};
+use serde_json::{Value, json};
+
+use super::HEADER_TIMEOUT;
+use super::reply::{Reply, json_reply};
+use super::state::EmulatorState;
+use crate::faults::FaultRule;
+
+/// A rule is a few hundred bytes; anything much larger is not one.
+const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// Serves `/faults` and `/faults/{id}`.
+pub(super) async fn route(state: &EmulatorState, req: Request<Incoming>) -> Reply {
+    let faults = state.dps.faults();
+    let path = req.uri().path().trim_matches('/').to_owned();
+    let id = path
+        .strip_prefix("faults")
+        .map(|rest| rest.trim_start_matches('/'));
+    match (req.method().clone(), id) {
+        (Method::GET, Some("")) => {
+            let list: Vec<Value> = faults.list().iter().map(|s| s.to_json()).collect();
+            json_reply(StatusCode::OK, Value::Array(list))
+        }
+        (Method::GET, Some(id)) => match faults.get(id) {
+            Some(status) => json_reply(StatusCode::OK, status.to_json()),
+            None => no_fault(id),
+        },
+        (Method::POST, Some("")) => add(state, req).await,
+        (Method::DELETE, Some(id)) if !id.is_empty() => {
+            if faults.remove(id) {
+                no_content()
+            } else {
+                no_fault(id)
+            }
+        }
+        _ => error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            405000,
+            "faults: GET /faults[/{id}], POST /faults, DELETE /faults/{id}",
+        ),
+    }
+}
+
+async fn add(state: &EmulatorState, req: Request<Incoming>) -> Reply {
+    let json_body = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("application/json"));
+    if !json_body {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            415000,
+            "POST /faults takes Content-Type: application/json",
+        );
+    }
+    let read = tokio::time::timeout(
+        HEADER_TIMEOUT,
+        Limited::new(req.into_body(), MAX_BODY_BYTES).collect(),
+    );
+    let body = match read.await {
+        Ok(Ok(body)) => body.to_bytes(),
+        Ok(Err(e)) => return error(StatusCode::PAYLOAD_TOO_LARGE, 413000, &e.to_string()),
+        Err(_) => {
+            return error(
+                StatusCode::REQUEST_TIMEOUT,
+                408000,
+                "the body did not arrive within 30 s",
+            );
+        }
+    };
+    let faults = state.dps.faults();
+    let added = FaultRule::from_json(&body).and_then(|rule| faults.add(rule));
+    match added.map(|id| faults.get(&id)) {
+        Ok(Some(status)) => json_reply(StatusCode::CREATED, status.to_json()),
+        // Removed by another caller between add and read: it was installed, so say so.
+        Ok(None) => json_reply(StatusCode::CREATED, json!({})),
+        Err(e) => error(StatusCode::BAD_REQUEST, 400004, &e.to_string()),
+    }
+}
+
+fn no_content() -> Reply {
+    hyper::Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .body(http_body_util::Full::new(bytes::Bytes::new()).boxed())
+        .unwrap_or_default()
+}
+
+fn no_fault(id: &str) -> Reply {
+    error(StatusCode::NOT_FOUND, 404000, &format!("no fault '{id}'"))
+}
+
+/// The Azure APIs' error shape, as the portal API answers.
+fn error(status: StatusCode, code: u32, message: &str) -> Reply {
+    json_reply(status, json!({ "errorCode": code, "message": message }))
+}

@@ -1,0 +1,391 @@
+//! Injected DPS faults (issue #19, first slice; docs/faults.md): a rule refuses registration
+//! with 429 + `retry-after` over MQTT and HTTPS until its count is used, stores nothing while
+//! it refuses, goes away with its guard, and can be managed over the control port.
+
+use std::time::Duration;
+
+use iotemu::internals::mqtt::codec::{ConnectReturnCode, Packet, Publish, QoS};
+use iotemu::{Emulator, FaultOperation, FaultRule, Refusal};
+use iotemu_e2e::*;
+use rumqttc::mqttbytes::v4::Subscribe;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const SCOPE: &str = "0ne00000A0A";
+
+fn throttle_register(count: u32) -> FaultRule {
+    FaultRule::new(
+        FaultOperation::DpsRegister,
+        Refusal::Throttled { retry_after: 7 },
+    )
+    .registration_id("symm-key-*")
+    .count(count)
+}
+
+/// A DPS registration client over raw MQTT, subscribed to the response topic.
+async fn mqtt_registration(emulator: &Emulator) -> RawClient {
+    let mut client = RawClient::connect(emulator).await;
+    let token = dps_token(
+        SCOPE,
+        QUICKSTART_REGISTRATION_ID,
+        QUICKSTART_KEY,
+        seconds_from_now(600),
+    );
+    let code = client
+        .mqtt_connect(
+            QUICKSTART_REGISTRATION_ID,
+            &dps_username(SCOPE, QUICKSTART_REGISTRATION_ID),
+            &token,
+        )
+        .await;
+    assert_eq!(code, ConnectReturnCode::Success);
+    let mut subscribe = Subscribe::new("$dps/registrations/res/#", QoS::AtMostOnce);
+    subscribe.pkid = 1;
+    client.send(Packet::Subscribe(subscribe)).await;
+    match client.recv(Duration::from_secs(5)).await {
+        Ok(Packet::SubAck(_)) => {}
+        other => panic!("expected SUBACK, got {other:?}"),
+    }
+    client
+}
+
+/// Publishes at QoS 0 and returns the response's topic and JSON body.
+async fn ask(client: &mut RawClient, topic: &str, body: &[u8]) -> (String, serde_json::Value) {
+    client
+        .send(Packet::Publish(Publish::new(
+            topic,
+            QoS::AtMostOnce,
+            body.to_vec(),
+        )))
+        .await;
+    match client.recv(Duration::from_secs(5)).await {
+        Ok(Packet::Publish(p)) => (
+            p.topic.clone(),
+            serde_json::from_slice(&p.payload).unwrap_or_default(),
+        ),
+        other => panic!("expected a response, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn mqtt_register_is_throttled_with_retry_after_until_the_count_is_used() {
+    let emulator = start_emulator(None).await;
+    let guard = emulator
+        .faults()
+        .inject(throttle_register(2))
+        .expect("a valid rule");
+    let mut client = mqtt_registration(&emulator).await;
+    let register = "$dps/registrations/PUT/iotdps-register/?$rid=1";
+    let body = format!(r#"{{"registrationId":"{QUICKSTART_REGISTRATION_ID}"}}"#);
+    for _ in 0..2 {
+        let (topic, error) = ask(&mut client, register, body.as_bytes()).await;
+        assert_eq!(topic, "$dps/registrations/res/429/?$rid=1&retry-after=7");
+        assert_eq!(error["errorCode"], 429001);
+        assert!(
+            error["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(guard.id())),
+            "{error}"
+        );
+    }
+    // Refused requests stored nothing.
+    assert!(
+        emulator
+            .dps()
+            .registration(QUICKSTART_REGISTRATION_ID)
+            .is_none()
+    );
+    assert_eq!(guard.hits(), 2);
+
+    let (topic, started) = ask(&mut client, register, body.as_bytes()).await;
+    assert_eq!(topic, "$dps/registrations/res/202/?$rid=1&retry-after=0");
+    let operation = started["operationId"]
+        .as_str()
+        .expect("operationId")
+        .to_owned();
+    let poll = format!(
+        "$dps/registrations/GET/iotdps-get-operationstatus/?$rid=2&operationId={operation}"
+    );
+    let (topic, done) = ask(&mut client, &poll, b"").await;
+    assert_eq!(topic, "$dps/registrations/res/200/?$rid=2");
+    assert_eq!(done["status"], "assigned");
+    assert_eq!(guard.hits(), 2, "a used-up rule hits no more");
+}
+
+#[tokio::test]
+async fn mqtt_poll_can_be_refused_without_losing_the_operation() {
+    let emulator = start_emulator(None).await;
+    let mut client = mqtt_registration(&emulator).await;
+    let body = format!(r#"{{"registrationId":"{QUICKSTART_REGISTRATION_ID}"}}"#);
+    let (_, started) = ask(
+        &mut client,
+        "$dps/registrations/PUT/iotdps-register/?$rid=1",
+        body.as_bytes(),
+    )
+    .await;
+    let operation = started["operationId"]
+        .as_str()
+        .expect("operationId")
+        .to_owned();
+    let guard = emulator
+        .faults()
+        .inject(
+            FaultRule::new(
+                FaultOperation::DpsPoll,
+                Refusal::ServiceUnavailable { retry_after: None },
+            )
+            .id_scope(SCOPE)
+            .count(1),
+        )
+        .expect("a valid rule");
+    let poll = format!(
+        "$dps/registrations/GET/iotdps-get-operationstatus/?$rid=2&operationId={operation}"
+    );
+    let (topic, error) = ask(&mut client, &poll, b"").await;
+    assert_eq!(topic, "$dps/registrations/res/503/?$rid=2");
+    assert_eq!(error["errorCode"], 503000);
+    let (topic, done) = ask(&mut client, &poll, b"").await;
+    assert_eq!(topic, "$dps/registrations/res/200/?$rid=2");
+    assert_eq!(done["status"], "assigned");
+    drop(guard);
+}
+
+#[tokio::test]
+async fn https_register_is_throttled_with_a_retry_after_header_then_succeeds() {
+    log_capture::install();
+    let emulator = start_emulator(None).await;
+    let guard = emulator
+        .faults()
+        .inject(throttle_register(1))
+        .expect("a valid rule");
+    let token = dps_token(
+        SCOPE,
+        QUICKSTART_REGISTRATION_ID,
+        QUICKSTART_KEY,
+        seconds_from_now(600),
+    );
+    let headers = [
+        ("Authorization", token.as_str()),
+        ("Content-Type", "application/json; charset=utf-8"),
+    ];
+    let path = format!(
+        "/{SCOPE}/registrations/{QUICKSTART_REGISTRATION_ID}/register?api-version=2019-03-31"
+    );
+    let body = format!(r#"{{"registrationId":"{QUICKSTART_REGISTRATION_ID}"}}"#);
+    let refused = https_request(&emulator, None, "PUT", &path, &headers, body.as_bytes()).await;
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.header("retry-after"), Some("7"));
+    assert_eq!(refused.header("x-ms-error-code"), Some("429001"));
+    assert_eq!(refused.json()["errorCode"], 429001);
+    assert!(
+        emulator
+            .dps()
+            .registration(QUICKSTART_REGISTRATION_ID)
+            .is_none()
+    );
+
+    let started = https_request(&emulator, None, "PUT", &path, &headers, body.as_bytes()).await;
+    assert_eq!(started.status, 202, "{:?}", started.json());
+    assert_eq!(guard.hits(), 1);
+    // Each hit is logged at INFO with the rule's id (other tests' emulators log theirs too;
+    // ids are per emulator, so this only shows the shape of the line).
+    let logged = log_capture::lines_containing("fault hit");
+    assert!(
+        logged
+            .iter()
+            .any(|l| l.contains("INFO") && l.contains(&format!("fault={}", guard.id()))),
+        "{logged:?}"
+    );
+}
+
+#[tokio::test]
+async fn dropping_the_guard_removes_the_rule() {
+    let emulator = start_emulator(None).await;
+    let guard = emulator
+        .faults()
+        .inject(FaultRule::new(
+            FaultOperation::DpsRegister,
+            Refusal::Unauthorized,
+        ))
+        .expect("a valid rule");
+    assert_eq!(emulator.faults().list().len(), 1);
+    let mut client = mqtt_registration(&emulator).await;
+    let register = "$dps/registrations/PUT/iotdps-register/?$rid=9";
+    let (topic, _) = ask(&mut client, register, b"").await;
+    assert_eq!(topic, "$dps/registrations/res/401/?$rid=9");
+    drop(guard);
+    assert!(emulator.faults().list().is_empty());
+    let (topic, _) = ask(&mut client, register, b"").await;
+    assert!(topic.starts_with("$dps/registrations/res/202/"), "{topic}");
+}
+
+/// One request to the control port; the status and the JSON body (`Null` when empty).
+async fn control(
+    emulator: &Emulator,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &str,
+) -> (u16, serde_json::Value) {
+    let mut tcp = TcpStream::connect(emulator.control_addr().expect("control port"))
+        .await
+        .expect("connect");
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for header in headers {
+        head.push_str(header);
+        head.push_str("\r\n");
+    }
+    head.push_str("\r\n");
+    tcp.write_all(head.as_bytes()).await.expect("write");
+    tcp.write_all(body.as_bytes()).await.expect("write");
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut raw))
+        .await
+        .expect("in time")
+        .expect("read");
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let json = text
+        .split_once("\r\n\r\n")
+        .and_then(|(_, b)| serde_json::from_str(b).ok())
+        .unwrap_or_default();
+    (status, json)
+}
+
+const JSON: &str = "Content-Type: application/json";
+
+#[tokio::test]
+async fn control_routes_add_list_with_counts_and_delete_faults() {
+    let emulator = Emulator::builder()
+        .quickstart_fixture()
+        .retry_after(0)
+        .control_port(0)
+        .start()
+        .await
+        .expect("starts");
+    let rule = r#"{"operation":"dps.register","registrationId":"symm-key-*",
+        "action":{"refuse":{"status":429,"retryAfter":2}},"count":1}"#;
+    let (status, added) = control(&emulator, "POST", "/faults", &[JSON], rule).await;
+    assert_eq!(status, 201, "{added}");
+    let id = added["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        (added["hits"].as_u64(), added["remaining"].as_u64()),
+        (Some(0), Some(1))
+    );
+
+    let mut client = mqtt_registration(&emulator).await;
+    let (topic, _) = ask(
+        &mut client,
+        "$dps/registrations/PUT/iotdps-register/?$rid=1",
+        b"",
+    )
+    .await;
+    assert_eq!(topic, "$dps/registrations/res/429/?$rid=1&retry-after=2");
+
+    let (status, list) = control(&emulator, "GET", "/faults", &[], "").await;
+    assert_eq!(status, 200);
+    assert_eq!(list[0]["id"], id.as_str());
+    assert_eq!(
+        (list[0]["hits"].as_u64(), list[0]["remaining"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(list[0]["action"]["refuse"]["retryAfter"], 2);
+
+    let (status, _) = control(&emulator, "DELETE", &format!("/faults/{id}"), &[], "").await;
+    assert_eq!(status, 204);
+    let (status, _) = control(&emulator, "DELETE", &format!("/faults/{id}"), &[], "").await;
+    assert_eq!(status, 404);
+    assert!(emulator.faults().list().is_empty());
+}
+
+#[tokio::test]
+async fn control_routes_refuse_bad_rules_and_undeclared_bodies() {
+    let emulator = Emulator::builder()
+        .quickstart_fixture()
+        .control_port(0)
+        .start()
+        .await
+        .expect("starts");
+    let bad =
+        r#"{"operation":"dps.register","action":{"refuse":{"status":429,"retryAfter":99999}}}"#;
+    let (status, error) = control(&emulator, "POST", "/faults", &[JSON], bad).await;
+    assert_eq!(status, 400);
+    assert_eq!(error["errorCode"], 400004);
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("retryAfter")),
+        "{error}"
+    );
+    let ok = r#"{"operation":"dps.poll","action":{"refuse":{"status":500}}}"#;
+    let (status, _) = control(
+        &emulator,
+        "POST",
+        "/faults",
+        &["Content-Type: text/plain"],
+        ok,
+    )
+    .await;
+    assert_eq!(status, 415);
+    assert!(emulator.faults().list().is_empty(), "nothing was installed");
+}
+
+#[tokio::test]
+async fn control_routes_need_the_token_when_the_port_has_one() {
+    let emulator = Emulator::builder()
+        .quickstart_fixture()
+        .control_port(0)
+        .control_token(Some("s3cret".into()))
+        .start()
+        .await
+        .expect("starts");
+    let ok = r#"{"operation":"dps.poll","action":{"refuse":{"status":500}}}"#;
+    let (status, _) = control(&emulator, "POST", "/faults", &[JSON], ok).await;
+    assert_eq!(status, 401);
+    let (status, _) = control(&emulator, "GET", "/faults", &[], "").await;
+    assert_eq!(status, 401);
+    assert!(emulator.faults().list().is_empty());
+    let bearer = "Authorization: Bearer s3cret";
+    let (status, _) = control(&emulator, "POST", "/faults", &[JSON, bearer], ok).await;
+    assert_eq!(status, 201);
+}
+
+#[tokio::test]
+async fn control_routes_beyond_loopback_need_the_generated_token() {
+    let emulator = Emulator::builder()
+        .quickstart_fixture()
+        .control_port(0)
+        .control_bind(std::net::Ipv4Addr::UNSPECIFIED.into())
+        .start()
+        .await
+        .expect("starts");
+    let token = emulator
+        .control_token()
+        .expect("a generated token")
+        .to_owned();
+    let ok = r#"{"operation":"dps.register","action":{"refuse":{"status":401}}}"#;
+    let (status, _) = control(&emulator, "POST", "/faults", &[JSON], ok).await;
+    assert_eq!(status, 401);
+    let (status, _) = control(&emulator, "DELETE", "/faults/fault-1", &[], "").await;
+    assert_eq!(status, 401);
+    let bearer = format!("Authorization: Bearer {token}");
+    let (status, added) = control(&emulator, "POST", "/faults", &[JSON, &bearer], ok).await;
+    assert_eq!(status, 201);
+    let id = added["id"].as_str().expect("id");
+    let (status, _) = control(
+        &emulator,
+        "DELETE",
+        &format!("/faults/{id}"),
+        &[&bearer],
+        "",
+    )
+    .await;
+    assert_eq!(status, 204);
+}
