@@ -508,6 +508,37 @@ try {
     assert.equal(await range.textContent(), "1–10 of 10");
   });
 
+  await check("faults view: add a rule through the form, see it listed with its hits, a bad rule's 400 shown, remove it", async () => {
+    await page.getByRole("link", { name: "Faults" }).click();
+    await page.getByRole("heading", { name: "Faults" }).waitFor();
+    await page.getByText("No faults installed").waitFor();
+    const form = page.getByRole("form", { name: "Add a fault" });
+    await form.getByLabel("Operation").selectOption("hub.telemetry");
+    await form.getByLabel(/device ID pattern/).fill("portal-fault-*");
+    await form.getByLabel("Action").selectOption("drop-after");
+    await form.getByLabel(/Let this many matching requests through first/).fill("2");
+    await form.getByRole("button", { name: "Add fault" }).click();
+    const row = page.locator("tr[data-id]").first();
+    await row.waitFor();
+    assert.match(await row.textContent(), /hub\.telemetry.*portal-fault-\*.*drop after the ack, after 2/);
+    assert.equal(await row.locator('[data-field="hits"]').textContent(), "0");
+    // The form built the control port's JSON rule exactly.
+    const listed = await page.evaluate(async () => (await fetch("/api/faults")).json());
+    assert.equal(listed.length, 1);
+    assert.deepEqual(
+      { ...listed[0], id: undefined },
+      { id: undefined, operation: "hub.telemetry", deviceId: "portal-fault-*", action: { drop: { when: "afterAck" } }, after: 2, count: 1, hits: 0, remaining: 1 },
+    );
+    // A rule the server refuses: its message is shown and nothing is installed.
+    await form.getByLabel(/Probability/).fill("2");
+    await form.getByRole("button", { name: "Add fault" }).click();
+    await page.getByRole("alert").filter({ hasText: "probability must be" }).waitFor();
+    assert.equal(await page.locator("tr[data-id]").count(), 1);
+    await shot(page, "20-faults");
+    await page.getByRole("button", { name: `Remove fault ${listed[0].id}` }).click();
+    await page.getByText("No faults installed").waitFor();
+  });
+
   await check("no request left the emulator's origin; no script errors", async () => {
     assert.deepEqual(external, []);
     assert.deepEqual(errors, []);

@@ -18,6 +18,7 @@
 //! | `GET /api/hubs/{hub}/devices/{id}/messages` | the device's queued cloud-to-device messages |
 //! | `GET /api/hubs/{hub}/feedback` | unread C2D feedback records, left unread (see `api_hub.rs`) |
 //! | `/api/certificates…`, `/api/hubs/{hub}/certificates…` | CA certificates and their proof of possession (`api_certificates.rs`) |
+//! | `GET,POST /api/faults`, `GET,DELETE /api/faults/{id}` | injected faults, as `/faults` answers them (`faults.rs`) |
 //!
 //! Writes must carry `X-Iotemu-Portal: 1`: a header a web page on another origin cannot add
 //! without a CORS preflight, which the control port never grants, so no other site can make
@@ -120,6 +121,15 @@ pub(super) async fn route(state: &EmulatorState, req: Request<Incoming>) -> Repl
         ["certificates", rest @ ..] => {
             api_certificates::route(state.dps.certificates(), &req, rest).await
         }
+        ["faults"] if req.method == Method::GET => super::faults::list_reply(state.dps.faults()),
+        ["faults"] if req.method == Method::POST => {
+            super::faults::add_reply(state.dps.faults(), &req.body)
+        }
+        ["faults", id] if req.method == Method::GET => super::faults::get_reply(state.dps.faults(), id),
+        ["faults", id] if req.method == Method::DELETE => {
+            super::faults::remove_reply(state.dps.faults(), id)
+        }
+        ["faults", ..] => method_not_allowed(),
         ["hubs", hub, "certificates", rest @ ..] => match state.hubs.get(hub) {
             Some(hub) => api_certificates::route(hub.certificates(), &req, rest).await,
             None => error_reply(StatusCode::NOT_FOUND, 404001, &format!("no hub '{hub}'")),

@@ -1,5 +1,6 @@
 //! `/faults`: tests that do not link the Rust library inject DPS and hub faults here
-//! (docs/faults.md).
+//! (docs/faults.md). The portal's faults panel uses the same replies under `/api/faults`
+//! (`api.rs`), behind the portal's own write header.
 //!
 //! | route | answer |
 //! |---|---|
@@ -22,7 +23,7 @@ use serde_json::{Value, json};
 use super::HEADER_TIMEOUT;
 use super::reply::{Reply, json_reply};
 use super::state::EmulatorState;
-use crate::faults::FaultRule;
+use crate::faults::{FaultRule, Faults};
 
 /// A rule is a few hundred bytes; anything much larger is not one.
 const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -35,27 +36,49 @@ pub(super) async fn route(state: &EmulatorState, req: Request<Incoming>) -> Repl
         .strip_prefix("faults")
         .map(|rest| rest.trim_start_matches('/'));
     match (req.method().clone(), id) {
-        (Method::GET, Some("")) => {
-            let list: Vec<Value> = faults.list().iter().map(|s| s.to_json()).collect();
-            json_reply(StatusCode::OK, Value::Array(list))
-        }
-        (Method::GET, Some(id)) => match faults.get(id) {
-            Some(status) => json_reply(StatusCode::OK, status.to_json()),
-            None => no_fault(id),
-        },
+        (Method::GET, Some("")) => list_reply(faults),
+        (Method::GET, Some(id)) => get_reply(faults, id),
         (Method::POST, Some("")) => add(state, req).await,
-        (Method::DELETE, Some(id)) if !id.is_empty() => {
-            if faults.remove(id) {
-                no_content()
-            } else {
-                no_fault(id)
-            }
-        }
+        (Method::DELETE, Some(id)) if !id.is_empty() => remove_reply(faults, id),
         _ => error(
             StatusCode::METHOD_NOT_ALLOWED,
             405000,
             "faults: GET /faults[/{id}], POST /faults, DELETE /faults/{id}",
         ),
+    }
+}
+
+/// 200 with every rule, oldest first, with `hits` and `remaining`.
+pub(super) fn list_reply(faults: &Faults) -> Reply {
+    let list: Vec<Value> = faults.list().iter().map(|s| s.to_json()).collect();
+    json_reply(StatusCode::OK, Value::Array(list))
+}
+
+/// 200 with one rule, or 404.
+pub(super) fn get_reply(faults: &Faults, id: &str) -> Reply {
+    match faults.get(id) {
+        Some(status) => json_reply(StatusCode::OK, status.to_json()),
+        None => no_fault(id),
+    }
+}
+
+/// 201 with the installed rule, or 400 (400004) for a bad one, nothing installed.
+pub(super) fn add_reply(faults: &Faults, body: &[u8]) -> Reply {
+    let added = FaultRule::from_json(body).and_then(|rule| faults.add(rule));
+    match added.map(|id| faults.get(&id)) {
+        Ok(Some(status)) => json_reply(StatusCode::CREATED, status.to_json()),
+        // Removed by another caller between add and read: it was installed, so say so.
+        Ok(None) => json_reply(StatusCode::CREATED, json!({})),
+        Err(e) => error(StatusCode::BAD_REQUEST, 400004, &e.to_string()),
+    }
+}
+
+/// 204, or 404.
+pub(super) fn remove_reply(faults: &Faults, id: &str) -> Reply {
+    if faults.remove(id) {
+        no_content()
+    } else {
+        no_fault(id)
     }
 }
 
@@ -87,14 +110,7 @@ async fn add(state: &EmulatorState, req: Request<Incoming>) -> Reply {
             );
         }
     };
-    let faults = state.dps.faults();
-    let added = FaultRule::from_json(&body).and_then(|rule| faults.add(rule));
-    match added.map(|id| faults.get(&id)) {
-        Ok(Some(status)) => json_reply(StatusCode::CREATED, status.to_json()),
-        // Removed by another caller between add and read: it was installed, so say so.
-        Ok(None) => json_reply(StatusCode::CREATED, json!({})),
-        Err(e) => error(StatusCode::BAD_REQUEST, 400004, &e.to_string()),
-    }
+    add_reply(state.dps.faults(), &body)
 }
 
 fn no_content() -> Reply {

@@ -797,6 +797,95 @@ function showTelemetry(params) {
   connect();
 }
 
+// ----- faults -----
+// The rules of docs/faults.md: a list with each rule's hits, a form that builds the JSON rule
+// the control port takes, and removal. The server checks every rule; its 400 message is shown.
+
+const FAULT_OPERATIONS = ["dps.register", "dps.poll", "hub.connect", "hub.telemetry", "hub.twin.get", "hub.twin.patch"];
+
+/** One line describing a rule's action. */
+function faultAction(action) {
+  if (action.refuse) return `refuse ${action.refuse.status}${action.refuse.retryAfter !== undefined ? ` (retry-after ${action.refuse.retryAfter} s)` : ""}`;
+  if (action.delay) return `delay ${action.delay.ms} ms`;
+  if (action.drop) return `drop ${action.drop.when === "afterAck" ? "after" : "before"} the ack`;
+  if (action.stall) return "stall";
+  return JSON.stringify(action);
+}
+
+/** The rule the form describes, in the control port's JSON form. */
+function faultRuleFrom(form) {
+  const dps = form.operation.value.startsWith("dps.");
+  const rule = { operation: form.operation.value, action: {} };
+  const id = form.id.value.trim();
+  if (id) rule[dps ? "registrationId" : "deviceId"] = id;
+  const target = form.target.value.trim();
+  if (target) rule[dps ? "idScope" : "hub"] = target;
+  const kind = form.kind.value;
+  if (kind === "refuse") {
+    const refuse = { status: Number(form.status.value) };
+    if (form.retryAfter.value.trim()) refuse.retryAfter = Number(form.retryAfter.value);
+    rule.action.refuse = refuse;
+  } else if (kind === "delay") {
+    rule.action.delay = { ms: Number(form.ms.value) };
+  } else if (kind === "drop-before" || kind === "drop-after") {
+    rule.action.drop = { when: kind === "drop-after" ? "afterAck" : "beforeAck" };
+  } else {
+    rule.action.stall = {};
+  }
+  if (form.count.value.trim()) rule.count = Number(form.count.value);
+  if (form.after.value.trim()) rule.after = Number(form.after.value);
+  if (form.probability.value.trim()) rule.probability = Number(form.probability.value);
+  return rule;
+}
+
+async function showFaults() {
+  const rules = await api("GET", "faults");
+  const input = (name, attrs) => h("input", Object.assign({ name }, attrs || {}));
+  const operation = h("select", { name: "operation" }, FAULT_OPERATIONS.map((o) => h("option", { value: o }, o)));
+  const kind = h("select", { name: "kind" },
+    [["refuse", "Refuse"], ["delay", "Delay the answer"], ["drop-before", "Drop the connection before the ack"],
+      ["drop-after", "Drop the connection after the ack"], ["stall", "Stall (never answer)"]].map(([v, t]) => h("option", { value: v }, t)));
+  const status = h("select", { name: "status" }, ["429", "503", "500", "401"].map((c) => h("option", { value: c }, c)));
+  const form = h("form", { "aria-label": "Add a fault" },
+    field("Operation", operation),
+    field("Registration or device ID pattern (* matches any run; empty = every id)", input("id", { placeholder: "my-device-*" })),
+    field("ID scope (DPS) or hub name (hub); empty = any", input("target")),
+    field("Action", kind),
+    field("Status (refuse)", status),
+    field("Retry-After seconds (refuse 429 / 503)", input("retryAfter", { type: "number", min: 0, max: 3600, value: "5" })),
+    field("Delay ms (delay)", input("ms", { type: "number", min: 1, max: 600000, value: "2000" })),
+    field("Count (empty = until removed)", input("count", { type: "number", min: 1, max: 1000000, value: "1" })),
+    field("Let this many matching requests through first", input("after", { type: "number", min: 0, max: 1000000 })),
+    field("Probability (0–1; empty = every request)", input("probability", { type: "number", min: 0, max: 1, step: "any" })),
+    h("button", { type: "submit" }, "Add fault"));
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    guarded(async () => {
+      const rule = faultRuleFrom(form);
+      // retryAfter belongs to 429 and 503 only; the server refuses it elsewhere.
+      if (rule.action.refuse && !["429", "503"].includes(form.status.value)) delete rule.action.refuse.retryAfter;
+      const added = await api("POST", "faults", rule);
+      toast(`Added ${added.id}`);
+      await showFaults();
+    });
+  });
+  render("Faults",
+    h("p", { class: "muted" }, "Make DPS or a hub refuse, delay, drop or stall matching requests, to test how devices recover. Every hit is counted and logged at INFO (docs/faults.md)."),
+    h("table", {}, h("thead", {}, h("tr", {}, ["ID", "Operation", "Target", "Action", "Hits", "Remaining", "Actions"].map((t) => h("th", {}, t)))),
+      h("tbody", {}, rules.length ? rules.map((r) => h("tr", { "data-id": r.id },
+        h("td", {}, r.id), h("td", {}, r.operation),
+        h("td", {}, [r.idScope || r.hub, r.registrationId || r.deviceId].filter(Boolean).join(" / ")),
+        h("td", {}, faultAction(r.action), r.after ? `, after ${r.after}` : "", r.probability !== undefined ? `, p = ${r.probability}` : ""),
+        h("td", { "data-field": "hits" }, String(r.hits)),
+        h("td", {}, r.remaining !== undefined ? String(r.remaining) : "until removed"),
+        h("td", {}, h("button", { type: "button", class: "danger", "aria-label": `Remove fault ${r.id}`, onclick: () => guarded(async () => {
+          await api("DELETE", `faults/${enc(r.id)}`);
+          await showFaults();
+        }) }, "Remove"))))
+        : h("tr", {}, h("td", { colspan: 7, class: "muted" }, "No faults installed")))),
+    h("h3", {}, "Add a fault"), form);
+}
+
 // ----- routing -----
 
 async function route(event) {
@@ -824,6 +913,7 @@ async function route(event) {
         return parts[2] ? showDevice(parts[1], parts[2]) : showDevices();
       case "certificates": return showCertificates();
       case "telemetry": return showTelemetry(new URLSearchParams(query || ""));
+      case "faults": return showFaults();
       default: render("Not found", h("p", {}, "No such view."));
     }
   });
