@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use iotemu::internals::mqtt::codec::{ConnectReturnCode, Packet, Publish, QoS};
-use iotemu::{Emulator, FaultOperation, FaultRule, Refusal};
+use iotemu::{Emulator, FaultAction, FaultOperation, FaultRule, Refusal};
 use iotemu_e2e::*;
 use rumqttc::mqttbytes::v4::Subscribe;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -389,6 +389,275 @@ async fn control_routes_beyond_loopback_need_the_generated_token() {
     )
     .await;
     assert_eq!(status, 204);
+}
+
+// ---- Hub faults over MQTT: connect, telemetry, twin ------------------------------------------
+
+const HUB_DEVICE: &str = "fault-device";
+
+/// A CONNECT of `HUB_DEVICE` (provisioned by `connected_hub_device`) on a fresh connection,
+/// without waiting for the answer.
+async fn send_hub_connect(emulator: &Emulator) -> RawClient {
+    use iotemu::internals::mqtt::codec::Connect;
+    use rumqttc::mqttbytes::v4::Login;
+    let mut client = RawClient::connect(emulator).await;
+    let token = device_token(
+        "localhost",
+        HUB_DEVICE,
+        QUICKSTART_KEY,
+        seconds_from_now(600),
+    );
+    let mut connect = Connect::new(HUB_DEVICE);
+    connect.keep_alive = 60;
+    connect.login = Some(Login::new(hub_username("localhost", HUB_DEVICE), token));
+    client.send(Packet::Connect(connect)).await;
+    client
+}
+
+async fn connack(client: &mut RawClient) -> ConnectReturnCode {
+    match client.recv(Duration::from_secs(5)).await {
+        Ok(Packet::ConnAck(ack)) => ack.code,
+        other => panic!("expected CONNACK, got {other:?}"),
+    }
+}
+
+/// Sends a QoS 1 telemetry PUBLISH with packet id `pkid`.
+async fn send_telemetry(client: &mut RawClient, pkid: u16, body: &str) {
+    let mut publish = Publish::new(
+        format!("devices/{HUB_DEVICE}/messages/events/"),
+        QoS::AtLeastOnce,
+        body.as_bytes().to_vec(),
+    );
+    publish.pkid = pkid;
+    client.send(Packet::Publish(publish)).await;
+}
+
+fn stored_bodies(emulator: &Emulator) -> Vec<String> {
+    emulator
+        .default_hub()
+        .telemetry()
+        .messages(Some(HUB_DEVICE))
+        .iter()
+        .map(|m| m.body_text().unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn hub_rule(operation: FaultOperation, action: impl Into<FaultAction>) -> FaultRule {
+    FaultRule::new(operation, action).device_id(HUB_DEVICE)
+}
+
+#[tokio::test]
+async fn hub_connect_refusals_are_connack_3_or_5_and_leave_the_live_connection_alone() {
+    let emulator = start_emulator(None).await;
+    let mut live = connected_hub_device(&emulator, HUB_DEVICE, None, &[]).await;
+    let throttled = emulator
+        .faults()
+        .inject(
+            hub_rule(
+                FaultOperation::HubConnect,
+                Refusal::Throttled { retry_after: 1 },
+            )
+            .hub("LOCALHOST")
+            .count(1),
+        )
+        .expect("valid");
+    let mut refused = send_hub_connect(&emulator).await;
+    assert_eq!(
+        connack(&mut refused).await,
+        ConnectReturnCode::ServiceUnavailable
+    );
+    refused.expect_closed().await;
+    assert_eq!(throttled.hits(), 1);
+    let _unauthorized = emulator
+        .faults()
+        .inject(hub_rule(FaultOperation::HubConnect, Refusal::Unauthorized).count(1))
+        .expect("valid");
+    let mut refused = send_hub_connect(&emulator).await;
+    assert_eq!(
+        connack(&mut refused).await,
+        ConnectReturnCode::NotAuthorized
+    );
+    // A refused connect did not replace the device's live connection.
+    live.send(Packet::PingReq).await;
+    assert!(matches!(
+        live.recv(Duration::from_secs(5)).await,
+        Ok(Packet::PingResp)
+    ));
+    // Both rules are used up: the next connect is accepted (and replaces the live one).
+    let mut accepted = send_hub_connect(&emulator).await;
+    assert_eq!(connack(&mut accepted).await, ConnectReturnCode::Success);
+    live.expect_closed().await;
+}
+
+#[tokio::test]
+async fn hub_connect_can_be_dropped_before_or_after_its_connack_or_stalled() {
+    let emulator = start_emulator(None).await;
+    drop(connected_hub_device(&emulator, HUB_DEVICE, None, &[]).await);
+    let before = emulator
+        .faults()
+        .inject(
+            hub_rule(
+                FaultOperation::HubConnect,
+                FaultAction::Drop { after_ack: false },
+            )
+            .count(1),
+        )
+        .expect("valid");
+    let mut client = send_hub_connect(&emulator).await;
+    client.expect_closed().await;
+    assert_eq!(before.hits(), 1);
+
+    let _after = emulator
+        .faults()
+        .inject(
+            hub_rule(
+                FaultOperation::HubConnect,
+                FaultAction::Drop { after_ack: true },
+            )
+            .count(1),
+        )
+        .expect("valid");
+    let mut client = send_hub_connect(&emulator).await;
+    assert_eq!(connack(&mut client).await, ConnectReturnCode::Success);
+    client.expect_closed().await;
+
+    let stall = emulator
+        .faults()
+        .inject(hub_rule(FaultOperation::HubConnect, FaultAction::Stall).count(1))
+        .expect("valid");
+    let mut client = send_hub_connect(&emulator).await;
+    assert!(
+        matches!(
+            client.recv(Duration::from_millis(500)).await,
+            Err(RecvEnd::TimedOut)
+        ),
+        "a stalled CONNECT gets no answer and the connection stays open"
+    );
+    assert_eq!(stall.hits(), 1);
+    // Once the stall is used up, the device gets in.
+    let mut client = send_hub_connect(&emulator).await;
+    assert_eq!(connack(&mut client).await, ConnectReturnCode::Success);
+}
+
+#[tokio::test]
+async fn a_telemetry_drop_after_the_ack_keeps_the_message_the_device_saw_acknowledged() {
+    let emulator = start_emulator(None).await;
+    let mut device = connected_hub_device(&emulator, HUB_DEVICE, None, &[]).await;
+    // "Drop the connection after the third message."
+    let rule = emulator
+        .faults()
+        .inject(
+            hub_rule(
+                FaultOperation::HubTelemetry,
+                FaultAction::Drop { after_ack: true },
+            )
+            .after(2)
+            .count(1),
+        )
+        .expect("valid");
+    for pkid in 1..=3u16 {
+        send_telemetry(&mut device, pkid, &format!("m{pkid}")).await;
+        match device.recv(Duration::from_secs(5)).await {
+            Ok(Packet::PubAck(ack)) => assert_eq!(ack.pkid, pkid),
+            other => panic!("PUBACK {pkid} expected, got {other:?}"),
+        }
+    }
+    device.expect_closed().await;
+    assert_eq!(stored_bodies(&emulator), ["m1", "m2", "m3"]);
+    assert_eq!(rule.hits(), 1);
+}
+
+#[tokio::test]
+async fn a_telemetry_drop_before_the_ack_or_a_refusal_stores_nothing_and_closes() {
+    let emulator = start_emulator(None).await;
+    for action in [
+        FaultAction::Drop { after_ack: false },
+        FaultAction::Refuse(Refusal::Throttled { retry_after: 1 }),
+    ] {
+        let mut device = connected_hub_device(&emulator, HUB_DEVICE, None, &[]).await;
+        let _rule = emulator
+            .faults()
+            .inject(hub_rule(FaultOperation::HubTelemetry, action).count(1))
+            .expect("valid");
+        send_telemetry(&mut device, 1, "lost").await;
+        match device.recv(Duration::from_secs(5)).await {
+            Err(RecvEnd::Closed) => {}
+            other => panic!("{action:?}: closed without a PUBACK expected, got {other:?}"),
+        }
+        assert!(stored_bodies(&emulator).is_empty(), "{action:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_stalled_telemetry_message_is_neither_stored_nor_acknowledged_and_the_session_goes_on() {
+    let emulator = start_emulator(None).await;
+    let mut device = connected_hub_device(&emulator, HUB_DEVICE, None, &[]).await;
+    let _rule = emulator
+        .faults()
+        .inject(hub_rule(FaultOperation::HubTelemetry, FaultAction::Stall).count(1))
+        .expect("valid");
+    send_telemetry(&mut device, 1, "stalled").await;
+    device.send(Packet::PingReq).await;
+    // The PINGRESP comes first and alone: the stalled PUBLISH gets no PUBACK.
+    assert!(matches!(
+        device.recv(Duration::from_secs(5)).await,
+        Ok(Packet::PingResp)
+    ));
+    send_telemetry(&mut device, 2, "next").await;
+    assert!(matches!(
+        device.recv(Duration::from_secs(5)).await,
+        Ok(Packet::PubAck(ack)) if ack.pkid == 2
+    ));
+    assert_eq!(stored_bodies(&emulator), ["next"]);
+}
+
+#[tokio::test]
+async fn twin_requests_can_be_refused_with_their_status_or_answered_late() {
+    let emulator = start_emulator(None).await;
+    let mut device =
+        connected_hub_device(&emulator, HUB_DEVICE, None, &["$iothub/twin/res/#"]).await;
+    let _throttle = emulator
+        .faults()
+        .inject(
+            hub_rule(
+                FaultOperation::HubTwinPatch,
+                Refusal::Throttled { retry_after: 1 },
+            )
+            .count(1),
+        )
+        .expect("valid");
+    let patch = "$iothub/twin/PATCH/properties/reported/?$rid=1";
+    let (topic, error) = ask(&mut device, patch, br#"{"fw":"1.0"}"#).await;
+    assert_eq!(topic, "$iothub/twin/res/429/?$rid=1");
+    assert_eq!(error["errorCode"], 429001);
+    let twin = emulator
+        .default_hub()
+        .device_twin(HUB_DEVICE)
+        .expect("the device's twin");
+    assert!(
+        twin.reported.is_empty(),
+        "nothing stored: {:?}",
+        twin.reported
+    );
+    assert_eq!(
+        twin.reported_version, 1,
+        "the refused patch made no version"
+    );
+
+    let delay = Duration::from_millis(300);
+    let _slow = emulator
+        .faults()
+        .inject(hub_rule(FaultOperation::HubTwinGet, FaultAction::Delay(delay)).count(1))
+        .expect("valid");
+    let asked = std::time::Instant::now();
+    let (topic, _) = ask(&mut device, "$iothub/twin/GET/?$rid=2", b"").await;
+    assert_eq!(topic, "$iothub/twin/res/200/?$rid=2");
+    // A lower bound only: the answer was held at least as long as the rule asked.
+    assert!(
+        asked.elapsed() >= delay,
+        "answered after {:?}",
+        asked.elapsed()
+    );
 }
 
 /// A fixture's `faults` section: the control port's rule JSON, installed before any listener

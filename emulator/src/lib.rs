@@ -58,7 +58,9 @@ pub use emulator::{
     DEFAULT_SHUTDOWN_TIMEOUT, Emulator, EmulatorBuilder, HttpsPort, MaxConnections, StartError,
     Starting,
 };
-pub use faults::{FaultError, FaultGuard, FaultOperation, FaultRule, FaultStatus, Faults, Refusal};
+pub use faults::{
+    FaultAction, FaultError, FaultGuard, FaultOperation, FaultRule, FaultStatus, Faults, Refusal,
+};
 pub use http::HttpLimits;
 pub use hub::c2d::C2dMessage;
 pub use hub::device::{Device, DeviceAuthentication, DeviceStatus};

@@ -1,4 +1,5 @@
-//! `/faults`: tests that do not link the Rust library inject DPS faults here (docs/faults.md).
+//! `/faults`: tests that do not link the Rust library inject DPS and hub faults here
+//! (docs/faults.md).
 //!
 //! | route | answer |
 //! |---|---|

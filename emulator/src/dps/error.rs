@@ -122,7 +122,7 @@ impl DpsError {
 
     /// The error an injected fault answers with; the message names the rule, so a test's log
     /// shows why its request was refused.
-    pub(crate) fn from_fault(hit: &crate::faults::FaultHit) -> DpsError {
+    pub(crate) fn from_fault(hit: &crate::faults::RefusalHit) -> DpsError {
         use crate::faults::Refusal;
         let id = &hit.id;
         match hit.refusal {
@@ -210,9 +210,9 @@ mod tests {
 
     #[test]
     fn each_fault_refusal_is_its_azure_error() {
-        use crate::faults::{FaultHit, Refusal};
+        use crate::faults::{Refusal, RefusalHit};
         let of = |refusal| {
-            DpsError::from_fault(&FaultHit {
+            DpsError::from_fault(&RefusalHit {
                 id: "fault-1".into(),
                 refusal,
             })

@@ -100,7 +100,8 @@ pub struct Dps {
     webhook: Arc<dyn AllocationWebhook>,
     /// Identity keys issued to TPM devices, until they sign with them.
     tpm_challenges: tpm_challenge::TpmChallenges,
-    /// Injected faults, consulted first by register and poll (`crate::faults`).
+    /// Injected faults, consulted first by register and poll (`crate::faults`): the hubs'
+    /// registry, so one list serves DPS and hub rules.
     faults: crate::faults::Faults,
 }
 
@@ -116,7 +117,6 @@ impl Dps {
             id_scope: id_scope.to_owned(),
             host_name: host_name.to_owned(),
             policies,
-            hubs,
             timing,
             enrollments: DashMap::new(),
             groups: DashMap::new(),
@@ -131,11 +131,12 @@ impl Dps {
             location: None,
             webhook: Arc::new(HttpWebhook),
             tpm_challenges: tpm_challenge::TpmChallenges::default(),
-            faults: crate::faults::Faults::default(),
+            faults: hubs.faults().clone(),
+            hubs,
         }
     }
 
-    /// The fault registry tests inject DPS refusals into (`Emulator::faults`).
+    /// The fault registry (shared with the hubs) tests inject faults into (`Emulator::faults`).
     pub fn faults(&self) -> &crate::faults::Faults {
         &self.faults
     }

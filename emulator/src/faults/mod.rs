@@ -1,21 +1,25 @@
-//! Faults a test injects (issue #19, first slice): rules that make DPS refuse registration
-//! requests with the Azure errors a real service sends under load or failure (429 with
-//! `retry-after`, 500, 503, 401), so device retry and back-off logic can be tested on demand.
+//! Faults a test injects (issue #19): rules that make DPS refuse registration requests with
+//! the Azure errors a real service sends under load or failure (429 with `retry-after`, 500,
+//! 503, 401), and make a hub refuse, delay, drop or stall a device's MQTT connect, telemetry
+//! and twin requests, so device retry, back-off and reconnect logic can be tested on demand.
 //!
 //! * `rule.rs` — a rule: target, operation, refusal, budget; its JSON form and its checks;
 //! * `glob.rs` — the `*` id patterns rules are addressed with;
 //! * this file — [`Faults`], the registry the DPS domain consults, and [`FaultGuard`].
 //!
-//! The module imports no domain (the DPS domain maps a refusal to its `DpsError`), so it
-//! stays below both domains in the module graph and hub operations can use it next.
+//! The module imports no domain (the DPS domain maps a refusal to its `DpsError`, the MQTT
+//! transport a hub fault to its CONNACK, twin status or closed connection), so it stays below
+//! both domains in the module graph. The hubs own the registry; DPS shares it.
 //!
-//! A fault only ever refuses: it is consulted before a request does anything, so a refused
-//! request changes no stored state (iotemu never lies about storage).
+//! iotemu never lies about storage: a rule is consulted before a request does anything, so a
+//! refused, stalled or dropped-before-ack request changes no stored state, and a request whose
+//! answer is delayed or followed by a drop is stored before its acknowledgement goes out.
 
 mod glob;
 mod rule;
 
-pub use rule::{FaultError, FaultOperation, FaultRule, Refusal};
+pub(crate) use rule::MAX_DELAY_MS;
+pub use rule::{FaultAction, FaultError, FaultOperation, FaultRule, Refusal};
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -47,11 +51,20 @@ struct Entry {
     hits: u64,
     /// What is left of `count`; `None` when the rule lasts until removed.
     remaining: Option<u32>,
+    /// Matching requests still to let through before the rule starts hitting (`after`).
+    to_skip: u32,
 }
 
-/// A request a rule hit: the rule's id (for the error message and the log) and its refusal.
+/// A request a rule hit: the rule's id (for the error message and the log) and its action.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct FaultHit {
+pub struct FaultHit {
+    pub id: String,
+    pub action: FaultAction,
+}
+
+/// A DPS request a rule refused: DPS rules can only refuse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RefusalHit {
     pub(crate) id: String,
     pub(crate) refusal: Refusal,
 }
@@ -95,6 +108,7 @@ impl Faults {
         rules.push(Entry {
             id: id.clone(),
             remaining: rule.count,
+            to_skip: rule.after,
             rule,
             hits: 0,
         });
@@ -143,35 +157,68 @@ impl Faults {
         self.list().into_iter().find(|s| s.id == id)
     }
 
-    /// The refusal for a request, if a rule hits it: the oldest matching rule with budget
-    /// left, whose count is spent by one. Logged at INFO with the rule id.
+    /// What a rule does to a request, if one hits it: the oldest matching rule with budget
+    /// left whose `after` is passed and whose `probability` draw succeeds; its count is spent
+    /// by one. `targets` are the names the request's DPS (id scope) or hub (name, host name)
+    /// answers to. Logged at INFO with the rule id. Costs one atomic load while no rule is set.
     pub(crate) fn check(
         &self,
         operation: FaultOperation,
-        id_scope: &str,
-        registration_id: &str,
+        targets: &[&str],
+        id: &str,
     ) -> Option<FaultHit> {
         if self.inner.installed.load(Ordering::Acquire) == 0 {
             return None;
         }
         let mut rules = self.lock();
-        let entry = rules.iter_mut().find(|e| {
-            e.remaining != Some(0) && e.rule.matches(operation, id_scope, registration_id)
-        })?;
+        let mut hitting = None;
+        for (index, e) in rules.iter_mut().enumerate() {
+            if e.remaining == Some(0) || !e.rule.matches(operation, targets, id) {
+                continue;
+            }
+            if e.to_skip > 0 {
+                // Counted here, so "after 3" lets exactly three matching requests through.
+                e.to_skip -= 1;
+                continue;
+            }
+            if e.rule.per_million.is_none_or(|p| draw_per_million() < p) {
+                hitting = Some(index);
+                break;
+            }
+        }
+        let entry = rules.get_mut(hitting?)?;
         entry.remaining = entry.remaining.map(|n| n.saturating_sub(1));
         entry.hits = entry.hits.saturating_add(1);
-        let refusal = entry.rule.refusal();
+        let action = entry.rule.action();
         tracing::info!(
             fault = %entry.id,
             operation = operation.as_str(),
-            %registration_id,
-            status = refusal.status(),
-            "fault hit: request refused"
+            %id,
+            action = %action_summary(action),
+            "fault hit"
         );
         Some(FaultHit {
             id: entry.id.clone(),
-            refusal,
+            action,
         })
+    }
+
+    /// [`Faults::check`] for a DPS request: DPS rules only refuse (validated when added).
+    pub(crate) fn check_refusal(
+        &self,
+        operation: FaultOperation,
+        id_scope: &str,
+        registration_id: &str,
+    ) -> Option<RefusalHit> {
+        let hit = self.check(operation, &[id_scope], registration_id)?;
+        match hit.action {
+            FaultAction::Refuse(refusal) => Some(RefusalHit {
+                id: hit.id,
+                refusal,
+            }),
+            // `FaultRule::validate` keeps these off DPS operations.
+            FaultAction::Delay(_) | FaultAction::Drop { .. } | FaultAction::Stall => None,
+        }
     }
 
     /// The list is never left half-changed, so a panic elsewhere while it was held does not
@@ -181,6 +228,24 @@ impl Faults {
             .rules
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A uniform draw in 0..1,000,000 from the OS (a probabilistic rule costs one `getrandom`
+/// per matching request; tests do not send enough for it to matter).
+fn draw_per_million() -> u32 {
+    use rand_core::RngCore as _;
+    rand_core::OsRng.next_u32() % 1_000_000
+}
+
+/// The log's words for an action: "refuse 429", "delay 1500 ms", "drop after ack", "stall".
+fn action_summary(action: FaultAction) -> String {
+    match action {
+        FaultAction::Refuse(refusal) => format!("refuse {}", refusal.status()),
+        FaultAction::Delay(delay) => format!("delay {} ms", delay.as_millis()),
+        FaultAction::Drop { after_ack: true } => "drop after ack".to_owned(),
+        FaultAction::Drop { after_ack: false } => "drop before ack".to_owned(),
+        FaultAction::Stall => "stall".to_owned(),
     }
 }
 
@@ -228,29 +293,29 @@ mod tests {
     fn a_counted_rule_hits_its_count_then_lets_requests_through() {
         let faults = Faults::default();
         let id = faults.add(throttle(Some(2))).expect("valid");
-        let hit = faults.check(FaultOperation::DpsRegister, "scope", "dev-1");
+        let hit = faults.check_refusal(FaultOperation::DpsRegister, "scope", "dev-1");
         assert_eq!(
             hit.map(|h| (h.refusal.status(), h.refusal.retry_after())),
             Some((429, Some(3)))
         );
         assert!(
             faults
-                .check(FaultOperation::DpsPoll, "scope", "dev-1")
+                .check(FaultOperation::DpsPoll, &["scope"], "dev-1")
                 .is_none()
         );
         assert!(
             faults
-                .check(FaultOperation::DpsRegister, "scope", "other")
+                .check(FaultOperation::DpsRegister, &["scope"], "other")
                 .is_none()
         );
         assert!(
             faults
-                .check(FaultOperation::DpsRegister, "scope", "dev-2")
+                .check(FaultOperation::DpsRegister, &["scope"], "dev-2")
                 .is_some()
         );
         assert!(
             faults
-                .check(FaultOperation::DpsRegister, "scope", "dev-1")
+                .check(FaultOperation::DpsRegister, &["scope"], "dev-1")
                 .is_none()
         );
         let status = faults.get(&id).expect("still listed");
@@ -265,7 +330,7 @@ mod tests {
         for _ in 0..5 {
             assert!(
                 faults
-                    .check(FaultOperation::DpsRegister, "s", "dev-1")
+                    .check(FaultOperation::DpsRegister, &["s"], "dev-1")
                     .is_some()
             );
         }
@@ -274,7 +339,7 @@ mod tests {
         assert!(faults.list().is_empty());
         assert!(
             faults
-                .check(FaultOperation::DpsRegister, "s", "dev-1")
+                .check(FaultOperation::DpsRegister, &["s"], "dev-1")
                 .is_none()
         );
     }
@@ -293,7 +358,7 @@ mod tests {
             .expect("valid");
         assert_ne!(first, second);
         let status = |f: &Faults| {
-            f.check(FaultOperation::DpsPoll, "s", "x")
+            f.check_refusal(FaultOperation::DpsPoll, "s", "x")
                 .map(|h| h.refusal.status())
         };
         assert_eq!(status(&faults), Some(500));
@@ -314,5 +379,46 @@ mod tests {
         let error = faults.add(throttle(None)).expect_err("full");
         assert!(error.to_string().contains("at most"), "{error}");
         assert_eq!(faults.list().len(), MAX_RULES);
+    }
+
+    #[test]
+    fn after_lets_the_first_requests_through_then_the_count_hits() {
+        let faults = Faults::default();
+        let rule = FaultRule::new(
+            FaultOperation::HubTelemetry,
+            FaultAction::Drop { after_ack: true },
+        )
+        .device_id("d")
+        .after(3)
+        .count(1);
+        let id = faults.add(rule).expect("valid");
+        let hits: Vec<bool> = (0..6)
+            .map(|_| {
+                faults
+                    .check(FaultOperation::HubTelemetry, &["hub"], "d")
+                    .is_some()
+            })
+            .collect();
+        assert_eq!(hits, [false, false, false, true, false, false]);
+        // Other devices' requests neither hit nor use up `after`.
+        let status = faults.get(&id).expect("listed");
+        assert_eq!((status.hits, status.remaining), (1, Some(0)));
+    }
+
+    #[test]
+    fn a_probability_hits_about_that_share_of_requests() {
+        let faults = Faults::default();
+        faults
+            .add(FaultRule::new(FaultOperation::HubTwinGet, FaultAction::Stall).probability(0.5))
+            .expect("valid");
+        let hits = (0..2000)
+            .filter(|_| {
+                faults
+                    .check(FaultOperation::HubTwinGet, &["h"], "d")
+                    .is_some()
+            })
+            .count();
+        // Binomial(2000, 0.5): 1000 ± 50 is five standard deviations (≈ 1 in 1.7 million).
+        assert!((900..=1100).contains(&hits), "{hits} of 2000");
     }
 }

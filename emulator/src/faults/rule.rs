@@ -1,8 +1,11 @@
 //! A fault rule: which requests it hits (operation, DPS scope or hub, id glob), what it does
-//! to them (refuse with an Azure error) and how many it hits (`count`, or until removed).
-//! Rules come from the Rust API ([`FaultRule::new`]) or as JSON from the control port
-//! ([`FaultRule::from_json`]); both are checked by [`FaultRule::validate`] before the
+//! to them (refuse with an Azure error, delay the answer, drop the connection, stall) and
+//! which of them it hits (`after` the first N, with a `probability`, at most `count`).
+//! Rules come from the Rust API ([`FaultRule::new`]) or as JSON from the control port and
+//! fixtures ([`FaultRule::from_json`]); both are checked by [`FaultRule::validate`] before the
 //! registry takes them, so a bad rule is a 400 and never half-installed.
+
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -11,43 +14,82 @@ use serde_json::{Value, json};
 const MAX_ID_PATTERN: usize = 128;
 /// The longest DPS id scope or hub name a rule may name (both are far shorter in Azure).
 const MAX_TARGET_NAME: usize = 256;
-/// The largest `count`: a budget, not a counter a test could make wrap.
+/// The largest `count` and `after`: budgets, not counters a test could make wrap.
 pub(crate) const MAX_COUNT: u32 = 1_000_000;
 /// The largest `retry-after` (seconds): an hour, past any device SDK's back-off cap.
 pub(crate) const MAX_RETRY_AFTER: u32 = 3600;
+/// The longest delay (ms): ten minutes, past every SDK's operation timeout.
+pub(crate) const MAX_DELAY_MS: u64 = 600_000;
+/// Probabilities are kept in millionths, so rules compare exactly and render back unchanged.
+const PER_MILLION: u32 = 1_000_000;
 
-/// The request a rule is about. This slice covers DPS registration; hub operations come later
-/// (issue #19).
+/// The request a rule is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultOperation {
     /// `PUT …/register` (HTTPS), `iotdps-register` (MQTT), the AMQP register request.
     DpsRegister,
     /// The operation-status poll on every transport.
     DpsPoll,
+    /// A device's or module's MQTT CONNECT to a hub (TCP or WebSocket), after it authenticated.
+    HubConnect,
+    /// A device-to-cloud telemetry PUBLISH (MQTT).
+    HubTelemetry,
+    /// A twin GET request (`$iothub/twin/GET/`, MQTT).
+    HubTwinGet,
+    /// A reported-properties patch (`$iothub/twin/PATCH/properties/reported/`, MQTT).
+    HubTwinPatch,
 }
 
 impl FaultOperation {
+    const ALL: [FaultOperation; 6] = [
+        FaultOperation::DpsRegister,
+        FaultOperation::DpsPoll,
+        FaultOperation::HubConnect,
+        FaultOperation::HubTelemetry,
+        FaultOperation::HubTwinGet,
+        FaultOperation::HubTwinPatch,
+    ];
+
     /// The name used in JSON and the log.
     pub fn as_str(self) -> &'static str {
         match self {
             FaultOperation::DpsRegister => "dps.register",
             FaultOperation::DpsPoll => "dps.poll",
+            FaultOperation::HubConnect => "hub.connect",
+            FaultOperation::HubTelemetry => "hub.telemetry",
+            FaultOperation::HubTwinGet => "hub.twin.get",
+            FaultOperation::HubTwinPatch => "hub.twin.patch",
         }
     }
 
     fn parse(name: &str) -> Option<FaultOperation> {
-        match name {
-            "dps.register" => Some(FaultOperation::DpsRegister),
-            "dps.poll" => Some(FaultOperation::DpsPoll),
-            _ => None,
+        Self::ALL.into_iter().find(|op| op.as_str() == name)
+    }
+
+    /// DPS operations are addressed by id scope and registration id, hub operations by hub
+    /// and device id.
+    pub fn is_dps(self) -> bool {
+        matches!(self, FaultOperation::DpsRegister | FaultOperation::DpsPoll)
+    }
+
+    fn id_field(self) -> &'static str {
+        if self.is_dps() {
+            "registrationId"
+        } else {
+            "deviceId"
         }
+    }
+
+    fn target_field(self) -> &'static str {
+        if self.is_dps() { "idScope" } else { "hub" }
     }
 }
 
-/// How a request is refused. The domain that owns the operation turns it into its Azure error
-/// (`DpsError::from_fault`), which every transport carries as it carries any other (MQTT topic
-/// status and `retry-after`, HTTPS status and `Retry-After`, AMQP `iotdps-status`); this
-/// module imports no domain, so the hub can use it too.
+/// How a request is refused. The domain or transport that owns the operation turns it into
+/// its Azure error: DPS's `DpsError::from_fault` (carried by every transport as any DPS
+/// error), CONNACK 5 (401) or 3 (the others) for a hub CONNECT, the twin response status
+/// for twin requests, and for telemetry over MQTT — which has no way to refuse one PUBLISH —
+/// the connection closed without a PUBACK, as IoT Hub does with a message it refuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     /// 429, `errorCode` 429001, with `retry-after` seconds.
@@ -70,6 +112,16 @@ impl Refusal {
         }
     }
 
+    /// The 6-digit Azure error code of the status.
+    pub fn error_code(self) -> u32 {
+        match self {
+            Refusal::Throttled { .. } => 429001,
+            Refusal::InternalError => 500000,
+            Refusal::ServiceUnavailable { .. } => 503000,
+            Refusal::Unauthorized => 401002,
+        }
+    }
+
     pub fn retry_after(self) -> Option<u32> {
         match self {
             Refusal::Throttled { retry_after } => Some(retry_after),
@@ -83,19 +135,71 @@ impl Refusal {
         if let Some(seconds) = self.retry_after() {
             refuse["retryAfter"] = json!(seconds);
         }
-        json!({ "refuse": refuse })
+        refuse
     }
 }
 
-/// A rule that refuses the requests it matches, until its `count` is used or it is removed.
+/// What a rule does to a request it hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultAction {
+    /// Answer with an Azure error; nothing is stored.
+    Refuse(Refusal),
+    /// Do the request, then hold its answer (CONNACK, PUBACK, twin response) this long; the
+    /// connection reads nothing else meanwhile, as a slow service would behave.
+    Delay(Duration),
+    /// Close the connection: before the request is done (nothing stored, no answer), or
+    /// after it was stored and answered (`after_ack`) — the device saw the acknowledgement,
+    /// so the write is kept.
+    Drop { after_ack: bool },
+    /// Accept the request and never answer it; nothing is stored. The connection stays open.
+    Stall,
+}
+
+impl From<Refusal> for FaultAction {
+    fn from(refusal: Refusal) -> FaultAction {
+        FaultAction::Refuse(refusal)
+    }
+}
+
+impl FaultAction {
+    /// Whether the request goes ahead (and the fault acts on its answer).
+    pub fn lets_request_through(self) -> bool {
+        matches!(
+            self,
+            FaultAction::Delay(_) | FaultAction::Drop { after_ack: true }
+        )
+    }
+
+    fn to_json(self) -> Value {
+        match self {
+            FaultAction::Refuse(refusal) => json!({ "refuse": refusal.to_json() }),
+            FaultAction::Delay(delay) => {
+                json!({ "delay": { "ms": u64::try_from(delay.as_millis()).unwrap_or(u64::MAX) } })
+            }
+            FaultAction::Drop { after_ack } => {
+                let when = if after_ack { "afterAck" } else { "beforeAck" };
+                json!({ "drop": { "when": when } })
+            }
+            FaultAction::Stall => json!({ "stall": {} }),
+        }
+    }
+}
+
+/// A rule: which requests it hits and what it does to them, until its `count` is used or it
+/// is removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FaultRule {
     pub(super) operation: FaultOperation,
-    pub(super) id_scope: Option<String>,
-    pub(super) hub: Option<String>,
+    /// The DPS id scope (DPS operations) or hub (hub operations: its name or host name).
+    pub(super) target: Option<String>,
+    /// A registration id (DPS) or device id (hub) pattern.
     pub(super) id_pattern: String,
-    pub(super) refusal: Refusal,
+    pub(super) action: FaultAction,
     pub(super) count: Option<u32>,
+    /// Matching requests let through before the rule starts hitting ("after the third message").
+    pub(super) after: u32,
+    /// The chance, in millionths, that a matching request is hit; `None` is always.
+    pub(super) per_million: Option<u32>,
 }
 
 /// A rule that cannot be installed; the control port answers it as a 400 (400004).
@@ -104,21 +208,28 @@ pub struct FaultRule {
 pub struct FaultError(pub(super) String);
 
 impl FaultRule {
-    /// A rule hitting every `operation` request (any scope, any id) until removed.
-    pub fn new(operation: FaultOperation, refusal: Refusal) -> FaultRule {
+    /// A rule hitting every `operation` request (any scope or hub, any id) until removed.
+    pub fn new(operation: FaultOperation, action: impl Into<FaultAction>) -> FaultRule {
         FaultRule {
             operation,
-            id_scope: None,
-            hub: None,
+            target: None,
             id_pattern: "*".to_owned(),
-            refusal,
+            action: action.into(),
             count: None,
+            after: 0,
+            per_million: None,
         }
     }
 
-    /// Only requests to this DPS id scope.
+    /// Only requests to this DPS id scope (DPS operations).
     pub fn id_scope(mut self, id_scope: &str) -> FaultRule {
-        self.id_scope = Some(id_scope.to_owned());
+        self.target = Some(id_scope.to_owned());
+        self
+    }
+
+    /// Only requests to this hub, by name or host name (hub operations).
+    pub fn hub(mut self, hub: &str) -> FaultRule {
+        self.target = Some(hub.to_owned());
         self
     }
 
@@ -128,9 +239,33 @@ impl FaultRule {
         self
     }
 
+    /// Only requests of a device whose id matches `pattern` (`*` is any run; case ignored).
+    pub fn device_id(self, pattern: &str) -> FaultRule {
+        self.registration_id(pattern)
+    }
+
     /// Hit only the next `count` matching requests.
     pub fn count(mut self, count: u32) -> FaultRule {
         self.count = Some(count);
+        self
+    }
+
+    /// Let the first `n` matching requests through, then hit.
+    pub fn after(mut self, n: u32) -> FaultRule {
+        self.after = n;
+        self
+    }
+
+    /// Hit each matching request with this chance (0 < p ≤ 1), rounded to millionths.
+    pub fn probability(mut self, p: f64) -> FaultRule {
+        // Out-of-range values become 0 or past a million, which `validate` refuses.
+        let scaled = (p * f64::from(PER_MILLION)).round();
+        self.per_million = Some(if scaled.is_finite() && scaled >= 0.0 {
+            // In range after the check above, saturating beyond u32 (refused by validate).
+            scaled.min(f64::from(u32::MAX)) as u32
+        } else {
+            0
+        });
         self
     }
 
@@ -138,21 +273,16 @@ impl FaultRule {
         self.operation
     }
 
-    pub fn refusal(&self) -> Refusal {
-        self.refusal
+    pub fn action(&self) -> FaultAction {
+        self.action
     }
 
-    /// Checks every bound; the registry installs only rules that pass.
+    /// Checks every bound and that the action makes sense for the operation; the registry
+    /// installs only rules that pass.
     pub fn validate(&self) -> Result<(), FaultError> {
-        check_name("registrationId", &self.id_pattern, MAX_ID_PATTERN)?;
-        if let Some(scope) = &self.id_scope {
-            check_name("idScope", scope, MAX_TARGET_NAME)?;
-        }
-        if self.hub.is_some() {
-            return Err(FaultError(format!(
-                "'hub' addresses hub operations; {} is addressed by 'idScope'",
-                self.operation.as_str()
-            )));
+        check_name(self.operation.id_field(), &self.id_pattern, MAX_ID_PATTERN)?;
+        if let Some(target) = &self.target {
+            check_name(self.operation.target_field(), target, MAX_TARGET_NAME)?;
         }
         if let Some(count) = self.count
             && !(1..=MAX_COUNT).contains(&count)
@@ -161,92 +291,136 @@ impl FaultRule {
                 "count must be 1..={MAX_COUNT} (omit it for a rule that lasts until removed)"
             )));
         }
-        if let Some(seconds) = self.refusal.retry_after()
-            && seconds > MAX_RETRY_AFTER
+        if self.after > MAX_COUNT {
+            return Err(FaultError(format!("after must be 0..={MAX_COUNT}")));
+        }
+        if let Some(p) = self.per_million
+            && !(1..=PER_MILLION).contains(&p)
         {
-            return Err(FaultError(format!(
-                "retryAfter must be 0..={MAX_RETRY_AFTER} seconds"
-            )));
+            return Err(FaultError(
+                "probability must be more than 0 and at most 1".to_owned(),
+            ));
+        }
+        match self.action {
+            FaultAction::Refuse(refusal) => {
+                if let Some(seconds) = refusal.retry_after()
+                    && seconds > MAX_RETRY_AFTER
+                {
+                    return Err(FaultError(format!(
+                        "retryAfter must be 0..={MAX_RETRY_AFTER} seconds"
+                    )));
+                }
+            }
+            _ if self.operation.is_dps() => {
+                return Err(FaultError(format!(
+                    "{} faults can only refuse (delay, drop and stall are served for hub operations)",
+                    self.operation.as_str()
+                )));
+            }
+            FaultAction::Delay(delay) => {
+                if delay.is_zero() || delay > Duration::from_millis(MAX_DELAY_MS) {
+                    return Err(FaultError(format!("delay.ms must be 1..={MAX_DELAY_MS}")));
+                }
+            }
+            FaultAction::Drop { .. } | FaultAction::Stall => {}
         }
         Ok(())
     }
 
-    /// Whether the rule is about this request.
-    pub(super) fn matches(
-        &self,
-        operation: FaultOperation,
-        id_scope: &str,
-        registration_id: &str,
-    ) -> bool {
+    /// Whether the rule is about this request. `targets` are the names the request's DPS
+    /// (its id scope) or hub (its name and host name) answers to.
+    pub(super) fn matches(&self, operation: FaultOperation, targets: &[&str], id: &str) -> bool {
         self.operation == operation
             && self
-                .id_scope
+                .target
                 .as_deref()
-                .is_none_or(|s| s.eq_ignore_ascii_case(id_scope))
-            && super::glob::matches(&self.id_pattern, registration_id)
+                .is_none_or(|t| targets.iter().any(|name| t.eq_ignore_ascii_case(name)))
+            && super::glob::matches(&self.id_pattern, id)
     }
 
-    /// The control port's form:
-    /// `{"operation":"dps.register","idScope"?,"registrationId"?,"action":{"refuse":{"status":429,"retryAfter":5}},"count"?}`.
+    /// The control port's and fixtures' form:
+    /// `{"operation":"dps.register","idScope"?,"registrationId"?,"action":{"refuse":{"status":429,"retryAfter":5}},"count"?}`,
+    /// `{"operation":"hub.telemetry","hub"?,"deviceId"?,"action":{"drop":{"when":"afterAck"}},"after"?,"probability"?}`.
     pub fn from_json(body: &[u8]) -> Result<FaultRule, FaultError> {
         let wire: RuleJson = serde_json::from_slice(body)
             .map_err(|e| FaultError(format!("unreadable rule: {e}")))?;
+        FaultRule::from_wire(wire)
+    }
+
+    /// [`FaultRule::from_json`] for a rule already parsed as JSON (a fixture's element).
+    pub fn from_value(value: Value) -> Result<FaultRule, FaultError> {
+        let wire: RuleJson = serde_json::from_value(value)
+            .map_err(|e| FaultError(format!("unreadable rule: {e}")))?;
+        FaultRule::from_wire(wire)
+    }
+
+    fn from_wire(wire: RuleJson) -> Result<FaultRule, FaultError> {
+        let served = FaultOperation::ALL.map(FaultOperation::as_str).join(", ");
         let operation = FaultOperation::parse(&wire.operation).ok_or_else(|| {
             FaultError(format!(
-                "unknown operation '{}' (served: dps.register, dps.poll)",
+                "unknown operation '{}' (served: {served})",
                 wire.operation
             ))
         })?;
-        let ActionJson::Refuse(refuse) = wire.action;
-        let retry_after = refuse
-            .retry_after
-            .map(|s| {
-                u32::try_from(s)
+        let (target, target_misplaced) = if operation.is_dps() {
+            (wire.id_scope, wire.hub.is_some())
+        } else {
+            (wire.hub, wire.id_scope.is_some())
+        };
+        let (id_pattern, id_misplaced) = if operation.is_dps() {
+            (wire.registration_id, wire.device_id.is_some())
+        } else {
+            (wire.device_id, wire.registration_id.is_some())
+        };
+        if target_misplaced || id_misplaced {
+            return Err(FaultError(format!(
+                "{} is addressed by '{}' and '{}'",
+                operation.as_str(),
+                operation.target_field(),
+                operation.id_field()
+            )));
+        }
+        let action = match wire.action {
+            ActionJson::Refuse(refuse) => FaultAction::Refuse(refusal(refuse)?),
+            ActionJson::Delay(delay) => {
+                if !(1..=MAX_DELAY_MS).contains(&delay.ms) {
+                    return Err(FaultError(format!("delay.ms must be 1..={MAX_DELAY_MS}")));
+                }
+                FaultAction::Delay(Duration::from_millis(delay.ms))
+            }
+            ActionJson::Drop(drop) => FaultAction::Drop {
+                after_ack: drop.when == DropWhen::AfterAck,
+            },
+            ActionJson::Stall(StallJson {}) => FaultAction::Stall,
+        };
+        let bounded = |field: &str, n: Option<u64>| {
+            n.map(|n| {
+                u32::try_from(n)
                     .ok()
-                    .filter(|s| *s <= MAX_RETRY_AFTER)
-                    .ok_or_else(|| {
-                        FaultError(format!("retryAfter must be 0..={MAX_RETRY_AFTER} seconds"))
-                    })
+                    .filter(|n| *n <= MAX_COUNT)
+                    .ok_or_else(|| FaultError(format!("{field} must be at most {MAX_COUNT}")))
             })
-            .transpose()?;
-        let refusal = match (refuse.status, retry_after) {
-            (429, Some(retry_after)) => Refusal::Throttled { retry_after },
-            (429, None) => {
+            .transpose()
+        };
+        let count = bounded("count", wire.count)?;
+        let after = bounded("after", wire.after)?.unwrap_or(0);
+        let mut rule = FaultRule {
+            operation,
+            target,
+            id_pattern: id_pattern.unwrap_or_else(|| "*".to_owned()),
+            action,
+            count,
+            after,
+            per_million: None,
+        };
+        if let Some(p) = wire.probability {
+            if !(p > 0.0 && p <= 1.0) {
                 return Err(FaultError(
-                    "a 429 refusal needs retryAfter (seconds)".to_owned(),
+                    "probability must be more than 0 and at most 1".to_owned(),
                 ));
             }
-            (503, retry_after) => Refusal::ServiceUnavailable { retry_after },
-            (500, None) => Refusal::InternalError,
-            (401, None) => Refusal::Unauthorized,
-            (500 | 401, Some(_)) => {
-                return Err(FaultError(format!(
-                    "retryAfter goes with 429 or 503, not {}",
-                    refuse.status
-                )));
-            }
-            (other, _) => {
-                return Err(FaultError(format!(
-                    "refuse.status {other} is not served (429, 500, 503, 401)"
-                )));
-            }
-        };
-        let count = wire
-            .count
-            .map(|c| {
-                u32::try_from(c)
-                    .ok()
-                    .ok_or_else(|| FaultError(format!("count must be 1..={MAX_COUNT}")))
-            })
-            .transpose()?;
-        let rule = FaultRule {
-            operation,
-            id_scope: wire.id_scope,
-            hub: wire.hub,
-            id_pattern: wire.registration_id.unwrap_or_else(|| "*".to_owned()),
-            refusal,
-            count,
-        };
+            rule = rule.probability(p);
+        }
         rule.validate()?;
         Ok(rule)
     }
@@ -254,16 +428,53 @@ impl FaultRule {
     pub fn to_json(&self) -> Value {
         let mut out = json!({
             "operation": self.operation.as_str(),
-            "registrationId": self.id_pattern,
-            "action": self.refusal.to_json(),
+            "action": self.action.to_json(),
         });
-        if let Some(scope) = &self.id_scope {
-            out["idScope"] = json!(scope);
+        out[self.operation.id_field()] = json!(self.id_pattern);
+        if let Some(target) = &self.target {
+            out[self.operation.target_field()] = json!(target);
         }
         if let Some(count) = self.count {
             out["count"] = json!(count);
         }
+        if self.after > 0 {
+            out["after"] = json!(self.after);
+        }
+        if let Some(p) = self.per_million {
+            out["probability"] = json!(f64::from(p) / f64::from(PER_MILLION));
+        }
         out
+    }
+}
+
+/// The refusal a JSON `refuse` names, with its bounds checked.
+fn refusal(refuse: RefuseJson) -> Result<Refusal, FaultError> {
+    let retry_after = refuse
+        .retry_after
+        .map(|s| {
+            u32::try_from(s)
+                .ok()
+                .filter(|s| *s <= MAX_RETRY_AFTER)
+                .ok_or_else(|| {
+                    FaultError(format!("retryAfter must be 0..={MAX_RETRY_AFTER} seconds"))
+                })
+        })
+        .transpose()?;
+    match (refuse.status, retry_after) {
+        (429, Some(retry_after)) => Ok(Refusal::Throttled { retry_after }),
+        (429, None) => Err(FaultError(
+            "a 429 refusal needs retryAfter (seconds)".to_owned(),
+        )),
+        (503, retry_after) => Ok(Refusal::ServiceUnavailable { retry_after }),
+        (500, None) => Ok(Refusal::InternalError),
+        (401, None) => Ok(Refusal::Unauthorized),
+        (500 | 401, Some(_)) => Err(FaultError(format!(
+            "retryAfter goes with 429 or 503, not {}",
+            refuse.status
+        ))),
+        (other, _) => Err(FaultError(format!(
+            "refuse.status {other} is not served (429, 500, 503, 401)"
+        ))),
     }
 }
 
@@ -288,15 +499,21 @@ struct RuleJson {
     id_scope: Option<String>,
     hub: Option<String>,
     registration_id: Option<String>,
+    device_id: Option<String>,
     action: ActionJson,
     /// Wide, so an out-of-range number is our 400 message rather than serde's.
     count: Option<u64>,
+    after: Option<u64>,
+    probability: Option<f64>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 enum ActionJson {
     Refuse(RefuseJson),
+    Delay(DelayJson),
+    Drop(DropJson),
+    Stall(StallJson),
 }
 
 #[derive(Deserialize)]
@@ -305,6 +522,29 @@ struct RefuseJson {
     status: u16,
     retry_after: Option<u64>,
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DelayJson {
+    ms: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DropJson {
+    when: DropWhen,
+}
+
+#[derive(Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+enum DropWhen {
+    BeforeAck,
+    AfterAck,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StallJson {}
 
 #[cfg(test)]
 mod tests {
@@ -381,7 +621,7 @@ mod tests {
             ),
             (
                 r#"{"operation":"dps.poll","action":{"refuse":{"status":500}},"hub":"h"}"#,
-                "'hub' addresses",
+                "is addressed by 'idScope' and 'registrationId'",
             ),
             (
                 r#"{"operation":"dps.poll","action":{"delay":{}}}"#,
@@ -408,9 +648,84 @@ mod tests {
         let rule = FaultRule::new(FaultOperation::DpsPoll, Refusal::InternalError)
             .id_scope("0ne1")
             .registration_id("dev-*");
-        assert!(rule.matches(FaultOperation::DpsPoll, "0NE1", "Dev-7"));
-        assert!(!rule.matches(FaultOperation::DpsRegister, "0ne1", "dev-7"));
-        assert!(!rule.matches(FaultOperation::DpsPoll, "0ne2", "dev-7"));
-        assert!(!rule.matches(FaultOperation::DpsPoll, "0ne1", "other"));
+        assert!(rule.matches(FaultOperation::DpsPoll, &["0NE1"], "Dev-7"));
+        assert!(!rule.matches(FaultOperation::DpsRegister, &["0ne1"], "dev-7"));
+        assert!(!rule.matches(FaultOperation::DpsPoll, &["0ne2"], "dev-7"));
+        assert!(!rule.matches(FaultOperation::DpsPoll, &["0ne1"], "other"));
+    }
+
+    #[test]
+    fn hub_rules_read_every_action_and_render_back() {
+        let rules = [
+            r#"{"operation":"hub.telemetry","hub":"my-hub","deviceId":"dev-*","action":{"drop":{"when":"afterAck"}},"after":3,"count":1}"#,
+            r#"{"operation":"hub.telemetry","deviceId":"*","action":{"drop":{"when":"beforeAck"}},"probability":0.25}"#,
+            r#"{"operation":"hub.connect","deviceId":"d","action":{"refuse":{"status":503,"retryAfter":2}}}"#,
+            r#"{"operation":"hub.twin.get","deviceId":"d","action":{"delay":{"ms":1500}}}"#,
+            r#"{"operation":"hub.twin.patch","deviceId":"d","action":{"stall":{}}}"#,
+        ];
+        for json in rules {
+            let rule = parse(json).expect(json);
+            let back: Value = serde_json::from_str(json).expect("json");
+            assert_eq!(rule.to_json(), back, "{json}");
+            assert_eq!(parse(&rule.to_json().to_string()).as_ref(), Ok(&rule));
+        }
+        let rule = parse(rules[0]).expect("valid");
+        assert_eq!(rule.action(), FaultAction::Drop { after_ack: true });
+        assert!(rule.matches(
+            FaultOperation::HubTelemetry,
+            &["my-hub", "my-hub.azure-devices.net"],
+            "DEV-1"
+        ));
+        assert!(rule.matches(FaultOperation::HubTelemetry, &["x", "MY-HUB"], "dev-1"));
+        assert!(!rule.matches(FaultOperation::HubTelemetry, &["other"], "dev-1"));
+    }
+
+    #[test]
+    fn hub_and_dps_rules_are_addressed_and_acted_on_as_their_operation_allows() {
+        let cases = [
+            (
+                r#"{"operation":"hub.telemetry","registrationId":"d","action":{"stall":{}}}"#,
+                "addressed by 'hub' and 'deviceId'",
+            ),
+            (
+                r#"{"operation":"hub.connect","idScope":"s","action":{"stall":{}}}"#,
+                "addressed by 'hub' and 'deviceId'",
+            ),
+            (
+                r#"{"operation":"dps.register","action":{"stall":{}}}"#,
+                "can only refuse",
+            ),
+            (
+                r#"{"operation":"hub.twin.get","action":{"delay":{"ms":0}}}"#,
+                "delay.ms must be",
+            ),
+            (
+                r#"{"operation":"hub.twin.get","action":{"delay":{"ms":600001}}}"#,
+                "delay.ms must be",
+            ),
+            (
+                r#"{"operation":"hub.twin.get","action":{"drop":{"when":"later"}}}"#,
+                "unreadable",
+            ),
+            (
+                r#"{"operation":"hub.twin.get","action":{"stall":{}},"probability":0}"#,
+                "probability must be",
+            ),
+            (
+                r#"{"operation":"hub.twin.get","action":{"stall":{}},"probability":1.5}"#,
+                "probability must be",
+            ),
+            (
+                r#"{"operation":"hub.twin.get","action":{"stall":{}},"after":1000001}"#,
+                "after must be",
+            ),
+        ];
+        for (json, reason) in cases {
+            let error = parse(json).expect_err(json);
+            assert!(error.to_string().contains(reason), "{json}: {error}");
+        }
+        let built =
+            FaultRule::new(FaultOperation::HubTelemetry, FaultAction::Stall).probability(f64::NAN);
+        assert!(built.validate().is_err(), "NaN is no probability");
     }
 }

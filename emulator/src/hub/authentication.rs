@@ -16,6 +16,7 @@ use super::identity::DeviceIdentity;
 use super::{Hub, Hubs};
 use crate::auth::sas::{SasError, SasToken};
 use crate::auth::{AuthError, Credential, x509};
+use crate::faults::{FaultHit, FaultOperation};
 
 /// A device (or module) proven to a hub and connected to it.
 pub struct DeviceConnection {
@@ -23,6 +24,23 @@ pub struct DeviceConnection {
     pub hub: Arc<Hub>,
     /// Makes this connection the identity's only one; held for the life of the connection.
     pub lease: ConnectionLease,
+    /// An injected fault that lets the connection through but acts on its answer (a delayed
+    /// CONNACK, or a drop right after it).
+    pub fault: Option<FaultHit>,
+}
+
+/// Why a CONNECT was not attached: its credential or device was refused, or an injected
+/// fault refuses, drops or stalls it (the transport carries that out).
+#[derive(Debug)]
+pub enum ConnectRefused {
+    Auth(AuthError),
+    Fault(FaultHit),
+}
+
+impl From<AuthError> for ConnectRefused {
+    fn from(error: AuthError) -> ConnectRefused {
+        ConnectRefused::Auth(error)
+    }
 }
 
 impl Hubs {
@@ -35,16 +53,29 @@ impl Hubs {
         module_id: Option<&str>,
         credential: Credential<'_>,
         now: SystemTime,
-    ) -> Result<DeviceConnection, AuthError> {
+    ) -> Result<DeviceConnection, ConnectRefused> {
         let hub = self
             .get(host)
             .ok_or_else(|| AuthError::UnknownHub(host.to_owned()))?;
         let identity = hub.authenticate_device(device_id, module_id, credential, now)?;
+        // After authentication (a bad credential is refused as ever) and before the attach,
+        // so a connect the fault turns away does not replace the device's live connection.
+        let fault = self.faults().check(
+            FaultOperation::HubConnect,
+            &[hub.name(), hub.host_name()],
+            device_id,
+        );
+        if let Some(hit) = &fault
+            && !hit.action.lets_request_through()
+        {
+            return Err(ConnectRefused::Fault(hit.clone()));
+        }
         let lease = hub.connections().attach(&identity.connection_key());
         Ok(DeviceConnection {
             identity,
             hub: hub.clone(),
             lease,
+            fault,
         })
     }
 }

@@ -25,6 +25,22 @@ impl HubError {
         }
     }
 
+    /// The error an injected fault refuses a hub request with; the message names the rule.
+    pub(crate) fn from_fault(refusal: crate::faults::Refusal, fault_id: &str) -> HubError {
+        use crate::faults::Refusal;
+        let (name, message) = match refusal {
+            Refusal::Throttled { .. } => ("ThrottlingException", "Operations are being throttled"),
+            Refusal::InternalError => ("ServerError", "Internal server error"),
+            Refusal::ServiceUnavailable { .. } => ("ServiceUnavailable", "Service unavailable"),
+            Refusal::Unauthorized => ("IotHubUnauthorized", "Unauthorized"),
+        };
+        HubError::new(
+            refusal.error_code(),
+            name,
+            format!("{message} (iotemu fault {fault_id})"),
+        )
+    }
+
     pub(crate) fn device_not_found(device_id: &str) -> HubError {
         HubError::new(
             404001,

@@ -12,6 +12,8 @@ use super::error::HubError;
 pub struct Hubs {
     ordered: Vec<Arc<Hub>>,
     by_host: HashMap<String, Arc<Hub>>,
+    /// The emulator's one fault registry: hub transports consult it, DPS shares it.
+    faults: crate::faults::Faults,
 }
 
 impl Hubs {
@@ -21,7 +23,16 @@ impl Hubs {
             .iter()
             .map(|h| (h.host_name.to_ascii_lowercase(), h.clone()))
             .collect();
-        Hubs { ordered, by_host }
+        Hubs {
+            ordered,
+            by_host,
+            faults: crate::faults::Faults::default(),
+        }
+    }
+
+    /// Injected faults (`crate::faults`), for hub and DPS operations alike.
+    pub fn faults(&self) -> &crate::faults::Faults {
+        &self.faults
     }
 
     pub fn get(&self, host_name: &str) -> Option<&Arc<Hub>> {

@@ -38,6 +38,7 @@ use dashmap::DashMap;
 use crate::auth::policy::SharedAccessPolicy;
 use crate::certificates::CertificateStore;
 use crate::persistence::Persistence;
+pub(crate) use authentication::ConnectRefused;
 use connections::Connections;
 use device::Device;
 use event_hubs::notifications::{self, Lifecycle};

@@ -8,6 +8,8 @@
 //! password = SAS token, or the TLS client certificate chain
 //! credential valid?                               no → CONNACK 5 (3: device disabled; 2: bad
 //!                                                      registration id)
+//! hub.connect fault? (docs/faults.md)             refuse → CONNACK 3 or 5; drop → close;
+//!                                                 stall → no answer
 //! ```
 //!
 //! A hub device is attached to the hub's connection registry here (kicking an older
@@ -30,6 +32,8 @@ use super::session::PeerInfo;
 use super::username::{self, ConnectTarget};
 use crate::auth::{AuthError, Credential};
 use crate::dps::attestation::RegistrationIdentity;
+use crate::faults::{FaultAction, FaultHit};
+use crate::hub::ConnectRefused;
 use crate::hub::DeviceIdentity;
 use crate::hub::connections::{ConnectionLease, Outbound};
 use crate::hub::{Hub, IdentityRef, push_queue};
@@ -149,15 +153,33 @@ pub(super) fn keep_alive_timeout(connect: &Connect, ctx: &MqttContext) -> Durati
     }
 }
 
-/// CONNECT → identity, or the CONNACK code to refuse with (logged with the reason).
+/// How a CONNECT that is not accepted is answered.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Turnaway {
+    /// A CONNACK with this code, then close.
+    Refuse(ConnectReturnCode),
+    /// Close without a CONNACK (an injected drop).
+    Drop,
+    /// Never answer (an injected stall).
+    Stall,
+}
+
+/// An accepted CONNECT: who is connected, and an injected fault that acts on its CONNACK
+/// (a delay, or a drop right after it).
+pub(super) struct Accepted {
+    pub(super) client: Client,
+    pub(super) fault: Option<FaultHit>,
+}
+
+/// CONNECT → identity, or how to turn it away (logged with the reason).
 pub(super) fn authenticate(
     connect: &Connect,
     peer: &PeerInfo,
     ctx: &MqttContext,
-) -> Result<Client, ConnectReturnCode> {
+) -> Result<Accepted, Turnaway> {
     let refuse = |code: ConnectReturnCode, reason: &dyn std::fmt::Display| {
         tracing::warn!(remote = %peer.remote, client_id = %connect.client_id, %reason, code = code as u8, "connection refused");
-        code
+        Turnaway::Refuse(code)
     };
     if connect.protocol != Protocol::V4 {
         return Err(refuse(
@@ -193,15 +215,26 @@ pub(super) fn authenticate(
     } else {
         Credential::None
     };
-    verify(&target, credential, ctx).map_err(|e| {
-        let code = match e {
-            // azure-iot-sdk-c maps 3 to "device disabled".
-            AuthError::DeviceDisabled(_) => ConnectReturnCode::ServiceUnavailable,
-            // The client id is the registration id, and it can never be valid.
-            AuthError::InvalidRegistrationId(_) => ConnectReturnCode::BadClientId,
-            _ => ConnectReturnCode::NotAuthorized,
-        };
-        refuse(code, &e)
+    verify(&target, credential, ctx).map_err(|refused| match refused {
+        ConnectRefused::Auth(e) => {
+            let code = match e {
+                // azure-iot-sdk-c maps 3 to "device disabled".
+                AuthError::DeviceDisabled(_) => ConnectReturnCode::ServiceUnavailable,
+                // The client id is the registration id, and it can never be valid.
+                AuthError::InvalidRegistrationId(_) => ConnectReturnCode::BadClientId,
+                _ => ConnectReturnCode::NotAuthorized,
+            };
+            refuse(code, &e)
+        }
+        ConnectRefused::Fault(hit) => match hit.action {
+            FaultAction::Refuse(refusal) => refuse(
+                super::faults::connack_for(refusal),
+                &format!("iotemu fault {} refuses the connect", hit.id),
+            ),
+            FaultAction::Stall => Turnaway::Stall,
+            // Only these two are turned away before the attach (`lets_request_through`).
+            FaultAction::Drop { .. } | FaultAction::Delay(_) => Turnaway::Drop,
+        },
     })
 }
 
@@ -247,7 +280,7 @@ fn verify(
     target: &ConnectTarget,
     credential: Credential<'_>,
     ctx: &MqttContext,
-) -> Result<Client, AuthError> {
+) -> Result<Accepted, ConnectRefused> {
     let now = SystemTime::now();
     match target {
         ConnectTarget::Dps {
@@ -256,7 +289,11 @@ fn verify(
         } => ctx
             .dps
             .authenticate_registration(id_scope, registration_id, credential, now)
-            .map(Client::Registration),
+            .map(|who| Accepted {
+                client: Client::Registration(who),
+                fault: None,
+            })
+            .map_err(ConnectRefused::Auth),
         ConnectTarget::Hub {
             host,
             device_id,
@@ -270,12 +307,15 @@ fn verify(
                     kicked,
                     outbound,
                 } = connected.lease;
-                Client::Device {
-                    identity: connected.identity,
-                    hub: connected.hub,
-                    connection_id: id,
-                    kicked,
-                    pushes: Some(outbound),
+                Accepted {
+                    client: Client::Device {
+                        identity: connected.identity,
+                        hub: connected.hub,
+                        connection_id: id,
+                        kicked,
+                        pushes: Some(outbound),
+                    },
+                    fault: connected.fault,
                 }
             }),
     }

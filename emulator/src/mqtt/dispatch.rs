@@ -16,7 +16,9 @@ use super::outbox::Outbox;
 use super::routes::{Inbound, classify_publish};
 use super::session::CloseReason;
 use super::{dps, methods, module_io, telemetry, twin};
+use crate::faults::{FaultAction, FaultHit, FaultOperation, Refusal};
 use crate::hub::connections::Outbound;
+use crate::hub::error::HubError;
 use crate::hub::methods::MethodCorrelation;
 use crate::hub::push_queue;
 use crate::hub::twin::requests::TwinRequest;
@@ -160,6 +162,82 @@ impl Dispatcher {
         };
         let ack = (publish.qos == QoS::AtLeastOnce).then_some(publish.pkid);
         tracing::debug!(client = %self.out.client, topic = %publish.topic, qos = publish.qos as u8, bytes = publish.payload.len(), "publish received");
+        // An injected fault (docs/faults.md) acts before the request (refuse, drop, stall:
+        // nothing is stored) or after it was stored and answered (delay, drop after ack).
+        let fault = self.hub_fault(&route);
+        if let Some(hit) = &fault {
+            match hit.action {
+                FaultAction::Refuse(refusal) => return self.refuse(&route, refusal, &hit.id, ack),
+                FaultAction::Drop { after_ack: false } => {
+                    return Err(format!(
+                        "dropped by iotemu fault {} before the request",
+                        hit.id
+                    ));
+                }
+                FaultAction::Stall => return Ok(()),
+                FaultAction::Delay(_) | FaultAction::Drop { after_ack: true } => {}
+            }
+        }
+        self.serve_publish(route, &publish, ack).await?;
+        match fault.map(|hit| (hit.action, hit.id)) {
+            Some((FaultAction::Delay(delay), _)) => {
+                super::faults::delay(delay, &self.ctx.shutdown).await;
+            }
+            Some((FaultAction::Drop { after_ack: true }, id)) => {
+                // The session writes what was answered (this PUBACK) before it closes.
+                return Err(format!("dropped by iotemu fault {id} after the answer"));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The hub fault that hits this device request, if any (telemetry and twin requests).
+    fn hub_fault(&self, route: &Inbound<'_>) -> Option<FaultHit> {
+        let operation = match route {
+            Inbound::Telemetry { .. } => FaultOperation::HubTelemetry,
+            Inbound::TwinGet { .. } => FaultOperation::HubTwinGet,
+            Inbound::TwinReportedPatch { .. } => FaultOperation::HubTwinPatch,
+            _ => return None,
+        };
+        let (identity, hub) = self.client.device()?;
+        self.ctx.hubs.faults().check(
+            operation,
+            &[hub.name(), hub.host_name()],
+            identity.device_id(),
+        )
+    }
+
+    /// A refusal fault's answer: a twin request gets its error response; telemetry, which
+    /// MQTT cannot refuse one message of, closes the connection without a PUBACK, as IoT Hub
+    /// does with a D2C message it refuses. Nothing is stored either way.
+    fn refuse(
+        &mut self,
+        route: &Inbound<'_>,
+        refusal: Refusal,
+        fault_id: &str,
+        ack: Option<u16>,
+    ) -> Result<(), CloseReason> {
+        match route {
+            Inbound::TwinGet { rid } | Inbound::TwinReportedPatch { rid } => {
+                self.out.ack(ack);
+                twin::refused(&mut self.out, rid, &HubError::from_fault(refusal, fault_id));
+                Ok(())
+            }
+            _ => Err(format!(
+                "telemetry refused by iotemu fault {fault_id} ({})",
+                refusal.status()
+            )),
+        }
+    }
+
+    /// Serves a PUBLISH by its route.
+    async fn serve_publish(
+        &mut self,
+        route: Inbound<'_>,
+        publish: &Publish,
+        ack: Option<u16>,
+    ) -> Result<(), CloseReason> {
         let out = &mut self.out;
         match (route, &self.client) {
             (Inbound::DpsRegister { rid }, Client::Registration(who)) => {

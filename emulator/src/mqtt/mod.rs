@@ -8,6 +8,7 @@ pub mod codec;
 mod connect;
 mod dispatch;
 mod dps;
+mod faults;
 pub(crate) mod listener;
 mod methods;
 mod module_io;

@@ -27,8 +27,9 @@ use tokio::time::Instant;
 
 use super::MqttContext;
 use super::codec::{self, ConnAck, ConnectReturnCode, Packet};
-use super::connect::{self, ConnectFailure};
+use super::connect::{self, ConnectFailure, Turnaway};
 use super::dispatch::Dispatcher;
+use crate::faults::FaultAction;
 use crate::hub::connections::Outbound;
 use crate::hub::push_queue;
 
@@ -97,10 +98,20 @@ where
             return None;
         }
     };
-    let client = match connect::authenticate(&connect, peer, ctx) {
-        Ok(client) => client,
-        Err(code) => {
+    let connect::Accepted { client, fault } = match connect::authenticate(&connect, peer, ctx) {
+        Ok(accepted) => accepted,
+        Err(Turnaway::Refuse(code)) => {
             refuse(stream, code).await;
+            return None;
+        }
+        Err(Turnaway::Drop) => {
+            tracing::info!(remote = %peer.remote, client_id = %connect.client_id, "connection dropped by an iotemu fault before its CONNACK");
+            close(stream).await;
+            return None;
+        }
+        Err(Turnaway::Stall) => {
+            tracing::info!(remote = %peer.remote, client_id = %connect.client_id, "CONNECT stalled by an iotemu fault: no CONNACK");
+            super::faults::stall(stream, &ctx.shutdown).await;
             return None;
         }
     };
@@ -113,6 +124,19 @@ where
     let name = client.name();
     tracing::info!(remote = %peer.remote, client = %name, keep_alive = connect.keep_alive, "client connected");
     let dispatcher = Dispatcher::open(client, ctx.clone(), connect.clean_session);
+    match fault.map(|hit| hit.action) {
+        // The CONNACK waits in the outbox until the delay has passed.
+        Some(FaultAction::Delay(delay)) => super::faults::delay(delay, &ctx.shutdown).await,
+        Some(FaultAction::Drop { after_ack: true }) => {
+            let _ = stream.write_all(dispatcher.out.pending()).await;
+            let _ = stream.flush().await;
+            dispatcher.close();
+            tracing::info!(remote = %peer.remote, client = %name, "connection dropped by an iotemu fault after its CONNACK");
+            close(stream).await;
+            return None;
+        }
+        _ => {}
+    }
     Some(Opened {
         dispatcher,
         rbuf,

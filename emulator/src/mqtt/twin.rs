@@ -60,6 +60,11 @@ pub(super) fn push_desired(out: &mut Outbox, version: u64, patch: Value) {
     );
 }
 
+/// A twin request an injected fault refuses: its error response, nothing read or stored.
+pub(super) fn refused(out: &mut Outbox, rid: &str, error: &HubError) {
+    self::error(out, rid, error);
+}
+
 /// Twin errors travel as the status in the topic and `{"errorCode","message"}` (Node only
 /// looks at the body).
 fn error(out: &mut Outbox, rid: &str, error: &HubError) {

@@ -90,7 +90,7 @@ impl Dps {
         body: &[u8],
     ) -> Result<RegistrationReply, DpsError> {
         // Before anything else, so a refused register stores and starts nothing.
-        if let Some(refused) = self.faults().check(
+        if let Some(refused) = self.faults().check_refusal(
             FaultOperation::DpsRegister,
             self.id_scope(),
             who.registration_id(),
@@ -161,7 +161,7 @@ impl Dps {
         operation_id: &str,
     ) -> Result<Pending<'_, RegistrationReply>, DpsError> {
         // Before anything else: a refused poll neither reads nor advances the operation.
-        if let Some(refused) = self.faults().check(
+        if let Some(refused) = self.faults().check_refusal(
             FaultOperation::DpsPoll,
             self.id_scope(),
             who.registration_id(),
