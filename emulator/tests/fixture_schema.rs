@@ -114,7 +114,11 @@ fn a_fixture_using_every_section_is_valid() {
             { "operation": "dps.poll", "action": { "refuse": { "status": 503 } } },
             { "operation": "dps.poll", "action": { "refuse": { "status": 503, "retryAfter": 0 } } },
             { "operation": "dps.register", "action": { "refuse": { "status": 500 } } },
-            { "operation": "dps.register", "action": { "refuse": { "status": 401 } } }
+            { "operation": "dps.register", "action": { "refuse": { "status": 401 } } },
+            { "operation": "hub.connect", "hub": "hub-a.example", "deviceId": "dev-*", "action": { "refuse": { "status": 429, "retryAfter": 1 } } },
+            { "operation": "hub.telemetry", "deviceId": "dev-1", "action": { "drop": { "when": "afterAck" } }, "after": 2, "count": 1 },
+            { "operation": "hub.twin.get", "action": { "delay": { "ms": 1500 } }, "probability": 0.5 },
+            { "operation": "hub.twin.patch", "action": { "stall": {} } }
         ]
     });
     assert!(schema_errors(&validator(), &fixture).is_empty());
@@ -268,6 +272,34 @@ fn malformed_fixtures_are_rejected_by_schema_and_loader_alike() {
         (
             "a fault without an action",
             json!({ "faults": [{ "operation": "dps.poll" }] }),
+        ),
+        (
+            "a DPS fault that delays",
+            json!({ "faults": [{ "operation": "dps.register", "action": { "delay": { "ms": 5 } } }] }),
+        ),
+        (
+            "a DPS fault addressed by deviceId",
+            json!({ "faults": [{ "operation": "dps.register", "deviceId": "d", "action": { "refuse": { "status": 500 } } }] }),
+        ),
+        (
+            "a hub fault addressed by registrationId",
+            json!({ "faults": [{ "operation": "hub.telemetry", "registrationId": "d", "action": { "stall": {} } }] }),
+        ),
+        (
+            "a fault with two actions",
+            json!({ "faults": [{ "operation": "hub.telemetry", "action": { "stall": {}, "drop": { "when": "afterAck" } } }] }),
+        ),
+        (
+            "a fault dropping at an unknown moment",
+            json!({ "faults": [{ "operation": "hub.telemetry", "action": { "drop": { "when": "later" } } }] }),
+        ),
+        (
+            "a fault with probability 0",
+            json!({ "faults": [{ "operation": "hub.connect", "action": { "stall": {} }, "probability": 0 }] }),
+        ),
+        (
+            "a fault delaying 0 ms",
+            json!({ "faults": [{ "operation": "hub.twin.get", "action": { "delay": { "ms": 0 } } }] }),
         ),
     ];
     for (what, fixture) in cases {
