@@ -1,6 +1,7 @@
 //! Injected DPS faults (issue #19, first slice; docs/faults.md): a rule refuses registration
 //! with 429 + `retry-after` over MQTT and HTTPS until its count is used, stores nothing while
-//! it refuses, goes away with its guard, and can be managed over the control port.
+//! it refuses, goes away with its guard, and can be managed over the control port or
+//! installed at start by a fixture's `faults` section.
 
 use std::time::Duration;
 
@@ -656,5 +657,69 @@ async fn twin_requests_can_be_refused_with_their_status_or_answered_late() {
         asked.elapsed() >= delay,
         "answered after {:?}",
         asked.elapsed()
+    );
+}
+
+/// A fixture's `faults` section: the control port's rule JSON, installed before any listener
+/// is bound.
+const FIXTURE_WITH_A_THROTTLE: &str = r#"{"faults":[
+    {"operation":"dps.register","registrationId":"symm-key-*",
+     "action":{"refuse":{"status":429,"retryAfter":3}},"count":1}
+]}"#;
+
+#[tokio::test]
+async fn a_fixture_fault_throttles_the_first_mqtt_register_then_lets_it_through() {
+    let emulator = Emulator::builder()
+        .quickstart_fixture()
+        .fixture_json("faults.json", FIXTURE_WITH_A_THROTTLE)
+        .retry_after(0)
+        .control_port(0)
+        .start()
+        .await
+        .expect("starts");
+    let installed = emulator.faults().list();
+    assert_eq!(installed.len(), 1);
+    assert_eq!((installed[0].hits, installed[0].remaining), (0, Some(1)));
+
+    let mut client = mqtt_registration(&emulator).await;
+    let register = "$dps/registrations/PUT/iotdps-register/?$rid=1";
+    let body = format!(r#"{{"registrationId":"{QUICKSTART_REGISTRATION_ID}"}}"#);
+    let (topic, error) = ask(&mut client, register, body.as_bytes()).await;
+    assert_eq!(topic, "$dps/registrations/res/429/?$rid=1&retry-after=3");
+    assert_eq!(error["errorCode"], 429001);
+    let (topic, _) = ask(&mut client, register, body.as_bytes()).await;
+    assert!(topic.starts_with("$dps/registrations/res/202/"), "{topic}");
+
+    // The control port lists the fixture's rule like any other, with its hit.
+    let (status, list) = control(&emulator, "GET", "/faults", &[], "").await;
+    assert_eq!(status, 200);
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+    assert_eq!(list[0]["id"], installed[0].id.as_str());
+    assert_eq!(
+        (list[0]["hits"].as_u64(), list[0]["remaining"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(list[0]["action"]["refuse"]["retryAfter"], 3);
+}
+
+#[tokio::test]
+async fn a_bad_fixture_fault_stops_the_start_naming_the_element() {
+    let fixture = r#"{"faults":[
+        {"operation":"dps.poll","action":{"refuse":{"status":503}}},
+        {"operation":"dps.register","action":{"refuse":{"status":429}}}
+    ]}"#;
+    let result = Emulator::builder()
+        .quickstart_fixture()
+        .fixture_json("faults.json", fixture)
+        .start()
+        .await;
+    let Err(error) = result else {
+        panic!("an emulator started with a 429 rule without retryAfter");
+    };
+    let message = error.to_string();
+    assert!(
+        message
+            .contains("faults.json: faults[1]: invalid fault rule: a 429 refusal needs retryAfter"),
+        "{message}"
     );
 }

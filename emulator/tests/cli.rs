@@ -115,6 +115,45 @@ fn fixtures_validate_reports_path_and_reason() {
 }
 
 #[test]
+fn fixture_faults_are_counted_by_validate_and_a_bad_one_stops_the_start() {
+    let dir = std::env::temp_dir().join(format!("iotemu-cli-faults-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("throttle.json");
+    std::fs::write(
+        &good,
+        r#"{"faults":[{"operation":"dps.register","action":{"refuse":{"status":429,"retryAfter":1}},"count":1}]}"#,
+    )
+    .unwrap();
+    let out = iotemu()
+        .args(["fixtures", "validate"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(", 1 fault rule(s)"));
+
+    let bad = dir.join("bad-faults.json");
+    std::fs::write(
+        &bad,
+        r#"{"faults":[{"operation":"dps.register","action":{"refuse":{"status":418}}}]}"#,
+    )
+    .unwrap();
+    let out = iotemu()
+        .args(FREE_PORTS)
+        .arg("--fixtures")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("bad-faults.json: faults[0]: invalid fault rule: refuse.status 418"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn a_taken_port_fails_with_the_fix_named() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();

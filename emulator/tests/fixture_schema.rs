@@ -107,7 +107,19 @@ fn a_fixture_using_every_section_is_valid() {
             "customAllocationDefinition": { "webhookUrl": "http://127.0.0.1:9/alloc", "apiVersion": "2021-10-01" },
             "reprovisionPolicy": { "updateHubAssignment": true, "migrateDeviceData": false },
             "provisioningStatus": "disabled"
-        }]
+        }],
+        "faults": [
+            { "operation": "dps.register", "idScope": "0ne0000ABCD", "registrationId": "dev-*",
+              "action": { "refuse": { "status": 429, "retryAfter": 2 } }, "count": 1 },
+            { "operation": "dps.poll", "action": { "refuse": { "status": 503 } } },
+            { "operation": "dps.poll", "action": { "refuse": { "status": 503, "retryAfter": 0 } } },
+            { "operation": "dps.register", "action": { "refuse": { "status": 500 } } },
+            { "operation": "dps.register", "action": { "refuse": { "status": 401 } } },
+            { "operation": "hub.connect", "hub": "hub-a.example", "deviceId": "dev-*", "action": { "refuse": { "status": 429, "retryAfter": 1 } } },
+            { "operation": "hub.telemetry", "deviceId": "dev-1", "action": { "drop": { "when": "afterAck" } }, "after": 2, "count": 1 },
+            { "operation": "hub.twin.get", "action": { "delay": { "ms": 1500 } }, "probability": 0.5 },
+            { "operation": "hub.twin.patch", "action": { "stall": {} } }
+        ]
     });
     assert!(schema_errors(&validator(), &fixture).is_empty());
     load(&fixture).expect("the loader accepts it too");
@@ -224,6 +236,70 @@ fn malformed_fixtures_are_rejected_by_schema_and_loader_alike() {
         (
             "group without an id",
             json!({ "enrollmentGroups": [{ "attestation": symmetric }] }),
+        ),
+        (
+            "a fault with an unknown operation",
+            json!({ "faults": [{ "operation": "dps.connect", "action": { "refuse": { "status": 500 } } }] }),
+        ),
+        (
+            "a 429 fault without retryAfter",
+            json!({ "faults": [{ "operation": "dps.register", "action": { "refuse": { "status": 429 } } }] }),
+        ),
+        (
+            "a 500 fault with retryAfter",
+            json!({ "faults": [{ "operation": "dps.register", "action": { "refuse": { "status": 500, "retryAfter": 1 } } }] }),
+        ),
+        (
+            "a fault refusing with 404",
+            json!({ "faults": [{ "operation": "dps.register", "action": { "refuse": { "status": 404 } } }] }),
+        ),
+        (
+            "a fault with count 0",
+            json!({ "faults": [{ "operation": "dps.poll", "action": { "refuse": { "status": 500 } }, "count": 0 }] }),
+        ),
+        (
+            "a fault retrying after more than an hour",
+            json!({ "faults": [{ "operation": "dps.poll", "action": { "refuse": { "status": 503, "retryAfter": 3601 } } }] }),
+        ),
+        (
+            "a fault pattern with a space",
+            json!({ "faults": [{ "operation": "dps.poll", "registrationId": "a b", "action": { "refuse": { "status": 500 } } }] }),
+        ),
+        (
+            "a fault with an unknown field",
+            json!({ "faults": [{ "operation": "dps.poll", "action": { "refuse": { "status": 500 } }, "delay": 1 }] }),
+        ),
+        (
+            "a fault without an action",
+            json!({ "faults": [{ "operation": "dps.poll" }] }),
+        ),
+        (
+            "a DPS fault that delays",
+            json!({ "faults": [{ "operation": "dps.register", "action": { "delay": { "ms": 5 } } }] }),
+        ),
+        (
+            "a DPS fault addressed by deviceId",
+            json!({ "faults": [{ "operation": "dps.register", "deviceId": "d", "action": { "refuse": { "status": 500 } } }] }),
+        ),
+        (
+            "a hub fault addressed by registrationId",
+            json!({ "faults": [{ "operation": "hub.telemetry", "registrationId": "d", "action": { "stall": {} } }] }),
+        ),
+        (
+            "a fault with two actions",
+            json!({ "faults": [{ "operation": "hub.telemetry", "action": { "stall": {}, "drop": { "when": "afterAck" } } }] }),
+        ),
+        (
+            "a fault dropping at an unknown moment",
+            json!({ "faults": [{ "operation": "hub.telemetry", "action": { "drop": { "when": "later" } } }] }),
+        ),
+        (
+            "a fault with probability 0",
+            json!({ "faults": [{ "operation": "hub.connect", "action": { "stall": {} }, "probability": 0 }] }),
+        ),
+        (
+            "a fault delaying 0 ms",
+            json!({ "faults": [{ "operation": "hub.twin.get", "action": { "delay": { "ms": 0 } } }] }),
         ),
     ];
     for (what, fixture) in cases {

@@ -1,6 +1,6 @@
 //! Load the fixtures into the domain: CA certificates first (enrollments may refer to them
-//! by name), then individual enrollments and enrollment groups. A fixture the domain refuses
-//! stops the start with the domain's reason.
+//! by name), then individual enrollments and enrollment groups, then the fixtures' fault rules.
+//! A fixture the domain refuses stops the start with the domain's reason.
 
 use super::domain::Domain;
 use crate::fixtures::{FixtureError, FixtureSet};
@@ -30,6 +30,13 @@ pub(super) fn load_fixtures(
         .map_err(|e| fixture_error(e.message()))?;
     dps.seed(std::mem::take(&mut fixtures.enrollment_groups))
         .map_err(|e| fixture_error(e.message()))?;
+    // The rules were checked (each one and their number) when the fixtures were loaded, so
+    // none is refused here; no listener is bound yet, so the first request already sees them.
+    for (i, rule) in std::mem::take(&mut fixtures.faults).into_iter().enumerate() {
+        dps.faults()
+            .add(rule)
+            .map_err(|e| fixture_error(&format!("faults[{i}]: {e}")))?;
+    }
     Ok(())
 }
 

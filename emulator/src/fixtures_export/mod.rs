@@ -327,6 +327,7 @@ fn build_fixture(
         hubs,
         enrollments,
         enrollment_groups: groups,
+        faults: Vec::new(),
     }
 }
 

@@ -33,8 +33,13 @@ fn validate(files: &[PathBuf]) -> ExitCode {
         .collect();
     match iotemu::internals::fixtures::FixtureSet::load(&sources) {
         Ok(set) => {
+            // Fault rules are named only when there are some: a fixture with them is a test's.
+            let faults = match set.fault_count() {
+                0 => String::new(),
+                n => format!(", {n} fault rule(s)"),
+            };
             println!(
-                "valid: DPS {} (id scope {}), {} hub(s), {} enrollment(s), {} enrollment group(s)",
+                "valid: DPS {} (id scope {}), {} hub(s), {} enrollment(s), {} enrollment group(s){faults}",
                 set.dps.host_name,
                 set.dps.id_scope,
                 set.hubs.len(),
