@@ -345,14 +345,19 @@ async function expectNotProvisioned(registrationId, deviceId) {
 
 /** POST on the control port with `body` (string or Buffer): { status, body (parsed JSON or text) }. */
 function controlPost(path, body = '') {
+  return controlRequest('POST', path, body);
+}
+
+/** Any request on the control port: { status, body (parsed JSON or text) }. */
+function controlRequest(method, path, body = '', contentType = 'application/octet-stream') {
   return new Promise((resolve, reject) => {
     const data = Buffer.isBuffer(body) ? body : Buffer.from(String(body), 'utf8');
     const req = http.request(
       CONTROL_URL + path,
       {
-        method: 'POST',
+        method,
         timeout: 5000,
-        headers: { ...CONTROL_AUTH, 'Content-Type': 'application/octet-stream', 'Content-Length': data.length },
+        headers: { ...CONTROL_AUTH, 'Content-Type': contentType, 'Content-Length': data.length },
       },
       (res) => {
         const chunks = [];
@@ -369,10 +374,35 @@ function controlPost(path, body = '') {
         });
       }
     );
-    req.on('timeout', () => req.destroy(new Error(`POST ${path} timed out`)));
+    req.on('timeout', () => req.destroy(new Error(`${method} ${path} timed out`)));
     req.on('error', reject);
     req.end(data);
   });
+}
+
+// --- injected faults (docs/faults.md) -------------------------------------------------------
+
+/** POST /faults with `rule` (the control port's JSON); checks the 201 and returns the rule's id. */
+async function installFault(rule) {
+  const { status, body } = await controlRequest('POST', '/faults', JSON.stringify(rule), 'application/json');
+  check(status === 201, `POST /faults returned ${status}: ${JSON.stringify(body)}`);
+  check(body && typeof body.id === 'string', `POST /faults answered no id: ${JSON.stringify(body)}`);
+  return body.id;
+}
+
+/** The rule `faultId` as GET /faults lists it (with `hits` and `remaining`). */
+async function faultStatus(faultId) {
+  const { status, body } = await controlGet('/faults');
+  check(status === 200 && Array.isArray(body), `GET /faults returned ${status}: ${JSON.stringify(body)}`);
+  const listed = body.filter((rule) => rule && rule.id === faultId);
+  check(listed.length === 1, `GET /faults does not list ${faultId}: ${JSON.stringify(body)}`);
+  return listed[0];
+}
+
+/** DELETE /faults/{id}; returns the status (204 when it was installed, 404 when not). */
+async function removeFault(faultId) {
+  const { status } = await controlRequest('DELETE', '/faults/' + encodeURIComponent(faultId));
+  return status;
 }
 
 /**
@@ -546,6 +576,10 @@ module.exports = {
   deviceRecord,
   expectNotProvisioned,
   controlPost,
+  controlRequest,
+  installFault,
+  faultStatus,
+  removeFault,
   provisionAndConnect,
   eventHubConnectionString,
   receiveEvents,

@@ -392,9 +392,14 @@ async def expect_not_provisioned(registration_id, device_id=None):
 
 def control_post(path, body=b"", content_type="application/octet-stream"):
     """POST on the control port; returns (status, parsed JSON or text)."""
+    return control_request("POST", path, body, content_type)
+
+
+def control_request(method, path, body=b"", content_type="application/octet-stream"):
+    """Any request on the control port; returns (status, parsed JSON or text)."""
     if isinstance(body, str):
         body = body.encode("utf-8")
-    req = urllib.request.Request(CONTROL_URL + path, data=body, method="POST",
+    req = urllib.request.Request(CONTROL_URL + path, data=body, method=method,
                                  headers={"Content-Type": content_type})
     try:
         with _OPENER.open(req, timeout=5) as resp:
@@ -410,6 +415,32 @@ def control_post(path, body=b"", content_type="application/octet-stream"):
 
 async def control_post_async(path, body=b""):
     return await asyncio.get_running_loop().run_in_executor(None, control_post, path, body)
+
+
+# --- injected faults (docs/faults.md) -------------------------------------------------------------
+
+
+async def install_fault(rule):
+    """POST /faults with `rule` (the control port's JSON); checks the 201 and returns the rule's id."""
+    status, body = await in_thread(control_request, "POST", "/faults", json.dumps(rule), "application/json")
+    check(status == 201, "POST /faults returned {}: {}".format(status, body))
+    check(isinstance(body, dict) and body.get("id"), "POST /faults answered no id: {!r}".format(body))
+    return body["id"]
+
+
+async def fault_status(fault_id):
+    """The rule `fault_id` as GET /faults lists it (with `hits` and `remaining`)."""
+    status, body = await control_get_async("/faults")
+    check(status == 200 and isinstance(body, list), "GET /faults returned {}: {}".format(status, body))
+    listed = [rule for rule in body if isinstance(rule, dict) and rule.get("id") == fault_id]
+    check(len(listed) == 1, "GET /faults does not list {}: {}".format(fault_id, body))
+    return listed[0]
+
+
+async def remove_fault(fault_id):
+    """DELETE /faults/{id}; returns the status (204 when it was installed, 404 when not)."""
+    status, _ = await in_thread(control_request, "DELETE", "/faults/" + fault_id)
+    return status
 
 
 async def provision_and_connect(scenario, provisioning_client_cls, device_client_cls, websockets=False):
