@@ -1,12 +1,17 @@
-// Shared steps of the Node hub-fault scenarios (hub_drop_reconnect, hub_delayed_puback,
-// hub_connect_refused): install a rule on the device's own id and always remove it, make this
-// run's messages, and count what the emulator stored per message id (GET /telemetry), so that a
-// QoS 1 resend shows up as a duplicate instead of being folded away as `waitForTelemetry` does.
+// Shared steps of the Node hub-fault scenarios (hub_drop_reconnect, hub_drop_twin,
+// hub_delayed_puback, hub_connect_refused): install a rule on the device's own id and always remove
+// it, make this run's messages, count what the emulator stored per message id (GET /telemetry), so
+// that a QoS 1 resend shows up as a duplicate instead of being folded away as `waitForTelemetry`
+// does, and change desired properties as a back end would.
 'use strict';
 
 const crypto = require('crypto');
+const http = require('http');
 
 const h = require('./harness');
+
+const CONTROL_URL = (process.env.IOTEMU_CONTROL_URL || 'http://127.0.0.1:9180').replace(/\/+$/, '');
+const CONTROL_AUTH = process.env.IOTEMU_CONTROL_TOKEN ? { Authorization: `Bearer ${process.env.IOTEMU_CONTROL_TOKEN}` } : {};
 
 /** Installs `rule` (POST /faults), runs `body(faultId)`, then removes the rule (DELETE → 204),
  *  also when `body` fails, so no rule outlives the scenario. */
@@ -72,3 +77,31 @@ async function expectAllStored(s, deviceId, runId, total, allowDuplicates) {
 }
 
 module.exports = { withFaultRule, expectHits, newMessage, storedCounts, expectAllStored, runId: () => crypto.randomUUID() };
+
+/** Merges `desired` into the device's desired properties through the control port's portal API
+ *  (PATCH /api/hubs/{hub}/devices/{id}/twin, docs/portal.md), as a back end would. */
+async function patchDesired(hub, deviceId, desired) {
+  const path = `/api/hubs/${encodeURIComponent(hub)}/devices/${encodeURIComponent(deviceId)}/twin`;
+  const body = JSON.stringify({ properties: { desired } });
+  const { status, text } = await new Promise((resolve, reject) => {
+    const req = http.request(
+      CONTROL_URL + path,
+      {
+        method: 'PATCH',
+        timeout: 5000,
+        headers: { ...CONTROL_AUTH, 'Content-Type': 'application/json', 'X-Iotemu-Portal': '1', 'Content-Length': Buffer.byteLength(body) },
+      },
+      (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode, text: Buffer.concat(chunks).toString('utf8') }));
+      }
+    );
+    req.on('timeout', () => req.destroy(new Error(`PATCH ${path} timed out`)));
+    req.on('error', reject);
+    req.end(body);
+  });
+  h.check(status === 200, `PATCH ${path} returned ${status}: ${text}`);
+}
+
+module.exports.patchDesired = patchDesired;

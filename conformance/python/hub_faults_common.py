@@ -1,11 +1,15 @@
-"""Shared steps of the Python hub-fault scenarios (hub_drop_reconnect, hub_delayed_puback,
-hub_connect_refused): install a rule on the device's own id and always remove it, send awaited
-telemetry, and count what the emulator stored per message id (GET /telemetry), so that a QoS 1
-resend shows up as a duplicate instead of being folded away as `wait_for_telemetry` does."""
+"""Shared steps of the Python hub-fault scenarios (hub_drop_reconnect, hub_drop_twin,
+hub_delayed_puback, hub_connect_refused): install a rule on the device's own id and always remove
+it, send awaited telemetry, count what the emulator stored per message id (GET /telemetry), so
+that a QoS 1 resend shows up as a duplicate instead of being folded away as `wait_for_telemetry`
+does, and change desired properties as a back end would."""
 
 import contextlib
+import json
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 import uuid
 
 import harness
@@ -80,3 +84,22 @@ def run_id():
 
 def elapsed_since(started):
     return time.monotonic() - started
+
+
+def _portal_patch(path, body):
+    req = urllib.request.Request(
+        harness.CONTROL_URL + path, data=json.dumps(body).encode("utf-8"), method="PATCH",
+        headers={"Content-Type": "application/json", "X-Iotemu-Portal": "1"})
+    try:
+        with harness._OPENER.open(req, timeout=5) as resp:
+            return resp.status, resp.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode("utf-8", "replace")
+
+
+async def patch_desired(hub, device_id, desired):
+    """Merges `desired` into the device's desired properties through the control port's portal
+    API (PATCH /api/hubs/{hub}/devices/{id}/twin, docs/portal.md), as a back end would."""
+    path = "/api/hubs/{}/devices/{}/twin".format(urllib.parse.quote(hub, safe=""), urllib.parse.quote(device_id, safe=""))
+    status, body = await harness.in_thread(_portal_patch, path, {"properties": {"desired": desired}})
+    check(status == 200, "PATCH {} returned {}: {}".format(path, status, body))
