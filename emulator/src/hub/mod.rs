@@ -26,6 +26,7 @@ mod provisioning;
 pub(crate) mod push_queue;
 pub mod query;
 pub(crate) mod registry;
+mod sessions;
 pub(crate) mod telemetry;
 mod telemetry_intake;
 pub(crate) mod twin;
@@ -67,6 +68,8 @@ pub struct Hub {
     /// Cloud-to-device queues by device id.
     c2d: DashMap<String, std::collections::VecDeque<c2d::QueuedC2d>>,
     persistent_c2d: dashmap::DashSet<String>,
+    /// The topic filters of persistent MQTT sessions, by connection key (`sessions.rs`).
+    session_filters: DashMap<String, Vec<(String, u8)>>,
     /// C2D feedback records waiting for the service.
     feedback: feedback::FeedbackQueue,
     /// Where changes are made durable (nowhere unless `--data-dir`).
@@ -114,6 +117,7 @@ impl Hub {
             allocation: HubAllocation::default(),
             c2d: DashMap::new(),
             persistent_c2d: dashmap::DashSet::new(),
+            session_filters: DashMap::new(),
             feedback: feedback::FeedbackQueue::default(),
             persistence: Arc::default(),
         };

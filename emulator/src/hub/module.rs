@@ -282,6 +282,7 @@ impl Hub {
         };
         self.connections()
             .disconnect(&format!("{device_id}/{module_id}"));
+        self.forget_session(&format!("{device_id}/{module_id}"));
         let (device_id, module_id) = (device_id.to_owned(), module_id.to_owned());
         Ok(pending.on_stored(move || {
             self.emit_lifecycle(
@@ -300,6 +301,7 @@ impl Hub {
             self.modules
                 .remove(&module_key(device_id, &module.module_id));
             self.connections().disconnect(&module.key());
+            self.forget_session(&module.key());
         }
         modules.into_iter().map(|m| m.module_id).collect()
     }

@@ -131,6 +131,7 @@ impl Hub {
         // A device deleted is gone with its pending cloud-to-device messages.
         self.c2d.remove(device_id);
         self.persistent_c2d.remove(device_id);
+        self.forget_session(device_id);
         let device_id = device_id.to_owned();
         Ok(pending.on_stored(move || {
             // The device's modules go with it, each reported like a module deletion.

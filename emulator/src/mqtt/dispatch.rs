@@ -17,6 +17,7 @@ use super::routes::{Inbound, classify_publish};
 use super::session::CloseReason;
 use super::{dps, methods, module_io, telemetry, twin};
 use crate::faults::{FaultAction, FaultHit, FaultOperation, Refusal};
+use crate::hub::Hub;
 use crate::hub::connections::Outbound;
 use crate::hub::error::HubError;
 use crate::hub::methods::MethodCorrelation;
@@ -32,6 +33,9 @@ pub(super) struct Dispatcher {
     c2d: Option<C2d>,
     /// Direct method calls sent to the device and not answered yet.
     methods: MethodCorrelation,
+    /// The connection key of a device's or module's persistent session (CleanSession 0),
+    /// whose filters the hub keeps for its next connection; `None` for a clean session.
+    persistent_session: Option<String>,
 }
 
 impl Dispatcher {
@@ -41,12 +45,22 @@ impl Dispatcher {
         let mut out = Outbox::new(client.name());
         // CleanSession 0 keeps a device's C2D subscription across connections (the SDKs
         // connect that way); CleanSession 1 forgets it.
-        let (c2d, session_present) = match client.device() {
+        let (c2d, c2d_restored) = match client.device() {
             Some((identity, hub)) => {
                 C2d::open(hub.clone(), identity_ref(identity), clean_session, &mut out)
             }
             None => (None, false),
         };
+        // The hub keeps the rest of the session's filters too (twin responses, desired
+        // patches, methods, inputs): the SDKs do not subscribe again when the session is
+        // present.
+        let (persistent_session, filters_restored) = match client.device() {
+            Some((identity, hub)) => {
+                restore_session(hub, identity.connection_key(), clean_session, &mut out)
+            }
+            None => (None, false),
+        };
+        let session_present = c2d_restored || filters_restored;
         out.write(Packet::ConnAck(codec::ConnAck::new(
             codec::ConnectReturnCode::Success,
             session_present,
@@ -57,6 +71,7 @@ impl Dispatcher {
             out,
             c2d,
             methods: MethodCorrelation::default(),
+            persistent_session,
         };
         dispatcher.pump_c2d();
         dispatcher
@@ -298,5 +313,40 @@ impl Dispatcher {
         if let Some(c2d) = &self.c2d {
             c2d.subscriptions_changed(&self.out);
         }
+        if let (Some(key), Some((_, hub))) = (&self.persistent_session, self.client.device()) {
+            let filters = self.out.subscriptions.filters();
+            hub.remember_session_filters(
+                key,
+                filters.map(|(f, q)| (f.to_owned(), q as u8)).collect(),
+            );
+        }
     }
+}
+
+/// A clean session forgets what the identity's persistent session held; a persistent one gets
+/// its remembered filters back (those C2D did not restore already). Returns the session's key
+/// when it is persistent, and whether any filter came back.
+fn restore_session(
+    hub: &Hub,
+    key: String,
+    clean_session: bool,
+    out: &mut Outbox,
+) -> (Option<String>, bool) {
+    if clean_session {
+        hub.forget_session(&key);
+        return (None, false);
+    }
+    let mut restored = false;
+    for (filter, qos) in hub.session_filters(&key) {
+        if !out.subscriptions.holds(&filter) {
+            let qos = if qos == 0 {
+                QoS::AtMostOnce
+            } else {
+                QoS::AtLeastOnce
+            };
+            out.subscriptions.restore(filter, qos);
+            restored = true;
+        }
+    }
+    (Some(key), restored)
 }

@@ -33,6 +33,16 @@ impl Subscriptions {
         self.filters.iter().any(|(f, _)| filter_matches(f, topic))
     }
 
+    /// Whether `filter` itself is held (not whether it matches a topic).
+    pub(super) fn holds(&self, filter: &str) -> bool {
+        self.filters.iter().any(|(f, _)| f == filter)
+    }
+
+    /// Every filter held, with its granted QoS.
+    pub(super) fn filters(&self) -> impl Iterator<Item = (&str, QoS)> {
+        self.filters.iter().map(|(f, q)| (f.as_str(), *q))
+    }
+
     /// Holds `filter` at `qos` without a SUBSCRIBE (a restored persistent session).
     pub(super) fn restore(&mut self, filter: String, qos: QoS) {
         self.filters.push((filter, qos));

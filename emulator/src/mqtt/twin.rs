@@ -139,6 +139,51 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_persistent_session_keeps_its_twin_subscriptions_and_a_clean_one_forgets_them() {
+        let world = World::start().await;
+        let (mut device, ack) = world.device(false).await;
+        assert!(!ack.session_present);
+        device
+            .subscribe("$iothub/twin/res/#", QoS::AtMostOnce)
+            .await;
+        device
+            .subscribe("$iothub/twin/PATCH/properties/desired/#", QoS::AtLeastOnce)
+            .await;
+        device.disconnect().await;
+
+        // The Python and Node SDKs reconnect with CleanSession 0 and do not subscribe again.
+        let (mut device, ack) = world.device(false).await;
+        assert!(ack.session_present, "the twin subscriptions were kept");
+        device
+            .publish("$iothub/twin/GET/?$rid=8", QoS::AtMostOnce, 0, "")
+            .await;
+        assert_eq!(
+            device.recv_publish().await.topic,
+            "$iothub/twin/res/200/?$rid=8"
+        );
+        let patch = serde_json::json!({"properties": {"desired": {"mode": "eco"}}});
+        let pending = world
+            .hub()
+            .update_twin(DEVICE, &patch, None, false)
+            .unwrap();
+        pending.durable().await.unwrap();
+        let pushed = device.recv_publish().await;
+        assert_eq!(
+            pushed.topic,
+            "$iothub/twin/PATCH/properties/desired/?$version=2"
+        );
+        assert_eq!(pushed.qos, QoS::AtLeastOnce, "granted QoS kept");
+        device.disconnect().await;
+
+        let (device, ack) = world.device(true).await;
+        assert!(!ack.session_present, "a clean session forgets");
+        device.disconnect().await;
+        let (device, ack) = world.device(false).await;
+        assert!(!ack.session_present, "and nothing comes back after it");
+        device.disconnect().await;
+    }
+
+    #[tokio::test]
     async fn desired_changes_reach_only_a_subscribed_device() {
         let world = World::start().await;
         let (mut device, _) = world.device(true).await;
