@@ -125,7 +125,9 @@ pub(super) async fn route(state: &EmulatorState, req: Request<Incoming>) -> Repl
         ["faults"] if req.method == Method::POST => {
             super::faults::add_reply(state.dps.faults(), &req.body)
         }
-        ["faults", id] if req.method == Method::GET => super::faults::get_reply(state.dps.faults(), id),
+        ["faults", id] if req.method == Method::GET => {
+            super::faults::get_reply(state.dps.faults(), id)
+        }
         ["faults", id] if req.method == Method::DELETE => {
             super::faults::remove_reply(state.dps.faults(), id)
         }
