@@ -529,10 +529,12 @@ try {
       { ...listed[0], id: undefined },
       { id: undefined, operation: "hub.telemetry", deviceId: "portal-fault-*", action: { drop: { when: "afterAck" } }, after: 2, count: 1, hits: 0, remaining: 1 },
     );
-    // A rule the server refuses: its message is shown and nothing is installed.
-    await form.getByLabel(/Probability/).fill("2");
+    // A rule the server refuses (DPS faults can only refuse): its message is shown and nothing
+    // is installed.
+    await form.getByLabel("Operation").selectOption("dps.register");
+    await form.getByLabel("Action").selectOption("stall");
     await form.getByRole("button", { name: "Add fault" }).click();
-    await page.getByRole("alert").filter({ hasText: "probability must be" }).waitFor();
+    await page.getByRole("alert").filter({ hasText: "can only refuse" }).waitFor();
     assert.equal(await page.locator("tr[data-id]").count(), 1);
     await shot(page, "20-faults");
     await page.getByRole("button", { name: `Remove fault ${listed[0].id}` }).click();
