@@ -23,6 +23,7 @@ pub use rule::{FaultAction, FaultError, FaultOperation, FaultRule, Refusal};
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use serde_json::{Value, json};
 
@@ -53,6 +54,8 @@ struct Entry {
     remaining: Option<u32>,
     /// Matching requests still to let through before the rule starts hitting (`after`).
     to_skip: u32,
+    /// When the rule was installed: its active window is measured from here.
+    installed_at: Instant,
 }
 
 /// A request a rule hit: the rule's id (for the error message and the log) and its action.
@@ -109,6 +112,7 @@ impl Faults {
             id: id.clone(),
             remaining: rule.count,
             to_skip: rule.after,
+            installed_at: Instant::now(),
             rule,
             hits: 0,
         });
@@ -172,8 +176,14 @@ impl Faults {
         }
         let mut rules = self.lock();
         let mut hitting = None;
+        let now = Instant::now();
         for (index, e) in rules.iter_mut().enumerate() {
-            if e.remaining == Some(0) || !e.rule.matches(operation, targets, id) {
+            if e.remaining == Some(0)
+                || !e.rule.matches(operation, targets, id)
+                || !e
+                    .rule
+                    .is_active(now.saturating_duration_since(e.installed_at))
+            {
                 continue;
             }
             if e.to_skip > 0 {
@@ -403,6 +413,41 @@ mod tests {
         // Other devices' requests neither hit nor use up `after`.
         let status = faults.get(&id).expect("listed");
         assert_eq!((status.hits, status.remaining), (1, Some(0)));
+    }
+
+    #[test]
+    fn a_rule_outside_its_window_lets_requests_through_and_spends_nothing() {
+        let faults = Faults::default();
+        let later = faults
+            .add(
+                FaultRule::new(FaultOperation::HubTelemetry, FaultAction::Stall)
+                    .active(3600, None)
+                    .after(1)
+                    .count(1),
+            )
+            .expect("valid");
+        let now = faults
+            .add(
+                FaultRule::new(FaultOperation::HubTwinGet, FaultAction::Stall)
+                    .active(0, Some(3600)),
+            )
+            .expect("valid");
+        for _ in 0..3 {
+            assert!(
+                faults
+                    .check(FaultOperation::HubTelemetry, &["h"], "d")
+                    .is_none()
+            );
+        }
+        let status = faults.get(&later).expect("listed");
+        assert_eq!((status.hits, status.remaining), (0, Some(1)));
+        assert_eq!(status.to_json()["activeAfterSeconds"], 3600);
+        assert!(
+            faults
+                .check(FaultOperation::HubTwinGet, &["h"], "d")
+                .is_some()
+        );
+        assert_eq!(faults.get(&now).map(|s| s.hits), Some(1));
     }
 
     #[test]

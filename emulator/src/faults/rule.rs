@@ -22,6 +22,8 @@ pub(crate) const MAX_RETRY_AFTER: u32 = 3600;
 pub(crate) const MAX_DELAY_MS: u64 = 600_000;
 /// Probabilities are kept in millionths, so rules compare exactly and render back unchanged.
 const PER_MILLION: u32 = 1_000_000;
+/// The latest start and the longest span of a rule's active window (seconds): a day.
+pub(crate) const MAX_WINDOW_SECONDS: u32 = 86_400;
 
 /// The request a rule is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,6 +202,10 @@ pub struct FaultRule {
     pub(super) after: u32,
     /// The chance, in millionths, that a matching request is hit; `None` is always.
     pub(super) per_million: Option<u32>,
+    /// The rule hits only from this long after it was installed…
+    pub(super) active_after: u32,
+    /// …and for this long (seconds); `None` is until removed.
+    pub(super) active_for: Option<u32>,
 }
 
 /// A rule that cannot be installed; the control port answers it as a 400 (400004).
@@ -218,6 +224,8 @@ impl FaultRule {
             count: None,
             after: 0,
             per_million: None,
+            active_after: 0,
+            active_for: None,
         }
     }
 
@@ -269,6 +277,24 @@ impl FaultRule {
         self
     }
 
+    /// Hit only within a window of time measured from when the rule is installed: from
+    /// `after_seconds` on, for `for_seconds` (`None`: until removed). Outside it matching
+    /// requests go through untouched and use up nothing.
+    pub fn active(mut self, after_seconds: u32, for_seconds: Option<u32>) -> FaultRule {
+        self.active_after = after_seconds;
+        self.active_for = for_seconds;
+        self
+    }
+
+    /// Whether the rule's window is open `elapsed` after it was installed.
+    pub(super) fn is_active(&self, elapsed: Duration) -> bool {
+        let from = Duration::from_secs(u64::from(self.active_after));
+        elapsed >= from
+            && self
+                .active_for
+                .is_none_or(|span| elapsed < from + Duration::from_secs(u64::from(span)))
+    }
+
     pub fn operation(&self) -> FaultOperation {
         self.operation
     }
@@ -293,6 +319,18 @@ impl FaultRule {
         }
         if self.after > MAX_COUNT {
             return Err(FaultError(format!("after must be 0..={MAX_COUNT}")));
+        }
+        if self.active_after > MAX_WINDOW_SECONDS {
+            return Err(FaultError(format!(
+                "activeAfterSeconds must be 0..={MAX_WINDOW_SECONDS}"
+            )));
+        }
+        if let Some(span) = self.active_for
+            && !(1..=MAX_WINDOW_SECONDS).contains(&span)
+        {
+            return Err(FaultError(format!(
+                "activeForSeconds must be 1..={MAX_WINDOW_SECONDS}"
+            )));
         }
         if let Some(p) = self.per_million
             && !(1..=PER_MILLION).contains(&p)
@@ -404,6 +442,19 @@ impl FaultRule {
         };
         let count = bounded("count", wire.count)?;
         let after = bounded("after", wire.after)?.unwrap_or(0);
+        let seconds = |field: &str, n: Option<u64>| {
+            n.map(|n| {
+                u32::try_from(n)
+                    .ok()
+                    .filter(|n| *n <= MAX_WINDOW_SECONDS)
+                    .ok_or_else(|| {
+                        FaultError(format!("{field} must be at most {MAX_WINDOW_SECONDS}"))
+                    })
+            })
+            .transpose()
+        };
+        let active_after = seconds("activeAfterSeconds", wire.active_after_seconds)?.unwrap_or(0);
+        let active_for = seconds("activeForSeconds", wire.active_for_seconds)?;
         let mut rule = FaultRule {
             operation,
             target,
@@ -412,6 +463,8 @@ impl FaultRule {
             count,
             after,
             per_million: None,
+            active_after,
+            active_for,
         };
         if let Some(p) = wire.probability {
             if !(p > 0.0 && p <= 1.0) {
@@ -442,6 +495,12 @@ impl FaultRule {
         }
         if let Some(p) = self.per_million {
             out["probability"] = json!(f64::from(p) / f64::from(PER_MILLION));
+        }
+        if self.active_after > 0 {
+            out["activeAfterSeconds"] = json!(self.active_after);
+        }
+        if let Some(span) = self.active_for {
+            out["activeForSeconds"] = json!(span);
         }
         out
     }
@@ -505,6 +564,8 @@ struct RuleJson {
     count: Option<u64>,
     after: Option<u64>,
     probability: Option<f64>,
+    active_after_seconds: Option<u64>,
+    active_for_seconds: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -661,6 +722,7 @@ mod tests {
             r#"{"operation":"hub.telemetry","deviceId":"*","action":{"drop":{"when":"beforeAck"}},"probability":0.25}"#,
             r#"{"operation":"hub.connect","deviceId":"d","action":{"refuse":{"status":503,"retryAfter":2}}}"#,
             r#"{"operation":"hub.twin.get","deviceId":"d","action":{"delay":{"ms":1500}}}"#,
+            r#"{"operation":"hub.connect","deviceId":"d","action":{"stall":{}},"activeAfterSeconds":5,"activeForSeconds":30}"#,
             r#"{"operation":"hub.twin.patch","deviceId":"d","action":{"stall":{}}}"#,
         ];
         for json in rules {
@@ -719,11 +781,30 @@ mod tests {
                 r#"{"operation":"hub.twin.get","action":{"stall":{}},"after":1000001}"#,
                 "after must be",
             ),
+            (
+                r#"{"operation":"hub.twin.get","action":{"stall":{}},"activeForSeconds":0}"#,
+                "activeForSeconds must be",
+            ),
+            (
+                r#"{"operation":"hub.twin.get","action":{"stall":{}},"activeAfterSeconds":86401}"#,
+                "activeAfterSeconds must be",
+            ),
         ];
         for (json, reason) in cases {
             let error = parse(json).expect_err(json);
             assert!(error.to_string().contains(reason), "{json}: {error}");
         }
+        let window =
+            FaultRule::new(FaultOperation::HubTelemetry, FaultAction::Stall).active(10, Some(5));
+        let at = |secs: u64| window.is_active(Duration::from_secs(secs));
+        assert_eq!(
+            (at(0), at(9), at(10), at(14), at(15)),
+            (false, false, true, true, false)
+        );
+        assert!(
+            FaultRule::new(FaultOperation::HubTelemetry, FaultAction::Stall)
+                .is_active(Duration::ZERO)
+        );
         let built =
             FaultRule::new(FaultOperation::HubTelemetry, FaultAction::Stall).probability(f64::NAN);
         assert!(built.validate().is_err(), "NaN is no probability");
