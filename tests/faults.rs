@@ -723,3 +723,133 @@ async fn a_bad_fixture_fault_stops_the_start_naming_the_element() {
         "{message}"
     );
 }
+
+// ---- Hub telemetry faults over HTTPS ---------------------------------------------------------
+
+const HTTPS_DEVICE: &str = "fault-https-device";
+
+/// `POST /devices/{id}/messages/events` as `HTTPS_DEVICE` (provisioned here) with `body`.
+async fn https_telemetry(emulator: &Emulator, body: &str) -> HttpsResponse {
+    let key = iotemu::SymmetricKey::from_base64(QUICKSTART_KEY).expect("key");
+    emulator
+        .default_hub()
+        .provision_device(HTTPS_DEVICE, key.clone(), key, None);
+    let sas = device_token(
+        "localhost",
+        HTTPS_DEVICE,
+        QUICKSTART_KEY,
+        seconds_from_now(600),
+    );
+    https_request(
+        emulator,
+        None,
+        "POST",
+        &format!("/devices/{HTTPS_DEVICE}/messages/events?api-version=2021-04-12"),
+        &[("Authorization", sas.as_str())],
+        body.as_bytes(),
+    )
+    .await
+}
+
+fn https_stored(emulator: &Emulator) -> Vec<String> {
+    emulator
+        .default_hub()
+        .telemetry()
+        .messages(Some(HTTPS_DEVICE))
+        .iter()
+        .map(|m| m.body_text().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn https_telemetry_can_be_refused_with_retry_after_or_answered_late() {
+    let emulator = start_emulator(None).await;
+    let throttle = emulator
+        .faults()
+        .inject(
+            FaultRule::new(
+                FaultOperation::HubTelemetry,
+                Refusal::Throttled { retry_after: 3 },
+            )
+            .device_id(HTTPS_DEVICE)
+            .count(1),
+        )
+        .expect("valid");
+    let refused = https_telemetry(&emulator, "refused").await;
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.header("retry-after"), Some("3"));
+    let body = String::from_utf8_lossy(&refused.body).to_string();
+    assert!(
+        body.contains("ThrottlingException") && body.contains(throttle.id()),
+        "{body}"
+    );
+    assert!(
+        https_stored(&emulator).is_empty(),
+        "a refused message is not stored"
+    );
+
+    let delay = Duration::from_millis(300);
+    let _slow = emulator
+        .faults()
+        .inject(
+            FaultRule::new(FaultOperation::HubTelemetry, FaultAction::Delay(delay))
+                .device_id(HTTPS_DEVICE)
+                .count(1),
+        )
+        .expect("valid");
+    let asked = std::time::Instant::now();
+    assert_eq!(https_telemetry(&emulator, "late").await.status, 204);
+    // A lower bound only: the answer was held at least as long as the rule asked.
+    assert!(
+        asked.elapsed() >= delay,
+        "answered after {:?}",
+        asked.elapsed()
+    );
+    assert_eq!(https_stored(&emulator), ["late"]);
+}
+
+#[tokio::test]
+async fn https_telemetry_dropped_before_the_answer_is_closed_unanswered_and_not_stored() {
+    let emulator = start_emulator(None).await;
+    let key = iotemu::SymmetricKey::from_base64(QUICKSTART_KEY).expect("key");
+    emulator
+        .default_hub()
+        .provision_device(HTTPS_DEVICE, key.clone(), key, None);
+    let _drop = emulator
+        .faults()
+        .inject(
+            FaultRule::new(
+                FaultOperation::HubTelemetry,
+                FaultAction::Drop { after_ack: false },
+            )
+            .device_id(HTTPS_DEVICE)
+            .count(1),
+        )
+        .expect("valid");
+    let port = emulator.https_port().expect("HTTPS is served");
+    let mut stream = tls_connect(&emulator, port, None, vec![b"http/1.1".to_vec()]).await;
+    let sas = device_token(
+        "localhost",
+        HTTPS_DEVICE,
+        QUICKSTART_KEY,
+        seconds_from_now(600),
+    );
+    let body = "dropped";
+    let request = format!(
+        "POST /devices/{HTTPS_DEVICE}/messages/events?api-version=2021-04-12 HTTP/1.1\r\nHost: localhost\r\nAuthorization: {sas}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    stream.flush().await.expect("flush");
+    let mut answer = Vec::new();
+    let _ = within("the close", stream.read_to_end(&mut answer)).await;
+    assert!(
+        answer.is_empty(),
+        "no answer: {}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert!(https_stored(&emulator).is_empty());
+    // The rule is used up: the next send is stored.
+    assert_eq!(https_telemetry(&emulator, "next").await.status, 204);
+    assert_eq!(https_stored(&emulator), ["next"]);
+}

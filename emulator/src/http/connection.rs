@@ -10,7 +10,6 @@
 //!   (idle timeout)            (header timeout)                   (body timeout in the router)
 //! ```
 
-use std::convert::Infallible;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -98,6 +97,18 @@ impl Activity {
     }
 }
 
+/// The service's one error: an injected fault closes the connection without an answer.
+#[derive(Debug)]
+struct AbortedByFault;
+
+impl std::fmt::Display for AbortedByFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("closed without an answer by an iotemu fault")
+    }
+}
+
+impl std::error::Error for AbortedByFault {}
+
 /// Serves one accepted TCP connection until the client closes, a timeout closes it, or
 /// shutdown (which lets the request in flight finish).
 pub(super) async fn serve(
@@ -124,7 +135,15 @@ pub(super) async fn serve(
                 activity.set(|_| Phase::Busy);
                 let reply = router::handle(&ctx, req, &certificates, remote).await;
                 activity.set(|_| Phase::Idle(Instant::now()));
-                Ok::<_, Infallible>(reply)
+                // An error from the service makes hyper close the connection unanswered.
+                if reply
+                    .extensions()
+                    .get::<super::reply::AbortConnection>()
+                    .is_some()
+                {
+                    return Err(AbortedByFault);
+                }
+                Ok(reply)
             }
         })
     };

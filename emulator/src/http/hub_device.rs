@@ -7,15 +7,17 @@
 //! Every route needs `api-version`; the hub is the one named by the `Host` header; the device
 //! proves itself with a device SAS token or its TLS client certificate, for the device the
 //! path names. This module and its groups only map headers and bodies; the hub applies the
-//! rules (limits, locks).
+//! rules (limits, locks). Injected faults (docs/faults.md) on a group's operations are
+//! carried out in [`handle`] too.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use super::HttpContext;
 use super::hub_service::no_route;
 use super::reply::{self, Refusal, Reply};
 use super::request::Request;
 use crate::auth::AuthError;
+use crate::faults::{FaultAction, FaultOperation};
 use crate::hub::error::HubError;
 use crate::hub::{DeviceIdentity, Hub};
 
@@ -45,6 +47,12 @@ pub(super) trait DeviceGroup {
         req: &'a Request<'a>,
         operation: Self::Operation<'a>,
     ) -> impl Future<Output = Result<Reply, HubError>> + Send + 'a;
+
+    /// The fault operation (docs/faults.md) an operation of the group is, if faults apply to
+    /// it over HTTPS.
+    fn fault_operation(_operation: &Self::Operation<'_>) -> Option<FaultOperation> {
+        None
+    }
 }
 
 /// The checks on the head (route, api-version, credential), before the body is read.
@@ -69,11 +77,60 @@ pub(super) async fn handle<G: DeviceGroup>(
             hub,
             identity,
             operation,
-        }) => G::apply(hub, identity, req, operation)
-            .await
-            .unwrap_or_else(|e| reply::hub_error(&e)),
+        }) => {
+            // An injected fault acts before the operation (refuse, drop, stall: nothing is
+            // stored) or after it was stored and answered (delay, drop after the answer).
+            let fault = G::fault_operation(&operation).and_then(|op| {
+                ctx.hubs
+                    .faults()
+                    .check(op, &[hub.name(), hub.host_name()], identity.device_id())
+            });
+            if let Some(hit) = &fault {
+                match hit.action {
+                    FaultAction::Refuse(refusal) => {
+                        let mut refused = reply::hub_error(&HubError::from_fault(refusal, &hit.id));
+                        if let Some(seconds) = refusal.retry_after() {
+                            refused
+                                .headers_mut()
+                                .insert(hyper::header::RETRY_AFTER, seconds.into());
+                        }
+                        return refused;
+                    }
+                    FaultAction::Drop { after_ack: false } => return reply::abort(),
+                    FaultAction::Stall => return stall(ctx).await,
+                    FaultAction::Delay(_) | FaultAction::Drop { after_ack: true } => {}
+                }
+            }
+            let reply = G::apply(hub, identity, req, operation)
+                .await
+                .unwrap_or_else(|e| reply::hub_error(&e));
+            match fault.map(|hit| hit.action) {
+                Some(FaultAction::Delay(delay)) => {
+                    let mut shutdown = ctx.shutdown.clone();
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = shutdown.recv() => {}
+                    }
+                    reply
+                }
+                Some(FaultAction::Drop { after_ack: true }) => reply::closing(reply),
+                _ => reply,
+            }
+        }
         Err(refusal) => *refusal,
     }
+}
+
+/// A stalled request: no answer until the stall's bound (the longest delay a rule may ask
+/// for) or the emulator's shutdown, then the connection is dropped without one; nothing was
+/// done. A client gives up long before.
+async fn stall(ctx: &HttpContext) -> Reply {
+    let mut shutdown = ctx.shutdown.clone();
+    tokio::select! {
+        () = tokio::time::sleep(Duration::from_millis(crate::faults::MAX_DELAY_MS)) => {}
+        () = shutdown.recv() => {}
+    }
+    reply::abort()
 }
 
 /// What the checks on the head found: the hub, the proven device and the operation.

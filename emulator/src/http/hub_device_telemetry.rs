@@ -20,6 +20,7 @@ use serde_json::Value;
 use super::hub_device::{APP_PREFIX, DeviceGroup};
 use super::reply::{self, Reply};
 use super::request::Request;
+use crate::faults::FaultOperation;
 use crate::hub::DeviceIdentity;
 use crate::hub::Hub;
 use crate::hub::error::HubError;
@@ -48,6 +49,10 @@ impl DeviceGroup for Telemetry {
         (): Self::Operation<'a>,
     ) -> Result<Reply, HubError> {
         send(hub, req, &identity)
+    }
+
+    fn fault_operation((): &()) -> Option<FaultOperation> {
+        Some(FaultOperation::HubTelemetry)
     }
 }
 

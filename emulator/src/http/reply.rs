@@ -25,6 +25,27 @@ pub(super) fn json<T: Serialize>(status: u16, body: &T) -> Reply {
         .unwrap_or_default()
 }
 
+/// Marks a reply the connection must not send: it is closed instead (an injected drop or
+/// stall, docs/faults.md). `connection.rs` acts on it.
+#[derive(Clone, Copy)]
+pub(super) struct AbortConnection;
+
+/// No answer: the connection is closed without one.
+pub(super) fn abort() -> Reply {
+    let mut reply = empty(500);
+    reply.extensions_mut().insert(AbortConnection);
+    reply
+}
+
+/// `reply`, after which the connection is closed (`Connection: close`).
+pub(super) fn closing(mut reply: Reply) -> Reply {
+    reply.headers_mut().insert(
+        hyper::header::CONNECTION,
+        hyper::header::HeaderValue::from_static("close"),
+    );
+    reply
+}
+
 pub(super) fn empty(status: u16) -> Reply {
     Response::builder()
         .status(StatusCode::from_u16(status).unwrap_or(StatusCode::NO_CONTENT))
