@@ -738,3 +738,85 @@ async fn a_renewed_token_keeps_the_device_links() {
     assert!(sender.send(message).await.unwrap().is_accepted());
     connection.close().await.unwrap();
 }
+
+/// Injected telemetry faults over AMQP (docs/faults.md): a 429 rejects the delivery with IoT
+/// Hub's throttling condition and `retry-after`, storing nothing; a drop after the ack
+/// accepts (and stores) the message, then detaches the device's links.
+#[tokio::test]
+async fn injected_telemetry_faults_reject_with_retry_after_or_detach_after_the_accept() {
+    use iotemu::{FaultAction, FaultOperation, FaultRule, Refusal};
+    let emulator = start().await;
+    let (mut connection, mut session, _cbs) = device_session(&emulator).await;
+    let mut sender = Sender::attach(&mut session, "events", path("messages/events"))
+        .await
+        .unwrap();
+    let stored = || {
+        emulator
+            .default_hub()
+            .telemetry()
+            .messages(Some(QUICKSTART_DEVICE_ID))
+            .len()
+    };
+    let throttle = emulator
+        .faults()
+        .inject(
+            FaultRule::new(
+                FaultOperation::HubTelemetry,
+                Refusal::Throttled { retry_after: 2 },
+            )
+            .device_id(QUICKSTART_DEVICE_ID)
+            .count(1),
+        )
+        .unwrap();
+    let refused = Message::builder().body(data(b"refused")).build();
+    match sender.send(refused).await.unwrap() {
+        Outcome::Rejected(r) => {
+            let error = r.error.expect("an error");
+            assert_eq!(
+                symbol_of(&error.condition),
+                "com.microsoft:device-container-throttled"
+            );
+            let info = error.info.expect("error info");
+            assert_eq!(
+                info.get(&fe2o3_amqp::types::primitives::Symbol::from("retry-after")),
+                Some(&Value::String("2".into()))
+            );
+            assert!(
+                error
+                    .description
+                    .unwrap_or_default()
+                    .contains(throttle.id()),
+                "the description names the rule"
+            );
+        }
+        other => panic!("a rejection expected, got {other:?}"),
+    }
+    assert_eq!(stored(), 0, "a refused message is not stored");
+
+    let _drop = emulator
+        .faults()
+        .inject(
+            FaultRule::new(
+                FaultOperation::HubTelemetry,
+                FaultAction::Drop { after_ack: true },
+            )
+            .device_id(QUICKSTART_DEVICE_ID)
+            .count(1),
+        )
+        .unwrap();
+    let kept = Message::builder().body(data(b"kept")).build();
+    assert!(matches!(
+        sender.send(kept).await.unwrap(),
+        Outcome::Accepted(_)
+    ));
+    assert_eq!(stored(), 1, "accepted means stored");
+    let error = match tokio::time::timeout(WAIT, sender.on_detach())
+        .await
+        .unwrap()
+    {
+        DetachError::RemoteClosedWithError(e) | DetachError::RemoteDetachedWithError(e) => e,
+        other => panic!("a detach with an error expected, got {other:?}"),
+    };
+    assert_eq!(symbol_of(&error.condition), "amqp:connection:forced");
+    let _ = connection.close().await;
+}

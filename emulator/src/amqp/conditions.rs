@@ -21,6 +21,8 @@ pub(crate) const ARGUMENT_ERROR: &str = "com.microsoft:argument-error";
 pub(crate) const CONNECTION_FORCED: &str = "amqp:connection:forced";
 pub(crate) const FRAMING_ERROR: &str = "amqp:connection:framing-error";
 pub(crate) const MESSAGE_LOCK_LOST: &str = "com.microsoft:message-lock-lost";
+/// IoT Hub's throttling condition (also DPS's, `dps_request.rs`).
+pub(crate) const DEVICE_CONTAINER_THROTTLED: &str = "com.microsoft:device-container-throttled";
 
 /// The typed condition for `symbol` (standard ones parse to their variants, others stay
 /// custom symbols; both encode as the same symbol on the wire).

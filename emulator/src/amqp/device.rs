@@ -166,6 +166,17 @@ impl DeviceChannel {
         });
     }
 
+    /// An injected drop (docs/faults.md): the identity's links detach with
+    /// `amqp:connection:forced` naming the fault, as when the hub closes a device's
+    /// connection, and the device must attach again.
+    pub(crate) fn drop_by_fault(&self, fault_id: &str) {
+        tracing::info!(device = %self.key, fault = %fault_id, "device links dropped by an iotemu fault");
+        self.close(Some(super::conditions::error(
+            super::conditions::CONNECTION_FORCED,
+            format!("dropped by iotemu fault {fault_id}"),
+        )));
+    }
+
     /// Resolves when the channel closes, with the error a link should detach with (`None`:
     /// the connection is gone, nothing to send).
     pub(crate) async fn closed(&self) -> Option<Error> {

@@ -31,6 +31,8 @@ use super::conditions::{self, ARGUMENT_ERROR};
 use super::device::{DeviceChannel, close_link};
 use super::link::{self, LinkSlot};
 use super::message::{AnyMessage, body_bytes, message_id_string, simple_value_string, system_time};
+use crate::faults::{FaultAction, FaultHit, Refusal};
+use crate::hub::error::HubError;
 use crate::hub::telemetry::{IncomingMessage, SystemProperties};
 
 /// The message format of a batch, whose Data sections are encoded messages (Azure's
@@ -54,6 +56,28 @@ pub(crate) async fn serve(mut receiver: Receiver, channel: Arc<DeviceChannel>, s
                 };
                 let batched = *delivery.message_format() == Some(BATCH_FORMAT);
                 let (info, message) = delivery.into_parts();
+                // An injected fault (docs/faults.md) acts before the message is stored
+                // (refuse, drop, stall) or after it was stored and settled (delay, drop).
+                let fault = channel.hub.telemetry_fault(&channel.identity);
+                if let Some(hit) = &fault {
+                    match hit.action {
+                        FaultAction::Refuse(refusal) => {
+                            tracing::info!(%link, %device, fault = %hit.id, "telemetry refused by an iotemu fault");
+                            if let Err(e) = receiver.reject(info, fault_error(refusal, &hit.id)).await {
+                                tracing::debug!(%link, error = %e, "AMQP telemetry disposition failed");
+                                break;
+                            }
+                            continue;
+                        }
+                        FaultAction::Drop { after_ack: false } => {
+                            channel.drop_by_fault(&hit.id);
+                            continue;
+                        }
+                        // Not stored, never settled; the link goes on.
+                        FaultAction::Stall => continue,
+                        FaultAction::Delay(_) | FaultAction::Drop { after_ack: true } => {}
+                    }
+                }
                 let stored = if batched {
                     unbatch(message).and_then(|messages| {
                         channel
@@ -84,6 +108,20 @@ pub(crate) async fn serve(mut receiver: Receiver, channel: Arc<DeviceChannel>, s
                     tracing::debug!(%link, error = %e, "AMQP telemetry disposition failed");
                     break;
                 }
+                match fault {
+                    Some(FaultHit { action: FaultAction::Drop { after_ack: true }, id }) => {
+                        channel.drop_by_fault(&id);
+                    }
+                    Some(FaultHit { action: FaultAction::Delay(delay), .. }) => {
+                        // The disposition is sent; the next delivery waits (the link reads
+                        // nothing meanwhile, as a slow service would).
+                        tokio::select! {
+                            () = tokio::time::sleep(delay) => {}
+                            _ = channel.closed() => {}
+                        }
+                    }
+                    _ => {}
+                }
             }
             reason = channel.closed() => {
                 close_link(LinkEndpoint::Receiver(receiver), reason).await;
@@ -92,6 +130,29 @@ pub(crate) async fn serve(mut receiver: Receiver, channel: Arc<DeviceChannel>, s
         }
     }
     drop(slot);
+}
+
+/// The AMQP error a refusal fault rejects a message with: a 429 as IoT Hub's throttling
+/// condition (`com.microsoft:device-container-throttled`, which the device SDKs treat as
+/// retryable) with `retry-after` in its info, the others as the hub error of their status.
+fn fault_error(refusal: Refusal, fault_id: &str) -> Error {
+    let hub_error = HubError::from_fault(refusal, fault_id);
+    match refusal {
+        Refusal::Throttled { retry_after } => {
+            let mut error = conditions::error(
+                conditions::DEVICE_CONTAINER_THROTTLED,
+                hub_error.to_string(),
+            );
+            let mut info = fe2o3_amqp::types::definitions::Fields::new();
+            info.insert(
+                fe2o3_amqp::types::primitives::Symbol::from("retry-after"),
+                Value::String(retry_after.to_string()),
+            );
+            error.info = Some(Box::new(info));
+            error
+        }
+        _ => conditions::hub_error(&hub_error),
+    }
 }
 
 /// The messages of a batch (`sendEventBatch`): each Data section holds one whole encoded

@@ -40,7 +40,7 @@ pub(crate) const GET_OPERATION_STATUS: &str = "iotdps-get-operationstatus";
 pub(crate) const GET_REGISTRATION: &str = "iotdps-get-registration";
 
 /// The Node client's throttling condition, which it retries (spec/amqp.md §7).
-pub(crate) const THROTTLED: &str = "com.microsoft:device-container-throttled";
+pub(crate) const THROTTLED: &str = super::conditions::DEVICE_CONTAINER_THROTTLED;
 pub(crate) const PRECONDITION_FAILED: &str = "com.microsoft:precondition-failed";
 
 /// What a request asks DPS to do.

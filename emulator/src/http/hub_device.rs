@@ -81,8 +81,7 @@ pub(super) async fn handle<G: DeviceGroup>(
             // An injected fault acts before the operation (refuse, drop, stall: nothing is
             // stored) or after it was stored and answered (delay, drop after the answer).
             let fault = G::fault_operation(&operation).and_then(|op| {
-                ctx.hubs
-                    .faults()
+                hub.faults()
                     .check(op, &[hub.name(), hub.host_name()], identity.device_id())
             });
             if let Some(hit) = &fault {

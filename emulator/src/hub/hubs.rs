@@ -18,7 +18,14 @@ pub struct Hubs {
 
 impl Hubs {
     pub fn new(hubs: Vec<Hub>) -> Hubs {
-        let ordered: Vec<Arc<Hub>> = hubs.into_iter().map(Arc::new).collect();
+        let faults = crate::faults::Faults::default();
+        let ordered: Vec<Arc<Hub>> = hubs
+            .into_iter()
+            .map(|mut hub| {
+                hub.faults = faults.clone();
+                Arc::new(hub)
+            })
+            .collect();
         let by_host = ordered
             .iter()
             .map(|h| (h.host_name.to_ascii_lowercase(), h.clone()))
@@ -26,7 +33,7 @@ impl Hubs {
         Hubs {
             ordered,
             by_host,
-            faults: crate::faults::Faults::default(),
+            faults,
         }
     }
 

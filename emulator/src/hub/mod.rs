@@ -56,6 +56,9 @@ pub struct Hub {
     /// The first label of the host name: `hubName` in events, `sas.root.{name}` in SASL.
     name: String,
     policies: Vec<SharedAccessPolicy>,
+    /// The emulator's fault registry (`Hubs` hands every hub the shared one), for the
+    /// transports that reach a hub without the `Hubs`.
+    faults: crate::faults::Faults,
     devices: DashMap<String, Device>,
     /// Module identities by (device id, module id).
     modules: DashMap<(String, String), module::Module>,
@@ -108,6 +111,7 @@ impl Hub {
             host_name: host_name.to_owned(),
             name,
             policies,
+            faults: crate::faults::Faults::default(),
             devices: DashMap::new(),
             modules: DashMap::new(),
             connections: Connections::default(),
@@ -123,6 +127,23 @@ impl Hub {
         };
         hub.observe_connections();
         hub
+    }
+
+    /// Injected faults (`crate::faults`): the registry shared by every hub and DPS.
+    pub(crate) fn faults(&self) -> &crate::faults::Faults {
+        &self.faults
+    }
+
+    /// The telemetry fault that hits a message of `identity`'s device, if any.
+    pub(crate) fn telemetry_fault(
+        &self,
+        identity: &DeviceIdentity,
+    ) -> Option<crate::faults::FaultHit> {
+        self.faults.check(
+            crate::faults::FaultOperation::HubTelemetry,
+            &[&self.name, &self.host_name],
+            identity.device_id(),
+        )
     }
 
     /// Sets up the built-in Event Hubs-compatible endpoint (partitions, consumer groups,

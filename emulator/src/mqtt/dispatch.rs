@@ -216,7 +216,7 @@ impl Dispatcher {
             _ => return None,
         };
         let (identity, hub) = self.client.device()?;
-        self.ctx.hubs.faults().check(
+        hub.faults().check(
             operation,
             &[hub.name(), hub.host_name()],
             identity.device_id(),
