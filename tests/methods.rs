@@ -117,3 +117,79 @@ async fn offline_unsubscribed_and_silent_devices_get_azure_errors() {
         413001
     );
 }
+
+/// Injected method faults (docs/faults.md), on the hub's one invoke path: a refusal reaches
+/// the caller as its Azure error without the device seeing the call; a drop closes the
+/// device's connection instead of delivering (404103); a drop after the answer returns the
+/// answer, then closes the connection.
+#[tokio::test]
+async fn injected_method_faults_refuse_the_caller_or_drop_the_device() {
+    use iotemu::{FaultAction, FaultOperation, FaultRule, Refusal};
+    let emulator = start_emulator(None).await;
+    let mut client = device(&emulator, "m-fault", true).await;
+    let hub = emulator.default_hub().clone();
+    let rule = |action: FaultAction| {
+        FaultRule::new(FaultOperation::HubMethod, action)
+            .device_id("m-fault")
+            .count(1)
+    };
+    let throttle = emulator
+        .faults()
+        .inject(rule(FaultAction::Refuse(Refusal::Throttled {
+            retry_after: 1,
+        })))
+        .unwrap();
+    let refused = hub
+        .invoke_method("m-fault", "reboot", json!(null), 5 * SECOND, Duration::ZERO)
+        .await
+        .unwrap_err();
+    assert_eq!((refused.code, refused.status()), (429001, 429));
+    assert!(
+        refused.message.contains(throttle.id()),
+        "{}",
+        refused.message
+    );
+    // The device saw nothing: the next packet it gets answers its own PINGREQ.
+    client.send(Packet::PingReq).await;
+    assert!(matches!(
+        client.recv(Duration::from_secs(5)).await,
+        Ok(Packet::PingResp)
+    ));
+
+    let _after = emulator
+        .faults()
+        .inject(rule(FaultAction::Drop { after_ack: true }))
+        .unwrap();
+    let caller = hub.clone();
+    let call = tokio::spawn(async move {
+        caller
+            .invoke_method("m-fault", "reboot", json!(null), 5 * SECOND, Duration::ZERO)
+            .await
+    });
+    let request = match client.recv(Duration::from_secs(5)).await.unwrap() {
+        Packet::Publish(p) => p,
+        other => panic!("expected the method request, got {other:?}"),
+    };
+    let rid = request.topic.rsplit("$rid=").next().unwrap().to_owned();
+    let answer = Publish::new(
+        format!("$iothub/methods/res/200/?$rid={rid}"),
+        QoS::AtMostOnce,
+        br#"{"done":1}"#.to_vec(),
+    );
+    client.send(Packet::Publish(answer)).await;
+    let response = call.await.unwrap().expect("answered before the drop");
+    assert_eq!(response.status, 200);
+    client.expect_closed().await;
+
+    let mut client = device(&emulator, "m-fault", true).await;
+    let _before = emulator
+        .faults()
+        .inject(rule(FaultAction::Drop { after_ack: false }))
+        .unwrap();
+    let dropped = hub
+        .invoke_method("m-fault", "reboot", json!(null), 5 * SECOND, Duration::ZERO)
+        .await
+        .unwrap_err();
+    assert_eq!(dropped.code, 404103);
+    client.expect_closed().await;
+}

@@ -40,16 +40,20 @@ pub enum FaultOperation {
     HubTwinGet,
     /// A reported-properties patch (`$iothub/twin/PATCH/properties/reported/`, MQTT).
     HubTwinPatch,
+    /// A direct method a service (REST, portal, Rust API) invokes on a device or module, on
+    /// every device transport.
+    HubMethod,
 }
 
 impl FaultOperation {
-    const ALL: [FaultOperation; 6] = [
+    const ALL: [FaultOperation; 7] = [
         FaultOperation::DpsRegister,
         FaultOperation::DpsPoll,
         FaultOperation::HubConnect,
         FaultOperation::HubTelemetry,
         FaultOperation::HubTwinGet,
         FaultOperation::HubTwinPatch,
+        FaultOperation::HubMethod,
     ];
 
     /// The name used in JSON and the log.
@@ -61,6 +65,7 @@ impl FaultOperation {
             FaultOperation::HubTelemetry => "hub.telemetry",
             FaultOperation::HubTwinGet => "hub.twin.get",
             FaultOperation::HubTwinPatch => "hub.twin.patch",
+            FaultOperation::HubMethod => "hub.method",
         }
     }
 

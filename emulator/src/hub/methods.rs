@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 use super::connections::Outbound;
 use super::error::HubError;
 use super::{Hub, IdentityRef};
+use crate::faults::{FaultAction, FaultOperation};
 
 /// Request and response payloads may each be 128 KB.
 pub(crate) const MAX_PAYLOAD_BYTES: usize = 128 * 1024;
@@ -156,10 +157,62 @@ impl Hub {
         if size > MAX_PAYLOAD_BYTES {
             return Err(HubError::message_too_large(size, MAX_PAYLOAD_BYTES));
         }
-        let deadline = tokio::time::Instant::now() + connect_timeout;
-        while !self.connections().is_connected(&connection) {
-            if tokio::time::Instant::now() >= deadline {
+        // An injected fault (docs/faults.md): refused before anything reaches the device;
+        // dropped (the device's connection closed) instead of delivered; stalled (never
+        // delivered: the caller waits out its response timeout); or the answer delayed, or
+        // the connection dropped after the answer.
+        let fault = self.faults().check(
+            FaultOperation::HubMethod,
+            &[self.name(), self.host_name()],
+            who.device_id,
+        );
+        match fault.as_ref().map(|hit| (hit.action, hit.id.as_str())) {
+            Some((FaultAction::Refuse(refusal), id)) => {
+                return Err(HubError::from_fault(refusal, id));
+            }
+            Some((FaultAction::Drop { after_ack: false }, _)) => {
+                self.connections().disconnect(&connection);
                 return Err(HubError::device_not_online(&connection));
+            }
+            Some((FaultAction::Stall, _)) => {
+                tokio::time::sleep(response_timeout).await;
+                return Err(HubError::gateway_timeout(&connection));
+            }
+            _ => {}
+        }
+        let answered = self
+            .deliver_method(
+                &connection,
+                name,
+                payload,
+                response_timeout,
+                connect_timeout,
+            )
+            .await;
+        match fault.map(|hit| hit.action) {
+            Some(FaultAction::Delay(delay)) => tokio::time::sleep(delay).await,
+            Some(FaultAction::Drop { after_ack: true }) => {
+                self.connections().disconnect(&connection)
+            }
+            _ => {}
+        }
+        answered
+    }
+
+    /// Waits for `connection` to be online (up to `connect_timeout`), hands it the call and
+    /// waits up to `response_timeout` for the answer.
+    async fn deliver_method(
+        &self,
+        connection: &str,
+        name: &str,
+        payload: Value,
+        response_timeout: Duration,
+        connect_timeout: Duration,
+    ) -> Result<MethodResponse, HubError> {
+        let deadline = tokio::time::Instant::now() + connect_timeout;
+        while !self.connections().is_connected(connection) {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(HubError::device_not_online(connection));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -169,15 +222,15 @@ impl Hub {
             payload,
             reply,
         };
-        if !self.connections().send(&connection, Outbound::Method(call)) {
-            return Err(HubError::device_not_online(&connection));
+        if !self.connections().send(connection, Outbound::Method(call)) {
+            return Err(HubError::device_not_online(connection));
         }
         match tokio::time::timeout(response_timeout, answer).await {
             Ok(Ok(Ok(response))) => Ok(response),
             Ok(Ok(Err(MethodRefusal::NotSubscribed))) | Ok(Err(_)) => {
-                Err(HubError::device_not_online(&connection))
+                Err(HubError::device_not_online(connection))
             }
-            Err(_) => Err(HubError::gateway_timeout(&connection)),
+            Err(_) => Err(HubError::gateway_timeout(connection)),
         }
     }
 }
