@@ -853,3 +853,54 @@ async fn https_telemetry_dropped_before_the_answer_is_closed_unanswered_and_not_
     assert_eq!(https_telemetry(&emulator, "next").await.status, 204);
     assert_eq!(https_stored(&emulator), ["next"]);
 }
+
+// ---- Hub service REST faults ------------------------------------------------------------------
+
+#[tokio::test]
+async fn service_requests_can_be_throttled_by_path_and_stored_nothing_while_refused() {
+    let emulator = start_emulator(None).await;
+    let throttle = emulator
+        .faults()
+        .inject(
+            FaultRule::new(
+                FaultOperation::HubService,
+                Refusal::Throttled { retry_after: 2 },
+            )
+            .path("/devices/backend-*")
+            .count(1),
+        )
+        .expect("valid");
+    let create = serde_json::json!({"deviceId": "backend-1"});
+    let path = "/devices/backend-1?api-version=2021-04-12";
+    let refused = hub_rest(&emulator, "PUT", path, &[], create.clone()).await;
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.header("retry-after"), Some("2"));
+    let body = String::from_utf8_lossy(&refused.body).to_string();
+    assert!(
+        body.contains("ThrottlingException") && body.contains(throttle.id()),
+        "{body}"
+    );
+    assert!(
+        emulator.default_hub().device("backend-1").is_none(),
+        "a refused request stores nothing"
+    );
+    // Another path is not hit, and once the count is used the same request goes through.
+    let other = hub_rest(
+        &emulator,
+        "GET",
+        "/statistics/devices?api-version=2021-04-12",
+        &[],
+        serde_json::Value::Null,
+    )
+    .await;
+    assert_eq!(other.status, 200);
+    let created = hub_rest(&emulator, "PUT", path, &[], create).await;
+    assert_eq!(
+        created.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&created.body)
+    );
+    assert!(emulator.default_hub().device("backend-1").is_some());
+    assert_eq!(throttle.hits(), 1);
+}

@@ -118,7 +118,10 @@ fn a_fixture_using_every_section_is_valid() {
             { "operation": "hub.connect", "hub": "hub-a.example", "deviceId": "dev-*", "action": { "refuse": { "status": 429, "retryAfter": 1 } } },
             { "operation": "hub.telemetry", "deviceId": "dev-1", "action": { "drop": { "when": "afterAck" } }, "after": 2, "count": 1 },
             { "operation": "hub.twin.get", "action": { "delay": { "ms": 1500 } }, "probability": 0.5 },
-            { "operation": "hub.twin.patch", "action": { "stall": {} } }
+            { "operation": "hub.twin.patch", "action": { "stall": {} } },
+            { "operation": "hub.method", "deviceId": "dev-*", "action": { "refuse": { "status": 503 } },
+              "activeAfterSeconds": 10, "activeForSeconds": 60 },
+            { "operation": "hub.service", "path": "/devices/*", "action": { "refuse": { "status": 429, "retryAfter": 1 } } }
         ]
     });
     assert!(schema_errors(&validator(), &fixture).is_empty());
@@ -284,6 +287,18 @@ fn malformed_fixtures_are_rejected_by_schema_and_loader_alike() {
         (
             "a hub fault addressed by registrationId",
             json!({ "faults": [{ "operation": "hub.telemetry", "registrationId": "d", "action": { "stall": {} } }] }),
+        ),
+        (
+            "a service fault addressed by deviceId",
+            json!({ "faults": [{ "operation": "hub.service", "deviceId": "d", "action": { "stall": {} } }] }),
+        ),
+        (
+            "a device fault addressed by path",
+            json!({ "faults": [{ "operation": "hub.telemetry", "path": "/devices/*", "action": { "stall": {} } }] }),
+        ),
+        (
+            "a fault window of no length",
+            json!({ "faults": [{ "operation": "hub.telemetry", "action": { "stall": {} }, "activeForSeconds": 0 }] }),
         ),
         (
             "a fault with two actions",

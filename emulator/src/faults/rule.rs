@@ -12,6 +12,8 @@ use serde_json::{Value, json};
 
 /// The longest id pattern: registration and device ids are at most 128 characters.
 const MAX_ID_PATTERN: usize = 128;
+/// The longest service-route path pattern (`/devices/{id}/modules/{id}/…` with two 128-character ids).
+const MAX_PATH_PATTERN: usize = 512;
 /// The longest DPS id scope or hub name a rule may name (both are far shorter in Azure).
 const MAX_TARGET_NAME: usize = 256;
 /// The largest `count` and `after`: budgets, not counters a test could make wrap.
@@ -43,10 +45,13 @@ pub enum FaultOperation {
     /// A direct method a service (REST, portal, Rust API) invokes on a device or module, on
     /// every device transport.
     HubMethod,
+    /// A request to the hub's service REST API (`/devices…`, `/twins…`, `/messages…`,
+    /// `/jobs…`, …), addressed by its path.
+    HubService,
 }
 
 impl FaultOperation {
-    const ALL: [FaultOperation; 7] = [
+    const ALL: [FaultOperation; 8] = [
         FaultOperation::DpsRegister,
         FaultOperation::DpsPoll,
         FaultOperation::HubConnect,
@@ -54,6 +59,7 @@ impl FaultOperation {
         FaultOperation::HubTwinGet,
         FaultOperation::HubTwinPatch,
         FaultOperation::HubMethod,
+        FaultOperation::HubService,
     ];
 
     /// The name used in JSON and the log.
@@ -66,6 +72,7 @@ impl FaultOperation {
             FaultOperation::HubTwinGet => "hub.twin.get",
             FaultOperation::HubTwinPatch => "hub.twin.patch",
             FaultOperation::HubMethod => "hub.method",
+            FaultOperation::HubService => "hub.service",
         }
     }
 
@@ -80,10 +87,18 @@ impl FaultOperation {
     }
 
     fn id_field(self) -> &'static str {
-        if self.is_dps() {
-            "registrationId"
+        match self {
+            _ if self.is_dps() => "registrationId",
+            FaultOperation::HubService => "path",
+            _ => "deviceId",
+        }
+    }
+
+    fn max_id_pattern(self) -> usize {
+        if self == FaultOperation::HubService {
+            MAX_PATH_PATTERN
         } else {
-            "deviceId"
+            MAX_ID_PATTERN
         }
     }
 
@@ -257,6 +272,12 @@ impl FaultRule {
         self.registration_id(pattern)
     }
 
+    /// Only service requests whose path matches `pattern` (`hub.service`; `*` is any run,
+    /// `/` included; case ignored), e.g. `/devices/*` or `/twins/*/methods`.
+    pub fn path(self, pattern: &str) -> FaultRule {
+        self.registration_id(pattern)
+    }
+
     /// Hit only the next `count` matching requests.
     pub fn count(mut self, count: u32) -> FaultRule {
         self.count = Some(count);
@@ -311,7 +332,11 @@ impl FaultRule {
     /// Checks every bound and that the action makes sense for the operation; the registry
     /// installs only rules that pass.
     pub fn validate(&self) -> Result<(), FaultError> {
-        check_name(self.operation.id_field(), &self.id_pattern, MAX_ID_PATTERN)?;
+        check_name(
+            self.operation.id_field(),
+            &self.id_pattern,
+            self.operation.max_id_pattern(),
+        )?;
         if let Some(target) = &self.target {
             check_name(self.operation.target_field(), target, MAX_TARGET_NAME)?;
         }
@@ -410,10 +435,19 @@ impl FaultRule {
         } else {
             (wire.hub, wire.id_scope.is_some())
         };
-        let (id_pattern, id_misplaced) = if operation.is_dps() {
-            (wire.registration_id, wire.device_id.is_some())
-        } else {
-            (wire.device_id, wire.registration_id.is_some())
+        let (id_pattern, id_misplaced) = match operation {
+            _ if operation.is_dps() => (
+                wire.registration_id,
+                wire.device_id.is_some() || wire.path.is_some(),
+            ),
+            FaultOperation::HubService => (
+                wire.path,
+                wire.device_id.is_some() || wire.registration_id.is_some(),
+            ),
+            _ => (
+                wire.device_id,
+                wire.registration_id.is_some() || wire.path.is_some(),
+            ),
         };
         if target_misplaced || id_misplaced {
             return Err(FaultError(format!(
@@ -564,6 +598,7 @@ struct RuleJson {
     hub: Option<String>,
     registration_id: Option<String>,
     device_id: Option<String>,
+    path: Option<String>,
     action: ActionJson,
     /// Wide, so an out-of-range number is our 400 message rather than serde's.
     count: Option<u64>,
@@ -728,6 +763,7 @@ mod tests {
             r#"{"operation":"hub.connect","deviceId":"d","action":{"refuse":{"status":503,"retryAfter":2}}}"#,
             r#"{"operation":"hub.twin.get","deviceId":"d","action":{"delay":{"ms":1500}}}"#,
             r#"{"operation":"hub.connect","deviceId":"d","action":{"stall":{}},"activeAfterSeconds":5,"activeForSeconds":30}"#,
+            r#"{"operation":"hub.service","path":"/devices/*","action":{"refuse":{"status":429,"retryAfter":1}}}"#,
             r#"{"operation":"hub.twin.patch","deviceId":"d","action":{"stall":{}}}"#,
         ];
         for json in rules {
@@ -757,6 +793,10 @@ mod tests {
             (
                 r#"{"operation":"hub.connect","idScope":"s","action":{"stall":{}}}"#,
                 "addressed by 'hub' and 'deviceId'",
+            ),
+            (
+                r#"{"operation":"hub.service","deviceId":"d","action":{"stall":{}}}"#,
+                "addressed by 'hub' and 'path'",
             ),
             (
                 r#"{"operation":"dps.register","action":{"stall":{}}}"#,

@@ -10,14 +10,14 @@
 //! rules (limits, locks). Injected faults (docs/faults.md) on a group's operations are
 //! carried out in [`handle`] too.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use super::HttpContext;
 use super::hub_service::no_route;
 use super::reply::{self, Refusal, Reply};
 use super::request::Request;
 use crate::auth::AuthError;
-use crate::faults::{FaultAction, FaultOperation};
+use crate::faults::FaultOperation;
 use crate::hub::error::HubError;
 use crate::hub::{DeviceIdentity, Hub};
 
@@ -84,52 +84,17 @@ pub(super) async fn handle<G: DeviceGroup>(
                 hub.faults()
                     .check(op, &[hub.name(), hub.host_name()], identity.device_id())
             });
-            if let Some(hit) = &fault {
-                match hit.action {
-                    FaultAction::Refuse(refusal) => {
-                        let mut refused = reply::hub_error(&HubError::from_fault(refusal, &hit.id));
-                        if let Some(seconds) = refusal.retry_after() {
-                            refused
-                                .headers_mut()
-                                .insert(hyper::header::RETRY_AFTER, seconds.into());
-                        }
-                        return refused;
-                    }
-                    FaultAction::Drop { after_ack: false } => return reply::abort(),
-                    FaultAction::Stall => return stall(ctx).await,
-                    FaultAction::Delay(_) | FaultAction::Drop { after_ack: true } => {}
-                }
-            }
+            let then = match super::faults::before(ctx, fault).await {
+                Ok(then) => then,
+                Err(answer) => return answer,
+            };
             let reply = G::apply(hub, identity, req, operation)
                 .await
                 .unwrap_or_else(|e| reply::hub_error(&e));
-            match fault.map(|hit| hit.action) {
-                Some(FaultAction::Delay(delay)) => {
-                    let mut shutdown = ctx.shutdown.clone();
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => {}
-                        () = shutdown.recv() => {}
-                    }
-                    reply
-                }
-                Some(FaultAction::Drop { after_ack: true }) => reply::closing(reply),
-                _ => reply,
-            }
+            super::faults::after(ctx, then, reply).await
         }
         Err(refusal) => *refusal,
     }
-}
-
-/// A stalled request: no answer until the stall's bound (the longest delay a rule may ask
-/// for) or the emulator's shutdown, then the connection is dropped without one; nothing was
-/// done. A client gives up long before.
-async fn stall(ctx: &HttpContext) -> Reply {
-    let mut shutdown = ctx.shutdown.clone();
-    tokio::select! {
-        () = tokio::time::sleep(Duration::from_millis(crate::faults::MAX_DELAY_MS)) => {}
-        () = shutdown.recv() => {}
-    }
-    reply::abort()
 }
 
 /// What the checks on the head found: the hub, the proven device and the operation.

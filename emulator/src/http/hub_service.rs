@@ -19,6 +19,7 @@ use super::HttpContext;
 use super::reply::{self, Refusal, Reply};
 use super::request::Request;
 use crate::auth;
+use crate::faults::FaultOperation;
 use crate::hub::Hub;
 use crate::hub::error::HubError;
 use crate::pending::Pending;
@@ -72,7 +73,21 @@ pub(super) async fn handle<G: ServiceGroup>(
     segments: &[&str],
 ) -> Reply {
     match admitted(ctx, req, segments, G::parse(&req.method, fixed, segments)) {
-        Ok((hub, operation)) => answer(G::apply(hub, req, operation).await),
+        Ok((hub, operation)) => {
+            // An injected `hub.service` fault (docs/faults.md), addressed by the path.
+            let path = format!("/{}", segments.join("/"));
+            let fault = hub.faults().check(
+                FaultOperation::HubService,
+                &[hub.name(), hub.host_name()],
+                &path,
+            );
+            let then = match super::faults::before(ctx, fault).await {
+                Ok(then) => then,
+                Err(answer) => return answer,
+            };
+            let reply = answer(G::apply(hub, req, operation).await);
+            super::faults::after(ctx, then, reply).await
+        }
         Err(refusal) => *refusal,
     }
 }

@@ -15,6 +15,7 @@ mod dps_device;
 mod dps_service;
 mod dps_service_enrollments;
 mod dps_service_registrations;
+mod faults;
 #[doc(hidden)]
 pub(crate) mod fuzzing;
 mod hub_bulk;

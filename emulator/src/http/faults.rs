@@ -1,0 +1,68 @@
+//! How the HTTPS API carries out an injected fault (`crate::faults`, docs/faults.md) on a
+//! request the device or service API admitted: before the operation (refuse with the status,
+//! IoT Hub's error body and `Retry-After`; drop: the connection closed unanswered; stall: no
+//! answer) or after it was done (delay the answer; drop: answer with `Connection: close`).
+//! The route handlers decide which operation a request is; this file only answers.
+
+use std::time::Duration;
+
+use super::HttpContext;
+use super::reply::{self, Reply};
+use crate::faults::{FaultAction, FaultHit};
+use crate::hub::error::HubError;
+
+/// Before the operation: `Err` with the answer when the fault ends the request here (nothing
+/// is done), else the action to apply once the operation answered.
+pub(super) async fn before(
+    ctx: &HttpContext,
+    fault: Option<FaultHit>,
+) -> Result<Option<FaultAction>, Reply> {
+    let Some(hit) = fault else {
+        return Ok(None);
+    };
+    match hit.action {
+        FaultAction::Refuse(refusal) => {
+            let mut refused = reply::hub_error(&HubError::from_fault(refusal, &hit.id));
+            if let Some(seconds) = refusal.retry_after() {
+                refused
+                    .headers_mut()
+                    .insert(hyper::header::RETRY_AFTER, seconds.into());
+            }
+            Err(refused)
+        }
+        FaultAction::Drop { after_ack: false } => Err(reply::abort()),
+        FaultAction::Stall => Err(stall(ctx).await),
+        action @ (FaultAction::Delay(_) | FaultAction::Drop { after_ack: true }) => {
+            Ok(Some(action))
+        }
+    }
+}
+
+/// After the operation answered `reply`: held back for a delay, or marked to close the
+/// connection for a drop after the answer.
+pub(super) async fn after(ctx: &HttpContext, action: Option<FaultAction>, reply: Reply) -> Reply {
+    match action {
+        Some(FaultAction::Delay(delay)) => {
+            let mut shutdown = ctx.shutdown.clone();
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = shutdown.recv() => {}
+            }
+            reply
+        }
+        Some(FaultAction::Drop { after_ack: true }) => reply::closing(reply),
+        _ => reply,
+    }
+}
+
+/// A stalled request: no answer until the stall's bound (the longest delay a rule may ask
+/// for) or the emulator's shutdown, then the connection is dropped without one; nothing was
+/// done. A client gives up long before.
+async fn stall(ctx: &HttpContext) -> Reply {
+    let mut shutdown = ctx.shutdown.clone();
+    tokio::select! {
+        () = tokio::time::sleep(Duration::from_millis(crate::faults::MAX_DELAY_MS)) => {}
+        () = shutdown.recv() => {}
+    }
+    reply::abort()
+}
