@@ -196,7 +196,8 @@ impl Dispatcher {
         self.serve_publish(route, &publish, ack).await?;
         match fault.map(|hit| (hit.action, hit.id)) {
             Some((FaultAction::Delay(delay), _)) => {
-                super::faults::delay(delay, &self.ctx.shutdown).await;
+                // Boxed: a rare await need not size every session's task.
+                Box::pin(super::faults::delay(delay, &self.ctx.shutdown)).await;
             }
             Some((FaultAction::Drop { after_ack: true }, id)) => {
                 // The session writes what was answered (this PUBACK) before it closes.

@@ -111,7 +111,8 @@ where
         }
         Err(Turnaway::Stall) => {
             tracing::info!(remote = %peer.remote, client_id = %connect.client_id, "CONNECT stalled by an iotemu fault: no CONNACK");
-            super::faults::stall(stream, &ctx.shutdown).await;
+            // Boxed, as every rare await here: inline it would size every session's task.
+            Box::pin(super::faults::stall(stream, &ctx.shutdown)).await;
             return None;
         }
     };
@@ -126,7 +127,9 @@ where
     let dispatcher = Dispatcher::open(client, ctx.clone(), connect.clean_session);
     match fault.map(|hit| hit.action) {
         // The CONNACK waits in the outbox until the delay has passed.
-        Some(FaultAction::Delay(delay)) => super::faults::delay(delay, &ctx.shutdown).await,
+        Some(FaultAction::Delay(delay)) => {
+            Box::pin(super::faults::delay(delay, &ctx.shutdown)).await;
+        }
         Some(FaultAction::Drop { after_ack: true }) => {
             let _ = stream.write_all(dispatcher.out.pending()).await;
             let _ = stream.flush().await;
