@@ -31,7 +31,7 @@ use super::conditions::{self, ARGUMENT_ERROR};
 use super::device::{DeviceChannel, close_link};
 use super::link::{self, LinkSlot};
 use super::message::{AnyMessage, body_bytes, message_id_string, simple_value_string, system_time};
-use crate::faults::{FaultAction, FaultHit, Refusal};
+use crate::faults::{FaultAction, FaultHit, FaultOperation, Refusal};
 use crate::hub::error::HubError;
 use crate::hub::telemetry::{IncomingMessage, SystemProperties};
 
@@ -58,7 +58,9 @@ pub(crate) async fn serve(mut receiver: Receiver, channel: Arc<DeviceChannel>, s
                 let (info, message) = delivery.into_parts();
                 // An injected fault (docs/faults.md) acts before the message is stored
                 // (refuse, drop, stall) or after it was stored and settled (delay, drop).
-                let fault = channel.hub.telemetry_fault(&channel.identity);
+                let fault = channel
+                    .hub
+                    .fault(FaultOperation::HubTelemetry, channel.identity.device_id());
                 if let Some(hit) = &fault {
                     match hit.action {
                         FaultAction::Refuse(refusal) => {

@@ -18,12 +18,11 @@
 mod glob;
 mod rule;
 
-pub(crate) use rule::MAX_DELAY_MS;
 pub use rule::{FaultAction, FaultError, FaultOperation, FaultRule, Refusal};
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -238,6 +237,20 @@ impl Faults {
             .rules
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The longest a stalled request is held: as long as the longest delay a rule may ask for,
+/// so a client that never gives up does not hold a task for ever.
+pub(crate) const MAX_STALL: Duration = Duration::from_millis(rule::MAX_DELAY_MS);
+
+/// Waits out a delay (or a stall's bound) for a transport carrying out a fault, cut short by
+/// the emulator's shutdown so that no fault holds up the drain.
+pub(crate) async fn hold(duration: Duration, shutdown: &crate::shutdown::ShutdownSignal) {
+    let mut shutdown = shutdown.clone();
+    tokio::select! {
+        () = tokio::time::sleep(duration) => {}
+        () = shutdown.recv() => {}
     }
 }
 

@@ -4,8 +4,6 @@
 //! answer) or after it was done (delay the answer; drop: answer with `Connection: close`).
 //! The route handlers decide which operation a request is; this file only answers.
 
-use std::time::Duration;
-
 use super::HttpContext;
 use super::reply::{self, Reply};
 use crate::faults::{FaultAction, FaultHit};
@@ -43,11 +41,7 @@ pub(super) async fn before(
 pub(super) async fn after(ctx: &HttpContext, action: Option<FaultAction>, reply: Reply) -> Reply {
     match action {
         Some(FaultAction::Delay(delay)) => {
-            let mut shutdown = ctx.shutdown.clone();
-            tokio::select! {
-                () = tokio::time::sleep(delay) => {}
-                () = shutdown.recv() => {}
-            }
+            crate::faults::hold(delay, &ctx.shutdown).await;
             reply
         }
         Some(FaultAction::Drop { after_ack: true }) => reply::closing(reply),
@@ -59,10 +53,6 @@ pub(super) async fn after(ctx: &HttpContext, action: Option<FaultAction>, reply:
 /// for) or the emulator's shutdown, then the connection is dropped without one; nothing was
 /// done. A client gives up long before.
 async fn stall(ctx: &HttpContext) -> Reply {
-    let mut shutdown = ctx.shutdown.clone();
-    tokio::select! {
-        () = tokio::time::sleep(Duration::from_millis(crate::faults::MAX_DELAY_MS)) => {}
-        () = shutdown.recv() => {}
-    }
+    crate::faults::hold(crate::faults::MAX_STALL, &ctx.shutdown).await;
     reply::abort()
 }

@@ -80,10 +80,8 @@ pub(super) async fn handle<G: DeviceGroup>(
         }) => {
             // An injected fault acts before the operation (refuse, drop, stall: nothing is
             // stored) or after it was stored and answered (delay, drop after the answer).
-            let fault = G::fault_operation(&operation).and_then(|op| {
-                hub.faults()
-                    .check(op, &[hub.name(), hub.host_name()], identity.device_id())
-            });
+            let fault =
+                G::fault_operation(&operation).and_then(|op| hub.fault(op, identity.device_id()));
             let then = match super::faults::before(ctx, fault).await {
                 Ok(then) => then,
                 Err(answer) => return answer,

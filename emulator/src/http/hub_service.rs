@@ -76,11 +76,7 @@ pub(super) async fn handle<G: ServiceGroup>(
         Ok((hub, operation)) => {
             // An injected `hub.service` fault (docs/faults.md), addressed by the path.
             let path = format!("/{}", segments.join("/"));
-            let fault = hub.faults().check(
-                FaultOperation::HubService,
-                &[hub.name(), hub.host_name()],
-                &path,
-            );
+            let fault = hub.fault(FaultOperation::HubService, &path);
             let then = match super::faults::before(ctx, fault).await {
                 Ok(then) => then,
                 Err(answer) => return answer,

@@ -60,11 +60,7 @@ impl Hubs {
         let identity = hub.authenticate_device(device_id, module_id, credential, now)?;
         // After authentication (a bad credential is refused as ever) and before the attach,
         // so a connect the fault turns away does not replace the device's live connection.
-        let fault = self.faults().check(
-            FaultOperation::HubConnect,
-            &[hub.name(), hub.host_name()],
-            device_id,
-        );
+        let fault = hub.fault(FaultOperation::HubConnect, device_id);
         if let Some(hit) = &fault
             && !hit.action.lets_request_through()
         {

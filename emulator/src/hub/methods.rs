@@ -161,11 +161,7 @@ impl Hub {
         // dropped (the device's connection closed) instead of delivered; stalled (never
         // delivered: the caller waits out its response timeout); or the answer delayed, or
         // the connection dropped after the answer.
-        let fault = self.faults().check(
-            FaultOperation::HubMethod,
-            &[self.name(), self.host_name()],
-            who.device_id,
-        );
+        let fault = self.fault(FaultOperation::HubMethod, who.device_id);
         match fault.as_ref().map(|hit| (hit.action, hit.id.as_str())) {
             Some((FaultAction::Refuse(refusal), id)) => {
                 return Err(HubError::from_fault(refusal, id));

@@ -129,21 +129,16 @@ impl Hub {
         hub
     }
 
-    /// Injected faults (`crate::faults`): the registry shared by every hub and DPS.
-    pub(crate) fn faults(&self) -> &crate::faults::Faults {
-        &self.faults
-    }
-
-    /// The telemetry fault that hits a message of `identity`'s device, if any.
-    pub(crate) fn telemetry_fault(
+    /// The injected fault (`crate::faults`, the registry shared by every hub and DPS) that
+    /// hits `operation` on this hub for `id` — a device id, or a service request's path —
+    /// if any. A rule names the hub by its name or host name.
+    pub(crate) fn fault(
         &self,
-        identity: &DeviceIdentity,
+        operation: crate::faults::FaultOperation,
+        id: &str,
     ) -> Option<crate::faults::FaultHit> {
-        self.faults.check(
-            crate::faults::FaultOperation::HubTelemetry,
-            &[&self.name, &self.host_name],
-            identity.device_id(),
-        )
+        self.faults
+            .check(operation, &[&self.name, &self.host_name], id)
     }
 
     /// Sets up the built-in Event Hubs-compatible endpoint (partitions, consumer groups,

@@ -197,7 +197,7 @@ impl Dispatcher {
         match fault.map(|hit| (hit.action, hit.id)) {
             Some((FaultAction::Delay(delay), _)) => {
                 // Boxed: a rare await need not size every session's task.
-                Box::pin(super::faults::delay(delay, &self.ctx.shutdown)).await;
+                Box::pin(crate::faults::hold(delay, &self.ctx.shutdown)).await;
             }
             Some((FaultAction::Drop { after_ack: true }, id)) => {
                 // The session writes what was answered (this PUBACK) before it closes.
@@ -217,11 +217,7 @@ impl Dispatcher {
             _ => return None,
         };
         let (identity, hub) = self.client.device()?;
-        hub.faults().check(
-            operation,
-            &[hub.name(), hub.host_name()],
-            identity.device_id(),
-        )
+        hub.fault(operation, identity.device_id())
     }
 
     /// A refusal fault's answer: a twin request gets its error response; telemetry, which
@@ -237,7 +233,7 @@ impl Dispatcher {
         match route {
             Inbound::TwinGet { rid } | Inbound::TwinReportedPatch { rid } => {
                 self.out.ack(ack);
-                twin::refused(&mut self.out, rid, &HubError::from_fault(refusal, fault_id));
+                twin::error(&mut self.out, rid, &HubError::from_fault(refusal, fault_id));
                 Ok(())
             }
             _ => Err(format!(

@@ -1,9 +1,7 @@
 //! How the MQTT transport carries out an injected hub fault (`crate::faults`, docs/faults.md):
-//! the CONNACK a refused CONNECT gets, the wait a delayed answer takes, and the silence of a
-//! stalled connection. The rules and their matching are the fault registry's; the dispatcher
-//! and the session decide where in a request each action applies.
-
-use std::time::Duration;
+//! the CONNACK a refused CONNECT gets and the silence of a stalled connection (a delayed
+//! answer waits in `crate::faults::hold`). The rules and their matching are the fault
+//! registry's; the dispatcher and the session decide where in a request each action applies.
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -23,25 +21,10 @@ pub(super) fn connack_for(refusal: Refusal) -> ConnectReturnCode {
     }
 }
 
-/// Waits out a delay fault, cut short by the emulator's shutdown so a long delay never holds
-/// up the drain.
-pub(super) async fn delay(delay: Duration, shutdown: &ShutdownSignal) {
-    let mut shutdown = shutdown.clone();
-    tokio::select! {
-        () = tokio::time::sleep(delay) => {}
-        () = shutdown.recv() => {}
-    }
-}
-
-/// The longest a stalled CONNECT is held: as long as the longest delay a rule may ask for,
-/// so a client that never gives up does not hold a task for ever.
-const MAX_STALL: Duration = Duration::from_millis(crate::faults::MAX_DELAY_MS);
-
 /// Holds a connection whose CONNECT is stalled: reads and discards what the client sends,
 /// answers nothing, and returns when the client closes, the stall's bound passes or the
 /// emulator shuts down.
 pub(super) async fn stall<S: AsyncRead + Unpin>(stream: &mut S, shutdown: &ShutdownSignal) {
-    let mut shutdown = shutdown.clone();
     let mut sink = [0u8; 512];
     let drain = async {
         while let Ok(n) = stream.read(&mut sink).await {
@@ -52,7 +35,6 @@ pub(super) async fn stall<S: AsyncRead + Unpin>(stream: &mut S, shutdown: &Shutd
     };
     tokio::select! {
         () = drain => {}
-        () = tokio::time::sleep(MAX_STALL) => {}
-        () = shutdown.recv() => {}
+        () = crate::faults::hold(crate::faults::MAX_STALL, shutdown) => {}
     }
 }

@@ -128,7 +128,7 @@ where
     match fault.map(|hit| hit.action) {
         // The CONNACK waits in the outbox until the delay has passed.
         Some(FaultAction::Delay(delay)) => {
-            Box::pin(super::faults::delay(delay, &ctx.shutdown)).await;
+            Box::pin(crate::faults::hold(delay, &ctx.shutdown)).await;
         }
         Some(FaultAction::Drop { after_ack: true }) => {
             let _ = stream.write_all(dispatcher.out.pending()).await;

@@ -60,14 +60,9 @@ pub(super) fn push_desired(out: &mut Outbox, version: u64, patch: Value) {
     );
 }
 
-/// A twin request an injected fault refuses: its error response, nothing read or stored.
-pub(super) fn refused(out: &mut Outbox, rid: &str, error: &HubError) {
-    self::error(out, rid, error);
-}
-
 /// Twin errors travel as the status in the topic and `{"errorCode","message"}` (Node only
-/// looks at the body).
-fn error(out: &mut Outbox, rid: &str, error: &HubError) {
+/// looks at the body). Also the answer to a twin request an injected fault refuses.
+pub(super) fn error(out: &mut Outbox, rid: &str, error: &HubError) {
     let body = serde_json::json!({ "errorCode": error.code, "message": error.message });
     out.deliver(
         format!("$iothub/twin/res/{}/?$rid={rid}", error.status()),
