@@ -21,6 +21,7 @@ use hyper::{Method, Request, StatusCode};
 use serde_json::{Value, json};
 
 use super::HEADER_TIMEOUT;
+use super::api::error_reply as error;
 use super::reply::{Reply, json_reply};
 use super::state::EmulatorState;
 use crate::faults::{FaultRule, Faults};
@@ -122,9 +123,4 @@ fn no_content() -> Reply {
 
 fn no_fault(id: &str) -> Reply {
     error(StatusCode::NOT_FOUND, 404000, &format!("no fault '{id}'"))
-}
-
-/// The Azure APIs' error shape, as the portal API answers.
-fn error(status: StatusCode, code: u32, message: &str) -> Reply {
-    json_reply(status, json!({ "errorCode": code, "message": message }))
 }
