@@ -30,14 +30,7 @@
 const { Amqp } = require('azure-iot-provisioning-device-amqp');
 
 const h = require('./harness');
-const {
-  RETRY_AFTER,
-  registerOnce,
-  registerAssigned,
-  withFault,
-  expectHitOnceAndRemove,
-  expectRecordAssigned,
-} = require('./dps_throttle_flow');
+const { RETRY_AFTER, registerOnce, notRetriedFlow } = require('./dps_throttle_flow');
 
 /** register() must reject with the raw AMQP error `condition`; returns its retry-after. */
 async function expectRejected(s, condition, retryAfter, errorCode) {
@@ -54,51 +47,10 @@ async function expectRejected(s, condition, retryAfter, errorCode) {
   return Number(info['retry-after']);
 }
 
-function sleep(seconds) {
-  return new Promise((resolve) => setTimeout(resolve, seconds * 1000));
-}
-
-h.run('dps_throttle_amqp', async (s) => {
-  const registrationId = h.env('PROVISIONING_REGISTRATION_ID');
-
-  s.step('install a 429 rule for this registration (POST /faults)');
-  await withFault(
-    s,
-    {
-      operation: 'dps.register',
-      registrationId,
-      action: { refuse: { status: 429, retryAfter: RETRY_AFTER } },
-      count: 1,
-    },
-    async (faultId) => {
-      s.step('register() is rejected with com.microsoft:device-container-throttled, not retried');
-      const wait = await expectRejected(s, 'com.microsoft:device-container-throttled', RETRY_AFTER, 429001);
-      h.expectEqual('hits after the refusal', (await h.faultStatus(faultId)).hits, 1);
-      s.step(`wait the retry-after (${wait} s), then register() again`);
-      await sleep(wait);
-      await registerAssigned(s, Amqp);
-      await expectHitOnceAndRemove(s, faultId);
-    }
-  );
-
-  s.step('install a 503 rule on the poll (POST /faults)');
-  await withFault(
-    s,
-    {
-      operation: 'dps.poll',
-      registrationId,
-      action: { refuse: { status: 503, retryAfter: 1 } },
-      count: 1,
-    },
-    async (faultId) => {
-      s.step('register() is rejected with amqp:internal-error at the poll, not retried');
-      const wait = await expectRejected(s, 'amqp:internal-error', 1, 503000);
-      s.step(`wait the retry-after (${wait} s), then register() again`);
-      await sleep(wait);
-      await registerAssigned(s, Amqp);
-      await expectHitOnceAndRemove(s, faultId);
-    }
-  );
-
-  await expectRecordAssigned(s);
-});
+h.run('dps_throttle_amqp', (s) =>
+  notRetriedFlow(s, Amqp, (s, refusal) =>
+    refusal === 'register'
+      ? expectRejected(s, 'com.microsoft:device-container-throttled', RETRY_AFTER, 429001)
+      : expectRejected(s, 'amqp:internal-error', 1, 503000)
+  )
+);

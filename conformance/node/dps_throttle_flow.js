@@ -1,5 +1,5 @@
 // The DPS throttling scenarios' shared parts (dps_throttle over MQTT, dps_throttle_https over
-// HTTPS): a fresh azure-iot-provisioning-device 1.9.1 client's register() with the transport the
+// HTTPS, dps_throttle_amqp over AMQP): a fresh azure-iot-provisioning-device 1.9.1 client's register() with the transport the
 // scenario passes, and DPS refusals installed with the emulator's control port (POST /faults,
 // docs/faults.md) for the scenario's own registration id, removed whatever happens. Not a
 // scenario itself.
@@ -133,6 +133,37 @@ async function throttleFlow(s, Transport) {
   await expectRecordAssigned(s);
 }
 
+function sleep(seconds) {
+  return new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+}
+
+/**
+ * The flow of a transport that does not retry a refusal (HTTPS, AMQP; see their files): a 429
+ * on register, then a 503 on the poll, each time register() is refused, checked by
+ * `expectRefused(s, refusal)` — `refusal` is `'register'` or `'poll'`; it returns the seconds
+ * to wait —, and after that wait a second register() is assigned; each rule hit once.
+ */
+async function notRetriedFlow(s, Transport, expectRefused) {
+  const registrationId = h.env('PROVISIONING_REGISTRATION_ID');
+  const refusals = [
+    ['register', 'dps.register', { status: 429, retryAfter: RETRY_AFTER }],
+    ['poll', 'dps.poll', { status: 503, retryAfter: 1 }],
+  ];
+  for (const [refusal, operation, refuse] of refusals) {
+    s.step(`install a ${refuse.status} rule on ${operation} for this registration (POST /faults)`);
+    await withFault(s, { operation, registrationId, action: { refuse }, count: 1 }, async (faultId) => {
+      s.step(`register() is refused at the ${refusal}, not retried`);
+      const wait = await expectRefused(s, refusal);
+      h.expectEqual('hits after the refusal', (await h.faultStatus(faultId)).hits, 1);
+      s.step(`wait the retry-after (${wait} s), then register() again`);
+      await sleep(wait);
+      await registerAssigned(s, Transport);
+      await expectHitOnceAndRemove(s, faultId);
+    });
+  }
+  await expectRecordAssigned(s);
+}
+
 module.exports = {
   RETRY_AFTER,
   registerOnce,
@@ -141,4 +172,5 @@ module.exports = {
   expectHitOnceAndRemove,
   expectRecordAssigned,
   throttleFlow,
+  notRetriedFlow,
 };

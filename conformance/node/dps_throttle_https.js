@@ -26,14 +26,7 @@
 const { Http } = require('azure-iot-provisioning-device-http');
 
 const h = require('./harness');
-const {
-  RETRY_AFTER,
-  registerOnce,
-  registerAssigned,
-  withFault,
-  expectHitOnceAndRemove,
-  expectRecordAssigned,
-} = require('./dps_throttle_flow');
+const { RETRY_AFTER, registerOnce, notRetriedFlow } = require('./dps_throttle_flow');
 
 /** register() must reject with `name` carrying `status` and `retryAfter`; returns the header value. */
 async function expectRefused(s, name, status, retryAfter) {
@@ -48,51 +41,10 @@ async function expectRefused(s, name, status, retryAfter) {
   return Number(header);
 }
 
-function sleep(seconds) {
-  return new Promise((resolve) => setTimeout(resolve, seconds * 1000));
-}
-
-h.run('dps_throttle_https', async (s) => {
-  const registrationId = h.env('PROVISIONING_REGISTRATION_ID');
-
-  s.step('install a 429 rule for this registration (POST /faults)');
-  await withFault(
-    s,
-    {
-      operation: 'dps.register',
-      registrationId,
-      action: { refuse: { status: 429, retryAfter: RETRY_AFTER } },
-      count: 1,
-    },
-    async (faultId) => {
-      s.step('register() is refused with ThrottlingError, not retried');
-      const wait = await expectRefused(s, 'ThrottlingError', 429, RETRY_AFTER);
-      h.expectEqual('hits after the refusal', (await h.faultStatus(faultId)).hits, 1);
-      s.step(`wait the retry-after (${wait} s), then register() again`);
-      await sleep(wait);
-      await registerAssigned(s, Http);
-      await expectHitOnceAndRemove(s, faultId);
-    }
-  );
-
-  s.step('install a 503 rule on the poll (POST /faults)');
-  await withFault(
-    s,
-    {
-      operation: 'dps.poll',
-      registrationId,
-      action: { refuse: { status: 503, retryAfter: 1 } },
-      count: 1,
-    },
-    async (faultId) => {
-      s.step('register() is refused with ServiceUnavailableError at the poll, not retried');
-      const wait = await expectRefused(s, 'ServiceUnavailableError', 503, 1);
-      s.step(`wait the retry-after (${wait} s), then register() again`);
-      await sleep(wait);
-      await registerAssigned(s, Http);
-      await expectHitOnceAndRemove(s, faultId);
-    }
-  );
-
-  await expectRecordAssigned(s);
-});
+h.run('dps_throttle_https', (s) =>
+  notRetriedFlow(s, Http, (s, refusal) =>
+    refusal === 'register'
+      ? expectRefused(s, 'ThrottlingError', 429, RETRY_AFTER)
+      : expectRefused(s, 'ServiceUnavailableError', 503, 1)
+  )
+);
