@@ -44,18 +44,35 @@ pub struct PeerInfo {
 pub(super) type CloseReason = String;
 
 /// Runs one connection to completion over any byte stream (TLS, or WebSocket messages).
-pub async fn run_session<S>(mut stream: S, peer: PeerInfo, ctx: Arc<MqttContext>)
+///
+/// The stream is boxed before the session's future is made: an async fn's arguments are
+/// stored twice in its future (as captured and as moved into the body), and a TLS stream is
+/// 1.2 KB, so every held session would pay for a second, unused copy (docs/benchmarks.md,
+/// per-session memory).
+pub fn run_session<S>(
+    stream: S,
+    peer: PeerInfo,
+    ctx: Arc<MqttContext>,
+) -> impl Future<Output = ()> + use<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    held_session(Box::new(stream), peer, ctx)
+}
+
+async fn held_session<S>(mut stream: Box<S>, peer: PeerInfo, ctx: Arc<MqttContext>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     // The CONNECT and what it proved are dropped once the session is open: locals of this
     // function would be stored in every held session's future (docs/benchmarks.md, per-session
-    // memory), the opening's own state only while it runs.
+    // memory). The opening is boxed for the same reason: its state (1.9 KB) lives only while
+    // it runs instead of sizing the whole session's future.
     let Some(Opened {
         mut dispatcher,
         rbuf,
         keep_alive,
-    }) = open(&mut stream, &peer, &ctx).await
+    }) = Box::pin(open(&mut stream, &peer, &ctx)).await
     else {
         return;
     };
