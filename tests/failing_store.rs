@@ -14,8 +14,6 @@ use iotemu_e2e::*;
 use serde_json::{Value, json};
 
 const SCOPE: &str = "0ne00000A0A";
-const DPS_OWNER_KEY: &str = "9v222dNTjDaRlypsKaNmfRb+fM+lb6iI4vJsVu9VHBA=";
-const DPS_API: &str = "api-version=2021-10-01";
 
 /// How the test store answers the next writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,34 +80,6 @@ async fn start(store: &Arc<FailingStore>) -> Emulator {
         .expect("emulator starts")
 }
 
-async fn dps_service(emulator: &Emulator, method: &str, path: &str, body: Value) -> HttpsResponse {
-    let token = build_token(
-        "localhost",
-        &decode_key(DPS_OWNER_KEY),
-        Some("provisioningserviceowner"),
-        seconds_from_now(600),
-    );
-    let headers = [
-        ("Authorization", token.as_str()),
-        ("Content-Type", "application/json"),
-    ];
-    let body = if body.is_null() {
-        Vec::new()
-    } else {
-        body.to_string().into_bytes()
-    };
-    let separator = if path.contains('?') { '&' } else { '?' };
-    https_request(
-        emulator,
-        None,
-        method,
-        &format!("{path}{separator}{DPS_API}"),
-        &headers,
-        &body,
-    )
-    .await
-}
-
 /// The 500 a write the store did not keep is answered with.
 fn assert_dps_storage_error(response: &HttpsResponse, what: &str) {
     assert_eq!(response.status, 500, "{what}: {:?}", response.json());
@@ -136,21 +106,19 @@ async fn enrollment_writes_that_are_not_stored_fail_and_change_nothing() {
     let store = FailingStore::new();
     let emulator = start(&store).await;
     let path = format!("/enrollments/{QUICKSTART_REGISTRATION_ID}");
-    let before = dps_service(&emulator, "GET", &path, Value::Null)
-        .await
-        .json();
+    let before = dps_rest(&emulator, "GET", &path, Value::Null).await.json();
     let mut changed = before.clone();
     changed["provisioningStatus"] = json!("disabled");
     let fresh = json!({"registrationId": "fresh-1", "attestation": {"type": "symmetricKey"}});
     for mode in FAILURES {
         store.set(mode);
-        let put = dps_service(&emulator, "PUT", &path, changed.clone()).await;
+        let put = dps_rest(&emulator, "PUT", &path, changed.clone()).await;
         assert_dps_storage_error(&put, &format!("{mode:?} PUT"));
-        let create = dps_service(&emulator, "PUT", "/enrollments/fresh-1", fresh.clone()).await;
+        let create = dps_rest(&emulator, "PUT", "/enrollments/fresh-1", fresh.clone()).await;
         assert_dps_storage_error(&create, &format!("{mode:?} create"));
-        let delete = dps_service(&emulator, "DELETE", &path, Value::Null).await;
+        let delete = dps_rest(&emulator, "DELETE", &path, Value::Null).await;
         assert_dps_storage_error(&delete, &format!("{mode:?} DELETE"));
-        let bulk = dps_service(
+        let bulk = dps_rest(
             &emulator,
             "POST",
             "/enrollments",
@@ -160,13 +128,13 @@ async fn enrollment_writes_that_are_not_stored_fail_and_change_nothing() {
         assert_bulk_not_stored(&bulk, 1, &format!("{mode:?} bulk"));
 
         store.set(Mode::Store);
-        let now = dps_service(&emulator, "GET", &path, Value::Null).await;
+        let now = dps_rest(&emulator, "GET", &path, Value::Null).await;
         assert_eq!(now.json(), before, "{mode:?}: the enrollment is unchanged");
-        let absent = dps_service(&emulator, "GET", "/enrollments/fresh-1", Value::Null).await;
+        let absent = dps_rest(&emulator, "GET", "/enrollments/fresh-1", Value::Null).await;
         assert_eq!(absent.status, 404, "{mode:?}: nothing was created");
     }
     // And once the store works again, so do writes.
-    let put = dps_service(&emulator, "PUT", &path, changed).await;
+    let put = dps_rest(&emulator, "PUT", &path, changed).await;
     assert_eq!(put.status, 200);
     assert_eq!(put.json()["provisioningStatus"], "disabled");
 }
@@ -176,18 +144,16 @@ async fn enrollment_group_writes_that_are_not_stored_fail_and_change_nothing() {
     let store = FailingStore::new();
     let emulator = start(&store).await;
     let path = "/enrollmentGroups/quickstart-group";
-    let before = dps_service(&emulator, "GET", path, Value::Null)
-        .await
-        .json();
+    let before = dps_rest(&emulator, "GET", path, Value::Null).await.json();
     let mut changed = before.clone();
     changed["provisioningStatus"] = json!("disabled");
     for mode in FAILURES {
         store.set(mode);
-        let put = dps_service(&emulator, "PUT", path, changed.clone()).await;
+        let put = dps_rest(&emulator, "PUT", path, changed.clone()).await;
         assert_dps_storage_error(&put, &format!("{mode:?} PUT"));
-        let delete = dps_service(&emulator, "DELETE", path, Value::Null).await;
+        let delete = dps_rest(&emulator, "DELETE", path, Value::Null).await;
         assert_dps_storage_error(&delete, &format!("{mode:?} DELETE"));
-        let bulk = dps_service(
+        let bulk = dps_rest(
             &emulator,
             "POST",
             "/enrollmentGroups",
@@ -196,7 +162,7 @@ async fn enrollment_group_writes_that_are_not_stored_fail_and_change_nothing() {
         .await;
         assert_bulk_not_stored(&bulk, 1, &format!("{mode:?} bulk"));
         store.set(Mode::Store);
-        let now = dps_service(&emulator, "GET", path, Value::Null).await;
+        let now = dps_rest(&emulator, "GET", path, Value::Null).await;
         assert_eq!(now.json(), before, "{mode:?}: the group is unchanged");
     }
     // The group still authenticates and provisions its devices.
@@ -296,7 +262,7 @@ async fn a_registration_is_assigned_only_once_the_device_and_the_record_are_stor
         assert_eq!(again.json()["status"], "assigned");
         assert!(hub.device(QUICKSTART_DEVICE_ID).is_some());
         // Start the next round from nothing.
-        let deleted = dps_service(
+        let deleted = dps_rest(
             &emulator,
             "DELETE",
             &format!("/registrations/{QUICKSTART_REGISTRATION_ID}"),
@@ -341,15 +307,13 @@ async fn deleting_a_registration_record_that_is_not_stored_fails_and_keeps_it() 
         register_over_https(&emulator, QUICKSTART_REGISTRATION_ID, QUICKSTART_KEY).await;
     assert_eq!(poll.json()["status"], "assigned");
     let path = format!("/registrations/{QUICKSTART_REGISTRATION_ID}");
-    let before = dps_service(&emulator, "GET", &path, Value::Null)
-        .await
-        .json();
+    let before = dps_rest(&emulator, "GET", &path, Value::Null).await.json();
     for mode in FAILURES {
         store.set(mode);
-        let delete = dps_service(&emulator, "DELETE", &path, Value::Null).await;
+        let delete = dps_rest(&emulator, "DELETE", &path, Value::Null).await;
         assert_dps_storage_error(&delete, &format!("{mode:?} DELETE"));
         store.set(Mode::Store);
-        let now = dps_service(&emulator, "GET", &path, Value::Null).await;
+        let now = dps_rest(&emulator, "GET", &path, Value::Null).await;
         assert_eq!(now.json(), before, "{mode:?}");
     }
 }

@@ -904,3 +904,113 @@ async fn service_requests_can_be_throttled_by_path_and_stored_nothing_while_refu
     assert!(emulator.default_hub().device("backend-1").is_some());
     assert_eq!(throttle.hits(), 1);
 }
+
+// ---- DPS service REST faults ------------------------------------------------------------------
+
+/// An individual enrollment with a symmetric key, as the DPS service SDKs create one.
+fn symmetric_enrollment(registration_id: &str) -> serde_json::Value {
+    serde_json::json!({
+        "registrationId": registration_id,
+        "attestation": {"type": "symmetricKey"},
+    })
+}
+
+#[tokio::test]
+async fn dps_service_requests_are_refused_in_dps_error_shape_by_path_and_store_nothing() {
+    let emulator = start_emulator(None).await;
+    let throttle = emulator
+        .faults()
+        .inject(
+            FaultRule::new(
+                FaultOperation::DpsService,
+                Refusal::Throttled { retry_after: 3 },
+            )
+            .id_scope(SCOPE)
+            .path("/enrollments/backend-*")
+            .count(1),
+        )
+        .expect("valid");
+    let path = "/enrollments/backend-1";
+    let refused = dps_rest(&emulator, "PUT", path, symmetric_enrollment("backend-1")).await;
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.header("retry-after"), Some("3"));
+    assert_eq!(refused.header("x-ms-error-code"), Some("429001"));
+    let body: serde_json::Value = serde_json::from_slice(&refused.body).expect("JSON error");
+    assert_eq!(body["errorCode"], 429001, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(throttle.id())),
+        "{body}"
+    );
+    assert!(
+        emulator.dps().individual("backend-1").is_none(),
+        "a refused request stores nothing"
+    );
+    // Another path is not hit; once the count is used the same request goes through.
+    let group = dps_rest(
+        &emulator,
+        "GET",
+        "/enrollmentGroups/quickstart-group",
+        serde_json::Value::Null,
+    )
+    .await;
+    assert_eq!(group.status, 200);
+    let created = dps_rest(&emulator, "PUT", path, symmetric_enrollment("backend-1")).await;
+    assert_eq!(
+        created.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&created.body)
+    );
+    assert!(emulator.dps().individual("backend-1").is_some());
+    assert_eq!(throttle.hits(), 1);
+}
+
+#[tokio::test]
+async fn a_delayed_dps_service_answer_comes_after_the_write_was_stored() {
+    let emulator = start_emulator(None).await;
+    let _slow = emulator
+        .faults()
+        .inject(
+            FaultRule::new(
+                FaultOperation::DpsService,
+                FaultAction::Delay(Duration::from_millis(600)),
+            )
+            .path("/enrollments/*"),
+        )
+        .expect("valid");
+    // A rule for another DPS is not this one's.
+    let _elsewhere = emulator
+        .faults()
+        .inject(
+            FaultRule::new(FaultOperation::DpsService, Refusal::InternalError)
+                .id_scope("0ne-other"),
+        )
+        .expect("valid");
+    let put = async {
+        let answer = dps_rest(
+            &emulator,
+            "PUT",
+            "/enrollments/slow-1",
+            symmetric_enrollment("slow-1"),
+        )
+        .await;
+        (answer, std::time::Instant::now())
+    };
+    // The write is stored before its answer goes out: it shows while the answer is held.
+    let stored = async {
+        let watch = async {
+            while emulator.dps().individual("slow-1").is_none() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            std::time::Instant::now()
+        };
+        tokio::time::timeout(Duration::from_secs(5), watch)
+            .await
+            .expect("stored while the answer is delayed")
+    };
+    let ((answered, answered_at), stored_at) = tokio::join!(put, stored);
+    assert!(stored_at < answered_at, "stored before the answer went out");
+    assert_eq!(answered.status, 200);
+}

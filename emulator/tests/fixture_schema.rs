@@ -121,7 +121,8 @@ fn a_fixture_using_every_section_is_valid() {
             { "operation": "hub.twin.patch", "action": { "stall": {} } },
             { "operation": "hub.method", "deviceId": "dev-*", "action": { "refuse": { "status": 503 } },
               "activeAfterSeconds": 10, "activeForSeconds": 60 },
-            { "operation": "hub.service", "path": "/devices/*", "action": { "refuse": { "status": 429, "retryAfter": 1 } } }
+            { "operation": "hub.service", "path": "/devices/*", "action": { "refuse": { "status": 429, "retryAfter": 1 } } },
+            { "operation": "dps.service", "idScope": "0ne0000ABCD", "path": "/enrollmentGroups/*", "action": { "delay": { "ms": 200 } } }
         ]
     });
     assert!(schema_errors(&validator(), &fixture).is_empty());
@@ -291,6 +292,14 @@ fn malformed_fixtures_are_rejected_by_schema_and_loader_alike() {
         (
             "a service fault addressed by deviceId",
             json!({ "faults": [{ "operation": "hub.service", "deviceId": "d", "action": { "stall": {} } }] }),
+        ),
+        (
+            "a DPS service fault addressed by registrationId",
+            json!({ "faults": [{ "operation": "dps.service", "registrationId": "r", "action": { "stall": {} } }] }),
+        ),
+        (
+            "a DPS service fault addressed to a hub",
+            json!({ "faults": [{ "operation": "dps.service", "hub": "h", "action": { "stall": {} } }] }),
         ),
         (
             "a device fault addressed by path",

@@ -631,6 +631,46 @@ pub fn hub_policy_token(policy: &str, key_b64: &str) -> String {
     )
 }
 
+/// The quickstart fixture's `provisioningserviceowner` key (DPS service API).
+pub const DPS_OWNER_KEY: &str = "9v222dNTjDaRlypsKaNmfRb+fM+lb6iI4vJsVu9VHBA=";
+/// The DPS service API version the SDKs send.
+pub const DPS_API: &str = "api-version=2021-10-01";
+
+/// A DPS service REST call (enrollments, groups, registrations) signed with
+/// `provisioningserviceowner`, JSON body (none when `body` is null), [`DPS_API`] appended.
+pub async fn dps_rest(
+    emulator: &Emulator,
+    method: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> HttpsResponse {
+    let token = build_token(
+        "localhost",
+        &decode_key(DPS_OWNER_KEY),
+        Some("provisioningserviceowner"),
+        seconds_from_now(600),
+    );
+    let headers = [
+        ("Authorization", token.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let body = if body.is_null() {
+        Vec::new()
+    } else {
+        body.to_string().into_bytes()
+    };
+    let separator = if path.contains('?') { '&' } else { '?' };
+    https_request(
+        emulator,
+        None,
+        method,
+        &format!("{path}{separator}{DPS_API}"),
+        &headers,
+        &body,
+    )
+    .await
+}
+
 /// A hub service REST call (registry, twins) signed with `iothubowner`, JSON body (none when
 /// `body` is null), `api-version=2021-04-12` appended.
 pub async fn hub_rest(

@@ -1,7 +1,9 @@
 //! Faults a test injects (issue #19): rules that make DPS refuse registration requests with
 //! the Azure errors a real service sends under load or failure (429 with `retry-after`, 500,
-//! 503, 401), and make a hub refuse, delay, drop or stall a device's MQTT connect, telemetry
-//! and twin requests, so device retry, back-off and reconnect logic can be tested on demand.
+//! 503, 401), make a hub refuse, delay, drop or stall a device's MQTT connect, telemetry
+//! and twin requests, and do the same to requests to the hub's and DPS's service REST APIs,
+//! so device retry, back-off and reconnect logic and backends' retry policies can be tested
+//! on demand.
 //!
 //! * `rule.rs` — a rule: target, operation, refusal, budget; its JSON form and its checks;
 //! * `glob.rs` — the `*` id patterns rules are addressed with;

@@ -48,10 +48,13 @@ pub enum FaultOperation {
     /// A request to the hub's service REST API (`/devices…`, `/twins…`, `/messages…`,
     /// `/jobs…`, …), addressed by its path.
     HubService,
+    /// A request to the DPS service REST API (`/enrollments…`, `/enrollmentGroups…`,
+    /// `/registrations…`), addressed by its path.
+    DpsService,
 }
 
 impl FaultOperation {
-    const ALL: [FaultOperation; 8] = [
+    const ALL: [FaultOperation; 9] = [
         FaultOperation::DpsRegister,
         FaultOperation::DpsPoll,
         FaultOperation::HubConnect,
@@ -60,6 +63,7 @@ impl FaultOperation {
         FaultOperation::HubTwinPatch,
         FaultOperation::HubMethod,
         FaultOperation::HubService,
+        FaultOperation::DpsService,
     ];
 
     /// The name used in JSON and the log.
@@ -73,6 +77,7 @@ impl FaultOperation {
             FaultOperation::HubTwinPatch => "hub.twin.patch",
             FaultOperation::HubMethod => "hub.method",
             FaultOperation::HubService => "hub.service",
+            FaultOperation::DpsService => "dps.service",
         }
     }
 
@@ -80,22 +85,38 @@ impl FaultOperation {
         Self::ALL.into_iter().find(|op| op.as_str() == name)
     }
 
-    /// DPS operations are addressed by id scope and registration id, hub operations by hub
-    /// and device id.
+    /// DPS operations are addressed by id scope, hub operations by hub.
     pub fn is_dps(self) -> bool {
+        matches!(
+            self,
+            FaultOperation::DpsRegister | FaultOperation::DpsPoll | FaultOperation::DpsService
+        )
+    }
+
+    /// A service API's requests are addressed by their path, not by a device or registration.
+    fn is_service(self) -> bool {
+        matches!(
+            self,
+            FaultOperation::HubService | FaultOperation::DpsService
+        )
+    }
+
+    /// The DPS device operations can only refuse: their transports carry a DPS error on
+    /// every protocol, but delay, drop and stall are served by the hub and HTTPS paths.
+    fn refuses_only(self) -> bool {
         matches!(self, FaultOperation::DpsRegister | FaultOperation::DpsPoll)
     }
 
     fn id_field(self) -> &'static str {
         match self {
+            _ if self.is_service() => "path",
             _ if self.is_dps() => "registrationId",
-            FaultOperation::HubService => "path",
             _ => "deviceId",
         }
     }
 
     fn max_id_pattern(self) -> usize {
-        if self == FaultOperation::HubService {
+        if self.is_service() {
             MAX_PATH_PATTERN
         } else {
             MAX_ID_PATTERN
@@ -272,8 +293,9 @@ impl FaultRule {
         self.registration_id(pattern)
     }
 
-    /// Only service requests whose path matches `pattern` (`hub.service`; `*` is any run,
-    /// `/` included; case ignored), e.g. `/devices/*` or `/twins/*/methods`.
+    /// Only service requests whose path matches `pattern` (`hub.service`, `dps.service`; `*`
+    /// is any run, `/` included; case ignored), e.g. `/devices/*`, `/twins/*/methods` or
+    /// `/enrollmentGroups/*`.
     pub fn path(self, pattern: &str) -> FaultRule {
         self.registration_id(pattern)
     }
@@ -379,9 +401,9 @@ impl FaultRule {
                     )));
                 }
             }
-            _ if self.operation.is_dps() => {
+            _ if self.operation.refuses_only() => {
                 return Err(FaultError(format!(
-                    "{} faults can only refuse (delay, drop and stall are served for hub operations)",
+                    "{} faults can only refuse (delay, drop and stall are served for hub operations and the service APIs)",
                     self.operation.as_str()
                 )));
             }
@@ -436,13 +458,13 @@ impl FaultRule {
             (wire.hub, wire.id_scope.is_some())
         };
         let (id_pattern, id_misplaced) = match operation {
+            _ if operation.is_service() => (
+                wire.path,
+                wire.device_id.is_some() || wire.registration_id.is_some(),
+            ),
             _ if operation.is_dps() => (
                 wire.registration_id,
                 wire.device_id.is_some() || wire.path.is_some(),
-            ),
-            FaultOperation::HubService => (
-                wire.path,
-                wire.device_id.is_some() || wire.registration_id.is_some(),
             ),
             _ => (
                 wire.device_id,
@@ -765,6 +787,7 @@ mod tests {
             r#"{"operation":"hub.connect","deviceId":"d","action":{"stall":{}},"activeAfterSeconds":5,"activeForSeconds":30}"#,
             r#"{"operation":"hub.service","path":"/devices/*","action":{"refuse":{"status":429,"retryAfter":1}}}"#,
             r#"{"operation":"hub.twin.patch","deviceId":"d","action":{"stall":{}}}"#,
+            r#"{"operation":"dps.service","idScope":"0ne1","path":"/enrollments/*","action":{"delay":{"ms":200}},"count":2}"#,
         ];
         for json in rules {
             let rule = parse(json).expect(json);
@@ -801,6 +824,14 @@ mod tests {
             (
                 r#"{"operation":"dps.register","action":{"stall":{}}}"#,
                 "can only refuse",
+            ),
+            (
+                r#"{"operation":"dps.service","registrationId":"r","action":{"stall":{}}}"#,
+                "addressed by 'idScope' and 'path'",
+            ),
+            (
+                r#"{"operation":"dps.service","hub":"h","path":"/x","action":{"stall":{}}}"#,
+                "addressed by 'idScope' and 'path'",
             ),
             (
                 r#"{"operation":"hub.twin.get","action":{"delay":{"ms":0}}}"#,

@@ -18,6 +18,7 @@ use super::request::Request;
 use crate::auth;
 use crate::dps::error::DpsError;
 use crate::dps::service::QueryPage;
+use crate::faults::FaultOperation;
 use crate::pending::Pending;
 
 /// What a route does; ids borrowed from the path.
@@ -124,12 +125,27 @@ pub(super) async fn handle(
     fixed: &[&str],
     segments: &[&str],
 ) -> Reply {
-    let result = match admitted(ctx, req, fixed, segments) {
-        Ok(Route::Enrollments(operation)) => enrollments::apply(&ctx.dps, req, operation).await,
-        Ok(Route::Registrations(operation)) => registrations::apply(&ctx.dps, req, operation).await,
+    let route = match admitted(ctx, req, fixed, segments) {
+        Ok(route) => route,
         Err(refusal) => return *refusal,
     };
-    result.unwrap_or_else(|e| reply::dps_error(&e))
+    // An injected `dps.service` fault (docs/faults.md), addressed by the path; checked once
+    // the caller is known to be allowed, before anything is read or written.
+    let path = format!("/{}", segments.join("/"));
+    let dps = &ctx.dps;
+    let fault = dps
+        .faults()
+        .check(FaultOperation::DpsService, &[dps.id_scope()], &path);
+    let then = match super::faults::before(ctx, super::faults::Service::Dps, fault).await {
+        Ok(then) => then,
+        Err(answer) => return answer,
+    };
+    let result = match route {
+        Route::Enrollments(operation) => enrollments::apply(dps, req, operation).await,
+        Route::Registrations(operation) => registrations::apply(dps, req, operation).await,
+    };
+    let reply = result.unwrap_or_else(|e| reply::dps_error(&e));
+    super::faults::after(ctx, then, reply).await
 }
 
 /// A write's value once it is durable; a store failure becomes the 500 answer.

@@ -1,33 +1,52 @@
 //! How the HTTPS API carries out an injected fault (`crate::faults`, docs/faults.md) on a
 //! request the device or service API admitted: before the operation (refuse with the status,
-//! IoT Hub's error body and `Retry-After`; drop: the connection closed unanswered; stall: no
-//! answer) or after it was done (delay the answer; drop: answer with `Connection: close`).
-//! The route handlers decide which operation a request is; this file only answers.
+//! the service's error body — IoT Hub's or DPS's — and `Retry-After`; drop: the connection
+//! closed unanswered; stall: no answer) or after it was done (delay the answer; drop: answer
+//! with `Connection: close`). The route handlers decide which operation a request is; this
+//! file only answers.
 
 use super::HttpContext;
 use super::reply::{self, Reply};
-use crate::faults::{FaultAction, FaultHit};
+use crate::dps::error::DpsError;
+use crate::faults::{FaultAction, FaultHit, RefusalHit};
 use crate::hub::error::HubError;
+
+/// Whose API a request went to: a refusal answers in that service's error shape.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Service {
+    /// IoT Hub: `{"Message":"ErrorCode:…"}` and `iothub-errorcode`.
+    Hub,
+    /// DPS: `{"errorCode":429001,…}` and `x-ms-error-code`.
+    Dps,
+}
 
 /// Before the operation: `Err` with the answer when the fault ends the request here (nothing
 /// is done), else the action to apply once the operation answered.
 pub(super) async fn before(
     ctx: &HttpContext,
+    service: Service,
     fault: Option<FaultHit>,
 ) -> Result<Option<FaultAction>, Reply> {
     let Some(hit) = fault else {
         return Ok(None);
     };
     match hit.action {
-        FaultAction::Refuse(refusal) => {
-            let mut refused = reply::hub_error(&HubError::from_fault(refusal, &hit.id));
-            if let Some(seconds) = refusal.retry_after() {
+        FaultAction::Refuse(refusal) => Err(match service {
+            Service::Hub => {
+                let mut refused = reply::hub_error(&HubError::from_fault(refusal, &hit.id));
+                if let Some(seconds) = refusal.retry_after() {
+                    refused
+                        .headers_mut()
+                        .insert(hyper::header::RETRY_AFTER, seconds.into());
+                }
                 refused
-                    .headers_mut()
-                    .insert(hyper::header::RETRY_AFTER, seconds.into());
             }
-            Err(refused)
-        }
+            // DPS's error carries its own `retry-after`.
+            Service::Dps => reply::dps_error(&DpsError::from_fault(&RefusalHit {
+                id: hit.id,
+                refusal,
+            })),
+        }),
         FaultAction::Drop { after_ack: false } => Err(reply::abort()),
         FaultAction::Stall => Err(stall(ctx).await),
         action @ (FaultAction::Delay(_) | FaultAction::Drop { after_ack: true }) => {

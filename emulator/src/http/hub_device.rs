@@ -82,7 +82,7 @@ pub(super) async fn handle<G: DeviceGroup>(
             // stored) or after it was stored and answered (delay, drop after the answer).
             let fault =
                 G::fault_operation(&operation).and_then(|op| hub.fault(op, identity.device_id()));
-            let then = match super::faults::before(ctx, fault).await {
+            let then = match super::faults::before(ctx, super::faults::Service::Hub, fault).await {
                 Ok(then) => then,
                 Err(answer) => return answer,
             };

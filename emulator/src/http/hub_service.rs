@@ -77,7 +77,7 @@ pub(super) async fn handle<G: ServiceGroup>(
             // An injected `hub.service` fault (docs/faults.md), addressed by the path.
             let path = format!("/{}", segments.join("/"));
             let fault = hub.fault(FaultOperation::HubService, &path);
-            let then = match super::faults::before(ctx, fault).await {
+            let then = match super::faults::before(ctx, super::faults::Service::Hub, fault).await {
                 Ok(then) => then,
                 Err(answer) => return answer,
             };

@@ -801,7 +801,7 @@ function showTelemetry(params) {
 // The rules of docs/faults.md: a list with each rule's hits, a form that builds the JSON rule
 // the control port takes, and removal. The server checks every rule; its 400 message is shown.
 
-const FAULT_OPERATIONS = ["dps.register", "dps.poll", "hub.connect", "hub.telemetry", "hub.twin.get", "hub.twin.patch", "hub.method", "hub.service"];
+const FAULT_OPERATIONS = ["dps.register", "dps.poll", "hub.connect", "hub.telemetry", "hub.twin.get", "hub.twin.patch", "hub.method", "hub.service", "dps.service"];
 
 /** One line describing a rule's action. */
 function faultAction(action) {
@@ -815,9 +815,11 @@ function faultAction(action) {
 /** The rule the form describes, in the control port's JSON form. */
 function faultRuleFrom(form) {
   const dps = form.operation.value.startsWith("dps.");
+  // The service APIs' rules are addressed by the request path, the others by an id.
+  const service = form.operation.value.endsWith(".service");
   const rule = { operation: form.operation.value, action: {} };
   const id = form.id.value.trim();
-  if (id) rule[dps ? "registrationId" : "deviceId"] = id;
+  if (id) rule[service ? "path" : dps ? "registrationId" : "deviceId"] = id;
   const target = form.target.value.trim();
   if (target) rule[dps ? "idScope" : "hub"] = target;
   const kind = form.kind.value;
@@ -848,7 +850,7 @@ async function showFaults() {
   const status = h("select", { name: "status" }, ["429", "503", "500", "401"].map((c) => h("option", { value: c }, c)));
   const form = h("form", { "aria-label": "Add a fault" },
     field("Operation", operation),
-    field("Registration or device ID pattern (* matches any run; empty = every id)", input("id", { placeholder: "my-device-*" })),
+    field("Registration or device ID pattern, or a service request path such as /devices/* (* matches any run; empty = every one)", input("id", { placeholder: "my-device-*" })),
     field("ID scope (DPS) or hub name (hub); empty = any", input("target")),
     field("Action", kind),
     field("Status (refuse)", status),
@@ -874,7 +876,7 @@ async function showFaults() {
     h("table", {}, h("thead", {}, h("tr", {}, ["ID", "Operation", "Target", "Action", "Hits", "Remaining", "Actions"].map((t) => h("th", {}, t)))),
       h("tbody", {}, rules.length ? rules.map((r) => h("tr", { "data-id": r.id },
         h("td", {}, r.id), h("td", {}, r.operation),
-        h("td", {}, [r.idScope || r.hub, r.registrationId || r.deviceId].filter(Boolean).join(" / ")),
+        h("td", {}, [r.idScope || r.hub, r.registrationId || r.deviceId || r.path].filter(Boolean).join(" / ")),
         h("td", {}, faultAction(r.action), r.after ? `, after ${r.after}` : "", r.probability !== undefined ? `, p = ${r.probability}` : ""),
         h("td", { "data-field": "hits" }, String(r.hits)),
         h("td", {}, r.remaining !== undefined ? String(r.remaining) : "until removed"),
