@@ -820,3 +820,107 @@ async fn injected_telemetry_faults_reject_with_retry_after_or_detach_after_the_a
     assert_eq!(symbol_of(&error.condition), "amqp:connection:forced");
     let _ = connection.close().await;
 }
+
+/// Injected twin faults over AMQP (docs/faults.md): a refused reported patch is answered with
+/// the refusal's status and IoT Hub's error, storing nothing; a delayed GET is answered after
+/// the delay; a patch dropped after its answer is stored, answered, then the device's links
+/// are detached.
+#[tokio::test]
+async fn injected_twin_faults_answer_the_refusal_delay_the_answer_or_detach_after_it() {
+    use iotemu::{FaultAction, FaultOperation, FaultRule, Refusal};
+    let emulator = start().await;
+    let hub = emulator.default_hub().clone();
+    let (mut connection, mut session, _cbs) = device_session(&emulator).await;
+    let mut requests = Sender::builder()
+        .name("twin-sender")
+        .target(path("twin"))
+        .sender_settle_mode(SenderSettleMode::Settled)
+        .attach(&mut session)
+        .await
+        .unwrap();
+    let mut responses = Receiver::attach(&mut session, "twin-receiver", path("twin"))
+        .await
+        .unwrap();
+    let reported = |hub: &iotemu::Hub| hub.device_twin(QUICKSTART_DEVICE_ID).unwrap().reported;
+
+    let throttle = emulator
+        .faults()
+        .inject(
+            FaultRule::new(
+                FaultOperation::HubTwinPatch,
+                Refusal::Throttled { retry_after: 3 },
+            )
+            .device_id(QUICKSTART_DEVICE_ID)
+            .count(1),
+        )
+        .unwrap();
+    let patch =
+        |id: &str, body: &[u8]| twin_request("PATCH", Some("/properties/reported"), id, body);
+    requests
+        .send(patch("p1", br#"{"fw":"refused"}"#))
+        .await
+        .unwrap();
+    let reply = recv(&mut responses).await;
+    responses.accept(&reply).await.unwrap();
+    let reply = reply.into_message();
+    assert_eq!(annotation(&reply, "status"), Some(Value::Int(429)));
+    let body = String::from_utf8_lossy(&body_of(&reply)).to_string();
+    assert!(body.contains(throttle.id()), "{body}");
+    assert!(
+        reported(&hub).get("fw").is_none(),
+        "a refused patch is not stored"
+    );
+
+    let _slow = emulator
+        .faults()
+        .inject(
+            FaultRule::new(
+                FaultOperation::HubTwinGet,
+                FaultAction::Delay(Duration::from_millis(400)),
+            )
+            .device_id(QUICKSTART_DEVICE_ID)
+            .count(1),
+        )
+        .unwrap();
+    let asked = std::time::Instant::now();
+    requests
+        .send(twin_request("GET", None, "g1", b" "))
+        .await
+        .unwrap();
+    let reply = recv(&mut responses).await;
+    responses.accept(&reply).await.unwrap();
+    assert!(
+        asked.elapsed() >= Duration::from_millis(400),
+        "answered before the delay"
+    );
+    assert_eq!(annotation(reply.message(), "status"), Some(Value::Int(200)));
+
+    let _drop = emulator
+        .faults()
+        .inject(
+            FaultRule::new(
+                FaultOperation::HubTwinPatch,
+                FaultAction::Drop { after_ack: true },
+            )
+            .device_id(QUICKSTART_DEVICE_ID)
+            .count(1),
+        )
+        .unwrap();
+    requests
+        .send(patch("p2", br#"{"fw":"kept"}"#))
+        .await
+        .unwrap();
+    let reply = recv(&mut responses).await;
+    responses.accept(&reply).await.unwrap();
+    assert_eq!(annotation(reply.message(), "status"), Some(Value::Int(204)));
+    assert_eq!(reported(&hub)["fw"], "kept", "answered means stored");
+    let error = match tokio::time::timeout(WAIT, requests.on_detach())
+        .await
+        .unwrap()
+    {
+        DetachError::RemoteClosedWithError(e) | DetachError::RemoteDetachedWithError(e) => e,
+        other => panic!("a detach with an error expected, got {other:?}"),
+    };
+    assert_eq!(symbol_of(&error.condition), "amqp:connection:forced");
+    let _ = connection.close().await;
+}

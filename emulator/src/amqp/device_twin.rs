@@ -32,6 +32,7 @@ use tokio::sync::mpsc;
 use super::device::{DeviceChannel, close_link};
 use super::link::{self, LinkSlot};
 use super::message::{AnyMessage, body_bytes};
+use crate::faults::{FaultAction, FaultHit, FaultOperation};
 use crate::hub::error::HubError;
 use crate::hub::twin::requests::{TwinRequest, TwinResponse};
 
@@ -64,14 +65,44 @@ pub(crate) async fn serve_requests(
                     break;
                 }
                 let correlation_id = message.properties.as_ref().and_then(|p| p.correlation_id.clone());
-                let reply = answer(&channel, &message).await.into_message(correlation_id);
+                // An injected fault (docs/faults.md) on a twin GET or reported patch acts before
+                // the request is done (refuse, drop, stall: nothing stored) or after it was done
+                // and answered (delay, drop).
+                let fault = fault_operation(&message)
+                    .and_then(|operation| channel.hub.fault(operation, channel.identity.device_id()));
+                let reply = match fault.as_ref().map(|hit| hit.action) {
+                    Some(FaultAction::Refuse(refusal)) => {
+                        let id = fault.as_ref().map(|hit| hit.id.as_str()).unwrap_or_default();
+                        tracing::info!(%link, fault = %id, "twin request refused by an iotemu fault");
+                        TwinReply::error(&HubError::from_fault(refusal, id))
+                    }
+                    Some(FaultAction::Drop { after_ack: false }) => {
+                        let id = fault.as_ref().map(|hit| hit.id.as_str()).unwrap_or_default();
+                        channel.drop_by_fault(id);
+                        continue;
+                    }
+                    // Accepted, never done nor answered; the link goes on.
+                    Some(FaultAction::Stall) => continue,
+                    _ => answer(&channel, &message).await,
+                };
+                if let Some(FaultAction::Delay(delay)) = fault.as_ref().map(|hit| hit.action) {
+                    // Done (a patch is stored), its answer held back; the link reads nothing
+                    // else meanwhile, as a slow service would.
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        _ = channel.closed() => {}
+                    }
+                }
                 match channel.twin_replies().await {
                     Some(tx) => {
-                        if tx.send(reply).await.is_err() {
+                        if tx.send(reply.into_message(correlation_id)).await.is_err() {
                             tracing::info!(%link, "AMQP twin response link went away before the response");
                         }
                     }
                     None => tracing::info!(%link, "AMQP twin request has no response link; response dropped"),
+                }
+                if let Some(FaultHit { action: FaultAction::Drop { after_ack: true }, id }) = fault {
+                    channel.drop_by_fault(&id);
                 }
             }
             reason = channel.closed() => {
@@ -155,6 +186,24 @@ impl TwinReply {
             .message_annotations(annotations.build())
             .body(Body::Data(vec![Data(Binary::from(self.body))].into()))
             .build()
+    }
+}
+
+/// The fault operation a twin request is: a GET or a reported-properties PATCH (subscribing
+/// to desired patches is not one).
+fn fault_operation(message: &AnyMessage) -> Option<FaultOperation> {
+    let operation = annotation(message, "operation")?;
+    let resource = annotation(message, "resource");
+    match operation.to_ascii_uppercase().as_str() {
+        "GET" => Some(FaultOperation::HubTwinGet),
+        "PATCH"
+            if resource
+                .as_deref()
+                .is_none_or(|r| r.eq_ignore_ascii_case(REPORTED_RESOURCE)) =>
+        {
+            Some(FaultOperation::HubTwinPatch)
+        }
+        _ => None,
     }
 }
 

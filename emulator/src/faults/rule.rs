@@ -38,9 +38,11 @@ pub enum FaultOperation {
     HubConnect,
     /// A device-to-cloud telemetry PUBLISH (MQTT).
     HubTelemetry,
-    /// A twin GET request (`$iothub/twin/GET/`, MQTT).
+    /// A twin GET request (`$iothub/twin/GET/` over MQTT, `operation` GET on the AMQP twin
+    /// link).
     HubTwinGet,
-    /// A reported-properties patch (`$iothub/twin/PATCH/properties/reported/`, MQTT).
+    /// A reported-properties patch (`$iothub/twin/PATCH/properties/reported/` over MQTT,
+    /// `operation` PATCH on the AMQP twin link).
     HubTwinPatch,
     /// A direct method a service (REST, portal, Rust API) invokes on a device or module, on
     /// every device transport.
