@@ -8,7 +8,7 @@ use std::time::Duration;
 use iotemu::internals::mqtt::codec::{ConnectReturnCode, Packet, Publish, QoS};
 use iotemu::{Emulator, FaultAction, FaultOperation, FaultRule, Refusal};
 use iotemu_e2e::*;
-use rumqttc::mqttbytes::v4::Subscribe;
+use rumqttc::mqttbytes::v4::{PubAck, Subscribe};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -1013,4 +1013,91 @@ async fn a_delayed_dps_service_answer_comes_after_the_write_was_stored() {
     let ((answered, answered_at), stored_at) = tokio::join!(put, stored);
     assert!(stored_at < answered_at, "stored before the answer went out");
     assert_eq!(answered.status, 200);
+}
+
+// ---- C2D delivery faults -----------------------------------------------------------------------
+
+const C2D_FILTER: &str = "devices/fault-device/messages/devicebound/#";
+
+/// Queues one C2D message for the fault device (durable before it returns).
+async fn queue_c2d(emulator: &Emulator, body: &str) {
+    emulator
+        .default_hub()
+        .send_c2d(HUB_DEVICE, iotemu::C2dMessage::new(body.to_owned()))
+        .expect("queued")
+        .durable()
+        .await
+        .expect("stored");
+}
+
+async fn next_c2d(device: &mut RawClient) -> Publish {
+    match device.recv(Duration::from_secs(5)).await {
+        Ok(Packet::Publish(publish)) => publish,
+        other => panic!("a C2D PUBLISH expected, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_c2d_drop_before_delivery_keeps_the_message_queued_for_the_next_connection() {
+    let emulator = start_emulator(None).await;
+    let rule = emulator
+        .faults()
+        .inject(
+            hub_rule(
+                FaultOperation::HubC2d,
+                FaultAction::Drop { after_ack: false },
+            )
+            .count(1),
+        )
+        .expect("valid");
+    let mut device = connected_hub_device(&emulator, HUB_DEVICE, None, &[C2D_FILTER]).await;
+    queue_c2d(&emulator, "first").await;
+    // Closed instead of delivering: no PUBLISH comes before the close.
+    match device.recv(Duration::from_secs(5)).await {
+        Ok(Packet::Publish(publish)) => panic!("delivered despite the fault: {publish:?}"),
+        Ok(other) => panic!("the connection should close, got {other:?}"),
+        Err(RecvEnd::TimedOut) => panic!("the connection should close"),
+        Err(RecvEnd::Closed) => {}
+    }
+    assert_eq!(rule.hits(), 1);
+    assert_eq!(
+        emulator.default_hub().c2d_pending(HUB_DEVICE).len(),
+        1,
+        "still queued"
+    );
+    let mut device = connected_hub_device(&emulator, HUB_DEVICE, None, &[C2D_FILTER]).await;
+    let publish = next_c2d(&mut device).await;
+    assert_eq!(&publish.payload[..], b"first");
+}
+
+#[tokio::test]
+async fn a_c2d_drop_after_delivery_redelivers_the_unacknowledged_message() {
+    let emulator = start_emulator(None).await;
+    let rule = emulator
+        .faults()
+        .inject(
+            hub_rule(
+                FaultOperation::HubC2d,
+                FaultAction::Drop { after_ack: true },
+            )
+            .count(1),
+        )
+        .expect("valid");
+    let mut device = connected_hub_device(&emulator, HUB_DEVICE, None, &[C2D_FILTER]).await;
+    queue_c2d(&emulator, "twice").await;
+    // The device sees the message, then the connection closes before its PUBACK is read.
+    let first = next_c2d(&mut device).await;
+    assert_eq!((&first.payload[..], first.dup), (&b"twice"[..], false));
+    device.expect_closed().await;
+    assert_eq!(rule.hits(), 1);
+    let mut device = connected_hub_device(&emulator, HUB_DEVICE, None, &[C2D_FILTER]).await;
+    let again = next_c2d(&mut device).await;
+    assert_eq!((&again.payload[..], again.dup), (&b"twice"[..], true));
+    device.send(Packet::PubAck(PubAck::new(again.pkid))).await;
+    device.send(Packet::PingReq).await;
+    assert!(matches!(
+        device.recv(Duration::from_secs(5)).await,
+        Ok(Packet::PingResp)
+    ));
+    assert!(emulator.default_hub().c2d_pending(HUB_DEVICE).is_empty());
 }

@@ -122,7 +122,8 @@ fn a_fixture_using_every_section_is_valid() {
             { "operation": "hub.method", "deviceId": "dev-*", "action": { "refuse": { "status": 503 } },
               "activeAfterSeconds": 10, "activeForSeconds": 60 },
             { "operation": "hub.service", "path": "/devices/*", "action": { "refuse": { "status": 429, "retryAfter": 1 } } },
-            { "operation": "dps.service", "idScope": "0ne0000ABCD", "path": "/enrollmentGroups/*", "action": { "delay": { "ms": 200 } } }
+            { "operation": "dps.service", "idScope": "0ne0000ABCD", "path": "/enrollmentGroups/*", "action": { "delay": { "ms": 200 } } },
+            { "operation": "hub.c2d", "deviceId": "dev-*", "action": { "drop": { "when": "afterAck" } }, "count": 1 }
         ]
     });
     assert!(schema_errors(&validator(), &fixture).is_empty());
@@ -292,6 +293,10 @@ fn malformed_fixtures_are_rejected_by_schema_and_loader_alike() {
         (
             "a service fault addressed by deviceId",
             json!({ "faults": [{ "operation": "hub.service", "deviceId": "d", "action": { "stall": {} } }] }),
+        ),
+        (
+            "a C2D fault that does not drop",
+            json!({ "faults": [{ "operation": "hub.c2d", "action": { "delay": { "ms": 5 } } }] }),
         ),
         (
             "a DPS service fault addressed by registrationId",

@@ -53,10 +53,13 @@ pub enum FaultOperation {
     /// A request to the DPS service REST API (`/enrollments…`, `/enrollmentGroups…`,
     /// `/registrations…`), addressed by its path.
     DpsService,
+    /// A cloud-to-device message about to be delivered to a device (MQTT): only `drop`, before
+    /// the message is sent or after it was sent and before the device acknowledged it.
+    HubC2d,
 }
 
 impl FaultOperation {
-    const ALL: [FaultOperation; 9] = [
+    const ALL: [FaultOperation; 10] = [
         FaultOperation::DpsRegister,
         FaultOperation::DpsPoll,
         FaultOperation::HubConnect,
@@ -66,6 +69,7 @@ impl FaultOperation {
         FaultOperation::HubMethod,
         FaultOperation::HubService,
         FaultOperation::DpsService,
+        FaultOperation::HubC2d,
     ];
 
     /// The name used in JSON and the log.
@@ -80,6 +84,7 @@ impl FaultOperation {
             FaultOperation::HubMethod => "hub.method",
             FaultOperation::HubService => "hub.service",
             FaultOperation::DpsService => "dps.service",
+            FaultOperation::HubC2d => "hub.c2d",
         }
     }
 
@@ -393,6 +398,13 @@ impl FaultRule {
                 "probability must be more than 0 and at most 1".to_owned(),
             ));
         }
+        if self.operation == FaultOperation::HubC2d
+            && !matches!(self.action, FaultAction::Drop { .. })
+        {
+            return Err(FaultError(
+                "hub.c2d faults can only drop (the hub sends C2D messages: there is no request to refuse, delay or stall)".to_owned(),
+            ));
+        }
         match self.action {
             FaultAction::Refuse(refusal) => {
                 if let Some(seconds) = refusal.retry_after()
@@ -409,6 +421,7 @@ impl FaultRule {
                     self.operation.as_str()
                 )));
             }
+
             FaultAction::Delay(delay) => {
                 if delay.is_zero() || delay > Duration::from_millis(MAX_DELAY_MS) {
                     return Err(FaultError(format!("delay.ms must be 1..={MAX_DELAY_MS}")));
@@ -790,6 +803,7 @@ mod tests {
             r#"{"operation":"hub.service","path":"/devices/*","action":{"refuse":{"status":429,"retryAfter":1}}}"#,
             r#"{"operation":"hub.twin.patch","deviceId":"d","action":{"stall":{}}}"#,
             r#"{"operation":"dps.service","idScope":"0ne1","path":"/enrollments/*","action":{"delay":{"ms":200}},"count":2}"#,
+            r#"{"operation":"hub.c2d","deviceId":"d","action":{"drop":{"when":"afterAck"}},"count":1}"#,
         ];
         for json in rules {
             let rule = parse(json).expect(json);
@@ -826,6 +840,14 @@ mod tests {
             (
                 r#"{"operation":"dps.register","action":{"stall":{}}}"#,
                 "can only refuse",
+            ),
+            (
+                r#"{"operation":"hub.c2d","action":{"refuse":{"status":500}}}"#,
+                "can only drop",
+            ),
+            (
+                r#"{"operation":"hub.c2d","action":{"delay":{"ms":5}}}"#,
+                "can only drop",
             ),
             (
                 r#"{"operation":"dps.service","registrationId":"r","action":{"stall":{}}}"#,

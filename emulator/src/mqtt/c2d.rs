@@ -13,6 +13,7 @@ use std::sync::Arc;
 use super::codec::{Packet, Publish, QoS};
 use super::outbox::Outbox;
 use super::properties::encode_c2d_property_bag;
+use crate::faults::{FaultAction, FaultHit};
 use crate::hub::c2d::delivery::{C2dDelivery, Settlement};
 use crate::hub::{Hub, IdentityRef};
 
@@ -66,11 +67,29 @@ impl C2d {
     /// Publishes queued messages while the device is subscribed and the window has room.
     pub(super) fn pump(&mut self, out: &mut Outbox) {
         let Some(qos) = self.qos(out) else { return };
+        if out.is_closing() {
+            return;
+        }
         let settlement = match qos {
             QoS::AtMostOnce => Settlement::OnSend,
             _ => Settlement::Acknowledged,
         };
         while let Some(queued) = self.delivery.next(settlement) {
+            // An injected fault (docs/faults.md) closes the connection instead of delivering
+            // (the message goes back to the queue) or right after delivering, before the
+            // device's PUBACK is read (it stays unsettled and is delivered again).
+            let fault = self.delivery.fault();
+            if let Some(FaultHit {
+                action: FaultAction::Drop { after_ack: false },
+                id,
+            }) = &fault
+            {
+                self.delivery.abandon(&queued.id);
+                out.close_after_flush(format!(
+                    "dropped by iotemu fault {id} before delivering a C2D message"
+                ));
+                return;
+            }
             let device_id = self.delivery.device_id();
             let topic = format!(
                 "devices/{device_id}/messages/devicebound/{}",
@@ -83,6 +102,16 @@ impl C2d {
                 self.by_packet.insert(publish.pkid, queued.id);
             }
             out.write(Packet::Publish(publish));
+            if let Some(FaultHit {
+                action: FaultAction::Drop { after_ack: true },
+                id,
+            }) = &fault
+            {
+                out.close_after_flush(format!(
+                    "dropped by iotemu fault {id} after delivering a C2D message"
+                ));
+                return;
+            }
         }
     }
 

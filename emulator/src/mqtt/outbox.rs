@@ -19,6 +19,9 @@ pub(super) struct Outbox {
     /// Packet ids of our QoS 1 publishes the client has not acknowledged yet.
     awaiting_ack: Vec<u16>,
     wbuf: BytesMut,
+    /// Set when the connection must close once what is written here went out (an injected
+    /// fault that drops the connection around a delivery the hub pushed).
+    closing: Option<String>,
 }
 
 impl Outbox {
@@ -29,7 +32,23 @@ impl Outbox {
             next_packet_id: 0,
             awaiting_ack: Vec::new(),
             wbuf: BytesMut::new(),
+            closing: None,
         }
+    }
+
+    /// Closes the connection, for `reason`, once what is pending was written.
+    pub(super) fn close_after_flush(&mut self, reason: String) {
+        self.closing.get_or_insert(reason);
+    }
+
+    /// Whether the connection is to close after the next write: nothing more is delivered.
+    pub(super) fn is_closing(&self) -> bool {
+        self.closing.is_some()
+    }
+
+    /// Why the connection must close now that what was pending is written, if it must.
+    pub(super) fn take_closing(&mut self) -> Option<String> {
+        self.closing.take()
     }
 
     /// Encodes `packet` behind what is already waiting to be written.

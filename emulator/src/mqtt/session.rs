@@ -210,6 +210,10 @@ where
         if let Err(e) = flush(stream, dispatcher).await {
             return format!("write failed: {e}");
         }
+        // A fault that drops the connection around a delivery closes it once that is written.
+        if let Some(reason) = dispatcher.out.take_closing() {
+            return reason;
+        }
         if rbuf.is_empty() {
             // Nothing partial is kept: a session waiting for its client holds no read buffer.
             rbuf = BytesMut::new();

@@ -72,6 +72,12 @@ impl C2dDelivery {
         Some((delivery, restored))
     }
 
+    /// The injected `hub.c2d` fault (docs/faults.md) that hits the next delivery, if any.
+    pub(crate) fn fault(&self) -> Option<crate::faults::FaultHit> {
+        self.hub
+            .fault(crate::faults::FaultOperation::HubC2d, &self.device_id)
+    }
+
     pub(crate) fn device_id(&self) -> &str {
         &self.device_id
     }
