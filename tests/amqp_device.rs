@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use fe2o3_amqp::Session;
 use fe2o3_amqp::link::{DetachError, Receiver, Sender};
+use fe2o3_amqp::session::SessionHandle;
 use fe2o3_amqp::types::definitions::SenderSettleMode;
 use fe2o3_amqp::types::messaging::annotations::OwnedKey;
 use fe2o3_amqp::types::messaging::{
@@ -268,21 +269,27 @@ fn twin_request(
         .build()
 }
 
+/// The twin link pair as Node attaches it: requests pre-settled, responses on the receiver.
+async fn twin_links(session: &mut SessionHandle<()>) -> (Sender, Receiver) {
+    let requests = Sender::builder()
+        .name("twin-sender")
+        .target(path("twin"))
+        .sender_settle_mode(SenderSettleMode::Settled)
+        .attach(session)
+        .await
+        .unwrap();
+    let responses = Receiver::attach(session, "twin-receiver", path("twin"))
+        .await
+        .unwrap();
+    (requests, responses)
+}
+
 #[tokio::test]
 async fn twin_get_reported_patch_and_desired_updates() {
     let emulator = start().await;
     let hub = emulator.default_hub().clone();
     let (mut connection, mut session, _cbs) = device_session(&emulator).await;
-    let mut requests = Sender::builder()
-        .name("twin-sender")
-        .target(path("twin"))
-        .sender_settle_mode(SenderSettleMode::Settled)
-        .attach(&mut session)
-        .await
-        .unwrap();
-    let mut responses = Receiver::attach(&mut session, "twin-receiver", path("twin"))
-        .await
-        .unwrap();
+    let (mut requests, mut responses) = twin_links(&mut session).await;
 
     requests
         .send(twin_request("GET", None, "g1", b" "))
@@ -831,16 +838,7 @@ async fn injected_twin_faults_answer_the_refusal_delay_the_answer_or_detach_afte
     let emulator = start().await;
     let hub = emulator.default_hub().clone();
     let (mut connection, mut session, _cbs) = device_session(&emulator).await;
-    let mut requests = Sender::builder()
-        .name("twin-sender")
-        .target(path("twin"))
-        .sender_settle_mode(SenderSettleMode::Settled)
-        .attach(&mut session)
-        .await
-        .unwrap();
-    let mut responses = Receiver::attach(&mut session, "twin-receiver", path("twin"))
-        .await
-        .unwrap();
+    let (mut requests, mut responses) = twin_links(&mut session).await;
     let reported = |hub: &iotemu::Hub| hub.device_twin(QUICKSTART_DEVICE_ID).unwrap().reported;
 
     let throttle = emulator

@@ -1030,6 +1030,20 @@ async fn queue_c2d(emulator: &Emulator, body: &str) {
         .expect("stored");
 }
 
+/// A one-shot `hub.c2d` drop (before or after the delivery) on the fault device, and the
+/// device connected and subscribed to its C2D messages.
+async fn subscribed_under_c2d_drop(
+    emulator: &Emulator,
+    after_ack: bool,
+) -> (iotemu::FaultGuard, RawClient) {
+    let rule = emulator
+        .faults()
+        .inject(hub_rule(FaultOperation::HubC2d, FaultAction::Drop { after_ack }).count(1))
+        .expect("valid");
+    let device = connected_hub_device(emulator, HUB_DEVICE, None, &[C2D_FILTER]).await;
+    (rule, device)
+}
+
 async fn next_c2d(device: &mut RawClient) -> Publish {
     match device.recv(Duration::from_secs(5)).await {
         Ok(Packet::Publish(publish)) => publish,
@@ -1040,17 +1054,7 @@ async fn next_c2d(device: &mut RawClient) -> Publish {
 #[tokio::test]
 async fn a_c2d_drop_before_delivery_keeps_the_message_queued_for_the_next_connection() {
     let emulator = start_emulator(None).await;
-    let rule = emulator
-        .faults()
-        .inject(
-            hub_rule(
-                FaultOperation::HubC2d,
-                FaultAction::Drop { after_ack: false },
-            )
-            .count(1),
-        )
-        .expect("valid");
-    let mut device = connected_hub_device(&emulator, HUB_DEVICE, None, &[C2D_FILTER]).await;
+    let (rule, mut device) = subscribed_under_c2d_drop(&emulator, false).await;
     queue_c2d(&emulator, "first").await;
     // Closed instead of delivering: no PUBLISH comes before the close.
     match device.recv(Duration::from_secs(5)).await {
@@ -1073,17 +1077,7 @@ async fn a_c2d_drop_before_delivery_keeps_the_message_queued_for_the_next_connec
 #[tokio::test]
 async fn a_c2d_drop_after_delivery_redelivers_the_unacknowledged_message() {
     let emulator = start_emulator(None).await;
-    let rule = emulator
-        .faults()
-        .inject(
-            hub_rule(
-                FaultOperation::HubC2d,
-                FaultAction::Drop { after_ack: true },
-            )
-            .count(1),
-        )
-        .expect("valid");
-    let mut device = connected_hub_device(&emulator, HUB_DEVICE, None, &[C2D_FILTER]).await;
+    let (rule, mut device) = subscribed_under_c2d_drop(&emulator, true).await;
     queue_c2d(&emulator, "twice").await;
     // The device sees the message, then the connection closes before its PUBACK is read.
     let first = next_c2d(&mut device).await;

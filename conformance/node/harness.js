@@ -406,11 +406,11 @@ async function removeFault(faultId) {
 }
 
 /**
- * DPS symmetric-key registration as in the quickstart (PROVISIONING_* environment, MQTT), checks
- * the result (assigned, hub, EXPECTED_DEVICE_ID), then opens a device client over MQTT.
- * Returns { client, deviceId }. The SDK modules are passed in (this file imports no SDK).
+ * DPS symmetric-key registration as in the quickstart (PROVISIONING_* environment, MQTT); checks
+ * the result (assigned, hub, EXPECTED_DEVICE_ID). Returns { result, symmetricKey }. The SDK
+ * modules are passed in (this file imports no SDK).
  */
-async function provisionAndConnect(s, sdk) {
+async function provision(s, sdk) {
   const registrationId = env('PROVISIONING_REGISTRATION_ID');
   const symmetricKey = env('PROVISIONING_SYMMETRIC_KEY');
   s.step('register');
@@ -424,6 +424,15 @@ async function provisionAndConnect(s, sdk) {
   expectEqual('registrationState.status', result.status, 'assigned');
   expectEqual('assigned hub', result.assignedHub, env('EXPECTED_ASSIGNED_HUB'));
   expectEqual('device id', result.deviceId, env('EXPECTED_DEVICE_ID'));
+  return { result, symmetricKey };
+}
+
+/**
+ * [provision], then opens a device client over MQTT.
+ * Returns { client, deviceId }. The SDK modules are passed in (this file imports no SDK).
+ */
+async function provisionAndConnect(s, sdk) {
+  const { result, symmetricKey } = await provision(s, sdk);
   s.step('connect to hub');
   const client = sdk.Client.fromConnectionString(
     'HostName=' + result.assignedHub + ';DeviceId=' + result.deviceId + ';SharedAccessKey=' + symmetricKey,
@@ -580,6 +589,7 @@ module.exports = {
   installFault,
   faultStatus,
   removeFault,
+  provision,
   provisionAndConnect,
   eventHubConnectionString,
   receiveEvents,

@@ -25,18 +25,9 @@ const runId = common.runId();
 const OPEN_BOUND_MS = 20000;
 
 h.run('hub_connect_refused', async (s) => {
-  const registrationId = h.env('PROVISIONING_REGISTRATION_ID');
-  const symmetricKey = h.env('PROVISIONING_SYMMETRIC_KEY');
-  s.step('register');
-  const provisioningClient = ProvisioningDeviceClient.create(
-    h.env('PROVISIONING_HOST'),
-    h.env('PROVISIONING_IDSCOPE'),
-    new ProvisioningTransport(),
-    new SymmetricKeySecurityClient(registrationId, symmetricKey)
-  );
-  const result = await provisioningClient.register();
-  h.expectEqual('registrationState.status', result.status, 'assigned');
-  h.expectEqual('device id', result.deviceId, h.env('EXPECTED_DEVICE_ID'));
+  const { result, symmetricKey } = await h.provision(s, {
+    ProvisioningTransport, SymmetricKeySecurityClient, ProvisioningDeviceClient,
+  });
   const deviceId = result.deviceId;
   const client = Client.fromConnectionString(
     'HostName=' + result.assignedHub + ';DeviceId=' + deviceId + ';SharedAccessKey=' + symmetricKey,

@@ -42,18 +42,9 @@ function deviceToken(hub, deviceId, key, seconds) {
 }
 
 h.run('hub_token_expiry', async (s) => {
-  const registrationId = h.env('PROVISIONING_REGISTRATION_ID');
-  const key = h.env('PROVISIONING_SYMMETRIC_KEY');
-  s.step('register');
-  const provisioning = ProvisioningDeviceClient.create(
-    h.env('PROVISIONING_HOST'),
-    h.env('PROVISIONING_IDSCOPE'),
-    new ProvisioningTransport(),
-    new SymmetricKeySecurityClient(registrationId, key)
-  );
-  const result = await provisioning.register();
-  h.expectEqual('registrationState.status', result.status, 'assigned');
-  h.expectEqual('device id', result.deviceId, h.env('EXPECTED_DEVICE_ID'));
+  const { result, symmetricKey: key } = await h.provision(s, {
+    ProvisioningTransport, SymmetricKeySecurityClient, ProvisioningDeviceClient,
+  });
   const { assignedHub: hub, deviceId } = result;
 
   s.step(`connect with a token valid for ${LIFETIME_S} s (Client.fromSharedAccessSignature)`);

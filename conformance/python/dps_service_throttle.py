@@ -51,14 +51,21 @@ async def blocking(fn, *args):
     return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
 
-async def with_fault(rule, run):
-    """Installs `rule`, runs `run(fault_id)`, and removes the rule whatever happens."""
-    fault_id = await harness.install_fault(rule)
-    scenario.info("installed {}: {}".format(fault_id, rule))
-    try:
-        await run(fault_id)
-    finally:
-        await harness.remove_fault(fault_id)
+async def answered_after_waiting(what, seconds, fn, *args):
+    """Runs the SDK call `fn(*args)`; it must succeed, no sooner than `seconds` (the
+    `Retry-After`s it had to wait). Returns its result."""
+    started = time.monotonic()
+    result = await blocking(fn, *args)
+    elapsed = time.monotonic() - started
+    scenario.info("{} answered after {:.1f} s".format(what, elapsed))
+    check(elapsed >= seconds - 0.1,
+          "{} returned after {:.1f} s, sooner than the {} s of retry-after".format(what, elapsed, seconds))
+    return result
+
+
+async def expect_hits(fault_id, hits):
+    status = await harness.fault_status(fault_id)
+    expect_equal("hits of {}".format(fault_id), status.get("hits"), hits)
 
 
 async def main():
@@ -70,23 +77,19 @@ async def main():
 
     async def unavailable_then_created(fault_id):
         scenario.step("create_or_update through two 503s with retry-after {}".format(UNAVAILABLE_RETRY_AFTER))
-        started = time.monotonic()
-        created = await blocking(psc.create_or_update, IndividualEnrollment.create(registration_id, attestation))
-        elapsed = time.monotonic() - started
-        scenario.info("created {} (etag {}) after {:.1f} s".format(
-            created.registration_id, created.etag, elapsed))
+        created = await answered_after_waiting(
+            "create_or_update", 2 * UNAVAILABLE_RETRY_AFTER,
+            psc.create_or_update, IndividualEnrollment.create(registration_id, attestation))
         expect_equal("created registration id", created.registration_id, registration_id)
-        check(elapsed >= 2 * UNAVAILABLE_RETRY_AFTER - 0.1,
-              "create_or_update returned after {:.1f} s: the retries did not wait the retry-after".format(elapsed))
-        status = await harness.fault_status(fault_id)
-        expect_equal("hits of the 503 rule", status.get("hits"), 2)
+        await expect_hits(fault_id, 2)
         status, listed = await harness.control_get_async("/enrollments")
         check(status == 200 and isinstance(listed, list), "GET /enrollments returned {}: {}".format(status, listed))
         stored = [e for e in listed if isinstance(e, dict) and e.get("registrationId") == registration_id]
         expect_equal("enrollments stored with this id (GET /enrollments)", len(stored), 1)
 
     scenario.step("install a 503 rule on {} (POST /faults)".format(path))
-    await with_fault(
+    await harness.with_fault(
+        scenario,
         {
             "operation": "dps.service",
             "path": path,
@@ -98,19 +101,15 @@ async def main():
 
     async def throttled_get(fault_id):
         scenario.step("get_individual_enrollment through a 429 with retry-after {}".format(THROTTLED_RETRY_AFTER))
-        started = time.monotonic()
-        got = await blocking(psc.get_individual_enrollment, registration_id)
-        elapsed = time.monotonic() - started
-        scenario.info("answered after {:.1f} s".format(elapsed))
+        got = await answered_after_waiting(
+            "get_individual_enrollment", THROTTLED_RETRY_AFTER,
+            psc.get_individual_enrollment, registration_id)
         expect_equal("registration id", got.registration_id, registration_id)
-        check(elapsed >= THROTTLED_RETRY_AFTER - 0.1,
-              "get_individual_enrollment returned after {:.1f} s, sooner than the {} s retry-after".format(
-                  elapsed, THROTTLED_RETRY_AFTER))
-        status = await harness.fault_status(fault_id)
-        expect_equal("hits of the 429 rule", status.get("hits"), 1)
+        await expect_hits(fault_id, 1)
 
     scenario.step("install a 429 rule on {} (POST /faults)".format(path))
-    await with_fault(
+    await harness.with_fault(
+        scenario,
         {
             "operation": "dps.service",
             "path": path,
@@ -134,15 +133,16 @@ async def main():
             check(fault_id in described, "the error does not carry DPS's message naming the rule: {}".format(described))
         else:
             raise harness.ScenarioFailure("get_individual_enrollment succeeded ({!r}), expected the retries to run out".format(got))
-        status = await harness.fault_status(fault_id)
-        expect_equal("hits of the lasting 429 rule (the request and msrest's 3 retries)", status.get("hits"), 1 + MSREST_RETRIES)
+        # The request and msrest's 3 retries.
+        await expect_hits(fault_id, 1 + MSREST_RETRIES)
         expect_equal("DELETE /faults/{}".format(fault_id), await harness.remove_fault(fault_id), 204)
         scenario.step("once the rule is removed the same call is answered")
         got = await blocking(psc.get_individual_enrollment, registration_id)
         expect_equal("registration id", got.registration_id, registration_id)
 
     scenario.step("install a lasting 429 rule on {} (POST /faults)".format(path))
-    await with_fault(
+    await harness.with_fault(
+        scenario,
         {
             "operation": "dps.service",
             "path": path,

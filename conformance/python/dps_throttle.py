@@ -49,16 +49,6 @@ async def register(registration_id, symmetric_key):
     return result, elapsed
 
 
-async def with_fault(rule, run):
-    """Installs `rule`, runs `run(fault_id)`, and removes the rule whatever happens."""
-    fault_id = await harness.install_fault(rule)
-    scenario.info("installed {}: {}".format(fault_id, rule))
-    try:
-        await run(fault_id)
-    finally:
-        await harness.remove_fault(fault_id)
-
-
 async def main():
     registration_id = harness.env("PROVISIONING_REGISTRATION_ID")
     symmetric_key = harness.env("PROVISIONING_SYMMETRIC_KEY")
@@ -80,7 +70,8 @@ async def main():
         expect_equal("GET /faults/{} after DELETE".format(fault_id), gone, 404)
 
     scenario.step("install a 429 rule for this registration (POST /faults)")
-    await with_fault(
+    await harness.with_fault(
+        scenario,
         {
             "operation": "dps.register",
             "registrationId": registration_id,
@@ -99,7 +90,8 @@ async def main():
         expect_equal("DELETE /faults/{}".format(fault_id), await harness.remove_fault(fault_id), 204)
 
     scenario.step("install a 503 rule on the poll (POST /faults)")
-    await with_fault(
+    await harness.with_fault(
+        scenario,
         {
             "operation": "dps.poll",
             "registrationId": registration_id,

@@ -443,6 +443,17 @@ async def remove_fault(fault_id):
     return status
 
 
+async def with_fault(scenario, rule, run):
+    """Installs `rule` (POST /faults), runs `await run(fault_id)`, and removes the rule whatever
+    happens (DELETE /faults/{id}; a rule `run` already removed answers 404, which is fine)."""
+    fault_id = await install_fault(rule)
+    scenario.info("installed {}: {}".format(fault_id, rule))
+    try:
+        await run(fault_id)
+    finally:
+        await remove_fault(fault_id)
+
+
 async def provision_and_connect(scenario, provisioning_client_cls, device_client_cls, websockets=False):
     """DPS symmetric-key registration as in the quickstart (PROVISIONING_* environment), checks
     the result (assigned, hub, EXPECTED_DEVICE_ID), then creates and connects the device client
