@@ -269,6 +269,15 @@ fn twin_request(
         .build()
 }
 
+/// The hub detaches a link with `amqp:connection:forced` (a fault dropped the identity).
+async fn expect_forced_detach(detached: impl std::future::Future<Output = DetachError>) {
+    let error = match tokio::time::timeout(WAIT, detached).await.unwrap() {
+        DetachError::RemoteClosedWithError(e) | DetachError::RemoteDetachedWithError(e) => e,
+        other => panic!("a detach with an error expected, got {other:?}"),
+    };
+    assert_eq!(symbol_of(&error.condition), "amqp:connection:forced");
+}
+
 /// The twin link pair as Node attaches it: requests pre-settled, responses on the receiver.
 async fn twin_links(session: &mut SessionHandle<()>) -> (Sender, Receiver) {
     let requests = Sender::builder()
@@ -817,14 +826,7 @@ async fn injected_telemetry_faults_reject_with_retry_after_or_detach_after_the_a
         Outcome::Accepted(_)
     ));
     assert_eq!(stored(), 1, "accepted means stored");
-    let error = match tokio::time::timeout(WAIT, sender.on_detach())
-        .await
-        .unwrap()
-    {
-        DetachError::RemoteClosedWithError(e) | DetachError::RemoteDetachedWithError(e) => e,
-        other => panic!("a detach with an error expected, got {other:?}"),
-    };
-    assert_eq!(symbol_of(&error.condition), "amqp:connection:forced");
+    expect_forced_detach(sender.on_detach()).await;
     let _ = connection.close().await;
 }
 
@@ -912,13 +914,6 @@ async fn injected_twin_faults_answer_the_refusal_delay_the_answer_or_detach_afte
     responses.accept(&reply).await.unwrap();
     assert_eq!(annotation(reply.message(), "status"), Some(Value::Int(204)));
     assert_eq!(reported(&hub)["fw"], "kept", "answered means stored");
-    let error = match tokio::time::timeout(WAIT, requests.on_detach())
-        .await
-        .unwrap()
-    {
-        DetachError::RemoteClosedWithError(e) | DetachError::RemoteDetachedWithError(e) => e,
-        other => panic!("a detach with an error expected, got {other:?}"),
-    };
-    assert_eq!(symbol_of(&error.condition), "amqp:connection:forced");
+    expect_forced_detach(requests.on_detach()).await;
     let _ = connection.close().await;
 }

@@ -650,10 +650,25 @@ pub async fn dps_rest(
         Some("provisioningserviceowner"),
         seconds_from_now(600),
     );
-    let headers = [
-        ("Authorization", token.as_str()),
+    json_rest(emulator, &token, method, path, DPS_API, &[], body).await
+}
+
+/// A service REST call with `authorization`, a JSON body (none when `body` is null) and
+/// `api_version` (`api-version=…`) appended to the path's query.
+async fn json_rest(
+    emulator: &Emulator,
+    authorization: &str,
+    method: &str,
+    path: &str,
+    api_version: &str,
+    extra_headers: &[(&str, &str)],
+    body: serde_json::Value,
+) -> HttpsResponse {
+    let mut headers = vec![
+        ("Authorization", authorization),
         ("Content-Type", "application/json"),
     ];
+    headers.extend_from_slice(extra_headers);
     let body = if body.is_null() {
         Vec::new()
     } else {
@@ -664,7 +679,7 @@ pub async fn dps_rest(
         emulator,
         None,
         method,
-        &format!("{path}{separator}{DPS_API}"),
+        &format!("{path}{separator}{api_version}"),
         &headers,
         &body,
     )
@@ -694,24 +709,14 @@ pub async fn hub_rest_as(
     body: serde_json::Value,
 ) -> HttpsResponse {
     let auth = hub_policy_token(policy, key_b64);
-    let mut headers = vec![
-        ("Authorization", auth.as_str()),
-        ("Content-Type", "application/json"),
-    ];
-    headers.extend_from_slice(extra_headers);
-    let body = if body.is_null() {
-        Vec::new()
-    } else {
-        body.to_string().into_bytes()
-    };
-    let separator = if path.contains('?') { '&' } else { '?' };
-    https_request(
+    json_rest(
         emulator,
-        None,
+        &auth,
         method,
-        &format!("{path}{separator}api-version=2021-04-12"),
-        &headers,
-        &body,
+        path,
+        "api-version=2021-04-12",
+        extra_headers,
+        body,
     )
     .await
 }
