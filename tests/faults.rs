@@ -1095,3 +1095,26 @@ async fn a_c2d_drop_after_delivery_redelivers_the_unacknowledged_message() {
     ));
     assert!(emulator.default_hub().c2d_pending(HUB_DEVICE).is_empty());
 }
+
+#[tokio::test]
+async fn a_c2d_drop_before_delivery_at_qos_0_does_not_complete_the_message() {
+    let emulator = start_emulator(None).await;
+    let (rule, mut device) = subscribed_under_c2d_drop(&emulator, false).await;
+    // Down to QoS 0: a message sent at QoS 0 is complete once sent, so a drop before sending
+    // must not settle it.
+    let mut subscribe = Subscribe::new(C2D_FILTER, QoS::AtMostOnce);
+    subscribe.pkid = 9;
+    device.send(Packet::Subscribe(subscribe)).await;
+    assert!(matches!(
+        device.recv(Duration::from_secs(5)).await,
+        Ok(Packet::SubAck(_))
+    ));
+    queue_c2d(&emulator, "kept").await;
+    device.expect_closed().await;
+    assert_eq!(rule.hits(), 1);
+    assert_eq!(
+        emulator.default_hub().c2d_pending(HUB_DEVICE).len(),
+        1,
+        "still queued, not completed"
+    );
+}

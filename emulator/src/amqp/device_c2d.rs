@@ -36,7 +36,7 @@ use super::device::{DeviceChannel, close_link};
 use super::link::LinkSlot;
 use super::message::{AnyMessage, timestamp};
 use crate::hub::c2d::QueuedC2d;
-use crate::hub::c2d::delivery::{C2dDelivery, Settlement};
+use crate::hub::c2d::delivery::C2dDelivery;
 
 type Settling = Pin<Box<dyn Future<Output = (String, Result<Outcome, SendError>)> + Send>>;
 
@@ -99,7 +99,7 @@ async fn pump(
     delivery: &mut C2dDelivery,
     settling: &mut futures_util::stream::FuturesUnordered<Settling>,
 ) -> Pump {
-    while let Some(queued) = delivery.next(Settlement::Acknowledged) {
+    while let Some(queued) = delivery.next() {
         let id = queued.id.clone();
         let message = to_amqp(delivery.device_id(), &queued);
         let sent = tokio::select! {

@@ -14,7 +14,7 @@ use super::codec::{Packet, Publish, QoS};
 use super::outbox::Outbox;
 use super::properties::encode_c2d_property_bag;
 use crate::faults::{FaultAction, FaultHit};
-use crate::hub::c2d::delivery::{C2dDelivery, Settlement};
+use crate::hub::c2d::delivery::C2dDelivery;
 use crate::hub::{Hub, IdentityRef};
 
 /// C2D delivery on one device connection.
@@ -70,11 +70,7 @@ impl C2d {
         if out.is_closing() {
             return;
         }
-        let settlement = match qos {
-            QoS::AtMostOnce => Settlement::OnSend,
-            _ => Settlement::Acknowledged,
-        };
-        while let Some(queued) = self.delivery.next(settlement) {
+        while let Some(queued) = self.delivery.next() {
             // An injected fault (docs/faults.md) closes the connection instead of delivering
             // (the message goes back to the queue) or right after delivering, before the
             // device's PUBACK is read (it stays unsettled and is delivered again).
@@ -97,7 +93,10 @@ impl C2d {
             );
             let mut publish = Publish::from_bytes(topic, qos, queued.message.body.clone());
             publish.dup = queued.delivery_count > 1;
-            if settlement == Settlement::Acknowledged {
+            if qos == QoS::AtMostOnce {
+                // Settled only now: a fault above may still have put it back unsent.
+                self.delivery.sent_unacknowledged(&queued.id);
+            } else {
                 publish.pkid = out.await_ack();
                 self.by_packet.insert(publish.pkid, queued.id);
             }

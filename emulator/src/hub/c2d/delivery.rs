@@ -24,15 +24,6 @@ use crate::hub::{Hub, IdentityRef};
 /// Messages out for delivery at once on one connection.
 pub(crate) const WINDOW: usize = 16;
 
-/// How the device settles what it is sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Settlement {
-    /// The device acknowledges each message (MQTT QoS 1): it stays queued until then.
-    Acknowledged,
-    /// Nothing acknowledges it (MQTT QoS 0): sent is done.
-    OnSend,
-}
-
 /// One connection's share of a device's C2D queue.
 pub(crate) struct C2dDelivery {
     hub: Arc<Hub>,
@@ -91,24 +82,29 @@ impl C2dDelivery {
         }
     }
 
-    /// The next message to send, if the window has room and one is deliverable. With
-    /// [`Settlement::OnSend`] it is completed at once; nobody is told, so that completion is
-    /// not waited for (it is durable with the next fsync).
-    pub(crate) fn next(&mut self, settlement: Settlement) -> Option<QueuedC2d> {
+    /// The next message to send, if the window has room and one is deliverable; it is out for
+    /// delivery until settled ([`C2dDelivery::complete`], [`C2dDelivery::sent_unacknowledged`],
+    /// …) or the connection ends.
+    pub(crate) fn next(&mut self) -> Option<QueuedC2d> {
         if self.in_flight.len() >= WINDOW {
             return None;
         }
         let queued = self.hub.c2d_take(&self.device_id)?;
-        match settlement {
-            Settlement::Acknowledged => self.in_flight.push(queued.id.clone()),
-            Settlement::OnSend => match self.hub.c2d_complete(&self.device_id, &queued.id) {
-                Ok(pending) => drop(pending.into_value_unawaited()),
-                Err(e) => {
-                    tracing::error!(device_id = %self.device_id, error = %e, "a QoS 0 C2D completion could not be stored")
-                }
-            },
-        }
+        self.in_flight.push(queued.id.clone());
         Some(queued)
+    }
+
+    /// `message_id` was sent where nothing acknowledges it (MQTT QoS 0): sent is done, so it
+    /// is completed at once. Nobody is told, so that completion is not waited for (it is
+    /// durable with the next fsync).
+    pub(crate) fn sent_unacknowledged(&mut self, message_id: &str) {
+        self.forget(message_id);
+        match self.hub.c2d_complete(&self.device_id, message_id) {
+            Ok(pending) => drop(pending.into_value_unawaited()),
+            Err(e) => {
+                tracing::error!(device_id = %self.device_id, error = %e, "a QoS 0 C2D completion could not be stored")
+            }
+        }
     }
 
     /// The device acknowledged `message_id`: it leaves the queue once that is stored. Nothing
@@ -200,7 +196,7 @@ mod tests {
     fn at_most_a_window_is_out_until_acknowledged() {
         let hub = hub_with_messages(WINDOW + 2);
         let (mut delivery, _) = open(&hub, false);
-        let sent: Vec<_> = std::iter::from_fn(|| delivery.next(Settlement::Acknowledged))
+        let sent: Vec<_> = std::iter::from_fn(|| delivery.next())
             .map(|m| m.id)
             .collect();
         assert_eq!(sent.len(), WINDOW);
@@ -212,10 +208,10 @@ mod tests {
     async fn an_acknowledgement_completes_and_frees_a_place() {
         let hub = hub_with_messages(WINDOW + 1);
         let (mut delivery, _) = open(&hub, false);
-        while delivery.next(Settlement::Acknowledged).is_some() {}
+        while delivery.next().is_some() {}
         delivery.complete("m0").await;
         assert_eq!(hub.c2d_pending("d1").len(), WINDOW);
-        let next = delivery.next(Settlement::Acknowledged).unwrap();
+        let next = delivery.next().unwrap();
         assert_eq!(next.id, format!("m{WINDOW}"));
     }
 
@@ -223,7 +219,12 @@ mod tests {
     fn sent_without_acknowledgement_is_complete_at_once() {
         let hub = hub_with_messages(WINDOW + 4);
         let (mut delivery, _) = open(&hub, false);
-        let sent = std::iter::from_fn(|| delivery.next(Settlement::OnSend)).count();
+        let sent = std::iter::from_fn(|| {
+            let queued = delivery.next()?;
+            delivery.sent_unacknowledged(&queued.id);
+            Some(queued)
+        })
+        .count();
         assert_eq!(sent, WINDOW + 4, "no window without acknowledgements");
         assert_eq!(delivery.in_flight(), 0);
         assert!(hub.c2d_pending("d1").is_empty());
@@ -233,13 +234,10 @@ mod tests {
     fn what_is_not_acknowledged_is_delivered_again_on_the_next_connection() {
         let hub = hub_with_messages(1);
         let (mut first, _) = open(&hub, false);
-        assert_eq!(
-            first.next(Settlement::Acknowledged).unwrap().delivery_count,
-            1
-        );
+        assert_eq!(first.next().unwrap().delivery_count, 1);
         drop(first);
         let (mut second, _) = open(&hub, false);
-        let again = second.next(Settlement::Acknowledged).unwrap();
+        let again = second.next().unwrap();
         assert_eq!((again.id.as_str(), again.delivery_count), ("m0", 2));
     }
 
