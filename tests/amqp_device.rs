@@ -917,3 +917,67 @@ async fn injected_twin_faults_answer_the_refusal_delay_the_answer_or_detach_afte
     expect_forced_detach(requests.on_detach()).await;
     let _ = connection.close().await;
 }
+
+/// Injected C2D faults over AMQP (docs/faults.md): a drop before sending detaches the device's
+/// links and keeps the message queued; a drop after sending detaches them before the device
+/// settles, and the message is delivered again on the next link.
+#[tokio::test]
+async fn injected_c2d_drops_detach_and_keep_the_message_for_the_next_link() {
+    use iotemu::{FaultAction, FaultOperation, FaultRule};
+    let emulator = start().await;
+    let hub = emulator.default_hub().clone();
+    for after_ack in [false, true] {
+        let body = format!("dropped after_ack={after_ack}");
+        let _drop = emulator
+            .faults()
+            .inject(
+                FaultRule::new(FaultOperation::HubC2d, FaultAction::Drop { after_ack })
+                    .device_id(QUICKSTART_DEVICE_ID)
+                    .count(1),
+            )
+            .unwrap();
+        hub.send_c2d(QUICKSTART_DEVICE_ID, C2dMessage::new(body.clone()))
+            .unwrap()
+            .durable()
+            .await
+            .unwrap();
+        let (mut connection, mut session, _cbs) = device_session(&emulator).await;
+        let mut receiver = Receiver::attach(&mut session, "c2d", path("messages/devicebound"))
+            .await
+            .unwrap();
+        if after_ack {
+            // Sent, then the link is detached before the device settles it.
+            let delivery = recv(&mut receiver).await;
+            assert_eq!(body_of(delivery.message()), body.clone().into_bytes());
+        }
+        // The client's receiver learns of the detach on its next receive.
+        let error = tokio::time::timeout(WAIT, receiver.recv::<Body<Value>>())
+            .await
+            .unwrap()
+            .expect_err("the C2D link is detached");
+        assert!(
+            format!("{error:?}").contains("ConnectionForced"),
+            "amqp:connection:forced expected: {error:?}"
+        );
+        assert_eq!(
+            hub.c2d_pending(QUICKSTART_DEVICE_ID).len(),
+            1,
+            "still queued (after_ack={after_ack})"
+        );
+        let _ = connection.close().await;
+        // The next link gets it, and completes it.
+        let (mut connection, mut session, _cbs) = device_session(&emulator).await;
+        let mut receiver = Receiver::attach(&mut session, "c2d", path("messages/devicebound"))
+            .await
+            .unwrap();
+        let delivery = recv(&mut receiver).await;
+        assert_eq!(body_of(delivery.message()), body.into_bytes());
+        receiver.accept(&delivery).await.unwrap();
+        let deadline = std::time::Instant::now() + WAIT;
+        while !hub.c2d_pending(QUICKSTART_DEVICE_ID).is_empty() {
+            assert!(std::time::Instant::now() < deadline, "completed");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let _ = connection.close().await;
+    }
+}

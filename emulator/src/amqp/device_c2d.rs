@@ -35,6 +35,7 @@ use super::conditions::{self, INTERNAL_ERROR};
 use super::device::{DeviceChannel, close_link};
 use super::link::LinkSlot;
 use super::message::{AnyMessage, timestamp};
+use crate::faults::{FaultAction, FaultHit};
 use crate::hub::c2d::QueuedC2d;
 use crate::hub::c2d::delivery::C2dDelivery;
 
@@ -100,6 +101,20 @@ async fn pump(
     settling: &mut futures_util::stream::FuturesUnordered<Settling>,
 ) -> Pump {
     while let Some(queued) = delivery.next() {
+        // An injected `hub.c2d` fault (docs/faults.md) detaches the identity's links instead
+        // of sending (the message goes back to the queue) or right after sending, before the
+        // device settles it (it returns to the queue with the link and is delivered again).
+        let fault = delivery.fault();
+        if let Some(FaultHit {
+            action: FaultAction::Drop { after_ack: false },
+            id,
+        }) = &fault
+        {
+            delivery.abandon(&queued.id);
+            channel.drop_by_fault(id);
+            // Closed now (the drop set the reason): nothing more is sent on this link.
+            return Pump::Closed(channel.closed().await);
+        }
         let id = queued.id.clone();
         let message = to_amqp(delivery.device_id(), &queued);
         let sent = tokio::select! {
@@ -107,7 +122,17 @@ async fn pump(
             reason = channel.closed() => return Pump::Closed(reason),
         };
         match sent {
-            Ok(outcome) => settling.push(Box::pin(async move { (id, outcome.await) })),
+            Ok(outcome) => {
+                settling.push(Box::pin(async move { (id, outcome.await) }));
+                if let Some(FaultHit {
+                    action: FaultAction::Drop { after_ack: true },
+                    id,
+                }) = &fault
+                {
+                    channel.drop_by_fault(id);
+                    return Pump::Closed(channel.closed().await);
+                }
+            }
             Err(e) => {
                 tracing::debug!(message_id = %id, error = %e, "AMQP C2D message could not be sent");
                 return Pump::LinkGone;
