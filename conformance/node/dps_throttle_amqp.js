@@ -30,27 +30,6 @@
 const { Amqp } = require('azure-iot-provisioning-device-amqp');
 
 const h = require('./harness');
-const { RETRY_AFTER, registerOnce, notRetriedFlow } = require('./dps_throttle_flow');
+const { notRetriedFlow, amqpRefusal } = require('./dps_throttle_flow');
 
-/** register() must reject with the raw AMQP error `condition`; returns its retry-after. */
-async function expectRejected(s, condition, retryAfter, errorCode) {
-  const { result, error, seconds } = await registerOnce(Amqp);
-  h.check(error, `register() resolved (${JSON.stringify(result)}); expected the ${condition} rejection`);
-  s.info(`register() rejected after ${seconds.toFixed(1)} s: ${JSON.stringify(error)}`);
-  h.expectEqual('error.condition', error.condition, condition);
-  const info = error.info || {};
-  h.expectEqual("error.info['retry-after']", Number(info['retry-after']), retryAfter);
-  h.check(
-    String(error.description || '').includes(String(errorCode)),
-    `error.description does not carry DPS's ${errorCode}: ${error.description}`
-  );
-  return Number(info['retry-after']);
-}
-
-h.run('dps_throttle_amqp', (s) =>
-  notRetriedFlow(s, Amqp, (s, refusal) =>
-    refusal === 'register'
-      ? expectRejected(s, 'com.microsoft:device-container-throttled', RETRY_AFTER, 429001)
-      : expectRejected(s, 'amqp:internal-error', 1, 503000)
-  )
-);
+h.run('dps_throttle_amqp', (s) => notRetriedFlow(s, Amqp, amqpRefusal(Amqp)));

@@ -164,7 +164,35 @@ async function notRetriedFlow(s, Transport, expectRefused) {
   await expectRecordAssigned(s);
 }
 
+/**
+ * `notRetriedFlow`'s check for the AMQP transports (Amqp, AmqpWs), which reject register() with
+ * the raw AMQP error as installed here (dps_throttle_amqp.js says why): the 429 on the register
+ * as `com.microsoft:device-container-throttled`, the 503 on the status request as
+ * `amqp:internal-error`, each with DPS's error code in the description and `retry-after` in
+ * the error info. Returns the retry-after.
+ */
+function amqpRefusal(Transport) {
+  const expectRejected = async (s, condition, retryAfter, errorCode) => {
+    const { result, error, seconds } = await registerOnce(Transport);
+    h.check(error, `register() resolved (${JSON.stringify(result)}); expected the ${condition} rejection`);
+    s.info(`register() rejected after ${seconds.toFixed(1)} s: ${JSON.stringify(error)}`);
+    h.expectEqual('error.condition', error.condition, condition);
+    const info = error.info || {};
+    h.expectEqual("error.info['retry-after']", Number(info['retry-after']), retryAfter);
+    h.check(
+      String(error.description || '').includes(String(errorCode)),
+      `error.description does not carry DPS's ${errorCode}: ${error.description}`
+    );
+    return Number(info['retry-after']);
+  };
+  return (s, refusal) =>
+    refusal === 'register'
+      ? expectRejected(s, 'com.microsoft:device-container-throttled', RETRY_AFTER, 429001)
+      : expectRejected(s, 'amqp:internal-error', 1, 503000);
+}
+
 module.exports = {
+  amqpRefusal,
   RETRY_AFTER,
   registerOnce,
   registerAssigned,

@@ -19,20 +19,19 @@ from azure.iot.device.aio import ProvisioningDeviceClient
 import harness
 from harness import check, expect_equal
 
-scenario = harness.Scenario("dps_throttle")
-
 # Longer than the SDK's default retry interval (2 s), so waiting this long shows it read the
 # header rather than falling back to its default.
 RETRY_AFTER = 5
 
 
-async def register(registration_id, symmetric_key):
-    """A fresh client's register(): (result, seconds it took)."""
+async def register(scenario, registration_id, symmetric_key, websockets):
+    """A fresh client's register() (over MQTT, or MQTT over WebSocket): (result, seconds it took)."""
     client = ProvisioningDeviceClient.create_from_symmetric_key(
         provisioning_host=harness.env("PROVISIONING_HOST"),
         registration_id=registration_id,
         id_scope=harness.env("PROVISIONING_IDSCOPE"),
         symmetric_key=symmetric_key,
+        websockets=websockets,
     )
     started = time.monotonic()
     result = await client.register()
@@ -49,13 +48,14 @@ async def register(registration_id, symmetric_key):
     return result, elapsed
 
 
-async def main():
+async def throttle_flow(scenario, websockets=False):
+    """The scenario's steps; dps_throttle_websocket runs them over MQTT over WebSocket."""
     registration_id = harness.env("PROVISIONING_REGISTRATION_ID")
     symmetric_key = harness.env("PROVISIONING_SYMMETRIC_KEY")
 
     async def throttled_register(fault_id):
         scenario.step("register() through a 429 with retry-after {}".format(RETRY_AFTER))
-        _, elapsed = await register(registration_id, symmetric_key)
+        _, elapsed = await register(scenario, registration_id, symmetric_key, websockets)
         check(
             elapsed >= RETRY_AFTER,
             "register() returned after {:.1f} s, sooner than the {} s retry-after".format(elapsed, RETRY_AFTER),
@@ -83,7 +83,7 @@ async def main():
 
     async def refused_poll(fault_id):
         scenario.step("register() through a 503 on the operation-status poll")
-        await register(registration_id, symmetric_key)
+        await register(scenario, registration_id, symmetric_key, websockets)
         scenario.step("the 503 rule hit once (GET /faults)")
         status = await harness.fault_status(fault_id)
         expect_equal("hits", status.get("hits"), 1)
@@ -108,4 +108,5 @@ async def main():
 
 
 if __name__ == "__main__":
-    scenario.run(main)
+    scenario = harness.Scenario("dps_throttle")
+    scenario.run(lambda: throttle_flow(scenario))
