@@ -751,6 +751,33 @@ async fn https_telemetry(emulator: &Emulator, body: &str) -> HttpsResponse {
     .await
 }
 
+/// `method /devices/HTTPS_DEVICE/{path}` with `body` on a connection of its own, as the device;
+/// everything the emulator sent until it closed the connection (nothing when it dropped it).
+async fn raw_https_device_request(
+    emulator: &Emulator,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Vec<u8> {
+    let port = emulator.https_port().expect("HTTPS is served");
+    let mut stream = tls_connect(emulator, port, None, vec![b"http/1.1".to_vec()]).await;
+    let sas = device_token(
+        "localhost",
+        HTTPS_DEVICE,
+        QUICKSTART_KEY,
+        seconds_from_now(600),
+    );
+    let request = format!(
+        "{method} /devices/{HTTPS_DEVICE}/{path}?api-version=2021-04-12 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAuthorization: {sas}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    stream.flush().await.expect("flush");
+    let mut answer = Vec::new();
+    let _ = within("the close", stream.read_to_end(&mut answer)).await;
+    answer
+}
+
 fn https_stored(emulator: &Emulator) -> Vec<String> {
     emulator
         .default_hub()
@@ -826,23 +853,7 @@ async fn https_telemetry_dropped_before_the_answer_is_closed_unanswered_and_not_
             .count(1),
         )
         .expect("valid");
-    let port = emulator.https_port().expect("HTTPS is served");
-    let mut stream = tls_connect(&emulator, port, None, vec![b"http/1.1".to_vec()]).await;
-    let sas = device_token(
-        "localhost",
-        HTTPS_DEVICE,
-        QUICKSTART_KEY,
-        seconds_from_now(600),
-    );
-    let body = "dropped";
-    let request = format!(
-        "POST /devices/{HTTPS_DEVICE}/messages/events?api-version=2021-04-12 HTTP/1.1\r\nHost: localhost\r\nAuthorization: {sas}\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.expect("write");
-    stream.flush().await.expect("flush");
-    let mut answer = Vec::new();
-    let _ = within("the close", stream.read_to_end(&mut answer)).await;
+    let answer = raw_https_device_request(&emulator, "POST", "messages/events", "dropped").await;
     assert!(
         answer.is_empty(),
         "no answer: {}",
@@ -1116,5 +1127,43 @@ async fn a_c2d_drop_before_delivery_at_qos_0_does_not_complete_the_message() {
         emulator.default_hub().c2d_pending(HUB_DEVICE).len(),
         1,
         "still queued, not completed"
+    );
+}
+
+#[tokio::test]
+async fn an_https_c2d_receive_dropped_before_its_answer_takes_nothing() {
+    let emulator = start_emulator(None).await;
+    let key = iotemu::SymmetricKey::from_base64(QUICKSTART_KEY).expect("key");
+    let hub = emulator.default_hub();
+    hub.provision_device(HTTPS_DEVICE, key.clone(), key, None);
+    hub.send_c2d(HTTPS_DEVICE, iotemu::C2dMessage::new("polled".to_owned()))
+        .expect("queued")
+        .durable()
+        .await
+        .expect("stored");
+    let rule = emulator
+        .faults()
+        .inject(
+            FaultRule::new(
+                FaultOperation::HubC2d,
+                FaultAction::Drop { after_ack: false },
+            )
+            .device_id(HTTPS_DEVICE)
+            .count(1),
+        )
+        .expect("valid");
+    let answer = raw_https_device_request(&emulator, "GET", "messages/deviceBound", "").await;
+    assert!(
+        answer.is_empty(),
+        "no answer: {}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert_eq!(rule.hits(), 1);
+    // Nothing was taken or locked: the next receive gets the message.
+    let answer = raw_https_device_request(&emulator, "GET", "messages/deviceBound", "").await;
+    let answer = String::from_utf8_lossy(&answer).to_string();
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.ends_with("polled"),
+        "{answer}"
     );
 }

@@ -53,8 +53,9 @@ pub enum FaultOperation {
     /// A request to the DPS service REST API (`/enrollments…`, `/enrollmentGroups…`,
     /// `/registrations…`), addressed by its path.
     DpsService,
-    /// A cloud-to-device message about to be delivered to a device (MQTT, AMQP): only `drop`,
-    /// before the message is sent or after it was sent and before the device settled it.
+    /// A cloud-to-device message about to be delivered to a device (MQTT, AMQP; over HTTPS the
+    /// device's receive): only `drop`, before the message is sent or after it was sent and
+    /// before the device settled it.
     HubC2d,
 }
 

@@ -7,7 +7,8 @@
 //!   with `?reject` rejects it; `POST …/{lockToken}/abandon` hands it back. Each is `204`
 //!   once the settlement is stored.
 //!
-//! The lock rules are the hub's (`hub::c2d_http`).
+//! The lock rules are the hub's (`hub::c2d_http`). A `hub.c2d` fault (docs/faults.md) drops the
+//! connection of a receive, before or after its answer.
 
 use std::time::SystemTime;
 
@@ -18,6 +19,7 @@ use hyper::{Method, Response, StatusCode};
 use super::hub_device::{APP_PREFIX, DeviceGroup};
 use super::reply::{self, Reply};
 use super::request::{Request, lock_token};
+use crate::faults::FaultOperation;
 use crate::hub::c2d::QueuedC2d;
 use crate::hub::c2d_http::Settlement;
 use crate::hub::error::HubError;
@@ -48,6 +50,13 @@ impl DeviceGroup for C2dReceive {
             }
             _ => None,
         }
+    }
+
+    /// A receive is a C2D delivery a `hub.c2d` drop acts on: before it nothing is taken (the
+    /// connection closes unanswered), after it the message is locked, answered and the
+    /// connection closes.
+    fn fault_operation(operation: &Operation<'_>) -> Option<FaultOperation> {
+        matches!(operation, Operation::Receive).then_some(FaultOperation::HubC2d)
     }
 
     /// A settlement's 204 goes out only once it is durable.
