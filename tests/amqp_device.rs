@@ -981,3 +981,36 @@ async fn injected_c2d_drops_detach_and_keep_the_message_for_the_next_link() {
         let _ = connection.close().await;
     }
 }
+
+/// A delayed C2D delivery over AMQP (docs/faults.md): sent once the delay has passed.
+#[tokio::test]
+async fn an_injected_c2d_delay_holds_the_transfer() {
+    use iotemu::{FaultAction, FaultOperation, FaultRule};
+    let emulator = start().await;
+    let delay = Duration::from_millis(400);
+    let _slow = emulator
+        .faults()
+        .inject(
+            FaultRule::new(FaultOperation::HubC2d, FaultAction::Delay(delay))
+                .device_id(QUICKSTART_DEVICE_ID)
+                .count(1),
+        )
+        .unwrap();
+    let (mut connection, mut session, _cbs) = device_session(&emulator).await;
+    let mut receiver = Receiver::attach(&mut session, "c2d", path("messages/devicebound"))
+        .await
+        .unwrap();
+    let queued = std::time::Instant::now();
+    emulator
+        .default_hub()
+        .send_c2d(QUICKSTART_DEVICE_ID, C2dMessage::new("late".to_owned()))
+        .unwrap()
+        .durable()
+        .await
+        .unwrap();
+    let delivery = recv(&mut receiver).await;
+    assert!(queued.elapsed() >= delay, "sent before the delay");
+    assert_eq!(body_of(delivery.message()), b"late".to_vec());
+    receiver.accept(&delivery).await.unwrap();
+    let _ = connection.close().await;
+}

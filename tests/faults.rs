@@ -1167,3 +1167,49 @@ async fn an_https_c2d_receive_dropped_before_its_answer_takes_nothing() {
         "{answer}"
     );
 }
+
+#[tokio::test]
+async fn a_delayed_c2d_delivery_arrives_after_the_delay_over_mqtt_and_https() {
+    let emulator = start_emulator(None).await;
+    let delay = Duration::from_millis(400);
+    let rule = emulator
+        .faults()
+        .inject(hub_rule(FaultOperation::HubC2d, FaultAction::Delay(delay)).count(1))
+        .expect("valid");
+    let mut device = connected_hub_device(&emulator, HUB_DEVICE, None, &[C2D_FILTER]).await;
+    let queued = std::time::Instant::now();
+    queue_c2d(&emulator, "late").await;
+    let publish = next_c2d(&mut device).await;
+    assert!(queued.elapsed() >= delay, "delivered before the delay");
+    assert_eq!(&publish.payload[..], b"late");
+    assert_eq!(rule.hits(), 1);
+
+    // Over HTTPS the device's receive is answered late, with the message.
+    let key = iotemu::SymmetricKey::from_base64(QUICKSTART_KEY).expect("key");
+    let hub = emulator.default_hub();
+    hub.provision_device(HTTPS_DEVICE, key.clone(), key, None);
+    hub.send_c2d(
+        HTTPS_DEVICE,
+        iotemu::C2dMessage::new("polled late".to_owned()),
+    )
+    .expect("queued")
+    .durable()
+    .await
+    .expect("stored");
+    let _slow = emulator
+        .faults()
+        .inject(
+            FaultRule::new(FaultOperation::HubC2d, FaultAction::Delay(delay))
+                .device_id(HTTPS_DEVICE)
+                .count(1),
+        )
+        .expect("valid");
+    let asked = std::time::Instant::now();
+    let answer = raw_https_device_request(&emulator, "GET", "messages/deviceBound", "").await;
+    assert!(asked.elapsed() >= delay, "answered before the delay");
+    let answer = String::from_utf8_lossy(&answer).to_string();
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.ends_with("polled late"),
+        "{answer}"
+    );
+}

@@ -295,8 +295,8 @@ fn malformed_fixtures_are_rejected_by_schema_and_loader_alike() {
             json!({ "faults": [{ "operation": "hub.service", "deviceId": "d", "action": { "stall": {} } }] }),
         ),
         (
-            "a C2D fault that does not drop",
-            json!({ "faults": [{ "operation": "hub.c2d", "action": { "delay": { "ms": 5 } } }] }),
+            "a C2D fault that neither drops nor delays",
+            json!({ "faults": [{ "operation": "hub.c2d", "action": { "stall": {} } }] }),
         ),
         (
             "a DPS service fault addressed by registrationId",

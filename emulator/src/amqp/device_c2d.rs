@@ -103,7 +103,8 @@ async fn pump(
     while let Some(queued) = delivery.next() {
         // An injected `hub.c2d` fault (docs/faults.md) detaches the identity's links instead
         // of sending (the message goes back to the queue) or right after sending, before the
-        // device settles it (it returns to the queue with the link and is delivered again).
+        // device settles it (it returns to the queue with the link and is delivered again), or
+        // holds the sending back.
         let fault = delivery.fault();
         if let Some(FaultHit {
             action: FaultAction::Drop { after_ack: false },
@@ -114,6 +115,16 @@ async fn pump(
             channel.drop_by_fault(id);
             // Closed now (the drop set the reason): nothing more is sent on this link.
             return Pump::Closed(channel.closed().await);
+        }
+        if let Some(FaultHit {
+            action: FaultAction::Delay(delay),
+            ..
+        }) = &fault
+        {
+            tokio::select! {
+                () = tokio::time::sleep(*delay) => {}
+                reason = channel.closed() => return Pump::Closed(reason),
+            }
         }
         let id = queued.id.clone();
         let message = to_amqp(delivery.device_id(), &queued);

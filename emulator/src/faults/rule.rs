@@ -54,8 +54,8 @@ pub enum FaultOperation {
     /// `/registrations…`), addressed by its path.
     DpsService,
     /// A cloud-to-device message about to be delivered to a device (MQTT, AMQP; over HTTPS the
-    /// device's receive): only `drop`, before the message is sent or after it was sent and
-    /// before the device settled it.
+    /// device's receive): `drop` before the message is sent or after it was sent and before
+    /// the device settled it, or `delay` its sending.
     HubC2d,
 }
 
@@ -400,10 +400,13 @@ impl FaultRule {
             ));
         }
         if self.operation == FaultOperation::HubC2d
-            && !matches!(self.action, FaultAction::Drop { .. })
+            && !matches!(
+                self.action,
+                FaultAction::Drop { .. } | FaultAction::Delay(_)
+            )
         {
             return Err(FaultError(
-                "hub.c2d faults can only drop (the hub sends C2D messages: there is no request to refuse, delay or stall)".to_owned(),
+                "hub.c2d faults can only drop or delay (the hub sends C2D messages: there is no request to refuse or stall)".to_owned(),
             ));
         }
         match self.action {
@@ -844,11 +847,11 @@ mod tests {
             ),
             (
                 r#"{"operation":"hub.c2d","action":{"refuse":{"status":500}}}"#,
-                "can only drop",
+                "can only drop or delay",
             ),
             (
-                r#"{"operation":"hub.c2d","action":{"delay":{"ms":5}}}"#,
-                "can only drop",
+                r#"{"operation":"hub.c2d","action":{"stall":{}}}"#,
+                "can only drop or delay",
             ),
             (
                 r#"{"operation":"dps.service","registrationId":"r","action":{"stall":{}}}"#,

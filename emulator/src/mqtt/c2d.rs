@@ -73,7 +73,8 @@ impl C2d {
         while let Some(queued) = self.delivery.next() {
             // An injected fault (docs/faults.md) closes the connection instead of delivering
             // (the message goes back to the queue) or right after delivering, before the
-            // device's PUBACK is read (it stays unsettled and is delivered again).
+            // device's PUBACK is read (it stays unsettled and is delivered again), or holds
+            // the delivery back.
             let fault = self.delivery.fault();
             if let Some(FaultHit {
                 action: FaultAction::Drop { after_ack: false },
@@ -101,6 +102,13 @@ impl C2d {
                 self.by_packet.insert(publish.pkid, queued.id);
             }
             out.write(Packet::Publish(publish));
+            if let Some(FaultHit {
+                action: FaultAction::Delay(delay),
+                ..
+            }) = &fault
+            {
+                out.hold_before_flush(*delay);
+            }
             if let Some(FaultHit {
                 action: FaultAction::Drop { after_ack: true },
                 id,

@@ -300,6 +300,13 @@ impl Dispatcher {
         }
     }
 
+    /// Waits out a hold a fault put on what is pending (cut short by shutdown).
+    pub(super) async fn hold_if_asked(&mut self) {
+        if let Some(delay) = self.out.take_hold() {
+            Box::pin(crate::faults::hold(delay, &self.ctx.shutdown)).await;
+        }
+    }
+
     fn pump_c2d(&mut self) {
         if let Some(c2d) = &mut self.c2d {
             c2d.pump(&mut self.out);

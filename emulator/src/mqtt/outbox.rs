@@ -22,6 +22,9 @@ pub(super) struct Outbox {
     /// Set when the connection must close once what is written here went out (an injected
     /// fault that drops the connection around a delivery the hub pushed).
     closing: Option<String>,
+    /// How long to wait before writing what is pending (an injected fault that delays a
+    /// delivery the hub pushed).
+    hold: Option<std::time::Duration>,
 }
 
 impl Outbox {
@@ -33,7 +36,18 @@ impl Outbox {
             awaiting_ack: Vec::new(),
             wbuf: BytesMut::new(),
             closing: None,
+            hold: None,
         }
+    }
+
+    /// Waits `delay` before what is pending is written (the longest asked for wins).
+    pub(super) fn hold_before_flush(&mut self, delay: std::time::Duration) {
+        self.hold = Some(self.hold.map_or(delay, |held| held.max(delay)));
+    }
+
+    /// How long to wait before writing what is pending, if anything asked to.
+    pub(super) fn take_hold(&mut self) -> Option<std::time::Duration> {
+        self.hold.take()
     }
 
     /// Closes the connection, for `reason`, once what is pending was written.

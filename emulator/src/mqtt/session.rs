@@ -207,6 +207,9 @@ where
     let timer = tokio::time::sleep_until(deadlines.next());
     tokio::pin!(timer);
     loop {
+        // A fault that delays a delivery holds what is pending; the connection reads nothing
+        // else meanwhile, as a slow service would behave.
+        dispatcher.hold_if_asked().await;
         if let Err(e) = flush(stream, dispatcher).await {
             return format!("write failed: {e}");
         }
