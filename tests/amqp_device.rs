@@ -247,6 +247,22 @@ async fn c2d_dispositions_complete_reject_and_abandon() {
     connection.close().await.unwrap();
 }
 
+/// A rule that hits the quickstart device's next `operation` once.
+fn inject_once(
+    emulator: &iotemu::Emulator,
+    operation: iotemu::FaultOperation,
+    action: impl Into<iotemu::FaultAction>,
+) -> iotemu::FaultGuard {
+    emulator
+        .faults()
+        .inject(
+            iotemu::FaultRule::new(operation, action)
+                .device_id(QUICKSTART_DEVICE_ID)
+                .count(1),
+        )
+        .unwrap()
+}
+
 /// A twin request as Node sends it.
 fn twin_request(
     operation: &str,
@@ -760,7 +776,7 @@ async fn a_renewed_token_keeps_the_device_links() {
 /// accepts (and stores) the message, then detaches the device's links.
 #[tokio::test]
 async fn injected_telemetry_faults_reject_with_retry_after_or_detach_after_the_accept() {
-    use iotemu::{FaultAction, FaultOperation, FaultRule, Refusal};
+    use iotemu::{FaultAction, FaultOperation, Refusal};
     let emulator = start().await;
     let (mut connection, mut session, _cbs) = device_session(&emulator).await;
     let mut sender = Sender::attach(&mut session, "events", path("messages/events"))
@@ -773,17 +789,11 @@ async fn injected_telemetry_faults_reject_with_retry_after_or_detach_after_the_a
             .messages(Some(QUICKSTART_DEVICE_ID))
             .len()
     };
-    let throttle = emulator
-        .faults()
-        .inject(
-            FaultRule::new(
-                FaultOperation::HubTelemetry,
-                Refusal::Throttled { retry_after: 2 },
-            )
-            .device_id(QUICKSTART_DEVICE_ID)
-            .count(1),
-        )
-        .unwrap();
+    let throttle = inject_once(
+        &emulator,
+        FaultOperation::HubTelemetry,
+        Refusal::Throttled { retry_after: 2 },
+    );
     let refused = Message::builder().body(data(b"refused")).build();
     match sender.send(refused).await.unwrap() {
         Outcome::Rejected(r) => {
@@ -809,17 +819,11 @@ async fn injected_telemetry_faults_reject_with_retry_after_or_detach_after_the_a
     }
     assert_eq!(stored(), 0, "a refused message is not stored");
 
-    let _drop = emulator
-        .faults()
-        .inject(
-            FaultRule::new(
-                FaultOperation::HubTelemetry,
-                FaultAction::Drop { after_ack: true },
-            )
-            .device_id(QUICKSTART_DEVICE_ID)
-            .count(1),
-        )
-        .unwrap();
+    let _drop = inject_once(
+        &emulator,
+        FaultOperation::HubTelemetry,
+        FaultAction::Drop { after_ack: true },
+    );
     let kept = Message::builder().body(data(b"kept")).build();
     assert!(matches!(
         sender.send(kept).await.unwrap(),
@@ -836,24 +840,18 @@ async fn injected_telemetry_faults_reject_with_retry_after_or_detach_after_the_a
 /// are detached.
 #[tokio::test]
 async fn injected_twin_faults_answer_the_refusal_delay_the_answer_or_detach_after_it() {
-    use iotemu::{FaultAction, FaultOperation, FaultRule, Refusal};
+    use iotemu::{FaultAction, FaultOperation, Refusal};
     let emulator = start().await;
     let hub = emulator.default_hub().clone();
     let (mut connection, mut session, _cbs) = device_session(&emulator).await;
     let (mut requests, mut responses) = twin_links(&mut session).await;
     let reported = |hub: &iotemu::Hub| hub.device_twin(QUICKSTART_DEVICE_ID).unwrap().reported;
 
-    let throttle = emulator
-        .faults()
-        .inject(
-            FaultRule::new(
-                FaultOperation::HubTwinPatch,
-                Refusal::Throttled { retry_after: 3 },
-            )
-            .device_id(QUICKSTART_DEVICE_ID)
-            .count(1),
-        )
-        .unwrap();
+    let throttle = inject_once(
+        &emulator,
+        FaultOperation::HubTwinPatch,
+        Refusal::Throttled { retry_after: 3 },
+    );
     let patch =
         |id: &str, body: &[u8]| twin_request("PATCH", Some("/properties/reported"), id, body);
     requests
@@ -871,17 +869,11 @@ async fn injected_twin_faults_answer_the_refusal_delay_the_answer_or_detach_afte
         "a refused patch is not stored"
     );
 
-    let _slow = emulator
-        .faults()
-        .inject(
-            FaultRule::new(
-                FaultOperation::HubTwinGet,
-                FaultAction::Delay(Duration::from_millis(400)),
-            )
-            .device_id(QUICKSTART_DEVICE_ID)
-            .count(1),
-        )
-        .unwrap();
+    let _slow = inject_once(
+        &emulator,
+        FaultOperation::HubTwinGet,
+        FaultAction::Delay(Duration::from_millis(400)),
+    );
     let asked = std::time::Instant::now();
     requests
         .send(twin_request("GET", None, "g1", b" "))
@@ -895,17 +887,11 @@ async fn injected_twin_faults_answer_the_refusal_delay_the_answer_or_detach_afte
     );
     assert_eq!(annotation(reply.message(), "status"), Some(Value::Int(200)));
 
-    let _drop = emulator
-        .faults()
-        .inject(
-            FaultRule::new(
-                FaultOperation::HubTwinPatch,
-                FaultAction::Drop { after_ack: true },
-            )
-            .device_id(QUICKSTART_DEVICE_ID)
-            .count(1),
-        )
-        .unwrap();
+    let _drop = inject_once(
+        &emulator,
+        FaultOperation::HubTwinPatch,
+        FaultAction::Drop { after_ack: true },
+    );
     requests
         .send(patch("p2", br#"{"fw":"kept"}"#))
         .await
@@ -923,19 +909,16 @@ async fn injected_twin_faults_answer_the_refusal_delay_the_answer_or_detach_afte
 /// settles, and the message is delivered again on the next link.
 #[tokio::test]
 async fn injected_c2d_drops_detach_and_keep_the_message_for_the_next_link() {
-    use iotemu::{FaultAction, FaultOperation, FaultRule};
+    use iotemu::{FaultAction, FaultOperation};
     let emulator = start().await;
     let hub = emulator.default_hub().clone();
     for after_ack in [false, true] {
         let body = format!("dropped after_ack={after_ack}");
-        let _drop = emulator
-            .faults()
-            .inject(
-                FaultRule::new(FaultOperation::HubC2d, FaultAction::Drop { after_ack })
-                    .device_id(QUICKSTART_DEVICE_ID)
-                    .count(1),
-            )
-            .unwrap();
+        let _drop = inject_once(
+            &emulator,
+            FaultOperation::HubC2d,
+            FaultAction::Drop { after_ack },
+        );
         hub.send_c2d(QUICKSTART_DEVICE_ID, C2dMessage::new(body.clone()))
             .unwrap()
             .durable()
@@ -985,17 +968,10 @@ async fn injected_c2d_drops_detach_and_keep_the_message_for_the_next_link() {
 /// A delayed C2D delivery over AMQP (docs/faults.md): sent once the delay has passed.
 #[tokio::test]
 async fn an_injected_c2d_delay_holds_the_transfer() {
-    use iotemu::{FaultAction, FaultOperation, FaultRule};
+    use iotemu::{FaultAction, FaultOperation};
     let emulator = start().await;
     let delay = Duration::from_millis(400);
-    let _slow = emulator
-        .faults()
-        .inject(
-            FaultRule::new(FaultOperation::HubC2d, FaultAction::Delay(delay))
-                .device_id(QUICKSTART_DEVICE_ID)
-                .count(1),
-        )
-        .unwrap();
+    let _slow = inject_once(&emulator, FaultOperation::HubC2d, FaultAction::Delay(delay));
     let (mut connection, mut session, _cbs) = device_session(&emulator).await;
     let mut receiver = Receiver::attach(&mut session, "c2d", path("messages/devicebound"))
         .await

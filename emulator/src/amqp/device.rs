@@ -177,6 +177,15 @@ impl DeviceChannel {
         )));
     }
 
+    /// Waits `delay` (an injected fault's), or until the channel closes: then `Err` with the
+    /// reason [`DeviceChannel::closed`] gives.
+    pub(crate) async fn hold(&self, delay: std::time::Duration) -> Result<(), Option<Error>> {
+        tokio::select! {
+            () = tokio::time::sleep(delay) => Ok(()),
+            reason = self.closed() => Err(reason),
+        }
+    }
+
     /// Resolves when the channel closes, with the error a link should detach with (`None`:
     /// the connection is gone, nothing to send).
     pub(crate) async fn closed(&self) -> Option<Error> {

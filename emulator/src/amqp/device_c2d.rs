@@ -35,9 +35,8 @@ use super::conditions::{self, INTERNAL_ERROR};
 use super::device::{DeviceChannel, close_link};
 use super::link::LinkSlot;
 use super::message::{AnyMessage, timestamp};
-use crate::faults::{FaultAction, FaultHit};
 use crate::hub::c2d::QueuedC2d;
-use crate::hub::c2d::delivery::C2dDelivery;
+use crate::hub::c2d::delivery::{C2dDelivery, DropInstead, Outgoing};
 
 type Settling = Pin<Box<dyn Future<Output = (String, Result<Outcome, SendError>)> + Send>>;
 
@@ -100,31 +99,23 @@ async fn pump(
     delivery: &mut C2dDelivery,
     settling: &mut futures_util::stream::FuturesUnordered<Settling>,
 ) -> Pump {
-    while let Some(queued) = delivery.next() {
-        // An injected `hub.c2d` fault (docs/faults.md) detaches the identity's links instead
-        // of sending (the message goes back to the queue) or right after sending, before the
-        // device settles it (it returns to the queue with the link and is delivered again), or
-        // holds the sending back.
-        let fault = delivery.fault();
-        if let Some(FaultHit {
-            action: FaultAction::Drop { after_ack: false },
-            id,
-        }) = &fault
-        {
-            delivery.abandon(&queued.id);
-            channel.drop_by_fault(id);
-            // Closed now (the drop set the reason): nothing more is sent on this link.
-            return Pump::Closed(channel.closed().await);
-        }
-        if let Some(FaultHit {
-            action: FaultAction::Delay(delay),
-            ..
-        }) = &fault
-        {
-            tokio::select! {
-                () = tokio::time::sleep(*delay) => {}
-                reason = channel.closed() => return Pump::Closed(reason),
+    while let Some(next) = delivery.next_delivery() {
+        let (queued, hold, drop_after) = match next {
+            Ok(Outgoing {
+                queued,
+                hold,
+                drop_after,
+            }) => (queued, hold, drop_after),
+            Err(DropInstead { fault_id }) => {
+                channel.drop_by_fault(&fault_id);
+                // Closed now (the drop set the reason): nothing more is sent on this link.
+                return Pump::Closed(channel.closed().await);
             }
+        };
+        if let Some(delay) = hold
+            && let Err(reason) = channel.hold(delay).await
+        {
+            return Pump::Closed(reason);
         }
         let id = queued.id.clone();
         let message = to_amqp(delivery.device_id(), &queued);
@@ -135,12 +126,9 @@ async fn pump(
         match sent {
             Ok(outcome) => {
                 settling.push(Box::pin(async move { (id, outcome.await) }));
-                if let Some(FaultHit {
-                    action: FaultAction::Drop { after_ack: true },
-                    id,
-                }) = &fault
-                {
-                    channel.drop_by_fault(id);
+                if let Some(fault_id) = drop_after {
+                    // Sent; the links go before the device settles it.
+                    channel.drop_by_fault(&fault_id);
                     return Pump::Closed(channel.closed().await);
                 }
             }

@@ -116,11 +116,8 @@ pub(crate) async fn serve(mut receiver: Receiver, channel: Arc<DeviceChannel>, s
                     }
                     Some(FaultHit { action: FaultAction::Delay(delay), .. }) => {
                         // The disposition is sent; the next delivery waits (the link reads
-                        // nothing meanwhile, as a slow service would).
-                        tokio::select! {
-                            () = tokio::time::sleep(delay) => {}
-                            _ = channel.closed() => {}
-                        }
+                        // nothing meanwhile, as a slow service would). A close ends the loop.
+                        let _ = channel.hold(delay).await;
                     }
                     _ => {}
                 }

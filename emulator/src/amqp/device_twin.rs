@@ -70,28 +70,23 @@ pub(crate) async fn serve_requests(
                 // and answered (delay, drop).
                 let fault = fault_operation(&message)
                     .and_then(|operation| channel.hub.fault(operation, channel.identity.device_id()));
-                let reply = match fault.as_ref().map(|hit| hit.action) {
-                    Some(FaultAction::Refuse(refusal)) => {
-                        let id = fault.as_ref().map(|hit| hit.id.as_str()).unwrap_or_default();
+                let reply = match &fault {
+                    Some(FaultHit { action: FaultAction::Refuse(refusal), id }) => {
                         tracing::info!(%link, fault = %id, "twin request refused by an iotemu fault");
-                        TwinReply::error(&HubError::from_fault(refusal, id))
+                        TwinReply::error(&HubError::from_fault(*refusal, id))
                     }
-                    Some(FaultAction::Drop { after_ack: false }) => {
-                        let id = fault.as_ref().map(|hit| hit.id.as_str()).unwrap_or_default();
+                    Some(FaultHit { action: FaultAction::Drop { after_ack: false }, id }) => {
                         channel.drop_by_fault(id);
                         continue;
                     }
                     // Accepted, never done nor answered; the link goes on.
-                    Some(FaultAction::Stall) => continue,
+                    Some(FaultHit { action: FaultAction::Stall, .. }) => continue,
                     _ => answer(&channel, &message).await,
                 };
-                if let Some(FaultAction::Delay(delay)) = fault.as_ref().map(|hit| hit.action) {
+                if let Some(FaultHit { action: FaultAction::Delay(delay), .. }) = &fault {
                     // Done (a patch is stored), its answer held back; the link reads nothing
-                    // else meanwhile, as a slow service would.
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => {}
-                        _ = channel.closed() => {}
-                    }
+                    // else meanwhile, as a slow service would. A close ends the loop.
+                    let _ = channel.hold(*delay).await;
                 }
                 match channel.twin_replies().await {
                     Some(tx) => {
@@ -125,6 +120,9 @@ pub(crate) async fn serve_responses(
     channel.route_twin(tx);
     loop {
         tokio::select! {
+            // Replies first: one queued before the channel closed (a fault that drops the
+            // links after answering) still goes out.
+            biased;
             reply = replies.recv() => {
                 let Some(reply) = reply else { break };
                 // Node's twin receiver asks for pre-settled deliveries; nothing to wait for.

@@ -13,8 +13,7 @@ use std::sync::Arc;
 use super::codec::{Packet, Publish, QoS};
 use super::outbox::Outbox;
 use super::properties::encode_c2d_property_bag;
-use crate::faults::{FaultAction, FaultHit};
-use crate::hub::c2d::delivery::C2dDelivery;
+use crate::hub::c2d::delivery::{C2dDelivery, DropInstead, Outgoing};
 use crate::hub::{Hub, IdentityRef};
 
 /// C2D delivery on one device connection.
@@ -70,23 +69,20 @@ impl C2d {
         if out.is_closing() {
             return;
         }
-        while let Some(queued) = self.delivery.next() {
-            // An injected fault (docs/faults.md) closes the connection instead of delivering
-            // (the message goes back to the queue) or right after delivering, before the
-            // device's PUBACK is read (it stays unsettled and is delivered again), or holds
-            // the delivery back.
-            let fault = self.delivery.fault();
-            if let Some(FaultHit {
-                action: FaultAction::Drop { after_ack: false },
-                id,
-            }) = &fault
-            {
-                self.delivery.abandon(&queued.id);
-                out.close_after_flush(format!(
-                    "dropped by iotemu fault {id} before delivering a C2D message"
-                ));
-                return;
-            }
+        while let Some(next) = self.delivery.next_delivery() {
+            let (queued, hold, drop_after) = match next {
+                Ok(Outgoing {
+                    queued,
+                    hold,
+                    drop_after,
+                }) => (queued, hold, drop_after),
+                Err(DropInstead { fault_id }) => {
+                    out.close_after_flush(format!(
+                        "dropped by iotemu fault {fault_id} before delivering a C2D message"
+                    ));
+                    return;
+                }
+            };
             let device_id = self.delivery.device_id();
             let topic = format!(
                 "devices/{device_id}/messages/devicebound/{}",
@@ -95,27 +91,20 @@ impl C2d {
             let mut publish = Publish::from_bytes(topic, qos, queued.message.body.clone());
             publish.dup = queued.delivery_count > 1;
             if qos == QoS::AtMostOnce {
-                // Settled only now: a fault above may still have put it back unsent.
+                // Settled only once it is sent: a fault may have put it back unsent.
                 self.delivery.sent_unacknowledged(&queued.id);
             } else {
                 publish.pkid = out.await_ack();
                 self.by_packet.insert(publish.pkid, queued.id);
             }
             out.write(Packet::Publish(publish));
-            if let Some(FaultHit {
-                action: FaultAction::Delay(delay),
-                ..
-            }) = &fault
-            {
-                out.hold_before_flush(*delay);
+            if let Some(delay) = hold {
+                // The session writes nothing (this PUBLISH included) until the delay passed.
+                out.hold_before_flush(delay);
             }
-            if let Some(FaultHit {
-                action: FaultAction::Drop { after_ack: true },
-                id,
-            }) = &fault
-            {
+            if let Some(fault_id) = drop_after {
                 out.close_after_flush(format!(
-                    "dropped by iotemu fault {id} after delivering a C2D message"
+                    "dropped by iotemu fault {fault_id} after delivering a C2D message"
                 ));
                 return;
             }

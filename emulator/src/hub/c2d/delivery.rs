@@ -9,20 +9,39 @@
 //! - what is still out when the connection ends goes back to the queue and is delivered again
 //!   (its delivery count tells the transport it is a redelivery);
 //! - a persistent session (MQTT CleanSession 0) keeps the device's C2D subscription across
-//!   connections; a clean one forgets it. Modules have no C2D queue.
+//!   connections; a clean one forgets it. Modules have no C2D queue;
+//! - an injected `hub.c2d` fault (docs/faults.md) holds a delivery back, or has the transport
+//!   drop the connection instead of sending (the message goes back to the queue) or right
+//!   after sending (it stays out, so it is delivered again on the next connection).
 //!
 //! The transport decides *whether* the device is subscribed (its filters) and how it names a
 //! delivery on the wire (packet ids, delivery tags); it keeps its own map from those names to
 //! the message ids this type hands out.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::QueuedC2d;
+use crate::faults::{FaultAction, FaultHit, FaultOperation};
 use crate::hub::error::HubError;
 use crate::hub::{Hub, IdentityRef};
 
 /// Messages out for delivery at once on one connection.
 pub(crate) const WINDOW: usize = 16;
+
+/// A message to send, from [`C2dDelivery::next_delivery`]: after `hold` if a fault delays
+/// it, and then, if a fault says so, with the connection dropped before the device can settle
+/// it (`drop_after`: the fault's id).
+pub(crate) struct Outgoing {
+    pub(crate) queued: QueuedC2d,
+    pub(crate) hold: Option<Duration>,
+    pub(crate) drop_after: Option<String>,
+}
+
+/// A fault drops the connection instead of sending: the message is back in the queue.
+pub(crate) struct DropInstead {
+    pub(crate) fault_id: String,
+}
 
 /// One connection's share of a device's C2D queue.
 pub(crate) struct C2dDelivery {
@@ -63,12 +82,6 @@ impl C2dDelivery {
         Some((delivery, restored))
     }
 
-    /// The injected `hub.c2d` fault (docs/faults.md) that hits the next delivery, if any.
-    pub(crate) fn fault(&self) -> Option<crate::faults::FaultHit> {
-        self.hub
-            .fault(crate::faults::FaultOperation::HubC2d, &self.device_id)
-    }
-
     pub(crate) fn device_id(&self) -> &str {
         &self.device_id
     }
@@ -92,6 +105,31 @@ impl C2dDelivery {
         let queued = self.hub.c2d_take(&self.device_id)?;
         self.in_flight.push(queued.id.clone());
         Some(queued)
+    }
+
+    /// [`C2dDelivery::next`] with what an injected `hub.c2d` fault does to it.
+    pub(crate) fn next_delivery(&mut self) -> Option<Result<Outgoing, DropInstead>> {
+        let queued = self.next()?;
+        let mut outgoing = Outgoing {
+            queued,
+            hold: None,
+            drop_after: None,
+        };
+        let Some(FaultHit { id, action }) = self.hub.fault(FaultOperation::HubC2d, &self.device_id)
+        else {
+            return Some(Ok(outgoing));
+        };
+        // `FaultRule::validate` lets only drops and delays onto hub.c2d.
+        match action {
+            FaultAction::Drop { after_ack: false } => {
+                self.abandon(&outgoing.queued.id);
+                return Some(Err(DropInstead { fault_id: id }));
+            }
+            FaultAction::Drop { after_ack: true } => outgoing.drop_after = Some(id),
+            FaultAction::Delay(delay) => outgoing.hold = Some(delay),
+            FaultAction::Refuse(_) | FaultAction::Stall => {}
+        }
+        Some(Ok(outgoing))
     }
 
     /// `message_id` was sent where nothing acknowledges it (MQTT QoS 0): sent is done, so it
