@@ -141,6 +141,16 @@ impl Dps {
         &self.faults
     }
 
+    /// The injected fault (`crate::faults`) that hits `operation` on this DPS for `id` — a
+    /// service request's path — if any. A rule names the DPS by its id scope.
+    pub(crate) fn fault(
+        &self,
+        operation: crate::faults::FaultOperation,
+        id: &str,
+    ) -> Option<crate::faults::FaultHit> {
+        self.faults.check(operation, &[self.id_scope()], id)
+    }
+
     /// Custom-allocation webhook calls go through `webhook` instead of HTTP (a test's fake).
     pub fn with_webhook(mut self, webhook: Arc<dyn AllocationWebhook>) -> Dps {
         self.webhook = webhook;

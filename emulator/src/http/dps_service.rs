@@ -133,19 +133,15 @@ pub(super) async fn handle(
     // the caller is known to be allowed, before anything is read or written.
     let path = format!("/{}", segments.join("/"));
     let dps = &ctx.dps;
-    let fault = dps
-        .faults()
-        .check(FaultOperation::DpsService, &[dps.id_scope()], &path);
-    let then = match super::faults::before(ctx, super::faults::Service::Dps, fault).await {
-        Ok(then) => then,
-        Err(answer) => return answer,
+    let fault = dps.fault(FaultOperation::DpsService, &path);
+    let operation = async {
+        let result = match route {
+            Route::Enrollments(operation) => enrollments::apply(dps, req, operation).await,
+            Route::Registrations(operation) => registrations::apply(dps, req, operation).await,
+        };
+        result.unwrap_or_else(|e| reply::dps_error(&e))
     };
-    let result = match route {
-        Route::Enrollments(operation) => enrollments::apply(dps, req, operation).await,
-        Route::Registrations(operation) => registrations::apply(dps, req, operation).await,
-    };
-    let reply = result.unwrap_or_else(|e| reply::dps_error(&e));
-    super::faults::after(ctx, then, reply).await
+    super::faults::around(ctx, super::faults::Service::Dps, fault, operation).await
 }
 
 /// A write's value once it is durable; a store failure becomes the 500 answer.

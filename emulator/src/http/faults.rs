@@ -20,9 +20,23 @@ pub(super) enum Service {
     Dps,
 }
 
+/// Runs `operation` under an injected fault: [`before`] it (which may answer instead), then
+/// [`after`] its answer.
+pub(super) async fn around(
+    ctx: &HttpContext,
+    service: Service,
+    fault: Option<FaultHit>,
+    operation: impl Future<Output = Reply>,
+) -> Reply {
+    match before(ctx, service, fault).await {
+        Ok(then) => after(ctx, then, operation.await).await,
+        Err(answer) => answer,
+    }
+}
+
 /// Before the operation: `Err` with the answer when the fault ends the request here (nothing
 /// is done), else the action to apply once the operation answered.
-pub(super) async fn before(
+async fn before(
     ctx: &HttpContext,
     service: Service,
     fault: Option<FaultHit>,
@@ -57,7 +71,7 @@ pub(super) async fn before(
 
 /// After the operation answered `reply`: held back for a delay, or marked to close the
 /// connection for a drop after the answer.
-pub(super) async fn after(ctx: &HttpContext, action: Option<FaultAction>, reply: Reply) -> Reply {
+async fn after(ctx: &HttpContext, action: Option<FaultAction>, reply: Reply) -> Reply {
     match action {
         Some(FaultAction::Delay(delay)) => {
             crate::faults::hold(delay, &ctx.shutdown).await;

@@ -82,14 +82,12 @@ pub(super) async fn handle<G: DeviceGroup>(
             // stored) or after it was stored and answered (delay, drop after the answer).
             let fault =
                 G::fault_operation(&operation).and_then(|op| hub.fault(op, identity.device_id()));
-            let then = match super::faults::before(ctx, super::faults::Service::Hub, fault).await {
-                Ok(then) => then,
-                Err(answer) => return answer,
+            let operation = async {
+                G::apply(hub, identity, req, operation)
+                    .await
+                    .unwrap_or_else(|e| reply::hub_error(&e))
             };
-            let reply = G::apply(hub, identity, req, operation)
-                .await
-                .unwrap_or_else(|e| reply::hub_error(&e));
-            super::faults::after(ctx, then, reply).await
+            super::faults::around(ctx, super::faults::Service::Hub, fault, operation).await
         }
         Err(refusal) => *refusal,
     }

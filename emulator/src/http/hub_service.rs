@@ -77,12 +77,8 @@ pub(super) async fn handle<G: ServiceGroup>(
             // An injected `hub.service` fault (docs/faults.md), addressed by the path.
             let path = format!("/{}", segments.join("/"));
             let fault = hub.fault(FaultOperation::HubService, &path);
-            let then = match super::faults::before(ctx, super::faults::Service::Hub, fault).await {
-                Ok(then) => then,
-                Err(answer) => return answer,
-            };
-            let reply = answer(G::apply(hub, req, operation).await);
-            super::faults::after(ctx, then, reply).await
+            let operation = async { answer(G::apply(hub, req, operation).await) };
+            super::faults::around(ctx, super::faults::Service::Hub, fault, operation).await
         }
         Err(refusal) => *refusal,
     }
