@@ -303,7 +303,7 @@ async fn feedback_reports_completed_expired_and_purged_messages_as_asked() {
         .unwrap();
     assert_eq!(success["description"], "Success");
     assert_eq!(success["deviceId"], "fb-1");
-    assert_eq!(success["deviceGenerationId"], generation.as_str());
+    assert_eq!(success["deviceGenerationId"], &*generation);
     let lock = batch.header("etag").unwrap().trim_matches('"').to_owned();
 
     // Abandoned, the batch comes back; completed, it is gone.

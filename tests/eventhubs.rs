@@ -440,7 +440,7 @@ async fn telemetry_arrives_with_its_annotations_from_every_kind_of_position() {
     );
     // The connection-state and telemetry events went to the same partition, in order.
     let log = hub.event_hubs().partitions()[partition].events();
-    assert!(log.iter().all(|e| e.message.device_id == device_id));
+    assert!(log.iter().all(|e| *e.message.device_id == *device_id));
 }
 
 #[tokio::test]
@@ -459,7 +459,7 @@ async fn a_device_always_uses_one_of_the_four_partitions() {
         let telemetry = partition
             .events()
             .iter()
-            .filter(|e| e.message.device_id == "eh-device-2")
+            .filter(|e| &*e.message.device_id == "eh-device-2")
             .count();
         // 5 telemetry events plus the lifecycle and connection-state notifications.
         assert_eq!(telemetry > 0, index == expected, "partition {index}");

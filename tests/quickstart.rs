@@ -102,7 +102,7 @@ async fn quickstart_individual_enrollment_registers_and_sends_ten_messages() {
             m.properties.get("tempAlert").map(String::as_str),
             Some(alert)
         );
-        assert_eq!(m.hub, "localhost");
+        assert_eq!(&*m.hub, "localhost");
     }
     // …and on the live feed.
     for _ in 0..10 {

@@ -39,7 +39,7 @@ fn telemetry(device: usize, n: usize) -> Arc<TelemetryMessage> {
         sequence_number: 0,
         enqueued_time: SystemTime::now(),
         hub: "localhost".into(),
-        device_id: format!("device-{device}"),
+        device_id: format!("device-{device}").into(),
         module_id: None,
         body: Bytes::from(format!(
             "{{\"temperature\":21.5,\"humidity\":40,\"n\":{n}}}"
@@ -49,7 +49,8 @@ fn telemetry(device: usize, n: usize) -> Arc<TelemetryMessage> {
             content_type: Some("application/json".into()),
             content_encoding: Some("utf-8".into()),
             ..SystemProperties::default()
-        },
+        }
+        .into(),
         properties: BTreeMap::from([("alert".to_owned(), "no".to_owned())]),
         source: MessageSource::Telemetry,
         auth: None,

@@ -30,7 +30,7 @@ pub(super) fn telemetry_stream(
     let live: Vec<_> = hubs.iter().map(|h| h.telemetry().stream()).collect();
     // The newest replayed sequence number per hub and device: the log is sharded by device,
     // so only a device's own messages are sure to be stored in sequence order.
-    let mut sent: HashMap<(String, String), u64> = HashMap::new();
+    let mut sent: HashMap<(Arc<str>, Arc<str>), u64> = HashMap::new();
     let mut backlog = Vec::new();
     if replay {
         for hub in hubs {
@@ -49,7 +49,7 @@ pub(super) fn telemetry_stream(
             || sent
                 .get(&(m.hub.clone(), m.device_id.clone()))
                 .is_none_or(|seen| m.sequence_number > *seen);
-        let ours = wanted.as_deref().is_none_or(|d| m.device_id == d);
+        let ours = wanted.as_deref().is_none_or(|d| *m.device_id == *d);
         std::future::ready(fresh && ours)
     });
     // Ends with the emulator, so a subscriber does not hold the shutdown up.

@@ -1,6 +1,7 @@
 //! Device identities in a hub's registry (protocol.md §9.2): id, authentication, status and
 //! the initial twin DPS provisioned it with.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -91,7 +92,7 @@ pub struct Device {
     pub device_id: String,
     pub authentication: DeviceAuthentication,
     pub status: DeviceStatus,
-    pub generation_id: String,
+    pub generation_id: Arc<str>,
     pub etag: String,
     pub created: SystemTime,
     /// `initialTwin` from the enrollment (`{"tags":…, "properties":{"desired":…}}`), applied

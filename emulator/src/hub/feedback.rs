@@ -187,7 +187,7 @@ impl Hub {
         self.feedback.push(FeedbackRecord {
             original_message_id: message.id.clone(),
             device_id: device_id.to_owned(),
-            device_generation_id,
+            device_generation_id: device_generation_id.to_string(),
             status,
             enqueued: SystemTime::now(),
         });

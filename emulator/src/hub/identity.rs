@@ -3,14 +3,17 @@
 //! [`IdentityRef`], the borrowed device-or-module name that twins, methods and connections
 //! are keyed by.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 /// A device (or module) proven to a hub.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceIdentity {
     hub: String,
-    device_id: String,
-    module_id: Option<String>,
+    // Shared, not copied, into every message the identity sends (each stored message names
+    // its sender; a copy per message was an allocation and a cold free per eviction).
+    device_id: Arc<str>,
+    module_id: Option<Arc<str>>,
     expires_at: Option<SystemTime>,
 }
 
@@ -24,8 +27,8 @@ impl DeviceIdentity {
     ) -> DeviceIdentity {
         DeviceIdentity {
             hub: hub.to_owned(),
-            device_id: device_id.to_owned(),
-            module_id: module_id.map(str::to_owned),
+            device_id: device_id.into(),
+            module_id: module_id.map(Arc::from),
             expires_at: Some(expires_at),
         }
     }
@@ -38,6 +41,13 @@ impl DeviceIdentity {
     }
     pub fn module_id(&self) -> Option<&str> {
         self.module_id.as_deref()
+    }
+    /// The device id as stored messages hold it (a reference count, not a copy).
+    pub(crate) fn shared_device_id(&self) -> &Arc<str> {
+        &self.device_id
+    }
+    pub(crate) fn shared_module_id(&self) -> Option<&Arc<str>> {
+        self.module_id.as_ref()
     }
     pub fn expires_at(&self) -> Option<SystemTime> {
         self.expires_at

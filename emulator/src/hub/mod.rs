@@ -52,7 +52,7 @@ use twin::Twin;
 
 /// One IoT hub.
 pub struct Hub {
-    host_name: String,
+    host_name: Arc<str>,
     /// The first label of the host name: `hubName` in events, `sas.root.{name}` in SASL.
     name: String,
     policies: Vec<SharedAccessPolicy>,
@@ -108,7 +108,7 @@ impl Hub {
             EventHubsConfig::for_hub(host_name, retention),
         ));
         let hub = Hub {
-            host_name: host_name.to_owned(),
+            host_name: host_name.into(),
             name,
             policies,
             faults: crate::faults::Faults::default(),
@@ -246,8 +246,8 @@ impl Hub {
     }
 }
 
-fn new_generation_id() -> String {
+fn new_generation_id() -> Arc<str> {
     // Azure's generation ids are 18-digit numbers.
     let n = uuid::Uuid::new_v4().as_u128() % 1_000_000_000_000_000_000;
-    format!("{n:018}")
+    format!("{n:018}").into()
 }

@@ -2,6 +2,7 @@
 //! identities under a device, each with its own credentials, twin and connection
 //! (`{deviceId}/{moduleId}`). A module lives and dies with its device.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use dashmap::mapref::entry::Entry;
@@ -36,7 +37,7 @@ pub struct Module {
     pub authentication: DeviceAuthentication,
     /// Free text naming the module's manager (IoT Edge uses `IotEdge`); stored as given.
     pub managed_by: Option<String>,
-    pub generation_id: String,
+    pub generation_id: Arc<str>,
     pub etag: String,
     pub created: SystemTime,
     pub twin: Twin,

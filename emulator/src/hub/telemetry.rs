@@ -5,6 +5,7 @@
 //! device was told is delivered can be read back here.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -13,6 +14,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use serde_json::{Value, json};
+use smallvec::SmallVec;
 use tokio::sync::{broadcast, watch};
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::{Stream, StreamExt};
@@ -37,6 +39,21 @@ pub struct SystemProperties {
 }
 
 impl SystemProperties {
+    /// None set: what most telemetry carries.
+    const NONE: SystemProperties = SystemProperties {
+        message_id: None,
+        correlation_id: None,
+        user_id: None,
+        content_type: None,
+        content_encoding: None,
+        to: None,
+        absolute_expiry_time: None,
+        output_name: None,
+        interface_id: None,
+        creation_time: None,
+        component: None,
+    };
+
     /// Names as Event Hubs consumers of IoT Hub's built-in endpoint see them.
     fn entries(&self) -> impl Iterator<Item = (&'static str, &String)> {
         [
@@ -59,6 +76,27 @@ impl SystemProperties {
     /// Total bytes of property names and values, counted against the message size limit.
     pub fn size(&self) -> usize {
         self.entries().map(|(k, v)| k.len() + v.len()).sum()
+    }
+}
+
+/// A stored message's system properties, read as [`SystemProperties`] (it derefs to them).
+/// Most telemetry sets none, and then they take no room: the retained log holds tens of
+/// thousands of messages, and each byte of a message is read again when it is evicted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredSystemProperties(Option<Box<SystemProperties>>);
+
+impl From<SystemProperties> for StoredSystemProperties {
+    fn from(properties: SystemProperties) -> StoredSystemProperties {
+        let none_set = properties.entries().next().is_none();
+        StoredSystemProperties((!none_set).then(|| Box::new(properties)))
+    }
+}
+
+impl Deref for StoredSystemProperties {
+    type Target = SystemProperties;
+
+    fn deref(&self) -> &SystemProperties {
+        self.0.as_deref().unwrap_or(&SystemProperties::NONE)
     }
 }
 
@@ -120,10 +158,20 @@ impl MessageSource {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SenderAuth {
     /// `iothub-connection-auth-method`: JSON text such as
-    /// `{"scope":"device","type":"sas","issuer":"iothub","acceptingIpFilterRule":null}`.
-    pub method: String,
-    /// `iothub-connection-auth-generation-id`: the identity's generation id.
-    pub generation_id: String,
+    /// `{"scope":"device","type":"sas","issuer":"iothub","acceptingIpFilterRule":null}`,
+    /// one of a few constants.
+    pub method: &'static str,
+    /// `iothub-connection-auth-generation-id`: the identity's generation id, shared with
+    /// its registry entry.
+    pub generation_id: Arc<str>,
+}
+
+/// Who sent a message, as the log stores it with the message.
+pub(crate) struct MessageSender {
+    pub hub: Arc<str>,
+    pub device_id: Arc<str>,
+    pub module_id: Option<Arc<str>>,
+    pub auth: Option<SenderAuth>,
 }
 
 /// A stored device-to-cloud message — device telemetry, or a notification the hub itself
@@ -133,11 +181,14 @@ pub struct TelemetryMessage {
     /// Position in the hub's telemetry log; 0 for notifications, which are not logged there.
     pub sequence_number: u64,
     pub enqueued_time: SystemTime,
-    pub hub: String,
-    pub device_id: String,
-    pub module_id: Option<String>,
+    // The names are shared with the hub and the sender's identity rather than copied: every
+    // retained message would otherwise own three small allocations, each freed (a cache miss)
+    // when the message is evicted.
+    pub hub: Arc<str>,
+    pub device_id: Arc<str>,
+    pub module_id: Option<Arc<str>>,
     pub body: Bytes,
-    pub system: SystemProperties,
+    pub system: StoredSystemProperties,
     pub properties: BTreeMap<String, String>,
     pub source: MessageSource,
     /// Set for device telemetry; notifications come from the hub.
@@ -160,7 +211,7 @@ impl TelemetryMessage {
             device_id: device_id.into(),
             module_id: None,
             body: Bytes::from_static(body.as_bytes()),
-            system: SystemProperties::default(),
+            system: StoredSystemProperties::default(),
             properties: BTreeMap::new(),
             source: MessageSource::Telemetry,
             auth: None,
@@ -287,16 +338,19 @@ impl TelemetryLog {
         module_id: Option<&str>,
         message: IncomingMessage,
     ) -> Arc<TelemetryMessage> {
-        self.append_from(hub, device_id, module_id, None, message)
+        let sender = MessageSender {
+            hub: hub.into(),
+            device_id: device_id.into(),
+            module_id: module_id.map(Arc::from),
+            auth: None,
+        };
+        self.append_from(sender, message)
     }
 
     /// [`TelemetryLog::append`] with how the sender authenticated.
     pub(crate) fn append_from(
         &self,
-        hub: &str,
-        device_id: &str,
-        module_id: Option<&str>,
-        auth: Option<SenderAuth>,
+        sender: MessageSender,
         message: IncomingMessage,
     ) -> Arc<TelemetryMessage> {
         // The body arrives as a slice of its connection's read buffer; a retained slice would
@@ -307,18 +361,19 @@ impl TelemetryLog {
             sequence_number: 0,
             // Both set under the shard's lock below (one clock read per message).
             enqueued_time: SystemTime::UNIX_EPOCH,
-            hub: hub.to_owned(),
-            device_id: device_id.to_owned(),
-            module_id: module_id.map(str::to_owned),
+            hub: sender.hub,
+            device_id: sender.device_id,
+            module_id: sender.module_id,
             body,
-            system: message.system,
+            system: message.system.into(),
             properties: message.properties,
             source: MessageSource::Telemetry,
-            auth,
+            auth: sender.auth,
         };
-        let mut dropped = Vec::new();
+        // Usually one message falls off per append; this holds it without an allocation.
+        let mut dropped = SmallVec::<[Arc<TelemetryMessage>; 2]>::new();
         let stored = {
-            let mut shard = self.shard(device_id);
+            let mut shard = self.shard(&stored.device_id);
             // Taken under the shard's lock: the shard stays in sequence order.
             stored.sequence_number = self.last_sequence.fetch_add(1, Ordering::SeqCst) + 1;
             stored.enqueued_time = SystemTime::now();
@@ -361,7 +416,7 @@ impl TelemetryLog {
                 .shard(device_id)
                 .messages
                 .iter()
-                .filter(|m| m.device_id == device_id)
+                .filter(|m| *m.device_id == *device_id)
                 .cloned()
                 .collect(),
             None => self
@@ -522,7 +577,7 @@ mod tests {
         loop {
             match live.receiver.try_recv() {
                 Ok(m) => {
-                    let previous = last_seen.insert(m.device_id.clone(), m.sequence_number);
+                    let previous = last_seen.insert(m.device_id.to_string(), m.sequence_number);
                     assert!(previous.is_none_or(|p| p < m.sequence_number));
                     received += 1;
                 }
@@ -543,7 +598,7 @@ mod tests {
         assert!(log.messages(Some("quiet")).is_empty());
         let all = log.messages(None);
         assert_eq!(all.len(), 10);
-        assert!(all.iter().all(|m| m.device_id == "busy"));
+        assert!(all.iter().all(|m| &*m.device_id == "busy"));
     }
 
     #[tokio::test]
@@ -590,12 +645,12 @@ mod tests {
         let mut seen: BTreeMap<String, u64> = BTreeMap::new();
         let mut delivered = Vec::new();
         for m in &replayed {
-            seen.insert(m.device_id.clone(), m.sequence_number);
+            seen.insert(m.device_id.to_string(), m.sequence_number);
             delivered.push(m.sequence_number);
         }
         while let Ok(m) = live.receiver.try_recv() {
             if seen
-                .get(&m.device_id)
+                .get(&*m.device_id)
                 .is_none_or(|last| m.sequence_number > *last)
             {
                 delivered.push(m.sequence_number);

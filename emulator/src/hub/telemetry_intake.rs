@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::device::{DeviceAuthentication, DeviceStatus};
 use super::error::HubError;
-use super::telemetry::{IncomingMessage, SenderAuth, TelemetryMessage};
+use super::telemetry::{IncomingMessage, MessageSender, SenderAuth, TelemetryMessage};
 use super::{DeviceIdentity, Hub};
 
 /// IoT Hub's device-to-cloud limit: 256 KB including properties.
@@ -67,13 +67,13 @@ impl Hub {
             }
             (None, None) => return Err(HubError::device_not_found(device_id)),
         };
-        let stored = self.telemetry.append_from(
-            &self.host_name,
-            device_id,
-            identity.module_id(),
-            Some(auth),
-            message,
-        );
+        let sender = MessageSender {
+            hub: self.host_name.clone(),
+            device_id: identity.shared_device_id().clone(),
+            module_id: identity.shared_module_id().cloned(),
+            auth: Some(auth),
+        };
+        let stored = self.telemetry.append_from(sender, message);
         self.event_hubs.route(stored.clone());
         Ok(stored)
     }
@@ -85,11 +85,11 @@ impl Hub {
 fn sender_auth(
     scope: &str,
     authentication: &DeviceAuthentication,
-    generation_id: &str,
+    generation_id: &Arc<str>,
 ) -> SenderAuth {
     SenderAuth {
-        method: auth_method(scope == "module", authentication).to_owned(),
-        generation_id: generation_id.to_owned(),
+        method: auth_method(scope == "module", authentication),
+        generation_id: generation_id.clone(),
     }
 }
 

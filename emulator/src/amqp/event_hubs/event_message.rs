@@ -50,7 +50,7 @@ pub(crate) fn event_message(
         )
         .insert(
             Symbol::from("iothub-connection-device-id"),
-            Value::String(message.device_id.clone()),
+            Value::String(message.device_id.to_string()),
         )
         .insert(
             Symbol::from("iothub-enqueuedtime"),
@@ -61,23 +61,23 @@ pub(crate) fn event_message(
             Value::String(message.source.as_str().to_owned()),
         );
     let optional = [
-        ("iothub-connection-module-id", message.module_id.as_ref()),
+        ("iothub-connection-module-id", message.module_id.as_deref()),
         (
             "iothub-connection-auth-method",
-            message.auth.as_ref().map(|a| &a.method),
+            message.auth.as_ref().map(|a| a.method),
         ),
         (
             "iothub-connection-auth-generation-id",
-            message.auth.as_ref().map(|a| &a.generation_id),
+            message.auth.as_ref().map(|a| &*a.generation_id),
         ),
-        ("iothub-outputname", system.output_name.as_ref()),
-        ("iothub-interface-id", system.interface_id.as_ref()),
-        ("iothub-creation-time-utc", system.creation_time.as_ref()),
-        ("dt-subject", system.component.as_ref()),
+        ("iothub-outputname", system.output_name.as_deref()),
+        ("iothub-interface-id", system.interface_id.as_deref()),
+        ("iothub-creation-time-utc", system.creation_time.as_deref()),
+        ("dt-subject", system.component.as_deref()),
     ];
     for (key, value) in optional {
         if let Some(value) = value {
-            annotations = annotations.insert(Symbol::from(key), Value::String(value.clone()));
+            annotations = annotations.insert(Symbol::from(key), Value::String(value.to_owned()));
         }
     }
     let properties = Properties {
@@ -160,10 +160,11 @@ mod tests {
                 content_type: Some("application/json".into()),
                 content_encoding: Some("utf-8".into()),
                 ..SystemProperties::default()
-            },
+            }
+            .into(),
             properties: [("alert".to_owned(), "yes".to_owned())].into(),
             auth: Some(SenderAuth {
-                method: "{}".into(),
+                method: "{}",
                 generation_id: "123".into(),
             }),
             ..TelemetryMessage::for_tests("d", "{\"t\":1}")

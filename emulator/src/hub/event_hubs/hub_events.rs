@@ -40,7 +40,7 @@ const ALL_ROUTES: &str = r#"{"routes":[
     {"name":"l","source":"DeviceLifecycleEvents","endpointNames":["events"]},
     {"name":"c","source":"DeviceConnectionStateEvents","endpointNames":["events"]}]}"#;
 
-fn events_of(hub: &Hub, device_id: &str) -> Vec<Arc<PartitionEvent>> {
+fn events_of(hub: &Hub, device_id: &str) -> Vec<PartitionEvent> {
     let endpoint = hub.event_hubs();
     endpoint.partitions()[endpoint.partition_index(device_id)].events()
 }
@@ -156,7 +156,7 @@ fn telemetry_and_every_notification_reach_the_endpoint() {
         auth.method,
         r#"{"scope":"device","type":"sas","issuer":"iothub","acceptingIpFilterRule":null}"#
     );
-    let method: Value = serde_json::from_str(&auth.method).unwrap();
+    let method: Value = serde_json::from_str(auth.method).unwrap();
     assert_eq!(method["scope"], "device");
     assert_eq!(method["type"], "sas");
     assert_eq!(auth.generation_id.len(), 18);

@@ -250,7 +250,7 @@ impl EventHubs {
     }
 
     /// Appends `message` to its device's partition when the routes send its source here.
-    pub fn route(&self, message: Arc<TelemetryMessage>) -> Option<Arc<PartitionEvent>> {
+    pub fn route(&self, message: Arc<TelemetryMessage>) -> Option<PartitionEvent> {
         if !self.routes.sends(message.source) {
             return None;
         }

@@ -16,6 +16,7 @@
 //! state events carry a strictly increasing `sequenceNumber` string.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -63,9 +64,9 @@ fn notification(
     TelemetryMessage {
         sequence_number: 0,
         enqueued_time: now,
-        hub: hub_name.to_owned(),
-        device_id: who.device_id.to_owned(),
-        module_id: who.module_id.map(str::to_owned),
+        hub: hub_name.into(),
+        device_id: who.device_id.into(),
+        module_id: who.module_id.map(Arc::from),
         body: Bytes::from(body.to_string()),
         system: SystemProperties {
             correlation_id: Some(uuid::Uuid::new_v4().simple().to_string()),
@@ -73,7 +74,8 @@ fn notification(
             content_type: Some("application/json".to_owned()),
             content_encoding: Some("utf-8".to_owned()),
             ..SystemProperties::default()
-        },
+        }
+        .into(),
         properties,
         source,
         auth: None,

@@ -61,11 +61,12 @@ pub struct PartitionProperties {
     pub is_empty: bool,
 }
 
+/// The retained events themselves, not pointers to them: evicting the oldest reads the
+/// deque's next slot instead of chasing a pointer into memory written 10,000 appends ago.
 struct PartitionLog {
-    events: VecDeque<Arc<PartitionEvent>>,
+    events: VecDeque<PartitionEvent>,
     next_sequence_number: i64,
     next_offset: u64,
-    last: Option<Arc<PartitionEvent>>,
 }
 
 /// One partition.
@@ -87,7 +88,6 @@ impl Partition {
                 events: VecDeque::new(),
                 next_sequence_number: 0,
                 next_offset: 0,
-                last: None,
             }),
             appended: watch::channel(-1).0,
         }
@@ -102,21 +102,21 @@ impl Partition {
     }
 
     /// Stores `message` as the partition's next event and wakes its readers.
-    pub fn append(&self, message: Arc<TelemetryMessage>) -> Arc<PartitionEvent> {
+    pub fn append(&self, message: Arc<TelemetryMessage>) -> PartitionEvent {
         let event = {
             let mut log = self.log();
             let now = SystemTime::now();
-            let enqueued_time = match &log.last {
+            let enqueued_time = match log.events.back() {
                 Some(last) if last.enqueued_time > now => last.enqueued_time,
                 _ => now,
             };
             let size = u64::try_from(message.size()).unwrap_or(u64::MAX);
-            let event = Arc::new(PartitionEvent {
+            let event = PartitionEvent {
                 sequence_number: log.next_sequence_number,
                 offset: log.next_offset,
                 enqueued_time,
                 message,
-            });
+            };
             log.next_sequence_number = log.next_sequence_number.saturating_add(1);
             log.next_offset = log
                 .next_offset
@@ -126,7 +126,6 @@ impl Partition {
                 log.events.pop_front();
             }
             log.events.push_back(event.clone());
-            log.last = Some(event.clone());
             event
         };
         // Readers subscribe before they look at the log, so one that looked before this
@@ -139,7 +138,8 @@ impl Partition {
 
     pub fn properties(&self) -> PartitionProperties {
         let log = self.log();
-        let last = log.last.as_ref();
+        // The capacity is at least one, so the newest event is always retained.
+        let last = log.events.back();
         PartitionProperties {
             id: self.id.to_string(),
             begin_sequence_number: log.events.front().map_or(0, |e| e.sequence_number),
@@ -151,7 +151,7 @@ impl Partition {
     }
 
     /// The retained events, oldest first.
-    pub fn events(&self) -> Vec<Arc<PartitionEvent>> {
+    pub fn events(&self) -> Vec<PartitionEvent> {
         self.log().events.iter().cloned().collect()
     }
 
@@ -206,7 +206,7 @@ impl Partition {
 
     /// Up to `max` retained events from sequence number `from` on (skipping to the oldest
     /// retained one when `from` fell off).
-    fn read_from(&self, from: i64, max: usize) -> Vec<Arc<PartitionEvent>> {
+    fn read_from(&self, from: i64, max: usize) -> Vec<PartitionEvent> {
         let log = self.log();
         let Some(begin) = log.events.front().map(|e| e.sequence_number) else {
             return Vec::new();
@@ -235,7 +235,7 @@ impl PartitionReader {
     }
 
     /// Up to `max` events available now, without waiting.
-    pub(crate) fn try_read(&mut self, max: usize) -> Vec<Arc<PartitionEvent>> {
+    pub(crate) fn try_read(&mut self, max: usize) -> Vec<PartitionEvent> {
         let batch = self.partition.read_from(self.next, max);
         if let Some(last) = batch.last() {
             self.next = last.sequence_number.saturating_add(1);
@@ -245,7 +245,7 @@ impl PartitionReader {
 
     /// Up to `max` events, waiting until at least one is available (`max` = 0 returns at
     /// once). Cancel-safe: dropping the future loses nothing.
-    pub async fn read(&mut self, max: usize) -> Vec<Arc<PartitionEvent>> {
+    pub async fn read(&mut self, max: usize) -> Vec<PartitionEvent> {
         if max == 0 {
             return Vec::new();
         }
@@ -292,7 +292,7 @@ mod tests {
         partition
     }
 
-    fn sequence_numbers(events: &[Arc<PartitionEvent>]) -> Vec<i64> {
+    fn sequence_numbers(events: &[PartitionEvent]) -> Vec<i64> {
         events.iter().map(|e| e.sequence_number).collect()
     }
 
