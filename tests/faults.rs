@@ -1213,3 +1213,48 @@ async fn a_delayed_c2d_delivery_arrives_after_the_delay_over_mqtt_and_https() {
         "{answer}"
     );
 }
+
+#[tokio::test]
+async fn azure_throttles_refuse_the_sixth_poll_within_ten_seconds_with_the_wait() {
+    let emulator = Emulator::builder()
+        .quickstart_fixture()
+        .retry_after(0)
+        .azure_throttles("S1".parse().expect("a tier"))
+        .start()
+        .await
+        .expect("emulator starts");
+    let poll_throttle = emulator
+        .faults()
+        .list()
+        .into_iter()
+        .find(|s| s.rule.operation() == FaultOperation::DpsPoll)
+        .expect("the throttles are listed as rules");
+    assert_eq!(
+        poll_throttle.to_json()["rate"],
+        serde_json::json!({"limit": 5, "seconds": 10, "each": true})
+    );
+    let mut client = mqtt_registration(&emulator).await;
+    let body = format!(r#"{{"registrationId":"{QUICKSTART_REGISTRATION_ID}"}}"#);
+    let (_, started) = ask(
+        &mut client,
+        "$dps/registrations/PUT/iotdps-register/?$rid=1",
+        body.as_bytes(),
+    )
+    .await;
+    let operation = started["operationId"].as_str().expect("operationId");
+    let poll = |rid: u32| {
+        format!(
+            "$dps/registrations/GET/iotdps-get-operationstatus/?$rid={rid}&operationId={operation}"
+        )
+    };
+    for rid in 2..=6 {
+        let (topic, done) = ask(&mut client, &poll(rid), b"").await;
+        assert_eq!(topic, format!("$dps/registrations/res/200/?$rid={rid}"));
+        assert_eq!(done["status"], "assigned");
+    }
+    // DPS allows 5 polls per 10 s per device: the sixth waits for half a poll-second's
+    // refill, about 2 s, which the retry-after says.
+    let (topic, error) = ask(&mut client, &poll(7), b"").await;
+    assert_eq!(topic, "$dps/registrations/res/429/?$rid=7&retry-after=2");
+    assert_eq!(error["errorCode"], 429001);
+}

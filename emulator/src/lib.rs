@@ -59,7 +59,8 @@ pub use emulator::{
     Starting,
 };
 pub use faults::{
-    FaultAction, FaultError, FaultGuard, FaultOperation, FaultRule, FaultStatus, Faults, Refusal,
+    AzureThrottles, FaultAction, FaultError, FaultGuard, FaultOperation, FaultRule, FaultStatus,
+    Faults, Rate, Refusal, Tier,
 };
 pub use http::HttpLimits;
 pub use hub::c2d::C2dMessage;

@@ -123,7 +123,9 @@ fn a_fixture_using_every_section_is_valid() {
               "activeAfterSeconds": 10, "activeForSeconds": 60 },
             { "operation": "hub.service", "path": "/devices/*", "action": { "refuse": { "status": 429, "retryAfter": 1 } } },
             { "operation": "dps.service", "idScope": "0ne0000ABCD", "path": "/enrollmentGroups/*", "action": { "delay": { "ms": 200 } } },
-            { "operation": "hub.c2d", "deviceId": "dev-*", "action": { "drop": { "when": "afterAck" } }, "count": 1 }
+            { "operation": "hub.c2d", "deviceId": "dev-*", "action": { "drop": { "when": "afterAck" } }, "count": 1 },
+            { "operation": "dps.poll", "action": { "refuse": { "status": 429 } }, "rate": { "limit": 5, "seconds": 10, "each": true } },
+            { "operation": "hub.telemetry", "action": { "delay": { "ms": 100 } }, "rate": { "limit": 6000, "seconds": 60 }, "count": 10 }
         ]
     });
     assert!(schema_errors(&validator(), &fixture).is_empty());
@@ -273,6 +275,22 @@ fn malformed_fixtures_are_rejected_by_schema_and_loader_alike() {
         (
             "a fault with an unknown field",
             json!({ "faults": [{ "operation": "dps.poll", "action": { "refuse": { "status": 500 } }, "delay": 1 }] }),
+        ),
+        (
+            "a rate fault's 429 with retryAfter",
+            json!({ "faults": [{ "operation": "dps.poll", "action": { "refuse": { "status": 429, "retryAfter": 1 } }, "rate": { "limit": 5, "seconds": 10 } }] }),
+        ),
+        (
+            "a rate fault with after",
+            json!({ "faults": [{ "operation": "dps.poll", "action": { "refuse": { "status": 429 } }, "rate": { "limit": 5, "seconds": 10 }, "after": 1 }] }),
+        ),
+        (
+            "a rate of 0 per window",
+            json!({ "faults": [{ "operation": "dps.poll", "action": { "refuse": { "status": 429 } }, "rate": { "limit": 0, "seconds": 10 } }] }),
+        ),
+        (
+            "a rate without its window",
+            json!({ "faults": [{ "operation": "dps.poll", "action": { "refuse": { "status": 429 } }, "rate": { "limit": 5 } }] }),
         ),
         (
             "a fault without an action",

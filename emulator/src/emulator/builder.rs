@@ -42,6 +42,8 @@ pub struct EmulatorBuilder {
     pub(super) hostnames: Vec<String>,
     pub(super) timing: DpsTiming,
     pub(super) telemetry_retention: usize,
+    /// Azure's throttles for a hub tier, installed as rate rules at start; off by default.
+    pub(super) azure_throttles: Option<crate::faults::AzureThrottles>,
     pub(super) partitions: u32,
     pub(super) limits: MqttLimits,
     pub(super) http_limits: HttpLimits,
@@ -103,6 +105,7 @@ impl Default for EmulatorBuilder {
             hostnames: Vec::new(),
             timing: DpsTiming::default(),
             telemetry_retention: 10_000,
+            azure_throttles: None,
             partitions: event_hubs::DEFAULT_PARTITION_COUNT,
             limits: MqttLimits::default(),
             http_limits: HttpLimits::default(),
@@ -233,6 +236,14 @@ impl EmulatorBuilder {
     /// How long registrations stay `assigning` before a poll can complete them.
     pub fn assignment_delay(mut self, delay: Duration) -> Self {
         self.timing.assignment_delay = delay;
+        self
+    }
+
+    /// Refuse what an IoT hub of this tier and unit count, and DPS, would refuse for going
+    /// over their throttles (429 with `retry-after`; docs/faults.md, "Azure's throttles").
+    /// The throttles are installed as fault rules: `faults().list()` shows them.
+    pub fn azure_throttles(mut self, throttles: crate::faults::AzureThrottles) -> Self {
+        self.azure_throttles = Some(throttles);
         self
     }
 

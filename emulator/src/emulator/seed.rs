@@ -3,6 +3,7 @@
 //! A fixture the domain refuses stops the start with the domain's reason.
 
 use super::domain::Domain;
+use crate::faults::AzureThrottles;
 use crate::fixtures::{FixtureError, FixtureSet};
 
 /// The enrollments and groups are moved out of `fixtures` into the domain: they were parsed
@@ -37,6 +38,27 @@ pub(super) fn load_fixtures(
             .add(rule)
             .map_err(|e| fixture_error(&format!("faults[{i}]: {e}")))?;
     }
+    Ok(())
+}
+
+/// Installs Azure's throttles for a tier (`--azure-throttles`) after the fixtures' rules, so a
+/// fixture's own fault on an operation is matched before the throttle; loud, because from
+/// here on a burst of requests is refused as Azure would refuse it.
+pub(super) fn install_azure_throttles(
+    domain: &Domain,
+    throttles: AzureThrottles,
+) -> Result<(), FixtureError> {
+    for rule in throttles.rules() {
+        domain
+            .dps
+            .faults()
+            .add(rule)
+            .map_err(|e| fixture_error(&format!("azure throttles {throttles}: {e}")))?;
+    }
+    tracing::warn!(
+        %throttles,
+        "Azure throttles on: requests beyond the limits of an IoT hub of this tier and of DPS are refused with 429 and retry-after (docs/faults.md); GET /faults lists them"
+    );
     Ok(())
 }
 

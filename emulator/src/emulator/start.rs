@@ -98,6 +98,9 @@ impl Starting {
         let persistence = super::domain::open_store(&builder)?;
         let domain = Domain::build(&builder, &fixtures, &persistence)?;
         super::seed::load_fixtures(&domain, &mut fixtures)?;
+        if let Some(throttles) = builder.azure_throttles {
+            super::seed::install_azure_throttles(&domain, throttles)?;
+        }
         let names = server_names(&builder, &fixtures);
         // The stored state goes over the fixtures; then changes start being saved.
         let tls = restore::restore(&domain, &persistence, &names).await?;

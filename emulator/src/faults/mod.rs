@@ -6,6 +6,8 @@
 //! on demand.
 //!
 //! * `rule.rs` — a rule: target, operation, refusal, budget; its JSON form and its checks;
+//! * `rate.rs` — a rule's rate condition (a throttle) and the token buckets that count it;
+//! * `azure.rs` — Azure's own throttles for a tier and unit count, as rate rules;
 //! * `glob.rs` — the `*` id patterns rules are addressed with;
 //! * this file — [`Faults`], the registry the DPS domain consults, and [`FaultGuard`].
 //!
@@ -17,9 +19,13 @@
 //! refused, stalled or dropped-before-ack request changes no stored state, and a request whose
 //! answer is delayed or followed by a drop is stored before its acknowledgement goes out.
 
+mod azure;
 mod glob;
+mod rate;
 mod rule;
 
+pub use azure::{AzureThrottles, Tier};
+pub use rate::Rate;
 pub use rule::{FaultAction, FaultError, FaultOperation, FaultRule, Refusal};
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -57,6 +63,8 @@ struct Entry {
     to_skip: u32,
     /// When the rule was installed: its active window is measured from here.
     installed_at: Instant,
+    /// What a rate rule has counted.
+    meter: rate::Meter,
 }
 
 /// A request a rule hit: the rule's id (for the error message and the log) and its action.
@@ -116,6 +124,7 @@ impl Faults {
             installed_at: Instant::now(),
             rule,
             hits: 0,
+            meter: rate::Meter::default(),
         });
         self.inner.installed.store(rules.len(), Ordering::Release);
         Ok(id)
@@ -177,6 +186,10 @@ impl Faults {
         }
         let mut rules = self.lock();
         let mut hitting = None;
+        // Set once the request counted against a rate rule: it counts against that one only
+        // (a query is a query, not also a registry read), and rules after it still apply.
+        let mut counted = false;
+        let mut over_rate = None;
         let now = Instant::now();
         for (index, e) in rules.iter_mut().enumerate() {
             if e.remaining == Some(0)
@@ -186,6 +199,21 @@ impl Faults {
                     .is_active(now.saturating_duration_since(e.installed_at))
             {
                 continue;
+            }
+            if let Some(rate) = e.rule.rate {
+                if counted {
+                    continue;
+                }
+                counted = true;
+                let target = targets.first().copied().unwrap_or_default();
+                match e.meter.count(rate, target, id, now) {
+                    Ok(()) => continue,
+                    Err(wait) => {
+                        over_rate = Some(wait);
+                        hitting = Some(index);
+                        break;
+                    }
+                }
             }
             if e.to_skip > 0 {
                 // Counted here, so "after 3" lets exactly three matching requests through.
@@ -200,7 +228,15 @@ impl Faults {
         let entry = rules.get_mut(hitting?)?;
         entry.remaining = entry.remaining.map(|n| n.saturating_sub(1));
         entry.hits = entry.hits.saturating_add(1);
-        let action = entry.rule.action();
+        let action = match (entry.rule.action(), over_rate) {
+            // A throttle's 429 says when the rate lets the next request through.
+            (FaultAction::Refuse(Refusal::Throttled { .. }), Some(wait)) => {
+                FaultAction::Refuse(Refusal::Throttled {
+                    retry_after: rate::retry_after_seconds(wait, rule::MAX_RETRY_AFTER),
+                })
+            }
+            (action, _) => action,
+        };
         tracing::info!(
             fault = %entry.id,
             operation = operation.as_str(),
@@ -480,5 +516,107 @@ mod tests {
             .count();
         // Binomial(2000, 0.5): 1000 ± 50 is five standard deviations (≈ 1 in 1.7 million).
         assert!((900..=1100).contains(&hits), "{hits} of 2000");
+    }
+
+    #[test]
+    fn a_rate_rule_hits_only_beyond_its_rate_with_the_wait_as_retry_after() {
+        let faults = Faults::default();
+        faults
+            .add(FaultRule::throttle(
+                FaultOperation::DpsPoll,
+                Rate::new(2, 10).each(),
+            ))
+            .unwrap();
+        let poll = |id: &str| faults.check_refusal(FaultOperation::DpsPoll, "scope", id);
+        assert!(poll("dev-1").is_none());
+        assert!(poll("dev-1").is_none());
+        let refused = poll("dev-1").expect("the third poll within 10 s is over the rate");
+        assert_eq!(refused.refusal.status(), 429);
+        // One poll per 5 s refills: the wait is about 5 s, rounded up.
+        assert_eq!(refused.refusal.retry_after(), Some(5));
+        assert!(
+            poll("dev-2").is_none(),
+            "another device has its own allowance"
+        );
+        let listed = &faults.list()[0];
+        assert_eq!(listed.hits, 1);
+        assert_eq!(
+            listed.to_json()["rate"],
+            json!({"limit": 2, "seconds": 10, "each": true})
+        );
+        assert!(
+            listed.to_json()["action"]["refuse"]
+                .get("retryAfter")
+                .is_none(),
+            "the retry-after is computed per refusal"
+        );
+    }
+
+    #[test]
+    fn a_request_counts_against_the_first_rate_it_matches_and_later_faults_still_apply() {
+        let faults = Faults::default();
+        let query = FaultRule::throttle(FaultOperation::HubService, Rate::new(1, 60))
+            .path("/devices/query*");
+        let registry =
+            FaultRule::throttle(FaultOperation::HubService, Rate::new(1, 60)).path("/devices*");
+        let outage = FaultRule::new(
+            FaultOperation::HubService,
+            Refusal::ServiceUnavailable { retry_after: None },
+        )
+        .path("/devices/d2")
+        .count(1);
+        for rule in [query, registry, outage] {
+            faults.add(rule).unwrap();
+        }
+        let service = |path: &str| {
+            faults
+                .check(FaultOperation::HubService, &["hub"], path)
+                .map(|hit| hit.action)
+        };
+        assert_eq!(service("/devices/query"), None);
+        // The query did not use the registry's allowance.
+        assert_eq!(service("/devices/d1"), None);
+        assert_eq!(
+            service("/devices/d1"),
+            Some(FaultAction::Refuse(Refusal::Throttled { retry_after: 60 }))
+        );
+        // Over the registry's rate already, so the throttle answers first…
+        assert!(matches!(
+            service("/devices/d2"),
+            Some(FaultAction::Refuse(Refusal::Throttled { .. }))
+        ));
+        // …and a hub's allowance is its own: the other hub's request reaches the outage rule.
+        assert_eq!(
+            faults
+                .check(FaultOperation::HubService, &["other-hub"], "/devices/d2")
+                .map(|hit| hit.action),
+            Some(FaultAction::Refuse(Refusal::ServiceUnavailable {
+                retry_after: None
+            }))
+        );
+    }
+
+    #[test]
+    fn rate_rules_from_json_are_checked() {
+        let rule = FaultRule::from_json(
+            br#"{"operation":"dps.poll","action":{"refuse":{"status":429}},"rate":{"limit":5,"seconds":10,"each":true}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            rule,
+            FaultRule::throttle(FaultOperation::DpsPoll, Rate::new(5, 10).each())
+        );
+        assert_eq!(FaultRule::from_value(rule.to_json()).unwrap(), rule);
+        for bad in [
+            r#"{"operation":"dps.poll","action":{"refuse":{"status":429,"retryAfter":3}},"rate":{"limit":5,"seconds":10}}"#,
+            r#"{"operation":"dps.poll","action":{"refuse":{"status":429}},"rate":{"limit":0,"seconds":10}}"#,
+            r#"{"operation":"dps.poll","action":{"refuse":{"status":429}},"rate":{"limit":5,"seconds":0}}"#,
+            r#"{"operation":"dps.poll","action":{"refuse":{"status":429}},"rate":{"limit":99999999999,"seconds":10}}"#,
+            r#"{"operation":"dps.poll","action":{"refuse":{"status":429}},"rate":{"limit":5,"seconds":10},"after":2}"#,
+            r#"{"operation":"dps.poll","action":{"refuse":{"status":429}},"rate":{"limit":5}}"#,
+            r#"{"operation":"dps.poll","action":{"refuse":{"status":429}}}"#,
+        ] {
+            assert!(FaultRule::from_json(bad.as_bytes()).is_err(), "{bad}");
+        }
     }
 }

@@ -10,6 +10,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::rate::Rate;
+
 /// The longest id pattern: registration and device ids are at most 128 characters.
 const MAX_ID_PATTERN: usize = 128;
 /// The longest service-route path pattern (`/devices/{id}/modules/{id}/…` with two 128-character ids).
@@ -255,6 +257,9 @@ pub struct FaultRule {
     pub(super) active_after: u32,
     /// …and for this long (seconds); `None` is until removed.
     pub(super) active_for: Option<u32>,
+    /// Hit only the requests beyond this rate (a throttle); a 429 then carries how long
+    /// until the rate lets the next request through.
+    pub(super) rate: Option<Rate>,
 }
 
 /// A rule that cannot be installed; the control port answers it as a 400 (400004).
@@ -275,7 +280,21 @@ impl FaultRule {
             per_million: None,
             active_after: 0,
             active_for: None,
+            rate: None,
         }
+    }
+
+    /// A throttle: `operation` requests beyond `rate` are refused with 429 (`errorCode`
+    /// 429001) and a `retry-after` of the time until the rate lets the next one through.
+    pub fn throttle(operation: FaultOperation, rate: Rate) -> FaultRule {
+        FaultRule::new(operation, Refusal::Throttled { retry_after: 0 }).rate(rate)
+    }
+
+    /// Hit only the matching requests beyond `rate` (requests within it go through and count
+    /// against it). A request counts against the first rate rule it matches only.
+    pub fn rate(mut self, rate: Rate) -> FaultRule {
+        self.rate = Some(rate);
+        self
     }
 
     /// Only requests to this DPS id scope (DPS operations).
@@ -399,6 +418,15 @@ impl FaultRule {
                 "probability must be more than 0 and at most 1".to_owned(),
             ));
         }
+        if let Some(rate) = self.rate {
+            rate.validate().map_err(FaultError)?;
+            if self.after > 0 || self.per_million.is_some() {
+                return Err(FaultError(
+                    "a rate rule hits the requests beyond its rate: it takes no after or probability"
+                        .to_owned(),
+                ));
+            }
+        }
         if self.operation == FaultOperation::HubC2d
             && !matches!(
                 self.action,
@@ -498,7 +526,21 @@ impl FaultRule {
                 operation.id_field()
             )));
         }
+        let rate = wire.rate.map(|r| {
+            let limit = u32::try_from(r.limit).unwrap_or(u32::MAX);
+            let seconds = u32::try_from(r.seconds).unwrap_or(u32::MAX);
+            let rate = Rate::new(limit, seconds);
+            if r.each { rate.each() } else { rate }
+        });
         let action = match wire.action {
+            ActionJson::Refuse(refuse) if rate.is_some() && refuse.status == 429 => {
+                if refuse.retry_after.is_some() {
+                    return Err(FaultError(
+                        "a rate rule's 429 carries the time until its rate lets the next request through: omit retryAfter".to_owned(),
+                    ));
+                }
+                FaultAction::Refuse(Refusal::Throttled { retry_after: 0 })
+            }
             ActionJson::Refuse(refuse) => FaultAction::Refuse(refusal(refuse)?),
             ActionJson::Delay(delay) => {
                 if !(1..=MAX_DELAY_MS).contains(&delay.ms) {
@@ -545,6 +587,7 @@ impl FaultRule {
             per_million: None,
             active_after,
             active_for,
+            rate,
         };
         if let Some(p) = wire.probability {
             if !(p > 0.0 && p <= 1.0) {
@@ -563,6 +606,15 @@ impl FaultRule {
             "operation": self.operation.as_str(),
             "action": self.action.to_json(),
         });
+        if let Some(rate) = self.rate {
+            out["rate"] = rate.to_json();
+            if let FaultAction::Refuse(Refusal::Throttled { .. }) = self.action {
+                // Computed per refusal, not a setting of the rule.
+                if let Some(refuse) = out["action"]["refuse"].as_object_mut() {
+                    refuse.remove("retryAfter");
+                }
+            }
+        }
         out[self.operation.id_field()] = json!(self.id_pattern);
         if let Some(target) = &self.target {
             out[self.operation.target_field()] = json!(target);
@@ -647,6 +699,18 @@ struct RuleJson {
     probability: Option<f64>,
     active_after_seconds: Option<u64>,
     active_for_seconds: Option<u64>,
+    rate: Option<RateJson>,
+}
+
+/// `{"limit": 5, "seconds": 10, "each": true}`; wide, so an out-of-range number is our 400
+/// message rather than serde's.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RateJson {
+    limit: u64,
+    seconds: u64,
+    #[serde(default)]
+    each: bool,
 }
 
 #[derive(Deserialize)]

@@ -153,6 +153,11 @@ pub(crate) struct Args {
     #[arg(long, env = "IOTEMU_ASSIGNMENT_DELAY_MS", default_value_t = 0)]
     pub(crate) assignment_delay_ms: u64,
 
+    /// Refuse what an IoT hub of this tier (F1, B1, S1, B2, S2, B3, S3) and unit count (S2:4),
+    /// and DPS, refuse for going over Azure's throttles: 429 with retry-after. Off by default.
+    #[arg(long, env = "IOTEMU_AZURE_THROTTLES", value_name = "TIER[:UNITS]")]
+    pub(crate) azure_throttles: Option<iotemu::AzureThrottles>,
+
     /// Telemetry messages kept per hub for inspection.
     #[arg(long, env = "IOTEMU_TELEMETRY_RETENTION", default_value_t = 10_000)]
     pub(crate) telemetry_retention: usize,

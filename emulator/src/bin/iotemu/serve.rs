@@ -82,6 +82,9 @@ fn builder(args: &Args) -> EmulatorBuilder {
     if let Some(dir) = &args.data_dir {
         builder = builder.data_dir(dir);
     }
+    if let Some(throttles) = args.azure_throttles {
+        builder = builder.azure_throttles(throttles);
+    }
     builder = match args.https_port {
         Some(port) => builder.https_port(port),
         None => builder.https_port_if_available(443),
