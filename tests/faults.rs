@@ -1169,6 +1169,55 @@ async fn an_https_c2d_receive_dropped_before_its_answer_takes_nothing() {
 }
 
 #[tokio::test]
+async fn an_https_c2d_receive_can_be_refused_and_an_mqtt_delivery_passes_the_refusal_by() {
+    let emulator = start_emulator(None).await;
+    let key = iotemu::SymmetricKey::from_base64(QUICKSTART_KEY).expect("key");
+    let hub = emulator.default_hub();
+    hub.provision_device(HTTPS_DEVICE, key.clone(), key, None);
+    hub.send_c2d(HTTPS_DEVICE, iotemu::C2dMessage::new("waiting".to_owned()))
+        .expect("queued")
+        .durable()
+        .await
+        .expect("stored");
+    let refusal = emulator
+        .faults()
+        .inject(
+            FaultRule::new(
+                FaultOperation::HubC2d,
+                Refusal::Throttled { retry_after: 4 },
+            )
+            .count(2),
+        )
+        .expect("a refusal is valid on hub.c2d");
+    // Over MQTT the hub delivers: a refusal is for a request, so the delivery passes it by
+    // and uses none of its count.
+    let mut device = connected_hub_device(&emulator, HUB_DEVICE, None, &[C2D_FILTER]).await;
+    queue_c2d(&emulator, "pushed").await;
+    assert_eq!(&next_c2d(&mut device).await.payload[..], b"pushed");
+    assert_eq!(refusal.hits(), 0);
+
+    // The HTTPS receive is a request: refused with the hub's error and retry-after, taking
+    // nothing.
+    let answer = raw_https_device_request(&emulator, "GET", "messages/deviceBound", "").await;
+    let answer = String::from_utf8_lossy(&answer).to_string();
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("retry-after: 4"),
+        "{answer}"
+    );
+    assert!(answer.contains("ThrottlingException"), "{answer}");
+    assert_eq!(refusal.hits(), 1);
+    assert_eq!(hub.c2d_pending(HTTPS_DEVICE).len(), 1, "still queued");
+    drop(refusal);
+    let answer = raw_https_device_request(&emulator, "GET", "messages/deviceBound", "").await;
+    let answer = String::from_utf8_lossy(&answer).to_string();
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.ends_with("waiting"),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
 async fn a_delayed_c2d_delivery_arrives_after_the_delay_over_mqtt_and_https() {
     let emulator = start_emulator(None).await;
     let delay = Duration::from_millis(400);

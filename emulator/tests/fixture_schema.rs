@@ -313,7 +313,7 @@ fn malformed_fixtures_are_rejected_by_schema_and_loader_alike() {
             json!({ "faults": [{ "operation": "hub.service", "deviceId": "d", "action": { "stall": {} } }] }),
         ),
         (
-            "a C2D fault that neither drops nor delays",
+            "a C2D fault that stalls",
             json!({ "faults": [{ "operation": "hub.c2d", "action": { "stall": {} } }] }),
         ),
         (

@@ -57,7 +57,8 @@ pub enum FaultOperation {
     DpsService,
     /// A cloud-to-device message about to be delivered to a device (MQTT, AMQP; over HTTPS the
     /// device's receive): `drop` before the message is sent or after it was sent and before
-    /// the device settled it, or `delay` its sending.
+    /// the device settled it, or `delay` its sending; `refuse` applies to the HTTPS receive
+    /// only (a request the device makes), and MQTT and AMQP deliveries pass such a rule by.
     HubC2d,
 }
 
@@ -427,14 +428,9 @@ impl FaultRule {
                 ));
             }
         }
-        if self.operation == FaultOperation::HubC2d
-            && !matches!(
-                self.action,
-                FaultAction::Drop { .. } | FaultAction::Delay(_)
-            )
-        {
+        if self.operation == FaultOperation::HubC2d && self.action == FaultAction::Stall {
             return Err(FaultError(
-                "hub.c2d faults can only drop or delay (the hub sends C2D messages: there is no request to refuse or stall)".to_owned(),
+                "hub.c2d faults drop or delay a delivery, or refuse a device's HTTPS receive (there is no request to stall)".to_owned(),
             ));
         }
         match self.action {
@@ -910,12 +906,8 @@ mod tests {
                 "can only refuse",
             ),
             (
-                r#"{"operation":"hub.c2d","action":{"refuse":{"status":500}}}"#,
-                "can only drop or delay",
-            ),
-            (
                 r#"{"operation":"hub.c2d","action":{"stall":{}}}"#,
-                "can only drop or delay",
+                "no request to stall",
             ),
             (
                 r#"{"operation":"dps.service","registrationId":"r","action":{"stall":{}}}"#,

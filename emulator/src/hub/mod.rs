@@ -141,6 +141,17 @@ impl Hub {
             .check(operation, &[&self.name, &self.host_name], id)
     }
 
+    /// [`Hub::fault`] over the rules whose action `applies` to the request only.
+    pub(crate) fn fault_where(
+        &self,
+        operation: crate::faults::FaultOperation,
+        id: &str,
+        applies: impl Fn(crate::faults::FaultAction) -> bool,
+    ) -> Option<crate::faults::FaultHit> {
+        self.faults
+            .check_where(operation, &[&self.name, &self.host_name], id, applies)
+    }
+
     /// Sets up the built-in Event Hubs-compatible endpoint (partitions, consumer groups,
     /// routes); before any traffic.
     pub(crate) fn with_event_hubs(mut self, config: EventHubsConfig) -> Hub {

@@ -115,11 +115,16 @@ impl C2dDelivery {
             hold: None,
             drop_after: None,
         };
-        let Some(FaultHit { id, action }) = self.hub.fault(FaultOperation::HubC2d, &self.device_id)
+        // A refusal is for a device's HTTPS receive: a delivery passes such a rule by.
+        let Some(FaultHit { id, action }) =
+            self.hub
+                .fault_where(FaultOperation::HubC2d, &self.device_id, |action| {
+                    !matches!(action, FaultAction::Refuse(_))
+                })
         else {
             return Some(Ok(outgoing));
         };
-        // `FaultRule::validate` lets only drops and delays onto hub.c2d.
+        // `FaultRule::validate` keeps stalls off hub.c2d.
         match action {
             FaultAction::Drop { after_ack: false } => {
                 self.abandon(&outgoing.queued.id);
