@@ -494,6 +494,24 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_retained_message_is_small_and_its_empty_system_properties_take_no_room() {
+        // Tens of thousands are retained and each is read again when evicted
+        // (docs/benchmarks.md, fourth run): 472 bytes before the names were shared.
+        let size = std::mem::size_of::<TelemetryMessage>();
+        assert!(size <= 176, "{size} bytes");
+        assert_eq!(
+            StoredSystemProperties::from(SystemProperties::default()),
+            StoredSystemProperties::default()
+        );
+        let set = StoredSystemProperties::from(SystemProperties {
+            content_type: Some("application/json".into()),
+            ..SystemProperties::default()
+        });
+        assert_eq!(set.content_type.as_deref(), Some("application/json"));
+        assert_eq!(StoredSystemProperties::default().message_id, None);
+    }
+
     #[tokio::test]
     async fn log_is_bounded_ordered_and_waitable() {
         let log = Arc::new(TelemetryLog::new(3));
