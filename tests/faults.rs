@@ -1130,17 +1130,28 @@ async fn a_c2d_drop_before_delivery_at_qos_0_does_not_complete_the_message() {
     );
 }
 
-#[tokio::test]
-async fn an_https_c2d_receive_dropped_before_its_answer_takes_nothing() {
-    let emulator = start_emulator(None).await;
+/// Provisions `HTTPS_DEVICE` and queues a durable C2D message with `body` for it.
+async fn queue_https_c2d(emulator: &Emulator, body: &str) {
     let key = iotemu::SymmetricKey::from_base64(QUICKSTART_KEY).expect("key");
     let hub = emulator.default_hub();
     hub.provision_device(HTTPS_DEVICE, key.clone(), key, None);
-    hub.send_c2d(HTTPS_DEVICE, iotemu::C2dMessage::new("polled".to_owned()))
+    hub.send_c2d(HTTPS_DEVICE, iotemu::C2dMessage::new(body.to_owned()))
         .expect("queued")
         .durable()
         .await
         .expect("stored");
+}
+
+/// `HTTPS_DEVICE`'s C2D receive, answered (status line, headers and body) as text.
+async fn https_receive(emulator: &Emulator) -> String {
+    let answer = raw_https_device_request(emulator, "GET", "messages/deviceBound", "").await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn an_https_c2d_receive_dropped_before_its_answer_takes_nothing() {
+    let emulator = start_emulator(None).await;
+    queue_https_c2d(&emulator, "polled").await;
     let rule = emulator
         .faults()
         .inject(
@@ -1160,8 +1171,7 @@ async fn an_https_c2d_receive_dropped_before_its_answer_takes_nothing() {
     );
     assert_eq!(rule.hits(), 1);
     // Nothing was taken or locked: the next receive gets the message.
-    let answer = raw_https_device_request(&emulator, "GET", "messages/deviceBound", "").await;
-    let answer = String::from_utf8_lossy(&answer).to_string();
+    let answer = https_receive(&emulator).await;
     assert!(
         answer.starts_with("HTTP/1.1 200") && answer.ends_with("polled"),
         "{answer}"
@@ -1171,14 +1181,7 @@ async fn an_https_c2d_receive_dropped_before_its_answer_takes_nothing() {
 #[tokio::test]
 async fn an_https_c2d_receive_can_be_refused_and_an_mqtt_delivery_passes_the_refusal_by() {
     let emulator = start_emulator(None).await;
-    let key = iotemu::SymmetricKey::from_base64(QUICKSTART_KEY).expect("key");
-    let hub = emulator.default_hub();
-    hub.provision_device(HTTPS_DEVICE, key.clone(), key, None);
-    hub.send_c2d(HTTPS_DEVICE, iotemu::C2dMessage::new("waiting".to_owned()))
-        .expect("queued")
-        .durable()
-        .await
-        .expect("stored");
+    queue_https_c2d(&emulator, "waiting").await;
     let refusal = emulator
         .faults()
         .inject(
@@ -1198,8 +1201,7 @@ async fn an_https_c2d_receive_can_be_refused_and_an_mqtt_delivery_passes_the_ref
 
     // The HTTPS receive is a request: refused with the hub's error and retry-after, taking
     // nothing.
-    let answer = raw_https_device_request(&emulator, "GET", "messages/deviceBound", "").await;
-    let answer = String::from_utf8_lossy(&answer).to_string();
+    let answer = https_receive(&emulator).await;
     assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
     assert!(
         answer.to_ascii_lowercase().contains("retry-after: 4"),
@@ -1207,10 +1209,13 @@ async fn an_https_c2d_receive_can_be_refused_and_an_mqtt_delivery_passes_the_ref
     );
     assert!(answer.contains("ThrottlingException"), "{answer}");
     assert_eq!(refusal.hits(), 1);
-    assert_eq!(hub.c2d_pending(HTTPS_DEVICE).len(), 1, "still queued");
+    assert_eq!(
+        emulator.default_hub().c2d_pending(HTTPS_DEVICE).len(),
+        1,
+        "still queued"
+    );
     drop(refusal);
-    let answer = raw_https_device_request(&emulator, "GET", "messages/deviceBound", "").await;
-    let answer = String::from_utf8_lossy(&answer).to_string();
+    let answer = https_receive(&emulator).await;
     assert!(
         answer.starts_with("HTTP/1.1 200") && answer.ends_with("waiting"),
         "{answer}"
@@ -1234,17 +1239,7 @@ async fn a_delayed_c2d_delivery_arrives_after_the_delay_over_mqtt_and_https() {
     assert_eq!(rule.hits(), 1);
 
     // Over HTTPS the device's receive is answered late, with the message.
-    let key = iotemu::SymmetricKey::from_base64(QUICKSTART_KEY).expect("key");
-    let hub = emulator.default_hub();
-    hub.provision_device(HTTPS_DEVICE, key.clone(), key, None);
-    hub.send_c2d(
-        HTTPS_DEVICE,
-        iotemu::C2dMessage::new("polled late".to_owned()),
-    )
-    .expect("queued")
-    .durable()
-    .await
-    .expect("stored");
+    queue_https_c2d(&emulator, "polled late").await;
     let _slow = emulator
         .faults()
         .inject(
