@@ -292,7 +292,9 @@ impl FaultRule {
     }
 
     /// Hit only the matching requests beyond `rate` (requests within it go through and count
-    /// against it). A request counts against the first rate rule it matches only.
+    /// against it). A request counts against the first rate rule it matches only. A 429
+    /// refusal then carries the time until the rate lets the next request through, in place
+    /// of the refusal's own `retry_after`.
     pub fn rate(mut self, rate: Rate) -> FaultRule {
         self.rate = Some(rate);
         self
