@@ -9,7 +9,8 @@ DEFAULT_POLLING_INTERVAL, is 2 s) and then runs the register operation again
 (azure/iot/device/provisioning/pipeline/pipeline_stages_provisioning.py). So register() must
 return `assigned` with no error, after at least the 5 s the rule asked for, and the rule must
 have hit once. The same holds for the operation-status poll: a 503 there is polled again after
-its `retry-after`.
+its `retry-after`. And for a throttle (a rule with a `rate`): a second register within the rate's
+window is refused with 429 and the seconds until the rate allows it, which the SDK waits out.
 """
 
 import time
@@ -22,6 +23,8 @@ from harness import check, expect_equal
 # Longer than the SDK's default retry interval (2 s), so waiting this long shows it read the
 # header rather than falling back to its default.
 RETRY_AFTER = 5
+# A rate rule's window: its 429 tells the SDK to wait about this long.
+RATE_SECONDS = 6
 
 
 async def register(scenario, registration_id, symmetric_key, websockets):
@@ -99,6 +102,34 @@ async def throttle_flow(scenario, websockets=False):
             "count": 1,
         },
         refused_poll,
+    )
+
+    async def rate_limited_register(fault_id):
+        scenario.step("register() within the rate of {} per {} s".format(1, RATE_SECONDS))
+        await register(scenario, registration_id, symmetric_key, websockets)
+        scenario.step("register() again at once: over the rate, 429 with the wait as retry-after")
+        _, elapsed = await register(scenario, registration_id, symmetric_key, websockets)
+        # The rule's 429 carries the seconds until its rate lets one more through (about
+        # RATE_SECONDS, rounded up), longer than the SDK's 2 s default: waiting that long shows
+        # the SDK read the computed header.
+        check(
+            elapsed >= RATE_SECONDS - 1,
+            "the second register() returned after {:.1f} s, before the rate allowed it".format(elapsed),
+        )
+        status = await harness.fault_status(fault_id)
+        check(status.get("hits", 0) >= 1, "the rate rule never refused: {}".format(status))
+        expect_equal("rate", status.get("rate"), {"limit": 1, "seconds": RATE_SECONDS, "each": True})
+
+    scenario.step("install a throttle: 1 register per {} s for this registration (POST /faults)".format(RATE_SECONDS))
+    await harness.with_fault(
+        scenario,
+        {
+            "operation": "dps.register",
+            "registrationId": registration_id,
+            "action": {"refuse": {"status": 429}},
+            "rate": {"limit": 1, "seconds": RATE_SECONDS, "each": True},
+        },
+        rate_limited_register,
     )
 
     scenario.step("check emulator registration record (GET /registrations)")
