@@ -109,9 +109,9 @@ async def throttle_flow(scenario, websockets=False):
         await register(scenario, registration_id, symmetric_key, websockets)
         scenario.step("register() again at once: over the rate, 429 with the wait as retry-after")
         _, elapsed = await register(scenario, registration_id, symmetric_key, websockets)
-        # The rule's 429 carries the seconds until its rate lets one more through (about
-        # RATE_SECONDS, rounded up), longer than the SDK's 2 s default: waiting that long shows
-        # the SDK read the computed header.
+        # The rule's 429 carries the seconds until its rate lets one more through (what is
+        # left of RATE_SECONDS since the first register's request), and refuses again any
+        # retry that comes sooner: register() can only be assigned once the window allows it.
         check(
             elapsed >= RATE_SECONDS - 1,
             "the second register() returned after {:.1f} s, before the rate allowed it".format(elapsed),
