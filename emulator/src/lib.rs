@@ -68,7 +68,9 @@ pub use hub::device::{Device, DeviceAuthentication, DeviceStatus};
 pub use hub::error::HubError;
 pub use hub::module::{Module, ModuleSpec};
 pub use hub::registry::{AuthenticationSpec, DeviceSpec};
-pub use hub::telemetry::{IncomingMessage, MessageSource, SystemProperties, TelemetryMessage};
+pub use hub::telemetry::{
+    IncomingMessage, MessageSource, StoredSystemProperties, SystemProperties, TelemetryMessage,
+};
 pub use hub::twin::Twin;
 pub use hub::{DeviceIdentity, Hub, Hubs, IdentityRef};
 pub use mqtt::MqttLimits;
