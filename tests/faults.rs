@@ -728,12 +728,31 @@ async fn a_bad_fixture_fault_stops_the_start_naming_the_element() {
 
 const HTTPS_DEVICE: &str = "fault-https-device";
 
-/// `POST /devices/{id}/messages/events` as `HTTPS_DEVICE` (provisioned here) with `body`.
-async fn https_telemetry(emulator: &Emulator, body: &str) -> HttpsResponse {
+/// Registers `HTTPS_DEVICE` with the quickstart key.
+fn provision_https_device(emulator: &Emulator) {
     let key = iotemu::SymmetricKey::from_base64(QUICKSTART_KEY).expect("key");
     emulator
         .default_hub()
         .provision_device(HTTPS_DEVICE, key.clone(), key, None);
+}
+
+/// A rule on `operation` for `HTTPS_DEVICE` only.
+fn https_rule(operation: FaultOperation, action: impl Into<FaultAction>) -> FaultRule {
+    FaultRule::new(operation, action).device_id(HTTPS_DEVICE)
+}
+
+/// An answer that never came: the connection was closed first.
+fn assert_unanswered(answer: &[u8]) {
+    assert!(
+        answer.is_empty(),
+        "no answer: {}",
+        String::from_utf8_lossy(answer)
+    );
+}
+
+/// `POST /devices/{id}/messages/events` as `HTTPS_DEVICE` (provisioned here) with `body`.
+async fn https_telemetry(emulator: &Emulator, body: &str) -> HttpsResponse {
+    provision_https_device(emulator);
     let sas = device_token(
         "localhost",
         HTTPS_DEVICE,
@@ -794,11 +813,10 @@ async fn https_telemetry_can_be_refused_with_retry_after_or_answered_late() {
     let throttle = emulator
         .faults()
         .inject(
-            FaultRule::new(
+            https_rule(
                 FaultOperation::HubTelemetry,
                 Refusal::Throttled { retry_after: 3 },
             )
-            .device_id(HTTPS_DEVICE)
             .count(1),
         )
         .expect("valid");
@@ -818,11 +836,7 @@ async fn https_telemetry_can_be_refused_with_retry_after_or_answered_late() {
     let delay = Duration::from_millis(300);
     let _slow = emulator
         .faults()
-        .inject(
-            FaultRule::new(FaultOperation::HubTelemetry, FaultAction::Delay(delay))
-                .device_id(HTTPS_DEVICE)
-                .count(1),
-        )
+        .inject(https_rule(FaultOperation::HubTelemetry, FaultAction::Delay(delay)).count(1))
         .expect("valid");
     let asked = std::time::Instant::now();
     assert_eq!(https_telemetry(&emulator, "late").await.status, 204);
@@ -838,27 +852,19 @@ async fn https_telemetry_can_be_refused_with_retry_after_or_answered_late() {
 #[tokio::test]
 async fn https_telemetry_dropped_before_the_answer_is_closed_unanswered_and_not_stored() {
     let emulator = start_emulator(None).await;
-    let key = iotemu::SymmetricKey::from_base64(QUICKSTART_KEY).expect("key");
-    emulator
-        .default_hub()
-        .provision_device(HTTPS_DEVICE, key.clone(), key, None);
+    provision_https_device(&emulator);
     let _drop = emulator
         .faults()
         .inject(
-            FaultRule::new(
+            https_rule(
                 FaultOperation::HubTelemetry,
                 FaultAction::Drop { after_ack: false },
             )
-            .device_id(HTTPS_DEVICE)
             .count(1),
         )
         .expect("valid");
     let answer = raw_https_device_request(&emulator, "POST", "messages/events", "dropped").await;
-    assert!(
-        answer.is_empty(),
-        "no answer: {}",
-        String::from_utf8_lossy(&answer)
-    );
+    assert_unanswered(&answer);
     assert!(https_stored(&emulator).is_empty());
     // The rule is used up: the next send is stored.
     assert_eq!(https_telemetry(&emulator, "next").await.status, 204);
@@ -1132,10 +1138,10 @@ async fn a_c2d_drop_before_delivery_at_qos_0_does_not_complete_the_message() {
 
 /// Provisions `HTTPS_DEVICE` and queues a durable C2D message with `body` for it.
 async fn queue_https_c2d(emulator: &Emulator, body: &str) {
-    let key = iotemu::SymmetricKey::from_base64(QUICKSTART_KEY).expect("key");
-    let hub = emulator.default_hub();
-    hub.provision_device(HTTPS_DEVICE, key.clone(), key, None);
-    hub.send_c2d(HTTPS_DEVICE, iotemu::C2dMessage::new(body.to_owned()))
+    provision_https_device(emulator);
+    emulator
+        .default_hub()
+        .send_c2d(HTTPS_DEVICE, iotemu::C2dMessage::new(body.to_owned()))
         .expect("queued")
         .durable()
         .await
@@ -1155,20 +1161,15 @@ async fn an_https_c2d_receive_dropped_before_its_answer_takes_nothing() {
     let rule = emulator
         .faults()
         .inject(
-            FaultRule::new(
+            https_rule(
                 FaultOperation::HubC2d,
                 FaultAction::Drop { after_ack: false },
             )
-            .device_id(HTTPS_DEVICE)
             .count(1),
         )
         .expect("valid");
     let answer = raw_https_device_request(&emulator, "GET", "messages/deviceBound", "").await;
-    assert!(
-        answer.is_empty(),
-        "no answer: {}",
-        String::from_utf8_lossy(&answer)
-    );
+    assert_unanswered(&answer);
     assert_eq!(rule.hits(), 1);
     // Nothing was taken or locked: the next receive gets the message.
     let answer = https_receive(&emulator).await;
@@ -1242,11 +1243,7 @@ async fn a_delayed_c2d_delivery_arrives_after_the_delay_over_mqtt_and_https() {
     queue_https_c2d(&emulator, "polled late").await;
     let _slow = emulator
         .faults()
-        .inject(
-            FaultRule::new(FaultOperation::HubC2d, FaultAction::Delay(delay))
-                .device_id(HTTPS_DEVICE)
-                .count(1),
-        )
+        .inject(https_rule(FaultOperation::HubC2d, FaultAction::Delay(delay)).count(1))
         .expect("valid");
     let asked = std::time::Instant::now();
     let answer = raw_https_device_request(&emulator, "GET", "messages/deviceBound", "").await;

@@ -100,12 +100,12 @@ async fn pump(
     settling: &mut futures_util::stream::FuturesUnordered<Settling>,
 ) -> Pump {
     while let Some(next) = delivery.next_delivery() {
-        let (queued, hold, drop_after) = match next {
-            Ok(Outgoing {
-                queued,
-                hold,
-                drop_after,
-            }) => (queued, hold, drop_after),
+        let Outgoing {
+            queued,
+            hold,
+            drop_after,
+        } = match next {
+            Ok(outgoing) => outgoing,
             Err(DropInstead { fault_id }) => {
                 channel.drop_by_fault(&fault_id);
                 // Closed now (the drop set the reason): nothing more is sent on this link.

@@ -171,13 +171,12 @@ impl fmt::Display for AzureThrottles {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
 
     fn rate_of(rules: &[FaultRule], operation: FaultOperation) -> Value {
         let rule = rules.iter().find(|r| r.operation() == operation).unwrap();
         rule.to_json()["rate"].clone()
     }
-
-    use serde_json::{Value, json};
 
     #[test]
     fn tiers_and_units_parse_and_bad_ones_are_refused() {

@@ -621,6 +621,15 @@ mod tests {
             FaultRule::throttle(FaultOperation::DpsPoll, Rate::new(5, 10).each())
         );
         assert_eq!(FaultRule::from_value(rule.to_json()).unwrap(), rule);
+        // docs/faults.md's own throttle, as its curl example sends it.
+        let documented = FaultRule::from_json(
+            br#"{"operation":"hub.telemetry","action":{"refuse":{"status":429}},"rate":{"limit":2,"seconds":1,"each":true}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            documented,
+            FaultRule::throttle(FaultOperation::HubTelemetry, Rate::new(2, 1).each())
+        );
         for bad in [
             r#"{"operation":"dps.poll","action":{"refuse":{"status":429,"retryAfter":3}},"rate":{"limit":5,"seconds":10}}"#,
             r#"{"operation":"dps.poll","action":{"refuse":{"status":429}},"rate":{"limit":0,"seconds":10}}"#,

@@ -70,12 +70,12 @@ impl C2d {
             return;
         }
         while let Some(next) = self.delivery.next_delivery() {
-            let (queued, hold, drop_after) = match next {
-                Ok(Outgoing {
-                    queued,
-                    hold,
-                    drop_after,
-                }) => (queued, hold, drop_after),
+            let Outgoing {
+                queued,
+                hold,
+                drop_after,
+            } = match next {
+                Ok(outgoing) => outgoing,
                 Err(DropInstead { fault_id }) => {
                     out.close_after_flush(format!(
                         "dropped by iotemu fault {fault_id} before delivering a C2D message"
