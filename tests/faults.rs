@@ -10,7 +10,6 @@ use iotemu::{Emulator, FaultAction, FaultOperation, FaultRule, Refusal};
 use iotemu_e2e::*;
 use rumqttc::mqttbytes::v4::{PubAck, Subscribe};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 const SCOPE: &str = "0ne00000A0A";
 
@@ -23,51 +22,6 @@ fn throttle_register(count: u32) -> FaultRule {
     .count(count)
 }
 
-/// A DPS registration client over raw MQTT, subscribed to the response topic.
-async fn mqtt_registration(emulator: &Emulator) -> RawClient {
-    let mut client = RawClient::connect(emulator).await;
-    let token = dps_token(
-        SCOPE,
-        QUICKSTART_REGISTRATION_ID,
-        QUICKSTART_KEY,
-        seconds_from_now(600),
-    );
-    let code = client
-        .mqtt_connect(
-            QUICKSTART_REGISTRATION_ID,
-            &dps_username(SCOPE, QUICKSTART_REGISTRATION_ID),
-            &token,
-        )
-        .await;
-    assert_eq!(code, ConnectReturnCode::Success);
-    let mut subscribe = Subscribe::new("$dps/registrations/res/#", QoS::AtMostOnce);
-    subscribe.pkid = 1;
-    client.send(Packet::Subscribe(subscribe)).await;
-    match client.recv(Duration::from_secs(5)).await {
-        Ok(Packet::SubAck(_)) => {}
-        other => panic!("expected SUBACK, got {other:?}"),
-    }
-    client
-}
-
-/// Publishes at QoS 0 and returns the response's topic and JSON body.
-async fn ask(client: &mut RawClient, topic: &str, body: &[u8]) -> (String, serde_json::Value) {
-    client
-        .send(Packet::Publish(Publish::new(
-            topic,
-            QoS::AtMostOnce,
-            body.to_vec(),
-        )))
-        .await;
-    match client.recv(Duration::from_secs(5)).await {
-        Ok(Packet::Publish(p)) => (
-            p.topic.clone(),
-            serde_json::from_slice(&p.payload).unwrap_or_default(),
-        ),
-        other => panic!("expected a response, got {other:?}"),
-    }
-}
-
 #[tokio::test]
 async fn mqtt_register_is_throttled_with_retry_after_until_the_count_is_used() {
     let emulator = start_emulator(None).await;
@@ -75,11 +29,11 @@ async fn mqtt_register_is_throttled_with_retry_after_until_the_count_is_used() {
         .faults()
         .inject(throttle_register(2))
         .expect("a valid rule");
-    let mut client = mqtt_registration(&emulator).await;
+    let mut client = dps_mqtt_registration(&emulator).await;
     let register = "$dps/registrations/PUT/iotdps-register/?$rid=1";
     let body = format!(r#"{{"registrationId":"{QUICKSTART_REGISTRATION_ID}"}}"#);
     for _ in 0..2 {
-        let (topic, error) = ask(&mut client, register, body.as_bytes()).await;
+        let (topic, error) = request_response(&mut client, register, body.as_bytes()).await;
         assert_eq!(topic, "$dps/registrations/res/429/?$rid=1&retry-after=7");
         assert_eq!(error["errorCode"], 429001);
         assert!(
@@ -98,7 +52,7 @@ async fn mqtt_register_is_throttled_with_retry_after_until_the_count_is_used() {
     );
     assert_eq!(guard.hits(), 2);
 
-    let (topic, started) = ask(&mut client, register, body.as_bytes()).await;
+    let (topic, started) = request_response(&mut client, register, body.as_bytes()).await;
     assert_eq!(topic, "$dps/registrations/res/202/?$rid=1&retry-after=0");
     let operation = started["operationId"]
         .as_str()
@@ -107,7 +61,7 @@ async fn mqtt_register_is_throttled_with_retry_after_until_the_count_is_used() {
     let poll = format!(
         "$dps/registrations/GET/iotdps-get-operationstatus/?$rid=2&operationId={operation}"
     );
-    let (topic, done) = ask(&mut client, &poll, b"").await;
+    let (topic, done) = request_response(&mut client, &poll, b"").await;
     assert_eq!(topic, "$dps/registrations/res/200/?$rid=2");
     assert_eq!(done["status"], "assigned");
     assert_eq!(guard.hits(), 2, "a used-up rule hits no more");
@@ -116,9 +70,9 @@ async fn mqtt_register_is_throttled_with_retry_after_until_the_count_is_used() {
 #[tokio::test]
 async fn mqtt_poll_can_be_refused_without_losing_the_operation() {
     let emulator = start_emulator(None).await;
-    let mut client = mqtt_registration(&emulator).await;
+    let mut client = dps_mqtt_registration(&emulator).await;
     let body = format!(r#"{{"registrationId":"{QUICKSTART_REGISTRATION_ID}"}}"#);
-    let (_, started) = ask(
+    let (_, started) = request_response(
         &mut client,
         "$dps/registrations/PUT/iotdps-register/?$rid=1",
         body.as_bytes(),
@@ -142,10 +96,10 @@ async fn mqtt_poll_can_be_refused_without_losing_the_operation() {
     let poll = format!(
         "$dps/registrations/GET/iotdps-get-operationstatus/?$rid=2&operationId={operation}"
     );
-    let (topic, error) = ask(&mut client, &poll, b"").await;
+    let (topic, error) = request_response(&mut client, &poll, b"").await;
     assert_eq!(topic, "$dps/registrations/res/503/?$rid=2");
     assert_eq!(error["errorCode"], 503000);
-    let (topic, done) = ask(&mut client, &poll, b"").await;
+    let (topic, done) = request_response(&mut client, &poll, b"").await;
     assert_eq!(topic, "$dps/registrations/res/200/?$rid=2");
     assert_eq!(done["status"], "assigned");
     drop(guard);
@@ -210,54 +164,14 @@ async fn dropping_the_guard_removes_the_rule() {
         ))
         .expect("a valid rule");
     assert_eq!(emulator.faults().list().len(), 1);
-    let mut client = mqtt_registration(&emulator).await;
+    let mut client = dps_mqtt_registration(&emulator).await;
     let register = "$dps/registrations/PUT/iotdps-register/?$rid=9";
-    let (topic, _) = ask(&mut client, register, b"").await;
+    let (topic, _) = request_response(&mut client, register, b"").await;
     assert_eq!(topic, "$dps/registrations/res/401/?$rid=9");
     drop(guard);
     assert!(emulator.faults().list().is_empty());
-    let (topic, _) = ask(&mut client, register, b"").await;
+    let (topic, _) = request_response(&mut client, register, b"").await;
     assert!(topic.starts_with("$dps/registrations/res/202/"), "{topic}");
-}
-
-/// One request to the control port; the status and the JSON body (`Null` when empty).
-async fn control(
-    emulator: &Emulator,
-    method: &str,
-    path: &str,
-    headers: &[&str],
-    body: &str,
-) -> (u16, serde_json::Value) {
-    let mut tcp = TcpStream::connect(emulator.control_addr().expect("control port"))
-        .await
-        .expect("connect");
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for header in headers {
-        head.push_str(header);
-        head.push_str("\r\n");
-    }
-    head.push_str("\r\n");
-    tcp.write_all(head.as_bytes()).await.expect("write");
-    tcp.write_all(body.as_bytes()).await.expect("write");
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut raw))
-        .await
-        .expect("in time")
-        .expect("read");
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status line");
-    let json = text
-        .split_once("\r\n\r\n")
-        .and_then(|(_, b)| serde_json::from_str(b).ok())
-        .unwrap_or_default();
-    (status, json)
 }
 
 const JSON: &str = "Content-Type: application/json";
@@ -273,7 +187,7 @@ async fn control_routes_add_list_with_counts_and_delete_faults() {
         .expect("starts");
     let rule = r#"{"operation":"dps.register","registrationId":"symm-key-*",
         "action":{"refuse":{"status":429,"retryAfter":2}},"count":1}"#;
-    let (status, added) = control(&emulator, "POST", "/faults", &[JSON], rule).await;
+    let (status, added) = control_call(&emulator, "POST", "/faults", &[JSON], rule).await;
     assert_eq!(status, 201, "{added}");
     let id = added["id"].as_str().expect("id").to_owned();
     assert_eq!(
@@ -281,8 +195,8 @@ async fn control_routes_add_list_with_counts_and_delete_faults() {
         (Some(0), Some(1))
     );
 
-    let mut client = mqtt_registration(&emulator).await;
-    let (topic, _) = ask(
+    let mut client = dps_mqtt_registration(&emulator).await;
+    let (topic, _) = request_response(
         &mut client,
         "$dps/registrations/PUT/iotdps-register/?$rid=1",
         b"",
@@ -290,7 +204,7 @@ async fn control_routes_add_list_with_counts_and_delete_faults() {
     .await;
     assert_eq!(topic, "$dps/registrations/res/429/?$rid=1&retry-after=2");
 
-    let (status, list) = control(&emulator, "GET", "/faults", &[], "").await;
+    let (status, list) = control_call(&emulator, "GET", "/faults", &[], "").await;
     assert_eq!(status, 200);
     assert_eq!(list[0]["id"], id.as_str());
     assert_eq!(
@@ -299,9 +213,9 @@ async fn control_routes_add_list_with_counts_and_delete_faults() {
     );
     assert_eq!(list[0]["action"]["refuse"]["retryAfter"], 2);
 
-    let (status, _) = control(&emulator, "DELETE", &format!("/faults/{id}"), &[], "").await;
+    let (status, _) = control_call(&emulator, "DELETE", &format!("/faults/{id}"), &[], "").await;
     assert_eq!(status, 204);
-    let (status, _) = control(&emulator, "DELETE", &format!("/faults/{id}"), &[], "").await;
+    let (status, _) = control_call(&emulator, "DELETE", &format!("/faults/{id}"), &[], "").await;
     assert_eq!(status, 404);
     assert!(emulator.faults().list().is_empty());
 }
@@ -316,7 +230,7 @@ async fn control_routes_refuse_bad_rules_and_undeclared_bodies() {
         .expect("starts");
     let bad =
         r#"{"operation":"dps.register","action":{"refuse":{"status":429,"retryAfter":99999}}}"#;
-    let (status, error) = control(&emulator, "POST", "/faults", &[JSON], bad).await;
+    let (status, error) = control_call(&emulator, "POST", "/faults", &[JSON], bad).await;
     assert_eq!(status, 400);
     assert_eq!(error["errorCode"], 400004);
     assert!(
@@ -326,7 +240,7 @@ async fn control_routes_refuse_bad_rules_and_undeclared_bodies() {
         "{error}"
     );
     let ok = r#"{"operation":"dps.poll","action":{"refuse":{"status":500}}}"#;
-    let (status, _) = control(
+    let (status, _) = control_call(
         &emulator,
         "POST",
         "/faults",
@@ -348,13 +262,13 @@ async fn control_routes_need_the_token_when_the_port_has_one() {
         .await
         .expect("starts");
     let ok = r#"{"operation":"dps.poll","action":{"refuse":{"status":500}}}"#;
-    let (status, _) = control(&emulator, "POST", "/faults", &[JSON], ok).await;
+    let (status, _) = control_call(&emulator, "POST", "/faults", &[JSON], ok).await;
     assert_eq!(status, 401);
-    let (status, _) = control(&emulator, "GET", "/faults", &[], "").await;
+    let (status, _) = control_call(&emulator, "GET", "/faults", &[], "").await;
     assert_eq!(status, 401);
     assert!(emulator.faults().list().is_empty());
     let bearer = "Authorization: Bearer s3cret";
-    let (status, _) = control(&emulator, "POST", "/faults", &[JSON, bearer], ok).await;
+    let (status, _) = control_call(&emulator, "POST", "/faults", &[JSON, bearer], ok).await;
     assert_eq!(status, 201);
 }
 
@@ -372,15 +286,15 @@ async fn control_routes_beyond_loopback_need_the_generated_token() {
         .expect("a generated token")
         .to_owned();
     let ok = r#"{"operation":"dps.register","action":{"refuse":{"status":401}}}"#;
-    let (status, _) = control(&emulator, "POST", "/faults", &[JSON], ok).await;
+    let (status, _) = control_call(&emulator, "POST", "/faults", &[JSON], ok).await;
     assert_eq!(status, 401);
-    let (status, _) = control(&emulator, "DELETE", "/faults/fault-1", &[], "").await;
+    let (status, _) = control_call(&emulator, "DELETE", "/faults/fault-1", &[], "").await;
     assert_eq!(status, 401);
     let bearer = format!("Authorization: Bearer {token}");
-    let (status, added) = control(&emulator, "POST", "/faults", &[JSON, &bearer], ok).await;
+    let (status, added) = control_call(&emulator, "POST", "/faults", &[JSON, &bearer], ok).await;
     assert_eq!(status, 201);
     let id = added["id"].as_str().expect("id");
-    let (status, _) = control(
+    let (status, _) = control_call(
         &emulator,
         "DELETE",
         &format!("/faults/{id}"),
@@ -627,7 +541,7 @@ async fn twin_requests_can_be_refused_with_their_status_or_answered_late() {
         )
         .expect("valid");
     let patch = "$iothub/twin/PATCH/properties/reported/?$rid=1";
-    let (topic, error) = ask(&mut device, patch, br#"{"fw":"1.0"}"#).await;
+    let (topic, error) = request_response(&mut device, patch, br#"{"fw":"1.0"}"#).await;
     assert_eq!(topic, "$iothub/twin/res/429/?$rid=1");
     assert_eq!(error["errorCode"], 429001);
     let twin = emulator
@@ -650,7 +564,7 @@ async fn twin_requests_can_be_refused_with_their_status_or_answered_late() {
         .inject(hub_rule(FaultOperation::HubTwinGet, FaultAction::Delay(delay)).count(1))
         .expect("valid");
     let asked = std::time::Instant::now();
-    let (topic, _) = ask(&mut device, "$iothub/twin/GET/?$rid=2", b"").await;
+    let (topic, _) = request_response(&mut device, "$iothub/twin/GET/?$rid=2", b"").await;
     assert_eq!(topic, "$iothub/twin/res/200/?$rid=2");
     // A lower bound only: the answer was held at least as long as the rule asked.
     assert!(
@@ -681,17 +595,17 @@ async fn a_fixture_fault_throttles_the_first_mqtt_register_then_lets_it_through(
     assert_eq!(installed.len(), 1);
     assert_eq!((installed[0].hits, installed[0].remaining), (0, Some(1)));
 
-    let mut client = mqtt_registration(&emulator).await;
+    let mut client = dps_mqtt_registration(&emulator).await;
     let register = "$dps/registrations/PUT/iotdps-register/?$rid=1";
     let body = format!(r#"{{"registrationId":"{QUICKSTART_REGISTRATION_ID}"}}"#);
-    let (topic, error) = ask(&mut client, register, body.as_bytes()).await;
+    let (topic, error) = request_response(&mut client, register, body.as_bytes()).await;
     assert_eq!(topic, "$dps/registrations/res/429/?$rid=1&retry-after=3");
     assert_eq!(error["errorCode"], 429001);
-    let (topic, _) = ask(&mut client, register, body.as_bytes()).await;
+    let (topic, _) = request_response(&mut client, register, body.as_bytes()).await;
     assert!(topic.starts_with("$dps/registrations/res/202/"), "{topic}");
 
     // The control port lists the fixture's rule like any other, with its hit.
-    let (status, list) = control(&emulator, "GET", "/faults", &[], "").await;
+    let (status, list) = control_call(&emulator, "GET", "/faults", &[], "").await;
     assert_eq!(status, 200);
     assert_eq!(list.as_array().map(Vec::len), Some(1));
     assert_eq!(list[0]["id"], installed[0].id.as_str());
@@ -1274,9 +1188,9 @@ async fn azure_throttles_refuse_the_sixth_poll_within_ten_seconds_with_the_wait(
         poll_throttle.to_json()["rate"],
         serde_json::json!({"limit": 5, "seconds": 10, "each": true})
     );
-    let mut client = mqtt_registration(&emulator).await;
+    let mut client = dps_mqtt_registration(&emulator).await;
     let body = format!(r#"{{"registrationId":"{QUICKSTART_REGISTRATION_ID}"}}"#);
-    let (_, started) = ask(
+    let (_, started) = request_response(
         &mut client,
         "$dps/registrations/PUT/iotdps-register/?$rid=1",
         body.as_bytes(),
@@ -1289,13 +1203,13 @@ async fn azure_throttles_refuse_the_sixth_poll_within_ten_seconds_with_the_wait(
         )
     };
     for rid in 2..=6 {
-        let (topic, done) = ask(&mut client, &poll(rid), b"").await;
+        let (topic, done) = request_response(&mut client, &poll(rid), b"").await;
         assert_eq!(topic, format!("$dps/registrations/res/200/?$rid={rid}"));
         assert_eq!(done["status"], "assigned");
     }
     // DPS allows 5 polls per 10 s per device: the sixth waits for half a poll-second's
     // refill, about 2 s, which the retry-after says.
-    let (topic, error) = ask(&mut client, &poll(7), b"").await;
+    let (topic, error) = request_response(&mut client, &poll(7), b"").await;
     assert_eq!(topic, "$dps/registrations/res/429/?$rid=7&retry-after=2");
     assert_eq!(error["errorCode"], 429001);
 }

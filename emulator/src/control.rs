@@ -13,6 +13,7 @@
 //! | `POST /c2d?deviceId=…` | queue a cloud-to-device message (body = message) |
 //! | `POST /input?deviceId=…&moduleId=…&input=…` | send a message to a module's input |
 //! | `GET,POST /faults`, `GET,DELETE /faults/{id}` | injected DPS faults (`faults.rs`, docs/faults.md) |
+//! | `GET /time`, `POST /time/advance` | the emulator's clock, moved ahead by a test (`time.rs`, docs/faults.md) |
 //! | `GET /`, `/portal.js`, `/portal.css` | the local portal (`portal.rs`) |
 //! | `/api/…` | the portal's JSON API over the DPS and hub domain operations (`api.rs`) |
 //!
@@ -45,6 +46,7 @@ mod reply;
 mod send;
 mod state;
 mod stream;
+mod time;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -171,6 +173,7 @@ async fn serve(
         Some(state) if path == "faults" || path.starts_with("faults/") => {
             faults::route(state, req).await
         }
+        Some(state) if path == "time" || path.starts_with("time/") => time::route(state, req).await,
         Some(state) if req.method() == Method::POST => send::post(state, req).await,
         Some(state) => inspect::route(state, req, signal),
     }

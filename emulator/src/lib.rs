@@ -22,6 +22,7 @@ pub(crate) mod amqp;
 pub(crate) mod auth;
 pub(crate) mod certificates;
 pub mod certs;
+pub(crate) mod clock;
 pub(crate) mod control;
 pub(crate) mod dps;
 mod emulator;
@@ -50,6 +51,7 @@ pub(crate) mod tls;
 pub use amqp::AmqpLimits;
 pub use auth::keys::SymmetricKey;
 pub use certificates::{CaCertificate, CertificateError, CertificateStore};
+pub use clock::{Clock, ClockError};
 pub use dps::Dps;
 pub use dps::model::{
     AttestationMechanism, DeviceRegistrationState, EnrollmentGroup, IndividualEnrollment, Substatus,
@@ -72,7 +74,7 @@ pub use hub::telemetry::{
     IncomingMessage, MessageSource, StoredSystemProperties, SystemProperties, TelemetryMessage,
 };
 pub use hub::twin::Twin;
-pub use hub::{DeviceIdentity, Hub, Hubs, IdentityRef};
+pub use hub::{Advanced, DeviceIdentity, Hub, Hubs, IdentityRef};
 pub use mqtt::MqttLimits;
 pub use pending::{Pending, WaitStored};
 pub use store::{

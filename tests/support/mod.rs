@@ -26,6 +26,8 @@ pub mod log_capture;
 
 /// The quickstart document's enrollment.
 pub const QUICKSTART_REGISTRATION_ID: &str = "symm-key-python-device-008";
+/// The quickstart fixture's DPS id scope.
+pub const QUICKSTART_SCOPE: &str = "0ne00000A0A";
 pub const QUICKSTART_DEVICE_ID: &str = "python-device-008";
 pub const QUICKSTART_KEY: &str =
     "sbDDeEzRuEuGKag+kQKV+T1QGakRtHpsERLP0yPjwR93TrpEgEh/Y07CXstfha6dhIPWvdD1nRxK5T0KGKA+nQ==";
@@ -777,6 +779,98 @@ pub fn quickstart_device(
         .symmetric_key(QUICKSTART_KEY)
         .trust(iotemu_device::Trust::CaPem(emulator.ca_pem().to_owned()))
         .port(emulator.mqtt_port())
+}
+
+/// A DPS registration client over raw MQTT for the quickstart registration (scope
+/// `0ne00000A0A`), subscribed to the response topic.
+pub async fn dps_mqtt_registration(emulator: &Emulator) -> RawClient {
+    let mut client = RawClient::connect(emulator).await;
+    let token = dps_token(
+        QUICKSTART_SCOPE,
+        QUICKSTART_REGISTRATION_ID,
+        QUICKSTART_KEY,
+        seconds_from_now(600),
+    );
+    let code = client
+        .mqtt_connect(
+            QUICKSTART_REGISTRATION_ID,
+            &dps_username(QUICKSTART_SCOPE, QUICKSTART_REGISTRATION_ID),
+            &token,
+        )
+        .await;
+    assert_eq!(code, ConnectReturnCode::Success);
+    let mut subscribe =
+        rumqttc::mqttbytes::v4::Subscribe::new("$dps/registrations/res/#", codec::QoS::AtMostOnce);
+    subscribe.pkid = 1;
+    client.send(Packet::Subscribe(subscribe)).await;
+    match client.recv(Duration::from_secs(5)).await {
+        Ok(Packet::SubAck(_)) => {}
+        other => panic!("expected SUBACK, got {other:?}"),
+    }
+    client
+}
+
+/// Publishes at QoS 0 and returns the response's topic and JSON body (DPS answers, and the
+/// hub's twin responses alike).
+pub async fn request_response(
+    client: &mut RawClient,
+    topic: &str,
+    body: &[u8],
+) -> (String, serde_json::Value) {
+    client
+        .send(Packet::Publish(codec::Publish::new(
+            topic,
+            codec::QoS::AtMostOnce,
+            body.to_vec(),
+        )))
+        .await;
+    match client.recv(Duration::from_secs(5)).await {
+        Ok(Packet::Publish(p)) => (
+            p.topic.clone(),
+            serde_json::from_slice(&p.payload).unwrap_or_default(),
+        ),
+        other => panic!("expected a response, got {other:?}"),
+    }
+}
+
+/// One request to the control port; the status and the JSON body (`Null` when empty).
+pub async fn control_call(
+    emulator: &Emulator,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &str,
+) -> (u16, serde_json::Value) {
+    let mut tcp = TcpStream::connect(emulator.control_addr().expect("control port"))
+        .await
+        .expect("connect");
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for header in headers {
+        head.push_str(header);
+        head.push_str("\r\n");
+    }
+    head.push_str("\r\n");
+    tcp.write_all(head.as_bytes()).await.expect("write");
+    tcp.write_all(body.as_bytes()).await.expect("write");
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut raw))
+        .await
+        .expect("in time")
+        .expect("read");
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let json = text
+        .split_once("\r\n\r\n")
+        .and_then(|(_, b)| serde_json::from_str(b).ok())
+        .unwrap_or_default();
+    (status, json)
 }
 
 /// `future`, or a panic naming `what` when it takes longer than ten seconds (a guard against

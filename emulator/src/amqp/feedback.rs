@@ -13,7 +13,7 @@
 //! sent until file upload exists.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use fe2o3_amqp::acceptor::LinkEndpoint;
 use fe2o3_amqp::link::Sender;
@@ -61,7 +61,7 @@ pub(crate) async fn serve(
         tokio::pin!(readable);
         readable.as_mut().enable();
         let batch = match kind {
-            FeedbackKind::Feedback => hub.receive_feedback(SystemTime::now()),
+            FeedbackKind::Feedback => hub.receive_feedback(hub.clock().now()),
             FeedbackKind::FileNotifications => None,
         };
         let Some(batch) = batch else {
@@ -79,7 +79,7 @@ pub(crate) async fn serve(
         let lock = batch.lock_token.clone();
         tokio::select! {
             outcome = sender.send(message) => {
-                let now = SystemTime::now();
+                let now = hub.clock().now();
                 let settled = match outcome {
                     Ok(Outcome::Accepted(_)) | Ok(Outcome::Rejected(_)) => hub.complete_feedback(&lock, now),
                     Ok(Outcome::Released(_)) | Ok(Outcome::Modified(_)) => hub.abandon_feedback(&lock, now),
@@ -96,7 +96,7 @@ pub(crate) async fn serve(
                 }
             }
             _ = &mut expired => {
-                let _ = hub.abandon_feedback(&lock, SystemTime::now());
+                let _ = hub.abandon_feedback(&lock, hub.clock().now());
                 expire(sender).await;
                 break;
             }

@@ -84,34 +84,42 @@ pub(super) fn remove_reply(faults: &Faults, id: &str) -> Reply {
 }
 
 async fn add(state: &EmulatorState, req: Request<Incoming>) -> Reply {
-    let json_body = req
+    match json_body(req, "POST /faults").await {
+        Ok(body) => add_reply(state.dps.faults(), &body),
+        Err(reply) => reply,
+    }
+}
+
+/// The body of a control-port POST that must declare JSON (see the top of this file: no web
+/// page can send one without a preflight), read within [`HEADER_TIMEOUT`] and at most
+/// [`MAX_BODY_BYTES`]; otherwise the error reply (415, 413 or 408). `route` names the route
+/// in the 415's message.
+pub(super) async fn json_body(req: Request<Incoming>, route: &str) -> Result<bytes::Bytes, Reply> {
+    let declared_json = req
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim_start().starts_with("application/json"));
-    if !json_body {
-        return error(
+    if !declared_json {
+        return Err(error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             415000,
-            "POST /faults takes Content-Type: application/json",
-        );
+            &format!("{route} takes Content-Type: application/json"),
+        ));
     }
     let read = tokio::time::timeout(
         HEADER_TIMEOUT,
         Limited::new(req.into_body(), MAX_BODY_BYTES).collect(),
     );
-    let body = match read.await {
-        Ok(Ok(body)) => body.to_bytes(),
-        Ok(Err(e)) => return error(StatusCode::PAYLOAD_TOO_LARGE, 413000, &e.to_string()),
-        Err(_) => {
-            return error(
-                StatusCode::REQUEST_TIMEOUT,
-                408000,
-                "the body did not arrive within 30 s",
-            );
-        }
-    };
-    add_reply(state.dps.faults(), &body)
+    match read.await {
+        Ok(Ok(body)) => Ok(body.to_bytes()),
+        Ok(Err(e)) => Err(error(StatusCode::PAYLOAD_TOO_LARGE, 413000, &e.to_string())),
+        Err(_) => Err(error(
+            StatusCode::REQUEST_TIMEOUT,
+            408000,
+            "the body did not arrive within 30 s",
+        )),
+    }
 }
 
 fn no_content() -> Reply {

@@ -56,7 +56,7 @@ pub(super) async fn post(state: &EmulatorState, req: Request<Incoming>) -> Reply
             );
         }
     };
-    let message = message_from_query(&query, body);
+    let message = message_from_query(&query, body, hub.clock().now());
     let sent = if path == "c2d" {
         // 201 only once the message is durable; a store failure is a 500.
         match hub.send_c2d(&device_id, message) {
@@ -87,8 +87,8 @@ pub(super) async fn post(state: &EmulatorState, req: Request<Incoming>) -> Reply
 
 /// A message whose system properties come from the query (`messageId`, `correlationId`,
 /// `contentType`, `contentEncoding`, `ack`, `expirySeconds`) and application properties from
-/// `prop.{name}` parameters.
-fn message_from_query(query: &str, body: Bytes) -> C2dMessage {
+/// `prop.{name}` parameters. `expirySeconds` counts from `now`, the emulator's clock.
+fn message_from_query(query: &str, body: Bytes, now: std::time::SystemTime) -> C2dMessage {
     let mut message = C2dMessage::new(body);
     message.message_id = query::value(query, "messageId");
     message.correlation_id = query::value(query, "correlationId");
@@ -98,7 +98,7 @@ fn message_from_query(query: &str, body: Bytes) -> C2dMessage {
     message.expiry = query::value(query, "expirySeconds")
         .and_then(|s| s.parse::<u64>().ok())
         // An expiry the clock cannot represent is as good as none.
-        .and_then(|s| std::time::SystemTime::now().checked_add(std::time::Duration::from_secs(s)));
+        .and_then(|s| now.checked_add(std::time::Duration::from_secs(s)));
     for (key, value) in query::pairs(query).unwrap_or_default() {
         if let Some(name) = key.strip_prefix("prop.") {
             message

@@ -103,6 +103,8 @@ pub struct Dps {
     /// Injected faults, consulted first by register and poll (`crate::faults`): the hubs'
     /// registry, so one list serves DPS and hub rules.
     faults: crate::faults::Faults,
+    /// The hubs' clock (`crate::clock`): assignment delays age with it.
+    clock: crate::clock::Clock,
 }
 
 impl Dps {
@@ -132,8 +134,14 @@ impl Dps {
             webhook: Arc::new(HttpWebhook),
             tpm_challenges: tpm_challenge::TpmChallenges::default(),
             faults: hubs.faults().clone(),
+            clock: hubs.clock().clone(),
             hubs,
         }
+    }
+
+    /// The emulator's clock (`crate::clock`), shared with the hubs.
+    pub fn clock(&self) -> &crate::clock::Clock {
+        &self.clock
     }
 
     /// The fault registry (shared with the hubs) tests inject faults into (`Emulator::faults`).

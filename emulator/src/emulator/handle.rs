@@ -93,6 +93,22 @@ impl Emulator {
         self.state.dps.faults()
     }
 
+    /// The emulator's clock (docs/faults.md, "Time control"): [`Emulator::advance`] moves it.
+    pub fn clock(&self) -> &crate::clock::Clock {
+        self.state.hubs.clock()
+    }
+
+    /// Moves the emulator's clock ahead by `step`: C2D expiries and locks, method timeouts,
+    /// the remaining life of connected devices' SAS tokens and DPS assignment delays come
+    /// closer by it, and C2D messages that expired hand out their feedback now. Refused, with
+    /// the clock unchanged, past ten years in total.
+    pub async fn advance(
+        &self,
+        step: std::time::Duration,
+    ) -> Result<crate::hub::Advanced, crate::clock::ClockError> {
+        self.state.hubs.advance_clock(step).await
+    }
+
     pub fn hubs(&self) -> &Arc<Hubs> {
         &self.state.hubs
     }

@@ -10,8 +10,6 @@
 //! The lock rules are the hub's (`hub::c2d_http`). A `hub.c2d` fault (docs/faults.md) drops the
 //! connection of a receive, before or after its answer.
 
-use std::time::SystemTime;
-
 use http_body_util::Full;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Method, Response, StatusCode};
@@ -88,7 +86,7 @@ async fn receive_or_settle(
     match operation {
         Operation::Receive => Ok(receive(hub, device_id)),
         Operation::Settle(token, settlement) => {
-            hub.c2d_settle(device_id, token, settlement, SystemTime::now())?
+            hub.c2d_settle(device_id, token, settlement, hub.clock().now())?
                 .durable()
                 .await?;
             Ok(reply::empty(204))
@@ -98,7 +96,7 @@ async fn receive_or_settle(
 
 /// 200 with the next message, locked, or 204 when nothing is pending.
 fn receive(hub: &Hub, device_id: &str) -> Reply {
-    match hub.c2d_receive_locked(device_id, SystemTime::now()) {
+    match hub.c2d_receive_locked(device_id, hub.clock().now()) {
         Some(queued) => c2d_reply(device_id, &queued),
         None => reply::empty(204),
     }

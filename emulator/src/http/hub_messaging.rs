@@ -10,8 +10,6 @@
 //!
 //! Sending C2D messages is AMQP-only in IoT Hub (`amqp/`).
 
-use std::time::SystemTime;
-
 use hyper::Method;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 
@@ -78,11 +76,11 @@ impl ServiceGroup for Messaging {
             }
             Operation::ReceiveFeedback => Ok(receive_feedback(hub)),
             Operation::CompleteFeedback(lock) => {
-                hub.complete_feedback(lock, SystemTime::now())?;
+                hub.complete_feedback(lock, hub.clock().now())?;
                 Ok(reply::empty(204))
             }
             Operation::AbandonFeedback(lock) => {
-                hub.abandon_feedback(lock, SystemTime::now())?;
+                hub.abandon_feedback(lock, hub.clock().now())?;
                 Ok(reply::empty(204))
             }
         }
@@ -92,7 +90,7 @@ impl ServiceGroup for Messaging {
 /// The unread feedback records as one batch (200, lock token in `ETag` as for device C2D
 /// receives), or 204 when there are none.
 fn receive_feedback(hub: &Hub) -> Reply {
-    let Some(batch) = hub.receive_feedback(SystemTime::now()) else {
+    let Some(batch) = hub.receive_feedback(hub.clock().now()) else {
         return reply::empty(204);
     };
     let mut response = reply::json(200, &batch.body());

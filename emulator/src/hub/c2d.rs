@@ -7,7 +7,7 @@
 pub(crate) mod delivery;
 
 use std::collections::{BTreeMap, VecDeque};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
@@ -22,6 +22,10 @@ pub(crate) const MAX_PENDING: usize = 50;
 /// IoT Hub's default `maxDeliveryCount`: a message delivered this often without being
 /// completed is dead-lettered (feedback `DeliveryCountExceeded`).
 pub const MAX_DELIVERY_COUNT: u32 = 10;
+/// IoT Hub's default `defaultTtlAsIso8601`: a message sent without an expiry expires an hour
+/// after it was enqueued (iot-hub-devguide-messages-c2d.md, "Cloud-to-device configuration
+/// options").
+pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(3600);
 
 /// A message the service sends (the Rust handle's and the control port's input).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -31,7 +35,8 @@ pub struct C2dMessage {
     pub user_id: Option<String>,
     pub content_type: Option<String>,
     pub content_encoding: Option<String>,
-    /// Absolute expiry; expired messages are dropped instead of delivered.
+    /// Absolute expiry; expired messages are dropped instead of delivered. Without one, the
+    /// message expires [`DEFAULT_TTL`] after it was enqueued.
     pub expiry: Option<SystemTime>,
     /// `iothub-ack` (`none`, `positive`, `negative`, `full`).
     pub ack: Option<String>,
@@ -72,6 +77,17 @@ pub struct QueuedC2d {
     pub lock: Option<super::c2d_http::C2dLock>,
 }
 
+impl QueuedC2d {
+    /// When the message expires: its own expiry, or [`DEFAULT_TTL`] after it was enqueued.
+    pub fn expires_at(&self) -> SystemTime {
+        self.message.expiry.unwrap_or_else(|| {
+            self.enqueued
+                .checked_add(DEFAULT_TTL)
+                .unwrap_or(self.enqueued)
+        })
+    }
+}
+
 impl Hub {
     /// Queues `message` for `device_id`; returns the message id, to be acknowledged to the
     /// sender once durable. The device's connection is told only then.
@@ -94,13 +110,14 @@ impl Hub {
         let queued = QueuedC2d {
             id: id.clone(),
             message,
-            enqueued: SystemTime::now(),
+            enqueued: self.clock.now(),
             in_flight: false,
             delivery_count: 0,
             lock: None,
         };
+        let now = self.clock.now();
         let written = self.write_c2d(device_id, |queue, feedback| {
-            dead_letter(queue, feedback);
+            dead_letter(queue, feedback, now);
             if queue.len() >= MAX_PENDING {
                 return Err(HubError::queue_full(device_id));
             }
@@ -126,8 +143,9 @@ impl Hub {
         if !self.c2d.contains_key(device_id) {
             return None;
         }
+        let now = self.clock.now();
         let taken = self.write_c2d(device_id, |queue, feedback| {
-            dead_letter(queue, feedback);
+            dead_letter(queue, feedback, now);
             Ok(queue.iter_mut().find(|m| !m.in_flight).map(|next| {
                 next.in_flight = true;
                 next.delivery_count += 1;
@@ -142,6 +160,25 @@ impl Hub {
                 None
             }
         }
+    }
+
+    /// Removes every queued message that has expired by the emulator's clock (not one in
+    /// flight), handing out its `Expired` feedback; returns how many. `Emulator::advance`
+    /// calls it so a test that moved the clock sees the feedback without a device first
+    /// asking for its messages. Resolves once the removals are durable.
+    pub async fn expire_c2d(&self) -> Result<usize, HubError> {
+        let now = self.clock.now();
+        let device_ids: Vec<String> = self.c2d.iter().map(|e| e.key().clone()).collect();
+        let mut expired = 0;
+        for device_id in device_ids {
+            let removed = self.write_c2d(&device_id, |queue, feedback| {
+                let before = queue.len();
+                dead_letter(queue, feedback, now);
+                Ok(before.saturating_sub(queue.len()))
+            })?;
+            expired += removed.durable().await?;
+        }
+        Ok(expired)
     }
 
     /// The device acknowledged `message_id`: it leaves the queue (feedback `Success`);
@@ -232,19 +269,19 @@ impl Hub {
     }
 }
 
-/// Removes messages that reached a dead end before delivery — expired, or delivered
-/// [`MAX_DELIVERY_COUNT`] times — handing out their feedback.
+/// Removes messages that reached a dead end before delivery by `now` (the emulator's clock) —
+/// expired, or delivered [`MAX_DELIVERY_COUNT`] times — handing out their feedback.
 pub(super) fn dead_letter(
     queue: &mut VecDeque<QueuedC2d>,
     feedback: &mut Vec<(QueuedC2d, FeedbackStatus)>,
+    now: SystemTime,
 ) {
-    let now = SystemTime::now();
     let mut index = 0;
     while index < queue.len() {
         let m = &queue[index];
         let status = if m.in_flight {
             None
-        } else if m.message.expiry.is_some_and(|at| at <= now) {
+        } else if m.expires_at() <= now {
             Some(FeedbackStatus::Expired)
         } else if m.delivery_count >= MAX_DELIVERY_COUNT {
             Some(FeedbackStatus::DeliveryCountExceeded)

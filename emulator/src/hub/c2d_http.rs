@@ -48,7 +48,7 @@ impl Hub {
         }
         let received = self.write_c2d(device_id, |queue, feedback| {
             release_expired_locks(queue, now);
-            dead_letter(queue, feedback);
+            dead_letter(queue, feedback, now);
             Ok(queue.iter_mut().find(|m| !m.in_flight).map(|next| {
                 next.in_flight = true;
                 next.delivery_count += 1;

@@ -189,7 +189,7 @@ impl Hub {
             device_id: device_id.to_owned(),
             device_generation_id: device_generation_id.to_string(),
             status,
-            enqueued: SystemTime::now(),
+            enqueued: self.clock.now(),
         });
     }
 

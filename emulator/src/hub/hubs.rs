@@ -4,9 +4,20 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::Hub;
 use super::error::HubError;
+use crate::clock::ClockError;
+
+/// What [`Hubs::advance_clock`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Advanced {
+    /// How far the emulator's clock now runs ahead of the wall clock.
+    pub offset: Duration,
+    /// C2D messages that expired (or had been delivered too often) and left their queues.
+    pub expired_c2d: usize,
+}
 
 /// Every hub the emulator serves, by case-insensitive host name.
 pub struct Hubs {
@@ -14,15 +25,19 @@ pub struct Hubs {
     by_host: HashMap<String, Arc<Hub>>,
     /// The emulator's one fault registry: hub transports consult it, DPS shares it.
     faults: crate::faults::Faults,
+    /// The emulator's one clock (`crate::clock`): every hub and the DPS share it.
+    clock: crate::clock::Clock,
 }
 
 impl Hubs {
     pub fn new(hubs: Vec<Hub>) -> Hubs {
         let faults = crate::faults::Faults::default();
+        let clock = crate::clock::Clock::default();
         let ordered: Vec<Arc<Hub>> = hubs
             .into_iter()
             .map(|mut hub| {
                 hub.faults = faults.clone();
+                hub.clock = clock.clone();
                 Arc::new(hub)
             })
             .collect();
@@ -34,12 +49,43 @@ impl Hubs {
             ordered,
             by_host,
             faults,
+            clock,
         }
     }
 
     /// Injected faults (`crate::faults`), for hub and DPS operations alike.
     pub fn faults(&self) -> &crate::faults::Faults {
         &self.faults
+    }
+
+    /// The emulator's clock (`crate::clock`), shared by every hub and the DPS.
+    pub fn clock(&self) -> &crate::clock::Clock {
+        &self.clock
+    }
+
+    /// Moves the emulator's clock ahead by `step` (`crate::clock`) and hands out the feedback
+    /// of the C2D messages that expired by it. The clock is unchanged when the step is refused.
+    pub async fn advance_clock(&self, step: Duration) -> Result<Advanced, ClockError> {
+        let offset = self.clock.advance(step)?;
+        tracing::info!(
+            step_s = step.as_secs_f64(),
+            offset_s = offset.as_secs_f64(),
+            "the emulator's clock was advanced"
+        );
+        let mut expired_c2d = 0;
+        for hub in &self.ordered {
+            match hub.expire_c2d().await {
+                Ok(expired) => expired_c2d += expired,
+                // Those messages stay queued and expire when next touched.
+                Err(e) => {
+                    tracing::error!(hub = hub.host_name(), error = %e, "expired C2D messages could not be removed after the clock was advanced")
+                }
+            }
+        }
+        Ok(Advanced {
+            offset,
+            expired_c2d,
+        })
     }
 
     pub fn get(&self, host_name: &str) -> Option<&Arc<Hub>> {

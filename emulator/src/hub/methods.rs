@@ -171,7 +171,7 @@ impl Hub {
                 return Err(HubError::device_not_online(&connection));
             }
             Some((FaultAction::Stall, _)) => {
-                tokio::time::sleep(response_timeout).await;
+                self.clock.sleep(response_timeout).await;
                 return Err(HubError::gateway_timeout(&connection));
             }
             _ => {}
@@ -196,7 +196,8 @@ impl Hub {
     }
 
     /// Waits for `connection` to be online (up to `connect_timeout`), hands it the call and
-    /// waits up to `response_timeout` for the answer.
+    /// waits up to `response_timeout` for the answer. Both timeouts age with the emulator's
+    /// clock (`crate::clock`), so a test can run one out by advancing it.
     async fn deliver_method(
         &self,
         connection: &str,
@@ -205,9 +206,10 @@ impl Hub {
         response_timeout: Duration,
         connect_timeout: Duration,
     ) -> Result<MethodResponse, HubError> {
-        let deadline = tokio::time::Instant::now() + connect_timeout;
+        let start = self.clock.instant_now();
+        let deadline = start.checked_add(connect_timeout).unwrap_or(start);
         while !self.connections().is_connected(connection) {
-            if tokio::time::Instant::now() >= deadline {
+            if self.clock.instant_now() >= deadline {
                 return Err(HubError::device_not_online(connection));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -221,12 +223,14 @@ impl Hub {
         if !self.connections().send(connection, Outbound::Method(call)) {
             return Err(HubError::device_not_online(connection));
         }
-        match tokio::time::timeout(response_timeout, answer).await {
-            Ok(Ok(Ok(response))) => Ok(response),
-            Ok(Ok(Err(MethodRefusal::NotSubscribed))) | Ok(Err(_)) => {
-                Err(HubError::device_not_online(connection))
-            }
-            Err(_) => Err(HubError::gateway_timeout(connection)),
+        tokio::select! {
+            answered = answer => match answered {
+                Ok(Ok(response)) => Ok(response),
+                Ok(Err(MethodRefusal::NotSubscribed)) | Err(_) => {
+                    Err(HubError::device_not_online(connection))
+                }
+            },
+            () = self.clock.sleep(response_timeout) => Err(HubError::gateway_timeout(connection)),
         }
     }
 }

@@ -44,7 +44,7 @@ use connections::Connections;
 use device::Device;
 use event_hubs::notifications::{self, Lifecycle};
 use event_hubs::{EventHubs, EventHubsConfig};
-pub use hubs::Hubs;
+pub use hubs::{Advanced, Hubs};
 pub use identity::{DeviceIdentity, IdentityRef};
 use telemetry::{MessageSource, TelemetryLog, TelemetryMessage};
 pub(crate) use telemetry_intake::MAX_D2C_MESSAGE_BYTES;
@@ -59,6 +59,9 @@ pub struct Hub {
     /// The emulator's fault registry (`Hubs` hands every hub the shared one), for the
     /// transports that reach a hub without the `Hubs`.
     faults: crate::faults::Faults,
+    /// The emulator's clock (`Hubs` hands every hub the shared one): C2D expiry and locks,
+    /// method timeouts and token lifetimes age with it.
+    clock: crate::clock::Clock,
     devices: DashMap<String, Device>,
     /// Module identities by (device id, module id).
     modules: DashMap<(String, String), module::Module>,
@@ -112,6 +115,7 @@ impl Hub {
             name,
             policies,
             faults: crate::faults::Faults::default(),
+            clock: crate::clock::Clock::default(),
             devices: DashMap::new(),
             modules: DashMap::new(),
             connections: Connections::default(),
@@ -127,6 +131,11 @@ impl Hub {
         };
         hub.observe_connections();
         hub
+    }
+
+    /// The emulator's clock, shared by every hub and the DPS (`crate::clock`).
+    pub fn clock(&self) -> &crate::clock::Clock {
+        &self.clock
     }
 
     /// The injected fault (`crate::faults`, the registry shared by every hub and DPS) that

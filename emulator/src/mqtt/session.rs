@@ -22,10 +22,12 @@ use std::time::{Duration, SystemTime};
 
 use bytes::BytesMut;
 use futures_util::FutureExt as _;
+use futures_util::Stream as _;
 use futures_util::task::AtomicWaker;
 use rustls_pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
+use tokio_stream::wrappers::WatchStream;
 
 use super::MqttContext;
 use super::codec::{self, ConnAck, ConnectReturnCode, Packet};
@@ -199,6 +201,7 @@ where
         last_heard: Instant::now(),
         keep_alive,
         token_expiry: wakeups.token_deadline,
+        clock: wakeups.clock.clone(),
     };
     // Packets a client sent right behind its CONNECT, before seeing the CONNACK (MQTT
     // 3.1.1 §3.1.4 allows it), arrived with it and are already buffered.
@@ -246,17 +249,27 @@ where
             woken = wakeups.next() => match woken {
                 Wakeup::Push(pushed) => dispatcher.on_push(pushed),
                 Wakeup::Close(reason) => return reason,
+                Wakeup::ClockAdvanced => {
+                    // The credential's expiry came closer (`crate::clock`).
+                    if let Some(reason) = deadlines.passed(Instant::now()) {
+                        return reason;
+                    }
+                    timer.as_mut().reset(deadlines.next());
+                }
             },
         }
     }
 }
 
 /// The connection's two deadlines, served by one timer: silence longer than the keep-alive
-/// timeout, and the credential's expiry.
+/// timeout (real time), and the credential's expiry (the emulator's clock, which a test may
+/// advance).
 struct Deadlines {
     last_heard: Instant,
     keep_alive: Duration,
+    /// In the clock's frame ([`Clock::instant_now`](crate::clock::Clock::instant_now)).
     token_expiry: Option<Instant>,
+    clock: crate::clock::Clock,
 }
 
 impl Deadlines {
@@ -264,15 +277,22 @@ impl Deadlines {
         self.last_heard + self.keep_alive
     }
 
+    /// When, in real time, the credential expires as the clock stands now.
+    fn token_expiry_due(&self) -> Option<Instant> {
+        self.token_expiry
+            .map(|expiry| self.clock.real_instant(expiry))
+    }
+
     /// The earlier deadline.
     fn next(&self) -> Instant {
         let due = self.keep_alive_due();
-        self.token_expiry.map_or(due, |expiry| expiry.min(due))
+        self.token_expiry_due()
+            .map_or(due, |expiry| expiry.min(due))
     }
 
-    /// Why the connection ends at `now`, if a deadline has passed.
+    /// Why the connection ends at `now` (real time), if a deadline has passed.
     fn passed(&self, now: Instant) -> Option<CloseReason> {
-        if self.token_expiry.is_some_and(|expiry| expiry <= now) {
+        if self.token_expiry_due().is_some_and(|expiry| expiry <= now) {
             return Some("SAS token expired (401003)".into());
         }
         (self.keep_alive_due() <= now).then(|| "keep-alive timeout".into())
@@ -336,6 +356,8 @@ enum Wakeup {
     Push(Outbound),
     /// The session must end.
     Close(CloseReason),
+    /// The emulator's clock was advanced: the credential's expiry may have come.
+    ClockAdvanced,
 }
 
 /// A future made once per session: the hub's kick or the emulator's shutdown.
@@ -352,8 +374,12 @@ struct Wakeups {
     closing: Closing,
     /// The hub's pushes for this device (desired patches, methods, C2D, inputs).
     pushes: Option<push_queue::Receiver<Outbound>>,
-    /// When the SAS token (or certificate-less credential) stops being valid.
+    /// When the SAS token (or certificate-less credential) stops being valid, in the clock's
+    /// frame: the life the token had left when presented, aging with the clock.
     token_deadline: Option<Instant>,
+    clock: crate::clock::Clock,
+    /// The clock's advances, watched only by sessions whose credential expires.
+    advanced: Option<WatchStream<Duration>>,
     /// What the sources wake: records that they fired, then wakes the session's task.
     fired: Arc<SourcesFired>,
     /// `fired` as a waker, made once.
@@ -379,14 +405,18 @@ impl Wake for SourcesFired {
 
 impl Wakeups {
     fn new(dispatcher: &mut Dispatcher, ctx: &MqttContext) -> Wakeups {
-        // Checked: a credential valid for millennia must not overflow the clock; no
-        // representable deadline means none to enforce.
+        // The token's expiry was computed by the client's clock, which advancing ours did not
+        // move: its remaining life is taken by the wall clock, then ages with ours
+        // (`crate::clock`). Checked: a credential valid for millennia must not overflow the
+        // clock; no representable deadline means none to enforce.
+        let clock = ctx.hubs.clock().clone();
         let token_deadline = dispatcher.client().expires_at().and_then(|at| {
             let left = at
                 .duration_since(SystemTime::now())
                 .unwrap_or(Duration::ZERO);
-            Instant::now().checked_add(left)
+            clock.instant_now().checked_add(left)
         });
+        let advanced = token_deadline.map(|_| WatchStream::from_changes(clock.subscribe()));
         let kicked = dispatcher.kicked();
         let mut shutdown = ctx.shutdown.clone();
         let closing: Closing = Box::pin(async move {
@@ -410,6 +440,8 @@ impl Wakeups {
             closing,
             pushes: dispatcher.take_pushes(),
             token_deadline,
+            clock,
+            advanced,
             sources_waker: Waker::from(fired.clone()),
             fired,
         }
@@ -426,10 +458,16 @@ impl Wakeups {
             let Wakeups {
                 closing,
                 pushes,
+                advanced,
                 sources_waker,
                 ..
             } = self;
-            let woken = poll_sources(closing, pushes, &mut Context::from_waker(sources_waker));
+            let woken = poll_sources(
+                closing,
+                pushes,
+                advanced,
+                &mut Context::from_waker(sources_waker),
+            );
             if woken.is_ready() {
                 // More may be ready behind this one (a queued push wakes nobody again), so
                 // the next wait polls the sources again.
@@ -445,10 +483,19 @@ impl Wakeups {
 fn poll_sources(
     closing: &mut Closing,
     pushes: &mut Option<push_queue::Receiver<Outbound>>,
+    advanced: &mut Option<WatchStream<Duration>>,
     cx: &mut Context<'_>,
 ) -> Poll<Wakeup> {
     if let Poll::Ready(reason) = closing.as_mut().poll(cx) {
         return Poll::Ready(Wakeup::Close(reason));
+    }
+    if let Some(stream) = advanced {
+        match Pin::new(stream).poll_next(cx) {
+            Poll::Ready(Some(_)) => return Poll::Ready(Wakeup::ClockAdvanced),
+            // The clock is gone with its emulator: no advance comes any more.
+            Poll::Ready(None) => *advanced = None,
+            Poll::Pending => {}
+        }
     }
     if let Some(receiver) = pushes {
         match receiver.poll_recv(cx) {

@@ -12,7 +12,9 @@
 //! the `200` is returned.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
+
+use tokio::time::Instant;
 
 use serde_json::{Value, json};
 
@@ -131,7 +133,11 @@ impl Dps {
             payload: request.payload.clone(),
             custom: None,
             state: OperationState::Waiting {
-                ready_at: Instant::now() + self.timing.assignment_delay,
+                ready_at: {
+                    // The delay ages with the emulator's clock (`crate::clock`).
+                    let now = self.clock().instant_now();
+                    now.checked_add(self.timing.assignment_delay).unwrap_or(now)
+                },
             },
         };
         operation.custom = self.start_custom_allocation(&operation);
@@ -188,7 +194,9 @@ impl Dps {
                     return Ok(Pending::ready(finished((**outcome).clone())));
                 }
                 OperationState::Committing => false,
-                OperationState::Waiting { ready_at } => !deciding && Instant::now() >= *ready_at,
+                OperationState::Waiting { ready_at } => {
+                    !deciding && self.clock().instant_now() >= *ready_at
+                }
             };
             if !due {
                 return Ok(Pending::ready(RegistrationReply {
@@ -232,7 +240,7 @@ impl Dps {
             operation.state = match decided {
                 Some(outcome) => OperationState::Decided(Box::new(outcome)),
                 None => OperationState::Waiting {
-                    ready_at: Instant::now(),
+                    ready_at: self.clock().instant_now(),
                 },
             };
         }

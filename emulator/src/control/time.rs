@@ -1,0 +1,113 @@
+//! `/time`: the emulator's clock for tests that do not link the Rust library
+//! (docs/faults.md, "Time control"; `crate::clock`).
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /time` | 200 `{now, offsetSeconds}` |
+//! | `POST /time/advance` (`{"seconds": N}`, `Content-Type: application/json`) | 200 `{now, offsetSeconds, expiredC2d}`, or 400 `{errorCode: 400004, message}` with the clock unchanged |
+//!
+//! Access is the control port's (`access.rs`); the POST must declare JSON, as `POST /faults`
+//! must, so no web page can move a developer's clock.
+
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::{Method, Request, StatusCode};
+use serde_json::{Value, json};
+
+use super::api::error_reply as error;
+use super::faults::json_body;
+use super::reply::{Reply, json_reply};
+use super::state::EmulatorState;
+use crate::clock::Clock;
+use crate::timefmt::utc_timestamp;
+
+/// Serves `/time` and `/time/advance`.
+pub(super) async fn route(state: &EmulatorState, req: Request<Incoming>) -> Reply {
+    let path = req.uri().path().trim_matches('/').to_owned();
+    match (req.method(), path.as_str()) {
+        (&Method::GET, "time") => json_reply(StatusCode::OK, reading(state.hubs.clock())),
+        (&Method::POST, "time/advance") => {
+            let body = match json_body(req, "POST /time/advance").await {
+                Ok(body) => body,
+                Err(reply) => return reply,
+            };
+            let step = match step_from_json(&body) {
+                Ok(step) => step,
+                Err(message) => return error(StatusCode::BAD_REQUEST, 400004, &message),
+            };
+            match state.hubs.advance_clock(step).await {
+                Ok(advanced) => {
+                    let mut answer = reading(state.hubs.clock());
+                    answer["expiredC2d"] = json!(advanced.expired_c2d);
+                    json_reply(StatusCode::OK, answer)
+                }
+                Err(e) => error(StatusCode::BAD_REQUEST, 400004, &e.to_string()),
+            }
+        }
+        _ => error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            405000,
+            "time: GET /time, POST /time/advance",
+        ),
+    }
+}
+
+/// `{now, offsetSeconds}`.
+fn reading(clock: &Clock) -> Value {
+    json!({
+        "now": utc_timestamp(clock.now()),
+        "offsetSeconds": clock.offset().as_secs_f64(),
+    })
+}
+
+/// The step of `{"seconds": N}`: a finite, non-negative number of seconds (fractions
+/// allowed), nothing else in the object.
+fn step_from_json(body: &[u8]) -> Result<Duration, String> {
+    const SHAPE: &str = r#"the body is {"seconds": N}, N a non-negative number"#;
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("{SHAPE}: not JSON ({e})"))?;
+    let object = value.as_object().ok_or_else(|| SHAPE.to_owned())?;
+    if let Some(unknown) = object.keys().find(|k| *k != "seconds") {
+        return Err(format!("{SHAPE}: unknown field '{unknown}'"));
+    }
+    let seconds = object
+        .get("seconds")
+        .and_then(Value::as_f64)
+        .ok_or_else(|| SHAPE.to_owned())?;
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("{SHAPE}: {seconds} is not one"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_is_a_non_negative_number_of_seconds() {
+        assert_eq!(
+            step_from_json(br#"{"seconds": 3600}"#),
+            Ok(Duration::from_secs(3600))
+        );
+        assert_eq!(
+            step_from_json(br#"{"seconds": 1.5}"#),
+            Ok(Duration::from_millis(1500))
+        );
+        assert_eq!(step_from_json(br#"{"seconds": 0}"#), Ok(Duration::ZERO));
+        for bad in [
+            &br#"{"seconds": -1}"#[..],
+            br#"{"seconds": "60"}"#,
+            br#"{"seconds": 1e400}"#,
+            br#"{"secs": 60}"#,
+            br#"{"seconds": 60, "extra": 1}"#,
+            br#"[60]"#,
+            b"not json",
+            b"",
+        ] {
+            assert!(
+                step_from_json(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+}
