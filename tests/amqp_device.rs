@@ -572,6 +572,30 @@ async fn device_links_are_detached_when_the_token_expires_unrenewed() {
     connection.close().await.unwrap();
 }
 
+/// Time control (docs/faults.md): a token put on `$cbs` keeps the life it had left when put,
+/// and that life runs out when the emulator's clock is advanced past it.
+#[tokio::test]
+async fn device_links_are_detached_when_the_clock_passes_the_tokens_expiry() {
+    let emulator = start().await;
+    // The token expires ten minutes from now by the wall clock (device_session).
+    let (mut connection, mut session, _cbs) = device_session(&emulator).await;
+    let mut sender = Sender::attach(&mut session, "events", path("messages/events"))
+        .await
+        .unwrap();
+    emulator
+        .advance(Duration::from_secs(5 * 60))
+        .await
+        .expect("a valid step");
+    let message = Message::builder().body(data(b"still valid")).build();
+    assert!(sender.send(message).await.unwrap().is_accepted());
+    emulator
+        .advance(Duration::from_secs(5 * 60))
+        .await
+        .expect("a valid step");
+    assert_eq!(detached_with(&mut sender).await, "amqp:unauthorized-access");
+    connection.close().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_second_c2d_link_replaces_the_first() {
     let emulator = start().await;

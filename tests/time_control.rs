@@ -169,7 +169,10 @@ async fn an_assignment_delay_ends_when_the_clock_is_advanced() {
     // Within the registration token's ten minutes: the session stays.
     emulator.advance(3 * MINUTE).await.expect("a valid step");
     let (_, status) = request_response(&mut client, &poll, b"").await;
-    assert_eq!(status["status"], "assigning", "two minutes of the delay are left");
+    assert_eq!(
+        status["status"], "assigning",
+        "two minutes of the delay are left"
+    );
 
     emulator.advance(2 * MINUTE).await.expect("a valid step");
     let (topic, status) = request_response(&mut client, &poll, b"").await;

@@ -49,6 +49,29 @@ pub(crate) enum Grant {
 }
 
 impl Grant {
+    /// The grant with its expiry moved `offset` later: into the frame of the emulator's clock
+    /// when that ran `offset` ahead as the credential was presented (`crate::clock`), so its
+    /// remaining life is the one the client meant, and ages with the clock from then on.
+    fn aged(self, offset: Duration) -> Grant {
+        match self {
+            Grant::Service { hub, grant, source } => Grant::Service {
+                hub,
+                grant: grant.shifted(offset),
+                source,
+            },
+            Grant::Device(identity) => Grant::Device(identity.shifted(offset)),
+            Grant::Registration {
+                id_scope,
+                identity,
+                source,
+            } => Grant::Registration {
+                id_scope,
+                identity: identity.shifted(offset),
+                source,
+            },
+        }
+    }
+
     pub(crate) fn expires_at(&self) -> SystemTime {
         match self {
             Grant::Service { grant, .. } => grant.expires_at(),
@@ -56,7 +79,8 @@ impl Grant {
             // A registration credential without an end (none today) lasts for the connection.
             Grant::Registration { identity, .. } => identity
                 .expires_at()
-                .unwrap_or_else(|| SystemTime::now() + MAX_WATCH_STEP),
+                // Beyond any offset the emulator's clock may have, in whose frame it is compared.
+                .unwrap_or_else(|| SystemTime::now() + crate::clock::MAX_OFFSET + MAX_WATCH_STEP),
         }
     }
 }
@@ -92,18 +116,28 @@ pub(crate) struct ConnectionAuth {
     /// it: the connection is closed with `amqp:unauthorized-access` and this description
     /// right after `open` (DPS, see [`super::dps_sasl`]).
     open_refusal: Mutex<Option<String>>,
+    /// The emulator's clock: grants are kept, and checked, in its frame.
+    clock: crate::clock::Clock,
 }
 
 /// Longest single sleep while watching an expiry, so a clock change is noticed eventually.
 const MAX_WATCH_STEP: Duration = Duration::from_secs(3600);
 
 impl ConnectionAuth {
-    pub(crate) fn new(peer: PeerInfo) -> ConnectionAuth {
+    pub(crate) fn new(peer: PeerInfo, clock: crate::clock::Clock) -> ConnectionAuth {
         ConnectionAuth {
             peer,
             grants: Mutex::new(Vec::new()),
             open_refusal: Mutex::new(None),
+            clock,
         }
+    }
+
+    /// The time the grants are checked against: the emulator's clock, in whose frame they
+    /// are kept (a credential is validated by the wall clock when presented, then recorded
+    /// with [`ConnectionAuth::add`]).
+    pub(crate) fn now(&self) -> SystemTime {
+        self.clock.now()
     }
 
     pub(crate) fn peer(&self) -> &PeerInfo {
@@ -114,8 +148,10 @@ impl ConnectionAuth {
         self.grants.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records a grant; one for the same hub and resource (or device) replaces the older.
+    /// Records a grant, just validated by the wall clock; one for the same hub and resource
+    /// (or device) replaces the older. Its expiry is moved into the emulator clock's frame.
     pub(crate) fn add(&self, grant: Grant) {
+        let grant = grant.aged(self.clock.offset());
         let mut grants = self.lock();
         grants.retain(|g| !same_scope(g, &grant));
         grants.push(grant);
@@ -247,13 +283,14 @@ impl ConnectionAuth {
     }
 
     /// Resolves once `still_allowed` no longer finds a live grant: sleeps until the current
-    /// expiry, then asks again (a renewed token extends the wait).
+    /// expiry by the emulator's clock (an advance wakes it), then asks again (a renewed
+    /// token extends the wait).
     pub(crate) async fn until_expired<F>(&self, still_allowed: F)
     where
         F: Fn(&ConnectionAuth, SystemTime) -> Option<SystemTime>,
     {
         loop {
-            let now = SystemTime::now();
+            let now = self.clock.now();
             let Some(expires_at) = still_allowed(self, now) else {
                 return;
             };
@@ -262,7 +299,7 @@ impl ConnectionAuth {
                 .unwrap_or(Duration::ZERO)
                 .min(MAX_WATCH_STEP);
             // A few milliseconds past the instant, so `expires_at > now` is false on waking.
-            tokio::time::sleep(wait + Duration::from_millis(5)).await;
+            self.clock.sleep(wait + Duration::from_millis(5)).await;
         }
     }
 }

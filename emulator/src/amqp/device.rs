@@ -466,7 +466,9 @@ fn authorise(
     if let Some(channel) = connection.devices.open_channel(&key) {
         return Ok(channel);
     }
-    let now = SystemTime::now();
+    // Grants are kept in the emulator clock's frame; a certificate presented now is judged by
+    // the wall clock, then its remaining life ages with the clock (`crate::clock`).
+    let now = connection.auth.now();
     // The device learns only IoT Hub's 401002 (as over MQTT and HTTPS); the reason is logged.
     let unauthorized = |reason: String| {
         tracing::info!(identity = %key, %reason, "AMQP device link unauthorized");
@@ -520,8 +522,9 @@ fn authorise(
                     &target.device_id,
                     target.module_id.as_deref(),
                     Credential::ClientCertificates(&peer.certificates),
-                    now,
+                    SystemTime::now(),
                 )
+                .map(|identity| identity.shifted(hub.clock().offset()))
                 .map_err(|e| unauthorized(e.to_string()))?;
             (identity, hub)
         }

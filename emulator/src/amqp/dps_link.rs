@@ -136,8 +136,7 @@ fn authorise(
     registration_id: &str,
 ) -> Result<RegistrationIdentity, LinkRefusal> {
     let auth = &ctx.connection.auth;
-    let now = SystemTime::now();
-    if let Some(who) = auth.registration(id_scope, registration_id, now) {
+    if let Some(who) = auth.registration(id_scope, registration_id, auth.now()) {
         return Ok(who);
     }
     let certificates = &auth.peer().certificates;
@@ -151,7 +150,8 @@ fn authorise(
         id_scope,
         registration_id,
         Credential::ClientCertificates(certificates),
-        now,
+        // A presented credential is judged by the wall clock (`crate::clock`).
+        SystemTime::now(),
     ) {
         Ok(who) => {
             auth.add(Grant::Registration {

@@ -268,11 +268,14 @@ mod tests {
             Arc::new(Hubs::new(hubs)),
             DpsTiming::default(),
         ));
-        let auth = Arc::new(ConnectionAuth::new(PeerInfo {
-            remote: ([127, 0, 0, 1], 40000).into(),
-            certificates: Vec::new(),
-            server_name: None,
-        }));
+        let auth = Arc::new(ConnectionAuth::new(
+            PeerInfo {
+                remote: ([127, 0, 0, 1], 40000).into(),
+                certificates: Vec::new(),
+                server_name: None,
+            },
+            crate::clock::Clock::default(),
+        ));
         (dps, auth)
     }
 

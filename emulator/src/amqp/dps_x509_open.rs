@@ -192,11 +192,14 @@ mod tests {
         server_name: Option<&str>,
         certificates: Vec<CertificateDer<'static>>,
     ) -> ConnectionAuth {
-        ConnectionAuth::new(PeerInfo {
-            remote: ([127, 0, 0, 1], 40000).into(),
-            certificates,
-            server_name: server_name.map(str::to_owned),
-        })
+        ConnectionAuth::new(
+            PeerInfo {
+                remote: ([127, 0, 0, 1], 40000).into(),
+                certificates,
+                server_name: server_name.map(str::to_owned),
+            },
+            crate::clock::Clock::default(),
+        )
     }
 
     fn device_chain(registration_id: &str) -> Vec<CertificateDer<'static>> {

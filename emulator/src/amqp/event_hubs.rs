@@ -218,7 +218,7 @@ fn admit_consumer(
         at.partition
     )
     .to_ascii_lowercase();
-    authorise(ctx, &hub, &resource, SystemTime::now())
+    authorise(ctx, &hub, &resource, ctx.connection.auth.now())
         .map_err(|reason| refuse(UNAUTHORIZED, reason))?;
     let position = match consumer::selector(attach.source.as_deref()) {
         Ok(None) => Ok(EventPosition::Start),

@@ -11,7 +11,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
-use std::time::SystemTime;
 
 use fe2o3_amqp::acceptor::{LinkEndpoint, ListenerSessionHandle};
 use fe2o3_amqp::types::definitions::Role;
@@ -174,7 +173,12 @@ fn authorise(
     let access = ctx
         .connection
         .auth
-        .service_access(hint.as_deref(), SERVICE_CONNECT, None, SystemTime::now())
+        .service_access(
+            hint.as_deref(),
+            SERVICE_CONNECT,
+            None,
+            ctx.connection.auth.now(),
+        )
         .ok()?;
     let hub = ctx.connection.amqp.hubs.get(&access.hub)?.clone();
     Some((hub, access, hint))
@@ -203,7 +207,7 @@ async fn refuse_unauthorised(
             hint.as_deref(),
             SERVICE_CONNECT,
             None,
-            SystemTime::now(),
+            ctx.connection.auth.now(),
         ) {
             Err(refusal) => refusal.0,
             Ok(access) => format!("hub '{}' is not served", access.hub),

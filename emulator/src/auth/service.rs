@@ -100,6 +100,12 @@ impl ServiceGrant {
         sas::resource_covers(&self.resource, resource)
     }
 
+    /// The same grant expiring `by` later (`crate::clock`: kept in the emulator clock's frame).
+    pub(crate) fn shifted(mut self, by: std::time::Duration) -> ServiceGrant {
+        self.expires_at = self.expires_at.checked_add(by).unwrap_or(self.expires_at);
+        self
+    }
+
     pub(crate) fn expires_at(&self) -> SystemTime {
         self.expires_at
     }

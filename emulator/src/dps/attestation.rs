@@ -55,6 +55,12 @@ impl RegistrationIdentity {
     pub fn expires_at(&self) -> Option<SystemTime> {
         self.expires_at
     }
+    /// The same identity with its credential expiring `by` later (`crate::clock`: kept in the
+    /// emulator clock's frame).
+    pub(crate) fn shifted(mut self, by: std::time::Duration) -> RegistrationIdentity {
+        self.expires_at = self.expires_at.map(|at| at.checked_add(by).unwrap_or(at));
+        self
+    }
     /// Present when the device authenticated with a certificate.
     pub fn x509(&self) -> Option<&X509Registration> {
         self.x509.as_deref()

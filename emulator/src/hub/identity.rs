@@ -52,6 +52,12 @@ impl DeviceIdentity {
     pub fn expires_at(&self) -> Option<SystemTime> {
         self.expires_at
     }
+    /// The same identity with its credential expiring `by` later (`crate::clock`: kept in the
+    /// emulator clock's frame).
+    pub(crate) fn shifted(mut self, by: std::time::Duration) -> DeviceIdentity {
+        self.expires_at = self.expires_at.map(|at| at.checked_add(by).unwrap_or(at));
+        self
+    }
     /// `device` or `device/module`: the key for "one connection per identity".
     pub fn connection_key(&self) -> String {
         self.identity_ref().connection_key()

@@ -531,16 +531,27 @@ mod tests {
         use std::time::Duration;
         let start = tokio::time::Instant::now();
         let secs = Duration::from_secs;
+        let clock = crate::clock::Clock::default();
         let mut deadlines = Deadlines {
             last_heard: start,
             keep_alive: secs(90),
             token_expiry: Some(start + secs(60)),
+            clock: clock.clone(),
         };
         assert_eq!(deadlines.next(), start + secs(60), "the earlier deadline");
         assert_eq!(deadlines.passed(start + secs(59)), None);
         assert!(
             deadlines
                 .passed(start + secs(60))
+                .unwrap()
+                .contains("401003")
+        );
+        // Advancing the emulator's clock brings the token's expiry closer, not keep-alive's.
+        clock.advance(secs(30)).unwrap();
+        assert_eq!(deadlines.next(), start + secs(30));
+        assert!(
+            deadlines
+                .passed(start + secs(30))
                 .unwrap()
                 .contains("401003")
         );

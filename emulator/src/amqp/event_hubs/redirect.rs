@@ -10,7 +10,6 @@
 //! `{policy}@sas.root.{hubName}` or a CBS token), as the real hub requires.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use fe2o3_amqp::acceptor::ListenerSessionHandle;
 use fe2o3_amqp::types::definitions::{Error, Fields};
@@ -60,10 +59,12 @@ pub(crate) async fn redirect(
         .host
         .clone()
         .or_else(|| ctx.connection.auth.peer().server_name.clone());
-    let access =
-        ctx.connection
-            .auth
-            .service_access(hint.as_deref(), READ_RIGHT, None, SystemTime::now());
+    let access = ctx.connection.auth.service_access(
+        hint.as_deref(),
+        READ_RIGHT,
+        None,
+        ctx.connection.auth.now(),
+    );
     let error = match access {
         Err(refusal) => conditions::error(UNAUTHORIZED, refusal.0),
         Ok(access) => match ctx.connection.amqp.hubs.get(&access.hub) {
