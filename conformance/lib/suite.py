@@ -22,6 +22,9 @@ cannot dial another port; AMQP over WebSocket rides on 443): with --amqp off the
 they fail (step "emulator (AMQP)") when the binary has no --amqp-port option or nothing listens on
 5671 after /health.
 
+A scenario marked `"alone": "<why>"` changes the emulator for every scenario (POST /time/advance
+moves its clock): it runs after the lanes have finished, one scenario at a time.
+
 A scenario can be switched off or marked as expected to fail in scenarios.json, for every lane or
 per lane: `"disabled": "<reason>"` / `{"node": "<reason>"}` reports it as skipped without running
 it; `"xfail": "<reason>"` / `{"python": "<reason>"}` runs it, and a failure is then reported as
@@ -759,11 +762,17 @@ def main():
                 *["    " + l for l in tail[-40:]])
         else:
             sinks = {lane: [] for lane in lanes}
-            threads = [threading.Thread(target=run_lane, args=(ctx, lane, scenarios, sinks[lane])) for lane in lanes]
+            shared = [s for s in scenarios if not s.get("alone")]
+            threads = [threading.Thread(target=run_lane, args=(ctx, lane, shared, sinks[lane])) for lane in lanes]
             for t in threads:
                 t.start()
             for t in threads:
                 t.join()
+            # Scenarios that change the emulator for everyone (its clock) run after the lanes,
+            # one at a time, so no other scenario sees the change.
+            alone = [s for s in scenarios if s.get("alone")]
+            for lane in lanes:
+                run_lane(ctx, lane, alone, sinks[lane])
             for lane in lanes:
                 results.extend(sinks[lane])
     finally:
