@@ -1,8 +1,9 @@
 //! Time control (issue #19; docs/faults.md, "Time control"): advancing the emulator's clock
-//! expires C2D messages (with their feedback), ends a session whose SAS token ran out, times
-//! out a method call and ends an assignment delay — in milliseconds — while tokens a client
-//! makes after the advance, from its own clock, are still accepted. Also the control-port
-//! routes, which refuse bad steps and leave the clock unchanged.
+//! expires C2D messages (with their feedback), times out a method call and ends an assignment
+//! delay — in milliseconds — without cutting off connected clients; advancing it with
+//! credentials also ends a session whose SAS token's remaining life ran out, while tokens a
+//! client makes afterwards, from its own clock, are still accepted. Also the control-port
+//! routes, which refuse bad steps and leave the clocks unchanged.
 
 use std::time::Duration;
 
@@ -98,7 +99,21 @@ async fn a_session_ends_when_the_clock_passes_its_tokens_expiry() {
     let hour_token = seconds_from_now(3600);
     let mut device = connect(&emulator, "short", hour_token).await;
 
-    emulator.advance(30 * MINUTE).await.expect("a valid step");
+    // A plain advance leaves credentials alone: clients renew theirs by their own clocks.
+    emulator.advance(120 * MINUTE).await.expect("a valid step");
+    device.send(Packet::PingReq).await;
+    assert!(
+        matches!(
+            device.recv(Duration::from_secs(5)).await,
+            Ok(Packet::PingResp)
+        ),
+        "a plain advance ends no session"
+    );
+
+    emulator
+        .advance_with_credentials(30 * MINUTE)
+        .await
+        .expect("a valid step");
     device.send(Packet::PingReq).await;
     assert!(
         matches!(
@@ -108,7 +123,12 @@ async fn a_session_ends_when_the_clock_passes_its_tokens_expiry() {
         "half the token's life is left"
     );
 
-    emulator.advance(31 * MINUTE).await.expect("a valid step");
+    let advanced = emulator
+        .advance_with_credentials(31 * MINUTE)
+        .await
+        .expect("a valid step");
+    assert_eq!(advanced.credential_offset, 61 * MINUTE);
+    assert_eq!(advanced.offset, 181 * MINUTE);
     within("the session's end", device.expect_closed()).await;
 
     // A token the device makes now, from its own clock, is accepted: a credential is judged
@@ -144,7 +164,7 @@ async fn an_assignment_delay_ends_when_the_clock_is_advanced() {
     let emulator = Emulator::builder()
         .quickstart_fixture()
         .retry_after(0)
-        .assignment_delay(5 * MINUTE)
+        .assignment_delay(60 * MINUTE)
         .start()
         .await
         .expect("starts");
@@ -166,15 +186,12 @@ async fn an_assignment_delay_ends_when_the_clock_is_advanced() {
     let (_, status) = request_response(&mut client, &poll, b"").await;
     assert_eq!(status["status"], "assigning");
 
-    // Within the registration token's ten minutes: the session stays.
-    emulator.advance(3 * MINUTE).await.expect("a valid step");
+    // Longer than the registration token's ten minutes: a plain advance keeps the session.
+    emulator.advance(30 * MINUTE).await.expect("a valid step");
     let (_, status) = request_response(&mut client, &poll, b"").await;
-    assert_eq!(
-        status["status"], "assigning",
-        "two minutes of the delay are left"
-    );
+    assert_eq!(status["status"], "assigning", "half the delay is left");
 
-    emulator.advance(2 * MINUTE).await.expect("a valid step");
+    emulator.advance(30 * MINUTE).await.expect("a valid step");
     let (topic, status) = request_response(&mut client, &poll, b"").await;
     assert_eq!(topic, "$dps/registrations/res/200/?$rid=2");
     assert_eq!(status["status"], "assigned", "{status}");
@@ -193,6 +210,7 @@ async fn the_control_port_reads_and_advances_the_clock_and_refuses_bad_steps() {
     let (status, reading) = control_call(&emulator, "GET", "/time", &[], "").await;
     assert_eq!(status, 200, "{reading}");
     assert_eq!(reading["offsetSeconds"], 0.0);
+    assert_eq!(reading["credentialOffsetSeconds"], 0.0);
     assert!(
         reading["now"].as_str().is_some_and(|t| t.ends_with('Z')),
         "{reading}"
@@ -208,12 +226,25 @@ async fn the_control_port_reads_and_advances_the_clock_and_refuses_bad_steps() {
     .await;
     assert_eq!(status, 200, "{advanced}");
     assert_eq!(advanced["offsetSeconds"], 90.5);
+    assert_eq!(advanced["credentialOffsetSeconds"], 0.0);
     assert_eq!(advanced["expiredC2d"], 0);
+    let (status, advanced) = control_call(
+        &emulator,
+        "POST",
+        "/time/advance",
+        &[JSON],
+        r#"{"seconds": 10, "credentials": true}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{advanced}");
+    assert_eq!(advanced["offsetSeconds"], 100.5);
+    assert_eq!(advanced["credentialOffsetSeconds"], 10.0);
 
     for bad in [
         r#"{"seconds": -1}"#,
         r#"{"seconds": "60"}"#,
         r#"{"minutes": 1}"#,
+        r#"{"seconds": 1, "credentials": 1}"#,
         r#"{"seconds": 1e12}"#,
         "not json",
     ] {
@@ -235,11 +266,12 @@ async fn the_control_port_reads_and_advances_the_clock_and_refuses_bad_steps() {
 
     assert_eq!(
         emulator.clock().offset(),
-        Duration::from_millis(90_500),
+        Duration::from_millis(100_500),
         "refusals moved nothing"
     );
     let (_, reading) = control_call(&emulator, "GET", "/time", &[], "").await;
-    assert_eq!(reading["offsetSeconds"], 90.5);
+    assert_eq!(reading["offsetSeconds"], 100.5);
+    assert_eq!(reading["credentialOffsetSeconds"], 10.0);
 }
 
 #[tokio::test]

@@ -4,12 +4,14 @@
 // The service (azure-iothub over AMQP) sends two C2D messages with ack 'full' to a SAS device that
 // is offline: one without an expiry (Azure's default time to live, one hour) and one with
 // expiryTimeUtc two hours ahead. After POST /time/advance {"seconds": 3601} the feedback receiver
-// gets statusCode 'Expired' for the first, before any device connected. The device then connects
-// (azure-iot-device over MQTT from its connection string: its SAS token is made after the advance,
-// from its own clock, and is accepted) and receives only the second message; completing it gives
-// 'Success' feedback. A second advance of 3601 s passes the device's token expiry: the hub ends
-// the session (emulator log: SAS token expired, 401003), and the SDK's next sendEvent reconnects
-// by itself with its token, which is still valid by the device's clock, and is stored.
+// gets statusCode 'Expired' for the first, before any device connected; the service's own AMQP
+// connection (a one-hour token) is untouched, as a plain advance leaves credentials alone. The
+// device then connects (azure-iot-device over MQTT from its connection string: its SAS token is
+// made after the advance, from its own clock, and is accepted) and receives only the second
+// message; completing it gives 'Success' feedback. An advance of 3601 s with "credentials": true
+// passes the device's token expiry: the hub ends the session (emulator log: SAS token expired,
+// 401003), and the SDK's next sendEvent reconnects by itself with its token, which is still valid
+// by the device's clock, and is stored.
 //
 // The scenario moves the clock of the emulator every lane shares, so it runs alone, after the
 // lanes ("alone" in scenarios.json).
@@ -43,8 +45,8 @@ async function waitFor(predicate, ms, what) {
   }
 }
 
-async function advance(seconds) {
-  const r = await h.controlRequest('POST', '/time/advance', JSON.stringify({ seconds }), 'application/json');
+async function advance(seconds, credentials = false) {
+  const r = await h.controlRequest('POST', '/time/advance', JSON.stringify({ seconds, credentials }), 'application/json');
   h.expectEqual('POST /time/advance status', r.status, 200);
   console.log('advanced:', JSON.stringify(r.body));
   return r.body;
@@ -92,7 +94,8 @@ h.run(
 
     s.step("service send(): one message without an expiry, one with expiryTimeUtc in two hours (ack 'full')");
     const defaultTtl = tracked('default ttl ' + runId);
-    const twoHours = tracked('two hours ' + runId, new Date(Date.now() + 2 * 3600 * 1000));
+    // A number of milliseconds, as the SDK passes it to rhea as the AMQP timestamp (a Date is not encoded).
+    const twoHours = tracked('two hours ' + runId, Date.now() + 2 * 3600 * 1000);
     await service.send(deviceId, defaultTtl);
     await service.send(deviceId, twoHours);
 
@@ -124,9 +127,9 @@ h.run(
     h.check(feedbackErrors.length === 0, `feedback receiver errors: ${JSON.stringify(feedbackErrors)}`);
     await service.close();
 
-    s.step("POST /time/advance past the device's token expiry: the hub ends its session");
+    s.step(`POST /time/advance {"seconds": 3601, "credentials": true}: past the device's token expiry, the hub ends its session`);
     const offset = h.logOffset();
-    await advance(HOUR_AND_A_SECOND);
+    await advance(HOUR_AND_A_SECOND, true);
     const deadline = Date.now() + 10000;
     let ended = [];
     while (ended.length === 0 && Date.now() < deadline) {

@@ -8,7 +8,10 @@
 //! presents are still judged by the wall clock, the client's own: a device or service SDK
 //! computes a token's expiry from its clock, which did not move, and a hub whose clock ran
 //! ahead would refuse every fresh token. A token's remaining life is taken when it is
-//! presented and from then on ages with this clock (docs/differences.md, "Time control").
+//! presented and from then on ages with a second clock of this type, the credential clock
+//! (`Hubs::credential_clock`), which an advance moves only when asked to: clients renew their
+//! tokens by their own clocks, so an advance that aged every token would cut off every
+//! client, the service under test included (docs/differences.md, "Time control").
 //!
 //! Keep-alive and idle timeouts stay in real time: they watch sockets, and advancing an hour
 //! must not disconnect every client.

@@ -86,7 +86,10 @@ where
             return None;
         }
     };
-    let auth = Arc::new(ConnectionAuth::new(peer, amqp.hubs.clock().clone()));
+    let auth = Arc::new(ConnectionAuth::new(
+        peer,
+        amqp.hubs.credential_clock().clone(),
+    ));
     let builder = ConnectionAcceptor::builder()
         .container_id(format!("iotemu_{}", uuid::Uuid::new_v4().simple()))
         .max_frame_size(limits.max_frame_size)

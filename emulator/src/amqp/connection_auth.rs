@@ -49,9 +49,9 @@ pub(crate) enum Grant {
 }
 
 impl Grant {
-    /// The grant with its expiry moved `offset` later: into the frame of the emulator's clock
-    /// when that ran `offset` ahead as the credential was presented (`crate::clock`), so its
-    /// remaining life is the one the client meant, and ages with the clock from then on.
+    /// The grant with its expiry moved `offset` later: into the frame of the credential clock
+    /// (`Hubs::credential_clock`) when that ran `offset` ahead as the credential was presented,
+    /// so its remaining life is the one the client meant, and ages with that clock from then on.
     fn aged(self, offset: Duration) -> Grant {
         match self {
             Grant::Service { hub, grant, source } => Grant::Service {
@@ -79,7 +79,7 @@ impl Grant {
             // A registration credential without an end (none today) lasts for the connection.
             Grant::Registration { identity, .. } => identity
                 .expires_at()
-                // Beyond any offset the emulator's clock may have, in whose frame it is compared.
+                // Beyond any offset the credential clock may have, in whose frame it is compared.
                 .unwrap_or_else(|| SystemTime::now() + crate::clock::MAX_OFFSET + MAX_WATCH_STEP),
         }
     }
@@ -116,7 +116,8 @@ pub(crate) struct ConnectionAuth {
     /// it: the connection is closed with `amqp:unauthorized-access` and this description
     /// right after `open` (DPS, see [`super::dps_sasl`]).
     open_refusal: Mutex<Option<String>>,
-    /// The emulator's clock: grants are kept, and checked, in its frame.
+    /// The clock credentials age in (`Hubs::credential_clock`): grants are kept, and
+    /// checked, in its frame.
     clock: crate::clock::Clock,
 }
 
@@ -133,11 +134,17 @@ impl ConnectionAuth {
         }
     }
 
-    /// The time the grants are checked against: the emulator's clock, in whose frame they
+    /// The time the grants are checked against: the credential clock, in whose frame they
     /// are kept (a credential is validated by the wall clock when presented, then recorded
     /// with [`ConnectionAuth::add`]).
     pub(crate) fn now(&self) -> SystemTime {
         self.clock.now()
+    }
+
+    /// How far the credential clock runs ahead: what a credential judged now by the wall
+    /// clock is shifted by to be kept in its frame.
+    pub(crate) fn clock_offset(&self) -> Duration {
+        self.clock.offset()
     }
 
     pub(crate) fn peer(&self) -> &PeerInfo {
@@ -149,7 +156,7 @@ impl ConnectionAuth {
     }
 
     /// Records a grant, just validated by the wall clock; one for the same hub and resource
-    /// (or device) replaces the older. Its expiry is moved into the emulator clock's frame.
+    /// (or device) replaces the older. Its expiry is moved into the credential clock's frame.
     pub(crate) fn add(&self, grant: Grant) {
         let grant = grant.aged(self.clock.offset());
         let mut grants = self.lock();
@@ -283,7 +290,7 @@ impl ConnectionAuth {
     }
 
     /// Resolves once `still_allowed` no longer finds a live grant: sleeps until the current
-    /// expiry by the emulator's clock (an advance wakes it), then asks again (a renewed
+    /// expiry by the credential clock (an advance wakes it), then asks again (a renewed
     /// token extends the wait).
     pub(crate) async fn until_expired<F>(&self, still_allowed: F)
     where

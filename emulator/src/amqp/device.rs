@@ -466,8 +466,8 @@ fn authorise(
     if let Some(channel) = connection.devices.open_channel(&key) {
         return Ok(channel);
     }
-    // Grants are kept in the emulator clock's frame; a certificate presented now is judged by
-    // the wall clock, then its remaining life ages with the clock (`crate::clock`).
+    // Grants are kept in the credential clock's frame; a certificate presented now is judged
+    // by the wall clock, then its remaining life ages with that clock (`crate::clock`).
     let now = connection.auth.now();
     // The device learns only IoT Hub's 401002 (as over MQTT and HTTPS); the reason is logged.
     let unauthorized = |reason: String| {
@@ -524,7 +524,7 @@ fn authorise(
                     Credential::ClientCertificates(&peer.certificates),
                     SystemTime::now(),
                 )
-                .map(|identity| identity.shifted(hub.clock().offset()))
+                .map(|identity| identity.shifted(connection.auth.clock_offset()))
                 .map_err(|e| unauthorized(e.to_string()))?;
             (identity, hub)
         }

@@ -100,7 +100,7 @@ impl ServiceGrant {
         sas::resource_covers(&self.resource, resource)
     }
 
-    /// The same grant expiring `by` later (`crate::clock`: kept in the emulator clock's frame).
+    /// The same grant expiring `by` later (`crate::clock`: kept in the credential clock's frame).
     pub(crate) fn shifted(mut self, by: std::time::Duration) -> ServiceGrant {
         self.expires_at = self.expires_at.checked_add(by).unwrap_or(self.expires_at);
         self

@@ -3,8 +3,8 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `GET /time` | 200 `{now, offsetSeconds}` |
-//! | `POST /time/advance` (`{"seconds": N}`, `Content-Type: application/json`) | 200 `{now, offsetSeconds, expiredC2d}`, or 400 `{errorCode: 400004, message}` with the clock unchanged |
+//! | `GET /time` | 200 `{now, offsetSeconds, credentialOffsetSeconds}` |
+//! | `POST /time/advance` (`{"seconds": N}`, optionally `"credentials": true`; `Content-Type: application/json`) | 200 `{now, offsetSeconds, credentialOffsetSeconds, expiredC2d}`, or 400 `{errorCode: 400004, message}` with the clocks unchanged |
 //!
 //! Access is the control port's (`access.rs`); the POST must declare JSON, as `POST /faults`
 //! must, so no web page can move a developer's clock.
@@ -19,26 +19,26 @@ use super::api::error_reply as error;
 use super::faults::json_body;
 use super::reply::{Reply, json_reply};
 use super::state::EmulatorState;
-use crate::clock::Clock;
+use crate::hub::Hubs;
 use crate::timefmt::utc_timestamp;
 
 /// Serves `/time` and `/time/advance`.
 pub(super) async fn route(state: &EmulatorState, req: Request<Incoming>) -> Reply {
     let path = req.uri().path().trim_matches('/').to_owned();
     match (req.method(), path.as_str()) {
-        (&Method::GET, "time") => json_reply(StatusCode::OK, reading(state.hubs.clock())),
+        (&Method::GET, "time") => json_reply(StatusCode::OK, reading(&state.hubs)),
         (&Method::POST, "time/advance") => {
             let body = match json_body(req, "POST /time/advance").await {
                 Ok(body) => body,
                 Err(reply) => return reply,
             };
-            let step = match step_from_json(&body) {
-                Ok(step) => step,
+            let AdvanceRequest { step, credentials } = match AdvanceRequest::from_json(&body) {
+                Ok(request) => request,
                 Err(message) => return error(StatusCode::BAD_REQUEST, 400004, &message),
             };
-            match state.hubs.advance_clock(step).await {
+            match state.hubs.advance_clock(step, credentials).await {
                 Ok(advanced) => {
-                    let mut answer = reading(state.hubs.clock());
+                    let mut answer = reading(&state.hubs);
                     answer["expiredC2d"] = json!(advanced.expired_c2d);
                     json_reply(StatusCode::OK, answer)
                 }
@@ -53,29 +53,51 @@ pub(super) async fn route(state: &EmulatorState, req: Request<Incoming>) -> Repl
     }
 }
 
-/// `{now, offsetSeconds}`.
-fn reading(clock: &Clock) -> Value {
+/// `{now, offsetSeconds, credentialOffsetSeconds}`.
+fn reading(hubs: &Hubs) -> Value {
     json!({
-        "now": utc_timestamp(clock.now()),
-        "offsetSeconds": clock.offset().as_secs_f64(),
+        "now": utc_timestamp(hubs.clock().now()),
+        "offsetSeconds": hubs.clock().offset().as_secs_f64(),
+        "credentialOffsetSeconds": hubs.credential_clock().offset().as_secs_f64(),
     })
 }
 
-/// The step of `{"seconds": N}`: a finite, non-negative number of seconds (fractions
-/// allowed), nothing else in the object.
-fn step_from_json(body: &[u8]) -> Result<Duration, String> {
-    const SHAPE: &str = r#"the body is {"seconds": N}, N a non-negative number"#;
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| format!("{SHAPE}: not JSON ({e})"))?;
-    let object = value.as_object().ok_or_else(|| SHAPE.to_owned())?;
-    if let Some(unknown) = object.keys().find(|k| *k != "seconds") {
-        return Err(format!("{SHAPE}: unknown field '{unknown}'"));
+/// The body of `POST /time/advance`.
+#[derive(Debug, PartialEq)]
+struct AdvanceRequest {
+    step: Duration,
+    /// Whether connected clients' credentials age too (`Hubs::credential_clock`).
+    credentials: bool,
+}
+
+impl AdvanceRequest {
+    /// `{"seconds": N}` with N a finite, non-negative number of seconds (fractions allowed),
+    /// and optionally `"credentials": true|false`; nothing else in the object.
+    fn from_json(body: &[u8]) -> Result<AdvanceRequest, String> {
+        const SHAPE: &str =
+            r#"the body is {"seconds": N[, "credentials": true]}, N a non-negative number"#;
+        let value: Value =
+            serde_json::from_slice(body).map_err(|e| format!("{SHAPE}: not JSON ({e})"))?;
+        let object = value.as_object().ok_or_else(|| SHAPE.to_owned())?;
+        if let Some(unknown) = object
+            .keys()
+            .find(|k| !matches!(k.as_str(), "seconds" | "credentials"))
+        {
+            return Err(format!("{SHAPE}: unknown field '{unknown}'"));
+        }
+        let seconds = object
+            .get("seconds")
+            .and_then(Value::as_f64)
+            .ok_or_else(|| SHAPE.to_owned())?;
+        let step = Duration::try_from_secs_f64(seconds)
+            .map_err(|_| format!("{SHAPE}: {seconds} is not one"))?;
+        let credentials = match object.get("credentials") {
+            None => false,
+            Some(Value::Bool(credentials)) => *credentials,
+            Some(other) => return Err(format!("{SHAPE}: credentials is {other}, not a boolean")),
+        };
+        Ok(AdvanceRequest { step, credentials })
     }
-    let seconds = object
-        .get("seconds")
-        .and_then(Value::as_f64)
-        .ok_or_else(|| SHAPE.to_owned())?;
-    Duration::try_from_secs_f64(seconds).map_err(|_| format!("{SHAPE}: {seconds} is not one"))
 }
 
 #[cfg(test)]
@@ -83,28 +105,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_step_is_a_non_negative_number_of_seconds() {
+    fn a_step_is_a_non_negative_number_of_seconds_and_credentials_a_boolean() {
+        let step = |body: &[u8]| AdvanceRequest::from_json(body).map(|r| r.step);
+        assert_eq!(step(br#"{"seconds": 3600}"#), Ok(Duration::from_secs(3600)));
         assert_eq!(
-            step_from_json(br#"{"seconds": 3600}"#),
-            Ok(Duration::from_secs(3600))
-        );
-        assert_eq!(
-            step_from_json(br#"{"seconds": 1.5}"#),
+            step(br#"{"seconds": 1.5}"#),
             Ok(Duration::from_millis(1500))
         );
-        assert_eq!(step_from_json(br#"{"seconds": 0}"#), Ok(Duration::ZERO));
+        assert_eq!(step(br#"{"seconds": 0}"#), Ok(Duration::ZERO));
+        assert_eq!(
+            AdvanceRequest::from_json(br#"{"seconds": 60, "credentials": true}"#),
+            Ok(AdvanceRequest {
+                step: Duration::from_secs(60),
+                credentials: true
+            })
+        );
+        assert_eq!(
+            AdvanceRequest::from_json(br#"{"seconds": 60}"#).map(|r| r.credentials),
+            Ok(false)
+        );
         for bad in [
             &br#"{"seconds": -1}"#[..],
             br#"{"seconds": "60"}"#,
             br#"{"seconds": 1e400}"#,
             br#"{"secs": 60}"#,
             br#"{"seconds": 60, "extra": 1}"#,
+            br#"{"seconds": 60, "credentials": "yes"}"#,
             br#"[60]"#,
             b"not json",
             b"",
         ] {
             assert!(
-                step_from_json(bad).is_err(),
+                AdvanceRequest::from_json(bad).is_err(),
                 "{}",
                 String::from_utf8_lossy(bad)
             );

@@ -56,7 +56,7 @@ impl RegistrationIdentity {
         self.expires_at
     }
     /// The same identity with its credential expiring `by` later (`crate::clock`: kept in the
-    /// emulator clock's frame).
+    /// credential clock's frame).
     pub(crate) fn shifted(mut self, by: std::time::Duration) -> RegistrationIdentity {
         self.expires_at = self.expires_at.map(|at| at.checked_add(by).unwrap_or(at));
         self

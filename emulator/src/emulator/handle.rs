@@ -98,15 +98,26 @@ impl Emulator {
         self.state.hubs.clock()
     }
 
-    /// Moves the emulator's clock ahead by `step`: C2D expiries and locks, method timeouts,
-    /// the remaining life of connected devices' SAS tokens and DPS assignment delays come
-    /// closer by it, and C2D messages that expired hand out their feedback now. Refused, with
-    /// the clock unchanged, past ten years in total.
+    /// Moves the emulator's clock ahead by `step`: C2D expiries and locks, method timeouts and
+    /// DPS assignment delays come closer by it, and C2D messages that expired hand out their
+    /// feedback now. Connected clients keep their credentials' remaining life (they would
+    /// have renewed their tokens meanwhile): [`Emulator::advance_with_credentials`] ages those
+    /// too. Refused, with the clock unchanged, past ten years in total.
     pub async fn advance(
         &self,
         step: std::time::Duration,
     ) -> Result<crate::hub::Advanced, crate::clock::ClockError> {
-        self.state.hubs.advance_clock(step).await
+        self.state.hubs.advance_clock(step, false).await
+    }
+
+    /// [`Emulator::advance`], and the SAS tokens (and client certificates) of connected
+    /// devices, modules and services age by `step` as well: a session whose token's remaining
+    /// life the step passes ends, as it would on a hub when a client does not renew in time.
+    pub async fn advance_with_credentials(
+        &self,
+        step: std::time::Duration,
+    ) -> Result<crate::hub::Advanced, crate::clock::ClockError> {
+        self.state.hubs.advance_clock(step, true).await
     }
 
     pub fn hubs(&self) -> &Arc<Hubs> {

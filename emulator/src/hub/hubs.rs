@@ -15,6 +15,9 @@ use crate::clock::ClockError;
 pub struct Advanced {
     /// How far the emulator's clock now runs ahead of the wall clock.
     pub offset: Duration,
+    /// How far the clock of connected clients' credentials runs ahead (advanced only when
+    /// asked: [`Hubs::advance_clock`]).
+    pub credential_offset: Duration,
     /// C2D messages that expired (or had been delivered too often) and left their queues.
     pub expired_c2d: usize,
 }
@@ -27,6 +30,11 @@ pub struct Hubs {
     faults: crate::faults::Faults,
     /// The emulator's one clock (`crate::clock`): every hub and the DPS share it.
     clock: crate::clock::Clock,
+    /// The clock the remaining life of connected clients' credentials is measured in: moved
+    /// only by an advance that asks for it, so a test that expires C2D messages does not also
+    /// cut off every client (clients renew their tokens by their own clocks, which an advance
+    /// cannot move). Never ahead of `clock`.
+    credential_clock: crate::clock::Clock,
 }
 
 impl Hubs {
@@ -50,6 +58,7 @@ impl Hubs {
             by_host,
             faults,
             clock,
+            credential_clock: crate::clock::Clock::default(),
         }
     }
 
@@ -63,13 +72,33 @@ impl Hubs {
         &self.clock
     }
 
+    /// The clock connected clients' credentials age in (see the field; `crate::clock`).
+    pub(crate) fn credential_clock(&self) -> &crate::clock::Clock {
+        &self.credential_clock
+    }
+
     /// Moves the emulator's clock ahead by `step` (`crate::clock`) and hands out the feedback
-    /// of the C2D messages that expired by it. The clock is unchanged when the step is refused.
-    pub async fn advance_clock(&self, step: Duration) -> Result<Advanced, ClockError> {
+    /// of the C2D messages that expired by it; with `credentials`, the remaining life of
+    /// connected clients' SAS tokens and certificates ages by the step too. The clocks are
+    /// unchanged when the step is refused.
+    pub async fn advance_clock(
+        &self,
+        step: Duration,
+        credentials: bool,
+    ) -> Result<Advanced, ClockError> {
         let offset = self.clock.advance(step)?;
+        if credentials {
+            // Cannot fail: the credential clock is never ahead of the one just moved.
+            if let Err(e) = self.credential_clock.advance(step) {
+                tracing::error!(error = %e, "the credential clock was not advanced");
+            }
+        }
+        let credential_offset = self.credential_clock.offset();
         tracing::info!(
             step_s = step.as_secs_f64(),
             offset_s = offset.as_secs_f64(),
+            credential_offset_s = credential_offset.as_secs_f64(),
+            credentials,
             "the emulator's clock was advanced"
         );
         let mut expired_c2d = 0;
@@ -84,6 +113,7 @@ impl Hubs {
         }
         Ok(Advanced {
             offset,
+            credential_offset,
             expired_c2d,
         })
     }

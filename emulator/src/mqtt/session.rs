@@ -262,8 +262,8 @@ where
 }
 
 /// The connection's two deadlines, served by one timer: silence longer than the keep-alive
-/// timeout (real time), and the credential's expiry (the emulator's clock, which a test may
-/// advance).
+/// timeout (real time), and the credential's expiry (the credential clock, which a test may
+/// advance: `Emulator::advance_with_credentials`).
 struct Deadlines {
     last_heard: Instant,
     keep_alive: Duration,
@@ -356,7 +356,7 @@ enum Wakeup {
     Push(Outbound),
     /// The session must end.
     Close(CloseReason),
-    /// The emulator's clock was advanced: the credential's expiry may have come.
+    /// The credential clock was advanced: the credential's expiry may have come.
     ClockAdvanced,
 }
 
@@ -406,10 +406,10 @@ impl Wake for SourcesFired {
 impl Wakeups {
     fn new(dispatcher: &mut Dispatcher, ctx: &MqttContext) -> Wakeups {
         // The token's expiry was computed by the client's clock, which advancing ours did not
-        // move: its remaining life is taken by the wall clock, then ages with ours
-        // (`crate::clock`). Checked: a credential valid for millennia must not overflow the
+        // move: its remaining life is taken by the wall clock, then ages with the credential
+        // clock (`Hubs::credential_clock`). Checked: a credential valid for millennia must not overflow the
         // clock; no representable deadline means none to enforce.
-        let clock = ctx.hubs.clock().clone();
+        let clock = ctx.hubs.credential_clock().clone();
         let token_deadline = dispatcher.client().expires_at().and_then(|at| {
             let left = at
                 .duration_since(SystemTime::now())
@@ -546,7 +546,7 @@ mod tests {
                 .unwrap()
                 .contains("401003")
         );
-        // Advancing the emulator's clock brings the token's expiry closer, not keep-alive's.
+        // Advancing the credential clock brings the token's expiry closer, not keep-alive's.
         clock.advance(secs(30)).unwrap();
         assert_eq!(deadlines.next(), start + secs(30));
         assert!(

@@ -139,7 +139,7 @@ fn allowed(
 ) -> Result<(), String> {
     let entity = hub.event_hubs().path().to_ascii_lowercase();
     let host = hub.host_name();
-    // The connection's grants are kept in the emulator clock's frame; a token in the request
+    // The connection's grants are kept in the credential clock's frame; a token in the request
     // is validated by the wall clock, as every presented credential is (`crate::clock`).
     let by_connection = authorise(
         session,
