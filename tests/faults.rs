@@ -70,18 +70,7 @@ async fn mqtt_register_is_throttled_with_retry_after_until_the_count_is_used() {
 #[tokio::test]
 async fn mqtt_poll_can_be_refused_without_losing_the_operation() {
     let emulator = start_emulator(None).await;
-    let mut client = dps_mqtt_registration(&emulator).await;
-    let body = format!(r#"{{"registrationId":"{QUICKSTART_REGISTRATION_ID}"}}"#);
-    let (_, started) = request_response(
-        &mut client,
-        "$dps/registrations/PUT/iotdps-register/?$rid=1",
-        body.as_bytes(),
-    )
-    .await;
-    let operation = started["operationId"]
-        .as_str()
-        .expect("operationId")
-        .to_owned();
+    let (mut client, poll) = dps_mqtt_registration_started(&emulator).await;
     let guard = emulator
         .faults()
         .inject(
@@ -93,9 +82,6 @@ async fn mqtt_poll_can_be_refused_without_losing_the_operation() {
             .count(1),
         )
         .expect("a valid rule");
-    let poll = format!(
-        "$dps/registrations/GET/iotdps-get-operationstatus/?$rid=2&operationId={operation}"
-    );
     let (topic, error) = request_response(&mut client, &poll, b"").await;
     assert_eq!(topic, "$dps/registrations/res/503/?$rid=2");
     assert_eq!(error["errorCode"], 503000);

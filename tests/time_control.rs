@@ -168,21 +168,7 @@ async fn an_assignment_delay_ends_when_the_clock_is_advanced() {
         .start()
         .await
         .expect("starts");
-    let mut client = dps_mqtt_registration(&emulator).await;
-    let body = format!(r#"{{"registrationId":"{QUICKSTART_REGISTRATION_ID}"}}"#);
-    let (_, started) = request_response(
-        &mut client,
-        "$dps/registrations/PUT/iotdps-register/?$rid=1",
-        body.as_bytes(),
-    )
-    .await;
-    let operation = started["operationId"]
-        .as_str()
-        .expect("operationId")
-        .to_owned();
-    let poll = format!(
-        "$dps/registrations/GET/iotdps-get-operationstatus/?$rid=2&operationId={operation}"
-    );
+    let (mut client, poll) = dps_mqtt_registration_started(&emulator).await;
     let (_, status) = request_response(&mut client, &poll, b"").await;
     assert_eq!(status["status"], "assigning");
 

@@ -29,10 +29,6 @@ const UNIT = 'm/s (avg & max=10%) a/b';
 const RECEIVE_BOUND_MS = 15000;
 const FEEDBACK_BOUND_MS = 25000;
 
-function newKey() {
-  return crypto.randomBytes(32).toString('base64');
-}
-
 // azure-iot-device-http names application properties after their header, `iothub-app-<name>`.
 function propsOf(msg) {
   const out = {};
@@ -51,19 +47,6 @@ function feedbackRecord(raw) {
     h.check(raw && key in raw, `feedback record without '${key}': ${JSON.stringify(raw)}`);
   }
   return raw;
-}
-
-function callback(fn) {
-  return new Promise((resolve, reject) => fn((err, result) => (err ? reject(err) : resolve(result))));
-}
-
-/** Resolves once `predicate()` is true (polled every 100 ms) or fails after `ms`. */
-async function waitFor(predicate, ms, what) {
-  const deadline = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new h.ScenarioFailure(`${what}: not within ${ms / 1000} s`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 function c2dMessage(body, tag, settle, ack) {
@@ -85,11 +68,11 @@ h.run(
     const hubHost = h.env('EXPECTED_ASSIGNED_HUB');
 
     s.step('service Registry.create (SAS device, over HTTPS)');
-    const key = newKey();
+    const key = h.newKey();
     await Registry.fromConnectionString(serviceCs).create({
       deviceId,
       status: 'enabled',
-      authentication: { symmetricKey: { primaryKey: key, secondaryKey: newKey() } },
+      authentication: { symmetricKey: { primaryKey: key, secondaryKey: h.newKey() } },
     });
     const record = await h.deviceRecord(deviceId);
     h.expectEqual(`GET /devices/${deviceId} status`, record.status, 200);
@@ -117,22 +100,7 @@ h.run(
     await service.open();
 
     s.step('service getFeedbackReceiver()');
-    const feedback = new Map();
-    const feedbackErrors = [];
-    const receiver = await callback((cb) => service.getFeedbackReceiver(cb));
-    receiver.on('message', (msg) => {
-      const text = msg.data.toString('utf8');
-      console.log('feedback message:', text);
-      try {
-        for (const r of JSON.parse(text)) {
-          const record = feedbackRecord(r);
-          feedback.set(record.originalMessageId, record);
-        }
-      } catch (err) {
-        feedbackErrors.push(`feedback body ${text}: ${err instanceof h.ScenarioFailure ? err.message : 'not a JSON array'}`);
-      }
-    });
-    receiver.on('errorReceived', (err) => feedbackErrors.push(h.describeError(err)));
+    const { records: feedback, errors: feedbackErrors } = await h.collectFeedback(service, feedbackRecord);
 
     s.step("service send() x2 with ack 'full' (the device completes one, rejects the other)");
     const toComplete = c2dMessage('complete me ' + runId, 'complete', 'complete', 'full');
@@ -141,7 +109,7 @@ h.run(
     await service.send(deviceId, toReject);
 
     s.step('the device receives both intact');
-    await waitFor(() => received.has(toComplete.messageId) && received.has(toReject.messageId), RECEIVE_BOUND_MS,
+    await h.waitUntil(() => received.has(toComplete.messageId) && received.has(toReject.messageId), RECEIVE_BOUND_MS,
       `device received ${JSON.stringify([...received.keys()])}`);
     for (const [msg, body] of [[toComplete, 'complete me ' + runId], [toReject, 'reject me ' + runId]]) {
       const got = received.get(msg.messageId);
@@ -152,7 +120,7 @@ h.run(
     }
 
     s.step('feedback: Success for the completed message, Rejected for the rejected one');
-    await waitFor(() => feedback.has(toComplete.messageId) && feedback.has(toReject.messageId), FEEDBACK_BOUND_MS,
+    await h.waitUntil(() => feedback.has(toComplete.messageId) && feedback.has(toReject.messageId), FEEDBACK_BOUND_MS,
       `feedback records for ${toComplete.messageId} and ${toReject.messageId} (got ${JSON.stringify([...feedback.values()])}; errors ${JSON.stringify(feedbackErrors)})`);
     h.check(settleErrors.length === 0, `settlement errors: ${JSON.stringify(settleErrors)}`);
     const ok = feedback.get(toComplete.messageId);
@@ -181,7 +149,7 @@ h.run(
     await wsService.open();
     const overWs = c2dMessage('over websocket ' + runId, 'ws', 'complete');
     await wsService.send(deviceId, overWs);
-    await waitFor(() => received.has(overWs.messageId), RECEIVE_BOUND_MS, 'the device received the AmqpWs message');
+    await h.waitUntil(() => received.has(overWs.messageId), RECEIVE_BOUND_MS, 'the device received the AmqpWs message');
     h.expectEqual('AmqpWs message data', received.get(overWs.messageId).data, 'over websocket ' + runId);
     h.expectEqual('AmqpWs message correlationId', received.get(overWs.messageId).cid, overWs.correlationId);
     await wsService.close();

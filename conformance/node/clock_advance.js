@@ -29,22 +29,6 @@ const HOUR_AND_A_SECOND = 3601;
 const FEEDBACK_BOUND_MS = 25000;
 const RECEIVE_BOUND_MS = 15000;
 
-function newKey() {
-  return crypto.randomBytes(32).toString('base64');
-}
-
-function callback(fn) {
-  return new Promise((resolve, reject) => fn((err, result) => (err ? reject(err) : resolve(result))));
-}
-
-async function waitFor(predicate, ms, what) {
-  const deadline = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new h.ScenarioFailure(`${what}: not within ${ms / 1000} s`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 async function advance(seconds, credentials = false) {
   const r = await h.controlRequest('POST', '/time/advance', JSON.stringify({ seconds, credentials }), 'application/json');
   h.expectEqual('POST /time/advance status', r.status, 200);
@@ -68,29 +52,17 @@ h.run(
     const hubHost = h.env('EXPECTED_ASSIGNED_HUB');
 
     s.step('service Registry.create (SAS device, over HTTPS); the device stays offline');
-    const key = newKey();
+    const key = h.newKey();
     await Registry.fromConnectionString(serviceCs).create({
       deviceId,
       status: 'enabled',
-      authentication: { symmetricKey: { primaryKey: key, secondaryKey: newKey() } },
+      authentication: { symmetricKey: { primaryKey: key, secondaryKey: h.newKey() } },
     });
 
     s.step('service Client (Amqp) open(), getFeedbackReceiver()');
     const service = ServiceClient.fromConnectionString(serviceCs);
     await service.open();
-    const feedback = new Map();
-    const feedbackErrors = [];
-    const receiver = await callback((cb) => service.getFeedbackReceiver(cb));
-    receiver.on('message', (msg) => {
-      const text = msg.data.toString('utf8');
-      console.log('feedback message:', text);
-      try {
-        for (const r of JSON.parse(text)) feedback.set(r.originalMessageId, r);
-      } catch (_) {
-        feedbackErrors.push('feedback body is not a JSON array: ' + text);
-      }
-    });
-    receiver.on('errorReceived', (err) => feedbackErrors.push(h.describeError(err)));
+    const { records: feedback, errors: feedbackErrors } = await h.collectFeedback(service);
 
     s.step("service send(): one message without an expiry, one with expiryTimeUtc in two hours (ack 'full')");
     const defaultTtl = tracked('default ttl ' + runId);
@@ -103,7 +75,7 @@ h.run(
     const first = await advance(HOUR_AND_A_SECOND);
     h.check(first.offsetSeconds >= HOUR_AND_A_SECOND, `offsetSeconds ${first.offsetSeconds}`);
     h.check(first.expiredC2d >= 1, `expiredC2d ${first.expiredC2d}`);
-    await waitFor(() => feedback.has(defaultTtl.messageId), FEEDBACK_BOUND_MS,
+    await h.waitUntil(() => feedback.has(defaultTtl.messageId), FEEDBACK_BOUND_MS,
       `'Expired' feedback for ${defaultTtl.messageId} (got ${JSON.stringify([...feedback.values()])}; errors ${JSON.stringify(feedbackErrors)})`);
     h.expectEqual('feedback statusCode of the message without an expiry', feedback.get(defaultTtl.messageId).statusCode, 'Expired');
     h.expectEqual('feedback deviceId', feedback.get(defaultTtl.messageId).deviceId, deviceId);
@@ -120,9 +92,9 @@ h.run(
     await device.open();
 
     s.step('the device receives only the two-hour message; completing it reports Success');
-    await waitFor(() => received.includes(twoHours.messageId), RECEIVE_BOUND_MS, `the two-hour message (got ${JSON.stringify(received)})`);
+    await h.waitUntil(() => received.includes(twoHours.messageId), RECEIVE_BOUND_MS, `the two-hour message (got ${JSON.stringify(received)})`);
     h.check(!received.includes(defaultTtl.messageId), 'the expired message was delivered');
-    await waitFor(() => feedback.has(twoHours.messageId), FEEDBACK_BOUND_MS, `'Success' feedback for ${twoHours.messageId}`);
+    await h.waitUntil(() => feedback.has(twoHours.messageId), FEEDBACK_BOUND_MS, `'Success' feedback for ${twoHours.messageId}`);
     h.expectEqual('feedback statusCode of the delivered message', feedback.get(twoHours.messageId).statusCode, 'Success');
     h.check(feedbackErrors.length === 0, `feedback receiver errors: ${JSON.stringify(feedbackErrors)}`);
     await service.close();

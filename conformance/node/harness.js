@@ -560,8 +560,56 @@ function expectAmqpWebsocketUpgrades(s, offset, atLeast = 1) {
   s.info(`emulator: ${n} AMQP connection(s) over WebSocket`);
 }
 
+/** A fresh 32-byte symmetric key, base64, for a device a scenario creates. */
+function newKey() {
+  return crypto.randomBytes(32).toString('base64');
+}
+
+/** `fn(callback)` as a promise: the callback's error rejects it, its result resolves it. */
+function viaCallback(fn) {
+  return new Promise((resolve, reject) => fn((err, result) => (err ? reject(err) : resolve(result))));
+}
+
+/** Resolves once `predicate()` is true (polled every 100 ms) or fails after `ms`. */
+async function waitUntil(predicate, ms, what) {
+  const deadline = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new ScenarioFailure(`${what}: not within ${ms / 1000} s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * azure-iothub's getFeedbackReceiver() on an open service client: every record of every batch
+ * (a JSON array) lands in `records` by originalMessageId, after `checkRecord` (which may throw
+ * a ScenarioFailure); bodies that are not such arrays and receiver errors land in `errors`.
+ */
+async function collectFeedback(service, checkRecord = (r) => r) {
+  const records = new Map();
+  const errors = [];
+  const receiver = await viaCallback((cb) => service.getFeedbackReceiver(cb));
+  receiver.on('message', (msg) => {
+    const text = msg.data.toString('utf8');
+    console.log('feedback message:', text);
+    try {
+      for (const r of JSON.parse(text)) {
+        const record = checkRecord(r);
+        records.set(record.originalMessageId, record);
+      }
+    } catch (err) {
+      errors.push(`feedback body ${text}: ${err instanceof ScenarioFailure ? err.message : 'not a JSON array'}`);
+    }
+  });
+  receiver.on('errorReceived', (err) => errors.push(describeError(err)));
+  return { records, errors };
+}
+
 module.exports = {
   SDK,
+  newKey,
+  viaCallback,
+  waitUntil,
+  collectFeedback,
   ScenarioFailure,
   check,
   expectEqual,

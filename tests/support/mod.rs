@@ -810,6 +810,24 @@ pub async fn dps_mqtt_registration(emulator: &Emulator) -> RawClient {
     client
 }
 
+/// A DPS client over raw MQTT that has asked to register the quickstart registration, and
+/// the topic that polls that operation (`$rid=2`).
+pub async fn dps_mqtt_registration_started(emulator: &Emulator) -> (RawClient, String) {
+    let mut client = dps_mqtt_registration(emulator).await;
+    let body = format!(r#"{{"registrationId":"{QUICKSTART_REGISTRATION_ID}"}}"#);
+    let (_, started) = request_response(
+        &mut client,
+        "$dps/registrations/PUT/iotdps-register/?$rid=1",
+        body.as_bytes(),
+    )
+    .await;
+    let operation = started["operationId"].as_str().expect("operationId");
+    let poll = format!(
+        "$dps/registrations/GET/iotdps-get-operationstatus/?$rid=2&operationId={operation}"
+    );
+    (client, poll)
+}
+
 /// Publishes at QoS 0 and returns the response's topic and JSON body (DPS answers, and the
 /// hub's twin responses alike).
 pub async fn request_response(
