@@ -541,6 +541,32 @@ try {
     await page.getByText("No faults installed").waitFor();
   });
 
+  // Last but one: moving the clock expires what earlier checks left queued.
+  await check("faults view: the clock section moves the emulator's clock ahead, credentials only when asked", async () => {
+    const offset = page.locator('[data-field="offset"]');
+    const credentialOffset = page.locator('[data-field="credentialOffset"]');
+    assert.equal(await offset.textContent(), "0 s");
+    const clock = page.getByRole("form", { name: "Advance the clock" });
+    await clock.getByLabel(/Seconds to move the clock ahead/).fill("90");
+    await clock.getByRole("button", { name: "Advance" }).click();
+    await page.waitForFunction(() => document.querySelector('[data-field="offset"]')?.textContent === "90 s");
+    assert.equal(await credentialOffset.textContent(), "0 s");
+    await clock.getByLabel(/Seconds to move the clock ahead/).fill("10");
+    await clock.getByLabel(/Also age connected clients/).check();
+    await clock.getByRole("button", { name: "Advance" }).click();
+    await page.waitForFunction(() => document.querySelector('[data-field="offset"]')?.textContent === "100 s");
+    assert.equal(await credentialOffset.textContent(), "10 s");
+    const reading = await page.evaluate(async () => (await fetch("/api/time")).json());
+    assert.equal(reading.offsetSeconds, 100);
+    assert.equal(reading.credentialOffsetSeconds, 10);
+    // A step the server refuses: its message is shown and the clock stays.
+    await clock.getByLabel(/Seconds to move the clock ahead/).fill("999999999999");
+    await clock.getByRole("button", { name: "Advance" }).click();
+    await page.getByRole("alert").filter({ hasText: "limit" }).waitFor();
+    assert.equal((await page.evaluate(async () => (await fetch("/api/time")).json())).offsetSeconds, 100);
+    await shot(page, "21-clock");
+  });
+
   await check("no request left the emulator's origin; no script errors", async () => {
     assert.deepEqual(external, []);
     assert.deepEqual(errors, []);

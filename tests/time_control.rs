@@ -258,6 +258,24 @@ async fn the_control_port_reads_and_advances_the_clock_and_refuses_bad_steps() {
     let (_, reading) = control_call(&emulator, "GET", "/time", &[], "").await;
     assert_eq!(reading["offsetSeconds"], 100.5);
     assert_eq!(reading["credentialOffsetSeconds"], 10.0);
+
+    // The portal's API answers the same, and its writes need the portal's header.
+    let step = r#"{"seconds": 0.5}"#;
+    let (status, _) = control_call(&emulator, "POST", "/api/time/advance", &[JSON], step).await;
+    assert_eq!(status, 403);
+    let portal = "X-Iotemu-Portal: 1";
+    let (status, advanced) = control_call(
+        &emulator,
+        "POST",
+        "/api/time/advance",
+        &[JSON, portal],
+        step,
+    )
+    .await;
+    assert_eq!(status, 200, "{advanced}");
+    assert_eq!(advanced["offsetSeconds"], 101.0);
+    let (status, reading) = control_call(&emulator, "GET", "/api/time", &[], "").await;
+    assert_eq!((status, &reading["offsetSeconds"]), (200, &json!(101.0)));
 }
 
 #[tokio::test]

@@ -19,6 +19,7 @@
 //! | `GET /api/hubs/{hub}/feedback` | unread C2D feedback records, left unread (see `api_hub.rs`) |
 //! | `/api/certificates…`, `/api/hubs/{hub}/certificates…` | CA certificates and their proof of possession (`api_certificates.rs`) |
 //! | `GET,POST /api/faults`, `GET,DELETE /api/faults/{id}` | injected faults, as `/faults` answers them (`faults.rs`) |
+//! | `GET /api/time`, `POST /api/time/advance` | the emulator's clock, as `/time` answers (`time.rs`) |
 //!
 //! Writes must carry `X-Iotemu-Portal: 1`: a header a web page on another origin cannot add
 //! without a CORS preflight, which the control port never grants, so no other site can make
@@ -132,6 +133,11 @@ pub(super) async fn route(state: &EmulatorState, req: Request<Incoming>) -> Repl
             super::faults::remove_reply(state.dps.faults(), id)
         }
         ["faults", ..] => method_not_allowed(),
+        ["time"] if req.method == Method::GET => super::time::reading_reply(&state.hubs),
+        ["time", "advance"] if req.method == Method::POST => {
+            super::time::advance_reply(&state.hubs, &req.body).await
+        }
+        ["time", ..] => method_not_allowed(),
         ["hubs", hub, "certificates", rest @ ..] => match state.hubs.get(hub) {
             Some(hub) => api_certificates::route(hub.certificates(), &req, rest).await,
             None => error_reply(StatusCode::NOT_FOUND, 404001, &format!("no hub '{hub}'")),

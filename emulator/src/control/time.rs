@@ -7,7 +7,8 @@
 //! | `POST /time/advance` (`{"seconds": N}`, optionally `"credentials": true`; `Content-Type: application/json`) | 200 `{now, offsetSeconds, credentialOffsetSeconds, expiredC2d}`, or 400 `{errorCode: 400004, message}` with the clocks unchanged |
 //!
 //! Access is the control port's (`access.rs`); the POST must declare JSON, as `POST /faults`
-//! must, so no web page can move a developer's clock.
+//! must, so no web page can move a developer's clock. The portal's faults view uses the same
+//! replies under `/api/time` (`api.rs`), behind the portal's own write header.
 
 use std::time::Duration;
 
@@ -26,30 +27,38 @@ use crate::timefmt::utc_timestamp;
 pub(super) async fn route(state: &EmulatorState, req: Request<Incoming>) -> Reply {
     let path = req.uri().path().trim_matches('/').to_owned();
     match (req.method(), path.as_str()) {
-        (&Method::GET, "time") => json_reply(StatusCode::OK, reading(&state.hubs)),
-        (&Method::POST, "time/advance") => {
-            let body = match json_body(req, "POST /time/advance").await {
-                Ok(body) => body,
-                Err(reply) => return reply,
-            };
-            let AdvanceRequest { step, credentials } = match AdvanceRequest::from_json(&body) {
-                Ok(request) => request,
-                Err(message) => return error(StatusCode::BAD_REQUEST, 400004, &message),
-            };
-            match state.hubs.advance_clock(step, credentials).await {
-                Ok(advanced) => {
-                    let mut answer = reading(&state.hubs);
-                    answer["expiredC2d"] = json!(advanced.expired_c2d);
-                    json_reply(StatusCode::OK, answer)
-                }
-                Err(e) => error(StatusCode::BAD_REQUEST, 400004, &e.to_string()),
-            }
-        }
+        (&Method::GET, "time") => reading_reply(&state.hubs),
+        (&Method::POST, "time/advance") => match json_body(req, "POST /time/advance").await {
+            Ok(body) => advance_reply(&state.hubs, &body).await,
+            Err(reply) => reply,
+        },
         _ => error(
             StatusCode::METHOD_NOT_ALLOWED,
             405000,
             "time: GET /time, POST /time/advance",
         ),
+    }
+}
+
+/// 200 with the clocks' reading.
+pub(super) fn reading_reply(hubs: &Hubs) -> Reply {
+    json_reply(StatusCode::OK, reading(hubs))
+}
+
+/// 200 with the clocks' reading after the advance `body` asks for and the number of C2D
+/// messages it expired, or 400 (400004) for a bad body or a step too far, nothing moved.
+pub(super) async fn advance_reply(hubs: &Hubs, body: &[u8]) -> Reply {
+    let AdvanceRequest { step, credentials } = match AdvanceRequest::from_json(body) {
+        Ok(request) => request,
+        Err(message) => return error(StatusCode::BAD_REQUEST, 400004, &message),
+    };
+    match hubs.advance_clock(step, credentials).await {
+        Ok(advanced) => {
+            let mut answer = reading(hubs);
+            answer["expiredC2d"] = json!(advanced.expired_c2d);
+            json_reply(StatusCode::OK, answer)
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, 400004, &e.to_string()),
     }
 }
 

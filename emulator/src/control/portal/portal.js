@@ -840,8 +840,35 @@ function faultRuleFrom(form) {
   return rule;
 }
 
+/** The clock section of the faults view: its offsets and a form that moves it ahead (docs/faults.md, "Time control"). */
+function clockSection(clock) {
+  const seconds = h("input", { name: "seconds", type: "number", min: 0, step: "any", value: "3600" });
+  const credentials = h("input", { name: "credentials", type: "checkbox" });
+  const form = h("form", { "aria-label": "Advance the clock" },
+    field("Seconds to move the clock ahead", seconds),
+    field("Also age connected clients' SAS tokens (sessions whose token runs out end)", credentials, true),
+    h("button", { type: "submit" }, "Advance"));
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    guarded(async () => {
+      const advanced = await api("POST", "time/advance", { seconds: Number(seconds.value), credentials: credentials.checked });
+      toast(`Clock ${advanced.offsetSeconds} s ahead; ${advanced.expiredC2d} C2D message(s) expired`);
+      await showFaults();
+    });
+  });
+  return [
+    h("h3", {}, "Clock"),
+    h("p", { class: "muted" }, "Move the emulator's clock ahead instead of waiting: C2D messages expire, method calls time out, DPS assignment delays end. It never goes back; a restart starts at the wall clock."),
+    h("dl", { class: "props", "aria-label": "Clock" },
+      h("dt", {}, "Now"), h("dd", { "data-field": "now" }, clock.now),
+      h("dt", {}, "Ahead of the wall clock"), h("dd", { "data-field": "offset" }, `${clock.offsetSeconds} s`),
+      h("dt", {}, "Credentials ahead by"), h("dd", { "data-field": "credentialOffset" }, `${clock.credentialOffsetSeconds} s`)),
+    form,
+  ];
+}
+
 async function showFaults() {
-  const rules = await api("GET", "faults");
+  const [rules, clock] = await Promise.all([api("GET", "faults"), api("GET", "time")]);
   const input = (name, attrs) => h("input", Object.assign({ name }, attrs || {}));
   const operation = h("select", { name: "operation" }, FAULT_OPERATIONS.map((o) => h("option", { value: o }, o)));
   const kind = h("select", { name: "kind" },
@@ -885,7 +912,8 @@ async function showFaults() {
           await showFaults();
         }) }, "Remove"))))
         : h("tr", {}, h("td", { colspan: 7, class: "muted" }, "No faults installed")))),
-    h("h3", {}, "Add a fault"), form);
+    h("h3", {}, "Add a fault"), form,
+    clockSection(clock));
 }
 
 // ----- routing -----
