@@ -271,6 +271,60 @@ async fn c2d_failures_are_rejected_with_the_conditions_sdks_translate() {
     connection.close().await.unwrap();
 }
 
+/// A `hub.c2d.send` refusal (docs/faults.md; `--azure-throttles` installs one as a rate) is
+/// IoT Hub's throttling condition with `retry-after` in the error's info, nothing queued.
+#[tokio::test]
+async fn a_throttled_c2d_send_is_rejected_with_the_throttling_condition_and_retry_after() {
+    use iotemu::{FaultOperation, FaultRule, Refusal};
+    let emulator = start().await;
+    let _guard = emulator
+        .faults()
+        .inject(
+            FaultRule::new(
+                FaultOperation::HubC2dSend,
+                Refusal::Throttled { retry_after: 3 },
+            )
+            .device_id(QUICKSTART_DEVICE_ID)
+            .count(1),
+        )
+        .expect("a valid rule");
+    let (mut connection, mut session, _cbs) = authorised_session(&emulator, Login::Anonymous).await;
+    let mut sender = Sender::attach(&mut session, "c2d", "/messages/devicebound")
+        .await
+        .unwrap();
+    let refused = sender
+        .send(c2d_message(QUICKSTART_DEVICE_ID, b"x"))
+        .await
+        .unwrap();
+    let Outcome::Rejected(rejected) = refused else {
+        panic!("expected a rejection, got {refused:?}");
+    };
+    let error = rejected.error.expect("rejection error");
+    assert_eq!(
+        symbol_of(&error.condition),
+        "com.microsoft:device-container-throttled"
+    );
+    let info = error.info.expect("the error's info");
+    let retry_after = info
+        .iter()
+        .find(|(k, _)| k.as_str() == "retry-after")
+        .map(|(_, v)| v.clone());
+    assert_eq!(retry_after, Some(Value::String("3".into())));
+    assert!(
+        emulator
+            .default_hub()
+            .c2d_pending(QUICKSTART_DEVICE_ID)
+            .is_empty()
+    );
+    // The rule's count is used: the next send is queued.
+    let ok = sender
+        .send(c2d_message(QUICKSTART_DEVICE_ID, b"y"))
+        .await
+        .unwrap();
+    assert!(ok.is_accepted(), "{ok:?}");
+    connection.close().await.unwrap();
+}
+
 #[tokio::test]
 async fn service_links_need_a_token_with_service_connect() {
     let emulator = start().await;

@@ -1199,3 +1199,41 @@ async fn azure_throttles_refuse_the_sixth_poll_within_ten_seconds_with_the_wait(
     assert_eq!(topic, "$dps/registrations/res/429/?$rid=7&retry-after=2");
     assert_eq!(error["errorCode"], 429001);
 }
+
+#[tokio::test]
+async fn azure_throttles_refuse_the_hubs_101st_c2d_send_in_a_minute() {
+    use iotemu::{C2dMessage, SymmetricKey, WaitStored};
+    let emulator = Emulator::builder()
+        .quickstart_fixture()
+        .control_port(0)
+        .azure_throttles("S1".parse().expect("a tier"))
+        .start()
+        .await
+        .expect("emulator starts");
+    let hub = emulator.default_hub();
+    let key = SymmetricKey::from_base64(QUICKSTART_KEY).unwrap();
+    // Three devices: a device's queue holds 50 messages, the hub's throttle counts them all.
+    for device in ["c2d-0", "c2d-1", "c2d-2"] {
+        hub.provision_device(device, key.clone(), key.clone(), None);
+    }
+    for n in 0..100 {
+        let device = format!("c2d-{}", n % 3);
+        hub.send_c2d(&device, C2dMessage::new("x"))
+            .wait_stored()
+            .unwrap_or_else(|e| panic!("send {n}: {e}"));
+    }
+    // S1, one unit: 100 sends a minute; the 101st waits for a refill, about 0.6 s.
+    let refused = hub
+        .send_c2d("c2d-0", C2dMessage::new("one too many"))
+        .wait_stored()
+        .unwrap_err();
+    assert_eq!((refused.code, refused.retry_after), (429001, Some(1)));
+    let (status, error) = control_call(&emulator, "POST", "/c2d?deviceId=c2d-1", &[], "x").await;
+    assert_eq!(status, 429, "{error}");
+    assert_eq!(error["errorCode"], 429001);
+    let queued: usize = ["c2d-0", "c2d-1", "c2d-2"]
+        .iter()
+        .map(|d| hub.c2d_pending(d).len())
+        .sum();
+    assert_eq!(queued, 100, "nothing refused was queued");
+}

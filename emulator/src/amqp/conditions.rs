@@ -82,15 +82,26 @@ pub(crate) fn hub_error_condition(e: &HubError) -> &'static str {
         401002 => UNAUTHORIZED,
         403012 | 403005 => NOT_ALLOWED,
         412002 => MESSAGE_LOCK_LOST,
+        code if (429_000..430_000).contains(&code) => DEVICE_CONTAINER_THROTTLED,
         code if (400_000..401_000).contains(&code) => ARGUMENT_ERROR,
         code if (500_000..600_000).contains(&code) => INTERNAL_ERROR,
         _ => INTERNAL_ERROR,
     }
 }
 
-/// The AMQP error for a hub error: its condition, and the Azure code and name in the text.
+/// The AMQP error for a hub error: its condition, and the Azure code and name in the text;
+/// a `retry-after` it carries goes in the error's info, where the SDKs read it.
 pub(crate) fn hub_error(e: &HubError) -> Error {
-    error(hub_error_condition(e), e.to_string())
+    let mut amqp = error(hub_error_condition(e), e.to_string());
+    if let Some(seconds) = e.retry_after {
+        let mut info = Fields::new();
+        info.insert(
+            Symbol::from("retry-after"),
+            serde_amqp::Value::String(seconds.to_string()),
+        );
+        amqp.info = Some(Box::new(info));
+    }
+    amqp
 }
 
 #[cfg(test)]

@@ -133,25 +133,10 @@ pub(crate) async fn serve(mut receiver: Receiver, channel: Arc<DeviceChannel>, s
 
 /// The AMQP error a refusal fault rejects a message with: a 429 as IoT Hub's throttling
 /// condition (`com.microsoft:device-container-throttled`, which the device SDKs treat as
-/// retryable) with `retry-after` in its info, the others as the hub error of their status.
+/// retryable) with `retry-after` in its info, the others as the hub error of their status
+/// (`conditions::hub_error`).
 fn fault_error(refusal: Refusal, fault_id: &str) -> Error {
-    let hub_error = HubError::from_fault(refusal, fault_id);
-    match refusal {
-        Refusal::Throttled { retry_after } => {
-            let mut error = conditions::error(
-                conditions::DEVICE_CONTAINER_THROTTLED,
-                hub_error.to_string(),
-            );
-            let mut info = fe2o3_amqp::types::definitions::Fields::new();
-            info.insert(
-                fe2o3_amqp::types::primitives::Symbol::from("retry-after"),
-                Value::String(retry_after.to_string()),
-            );
-            error.info = Some(Box::new(info));
-            error
-        }
-        _ => conditions::hub_error(&hub_error),
-    }
+    conditions::hub_error(&HubError::from_fault(refusal, fault_id))
 }
 
 /// The messages of a batch (`sendEventBatch`): each Data section holds one whole encoded

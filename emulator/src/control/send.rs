@@ -78,10 +78,19 @@ pub(super) async fn post(state: &EmulatorState, req: Request<Incoming>) -> Reply
     };
     match sent {
         Ok(message_id) => json_reply(StatusCode::CREATED, json!({ "messageId": message_id })),
-        Err(e) => json_reply(
-            StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
-            json!({ "errorCode": e.code, "message": e.message }),
-        ),
+        Err(e) => {
+            let mut reply = json_reply(
+                StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
+                json!({ "errorCode": e.code, "message": e.message }),
+            );
+            // A throttled send (`hub.c2d.send`) says when to try again.
+            if let Some(seconds) = e.retry_after {
+                reply
+                    .headers_mut()
+                    .insert(hyper::header::RETRY_AFTER, seconds.into());
+            }
+            reply
+        }
     }
 }
 

@@ -114,6 +114,9 @@ impl AzureThrottles {
         let queries = units.saturating_mul(by_size(20, 20, 1_000));
         let registry_and_jobs = units.saturating_mul(by_size(100, 100, 5_000));
         let configurations = units.saturating_mul(20);
+        let c2d_sends = units.saturating_mul(by_size(100, 100, 5_000));
+        // Over HTTPS only: MQTT and AMQP deliveries are not receive requests.
+        let c2d_receives = units.saturating_mul(by_size(1_000, 1_000, 50_000));
         let service = |path: &str, rate: Rate| {
             FaultRule::throttle(FaultOperation::HubService, rate).path(path)
         };
@@ -129,6 +132,8 @@ impl AzureThrottles {
             FaultRule::throttle(FaultOperation::HubTwinGet, per_second(twin_reads)),
             FaultRule::throttle(FaultOperation::HubTwinPatch, per_second(twin_updates)),
             FaultRule::throttle(FaultOperation::HubMethod, per_second(methods)),
+            FaultRule::throttle(FaultOperation::HubC2dSend, per_minute(c2d_sends)),
+            FaultRule::throttle(FaultOperation::HubC2d, per_minute(c2d_receives)),
             service("/devices/query*", per_minute(queries)),
             service("/jobs*", per_minute(registry_and_jobs)),
             service("/configurations*", per_minute(configurations)),
@@ -214,6 +219,16 @@ mod tests {
         assert_eq!(
             rate_of(&s1, FaultOperation::DpsPoll),
             json!({"limit": 5, "seconds": 10, "each": true})
+        );
+        // C2D: 100 sends/min/unit and 1,000 HTTPS receives/min/unit (S1, S2), 5,000 and
+        // 50,000 (S3).
+        assert_eq!(
+            rate_of(&s1_nine, FaultOperation::HubC2dSend),
+            json!({"limit": 900, "seconds": 60})
+        );
+        assert_eq!(
+            rate_of(&s3, FaultOperation::HubC2d),
+            json!({"limit": 100_000, "seconds": 60})
         );
         for rule in s1.iter().chain(&s1_nine).chain(&s3) {
             rule.validate().unwrap();

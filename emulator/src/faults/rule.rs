@@ -60,10 +60,14 @@ pub enum FaultOperation {
     /// the device settled it, or `delay` its sending; `refuse` applies to the HTTPS receive
     /// only (a request the device makes), and MQTT and AMQP deliveries pass such a rule by.
     HubC2d,
+    /// A cloud-to-device message a service sends (AMQP `/messages/devicebound`, the portal,
+    /// `POST /c2d`, the Rust API), addressed by the device it is for; refusals only, answered
+    /// before anything is queued.
+    HubC2dSend,
 }
 
 impl FaultOperation {
-    const ALL: [FaultOperation; 10] = [
+    const ALL: [FaultOperation; 11] = [
         FaultOperation::DpsRegister,
         FaultOperation::DpsPoll,
         FaultOperation::HubConnect,
@@ -74,6 +78,7 @@ impl FaultOperation {
         FaultOperation::HubService,
         FaultOperation::DpsService,
         FaultOperation::HubC2d,
+        FaultOperation::HubC2dSend,
     ];
 
     /// The name used in JSON and the log.
@@ -89,6 +94,7 @@ impl FaultOperation {
             FaultOperation::HubService => "hub.service",
             FaultOperation::DpsService => "dps.service",
             FaultOperation::HubC2d => "hub.c2d",
+            FaultOperation::HubC2dSend => "hub.c2d.send",
         }
     }
 
@@ -113,9 +119,13 @@ impl FaultOperation {
     }
 
     /// The DPS device operations can only refuse: their transports carry a DPS error on
-    /// every protocol, but delay, drop and stall are served by the hub and HTTPS paths.
+    /// every protocol, but delay, drop and stall are served by the hub and HTTPS paths. A C2D
+    /// send is refused by the hub before it is queued, whichever way the service sent it.
     fn refuses_only(self) -> bool {
-        matches!(self, FaultOperation::DpsRegister | FaultOperation::DpsPoll)
+        matches!(
+            self,
+            FaultOperation::DpsRegister | FaultOperation::DpsPoll | FaultOperation::HubC2dSend
+        )
     }
 
     fn id_field(self) -> &'static str {
@@ -447,7 +457,7 @@ impl FaultRule {
             }
             _ if self.operation.refuses_only() => {
                 return Err(FaultError(format!(
-                    "{} faults can only refuse (delay, drop and stall are served for hub operations and the service APIs)",
+                    "{} faults can only refuse (delay, drop and stall are served for the other hub operations and the service APIs)",
                     self.operation.as_str()
                 )));
             }
@@ -910,6 +920,10 @@ mod tests {
             (
                 r#"{"operation":"hub.c2d","action":{"stall":{}}}"#,
                 "no request to stall",
+            ),
+            (
+                r#"{"operation":"hub.c2d.send","deviceId":"d","action":{"delay":{"ms":5}}}"#,
+                "hub.c2d.send faults can only refuse",
             ),
             (
                 r#"{"operation":"dps.service","registrationId":"r","action":{"stall":{}}}"#,

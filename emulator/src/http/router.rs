@@ -239,6 +239,7 @@ fn body_error(target: Target, error: &BodyError) -> Reply {
             code,
             name,
             message,
+            retry_after: None,
         })
     };
     reply::with_header(reply, "connection", "close")

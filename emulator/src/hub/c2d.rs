@@ -15,6 +15,7 @@ use super::Hub;
 use super::connections::Outbound;
 use super::error::HubError;
 use super::feedback::FeedbackStatus;
+use crate::faults::{FaultAction, FaultHit, FaultOperation};
 use crate::pending::{Pending, Settled};
 
 pub(crate) const MAX_C2D_BYTES: usize = 64 * 1024;
@@ -96,6 +97,14 @@ impl Hub {
         device_id: &str,
         mut message: C2dMessage,
     ) -> Result<Pending<'_, String>, HubError> {
+        // An injected fault or Azure's C2D throttle (`hub.c2d.send`) refuses before anything.
+        if let Some(FaultHit {
+            id,
+            action: FaultAction::Refuse(refusal),
+        }) = self.fault(FaultOperation::HubC2dSend, device_id)
+        {
+            return Err(HubError::from_fault(refusal, &id));
+        }
         if self.device(device_id).is_none() {
             return Err(HubError::device_not_found(device_id));
         }

@@ -10,6 +10,9 @@ pub struct HubError {
     pub code: u32,
     pub name: &'static str,
     pub message: String,
+    /// Seconds the caller should wait before trying again, when a throttle or an injected
+    /// fault says so (the transports send it as `Retry-After` or `retry-after`).
+    pub retry_after: Option<u32>,
 }
 
 impl HubError {
@@ -22,6 +25,7 @@ impl HubError {
             code,
             name,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -34,11 +38,14 @@ impl HubError {
             Refusal::ServiceUnavailable { .. } => ("ServiceUnavailable", "Service unavailable"),
             Refusal::Unauthorized => ("IotHubUnauthorized", "Unauthorized"),
         };
-        HubError::new(
-            refusal.error_code(),
-            name,
-            format!("{message} (iotemu fault {fault_id})"),
-        )
+        HubError {
+            retry_after: refusal.retry_after(),
+            ..HubError::new(
+                refusal.error_code(),
+                name,
+                format!("{message} (iotemu fault {fault_id})"),
+            )
+        }
     }
 
     pub(crate) fn device_not_found(device_id: &str) -> HubError {

@@ -801,7 +801,7 @@ function showTelemetry(params) {
 // The rules of docs/faults.md: a list with each rule's hits, a form that builds the JSON rule
 // the control port takes, and removal. The server checks every rule; its 400 message is shown.
 
-const FAULT_OPERATIONS = ["dps.register", "dps.poll", "hub.connect", "hub.telemetry", "hub.twin.get", "hub.twin.patch", "hub.method", "hub.service", "dps.service", "hub.c2d"];
+const FAULT_OPERATIONS = ["dps.register", "dps.poll", "hub.connect", "hub.telemetry", "hub.twin.get", "hub.twin.patch", "hub.method", "hub.service", "dps.service", "hub.c2d", "hub.c2d.send"];
 
 /** One line describing a rule's action. */
 function faultAction(action) {
