@@ -14,7 +14,9 @@
 // id. Both messages arrive with their data, uuid message id, correlation id and application
 // properties (one value with '/ & = %' and spaces). Then a third message is sent with the AmqpWs
 // transport (AMQP over WebSocket on 443, /$iothub/websocket, subprotocol AMQPWSB10) and
-// arrives too. Sending to a device that does not exist fails with DeviceNotFoundError.
+// arrives too. A send refused once with a 429 (a hub.c2d.send fault, POST /faults) is retried by
+// the SDK itself and arrives. Sending to a device that does not exist fails with
+// DeviceNotFoundError.
 'use strict';
 
 const crypto = require('crypto');
@@ -28,6 +30,8 @@ const runId = crypto.randomUUID();
 const UNIT = 'm/s (avg & max=10%) a/b';
 const RECEIVE_BOUND_MS = 15000;
 const FEEDBACK_BOUND_MS = 25000;
+// The service client's retry policy waits 10 s or more after a ThrottlingError.
+const THROTTLED_BOUND_MS = 45000;
 
 // azure-iot-device-http names application properties after their header, `iothub-app-<name>`.
 function propsOf(msg) {
@@ -131,6 +135,19 @@ h.run(
     h.expectEqual('feedback deviceId (rejected)', rejected.deviceId, deviceId);
     h.check(feedbackErrors.length === 0, `feedback receiver errors: ${JSON.stringify(feedbackErrors)}`);
 
+    s.step("send() throttled once (POST /faults: hub.c2d.send, 429 with retry-after 1): the SDK's retry policy sends it again and it arrives");
+    const faultId = await h.installFault({
+      operation: 'hub.c2d.send', deviceId, action: { refuse: { status: 429, retryAfter: 1 } }, count: 1,
+    });
+    const throttled = c2dMessage('throttled once ' + runId, 'throttled', 'complete');
+    const sendStarted = Date.now();
+    await service.send(deviceId, throttled);
+    s.info(`send() resolved after ${Date.now() - sendStarted} ms`);
+    await h.waitUntil(() => received.has(throttled.messageId), THROTTLED_BOUND_MS, 'the device received the throttled message');
+    h.expectEqual('throttled message data', received.get(throttled.messageId).data, 'throttled once ' + runId);
+    h.expectEqual('hub.c2d.send rule hits', (await h.faultStatus(faultId)).hits, 1);
+    h.expectEqual('DELETE /faults/{id}', await h.removeFault(faultId), 204);
+
     s.step('send() to a device that does not exist fails with DeviceNotFoundError');
     let missingError = null;
     try {
@@ -159,5 +176,5 @@ h.run(
     h.expectC2dQueuedOverAmqp(s, offset, deviceId, [toComplete.messageId, toReject.messageId, overWs.messageId]);
     h.expectAmqpWebsocketUpgrades(s, offset);
   },
-  { timeoutSeconds: 80 }
+  { timeoutSeconds: 140 }
 );
