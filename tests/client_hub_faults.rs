@@ -1,7 +1,9 @@
 //! The `iotemu-device` client through hub faults injected in the real emulator (issue #19,
 //! docs/faults.md): the hub drops its connection right after the PUBACK of its third message —
 //! sent one at a time or all at once — and it reconnects by itself and loses nothing; the hub
-//! holds a PUBACK for a while and the send simply completes later, on the same connection.
+//! holds a PUBACK for a while and the send simply completes later, on the same connection; the
+//! hub ends its session because the clock was advanced past its token's expiry
+//! (`Emulator::advance_with_credentials`, docs/faults.md "Time control") and it connects again.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -177,4 +179,42 @@ async fn a_delayed_puback_completes_the_send_after_the_delay_on_the_same_connect
     let counts = stored_counts(&emulator, "slow-ack-dev");
     assert_eq!(counts.len(), 3, "{counts:?}");
     assert!(counts.values().all(|n| *n == 1), "duplicates: {counts:?}");
+}
+
+#[tokio::test]
+async fn a_session_ended_by_its_tokens_expiry_is_resumed_and_sends_go_on() {
+    let emulator = start_emulator(None).await;
+    let client = connect(&emulator, "expiry-dev").await;
+    assert_eq!(generation(&client), 1);
+    within(
+        "send before",
+        client.send_telemetry(Message::new("before").message_id("before")),
+    )
+    .await
+    .expect("sent");
+    // The client's tokens live an hour: an advance with credentials past that ends the
+    // session, as a hub does when a token runs out.
+    let mut states = client.connection_state();
+    emulator
+        .advance_with_credentials(Duration::from_secs(3601))
+        .await
+        .expect("a valid step");
+    within("the reconnect", async {
+        while !matches!(
+            *states.borrow_and_update(),
+            ConnectionState::Connected { generation } if generation >= 2
+        ) {
+            states.changed().await.expect("the client is alive");
+        }
+    })
+    .await;
+    within(
+        "send after",
+        client.send_telemetry(Message::new("after").message_id("after")),
+    )
+    .await
+    .expect("sent after the reconnect");
+    let counts = stored_counts(&emulator, "expiry-dev");
+    assert_eq!(counts.get("before"), Some(&1));
+    assert_eq!(counts.get("after"), Some(&1));
 }
