@@ -36,7 +36,7 @@
 //! laid over them, so an entity deleted at run time must stay deleted even though a fixture
 //! still names it.
 
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -141,11 +141,11 @@ impl Persistence {
     /// holds now). On success the caller publishes `after` into `map` — still under the
     /// entry's guard — and returns the [`Pending`], whose hook undoes the publication if the
     /// commit fails.
-    pub(crate) fn submit_entry<'a, K, V>(
+    pub(crate) fn submit_entry<'a, K, V, S>(
         &self,
         collection: &str,
         store_key: &str,
-        map: &'a DashMap<K, V>,
+        map: &'a DashMap<K, V, S>,
         map_key: K,
         before: Option<V>,
         after: Option<&V>,
@@ -153,6 +153,7 @@ impl Persistence {
     where
         K: Eq + Hash + Clone + Send + Sync + 'a,
         V: Serialize + Send + Sync + 'a,
+        S: BuildHasher + Clone + Send + Sync + 'a,
     {
         if !self.keeps() {
             return Ok(Pending::ready(()));
@@ -183,8 +184,8 @@ impl Persistence {
 /// `key`, unless the entry no longer holds `written` (what the write stored; `None` when it
 /// removed the entry), i.e. unless something changed it since. Nothing happens on success or
 /// when the write was abandoned (the store may still make it durable).
-pub(crate) fn undo_entry<'a, K, V>(
-    map: &'a DashMap<K, V>,
+pub(crate) fn undo_entry<'a, K, V, S>(
+    map: &'a DashMap<K, V, S>,
     key: K,
     before: Option<V>,
     written: Option<Value>,
@@ -192,6 +193,7 @@ pub(crate) fn undo_entry<'a, K, V>(
 where
     K: Eq + Hash + Clone + Send + Sync + 'a,
     V: Serialize + Send + Sync + 'a,
+    S: BuildHasher + Clone + Send + Sync + 'a,
 {
     move |settled| {
         if settled != Settled::Failed {

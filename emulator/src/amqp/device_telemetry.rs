@@ -222,7 +222,7 @@ pub(crate) fn to_incoming(message: AnyMessage) -> Result<IncomingMessage, Error>
     }
     Ok(IncomingMessage {
         body,
-        system,
+        system: system.into(),
         properties: app,
     })
 }

@@ -100,20 +100,22 @@ fn set_property(message: &mut IncomingMessage, name: &str, value: &str) -> bool 
         message.properties.insert(app.to_owned(), value.to_owned());
         return true;
     }
-    let system: &mut SystemProperties = &mut message.system;
-    let slot = match lower.as_str() {
-        "iothub-messageid" => &mut system.message_id,
-        "iothub-correlationid" => &mut system.correlation_id,
-        "iothub-userid" => &mut system.user_id,
-        "iothub-contenttype" => &mut system.content_type,
-        "iothub-contentencoding" => &mut system.content_encoding,
-        "iothub-to" => &mut system.to,
-        "iothub-expiry" => &mut system.absolute_expiry_time,
-        "iothub-interface-id" => &mut system.interface_id,
-        "iothub-creation-time-utc" => &mut system.creation_time,
+    // The field is picked before the properties are written, so a header that is none of
+    // them leaves a message without system properties holding none (`make_mut` allocates).
+    type Field = fn(&mut SystemProperties) -> &mut Option<String>;
+    let field: Field = match lower.as_str() {
+        "iothub-messageid" => |s| &mut s.message_id,
+        "iothub-correlationid" => |s| &mut s.correlation_id,
+        "iothub-userid" => |s| &mut s.user_id,
+        "iothub-contenttype" => |s| &mut s.content_type,
+        "iothub-contentencoding" => |s| &mut s.content_encoding,
+        "iothub-to" => |s| &mut s.to,
+        "iothub-expiry" => |s| &mut s.absolute_expiry_time,
+        "iothub-interface-id" => |s| &mut s.interface_id,
+        "iothub-creation-time-utc" => |s| &mut s.creation_time,
         _ => return false,
     };
-    *slot = Some(value.to_owned());
+    *field(message.system.make_mut()) = Some(value.to_owned());
     true
 }
 

@@ -79,9 +79,10 @@ impl SystemProperties {
     }
 }
 
-/// A stored message's system properties, read as [`SystemProperties`] (it derefs to them).
-/// Most telemetry sets none, and then they take no room: the retained log holds tens of
-/// thousands of messages, and each byte of a message is read again when it is evicted.
+/// A message's system properties, read as [`SystemProperties`] (it derefs to them). Most
+/// telemetry sets none, and then they take no room: the retained log holds tens of thousands
+/// of messages, and each byte of a message is read again when it is evicted; and an incoming
+/// message, moved from the transport's parser to the log, is a pointer instead of 264 bytes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoredSystemProperties(Option<Box<SystemProperties>>);
 
@@ -89,6 +90,13 @@ impl From<SystemProperties> for StoredSystemProperties {
     fn from(properties: SystemProperties) -> StoredSystemProperties {
         let none_set = properties.entries().next().is_none();
         StoredSystemProperties((!none_set).then(|| Box::new(properties)))
+    }
+}
+
+impl StoredSystemProperties {
+    /// The properties to write into, made (empty) on the first write.
+    pub fn make_mut(&mut self) -> &mut SystemProperties {
+        self.0.get_or_insert_with(Box::default)
     }
 }
 
@@ -104,7 +112,7 @@ impl Deref for StoredSystemProperties {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IncomingMessage {
     pub body: Bytes,
-    pub system: SystemProperties,
+    pub system: StoredSystemProperties,
     pub properties: BTreeMap<String, String>,
 }
 
@@ -365,7 +373,7 @@ impl TelemetryLog {
             device_id: sender.device_id,
             module_id: sender.module_id,
             body,
-            system: message.system.into(),
+            system: message.system,
             properties: message.properties,
             source: MessageSource::Telemetry,
             auth: sender.auth,

@@ -31,7 +31,7 @@ pub(super) fn publish(
     }
     let message = IncomingMessage {
         body,
-        system,
+        system: system.into(),
         properties,
     };
     hub.accept_telemetry(identity, message)
