@@ -70,7 +70,8 @@ async fn mqtt_register_is_throttled_with_retry_after_until_the_count_is_used() {
 #[tokio::test]
 async fn mqtt_poll_can_be_refused_without_losing_the_operation() {
     let emulator = start_emulator(None).await;
-    let (mut client, poll) = dps_mqtt_registration_started(&emulator).await;
+    let (mut client, operation) = dps_mqtt_registration_started(&emulator).await;
+    let poll = dps_poll_topic(2, &operation);
     let guard = emulator
         .faults()
         .inject(
@@ -1174,20 +1175,8 @@ async fn azure_throttles_refuse_the_sixth_poll_within_ten_seconds_with_the_wait(
         poll_throttle.to_json()["rate"],
         serde_json::json!({"limit": 5, "seconds": 10, "each": true})
     );
-    let mut client = dps_mqtt_registration(&emulator).await;
-    let body = format!(r#"{{"registrationId":"{QUICKSTART_REGISTRATION_ID}"}}"#);
-    let (_, started) = request_response(
-        &mut client,
-        "$dps/registrations/PUT/iotdps-register/?$rid=1",
-        body.as_bytes(),
-    )
-    .await;
-    let operation = started["operationId"].as_str().expect("operationId");
-    let poll = |rid: u32| {
-        format!(
-            "$dps/registrations/GET/iotdps-get-operationstatus/?$rid={rid}&operationId={operation}"
-        )
-    };
+    let (mut client, operation) = dps_mqtt_registration_started(&emulator).await;
+    let poll = |rid: u32| dps_poll_topic(rid, &operation);
     for rid in 2..=6 {
         let (topic, done) = request_response(&mut client, &poll(rid), b"").await;
         assert_eq!(topic, format!("$dps/registrations/res/200/?$rid={rid}"));

@@ -168,7 +168,8 @@ async fn an_assignment_delay_ends_when_the_clock_is_advanced() {
         .start()
         .await
         .expect("starts");
-    let (mut client, poll) = dps_mqtt_registration_started(&emulator).await;
+    let (mut client, operation) = dps_mqtt_registration_started(&emulator).await;
+    let poll = dps_poll_topic(2, &operation);
     let (_, status) = request_response(&mut client, &poll, b"").await;
     assert_eq!(status["status"], "assigning");
 

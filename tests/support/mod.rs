@@ -811,7 +811,7 @@ pub async fn dps_mqtt_registration(emulator: &Emulator) -> RawClient {
 }
 
 /// A DPS client over raw MQTT that has asked to register the quickstart registration, and
-/// the topic that polls that operation (`$rid=2`).
+/// the operation id to poll ([`dps_poll_topic`]).
 pub async fn dps_mqtt_registration_started(emulator: &Emulator) -> (RawClient, String) {
     let mut client = dps_mqtt_registration(emulator).await;
     let body = format!(r#"{{"registrationId":"{QUICKSTART_REGISTRATION_ID}"}}"#);
@@ -822,10 +822,12 @@ pub async fn dps_mqtt_registration_started(emulator: &Emulator) -> (RawClient, S
     )
     .await;
     let operation = started["operationId"].as_str().expect("operationId");
-    let poll = format!(
-        "$dps/registrations/GET/iotdps-get-operationstatus/?$rid=2&operationId={operation}"
-    );
-    (client, poll)
+    (client, operation.to_owned())
+}
+
+/// The MQTT topic that polls DPS operation `operation` as request `rid`.
+pub fn dps_poll_topic(rid: u32, operation: &str) -> String {
+    format!("$dps/registrations/GET/iotdps-get-operationstatus/?$rid={rid}&operationId={operation}")
 }
 
 /// Publishes at QoS 0 and returns the response's topic and JSON body (DPS answers, and the
