@@ -1226,3 +1226,65 @@ async fn azure_throttles_refuse_the_hubs_101st_c2d_send_in_a_minute() {
         .sum();
     assert_eq!(queued, 100, "nothing refused was queued");
 }
+
+/// Azure's twin throttles are per hub, whoever reads or writes: a service's `GET /twins/{id}`
+/// counts against a `hub.twin.get` throttle, while a `hub.twin.get` refusal stays the
+/// device's (docs/faults.md).
+#[tokio::test]
+async fn a_services_twin_reads_count_against_the_twin_read_throttle_only() {
+    use iotemu::{Rate, SymmetricKey};
+    let emulator = start_emulator(None).await;
+    let key = SymmetricKey::from_base64(QUICKSTART_KEY).unwrap();
+    emulator
+        .default_hub()
+        .provision_device("tw-1", key.clone(), key, None);
+    let refusal = emulator
+        .faults()
+        .inject(
+            FaultRule::new(FaultOperation::HubTwinGet, Refusal::InternalError).device_id("tw-1"),
+        )
+        .expect("a valid rule");
+    let read = || {
+        hub_rest(
+            &emulator,
+            "GET",
+            "/twins/tw-1",
+            &[],
+            serde_json::Value::Null,
+        )
+    };
+    assert_eq!(
+        read().await.status,
+        200,
+        "a refusal is the device's, not the service's"
+    );
+    drop(refusal);
+    let throttle = emulator
+        .faults()
+        .inject(FaultRule::throttle(
+            FaultOperation::HubTwinGet,
+            Rate::new(2, 60),
+        ))
+        .expect("a valid rule");
+    assert_eq!(read().await.status, 200);
+    assert_eq!(read().await.status, 200);
+    let over = read().await;
+    assert_eq!(over.status, 429, "{}", String::from_utf8_lossy(&over.body));
+    assert!(over.header("retry-after").is_some(), "{:?}", over.headers);
+    // A twin update counts against the update throttle, not the read one.
+    let patch = hub_rest(
+        &emulator,
+        "PATCH",
+        "/twins/tw-1",
+        &[],
+        serde_json::json!({"properties": {"desired": {"x": 1}}}),
+    )
+    .await;
+    assert_eq!(
+        patch.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&patch.body)
+    );
+    assert_eq!(throttle.hits(), 1);
+}

@@ -184,15 +184,16 @@ impl Faults {
         self.check_where(operation, targets, id, |_| true)
     }
 
-    /// [`Faults::check`] over the rules whose action `applies` to this request only: the
-    /// others pass it by, neither hitting nor counting it (a `hub.c2d` refusal is for the
-    /// HTTPS receive, not for a delivery over MQTT).
+    /// [`Faults::check`] over the rules that `apply` to this request only: the others pass it
+    /// by, neither hitting nor counting it (a `hub.c2d` refusal is for the HTTPS receive, not
+    /// for a delivery over MQTT; only the throttles of `hub.twin.get` count a service's twin
+    /// read).
     pub(crate) fn check_where(
         &self,
         operation: FaultOperation,
         targets: &[&str],
         id: &str,
-        applies: impl Fn(FaultAction) -> bool,
+        applies: impl Fn(&FaultRule) -> bool,
     ) -> Option<FaultHit> {
         if self.inner.installed.load(Ordering::Acquire) == 0 {
             return None;
@@ -207,7 +208,7 @@ impl Faults {
         for (index, e) in rules.iter_mut().enumerate() {
             if e.remaining == Some(0)
                 || !e.rule.matches(operation, targets, id)
-                || !applies(e.rule.action())
+                || !applies(&e.rule)
                 || !e
                     .rule
                     .is_active(now.saturating_duration_since(e.installed_at))

@@ -387,6 +387,11 @@ impl FaultRule {
         self.operation
     }
 
+    /// Whether the rule is a throttle (it has a `rate`).
+    pub fn is_throttle(&self) -> bool {
+        self.rate.is_some()
+    }
+
     pub fn action(&self) -> FaultAction {
         self.action
     }

@@ -153,12 +153,12 @@ impl Hub {
             .check(operation, &[&self.name, &self.host_name], id)
     }
 
-    /// [`Hub::fault`] over the rules whose action `applies` to the request only.
+    /// [`Hub::fault`] over the rules that `apply` to the request only.
     pub(crate) fn fault_where(
         &self,
         operation: crate::faults::FaultOperation,
         id: &str,
-        applies: impl Fn(crate::faults::FaultAction) -> bool,
+        applies: impl Fn(&crate::faults::FaultRule) -> bool,
     ) -> Option<crate::faults::FaultHit> {
         self.faults
             .check_where(operation, &[&self.name, &self.host_name], id, applies)

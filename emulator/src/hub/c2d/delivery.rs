@@ -118,8 +118,8 @@ impl C2dDelivery {
         // A refusal is for a device's HTTPS receive: a delivery passes such a rule by.
         let Some(FaultHit { id, action }) =
             self.hub
-                .fault_where(FaultOperation::HubC2d, &self.device_id, |action| {
-                    !matches!(action, FaultAction::Refuse(_))
+                .fault_where(FaultOperation::HubC2d, &self.device_id, |rule| {
+                    !matches!(rule.action(), FaultAction::Refuse(_))
                 })
         else {
             return Some(Ok(outgoing));
