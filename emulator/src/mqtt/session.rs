@@ -374,8 +374,8 @@ struct Wakeups {
     closing: Closing,
     /// The hub's pushes for this device (desired patches, methods, C2D, inputs).
     pushes: Option<push_queue::Receiver<Outbound>>,
-    /// When the SAS token (or certificate-less credential) stops being valid, in the clock's
-    /// frame: the life the token had left when presented, aging with the clock.
+    /// When the SAS token (or certificate-less credential) stops being valid, in the
+    /// credential clock's frame: the life the token had left when presented, aging with it.
     token_deadline: Option<Instant>,
     clock: crate::clock::Clock,
     /// The clock's advances, watched only by sessions whose credential expires.
@@ -407,8 +407,8 @@ impl Wakeups {
     fn new(dispatcher: &mut Dispatcher, ctx: &MqttContext) -> Wakeups {
         // The token's expiry was computed by the client's clock, which advancing ours did not
         // move: its remaining life is taken by the wall clock, then ages with the credential
-        // clock (`Hubs::credential_clock`). Checked: a credential valid for millennia must not overflow the
-        // clock; no representable deadline means none to enforce.
+        // clock (`Hubs::credential_clock`). Checked: a credential valid for millennia must
+        // not overflow the clock; no representable deadline means none to enforce.
         let clock = ctx.hubs.credential_clock().clone();
         let token_deadline = dispatcher.client().expires_at().and_then(|at| {
             let left = at
