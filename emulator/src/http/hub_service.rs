@@ -19,7 +19,7 @@ use super::HttpContext;
 use super::reply::{self, Refusal, Reply};
 use super::request::Request;
 use crate::auth;
-use crate::faults::{FaultOperation, FaultRule};
+use crate::faults::FaultOperation;
 use crate::hub::Hub;
 use crate::hub::error::HubError;
 use crate::pending::Pending;
@@ -75,12 +75,11 @@ pub(super) async fn handle<G: ServiceGroup>(
     match admitted(ctx, req, segments, G::parse(&req.method, fixed, segments)) {
         Ok((hub, operation)) => {
             // An injected `hub.service` fault (docs/faults.md), addressed by the path; else,
-            // for a twin read or update, the twin throttles the device's own requests count
-            // against (Azure's twin throttles are per hub, whoever reads or writes).
+            // for a twin read or update, the hub's twin throttles.
             let path = format!("/{}", segments.join("/"));
             let fault = hub.fault(FaultOperation::HubService, &path).or_else(|| {
-                let (operation, device_id) = twin_throttled(&req.method, segments)?;
-                hub.fault_where(operation, device_id, FaultRule::is_throttle)
+                let (device_id, update) = twin_access(&req.method, segments)?;
+                hub.service_twin_throttle(device_id, update)
             });
             let operation = async { answer(G::apply(hub, req, operation).await) };
             super::faults::around(ctx, super::faults::Service::Hub, fault, operation).await
@@ -89,20 +88,18 @@ pub(super) async fn handle<G: ServiceGroup>(
     }
 }
 
-/// The device-side twin operation whose throttles a service's twin request counts against,
-/// and the device it names: a read (`GET /twins/{id}[/modules/{mid}]`) or an update (`PATCH`
-/// or `PUT` of the same).
-fn twin_throttled<'s>(method: &Method, segments: &[&'s str]) -> Option<(FaultOperation, &'s str)> {
+/// The device a twin request names and whether it updates the twin: a read is `GET
+/// /twins/{id}[/modules/{mid}]`, an update `PATCH` or `PUT` of the same.
+fn twin_access<'s>(method: &Method, segments: &[&'s str]) -> Option<(&'s str, bool)> {
     let device_id = match segments {
         ["twins", id] | ["twins", id, "modules", _] => *id,
         _ => return None,
     };
-    let operation = match *method {
-        Method::GET => FaultOperation::HubTwinGet,
-        Method::PATCH | Method::PUT => FaultOperation::HubTwinPatch,
-        _ => return None,
-    };
-    Some((operation, device_id))
+    match *method {
+        Method::GET => Some((device_id, false)),
+        Method::PATCH | Method::PUT => Some((device_id, true)),
+        _ => None,
+    }
 }
 
 /// The hub and the operation a request asks for, once its route is known (`route` is what

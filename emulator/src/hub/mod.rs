@@ -164,6 +164,24 @@ impl Hub {
             .check_where(operation, &[&self.name, &self.host_name], id, applies)
     }
 
+    /// The throttle a service's read of `device_id`'s twin (or, with `update`, its update)
+    /// hits, if any. Azure's twin throttles are per hub, whoever reads or writes, so the
+    /// service's request counts against the rate rules of the device-side operation
+    /// (`hub.twin.get`, `hub.twin.patch`); their other rules stay the device's.
+    pub(crate) fn service_twin_throttle(
+        &self,
+        device_id: &str,
+        update: bool,
+    ) -> Option<crate::faults::FaultHit> {
+        use crate::faults::{FaultOperation, FaultRule};
+        let operation = if update {
+            FaultOperation::HubTwinPatch
+        } else {
+            FaultOperation::HubTwinGet
+        };
+        self.fault_where(operation, device_id, FaultRule::is_throttle)
+    }
+
     /// Sets up the built-in Event Hubs-compatible endpoint (partitions, consumer groups,
     /// routes); before any traffic.
     pub(crate) fn with_event_hubs(mut self, config: EventHubsConfig) -> Hub {
