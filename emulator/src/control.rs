@@ -38,6 +38,7 @@ mod api;
 mod api_certificates;
 mod api_dps;
 mod api_hub;
+mod blobs;
 mod faults;
 mod inspect;
 mod paging;
@@ -174,6 +175,9 @@ async fn serve(
             faults::route(state, req).await
         }
         Some(state) if path == "time" || path.starts_with("time/") => time::route(state, req).await,
+        Some(state) if path == "blobs" || path.starts_with("blobs/") => {
+            blobs::route(state.hubs.storage(), req.method(), &path)
+        }
         Some(state) if req.method() == Method::POST => send::post(state, req).await,
         Some(state) => inspect::route(state, req, signal),
     }

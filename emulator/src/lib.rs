@@ -41,6 +41,7 @@ mod persistence;
 mod query;
 mod serde_b64;
 pub(crate) mod shutdown;
+pub(crate) mod storage;
 pub(crate) mod store;
 pub(crate) mod timefmt;
 pub(crate) mod tls;
@@ -74,9 +75,13 @@ pub use hub::telemetry::{
     IncomingMessage, MessageSource, StoredSystemProperties, SystemProperties, TelemetryMessage,
 };
 pub use hub::twin::Twin;
-pub use hub::{Advanced, DeviceIdentity, Hub, Hubs, IdentityRef};
+pub use hub::{
+    Advanced, DeviceIdentity, FileNotification, FileUploadSettings, Hub, Hubs, IdentityRef,
+    UploadStorage,
+};
 pub use mqtt::MqttLimits;
 pub use pending::{Pending, WaitStored};
+pub use storage::{BlobStore, StoredBlob};
 pub use store::{
     Commit, FileStore, FileStoreOptions, FileStoreStats, MemoryStore, Op, Store, StoreError,
     StoreSnapshot,

@@ -80,7 +80,11 @@ impl Address {
             ["$management"] => Node::EventHubs,
             ["messages", "devicebound"] => Node::C2dSend,
             ["messages", "servicebound", "feedback"] => Node::Feedback,
-            ["messages", "servicebound", "filenotifications"] => Node::FileNotifications,
+            [
+                "messages",
+                "servicebound",
+                "filenotifications" | "fileuploadnotifications",
+            ] => Node::FileNotifications,
             ["messages", "events", ..] => Node::EventHubs,
             ["devices", ..] => Node::Device,
             [_scope, "registrations", _id] => Node::DpsRegistration,
@@ -192,6 +196,10 @@ mod tests {
             ("/messages/serviceBound/feedback", Node::Feedback),
             (
                 "/messages/serviceBound/filenotifications",
+                Node::FileNotifications,
+            ),
+            (
+                "/messages/servicebound/fileuploadnotifications",
                 Node::FileNotifications,
             ),
             ("$management", Node::EventHubs),

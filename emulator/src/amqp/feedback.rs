@@ -9,8 +9,12 @@
 //! The client's outcome settles the batch: `accepted` completes it, `released`/`modified`
 //! abandon it (it is read again), `rejected` completes it (dead-lettered, as Azure does with a
 //! rejected feedback message). Sending waits for the client's link credit; a batch taken
-//! while waiting is returned to the queue if the link ends first. File notifications: the link attaches and stays open; nothing is
-//! sent until file upload exists.
+//! while waiting is returned to the queue if the link ends first.
+//!
+//! File notifications: each notification of a completed upload ([`Hub::receive_file_notification`])
+//! goes out the same way, one per message — Data body = the JSON object Azure documents,
+//! `content-type: application/json`, `user-id` = the hub name, with `iothub-enqueuedtime`
+//! — and is settled the same way (spec/amqp.md §3.3).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +32,7 @@ use super::connection_auth::ServiceAccess;
 use super::link::{LinkSlot, close_with_error};
 use super::message::timestamp;
 use super::session::SessionContext;
+use crate::hub::FileNotification;
 use crate::hub::Hub;
 use crate::hub::feedback::FeedbackBatch;
 
@@ -60,13 +65,24 @@ pub(crate) async fn serve(
         let readable = hub.feedback_readable().notified();
         tokio::pin!(readable);
         readable.as_mut().enable();
-        let batch = match kind {
-            FeedbackKind::Feedback => hub.receive_feedback(hub.clock().now()),
-            FeedbackKind::FileNotifications => None,
+        let file_readable = hub.file_notifications_readable().notified();
+        tokio::pin!(file_readable);
+        file_readable.as_mut().enable();
+        let now = hub.clock().now();
+        let delivery = match kind {
+            FeedbackKind::Feedback => hub.receive_feedback(now).map(|batch| {
+                let message = feedback_message(&hub, &batch);
+                (message, batch.lock_token)
+            }),
+            FeedbackKind::FileNotifications => hub.receive_file_notification(now).map(|n| {
+                let message = file_notification_message(&hub, &n);
+                (message, n.lock_token)
+            }),
         };
-        let Some(batch) = batch else {
+        let Some((message, lock)) = delivery else {
             tokio::select! {
                 _ = &mut readable => continue,
+                _ = &mut file_readable => continue,
                 _ = tokio::time::sleep(RECHECK) => continue,
                 _ = sender.on_detach() => break,
                 _ = &mut expired => {
@@ -75,28 +91,34 @@ pub(crate) async fn serve(
                 }
             }
         };
-        let message = feedback_message(&hub, &batch);
-        let lock = batch.lock_token.clone();
+        let complete = |lock: &str, now| match kind {
+            FeedbackKind::Feedback => hub.complete_feedback(lock, now),
+            FeedbackKind::FileNotifications => hub.complete_file_notification(lock, now),
+        };
+        let abandon = |lock: &str, now| match kind {
+            FeedbackKind::Feedback => hub.abandon_feedback(lock, now),
+            FeedbackKind::FileNotifications => hub.abandon_file_notification(lock, now),
+        };
         tokio::select! {
             outcome = sender.send(message) => {
                 let now = hub.clock().now();
                 let settled = match outcome {
-                    Ok(Outcome::Accepted(_)) | Ok(Outcome::Rejected(_)) => hub.complete_feedback(&lock, now),
-                    Ok(Outcome::Released(_)) | Ok(Outcome::Modified(_)) => hub.abandon_feedback(&lock, now),
+                    Ok(Outcome::Accepted(_)) | Ok(Outcome::Rejected(_)) => complete(&lock, now),
+                    Ok(Outcome::Released(_)) | Ok(Outcome::Modified(_)) => abandon(&lock, now),
                     #[allow(unreachable_patterns)]
-                    Ok(_) => hub.abandon_feedback(&lock, now),
+                    Ok(_) => abandon(&lock, now),
                     Err(e) => {
-                        tracing::debug!(%link, error = %e, "AMQP feedback delivery failed; the batch is returned");
-                        let _ = hub.abandon_feedback(&lock, now);
+                        tracing::debug!(%link, ?kind, error = %e, "AMQP delivery failed; the message is returned");
+                        let _ = abandon(&lock, now);
                         break;
                     }
                 };
                 if let Err(e) = settled {
-                    tracing::info!(%link, error = %e, "feedback batch settled after its lock ended");
+                    tracing::info!(%link, ?kind, error = %e, "message settled after its lock ended");
                 }
             }
             _ = &mut expired => {
-                let _ = hub.abandon_feedback(&lock, hub.clock().now());
+                let _ = abandon(&lock, hub.clock().now());
                 expire(sender).await;
                 break;
             }
@@ -116,6 +138,32 @@ async fn expire(sender: Sender) {
 /// The hub's name: the first label of its host (`myhub` of `myhub.azure-devices.net`).
 pub(crate) fn hub_name(hub: &Hub) -> &str {
     hub.host_name().split('.').next().unwrap_or(hub.host_name())
+}
+
+/// One file-upload notification as the AMQP message the service reads.
+pub(crate) fn file_notification_message(
+    hub: &Hub,
+    notification: &FileNotification,
+) -> Message<Body<Value>> {
+    let body = serde_json::to_vec(&notification.body()).unwrap_or_default();
+    Message::builder()
+        .properties(Properties {
+            message_id: Some(MessageId::String(notification.message_id.clone())),
+            user_id: Some(Binary::from(hub_name(hub).as_bytes().to_vec())),
+            content_type: Some("application/json".into()),
+            creation_time: Some(timestamp(notification.enqueued)),
+            ..Default::default()
+        })
+        .message_annotations(
+            MessageAnnotations::builder()
+                .insert(
+                    Symbol::from("iothub-enqueuedtime"),
+                    Value::Timestamp(timestamp(notification.enqueued)),
+                )
+                .build(),
+        )
+        .body(Body::Data(vec![Data(Binary::from(body))].into()))
+        .build()
 }
 
 /// One feedback batch as the AMQP message the service reads.

@@ -7,6 +7,7 @@
 //! authenticates its devices (`crate::hub::authentication`). The identities returned can only
 //! be built by the domain that decided, so an unverified identity cannot reach it.
 
+pub(crate) mod blob_sas;
 mod group_hmac;
 pub(crate) mod keys;
 pub(crate) mod policy;

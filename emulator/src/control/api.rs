@@ -138,6 +138,7 @@ pub(super) async fn route(state: &EmulatorState, req: Request<Incoming>) -> Repl
             super::time::advance_reply(&state.hubs, &req.body).await
         }
         ["time", ..] => method_not_allowed(),
+        ["blobs"] if req.method == Method::GET => super::blobs::list_reply(state.hubs.storage()),
         ["hubs", hub, "certificates", rest @ ..] => match state.hubs.get(hub) {
             Some(hub) => api_certificates::route(hub.certificates(), &req, rest).await,
             None => error_reply(StatusCode::NOT_FOUND, 404001, &format!("no hub '{hub}'")),

@@ -69,10 +69,19 @@ fn build_hubs(
                     section.event_hubs_config(builder.partitions, builder.telemetry_retention),
                 )
                 .with_allocation(allocation)
+                // Validated with the fixture (`fixtures::merge`), so never the default by mistake.
+                .with_file_upload(
+                    section
+                        .file_upload
+                        .as_ref()
+                        .and_then(|s| s.settings().ok())
+                        .unwrap_or_default(),
+                )
                 .with_persistence(persistence.clone()),
         );
     }
-    Ok(Hubs::new(hubs))
+    let storage = Arc::new(crate::storage::BlobStore::new(persistence.clone()));
+    Ok(Hubs::with_storage(hubs, storage))
 }
 
 fn build_dps(

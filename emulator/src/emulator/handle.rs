@@ -124,6 +124,12 @@ impl Emulator {
         &self.state.hubs
     }
 
+    /// The built-in blob store that file uploads land in (docs/file-upload.md): `list()` the
+    /// blobs, `get(container, name)` one with its content.
+    pub fn blobs(&self) -> &crate::storage::BlobStore {
+        self.state.hubs.storage()
+    }
+
     /// A hub by host name.
     pub fn hub(&self, host_name: &str) -> Option<&Arc<Hub>> {
         self.state.hubs.get(host_name)

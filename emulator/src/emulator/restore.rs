@@ -51,6 +51,11 @@ fn restore_domain(
     for hub in domain.hubs.all() {
         hub.restore(&mut snapshot).map_err(StartError::Store)?;
     }
+    domain
+        .hubs
+        .storage()
+        .restore(&mut snapshot)
+        .map_err(StartError::Store)?;
     let stored_ca = snapshot
         .take(EMULATOR_COLLECTION)
         .remove(CA_KEY)

@@ -10,6 +10,7 @@
 //! (`router`).
 
 mod arm_certificates;
+mod blob;
 mod connection;
 mod dps_device;
 mod dps_service;
@@ -21,6 +22,7 @@ pub(crate) mod fuzzing;
 mod hub_bulk;
 mod hub_device;
 mod hub_device_c2d;
+mod hub_device_files;
 mod hub_device_telemetry;
 mod hub_digital_twins;
 mod hub_messaging;

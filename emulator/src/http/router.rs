@@ -15,6 +15,7 @@ use rustls_pki_types::CertificateDer;
 
 use super::hub_bulk::Bulk;
 use super::hub_device_c2d::C2dReceive;
+use super::hub_device_files::Files;
 use super::hub_device_telemetry::Telemetry;
 use super::hub_digital_twins::DigitalTwins;
 use super::hub_messaging::Messaging;
@@ -28,7 +29,8 @@ use super::reply::{self, Refusal, Reply};
 use super::request::BodyError;
 use super::request::Request;
 use super::{
-    HttpContext, arm_certificates, dps_device, dps_service, hub_device, hub_service, websocket,
+    HttpContext, arm_certificates, blob, dps_device, dps_service, hub_device, hub_service,
+    websocket,
 };
 use crate::dps::error::DpsError;
 use crate::hub::error::HubError;
@@ -48,6 +50,10 @@ pub(super) async fn handle(
         Ok(req) => req,
         Err(reason) => return reply::dps_error(&DpsError::bad_request(reason)),
     };
+    // The built-in blob store shares the port: its containers are never a hub or DPS path.
+    if blob::is_blob_request(ctx, &req.segments) {
+        return blob::handle(ctx, req, body).await;
+    }
     // A copy, so the request can take its body while the route's ids are borrowed.
     let path = req.segments.clone();
     let segments: Vec<&str> = path.iter().map(String::as_str).collect();
@@ -86,6 +92,8 @@ enum Target {
     HubTelemetry,
     /// IoT Hub device API: /devices/{id}/messages/deviceBound…
     HubC2d,
+    /// IoT Hub device API: /devices/{id}/files[/notifications]
+    HubFiles,
     /// IoT Hub service API: /devices[/{id}]
     HubRegistry,
     /// IoT Hub service API: /devices/{id}/modules…
@@ -126,6 +134,12 @@ impl Target {
             (_, ["devices", _, "messages", "events"]) => Target::HubTelemetry,
             (_, ["devices", _, "messages", "devicebound", ..]) => Target::HubC2d,
             (_, ["devices", _, "messages", ..]) => Target::HubNoRoute,
+            (
+                _,
+                ["devices", _, "files"]
+                | ["devices", _, "files", "notifications"]
+                | ["devices", _, "files", "notifications", _],
+            ) => Target::HubFiles,
             // `devices/query` is a device id for every method but POST.
             (&Method::POST, ["devices", "query"]) => Target::HubQuery,
             (&Method::POST, ["devices"]) => Target::HubBulk,
@@ -177,6 +191,7 @@ fn admit(
         }
         Target::HubTelemetry => hub_device::admit::<Telemetry>(ctx, req, fixed, segments),
         Target::HubC2d => hub_device::admit::<C2dReceive>(ctx, req, fixed, segments),
+        Target::HubFiles => hub_device::admit::<Files>(ctx, req, fixed, segments),
         Target::HubRegistry => hub_service::admit::<Registry>(ctx, req, fixed, segments),
         Target::HubModules => hub_service::admit::<Modules>(ctx, req, fixed, segments),
         Target::HubTwins => hub_service::admit::<Twins>(ctx, req, fixed, segments),
@@ -268,6 +283,7 @@ async fn route(
         Target::DpsStatusLookup => dps_device::status_lookup(ctx, req, segments[0], segments[2]),
         Target::HubTelemetry => hub_device::handle::<Telemetry>(ctx, req, fixed, segments).await,
         Target::HubC2d => hub_device::handle::<C2dReceive>(ctx, req, fixed, segments).await,
+        Target::HubFiles => hub_device::handle::<Files>(ctx, req, fixed, segments).await,
         Target::HubRegistry => hub_service::handle::<Registry>(ctx, req, fixed, segments).await,
         Target::HubModules => hub_service::handle::<Modules>(ctx, req, fixed, segments).await,
         Target::HubTwins => hub_service::handle::<Twins>(ctx, req, fixed, segments).await,

@@ -1,6 +1,7 @@
-//! The hub's durable state (`--data-dir`): devices with their twins, modules, C2D queues and
-//! CA certificates, saved after each change (see `persistence`) and laid over the fixtures at
-//! startup. Telemetry, feedback and connections are not kept.
+//! The hub's durable state (`--data-dir`): devices with their twins, modules, C2D queues,
+//! file uploads in progress and CA certificates, saved after each change (see
+//! `persistence`) and laid over the fixtures at startup. Telemetry, feedback, file-upload
+//! notifications and connections are not kept.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use super::c2d::QueuedC2d;
 use super::device::Device;
 use super::error::HubError;
 use super::feedback::FeedbackStatus;
+use super::file_upload::ActiveUpload;
 use super::module::Module;
 use crate::certificates::CaCertificate;
 use crate::pending::{Pending, Settled};
@@ -19,6 +21,7 @@ use crate::store::StoreSnapshot;
 const DEVICES: &str = "devices";
 const MODULES: &str = "modules";
 const C2D: &str = "c2d";
+const FILE_UPLOADS: &str = "file-uploads";
 pub(crate) const CERTIFICATES: &str = "certificates";
 
 impl Hub {
@@ -28,6 +31,45 @@ impl Hub {
             .attach(persistence.clone(), self.collection(CERTIFICATES));
         self.persistence = persistence;
         self
+    }
+
+    /// Submits an upload in progress (`None`: ended) and publishes it; see
+    /// [`Persistence::submit_entry`].
+    pub(super) fn save_file_upload(
+        &self,
+        correlation_id: &str,
+        upload: Option<ActiveUpload>,
+    ) -> Result<Pending<'_, ()>, HubError> {
+        let name = self.collection(FILE_UPLOADS);
+        let entry = self.file_uploads.entry(correlation_id.to_owned());
+        let before = match &entry {
+            dashmap::mapref::entry::Entry::Occupied(e) => Some(e.get().clone()),
+            dashmap::mapref::entry::Entry::Vacant(_) => None,
+        };
+        let pending = self
+            .persistence
+            .submit_entry(
+                &name,
+                correlation_id,
+                &self.file_uploads,
+                correlation_id.to_owned(),
+                before,
+                upload.as_ref(),
+            )
+            .map_err(HubError::from)?;
+        match (entry, upload) {
+            (dashmap::mapref::entry::Entry::Occupied(mut e), Some(upload)) => {
+                e.insert(upload);
+            }
+            (dashmap::mapref::entry::Entry::Occupied(e), None) => {
+                e.remove();
+            }
+            (dashmap::mapref::entry::Entry::Vacant(e), Some(upload)) => {
+                e.insert(upload);
+            }
+            (dashmap::mapref::entry::Entry::Vacant(_), None) => {}
+        }
+        Ok(pending)
     }
 
     fn collection(&self, kind: &str) -> String {
@@ -199,6 +241,17 @@ impl Hub {
                 }
                 None => {
                     self.c2d.remove(&key);
+                }
+            }
+        }
+        let name = self.collection(FILE_UPLOADS);
+        for (key, value) in snapshot.take(&name) {
+            match restore::<ActiveUpload>(&name, &key, value)? {
+                Some(upload) => {
+                    self.file_uploads.insert(key, upload);
+                }
+                None => {
+                    self.file_uploads.remove(&key);
                 }
             }
         }

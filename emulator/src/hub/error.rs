@@ -123,6 +123,27 @@ impl HubError {
         HubError::new(400004, "ArgumentInvalid", message)
     }
 
+    pub(crate) fn too_many_file_uploads() -> HubError {
+        HubError::new(
+            403006,
+            "DeviceMaximumActiveFileUploadLimitExceeded",
+            format!(
+                "Number of active file upload requests cannot exceed {}",
+                crate::hub::file_upload::MAX_ACTIVE_UPLOADS
+            ),
+        )
+    }
+
+    /// A file-upload notification for a correlation id the device has no upload under
+    /// (never started, already completed, or its token ran out). Chosen: 400 ArgumentInvalid.
+    pub(crate) fn unknown_file_upload(correlation_id: &str) -> HubError {
+        HubError::new(
+            400004,
+            "ArgumentInvalid",
+            format!("No file upload in progress has correlation id '{correlation_id}'"),
+        )
+    }
+
     pub(crate) fn not_implemented(what: &str) -> HubError {
         HubError::new(
             501001,

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use super::Hub;
 use super::error::HubError;
+use super::file_upload::UploadStorage;
 use crate::clock::ClockError;
+use crate::storage::BlobStore;
 
 /// What [`Hubs::advance_clock`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,10 +37,18 @@ pub struct Hubs {
     /// cut off every client (clients renew their tokens by their own clocks, which an advance
     /// cannot move). Never ahead of `clock`.
     credential_clock: crate::clock::Clock,
+    /// The built-in blob store that hubs without a linked account upload into.
+    storage: Arc<BlobStore>,
 }
 
 impl Hubs {
     pub fn new(hubs: Vec<Hub>) -> Hubs {
+        Hubs::with_storage(hubs, Arc::default())
+    }
+
+    /// The hubs, sharing `storage` as their built-in blob store (each hub linked to it gets
+    /// its container there).
+    pub(crate) fn with_storage(hubs: Vec<Hub>, storage: Arc<BlobStore>) -> Hubs {
         let faults = crate::faults::Faults::default();
         let clock = crate::clock::Clock::default();
         let ordered: Vec<Arc<Hub>> = hubs
@@ -46,6 +56,10 @@ impl Hubs {
             .map(|mut hub| {
                 hub.faults = faults.clone();
                 hub.clock = clock.clone();
+                hub.storage = storage.clone();
+                if hub.file_upload.storage == UploadStorage::BuiltIn {
+                    storage.create_container(&hub.file_upload.container);
+                }
                 Arc::new(hub)
             })
             .collect();
@@ -59,7 +73,13 @@ impl Hubs {
             faults,
             clock,
             credential_clock: crate::clock::Clock::default(),
+            storage,
         }
+    }
+
+    /// The built-in blob store (`crate::storage`).
+    pub fn storage(&self) -> &BlobStore {
+        &self.storage
     }
 
     /// Injected faults (`crate::faults`), for hub and DPS operations alike.

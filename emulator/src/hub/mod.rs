@@ -18,6 +18,7 @@ mod durable;
 pub(crate) mod error;
 pub(crate) mod event_hubs;
 pub(crate) mod feedback;
+pub(crate) mod file_upload;
 mod hubs;
 mod identity;
 pub(crate) mod methods;
@@ -44,6 +45,8 @@ use connections::Connections;
 use device::Device;
 use event_hubs::notifications::{self, Lifecycle};
 use event_hubs::{EventHubs, EventHubsConfig};
+pub(crate) use file_upload::UploadOutcome;
+pub use file_upload::{FileNotification, FileUploadSettings, UploadStorage};
 pub use hubs::{Advanced, Hubs};
 pub use identity::{DeviceIdentity, IdentityRef};
 use telemetry::{MessageSource, TelemetryLog, TelemetryMessage};
@@ -83,6 +86,13 @@ pub struct Hub {
     feedback: feedback::FeedbackQueue,
     /// Where changes are made durable (nowhere unless `--data-dir`).
     persistence: Arc<Persistence>,
+    /// Where file uploads go and how their notifications behave (`file_upload`).
+    file_upload: file_upload::FileUploadSettings,
+    /// Uploads between a device's two requests, by correlation id.
+    file_uploads: DashMap<String, file_upload::ActiveUpload>,
+    file_notifications: file_upload::NotificationQueue,
+    /// The emulator's built-in blob store (`Hubs` hands every hub the shared one).
+    storage: Arc<crate::storage::BlobStore>,
 }
 
 /// How DPS allocation treats a linked hub.
@@ -131,6 +141,10 @@ impl Hub {
             session_filters: DashMap::new(),
             feedback: feedback::FeedbackQueue::default(),
             persistence: Arc::default(),
+            file_upload: file_upload::FileUploadSettings::default(),
+            file_uploads: DashMap::new(),
+            file_notifications: file_upload::NotificationQueue::default(),
+            storage: Arc::default(),
         };
         hub.observe_connections();
         hub
