@@ -6,17 +6,14 @@
 
 use std::time::Duration;
 
-use iotemu::SymmetricKey;
 use iotemu_e2e::*;
 use serde_json::{Value, json};
 
 const API: &str = "api-version=2021-04-12";
 
+/// A device with the quickstart key on the default hub (its MQTT client is not needed).
 fn provision(emulator: &iotemu::Emulator, device_id: &str) {
-    let key = SymmetricKey::from_base64(QUICKSTART_KEY).unwrap();
-    emulator
-        .default_hub()
-        .provision_device(device_id, key.clone(), key, None);
+    let _ = quickstart_device(emulator, device_id, None);
 }
 
 /// A device request with the device's SAS.

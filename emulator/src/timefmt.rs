@@ -8,12 +8,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// Formats `t` as ISO 8601 UTC with 100-ns precision, as DPS and IoT Hub do.
 pub(crate) fn utc_timestamp(t: SystemTime) -> String {
     let since_epoch = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
-    let secs = since_epoch.as_secs();
     let ticks = since_epoch.subsec_nanos() / 100;
+    format!("{}.{ticks:07}Z", date_and_time(since_epoch.as_secs()))
+}
+
+/// `YYYY-MM-DDThh:mm:ss` of a Unix time, in UTC.
+fn date_and_time(secs: u64) -> String {
     let (year, month, day) = civil_from_days((secs / 86_400) as i64);
     let rem = secs % 86_400;
     format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{ticks:07}Z",
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
         rem / 3600,
         (rem % 3600) / 60,
         rem % 60
@@ -54,15 +58,7 @@ pub(crate) fn unix_seconds(t: SystemTime) -> u64 {
 /// Formats `t` as ISO 8601 UTC to the second (`2026-12-04T19:00:00Z`): the shape storage
 /// SAS tokens carry their start and expiry in.
 pub(crate) fn utc_seconds(t: SystemTime) -> String {
-    let secs = unix_seconds(t);
-    let (year, month, day) = civil_from_days((secs / 86_400) as i64);
-    let rem = secs % 86_400;
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    format!("{}Z", date_and_time(unix_seconds(t)))
 }
 
 /// Parses an ISO 8601 UTC instant as storage SAS tokens give it: `YYYY-MM-DD`,

@@ -428,6 +428,65 @@ fn check_blob_name(name: &str) -> Result<(), HubError> {
 mod tests {
     use super::*;
 
+    fn notify(hub: &Hub, blob: &str, now: SystemTime) {
+        hub.file_notifications
+            .lock()
+            .pending
+            .push_back(FileNotification {
+                device_id: "d".into(),
+                blob_uri: format!("https://h/c/{blob}"),
+                blob_name: blob.into(),
+                last_updated: now,
+                blob_size: 1,
+                enqueued: now,
+                message_id: blob.into(),
+                lock_token: String::new(),
+                delivery_count: 0,
+            });
+    }
+
+    #[test]
+    fn notifications_lock_complete_abandon_and_run_out() {
+        let hub = Hub::new("h", Vec::new(), 1).with_file_upload(FileUploadSettings {
+            max_delivery_count: 2,
+            ..FileUploadSettings::default()
+        });
+        let settings = hub.file_upload_settings().clone();
+        let now = SystemTime::now();
+        notify(&hub, "a", now);
+        notify(&hub, "b", now);
+        let first = hub.receive_file_notification(now).unwrap();
+        assert_eq!((first.blob_name.as_str(), first.delivery_count), ("a", 1));
+        hub.complete_file_notification(&first.lock_token, now)
+            .unwrap();
+        assert_eq!(
+            hub.complete_file_notification(&first.lock_token, now)
+                .unwrap_err()
+                .code,
+            412002,
+            "a lock completes once"
+        );
+
+        let second = hub.receive_file_notification(now).unwrap();
+        assert!(hub.receive_file_notification(now).is_none(), "b is locked");
+        hub.abandon_file_notification(&second.lock_token, now)
+            .unwrap();
+        let again = hub.receive_file_notification(now).unwrap();
+        assert_eq!((again.blob_name.as_str(), again.delivery_count), ("b", 2));
+        // Its lock runs out; at its delivery limit it is dropped rather than handed out again.
+        let later = now + settings.notification_lock + Duration::from_secs(1);
+        assert!(hub.receive_file_notification(later).is_none());
+        assert!(
+            hub.complete_file_notification(&again.lock_token, later)
+                .is_err()
+        );
+
+        // An unread notification lives for the settings' time to live.
+        notify(&hub, "c", now);
+        let expired = now + settings.notification_ttl + Duration::from_secs(1);
+        assert!(hub.receive_file_notification(expired).is_none());
+    }
+
     #[test]
     fn blob_names_stay_in_the_device_folder() {
         for good in ["a.txt", "logs/2026/crash.dmp", "ünïcode name.bin"] {
