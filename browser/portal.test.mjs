@@ -274,6 +274,31 @@ try {
     await shot(page, "11-c2d");
   });
 
+  await check("files view: a file the device uploads (upload_to_blob.py's calls) is listed and downloadable", async () => {
+    // The sample's steps with the device's key; no MQTT connection, so the echo client stays.
+    const upload = [
+      "import asyncio, os",
+      "from azure.iot.device.aio import IoTHubDeviceClient",
+      "from azure.storage.blob import BlobClient",
+      "async def main():",
+      "    client = IoTHubDeviceClient.create_from_connection_string('HostName=localhost;DeviceId={};SharedAccessKey={}'.format(os.environ['DEVICE_ID'], os.environ['DEVICE_KEY']))",
+      "    info = await client.get_storage_info_for_blob('portal-upload.txt')",
+      "    url = 'https://{}/{}/{}{}'.format(info['hostName'], info['containerName'], info['blobName'], info['sasToken'])",
+      "    BlobClient.from_blob_url(url).upload_blob(b'uploaded for the portal', overwrite=True)",
+      "    await client.notify_blob_upload_status(info['correlationId'], True, 200, 'OK')",
+      "    await client.shutdown()",
+      "asyncio.run(main())",
+    ].join("\n");
+    await run(env("PYTHON"), ["-c", upload], { DEVICE_ID, DEVICE_KEY: primaryKey, REQUESTS_CA_BUNDLE: env("SSL_CERT_FILE") });
+    await page.getByRole("link", { name: "Files" }).click();
+    const row = page.locator(`tr[data-blob="fileuploads/${DEVICE_ID}/portal-upload.txt"]`);
+    await row.waitFor();
+    assert.equal(await row.locator('[data-col="size"]').textContent(), "23");
+    const href = await row.getByRole("link").getAttribute("href");
+    assert.equal(await page.evaluate(async (h) => (await fetch(h)).text(), href), "uploaded for the portal");
+    await shot(page, "11b-files");
+  });
+
   let moduleKey = "";
   await check("device page: add a module (SAS, generated keys) and open it", async () => {
     await page.goto(`${URL}/#/devices/localhost/${DEVICE_ID}`);

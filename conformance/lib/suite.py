@@ -7,7 +7,8 @@ GET /ca.pem, runs every scenario of scenarios.json once per SDK lane it names (d
 lanes in parallel, scenarios within a lane in order), writes <cache>/results.json, and stops the
 emulator. Exit status 0 only if every scenario passed.
 
-Each scenario process gets a TLS trust environment that contains only the emulator CA
+Each scenario process gets a TLS trust environment that contains only the emulator CA (and
+Azurite's root when Azurite runs)
 (SSL_CERT_FILE, REQUESTS_CA_BUNDLE, NODE_EXTRA_CA_CERTS; SSL_CERT_DIR and proxy variables removed),
 the scenario's env from scenarios.json, and IOTEMU_CONTROL_URL / IOTEMU_LOG for its assertions.
 
@@ -21,6 +22,11 @@ declare `"requires": ["amqp"]` need the AMQP listener (`--amqp-port 5671`: the P
 cannot dial another port; AMQP over WebSocket rides on 443): with --amqp off they are skipped, and
 they fail (step "emulator (AMQP)") when the binary has no --amqp-port option or nothing listens on
 5671 after /health.
+
+Scenarios that declare `"requires": ["azurite"]` need Azurite: the suite starts it (from
+.cache/azurite, which conformance/run installs) on https://127.0.0.1:10000 with a certificate from
+`iotemu certs server`, adds its root to the scenarios' CA bundle, and stops it at the end; they fail
+(step "azurite") when it does not start.
 
 A scenario marked `"alone": "<why>"` changes the emulator for every scenario (POST /time/advance
 moves its clock): it runs after the lanes have finished, one scenario at a time.
@@ -70,6 +76,9 @@ MQTT_PORT = 8883
 HTTPS_PORT = 443
 AMQP_PORT = 5671
 HTTPS_PROBE_TIMEOUT = 10.0
+# Azurite's blob port (its default), for the scenarios that declare "requires": ["azurite"].
+AZURITE_PORT = 10000
+AZURITE_START_TIMEOUT = 30.0
 CONTROL_PORT = 9180
 CONTROL_URL = "http://127.0.0.1:{}".format(CONTROL_PORT)
 HEALTH_TIMEOUT = 60.0
@@ -340,6 +349,59 @@ def map_hosts(names, run_dir):
         except OSError as e:
             return "{} does not resolve after the bind mount: {}".format(name, e)
     return None
+
+
+def start_azurite(ctx, binary, node, run_dir):
+    """Starts Azurite's blob service on 127.0.0.1:10000 over HTTPS, with a server certificate from
+    `iotemu certs` (a root of its own, then `iotemu certs server --name 127.0.0.1 --name
+    localhost`), in memory, with --loose (the Node device SDK sends x-ms-encryption-algorithm
+    without a key) and --skipApiVersionCheck (the Python storage SDK's service version is newer
+    than Azurite's list). Returns the process and the root's PEM, which the scenarios must trust
+    too; raises RuntimeError with the reason."""
+    main = os.path.join(ctx.cache, "azurite", "node_modules", "azurite", "dist", "src", "blob", "main.js")
+    if not os.path.isfile(main):
+        raise RuntimeError("Azurite is not installed ({} is missing; conformance/run installs it)".format(main))
+    certs = os.path.join(run_dir, "azurite-certs")
+    shutil.rmtree(certs, ignore_errors=True)
+    steps = [
+        [binary, "certs", "root", "--out-dir", certs, "--name", "iotemu conformance Azurite root"],
+        [binary, "certs", "server", "--ca", os.path.join(certs, "root-ca.pem"),
+         "--ca-key", os.path.join(certs, "root-ca.key.pem"), "--name", "127.0.0.1", "--name", "localhost",
+         "--out-dir", certs],
+    ]
+    for step in steps:
+        proc = subprocess.run(step, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        if proc.returncode != 0:
+            raise RuntimeError("`{}` failed: {}".format(" ".join(step[1:3]), proc.stdout.decode("utf-8", "replace").strip()))
+    log = open(os.path.join(ctx.logs, "azurite.log"), "wb")
+    proc = subprocess.Popen(
+        [node, main, "--blobHost", "127.0.0.1", "--blobPort", str(AZURITE_PORT),
+         "--cert", os.path.join(certs, "127.0.0.1.pem"), "--key", os.path.join(certs, "127.0.0.1.key.pem"),
+         "--inMemoryPersistence", "--loose", "--skipApiVersionCheck", "--disableTelemetry"],
+        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=run_dir, start_new_session=True)
+    log.close()
+    refused = wait_tcp(AZURITE_PORT, AZURITE_START_TIMEOUT)
+    if refused:
+        stop_process(proc)
+        raise RuntimeError("Azurite did not listen on 127.0.0.1:{} within {:.0f} s ({}; log {})".format(
+            AZURITE_PORT, AZURITE_START_TIMEOUT, refused, os.path.relpath(os.path.join(ctx.logs, "azurite.log"), ctx.repo)))
+    with open(os.path.join(certs, "root-ca.pem"), "rb") as f:
+        return proc, f.read()
+
+
+def stop_process(proc):
+    """SIGTERM to the process group, then SIGKILL after five seconds."""
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        proc.wait()
 
 
 def scenario_env(base_env, ca_path, log_path, cache, values):
@@ -656,6 +718,8 @@ def main():
                 ctx.blocked.setdefault(sid, ("emulator (AMQP)", missing))
         else:
             amqp = True
+    azurite_ids = [s["id"] for s in scenarios if "azurite" in s.get("requires", [])]
+    azurite = None
     # Lanes whose SDK dials hard-coded names (the C lane: the global DPS endpoint) and the C build.
     ctx.hostnames = []
     for lane in lanes:
@@ -727,6 +791,22 @@ def main():
                 f.write(pem)
             say("conformance: emulator healthy after {:.2f} s; CA from GET /ca.pem -> {}".format(
                 time.monotonic() - started, os.path.relpath(ctx.ca_path, ctx.repo)))
+            if azurite_ids and args.external:
+                for sid in azurite_ids:
+                    ctx.blocked.setdefault(sid, ("skipped", "Azurite is started by the suite next to its own emulator only"))
+            elif azurite_ids:
+                try:
+                    t0 = time.monotonic()
+                    azurite, azurite_root = start_azurite(ctx, args.emulator, args.node, run_dir)
+                    # The scenarios trust the emulator's CA and Azurite's root: one bundle.
+                    with open(ctx.ca_path, "ab") as f:
+                        f.write(b"\n" + azurite_root)
+                    say("conformance: Azurite on https://127.0.0.1:{} after {:.2f} s (certificate from `iotemu certs server`; "
+                        "its root added to {})".format(AZURITE_PORT, time.monotonic() - t0, os.path.relpath(ctx.ca_path, ctx.repo)))
+                except (OSError, RuntimeError) as e:
+                    say("conformance: Azurite: {}; its scenarios fail".format(e))
+                    for sid in azurite_ids:
+                        ctx.blocked.setdefault(sid, ("azurite", str(e)))
             if https:
                 refused = wait_tcp(HTTPS_PORT, HTTPS_PROBE_TIMEOUT)
                 if refused:
@@ -776,6 +856,7 @@ def main():
             for lane in lanes:
                 results.extend(sinks[lane])
     finally:
+        stop_process(azurite)
         code = ctx.emulator.stop()
     if code not in (None, 0, -signal.SIGTERM):
         say("conformance: note: emulator exited with code {} on SIGTERM".format(code))

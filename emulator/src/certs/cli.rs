@@ -67,6 +67,24 @@ pub enum CertsCommand {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// Create a TLS server certificate signed by --ca: NAME.pem, NAME.key.pem, NAME-full-chain.pem.
+    ///
+    /// For a service the SDKs reach next to the emulator, e.g. Azurite serving HTTPS for file
+    /// uploads (docs/file-upload.md): clients that trust the root trust it. Every --name (DNS
+    /// name or IP address) goes into the subject alternative names; the first is the CN and
+    /// the file stem.
+    Server {
+        #[command(flatten)]
+        issuer: IssuerArgs,
+        /// DNS name or IP address the server is reached at (repeat for several).
+        #[arg(long = "name", value_name = "NAME", required = true)]
+        names: Vec<String>,
+        /// Days the certificate is valid.
+        #[arg(long, default_value_t = DEVICE_DAYS)]
+        days: u32,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
     /// Create a self-signed device certificate: ID.pem, ID.key.pem.
     ///
     /// The subject CN is the registration id. For individual enrollments and hub devices
@@ -177,6 +195,12 @@ pub async fn run(command: &CertsCommand) -> Result<String, CertError> {
             days,
             output,
         } => device(issuer, registration_id, *days, output, &mut report)?,
+        CertsCommand::Server {
+            issuer,
+            names,
+            days,
+            output,
+        } => server(issuer, names, *days, output, &mut report)?,
         CertsCommand::SelfSigned {
             registration_id,
             days,
@@ -285,6 +309,34 @@ fn device(
         chain_path.display(),
         key_path.display()
     );
+    Ok(())
+}
+
+/// `iotemu certs server`: a TLS server certificate issued by the CA, with its full chain.
+fn server(
+    issuer: &IssuerArgs,
+    names: &[String],
+    days: u32,
+    output: &OutputArgs,
+    report: &mut String,
+) -> Result<(), CertError> {
+    let stem = names.first().map(String::as_str).unwrap_or_default();
+    check_file_stem("server name", stem)?;
+    let ca = issuer.load()?;
+    let cert = super::issue_server(&ca, names, days)?;
+    let files = [
+        OutFile::cert(output.out_dir.join(format!("{stem}.pem")), &cert.cert_pem),
+        OutFile::key(
+            output.out_dir.join(format!("{stem}.key.pem")),
+            &cert.key_pem,
+        ),
+        OutFile::cert(
+            output.out_dir.join(format!("{stem}-full-chain.pem")),
+            &cert.full_chain_pem,
+        ),
+    ];
+    write_files(Some(&output.out_dir), &files, output.force, report)?;
+    thumbprint_lines(&cert, false, report);
     Ok(())
 }
 

@@ -369,6 +369,46 @@ pub fn issue_module(
     Ok(GeneratedCert::new(cert.der().clone(), &key, &issuer.chain))
 }
 
+/// A TLS server certificate signed by `issuer` for `names` (DNS names or IP addresses, all in
+/// the subject alternative names; the first is also the CN), serverAuth: for a service the
+/// SDKs reach next to the emulator, such as Azurite holding file uploads (docs/file-upload.md).
+pub fn issue_server(issuer: &Ca, names: &[String], days: u32) -> Result<GeneratedCert, CertError> {
+    let first = names.first().ok_or_else(|| CertError::InvalidArgument {
+        what: "server name",
+        value: String::new(),
+        reason: "give at least one DNS name or IP address".into(),
+    })?;
+    check_common_name("server name", first)?;
+    let mut params = base_params(first, days)?;
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    for name in names {
+        let san = match name.parse::<std::net::IpAddr>() {
+            Ok(ip) => rcgen::SanType::IpAddress(ip),
+            Err(_) => {
+                let not_a_name = || CertError::InvalidArgument {
+                    what: "server name",
+                    value: name.escape_default().to_string(),
+                    reason: "not a DNS name (letters, digits, '-', '.') or an IP address".into(),
+                };
+                let dns = !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.'));
+                if !dns {
+                    return Err(not_a_name());
+                }
+                rcgen::SanType::DnsName(name.clone().try_into().map_err(|_| not_a_name())?)
+            }
+        };
+        params.subject_alt_names.push(san);
+    }
+    let key = KeyPair::generate()?;
+    let cert = params.signed_by(&key, &issuer.issuer)?;
+    Ok(GeneratedCert::new(cert.der().clone(), &key, &issuer.chain))
+}
+
 /// A self-signed device certificate (CN = `registration_id`, clientAuth) for individual
 /// enrollments and hub `selfSigned` devices, which are matched by thumbprint.
 pub fn self_signed_device(registration_id: &str, days: u32) -> Result<GeneratedCert, CertError> {

@@ -388,3 +388,33 @@ proptest! {
         prop_assert_eq!(cn(&cert.der), id);
     }
 }
+
+#[test]
+fn server_certificates_verify_for_their_names_only() {
+    let root = root_ca("Test Root", CA_DAYS).unwrap();
+    let names = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
+    let server = issue_server(&root.to_ca().unwrap(), &names, DEVICE_DAYS).unwrap();
+    let anchor = webpki::anchor_from_trusted_cert(&root.der).unwrap();
+    let leaf = webpki::EndEntityCert::try_from(&server.der).unwrap();
+    leaf.verify_for_usage(
+        rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .all,
+        &[anchor],
+        &[],
+        UnixTime::now(),
+        webpki::KeyUsage::server_auth(),
+        None,
+        None,
+    )
+    .expect("a server certificate chains to its root");
+    for name in ["127.0.0.1", "localhost"] {
+        let name = rustls_pki_types::ServerName::try_from(name).unwrap();
+        leaf.verify_is_valid_for_subject_name(&name)
+            .expect("valid for its names");
+    }
+    let other = rustls_pki_types::ServerName::try_from("example.com").unwrap();
+    assert!(leaf.verify_is_valid_for_subject_name(&other).is_err());
+    assert!(issue_server(&root.to_ca().unwrap(), &[], DEVICE_DAYS).is_err());
+    assert!(issue_server(&root.to_ca().unwrap(), &["not a name".into()], DEVICE_DAYS).is_err());
+}

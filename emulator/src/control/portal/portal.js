@@ -797,6 +797,26 @@ function showTelemetry(params) {
   connect();
 }
 
+// ----- files -----
+// What devices uploaded to the built-in blob store (docs/file-upload.md), newest first, each a
+// link to its bytes on the control port (GET /blobs/{container}/{name}).
+
+async function showFiles() {
+  const blobs = (await api("GET", "blobs")).sort((a, b) => b.lastModified.localeCompare(a.lastModified));
+  const href = (b) => `/blobs/${enc(b.container)}/${b.name.split("/").map(enc).join("/")}`;
+  render("Uploaded files",
+    h("p", { class: "muted" }, "Files devices uploaded with the hub's file upload (get_storage_info_for_blob / uploadToBlob) into the built-in blob store. Uploads to a storage account a hub names by connection string, such as Azurite, are in that account."),
+    h("div", { class: "toolbar" }, h("button", { type: "button", onclick: () => guarded(showFiles) }, "Refresh")),
+    h("table", {}, h("thead", {}, h("tr", {}, ["Container", "Blob", "Bytes", "Content type", "Last modified"].map((t) => h("th", {}, t)))),
+      h("tbody", {}, blobs.length ? blobs.map((b) => h("tr", { "data-blob": `${b.container}/${b.name}` },
+        h("td", {}, b.container),
+        h("td", {}, h("a", { href: href(b), download: b.name.split("/").pop() }, b.name)),
+        h("td", { "data-col": "size" }, String(b.size)),
+        h("td", {}, b.contentType),
+        h("td", {}, b.lastModified)))
+        : h("tr", {}, h("td", { colspan: 5, class: "muted" }, "No files uploaded yet")))));
+}
+
 // ----- faults -----
 // The rules of docs/faults.md: a list with each rule's hits, a form that builds the JSON rule
 // the control port takes, and removal. The server checks every rule; its 400 message is shown.
@@ -943,6 +963,7 @@ async function route(event) {
         return parts[2] ? showDevice(parts[1], parts[2]) : showDevices();
       case "certificates": return showCertificates();
       case "telemetry": return showTelemetry(new URLSearchParams(query || ""));
+      case "files": return showFiles();
       case "faults": return showFaults();
       default: render("Not found", h("p", {}, "No such view."));
     }

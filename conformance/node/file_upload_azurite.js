@@ -1,0 +1,4 @@
+// Scenario file_upload_azurite, Node: see file_upload_flow.js.
+'use strict';
+
+require('./file_upload_flow').runFlow('file_upload_azurite');
