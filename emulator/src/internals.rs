@@ -97,3 +97,8 @@ pub mod tpm {
 pub mod shutdown {
     pub use crate::shutdown::Shutdown;
 }
+
+/// The time formats the service APIs use, for tests that write them (a job's `startTime`).
+pub mod timefmt {
+    pub use crate::timefmt::utc_timestamp;
+}

@@ -76,8 +76,8 @@ pub use hub::telemetry::{
 };
 pub use hub::twin::Twin;
 pub use hub::{
-    Advanced, DeviceIdentity, FileNotification, FileUploadSettings, Hub, Hubs, IdentityRef,
-    UploadStorage,
+    Advanced, DeviceIdentity, DeviceJob, DeviceJobStatus, FileNotification, FileUploadSettings,
+    Hub, Hubs, IdentityRef, JobAction, JobSpec, JobStatus, ScheduledJob, UploadStorage,
 };
 pub use mqtt::MqttLimits;
 pub use pending::{Pending, WaitStored};

@@ -6,7 +6,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Formats `t` as ISO 8601 UTC with 100-ns precision, as DPS and IoT Hub do.
-pub(crate) fn utc_timestamp(t: SystemTime) -> String {
+pub fn utc_timestamp(t: SystemTime) -> String {
     let since_epoch = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
     let ticks = since_epoch.subsec_nanos() / 100;
     format!("{}.{ticks:07}Z", date_and_time(since_epoch.as_secs()))

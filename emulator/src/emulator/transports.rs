@@ -84,6 +84,14 @@ pub(super) fn spawn(
             http_ctx.clone(),
         )
     }));
+    // Each hub's scheduled jobs run from one task, stopped with the rest at shutdown.
+    tasks.extend(
+        domain
+            .hubs
+            .all()
+            .iter()
+            .map(|hub| tokio::spawn(hub.clone().run_jobs(shutdown.signal()))),
+    );
     Transports {
         tasks,
         mqtt_addrs,

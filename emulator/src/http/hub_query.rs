@@ -61,6 +61,7 @@ fn query_twins(hub: &Hub, req: &Request<'_>) -> Result<Reply, HubError> {
     let documents = match query.collection {
         Collection::Devices => hub.twin_documents(),
         Collection::Modules => hub.module_twin_documents(),
+        Collection::Jobs => hub.device_job_documents(),
     };
     let max_item_count = req
         .header("x-ms-max-item-count")

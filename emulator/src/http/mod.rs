@@ -25,6 +25,7 @@ mod hub_device_c2d;
 mod hub_device_files;
 mod hub_device_telemetry;
 mod hub_digital_twins;
+mod hub_jobs;
 mod hub_messaging;
 pub(crate) mod hub_methods;
 mod hub_modules;

@@ -18,6 +18,7 @@ use super::hub_device_c2d::C2dReceive;
 use super::hub_device_files::Files;
 use super::hub_device_telemetry::Telemetry;
 use super::hub_digital_twins::DigitalTwins;
+use super::hub_jobs::Jobs;
 use super::hub_messaging::Messaging;
 use super::hub_methods::Methods;
 use super::hub_modules::Modules;
@@ -110,6 +111,8 @@ enum Target {
     HubBulk,
     /// IoT Hub service API: GET /statistics/devices, /statistics/service
     HubStatistics,
+    /// IoT Hub service API: /jobs/v2/{id}[/cancel], /jobs/v2/query (and import/export's /jobs…)
+    HubJobs,
     /// IoT Hub service API: /digitaltwins/{id}[/components/{c}]/commands/{command}…
     HubDigitalTwins,
     /// A path under an IoT Hub API that no route serves.
@@ -154,6 +157,7 @@ impl Target {
             (_, ["twins", ..]) => Target::HubTwins,
             (_, ["digitaltwins", ..]) => Target::HubDigitalTwins,
             (_, ["statistics", ..]) => Target::HubStatistics,
+            (_, ["jobs", ..]) => Target::HubJobs,
             (_, ["devices", ..]) => Target::HubNoRoute,
             (_, ["enrollments" | "enrollmentgroups" | "registrations", ..]) => Target::DpsService,
             _ if arm_certificates::is_certificate_path(fixed) => Target::ArmCertificates,
@@ -201,6 +205,7 @@ fn admit(
         Target::HubDigitalTwins => hub_service::admit::<DigitalTwins>(ctx, req, fixed, segments),
         Target::HubBulk => hub_service::admit::<Bulk>(ctx, req, fixed, segments),
         Target::HubStatistics => hub_service::admit::<Statistics>(ctx, req, fixed, segments),
+        Target::HubJobs => hub_service::admit::<Jobs>(ctx, req, fixed, segments),
         Target::HubNoRoute => Err(Box::new(hub_service::no_route(req, segments))),
         Target::DpsService => dps_service::admit(ctx, req, fixed, segments),
         Target::ArmCertificates => arm_certificates::admit(ctx, req, fixed, segments),
@@ -295,6 +300,7 @@ async fn route(
         }
         Target::HubBulk => hub_service::handle::<Bulk>(ctx, req, fixed, segments).await,
         Target::HubStatistics => hub_service::handle::<Statistics>(ctx, req, fixed, segments).await,
+        Target::HubJobs => hub_service::handle::<Jobs>(ctx, req, fixed, segments).await,
         Target::HubNoRoute => hub_service::no_route(req, segments),
         Target::DpsService => dps_service::handle(ctx, req, fixed, segments).await,
         Target::ArmCertificates => arm_certificates::handle(ctx, req, fixed, segments).await,

@@ -1,5 +1,5 @@
 //! The hub's durable state (`--data-dir`): devices with their twins, modules, C2D queues,
-//! file uploads in progress and CA certificates, saved after each change (see
+//! file uploads in progress, scheduled jobs and CA certificates, saved after each change (see
 //! `persistence`) and laid over the fixtures at startup. Telemetry, feedback, file-upload
 //! notifications and connections are not kept.
 
@@ -12,6 +12,7 @@ use super::device::Device;
 use super::error::HubError;
 use super::feedback::FeedbackStatus;
 use super::file_upload::ActiveUpload;
+use super::jobs::ScheduledJob;
 use super::module::Module;
 use crate::certificates::CaCertificate;
 use crate::pending::{Pending, Settled};
@@ -22,6 +23,7 @@ const DEVICES: &str = "devices";
 const MODULES: &str = "modules";
 const C2D: &str = "c2d";
 const FILE_UPLOADS: &str = "file-uploads";
+const JOBS: &str = "jobs";
 pub(crate) const CERTIFICATES: &str = "certificates";
 
 impl Hub {
@@ -31,6 +33,24 @@ impl Hub {
             .attach(persistence.clone(), self.collection(CERTIFICATES));
         self.persistence = persistence;
         self
+    }
+
+    /// Submits a job's new state; the caller publishes it once this returns.
+    pub(super) fn save_job(&self, job: &ScheduledJob) -> Result<crate::store::Commit, HubError> {
+        self.persistence
+            .submit(vec![Save::of(&self.collection(JOBS), &job.id, Some(job))])
+            .map_err(HubError::from)
+    }
+
+    /// Submits the removal of a job pushed out of the kept history.
+    pub(super) fn forget_job(&self, id: &str) -> Result<crate::store::Commit, HubError> {
+        self.persistence
+            .submit(vec![Save::of::<ScheduledJob>(
+                &self.collection(JOBS),
+                id,
+                None,
+            )])
+            .map_err(HubError::from)
     }
 
     /// Submits an upload in progress (`None`: ended) and publishes it; see
@@ -253,6 +273,13 @@ impl Hub {
                 None => {
                     self.file_uploads.remove(&key);
                 }
+            }
+        }
+        let name = self.collection(JOBS);
+        for (key, value) in snapshot.take(&name) {
+            match restore::<ScheduledJob>(&name, &key, value)? {
+                Some(job) => self.jobs.restore(job, self.clock.now()),
+                None => self.jobs.forget(&key),
             }
         }
         let name = self.collection(CERTIFICATES);

@@ -144,6 +144,27 @@ impl HubError {
         )
     }
 
+    pub(crate) fn job_not_found(job_id: &str) -> HubError {
+        HubError::new(404002, "JobNotFound", format!("Job {job_id} not found"))
+    }
+
+    /// A create with a job id in use. Chosen: Azure's answer is not documented.
+    pub(crate) fn job_already_exists(job_id: &str) -> HubError {
+        HubError::new(
+            409001,
+            "JobAlreadyExists",
+            format!("A job with id {job_id} already exists"),
+        )
+    }
+
+    pub(crate) fn too_many_active_jobs(limit: usize) -> HubError {
+        HubError::new(
+            429004,
+            "ThrottlingMaxActiveJobCountExceeded",
+            format!("Number of active jobs cannot exceed {limit}"),
+        )
+    }
+
     pub(crate) fn not_implemented(what: &str) -> HubError {
         HubError::new(
             501001,

@@ -21,6 +21,7 @@ pub(crate) mod feedback;
 pub(crate) mod file_upload;
 mod hubs;
 mod identity;
+pub(crate) mod jobs;
 pub(crate) mod methods;
 pub(crate) mod module;
 mod provisioning;
@@ -49,6 +50,7 @@ pub(crate) use file_upload::UploadOutcome;
 pub use file_upload::{FileNotification, FileUploadSettings, UploadStorage};
 pub use hubs::{Advanced, Hubs};
 pub use identity::{DeviceIdentity, IdentityRef};
+pub use jobs::{DeviceJob, DeviceJobStatus, JobAction, JobSpec, JobStatus, ScheduledJob};
 use telemetry::{MessageSource, TelemetryLog, TelemetryMessage};
 pub(crate) use telemetry_intake::MAX_D2C_MESSAGE_BYTES;
 use twin::Twin;
@@ -93,6 +95,8 @@ pub struct Hub {
     file_notifications: file_upload::NotificationQueue,
     /// The emulator's built-in blob store (`Hubs` hands every hub the shared one).
     storage: Arc<crate::storage::BlobStore>,
+    /// Scheduled jobs (`jobs`).
+    jobs: jobs::JobList,
 }
 
 /// How DPS allocation treats a linked hub.
@@ -145,6 +149,7 @@ impl Hub {
             file_uploads: DashMap::new(),
             file_notifications: file_upload::NotificationQueue::default(),
             storage: Arc::default(),
+            jobs: jobs::JobList::default(),
         };
         hub.observe_connections();
         hub

@@ -11,7 +11,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 
 use super::parser::{Comparison, Expr};
-use super::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Projection, Query, QueryError, QueryPage};
+use super::{
+    Collection, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Projection, Query, QueryError, QueryPage,
+};
 
 /// Marks our continuation tokens, so a token from elsewhere is refused, not misread.
 const CONTINUATION_PREFIX: &str = "iotemu-query:";
@@ -78,7 +80,10 @@ impl Query {
         Ok(QueryPage {
             items: selected.into_iter().map(|(_, d)| d).collect(),
             continuation,
-            item_type: "twin",
+            item_type: match self.collection {
+                Collection::Jobs => "deviceJob",
+                Collection::Devices | Collection::Modules => "twin",
+            },
         })
     }
 }
@@ -114,8 +119,9 @@ impl Resume {
 /// Device ids cannot contain `/`, so `device/module` orders module twins by device first.
 fn sort_key(document: &Value) -> String {
     let device = document["deviceId"].as_str().unwrap_or_default();
-    match document["moduleId"].as_str() {
-        Some(module) => format!("{device}/{module}"),
+    // A module twin, or a device's part in a job: ids hold no '/', so keys stay distinct.
+    match document["moduleId"].as_str().or(document["jobId"].as_str()) {
+        Some(second) => format!("{device}/{second}"),
         None => device.to_owned(),
     }
 }

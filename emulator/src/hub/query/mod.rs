@@ -9,7 +9,8 @@
 //!
 //! The subset served:
 //!
-//! * `SELECT * FROM devices`, `SELECT * FROM devices.modules`, each with `TOP n` and `WHERE`;
+//! * `SELECT * FROM devices`, `SELECT * FROM devices.modules`, `SELECT * FROM devices.jobs`
+//!   (each device's part in a scheduled job), each with `TOP n` and `WHERE`;
 //! * `SELECT COUNT() [AS alias] FROM devices[.modules] [WHERE …]` → `[{"alias": n}]`;
 //! * conditions: `=`, `!=`, `<>`, `<`, `>`, `<=`, `>=`, `IN [..]`, `NIN [..]`, `AND`, `OR`,
 //!   `NOT`, parentheses and `IS_DEFINED(path)`, over dotted paths (`tags.location.region`,
@@ -66,6 +67,8 @@ pub enum Collection {
     Devices,
     /// Module twins (`FROM devices.modules`).
     Modules,
+    /// Devices' parts in scheduled jobs (`FROM devices.jobs`; `hub::jobs`).
+    Jobs,
 }
 
 /// What a query returns for the documents it selects.
@@ -93,8 +96,8 @@ pub struct QueryPage {
     pub items: Vec<Value>,
     /// `x-ms-continuation` for the next page; `None` on the last one.
     pub continuation: Option<String>,
-    /// `x-ms-item-type`: `twin` for documents, `raw` for aggregates (the values the service
-    /// SDKs know).
+    /// `x-ms-item-type`: `twin` for twins, `deviceJob` for device jobs, `raw` for aggregates
+    /// (the values the service SDKs know).
     pub item_type: &'static str,
 }
 

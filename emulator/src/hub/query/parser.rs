@@ -6,7 +6,7 @@
 //! ```text
 //! query      = SELECT [TOP n] projection FROM collection [WHERE or]
 //! projection = '*' | COUNT '(' ')' [AS word]
-//! collection = devices ['.' modules]
+//! collection = devices ['.' (modules | jobs)]
 //! or         = and {OR and}
 //! and        = not {AND not}
 //! not        = NOT not | comparison
@@ -173,14 +173,16 @@ impl Parser {
             return Ok(Collection::Devices);
         }
         let position = self.position();
-        let name = self.identifier("'modules' after 'devices.'")?;
+        let name = self.identifier("'modules' or 'jobs' after 'devices.'")?;
         if name.eq_ignore_ascii_case("modules") {
             Ok(Collection::Modules)
+        } else if name.eq_ignore_ascii_case("jobs") {
+            Ok(Collection::Jobs)
         } else {
             Err(QueryError::at(
                 position,
                 format_args!(
-                    "FROM devices.{name} is not supported by iotemu; use devices or devices.modules"
+                    "FROM devices.{name} is not supported by iotemu; use devices, devices.modules or devices.jobs"
                 ),
             ))
         }
@@ -336,8 +338,8 @@ impl Parser {
         self.path(collection).map(Expr::Property)
     }
 
-    /// `name(.name)*`, relative to the document: a leading `devices.` (or `devices.modules.`
-    /// when querying modules) names the document itself and is dropped.
+    /// `name(.name)*`, relative to the document: a leading `devices.` (or `devices.modules.`,
+    /// `devices.jobs.` for those collections) names the document itself and is dropped.
     fn path(&mut self, collection: Collection) -> Result<Vec<String>, QueryError> {
         let first = self.identifier("a property name")?;
         if RESERVED.contains(&first.to_ascii_lowercase().as_str()) {
@@ -351,6 +353,7 @@ impl Parser {
         let prefix: &[&str] = match collection {
             Collection::Devices => &["devices"],
             Collection::Modules => &["devices", "modules"],
+            Collection::Jobs => &["devices", "jobs"],
         };
         if path.len() > prefix.len()
             && path
