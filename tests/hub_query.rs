@@ -141,7 +141,10 @@ async fn queries_iotemu_cannot_run_are_400_argument_invalid() {
     for (text, reason) in [
         ("SELECT deviceId FROM devices", "SELECT *"),
         ("SELECT * FROM devices WHERE tags.x = ", "Syntax error"),
-        ("SELECT * FROM devices.jobs", "devices.jobs"),
+        (
+            "SELECT * FROM devices.configurations",
+            "devices.configurations",
+        ),
     ] {
         let response = query(&emulator, text, &[]).await;
         assert_eq!(response.status, 400, "{text}");

@@ -360,3 +360,53 @@ async fn bad_jobs_are_refused_and_nothing_is_created() {
     .await;
     assert_eq!(export.status, 501);
 }
+
+/// Starts on `dir`, waiting while a previous emulator's sessions still hold its lock.
+async fn start_on(dir: &std::path::Path) -> iotemu::Emulator {
+    for _ in 0..100 {
+        if let Ok(emulator) = iotemu::Emulator::builder()
+            .quickstart_fixture()
+            .data_dir(dir)
+            .start()
+            .await
+        {
+            return emulator;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("emulator did not start on {}", dir.display());
+}
+
+#[tokio::test]
+async fn jobs_survive_a_restart_with_a_data_dir() {
+    let dir = std::env::temp_dir().join(format!("iotemu-jobs-{}", uuid::Uuid::new_v4()));
+    let emulator = start_on(&dir).await;
+    let _ = quickstart_device(&emulator, "kept", None);
+    let start = iotemu::internals::timefmt::utc_timestamp(
+        std::time::SystemTime::now() + Duration::from_secs(3600),
+    );
+    let created = hub_rest(
+        &emulator,
+        "PUT",
+        "/jobs/v2/kept-job",
+        &[],
+        json!({"type": "scheduleUpdateTwin", "queryCondition": "*", "updateTwin": {"tags": {"kept": true}}, "startTime": start}),
+    )
+    .await;
+    assert_eq!(created.status, 200);
+    emulator.shutdown().await;
+
+    let emulator = start_on(&dir).await;
+    assert_eq!(
+        wait_for_status(&emulator, "kept-job", "queued").await["jobId"],
+        "kept-job"
+    );
+    emulator.advance(Duration::from_secs(3601)).await.unwrap();
+    wait_for_status(&emulator, "kept-job", "completed").await;
+    assert_eq!(
+        emulator.default_hub().device_twin("kept").unwrap().tags["kept"],
+        true
+    );
+    emulator.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

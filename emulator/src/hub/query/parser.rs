@@ -523,8 +523,8 @@ mod tests {
                 "only SELECT * and SELECT COUNT()",
             ),
             (
-                "SELECT * FROM devices.jobs",
-                "devices.jobs is not supported",
+                "SELECT * FROM devices.configurations",
+                "devices.configurations is not supported",
             ),
             ("SELECT * FROM twins", "expected DEVICES"),
             ("SELECT * FROM devices WHERE", "query ended"),
