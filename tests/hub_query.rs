@@ -139,7 +139,7 @@ async fn count_answers_one_raw_row() {
 async fn queries_iotemu_cannot_run_are_400_argument_invalid() {
     let emulator = fleet().await;
     for (text, reason) in [
-        ("SELECT deviceId FROM devices", "SELECT *"),
+        ("SELECT 1 FROM devices", "SELECT *"),
         ("SELECT * FROM devices WHERE tags.x = ", "Syntax error"),
         (
             "SELECT * FROM devices.configurations",

@@ -76,8 +76,9 @@ pub use hub::telemetry::{
 };
 pub use hub::twin::Twin;
 pub use hub::{
-    Advanced, DeviceIdentity, DeviceJob, DeviceJobStatus, FileNotification, FileUploadSettings,
-    Hub, Hubs, IdentityRef, JobAction, JobSpec, JobStatus, ScheduledJob, UploadStorage,
+    Advanced, Configuration, ConfigurationSpec, DeviceIdentity, DeviceJob, DeviceJobStatus,
+    FileNotification, FileUploadSettings, Hub, Hubs, IdentityRef, JobAction, JobSpec, JobStatus,
+    ScheduledJob, UploadStorage,
 };
 pub use mqtt::MqttLimits;
 pub use pending::{Pending, WaitStored};

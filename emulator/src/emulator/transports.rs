@@ -84,13 +84,21 @@ pub(super) fn spawn(
             http_ctx.clone(),
         )
     }));
-    // Each hub's scheduled jobs run from one task, stopped with the rest at shutdown.
+    // Each hub's scheduled jobs run from one task, stopped with the rest at shutdown…
     tasks.extend(
         domain
             .hubs
             .all()
             .iter()
             .map(|hub| tokio::spawn(hub.clone().run_jobs(shutdown.signal()))),
+    );
+    // And its automatic device configurations.
+    tasks.extend(
+        domain
+            .hubs
+            .all()
+            .iter()
+            .map(|hub| tokio::spawn(hub.clone().run_configurations(shutdown.signal()))),
     );
     Transports {
         tasks,

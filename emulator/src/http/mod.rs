@@ -20,6 +20,7 @@ mod faults;
 #[doc(hidden)]
 pub(crate) mod fuzzing;
 mod hub_bulk;
+mod hub_configurations;
 mod hub_device;
 mod hub_device_c2d;
 mod hub_device_files;

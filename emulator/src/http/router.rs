@@ -14,6 +14,7 @@ use hyper::body::Incoming;
 use rustls_pki_types::CertificateDer;
 
 use super::hub_bulk::Bulk;
+use super::hub_configurations::Configurations;
 use super::hub_device_c2d::C2dReceive;
 use super::hub_device_files::Files;
 use super::hub_device_telemetry::Telemetry;
@@ -113,6 +114,8 @@ enum Target {
     HubStatistics,
     /// IoT Hub service API: /jobs/v2/{id}[/cancel], /jobs/v2/query (and import/export's /jobs…)
     HubJobs,
+    /// IoT Hub service API: /configurations…, /devices/{id}/applyConfigurationContent
+    HubConfigurations,
     /// IoT Hub service API: /digitaltwins/{id}[/components/{c}]/commands/{command}…
     HubDigitalTwins,
     /// A path under an IoT Hub API that no route serves.
@@ -158,6 +161,9 @@ impl Target {
             (_, ["digitaltwins", ..]) => Target::HubDigitalTwins,
             (_, ["statistics", ..]) => Target::HubStatistics,
             (_, ["jobs", ..]) => Target::HubJobs,
+            (_, ["configurations", ..] | ["devices", _, "applyconfigurationcontent"]) => {
+                Target::HubConfigurations
+            }
             (_, ["devices", ..]) => Target::HubNoRoute,
             (_, ["enrollments" | "enrollmentgroups" | "registrations", ..]) => Target::DpsService,
             _ if arm_certificates::is_certificate_path(fixed) => Target::ArmCertificates,
@@ -206,6 +212,9 @@ fn admit(
         Target::HubBulk => hub_service::admit::<Bulk>(ctx, req, fixed, segments),
         Target::HubStatistics => hub_service::admit::<Statistics>(ctx, req, fixed, segments),
         Target::HubJobs => hub_service::admit::<Jobs>(ctx, req, fixed, segments),
+        Target::HubConfigurations => {
+            hub_service::admit::<Configurations>(ctx, req, fixed, segments)
+        }
         Target::HubNoRoute => Err(Box::new(hub_service::no_route(req, segments))),
         Target::DpsService => dps_service::admit(ctx, req, fixed, segments),
         Target::ArmCertificates => arm_certificates::admit(ctx, req, fixed, segments),
@@ -301,6 +310,9 @@ async fn route(
         Target::HubBulk => hub_service::handle::<Bulk>(ctx, req, fixed, segments).await,
         Target::HubStatistics => hub_service::handle::<Statistics>(ctx, req, fixed, segments).await,
         Target::HubJobs => hub_service::handle::<Jobs>(ctx, req, fixed, segments).await,
+        Target::HubConfigurations => {
+            hub_service::handle::<Configurations>(ctx, req, fixed, segments).await
+        }
         Target::HubNoRoute => hub_service::no_route(req, segments),
         Target::DpsService => dps_service::handle(ctx, req, fixed, segments).await,
         Target::ArmCertificates => arm_certificates::handle(ctx, req, fixed, segments).await,

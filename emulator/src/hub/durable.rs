@@ -1,5 +1,5 @@
 //! The hub's durable state (`--data-dir`): devices with their twins, modules, C2D queues,
-//! file uploads in progress, scheduled jobs and CA certificates, saved after each change (see
+//! file uploads in progress, scheduled jobs, configurations and CA certificates, saved after each change (see
 //! `persistence`) and laid over the fixtures at startup. Telemetry, feedback, file-upload
 //! notifications and connections are not kept.
 
@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::Hub;
 use super::c2d::QueuedC2d;
+use super::configurations::{Configuration, DeviceClaims};
 use super::device::Device;
 use super::error::HubError;
 use super::feedback::FeedbackStatus;
@@ -24,6 +25,8 @@ const MODULES: &str = "modules";
 const C2D: &str = "c2d";
 const FILE_UPLOADS: &str = "file-uploads";
 const JOBS: &str = "jobs";
+const CONFIGURATIONS: &str = "configurations";
+const CONFIGURATION_CLAIMS: &str = "configuration-claims";
 pub(crate) const CERTIFICATES: &str = "certificates";
 
 impl Hub {
@@ -33,6 +36,47 @@ impl Hub {
             .attach(persistence.clone(), self.collection(CERTIFICATES));
         self.persistence = persistence;
         self
+    }
+
+    /// Submits a configuration's new state; the caller publishes it once this returns.
+    pub(super) fn save_configuration(
+        &self,
+        configuration: &Configuration,
+    ) -> Result<crate::store::Commit, HubError> {
+        self.persistence
+            .submit(vec![Save::of(
+                &self.collection(CONFIGURATIONS),
+                &configuration.id,
+                Some(configuration),
+            )])
+            .map_err(HubError::from)
+    }
+
+    /// Submits a configuration's deletion.
+    pub(super) fn forget_configuration(&self, id: &str) -> Result<crate::store::Commit, HubError> {
+        self.persistence
+            .submit(vec![Save::of::<Configuration>(
+                &self.collection(CONFIGURATIONS),
+                id,
+                None,
+            )])
+            .map_err(HubError::from)
+    }
+
+    /// Submits what configurations wrote to a device's twin (`None`: nothing any more). Not
+    /// waited for: the twin write it follows was.
+    pub(super) fn save_configuration_claims(
+        &self,
+        device_id: &str,
+        claims: Option<&DeviceClaims>,
+    ) -> Result<crate::store::Commit, HubError> {
+        self.persistence
+            .submit(vec![Save::of(
+                &self.collection(CONFIGURATION_CLAIMS),
+                device_id,
+                claims,
+            )])
+            .map_err(HubError::from)
     }
 
     /// Submits a job's new state; the caller publishes it once this returns.
@@ -274,6 +318,18 @@ impl Hub {
                     self.file_uploads.remove(&key);
                 }
             }
+        }
+        let name = self.collection(CONFIGURATIONS);
+        for (key, value) in snapshot.take(&name) {
+            match restore::<Configuration>(&name, &key, value)? {
+                Some(configuration) => self.configurations.restore(configuration),
+                None => self.configurations.forget(&key),
+            }
+        }
+        let name = self.collection(CONFIGURATION_CLAIMS);
+        for (key, value) in snapshot.take(&name) {
+            let claims = restore::<DeviceClaims>(&name, &key, value)?;
+            self.configurations.restore_claims(key, claims);
         }
         let name = self.collection(JOBS);
         for (key, value) in snapshot.take(&name) {

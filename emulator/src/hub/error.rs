@@ -144,6 +144,31 @@ impl HubError {
         )
     }
 
+    /// Chosen name: Azure's code for a missing configuration is not documented.
+    pub(crate) fn configuration_not_found(id: &str) -> HubError {
+        HubError::new(
+            404001,
+            "ConfigurationNotFound",
+            format!("Configuration '{id}' not found"),
+        )
+    }
+
+    pub(crate) fn configuration_etag_mismatch(id: &str) -> HubError {
+        HubError::new(
+            412001,
+            "PreconditionFailed",
+            format!("The ETag of configuration '{id}' does not match"),
+        )
+    }
+
+    pub(crate) fn too_many_configurations(limit: usize) -> HubError {
+        HubError::new(
+            403002,
+            "IotHubQuotaExceeded",
+            format!("A hub has at most {limit} configurations"),
+        )
+    }
+
     pub(crate) fn job_not_found(job_id: &str) -> HubError {
         HubError::new(404002, "JobNotFound", format!("Job {job_id} not found"))
     }

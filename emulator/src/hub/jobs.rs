@@ -424,7 +424,7 @@ impl Hub {
             // The devices are the ones the condition selects when the job starts.
             let selected: Vec<String> = match device_query(&job.query_condition) {
                 Ok(query) => self
-                    .twin_documents()
+                    .query_twin_documents()
                     .into_iter()
                     .filter(|twin| query.matches(twin))
                     .filter_map(|twin| twin["deviceId"].as_str().map(str::to_owned))

@@ -11,6 +11,7 @@
 mod authentication;
 pub(crate) mod c2d;
 pub(crate) mod c2d_http;
+pub(crate) mod configurations;
 pub(crate) mod connections;
 pub(crate) mod device;
 mod device_spec;
@@ -42,6 +43,7 @@ use crate::auth::policy::SharedAccessPolicy;
 use crate::certificates::CertificateStore;
 use crate::persistence::Persistence;
 pub(crate) use authentication::ConnectRefused;
+pub use configurations::{Configuration, ConfigurationSpec};
 use connections::Connections;
 use device::Device;
 use event_hubs::notifications::{self, Lifecycle};
@@ -97,6 +99,8 @@ pub struct Hub {
     storage: Arc<crate::storage::BlobStore>,
     /// Scheduled jobs (`jobs`).
     jobs: jobs::JobList,
+    /// Automatic device configurations (`configurations`).
+    configurations: configurations::ConfigurationList,
 }
 
 /// How DPS allocation treats a linked hub.
@@ -150,6 +154,7 @@ impl Hub {
             file_notifications: file_upload::NotificationQueue::default(),
             storage: Arc::default(),
             jobs: jobs::JobList::default(),
+            configurations: configurations::ConfigurationList::default(),
         };
         hub.observe_connections();
         hub

@@ -106,6 +106,9 @@ impl Hub {
                     self.submit_device(who.device_id, Some(stored.clone()), Some(&device))?;
                 *stored = device;
                 published(&stored.twin, &mut result);
+                drop(stored);
+                // Tags or reported properties may move the device into or out of a target.
+                self.configurations.twin_changed();
                 Ok(pending.map(|()| (twin, result)))
             }
             Some(module_id) => {

@@ -77,15 +77,34 @@ impl Query {
         } else {
             None
         };
-        Ok(QueryPage {
-            items: selected.into_iter().map(|(_, d)| d).collect(),
-            continuation,
-            item_type: match self.collection {
-                Collection::Jobs => "deviceJob",
-                Collection::Devices | Collection::Modules => "twin",
+        let items = selected.into_iter().map(|(_, d)| d);
+        Ok(match &self.projection {
+            Projection::Fields(fields) => QueryPage {
+                items: items.map(|d| project(&d, fields)).collect(),
+                continuation,
+                item_type: "raw",
+            },
+            _ => QueryPage {
+                items: items.collect(),
+                continuation,
+                item_type: match self.collection {
+                    Collection::Jobs => "deviceJob",
+                    Collection::Devices | Collection::Modules => "twin",
+                },
             },
         })
     }
+}
+
+/// The listed properties of `document` that it has, each under its last name.
+fn project(document: &Value, fields: &[Vec<String>]) -> Value {
+    let mut row = Map::new();
+    for path in fields {
+        if let (Some(name), Some(value)) = (path.last(), lookup(document, path)) {
+            row.insert(name.clone(), value.clone());
+        }
+    }
+    Value::Object(row)
 }
 
 /// Where the next page starts: after the document with this key, `returned` having been

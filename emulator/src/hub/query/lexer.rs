@@ -54,6 +54,28 @@ pub(super) fn tokenize(text: &str) -> Result<Vec<Token>, QueryError> {
                 }
             }
             TokenKind::Word(word)
+        } else if text[position..].starts_with("[[")
+            && matches!(
+                tokens.last(),
+                Some(Token {
+                    kind: TokenKind::Symbol("."),
+                    ..
+                })
+            )
+        {
+            // `configurations.[[my-config]]`: a name with characters a word cannot hold.
+            let inner = &text[position + 2..];
+            let end = inner.find("]]").ok_or_else(|| {
+                QueryError::at(position, "a name opened with [[ is not closed with ]]")
+            })?;
+            let name = &inner[..end];
+            if name.is_empty() {
+                return Err(QueryError::at(position, "an empty name between [[ and ]]"));
+            }
+            for _ in 0..name.chars().count() + 4 {
+                chars.next();
+            }
+            TokenKind::Word(name.to_owned())
         } else if let Some(symbol) = SYMBOLS.iter().find(|s| text[position..].starts_with(**s)) {
             for _ in 0..symbol.len() {
                 chars.next();

@@ -12,9 +12,11 @@
 //! * `SELECT * FROM devices`, `SELECT * FROM devices.modules`, `SELECT * FROM devices.jobs`
 //!   (each device's part in a scheduled job), each with `TOP n` and `WHERE`;
 //! * `SELECT COUNT() [AS alias] FROM devices[.modules] [WHERE …]` → `[{"alias": n}]`;
+//! * `SELECT deviceId[, moduleId, properties.reported.x …] FROM …`: those properties only
+//!   (what configuration metrics ask for);
 //! * conditions: `=`, `!=`, `<>`, `<`, `>`, `<=`, `>=`, `IN [..]`, `NIN [..]`, `AND`, `OR`,
 //!   `NOT`, parentheses and `IS_DEFINED(path)`, over dotted paths (`tags.location.region`,
-//!   `properties.reported.fw`) and constants (single- or double-quoted strings, decimal and
+//!   `properties.reported.fw`, `configurations.[[my-config]].status`: `[[…]]` quotes a name) and constants (single- or double-quoted strings, decimal and
 //!   `0x` numbers, `true`, `false`, `null`). Keywords are case-insensitive, property names not.
 //!
 //! Comparisons follow the SQL-like rules the documentation describes: only primitives compare,
@@ -78,6 +80,9 @@ pub enum Projection {
     All,
     /// `SELECT COUNT() AS alias`: one row `{alias: n}`.
     Count { alias: String },
+    /// `SELECT deviceId, properties.reported.x`: per document, the listed properties that it
+    /// has, each under its last name (`{"deviceId": …, "x": …}`).
+    Fields(Vec<Vec<String>>),
 }
 
 /// A parsed query; [`Query::matches`] and [`Query::run`] (in [`eval`]) apply it.
@@ -132,6 +137,29 @@ mod tests {
                 .message
                 .contains("limit is")
         );
+    }
+
+    #[test]
+    fn projections_and_bracketed_names_read_twins_as_metrics_do() {
+        use serde_json::json;
+        let twins = vec![
+            json!({"deviceId": "a", "configurations": {"my-config": {"status": "Applied"}}, "properties": {"reported": {"fw": "1.0"}}}),
+            json!({"deviceId": "b", "configurations": {"my-config": {"status": "Targeted"}}}),
+        ];
+        let query = parse(
+            "select devices.deviceId, properties.reported.fw from devices where configurations.[[my-config]].status = 'Applied'",
+        )
+        .unwrap();
+        let page = query.run(twins, None, None).unwrap();
+        assert_eq!(page.items, vec![json!({"deviceId": "a", "fw": "1.0"})]);
+        assert_eq!(page.item_type, "raw");
+        for bad in [
+            "SELECT * FROM devices WHERE configurations.[[open",
+            "SELECT * FROM devices WHERE configurations.[[]].status = 1",
+            "SELECT deviceId, FROM devices",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

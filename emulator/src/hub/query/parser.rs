@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! query      = SELECT [TOP n] projection FROM collection [WHERE or]
-//! projection = '*' | COUNT '(' ')' [AS word]
+//! projection = '*' | COUNT '(' ')' [AS word] | path {',' path}
 //! collection = devices ['.' (modules | jobs)]
 //! or         = and {OR and}
 //! and        = not {AND not}
@@ -65,6 +65,25 @@ pub(super) fn parse_tokens(tokens: Vec<Token>, end: usize) -> Result<Query, Quer
     .query()
 }
 
+/// `path` relative to a document of `collection`: a leading `devices.` (`devices.modules.`,
+/// `devices.jobs.`) names the document itself and is dropped.
+fn strip_prefix(mut path: Vec<String>, collection: Collection) -> Vec<String> {
+    let prefix: &[&str] = match collection {
+        Collection::Devices => &["devices"],
+        Collection::Modules => &["devices", "modules"],
+        Collection::Jobs => &["devices", "jobs"],
+    };
+    if path.len() > prefix.len()
+        && path
+            .iter()
+            .zip(prefix)
+            .all(|(p, q)| p.eq_ignore_ascii_case(q))
+    {
+        path.drain(..prefix.len());
+    }
+    path
+}
+
 /// Words that cannot start a property path.
 const RESERVED: [&str; 14] = [
     "select",
@@ -114,6 +133,16 @@ impl Parser {
         let projection = self.projection()?;
         self.expect_word("from")?;
         let collection = self.collection()?;
+        // Projected paths are read before FROM names the collection whose prefix they drop.
+        let projection = match projection {
+            Projection::Fields(fields) => Projection::Fields(
+                fields
+                    .into_iter()
+                    .map(|path| strip_prefix(path, collection))
+                    .collect(),
+            ),
+            other => other,
+        };
         let filter = if self.eat_word("where") {
             Some(self.or_expression(collection)?)
         } else {
@@ -158,10 +187,19 @@ impl Parser {
             }
             return Ok(Projection::Count { alias });
         }
+        // `SELECT deviceId, properties.reported.x`: the listed properties of each document.
+        if matches!(self.peek().map(|t| &t.kind), Some(TokenKind::Word(w)) if !RESERVED.contains(&w.to_ascii_lowercase().as_str()))
+        {
+            let mut fields = vec![self.raw_path()?];
+            while self.eat_symbol(",") {
+                fields.push(self.raw_path()?);
+            }
+            return Ok(Projection::Fields(fields));
+        }
         Err(QueryError::at(
             self.position(),
             format_args!(
-                "iotemu supports only SELECT * and SELECT COUNT(), found {}",
+                "iotemu supports only SELECT *, SELECT COUNT() and SELECT of properties, found {}",
                 self.describe_next()
             ),
         ))
@@ -341,6 +379,11 @@ impl Parser {
     /// `name(.name)*`, relative to the document: a leading `devices.` (or `devices.modules.`,
     /// `devices.jobs.` for those collections) names the document itself and is dropped.
     fn path(&mut self, collection: Collection) -> Result<Vec<String>, QueryError> {
+        self.raw_path().map(|path| strip_prefix(path, collection))
+    }
+
+    /// `name(.name)*` as written.
+    fn raw_path(&mut self) -> Result<Vec<String>, QueryError> {
         let first = self.identifier("a property name")?;
         if RESERVED.contains(&first.to_ascii_lowercase().as_str()) {
             self.next -= 1;
@@ -349,19 +392,6 @@ impl Parser {
         let mut path = vec![first];
         while self.eat_symbol(".") {
             path.push(self.identifier("a property name after '.'")?);
-        }
-        let prefix: &[&str] = match collection {
-            Collection::Devices => &["devices"],
-            Collection::Modules => &["devices", "modules"],
-            Collection::Jobs => &["devices", "jobs"],
-        };
-        if path.len() > prefix.len()
-            && path
-                .iter()
-                .zip(prefix)
-                .all(|(p, q)| p.eq_ignore_ascii_case(q))
-        {
-            path.drain(..prefix.len());
         }
         Ok(path)
     }
@@ -519,8 +549,8 @@ mod tests {
         for (text, expected) in [
             ("", "expected SELECT"),
             (
-                "SELECT deviceId FROM devices",
-                "only SELECT * and SELECT COUNT()",
+                "SELECT 1 FROM devices",
+                "only SELECT *, SELECT COUNT() and SELECT of properties",
             ),
             (
                 "SELECT * FROM devices.configurations",
