@@ -450,3 +450,83 @@ async fn uploads_survive_a_restart_with_a_data_dir() {
     emulator.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_module_uploads_under_its_own_folder_with_its_own_credential() {
+    let emulator = start_emulator(None).await;
+    let key = create_sas_module(&emulator, "gateway", "logger");
+    // The module's token: `sr` names the module, as its SDKs sign it.
+    let sas = device_token(
+        "localhost",
+        "gateway/modules/logger",
+        &key,
+        seconds_from_now(600),
+    );
+    let post = |path: String, body: Value| {
+        let sas = sas.clone();
+        let emulator = &emulator;
+        async move {
+            https_request(
+                emulator,
+                None,
+                "POST",
+                &format!("{path}?{API}"),
+                &[
+                    ("Authorization", &sas),
+                    ("Content-Type", "application/json"),
+                ],
+                body.to_string().as_bytes(),
+            )
+            .await
+        }
+    };
+    let started = post(
+        "/devices/gateway/modules/logger/files".into(),
+        json!({"blobName": "today.log"}),
+    )
+    .await;
+    assert_eq!(
+        started.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&started.body)
+    );
+    let target = started.json();
+    assert_eq!(target["blobName"], "gateway/logger/today.log");
+    let put = blob_request(
+        &emulator,
+        "PUT",
+        &target,
+        "",
+        &[("x-ms-blob-type", "BlockBlob")],
+        b"log",
+    )
+    .await;
+    assert_eq!(put.status, 201);
+    // The device's own credential cannot complete the module's upload.
+    let as_device = device_post(
+        &emulator,
+        "gateway",
+        "/devices/gateway/files/notifications",
+        &json!({"correlationId": target["correlationId"], "isSuccess": true}),
+    )
+    .await;
+    assert!(
+        matches!(as_device.status, 400 | 401),
+        "{}",
+        as_device.status
+    );
+    let done = post(
+        "/devices/gateway/modules/logger/files/notifications".into(),
+        json!({"correlationId": target["correlationId"], "isSuccess": true}),
+    )
+    .await;
+    assert_eq!(done.status, 204, "{}", String::from_utf8_lossy(&done.body));
+    // Another module's path with this module's token is refused.
+    let other = post(
+        "/devices/gateway/modules/other/files".into(),
+        json!({"blobName": "x"}),
+    )
+    .await;
+    assert_eq!(other.status, 401);
+}

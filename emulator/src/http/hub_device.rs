@@ -118,8 +118,13 @@ fn admitted<'c, Op>(
         )));
     }
     let device_id = segments.get(1).copied().unwrap_or_default();
+    // `/devices/{id}/modules/{moduleId}/…`: the module proves itself (file upload).
+    let module_id = segments
+        .get(2)
+        .filter(|s| s.eq_ignore_ascii_case("modules"))
+        .and(segments.get(3).copied());
     let (hub, identity) =
-        authenticate(ctx, req, device_id).map_err(|e| Box::new(reply::hub_error(&e)))?;
+        authenticate(ctx, req, device_id, module_id).map_err(|e| Box::new(reply::hub_error(&e)))?;
     Ok(Admitted {
         hub,
         identity,
@@ -127,15 +132,17 @@ fn admitted<'c, Op>(
     })
 }
 
-/// The hub named by `Host` (or the only one) and the device proven for the path's id. The
-/// SAS `sr` or certificate must match that device, so a device cannot act for another.
+/// The hub named by `Host` (or the only one) and the device (or module) proven for the path's
+/// ids. The SAS `sr` or certificate must match that identity, so a device cannot act for
+/// another.
 fn authenticate<'c>(
     ctx: &'c HttpContext,
     req: &Request<'_>,
     device_id: &str,
+    module_id: Option<&str>,
 ) -> Result<(&'c Hub, DeviceIdentity), HubError> {
     let hub = ctx.hubs.for_host(req.host())?;
-    match hub.authenticate_device(device_id, None, req.credential(), SystemTime::now()) {
+    match hub.authenticate_device(device_id, module_id, req.credential(), SystemTime::now()) {
         Ok(identity) => Ok((hub, identity)),
         Err(AuthError::DeviceDisabled(_)) => Err(HubError::device_disabled(device_id)),
         Err(e) => {

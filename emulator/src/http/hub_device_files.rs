@@ -10,6 +10,8 @@
 //!   is over; a successful one becomes a notification for the service. The Node SDK puts the
 //!   correlation id in the path instead (`…/files/notifications/{correlationId}`) and the C
 //!   SDK adds a trailing slash to both routes; all are accepted.
+//! * The same under `/devices/{id}/modules/{moduleId}/files…` for a module, which proves itself
+//!   with its own SAS or certificate; its blobs go under `{deviceId}/{moduleId}/`.
 //!
 //! Both answer only once the upload's record is stored (`Pending::durable`).
 
@@ -67,6 +69,14 @@ impl DeviceGroup for Files {
             }
             (&Method::POST, ["devices", _, "files", "notifications", _]) => {
                 Some(FilesOperation::Complete(segments.get(4).copied()))
+            }
+            // The module variant: the module proves itself (`hub_device::admitted`).
+            (&Method::POST, ["devices", _, "modules", _, "files"]) => Some(FilesOperation::Start),
+            (&Method::POST, ["devices", _, "modules", _, "files", "notifications"]) => {
+                Some(FilesOperation::Complete(None))
+            }
+            (&Method::POST, ["devices", _, "modules", _, "files", "notifications", _]) => {
+                Some(FilesOperation::Complete(segments.get(6).copied()))
             }
             _ => None,
         }

@@ -144,7 +144,10 @@ impl Target {
                 _,
                 ["devices", _, "files"]
                 | ["devices", _, "files", "notifications"]
-                | ["devices", _, "files", "notifications", _],
+                | ["devices", _, "files", "notifications", _]
+                | ["devices", _, "modules", _, "files"]
+                | ["devices", _, "modules", _, "files", "notifications"]
+                | ["devices", _, "modules", _, "files", "notifications", _],
             ) => Target::HubFiles,
             // `devices/query` is a device id for every method but POST.
             (&Method::POST, ["devices", "query"]) => Target::HubQuery,

@@ -94,6 +94,9 @@ impl Default for FileUploadSettings {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ActiveUpload {
     pub device_id: String,
+    /// The module that started it, for the module variant of the routes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module_id: Option<String>,
     pub host: String,
     pub container: String,
     pub blob_name: String,
@@ -238,7 +241,12 @@ impl Hub {
         check_blob_name(blob_name)?;
         let device_id = identity.device_id();
         let settings = &self.file_upload;
-        let blob_name = format!("{device_id}/{blob_name}");
+        // A module's blobs go under its own folder in the device's (chosen: Azure does not
+        // document the module variant's names).
+        let blob_name = match identity.module_id() {
+            None => format!("{device_id}/{blob_name}"),
+            Some(module_id) => format!("{device_id}/{module_id}/{blob_name}"),
+        };
         if blob_name.len() > MAX_BLOB_NAME {
             return Err(HubError::argument_invalid(format!(
                 "The blob name may be at most {MAX_BLOB_NAME} characters with the device id"
@@ -282,6 +290,7 @@ impl Hub {
         let correlation_id = uuid::Uuid::new_v4().simple().to_string();
         let upload = ActiveUpload {
             device_id: device_id.to_owned(),
+            module_id: identity.module_id().map(str::to_owned),
             host: host.clone(),
             container: settings.container.clone(),
             blob_name: blob_name.clone(),
@@ -310,7 +319,10 @@ impl Hub {
             .file_uploads
             .get(&outcome.correlation_id)
             .map(|u| u.clone())
-            .filter(|u| u.device_id == identity.device_id())
+            .filter(|u| {
+                u.device_id == identity.device_id()
+                    && u.module_id.as_deref() == identity.module_id()
+            })
             .ok_or_else(|| HubError::unknown_file_upload(&outcome.correlation_id))?;
         let pending = self.save_file_upload(&outcome.correlation_id, None)?;
         tracing::debug!(
