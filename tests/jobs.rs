@@ -410,3 +410,47 @@ async fn jobs_survive_a_restart_with_a_data_dir() {
     emulator.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn devices_wait_side_by_side_and_time_out_with_the_job() {
+    let emulator = start_emulator(None).await;
+    for id in ["late-1", "late-2"] {
+        let _ = quickstart_device(&emulator, id, None);
+    }
+    let created = hub_rest(
+        &emulator,
+        "PUT",
+        "/jobs/v2/waiting-job",
+        &[],
+        json!({"type": "scheduleDeviceMethod", "queryCondition": "deviceId IN ['late-1', 'late-2']",
+               "cloudToDeviceMethod": {"methodName": "m", "connectTimeoutInSeconds": 60, "responseTimeoutInSeconds": 5},
+               "maxExecutionTimeInSeconds": 30}),
+    )
+    .await;
+    assert_eq!(created.status, 200);
+    // Both devices are waiting for their device to connect at once, not one after the other.
+    within("both devices running", async {
+        loop {
+            let job = hub_rest(&emulator, "GET", "/jobs/v2/waiting-job", &[], Value::Null)
+                .await
+                .json();
+            if job["deviceJobStatistics"]["runningCount"] == 2 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    emulator.advance(Duration::from_secs(31)).await.unwrap();
+    let done = wait_for_status(&emulator, "waiting-job", "completed").await;
+    assert_eq!(done["deviceJobStatistics"]["failedCount"], 2);
+    let rows = query(
+        &emulator,
+        "SELECT * FROM devices.jobs WHERE devices.jobs.jobId = 'waiting-job'",
+    )
+    .await
+    .json();
+    for row in rows.as_array().unwrap() {
+        assert_eq!(row["error"]["code"], "JobTimedOut", "{row}");
+    }
+}

@@ -3,11 +3,12 @@
 //!
 //! A job is created `queued` (as Azure answers, whatever its start time), runs once its start
 //! time has come on the emulator's clock (`crate::clock`: an advance starts it), selects its
-//! devices then (`*` selects all), applies its action to each in device-id order, and ends
+//! devices then (`*` selects all), applies its action to each, and ends
 //! `completed` — also when devices failed, which their own status says (`failed` with an
-//! error, e.g. `DeviceNotOnline`), as Azure's job status only says the job ran. A cancel
-//! stops it before its next device; devices not reached are `canceled`. Devices still waiting
-//! when `maxExecutionTimeInSeconds` has passed since the start fail with `JobTimedOut`.
+//! error, e.g. `DeviceNotOnline`), as Azure's job status only says the job ran. Devices are
+//! handled side by side, up to 256 at once, so a method job's connect timeouts do not add
+//! up. A cancel stops devices not yet started (`canceled`). Devices not done when
+//! `maxExecutionTimeInSeconds` has passed since the start fail with `JobTimedOut`.
 //!
 //! Each hub runs its jobs from one task ([`Hub::run_jobs`]), woken when a job is created or
 //! the clock moves. Jobs are kept (durably with `--data-dir`) until [`MAX_KEPT_JOBS`] finished
@@ -450,29 +451,48 @@ impl Hub {
         };
         tracing::info!(hub = %self.host_name, job = %id, devices = job.devices.len(), "job running");
         let deadline = job.start + job.max_execution;
-        for device in job.devices.iter().map(|d| d.device_id.clone()) {
-            let now = self.clock.now();
-            if self.job_status(&id) != Some(JobStatus::Running) {
-                break;
-            }
-            if now >= deadline {
-                self.set_device_outcome(
-                    &id,
-                    &device,
+        // Devices are handled side by side (a method call may wait for its device to connect),
+        // at most this many at once.
+        const PARALLEL: usize = 256;
+        let hub: &Hub = &self;
+        let handle_device = |device: String| {
+            let (id, action) = (&id, &job.action);
+            async move {
+                let this = hub;
+                if this.job_status(id) != Some(JobStatus::Running) {
+                    return;
+                }
+                let left = deadline
+                    .duration_since(this.clock.now())
+                    .unwrap_or(Duration::ZERO);
+                this.set_device_outcome(id, &device, DeviceJobStatus::Running, None, None);
+                let timed_out = (
                     DeviceJobStatus::Failed,
                     None,
                     Some((
                         "JobTimedOut",
-                        "the job's maxExecutionTimeInSeconds passed before this device was reached"
+                        "the job's maxExecutionTimeInSeconds passed before this device was done"
                             .to_owned(),
                     )),
                 );
-                continue;
+                let (status, response, error) = if left.is_zero() {
+                    timed_out
+                } else {
+                    tokio::select! {
+                        outcome = this.apply_job_action(action, &device) => outcome,
+                        () = this.clock.sleep(left) => timed_out,
+                    }
+                };
+                this.set_device_outcome(id, &device, status, response, error);
             }
-            self.set_device_outcome(&id, &device, DeviceJobStatus::Running, None, None);
-            let (status, response, error) = self.apply_job_action(&job.action, &device).await;
-            self.set_device_outcome(&id, &device, status, response, error);
-        }
+        };
+        let devices: Vec<String> = job.devices.iter().map(|d| d.device_id.clone()).collect();
+        futures_util::StreamExt::for_each_concurrent(
+            futures_util::stream::iter(devices),
+            PARALLEL,
+            handle_device,
+        )
+        .await;
         let end = self.clock.now();
         if let Some(job) = self.update_job(&id, |job| {
             if job.status == JobStatus::Running {
