@@ -604,8 +604,51 @@ async function collectFeedback(service, checkRecord = (r) => r) {
   return { records, errors };
 }
 
+// --- official samples, vendored unmodified (conformance/vendor/azure-iot-samples) ----------------
+
+const SAMPLES = require('path').join(__dirname, '..', 'vendor', 'azure-iot-samples', 'node');
+
+/**
+ * Runs the vendored official sample `name` as a user would — `node <name>` in a scratch directory
+ * holding a copy — with `envVars` added to the scenario's environment, until it exits or
+ * `until(output)` is true (samples that keep timers alive); then it is stopped. Resolves with its
+ * output; fails on a non-zero exit or after `ms`.
+ */
+function runOfficialSample(s, name, envVars, { ms = 60000, until = null } = {}) {
+  const fs = require('fs');
+  const os = require('os');
+  const path = require('path');
+  const { spawn } = require('child_process');
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'iotemu-sample-'));
+  fs.copyFileSync(path.join(SAMPLES, name), path.join(scratch, name));
+  s.info(`running the official sample ${name} in ${scratch}`);
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [name], { cwd: scratch, env: { ...process.env, ...envVars }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    let done = false;
+    const finish = (err) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      child.kill('SIGTERM');
+      fs.rmSync(scratch, { recursive: true, force: true });
+      for (const line of output.split('\n').slice(-40)) s.info(`  | ${line}`);
+      if (err) reject(err); else resolve(output);
+    };
+    const timer = setTimeout(() => finish(new ScenarioFailure(`the sample ${name} did not finish within ${ms / 1000} s`)), ms);
+    const take = (d) => {
+      output += d;
+      if (until && until(output)) finish(null);
+    };
+    child.stdout.on('data', take);
+    child.stderr.on('data', take);
+    child.on('exit', (code) => finish(code === 0 || code === null ? null : new ScenarioFailure(`the sample ${name} exited ${code}`)));
+  });
+}
+
 module.exports = {
   SDK,
+  runOfficialSample,
   newKey,
   viaCallback,
   waitUntil,

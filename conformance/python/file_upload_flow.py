@@ -13,6 +13,8 @@ samples/async-hub-scenarios/upload_to_blob.py does:
   * `notify_blob_upload_status(correlationId, True, 200, "OK: …")`, 204.
 A second upload to the same name raises ResourceExistsError (409 BlobAlreadyExists), and the
 sample's error path reports it with `notify_blob_upload_status(correlationId, False, 409, reason)`.
+Then the official sample upload_to_blob.py (conformance/vendor/azure-iot-samples, unmodified) runs
+with the device's connection string and uploads its `fakeBlobName12`.
 Built-in store: the control port (GET /blobs) lists the blob once, with the first upload's bytes.
 Azurite: the container is created first with the storage SDK (a hub's linked container must exist,
 as on Azure), the SAS URL points at Azurite (https://127.0.0.1:10000/devstoreaccount1/…), and the
@@ -99,10 +101,16 @@ async def main(scenario):
         await device.notify_blob_upload_status(second["correlationId"], False, ex.status_code, str(ex.reason))
     await device.shutdown()
 
+    scenario.step("the official sample upload_to_blob.py, unmodified, with IOTHUB_DEVICE_CONNECTION_STRING")
+    output = await harness.run_official_sample(scenario, "upload_to_blob.py", {"IOTHUB_DEVICE_CONNECTION_STRING": device_cs})
+    check("'status_code': 200" in output, "the sample did not report status_code 200")
+    sample_blob = "{}/fakeBlobName12".format(device_id)
+
     name = storage_info["blobName"]
     if storage:
-        scenario.step("the blob in Azurite holds the first upload's bytes (BlobClient.download_blob)")
+        scenario.step("the blobs in Azurite hold the uploaded bytes (BlobClient.download_blob)")
         expect_equal("content of {}".format(name), await in_thread(download, storage, container, name), content)
+        expect_equal("content of " + sample_blob, await in_thread(download, storage, container, sample_blob), b"Hello, World!")
         return
     scenario.step("GET /blobs lists the blob once, with the first upload's bytes")
     status, listed = await harness.control_get_async("/blobs")
@@ -111,6 +119,8 @@ async def main(scenario):
     expect_equal("entries for {}".format(name), len(entries), 1)
     expect_equal("size of {}".format(name), entries[0]["size"], len(content))
     expect_equal("container", entries[0]["container"], container)
+    status, served = await harness.control_get_async("/blobs/{}/{}".format(container, sample_blob))
+    expect_equal("the sample's blob", (status, served), (200, "Hello, World!"))
 
 
 def run(name):
