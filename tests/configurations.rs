@@ -357,26 +357,10 @@ async fn configuration_content_goes_onto_edge_module_twins() {
     );
 }
 
-/// Starts on `dir`, waiting while a previous emulator's sessions still hold its lock.
-async fn start_on(dir: &std::path::Path) -> iotemu::Emulator {
-    for _ in 0..100 {
-        if let Ok(emulator) = iotemu::Emulator::builder()
-            .quickstart_fixture()
-            .data_dir(dir)
-            .start()
-            .await
-        {
-            return emulator;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("emulator did not start on {}", dir.display());
-}
-
 #[tokio::test]
 async fn what_a_configuration_wrote_is_remembered_across_a_restart() {
     let dir = std::env::temp_dir().join(format!("iotemu-configurations-{}", uuid::Uuid::new_v4()));
-    let emulator = start_on(&dir).await;
+    let emulator = start_on_data_dir(&dir).await;
     let _ = quickstart_device(&emulator, "kept", None);
     let created = put(
         &emulator,
@@ -391,7 +375,7 @@ async fn what_a_configuration_wrote_is_remembered_across_a_restart() {
     .await;
     emulator.shutdown().await;
 
-    let emulator = start_on(&dir).await;
+    let emulator = start_on_data_dir(&dir).await;
     assert_eq!(
         hub_rest(
             &emulator,

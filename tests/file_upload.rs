@@ -367,26 +367,10 @@ async fn ten_uploads_at_once_is_the_limit() {
     }
 }
 
-/// Starts on `dir`, waiting while a previous emulator's sessions still hold its lock.
-async fn start_on(dir: &std::path::Path) -> iotemu::Emulator {
-    for _ in 0..100 {
-        if let Ok(emulator) = iotemu::Emulator::builder()
-            .quickstart_fixture()
-            .data_dir(dir)
-            .start()
-            .await
-        {
-            return emulator;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("emulator did not start on {}", dir.display());
-}
-
 #[tokio::test]
 async fn uploads_survive_a_restart_with_a_data_dir() {
     let dir = std::env::temp_dir().join(format!("iotemu-upload-{}", uuid::Uuid::new_v4()));
-    let emulator = start_on(&dir).await;
+    let emulator = start_on_data_dir(&dir).await;
     provision(&emulator, "durable");
     let target = start_upload(&emulator, "durable", "kept.txt").await;
     let put = [("x-ms-blob-type", "BlockBlob")];
@@ -408,7 +392,7 @@ async fn uploads_survive_a_restart_with_a_data_dir() {
     assert_eq!(block.status, 201);
     emulator.shutdown().await;
 
-    let emulator = start_on(&dir).await;
+    let emulator = start_on_data_dir(&dir).await;
     let blob = emulator
         .blobs()
         .get("fileuploads", "durable/kept.txt")

@@ -361,26 +361,10 @@ async fn bad_jobs_are_refused_and_nothing_is_created() {
     assert_eq!(export.status, 501);
 }
 
-/// Starts on `dir`, waiting while a previous emulator's sessions still hold its lock.
-async fn start_on(dir: &std::path::Path) -> iotemu::Emulator {
-    for _ in 0..100 {
-        if let Ok(emulator) = iotemu::Emulator::builder()
-            .quickstart_fixture()
-            .data_dir(dir)
-            .start()
-            .await
-        {
-            return emulator;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("emulator did not start on {}", dir.display());
-}
-
 #[tokio::test]
 async fn jobs_survive_a_restart_with_a_data_dir() {
     let dir = std::env::temp_dir().join(format!("iotemu-jobs-{}", uuid::Uuid::new_v4()));
-    let emulator = start_on(&dir).await;
+    let emulator = start_on_data_dir(&dir).await;
     let _ = quickstart_device(&emulator, "kept", None);
     let start = iotemu::internals::timefmt::utc_timestamp(
         std::time::SystemTime::now() + Duration::from_secs(3600),
@@ -396,7 +380,7 @@ async fn jobs_survive_a_restart_with_a_data_dir() {
     assert_eq!(created.status, 200);
     emulator.shutdown().await;
 
-    let emulator = start_on(&dir).await;
+    let emulator = start_on_data_dir(&dir).await;
     assert_eq!(
         wait_for_status(&emulator, "kept-job", "queued").await["jobId"],
         "kept-job"

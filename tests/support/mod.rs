@@ -925,3 +925,24 @@ pub fn create_sas_module(emulator: &Emulator, device_id: &str, module_id: &str) 
         .expect("the module is created");
     module.sas_keys()[0].to_base64()
 }
+
+/// The quickstart emulator on the data directory `dir`, waiting while a previous emulator's
+/// sessions still hold the directory's lock (they end right after its shutdown).
+pub async fn start_on_data_dir(dir: &std::path::Path) -> Emulator {
+    let mut last = None;
+    for _ in 0..100 {
+        match Emulator::builder()
+            .quickstart_fixture()
+            .data_dir(dir)
+            .start()
+            .await
+        {
+            Ok(emulator) => return emulator,
+            Err(e) => {
+                last = Some(e.to_string());
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    panic!("emulator did not start on {}: {last:?}", dir.display());
+}
