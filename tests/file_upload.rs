@@ -514,3 +514,57 @@ async fn a_module_uploads_under_its_own_folder_with_its_own_credential() {
     .await;
     assert_eq!(other.status, 401);
 }
+
+#[tokio::test]
+async fn uploads_in_flight_share_a_memory_budget() {
+    use tokio::io::AsyncWriteExt;
+    let emulator = start_emulator(None).await;
+    provision(&emulator, "hog");
+    let target = start_upload(&emulator, "hog", "big.bin").await;
+    let path = format!(
+        "/{}/{}{}",
+        target["containerName"].as_str().unwrap(),
+        target["blobName"].as_str().unwrap(),
+        target["sasToken"].as_str().unwrap()
+    );
+    // Four uploads that announce 64 MiB each and then send nothing hold the whole budget.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let port = emulator.https_port().unwrap();
+        let mut stream = tls_connect(&emulator, port, None, vec![b"http/1.1".to_vec()]).await;
+        let head = format!(
+            "PUT {path} HTTP/1.1\r\nHost: localhost\r\nx-ms-blob-type: BlockBlob\r\nContent-Length: {}\r\n\r\n",
+            64 * 1024 * 1024
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.flush().await.unwrap();
+        held.push(stream);
+    }
+    let put = [("x-ms-blob-type", "BlockBlob")];
+    let busy = within("a refused upload", async {
+        loop {
+            let answer = blob_request(&emulator, "PUT", &target, "", &put, b"small").await;
+            if answer.status != 201 {
+                return answer;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(
+        (busy.status, busy.header("x-ms-error-code")),
+        (503, Some("ServerBusy"))
+    );
+    // Closed, they give their share back.
+    drop(held);
+    within("an accepted upload", async {
+        while blob_request(&emulator, "PUT", &target, "", &put, b"small")
+            .await
+            .status
+            != 201
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}

@@ -11,8 +11,9 @@
 //! | `GET` (optional `x-ms-range` / `Range`)   | Get Blob → 200 / 206 | `r`            |
 //! | `HEAD`                                    | Get Blob Properties  | `r`            |
 //!
-//! The only credential is a service SAS in the query (`auth::blob_sas`), checked on the head
-//! before the body is read. `If-None-Match: *` on Put Blob (the Python SDK's default,
+//! The only credential is a service SAS in the query, which the store checks
+//! (`storage::access`) on the head, before the body is read — and an upload's body is read
+//! only within the store's budget of bytes in flight (503 ServerBusy beyond). `If-None-Match: *` on Put Blob (the Python SDK's default,
 //! `overwrite=False`) refuses to replace a blob: 409 BlobAlreadyExists. Headers the store
 //! does not act on (`x-ms-encryption-algorithm`, which the Node SDK sends without a key,
 //! `Content-MD5`) are ignored. Errors are Azure Storage's: the status, `x-ms-error-code` and an
@@ -20,7 +21,6 @@
 
 use std::time::SystemTime;
 
-use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -29,12 +29,9 @@ use hyper::{Method, Response, StatusCode};
 use super::HttpContext;
 use super::reply::Reply;
 use super::request::{BodyError, Request};
-use crate::auth::blob_sas::{self, BlobPermissions, BlobSasError};
 use crate::query;
-use crate::storage::{
-    BUILT_IN_ACCOUNT, BUILT_IN_ACCOUNT_KEY, BlobStore, MAX_BLOB_BYTES, StorageError, StoredBlob,
-    block_list,
-};
+use crate::storage::access::BlobAccess;
+use crate::storage::{BlobStore, MAX_BLOB_BYTES, StorageError, StoredBlob, block_list};
 use crate::timefmt::http_date;
 
 /// The service version the store answers as when the client names none.
@@ -71,25 +68,27 @@ pub(super) async fn handle(ctx: &HttpContext, mut req: Request<'_>, body: Incomi
         Ok(operation) => operation,
         Err(e) => return respond(error(&e)),
     };
-    let permissions = match authorize(&req, &container, &blob, now) {
-        Ok(permissions) => permissions,
-        Err(e) => return respond(error(&e)),
+    let access = match operation {
+        Operation::GetBlob | Operation::GetProperties => BlobAccess::Read,
+        Operation::PutBlob => BlobAccess::Put,
+        Operation::PutBlock(_) | Operation::PutBlockList => BlobAccess::Write,
     };
-    let allowed = match operation {
-        Operation::GetBlob | Operation::GetProperties => permissions.read,
-        // Create may only make a blob that is not there yet.
-        Operation::PutBlob => {
-            permissions.write || (permissions.create && store.get(&container, &blob).is_none())
-        }
-        Operation::PutBlock(_) | Operation::PutBlockList => permissions.write,
-    };
-    if !allowed {
-        return respond(error(&StorageError::new(
-            403,
-            "AuthorizationPermissionMismatch",
-            "This request is not authorized to perform this operation using this permission.",
-        )));
+    let query = (!req.query.is_empty()).then_some(req.query.as_str());
+    if let Err(e) = store.authorize(query, &container, &blob, access, now) {
+        return respond(error(&e));
     }
+    // The body is held in memory while it arrives: only within the store's upload budget.
+    let _budget = if access == BlobAccess::Read {
+        None
+    } else {
+        let declared = req
+            .header("content-length")
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        match store.reserve_upload(declared) {
+            Ok(permit) => Some(permit),
+            Err(e) => return respond(super::reply::closing(error(&e))),
+        }
+    };
     if let Err(e) = req
         .read_body(body, MAX_BLOB_BYTES, ctx.limits.body_timeout)
         .await
@@ -149,32 +148,6 @@ fn not_implemented(what: &str) -> StorageError {
             "iotemu's built-in blob store does not serve {what}: only Put Blob, Put Block, Put Block List, Get Blob and Get Blob Properties of block blobs."
         ),
     )
-}
-
-/// The SAS in the query, for this blob of the built-in account.
-fn authorize(
-    req: &Request<'_>,
-    container: &str,
-    blob: &str,
-    now: SystemTime,
-) -> Result<BlobPermissions, StorageError> {
-    let key = base64::engine::general_purpose::STANDARD
-        .decode(BUILT_IN_ACCOUNT_KEY)
-        .unwrap_or_default();
-    let query = (!req.query.is_empty()).then_some(req.query.as_str());
-    blob_sas::verify(query, BUILT_IN_ACCOUNT, &key, container, blob, now).map_err(|e| {
-        let (status, code) = match e {
-            BlobSasError::Missing => (403, "NoAuthenticationInformation"),
-            _ => (403, "AuthenticationFailed"),
-        };
-        StorageError::new(
-            status,
-            code,
-            format!(
-                "Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature.\nAuthenticationErrorDetail: {e}"
-            ),
-        )
-    })
 }
 
 async fn put_blob(

@@ -24,7 +24,7 @@ use super::error::HubError;
 use super::{DeviceIdentity, Hub};
 use crate::auth::blob_sas::{self, BlobGrant};
 use crate::pending::Pending;
-use crate::storage::{BUILT_IN_ACCOUNT, BUILT_IN_ACCOUNT_KEY};
+use crate::storage::BUILT_IN_ACCOUNT;
 use crate::timefmt::utc_timestamp;
 
 /// Azure's limit on uploads a device may have in progress (403006).
@@ -264,13 +264,11 @@ impl Hub {
             return Err(HubError::too_many_file_uploads());
         }
         let (account, key, host) = match &settings.storage {
-            UploadStorage::BuiltIn => {
-                use base64::Engine as _;
-                let key = base64::engine::general_purpose::STANDARD
-                    .decode(BUILT_IN_ACCOUNT_KEY)
-                    .unwrap_or_default();
-                (BUILT_IN_ACCOUNT, key, authority.to_owned())
-            }
+            UploadStorage::BuiltIn => (
+                BUILT_IN_ACCOUNT,
+                self.storage.account_key().to_vec(),
+                authority.to_owned(),
+            ),
             UploadStorage::Account { name, key, host } => {
                 (name.as_str(), key.clone(), host.clone())
             }

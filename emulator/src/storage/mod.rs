@@ -2,20 +2,23 @@
 //! (or Azurite) account: a minimal Azure Blob service, just what the device SDKs' upload path
 //! uses — Put Blob, Put Block, Put Block List, Get Blob — for block blobs in the containers
 //! the hubs name (docs/file-upload.md). Requests are authorised by a service SAS for the
-//! blob, signed with the account's well-known key (`auth::blob_sas`); the HTTPS transport
-//! (`http::blob`) checks it and maps [`StorageError`] to Azure Storage's XML errors.
+//! blob, signed with the account's well-known key, which the store checks ([`access`]); the
+//! HTTPS transport (`http::blob`) maps [`StorageError`] to Azure Storage's XML errors.
 //!
 //! Writes follow the domain write path (`persistence`): validated, submitted to the store,
 //! then published; the transport answers 201 only once the returned [`Pending`] is durable.
 //! Uncommitted blocks are stored too (one entry each), and Put Block List commits the blob
 //! and drops its blocks in one atomic apply.
 
+pub(crate) mod access;
 pub(crate) mod block_list;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
+
+use base64::Engine as _;
 
 use bytes::Bytes;
 use dashmap::DashMap;
@@ -129,6 +132,10 @@ pub struct BlobStore {
     /// Makes each ETag different from the last, however close two writes come.
     etag_counter: AtomicU64,
     persistence: Arc<Persistence>,
+    /// [`BUILT_IN_ACCOUNT_KEY`], decoded once.
+    account_key: Vec<u8>,
+    /// Upload bytes that may be in flight at once (`access`).
+    upload_budget: tokio::sync::Semaphore,
 }
 
 impl Default for BlobStore {
@@ -153,6 +160,10 @@ impl BlobStore {
             held_bytes: AtomicU64::new(0),
             etag_counter: AtomicU64::new(0),
             persistence,
+            account_key: base64::engine::general_purpose::STANDARD
+                .decode(BUILT_IN_ACCOUNT_KEY)
+                .expect("the built-in account key is base64"),
+            upload_budget: tokio::sync::Semaphore::new(access::UPLOAD_BUDGET_UNITS),
         }
     }
 
@@ -496,7 +507,6 @@ fn check_size(len: usize) -> Result<(), StorageError> {
 
 /// A block id is base64 of at most [`MAX_BLOCK_ID_BYTES`] bytes.
 fn check_block_id(id: &str) -> Result<(), StorageError> {
-    use base64::Engine as _;
     let decoded = base64::engine::general_purpose::STANDARD.decode(id);
     match decoded {
         Ok(raw) if !raw.is_empty() && raw.len() <= MAX_BLOCK_ID_BYTES => Ok(()),
