@@ -20,6 +20,7 @@ use std::time::Duration;
 use hyper::Method;
 use serde_json::{Map, Value};
 
+use super::hub_methods::MethodInvocation;
 use super::hub_service::{Rights, ServiceGroup};
 use super::reply::{self, Reply};
 use super::request::Request;
@@ -31,9 +32,6 @@ use crate::timefmt::parse_utc;
 
 const JOB_WRITE: Rights = &["RegistryWrite", "ServiceConnect"];
 const JOB_READ: Rights = &["RegistryRead", "ServiceConnect"];
-
-/// Longest method response timeout a job may ask for, as for a direct method call.
-const MAX_METHOD_TIMEOUT: u64 = 300;
 
 /// Page size without `x-ms-max-item-count`.
 const DEFAULT_PAGE: usize = 100;
@@ -150,32 +148,22 @@ fn job_spec(path_id: &str, body: &[u8]) -> Result<JobSpec, HubError> {
             }
         }
         Some("scheduleDeviceMethod") => {
+            // The same body and timeout rules as a direct method call (`POST …/methods`).
             let method = request
                 .get("cloudToDeviceMethod")
-                .and_then(Value::as_object)
+                .filter(|m| m.is_object())
                 .ok_or_else(
                     || bad("A scheduleDeviceMethod job needs cloudToDeviceMethod".into()),
                 )?;
-            let method_name = method
-                .get("methodName")
-                .and_then(Value::as_str)
-                .filter(|n| !n.is_empty())
-                .ok_or_else(|| bad("cloudToDeviceMethod.methodName is required".into()))?;
+            let invocation = MethodInvocation::from_body(method.to_string().as_bytes())?;
+            if invocation.method_name.is_empty() {
+                return Err(bad("cloudToDeviceMethod.methodName is required".into()));
+            }
             JobAction::DeviceMethod {
-                method_name: method_name.to_owned(),
-                payload: method.get("payload").cloned().unwrap_or(Value::Null),
-                response_timeout: seconds(
-                    method.get("responseTimeoutInSeconds"),
-                    "responseTimeoutInSeconds",
-                    MAX_METHOD_TIMEOUT,
-                )?
-                .unwrap_or(Duration::from_secs(30)),
-                connect_timeout: seconds(
-                    method.get("connectTimeoutInSeconds"),
-                    "connectTimeoutInSeconds",
-                    MAX_METHOD_TIMEOUT,
-                )?
-                .unwrap_or(Duration::ZERO),
+                response_timeout: invocation.response_timeout(),
+                connect_timeout: invocation.connect_timeout(),
+                method_name: invocation.method_name,
+                payload: invocation.payload,
             }
         }
         other => {
