@@ -5,7 +5,6 @@
 
 use iotemu::WaitStored;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use iotemu::C2dMessage;
 use iotemu::Emulator;
@@ -18,32 +17,10 @@ fn data_dir() -> PathBuf {
     std::env::temp_dir().join(format!("iotemu-durable-{}", uuid::Uuid::new_v4()))
 }
 
-/// Starts on `dir`, waiting while a previous emulator's sessions still hold the directory's
-/// lock (they end right after its shutdown).
-async fn start_on(dir: &PathBuf) -> Emulator {
-    let mut last = None;
-    for _ in 0..100 {
-        match Emulator::builder()
-            .quickstart_fixture()
-            .retry_after(0)
-            .data_dir(dir)
-            .start()
-            .await
-        {
-            Ok(emulator) => return emulator,
-            Err(e) => {
-                last = Some(e.to_string());
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
-    panic!("emulator did not start on {}: {last:?}", dir.display());
-}
-
 #[tokio::test]
 async fn state_survives_a_restart_on_the_same_data_directory() {
     let dir = data_dir();
-    let first = start_on(&dir).await;
+    let first = start_on_data_dir(&dir).await;
     let ca = first.ca_pem().to_owned();
 
     // A DPS registration creates the hub device and the registration record.
@@ -103,7 +80,7 @@ async fn state_survives_a_restart_on_the_same_data_directory() {
     drop(hub);
     first.shutdown().await;
 
-    let second = start_on(&dir).await;
+    let second = start_on_data_dir(&dir).await;
     assert_eq!(second.ca_pem(), ca, "the emulator CA is kept");
     let hub = second.default_hub();
     let restored = hub.device(&device_id).expect("device kept");
@@ -167,7 +144,7 @@ async fn state_survives_a_restart_on_the_same_data_directory() {
 #[tokio::test]
 async fn two_emulators_cannot_share_a_data_directory() {
     let dir = data_dir();
-    let first = start_on(&dir).await;
+    let first = start_on_data_dir(&dir).await;
     let second = Emulator::builder()
         .quickstart_fixture()
         .data_dir(&dir)

@@ -926,13 +926,15 @@ pub fn create_sas_module(emulator: &Emulator, device_id: &str, module_id: &str) 
     module.sas_keys()[0].to_base64()
 }
 
-/// The quickstart emulator on the data directory `dir`, waiting while a previous emulator's
-/// sessions still hold the directory's lock (they end right after its shutdown).
+/// The quickstart emulator on the data directory `dir` (polls answered without waiting, as
+/// [`start_emulator`]), waiting while a previous emulator's sessions still hold the
+/// directory's lock (they end right after its shutdown).
 pub async fn start_on_data_dir(dir: &std::path::Path) -> Emulator {
     let mut last = None;
     for _ in 0..100 {
         match Emulator::builder()
             .quickstart_fixture()
+            .retry_after(0)
             .data_dir(dir)
             .start()
             .await
